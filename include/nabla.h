@@ -1,0 +1,258 @@
+/*
+ * nabla.h — the one public header of libnabla, a deep-learning framework in C.
+ *
+ * Conventions
+ *  - Shapes are int64_t arrays of length ndim (0 <= ndim <= NB_MAX_DIMS); NB_SHAPE(2, 3)
+ *    expands to the (ndim, shape) argument pair.  Negative dims count from the end, as in torch.
+ *  - Every function that makes a tensor puts it in the innermost open scope (see "Memory");
+ *    with no scope open the caller owns it and releases it with nb_tensor_free().
+ *  - A failing call returns NULL (or a status other than NB_OK) and leaves a thread-local error:
+ *    nb_error_code() / nb_error_message().  A call given a NULL tensor returns NULL and keeps the
+ *    first error, so a chain of calls can be checked once at its end.
+ *  - f32 is the working type.  f16, bf16, int8 storage exists for quantisation; int32 holds
+ *    indices (argmax, gather, index_select).
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_VERSION "0.1.0"
+#define NB_MAX_DIMS 8
+
+/* NB_SHAPE(2, 3) -> 2, (const int64_t[]){2, 3}: the (ndim, shape) pair of creation functions. */
+#define NB_SHAPE(...) \
+    ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))), ((const int64_t[]){__VA_ARGS__})
+/* NB_INDEX(1, 2) -> (const int64_t[]){1, 2}: an element index for nb_get / nb_set. */
+#define NB_INDEX(...) ((const int64_t[]){__VA_ARGS__})
+
+typedef enum { NB_F32, NB_F16, NB_BF16, NB_I8, NB_I32, NB_DTYPE_COUNT } nb_dtype;
+typedef enum { NB_CPU, NB_CUDA, NB_DEVICE_COUNT } nb_device;
+
+typedef enum {
+    NB_OK = 0,
+    NB_ERR_NULL,   /* a NULL or dead tensor was passed */
+    NB_ERR_SHAPE,  /* shapes do not fit the operation */
+    NB_ERR_DIM,    /* a dimension index is out of range */
+    NB_ERR_DTYPE,  /* the operation does not take that dtype */
+    NB_ERR_DEVICE, /* tensors on different devices, or a device that is not built */
+    NB_ERR_ARG,    /* any other bad argument (a step of 0, a negative size, ...) */
+    NB_ERR_GRAPH,  /* autograd misuse: backward on a non-scalar without a gradient, ... */
+    NB_ERR_SCOPE,  /* a tensor whose scope has ended, or unbalanced scopes */
+    NB_ERR_MEMORY, /* allocation failed */
+    NB_ERR_IO,     /* a file could not be read or written */
+    NB_ERR_COUNT
+} nb_status;
+
+typedef struct nb_tensor nb_tensor;
+
+/* ---------------------------------------------------------------- errors */
+
+nb_status nb_error_code(void);           /* last error of this thread, NB_OK if none */
+const char *nb_error_message(void);      /* "matmul: [64,784] @ [64,10]: inner sizes differ" */
+void nb_error_clear(void);
+const char *nb_status_name(nb_status s); /* "NB_ERR_SHAPE" */
+
+/* ---------------------------------------------------------------- memory
+ * A scope is an arena: every tensor and graph node made while it is the innermost open scope is
+ * released at once by nb_scope_end().  The arena keeps its blocks, so a training step that opens
+ * and closes a scope calls malloc zero times once warm.  Scopes nest (at most 32 deep).
+ */
+void nb_scope_begin(void);
+nb_status nb_scope_end(void);       /* NB_ERR_SCOPE if no scope is open */
+int nb_scope_depth(void);           /* 0 when no scope is open */
+/* Ends the innermost scope and returns a detached, contiguous copy of t owned by the enclosing
+ * scope (by the caller when none).  NULL if t is NULL or dead; the scope is ended regardless. */
+nb_tensor *nb_scope_end_keep(nb_tensor *t);
+/* A detached contiguous copy of t that the caller owns (free with nb_tensor_free). */
+nb_tensor *nb_persist(const nb_tensor *t);
+/* Releases a caller-owned tensor; views and graph nodes keep what they share alive.
+ * NULL and scope-owned tensors are ignored (their scope releases them). */
+void nb_tensor_free(nb_tensor *t);
+
+typedef struct {
+    uint64_t mallocs;   /* calls to the system allocator since start */
+    uint64_t frees;
+    size_t bytes_live;  /* bytes currently held from the system allocator */
+    size_t bytes_peak;
+} nb_alloc_stats;
+nb_alloc_stats nb_alloc_stats_get(void);
+/* Returns this thread's cached arena blocks to the system (no scope may be open). */
+void nb_release_memory(void);
+
+/* ---------------------------------------------------------------- random numbers
+ * Philox4x32-10, counter based: element i of a draw uses counter (offset + i), so the numbers
+ * depend on the seed and the order of draws only, never on the thread count.
+ */
+typedef struct {
+    uint64_t seed;
+    uint64_t offset; /* counters consumed so far */
+} nb_generator;
+void nb_manual_seed(uint64_t seed);
+nb_generator nb_rng_get_state(void);
+void nb_rng_set_state(nb_generator g);
+
+/* ---------------------------------------------------------------- creation */
+
+nb_tensor *nb_empty(int ndim, const int64_t *shape);
+nb_tensor *nb_zeros(int ndim, const int64_t *shape);
+nb_tensor *nb_ones(int ndim, const int64_t *shape);
+nb_tensor *nb_full(int ndim, const int64_t *shape, float value);
+nb_tensor *nb_arange(float start, float end, float step);          /* [start, end) 1-D */
+nb_tensor *nb_from_data(const float *data, int ndim, const int64_t *shape);   /* copies */
+nb_tensor *nb_from_int32(const int32_t *data, int ndim, const int64_t *shape); /* copies */
+nb_tensor *nb_rand(int ndim, const int64_t *shape);   /* U[0, 1) */
+nb_tensor *nb_randn(int ndim, const int64_t *shape);  /* N(0, 1) */
+nb_tensor *nb_bernoulli(const nb_tensor *p);          /* 1 with probability p, elementwise */
+nb_tensor *nb_zeros_like(const nb_tensor *t);
+nb_tensor *nb_ones_like(const nb_tensor *t);
+/* A contiguous copy in another dtype (f32 <-> f16, bf16, int8 by rounding, int32). */
+nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype);
+
+/* ---------------------------------------------------------------- inspection */
+
+int nb_ndim(const nb_tensor *t);
+const int64_t *nb_shape(const nb_tensor *t);
+const int64_t *nb_strides(const nb_tensor *t);    /* in elements */
+int64_t nb_size(const nb_tensor *t, int dim);     /* -1 with NB_ERR_DIM when out of range */
+int64_t nb_numel(const nb_tensor *t);
+nb_dtype nb_dtype_of(const nb_tensor *t);
+nb_device nb_device_of(const nb_tensor *t);
+const char *nb_dtype_name(nb_dtype d);             /* "float32" */
+bool nb_is_contiguous(const nb_tensor *t);
+bool nb_is_alive(const nb_tensor *t);              /* false for NULL and ended scopes */
+bool nb_shares_storage(const nb_tensor *a, const nb_tensor *b);
+/* Pointer to element 0 of an f32 tensor (respect nb_strides); NULL for other dtypes. */
+float *nb_data(nb_tensor *t);
+float nb_item(const nb_tensor *t);                 /* the value of a one-element tensor, NaN on error */
+float nb_get(const nb_tensor *t, const int64_t *index);           /* any dtype, as float */
+nb_status nb_set(nb_tensor *t, const int64_t *index, float value);
+/* Copies the elements in logical (row-major) order, as float; n must be >= numel. */
+nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n);
+/* Copies n = numel floats into t (which must be f32), in logical order. */
+nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n);
+nb_status nb_fill(nb_tensor *t, float value);
+
+/* Printing in torch's repr style: tensor([[1., 2.], [3., 4.]], requires_grad=True).
+ * nb_format returns the length it needs, like snprintf. */
+int nb_format(const nb_tensor *t, char *buf, size_t cap);
+nb_status nb_fprint(FILE *f, const nb_tensor *t);
+nb_status nb_print(const nb_tensor *t);
+
+/* ---------------------------------------------------------------- autograd
+ * As in torch: a leaf that requires grad gets .grad on backward, accumulated (+=) across calls
+ * until zeroed; an op with an input that requires grad records a node; a value used twice gets
+ * the sum of both contributions.  The graph lives as long as its scope, so backward may be called
+ * again on it (torch's retain_graph=True); backward after the scope ended is NB_ERR_SCOPE.
+ */
+nb_status nb_set_requires_grad(nb_tensor *t, bool requires_grad); /* leaves only */
+bool nb_requires_grad(const nb_tensor *t);
+bool nb_is_leaf(const nb_tensor *t);
+nb_tensor *nb_grad(const nb_tensor *t);          /* NULL when no gradient has been stored */
+nb_status nb_zero_grad(nb_tensor *t);            /* fills the stored gradient with zeros */
+nb_status nb_clear_grad(nb_tensor *t);           /* drops it (torch's grad = None) */
+const char *nb_grad_fn(const nb_tensor *t);      /* "MulBackward", NULL for leaves */
+/* Backward from a one-element tensor (gradient 1). */
+nb_status nb_backward(nb_tensor *t);
+/* Backward from any tensor with an upstream gradient of its shape. */
+nb_status nb_backward_grad(nb_tensor *t, const nb_tensor *grad);
+nb_tensor *nb_detach(nb_tensor *t);              /* shares storage, records nothing */
+bool nb_is_grad_enabled(void);
+bool nb_set_grad_enabled(bool enabled);          /* returns the previous setting */
+/* NB_NO_GRAD { ... } runs the block with recording off (do not leave it with break/return). */
+#define NB_NO_GRAD                                                                  \
+    for (int nb__once_ = (nb_set_grad_enabled(false) ? 1 : 2); nb__once_ > 0;       \
+         nb_set_grad_enabled(nb__once_ == 1), nb__once_ = 0)
+
+/* ---------------------------------------------------------------- ops
+ * Binary ops broadcast with NumPy's rules.  All results are f32 unless said otherwise.
+ */
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);      /* a ** b */
+nb_tensor *nb_add_scalar(nb_tensor *a, float s);
+nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
+nb_tensor *nb_pow_scalar(nb_tensor *a, float p);    /* a ** p */
+
+nb_tensor *nb_neg(nb_tensor *a);
+nb_tensor *nb_exp(nb_tensor *a);
+nb_tensor *nb_log(nb_tensor *a);
+nb_tensor *nb_sqrt(nb_tensor *a);
+nb_tensor *nb_abs(nb_tensor *a);
+nb_tensor *nb_sin(nb_tensor *a);
+nb_tensor *nb_cos(nb_tensor *a);
+nb_tensor *nb_tanh(nb_tensor *a);
+nb_tensor *nb_sigmoid(nb_tensor *a);
+nb_tensor *nb_relu(nb_tensor *a);
+nb_tensor *nb_clamp(nb_tensor *a, float min, float max); /* -INFINITY / INFINITY: no bound */
+
+/* Matrix product with torch.matmul's rules: 1-D operands are promoted, leading (batch)
+ * dimensions broadcast.  [.., n, k] @ [.., k, m] -> [.., n, m]. */
+nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
+
+/* Reductions.  The _dims forms reduce over n dims (n = 0 means all) and keep them as size 1
+ * when keepdim is true.  max/min pass the gradient to the maximal elements, split evenly on
+ * ties.  argmax returns int32 indices along dim (over the flattened tensor when dim is NB_ALL). */
+#define NB_ALL (-128)
+nb_tensor *nb_sum(nb_tensor *a);
+nb_tensor *nb_mean(nb_tensor *a);
+nb_tensor *nb_max(nb_tensor *a);
+nb_tensor *nb_min(nb_tensor *a);
+nb_tensor *nb_sum_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+nb_tensor *nb_mean_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+nb_tensor *nb_max_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+nb_tensor *nb_min_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+nb_tensor *nb_argmax(nb_tensor *a, int dim, bool keepdim);
+
+/* Softmax along dim, computed as exp(x - max) / sum so large logits do not overflow;
+ * log_softmax as x - max - log(sum(exp(x - max))). */
+nb_tensor *nb_softmax(nb_tensor *a, int dim);
+nb_tensor *nb_log_softmax(nb_tensor *a, int dim);
+
+/* Shape and views.  Views share storage with their input; reshape copies only when the strides
+ * do not allow a view; one entry of its shape may be -1. */
+nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape);
+nb_tensor *nb_view(nb_tensor *a, int ndim, const int64_t *shape); /* NB_ERR_SHAPE if no view */
+nb_tensor *nb_flatten(nb_tensor *a, int start_dim, int end_dim);
+nb_tensor *nb_transpose(nb_tensor *a, int dim0, int dim1);
+nb_tensor *nb_permute(nb_tensor *a, int ndim, const int *perm);
+nb_tensor *nb_slice(nb_tensor *a, int dim, int64_t start, int64_t end, int64_t step);
+nb_tensor *nb_expand(nb_tensor *a, int ndim, const int64_t *shape); /* -1 keeps a size */
+nb_tensor *nb_squeeze(nb_tensor *a, int dim);   /* dim = NB_ALL removes every size-1 dim */
+nb_tensor *nb_unsqueeze(nb_tensor *a, int dim);
+nb_tensor *nb_contiguous(nb_tensor *a);         /* a itself when already contiguous */
+nb_tensor *nb_concat(int n, nb_tensor *const *ts, int dim);
+nb_tensor *nb_stack(int n, nb_tensor *const *ts, int dim);
+
+/* Selection and comparison.  Comparisons return 0/1 as f32 and record no gradient. */
+nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b); /* cond != 0 ? a : b */
+nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
+/* out[i][j] = a[index[i][j]][j] for dim 0 (torch.gather); index is int32, same rank as a. */
+nb_tensor *nb_gather(nb_tensor *a, int dim, nb_tensor *index);
+/* Picks the slices index[k] (int32, 1-D) of a along dim (torch.index_select). */
+nb_tensor *nb_index_select(nb_tensor *a, int dim, nb_tensor *index);
+
+/* ---------------------------------------------------------------- runtime */
+
+int nb_get_num_threads(void);
+void nb_set_num_threads(int n);
+const char *nb_backend_info(void); /* "cpu: OpenBLAS 0.3.21, OpenMP, 2 threads" */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NABLA_H */

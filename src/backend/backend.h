@@ -1,0 +1,74 @@
+/*
+ * backend.h — the kernel interface.  Each device provides one nb_backend: plain functions on
+ * raw pointers, sizes and strides (never tensors), outputs first, gradients prefixed d.  Ops
+ * look the backend up by the device of their inputs and never test the device themselves.
+ *
+ * Layout words: "contiguous" means row-major with no gaps; (outer, r, inner) describes a
+ * contiguous array seen as [outer, r, inner] where the middle dim is reduced or normalised.
+ */
+#ifndef NB_BACKEND_H
+#define NB_BACKEND_H
+
+#include "nabla.h"
+
+typedef enum {
+    NB_UN_NEG, NB_UN_EXP, NB_UN_LOG, NB_UN_SQRT, NB_UN_ABS, NB_UN_SIN, NB_UN_COS,
+    NB_UN_TANH, NB_UN_SIGMOID, NB_UN_RELU,
+    NB_UN_POW,   /* x ** p0 */
+    NB_UN_CLAMP, /* min(max(x, p0), p1) */
+    NB_UN_ADDS,  /* x + p0 */
+    NB_UN_MULS,  /* x * p0 */
+    NB_UN_COUNT
+} nb_unary_op;
+
+typedef enum {
+    NB_BIN_ADD, NB_BIN_SUB, NB_BIN_MUL, NB_BIN_DIV, NB_BIN_POW,
+    NB_BIN_EQ, NB_BIN_NE, NB_BIN_LT, NB_BIN_LE, NB_BIN_GT, NB_BIN_GE,
+    NB_BIN_COUNT
+} nb_binary_op;
+
+typedef enum { NB_RED_SUM, NB_RED_MAX, NB_RED_MIN, NB_RED_COUNT } nb_reduce_op;
+
+typedef struct nb_backend {
+    const char *name;
+    /* y[i] = f(x[i]), contiguous */
+    void (*unary)(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1);
+    /* dx[i] = dy[i] * f'(x[i]); y = f(x) is passed for ops whose derivative reads it */
+    void (*unary_backward)(nb_unary_op op, float *dx, const float *x, const float *y,
+                           const float *dy, int64_t n, float p0, float p1);
+    /* out (contiguous, shape) = a op b; a, b read through strides (0 where broadcast) */
+    void (*binary)(nb_binary_op op, float *out, const float *a, const int64_t *sa, const float *b,
+                   const int64_t *sb, int ndim, const int64_t *shape);
+    /* out = c != 0 ? a : b, all read through strides */
+    void (*where)(float *out, const float *c, const int64_t *sc, const float *a, const int64_t *sa,
+                  const float *b, const int64_t *sb, int ndim, const int64_t *shape);
+    /* out = x, both read/written through strides; elem_size bytes per element */
+    void (*copy)(void *out, const int64_t *so, const void *x, const int64_t *sx, int ndim,
+                 const int64_t *shape, size_t elem_size);
+    /* out[i] = x[i with coordinate dim replaced by idx[i]]; out and idx contiguous of shape */
+    void (*gather)(float *out, const float *x, const int64_t *sx, const int32_t *idx, int ndim,
+                   const int64_t *shape, int dim);
+    /* dx[i with coordinate dim replaced by idx[i]] += dy[i]; dy and idx contiguous of shape */
+    void (*scatter_add)(float *dx, const int64_t *sdx, const float *dy, const int32_t *idx,
+                        int ndim, const int64_t *shape, int dim);
+    /* C = alpha op(A) op(B) + beta C, row-major, op = transpose when ta/tb */
+    void (*gemm)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+    /* out[o, i] = reduce over r of x[o, r, i] */
+    void (*reduce)(nb_reduce_op op, float *out, const float *x, int64_t outer, int64_t r,
+                   int64_t inner);
+    /* out[o, i] = first r index of the maximum of x[o, :, i] */
+    void (*argmax)(int32_t *out, const float *x, int64_t outer, int64_t r, int64_t inner);
+    /* softmax (or log-softmax) over r */
+    void (*softmax)(float *y, const float *x, int64_t outer, int64_t r, int64_t inner, bool log);
+    /* softmax: dx = y (dy - sum dy y);  log-softmax: dx = dy - exp(y) sum dy */
+    void (*softmax_backward)(float *dx, const float *y, const float *dy, int64_t outer, int64_t r,
+                             int64_t inner, bool log);
+    /* dst[i] += src[i] */
+    void (*accumulate)(float *dst, const float *src, int64_t n);
+} nb_backend;
+
+const nb_backend *nb__backend(nb_device device);
+extern const nb_backend nb__cpu_backend;
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * reduce.c — reductions, argmax and softmax over the middle dim of an (outer, r, inner) array.
+ * Determinism: every output element is reduced by one thread in a fixed order, and a long
+ * single row is cut into a fixed number of pieces (not one per thread) whose partial results
+ * are combined in order, so the bits do not depend on the thread count.
+ */
+#include "cpu.h"
+#include "strided.h"
+
+#include <math.h>
+
+#define N_PIECES 64
+
+static inline float combine(nb_reduce_op op, float acc, float v) {
+    switch (op) {
+    case NB_RED_SUM: return acc + v;
+    case NB_RED_MAX: return (v > acc || v != v) ? v : acc; /* NaN wins, as in torch */
+    default: return (v < acc || v != v) ? v : acc;
+    }
+}
+
+/* Reduces x[0..n) with stride 1.  Sums use 8 independent accumulators (a fixed order the
+ * compiler can vectorise) instead of one long dependency chain. */
+static float reduce_run(nb_reduce_op op, const float *x, int64_t n) {
+    if (op != NB_RED_SUM) {
+        float acc = x[0];
+        for (int64_t i = 1; i < n; i++) acc = combine(op, acc, x[i]);
+        return acc;
+    }
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static float reduce_row(nb_reduce_op op, const float *x, int64_t r) {
+    if (r < (int64_t)N_PIECES * 1024) return reduce_run(op, x, r);
+    float part[N_PIECES];
+    int64_t piece = (r + N_PIECES - 1) / N_PIECES;
+    #pragma omp parallel for schedule(static)
+    for (int p = 0; p < N_PIECES; p++) {
+        int64_t lo = p * piece, hi = lo + piece < r ? lo + piece : r;
+        part[p] = lo < hi ? reduce_run(op, x + lo, hi - lo) : (op == NB_RED_SUM ? 0.0f : x[0]);
+    }
+    float acc = part[0];
+    for (int p = 1; p < N_PIECES; p++) acc = combine(op, acc, part[p]);
+    return acc;
+}
+
+void nb__cpu_reduce(nb_reduce_op op, float *out, const float *x, int64_t outer, int64_t r,
+                    int64_t inner) {
+    if (r == 0) { /* empty sum is 0; max/min of nothing is rejected by the op layer */
+        for (int64_t i = 0; i < outer * inner; i++) out[i] = 0.0f;
+        return;
+    }
+    if (inner == 1) {
+        if (outer == 1) {
+            out[0] = reduce_row(op, x, r);
+            return;
+        }
+        #pragma omp parallel for if (outer * r > NB_CPU_PARALLEL_MIN) schedule(static)
+        for (int64_t o = 0; o < outer; o++) out[o] = reduce_run(op, x + o * r, r);
+        return;
+    }
+    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t o = 0; o < outer; o++) {
+        float *dst = out + o * inner;
+        const float *src = x + o * r * inner;
+        for (int64_t i = 0; i < inner; i++) dst[i] = src[i];
+        for (int64_t k = 1; k < r; k++)
+            for (int64_t i = 0; i < inner; i++) dst[i] = combine(op, dst[i], src[k * inner + i]);
+    }
+}
+
+void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int64_t inner) {
+    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        const float *p = x + (oi / inner) * r * inner + oi % inner;
+        int64_t best = 0;
+        for (int64_t k = 1; k < r; k++) {
+            float v = p[k * inner], b = p[best * inner];
+            if (b == b && (v > b || v != v)) best = k;
+        }
+        out[oi] = (int32_t)best;
+    }
+}
+
+/* softmax: y = exp(x - m) / sum exp(x - m), m = max x;  log-softmax: y = x - m - log(sum). */
+void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t inner, bool log) {
+    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        int64_t base = (oi / inner) * r * inner + oi % inner;
+        const float *p = x + base;
+        float *q = y + base;
+        float m = -INFINITY, s = 0.0f;
+        for (int64_t k = 0; k < r; k++) m = fmaxf(m, p[k * inner]);
+        for (int64_t k = 0; k < r; k++) s += expf(p[k * inner] - m);
+        if (log) {
+            float lse = m + logf(s);
+            for (int64_t k = 0; k < r; k++) q[k * inner] = p[k * inner] - lse;
+        } else {
+            float inv = 1.0f / s;
+            for (int64_t k = 0; k < r; k++) q[k * inner] = expf(p[k * inner] - m) * inv;
+        }
+    }
+}
+
+void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,
+                              int64_t r, int64_t inner, bool log) {
+    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        int64_t base = (oi / inner) * r * inner + oi % inner;
+        float s = 0.0f;
+        if (log) {
+            for (int64_t k = 0; k < r; k++) s += dy[base + k * inner];
+            for (int64_t k = 0; k < r; k++) {
+                int64_t j = base + k * inner;
+                dx[j] = dy[j] - expf(y[j]) * s;
+            }
+        } else {
+            for (int64_t k = 0; k < r; k++) s += dy[base + k * inner] * y[base + k * inner];
+            for (int64_t k = 0; k < r; k++) {
+                int64_t j = base + k * inner;
+                dx[j] = y[j] * (dy[j] - s);
+            }
+        }
+    }
+}

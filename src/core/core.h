@@ -1,0 +1,146 @@
+/*
+ * core.h — internal structures of the core layer: storage, tensor, arena (scope), errors,
+ * the counted allocator and shape helpers.  Only src/ includes this; users see nabla.h.
+ *
+ * Ownership.  A tensor's "home" is either an arena (the scope it was made in) or the heap.
+ *  - Arena tensors, their storage and their graph nodes are released together when the scope
+ *    ends; each arena keeps a list of its tensors so that ending it can mark them dead and drop
+ *    the references they hold on heap objects.
+ *  - Heap tensors are reference counted: the caller's handle is one reference, each graph node
+ *    that uses a heap tensor as input holds another.  Heap storage is reference counted by the
+ *    tensors (views) that share it.
+ */
+#ifndef NB_CORE_H
+#define NB_CORE_H
+
+#include "nabla.h"
+
+#include <stdarg.h>
+
+#define NB_ALIGN 64
+#define NB_MAGIC_LIVE 0x6e61626cu /* "nabl" */
+#define NB_MAGIC_DEAD 0xdeadbeefu
+#define NB_MAX_SCOPES 32
+
+typedef struct nb_arena nb_arena;
+typedef struct nb_node nb_node;
+
+/* Arguments an op keeps beside its inputs, for its forward and its backward. */
+typedef struct nb_op_args {
+    float s0, s1;                         /* scalars: exponent, clamp bounds, ... */
+    int dim;                              /* the dim of softmax, slice, concat, gather, ... */
+    int n_dims;                           /* reduced dims, or a permutation */
+    int dims[NB_MAX_DIMS];
+    bool keepdim;
+    int ndim;                             /* a target shape (reshape, expand) */
+    int64_t shape[NB_MAX_DIMS];
+    int64_t start, end, step;             /* slice */
+    bool view_only;                       /* reshape that must not copy (view) */
+} nb_op_args;
+
+/* A recorded op: the graph edge from its inputs to the tensor it made (out).  It lives in out's
+ * home and holds a reference on each heap input, so inputs outlive the graph that uses them. */
+struct nb_node {
+    int op;
+    const char *grad_fn; /* "MulBackward0", as torch names it */
+    int n_in;
+    nb_tensor **in;
+    nb_tensor *out;
+    nb_op_args args;
+    nb_tensor *pending; /* gradient gathered for out during a backward pass */
+    uint32_t visit;     /* backward pass that last reached it */
+};
+
+typedef struct nb_storage {
+    void *data;
+    size_t nbytes;
+    int refs;        /* heap storage only */
+    nb_arena *arena; /* NULL: heap */
+} nb_storage;
+
+struct nb_tensor {
+    uint32_t magic;
+    nb_dtype dtype;
+    nb_device device;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t stride[NB_MAX_DIMS]; /* in elements */
+    int64_t offset;              /* in elements, into storage */
+    nb_storage *storage;
+    bool requires_grad;
+    nb_tensor *grad;   /* leaves: accumulated gradient, same home as the tensor */
+    nb_node *node;     /* the op that produced it; NULL for leaves */
+    nb_arena *arena;   /* NULL: heap */
+    int refs;          /* heap tensors only */
+    nb_tensor *next_in_arena;
+};
+
+/* ---- allocator: every byte the library takes from the system goes through here. */
+void *nb__alloc(size_t n);          /* NB_ALIGN-aligned; NULL + NB_ERR_MEMORY on failure */
+void nb__dealloc(void *p, size_t n);
+
+/* ---- errors.  nb__fail sets the thread's error and returns NULL, so "return nb__fail(...)". */
+void *nb__fail(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+nb_status nb__fail_status(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records NB_ERR_NULL for a NULL/dead input unless an earlier error explains it. */
+void *nb__fail_input(const char *op, const nb_tensor *t);
+
+/* ---- arenas (scopes) */
+nb_arena *nb__current_arena(void);  /* innermost open scope, NULL when none */
+void *nb__arena_alloc(nb_arena *a, size_t n);
+void nb__arena_track(nb_arena *a, nb_tensor *t);
+/* Memory in the home of a tensor: its arena, or the heap (freed by nb__home_free). */
+void *nb__home_alloc(nb_arena *home, size_t n);
+void nb__home_free(nb_arena *home, void *p, size_t n);
+
+/* ---- tensors */
+size_t nb__dtype_size(nb_dtype d);
+/* A new contiguous tensor in the current home (innermost scope, or heap). Uninitialised. */
+nb_tensor *nb__new(nb_dtype dtype, int ndim, const int64_t *shape);
+nb_tensor *nb__new_in(nb_arena *home, nb_dtype dtype, int ndim, const int64_t *shape);
+nb_tensor *nb__new_like(const nb_tensor *t); /* f32, same shape, contiguous, uninitialised */
+/* A view of base's storage with the given geometry, in the current home. */
+nb_tensor *nb__view(const nb_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
+                    int64_t offset);
+/* A detached contiguous copy of t in the given home. */
+nb_tensor *nb__clone_in(nb_arena *home, const nb_tensor *t);
+/* Copies t's elements, in logical order, to dst (contiguous, same dtype). */
+void nb__copy_logical(void *dst, const nb_tensor *t);
+/* Returns next after dropping the caller's reference to prev: composite ops call it on each
+ * intermediate so that, with no scope open, they leave nothing behind (a node that uses prev
+ * keeps it alive).  For scope tensors it only returns next. */
+static inline nb_tensor *nb__chain(nb_tensor *next, nb_tensor *prev) {
+    nb_tensor_free(prev);
+    return next;
+}
+void nb__retain(nb_tensor *t);  /* heap tensors: +1 reference; arena tensors: nothing */
+void nb__release(nb_tensor *t); /* heap tensors: -1 reference, destroyed at 0 */
+void nb__storage_release(nb_storage *s);
+/* Called by an arena when its scope ends: drops heap references and marks t dead. */
+void nb__tensor_retire(nb_tensor *t);
+static inline float *nb__f32(const nb_tensor *t) { return (float *)t->storage->data + t->offset; }
+static inline int32_t *nb__i32(const nb_tensor *t) { return (int32_t *)t->storage->data + t->offset; }
+static inline bool nb__alive(const nb_tensor *t) { return t && t->magic == NB_MAGIC_LIVE; }
+int64_t nb__numel(int ndim, const int64_t *shape);
+void nb__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
+
+/* ---- shapes */
+/* "[64,784]" in a thread-local rotating buffer (4 slots), for error messages. */
+const char *nb__shape_str(int ndim, const int64_t *shape);
+#define NB_SHP(t) nb__shape_str((t)->ndim, (t)->shape)
+/* Normalises a possibly negative dim against ndim; false (and an NB_ERR_DIM) when out of range. */
+bool nb__norm_dim(const char *op, int *dim, int ndim);
+/* NumPy broadcast of two shapes; false when they do not broadcast. */
+bool nb__broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int *nout,
+                         int64_t *out);
+/* Strides of t seen as shape (ndim, shape) under broadcasting: 0 where t is broadcast. */
+void nb__broadcast_strides(const nb_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
+
+/* ---- random numbers */
+/* Fills out[0..n) with uniform [0,1) floats from counters offset..offset+n of seed. */
+void nb__philox_uniform(float *out, int64_t n, uint64_t seed, uint64_t offset);
+/* Reserves n counters from the global generator and returns the first. */
+uint64_t nb__rng_reserve(uint64_t n, uint64_t *seed);
+
+#endif

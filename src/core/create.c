@@ -1,0 +1,106 @@
+/*
+ * create.c — the public creation functions: constant fills, ranges, copies of user arrays and
+ * seeded random draws.  Results go to the innermost scope, or to the caller with none open.
+ */
+#include "core.h"
+
+#include <math.h>
+#include <string.h>
+
+nb_tensor *nb_empty(int ndim, const int64_t *shape) { return nb__new(NB_F32, ndim, shape); }
+
+nb_tensor *nb_full(int ndim, const int64_t *shape, float value) {
+    nb_tensor *t = nb__new(NB_F32, ndim, shape);
+    if (!t) return NULL;
+    float *d = nb__f32(t);
+    int64_t n = nb__numel(ndim, shape);
+    for (int64_t i = 0; i < n; i++) d[i] = value;
+    return t;
+}
+
+nb_tensor *nb_zeros(int ndim, const int64_t *shape) { return nb_full(ndim, shape, 0.0f); }
+nb_tensor *nb_ones(int ndim, const int64_t *shape) { return nb_full(ndim, shape, 1.0f); }
+
+nb_tensor *nb_zeros_like(const nb_tensor *t) {
+    return nb__alive(t) ? nb_zeros(t->ndim, t->shape) : nb__fail_input("zeros_like", t);
+}
+
+nb_tensor *nb_ones_like(const nb_tensor *t) {
+    return nb__alive(t) ? nb_ones(t->ndim, t->shape) : nb__fail_input("ones_like", t);
+}
+
+nb_tensor *nb_arange(float start, float end, float step) {
+    if (step == 0.0f || !isfinite(start) || !isfinite(end) || !isfinite(step))
+        return nb__fail(NB_ERR_ARG, "arange: start %g, end %g, step %g: need finite values and a "
+                        "non-zero step", start, end, step);
+    double count = ceil(((double)end - start) / step);
+    int64_t n = count > 0 ? (int64_t)count : 0;
+    nb_tensor *t = nb__new(NB_F32, 1, &n);
+    if (!t) return NULL;
+    float *d = nb__f32(t);
+    for (int64_t i = 0; i < n; i++) d[i] = (float)(start + (double)i * step);
+    return t;
+}
+
+static nb_tensor *from_array(nb_dtype dtype, const void *data, int ndim, const int64_t *shape) {
+    if (!data) return nb__fail(NB_ERR_ARG, "from_data: data is NULL");
+    nb_tensor *t = nb__new(dtype, ndim, shape);
+    if (t) memcpy(t->storage->data, data, t->storage->nbytes);
+    return t;
+}
+
+nb_tensor *nb_from_data(const float *data, int ndim, const int64_t *shape) {
+    return from_array(NB_F32, data, ndim, shape);
+}
+
+nb_tensor *nb_from_int32(const int32_t *data, int ndim, const int64_t *shape) {
+    return from_array(NB_I32, data, ndim, shape);
+}
+
+nb_tensor *nb_rand(int ndim, const int64_t *shape) {
+    nb_tensor *t = nb__new(NB_F32, ndim, shape);
+    if (!t) return NULL;
+    int64_t n = nb__numel(ndim, shape);
+    uint64_t seed, off = nb__rng_reserve((uint64_t)n, &seed);
+    nb__philox_uniform(nb__f32(t), n, seed, off);
+    return t;
+}
+
+/* Box-Muller on pairs: z = sqrt(-2 ln(1 - u1)) cos(2 pi u2).  One pair per element keeps
+ * element i a function of its own counters only. */
+nb_tensor *nb_randn(int ndim, const int64_t *shape) {
+    int64_t n = ndim >= 0 && ndim <= NB_MAX_DIMS && shape ? nb__numel(ndim, shape) : 0;
+    nb_tensor *t = nb__new(NB_F32, ndim, shape);
+    nb_tensor *u = t ? nb__new_in(nb__current_arena(), NB_F32, 1, (int64_t[]){2 * n}) : NULL;
+    if (!u) {
+        nb_tensor_free(t);
+        return NULL;
+    }
+    uint64_t seed, off = nb__rng_reserve((uint64_t)(2 * n), &seed);
+    float *uu = nb__f32(u), *d = nb__f32(t);
+    nb__philox_uniform(uu, 2 * n, seed, off);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = (float)(sqrt(-2.0 * log(1.0 - uu[2 * i])) * cos(2.0 * M_PI * uu[2 * i + 1]));
+    nb_tensor_free(u);
+    return t;
+}
+
+nb_tensor *nb_bernoulli(const nb_tensor *p) {
+    if (!nb__alive(p)) return nb__fail_input("bernoulli", p);
+    if (p->dtype != NB_F32) return nb__fail(NB_ERR_DTYPE, "bernoulli: probabilities must be float32");
+    nb_tensor *t = nb__new(NB_F32, p->ndim, p->shape);
+    if (!t) return NULL;
+    int64_t n = nb__numel(p->ndim, p->shape);
+    float *d = nb__f32(t);
+    uint64_t seed, off = nb__rng_reserve((uint64_t)n, &seed);
+    nb__philox_uniform(d, n, seed, off);
+    nb_tensor *pc = nb_is_contiguous(p) ? (nb_tensor *)p : nb__clone_in(nb__current_arena(), p);
+    if (!pc) {
+        nb_tensor_free(t);
+        return NULL;
+    }
+    const float *pp = nb__f32(pc);
+    for (int64_t i = 0; i < n; i++) d[i] = d[i] < pp[i] ? 1.0f : 0.0f;
+    if (pc != p) nb_tensor_free(pc);
+    return t;
+}
