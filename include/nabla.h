@@ -115,6 +115,8 @@ nb_tensor *nb_zeros_like(const nb_tensor *t);
 nb_tensor *nb_ones_like(const nb_tensor *t);
 /* A contiguous copy in another dtype (f32 <-> f16, bf16, int8 by rounding, int32). */
 nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype);
+/* A detached contiguous copy on device; NB_ERR_DEVICE for a device this build has no backend for. */
+nb_tensor *nb_to_device(const nb_tensor *t, nb_device device);
 
 /* ---------------------------------------------------------------- inspection */
 
@@ -251,6 +253,10 @@ nb_tensor *nb_index_select(nb_tensor *a, int dim, nb_tensor *index);
 int nb_get_num_threads(void);
 void nb_set_num_threads(int n);
 const char *nb_backend_info(void); /* "cpu: OpenBLAS 0.3.21, OpenMP, 2 threads" */
+
+/* Topic headers: modules, optimisers, data, files. */
+#include "nabla/nn.h"
+#include "nabla/io.h"
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,15 @@ typedef enum {
     NB_UN_CLAMP, /* min(max(x, p0), p1) */
     NB_UN_ADDS,  /* x + p0 */
     NB_UN_MULS,  /* x * p0 */
+    NB_UN_STEP,       /* [x > 0] */
+    NB_UN_LEAKY_RELU, /* x > 0 ? x : p0 x */
+    NB_UN_ELU,        /* x > 0 ? x : p0 (e^x - 1) */
+    NB_UN_SOFTPLUS,   /* log(1 + e^(p0 x)) / p0, x itself where p0 x > p1 */
+    NB_UN_SILU,       /* x sigmoid(p0 x) */
+    NB_UN_MISH,       /* x tanh(softplus(x)) */
+    NB_UN_GELU,       /* x Phi(x), Phi the standard normal CDF */
+    NB_UN_ATAN,
+    NB_UN_SOFTSIGN,   /* x / (1 + |x|) */
     NB_UN_COUNT
 } nb_unary_op;
 

@@ -22,7 +22,8 @@ typedef enum {
     /* elementwise, one input (unary.c) */
     NB_OP_NEG, NB_OP_EXP, NB_OP_LOG, NB_OP_SQRT, NB_OP_ABS, NB_OP_SIN, NB_OP_COS,
     NB_OP_TANH, NB_OP_SIGMOID, NB_OP_RELU, NB_OP_POW_SCALAR, NB_OP_CLAMP, NB_OP_ADD_SCALAR,
-    NB_OP_MUL_SCALAR,
+    NB_OP_MUL_SCALAR, NB_OP_STEP, NB_OP_LEAKY_RELU, NB_OP_ELU, NB_OP_SOFTPLUS, NB_OP_SILU,
+    NB_OP_MISH, NB_OP_GELU, NB_OP_ATAN, NB_OP_SOFTSIGN,
     /* matmul.c */
     NB_OP_MATMUL,
     /* reduce.c */

@@ -4,7 +4,10 @@
  * Derivatives (dx = dy f'(x)): exp -> y, log -> 1/x, sqrt -> 1/(2y), abs -> sign x,
  * sin -> cos x, cos -> -sin x, tanh -> 1 - y^2, sigmoid -> y (1 - y), relu -> [y > 0],
  * x^p -> p x^(p-1), clamp -> [min <= x <= max], x + s -> 1, x * s -> s.
+ * The activations of nabla/nn.h (step, leaky_relu, elu, softplus, silu, mish, gelu, atan,
+ * softsign) are kernel pairs too: their derivatives are written out in the CPU backend.
  */
+#include "nabla/nn.h"
 #include "op.h"
 
 static const nb_unary_op kernel_of[NB_OP_COUNT] = {
@@ -12,7 +15,10 @@ static const nb_unary_op kernel_of[NB_OP_COUNT] = {
     [NB_OP_SQRT] = NB_UN_SQRT,       [NB_OP_ABS] = NB_UN_ABS,       [NB_OP_SIN] = NB_UN_SIN,
     [NB_OP_COS] = NB_UN_COS,         [NB_OP_TANH] = NB_UN_TANH,     [NB_OP_SIGMOID] = NB_UN_SIGMOID,
     [NB_OP_RELU] = NB_UN_RELU,       [NB_OP_POW_SCALAR] = NB_UN_POW, [NB_OP_CLAMP] = NB_UN_CLAMP,
-    [NB_OP_ADD_SCALAR] = NB_UN_ADDS, [NB_OP_MUL_SCALAR] = NB_UN_MULS,
+    [NB_OP_ADD_SCALAR] = NB_UN_ADDS, [NB_OP_MUL_SCALAR] = NB_UN_MULS, [NB_OP_STEP] = NB_UN_STEP,
+    [NB_OP_LEAKY_RELU] = NB_UN_LEAKY_RELU, [NB_OP_ELU] = NB_UN_ELU,
+    [NB_OP_SOFTPLUS] = NB_UN_SOFTPLUS, [NB_OP_SILU] = NB_UN_SILU, [NB_OP_MISH] = NB_UN_MISH,
+    [NB_OP_GELU] = NB_UN_GELU, [NB_OP_ATAN] = NB_UN_ATAN, [NB_OP_SOFTSIGN] = NB_UN_SOFTSIGN,
 };
 
 nb_tensor *nb__fwd_unary(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
@@ -61,4 +67,18 @@ nb_tensor *nb_mul_scalar(nb_tensor *a, float s) { return unary(NB_OP_MUL_SCALAR,
 nb_tensor *nb_clamp(nb_tensor *a, float min, float max) {
     if (min > max) return nb__fail(NB_ERR_ARG, "clamp: min %g is greater than max %g", min, max);
     return unary(NB_OP_CLAMP, a, min, max);
+}
+
+nb_tensor *nb_step(nb_tensor *x) { return unary(NB_OP_STEP, x, 0, 0); }
+nb_tensor *nb_leaky_relu(nb_tensor *x, float slope) { return unary(NB_OP_LEAKY_RELU, x, slope, 0); }
+nb_tensor *nb_elu(nb_tensor *x, float alpha) { return unary(NB_OP_ELU, x, alpha, 0); }
+nb_tensor *nb_silu(nb_tensor *x, float beta) { return unary(NB_OP_SILU, x, beta, 0); }
+nb_tensor *nb_mish(nb_tensor *x) { return unary(NB_OP_MISH, x, 0, 0); }
+nb_tensor *nb_gelu(nb_tensor *x) { return unary(NB_OP_GELU, x, 0, 0); }
+nb_tensor *nb_atan(nb_tensor *x) { return unary(NB_OP_ATAN, x, 0, 0); }
+nb_tensor *nb_softsign(nb_tensor *x) { return unary(NB_OP_SOFTSIGN, x, 0, 0); }
+
+nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold) {
+    if (!(beta > 0.0f)) return nb__fail(NB_ERR_ARG, "softplus: beta must be positive, got %g", beta);
+    return unary(NB_OP_SOFTPLUS, x, beta, threshold);
 }

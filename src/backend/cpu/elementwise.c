@@ -11,6 +11,14 @@
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* softplus with torch's cut-over: above the threshold log(1 + e^bx)/b equals x in float */
+static inline float softplusf(float x, float beta, float threshold) {
+    return beta * x > threshold ? x : log1pf(expf(beta * x)) / beta;
+}
+
+#define NB_SQRT1_2 0.70710678118654752f
+#define NB_INV_SQRT_2PI 0.39894228040143268f
+
 static float unary_value(nb_unary_op op, float x, float p0, float p1) {
     switch (op) {
     case NB_UN_NEG: return -x;
@@ -27,6 +35,15 @@ static float unary_value(nb_unary_op op, float x, float p0, float p1) {
     case NB_UN_CLAMP: return fminf(fmaxf(x, p0), p1);
     case NB_UN_ADDS: return x + p0;
     case NB_UN_MULS: return x * p0;
+    case NB_UN_STEP: return x > 0.0f ? 1.0f : 0.0f;
+    case NB_UN_LEAKY_RELU: return x > 0.0f ? x : p0 * x;
+    case NB_UN_ELU: return x > 0.0f ? x : p0 * expm1f(x);
+    case NB_UN_SOFTPLUS: return softplusf(x, p0, p1);
+    case NB_UN_SILU: return x * sigmoidf(p0 * x);
+    case NB_UN_MISH: return x * tanhf(softplusf(x, 1.0f, 20.0f));
+    case NB_UN_GELU: return 0.5f * x * (1.0f + erff(x * NB_SQRT1_2));
+    case NB_UN_ATAN: return atanf(x);
+    case NB_UN_SOFTSIGN: return x / (1.0f + fabsf(x));
     default: return NAN;
     }
 }
@@ -72,6 +89,32 @@ void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const flo
     case NB_UN_CLAMP: MAP_BACK(x[i] >= p0 && x[i] <= p1 ? dy[i] : 0.0f); break;
     case NB_UN_ADDS: MAP_BACK(dy[i]); break;
     case NB_UN_MULS: MAP_BACK(dy[i] * p0); break;
+    case NB_UN_STEP: MAP_BACK(0.0f); break;
+    case NB_UN_LEAKY_RELU: MAP_BACK(x[i] > 0.0f ? dy[i] : dy[i] * p0); break;
+    /* x <= 0: d/dx p0 (e^x - 1) = p0 e^x = y + p0 */
+    case NB_UN_ELU: MAP_BACK(x[i] > 0.0f ? dy[i] : dy[i] * (y[i] + p0)); break;
+    /* d/dx log(1 + e^bx)/b = sigmoid(bx) */
+    case NB_UN_SOFTPLUS: MAP_BACK(p0 * x[i] > p1 ? dy[i] : dy[i] * sigmoidf(p0 * x[i])); break;
+    /* d/dx x s(bx) = s + b x s (1 - s) */
+    case NB_UN_SILU: {
+        MAP_BACK(dy[i] * (sigmoidf(p0 * x[i]) * (1.0f + p0 * x[i] * (1.0f - sigmoidf(p0 * x[i])))));
+        break;
+    }
+    /* d/dx x tanh(sp(x)) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2) */
+    case NB_UN_MISH: {
+        MAP_BACK(dy[i] * (tanhf(softplusf(x[i], 1.0f, 20.0f)) +
+                          x[i] * sigmoidf(x[i]) *
+                              (1.0f - tanhf(softplusf(x[i], 1.0f, 20.0f)) * tanhf(softplusf(x[i], 1.0f, 20.0f)))));
+        break;
+    }
+    /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+    case NB_UN_GELU: {
+        MAP_BACK(dy[i] * (0.5f * (1.0f + erff(x[i] * NB_SQRT1_2)) +
+                          x[i] * NB_INV_SQRT_2PI * expf(-0.5f * x[i] * x[i])));
+        break;
+    }
+    case NB_UN_ATAN: MAP_BACK(dy[i] / (1.0f + x[i] * x[i])); break;
+    case NB_UN_SOFTSIGN: MAP_BACK(dy[i] / ((1.0f + fabsf(x[i])) * (1.0f + fabsf(x[i])))); break;
     default: MAP_BACK(NAN); break;
     }
 }

@@ -1,0 +1,132 @@
+/*
+ * nabla/nn.h — modules (torch.nn), activations and parameter initialisation.
+ *
+ * A module owns its parameters and buffers (persistent tensors) and its children.  Names follow
+ * torch's state_dict: "0.weight", "2.bias", "body.1.running_mean".  Modules are made with no
+ * scope open or inside one: their parameters are always persistent, freed by nb_module_free.
+ * nb_module_forward runs in the caller's scope like any op.
+ */
+#ifndef NABLA_NN_H
+#define NABLA_NN_H
+
+#include "../nabla.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_module nb_module;
+
+/* ---------------------------------------------------------------- activations
+ * y = f(x) elementwise (softmax / log-softmax: along the last dim).  `param` is the one
+ * hyper-parameter the function has, 0 meaning torch's default:
+ *   LEAKY_RELU slope (0.01), ELU alpha (1), SOFTPLUS beta (1, threshold 20 as torch),
+ *   SILU beta (1: swish with beta), TANH_LINEAR a in tanh(x) + a x (0 allowed, default 0).
+ * STEP is 1 for x > 0 else 0 with a zero gradient; GELU is the exact erf form. */
+typedef enum {
+    NB_ACT_IDENTITY, NB_ACT_STEP, NB_ACT_SIGMOID, NB_ACT_TANH, NB_ACT_RELU, NB_ACT_LEAKY_RELU,
+    NB_ACT_ELU, NB_ACT_SOFTPLUS, NB_ACT_SILU, NB_ACT_MISH, NB_ACT_GELU, NB_ACT_ATAN,
+    NB_ACT_SOFTSIGN, NB_ACT_TANH_LINEAR, NB_ACT_SOFTMAX, NB_ACT_LOG_SOFTMAX, NB_ACT_COUNT
+} nb_activation;
+
+nb_tensor *nb_activate(nb_tensor *x, nb_activation act, float param);
+const char *nb_activation_name(nb_activation act);          /* "ReLU", as torch's class */
+/* Parses "relu", "leaky_relu", "gelu", ... (case-insensitive); false when unknown. */
+bool nb_activation_parse(const char *name, nb_activation *act);
+
+nb_tensor *nb_step(nb_tensor *x);
+nb_tensor *nb_leaky_relu(nb_tensor *x, float slope);
+nb_tensor *nb_elu(nb_tensor *x, float alpha);
+nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold);
+nb_tensor *nb_silu(nb_tensor *x, float beta);
+nb_tensor *nb_mish(nb_tensor *x);
+nb_tensor *nb_gelu(nb_tensor *x);
+nb_tensor *nb_atan(nb_tensor *x);
+nb_tensor *nb_softsign(nb_tensor *x);
+nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha); /* alpha: [1] or [channels] (dim 1) */
+
+/* ---------------------------------------------------------------- modules */
+
+nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x);
+void nb_module_free(nb_module *m);
+void nb_module_train(nb_module *m, bool training); /* recursive; modules start in training */
+bool nb_module_is_training(const nb_module *m);
+const char *nb_module_type(const nb_module *m);     /* "Linear" */
+
+/* Parameters in torch's named_parameters() order (own first, then children in order). */
+int nb_module_num_params(const nb_module *m);
+nb_tensor *nb_module_param(const nb_module *m, int i, const char **name);
+/* Copies up to cap parameter handles into out; returns how many there are. */
+int nb_module_parameters(const nb_module *m, nb_tensor **out, int cap);
+int64_t nb_module_num_elements(const nb_module *m); /* total parameter count */
+/* Buffers (BatchNorm's running statistics) in torch's named_buffers() order. */
+int nb_module_num_buffers(const nb_module *m);
+nb_tensor *nb_module_buffer(const nb_module *m, int i, const char **name);
+/* A parameter or buffer by its state_dict name; NULL with NB_ERR_ARG when absent. */
+nb_tensor *nb_module_find(const nb_module *m, const char *name);
+/* The child at a dotted path ("0", "body.1"); NULL with NB_ERR_ARG when absent. */
+nb_module *nb_module_child(const nb_module *m, const char *path);
+/* Freezing: requires_grad off (frozen) or on for every parameter of m. */
+nb_status nb_module_freeze(nb_module *m, bool frozen);
+/* torch-style repr: Sequential(\n  (0): Linear(in_features=784, out_features=64, bias=True) ... */
+nb_status nb_module_fprint(FILE *f, const nb_module *m);
+
+/* y = x W^T + b; W [out, in] and b [out] initialised as torch's Linear (uniform in
+ * +-1/sqrt(in)), drawn from the library's generator. */
+nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias);
+/* Takes ownership of the modules (also when it fails).  Children are named "0", "1", ... */
+nb_module *nb_sequential_new(int n, nb_module *const *modules);
+nb_status nb_sequential_append(nb_module *seq, nb_module *m); /* takes ownership */
+nb_module *nb_flatten_new(int start_dim, int end_dim);        /* torch default: 1, -1 */
+nb_module *nb_activation_new(nb_activation act, float param);
+nb_module *nb_prelu_new(int64_t num_parameters, float init); /* torch default: 1, 0.25 */
+/* Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p) in training;
+ * the identity in eval mode. */
+nb_module *nb_dropout_new(float p);
+
+typedef struct {
+    float eps;      /* 0 means 1e-5 */
+    float momentum; /* 0 means 0.1; running = (1 - momentum) running + momentum batch */
+    bool no_affine; /* torch affine=False */
+    bool no_running_stats; /* torch track_running_stats=False */
+} nb_batchnorm_opts;
+/* BatchNorm1d on [N, C] or [N, C, L]: normalises with the batch mean and biased variance in
+ * training and updates running_mean and the unbiased running_var; eval uses running stats. */
+nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts opts);
+/* Folds an eval-mode BatchNorm1d into the Linear before it: a new Linear computing
+ * bn(linear(x)) in one product (W' = s W, b' = s (b - mean) + beta, s = gamma / sqrt(var+eps)). */
+nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *batchnorm);
+/* LayerNorm over the last ndim dims (shape normalized_shape), eps 0 means 1e-5. */
+nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps, bool affine);
+/* H(x) = F(x) + S(x): S is `shortcut`, or the identity when NULL.  Takes ownership of both.
+ * Children: "body", "shortcut". */
+nb_module *nb_residual_new(nb_module *body, nb_module *shortcut);
+/* A residual whose shortcut is a bias-free Linear projection when in != out sizes. */
+nb_module *nb_residual_linear_new(nb_module *body, int64_t in_features, int64_t out_features);
+/* Branches applied to the same input, results concatenated along dim (a DAG: Inception-like).
+ * Takes ownership; children "0", "1", ... */
+nb_module *nb_concat_new(int n, nb_module *const *branches, int dim);
+/* Low-rank bottleneck n -> k -> m: Linear(n, k, no bias) then Linear(k, m, bias). */
+nb_module *nb_bottleneck_new(int64_t n, int64_t k, int64_t m);
+
+/* ---------------------------------------------------------------- initialisation
+ * In-place fills of a parameter, drawn from the library's generator (nb_manual_seed).
+ * fan_in / fan_out as torch: [out, in, k...] -> in*prod(k), out*prod(k). */
+typedef enum { NB_FAN_IN, NB_FAN_OUT } nb_fan_mode;
+typedef enum {
+    NB_GAIN_LINEAR, NB_GAIN_SIGMOID, NB_GAIN_TANH, NB_GAIN_RELU, NB_GAIN_LEAKY_RELU, NB_GAIN_SELU
+} nb_nonlinearity;
+float nb_init_gain(nb_nonlinearity nl, float param); /* torch.nn.init.calculate_gain */
+nb_status nb_init_constant(nb_tensor *t, float value);
+nb_status nb_init_uniform(nb_tensor *t, float low, float high);
+nb_status nb_init_normal(nb_tensor *t, float mean, float std);
+nb_status nb_init_xavier_uniform(nb_tensor *t, float gain);
+nb_status nb_init_xavier_normal(nb_tensor *t, float gain);
+/* a: the negative slope for leaky_relu (0 for relu) */
+nb_status nb_init_kaiming_uniform(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
+nb_status nb_init_kaiming_normal(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

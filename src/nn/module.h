@@ -1,0 +1,54 @@
+/*
+ * module.h — the module struct shared by src/nn.  A module is a small object with a type
+ * table (forward, repr), its own parameters and buffers, and named children.  Names are
+ * resolved by walking the tree in torch's order: own entries first, then each child's with
+ * "child." in front.
+ */
+#ifndef NB_NN_MODULE_H
+#define NB_NN_MODULE_H
+
+#include "nabla/nn.h"
+#include "../core/core.h"
+
+#define NB_MODULE_MAX_OWN 4   /* parameters or buffers a module holds itself */
+#define NB_NAME_MAX 128
+
+typedef struct {
+    const char *type; /* torch's class name */
+    nb_tensor *(*forward)(nb_module *m, nb_tensor *x);
+    /* writes the part of the repr inside the parentheses: "in_features=784, ..." */
+    void (*describe)(const nb_module *m, char *buf, size_t cap);
+} nb_module_type_def;
+
+typedef struct {
+    char name[24];
+    nb_tensor *tensor; /* persistent, owned by the module */
+} nb_module_entry;
+
+struct nb_module {
+    const nb_module_type_def *def;
+    bool training;
+    int n_params, n_buffers;
+    nb_module_entry params[NB_MODULE_MAX_OWN];
+    nb_module_entry buffers[NB_MODULE_MAX_OWN];
+    int n_children, cap_children;
+    nb_module **children;
+    char (*child_names)[24];
+    /* per-type settings */
+    float f[4];
+    int64_t i[NB_MAX_DIMS + 2];
+};
+
+nb_module *nb__module_new(const nb_module_type_def *def);
+/* Adds a persistent tensor (made here with no scope open) as a parameter or buffer. */
+nb_tensor *nb__module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape);
+nb_tensor *nb__module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
+                                 const int64_t *shape);
+/* Takes ownership of child (frees it when adding fails). */
+nb_status nb__module_add_child(nb_module *m, const char *name, nb_module *child);
+nb_tensor *nb__module_own(const nb_module *m, const char *name); /* own param or buffer */
+
+/* A persistent (caller-owned) tensor, whatever scope is open: modules own their tensors. */
+nb_tensor *nb__persistent_tensor(nb_dtype dtype, int ndim, const int64_t *shape);
+
+#endif

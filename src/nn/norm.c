@@ -1,0 +1,194 @@
+/*
+ * norm.c — BatchNorm1d and LayerNorm, written with ops so autograd derives their backward.
+ *
+ *   BatchNorm1d (Ioffe & Szegedy 2015), per channel c over the batch (and length) dims:
+ *     training: mu = mean x, var = mean (x - mu)^2 (biased), y = (x - mu) / sqrt(var + eps) g + b
+ *               running_mean <- (1 - m) running_mean + m mu
+ *               running_var  <- (1 - m) running_var + m var n / (n - 1)   (unbiased, as torch)
+ *     eval:     y = (x - running_mean) / sqrt(running_var + eps) g + b
+ *   LayerNorm (Ba et al. 2016): the same statistics over the last dims of each sample.
+ */
+#include "module.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* (x - mean) * rsqrt(var + eps), with mean and var broadcastable to x. */
+static nb_tensor *normalise(nb_tensor *x, nb_tensor *mean, nb_tensor *var, float eps) {
+    nb_tensor *xc = nb_sub(x, mean), *ve = nb_add_scalar(var, eps);
+    nb_tensor *inv = nb__chain(nb_pow_scalar(ve, -0.5f), ve);
+    nb_tensor *y = nb_mul(xc, inv);
+    nb_tensor_free(xc);
+    nb_tensor_free(inv);
+    return y;
+}
+
+/* y * weight + bias with both reshaped to `shape` (broadcast against y); y is consumed. */
+static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int ndim, const int64_t *shape) {
+    if (!y || !weight) return y;
+    nb_tensor *w = nb_reshape(weight, ndim, shape), *b = nb_reshape(bias, ndim, shape);
+    nb_tensor *scaled = nb__chain(nb__chain(nb_mul(y, w), w), y);
+    return nb__chain(nb__chain(nb_add(scaled, b), b), scaled);
+}
+
+/* ---- BatchNorm1d.  f[0] eps, f[1] momentum; params weight, bias; buffers running_mean,
+ * running_var, num_batches_tracked. */
+
+static void update_running(nb_module *m, nb_tensor *mean, nb_tensor *var, int64_t n) {
+    float mom = m->f[1], *rm = nb__f32(m->buffers[0].tensor), *rv = nb__f32(m->buffers[1].tensor);
+    const float *bm = nb__f32(mean), *bv = nb__f32(var); /* fresh reductions: contiguous */
+    float unbias = (float)n / (float)(n - 1);
+    for (int64_t c = 0; c < m->i[0]; c++) {
+        rm[c] = (1.0f - mom) * rm[c] + mom * bm[c];
+        rv[c] = (1.0f - mom) * rv[c] + mom * bv[c] * unbias;
+    }
+    nb__i32(m->buffers[2].tensor)[0] += 1;
+}
+
+static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
+    int64_t c = m->i[0];
+    if ((x->ndim != 2 && x->ndim != 3) || x->shape[1] != c)
+        return nb__fail(NB_ERR_SHAPE, "BatchNorm1d: expected [N, %lld] or [N, %lld, L], got %s",
+                        (long long)c, (long long)c, NB_SHP(x));
+    int dims[2] = {0, 2}, nd = x->ndim == 3 ? 2 : 1;
+    int64_t shape[3] = {1, c, 1}, n = x->shape[0] * (x->ndim == 3 ? x->shape[2] : 1);
+    nb_tensor *weight = m->n_params ? m->params[0].tensor : NULL;
+    nb_tensor *bias = m->n_params ? m->params[1].tensor : NULL;
+    bool batch_stats = m->training || m->n_buffers == 0;
+    if (!batch_stats) {
+        nb_tensor *rm = nb_reshape(m->buffers[0].tensor, x->ndim, shape);
+        nb_tensor *rv = nb_reshape(m->buffers[1].tensor, x->ndim, shape);
+        nb_tensor *y = normalise(x, rm, rv, m->f[0]);
+        nb_tensor_free(rm);
+        nb_tensor_free(rv);
+        return affine(y, weight, bias, x->ndim, shape);
+    }
+    if (n <= 1)
+        return nb__fail(NB_ERR_SHAPE, "BatchNorm1d: expected more than 1 value per channel when "
+                        "training, got input %s", NB_SHP(x));
+    nb_tensor *mean = nb_mean_dims(x, nd, dims, true), *xc = nb_sub(x, mean);
+    nb_tensor *sq = nb__chain(nb_mul(xc, xc), xc);
+    nb_tensor *var = nb__chain(nb_mean_dims(sq, nd, dims, true), sq);
+    nb_tensor *y = normalise(x, mean, var, m->f[0]);
+    if (y && m->training && m->n_buffers) update_running(m, mean, var, n);
+    nb_tensor_free(mean);
+    nb_tensor_free(var);
+    return affine(y, weight, bias, x->ndim, shape);
+}
+
+static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
+    snprintf(buf, cap, "%lld, eps=%g, momentum=%g, affine=%s, track_running_stats=%s",
+             (long long)m->i[0], m->f[0], m->f[1], m->n_params ? "True" : "False",
+             m->n_buffers ? "True" : "False");
+}
+
+static const nb_module_type_def batchnorm_def = {"BatchNorm1d", batchnorm_forward, batchnorm_describe};
+
+nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts o) {
+    if (num_features <= 0)
+        return nb__fail(NB_ERR_ARG, "BatchNorm1d: num_features must be positive, got %lld", (long long)num_features);
+    nb_module *m = nb__module_new(&batchnorm_def);
+    if (!m) return NULL;
+    m->i[0] = num_features;
+    m->f[0] = o.eps > 0 ? o.eps : 1e-5f;
+    m->f[1] = o.momentum > 0 ? o.momentum : 0.1f;
+    bool ok = true;
+    if (!o.no_affine) {
+        nb_tensor *w = nb__module_add_param(m, "weight", NB_SHAPE(num_features));
+        ok = w && nb__module_add_param(m, "bias", NB_SHAPE(num_features)) && nb_fill(w, 1.0f) == NB_OK;
+    }
+    if (ok && !o.no_running_stats) {
+        nb_tensor *rv;
+        ok = nb__module_add_buffer(m, "running_mean", NB_F32, NB_SHAPE(num_features)) &&
+             (rv = nb__module_add_buffer(m, "running_var", NB_F32, NB_SHAPE(num_features))) &&
+             nb__module_add_buffer(m, "num_batches_tracked", NB_I32, 0, NULL) &&
+             nb_fill(rv, 1.0f) == NB_OK;
+    }
+    if (!ok) {
+        nb_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *bn) {
+    if (!linear || !bn || strcmp(linear->def->type, "Linear") || strcmp(bn->def->type, "BatchNorm1d"))
+        return nb__fail(NB_ERR_ARG, "fold_batchnorm: needs a Linear and a BatchNorm1d");
+    int64_t in = linear->i[0], out = linear->i[1];
+    if (bn->i[0] != out || bn->n_buffers == 0)
+        return nb__fail(NB_ERR_ARG, "fold_batchnorm: BatchNorm1d(%lld%s) cannot follow Linear(%lld, %lld)",
+                        (long long)bn->i[0], bn->n_buffers ? "" : ", no running stats",
+                        (long long)in, (long long)out);
+    nb_generator rng = nb_rng_get_state(); /* folding must not consume random numbers */
+    nb_module *f = nb_linear_new(in, out, true);
+    nb_rng_set_state(rng);
+    if (!f) return NULL;
+    const float *w = nb__f32(linear->params[0].tensor);
+    const float *b = linear->n_params == 2 ? nb__f32(linear->params[1].tensor) : NULL;
+    const float *rm = nb__f32(bn->buffers[0].tensor), *rv = nb__f32(bn->buffers[1].tensor);
+    const float *g = bn->n_params ? nb__f32(bn->params[0].tensor) : NULL;
+    const float *beta = bn->n_params ? nb__f32(bn->params[1].tensor) : NULL;
+    float *fw = nb__f32(f->params[0].tensor), *fb = nb__f32(f->params[1].tensor);
+    for (int64_t o = 0; o < out; o++) {
+        float s = (g ? g[o] : 1.0f) / sqrtf(rv[o] + bn->f[0]);
+        for (int64_t i = 0; i < in; i++) fw[o * in + i] = s * w[o * in + i];
+        fb[o] = s * ((b ? b[o] : 0.0f) - rm[o]) + (beta ? beta[o] : 0.0f);
+    }
+    nb_module_train(f, linear->training);
+    return f;
+}
+
+/* ---- LayerNorm.  i[0] = number of normalised dims, i[1..] their sizes; f[0] eps. */
+
+static nb_tensor *layernorm_forward(nb_module *m, nb_tensor *x) {
+    int k = (int)m->i[0];
+    bool fits = x->ndim >= k;
+    for (int d = 0; fits && d < k; d++) fits = x->shape[x->ndim - k + d] == m->i[1 + d];
+    if (!fits)
+        return nb__fail(NB_ERR_SHAPE, "LayerNorm: input %s does not end in the normalised shape %s",
+                        NB_SHP(x), nb__shape_str(k, m->i + 1));
+    int dims[NB_MAX_DIMS];
+    for (int d = 0; d < k; d++) dims[d] = x->ndim - k + d;
+    nb_tensor *mean = nb_mean_dims(x, k, dims, true), *xc = nb_sub(x, mean);
+    nb_tensor *sq = nb__chain(nb_mul(xc, xc), xc);
+    nb_tensor *var = nb__chain(nb_mean_dims(sq, k, dims, true), sq);
+    nb_tensor *y = normalise(x, mean, var, m->f[0]);
+    nb_tensor_free(mean);
+    nb_tensor_free(var);
+    if (!m->n_params) return y;
+    return affine(y, m->params[0].tensor, m->params[1].tensor, k, m->i + 1);
+}
+
+static void layernorm_describe(const nb_module *m, char *buf, size_t cap) {
+    int len = snprintf(buf, cap, "(");
+    for (int d = 0; d < m->i[0] && len < (int)cap; d++)
+        len += snprintf(buf + len, cap - (size_t)len, "%lld,%s", (long long)m->i[1 + d], d + 1 < m->i[0] ? " " : "");
+    if (len < (int)cap)
+        snprintf(buf + len, cap - (size_t)len, "), eps=%g, elementwise_affine=%s", m->f[0],
+                 m->n_params ? "True" : "False");
+}
+
+static const nb_module_type_def layernorm_def = {"LayerNorm", layernorm_forward, layernorm_describe};
+
+nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps, bool affine_on) {
+    if (ndim < 1 || ndim > NB_MAX_DIMS || !normalized_shape)
+        return nb__fail(NB_ERR_ARG, "LayerNorm: needs 1 to %d normalised dims, got %d", NB_MAX_DIMS, ndim);
+    for (int d = 0; d < ndim; d++)
+        if (normalized_shape[d] <= 0)
+            return nb__fail(NB_ERR_ARG, "LayerNorm: normalised shape %s has a size <= 0",
+                            nb__shape_str(ndim, normalized_shape));
+    nb_module *m = nb__module_new(&layernorm_def);
+    if (!m) return NULL;
+    m->i[0] = ndim;
+    memcpy(m->i + 1, normalized_shape, sizeof(int64_t) * (size_t)ndim);
+    m->f[0] = eps > 0 ? eps : 1e-5f;
+    if (affine_on) {
+        nb_tensor *w = nb__module_add_param(m, "weight", ndim, normalized_shape);
+        if (!w || !nb__module_add_param(m, "bias", ndim, normalized_shape) || nb_fill(w, 1.0f) != NB_OK) {
+            nb_module_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
