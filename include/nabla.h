@@ -141,6 +141,8 @@ nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n);
 /* Copies n = numel floats into t (which must be f32), in logical order. */
 nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n);
 nb_status nb_fill(nb_tensor *t, float value);
+/* dst = src elementwise (torch's copy_): same shape, dtypes converted; records no gradient. */
+nb_status nb_copy(nb_tensor *dst, const nb_tensor *src);
 
 /* Printing in torch's repr style: tensor([[1., 2.], [3., 4.]], requires_grad=True).
  * nb_format returns the length it needs, like snprintf. */
@@ -256,7 +258,11 @@ const char *nb_backend_info(void); /* "cpu: OpenBLAS 0.3.21, OpenMP, 2 threads" 
 
 /* Topic headers: modules, optimisers, data, files. */
 #include "nabla/nn.h"
+#include "nabla/loss.h"
+#include "nabla/optim.h"
+#include "nabla/train.h"
 #include "nabla/io.h"
+#include "nabla/data.h"
 
 #ifdef __cplusplus
 }

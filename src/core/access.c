@@ -198,3 +198,22 @@ nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype) {
     FOR_EACH_ELEMENT(t, off, store(c, i++, load(t, off)));
     return c;
 }
+
+nb_status nb_copy(nb_tensor *dst, const nb_tensor *src) {
+    CHECK_ALIVE("copy", dst, nb_error_code());
+    CHECK_ALIVE("copy", src, nb_error_code());
+    if (!nb__same_shape(dst, src))
+        return nb__fail_status(NB_ERR_SHAPE, "copy: source %s does not match destination %s",
+                               NB_SHP(src), NB_SHP(dst));
+    if (dst->dtype == src->dtype && nb_is_contiguous(dst)) {
+        nb__copy_logical((char *)dst->storage->data + dst->offset * (int64_t)nb__dtype_size(dst->dtype), src);
+        return NB_OK;
+    }
+    int64_t n = nb__numel(src->ndim, src->shape);
+    float *tmp = nb__alloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!tmp) return NB_ERR_MEMORY;
+    nb_copy_to(src, tmp, n);
+    nb_status s = nb_copy_from(dst, tmp, n);
+    nb__dealloc(tmp, sizeof(float) * (size_t)(n ? n : 1));
+    return s;
+}

@@ -1,139 +1,244 @@
 /*
  * print.c — torch-style repr: tensor([[1., 2.],
  *                                    [3., 4.]], requires_grad=True)
- * The number format follows torch's _tensor_str: integers print as "1.", otherwise four
- * decimals, or scientific notation when the magnitudes span more than 1e3 or leave [1e-4, 1e8).
- * Tensors of more than 1000 elements show the first and last three entries of each dim.
+ *
+ * This follows torch/_tensor_str.py (default print options: precision 4, threshold 1000,
+ * edgeitems 3, linewidth 80) step by step, so that the output is the same string:
+ *  - The number format is chosen from the nonzero finite values that are shown: if all are
+ *    integers, "1." (or scientific when max/min > 1000 or max > 1e8); otherwise four decimals,
+ *    or scientific when max/min > 1000, max > 1e8 or min < 1e-4.  Every entry is right-aligned
+ *    to the widest formatted nonzero finite value (nan, inf and 0 do not widen the column).
+ *    Integer dtypes print as integers, aligned to the widest of all shown values.
+ *  - A tensor of more than 1000 elements shows the first and last three entries of each dim
+ *    longer than six, with "..." between them.
+ *  - A 1-D run wraps after as many entries as fit in 80 columns at its indent.
+ *  - Suffixes (size for empty tensors, dtype when not float32, grad_fn or requires_grad) go on
+ *    the last line, or on a new line when the line would pass 80 columns.
  */
 #include "core.h"
 
 #include <math.h>
 #include <string.h>
 
+#define LINE_WIDTH 80
+#define EDGE_ITEMS 3
+#define THRESHOLD 1000
+
+/* snprintf-like output: writes what fits, counts everything, and tracks the current line. */
 typedef struct {
     char *buf;
     size_t cap, len;
+    size_t line; /* characters since the last newline */
 } out_buf;
 
 static void put(out_buf *o, const char *s) {
     size_t n = strlen(s);
     if (o->len < o->cap) {
-        size_t room = o->cap - o->len - 1;
-        memcpy(o->buf + o->len, s, n < room ? n : room);
-        o->buf[o->len + (n < room ? n : room)] = '\0';
+        size_t room = o->cap - o->len - 1, k = n < room ? n : room;
+        memcpy(o->buf + o->len, s, k);
+        o->buf[o->len + k] = '\0';
     }
     o->len += n;
+    const char *nl = strrchr(s, '\n');
+    o->line = nl ? n - (size_t)(nl + 1 - s) : o->line + n;
 }
 
-typedef enum { FMT_INT, FMT_FIXED, FMT_SCI } num_format;
+static void put_repeat(out_buf *o, const char *s, int count) {
+    for (int i = 0; i < count; i++) put(o, s);
+}
 
 typedef struct {
     const nb_tensor *t;
-    const float *vals; /* logical order */
-    num_format fmt;
+    const void *vals; /* logical order: int32_t for NB_I32, float for every other dtype */
+    bool floating, summarize, int_mode, sci_mode;
     int width;
-    bool summarize;
+    double lo, hi; /* smallest and largest magnitude among nonzero finite shown values */
+    bool any;      /* some shown value is nonzero and finite */
 } printer;
 
-static void format_value(const printer *p, float v, char *s, size_t cap) {
-    if (isnan(v)) snprintf(s, cap, "nan");
+static double value_at(const printer *p, int64_t i) {
+    return p->t->dtype == NB_I32 ? (double)((const int32_t *)p->vals)[i]
+                                 : (double)((const float *)p->vals)[i];
+}
+
+/* Python's "{:.4f}" and friends: nan and inf are spelled alike in every mode, with no sign on
+ * nan (C would print "-nan"). */
+static void format_value(const printer *p, double v, char *s, size_t cap) {
+    if (!p->floating) snprintf(s, cap, "%.0f", v);
+    else if (isnan(v)) snprintf(s, cap, "nan");
     else if (isinf(v)) snprintf(s, cap, v > 0 ? "inf" : "-inf");
-    else if (p->fmt == FMT_INT) snprintf(s, cap, p->t->dtype == NB_I32 || p->t->dtype == NB_I8 ? "%.0f" : "%.0f.", v);
-    else if (p->fmt == FMT_FIXED) snprintf(s, cap, "%.4f", v);
-    else snprintf(s, cap, "%.4e", v);
+    else if (p->sci_mode) snprintf(s, cap, "%.4e", v);
+    else if (p->int_mode) snprintf(s, cap, "%.0f.", v);
+    else snprintf(s, cap, "%.4f", v);
 }
 
-static void choose_format(printer *p, int64_t n) {
-    bool ints = true;
-    double lo = INFINITY, hi = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float v = p->vals[i];
-        if (!isfinite(v)) continue;
-        if (v != nearbyintf(v)) ints = false;
-        double a = fabs(v);
-        if (a > 0 && a < lo) lo = a;
-        if (a > hi) hi = a;
-    }
-    if (ints) p->fmt = (hi > 1e8 && p->t->dtype == NB_F32) ? FMT_SCI : FMT_INT;
-    else p->fmt = (hi / lo > 1000.0 || hi > 1e8 || lo < 1e-4) ? FMT_SCI : FMT_FIXED;
-    p->width = 0;
-    char s[48];
-    for (int64_t i = 0; i < n; i++) {
-        format_value(p, p->vals[i], s, sizeof s);
-        int w = (int)strlen(s);
-        if (w > p->width) p->width = w;
-    }
-}
+static bool is_cut(const printer *p, int64_t size) { return p->summarize && size > 2 * EDGE_ITEMS; }
 
-/* Prints dims [dim, ndim) of the block starting at logical index base. */
-static void print_block(out_buf *o, const printer *p, int dim, int64_t base, int indent) {
+typedef void (*visit_fn)(printer *p, double v);
+
+/* Calls fn on every value that will be shown, from dim onwards of the block at base. */
+static void visit_shown(printer *p, int dim, int64_t base, visit_fn fn) {
     const nb_tensor *t = p->t;
+    if (dim == t->ndim) {
+        fn(p, value_at(p, base));
+        return;
+    }
     int64_t size = t->shape[dim], inner = nb__numel(t->ndim - dim - 1, t->shape + dim + 1);
-    bool cut = p->summarize && size > 6;
-    put(o, "[");
     for (int64_t i = 0; i < size; i++) {
-        if (cut && i == 3) {
-            put(o, "...");
-            i = size - 4;
-            goto separator;
-        }
-        if (dim == t->ndim - 1) {
-            char s[48], padded[64];
-            format_value(p, p->vals[base + i], s, sizeof s);
-            snprintf(padded, sizeof padded, "%*s", p->width, s);
-            put(o, padded);
-        } else {
-            print_block(o, p, dim + 1, base + i * inner, indent + 1);
-        }
-    separator:
-        if (i + 1 < size) {
-            if (dim == t->ndim - 1) {
-                put(o, ", ");
+        if (is_cut(p, size) && i == EDGE_ITEMS) i = size - EDGE_ITEMS;
+        visit_shown(p, dim + 1, base + i * inner, fn);
+    }
+}
+
+static void scan_magnitudes(printer *p, double v) {
+    if (!isfinite(v) || v == 0) return;
+    double a = fabs(v);
+    if (!p->any || a < p->lo) p->lo = a;
+    if (!p->any || a > p->hi) p->hi = a;
+    p->any = true;
+    if (v != ceil(v)) p->int_mode = false;
+}
+
+static void scan_width(printer *p, double v) {
+    if (p->floating && (!isfinite(v) || v == 0)) return;
+    char s[64];
+    format_value(p, v, s, sizeof s);
+    int w = (int)strlen(s);
+    if (w > p->width) p->width = w;
+}
+
+/* torch's _Formatter. */
+static void choose_format(printer *p) {
+    p->int_mode = true;
+    p->sci_mode = false;
+    p->width = 1;
+    if (p->floating) {
+        visit_shown(p, 0, 0, scan_magnitudes);
+        if (!p->any) return;
+        bool spread = p->hi / p->lo > 1000.0 || p->hi > 1e8;
+        p->sci_mode = p->int_mode ? spread : spread || p->lo < 1e-4;
+    }
+    visit_shown(p, 0, 0, scan_width);
+}
+
+static void put_value(out_buf *o, const printer *p, double v) {
+    char s[64], padded[96];
+    format_value(p, v, s, sizeof s);
+    snprintf(padded, sizeof padded, "%*s", p->width, s);
+    put(o, padded);
+}
+
+/* torch's _vector_str: the last dim, wrapped to the line width. */
+static void put_vector(out_buf *o, const printer *p, int64_t base, int indent) {
+    int64_t size = p->t->shape[p->t->ndim - 1];
+    int per_line = (LINE_WIDTH - indent) / (p->width + 2);
+    if (per_line < 1) per_line = 1;
+    bool cut = is_cut(p, size);
+    int64_t items = cut ? 2 * EDGE_ITEMS + 1 : size;
+    put(o, "[");
+    for (int64_t k = 0; k < items; k++) {
+        if (k > 0) {
+            if (k % per_line == 0) {
+                put(o, ",\n");
+                put_repeat(o, " ", indent + 1);
             } else {
-                put(o, ",");
-                for (int k = 0; k < t->ndim - dim - 1; k++) put(o, "\n");
-                for (int k = 0; k < indent + 1; k++) put(o, " ");
+                put(o, ", ");
             }
         }
+        if (cut && k == EDGE_ITEMS) put(o, " ...");
+        else put_value(o, p, value_at(p, base + (cut && k > EDGE_ITEMS ? size - items + k : k)));
     }
     put(o, "]");
 }
 
+/* torch's _tensor_str_with_formatter for dims [dim, ndim) of the block at base. */
+static void put_block(out_buf *o, const printer *p, int dim, int64_t base, int indent) {
+    const nb_tensor *t = p->t;
+    if (dim == t->ndim - 1) {
+        put_vector(o, p, base, indent);
+        return;
+    }
+    int64_t size = t->shape[dim], inner = nb__numel(t->ndim - dim - 1, t->shape + dim + 1);
+    put(o, "[");
+    for (int64_t i = 0; i < size; i++) {
+        if (i > 0) {
+            put(o, ",");
+            put_repeat(o, "\n", t->ndim - dim - 1);
+            put_repeat(o, " ", indent + 1);
+        }
+        if (is_cut(p, size) && i == EDGE_ITEMS) {
+            put(o, "...");
+            i = size - EDGE_ITEMS - 1;
+            continue;
+        }
+        put_block(o, p, dim + 1, base + i * inner, indent + 1);
+    }
+    put(o, "]");
+}
+
+/* torch's _add_suffixes, including its bookkeeping: *last starts two above the length of the
+ * line, and a suffix moved to a new line resets it to that line's true length. */
+static void put_suffix(out_buf *o, const char *suffix, int indent, size_t *last) {
+    size_t n = strlen(suffix);
+    if (*last + n + 2 > LINE_WIDTH) {
+        put(o, ",\n");
+        put_repeat(o, " ", indent);
+        *last = (size_t)indent + n;
+    } else {
+        put(o, ", ");
+        *last += n + 2;
+    }
+    put(o, suffix);
+}
+
 int nb_format(const nb_tensor *t, char *buf, size_t cap) {
-    out_buf o = {.buf = buf, .cap = buf ? cap : 0, .len = 0};
+    out_buf o = {.buf = buf, .cap = buf ? cap : 0, .len = 0, .line = 0};
     if (buf && cap) buf[0] = '\0';
     if (!nb__alive(t)) {
         nb__fail_input("format", t);
         put(&o, "tensor(<invalid>)");
         return (int)o.len;
     }
+    const char *prefix = "tensor(";
+    int indent = (int)strlen(prefix);
     int64_t n = nb__numel(t->ndim, t->shape);
-    float *vals = nb__alloc(sizeof(float) * (size_t)(n ? n : 1));
-    if (!vals) return -1;
-    nb_copy_to(t, vals, n);
-    printer p = {.t = t, .vals = vals, .summarize = n > 1000};
-    choose_format(&p, n);
-    put(&o, "tensor(");
-    if (t->ndim == 0) {
-        char s[48];
-        format_value(&p, vals[0], s, sizeof s);
-        put(&o, s);
-    } else if (n == 0) {
+    put(&o, prefix);
+    char suffix[128];
+    size_t last;
+    if (n == 0) {
         put(&o, "[]");
+        last = o.line + 2;
+        if (t->ndim != 1) { /* Python's tuple: (0, 3) */
+            int len = snprintf(suffix, sizeof suffix, "size=(");
+            for (int d = 0; d < t->ndim && len < (int)sizeof suffix; d++)
+                len += snprintf(suffix + len, sizeof suffix - (size_t)len, d ? ", %lld" : "%lld",
+                                (long long)t->shape[d]);
+            if (len < (int)sizeof suffix) snprintf(suffix + len, sizeof suffix - (size_t)len, ")");
+            put_suffix(&o, suffix, indent, &last);
+        }
     } else {
-        print_block(&o, &p, 0, 0, (int)strlen("tensor("));
+        size_t bytes = sizeof(float) * (size_t)n; /* int32 and float are both 4 bytes */
+        void *vals = nb__alloc(bytes);
+        if (!vals) return -1;
+        if (t->dtype == NB_I32) nb__copy_logical(vals, t); /* exact, unlike a trip via float */
+        else nb_copy_to(t, vals, n);
+        printer p = {.t = t, .vals = vals, .floating = t->dtype != NB_I32 && t->dtype != NB_I8,
+                     .summarize = n > THRESHOLD};
+        choose_format(&p);
+        if (t->ndim == 0) put_value(&o, &p, value_at(&p, 0));
+        else put_block(&o, &p, 0, 0, indent);
+        nb__dealloc(vals, bytes);
+        last = o.line + 2;
     }
-    nb__dealloc(vals, sizeof(float) * (size_t)(n ? n : 1));
     if (t->dtype != NB_F32) {
-        put(&o, ", dtype=torch.");
-        put(&o, nb_dtype_name(t->dtype));
+        snprintf(suffix, sizeof suffix, "dtype=torch.%s", nb_dtype_name(t->dtype));
+        put_suffix(&o, suffix, indent, &last);
     }
     if (t->node) {
-        put(&o, ", grad_fn=<");
-        put(&o, t->node->grad_fn);
-        put(&o, ">");
+        snprintf(suffix, sizeof suffix, "grad_fn=<%s>", t->node->grad_fn);
+        put_suffix(&o, suffix, indent, &last);
     } else if (t->requires_grad) {
-        put(&o, ", requires_grad=True");
+        put_suffix(&o, "requires_grad=True", indent, &last);
     }
     put(&o, ")");
     return (int)o.len;

@@ -129,9 +129,10 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b) {
         return nb__fail(NB_ERR_SHAPE, "matmul: %s @ %s: operands must have at least one dim",
                         NB_SHP(a), NB_SHP(b));
     bool row = a->ndim == 1, col = b->ndim == 1;
-    nb_tensor *a2 = row ? nb_unsqueeze(a, 0) : a, *b2 = col ? nb_unsqueeze(b, 1) : b;
-    if (row && col && a->shape[0] != b->shape[0]) /* name the user's shapes, not the promoted */
+    /* checked before promoting, so the message names the user's shapes and no view is left */
+    if ((row || col) && a->shape[a->ndim - 1] != b->shape[col ? 0 : b->ndim - 2])
         return nb__fail(NB_ERR_SHAPE, "matmul: %s @ %s: inner sizes differ", NB_SHP(a), NB_SHP(b));
+    nb_tensor *a2 = row ? nb_unsqueeze(a, 0) : a, *b2 = col ? nb_unsqueeze(b, 1) : b;
     nb_tensor *out = nb__apply(NB_OP_MATMUL, 2, (nb_tensor *[]){a2, b2}, NULL);
     if (row) nb_tensor_free(a2);
     if (col) nb_tensor_free(b2);

@@ -65,6 +65,7 @@ nb_tensor *nb_add_scalar(nb_tensor *a, float s) { return unary(NB_OP_ADD_SCALAR,
 nb_tensor *nb_mul_scalar(nb_tensor *a, float s) { return unary(NB_OP_MUL_SCALAR, a, s, 0); }
 
 nb_tensor *nb_clamp(nb_tensor *a, float min, float max) {
+    if (!nb__alive(a)) return nb__fail_input("clamp", a);
     if (min > max) return nb__fail(NB_ERR_ARG, "clamp: min %g is greater than max %g", min, max);
     return unary(NB_OP_CLAMP, a, min, max);
 }
