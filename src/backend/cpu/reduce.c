@@ -98,9 +98,9 @@ void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t
         float m = -INFINITY, s = 0.0f;
         for (int64_t k = 0; k < r; k++) m = fmaxf(m, p[k * inner]);
         for (int64_t k = 0; k < r; k++) s += expf(p[k * inner] - m);
-        if (log) {
-            float lse = m + logf(s);
-            for (int64_t k = 0; k < r; k++) q[k * inner] = p[k * inner] - lse;
+        if (log) { /* (x - m) - log s, not x - (m + log s): that rounds at |m|, not at |y| */
+            float log_s = logf(s);
+            for (int64_t k = 0; k < r; k++) q[k * inner] = (p[k * inner] - m) - log_s;
         } else {
             float inv = 1.0f / s;
             for (int64_t k = 0; k < r; k++) q[k * inner] = expf(p[k * inner] - m) * inv;

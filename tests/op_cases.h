@@ -1,0 +1,480 @@
+/*
+ * op_cases.h — the op test cases shared by test_gradcheck.c (finite differences) and
+ * test_golden.c (PyTorch reference vectors).  tools/gen_golden.py mirrors this table case by
+ * case under the same names and writes tests/golden/ops.json; test_golden.c checks that the
+ * two agree on every field, so a case changed here and not there fails loudly.
+ *
+ * A case names the op-table row it exercises (`op`), the public function that reaches it (`fn`,
+ * e.g. nb_flatten for the RESHAPE row), how to draw each tensor input and the function's extra
+ * arguments.  Input specs describe the *logical* tensor the op sees; `layout` says how that
+ * tensor sits in memory, so kernels meet non-contiguous inputs too:
+ *   contiguous  the leaf itself
+ *   transposed  a leaf with the last two dims swapped, seen through nb_transpose(leaf, -1, -2)
+ *   strided     a leaf with a last dim of 2n + 1 whose gaps hold NaN, seen through
+ *               nb_slice(leaf, -1, 1, 2n + 1, 2): offset 1, stride 2; a kernel that reads past
+ *               the view turns the result into NaN
+ * Draws keep each op smooth at its inputs so that finite differences are valid: positive ranges
+ * for log/sqrt/pow, values at least OC_MARGIN away from kinks (0 for abs/relu, clamp's bounds),
+ * distinct values spaced well beyond the finite-difference step for max/min.  Cases marked
+ * `nonsmooth` sit on a kink on purpose (ties, zeros, bounds) to pin torch's conventions there;
+ * only the golden test runs them.
+ *
+ * Randomness comes from a local SplitMix64 stream, not the library's generator, so the inputs
+ * do not move when the library's RNG changes.
+ */
+#ifndef NB_OP_CASES_H
+#define NB_OP_CASES_H
+
+#include "nabla.h"
+#include "ops/op.h"
+
+#include <math.h>
+#include <string.h>
+
+#define OC_MAX_IN 3
+#define OC_MAX_RANK 4
+/* Distance kept from kinks (abs/relu at 0, clamp's bounds); finite differences move an input
+ * by at most 2 h = 2^-6 (test_gradcheck.c), well inside it. */
+#define OC_MARGIN 0.1f
+
+typedef enum {
+    OC_NONE,     /* no input in this slot */
+    OC_UNIFORM,  /* f32 uniform in [lo, hi], at least OC_MARGIN away from each avoid point */
+    OC_DISTINCT, /* f32: a random permutation of the n points lo + (hi - lo)(k + 1/2)/n */
+    OC_INTS,     /* f32 holding integers lo..hi (ties on purpose: comparisons, nonsmooth) */
+    OC_MASK,     /* f32 0/1, the condition of where; never differentiated */
+    OC_INDEX,    /* int32 in [0, hi): gather / index_select indices */
+} oc_draw;
+
+typedef enum { OC_CONTIGUOUS, OC_TRANSPOSED, OC_STRIDED } oc_layout;
+
+typedef struct {
+    oc_draw draw;
+    int ndim;
+    int64_t shape[OC_MAX_RANK];
+    float lo, hi;
+    int n_avoid;
+    float avoid[2];
+    oc_layout layout;
+} oc_input;
+
+/* The public functions a case may call; each maps to one row of nb__ops (or several public
+ * functions to one row: flatten, squeeze, unsqueeze and view all record RESHAPE). */
+#define OC_FNS(X)                                                                           \
+    X(add) X(sub) X(mul) X(div) X(pow) X(eq) X(ne) X(lt) X(le) X(gt) X(ge)                   \
+    X(neg) X(exp) X(log) X(sqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) X(relu)            \
+    X(pow_scalar) X(clamp) X(add_scalar) X(mul_scalar) X(step) X(leaky_relu) X(elu)         \
+    X(softplus) X(silu) X(mish) X(gelu) X(atan) X(softsign) X(matmul)                       \
+    X(sum) X(mean) X(max) X(min) X(sum_dims) X(mean_dims) X(max_dims) X(min_dims) X(argmax) \
+    X(softmax) X(log_softmax) X(reshape) X(view) X(flatten) X(squeeze) X(unsqueeze)         \
+    X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
+    X(gather) X(index_select)
+
+#define OC_FN_ENUM_(f) OC_FN_##f,
+typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
+
+typedef struct op_case {
+    const char *name;
+    nb_op_id op;
+    oc_fn fn;
+    oc_input in[OC_MAX_IN];
+    /* extra arguments, each used by some functions only (see oc_call_*) */
+    int n_dims;
+    int dims[OC_MAX_RANK]; /* reduced dims, a permutation, transpose's pair, flatten's range */
+    bool keepdim;
+    int dim;               /* softmax, argmax, slice, squeeze, concat, gather, ... */
+    float s0, s1;          /* scalar, exponent, clamp bounds */
+    int64_t start, end, step;
+    int n_sizes;
+    int64_t sizes[OC_MAX_RANK]; /* reshape, view, expand */
+    bool nonsmooth;
+} op_case;
+
+typedef nb_tensor *(*oc_call)(nb_tensor *const *x, const op_case *c);
+
+/* ---- the calls */
+
+#define OC_CALL_(f, ...) \
+    static inline nb_tensor *oc_call_##f(nb_tensor *const *x, const op_case *c) { \
+        (void)c;                                                                  \
+        return __VA_ARGS__;                                                       \
+    }
+#define OC_BINARY_(f) OC_CALL_(f, nb_##f(x[0], x[1]))
+#define OC_UNARY_(f) OC_CALL_(f, nb_##f(x[0]))
+OC_BINARY_(add) OC_BINARY_(sub) OC_BINARY_(mul) OC_BINARY_(div) OC_BINARY_(pow)
+OC_BINARY_(eq) OC_BINARY_(ne) OC_BINARY_(lt) OC_BINARY_(le) OC_BINARY_(gt) OC_BINARY_(ge)
+OC_BINARY_(matmul)
+OC_UNARY_(neg) OC_UNARY_(exp) OC_UNARY_(log) OC_UNARY_(sqrt) OC_UNARY_(abs) OC_UNARY_(sin)
+OC_UNARY_(cos) OC_UNARY_(tanh) OC_UNARY_(sigmoid) OC_UNARY_(relu)
+OC_UNARY_(step) OC_UNARY_(mish) OC_UNARY_(gelu) OC_UNARY_(atan) OC_UNARY_(softsign)
+OC_UNARY_(sum) OC_UNARY_(mean) OC_UNARY_(max) OC_UNARY_(min) OC_UNARY_(contiguous)
+OC_CALL_(pow_scalar, nb_pow_scalar(x[0], c->s0))
+OC_CALL_(clamp, nb_clamp(x[0], c->s0, c->s1))
+OC_CALL_(add_scalar, nb_add_scalar(x[0], c->s0))
+OC_CALL_(mul_scalar, nb_mul_scalar(x[0], c->s0))
+OC_CALL_(leaky_relu, nb_leaky_relu(x[0], c->s0))
+OC_CALL_(elu, nb_elu(x[0], c->s0))
+OC_CALL_(softplus, nb_softplus(x[0], c->s0, c->s1))
+OC_CALL_(silu, nb_silu(x[0], c->s0))
+OC_CALL_(sum_dims, nb_sum_dims(x[0], c->n_dims, c->dims, c->keepdim))
+OC_CALL_(mean_dims, nb_mean_dims(x[0], c->n_dims, c->dims, c->keepdim))
+OC_CALL_(max_dims, nb_max_dims(x[0], c->n_dims, c->dims, c->keepdim))
+OC_CALL_(min_dims, nb_min_dims(x[0], c->n_dims, c->dims, c->keepdim))
+OC_CALL_(argmax, nb_argmax(x[0], c->dim, c->keepdim))
+OC_CALL_(softmax, nb_softmax(x[0], c->dim))
+OC_CALL_(log_softmax, nb_log_softmax(x[0], c->dim))
+OC_CALL_(reshape, nb_reshape(x[0], c->n_sizes, c->sizes))
+OC_CALL_(view, nb_view(x[0], c->n_sizes, c->sizes))
+OC_CALL_(expand, nb_expand(x[0], c->n_sizes, c->sizes))
+OC_CALL_(flatten, nb_flatten(x[0], c->dims[0], c->dims[1]))
+OC_CALL_(squeeze, nb_squeeze(x[0], c->dim))
+OC_CALL_(unsqueeze, nb_unsqueeze(x[0], c->dim))
+OC_CALL_(transpose, nb_transpose(x[0], c->dims[0], c->dims[1]))
+OC_CALL_(permute, nb_permute(x[0], c->n_dims, c->dims))
+OC_CALL_(slice, nb_slice(x[0], c->dim, c->start, c->end, c->step))
+OC_CALL_(where, nb_where(x[0], x[1], x[2]))
+OC_CALL_(gather, nb_gather(x[0], c->dim, x[1]))
+OC_CALL_(index_select, nb_index_select(x[0], c->dim, x[1]))
+
+static inline int oc_n_inputs(const op_case *c) {
+    int n = 0;
+    while (n < OC_MAX_IN && c->in[n].draw != OC_NONE) n++;
+    return n;
+}
+OC_CALL_(concat, nb_concat(oc_n_inputs(c), x, c->dim))
+OC_CALL_(stack, nb_stack(oc_n_inputs(c), x, c->dim))
+
+#define OC_FN_ROW_(f) [OC_FN_##f] = {#f, oc_call_##f},
+static const struct {
+    const char *name;
+    oc_call call;
+} oc_fns[OC_FN_COUNT] = {OC_FNS(OC_FN_ROW_)};
+
+/* ---- the cases */
+
+#define OC_COUNT_(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+#define SHAPE(...) .ndim = OC_COUNT_(__VA_ARGS__), .shape = {__VA_ARGS__}
+#define UNI(lo_, hi_, ...) {.draw = OC_UNIFORM, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__)}
+#define UNI_T(lo_, hi_, ...) \
+    {.draw = OC_UNIFORM, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__), .layout = OC_TRANSPOSED}
+#define UNI_S(lo_, hi_, ...) \
+    {.draw = OC_UNIFORM, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__), .layout = OC_STRIDED}
+#define AWAY(lo_, hi_, p, ...) \
+    {.draw = OC_UNIFORM, .lo = (lo_), .hi = (hi_), .n_avoid = 1, .avoid = {p}, SHAPE(__VA_ARGS__)}
+#define AWAY2(lo_, hi_, p, q, ...)                                                     \
+    {.draw = OC_UNIFORM, .lo = (lo_), .hi = (hi_), .n_avoid = 2, .avoid = {p, q},       \
+     SHAPE(__VA_ARGS__)}
+#define SCALAR(lo_, hi_) {.draw = OC_UNIFORM, .lo = (lo_), .hi = (hi_), .ndim = 0}
+#define DISTINCT(...) {.draw = OC_DISTINCT, .lo = -2, .hi = 2, SHAPE(__VA_ARGS__)}
+#define DISTINCT_T(...) \
+    {.draw = OC_DISTINCT, .lo = -2, .hi = 2, SHAPE(__VA_ARGS__), .layout = OC_TRANSPOSED}
+#define INTS(lo_, hi_, ...) {.draw = OC_INTS, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__)}
+#define MASK(...) {.draw = OC_MASK, .lo = 0, .hi = 1, SHAPE(__VA_ARGS__)}
+#define INDEX(n, ...) {.draw = OC_INDEX, .lo = 0, .hi = (n), SHAPE(__VA_ARGS__)}
+#define IN(...) .in = {__VA_ARGS__}
+#define DIMS(...) .n_dims = OC_COUNT_(__VA_ARGS__), .dims = {__VA_ARGS__}
+#define SIZES(...) .n_sizes = OC_COUNT_(__VA_ARGS__), .sizes = {__VA_ARGS__}
+#define OC(name_, row, fn_, ...) \
+    {.name = (name_), .op = NB_OP_##row, .fn = OC_FN_##fn_, __VA_ARGS__}
+
+static const op_case oc_cases[] = {
+    /* binary elementwise: same shapes, broadcasting both ways, 0-d, non-contiguous */
+    OC("add_same_shape", ADD, add, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 3, 4))),
+    OC("add_broadcast_both", ADD, add, IN(UNI(-1, 1, 2, 1, 4), UNI(-1, 1, 3, 1))),
+    OC("add_transposed", ADD, add, IN(UNI_T(-1, 1, 3, 4), UNI(-1, 1, 4))),
+    OC("sub_broadcast", SUB, sub, IN(UNI(-1, 1, 4, 1), UNI(-1, 1, 1, 3))),
+    OC("sub_scalar_tensor", SUB, sub, IN(SCALAR(-1, 1), UNI_S(-1, 1, 2, 3))),
+    OC("mul_broadcast", MUL, mul, IN(UNI(-1, 1, 2, 3, 4), UNI(-1, 1, 4))),
+    OC("mul_noncontiguous", MUL, mul, IN(UNI_T(-1, 1, 3, 4), UNI_S(-1, 1, 3, 4))),
+    OC("div_broadcast", DIV, div, IN(UNI(-1, 1, 3, 4), UNI(0.5f, 2, 4))),
+    OC("div_broadcast_numerator", DIV, div, IN(UNI(-1, 1, 1, 4), UNI_T(0.5f, 2, 3, 4))),
+    OC("pow_same_shape", POW, pow, IN(UNI(0.5f, 2, 3, 4), UNI(-1.5f, 2, 3, 4))),
+    OC("pow_broadcast_exponent", POW, pow, IN(UNI(0.5f, 2, 2, 3), SCALAR(0.5f, 2.5f))),
+    OC("pow_zero_base", POW, pow, IN(INTS(0, 1, 2, 3), UNI(1.5f, 2.5f, 3)), .nonsmooth = true),
+    /* comparisons: small integers, so that ties (eq, le, ge) happen */
+    OC("eq_broadcast", EQ, eq, IN(INTS(0, 2, 3, 4), INTS(0, 2, 4))),
+    OC("ne_broadcast", NE, ne, IN(INTS(0, 2, 3, 1), INTS(0, 2, 1, 4))),
+    OC("lt_same_shape", LT, lt, IN(INTS(0, 2, 3, 4), INTS(0, 2, 3, 4))),
+    OC("le_transposed", LE, le, IN(INTS(0, 2, 3, 4), {.draw = OC_INTS, .lo = 0, .hi = 2,
+                                                     SHAPE(3, 4), .layout = OC_TRANSPOSED})),
+    OC("gt_scalar_tensor", GT, gt, IN(INTS(0, 2, 2, 3), {.draw = OC_INTS, .lo = 0, .hi = 2})),
+    OC("ge_broadcast", GE, ge, IN(INTS(0, 2, 2, 1, 3), INTS(0, 2, 4, 1))),
+    /* unary elementwise */
+    OC("neg", NEG, neg, IN(UNI(-1, 1, 3, 4))),
+    OC("exp", EXP, exp, IN(UNI(-2, 2, 3, 4))),
+    OC("exp_transposed", EXP, exp, IN(UNI_T(-2, 2, 3, 4))),
+    OC("log", LOG, log, IN(UNI(0.2f, 3, 3, 4))),
+    OC("sqrt", SQRT, sqrt, IN(UNI(0.2f, 3, 3, 4))),
+    OC("abs", ABS, abs, IN(AWAY(-1, 1, 0, 3, 4))),
+    OC("abs_at_zero", ABS, abs, IN(INTS(-1, 1, 3, 4)), .nonsmooth = true),
+    OC("sin", SIN, sin, IN(UNI(-3, 3, 3, 4))),
+    OC("cos", COS, cos, IN(UNI(-3, 3, 3, 4))),
+    OC("tanh", TANH, tanh, IN(UNI(-2, 2, 3, 4))),
+    OC("tanh_scalar", TANH, tanh, IN(SCALAR(-2, 2))),
+    OC("sigmoid", SIGMOID, sigmoid, IN(UNI(-3, 3, 3, 4))),
+    OC("relu", RELU, relu, IN(AWAY(-1, 1, 0, 3, 4))),
+    OC("relu_strided", RELU, relu, IN({.draw = OC_UNIFORM, .lo = -1, .hi = 1, .n_avoid = 1,
+                                       .avoid = {0}, SHAPE(3, 4), .layout = OC_STRIDED})),
+    OC("relu_at_zero", RELU, relu, IN(INTS(-1, 1, 3, 4)), .nonsmooth = true),
+    OC("pow_scalar_square", POW_SCALAR, pow_scalar, IN(UNI(-2, 2, 3, 4)), .s0 = 2),
+    OC("pow_scalar_fraction", POW_SCALAR, pow_scalar, IN(UNI(0.3f, 2, 3, 4)), .s0 = 2.5f),
+    OC("pow_scalar_cube_negative", POW_SCALAR, pow_scalar, IN(UNI(-2, -0.3f, 3, 4)), .s0 = 3),
+    OC("pow_scalar_negative", POW_SCALAR, pow_scalar, IN(UNI_T(0.5f, 2, 3, 4)), .s0 = -1.5f),
+    OC("clamp", CLAMP, clamp, IN(AWAY2(-1.5f, 1.5f, -0.5f, 0.5f, 3, 4)), .s0 = -0.5f, .s1 = 0.5f),
+    OC("clamp_min_only", CLAMP, clamp, IN(AWAY(-1, 1, 0.25f, 3, 4)), .s0 = 0.25f, .s1 = INFINITY),
+    OC("clamp_max_only", CLAMP, clamp, IN(AWAY(-1, 1, -0.25f, 3, 4)), .s0 = -INFINITY,
+       .s1 = -0.25f),
+    OC("clamp_at_bounds", CLAMP, clamp, IN(INTS(-2, 2, 3, 4)), .s0 = -1, .s1 = 1,
+       .nonsmooth = true),
+    OC("add_scalar", ADD_SCALAR, add_scalar, IN(UNI(-1, 1, 3, 4)), .s0 = 1.5f),
+    OC("mul_scalar", MUL_SCALAR, mul_scalar, IN(UNI_S(-1, 1, 3, 4)), .s0 = -2.5f),
+    /* activations (include/nabla/nn.h); kinks at 0 avoided, and softplus's cut-over to x */
+    OC("step", STEP, step, IN(AWAY(-1, 1, 0, 3, 4))),
+    OC("leaky_relu", LEAKY_RELU, leaky_relu, IN(AWAY(-1, 1, 0, 3, 4)), .s0 = 0.1f),
+    OC("leaky_relu_at_zero", LEAKY_RELU, leaky_relu, IN(INTS(-1, 1, 3, 4)), .s0 = 0.1f,
+       .nonsmooth = true),
+    OC("elu", ELU, elu, IN(AWAY(-2, 2, 0, 3, 4)), .s0 = 0.5f),
+    OC("softplus", SOFTPLUS, softplus, IN(UNI(-3, 3, 3, 4)), .s0 = 1, .s1 = 20),
+    OC("softplus_threshold", SOFTPLUS, softplus, IN(AWAY(-2, 3, 1, 3, 4)), .s0 = 2, .s1 = 2),
+    OC("silu", SILU, silu, IN(UNI(-3, 3, 3, 4)), .s0 = 1),
+    OC("silu_beta", SILU, silu, IN(UNI_T(-3, 3, 3, 4)), .s0 = 1.5f),
+    OC("mish", MISH, mish, IN(UNI(-3, 3, 3, 4))),
+    OC("gelu", GELU, gelu, IN(UNI(-3, 3, 3, 4))),
+    OC("atan", ATAN, atan, IN(UNI(-3, 3, 3, 4))),
+    OC("softsign", SOFTSIGN, softsign, IN(AWAY(-2, 2, 0, 3, 4))),
+    /* matmul: 2-D, transposed operands, batched, broadcast batch, 1-D operands */
+    OC("matmul_2d", MATMUL, matmul, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 4, 2))),
+    OC("matmul_transposed_operands", MATMUL, matmul, IN(UNI_T(-1, 1, 3, 4), UNI_T(-1, 1, 4, 5))),
+    OC("matmul_batched", MATMUL, matmul, IN(UNI(-1, 1, 2, 3, 4), UNI(-1, 1, 2, 4, 2))),
+    OC("matmul_batched_transposed", MATMUL, matmul,
+       IN(UNI_T(-1, 1, 2, 3, 4), UNI_S(-1, 1, 2, 4, 2))),
+    OC("matmul_batch_times_matrix", MATMUL, matmul, IN(UNI(-1, 1, 2, 3, 4), UNI(-1, 1, 4, 2))),
+    OC("matmul_broadcast_batch", MATMUL, matmul, IN(UNI(-1, 1, 2, 1, 2, 3), UNI(-1, 1, 3, 3, 2))),
+    OC("matmul_vector_matrix", MATMUL, matmul, IN(UNI(-1, 1, 4), UNI(-1, 1, 4, 3))),
+    OC("matmul_matrix_vector", MATMUL, matmul, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 4))),
+    OC("matmul_dot", MATMUL, matmul, IN(UNI(-1, 1, 5), UNI(-1, 1, 5))),
+    OC("matmul_batched_vector", MATMUL, matmul, IN(UNI(-1, 1, 2, 3, 4), UNI(-1, 1, 4))),
+    /* reductions: all dims, one dim, several, negative, keepdim on/off, non-contiguous */
+    OC("sum_all", SUM, sum, IN(UNI(-1, 1, 2, 3, 4))),
+    OC("sum_one_dim", SUM, sum_dims, IN(UNI(-1, 1, 2, 3, 4)), DIMS(1)),
+    OC("sum_two_dims_keepdim", SUM, sum_dims, IN(UNI(-1, 1, 2, 3, 4)), DIMS(0, 2), .keepdim = true),
+    OC("sum_negative_dim", SUM, sum_dims, IN(UNI(-1, 1, 2, 3, 4)), DIMS(-1)),
+    OC("sum_all_dims_keepdim", SUM, sum_dims, IN(UNI(-1, 1, 2, 3)), DIMS(0, 1), .keepdim = true),
+    OC("sum_scalar", SUM, sum, IN(SCALAR(-1, 1))),
+    OC("sum_transposed", SUM, sum_dims, IN(UNI_T(-1, 1, 3, 4)), DIMS(0)),
+    OC("mean_all", MEAN, mean, IN(UNI(-1, 1, 2, 3, 4))),
+    OC("mean_negative_dim_keepdim", MEAN, mean_dims, IN(UNI(-1, 1, 2, 3, 4)), DIMS(-2),
+       .keepdim = true),
+    OC("mean_two_dims", MEAN, mean_dims, IN(UNI_T(-1, 1, 2, 3, 4)), DIMS(0, -1)),
+    OC("max_all", MAX, max, IN(DISTINCT(2, 3, 4))),
+    OC("max_one_dim", MAX, max_dims, IN(DISTINCT(3, 5)), DIMS(1)),
+    OC("max_two_dims_keepdim", MAX, max_dims, IN(DISTINCT(2, 3, 4)), DIMS(0, 2), .keepdim = true),
+    OC("max_negative_dim_transposed", MAX, max_dims, IN(DISTINCT_T(4, 3)), DIMS(-1)),
+    OC("max_ties", MAX, max_dims, IN(INTS(0, 2, 3, 4)), DIMS(1), .nonsmooth = true),
+    OC("min_all", MIN, min, IN(DISTINCT(3, 4))),
+    OC("min_negative_dim_keepdim", MIN, min_dims, IN(DISTINCT(2, 3, 4)), DIMS(-1), .keepdim = true),
+    OC("min_two_dims", MIN, min_dims, IN(DISTINCT(2, 3, 4)), DIMS(0, 1)),
+    OC("min_ties", MIN, min_dims, IN(INTS(0, 2, 4, 3)), DIMS(0), .nonsmooth = true),
+    OC("argmax_all", ARGMAX, argmax, IN(DISTINCT(3, 4)), .dim = NB_ALL),
+    OC("argmax_dim", ARGMAX, argmax, IN(DISTINCT(2, 3, 4)), .dim = 1),
+    OC("argmax_negative_dim_keepdim", ARGMAX, argmax, IN(DISTINCT_T(3, 4)), .dim = -1,
+       .keepdim = true),
+    OC("argmax_ties_first", ARGMAX, argmax, IN(INTS(0, 1, 4, 5)), .dim = 1),
+    /* softmax family: last dim, first dim, a middle dim (inner > 1), 1-D, large logits */
+    OC("softmax_last_dim", SOFTMAX, softmax, IN(UNI(-2, 2, 3, 5)), .dim = -1),
+    OC("softmax_first_dim", SOFTMAX, softmax, IN(UNI(-2, 2, 4, 3)), .dim = 0),
+    OC("softmax_middle_dim", SOFTMAX, softmax, IN(UNI(-2, 2, 2, 3, 4)), .dim = 1),
+    OC("softmax_transposed", SOFTMAX, softmax, IN(UNI_T(-2, 2, 3, 4)), .dim = 1),
+    OC("softmax_scalar", SOFTMAX, softmax, IN(SCALAR(-2, 2)), .dim = 0),
+    OC("softmax_large_logits", SOFTMAX, softmax, IN(UNI(90, 100, 2, 5)), .dim = -1),
+    OC("log_softmax_last_dim", LOG_SOFTMAX, log_softmax, IN(UNI(-2, 2, 3, 5)), .dim = -1),
+    OC("log_softmax_middle_dim", LOG_SOFTMAX, log_softmax, IN(UNI(-2, 2, 2, 3, 4)), .dim = -2),
+    OC("log_softmax_1d", LOG_SOFTMAX, log_softmax, IN(UNI(-2, 2, 6)), .dim = 0),
+    OC("log_softmax_large_logits", LOG_SOFTMAX, log_softmax, IN(UNI(-100, -90, 2, 5)), .dim = 1),
+    /* views: everything that records RESHAPE, then permute, slice, expand, contiguous */
+    OC("reshape", RESHAPE, reshape, IN(UNI(-1, 1, 2, 3, 4)), SIZES(4, 6)),
+    OC("reshape_infer", RESHAPE, reshape, IN(UNI(-1, 1, 2, 3, 4)), SIZES(3, -1, 2)),
+    OC("reshape_transposed_copies", RESHAPE, reshape, IN(UNI_T(-1, 1, 3, 4)), SIZES(12)),
+    OC("view", RESHAPE, view, IN(UNI(-1, 1, 2, 3, 4)), SIZES(6, 4)),
+    OC("flatten_inner", RESHAPE, flatten, IN(UNI(-1, 1, 2, 3, 4)), DIMS(1, 2)),
+    OC("flatten_all", RESHAPE, flatten, IN(UNI(-1, 1, 2, 3, 4)), DIMS(0, -1)),
+    OC("squeeze_dim", RESHAPE, squeeze, IN(UNI(-1, 1, 3, 1, 4)), .dim = 1),
+    OC("squeeze_size_not_one", RESHAPE, squeeze, IN(UNI(-1, 1, 3, 4)), .dim = 0),
+    OC("squeeze_all", RESHAPE, squeeze, IN(UNI(-1, 1, 1, 3, 1, 4)), .dim = NB_ALL),
+    OC("unsqueeze_front", RESHAPE, unsqueeze, IN(UNI(-1, 1, 3, 4)), .dim = 0),
+    OC("unsqueeze_negative", RESHAPE, unsqueeze, IN(UNI_T(-1, 1, 3, 4)), .dim = -1),
+    OC("transpose", PERMUTE, transpose, IN(UNI(-1, 1, 2, 3, 4)), DIMS(0, 2)),
+    OC("transpose_negative", PERMUTE, transpose, IN(UNI(-1, 1, 3, 4)), DIMS(-1, -2)),
+    OC("permute", PERMUTE, permute, IN(UNI(-1, 1, 2, 3, 4)), DIMS(2, 0, 1)),
+    OC("permute_negative", PERMUTE, permute, IN(UNI_T(-1, 1, 2, 3, 4)), DIMS(-1, 0, 1)),
+    OC("slice_rows", SLICE, slice, IN(UNI(-1, 1, 5, 4)), .dim = 0, .start = 1, .end = 4, .step = 1),
+    OC("slice_step", SLICE, slice, IN(UNI(-1, 1, 3, 7)), .dim = -1, .start = 0, .end = 7,
+       .step = 2),
+    OC("slice_negative_start_clamped_end", SLICE, slice, IN(UNI_T(-1, 1, 3, 6)), .dim = 1,
+       .start = -4, .end = 100, .step = 3),
+    OC("expand", EXPAND, expand, IN(UNI(-1, 1, 3, 1)), SIZES(2, 3, 4)),
+    OC("expand_keep_size", EXPAND, expand, IN(UNI(-1, 1, 1, 4)), SIZES(3, -1)),
+    OC("contiguous_transposed", CONTIGUOUS, contiguous, IN(UNI_T(-1, 1, 3, 4))),
+    OC("contiguous_strided", CONTIGUOUS, contiguous, IN(UNI_S(-1, 1, 2, 3))),
+    /* joining: concat and stack of three inputs (stack records CONCAT) */
+    OC("concat_dim0", CONCAT, concat, IN(UNI(-1, 1, 2, 3), UNI_T(-1, 1, 3, 3), UNI(-1, 1, 1, 3)),
+       .dim = 0),
+    OC("concat_last_dim", CONCAT, concat,
+       IN(UNI(-1, 1, 2, 1), UNI(-1, 1, 2, 3), UNI_S(-1, 1, 2, 2)), .dim = -1),
+    OC("stack_dim0", CONCAT, stack, IN(UNI(-1, 1, 2, 3), UNI(-1, 1, 2, 3), UNI_T(-1, 1, 2, 3)),
+       .dim = 0),
+    OC("stack_last_dim", CONCAT, stack, IN(UNI(-1, 1, 2, 3), UNI(-1, 1, 2, 3), UNI(-1, 1, 2, 3)),
+       .dim = -1),
+    /* selection */
+    OC("where", WHERE, where, IN(MASK(3, 4), UNI(-1, 1, 3, 4), UNI(-1, 1, 3, 4))),
+    OC("where_broadcast", WHERE, where, IN(MASK(3, 1), UNI(-1, 1, 4), UNI_T(-1, 1, 3, 4))),
+    OC("gather_dim0_repeated", GATHER, gather, IN(UNI(-1, 1, 3, 4), INDEX(3, 5, 4)), .dim = 0),
+    OC("gather_dim1_repeated", GATHER, gather, IN(UNI_T(-1, 1, 3, 4), INDEX(4, 2, 6)), .dim = 1),
+    OC("gather_negative_dim_3d", GATHER, gather, IN(UNI(-1, 1, 2, 3, 4), INDEX(4, 2, 2, 5)),
+       .dim = -1),
+    OC("index_select_dim0_repeated", INDEX_SELECT, index_select,
+       IN(UNI(-1, 1, 4, 3), INDEX(4, 6)), .dim = 0),
+    OC("index_select_last_dim_repeated", INDEX_SELECT, index_select,
+       IN(UNI_T(-1, 1, 2, 3, 4), INDEX(4, 5)), .dim = -1),
+};
+#define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
+
+#undef SHAPE
+#undef UNI
+#undef UNI_T
+#undef UNI_S
+#undef AWAY
+#undef AWAY2
+#undef SCALAR
+#undef DISTINCT
+#undef DISTINCT_T
+#undef INTS
+#undef MASK
+#undef INDEX
+#undef IN
+#undef DIMS
+#undef SIZES
+#undef OC
+
+/* ---- drawing inputs */
+
+static inline int64_t oc_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    return n;
+}
+
+/* SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed stream for test data. */
+static inline uint64_t oc_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline double oc_uniform01(uint64_t *state) {
+    return (double)(oc_next(state) >> 11) * 0x1p-53;
+}
+
+/* Whether v is a value the spec may produce (draws use it to reject; the golden test uses it
+ * to confirm that the generator kept to the spec). */
+static inline bool oc_value_ok(const oc_input *s, float v) {
+    switch (s->draw) {
+    case OC_UNIFORM:
+    case OC_DISTINCT:
+        if (!(v >= s->lo && v <= s->hi)) return false;
+        for (int k = 0; k < s->n_avoid; k++)
+            if (fabsf(v - s->avoid[k]) < OC_MARGIN) return false;
+        return true;
+    case OC_INTS: return v >= s->lo && v <= s->hi && v == floorf(v);
+    case OC_MASK: return v == 0.0f || v == 1.0f;
+    case OC_INDEX: return v >= 0 && v < s->hi && v == floorf(v);
+    default: return false;
+    }
+}
+
+/* Draws the n logical values of input s into v (as floats; indices are whole numbers). */
+static inline void oc_draw_values(const oc_input *s, uint64_t *rng, float *v) {
+    int64_t n = oc_numel(s->ndim, s->shape);
+    if (s->draw == OC_DISTINCT) { /* Fisher-Yates shuffle of the evenly spaced points */
+        for (int64_t i = 0; i < n; i++)
+            v[i] = s->lo + (s->hi - s->lo) * ((float)i + 0.5f) / (float)n;
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(oc_next(rng) % (uint64_t)(i + 1));
+            float t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        do {
+            double u = oc_uniform01(rng);
+            switch (s->draw) {
+            case OC_UNIFORM: v[i] = (float)(s->lo + (s->hi - s->lo) * u); break;
+            case OC_INTS: v[i] = (float)(s->lo + floor(u * (s->hi - s->lo + 1))); break;
+            case OC_MASK: v[i] = u < 0.5 ? 0.0f : 1.0f; break;
+            default: v[i] = (float)floor(u * s->hi); break;
+            }
+        } while (!oc_value_ok(s, v[i]));
+    }
+}
+
+static inline bool oc_is_float(const oc_input *s) {
+    return s->draw == OC_UNIFORM || s->draw == OC_DISTINCT || s->draw == OC_INTS;
+}
+
+/* The number of elements of the leaf behind input s (more than the logical ones if strided). */
+static inline int64_t oc_leaf_numel(const oc_input *s) {
+    int64_t n = oc_numel(s->ndim, s->shape);
+    if (s->layout != OC_STRIDED) return n;
+    int64_t last = s->shape[s->ndim - 1];
+    return last ? n / last * (2 * last + 1) : 0;
+}
+
+/* How the op sees a leaf of layout s->layout (see the header comment); for a contiguous
+ * layout the leaf itself.  Applied to a leaf's gradient it gives the logical gradient. */
+static inline nb_tensor *oc_view_of(const oc_input *s, nb_tensor *leaf) {
+    switch (s->layout) {
+    case OC_TRANSPOSED: return nb_transpose(leaf, -1, -2);
+    case OC_STRIDED: return nb_slice(leaf, -1, 1, 2 * s->shape[s->ndim - 1] + 1, 2);
+    default: return leaf;
+    }
+}
+
+/* Builds the leaf holding the logical values v in s's layout, in the current scope.  Float
+ * leaves (oc_is_float) may then be given requires_grad; call oc_view_of after that. */
+static inline nb_tensor *oc_make_leaf(const oc_input *s, const float *v) {
+    int64_t n = oc_numel(s->ndim, s->shape);
+    if (s->draw == OC_INDEX) {
+        int32_t ix[256];
+        for (int64_t i = 0; i < n && i < 256; i++) ix[i] = (int32_t)v[i];
+        return n <= 256 ? nb_from_int32(ix, s->ndim, s->shape) : NULL;
+    }
+    nb_tensor *logical = nb_from_data(v, s->ndim, s->shape);
+    if (s->layout == OC_TRANSPOSED) return nb_contiguous(nb_transpose(logical, -1, -2));
+    if (s->layout != OC_STRIDED) return logical;
+    int64_t shape[OC_MAX_RANK], last = s->shape[s->ndim - 1];
+    memcpy(shape, s->shape, sizeof shape);
+    shape[s->ndim - 1] = 2 * last + 1;
+    nb_tensor *leaf = nb_full(s->ndim, shape, NAN);
+    float *d = nb_data(leaf);
+    for (int64_t i = 0; i < n; i++) d[(i / last) * (2 * last + 1) + 1 + 2 * (i % last)] = v[i];
+    return leaf;
+}
+
+/* Whether t's graph contains a node of the given op (the case really exercises its row). */
+static inline bool oc_graph_has_op(const nb_tensor *t, nb_op_id op) {
+    if (!t || !t->node) return false;
+    if (t->node->op == (int)op) return true;
+    for (int i = 0; i < t->node->n_in; i++)
+        if (oc_graph_has_op(t->node->in[i], op)) return true;
+    return false;
+}
+
+static inline const op_case *oc_find(const char *name) {
+    for (int i = 0; i < OC_N_CASES; i++)
+        if (strcmp(oc_cases[i].name, name) == 0) return &oc_cases[i];
+    return NULL;
+}
+
+#endif

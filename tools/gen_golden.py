@@ -1,0 +1,451 @@
+#!/usr/bin/python3
+"""gen_golden.py: PyTorch reference vectors for the op tests, written to tests/golden/ops.json.
+
+Regenerate from the repository root with Debian's python3-torch (not a pyenv python):
+
+    /usr/bin/python3 tools/gen_golden.py
+
+The output is deterministic: each case draws from a torch.Generator seeded with a hash of its
+name, so adding a case changes no other case's numbers.
+
+The cases mirror tests/op_cases.h one for one, under the same names and with the same fields;
+tests/test_golden.c checks every field against that table, so a case edited in one place and
+not the other fails the test by name.  For each case the file holds the input values (float32
+values in logical, row-major order, whatever the layout nabla reads them through), the extra
+arguments, a fixed random R of the output's shape, torch's output and torch's gradient of every
+float input under loss = sum(out * R).  torch computes in float64 from the float32 inputs, so the
+reference is exact to far below the test's tolerance.  Numbers keep 9 significant digits, which
+round-trips float32.
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+import torch.nn.functional as F
+
+MARGIN = 0.1  # OC_MARGIN in tests/op_cases.h
+ALL = -128    # NB_ALL in include/nabla.h
+INF = math.inf
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden", "ops.json")
+
+
+def f32(x):
+    """x rounded to float32, as a Python float."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+# ---- input specs (the macros of op_cases.h)
+
+def spec(draw, lo, hi, shape, layout="contiguous", avoid=()):
+    return {"draw": draw, "lo": lo, "hi": hi, "shape": list(shape), "layout": layout,
+            "avoid": list(avoid)}
+
+
+def uni(lo, hi, *shape, layout="contiguous"):
+    return spec("uniform", lo, hi, shape, layout)
+
+
+def uni_t(lo, hi, *shape):
+    return spec("uniform", lo, hi, shape, "transposed")
+
+
+def uni_s(lo, hi, *shape):
+    return spec("uniform", lo, hi, shape, "strided")
+
+
+def away(lo, hi, p, *shape, layout="contiguous"):
+    return spec("uniform", lo, hi, shape, layout, [p])
+
+
+def away2(lo, hi, p, q, *shape):
+    return spec("uniform", lo, hi, shape, "contiguous", [p, q])
+
+
+def scalar(lo, hi):
+    return spec("uniform", lo, hi, ())
+
+
+def distinct(*shape, layout="contiguous"):
+    return spec("distinct", -2, 2, shape, layout)
+
+
+def distinct_t(*shape):
+    return distinct(*shape, layout="transposed")
+
+
+def ints(lo, hi, *shape, layout="contiguous"):
+    return spec("ints", lo, hi, shape, layout)
+
+
+def mask(*shape):
+    return spec("mask", 0, 1, shape)
+
+
+def index(n, *shape):
+    return spec("index", 0, n, shape)
+
+
+def case(name, op, fn, inputs, dims=(), keepdim=False, dim=0, s0=0.0, s1=0.0, start=0, end=0,
+         step=0, sizes=(), nonsmooth=False):
+    return {"name": name, "op": op, "fn": fn, "inputs": inputs, "nonsmooth": nonsmooth,
+            "args": {"dims": list(dims), "keepdim": keepdim, "dim": dim, "s0": s0, "s1": s1,
+                     "start": start, "end": end, "step": step, "sizes": list(sizes)}}
+
+
+CASES = [
+    # binary elementwise: same shapes, broadcasting both ways, 0-d, non-contiguous
+    case("add_same_shape", "add", "add", [uni(-1, 1, 3, 4), uni(-1, 1, 3, 4)]),
+    case("add_broadcast_both", "add", "add", [uni(-1, 1, 2, 1, 4), uni(-1, 1, 3, 1)]),
+    case("add_transposed", "add", "add", [uni_t(-1, 1, 3, 4), uni(-1, 1, 4)]),
+    case("sub_broadcast", "sub", "sub", [uni(-1, 1, 4, 1), uni(-1, 1, 1, 3)]),
+    case("sub_scalar_tensor", "sub", "sub", [scalar(-1, 1), uni_s(-1, 1, 2, 3)]),
+    case("mul_broadcast", "mul", "mul", [uni(-1, 1, 2, 3, 4), uni(-1, 1, 4)]),
+    case("mul_noncontiguous", "mul", "mul", [uni_t(-1, 1, 3, 4), uni_s(-1, 1, 3, 4)]),
+    case("div_broadcast", "div", "div", [uni(-1, 1, 3, 4), uni(0.5, 2, 4)]),
+    case("div_broadcast_numerator", "div", "div", [uni(-1, 1, 1, 4), uni_t(0.5, 2, 3, 4)]),
+    case("pow_same_shape", "pow", "pow", [uni(0.5, 2, 3, 4), uni(-1.5, 2, 3, 4)]),
+    case("pow_broadcast_exponent", "pow", "pow", [uni(0.5, 2, 2, 3), scalar(0.5, 2.5)]),
+    case("pow_zero_base", "pow", "pow", [ints(0, 1, 2, 3), uni(1.5, 2.5, 3)], nonsmooth=True),
+    # comparisons: small integers, so that ties (eq, le, ge) happen
+    case("eq_broadcast", "eq", "eq", [ints(0, 2, 3, 4), ints(0, 2, 4)]),
+    case("ne_broadcast", "ne", "ne", [ints(0, 2, 3, 1), ints(0, 2, 1, 4)]),
+    case("lt_same_shape", "lt", "lt", [ints(0, 2, 3, 4), ints(0, 2, 3, 4)]),
+    case("le_transposed", "le", "le", [ints(0, 2, 3, 4), ints(0, 2, 3, 4, layout="transposed")]),
+    case("gt_scalar_tensor", "gt", "gt", [ints(0, 2, 2, 3), ints(0, 2)]),
+    case("ge_broadcast", "ge", "ge", [ints(0, 2, 2, 1, 3), ints(0, 2, 4, 1)]),
+    # unary elementwise
+    case("neg", "neg", "neg", [uni(-1, 1, 3, 4)]),
+    case("exp", "exp", "exp", [uni(-2, 2, 3, 4)]),
+    case("exp_transposed", "exp", "exp", [uni_t(-2, 2, 3, 4)]),
+    case("log", "log", "log", [uni(0.2, 3, 3, 4)]),
+    case("sqrt", "sqrt", "sqrt", [uni(0.2, 3, 3, 4)]),
+    case("abs", "abs", "abs", [away(-1, 1, 0, 3, 4)]),
+    case("abs_at_zero", "abs", "abs", [ints(-1, 1, 3, 4)], nonsmooth=True),
+    case("sin", "sin", "sin", [uni(-3, 3, 3, 4)]),
+    case("cos", "cos", "cos", [uni(-3, 3, 3, 4)]),
+    case("tanh", "tanh", "tanh", [uni(-2, 2, 3, 4)]),
+    case("tanh_scalar", "tanh", "tanh", [scalar(-2, 2)]),
+    case("sigmoid", "sigmoid", "sigmoid", [uni(-3, 3, 3, 4)]),
+    case("relu", "relu", "relu", [away(-1, 1, 0, 3, 4)]),
+    case("relu_strided", "relu", "relu", [away(-1, 1, 0, 3, 4, layout="strided")]),
+    case("relu_at_zero", "relu", "relu", [ints(-1, 1, 3, 4)], nonsmooth=True),
+    case("pow_scalar_square", "pow_scalar", "pow_scalar", [uni(-2, 2, 3, 4)], s0=2),
+    case("pow_scalar_fraction", "pow_scalar", "pow_scalar", [uni(0.3, 2, 3, 4)], s0=2.5),
+    case("pow_scalar_cube_negative", "pow_scalar", "pow_scalar", [uni(-2, -0.3, 3, 4)], s0=3),
+    case("pow_scalar_negative", "pow_scalar", "pow_scalar", [uni_t(0.5, 2, 3, 4)], s0=-1.5),
+    case("clamp", "clamp", "clamp", [away2(-1.5, 1.5, -0.5, 0.5, 3, 4)], s0=-0.5, s1=0.5),
+    case("clamp_min_only", "clamp", "clamp", [away(-1, 1, 0.25, 3, 4)], s0=0.25, s1=INF),
+    case("clamp_max_only", "clamp", "clamp", [away(-1, 1, -0.25, 3, 4)], s0=-INF, s1=-0.25),
+    case("clamp_at_bounds", "clamp", "clamp", [ints(-2, 2, 3, 4)], s0=-1, s1=1, nonsmooth=True),
+    case("add_scalar", "add_scalar", "add_scalar", [uni(-1, 1, 3, 4)], s0=1.5),
+    case("mul_scalar", "mul_scalar", "mul_scalar", [uni_s(-1, 1, 3, 4)], s0=-2.5),
+    # activations (include/nabla/nn.h); kinks at 0 avoided, and softplus's cut-over to x
+    case("step", "step", "step", [away(-1, 1, 0, 3, 4)]),
+    case("leaky_relu", "leaky_relu", "leaky_relu", [away(-1, 1, 0, 3, 4)], s0=0.1),
+    case("leaky_relu_at_zero", "leaky_relu", "leaky_relu", [ints(-1, 1, 3, 4)], s0=0.1,
+         nonsmooth=True),
+    case("elu", "elu", "elu", [away(-2, 2, 0, 3, 4)], s0=0.5),
+    case("softplus", "softplus", "softplus", [uni(-3, 3, 3, 4)], s0=1, s1=20),
+    case("softplus_threshold", "softplus", "softplus", [away(-2, 3, 1, 3, 4)], s0=2, s1=2),
+    case("silu", "silu", "silu", [uni(-3, 3, 3, 4)], s0=1),
+    case("silu_beta", "silu", "silu", [uni_t(-3, 3, 3, 4)], s0=1.5),
+    case("mish", "mish", "mish", [uni(-3, 3, 3, 4)]),
+    case("gelu", "gelu", "gelu", [uni(-3, 3, 3, 4)]),
+    case("atan", "atan", "atan", [uni(-3, 3, 3, 4)]),
+    case("softsign", "softsign", "softsign", [away(-2, 2, 0, 3, 4)]),
+    # matmul: 2-D, transposed operands, batched, broadcast batch, 1-D operands
+    case("matmul_2d", "matmul", "matmul", [uni(-1, 1, 3, 4), uni(-1, 1, 4, 2)]),
+    case("matmul_transposed_operands", "matmul", "matmul",
+         [uni_t(-1, 1, 3, 4), uni_t(-1, 1, 4, 5)]),
+    case("matmul_batched", "matmul", "matmul", [uni(-1, 1, 2, 3, 4), uni(-1, 1, 2, 4, 2)]),
+    case("matmul_batched_transposed", "matmul", "matmul",
+         [uni_t(-1, 1, 2, 3, 4), uni_s(-1, 1, 2, 4, 2)]),
+    case("matmul_batch_times_matrix", "matmul", "matmul", [uni(-1, 1, 2, 3, 4), uni(-1, 1, 4, 2)]),
+    case("matmul_broadcast_batch", "matmul", "matmul",
+         [uni(-1, 1, 2, 1, 2, 3), uni(-1, 1, 3, 3, 2)]),
+    case("matmul_vector_matrix", "matmul", "matmul", [uni(-1, 1, 4), uni(-1, 1, 4, 3)]),
+    case("matmul_matrix_vector", "matmul", "matmul", [uni(-1, 1, 3, 4), uni(-1, 1, 4)]),
+    case("matmul_dot", "matmul", "matmul", [uni(-1, 1, 5), uni(-1, 1, 5)]),
+    case("matmul_batched_vector", "matmul", "matmul", [uni(-1, 1, 2, 3, 4), uni(-1, 1, 4)]),
+    # reductions: all dims, one dim, several, negative, keepdim on/off, non-contiguous
+    case("sum_all", "sum", "sum", [uni(-1, 1, 2, 3, 4)]),
+    case("sum_one_dim", "sum", "sum_dims", [uni(-1, 1, 2, 3, 4)], dims=[1]),
+    case("sum_two_dims_keepdim", "sum", "sum_dims", [uni(-1, 1, 2, 3, 4)], dims=[0, 2],
+         keepdim=True),
+    case("sum_negative_dim", "sum", "sum_dims", [uni(-1, 1, 2, 3, 4)], dims=[-1]),
+    case("sum_all_dims_keepdim", "sum", "sum_dims", [uni(-1, 1, 2, 3)], dims=[0, 1], keepdim=True),
+    case("sum_scalar", "sum", "sum", [scalar(-1, 1)]),
+    case("sum_transposed", "sum", "sum_dims", [uni_t(-1, 1, 3, 4)], dims=[0]),
+    case("mean_all", "mean", "mean", [uni(-1, 1, 2, 3, 4)]),
+    case("mean_negative_dim_keepdim", "mean", "mean_dims", [uni(-1, 1, 2, 3, 4)], dims=[-2],
+         keepdim=True),
+    case("mean_two_dims", "mean", "mean_dims", [uni_t(-1, 1, 2, 3, 4)], dims=[0, -1]),
+    case("max_all", "max", "max", [distinct(2, 3, 4)]),
+    case("max_one_dim", "max", "max_dims", [distinct(3, 5)], dims=[1]),
+    case("max_two_dims_keepdim", "max", "max_dims", [distinct(2, 3, 4)], dims=[0, 2], keepdim=True),
+    case("max_negative_dim_transposed", "max", "max_dims", [distinct_t(4, 3)], dims=[-1]),
+    case("max_ties", "max", "max_dims", [ints(0, 2, 3, 4)], dims=[1], nonsmooth=True),
+    case("min_all", "min", "min", [distinct(3, 4)]),
+    case("min_negative_dim_keepdim", "min", "min_dims", [distinct(2, 3, 4)], dims=[-1],
+         keepdim=True),
+    case("min_two_dims", "min", "min_dims", [distinct(2, 3, 4)], dims=[0, 1]),
+    case("min_ties", "min", "min_dims", [ints(0, 2, 4, 3)], dims=[0], nonsmooth=True),
+    case("argmax_all", "argmax", "argmax", [distinct(3, 4)], dim=ALL),
+    case("argmax_dim", "argmax", "argmax", [distinct(2, 3, 4)], dim=1),
+    case("argmax_negative_dim_keepdim", "argmax", "argmax", [distinct_t(3, 4)], dim=-1,
+         keepdim=True),
+    case("argmax_ties_first", "argmax", "argmax", [ints(0, 1, 4, 5)], dim=1),
+    # softmax family: last dim, first dim, a middle dim (inner > 1), 1-D, large logits
+    case("softmax_last_dim", "softmax", "softmax", [uni(-2, 2, 3, 5)], dim=-1),
+    case("softmax_first_dim", "softmax", "softmax", [uni(-2, 2, 4, 3)], dim=0),
+    case("softmax_middle_dim", "softmax", "softmax", [uni(-2, 2, 2, 3, 4)], dim=1),
+    case("softmax_transposed", "softmax", "softmax", [uni_t(-2, 2, 3, 4)], dim=1),
+    case("softmax_scalar", "softmax", "softmax", [scalar(-2, 2)], dim=0),
+    case("softmax_large_logits", "softmax", "softmax", [uni(90, 100, 2, 5)], dim=-1),
+    case("log_softmax_last_dim", "log_softmax", "log_softmax", [uni(-2, 2, 3, 5)], dim=-1),
+    case("log_softmax_middle_dim", "log_softmax", "log_softmax", [uni(-2, 2, 2, 3, 4)], dim=-2),
+    case("log_softmax_1d", "log_softmax", "log_softmax", [uni(-2, 2, 6)], dim=0),
+    case("log_softmax_large_logits", "log_softmax", "log_softmax", [uni(-100, -90, 2, 5)], dim=1),
+    # views: everything that records RESHAPE, then permute, slice, expand, contiguous
+    case("reshape", "reshape", "reshape", [uni(-1, 1, 2, 3, 4)], sizes=[4, 6]),
+    case("reshape_infer", "reshape", "reshape", [uni(-1, 1, 2, 3, 4)], sizes=[3, -1, 2]),
+    case("reshape_transposed_copies", "reshape", "reshape", [uni_t(-1, 1, 3, 4)], sizes=[12]),
+    case("view", "reshape", "view", [uni(-1, 1, 2, 3, 4)], sizes=[6, 4]),
+    case("flatten_inner", "reshape", "flatten", [uni(-1, 1, 2, 3, 4)], dims=[1, 2]),
+    case("flatten_all", "reshape", "flatten", [uni(-1, 1, 2, 3, 4)], dims=[0, -1]),
+    case("squeeze_dim", "reshape", "squeeze", [uni(-1, 1, 3, 1, 4)], dim=1),
+    case("squeeze_size_not_one", "reshape", "squeeze", [uni(-1, 1, 3, 4)], dim=0),
+    case("squeeze_all", "reshape", "squeeze", [uni(-1, 1, 1, 3, 1, 4)], dim=ALL),
+    case("unsqueeze_front", "reshape", "unsqueeze", [uni(-1, 1, 3, 4)], dim=0),
+    case("unsqueeze_negative", "reshape", "unsqueeze", [uni_t(-1, 1, 3, 4)], dim=-1),
+    case("transpose", "permute", "transpose", [uni(-1, 1, 2, 3, 4)], dims=[0, 2]),
+    case("transpose_negative", "permute", "transpose", [uni(-1, 1, 3, 4)], dims=[-1, -2]),
+    case("permute", "permute", "permute", [uni(-1, 1, 2, 3, 4)], dims=[2, 0, 1]),
+    case("permute_negative", "permute", "permute", [uni_t(-1, 1, 2, 3, 4)], dims=[-1, 0, 1]),
+    case("slice_rows", "slice", "slice", [uni(-1, 1, 5, 4)], dim=0, start=1, end=4, step=1),
+    case("slice_step", "slice", "slice", [uni(-1, 1, 3, 7)], dim=-1, start=0, end=7, step=2),
+    case("slice_negative_start_clamped_end", "slice", "slice", [uni_t(-1, 1, 3, 6)], dim=1,
+         start=-4, end=100, step=3),
+    case("expand", "expand", "expand", [uni(-1, 1, 3, 1)], sizes=[2, 3, 4]),
+    case("expand_keep_size", "expand", "expand", [uni(-1, 1, 1, 4)], sizes=[3, -1]),
+    case("contiguous_transposed", "contiguous", "contiguous", [uni_t(-1, 1, 3, 4)]),
+    case("contiguous_strided", "contiguous", "contiguous", [uni_s(-1, 1, 2, 3)]),
+    # joining: concat and stack of three inputs (stack records CONCAT)
+    case("concat_dim0", "concat", "concat",
+         [uni(-1, 1, 2, 3), uni_t(-1, 1, 3, 3), uni(-1, 1, 1, 3)], dim=0),
+    case("concat_last_dim", "concat", "concat",
+         [uni(-1, 1, 2, 1), uni(-1, 1, 2, 3), uni_s(-1, 1, 2, 2)], dim=-1),
+    case("stack_dim0", "concat", "stack", [uni(-1, 1, 2, 3), uni(-1, 1, 2, 3), uni_t(-1, 1, 2, 3)],
+         dim=0),
+    case("stack_last_dim", "concat", "stack",
+         [uni(-1, 1, 2, 3), uni(-1, 1, 2, 3), uni(-1, 1, 2, 3)], dim=-1),
+    # selection
+    case("where", "where", "where", [mask(3, 4), uni(-1, 1, 3, 4), uni(-1, 1, 3, 4)]),
+    case("where_broadcast", "where", "where", [mask(3, 1), uni(-1, 1, 4), uni_t(-1, 1, 3, 4)]),
+    case("gather_dim0_repeated", "gather", "gather", [uni(-1, 1, 3, 4), index(3, 5, 4)], dim=0),
+    case("gather_dim1_repeated", "gather", "gather", [uni_t(-1, 1, 3, 4), index(4, 2, 6)], dim=1),
+    case("gather_negative_dim_3d", "gather", "gather", [uni(-1, 1, 2, 3, 4), index(4, 2, 2, 5)],
+         dim=-1),
+    case("index_select_dim0_repeated", "index_select", "index_select",
+         [uni(-1, 1, 4, 3), index(4, 6)], dim=0),
+    case("index_select_last_dim_repeated", "index_select", "index_select",
+         [uni_t(-1, 1, 2, 3, 4), index(4, 5)], dim=-1),
+]
+
+
+# ---- the functions, as torch spells them
+
+def all_dims(x, a):
+    return a["dims"] if a["dims"] else list(range(x.dim()))
+
+
+def slice_of(x, a):
+    at = [slice(None)] * x[0].dim()
+    at[a["dim"]] = slice(a["start"], a["end"], a["step"])
+    return x[0][tuple(at)]
+
+
+def bound(v):
+    return None if math.isinf(v) else v
+
+
+FNS = {
+    "add": lambda x, a: x[0] + x[1],
+    "sub": lambda x, a: x[0] - x[1],
+    "mul": lambda x, a: x[0] * x[1],
+    "div": lambda x, a: x[0] / x[1],
+    "pow": lambda x, a: torch.pow(x[0], x[1]),
+    "eq": lambda x, a: x[0] == x[1],
+    "ne": lambda x, a: x[0] != x[1],
+    "lt": lambda x, a: x[0] < x[1],
+    "le": lambda x, a: x[0] <= x[1],
+    "gt": lambda x, a: x[0] > x[1],
+    "ge": lambda x, a: x[0] >= x[1],
+    "neg": lambda x, a: -x[0],
+    "exp": lambda x, a: torch.exp(x[0]),
+    "log": lambda x, a: torch.log(x[0]),
+    "sqrt": lambda x, a: torch.sqrt(x[0]),
+    "abs": lambda x, a: torch.abs(x[0]),
+    "sin": lambda x, a: torch.sin(x[0]),
+    "cos": lambda x, a: torch.cos(x[0]),
+    "tanh": lambda x, a: torch.tanh(x[0]),
+    "sigmoid": lambda x, a: torch.sigmoid(x[0]),
+    "relu": lambda x, a: torch.relu(x[0]),
+    "pow_scalar": lambda x, a: x[0] ** a["s0"],
+    "clamp": lambda x, a: torch.clamp(x[0], min=bound(a["s0"]), max=bound(a["s1"])),
+    "add_scalar": lambda x, a: x[0] + a["s0"],
+    "mul_scalar": lambda x, a: x[0] * a["s0"],
+    # torch.heaviside has no derivative; nabla's step is [x > 0] with a zero gradient
+    "step": lambda x, a: (x[0] > 0).double() + 0 * x[0],
+    "leaky_relu": lambda x, a: F.leaky_relu(x[0], a["s0"]),
+    "elu": lambda x, a: F.elu(x[0], a["s0"]),
+    "softplus": lambda x, a: F.softplus(x[0], a["s0"], a["s1"]),
+    # torch's silu has no beta: nabla's silu(x, b) = x sigmoid(b x)
+    "silu": lambda x, a: x[0] * torch.sigmoid(a["s0"] * x[0]),
+    "mish": lambda x, a: F.mish(x[0]),
+    "gelu": lambda x, a: F.gelu(x[0]),
+    "atan": lambda x, a: torch.atan(x[0]),
+    "softsign": lambda x, a: F.softsign(x[0]),
+    "matmul": lambda x, a: torch.matmul(x[0], x[1]),
+    "sum": lambda x, a: x[0].sum(),
+    "mean": lambda x, a: x[0].mean(),
+    "max": lambda x, a: x[0].amax(dim=all_dims(x[0], a)),
+    "min": lambda x, a: x[0].amin(dim=all_dims(x[0], a)),
+    "sum_dims": lambda x, a: x[0].sum(dim=all_dims(x[0], a), keepdim=a["keepdim"]),
+    "mean_dims": lambda x, a: x[0].mean(dim=all_dims(x[0], a), keepdim=a["keepdim"]),
+    "max_dims": lambda x, a: x[0].amax(dim=all_dims(x[0], a), keepdim=a["keepdim"]),
+    "min_dims": lambda x, a: x[0].amin(dim=all_dims(x[0], a), keepdim=a["keepdim"]),
+    "argmax": lambda x, a: (torch.argmax(x[0]) if a["dim"] == ALL
+                            else torch.argmax(x[0], a["dim"], a["keepdim"])),
+    "softmax": lambda x, a: torch.softmax(x[0], a["dim"]),
+    "log_softmax": lambda x, a: torch.log_softmax(x[0], a["dim"]),
+    "reshape": lambda x, a: x[0].reshape(a["sizes"]),
+    "view": lambda x, a: x[0].view(a["sizes"]),
+    "flatten": lambda x, a: torch.flatten(x[0], a["dims"][0], a["dims"][1]),
+    "squeeze": lambda x, a: x[0].squeeze() if a["dim"] == ALL else x[0].squeeze(a["dim"]),
+    "unsqueeze": lambda x, a: x[0].unsqueeze(a["dim"]),
+    "transpose": lambda x, a: x[0].transpose(a["dims"][0], a["dims"][1]),
+    "permute": lambda x, a: x[0].permute(a["dims"]),
+    "slice": slice_of,
+    "expand": lambda x, a: x[0].expand(a["sizes"]),
+    "contiguous": lambda x, a: x[0].contiguous(),
+    "concat": lambda x, a: torch.cat(x, a["dim"]),
+    "stack": lambda x, a: torch.stack(x, a["dim"]),
+    "where": lambda x, a: torch.where(x[0] != 0, x[1], x[2]),
+    "gather": lambda x, a: torch.gather(x[0], a["dim"], x[1]),
+    "index_select": lambda x, a: torch.index_select(x[0], a["dim"], x[1]),
+}
+FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
+
+
+# ---- drawing (the semantics of oc_draw_values / oc_value_ok, not their exact numbers)
+
+def value_ok(s, v):
+    lo, hi = f32(s["lo"]), f32(s["hi"])
+    if s["draw"] in ("uniform", "distinct"):
+        return lo <= v <= hi and all(abs(f32(v - f32(p))) >= f32(MARGIN) for p in s["avoid"])
+    if s["draw"] == "ints":
+        return lo <= v <= hi and v == math.floor(v)
+    if s["draw"] == "mask":
+        return v in (0.0, 1.0)
+    return 0 <= v < hi and v == math.floor(v)
+
+
+def draw_values(s, gen):
+    n = math.prod(s["shape"])
+    if s["draw"] == "distinct":
+        perm = torch.randperm(n, generator=gen).tolist()
+        return [f32(s["lo"] + (s["hi"] - s["lo"]) * (k + 0.5) / n) for k in perm]
+    values = []
+    for _ in range(n):
+        while True:
+            u = torch.rand((), generator=gen, dtype=torch.float64).item()
+            if s["draw"] == "uniform":
+                v = f32(s["lo"] + (s["hi"] - s["lo"]) * u)
+            elif s["draw"] == "ints":
+                v = float(s["lo"] + math.floor(u * (s["hi"] - s["lo"] + 1)))
+            elif s["draw"] == "mask":
+                v = 0.0 if u < 0.5 else 1.0
+            else:
+                v = float(math.floor(u * s["hi"]))
+            if value_ok(s, v):
+                break
+        values.append(v)
+    return values
+
+
+def seed_of(name):
+    """FNV-1a of the name, as test_gradcheck.c seeds its cases."""
+    h = 0xcbf29ce484222325
+    for b in name.encode():
+        h = ((h ^ b) * 0x100000001b3) % (1 << 64)
+    return h % (1 << 63)
+
+
+# ---- output
+
+def num(v):
+    """A JSON number with 9 significant digits (round-trips float32); infinities as strings."""
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    r = float("%.9g" % v)
+    return int(r) if r == int(r) and abs(r) < 1e15 else r
+
+
+def flat(t):
+    return [num(float(v)) for v in t.detach().double().reshape(-1).tolist()]
+
+
+def run(c):
+    gen = torch.Generator().manual_seed(seed_of(c["name"]))
+    inputs, xs, leaves = [], [], []
+    for s in c["inputs"]:
+        values = draw_values(s, gen)
+        t = torch.tensor(values, dtype=torch.float64).reshape(s["shape"])
+        if s["draw"] == "index":
+            t = t.long()
+        elif s["draw"] != "mask" and c["op"] not in FORWARD_ONLY:
+            t.requires_grad_(True)
+        leaves.append(t)
+        xs.append(t)
+        inputs.append({"draw": s["draw"], "layout": s["layout"], "shape": s["shape"],
+                       "values": [num(v) for v in values]})
+    out = FNS[c["fn"]](xs, c["args"])
+    r = torch.rand(out.shape, generator=gen, dtype=torch.float64) * 2 - 1
+    r = torch.tensor([f32(v) for v in r.reshape(-1).tolist()], dtype=torch.float64)
+    r = r.reshape(out.shape)
+    grads = [None] * len(leaves)
+    if c["op"] not in FORWARD_ONLY:
+        (out * r).sum().backward()
+        grads = [flat(t.grad) if t.requires_grad else None for t in leaves]
+    args = dict(c["args"], s0=num(f32(c["args"]["s0"])), s1=num(f32(c["args"]["s1"])))
+    return {"name": c["name"], "op": c["op"], "fn": c["fn"], "nonsmooth": c["nonsmooth"],
+            "args": args, "inputs": inputs, "r": flat(r), "out_shape": list(out.shape),
+            "out": flat(out), "grads": grads}
+
+
+def main():
+    names = [c["name"] for c in CASES]
+    if len(set(names)) != len(names):
+        sys.exit("gen_golden.py: duplicate case names")
+    cases = [run(c) for c in CASES]
+    lines = ["{",
+             '"comment": "PyTorch reference vectors for tests/test_golden.c, written by '
+             'tools/gen_golden.py; regenerate with /usr/bin/python3 tools/gen_golden.py, '
+             'do not edit",',
+             '"torch": %s,' % json.dumps(torch.__version__),
+             '"cases": [']
+    lines += [json.dumps(c, separators=(",", ":")) + ("," if i + 1 < len(cases) else "")
+              for i, c in enumerate(cases)]
+    lines += ["]", "}"]
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote %d cases to %s" % (len(cases), os.path.normpath(OUT)))
+
+
+if __name__ == "__main__":
+    main()
