@@ -5,7 +5,7 @@
  */
 #include "module.h"
 
-#include <strings.h>
+#include <ctype.h>
 
 static const char *const parse_names[NB_ACT_COUNT] = {
     [NB_ACT_IDENTITY] = "identity", [NB_ACT_STEP] = "step",         [NB_ACT_SIGMOID] = "sigmoid",
@@ -16,11 +16,22 @@ static const char *const parse_names[NB_ACT_COUNT] = {
     [NB_ACT_SOFTMAX] = "softmax",   [NB_ACT_LOG_SOFTMAX] = "log_softmax",
 };
 
+/* Equal ignoring case and underscores, so torch's class names ("LeakyReLU", what
+ * nb_activation_name gives) parse as well as the snake-case spellings ("leaky_relu"). */
+static bool same_name(const char *a, const char *b) {
+    for (;; a++, b++) {
+        while (*a == '_') a++;
+        while (*b == '_') b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
+        if (!*a) return true;
+    }
+}
+
 bool nb_activation_parse(const char *name, nb_activation *act) {
     if (!name) return false;
-    if (!strcasecmp(name, "swish")) return *act = NB_ACT_SILU, true;
+    if (same_name(name, "swish")) return *act = NB_ACT_SILU, true;
     for (int i = 0; i < NB_ACT_COUNT; i++)
-        if (!strcasecmp(name, parse_names[i])) return *act = (nb_activation)i, true;
+        if (same_name(name, parse_names[i])) return *act = (nb_activation)i, true;
     return false;
 }
 
@@ -54,8 +65,9 @@ nb_tensor *nb_activate(nb_tensor *x, nb_activation act, float p) {
     }
 }
 
-/* PReLU(x) = max(0, x) + a min(0, x) = relu(x) - a relu(-x); a has one entry or one per
- * channel (dim 1), reshaped to broadcast over [N, C, ...]. */
+/* PReLU(x) = x if x > 0 else a x, as where(x > 0, x, a x) so that at x = 0 the gradient is
+ * torch's (a dy for x, x dy = 0 for a); a has one entry or one per channel (dim 1), reshaped
+ * to broadcast over [N, C, ...]. */
 nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha) {
     if (!nb__alive(x)) return nb__fail_input("prelu", x);
     if (!nb__alive(alpha)) return nb__fail_input("prelu", alpha);
@@ -66,12 +78,11 @@ nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha) {
     int64_t shape[NB_MAX_DIMS];
     int nd = n == 1 ? 1 : x->ndim;
     for (int d = 0; d < nd; d++) shape[d] = d == 1 ? n : 1;
-    nb_tensor *a = nb_reshape(alpha, nd, shape), *negx = nb_neg(x);
-    nb_tensor *neg = nb__chain(nb_relu(negx), negx);
-    nb_tensor *scaled = nb__chain(nb__chain(nb_mul(a, neg), neg), a);
-    nb_tensor *pos = nb_relu(x);
-    nb_tensor *y = nb_sub(pos, scaled);
+    nb_tensor *a = nb_reshape(alpha, nd, shape), *zero = nb_zeros(0, NULL);
+    nb_tensor *ax = a ? nb__chain(nb_mul(a, x), a) : NULL;
+    nb_tensor *pos = zero ? nb__chain(nb_gt(x, zero), zero) : NULL;
+    nb_tensor *y = ax && pos ? nb_where(pos, x, ax) : NULL;
+    nb_tensor_free(ax);
     nb_tensor_free(pos);
-    nb_tensor_free(scaled);
     return y;
 }

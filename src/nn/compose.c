@@ -9,14 +9,13 @@
 
 /* ---- Sequential */
 
+/* y is always a reference this function owns, freed once the next child has used it (the
+ * graph keeps what it needs): x is retained first, so a child that returns its input (eval
+ * Dropout) and an empty Sequential are owned like any result. */
 static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x) {
+    nb__retain(x);
     nb_tensor *y = x;
-    for (int c = 0; c < m->n_children && y; c++) {
-        nb_tensor *next = nb_module_forward(m->children[c], y);
-        if (y != x) nb_tensor_free(y); /* an intermediate: the graph keeps what it needs */
-        y = next;
-    }
-    if (y == x) nb__retain(x); /* empty Sequential: the identity, owned like any result */
+    for (int c = 0; c < m->n_children && y; c++) y = nb__chain(nb_module_forward(m->children[c], y), y);
     return y;
 }
 
@@ -54,7 +53,7 @@ static nb_tensor *residual_forward(nb_module *m, nb_tensor *x) {
     nb_tensor *s = m->n_children == 2 ? nb_module_forward(m->children[1], x) : x;
     nb_tensor *y = nb_add(f, s);
     nb_tensor_free(f);
-    if (s != x) nb_tensor_free(s);
+    if (m->n_children == 2) nb_tensor_free(s); /* a shortcut's result is owned even when it is x */
     return y;
 }
 

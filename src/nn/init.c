@@ -12,7 +12,9 @@ float nb_init_gain(nb_nonlinearity nl, float param) {
     switch (nl) {
     case NB_GAIN_TANH: return 5.0f / 3.0f;
     case NB_GAIN_RELU: return sqrtf(2.0f);
-    case NB_GAIN_LEAKY_RELU: return sqrtf(2.0f / (1.0f + param * param)); /* torch: param 0.01 if unset */
+    /* param is the slope as given: 0 gives sqrt 2 as kaiming_*(a=0) does (torch's
+     * calculate_gain('leaky_relu') with no param means 0.01: pass it) */
+    case NB_GAIN_LEAKY_RELU: return sqrtf(2.0f / (1.0f + param * param));
     case NB_GAIN_SELU: return 0.75f;
     default: return 1.0f; /* linear, sigmoid, conv */
     }

@@ -70,11 +70,21 @@ static nb_tensor *activation_forward(nb_module *m, nb_tensor *x) {
 }
 
 
+/* As torch's extra_repr: floats as Python writes them ("alpha=1.0"), except Softplus, whose
+ * defaults torch declares as ints ("beta=1, threshold=20"). */
 static void activation_describe(const nb_module *m, char *buf, size_t cap) {
+    char v[32];
     switch ((nb_activation)m->i[0]) {
-    case NB_ACT_LEAKY_RELU: snprintf(buf, cap, "negative_slope=%g", m->f[0] ? m->f[0] : 0.01f); break;
-    case NB_ACT_ELU: snprintf(buf, cap, "alpha=%g", m->f[0] ? m->f[0] : 1.0f); break;
+    case NB_ACT_LEAKY_RELU:
+        nb__repr_float(v, sizeof v, m->f[0] ? m->f[0] : 0.01f);
+        snprintf(buf, cap, "negative_slope=%s", v);
+        break;
+    case NB_ACT_ELU:
+        nb__repr_float(v, sizeof v, m->f[0] ? m->f[0] : 1.0f);
+        snprintf(buf, cap, "alpha=%s", v);
+        break;
     case NB_ACT_SOFTPLUS: snprintf(buf, cap, "beta=%g, threshold=20", m->f[0] ? m->f[0] : 1.0f); break;
+    case NB_ACT_GELU: snprintf(buf, cap, "approximate='none'"); break;
     case NB_ACT_SOFTMAX: case NB_ACT_LOG_SOFTMAX: snprintf(buf, cap, "dim=-1"); break;
     default: buf[0] = '\0';
     }
@@ -143,7 +153,9 @@ static nb_tensor *dropout_forward(nb_module *m, nb_tensor *x) {
 }
 
 static void dropout_describe(const nb_module *m, char *buf, size_t cap) {
-    snprintf(buf, cap, "p=%g, inplace=False", m->f[0]);
+    char p[32];
+    nb__repr_float(p, sizeof p, m->f[0]);
+    snprintf(buf, cap, "p=%s, inplace=False", p);
 }
 
 static const nb_module_type_def dropout_def = {"Dropout", dropout_forward, dropout_describe};

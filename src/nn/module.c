@@ -4,6 +4,7 @@
  */
 #include "module.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,8 +67,7 @@ nb_status nb__module_add_child(nb_module *m, const char *name, nb_module *child)
         m->cap_children = cap;
     }
     snprintf(m->child_names[m->n_children], sizeof m->child_names[0], "%s", name);
-    m->children[m->n_children++] = child;
-    child->training = m->training;
+    m->children[m->n_children++] = child; /* keeps its own train/eval mode, as in torch */
     return NB_OK;
 }
 
@@ -207,12 +207,15 @@ nb_status nb_module_freeze(nb_module *m, bool frozen) {
     return NB_OK;
 }
 
+/* torch's Module.__repr__: the extra repr inside the parentheses when there are no children,
+ * else on a line of its own before them. */
 static void print_tree(FILE *f, const nb_module *m, int indent) {
     char desc[256] = "";
     if (m->def->describe) m->def->describe(m, desc, sizeof desc);
-    fprintf(f, "%s(%s", m->def->type, desc);
+    fprintf(f, "%s(%s", m->def->type, m->n_children ? "" : desc);
     if (m->n_children) {
         fprintf(f, "\n");
+        if (desc[0]) fprintf(f, "%*s%s\n", indent + 2, "", desc);
         for (int c = 0; c < m->n_children; c++) {
             fprintf(f, "%*s(%s): ", indent + 2, "", m->child_names[c]);
             print_tree(f, m->children[c], indent + 2);
@@ -221,6 +224,23 @@ static void print_tree(FILE *f, const nb_module *m, int indent) {
         fprintf(f, "%*s", indent, "");
     }
     fprintf(f, ")");
+}
+
+void nb__repr_float(char *buf, size_t cap, float v) {
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
+    char sci[32];
+    int digits = 1;
+    for (; digits < 9; digits++) { /* the fewest that read back as v */
+        snprintf(sci, sizeof sci, "%.*e", digits - 1, (double)v);
+        if ((float)strtod(sci, NULL) == v) break;
+    }
+    int exp = atoi(strchr(sci, 'e') + 1);
+    if (exp < -4 || exp >= 16) snprintf(buf, cap, "%s", sci);
+    else if (digits - 1 - exp > 0) snprintf(buf, cap, "%.*f", digits - 1 - exp, (double)v);
+    else snprintf(buf, cap, "%.0f.0", (double)v);
 }
 
 nb_status nb_module_fprint(FILE *f, const nb_module *m) {

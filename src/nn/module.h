@@ -48,6 +48,9 @@ nb_tensor *nb__module_add_buffer(nb_module *m, const char *name, nb_dtype dtype,
 nb_status nb__module_add_child(nb_module *m, const char *name, nb_module *child);
 nb_tensor *nb__module_own(const nb_module *m, const char *name); /* own param or buffer */
 
+/* v as Python's repr writes a float (torch's extra_repr uses it): "1.0", "0.2", "1e-05". */
+void nb__repr_float(char *buf, size_t cap, float v);
+
 /* A persistent (caller-owned) tensor, whatever scope is open: modules own their tensors. */
 nb_tensor *nb__persistent_tensor(nb_dtype dtype, int ndim, const int64_t *shape);
 

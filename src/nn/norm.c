@@ -78,8 +78,11 @@ static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
 }
 
 static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
-    snprintf(buf, cap, "%lld, eps=%g, momentum=%g, affine=%s, track_running_stats=%s",
-             (long long)m->i[0], m->f[0], m->f[1], m->n_params ? "True" : "False",
+    char eps[32], mom[32];
+    nb__repr_float(eps, sizeof eps, m->f[0]);
+    nb__repr_float(mom, sizeof mom, m->f[1]);
+    snprintf(buf, cap, "%lld, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
+             (long long)m->i[0], eps, mom, m->n_params ? "True" : "False",
              m->n_buffers ? "True" : "False");
 }
 
@@ -160,13 +163,16 @@ static nb_tensor *layernorm_forward(nb_module *m, nb_tensor *x) {
     return affine(y, m->params[0].tensor, m->params[1].tensor, k, m->i + 1);
 }
 
+/* torch prints normalized_shape as a Python tuple: "(4,)", "(3, 4)". */
 static void layernorm_describe(const nb_module *m, char *buf, size_t cap) {
+    char eps[32];
+    nb__repr_float(eps, sizeof eps, m->f[0]);
     int len = snprintf(buf, cap, "(");
     for (int d = 0; d < m->i[0] && len < (int)cap; d++)
-        len += snprintf(buf + len, cap - (size_t)len, "%lld,%s", (long long)m->i[1 + d], d + 1 < m->i[0] ? " " : "");
+        len += snprintf(buf + len, cap - (size_t)len, "%s%lld", d ? ", " : "", (long long)m->i[1 + d]);
     if (len < (int)cap)
-        snprintf(buf + len, cap - (size_t)len, "), eps=%g, elementwise_affine=%s", m->f[0],
-                 m->n_params ? "True" : "False");
+        snprintf(buf + len, cap - (size_t)len, "%s), eps=%s, elementwise_affine=%s",
+                 m->i[0] == 1 ? "," : "", eps, m->n_params ? "True" : "False");
 }
 
 static const nb_module_type_def layernorm_def = {"LayerNorm", layernorm_forward, layernorm_describe};

@@ -1,0 +1,883 @@
+/*
+ * test_nn.c — modules against PyTorch: outputs, gradients and running statistics from
+ * tests/golden/nn.json (tools/gen_golden_nn.py), then what golden vectors cannot show: names
+ * and order of parameters, freezing, train/eval, dropout statistics, BatchNorm folding,
+ * initialisation statistics, the repr, error messages and finite-difference gradient checks.
+ *
+ * Golden tolerances are atol = rtol = 1e-5: torch's references are computed in float64 from
+ * the same float32 values, so the difference is this library's float32 rounding alone.
+ */
+#include "check.h"
+
+#include <jansson.h>
+
+#define GOLDEN_PATH "tests/golden/nn.json"
+#define GOLDEN_TOL 1e-5
+
+static nb_module *seq2(nb_module *a, nb_module *b) { return nb_sequential_new(2, (nb_module *[]){a, b}); }
+static nb_module *seq3(nb_module *a, nb_module *b, nb_module *c) {
+    return nb_sequential_new(3, (nb_module *[]){a, b, c});
+}
+static nb_module *act(nb_activation a, float p) { return nb_activation_new(a, p); }
+static nb_module *linear(int64_t in, int64_t out) { return nb_linear_new(in, out, true); }
+static nb_module *bn(int64_t c, nb_batchnorm_opts o) { return nb_batchnorm1d_new(c, o); }
+
+/* ---------------------------------------------------------------- golden cases */
+
+/* The module each case of nn.json was generated from, built the same way here. */
+static nb_module *build_case(const char *name) {
+    const nb_batchnorm_opts plain = {0}, no_affine = {.no_affine = true};
+    static const struct { const char *name; nb_activation act; float param; } acts[] = {
+        {"act_identity", NB_ACT_IDENTITY, 0},     {"act_step", NB_ACT_STEP, 0},
+        {"act_sigmoid", NB_ACT_SIGMOID, 0},       {"act_tanh", NB_ACT_TANH, 0},
+        {"act_relu", NB_ACT_RELU, 0},             {"act_leaky_relu", NB_ACT_LEAKY_RELU, 0},
+        {"act_leaky_relu_0.2", NB_ACT_LEAKY_RELU, 0.2f}, {"act_elu", NB_ACT_ELU, 0},
+        {"act_elu_0.5", NB_ACT_ELU, 0.5f},        {"act_softplus", NB_ACT_SOFTPLUS, 0},
+        {"act_softplus_beta2", NB_ACT_SOFTPLUS, 2}, {"act_silu", NB_ACT_SILU, 0},
+        {"act_silu_beta2", NB_ACT_SILU, 2},       {"act_mish", NB_ACT_MISH, 0},
+        {"act_gelu", NB_ACT_GELU, 0},             {"act_atan", NB_ACT_ATAN, 0},
+        {"act_softsign", NB_ACT_SOFTSIGN, 0},     {"act_tanh_linear_0.5", NB_ACT_TANH_LINEAR, 0.5f},
+        {"act_softmax", NB_ACT_SOFTMAX, 0},       {"act_log_softmax", NB_ACT_LOG_SOFTMAX, 0},
+        {"act_softmax_3d", NB_ACT_SOFTMAX, 0},    {"act_log_softmax_3d", NB_ACT_LOG_SOFTMAX, 0},
+    };
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+        if (!strcmp(name, acts[i].name)) return act(acts[i].act, acts[i].param);
+
+#define IS(s) (!strcmp(name, s))
+    if (IS("linear_bias") || IS("linear_batched_3d")) return linear(5, 4);
+    if (IS("linear_no_bias")) return nb_linear_new(5, 4, false);
+    if (IS("mlp"))
+        return nb_sequential_new(5, (nb_module *[]){linear(20, 8), act(NB_ACT_RELU, 0), linear(8, 8),
+                                                    act(NB_ACT_RELU, 0), linear(8, 4)});
+    if (IS("flatten")) return nb_flatten_new(1, -1);
+    if (IS("flatten_linear")) return seq2(nb_flatten_new(1, -1), linear(12, 3));
+    if (IS("prelu_shared")) return nb_prelu_new(1, 0.25f);
+    if (IS("prelu_channels") || IS("prelu_channels_3d")) return nb_prelu_new(3, 0.25f);
+    if (IS("dropout_eval")) return nb_dropout_new(0.5f);
+    if (IS("bn_2d_train") || IS("bn_2d_eval") || IS("bn_3d_train") || IS("bn_3d_eval")) return bn(3, plain);
+    if (IS("bn_2d_no_affine_train") || IS("bn_3d_no_affine_train") || IS("bn_2d_no_affine_eval"))
+        return bn(3, no_affine);
+    if (IS("bn_no_running_stats_eval")) return bn(3, (nb_batchnorm_opts){.no_running_stats = true});
+    if (IS("bn_eps_momentum_train")) return bn(3, (nb_batchnorm_opts){.eps = 1e-3f, .momentum = 0.3f});
+    if (IS("ln_1d_affine")) return nb_layernorm_new(1, (int64_t[]){6}, 0, true);
+    if (IS("ln_1d_no_affine")) return nb_layernorm_new(1, (int64_t[]){6}, 0, false);
+    if (IS("ln_2d_affine")) return nb_layernorm_new(2, (int64_t[]){3, 4}, 0, true);
+    if (IS("ln_2d_no_affine")) return nb_layernorm_new(2, (int64_t[]){3, 4}, 0, false);
+    if (IS("residual_identity"))
+        return nb_residual_new(seq3(linear(6, 6), act(NB_ACT_RELU, 0), linear(6, 6)), NULL);
+    if (IS("residual_projection"))
+        return nb_residual_linear_new(seq3(linear(6, 8), act(NB_ACT_RELU, 0), linear(8, 8)), 6, 8);
+    if (IS("concat"))
+        return nb_concat_new(2, (nb_module *[]){linear(5, 3), seq2(linear(5, 4), act(NB_ACT_TANH, 0))}, 1);
+    if (IS("bottleneck")) return nb_bottleneck_new(10, 3, 8);
+    if (IS("nested"))
+        return seq3(linear(4, 3), act(NB_ACT_RELU, 0), seq2(linear(3, 2), bn(2, plain)));
+#undef IS
+    return NULL;
+}
+
+static json_t *golden;
+
+/* The floats of a {"shape", "data"} object, malloc'd; *n gets their count. */
+static float *json_floats(const json_t *obj, long *n) {
+    const json_t *data = json_object_get(obj, "data");
+    *n = (long)json_array_size(data);
+    float *v = malloc(sizeof(float) * (size_t)(*n ? *n : 1));
+    for (long i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(data, (size_t)i));
+    return v;
+}
+
+static double *json_doubles(const json_t *obj, long *n) {
+    const json_t *data = json_object_get(obj, "data");
+    *n = (long)json_array_size(data);
+    double *v = malloc(sizeof(double) * (size_t)(*n ? *n : 1));
+    for (long i = 0; i < *n; i++) v[i] = json_number_value(json_array_get(data, (size_t)i));
+    return v;
+}
+
+static int json_shape(const json_t *obj, int64_t *shape) {
+    const json_t *s = json_object_get(obj, "shape");
+    int nd = (int)json_array_size(s);
+    for (int d = 0; d < nd && d < NB_MAX_DIMS; d++)
+        shape[d] = (int64_t)json_integer_value(json_array_get(s, (size_t)d));
+    return nd;
+}
+
+static nb_tensor *json_tensor(const json_t *obj) {
+    int64_t shape[NB_MAX_DIMS];
+    int nd = json_shape(obj, shape);
+    long n;
+    float *v = json_floats(obj, &n);
+    nb_tensor *t = nb_from_data(v, nd, shape);
+    free(v);
+    return t;
+}
+
+/* t has the shape and (within the golden tolerance) the values of obj. */
+static void check_json_tensor(const char *what, const nb_tensor *t, const json_t *obj) {
+    int64_t shape[NB_MAX_DIMS];
+    int nd = json_shape(obj, shape);
+    bool same_shape = t && nb_ndim(t) == nd;
+    for (int d = 0; same_shape && d < nd; d++) same_shape = nb_shape(t)[d] == shape[d];
+    if (!same_shape) {
+        CHECK_FAIL_("%s: shape %s, want %d dims", what, t ? "differs" : "missing (NULL)", nd);
+        return;
+    }
+    long n;
+    double *want = json_doubles(obj, &n);
+    CHECK_TENSOR(what, t, want, n, GOLDEN_TOL, GOLDEN_TOL);
+    free(want);
+}
+
+/* The module's parameters (or buffers) are exactly torch's, in torch's order; loads them. */
+static void check_and_load_entries(const char *cname, nb_module *m, const json_t *list, bool buffers) {
+    size_t n = json_array_size(list);
+    CHECK_EQ_INT(buffers ? nb_module_num_buffers(m) : nb_module_num_params(m), n);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(list, i);
+        const char *want = json_string_value(json_object_get(e, "name")), *got = NULL;
+        nb_tensor *t = buffers ? nb_module_buffer(m, (int)i, &got) : nb_module_param(m, (int)i, &got);
+        if (!got || strcmp(got, want)) {
+            CHECK_FAIL_("%s: %s %zu is '%s', torch has '%s'", cname, buffers ? "buffer" : "param",
+                        i, got ? got : "(none)", want);
+            continue;
+        }
+        CHECK(nb_module_find(m, want) == t);
+        long count;
+        float *v = json_floats(e, &count);
+        CHECK_EQ_INT(nb_copy_from(t, v, count), NB_OK);
+        free(v);
+    }
+}
+
+static void check_entries(const char *cname, const char *kind, nb_module *m, const json_t *list,
+                          bool grads) {
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *e = json_array_get(list, i);
+        const char *name = json_string_value(json_object_get(e, "name"));
+        char what[160];
+        snprintf(what, sizeof what, "%s: %s %s", cname, kind, name);
+        nb_tensor *t = nb_module_find(m, name);
+        check_json_tensor(what, grads ? nb_grad(t) : t, e);
+    }
+}
+
+static void run_golden_case(const json_t *c) {
+    const char *cname = json_string_value(json_object_get(c, "name"));
+    nb_module *m = build_case(cname);
+    if (!m) {
+        CHECK_FAIL_("golden case '%s' has no builder [%s]", cname, nb_error_message());
+        return;
+    }
+    check_and_load_entries(cname, m, json_object_get(c, "params"), false);
+    check_and_load_entries(cname, m, json_object_get(c, "buffers"), true);
+    nb_module_train(m, json_is_true(json_object_get(c, "train")));
+    const json_t *steps = json_object_get(c, "steps");
+    for (size_t s = 0; s < json_array_size(steps); s++) {
+        const json_t *st = json_array_get(steps, s);
+        char what[160];
+        nb_scope_begin();
+        nb_tensor *x = json_tensor(json_object_get(st, "input"));
+        nb_set_requires_grad(x, true);
+        nb_tensor *y = nb_module_forward(m, x);
+        snprintf(what, sizeof what, "%s step %zu: output", cname, s);
+        check_json_tensor(what, y, json_object_get(st, "output"));
+        nb_tensor *r = json_tensor(json_object_get(st, "R"));
+        CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(y, r))), NB_OK);
+        snprintf(what, sizeof what, "%s step %zu: input grad", cname, s);
+        check_json_tensor(what, nb_grad(x), json_object_get(st, "grad_input"));
+        snprintf(what, sizeof what, "%s step %zu:", cname, s);
+        check_entries(what, "grad of", m, json_object_get(st, "grads"), true);
+        check_entries(what, "buffer", m, json_object_get(st, "buffers"), false);
+        nb_scope_end();
+        for (int i = 0; i < nb_module_num_params(m); i++) nb_clear_grad(nb_module_param(m, i, NULL));
+    }
+    nb_module_free(m);
+}
+
+static void modules_match_torch_golden_vectors(void) {
+    const json_t *cases = json_object_get(golden, "cases");
+    CHECK(json_array_size(cases) >= 50);
+    for (size_t i = 0; i < json_array_size(cases); i++) run_golden_case(json_array_get(cases, i));
+}
+
+/* ---------------------------------------------------------------- structure */
+
+/* Sequential(Linear(4, 3), ReLU(), Sequential(Linear(3, 2), BatchNorm1d(2))), as torch names it. */
+static void nested_names_and_counts_match_torch(void) {
+    nb_module *m = build_case("nested");
+    static const char *params[] = {"0.weight", "0.bias", "2.0.weight", "2.0.bias", "2.1.weight", "2.1.bias"};
+    static const char *buffers[] = {"2.1.running_mean", "2.1.running_var", "2.1.num_batches_tracked"};
+    CHECK_EQ_INT(nb_module_num_params(m), 6);
+    for (int i = 0; i < 6; i++) {
+        const char *name = NULL;
+        nb_module_param(m, i, &name);
+        CHECK(name && !strcmp(name, params[i]));
+    }
+    CHECK_EQ_INT(nb_module_num_buffers(m), 3);
+    for (int i = 0; i < 3; i++) {
+        const char *name = NULL;
+        nb_module_buffer(m, i, &name);
+        CHECK(name && !strcmp(name, buffers[i]));
+    }
+    CHECK_EQ_INT(nb_module_num_elements(m), 27); /* sum(p.numel() for p in parameters()) */
+    nb_tensor *all[8] = {NULL};
+    CHECK_EQ_INT(nb_module_parameters(m, all, 8), 6);
+    CHECK(all[2] == nb_module_find(m, "2.0.weight"));
+    CHECK_EQ_INT(nb_module_parameters(m, all, 2), 6); /* reports the count even when cap is short */
+    CHECK(strcmp(nb_module_type(nb_module_child(m, "2.1")), "BatchNorm1d") == 0);
+    CHECK(nb_module_child(m, "2.1") == nb_module_child(nb_module_child(m, "2"), "1"));
+    CHECK(nb_module_find(m, "2.1.running_var") == nb_module_buffer(m, 1, NULL));
+    CHECK(nb_module_child(m, "") == m);
+    nb_module_free(m);
+}
+
+static void num_elements_counts_every_parameter(void) {
+    nb_module *mlp = build_case("mlp");
+    CHECK_EQ_INT(nb_module_num_elements(mlp), 20 * 8 + 8 + 8 * 8 + 8 + 8 * 4 + 4);
+    nb_module *b = nb_bottleneck_new(784, 16, 10); /* k (n + m + 1) = 16 * 795 */
+    CHECK_EQ_INT(nb_module_num_elements(b), 16 * 784 + 16 * 10 + 10);
+    nb_module *ln = nb_layernorm_new(2, (int64_t[]){3, 4}, 0, true);
+    CHECK_EQ_INT(nb_module_num_elements(ln), 24);
+    nb_module *relu = act(NB_ACT_RELU, 0);
+    CHECK_EQ_INT(nb_module_num_elements(relu), 0);
+    CHECK_EQ_INT(nb_module_num_params(relu), 0);
+    nb_module_free(mlp);
+    nb_module_free(b);
+    nb_module_free(ln);
+    nb_module_free(relu);
+}
+
+static bool near_all(const float *a, const float *b, int n, float tol) {
+    for (int i = 0; i < n; i++)
+        if (fabsf(a[i] - b[i]) > tol) return false;
+    return true;
+}
+
+/* A frozen parameter gets no gradient, so an optimiser that skips requires_grad=False leaves
+ * it untouched; the input's gradient still flows through the frozen layer. */
+static void frozen_parameters_get_no_grad_and_are_not_updated(void) {
+    nb_manual_seed(7);
+    nb_module *m = build_case("mlp");
+    CHECK_EQ_INT(nb_module_freeze(nb_module_child(m, "0"), true), NB_OK);
+    CHECK(!nb_requires_grad(nb_module_find(m, "0.weight")));
+    CHECK(!nb_requires_grad(nb_module_find(m, "0.bias")));
+    CHECK(nb_requires_grad(nb_module_find(m, "2.weight")));
+    float before[6][160];
+    int n = nb_module_num_params(m);
+    for (int i = 0; i < n; i++) nb_copy_to(nb_module_param(m, i, NULL), before[i], 160);
+
+    nb_scope_begin();
+    nb_tensor *x = nb_randn(NB_SHAPE(4, 20));
+    nb_set_requires_grad(x, true);
+    CHECK_EQ_INT(nb_backward(nb_sum(nb_module_forward(m, x))), NB_OK);
+    CHECK(nb_grad(x) != NULL);
+    CHECK(nb_grad(nb_module_find(m, "0.weight")) == NULL);
+    CHECK(nb_grad(nb_module_find(m, "0.bias")) == NULL);
+    for (int i = 0; i < n; i++) { /* SGD, lr 0.1, as an optimiser does it */
+        nb_tensor *p = nb_module_param(m, i, NULL), *g = nb_grad(p);
+        if (!nb_requires_grad(p) || !g) continue;
+        float *pd = nb_data(p), *gd = nb_data(g);
+        for (int64_t k = 0; k < nb_numel(p); k++) pd[k] -= 0.1f * gd[k];
+    }
+    nb_scope_end();
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        nb_tensor *p = nb_module_param(m, i, &name);
+        float now[160];
+        nb_copy_to(p, now, 160);
+        bool frozen = name[0] == '0';
+        CHECK(near_all(now, before[i], (int)nb_numel(p), 0) == frozen);
+    }
+    CHECK_EQ_INT(nb_module_freeze(m, false), NB_OK);
+    for (int i = 0; i < n; i++) CHECK(nb_requires_grad(nb_module_param(m, i, NULL)));
+    nb_module_free(m);
+}
+
+static void train_and_eval_switch_the_whole_tree(void) {
+    static const char *paths[] = {"0", "1", "2", "2.0", "2.1"};
+    nb_module *m = build_case("nested");
+    CHECK(nb_module_is_training(m));
+    nb_module_train(m, false);
+    CHECK(!nb_module_is_training(m));
+    for (int i = 0; i < 5; i++) CHECK(!nb_module_is_training(nb_module_child(m, paths[i])));
+    /* eval: BatchNorm uses and keeps its running statistics */
+    nb_scope_begin();
+    nb_module_forward(m, nb_randn(NB_SHAPE(5, 4)));
+    nb_scope_end();
+    CHECK_TENSOR("running_mean untouched in eval", nb_module_find(m, "2.1.running_mean"),
+                 ((double[]){0, 0}), 2, 0, 0);
+    CHECK_NEAR(nb_item(nb_module_find(m, "2.1.num_batches_tracked")), 0, 0, 0);
+    nb_module_train(m, true);
+    for (int i = 0; i < 5; i++) CHECK(nb_module_is_training(nb_module_child(m, paths[i])));
+    nb_scope_begin();
+    nb_module_forward(m, nb_randn(NB_SHAPE(5, 4)));
+    nb_scope_end();
+    CHECK_NEAR(nb_item(nb_module_find(m, "2.1.num_batches_tracked")), 1, 0, 0);
+
+    /* as torch: a module keeps its own mode when it is added to a parent */
+    nb_module *d = nb_dropout_new(0.5f), *inner = seq2(act(NB_ACT_RELU, 0), nb_dropout_new(0.5f));
+    nb_module_train(d, false);
+    nb_module_train(inner, false);
+    nb_module *outer = seq2(d, inner);
+    CHECK(nb_module_is_training(outer));
+    CHECK(!nb_module_is_training(nb_module_child(outer, "0")));
+    CHECK(!nb_module_is_training(nb_module_child(outer, "1")));
+    CHECK(!nb_module_is_training(nb_module_child(outer, "1.1")));
+    nb_module_free(outer);
+    nb_module_free(m);
+}
+
+/* A transposed (non-contiguous) input gives what its contiguous copy gives, running statistics
+ * included: modules read inputs through their strides. */
+static nb_module *contiguity_model(int i) {
+    switch (i) {
+    case 0: return linear(3, 2);
+    case 1: return bn(3, (nb_batchnorm_opts){0});
+    case 2: return nb_layernorm_new(1, (int64_t[]){3}, 0, true);
+    case 3: return nb_prelu_new(3, 0.25f);
+    case 4: return act(NB_ACT_SOFTMAX, 0);
+    default: return act(NB_ACT_GELU, 0);
+    }
+}
+
+static void modules_accept_non_contiguous_inputs(void) {
+    for (int i = 0; i < 6; i++) {
+        nb_manual_seed(9);
+        nb_module *m = contiguity_model(i);
+        nb_manual_seed(9);
+        nb_module *twin = contiguity_model(i);
+        nb_scope_begin();
+        nb_tensor *xt = nb_transpose(nb_randn(NB_SHAPE(3, 6)), 0, 1);
+        CHECK(!nb_is_contiguous(xt));
+        nb_tensor *y = nb_module_forward(m, xt), *want = nb_module_forward(twin, nb_contiguous(xt));
+        float a[18], b[18];
+        CHECK(y && want && nb_numel(y) == nb_numel(want));
+        nb_copy_to(y, a, 18);
+        nb_copy_to(want, b, 18);
+        CHECK(near_all(a, b, (int)nb_numel(want), 1e-6f));
+        nb_scope_end();
+        for (int k = 0; k < nb_module_num_buffers(m); k++) {
+            nb_copy_to(nb_module_buffer(m, k, NULL), a, 18);
+            nb_copy_to(nb_module_buffer(twin, k, NULL), b, 18);
+            CHECK(near_all(a, b, (int)nb_numel(nb_module_buffer(m, k, NULL)), 1e-6f));
+        }
+        nb_module_free(m);
+        nb_module_free(twin);
+    }
+}
+
+/* ---------------------------------------------------------------- dropout */
+
+static void dropout_zeroes_p_and_scales_the_rest_in_training(void) {
+    enum { N = 100000 };
+    const float p = 0.3f;
+    nb_module *d = nb_dropout_new(p);
+    nb_scope_begin();
+    nb_tensor *x = nb_ones(NB_SHAPE(N));
+    nb_set_requires_grad(x, true);
+    nb_manual_seed(123);
+    nb_tensor *y = nb_module_forward(d, x);
+    const float *v = nb_data(y);
+    long zeros = 0, bad = 0;
+    for (long i = 0; i < N; i++) {
+        if (v[i] == 0.0f) zeros++;
+        else if (fabsf(v[i] - 1.0f / (1.0f - p)) > 1e-6f) bad++;
+    }
+    double sigma = sqrt(p * (1 - p) / N);
+    CHECK_NEAR((double)zeros / N, p, 3 * sigma, 0);
+    CHECK_EQ_INT(bad, 0);
+    /* d sum(y) / dx = mask / (1 - p) = y, since x is 1 */
+    nb_backward(nb_sum(y));
+    float *g = nb_data(nb_grad(x));
+    CHECK(near_all(g, v, N, 1e-6f));
+
+    nb_manual_seed(123);
+    nb_tensor *again = nb_module_forward(d, x);
+    CHECK(near_all(nb_data(again), v, N, 0));
+    nb_manual_seed(124);
+    nb_tensor *other = nb_module_forward(d, x);
+    CHECK(!near_all(nb_data(other), v, N, 0));
+
+    nb_module_train(d, false);
+    CHECK(near_all(nb_data(nb_module_forward(d, x)), nb_data(x), N, 0));
+    nb_scope_end();
+    nb_module_free(d);
+}
+
+static void dropout_p0_is_identity_and_p1_gives_zeros(void) {
+    nb_module *d0 = nb_dropout_new(0.0f), *d1 = nb_dropout_new(1.0f);
+    nb_scope_begin();
+    nb_tensor *x = nb_randn(NB_SHAPE(64));
+    nb_set_requires_grad(x, true);
+    CHECK(near_all(nb_data(nb_module_forward(d0, x)), nb_data(x), 64, 0));
+    nb_tensor *z = nb_module_forward(d1, x);
+    float zero[64] = {0};
+    CHECK(z && near_all(nb_data(z), zero, 64, 0));
+    nb_backward(nb_sum(z));
+    CHECK(nb_grad(x) && near_all(nb_data(nb_grad(x)), zero, 64, 0));
+    nb_scope_end();
+    nb_module_free(d0);
+    nb_module_free(d1);
+}
+
+/* ---------------------------------------------------------------- folding, init */
+
+static void folded_linear_equals_batchnorm_of_linear_in_eval(void) {
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        nb_manual_seed(11);
+        nb_module *lin = nb_linear_new(5, 4, with_bias), *norm = bn(4, (nb_batchnorm_opts){0});
+        nb_init_normal(nb_module_find(norm, "weight"), 1.0f, 0.5f);
+        nb_init_normal(nb_module_find(norm, "bias"), 0.0f, 1.0f);
+        nb_init_normal(nb_module_find(norm, "running_mean"), 0.0f, 1.0f);
+        nb_init_uniform(nb_module_find(norm, "running_var"), 0.5f, 2.0f);
+        nb_module_train(lin, false);
+        nb_module_train(norm, false);
+        nb_generator before = nb_rng_get_state();
+        nb_module *folded = nb_linear_fold_batchnorm(lin, norm);
+        nb_generator after = nb_rng_get_state();
+        CHECK(folded && before.seed == after.seed && before.offset == after.offset);
+        CHECK(!nb_module_is_training(folded));
+        nb_scope_begin();
+        nb_tensor *x = nb_randn(NB_SHAPE(6, 5));
+        nb_tensor *want = nb_module_forward(norm, nb_module_forward(lin, x));
+        double w[24];
+        float wf[24];
+        nb_copy_to(want, wf, 24);
+        for (int i = 0; i < 24; i++) w[i] = wf[i];
+        CHECK_TENSOR("folded", nb_module_forward(folded, x), w, 24, 1e-5, 1e-5);
+        nb_scope_end();
+        nb_module_free(folded);
+        nb_module_free(lin);
+        nb_module_free(norm);
+    }
+}
+
+static void linear_default_init_is_uniform_within_inverse_sqrt_fan_in(void) {
+    nb_manual_seed(3);
+    nb_module *m = nb_linear_new(1000, 500, true);
+    nb_tensor *w = nb_module_find(m, "weight"), *b = nb_module_find(m, "bias");
+    const double bound = 1.0 / sqrt(1000.0);
+    const float *v = nb_data(w);
+    long n = (long)nb_numel(w), outside = 0;
+    double sum = 0, sq = 0;
+    for (long i = 0; i < n; i++) {
+        outside += fabs(v[i]) > bound;
+        sum += v[i];
+        sq += (double)v[i] * v[i];
+    }
+    double mean = sum / n, var = sq / n - mean * mean;
+    CHECK_EQ_INT(outside, 0);
+    CHECK_NEAR(mean, 0, 4 * bound / sqrt(3.0 * n), 0);
+    CHECK_NEAR(var, bound * bound / 3, 0, 0.01);
+    const float *bv = nb_data(b);
+    for (int i = 0; i < 500; i++) outside += fabs(bv[i]) > bound;
+    CHECK_EQ_INT(outside, 0);
+    nb_manual_seed(3);
+    nb_module *same = nb_linear_new(1000, 500, true);
+    CHECK(near_all(nb_data(nb_module_find(same, "weight")), v, (int)n, 0));
+    nb_module_free(same);
+    nb_module_free(m);
+}
+
+/* Empirical std of t and its largest magnitude. */
+static double tensor_std(nb_tensor *t, double *max_abs) {
+    const float *v = nb_data(t);
+    long n = (long)nb_numel(t);
+    double sum = 0, sq = 0;
+    *max_abs = 0;
+    for (long i = 0; i < n; i++) {
+        sum += v[i];
+        sq += (double)v[i] * v[i];
+        if (fabs(v[i]) > *max_abs) *max_abs = fabs(v[i]);
+    }
+    double mean = sum / n;
+    return sqrt(sq / n - mean * mean);
+}
+
+static void init_functions_match_torch_formulas(void) {
+    nb_manual_seed(5);
+    nb_tensor *t = nb_zeros(NB_SHAPE(512, 512)), *r = nb_zeros(NB_SHAPE(256, 512));
+    nb_tensor *conv = nb_zeros(NB_SHAPE(64, 32, 3, 3)); /* fan_in 288, fan_out 576 */
+    double max_abs, std;
+
+    CHECK_EQ_INT(nb_init_xavier_uniform(t, 1.0f), NB_OK);
+    std = tensor_std(t, &max_abs);
+    CHECK_NEAR(std, sqrt(2.0 / 1024), 0, 0.02);
+    CHECK(max_abs <= sqrt(6.0 / 1024) * (1 + 1e-6));
+
+    CHECK_EQ_INT(nb_init_xavier_normal(t, 5.0f / 3.0f), NB_OK);
+    CHECK_NEAR(tensor_std(t, &max_abs), 5.0 / 3.0 * sqrt(2.0 / 1024), 0, 0.02);
+
+    CHECK_EQ_INT(nb_init_kaiming_uniform(t, 0, NB_FAN_IN, NB_GAIN_RELU), NB_OK);
+    std = tensor_std(t, &max_abs);
+    CHECK_NEAR(std, sqrt(2.0 / 512), 0, 0.02);
+    CHECK(max_abs <= sqrt(3.0) * sqrt(2.0 / 512) * (1 + 1e-6));
+
+    CHECK_EQ_INT(nb_init_kaiming_normal(r, 0.2f, NB_FAN_OUT, NB_GAIN_LEAKY_RELU), NB_OK);
+    CHECK_NEAR(tensor_std(r, &max_abs), sqrt(2.0 / 1.04) / sqrt(256.0), 0, 0.02);
+    CHECK_EQ_INT(nb_init_kaiming_normal(r, 0, NB_FAN_IN, NB_GAIN_RELU), NB_OK);
+    CHECK_NEAR(tensor_std(r, &max_abs), sqrt(2.0 / 512), 0, 0.02);
+
+    CHECK_EQ_INT(nb_init_kaiming_normal(conv, 0, NB_FAN_IN, NB_GAIN_RELU), NB_OK);
+    CHECK_NEAR(tensor_std(conv, &max_abs), sqrt(2.0 / 288), 0, 0.03);
+    CHECK_EQ_INT(nb_init_xavier_uniform(conv, 1.0f), NB_OK);
+    CHECK_NEAR(tensor_std(conv, &max_abs), sqrt(2.0 / (288 + 576)), 0, 0.03);
+
+    CHECK_EQ_INT(nb_init_normal(t, 2.0f, 0.5f), NB_OK);
+    CHECK_NEAR(tensor_std(t, &max_abs), 0.5, 0, 0.02);
+    CHECK_EQ_INT(nb_init_uniform(t, -3.0f, -1.0f), NB_OK);
+    CHECK_NEAR(tensor_std(t, &max_abs), 2.0 / sqrt(12.0), 0, 0.02);
+    CHECK(max_abs <= 3.0);
+    CHECK_EQ_INT(nb_init_constant(t, 0.5f), NB_OK);
+    CHECK_NEAR(nb_get(t, NB_INDEX(7, 9)), 0.5, 0, 0);
+
+    /* torch.nn.init.calculate_gain */
+    CHECK_NEAR(nb_init_gain(NB_GAIN_LINEAR, 0), 1, 1e-7, 0);
+    CHECK_NEAR(nb_init_gain(NB_GAIN_SIGMOID, 0), 1, 1e-7, 0);
+    CHECK_NEAR(nb_init_gain(NB_GAIN_TANH, 0), 1.6666666666666667, 1e-6, 0);
+    CHECK_NEAR(nb_init_gain(NB_GAIN_RELU, 0), 1.4142135623730951, 1e-6, 0);
+    CHECK_NEAR(nb_init_gain(NB_GAIN_LEAKY_RELU, 0.2f), 1.3867504905630728, 1e-6, 0);
+    CHECK_NEAR(nb_init_gain(NB_GAIN_LEAKY_RELU, 0), 1.4142135623730951, 1e-6, 0);
+    CHECK_NEAR(nb_init_gain(NB_GAIN_SELU, 0), 0.75, 1e-7, 0);
+
+    nb_tensor *v = nb_zeros(NB_SHAPE(8));
+    CHECK_EQ_INT(nb_init_xavier_uniform(v, 1.0f), NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "at least 2 dims");
+    CHECK_EQ_INT(nb_init_kaiming_normal(v, 0, NB_FAN_IN, NB_GAIN_RELU), NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "init_kaiming_normal");
+    nb_tensor_free(v);
+    nb_tensor_free(conv);
+    nb_tensor_free(r);
+    nb_tensor_free(t);
+}
+
+/* ---------------------------------------------------------------- repr */
+
+/* Generated with torch by tools/gen_golden_nn.py (Concat is the script's own class). */
+static const char *const torch_repr =
+    "Sequential(\n"
+    "  (0): Flatten(start_dim=1, end_dim=-1)\n"
+    "  (1): Linear(in_features=20, out_features=8, bias=True)\n"
+    "  (2): ReLU()\n"
+    "  (3): Dropout(p=0.2, inplace=False)\n"
+    "  (4): Linear(in_features=8, out_features=8, bias=False)\n"
+    "  (5): BatchNorm1d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
+    "  (6): LeakyReLU(negative_slope=0.2)\n"
+    "  (7): ELU(alpha=1.0)\n"
+    "  (8): GELU(approximate='none')\n"
+    "  (9): Softplus(beta=1, threshold=20)\n"
+    "  (10): PReLU(num_parameters=1)\n"
+    "  (11): Sequential(\n"
+    "    (0): Linear(in_features=8, out_features=4, bias=True)\n"
+    "    (1): LayerNorm((4,), eps=1e-05, elementwise_affine=True)\n"
+    "    (2): Tanh()\n"
+    "  )\n"
+    "  (12): LayerNorm((2, 2), eps=0.001, elementwise_affine=False)\n"
+    "  (13): Concat(\n"
+    "    dim=1\n"
+    "    (0): Identity()\n"
+    "    (1): Sigmoid()\n"
+    "  )\n"
+    "  (14): LogSoftmax(dim=-1)\n"
+    ")\n";
+
+static void fprint_matches_torch_repr(void) {
+    nb_module *layers[] = {
+        nb_flatten_new(1, -1),
+        linear(20, 8),
+        act(NB_ACT_RELU, 0),
+        nb_dropout_new(0.2f),
+        nb_linear_new(8, 8, false),
+        bn(8, (nb_batchnorm_opts){0}),
+        act(NB_ACT_LEAKY_RELU, 0.2f),
+        act(NB_ACT_ELU, 0),
+        act(NB_ACT_GELU, 0),
+        act(NB_ACT_SOFTPLUS, 0),
+        nb_prelu_new(1, 0.25f),
+        seq3(linear(8, 4), nb_layernorm_new(1, (int64_t[]){4}, 0, true), act(NB_ACT_TANH, 0)),
+        nb_layernorm_new(2, (int64_t[]){2, 2}, 1e-3f, false),
+        nb_concat_new(2, (nb_module *[]){act(NB_ACT_IDENTITY, 0), act(NB_ACT_SIGMOID, 0)}, 1),
+        act(NB_ACT_LOG_SOFTMAX, 0),
+    };
+    nb_module *m = nb_sequential_new((int)(sizeof layers / sizeof layers[0]), layers);
+    FILE *f = tmpfile();
+    CHECK_EQ_INT(nb_module_fprint(f, m), NB_OK);
+    char text[4096] = "";
+    rewind(f);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    if (strcmp(text, torch_repr)) CHECK_FAIL_("repr differs from torch's:\n%s\nwant:\n%s", text, torch_repr);
+    else check_passed_++;
+    nb_module_free(m);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void misuse_fails_with_a_message_naming_the_problem(void) {
+    nb_module *lin = linear(5, 4), *norm = bn(3, (nb_batchnorm_opts){0});
+    nb_module *ln = nb_layernorm_new(2, (int64_t[]){3, 4}, 0, true), *pr = nb_prelu_new(3, 0.25f);
+    nb_scope_begin();
+    CHECK(nb_module_forward(lin, nb_randn(NB_SHAPE(3, 6))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "matmul: [3,6] @ [5,4]");
+    CHECK(nb_module_forward(norm, nb_randn(NB_SHAPE(4, 5))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "BatchNorm1d: expected [N, 3] or [N, 3, L], got [4,5]");
+    CHECK(nb_module_forward(norm, nb_randn(NB_SHAPE(2, 3, 4, 5))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "got [2,3,4,5]");
+    CHECK(nb_module_forward(norm, nb_randn(NB_SHAPE(1, 3))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "more than 1 value per channel");
+    CHECK(nb_module_forward(ln, nb_randn(NB_SHAPE(2, 4, 3))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "LayerNorm: input [2,4,3] does not end in the normalised shape [3,4]");
+    CHECK(nb_module_forward(ln, nb_randn(NB_SHAPE(4))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "LayerNorm: input [4]");
+    CHECK(nb_module_forward(pr, nb_randn(NB_SHAPE(4, 5))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "prelu: 3 weights do not match the channels of [4,5]");
+    CHECK(nb_module_forward(NULL, nb_randn(NB_SHAPE(4, 5))) == NULL);
+    CHECK_ERROR(NB_ERR_NULL, "module is NULL");
+    CHECK(nb_module_forward(lin, NULL) == NULL);
+    CHECK_ERROR(NB_ERR_NULL, "Linear");
+    CHECK(nb_softplus(nb_randn(NB_SHAPE(2)), -1.0f, 20.0f) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "beta must be positive");
+    nb_scope_end();
+
+    CHECK(nb_module_find(norm, "running_std") == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm1d has no parameter or buffer named 'running_std'");
+    CHECK(nb_module_child(lin, "0") == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "no child '0'");
+    CHECK(nb_module_param(lin, 2, NULL) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "parameter index 2 is out of range");
+    CHECK(nb_module_buffer(lin, 0, NULL) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "buffer index 0 is out of range");
+
+    CHECK(nb_dropout_new(1.5f) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "between 0 and 1, but got 1.5");
+    CHECK(nb_dropout_new(-0.1f) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "between 0 and 1");
+    CHECK(nb_dropout_new(NAN) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "between 0 and 1");
+    CHECK(nb_linear_new(0, 3, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "sizes must be positive");
+    CHECK(nb_batchnorm1d_new(0, (nb_batchnorm_opts){0}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "num_features must be positive");
+    CHECK(nb_layernorm_new(1, (int64_t[]){0}, 0, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "size <= 0");
+    CHECK(nb_prelu_new(0, 0.25f) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "num_parameters must be positive");
+    CHECK(nb_activation_new(NB_ACT_COUNT, 0) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "unknown kind");
+    /* constructors take ownership even when they fail (ASan would see a leak otherwise) */
+    CHECK(nb_sequential_new(3, (nb_module *[]){linear(2, 2), NULL, act(NB_ACT_RELU, 0)}) == NULL);
+    CHECK_ERROR(NB_ERR_NULL, "Sequential: a module is NULL");
+    CHECK(nb_concat_new(2, (nb_module *[]){NULL, linear(2, 2)}, 1) == NULL);
+    CHECK_ERROR(NB_ERR_NULL, "Concat: a branch is NULL");
+    CHECK(nb_residual_new(NULL, linear(2, 2)) == NULL);
+    CHECK_ERROR(NB_ERR_NULL, "Residual: body is NULL");
+    CHECK_EQ_INT(nb_sequential_append(lin, act(NB_ACT_RELU, 0)), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "not a Sequential");
+    CHECK(nb_linear_fold_batchnorm(lin, norm) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm1d(3) cannot follow Linear(5, 4)");
+    CHECK(nb_linear_fold_batchnorm(norm, lin) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "needs a Linear and a BatchNorm1d");
+    nb_module_free(lin);
+    nb_module_free(norm);
+    nb_module_free(ln);
+    nb_module_free(pr);
+    nb_module_free(NULL);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+/* With no scope open the caller owns every result: a forward and backward, in training and in
+ * eval, must leave nothing behind, also through modules that pass their input through
+ * unchanged (eval Dropout, an empty Sequential). */
+static void heap_mode_forward_backward_leaves_nothing_behind(void) {
+    for (int training = 0; training < 2; training++) {
+        nb_alloc_stats before = nb_alloc_stats_get();
+        nb_module *models[] = {
+            seq2(nb_dropout_new(0.5f), linear(4, 3)),
+            nb_residual_new(linear(4, 4), nb_dropout_new(0.5f)),
+            nb_residual_linear_new(seq2(linear(4, 6), act(NB_ACT_TANH_LINEAR, 0.5f)), 4, 6),
+            nb_concat_new(2, (nb_module *[]){nb_dropout_new(0.5f), act(NB_ACT_IDENTITY, 0)}, 1),
+            nb_sequential_new(0, NULL),
+            seq3(nb_prelu_new(4, 0.25f), nb_layernorm_new(1, (int64_t[]){4}, 0, true),
+                 act(NB_ACT_SOFTMAX, 0)),
+            build_case("nested"),
+        };
+        for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+            nb_module_train(models[i], training);
+            nb_tensor *x = nb_randn(NB_SHAPE(5, 4));
+            nb_set_requires_grad(x, true);
+            nb_tensor *y = nb_module_forward(models[i], x);
+            nb_tensor *s = nb_sum(y);
+            CHECK_EQ_INT(nb_backward(s), NB_OK);
+            CHECK(nb_grad(x) != NULL);
+            nb_tensor_free(s);
+            nb_tensor_free(y);
+            nb_tensor_free(x);
+            nb_module_free(models[i]);
+        }
+        nb_alloc_stats after = nb_alloc_stats_get();
+        CHECK_EQ_INT(after.bytes_live, before.bytes_live);
+    }
+}
+
+/* ---------------------------------------------------------------- finite differences */
+
+/* sum(m(x) * r) in double; the forward runs without recording. */
+static double fd_loss(nb_module *m, const float *x, int nd, const int64_t *shape, const float *r) {
+    nb_scope_begin();
+    double loss = 0;
+    NB_NO_GRAD {
+        nb_tensor *y = nb_module_forward(m, nb_from_data(x, nd, shape));
+        const float *v = nb_data(nb_contiguous(y));
+        for (int64_t i = 0; i < nb_numel(y); i++) loss += (double)v[i] * r[i];
+    }
+    nb_scope_end();
+    return loss;
+}
+
+/* Central differences of sum(m(x) * r) against autograd, for the input and every parameter.
+ * The forward is float32, so h is large (1e-2) and the tolerance loose (2e-3 + 1e-2 rel):
+ * float rounding of the loss (~1e-6) divided by 2h, and the h^2 truncation term. */
+static void check_fd(const char *what, nb_module *m, const float *x, int nd, const int64_t *shape) {
+    const double h = 1e-2;
+    enum { MAXN = 64 };
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++) n *= shape[d];
+    float r[MAXN], xv[MAXN];
+    nb_scope_begin();
+    nb_tensor *rt = nb_randn(1, (int64_t[]){n});
+    nb_copy_to(rt, r, MAXN);
+    nb_tensor *xt = nb_from_data(x, nd, shape);
+    nb_set_requires_grad(xt, true);
+    nb_tensor *y = nb_module_forward(m, xt);
+    nb_backward(nb_sum(nb_mul(nb_reshape(y, 1, (int64_t[]){n}), rt)));
+    float gx[MAXN];
+    nb_copy_to(nb_grad(xt), gx, MAXN);
+    char label[128];
+    memcpy(xv, x, sizeof(float) * (size_t)n);
+    double num[MAXN];
+    for (int64_t i = 0; i < n; i++) {
+        float keep = xv[i];
+        xv[i] = keep + (float)h;
+        double up = fd_loss(m, xv, nd, shape, r);
+        xv[i] = keep - (float)h;
+        double down = fd_loss(m, xv, nd, shape, r);
+        xv[i] = keep;
+        num[i] = (up - down) / (2 * h);
+    }
+    snprintf(label, sizeof label, "%s: d/dx", what);
+    CHECK_ARRAY(label, gx, num, n, 2e-3, 1e-2);
+    for (int p = 0; p < nb_module_num_params(m); p++) {
+        const char *pname;
+        nb_tensor *prm = nb_module_param(m, p, &pname);
+        snprintf(label, sizeof label, "%s: d/d%s", what, pname);
+        int64_t np = nb_numel(prm);
+        float gp[MAXN];
+        nb_copy_to(nb_grad(prm), gp, MAXN);
+        float *pv = nb_data(prm);
+        for (int64_t i = 0; i < np; i++) {
+            float keep = pv[i];
+            pv[i] = keep + (float)h;
+            double up = fd_loss(m, x, nd, shape, r);
+            pv[i] = keep - (float)h;
+            double down = fd_loss(m, x, nd, shape, r);
+            pv[i] = keep;
+            num[i] = (up - down) / (2 * h);
+        }
+        CHECK_ARRAY(label, gp, num, np, 2e-3, 1e-2);
+        nb_clear_grad(prm);
+    }
+    nb_scope_end();
+}
+
+static void batchnorm_layernorm_prelu_gradients_match_finite_differences(void) {
+    nb_manual_seed(21);
+    float x[24];
+    nb_tensor *xt = nb_randn(NB_SHAPE(24));
+    nb_copy_to(xt, x, 24);
+    nb_tensor_free(xt);
+
+    nb_module *b2 = bn(3, (nb_batchnorm_opts){0}), *b3 = bn(3, (nb_batchnorm_opts){0});
+    nb_init_normal(nb_module_find(b2, "weight"), 1.0f, 0.5f);
+    nb_init_normal(nb_module_find(b2, "bias"), 0.0f, 0.5f);
+    nb_init_normal(nb_module_find(b3, "weight"), 1.0f, 0.5f);
+    check_fd("BatchNorm1d [8,3] training", b2, x, 2, (int64_t[]){8, 3});
+    check_fd("BatchNorm1d [2,3,4] training", b3, x, 3, (int64_t[]){2, 3, 4});
+
+    nb_module *ln = nb_layernorm_new(2, (int64_t[]){3, 4}, 0, true);
+    nb_init_normal(nb_module_find(ln, "weight"), 1.0f, 0.5f);
+    nb_init_normal(nb_module_find(ln, "bias"), 0.0f, 0.5f);
+    check_fd("LayerNorm (3, 4)", ln, x, 3, (int64_t[]){2, 3, 4});
+
+    /* PReLU has a kink at 0: keep every input at least 0.1 away from it */
+    float xp[24];
+    for (int i = 0; i < 24; i++) xp[i] = x[i] + (x[i] >= 0 ? 0.1f : -0.1f);
+    nb_module *p1 = nb_prelu_new(1, 0.25f), *p3 = nb_prelu_new(3, 0.25f);
+    nb_init_uniform(nb_module_find(p3, "weight"), -0.5f, 0.5f);
+    check_fd("PReLU shared", p1, xp, 2, (int64_t[]){8, 3});
+    check_fd("PReLU per channel", p3, xp, 3, (int64_t[]){2, 3, 4});
+    nb_module_free(b2);
+    nb_module_free(b3);
+    nb_module_free(ln);
+    nb_module_free(p1);
+    nb_module_free(p3);
+}
+
+/* ---------------------------------------------------------------- activation names */
+
+static void activation_names_parse_back(void) {
+    for (int a = 0; a < NB_ACT_COUNT; a++) {
+        nb_activation got = NB_ACT_COUNT;
+        const char *name = nb_activation_name((nb_activation)a);
+        if (!nb_activation_parse(name, &got) || got != (nb_activation)a)
+            CHECK_FAIL_("activation %d: name '%s' parses to %d", a, name, (int)got);
+        else check_passed_++;
+        nb_module *m = act((nb_activation)a, 0);
+        CHECK(m && !strcmp(nb_module_type(m), name));
+        nb_module_free(m);
+    }
+    static const struct { const char *text; nb_activation act; } spelled[] = {
+        {"relu", NB_ACT_RELU},           {"leaky_relu", NB_ACT_LEAKY_RELU}, {"LeakyReLU", NB_ACT_LEAKY_RELU},
+        {"GELU", NB_ACT_GELU},           {"swish", NB_ACT_SILU},            {"SiLU", NB_ACT_SILU},
+        {"log_softmax", NB_ACT_LOG_SOFTMAX}, {"tanh_linear", NB_ACT_TANH_LINEAR},
+        {"Identity", NB_ACT_IDENTITY},   {"softplus", NB_ACT_SOFTPLUS},
+    };
+    for (size_t i = 0; i < sizeof spelled / sizeof spelled[0]; i++) {
+        nb_activation got = NB_ACT_COUNT;
+        CHECK(nb_activation_parse(spelled[i].text, &got) && got == spelled[i].act);
+    }
+    nb_activation untouched = NB_ACT_TANH;
+    CHECK(!nb_activation_parse("relu6", &untouched) && untouched == NB_ACT_TANH);
+    CHECK(!nb_activation_parse("", &untouched) && untouched == NB_ACT_TANH);
+    CHECK(!nb_activation_parse(NULL, &untouched));
+    CHECK(!strcmp(nb_activation_name(NB_ACT_COUNT), "Unknown"));
+}
+
+int main(void) {
+    json_error_t err;
+    golden = json_load_file(GOLDEN_PATH, 0, &err);
+    if (!golden) {
+        fprintf(stderr, "%s: %s (line %d); run from the repository root\n", GOLDEN_PATH, err.text, err.line);
+        return 1;
+    }
+    modules_match_torch_golden_vectors();
+    json_decref(golden);
+    nested_names_and_counts_match_torch();
+    num_elements_counts_every_parameter();
+    frozen_parameters_get_no_grad_and_are_not_updated();
+    train_and_eval_switch_the_whole_tree();
+    modules_accept_non_contiguous_inputs();
+    dropout_zeroes_p_and_scales_the_rest_in_training();
+    dropout_p0_is_identity_and_p1_gives_zeros();
+    folded_linear_equals_batchnorm_of_linear_in_eval();
+    linear_default_init_is_uniform_within_inverse_sqrt_fan_in();
+    init_functions_match_torch_formulas();
+    fprint_matches_torch_repr();
+    misuse_fails_with_a_message_naming_the_problem();
+    heap_mode_forward_backward_leaves_nothing_behind();
+    batchnorm_layernorm_prelu_gradients_match_finite_differences();
+    activation_names_parse_back();
+    return check_summary();
+}
