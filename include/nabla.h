@@ -202,6 +202,8 @@ nb_tensor *nb_clamp(nb_tensor *a, float min, float max); /* -INFINITY / INFINITY
 /* Matrix product with torch.matmul's rules: 1-D operands are promoted, leading (batch)
  * dimensions broadcast.  [.., n, k] @ [.., k, m] -> [.., n, m]. */
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
+/* y = x W^T + b (torch.nn.functional.linear): x [.., in], w [out, in], b [out] or NULL. */
+nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b);
 
 /* Reductions.  The _dims forms reduce over n dims (n = 0 means all) and keep them as size 1
  * when keepdim is true.  max/min pass the gradient to the maximal elements, split evenly on

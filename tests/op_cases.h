@@ -64,7 +64,7 @@ typedef struct {
     X(add) X(sub) X(mul) X(div) X(pow) X(eq) X(ne) X(lt) X(le) X(gt) X(ge)                   \
     X(neg) X(exp) X(log) X(sqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) X(relu)            \
     X(pow_scalar) X(clamp) X(add_scalar) X(mul_scalar) X(step) X(leaky_relu) X(elu)         \
-    X(softplus) X(silu) X(mish) X(gelu) X(atan) X(softsign) X(matmul)                       \
+    X(softplus) X(silu) X(mish) X(gelu) X(atan) X(softsign) X(matmul) X(linear)                     \
     X(sum) X(mean) X(max) X(min) X(sum_dims) X(mean_dims) X(max_dims) X(min_dims) X(argmax) \
     X(softmax) X(log_softmax) X(reshape) X(view) X(flatten) X(squeeze) X(unsqueeze)         \
     X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
@@ -104,6 +104,7 @@ typedef nb_tensor *(*oc_call)(nb_tensor *const *x, const op_case *c);
 OC_BINARY_(add) OC_BINARY_(sub) OC_BINARY_(mul) OC_BINARY_(div) OC_BINARY_(pow)
 OC_BINARY_(eq) OC_BINARY_(ne) OC_BINARY_(lt) OC_BINARY_(le) OC_BINARY_(gt) OC_BINARY_(ge)
 OC_BINARY_(matmul)
+OC_CALL_(linear, nb_linear(x[0], x[1], c->in[2].draw != OC_NONE ? x[2] : NULL))
 OC_UNARY_(neg) OC_UNARY_(exp) OC_UNARY_(log) OC_UNARY_(sqrt) OC_UNARY_(abs) OC_UNARY_(sin)
 OC_UNARY_(cos) OC_UNARY_(tanh) OC_UNARY_(sigmoid) OC_UNARY_(relu)
 OC_UNARY_(step) OC_UNARY_(mish) OC_UNARY_(gelu) OC_UNARY_(atan) OC_UNARY_(softsign)
@@ -254,6 +255,11 @@ static const op_case oc_cases[] = {
     OC("matmul_matrix_vector", MATMUL, matmul, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 4))),
     OC("matmul_dot", MATMUL, matmul, IN(UNI(-1, 1, 5), UNI(-1, 1, 5))),
     OC("matmul_batched_vector", MATMUL, matmul, IN(UNI(-1, 1, 2, 3, 4), UNI(-1, 1, 4))),
+    /* linear: with and without bias, a 3-D input, a transposed input */
+    OC("linear_bias", LINEAR, linear, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 5, 4), UNI(-1, 1, 5))),
+    OC("linear_no_bias", LINEAR, linear, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 2, 4))),
+    OC("linear_3d_input", LINEAR, linear, IN(UNI(-1, 1, 2, 3, 4), UNI(-1, 1, 5, 4), UNI(-1, 1, 5))),
+    OC("linear_transposed_input", LINEAR, linear, IN(UNI_T(-1, 1, 3, 4), UNI(-1, 1, 2, 4), UNI(-1, 1, 2))),
     /* reductions: all dims, one dim, several, negative, keepdim on/off, non-contiguous */
     OC("sum_all", SUM, sum, IN(UNI(-1, 1, 2, 3, 4))),
     OC("sum_one_dim", SUM, sum_dims, IN(UNI(-1, 1, 2, 3, 4)), DIMS(1)),

@@ -170,6 +170,12 @@ CASES = [
     case("matmul_matrix_vector", "matmul", "matmul", [uni(-1, 1, 3, 4), uni(-1, 1, 4)]),
     case("matmul_dot", "matmul", "matmul", [uni(-1, 1, 5), uni(-1, 1, 5)]),
     case("matmul_batched_vector", "matmul", "matmul", [uni(-1, 1, 2, 3, 4), uni(-1, 1, 4)]),
+    # linear: with and without bias, a 3-D input, a transposed input
+    case("linear_bias", "linear", "linear", [uni(-1, 1, 3, 4), uni(-1, 1, 5, 4), uni(-1, 1, 5)]),
+    case("linear_no_bias", "linear", "linear", [uni(-1, 1, 3, 4), uni(-1, 1, 2, 4)]),
+    case("linear_3d_input", "linear", "linear", [uni(-1, 1, 2, 3, 4), uni(-1, 1, 5, 4), uni(-1, 1, 5)]),
+    case("linear_transposed_input", "linear", "linear",
+         [uni_t(-1, 1, 3, 4), uni(-1, 1, 2, 4), uni(-1, 1, 2)]),
     # reductions: all dims, one dim, several, negative, keepdim on/off, non-contiguous
     case("sum_all", "sum", "sum", [uni(-1, 1, 2, 3, 4)]),
     case("sum_one_dim", "sum", "sum_dims", [uni(-1, 1, 2, 3, 4)], dims=[1]),
@@ -310,6 +316,7 @@ FNS = {
     "atan": lambda x, a: torch.atan(x[0]),
     "softsign": lambda x, a: F.softsign(x[0]),
     "matmul": lambda x, a: torch.matmul(x[0], x[1]),
+    "linear": lambda x, a: F.linear(x[0], x[1], x[2] if len(x) > 2 else None),
     "sum": lambda x, a: x[0].sum(),
     "mean": lambda x, a: x[0].mean(),
     "max": lambda x, a: x[0].amax(dim=all_dims(x[0], a)),

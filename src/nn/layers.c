@@ -12,10 +12,7 @@
 /* ---- Linear */
 
 static nb_tensor *linear_forward(nb_module *m, nb_tensor *x) {
-    nb_tensor *w = m->params[0].tensor, *wt = nb_transpose(w, 0, 1);
-    nb_tensor *y = nb__chain(nb_matmul(x, wt), wt);
-    if (m->n_params == 2 && y) y = nb__chain(nb_add(y, m->params[1].tensor), y);
-    return y;
+    return nb_linear(x, m->params[0].tensor, m->n_params == 2 ? m->params[1].tensor : NULL);
 }
 
 static void linear_describe(const nb_module *m, char *buf, size_t cap) {

@@ -24,8 +24,8 @@ typedef enum {
     NB_OP_TANH, NB_OP_SIGMOID, NB_OP_RELU, NB_OP_POW_SCALAR, NB_OP_CLAMP, NB_OP_ADD_SCALAR,
     NB_OP_MUL_SCALAR, NB_OP_STEP, NB_OP_LEAKY_RELU, NB_OP_ELU, NB_OP_SOFTPLUS, NB_OP_SILU,
     NB_OP_MISH, NB_OP_GELU, NB_OP_ATAN, NB_OP_SOFTSIGN,
-    /* matmul.c */
-    NB_OP_MATMUL,
+    /* matmul.c, linear.c */
+    NB_OP_MATMUL, NB_OP_LINEAR,
     /* reduce.c */
     NB_OP_SUM, NB_OP_MEAN, NB_OP_MAX, NB_OP_MIN, NB_OP_ARGMAX,
     /* softmax.c */
@@ -69,6 +69,7 @@ static inline const nb_backend *nb__be(const nb_tensor *t) { return nb__backend(
 NB_DECLARE_OP(binary)
 NB_DECLARE_OP(unary)
 NB_DECLARE_OP(matmul)
+NB_DECLARE_OP(linear)
 NB_DECLARE_OP(reduce)
 NB_DECLARE_OP(softmax)
 NB_DECLARE_OP(reshape)

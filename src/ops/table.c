@@ -40,6 +40,7 @@ const nb_op_def nb__ops[NB_OP_COUNT] = {
     ROW(ATAN, "atan", "AtanBackward0", 1, unary, true),
     ROW(SOFTSIGN, "softsign", "SoftsignBackward0", 1, unary, true),
     ROW(MATMUL, "matmul", "MmBackward0", 2, matmul, true),
+    ROW(LINEAR, "linear", "AddmmBackward0", -1, linear, true),
     ROW(SUM, "sum", "SumBackward1", 1, reduce, true),
     ROW(MEAN, "mean", "MeanBackward1", 1, reduce, true),
     ROW(MAX, "max", "AmaxBackward0", 1, reduce, true),

@@ -1,0 +1,68 @@
+/*
+ * linear.c — torch.nn.functional.linear as one op: y = x W^T + b, x [.., in], W [out, in],
+ * b [out].  Fused so that the forward is one GEMM that starts from the broadcast bias (beta 1)
+ * and the backward writes dW in W's own [out, in] layout; through matmul + transpose + add it
+ * would take an extra pass for the bias and a transposed copy of dW on every step.
+ *
+ *   dx = g W          dW = g^T x          db = sum over rows of g
+ * with x and g seen as [M, in] and [M, out], M the product of the leading dims.
+ */
+#include "op.h"
+
+#include <string.h>
+
+static int64_t rows_of(const nb_tensor *x) { return nb__numel(x->ndim - 1, x->shape); }
+
+nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
+    (void)op, (void)args;
+    nb_tensor *x = in[0], *w = in[1], *b = n == 3 ? in[2] : NULL;
+    bool bias_ok = !b || (b->ndim == 1 && b->shape[0] == w->shape[0] && b->dtype == NB_F32);
+    if (x->dtype != NB_F32 || w->dtype != NB_F32 || x->ndim < 1 || w->ndim != 2 || !bias_ok)
+        return nb__fail(NB_ERR_SHAPE, "linear: input %s, weight %s, bias %s: need float32 [.., in], "
+                        "[out, in] and [out]", NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none");
+    if (x->shape[x->ndim - 1] != w->shape[1])
+        return nb__fail(NB_ERR_SHAPE, "linear: input %s and weight %s: inner sizes differ (%lld "
+                        "features, the weight takes %lld)", NB_SHP(x), NB_SHP(w),
+                        (long long)x->shape[x->ndim - 1], (long long)w->shape[1]);
+    int64_t m = rows_of(x), k = w->shape[1], o = w->shape[0], shape[NB_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    shape[x->ndim - 1] = o;
+    nb_tensor *xc = nb__contig(x), *wc = xc ? nb__contig(w) : NULL, *bc = wc && b ? nb__contig(b) : NULL;
+    nb_tensor *out = wc && (bc || !b) ? nb__new(NB_F32, x->ndim, shape) : NULL;
+    if (out) {
+        float *y = nb__f32(out);
+        if (b)
+            for (int64_t r = 0; r < m; r++) memcpy(y + r * o, nb__f32(bc), sizeof(float) * (size_t)o);
+        nb__be(x)->gemm(false, true, m, o, k, 1.0f, nb__f32(xc), k, nb__f32(wc), k, b ? 1.0f : 0.0f, y, o);
+    }
+    if (xc != x) nb_tensor_free(xc);
+    if (wc != w) nb_tensor_free(wc);
+    if (bc != b) nb_tensor_free(bc);
+    return out;
+}
+
+nb_status nb__bwd_linear(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    nb_tensor *x = node->in[0], *w = node->in[1], *gc = nb__contig(g);
+    if (!gc) return nb_error_code();
+    const nb_backend *be = nb__be(x);
+    int64_t m = rows_of(x), k = w->shape[1], o = w->shape[0];
+    nb_tensor *wc = nb__contig(w), *xc = nb__contig(x);
+    if (!wc || !xc) return nb_error_code();
+    if (nb__needs_grad(node, 0)) {
+        if (!(din[0] = nb__new(NB_F32, x->ndim, x->shape))) return nb_error_code();
+        be->gemm(false, false, m, k, o, 1.0f, nb__f32(gc), o, nb__f32(wc), k, 0.0f, nb__f32(din[0]), k);
+    }
+    if (nb__needs_grad(node, 1)) {
+        if (!(din[1] = nb__new(NB_F32, 2, w->shape))) return nb_error_code();
+        be->gemm(true, false, o, k, m, 1.0f, nb__f32(gc), o, nb__f32(xc), k, 0.0f, nb__f32(din[1]), k);
+    }
+    if (node->n_in == 3 && nb__needs_grad(node, 2)) {
+        if (!(din[2] = nb__new(NB_F32, 1, &o))) return nb_error_code();
+        be->reduce(NB_RED_SUM, nb__f32(din[2]), nb__f32(gc), 1, m, o);
+    }
+    return NB_OK;
+}
+
+nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b) {
+    return nb__apply(NB_OP_LINEAR, b ? 3 : 2, (nb_tensor *[]){x, w, b}, NULL);
+}
