@@ -1,0 +1,68 @@
+/*
+ * nabla/io.h — weights and checkpoints in the safetensors format, the layout PyTorch users read
+ * and write with `safetensors.torch`:
+ *
+ *   8 bytes    N, the header length, unsigned little-endian
+ *   N bytes    a JSON object {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ *              "__metadata__": {"key": "value", ...}}, padded with spaces
+ *   the rest   the data buffer: each tensor's elements row-major, little-endian, at [b, e) of it;
+ *              tensors do not overlap and cover the buffer exactly
+ *
+ * nabla writes atomically (a temporary file beside the target, fsync, rename, fsync of the
+ * directory) and stores the CRC-32 of the data buffer as metadata "nabla.crc32" (8 lowercase hex
+ * digits), which other readers ignore.  nabla reads by loading the whole file and validating every
+ * size, offset and the checksum (when present) before it trusts any of them.
+ *
+ * Dtypes.  F32, F16, BF16, I8 and I32 map to nabla's dtypes bit for bit.  I64, which torch uses for
+ * class indices, is converted to int32 when read, and refused if a value does not fit.  Any other
+ * safetensors dtype (F64, U8, BOOL, ...) is accepted when a file is validated, so files holding
+ * them open, but refused with NB_ERR_DTYPE when that tensor is read.
+ *
+ * Errors.  A malformed or unreadable file is NB_ERR_IO, with a message that names the file and the
+ * byte offset of the fault; bad arguments are NB_ERR_ARG / NB_ERR_NULL; dtype and shape mismatches
+ * in nb_safetensors_load_into are NB_ERR_DTYPE / NB_ERR_SHAPE.
+ */
+/* Included by nabla.h (inside its extern "C"); include that one. */
+#ifndef NABLA_IO_H
+#define NABLA_IO_H
+
+/* Writes n tensors under the given names, and n_meta metadata pairs, to path, atomically: on any
+ * failure the file at path (if any) is left as it was and no temporary remains.  Tensors may be
+ * of any nabla dtype and need not be contiguous (they are written in logical order); they must be
+ * on the CPU.  Names must be distinct, non-empty, valid UTF-8 and not "__metadata__"; metadata
+ * keys must be distinct and not the reserved "nabla.crc32".  names/tensors may be NULL when n is
+ * 0, meta_keys/meta_values when n_meta is 0.  A new file gets mode 0666 less the umask; a replaced
+ * file keeps its mode. */
+nb_status nb_safetensors_save(const char *path, int n, const char *const *names,
+                              nb_tensor *const *tensors, const char *const *meta_keys,
+                              const char *const *meta_values, int n_meta);
+
+typedef struct nb_safetensors nb_safetensors;
+
+/* Reads and validates the file at path: NULL with NB_ERR_IO if it cannot be read or any part of
+ * it is malformed.  The handle owns a copy of the file; free it with nb_safetensors_close. */
+nb_safetensors *nb_safetensors_open(const char *path);
+void nb_safetensors_close(nb_safetensors *st); /* NULL is ignored */
+
+/* The tensors, in the order of their data in the file (for files nabla wrote: the order they
+ * were saved in).  nb_safetensors_count(NULL) is 0.  nb_safetensors_name returns NULL
+ * (NB_ERR_ARG) when i is out of range; the string lives as long as st. */
+int nb_safetensors_count(const nb_safetensors *st);
+const char *nb_safetensors_name(const nb_safetensors *st, int i);
+
+/* A new contiguous tensor holding the named one, in the current home (innermost scope, or owned
+ * by the caller).  F32/F16/BF16/I8/I32 keep their dtype; I64 becomes int32.  NULL with NB_ERR_ARG
+ * when no tensor has that name, NB_ERR_DTYPE for a dtype nabla does not hold or an I64 value out of
+ * int32 range. */
+nb_tensor *nb_safetensors_get(const nb_safetensors *st, const char *name);
+
+/* The metadata value for key, or NULL (no error set) when the file has none.  The checksum
+ * nabla writes is visible as "nabla.crc32". */
+const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
+
+/* Copies the named tensor into dst, which must be on the CPU with the same shape and the dtype
+ * nb_safetensors_get would give (int32 for I64); dst may be a strided view.  On any error dst is
+ * left unchanged: NB_ERR_SHAPE / NB_ERR_DTYPE name the file's and dst's shape or dtype. */
+nb_status nb_safetensors_load_into(const nb_safetensors *st, const char *name, nb_tensor *dst);
+
+#endif /* NABLA_IO_H */
