@@ -1,0 +1,240 @@
+/*
+ * nabla/optim.h — optimisers, learning-rate schedules and gradient clipping.  Included by nabla.h
+ * (inside its extern "C" block); include nabla.h, not this file.
+ *
+ * Every update rule, schedule and clipping function follows torch 1.13 (torch.optim,
+ * torch.optim.lr_scheduler, torch.nn.utils.clip_grad_*) step for step, so that a trajectory
+ * started from the same parameters and gradients stays with torch's to float32 rounding.
+ *
+ * Conventions
+ *  - Hyper-parameters are doubles, as torch's are (Python floats): schedules compute learning
+ *    rates in double, and only the update itself runs in float32.
+ *  - Option structs are zero-initialisable.  A zero field means torch's default for that field
+ *    (each field says what it is).  Where the default is not zero and a zero is wanted, write
+ *    NB_ZERO (a negative zero: it compares equal to 0, so it is an ordinary 0 in arithmetic) or,
+ *    in an int field, NB_ZERO_INT.  Fields that torch requires (SGD's lr, CyclicLR's base_lr and
+ *    max_lr, OneCycleLR's max_lr and total_steps) are errors when left zero.
+ *  - Parameters are persistent f32 CPU tensors (made with no scope open), contiguous, leaves.  The
+ *    optimiser holds a reference on each, so freeing a parameter first is safe.  A parameter whose
+ *    gradient is NULL, or that does not require grad (frozen), is skipped by a step, as in torch.
+ *  - Optimiser state (moment buffers) is made when a parameter is added, never in a step: a step
+ *    calls malloc zero times.  Loops are plain float loops, split across OpenMP threads for large
+ *    tensors in a way that leaves every element to one thread, so results do not depend on the
+ *    thread count.
+ *  - A schedule is bound to one optimiser and sets its groups' lr; free schedules before their
+ *    optimiser.  Making a schedule performs its first step, as torch's constructors do.
+ *  - Failing calls return NULL, NAN or a status and leave nb_error_message(), with messages worded
+ *    like torch's ("sgd: Invalid learning rate: -0.1").
+ */
+#ifndef NABLA_OPTIM_H
+#define NABLA_OPTIM_H
+
+/* An explicit zero for an option whose zero value means "torch's default" (NB_ZERO_INT is
+ * INT_MIN). */
+#define NB_ZERO (-0.0)
+#define NB_ZERO_INT (-2147483647 - 1)
+
+/* ---------------------------------------------------------------- optimisers */
+
+typedef struct nb_optim nb_optim;
+
+/* torch.optim.SGD.  p <- p - lr d, where d = g + weight_decay p, then with momentum
+ * b <- momentum b + (1 - dampening) d (b = d on a parameter's first step) and d = b, or
+ * d = d + momentum b with nesterov. */
+typedef struct {
+    double lr;           /* required (torch has no default); NB_ZERO for 0 */
+    double momentum;     /* default 0 */
+    double dampening;    /* default 0 */
+    double weight_decay; /* L2 penalty added to the gradient; default 0 */
+    bool nesterov;       /* needs momentum > 0 and dampening 0 */
+} nb_sgd_opts;
+
+/* torch.optim.Adagrad. */
+typedef struct {
+    double lr;                        /* default 1e-2 */
+    double lr_decay;                  /* lr / (1 + (step - 1) lr_decay); default 0 */
+    double weight_decay;              /* default 0 */
+    double initial_accumulator_value; /* default 0 */
+    double eps;                       /* default 1e-10 */
+} nb_adagrad_opts;
+
+/* torch.optim.RMSprop. */
+typedef struct {
+    double lr;           /* default 1e-2 */
+    double alpha;        /* smoothing constant; default 0.99 */
+    double eps;          /* default 1e-8 */
+    double weight_decay; /* default 0 */
+    double momentum;     /* default 0 */
+    bool centered;       /* normalise by the estimated variance of the gradient */
+} nb_rmsprop_opts;
+
+/* torch.optim.Adam and torch.optim.AdamW (betas = (beta1, beta2)). */
+typedef struct {
+    double lr;           /* default 1e-3 */
+    double beta1;        /* default 0.9 */
+    double beta2;        /* default 0.999 */
+    double eps;          /* default 1e-8 */
+    double weight_decay; /* Adam: L2 added to the gradient, default 0.  AdamW: decoupled,
+                            p <- p (1 - lr weight_decay), default 1e-2 (NB_ZERO for none) */
+    bool amsgrad;
+} nb_adam_opts;
+typedef nb_adam_opts nb_adamw_opts;
+
+/* Each constructor makes the optimiser with one parameter group holding params[0..n) (n >= 1).
+ * NULL on a bad option (torch's checks: lr, eps, weight_decay, momentum >= 0; betas in [0, 1);
+ * nesterov needs momentum and no dampening) or a bad parameter (NULL, not f32, not on the CPU,
+ * not contiguous, in a scope, not a leaf, or listed twice).  Free with nb_optim_free. */
+nb_optim *nb_sgd_new(int n, nb_tensor *const *params, nb_sgd_opts opts);
+nb_optim *nb_adagrad_new(int n, nb_tensor *const *params, nb_adagrad_opts opts);
+nb_optim *nb_rmsprop_new(int n, nb_tensor *const *params, nb_rmsprop_opts opts);
+nb_optim *nb_adam_new(int n, nb_tensor *const *params, nb_adam_opts opts);
+nb_optim *nb_adamw_new(int n, nb_tensor *const *params, nb_adamw_opts opts);
+void nb_optim_free(nb_optim *o); /* NULL: nothing */
+
+/* Per-group overrides (torch's param-group dict).  A zero field takes the optimiser's value;
+ * NB_ZERO asks for 0 (e.g. no weight decay on biases).  momentum is SGD's and RMSprop's
+ * momentum and Adam's / AdamW's beta1; Adagrad has none (an error if set). */
+typedef struct {
+    double lr;
+    double weight_decay;
+    double momentum;
+} nb_group_opts;
+
+/* Adds a group holding params[0..n); g may be NULL (all the optimiser's values).  Parameters
+ * keep one index across groups, in the order they were added: state tensor names use it. */
+nb_status nb_optim_add_group(nb_optim *o, int n, nb_tensor *const *params, const nb_group_opts *g);
+/* One update of every parameter that has a gradient.  Allocates nothing. */
+nb_status nb_optim_step(nb_optim *o);
+/* Fills every parameter's gradient with zeros (torch 1.13's zero_grad(set_to_none=False)). */
+nb_status nb_optim_zero_grad(nb_optim *o);
+int nb_optim_num_groups(const nb_optim *o);            /* -1 for NULL */
+double nb_optim_get_lr(const nb_optim *o, int group);  /* NAN on a bad group */
+nb_status nb_optim_set_lr(nb_optim *o, int group, double lr);
+/* The group's momentum (SGD, RMSprop) or beta1 (Adam, AdamW), which a cyclic or one-cycle
+ * schedule may change; NAN for Adagrad or a bad group. */
+double nb_optim_get_momentum(const nb_optim *o, int group);
+
+/* The state tensors, for checkpoints: writes up to cap (name, tensor) pairs and returns how many
+ * there are (call with cap 0 to count).  Names are torch's state_dict keys with the parameter's
+ * index: "state.3.exp_avg".  SGD: momentum_buffer (when momentum > 0); Adagrad: sum; RMSprop:
+ * square_avg, momentum_buffer (momentum > 0), grad_avg (centered); Adam/AdamW: exp_avg,
+ * exp_avg_sq, max_exp_avg_sq (amsgrad).  The optimiser owns both; write into the tensors to
+ * restore them.  They are valid until nb_optim_add_group or nb_optim_free; a schedule that cycles
+ * momentum on an SGD or RMSprop optimiser built without momentum adds momentum buffers. */
+int nb_optim_state_tensors(nb_optim *o, const char **names, nb_tensor **tensors, int cap);
+/* The scalar state as JSON: {"optimizer": "adam", "param_groups": [{"lr": .., "initial_lr": ..,
+ * "betas": [.., ..], .., "params": [0, 1]}], "state": [{"step": 3}, ..]}.  Caller frees with
+ * free().  Loading validates every key (an unknown or missing key is an error naming it), the
+ * types, the ranges and that the groups hold the same parameters; the optimiser is unchanged on
+ * error.  Options that decide which state tensors exist (amsgrad, centered, momentum > 0 where
+ * this optimiser has no momentum buffer) must agree with the optimiser. */
+char *nb_optim_state_json(const nb_optim *o);
+nb_status nb_optim_load_state_json(nb_optim *o, const char *json);
+
+/* ---------------------------------------------------------------- learning-rate schedules
+ * Each follows torch.optim.lr_scheduler in its chainable (recursive) form, reading and writing
+ * the groups' lr, so that schedules compose (ChainedScheduler) and an lr set from outside is
+ * carried along.  A schedule remembers the optimiser's group count and refuses to step if it
+ * changed.
+ */
+typedef struct nb_sched nb_sched;
+
+/* StepLR: lr *= gamma every step_size steps (step_size > 0). */
+nb_sched *nb_steplr_new(nb_optim *o, int step_size, double gamma);
+/* MultiStepLR: lr *= gamma at each milestone (a milestone listed k times multiplies by
+ * gamma^k); milestones >= 0, in any order. */
+nb_sched *nb_multisteplr_new(nb_optim *o, int n, const int *milestones, double gamma);
+/* ExponentialLR: lr *= gamma every step. */
+nb_sched *nb_exponentiallr_new(nb_optim *o, double gamma);
+/* CosineAnnealingLR (T_max > 0), torch's recursive form:
+ *   lr_t = eta_min + (lr_{t-1} - eta_min) (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max)),
+ * and lr_t = lr_{t-1} + (base_lr - eta_min) (1 - cos(pi / T_max)) / 2 when
+ * (t - 1 - T_max) % (2 T_max) == 0.  Alone it equals the closed form
+ * eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2, rising again after T_max. */
+nb_sched *nb_cosinelr_new(nb_optim *o, int T_max, double eta_min);
+/* LinearLR: the factor goes linearly from start_factor (in (0, 1]) to end_factor (in [0, 1]) over
+ * total_iters (> 0) steps, then stays — a linear warm-up. */
+nb_sched *nb_linearlr_new(nb_optim *o, double start_factor, double end_factor, int total_iters);
+
+typedef enum { NB_PLATEAU_MIN, NB_PLATEAU_MAX } nb_plateau_mode;
+typedef enum { NB_THRESHOLD_REL, NB_THRESHOLD_ABS } nb_threshold_mode;
+/* ReduceLROnPlateau, stepped with nb_sched_step_metric. */
+typedef struct {
+    nb_plateau_mode mode;             /* default min */
+    double factor;                    /* new lr = lr factor, < 1; default 0.1 */
+    int patience;                     /* bad steps tolerated; default 10 (NB_ZERO_INT for 0) */
+    double threshold;                 /* default 1e-4 */
+    nb_threshold_mode threshold_mode; /* default rel */
+    int cooldown;                     /* default 0 */
+    double min_lr;                    /* default 0 */
+    double eps;                       /* smaller lr changes are skipped; default 1e-8 */
+} nb_plateau_opts;
+nb_sched *nb_plateau_new(nb_optim *o, nb_plateau_opts opts);
+
+typedef enum { NB_CYCLIC_TRIANGULAR, NB_CYCLIC_TRIANGULAR2, NB_CYCLIC_EXP_RANGE } nb_cyclic_mode;
+/* CyclicLR.  As in torch the momentum (SGD, RMSprop) cycles inversely between max_momentum and
+ * base_momentum unless no_cycle_momentum is set (torch's cycle_momentum=False), which an
+ * optimiser without momentum (Adam, Adagrad) needs.  A custom scale_fn is not offered. */
+typedef struct {
+    double base_lr;         /* required (NB_ZERO for 0); sets the groups' lr */
+    double max_lr;          /* required */
+    int step_size_up;       /* default 2000 */
+    int step_size_down;     /* default step_size_up */
+    nb_cyclic_mode mode;    /* default triangular */
+    double gamma;           /* exp_range: scale gamma^step; default 1 */
+    bool no_cycle_momentum; /* default false: momentum cycles, as torch's default */
+    double base_momentum;   /* default 0.8 */
+    double max_momentum;    /* default 0.9 */
+} nb_cyclic_opts;
+nb_sched *nb_cycliclr_new(nb_optim *o, nb_cyclic_opts opts);
+
+typedef enum { NB_ANNEAL_COS, NB_ANNEAL_LINEAR } nb_anneal_strategy;
+/* OneCycleLR.  Momentum (SGD, RMSprop) or beta1 (Adam, AdamW) cycles between max_momentum and
+ * base_momentum unless no_cycle_momentum is set.  Stepping past total_steps is an error. */
+typedef struct {
+    double max_lr;                      /* required */
+    int total_steps;                    /* required, > 0 */
+    double pct_start;                   /* default 0.3 (NB_ZERO for 0) */
+    nb_anneal_strategy anneal_strategy; /* default cos */
+    bool no_cycle_momentum;             /* default false: momentum cycles, as torch's default */
+    double base_momentum;               /* default 0.85 */
+    double max_momentum;                /* default 0.95 */
+    double div_factor;                  /* initial lr = max_lr / div_factor; default 25 */
+    double final_div_factor;            /* min lr = initial lr / final_div_factor; default 1e4 */
+    bool three_phase;
+} nb_onecycle_opts;
+nb_sched *nb_onecyclelr_new(nb_optim *o, nb_onecycle_opts opts);
+
+/* ChainedScheduler: each step steps every schedule in order.  SequentialLR: schedule k runs from
+ * milestones[k-1] (n - 1 increasing milestones); at a milestone the next schedule starts from its
+ * closed form at step 0, as torch's.  Both take ownership of scheds[0..n), also when they fail,
+ * so schedules may be made inline; a NULL among them fails (keeping its error).  The schedules
+ * must share one optimiser (and be o for SequentialLR); ReduceLROnPlateau cannot be chained, and
+ * SequentialLR takes no chained or sequential schedule. */
+nb_sched *nb_chained_new(int n, nb_sched *const *scheds);
+nb_sched *nb_sequentiallr_new(nb_optim *o, int n, nb_sched *const *scheds, const int *milestones);
+
+nb_status nb_sched_step(nb_sched *s);                     /* every schedule but plateau */
+nb_status nb_sched_step_metric(nb_sched *s, double value); /* plateau only */
+/* The lr of a group after the last step (for a plateau not yet stepped, the group's lr when the
+ * plateau was made); NAN on a bad group. */
+double nb_sched_get_last_lr(const nb_sched *s, int group);
+/* The schedule's state as JSON, torch's state_dict fields ("last_epoch", "base_lrs", ... and
+ * those of chained schedules under "schedulers"); caller frees with free().  Loading validates
+ * every key and restores into a schedule of the same kind on the same number of groups (the
+ * optimiser's group lr and initial_lr are in the optimiser's state). */
+char *nb_sched_state_json(const nb_sched *s);
+nb_status nb_sched_load_state_json(nb_sched *s, const char *json);
+void nb_sched_free(nb_sched *s); /* NULL: nothing; frees chained schedules too */
+
+/* ---------------------------------------------------------------- gradient clipping */
+
+/* torch.nn.utils.clip_grad_norm_: the norm of all gradients together (norm_type > 0 or
+ * INFINITY), and when max_norm / (norm + 1e-6) < 1 every gradient is scaled by it.  Returns the
+ * total norm (0 when no parameter has a gradient), NAN on error.  Parameters without a gradient
+ * are skipped. */
+float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float norm_type);
+/* torch.nn.utils.clip_grad_value_: clamps every gradient to [-clip, clip] (clip >= 0). */
+nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip);
+
+#endif /* NABLA_OPTIM_H */
