@@ -155,7 +155,7 @@ static void check_entries(const char *cname, const char *kind, nb_module *m, con
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *e = json_array_get(list, i);
         const char *name = json_string_value(json_object_get(e, "name"));
-        char what[160];
+        char what[512];
         snprintf(what, sizeof what, "%s: %s %s", cname, kind, name);
         nb_tensor *t = nb_module_find(m, name);
         check_json_tensor(what, grads ? nb_grad(t) : t, e);
