@@ -1,0 +1,75 @@
+/*
+ * nabla/train.h — the training side: metrics, a progress bar, learning curves (SVG + CSV).
+ */
+#ifndef NABLA_TRAIN_H
+#define NABLA_TRAIN_H
+
+#include "../nabla.h"
+
+/* declared again here (C11 allows it) so this header works whichever topic header comes first */
+typedef struct nb_module nb_module;
+typedef struct nb_optim nb_optim;
+typedef struct nb_sched nb_sched;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- metrics */
+
+/* Number of rows of logits [N, C] whose argmax equals the int32 label [N]; -1 on error. */
+int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels);
+
+/* ---------------------------------------------------------------- progress bar
+ * On a terminal: one line redrawn in place (at most 10 times a second):
+ *   epoch 3/10 |██████████▌         | 470/938 [00:02<00:02, 196.3 it/s] loss 0.412
+ * Elsewhere (a file, a pipe, CI): one plain line when the bar finishes, so logs stay readable.
+ */
+typedef struct nb_progress nb_progress;
+nb_progress *nb_progress_new(FILE *out, const char *label, int64_t total);
+/* Sets the number of finished steps and the text shown after the bar (may be NULL). */
+void nb_progress_update(nb_progress *p, int64_t done, const char *postfix);
+void nb_progress_finish(nb_progress *p, const char *postfix); /* prints the final state */
+void nb_progress_free(nb_progress *p);
+/* Formats seconds as mm:ss or h:mm:ss into buf. */
+void nb_format_duration(double seconds, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- learning curves
+ * Per-epoch series (train loss, test loss, train accuracy, test accuracy), written as CSV and as
+ * an SVG picture with two panels (loss; accuracy), train against test as in the course's plot.
+ */
+typedef struct nb_curves nb_curves;
+nb_curves *nb_curves_new(void);
+nb_status nb_curves_add(nb_curves *c, float train_loss, float test_loss, float train_acc,
+                        float test_acc); /* NAN where a value is not measured */
+int nb_curves_len(const nb_curves *c);
+/* The values of one epoch (0-based): train loss, test loss, train accuracy, test accuracy. */
+nb_status nb_curves_get(const nb_curves *c, int epoch, float values[4]);
+nb_status nb_curves_write_csv(const nb_curves *c, const char *path);
+nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title);
+void nb_curves_free(nb_curves *c);
+
+/* ---------------------------------------------------------------- saving and loading
+ * Weights: every parameter and buffer under its state_dict name in a safetensors file, so
+ * torch reads it with safetensors.torch.load_file + load_state_dict.  Checkpoints add the
+ * optimiser's state ("optim." tensors + JSON), the schedule, the RNG and the epoch, so a run
+ * resumed from one continues bit for bit.  Writes are atomic (temporary file, fsync, rename,
+ * checksum); a load checks everything first and changes nothing when the file is corrupt,
+ * truncated or does not match the model.
+ */
+nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
+                         const char *const *meta_keys, const char *const *meta_values);
+nb_status nb_module_load(nb_module *m, const char *path);
+
+/* o and s may be NULL.  extra_json (may be NULL) is stored as is: the caller's progress. */
+nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, nb_sched *s,
+                             int64_t epoch, const char *extra_json);
+/* Restores what nb_checkpoint_save stored into existing objects of the same shapes; *epoch
+ * and *extra_json (malloc'd, the caller frees; may be NULL when not wanted) on success. */
+nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sched *s,
+                             int64_t *epoch, char **extra_json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,246 @@
+/*
+ * dataset.c — the in-memory dataset: n samples of one shape, stored as bytes (images, converted
+ * per batch) or floats, with int32 class labels, float targets [n, target_dim] or nothing.
+ * Samples are rows of one block, sample i at x + i * sample_numel elements.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* n * per * es as a byte count, false when it does not fit int64. */
+static bool bytes_of(int64_t n, int64_t per, size_t es, size_t *out) {
+    if (n < 0 || per < 0 || (per && n > INT64_MAX / (int64_t)es / per)) return false;
+    *out = (size_t)n * (size_t)per * es;
+    return true;
+}
+
+static bool sample_shape_ok(const char *what, int ndim, const int64_t *shape, int64_t *numel) {
+    if (ndim < 1 || ndim > NB_MAX_DIMS - 1)
+        return nb__fail(NB_ERR_SHAPE, "%s: sample rank %d is outside 1..%d (a batch adds a dim)",
+                        what, ndim, NB_MAX_DIMS - 1), false;
+    if (!shape) return nb__fail(NB_ERR_ARG, "%s: sample shape is NULL", what), false;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1 || n > INT64_MAX / 16 / shape[i])
+            return nb__fail(NB_ERR_SHAPE, "%s: sample shape %s: sizes must be >= 1 and their "
+                            "product must fit", what, nb__shape_str(ndim, shape)), false;
+        n *= shape[i];
+    }
+    *numel = n;
+    return true;
+}
+
+nb_dataset *nb__dataset_adopt(const char *what, int64_t n, int sample_ndim,
+                              const int64_t *sample_shape, bool is_u8, void *x, size_t x_bytes,
+                              nb_target_kind target, int64_t target_dim, void *y, size_t y_bytes) {
+    nb_dataset *ds = NULL;
+    int64_t numel;
+    size_t need;
+    if (n < 1) {
+        nb__fail(NB_ERR_ARG, "%s: a dataset needs at least one sample, got %lld", what,
+                 (long long)n);
+        goto fail;
+    }
+    if (!sample_shape_ok(what, sample_ndim, sample_shape, &numel)) goto fail;
+    if (!bytes_of(n, numel, is_u8 ? 1 : sizeof(float), &need) || need > x_bytes) {
+        nb__fail(NB_ERR_SHAPE, "%s: %lld samples of %s do not fit %zu bytes", what, (long long)n,
+                 nb__shape_str(sample_ndim, sample_shape), x_bytes);
+        goto fail;
+    }
+    if (target == NB_TARGET_FLOAT && target_dim < 1) {
+        nb__fail(NB_ERR_ARG, "%s: target_dim %lld must be >= 1", what, (long long)target_dim);
+        goto fail;
+    }
+    int32_t classes = 0;
+    if (target == NB_TARGET_CLASS) {
+        for (int64_t i = 0; i < n; i++) {
+            int32_t c = ((const int32_t *)y)[i];
+            if (c < 0 || c == INT32_MAX) {
+                nb__fail(NB_ERR_ARG, "%s: label %d of sample %lld is outside 0..%d", what, c,
+                         (long long)i, INT32_MAX - 1);
+                goto fail;
+            }
+            if (c >= classes) classes = c + 1;
+        }
+    }
+    ds = nb__alloc(sizeof *ds);
+    if (!ds) goto fail;
+    *ds = (nb_dataset){.n = n, .sample_ndim = sample_ndim, .sample_numel = numel, .is_u8 = is_u8,
+                       .x = x, .x_bytes = x_bytes, .target = target,
+                       .target_dim = target == NB_TARGET_FLOAT ? target_dim
+                                     : target == NB_TARGET_CLASS ? 1 : 0,
+                       .num_classes = classes, .y = y, .y_bytes = y_bytes};
+    memcpy(ds->sample_shape, sample_shape, sizeof(int64_t) * (size_t)sample_ndim);
+    return ds;
+fail:
+    nb__dealloc(x, x_bytes);
+    nb__dealloc(y, y_bytes);
+    return NULL;
+}
+
+static void *copy_block(const void *src, size_t bytes) {
+    void *p = nb__alloc(bytes);
+    if (p && bytes) memcpy(p, src, bytes);
+    return p;
+}
+
+nb_dataset *nb_dataset_new(const nb_dataset_desc *d) {
+    if (!d) return nb__fail(NB_ERR_ARG, "dataset_new: desc is NULL");
+    if (!d->x_u8 == !d->x_f32)
+        return nb__fail(NB_ERR_ARG, "dataset_new: give exactly one of x_u8 and x_f32");
+    if (d->labels && d->targets)
+        return nb__fail(NB_ERR_ARG, "dataset_new: give at most one of labels and targets");
+    int64_t numel;
+    if (d->n < 1)
+        return nb__fail(NB_ERR_ARG, "dataset_new: a dataset needs at least one sample, got %lld",
+                        (long long)d->n);
+    if (!sample_shape_ok("dataset_new", d->sample_ndim, d->sample_shape, &numel)) return NULL;
+    if (d->targets && d->target_dim < 1)
+        return nb__fail(NB_ERR_ARG, "dataset_new: target_dim %lld must be >= 1",
+                        (long long)d->target_dim);
+    size_t x_bytes, y_bytes = 0;
+    if (!bytes_of(d->n, numel, d->x_u8 ? 1 : sizeof(float), &x_bytes) ||
+        (d->targets && !bytes_of(d->n, d->target_dim, sizeof(float), &y_bytes)))
+        return nb__fail(NB_ERR_SHAPE, "dataset_new: %lld samples: too many bytes",
+                        (long long)d->n);
+    if (d->labels) y_bytes = sizeof(int32_t) * (size_t)d->n;
+    void *x = copy_block(d->x_u8 ? (const void *)d->x_u8 : (const void *)d->x_f32, x_bytes);
+    void *y = NULL;
+    if (y_bytes) y = copy_block(d->labels ? (const void *)d->labels : (const void *)d->targets,
+                                y_bytes);
+    if (!x || (y_bytes && !y)) {
+        nb__dealloc(x, x_bytes);
+        nb__dealloc(y, y_bytes);
+        return NULL;
+    }
+    nb_target_kind kind = d->labels ? NB_TARGET_CLASS : d->targets ? NB_TARGET_FLOAT
+                                                                   : NB_TARGET_NONE;
+    return nb__dataset_adopt("dataset_new", d->n, d->sample_ndim, d->sample_shape, d->x_u8 != NULL,
+                             x, x_bytes, kind, d->target_dim, y, y_bytes);
+}
+
+void nb_dataset_free(nb_dataset *ds) {
+    if (!ds) return;
+    nb__dealloc(ds->x, ds->x_bytes);
+    nb__dealloc(ds->y, ds->y_bytes);
+    nb__dealloc(ds, sizeof *ds);
+}
+
+int64_t nb_dataset_len(const nb_dataset *ds) {
+    if (!ds) return nb__fail(NB_ERR_NULL, "dataset_len: dataset is NULL"), -1;
+    return ds->n;
+}
+
+nb_dataset_info nb_dataset_info_get(const nb_dataset *ds) {
+    nb_dataset_info info = {0};
+    if (!ds) return info;
+    info.n = ds->n;
+    info.sample_ndim = ds->sample_ndim;
+    memcpy(info.sample_shape, ds->sample_shape, sizeof info.sample_shape);
+    info.sample_numel = ds->sample_numel;
+    info.is_u8 = ds->is_u8;
+    info.target = ds->target;
+    info.target_dim = ds->target_dim;
+    info.num_classes = ds->num_classes;
+    info.nbytes = ds->x_bytes + ds->y_bytes;
+    return info;
+}
+
+nb_status nb_dataset_get(const nb_dataset *ds, int64_t i, float *x, float *y) {
+    if (!ds || !x) return nb__fail_status(NB_ERR_NULL, "dataset_get: dataset or x is NULL");
+    if (i < 0 || i >= ds->n)
+        return nb__fail_status(NB_ERR_ARG, "dataset_get: index %lld is outside 0..%lld",
+                               (long long)i, (long long)ds->n - 1);
+    int64_t m = ds->sample_numel;
+    if (ds->is_u8) {
+        const uint8_t *s = (const uint8_t *)ds->x + i * m;
+        for (int64_t k = 0; k < m; k++) x[k] = s[k];
+    } else {
+        memcpy(x, (const float *)ds->x + i * m, sizeof(float) * (size_t)m);
+    }
+    if (y && ds->target == NB_TARGET_CLASS) y[0] = (float)((const int32_t *)ds->y)[i];
+    if (y && ds->target == NB_TARGET_FLOAT)
+        memcpy(y, (const float *)ds->y + i * ds->target_dim, sizeof(float) * (size_t)ds->target_dim);
+    return NB_OK;
+}
+
+nb_status nb_dataset_reshape(nb_dataset *ds, int sample_ndim, const int64_t *sample_shape) {
+    if (!ds) return nb__fail_status(NB_ERR_NULL, "dataset_reshape: dataset is NULL");
+    int64_t numel;
+    if (!sample_shape_ok("dataset_reshape", sample_ndim, sample_shape, &numel))
+        return nb_error_code();
+    if (numel != ds->sample_numel)
+        return nb__fail_status(NB_ERR_SHAPE, "dataset_reshape: %s -> %s: element counts differ",
+                               nb__shape_str(ds->sample_ndim, ds->sample_shape),
+                               nb__shape_str(sample_ndim, sample_shape));
+    ds->sample_ndim = sample_ndim;
+    memset(ds->sample_shape, 0, sizeof ds->sample_shape);
+    memcpy(ds->sample_shape, sample_shape, sizeof(int64_t) * (size_t)sample_ndim);
+    return NB_OK;
+}
+
+nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count) {
+    if (!ds) return nb__fail(NB_ERR_NULL, "dataset_subset: dataset is NULL");
+    if (start < 0 || count < 1 || start > ds->n - count)
+        return nb__fail(NB_ERR_ARG, "dataset_subset: [%lld, %lld + %lld) is not a non-empty part "
+                        "of 0..%lld", (long long)start, (long long)start, (long long)count,
+                        (long long)ds->n);
+    size_t es = ds->is_u8 ? 1 : sizeof(float);
+    size_t row = (size_t)ds->sample_numel * es, x_bytes = row * (size_t)count;
+    size_t y_row = ds->target == NB_TARGET_CLASS ? sizeof(int32_t)
+                   : sizeof(float) * (size_t)ds->target_dim;
+    size_t y_bytes = ds->y ? y_row * (size_t)count : 0;
+    void *x = copy_block((const char *)ds->x + row * (size_t)start, x_bytes);
+    void *y = y_bytes ? copy_block((const char *)ds->y + y_row * (size_t)start, y_bytes) : NULL;
+    if (!x || (y_bytes && !y)) {
+        nb__dealloc(x, x_bytes);
+        nb__dealloc(y, y_bytes);
+        return NULL;
+    }
+    return nb__dataset_adopt("dataset_subset", count, ds->sample_ndim, ds->sample_shape,
+                             ds->is_u8, x, x_bytes, ds->target, ds->target_dim, y, y_bytes);
+}
+
+nb_status nb_dataset_feature_stats(const nb_dataset *ds, float *mean, float *std) {
+    if (!ds || !mean || !std)
+        return nb__fail_status(NB_ERR_NULL, "dataset_feature_stats: an argument is NULL");
+    int64_t m = ds->sample_numel;
+    size_t tmp_bytes = 2 * sizeof(double) * (size_t)m;
+    double *sum = nb__alloc(tmp_bytes); /* two passes in double: mean, then squared deviations */
+    if (!sum) return NB_ERR_MEMORY;
+    double *dev = sum + m;
+    memset(sum, 0, tmp_bytes);
+    const uint8_t *xb = ds->x;
+    const float *xf = ds->x;
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int64_t k = 0; k < m; k++) sum[k] += ds->is_u8 ? xb[i * m + k] : xf[i * m + k];
+    for (int64_t k = 0; k < m; k++) sum[k] /= (double)ds->n;
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int64_t k = 0; k < m; k++) {
+            double d = (ds->is_u8 ? xb[i * m + k] : xf[i * m + k]) - sum[k];
+            dev[k] += d * d;
+        }
+    for (int64_t k = 0; k < m; k++) {
+        mean[k] = (float)sum[k];
+        std[k] = (float)sqrt(dev[k] / (double)ds->n);
+    }
+    nb__dealloc(sum, tmp_bytes);
+    return NB_OK;
+}
+
+nb_status nb_dataset_standardize(nb_dataset *ds, const float *mean, const float *std) {
+    if (!ds || !mean || !std)
+        return nb__fail_status(NB_ERR_NULL, "dataset_standardize: an argument is NULL");
+    if (ds->is_u8)
+        return nb__fail_status(NB_ERR_DTYPE, "dataset_standardize: samples are bytes; use the "
+                               "loader's scale and mean/std transforms");
+    int64_t m = ds->sample_numel;
+    float *x = ds->x;
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int64_t k = 0; k < m; k++) {
+            float s = std[k] > 0 ? std[k] : 1.0f; /* a constant feature only loses its mean */
+            x[i * m + k] = (x[i * m + k] - mean[k]) / s;
+        }
+    return NB_OK;
+}

