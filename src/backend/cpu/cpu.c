@@ -1,14 +1,40 @@
 /*
- * cpu.c — the CPU backend: GEMM through OpenBLAS's cblas_sgemm, the kernel table, and the
- * thread settings shared by OpenMP and OpenBLAS.
+ * cpu.c — the CPU backend: GEMM through OpenBLAS's cblas_sgemm (shared out over OpenMP
+ * threads by the library), the kernel table, and the thread setting.
  */
 #include "cpu.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+/* OpenBLAS's own thread pool would compete with OpenMP's for the same cores: the library runs
+ * every BLAS call single-threaded and shares large GEMMs out itself (nb__cpu_gemm). */
+static pthread_once_t blas_single_once = PTHREAD_ONCE_INIT;
+static void blas_single(void) { openblas_set_num_threads(1); }
+
+static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
+                c, (blasint)ldc);
+}
+
+/* How many threads share one GEMM: below ~1 MFLOP a fork costs more than it saves. */
+static int gemm_parts(int64_t m, int64_t n, int64_t k) {
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+    if (threads < 2 || omp_in_parallel() || 2.0 * (double)m * (double)n * (double)k < 1e6) return 1;
+    int64_t len = m >= n ? m : n;
+    return len >= 32 ? (int)(threads < len / 16 ? threads : len / 16) : 1;
+#else
+    (void)m, (void)n, (void)k;
+    return 1;
+#endif
+}
 
 void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -18,9 +44,29 @@ void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
             for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
-                c, (blasint)ldc);
+    pthread_once(&blas_single_once, blas_single);
+    int parts = gemm_parts(m, n, k);
+    if (parts == 1) {
+        sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Split C into `parts` blocks of whole rows (or columns, when C is wider than tall), one
+     * per thread, each a single-threaded GEMM: the split depends on the thread count only, so
+     * a thread count always gives the same bits. */
+    bool by_rows = m >= n;
+    int64_t len = by_rows ? m : n, step = (len + parts - 1) / parts;
+    step = (step + 15) / 16 * 16; /* whole vector registers per block */
+    #pragma omp parallel for num_threads(parts) schedule(static)
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = p * step, hi = lo + step < len ? lo + step : len;
+        if (lo >= hi) continue;
+        if (by_rows) /* rows lo..hi of op(A) and of C */
+            sgemm(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta,
+                  c + lo * ldc, ldc);
+        else /* columns lo..hi of op(B) and of C */
+            sgemm(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta,
+                  c + lo, ldc);
+    }
 }
 
 const nb_backend nb__cpu_backend = {
@@ -57,7 +103,6 @@ void nb_set_num_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
 }
 
 const char *nb_backend_info(void) {
