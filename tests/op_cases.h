@@ -64,7 +64,7 @@ typedef struct {
     X(add) X(sub) X(mul) X(div) X(pow) X(eq) X(ne) X(lt) X(le) X(gt) X(ge)                   \
     X(neg) X(exp) X(log) X(sqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) X(relu)            \
     X(pow_scalar) X(clamp) X(add_scalar) X(mul_scalar) X(step) X(leaky_relu) X(elu)         \
-    X(softplus) X(silu) X(mish) X(gelu) X(atan) X(softsign) X(matmul) X(linear)                     \
+    X(softplus) X(silu) X(mish) X(gelu) X(atan) X(softsign) X(matmul) X(linear) X(cross_entropy)                     \
     X(sum) X(mean) X(max) X(min) X(sum_dims) X(mean_dims) X(max_dims) X(min_dims) X(argmax) \
     X(softmax) X(log_softmax) X(reshape) X(view) X(flatten) X(squeeze) X(unsqueeze)         \
     X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
@@ -135,6 +135,7 @@ OC_CALL_(permute, nb_permute(x[0], c->n_dims, c->dims))
 OC_CALL_(slice, nb_slice(x[0], c->dim, c->start, c->end, c->step))
 OC_CALL_(where, nb_where(x[0], x[1], x[2]))
 OC_CALL_(gather, nb_gather(x[0], c->dim, x[1]))
+OC_CALL_(cross_entropy, nb_cross_entropy(x[0], x[1], NULL))
 OC_CALL_(index_select, nb_index_select(x[0], c->dim, x[1]))
 
 static inline int oc_n_inputs(const op_case *c) {
@@ -335,6 +336,9 @@ static const op_case oc_cases[] = {
     OC("where", WHERE, where, IN(MASK(3, 4), UNI(-1, 1, 3, 4), UNI(-1, 1, 3, 4))),
     OC("where_broadcast", WHERE, where, IN(MASK(3, 1), UNI(-1, 1, 4), UNI_T(-1, 1, 3, 4))),
     OC("gather_dim0_repeated", GATHER, gather, IN(UNI(-1, 1, 3, 4), INDEX(3, 5, 4)), .dim = 0),
+    /* cross-entropy on class indices: the fused XENT row (repeated classes, a transposed input) */
+    OC("cross_entropy_indices", XENT, cross_entropy, IN(UNI(-2, 2, 6, 5), INDEX(5, 6))),
+    OC("cross_entropy_transposed", XENT, cross_entropy, IN(UNI_T(-2, 2, 4, 3), INDEX(3, 4))),
     OC("gather_dim1_repeated", GATHER, gather, IN(UNI_T(-1, 1, 3, 4), INDEX(4, 2, 6)), .dim = 1),
     OC("gather_negative_dim_3d", GATHER, gather, IN(UNI(-1, 1, 2, 3, 4), INDEX(4, 2, 2, 5)),
        .dim = -1),

@@ -252,6 +252,9 @@ CASES = [
     case("where", "where", "where", [mask(3, 4), uni(-1, 1, 3, 4), uni(-1, 1, 3, 4)]),
     case("where_broadcast", "where", "where", [mask(3, 1), uni(-1, 1, 4), uni_t(-1, 1, 3, 4)]),
     case("gather_dim0_repeated", "gather", "gather", [uni(-1, 1, 3, 4), index(3, 5, 4)], dim=0),
+    # cross-entropy on class indices: the fused XENT row (repeated classes, a transposed input)
+    case("cross_entropy_indices", "cross_entropy", "cross_entropy", [uni(-2, 2, 6, 5), index(5, 6)]),
+    case("cross_entropy_transposed", "cross_entropy", "cross_entropy", [uni_t(-2, 2, 4, 3), index(3, 4)]),
     case("gather_dim1_repeated", "gather", "gather", [uni_t(-1, 1, 3, 4), index(4, 2, 6)], dim=1),
     case("gather_negative_dim_3d", "gather", "gather", [uni(-1, 1, 2, 3, 4), index(4, 2, 2, 5)],
          dim=-1),
@@ -343,6 +346,7 @@ FNS = {
     "stack": lambda x, a: torch.stack(x, a["dim"]),
     "where": lambda x, a: torch.where(x[0] != 0, x[1], x[2]),
     "gather": lambda x, a: torch.gather(x[0], a["dim"], x[1]),
+    "cross_entropy": lambda x, a: F.cross_entropy(x[0], x[1].long()),
     "index_select": lambda x, a: torch.index_select(x[0], a["dim"], x[1]),
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}

@@ -305,6 +305,13 @@ static nb_tensor *prob_loss(nb_tensor *lp, int64_t classes, nb_tensor *t, nb_ten
 }
 
 /* The checks and the batching shared by cross_entropy (from_logits) and nll_loss. */
+/* Whether a 1-D int32 target holds the index k anywhere (then the fused path does not apply). */
+static bool holds_index(const nb_tensor *t, int k) {
+    for (int64_t i = 0; i < t->shape[0]; i++)
+        if (nb__i32(t)[i * t->stride[0]] == k) return true;
+    return false;
+}
+
 static nb_tensor *class_loss(const char *op, nb_tensor *x, nb_tensor *t, const nb_ce_opts *opts,
                              bool from_logits) {
     const nb_ce_opts *o = opts ? opts : &default_ce_opts;
@@ -345,6 +352,10 @@ static nb_tensor *class_loss(const char *op, nb_tensor *x, nb_tensor *t, const n
     if (probs && ignore >= 0)
         return nb__fail(NB_ERR_ARG, "%s: ignore_index %d is not supported for probability targets",
                         op, ignore);
+
+    if (from_logits && !probs && x->ndim == 2 && !w && eps == 0.0f &&
+        o->reduction != NB_REDUCTION_NONE && !holds_index(t, ignore))
+        return nb__cross_entropy_indices(x, t, o->reduction == NB_REDUCTION_MEAN);
 
     /* [C] is one sample: seen as [1, C] (target [] as [1]) */
     int64_t bshape[NB_MAX_DIMS], tshape[NB_MAX_DIMS];

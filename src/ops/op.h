@@ -29,7 +29,7 @@ typedef enum {
     /* reduce.c */
     NB_OP_SUM, NB_OP_MEAN, NB_OP_MAX, NB_OP_MIN, NB_OP_ARGMAX,
     /* softmax.c */
-    NB_OP_SOFTMAX, NB_OP_LOG_SOFTMAX,
+    NB_OP_SOFTMAX, NB_OP_LOG_SOFTMAX, NB_OP_XENT,
     /* views and copies (view.c) */
     NB_OP_RESHAPE, NB_OP_PERMUTE, NB_OP_SLICE, NB_OP_EXPAND, NB_OP_CONTIGUOUS,
     /* joining and selecting (select.c) */
@@ -72,6 +72,11 @@ NB_DECLARE_OP(matmul)
 NB_DECLARE_OP(linear)
 NB_DECLARE_OP(reduce)
 NB_DECLARE_OP(softmax)
+NB_DECLARE_OP(xent)
+
+/* Cross-entropy of logits [N, C] against int32 classes [N], mean or summed, as one op (xent.c);
+ * nb_cross_entropy calls it when nothing else (weights, smoothing, ignore_index) applies. */
+nb_tensor *nb__cross_entropy_indices(nb_tensor *logits, nb_tensor *target, bool mean);
 NB_DECLARE_OP(reshape)
 NB_DECLARE_OP(permute)
 NB_DECLARE_OP(slice)

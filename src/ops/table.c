@@ -48,6 +48,7 @@ const nb_op_def nb__ops[NB_OP_COUNT] = {
     ROW(ARGMAX, "argmax", NULL, 1, reduce, false),
     ROW(SOFTMAX, "softmax", "SoftmaxBackward0", 1, softmax, true),
     ROW(LOG_SOFTMAX, "log_softmax", "LogSoftmaxBackward0", 1, softmax, true),
+    ROW(XENT, "cross_entropy", "NllLossBackward0", 2, xent, true),
     ROW(RESHAPE, "reshape", "ViewBackward0", 1, reshape, true),
     ROW(PERMUTE, "permute", "PermuteBackward0", 1, permute, true),
     ROW(SLICE, "slice", "SliceBackward0", 1, slice, true),

@@ -83,6 +83,8 @@ const nb_backend nb__cpu_backend = {
     .argmax = nb__cpu_argmax,
     .softmax = nb__cpu_softmax,
     .softmax_backward = nb__cpu_softmax_backward,
+    .xent = nb__cpu_xent,
+    .xent_backward = nb__cpu_xent_backward,
     .accumulate = nb__cpu_accumulate,
 };
 

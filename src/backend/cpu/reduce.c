@@ -129,3 +129,33 @@ void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_
         }
     }
 }
+
+/* Row i: lse = m + log sum_j exp(x_ij - m), loss_i = lse - x_i[t_i].  Rows are summed in double,
+ * in order, so the result does not depend on the thread count. */
+float nb__cpu_xent(const float *x, const int32_t *t, int64_t n, int64_t c, float scale) {
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = x + i * c;
+        float m = -INFINITY, s = 0.0f;
+        for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+        for (int64_t j = 0; j < c; j++) s += expf(row[j] - m);
+        total += (double)((row[t[i]] - m) - logf(s));
+    }
+    return (float)(-total * scale);
+}
+
+/* d loss / d x_ij = scale (softmax_ij - [j == t_i]), times the upstream gradient */
+void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c,
+                           float g_scale) {
+    #pragma omp parallel for if (n * c > NB_CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = x + i * c;
+        float *d = dx + i * c;
+        float m = -INFINITY, s = 0.0f;
+        for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+        for (int64_t j = 0; j < c; j++) s += (d[j] = expf(row[j] - m));
+        float inv = g_scale / s;
+        for (int64_t j = 0; j < c; j++) d[j] *= inv;
+        d[t[i]] -= g_scale;
+    }
+}

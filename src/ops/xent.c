@@ -1,0 +1,52 @@
+/*
+ * xent.c — cross-entropy of logits [N, C] against int32 class indices [N], fused:
+ *   loss = scale sum_i (logsumexp(x_i) - x_i[t_i]),  scale = 1/N (mean) or 1 (sum)
+ *   dx_ij = g scale (softmax(x_i)_j - [j == t_i])
+ * The general path (log_softmax, gather, sum) makes five nodes, three passes over the logits and
+ * a scatter in the backward; a classifier's training step spends its time on this common case.
+ * nb_cross_entropy takes this row when no class weights, label smoothing or ignored index apply.
+ */
+#include "op.h"
+
+#include <math.h>
+
+nb_tensor *nb__fwd_xent(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
+    (void)op, (void)n;
+    nb_tensor *x = in[0], *t = in[1];
+    if (x->ndim != 2 || x->dtype != NB_F32 || t->ndim != 1 || t->dtype != NB_I32 ||
+        t->shape[0] != x->shape[0])
+        return nb__fail(NB_ERR_SHAPE, "cross_entropy: target %s does not match input %s", NB_SHP(t),
+                        NB_SHP(x));
+    nb_tensor *xc = nb__contig(x), *tc = xc ? nb__contig(t) : NULL;
+    nb_tensor *out = tc ? nb__new(NB_F32, 0, NULL) : NULL;
+    int64_t rows = x->shape[0], classes = x->shape[1];
+    for (int64_t i = 0; out && i < rows; i++) {
+        int32_t k = nb__i32(tc)[i];
+        if (k < 0 || k >= classes) {
+            nb_tensor_free(out);
+            out = nb__fail(NB_ERR_ARG, "cross_entropy: target %d at position %lld is out of range "
+                           "for %lld classes", (int)k, (long long)i, (long long)classes);
+        }
+    }
+    if (out) nb__f32(out)[0] = nb__be(x)->xent(nb__f32(xc), nb__i32(tc), rows, classes, args->s0);
+    if (xc != x) nb_tensor_free(xc);
+    if (tc != t) nb_tensor_free(tc);
+    return out;
+}
+
+nb_status nb__bwd_xent(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    nb_tensor *x = node->in[0], *xc = nb__contig(x), *tc = xc ? nb__contig(node->in[1]) : NULL;
+    nb_tensor *dx = tc ? nb__new_like(x) : NULL;
+    if (!dx) return nb_error_code();
+    float up = nb__f32(g)[0]; /* g is the 0-d upstream gradient */
+    nb__be(x)->xent_backward(nb__f32(dx), nb__f32(xc), nb__i32(tc), x->shape[0], x->shape[1],
+                             up * node->args.s0);
+    din[0] = dx;
+    return NB_OK;
+}
+
+nb_tensor *nb__cross_entropy_indices(nb_tensor *logits, nb_tensor *target, bool mean) {
+    float scale = mean ? 1.0f / (float)(logits->shape[0] ? logits->shape[0] : 1) : 1.0f;
+    if (mean && logits->shape[0] == 0) scale = NAN; /* torch: the mean of nothing is nan */
+    return nb__apply(NB_OP_XENT, 2, (nb_tensor *[]){logits, target}, &(nb_op_args){.s0 = scale});
+}
