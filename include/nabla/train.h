@@ -17,7 +17,8 @@ extern "C" {
 
 /* ---------------------------------------------------------------- metrics */
 
-/* Number of rows of logits [N, C] whose argmax equals the int32 label [N]; -1 on error. */
+/* Number of rows of logits [N, C] whose argmax equals the int32 label [N]; -1 on error
+ * (NB_ERR_SHAPE for other shapes, NB_ERR_DTYPE for labels that are not int32). */
 int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels);
 
 /* ---------------------------------------------------------------- progress bar
@@ -55,7 +56,9 @@ void nb_curves_free(nb_curves *c);
  * optimiser's state ("optim." tensors + JSON), the schedule, the RNG and the epoch, so a run
  * resumed from one continues bit for bit.  Writes are atomic (temporary file, fsync, rename,
  * checksum); a load checks everything first and changes nothing when the file is corrupt,
- * truncated or does not match the model.
+ * truncated or does not match the model.  Errors: NB_ERR_IO for an unreadable, corrupt or
+ * truncated file and for a tensor the file lacks or has in excess (named); NB_ERR_SHAPE and
+ * NB_ERR_DTYPE for a tensor of another shape or dtype (named, with both shapes or dtypes).
  */
 nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
                          const char *const *meta_keys, const char *const *meta_values);
@@ -64,8 +67,11 @@ nb_status nb_module_load(nb_module *m, const char *path);
 /* o and s may be NULL.  extra_json (may be NULL) is stored as is: the caller's progress. */
 nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, nb_sched *s,
                              int64_t epoch, const char *extra_json);
-/* Restores what nb_checkpoint_save stored into existing objects of the same shapes; *epoch
- * and *extra_json (malloc'd, the caller frees; may be NULL when not wanted) on success. */
+/* Restores what nb_checkpoint_save stored into existing objects of the same shapes, and the
+ * RNG; *epoch and *extra_json (malloc'd, the caller frees; NULL when the file has none; both
+ * may be NULL when not wanted) on success.  o and s may be NULL: the model is restored alone.
+ * Errors as nb_module_load's; an optimiser or schedule state that does not fit o or s is the
+ * error of nb_optim_load_state_json / nb_sched_load_state_json (NB_ERR_ARG), prefixed by path. */
 nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sched *s,
                              int64_t *epoch, char **extra_json);
 

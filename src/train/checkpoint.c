@@ -4,6 +4,9 @@
  * Names: weights files hold the state_dict names ("0.weight"); checkpoints prefix them with
  * "model." and add the optimiser's moment buffers as "optim.<name>".  Scalar state travels in
  * the metadata as JSON: "nabla.optim", "nabla.sched", "nabla.rng", "nabla.epoch", "nabla.extra".
+ * The RNG's seed and offset are decimal strings, since JSON readers (jansson included) stop at
+ * int64 and a seed may use all 64 bits.  A checkpoint loaded without an optimiser (or a
+ * schedule) restores the model alone and passes over the optimiser's tensors (or JSON).
  *
  * Loading is two-phase so that a bad file changes nothing: first every tensor the objects need
  * is read and its shape checked, and the optimiser's and schedule's JSON is tried on the
@@ -13,6 +16,7 @@
 #include "nabla/optim.h"
 #include "../core/core.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -90,33 +94,50 @@ nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
     return s;
 }
 
-/* Phase one: every expected tensor is in the file with the expected shape. */
-static bool check_all(const char *path, const nb_safetensors *st, const entry_list *l) {
-    int in_file = nb_safetensors_count(st);
-    if (in_file != l->n) {
-        /* name one tensor that is missing, or say the file has extra ones */
-        for (int i = 0; i < l->n; i++) {
-            bool found = false;
-            for (int j = 0; j < in_file && !found; j++) found = !strcmp(nb_safetensors_name(st, j), l->names[i]);
-            if (!found)
-                return nb__fail(NB_ERR_IO, "%s: has no tensor '%s'", path, l->names[i]), false;
-        }
-        return nb__fail(NB_ERR_IO, "%s: holds %d tensors, the model and optimiser have %d", path,
-                        in_file, l->n), false;
-    }
-    bool ok = true;
-    nb_scope_begin();
+static bool file_has(const nb_safetensors *st, const char *name) {
+    for (int j = 0, n = nb_safetensors_count(st); j < n; j++)
+        if (!strcmp(nb_safetensors_name(st, j), name)) return true;
+    return false;
+}
+
+static bool list_has(const entry_list *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->names[i], name)) return true;
+    return false;
+}
+
+/* Phase one: the file holds exactly the expected tensors (besides those whose name starts with
+ * `ignored`, when not NULL), each with the expected dtype and shape. */
+static bool check_all(const char *path, const nb_safetensors *st, const entry_list *l,
+                      const char *ignored) {
+    for (int i = 0; i < l->n; i++)
+        if (!file_has(st, l->names[i]))
+            return nb__fail(NB_ERR_IO, "%s: has no tensor '%s'", path, l->names[i]), false;
+    bool ok = true; /* shapes before extra tensors: a model of other sizes is named as such */
     for (int i = 0; ok && i < l->n; i++) {
+        nb_scope_begin(); /* one tensor at a time: the check holds one copy at most */
         nb_tensor *t = nb_safetensors_get(st, l->names[i]), *want = l->tensors[i];
         if (!t) {
             ok = false;
-        } else if (!nb__same_shape(t, want) || t->dtype != want->dtype) {
-            nb__fail(NB_ERR_SHAPE, "%s: tensor '%s' is %s %s, expected %s %s", path, l->names[i],
-                     nb_dtype_name(t->dtype), NB_SHP(t), nb_dtype_name(want->dtype), NB_SHP(want));
+        } else if (t->dtype != want->dtype) {
+            nb__fail(NB_ERR_DTYPE, "%s: tensor '%s' is %s, expected %s", path, l->names[i],
+                     nb_dtype_name(t->dtype), nb_dtype_name(want->dtype));
+            ok = false;
+        } else if (!nb__same_shape(t, want)) {
+            nb__fail(NB_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path,
+                     l->names[i], NB_SHP(t), NB_SHP(want));
+            ok = false;
+        }
+        nb_scope_end();
+    }
+    for (int j = 0, n = nb_safetensors_count(st); ok && j < n; j++) {
+        const char *name = nb_safetensors_name(st, j);
+        if (!list_has(l, name) && !(ignored && !strncmp(name, ignored, strlen(ignored)))) {
+            nb__fail(NB_ERR_IO, "%s: holds a tensor '%s' that the model%s does not have", path,
+                     name, ignored ? "" : " or optimiser");
             ok = false;
         }
     }
-    nb_scope_end();
     return ok;
 }
 
@@ -134,7 +155,7 @@ nb_status nb_module_load(nb_module *m, const char *path) {
     if (!st) return nb_error_code();
     entry_list l;
     nb_status s = list_init(&l) ? NB_OK : NB_ERR_MEMORY;
-    if (s == NB_OK) s = collect(&l, m, NULL, "") && check_all(path, st, &l) ? copy_all(st, &l) : nb_error_code();
+    if (s == NB_OK) s = collect(&l, m, NULL, "") && check_all(path, st, &l, NULL) ? copy_all(st, &l) : nb_error_code();
     list_free(&l);
     nb_safetensors_close(st);
     return s;
@@ -147,7 +168,8 @@ nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, 
     if (!m || !path) return nb__fail_status(NB_ERR_NULL, "checkpoint_save: module or path is NULL");
     nb_generator g = nb_rng_get_state();
     char rng[96], ep[32];
-    snprintf(rng, sizeof rng, "{\"seed\": %" PRIu64 ", \"offset\": %" PRIu64 "}", g.seed, g.offset);
+    snprintf(rng, sizeof rng, "{\"seed\": \"%" PRIu64 "\", \"offset\": \"%" PRIu64 "\"}", g.seed,
+             g.offset);
     snprintf(ep, sizeof ep, "%" PRId64, epoch);
     char *optim = o ? nb_optim_state_json(o) : NULL, *sched = s ? nb_sched_state_json(s) : NULL;
     const char *keys[6] = {"nabla.format", "nabla.rng", "nabla.epoch"};
@@ -169,12 +191,22 @@ nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, 
     return st;
 }
 
+/* A decimal uint64 with nothing around it (strtoull alone takes signs and spaces). */
+static bool parse_u64(const char *text, uint64_t *v) {
+    if (!text || *text < '0' || *text > '9') return false;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(text, &end, 10);
+    *v = x;
+    return !*end && !errno;
+}
+
 static bool parse_rng(const char *path, const char *text, nb_generator *g) {
     json_error_t err;
     json_t *root = text ? json_loads(text, 0, &err) : NULL;
-    json_t *seed = json_object_get(root, "seed"), *off = json_object_get(root, "offset");
-    bool ok = json_is_integer(seed) && json_is_integer(off) && json_object_size(root) == 2;
-    if (ok) *g = (nb_generator){(uint64_t)json_integer_value(seed), (uint64_t)json_integer_value(off)};
+    const char *seed = json_string_value(json_object_get(root, "seed"));
+    const char *off = json_string_value(json_object_get(root, "offset"));
+    bool ok = json_object_size(root) == 2 && parse_u64(seed, &g->seed) && parse_u64(off, &g->offset);
     json_decref(root);
     if (!ok) nb__fail(NB_ERR_IO, "%s: metadata 'nabla.rng' is missing or malformed", path);
     return ok;
@@ -208,19 +240,29 @@ nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sch
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return nb_error_code();
     const char *format = nb_safetensors_meta(st, "nabla.format"), *ep = nb_safetensors_meta(st, "nabla.epoch");
-    nb_generator g;
-    entry_list l = {0};
-    bool ok = format && !strcmp(format, "checkpoint-1") && ep;
-    if (!ok) nb__fail(NB_ERR_IO, "%s: not a nabla checkpoint (no 'nabla.format' checkpoint-1)", path);
-    ok = ok && parse_rng(path, nb_safetensors_meta(st, "nabla.rng"), &g) && list_init(&l) &&
-         collect(&l, m, o, "model.") && check_all(path, st, &l) && load_json_states(path, st, o, s);
     const char *extra = nb_safetensors_meta(st, "nabla.extra");
     char *extra_copy = NULL;
-    if (ok && extra_json && extra && !(extra_copy = strdup(extra))) ok = false;
+    nb_generator g;
+    uint64_t done = 0;
+    entry_list l = {0};
+    bool ok = format && !strcmp(format, "checkpoint-1");
+    if (!ok) nb__fail(NB_ERR_IO, "%s: not a nabla checkpoint (no 'nabla.format' checkpoint-1)", path);
+    if (ok && !(parse_u64(ep, &done) && done <= INT64_MAX)) {
+        nb__fail(NB_ERR_IO, "%s: metadata 'nabla.epoch' is missing or malformed", path);
+        ok = false;
+    }
+    if (ok && extra_json && extra && !(extra_copy = strdup(extra))) {
+        nb__fail(NB_ERR_MEMORY, "%s: out of memory", path);
+        ok = false;
+    }
+    /* the JSON states go last: they are the only step that changes objects before copy_all */
+    ok = ok && parse_rng(path, nb_safetensors_meta(st, "nabla.rng"), &g) && list_init(&l) &&
+         collect(&l, m, o, "model.") && check_all(path, st, &l, o ? NULL : "optim.") &&
+         load_json_states(path, st, o, s);
     nb_status status = ok ? copy_all(st, &l) : nb_error_code();
     if (status == NB_OK) {
         nb_rng_set_state(g);
-        if (epoch) *epoch = strtoll(ep, NULL, 10);
+        if (epoch) *epoch = (int64_t)done;
         if (extra_json) *extra_json = extra_copy;
     } else {
         free(extra_copy);

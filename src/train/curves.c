@@ -2,7 +2,8 @@
  * curves.c — learning curves: per-epoch loss and accuracy for train and test, written as CSV
  * (one row per epoch) and as an SVG with two panels, loss on the left and accuracy on the
  * right, train in blue and test in orange, like the course's matplotlib figure.
- * Files are written to path + ".tmp" and renamed, so a reader never sees half a file.
+ * Files are written to path + ".tmp", synced and renamed, so a reader (or a crash) never
+ * leaves half a file.
  */
 #include "nabla/train.h"
 #include "../core/core.h"
@@ -10,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { TRAIN_LOSS, TEST_LOSS, TRAIN_ACC, TEST_ACC, N_SERIES };
 
@@ -57,14 +59,15 @@ nb_status nb_curves_add(nb_curves *c, float train_loss, float test_loss, float t
 
 /* Opens path + ".tmp" for writing; commit() closes and renames it over path. */
 static FILE *begin_write(const char *op, const char *path, char *tmp, size_t cap) {
-    snprintf(tmp, cap, "%s.tmp", path);
+    if (snprintf(tmp, cap, "%s.tmp", path) >= (int)cap) /* a cut name would be another file */
+        return nb__fail(NB_ERR_ARG, "%s: the path is too long: %.64s...", op, path);
     FILE *f = fopen(tmp, "w");
     if (!f) nb__fail(NB_ERR_IO, "%s: cannot write %s", op, tmp);
     return f;
 }
 
 static nb_status commit(const char *op, FILE *f, const char *tmp, const char *path) {
-    bool ok = !ferror(f);
+    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, path) == 0) return NB_OK;
     remove(tmp);
@@ -122,7 +125,10 @@ static void draw_axes(FILE *f, const panel *p, const char *title, const char *yl
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%d' height='%d' fill='white' stroke='#333'/>\n",
             p->x0, p->y0, PANEL_W, PANEL_H);
     double step = tick_step(p->hi - p->lo);
-    for (double v = ceil(p->lo / step) * step; v <= p->hi + 1e-12; v += step) {
+    /* ticks counted in integers: adding a step to a large value may not change it */
+    double k0 = ceil(p->lo / step), k1 = floor(p->hi / step);
+    for (int k = 0; k <= 20 && k0 + k <= k1; k++) {
+        double v = (k0 + k) * step;
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/>\n", p->x0,
                 py(p, v), p->x0 + PANEL_W, py(p, v));
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='end'>%g</text>\n",
@@ -144,12 +150,12 @@ static void draw_series(FILE *f, const nb_curves *c, const panel *p, int s, cons
     fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", color);
     for (int e = 0; e < c->n; e++) {
         float v = c->v[N_SERIES * e + s];
-        if (!isnan(v)) fprintf(f, "%.1f,%.1f ", px(p, e), py(p, v));
+        if (isfinite(v)) fprintf(f, "%.1f,%.1f ", px(p, e), py(p, v));
     }
     fprintf(f, "'/>\n");
     for (int e = 0; e < c->n; e++) {
         float v = c->v[N_SERIES * e + s];
-        if (!isnan(v))
+        if (isfinite(v))
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e), py(p, v), color);
     }
 }
@@ -163,7 +169,7 @@ static void range_of(const nb_curves *c, int s0, int s1, double *lo, double *hi)
             if (isfinite(v)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
         }
     if (!isfinite(*lo)) *lo = 0, *hi = 1;
-    double pad = (*hi - *lo) * 0.08 + 1e-6;
+    double pad = (*hi - *lo) * 0.08 + 1e-6 * fmax(1, fmax(fabs(*lo), fabs(*hi)));
     *lo -= pad;
     *hi += pad;
 }
@@ -177,6 +183,20 @@ static void draw_legend(FILE *f, double x, double y) {
     }
 }
 
+/* Text with XML's special characters as entities, so any title leaves the file well formed. */
+static void put_escaped(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
 nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title) {
     if (!c || !path) return nb__fail_status(NB_ERR_NULL, "curves_write_svg: curves or path is NULL");
     char tmp[4096];
@@ -185,8 +205,11 @@ nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *
     int width = MARGIN_L * 2 + PANEL_W * 2 + GAP + 24, height = MARGIN_T + PANEL_H + MARGIN_B + 30;
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
             "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n", width, height);
-    if (title)
-        fprintf(f, "<text x='%d' y='18' font-size='16' text-anchor='middle'>%s</text>\n", width / 2, title);
+    if (title) {
+        fprintf(f, "<text x='%d' y='18' font-size='16' text-anchor='middle'>", width / 2);
+        put_escaped(f, title);
+        fprintf(f, "</text>\n");
+    }
     panel loss = {.x0 = MARGIN_L, .y0 = MARGIN_T + 10, .n = c->n};
     panel acc = {.x0 = MARGIN_L * 2 + PANEL_W + GAP, .y0 = MARGIN_T + 10, .n = c->n};
     range_of(c, TRAIN_LOSS, TEST_LOSS, &loss.lo, &loss.hi);

@@ -5,9 +5,11 @@
 int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels) {
     if (!nb__alive(logits)) return nb__fail_input("count_correct", logits), -1;
     if (!nb__alive(labels)) return nb__fail_input("count_correct", labels), -1;
-    if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0] ||
-        labels->dtype != NB_I32)
-        return nb__fail(NB_ERR_SHAPE, "count_correct: logits %s and int32 labels %s: need [N, C] "
+    if (labels->dtype != NB_I32)
+        return nb__fail(NB_ERR_DTYPE, "count_correct: labels are %s, need int32",
+                        nb_dtype_name(labels->dtype)), -1;
+    if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0])
+        return nb__fail(NB_ERR_SHAPE, "count_correct: logits %s and labels %s: need [N, C] "
                         "and [N]", NB_SHP(logits), NB_SHP(labels)), -1;
     bool was = nb_set_grad_enabled(false);
     nb_tensor *pred = nb_argmax(logits, 1, false);

@@ -71,7 +71,7 @@ static void draw(nb_progress *p, const char *postfix, double t, bool final) {
 
 void nb_progress_update(nb_progress *p, int64_t done, const char *postfix) {
     if (!p) return;
-    p->done = done < p->total ? done : p->total;
+    p->done = done < 0 ? 0 : done < p->total ? done : p->total;
     if (!p->tty) return;
     double t = now_seconds();
     if (p->last_draw < 0 || t - p->last_draw >= 0.1) draw(p, postfix, t, false);

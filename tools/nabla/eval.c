@@ -47,7 +47,8 @@ int cmd_eval(int argc, char **argv) {
     };
     int np = cli_parse(argc, argv, 2, flags, 3, eval_usage, pos, 1);
     if (np < 0) return np == -2 ? 0 : 2;
-    if (np != 1 || batch < 1) return fprintf(stderr, "nabla eval: needs WEIGHTS (see --help)\n"), 2;
+    if (np != 1) return fprintf(stderr, "nabla eval: needs WEIGHTS (see --help)\n"), 2;
+    if (batch < 1) return fprintf(stderr, "nabla eval: --batch must be >= 1\n"), 2;
     nb_module *m = load_trained_model(pos[0]);
     nb_dataset *ds = m ? nb_mnist_read(data, train_split) : NULL;
     nb_loader *ld = ds ? nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .transforms = {.scale = true}}) : NULL;
@@ -146,7 +147,8 @@ int cmd_predict(int argc, char **argv) {
     const cli_flag flags[] = {{"top", FLAG_INT, &top, "how many classes to list per input (1..16)"}};
     int np = cli_parse(argc, argv, 2, flags, 1, predict_usage, pos, 65);
     if (np < 0) return np == -2 ? 0 : 2;
-    if (np < 2 || top < 1 || top > 16) return fprintf(stderr, "nabla predict: needs WEIGHTS and INPUT (see --help)\n"), 2;
+    if (np < 2) return fprintf(stderr, "nabla predict: needs WEIGHTS and INPUT (see --help)\n"), 2;
+    if (top < 1 || top > 16) return fprintf(stderr, "nabla predict: --top must be 1 to 16\n"), 2;
     nb_module *m = load_trained_model(pos[0]);
     if (!m) return 1;
     int rc = 0;

@@ -31,7 +31,7 @@ static bool set_value(const cli_flag *f, const char *text) {
     errno = 0;
     if (f->kind == FLAG_INT) {
         long v = strtol(text, &end, 10);
-        if (*end || errno || v < -2147483647L || v > 2147483647L) return false;
+        if (*end || errno || end == text || v < -2147483647L || v > 2147483647L) return false;
         *(int *)f->value = (int)v;
     } else if (f->kind == FLAG_FLOAT) {
         double v = strtod(text, &end);

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pictures above this many pixels are refused before any allocation: a header may claim any
+ * size, and a classifier's input is small. */
+#define MAX_PIXELS (1L << 26)
+
 /* Reads the next header integer of a PGM file, skipping whitespace and # comments. */
 static bool pgm_int(FILE *f, long *v) {
     int c;
@@ -38,17 +42,22 @@ static uint8_t *read_pgm(FILE *f, const char *path, int *w, int *h, char *err, s
         snprintf(err, cap, "%s: not a PGM image with 8-bit gray values", path);
         return NULL;
     }
+    if (width > MAX_PIXELS / height) {
+        snprintf(err, cap, "%s: a PGM image of %ldx%ld pixels is too large", path, width, height);
+        return NULL;
+    }
     uint8_t *px = malloc((size_t)(width * height));
     if (!px) return snprintf(err, cap, "%s: out of memory", path), NULL;
     bool ok = true;
     if (magic[1] == '5') {
         ok = fread(px, 1, (size_t)(width * height), f) == (size_t)(width * height);
+        for (long i = 0; ok && i < width * height; i++) ok = px[i] <= maxval;
     } else {
         for (long i = 0, v; ok && i < width * height; i++) ok = pgm_int(f, &v) && v <= maxval && (px[i] = (uint8_t)v, true);
     }
     if (!ok) {
         free(px);
-        snprintf(err, cap, "%s: truncated PGM data", path);
+        snprintf(err, cap, "%s: truncated PGM data, or a value above maxval %ld", path, maxval);
         return NULL;
     }
     for (long i = 0; i < width * height && maxval != 255; i++) px[i] = (uint8_t)(px[i] * 255 / maxval);
@@ -63,6 +72,11 @@ static uint8_t *read_png(FILE *f, const char *path, int *w, int *h, char *err, s
     img.version = PNG_IMAGE_VERSION;
     uint8_t *px = NULL;
     if (png_image_begin_read_from_stdio(&img, f)) {
+        if (img.width > MAX_PIXELS / (img.height ? img.height : 1)) {
+            snprintf(err, cap, "%s: a PNG image of %ux%u pixels is too large", path, img.width, img.height);
+            png_image_free(&img);
+            return NULL;
+        }
         img.format = PNG_FORMAT_GRAY;
         px = malloc(PNG_IMAGE_SIZE(img));
         if (px && png_image_finish_read(&img, NULL, px, 0, NULL)) {

@@ -25,7 +25,7 @@ json_t *spec_from_sizes(const char *sizes, const char *act, double dropout, bool
         p = *end ? end + 1 : end;
     }
     nb_activation a;
-    if (n < 2 || *p) {
+    if (n < 2 || *p || (p > sizes && p[-1] == '-')) { /* p[-1]: a trailing '-' */
         fprintf(stderr, "nabla: --model '%s': needs 2 to 64 sizes like 784-64-64-10\n", sizes);
         return NULL;
     }

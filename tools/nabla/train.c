@@ -17,7 +17,7 @@
 typedef struct {
     const char *model, *model_file, *act, *data, *optim, *sched, *out, *resume;
     double dropout, lr, momentum, weight_decay, gamma, label_smoothing, clip_norm;
-    int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit;
+    int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after;
     bool batchnorm, nesterov, prefetch;
 } train_opts;
 
@@ -190,27 +190,33 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-/* Progress that a resumed run needs besides the checkpoint's objects. */
-static char *progress_json(const run *r) {
+/* Progress that a resumed run needs besides the checkpoint's objects.  JSON has no infinity or
+ * NaN: such values are null ("best" until an evaluation loss is finite). */
+static char *progress_json(const train_opts *o, const run *r) {
     json_t *rows = json_array();
     const nb_curves *c = r->curves;
     for (int e = 0; e < nb_curves_len(c); e++) {
         float v[4];
         nb_curves_get(c, e, v);
         json_t *row = json_array();
-        for (int k = 0; k < 4; k++) json_array_append_new(row, isnan(v[k]) ? json_null() : json_real(v[k]));
+        for (int k = 0; k < 4; k++)
+            json_array_append_new(row, isfinite(v[k]) ? json_real(v[k]) : json_null());
         json_array_append_new(rows, row);
     }
-    json_t *root = json_pack("{s:o,s:f,s:i}", "curves", rows, "best", r->best, "bad_epochs", r->bad_epochs);
+    json_t *root = json_pack("{s:o,s:o,s:i,s:i}", "curves", rows, "best",
+                             isfinite(r->best) ? json_real(r->best) : json_null(), "bad_epochs",
+                             r->bad_epochs, "seed", o->seed);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return text;
 }
 
-static bool restore_progress(run *r, const char *text) {
+static bool restore_progress(const train_opts *o, run *r, const char *text) {
     json_error_t err;
     json_t *root = text ? json_loads(text, 0, &err) : NULL, *rows = json_object_get(root, "curves");
-    bool ok = json_is_array(rows) && json_is_number(json_object_get(root, "best"));
+    json_t *best = json_object_get(root, "best"), *seed = json_object_get(root, "seed");
+    bool ok = json_is_array(rows) && (json_is_number(best) || json_is_null(best)) &&
+              json_is_integer(json_object_get(root, "bad_epochs")) && json_is_integer(seed);
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {
@@ -222,8 +228,12 @@ static bool restore_progress(run *r, const char *text) {
         ok = ok && nb_curves_add(r->curves, v[0], v[1], v[2], v[3]) == NB_OK;
     }
     if (ok) {
-        r->best = json_number_value(json_object_get(root, "best"));
+        r->best = json_is_null(best) ? INFINITY : json_number_value(best);
         r->bad_epochs = (int)json_integer_value(json_object_get(root, "bad_epochs"));
+        /* shuffling follows --seed, so another seed gives other batches than the first run's */
+        if (json_integer_value(seed) != o->seed)
+            fprintf(stderr, "nabla: note: the checkpoint's run used --seed %lld, this one --seed %d\n",
+                    (long long)json_integer_value(seed), o->seed);
     }
     json_decref(root);
     if (!ok) fprintf(stderr, "nabla: the checkpoint's progress record is malformed\n");
@@ -231,7 +241,7 @@ static bool restore_progress(run *r, const char *text) {
 }
 
 static bool save_outputs(const train_opts *o, run *r) {
-    char *spec = json_dumps(r->spec, JSON_COMPACT | JSON_SORT_KEYS), *prog = progress_json(r);
+    char *spec = json_dumps(r->spec, JSON_COMPACT | JSON_SORT_KEYS), *prog = progress_json(o, r);
     const char *keys[] = {"nabla.model"}, *values[] = {spec};
     bool ok = spec && prog && nb_curves_write_csv(r->curves, join(o->out, "curves.csv")) == NB_OK &&
               nb_curves_write_svg(r->curves, join(o->out, "curves.svg"), "nabla train") == NB_OK &&
@@ -373,6 +383,12 @@ static bool run_epochs(const train_opts *o, run *r) {
             r->epoch++;
             break;
         }
+        if (o->stop_after > 0 && r->epoch + 1 >= o->stop_after) {
+            printf("stopped after epoch %lld (--stop-after); continue with --resume %s\n",
+                   (long long)r->epoch + 1, join(o->out, "checkpoint.safetensors"));
+            r->epoch++;
+            break;
+        }
     }
     return true;
 }
@@ -409,16 +425,25 @@ int cmd_train(int argc, char **argv) {
         {"prefetch", FLAG_BOOL, &o.prefetch, "prepare the next batch on a background thread"},
         {"out", FLAG_STRING, &o.out, "output folder"},
         {"resume", FLAG_STRING, &o.resume, "continue from a checkpoint.safetensors"},
+        {"stop-after", FLAG_INT, &o.stop_after,
+         "stop once N epochs are done, as if interrupted; the schedule still spans --epochs (0: off)"},
     };
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, flags, (int)(sizeof flags / sizeof *flags), train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
-    if (o.epochs < 1 || o.batch < 1 || o.threads < 1 || !(o.lr > 0) || o.warmup < 0) {
-        fprintf(stderr, "nabla: --epochs, --batch and --threads must be >= 1, --lr > 0, --warmup >= 0\n");
+    if (o.epochs < 1 || o.batch < 1 || o.threads < 1 || !(o.lr > 0) || o.warmup < 0 || o.limit < 0 ||
+        o.val < 0 || o.early_stop < 0 || o.stop_after < 0) {
+        fprintf(stderr, "nabla: --epochs, --batch and --threads must be >= 1, --lr > 0, and --warmup, "
+                "--limit, --val, --early-stop, --stop-after >= 0\n");
         return 2;
     }
+    struct stat out_stat;
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "nabla: cannot make the output folder %s: %s\n", o.out, strerror(errno));
+        return 1;
+    }
+    if (stat(o.out, &out_stat) != 0 || !S_ISDIR(out_stat.st_mode)) { /* found before training */
+        fprintf(stderr, "nabla: the output folder %s is not a folder\n", o.out);
         return 1;
     }
     nb_set_num_threads(o.threads);
@@ -431,7 +456,7 @@ int cmd_train(int argc, char **argv) {
         char *extra = NULL;
         ok = nb_checkpoint_load(o.resume, r.model, r.optim, r.sched, &r.epoch, &extra) == NB_OK;
         if (!ok) cli_fail("resuming");
-        ok = ok && restore_progress(&r, extra);
+        ok = ok && restore_progress(&o, &r, extra);
         free(extra);
         if (ok) fprintf(stderr, "resumed from %s after epoch %lld\n", o.resume, (long long)r.epoch);
     }
@@ -439,7 +464,9 @@ int cmd_train(int argc, char **argv) {
         nb_module_fprint(stderr, r.model);
         fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
         report_memory(&o, &r);
-        ok = run_epochs(&o, &r);
+        if (r.epoch >= o.epochs) /* a finished run: OUT still gets its files */
+            fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
+        ok = r.epoch >= o.epochs ? save_outputs(&o, &r) : run_epochs(&o, &r);
     }
     if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(o.out, "curves.svg"), join(o.out, "curves.csv"));
     free_run(&r);

