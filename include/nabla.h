@@ -259,6 +259,7 @@ void nb_set_num_threads(int n);
 const char *nb_backend_info(void); /* "cpu: OpenBLAS 0.3.21, OpenMP, 2 threads" */
 
 /* Topic headers: modules, optimisers, data, files. */
+#include "nabla/conv.h"
 #include "nabla/nn.h"
 #include "nabla/loss.h"
 #include "nabla/optim.h"

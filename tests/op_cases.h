@@ -68,7 +68,9 @@ typedef struct {
     X(sum) X(mean) X(max) X(min) X(sum_dims) X(mean_dims) X(max_dims) X(min_dims) X(argmax) \
     X(softmax) X(log_softmax) X(reshape) X(view) X(flatten) X(squeeze) X(unsqueeze)         \
     X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
-    X(gather) X(index_select)
+    X(gather) X(index_select)                                                              \
+    X(conv2d) X(conv_transpose2d)                                                          \
+    X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -87,6 +89,11 @@ typedef struct op_case {
     int64_t start, end, step;
     int n_sizes;
     int64_t sizes[OC_MAX_RANK]; /* reshape, view, expand */
+    nb_pool2d_opts pool;   /* max_pool2d, avg_pool2d */
+    int scale[2];          /* upsampling factors [height, width] */
+    bool align_corners;    /* upsample_bilinear2d */
+    nb_conv2d_opts conv;             /* conv2d */
+    nb_conv_transpose2d_opts conv_t; /* conv_transpose2d */
     bool nonsmooth;
 } op_case;
 
@@ -137,6 +144,15 @@ OC_CALL_(where, nb_where(x[0], x[1], x[2]))
 OC_CALL_(gather, nb_gather(x[0], c->dim, x[1]))
 OC_CALL_(cross_entropy, nb_cross_entropy(x[0], x[1], NULL))
 OC_CALL_(index_select, nb_index_select(x[0], c->dim, x[1]))
+OC_CALL_(max_pool2d, nb_max_pool2d(x[0], &c->pool))
+OC_CALL_(avg_pool2d, nb_avg_pool2d(x[0], &c->pool))
+OC_UNARY_(global_avg_pool2d)
+OC_CALL_(upsample_nearest2d, nb_upsample_nearest2d(x[0], c->scale[0], c->scale[1]))
+OC_CALL_(upsample_bilinear2d,
+         nb_upsample_bilinear2d(x[0], c->scale[0], c->scale[1], c->align_corners))
+OC_CALL_(conv2d, nb_conv2d(x[0], x[1], c->in[2].draw != OC_NONE ? x[2] : NULL, &c->conv))
+OC_CALL_(conv_transpose2d,
+         nb_conv_transpose2d(x[0], x[1], c->in[2].draw != OC_NONE ? x[2] : NULL, &c->conv_t))
 
 static inline int oc_n_inputs(const op_case *c) {
     int n = 0;
@@ -346,6 +362,113 @@ static const op_case oc_cases[] = {
        IN(UNI(-1, 1, 4, 3), INDEX(4, 6)), .dim = 0),
     OC("index_select_last_dim_repeated", INDEX_SELECT, index_select,
        IN(UNI_T(-1, 1, 2, 3, 4), INDEX(4, 5)), .dim = -1),
+    /* pooling (max: distinct values, so no window has a tie, except the nonsmooth cases that
+     * pin torch's choice of the first maximal element) and upsampling */
+    OC("max_pool2d_2x2", MAX_POOL2D, max_pool2d, IN(DISTINCT(1, 2, 4, 4)),
+       .pool = {.kernel = {2, 2}}),
+    OC("max_pool2d_3x3_stride2_pad1", MAX_POOL2D, max_pool2d, IN(DISTINCT(1, 2, 5, 5)),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}),
+    OC("max_pool2d_ceil_mode", MAX_POOL2D, max_pool2d, IN(DISTINCT(1, 1, 5, 6)),
+       .pool = {.kernel = {2, 2}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true}),
+    OC("max_pool2d_nonsquare", MAX_POOL2D, max_pool2d, IN(DISTINCT(2, 1, 4, 6)),
+       .pool = {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 1}}),
+    OC("max_pool2d_unbatched", MAX_POOL2D, max_pool2d, IN(DISTINCT(2, 4, 4)),
+       .pool = {.kernel = {2, 2}}),
+    OC("max_pool2d_transposed", MAX_POOL2D, max_pool2d, IN(DISTINCT_T(1, 2, 4, 6)),
+       .pool = {.kernel = {2, 2}, .stride = {1, 2}}),
+    OC("max_pool2d_ties", MAX_POOL2D, max_pool2d, IN(INTS(0, 1, 1, 2, 4, 4)),
+       .pool = {.kernel = {2, 2}}, .nonsmooth = true),
+    OC("max_pool2d_ties_overlapping_padded", MAX_POOL2D, max_pool2d, IN(INTS(0, 2, 1, 1, 5, 5)),
+       .pool = {.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}}, .nonsmooth = true),
+    OC("avg_pool2d_2x2", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 2, 2, 4, 4)),
+       .pool = {.kernel = {2, 2}}),
+    OC("avg_pool2d_pad", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 1, 2, 5, 5)),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}),
+    OC("avg_pool2d_exclude_pad", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 1, 2, 5, 5)),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .exclude_pad = true}),
+    OC("avg_pool2d_ceil_mode", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 1, 1, 6, 6)),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .ceil_mode = true}),
+    OC("avg_pool2d_ceil_mode_pad", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 1, 1, 6, 6)),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true}),
+    OC("avg_pool2d_ceil_mode_exclude_pad", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 1, 1, 6, 6)),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true,
+                .exclude_pad = true}),
+    OC("avg_pool2d_unbatched_nonsquare", AVG_POOL2D, avg_pool2d, IN(UNI(-1, 1, 2, 4, 5)),
+       .pool = {.kernel = {2, 3}, .stride = {1, 1}, .padding = {1, 1}}),
+    OC("avg_pool2d_strided", AVG_POOL2D, avg_pool2d, IN(UNI_S(-1, 1, 1, 2, 4, 4)),
+       .pool = {.kernel = {2, 2}}),
+    OC("global_avg_pool2d", MEAN, global_avg_pool2d, IN(UNI(-1, 1, 2, 3, 4, 4))),
+    OC("global_avg_pool2d_unbatched_transposed", MEAN, global_avg_pool2d,
+       IN(UNI_T(-1, 1, 3, 4, 5))),
+    OC("upsample_nearest2d_x2", UPSAMPLE_NEAREST2D, upsample_nearest2d,
+       IN(UNI(-1, 1, 1, 2, 3, 3)), .scale = {2, 2}),
+    OC("upsample_nearest2d_2x3", UPSAMPLE_NEAREST2D, upsample_nearest2d,
+       IN(UNI(-1, 1, 2, 1, 3, 2)), .scale = {2, 3}),
+    OC("upsample_nearest2d_unbatched_transposed", UPSAMPLE_NEAREST2D, upsample_nearest2d,
+       IN(UNI_T(-1, 1, 2, 3, 4)), .scale = {3, 1}),
+    OC("upsample_bilinear2d_x2", UPSAMPLE_BILINEAR2D, upsample_bilinear2d,
+       IN(UNI(-1, 1, 1, 2, 3, 4)), .scale = {2, 2}),
+    OC("upsample_bilinear2d_x2_align_corners", UPSAMPLE_BILINEAR2D, upsample_bilinear2d,
+       IN(UNI(-1, 1, 1, 2, 3, 4)), .scale = {2, 2}, .align_corners = true),
+    OC("upsample_bilinear2d_3x2_strided", UPSAMPLE_BILINEAR2D, upsample_bilinear2d,
+       IN(UNI_S(-1, 1, 1, 1, 3, 3)), .scale = {3, 2}),
+    OC("upsample_bilinear2d_3x2_align_corners", UPSAMPLE_BILINEAR2D, upsample_bilinear2d,
+       IN(UNI_T(-1, 1, 1, 1, 3, 4)), .scale = {3, 2}, .align_corners = true),
+    /* convolution: bias or not, stride, padding, 'same' (an odd total pads one more at the end),
+     * dilation, groups, depthwise, 1x1 (no im2col), one unbatched sample, non-contiguous
+     * inputs; the transposed conv with stride, padding, output_padding (also by dilation, past
+     * the last tap), groups, dilation */
+    OC("conv2d_bias", CONV2D, conv2d,
+       IN(UNI(-1, 1, 2, 2, 5, 5), UNI(-1, 1, 3, 2, 3, 3), UNI(-1, 1, 3))),
+    OC("conv2d_no_bias", CONV2D, conv2d, IN(UNI(-1, 1, 1, 3, 4, 5), UNI(-1, 1, 2, 3, 2, 2))),
+    OC("conv2d_stride2", CONV2D, conv2d,
+       IN(UNI(-1, 1, 1, 2, 6, 7), UNI(-1, 1, 2, 2, 3, 3), UNI(-1, 1, 2)),
+       .conv = {.stride = {2, 2}}),
+    OC("conv2d_padding1", CONV2D, conv2d,
+       IN(UNI(-1, 1, 2, 1, 4, 4), UNI(-1, 1, 2, 1, 3, 3), UNI(-1, 1, 2)),
+       .conv = {.padding = {1, 1}}),
+    OC("conv2d_asymmetric", CONV2D, conv2d, IN(UNI(-1, 1, 1, 2, 5, 6), UNI(-1, 1, 2, 2, 2, 3)),
+       .conv = {.stride = {1, 2}, .padding = {2, 0}}),
+    OC("conv2d_same_even_kernel", CONV2D, conv2d,
+       IN(UNI(-1, 1, 1, 2, 5, 6), UNI(-1, 1, 2, 2, 3, 4), UNI(-1, 1, 2)), .conv = {.same = true}),
+    OC("conv2d_same_dilated", CONV2D, conv2d, IN(UNI(-1, 1, 1, 2, 5, 5), UNI(-1, 1, 2, 2, 3, 2)),
+       .conv = {.same = true, .dilation = {2, 3}}),
+    OC("conv2d_dilation2", CONV2D, conv2d,
+       IN(UNI(-1, 1, 1, 2, 7, 7), UNI(-1, 1, 2, 2, 3, 3), UNI(-1, 1, 2)),
+       .conv = {.padding = {1, 1}, .dilation = {2, 2}}),
+    OC("conv2d_groups2", CONV2D, conv2d,
+       IN(UNI(-1, 1, 1, 4, 5, 5), UNI(-1, 1, 6, 2, 3, 3), UNI(-1, 1, 6)), .conv = {.groups = 2}),
+    OC("conv2d_depthwise", CONV2D, conv2d,
+       IN(UNI(-1, 1, 2, 3, 5, 5), UNI(-1, 1, 3, 1, 3, 3), UNI(-1, 1, 3)),
+       .conv = {.padding = {1, 1}, .groups = 3}),
+    OC("conv2d_1x1", CONV2D, conv2d,
+       IN(UNI(-1, 1, 2, 3, 4, 4), UNI(-1, 1, 5, 3, 1, 1), UNI(-1, 1, 5))),
+    OC("conv2d_1x1_strided_input", CONV2D, conv2d,
+       IN(UNI_S(-1, 1, 1, 3, 3, 4), UNI(-1, 1, 2, 3, 1, 1))),
+    OC("conv2d_unbatched", CONV2D, conv2d,
+       IN(UNI(-1, 1, 2, 5, 5), UNI(-1, 1, 3, 2, 3, 3), UNI(-1, 1, 3))),
+    OC("conv2d_transposed_input", CONV2D, conv2d,
+       IN(UNI_T(-1, 1, 1, 2, 5, 6), UNI(-1, 1, 2, 2, 3, 3)),
+       .conv = {.stride = {2, 1}, .padding = {1, 1}}),
+    OC("conv_transpose2d_bias", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI(-1, 1, 2, 2, 3, 3), UNI(-1, 1, 2, 3, 3, 3), UNI(-1, 1, 3))),
+    OC("conv_transpose2d_stride2", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI(-1, 1, 1, 2, 3, 3), UNI(-1, 1, 2, 2, 3, 3), UNI(-1, 1, 2)),
+       .conv_t = {.stride = {2, 2}}),
+    OC("conv_transpose2d_padding", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI(-1, 1, 1, 2, 4, 4), UNI(-1, 1, 2, 2, 3, 3)),
+       .conv_t = {.stride = {2, 2}, .padding = {1, 1}}),
+    OC("conv_transpose2d_output_padding", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI(-1, 1, 1, 2, 3, 4), UNI(-1, 1, 2, 2, 3, 3), UNI(-1, 1, 2)),
+       .conv_t = {.stride = {2, 3}, .padding = {1, 0}, .output_padding = {1, 2}}),
+    OC("conv_transpose2d_groups", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI(-1, 1, 1, 4, 3, 3), UNI(-1, 1, 4, 2, 2, 2), UNI(-1, 1, 4)),
+       .conv_t = {.groups = 2}),
+    OC("conv_transpose2d_dilation", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI(-1, 1, 1, 2, 3, 3), UNI(-1, 1, 2, 2, 3, 3)),
+       .conv_t = {.output_padding = {1, 0}, .dilation = {2, 2}}),
+    OC("conv_transpose2d_unbatched_transposed", CONV_TRANSPOSE2D, conv_transpose2d,
+       IN(UNI_T(-1, 1, 2, 3, 4), UNI(-1, 1, 2, 3, 2, 2)), .conv_t = {.stride = {1, 2}}),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 

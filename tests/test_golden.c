@@ -70,9 +70,33 @@ static bool json_int_is(const json_t *obj, const char *key, int64_t want) {
     return json_is_integer(v) && json_integer_value(v) == want;
 }
 
+static bool json_bool_is(const json_t *obj, const char *key, bool want) {
+    const json_t *v = json_object_get(obj, key);
+    return json_is_boolean(v) && json_is_true(v) == want;
+}
+
 static bool json_str_is(const json_t *obj, const char *key, const char *want) {
     const char *s = json_string_value(json_object_get(obj, key));
     return s && strcmp(s, want) == 0;
+}
+
+static bool json_pair_is(const json_t *obj, const char *key, const int v[2]) {
+    return json_ints_are(json_object_get(obj, key), 2, (const int64_t[]){v[0], v[1]});
+}
+
+/* args.conv and args.conv_t against the case's nb_conv2d_opts and nb_conv_transpose2d_opts. */
+static bool conv_opts_match(const op_case *c, const json_t *args) {
+    const json_t *cv = json_object_get(args, "conv"), *ct = json_object_get(args, "conv_t");
+    return json_pair_is(cv, "stride", c->conv.stride) &&
+           json_pair_is(cv, "padding", c->conv.padding) &&
+           json_bool_is(cv, "same", c->conv.same) &&
+           json_pair_is(cv, "dilation", c->conv.dilation) &&
+           json_int_is(cv, "groups", c->conv.groups) &&
+           json_pair_is(ct, "stride", c->conv_t.stride) &&
+           json_pair_is(ct, "padding", c->conv_t.padding) &&
+           json_pair_is(ct, "output_padding", c->conv_t.output_padding) &&
+           json_pair_is(ct, "dilation", c->conv_t.dilation) &&
+           json_int_is(ct, "groups", c->conv_t.groups);
 }
 
 /* Fails (naming the case and the field) unless the JSON case says what op_cases.h says. */
@@ -80,6 +104,7 @@ static bool matches_table(const op_case *c, const json_t *j) {
     const json_t *args = json_object_get(j, "args"), *inputs = json_object_get(j, "inputs");
     int64_t dims[OC_MAX_RANK];
     for (int i = 0; i < c->n_dims; i++) dims[i] = c->dims[i];
+    const json_t *pool = json_object_get(args, "pool");
     const struct {
         const char *field;
         bool same;
@@ -98,6 +123,14 @@ static bool matches_table(const op_case *c, const json_t *j) {
         {"args.end", json_int_is(args, "end", c->end)},
         {"args.step", json_int_is(args, "step", c->step)},
         {"args.sizes", json_ints_are(json_object_get(args, "sizes"), c->n_sizes, c->sizes)},
+        {"args.pool.kernel", json_pair_is(pool, "kernel", c->pool.kernel)},
+        {"args.pool.stride", json_pair_is(pool, "stride", c->pool.stride)},
+        {"args.pool.padding", json_pair_is(pool, "padding", c->pool.padding)},
+        {"args.pool.ceil_mode", json_bool_is(pool, "ceil_mode", c->pool.ceil_mode)},
+        {"args.pool.exclude_pad", json_bool_is(pool, "exclude_pad", c->pool.exclude_pad)},
+        {"args.scale", json_pair_is(args, "scale", c->scale)},
+        {"args.align_corners", json_bool_is(args, "align_corners", c->align_corners)},
+        {"args.conv / args.conv_t", conv_opts_match(c, args)},
         {"number of inputs",
          json_is_array(inputs) && (int)json_array_size(inputs) == oc_n_inputs(c)},
     };

@@ -89,10 +89,23 @@ def index(n, *shape):
 
 
 def case(name, op, fn, inputs, dims=(), keepdim=False, dim=0, s0=0.0, s1=0.0, start=0, end=0,
-         step=0, sizes=(), nonsmooth=False):
+         step=0, sizes=(), nonsmooth=False, pool=None, scale=(0, 0), align_corners=False,
+         conv=None, conv_t=None):
+    """pool: the nb_pool2d_opts of max/avg_pool2d as a dict (kernel, stride, padding, ceil_mode,
+    exclude_pad; what is left out is 0, as in C); scale: upsampling factors [h, w]."""
+    pool = dict({"kernel": [0, 0], "stride": [0, 0], "padding": [0, 0], "ceil_mode": False,
+                 "exclude_pad": False}, **(pool or {}))
+    # conv, conv_t: the nb_conv2d_opts / nb_conv_transpose2d_opts of conv2d /
+    # conv_transpose2d, the same way
+    conv = dict({"stride": [0, 0], "padding": [0, 0], "same": False, "dilation": [0, 0],
+                 "groups": 0}, **(conv or {}))
+    conv_t = dict({"stride": [0, 0], "padding": [0, 0], "output_padding": [0, 0],
+                   "dilation": [0, 0], "groups": 0}, **(conv_t or {}))
     return {"name": name, "op": op, "fn": fn, "inputs": inputs, "nonsmooth": nonsmooth,
             "args": {"dims": list(dims), "keepdim": keepdim, "dim": dim, "s0": s0, "s1": s1,
-                     "start": start, "end": end, "step": step, "sizes": list(sizes)}}
+                     "start": start, "end": end, "step": step, "sizes": list(sizes),
+                     "pool": pool, "scale": list(scale), "align_corners": align_corners,
+                     "conv": conv, "conv_t": conv_t}}
 
 
 CASES = [
@@ -262,6 +275,114 @@ CASES = [
          [uni(-1, 1, 4, 3), index(4, 6)], dim=0),
     case("index_select_last_dim_repeated", "index_select", "index_select",
          [uni_t(-1, 1, 2, 3, 4), index(4, 5)], dim=-1),
+    # pooling (max: distinct values, so no window has a tie, except the nonsmooth cases that
+    # pin torch's choice of the first maximal element) and upsampling
+    case("max_pool2d_2x2", "max_pool2d", "max_pool2d", [distinct(1, 2, 4, 4)],
+         pool={"kernel": [2, 2]}),
+    case("max_pool2d_3x3_stride2_pad1", "max_pool2d", "max_pool2d", [distinct(1, 2, 5, 5)],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1]}),
+    case("max_pool2d_ceil_mode", "max_pool2d", "max_pool2d", [distinct(1, 1, 5, 6)],
+         pool={"kernel": [2, 2], "stride": [2, 2], "padding": [1, 1], "ceil_mode": True}),
+    case("max_pool2d_nonsquare", "max_pool2d", "max_pool2d", [distinct(2, 1, 4, 6)],
+         pool={"kernel": [2, 3], "stride": [1, 2], "padding": [1, 1]}),
+    case("max_pool2d_unbatched", "max_pool2d", "max_pool2d", [distinct(2, 4, 4)],
+         pool={"kernel": [2, 2]}),
+    case("max_pool2d_transposed", "max_pool2d", "max_pool2d", [distinct_t(1, 2, 4, 6)],
+         pool={"kernel": [2, 2], "stride": [1, 2]}),
+    case("max_pool2d_ties", "max_pool2d", "max_pool2d", [ints(0, 1, 1, 2, 4, 4)],
+         pool={"kernel": [2, 2]}, nonsmooth=True),
+    case("max_pool2d_ties_overlapping_padded", "max_pool2d", "max_pool2d",
+         [ints(0, 2, 1, 1, 5, 5)], pool={"kernel": [3, 3], "stride": [1, 1], "padding": [1, 1]},
+         nonsmooth=True),
+    case("avg_pool2d_2x2", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 2, 2, 4, 4)],
+         pool={"kernel": [2, 2]}),
+    case("avg_pool2d_pad", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 1, 2, 5, 5)],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1]}),
+    case("avg_pool2d_exclude_pad", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 1, 2, 5, 5)],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "exclude_pad": True}),
+    case("avg_pool2d_ceil_mode", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 1, 1, 6, 6)],
+         pool={"kernel": [3, 3], "stride": [2, 2], "ceil_mode": True}),
+    case("avg_pool2d_ceil_mode_pad", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 1, 1, 6, 6)],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "ceil_mode": True}),
+    case("avg_pool2d_ceil_mode_exclude_pad", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 1, 1, 6, 6)],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "ceil_mode": True,
+               "exclude_pad": True}),
+    case("avg_pool2d_unbatched_nonsquare", "avg_pool2d", "avg_pool2d", [uni(-1, 1, 2, 4, 5)],
+         pool={"kernel": [2, 3], "stride": [1, 1], "padding": [1, 1]}),
+    case("avg_pool2d_strided", "avg_pool2d", "avg_pool2d", [uni_s(-1, 1, 1, 2, 4, 4)],
+         pool={"kernel": [2, 2]}),
+    case("global_avg_pool2d", "mean", "global_avg_pool2d", [uni(-1, 1, 2, 3, 4, 4)]),
+    case("global_avg_pool2d_unbatched_transposed", "mean", "global_avg_pool2d",
+         [uni_t(-1, 1, 3, 4, 5)]),
+    case("upsample_nearest2d_x2", "upsample_nearest2d", "upsample_nearest2d",
+         [uni(-1, 1, 1, 2, 3, 3)], scale=(2, 2)),
+    case("upsample_nearest2d_2x3", "upsample_nearest2d", "upsample_nearest2d",
+         [uni(-1, 1, 2, 1, 3, 2)], scale=(2, 3)),
+    case("upsample_nearest2d_unbatched_transposed", "upsample_nearest2d", "upsample_nearest2d",
+         [uni_t(-1, 1, 2, 3, 4)], scale=(3, 1)),
+    case("upsample_bilinear2d_x2", "upsample_bilinear2d", "upsample_bilinear2d",
+         [uni(-1, 1, 1, 2, 3, 4)], scale=(2, 2)),
+    case("upsample_bilinear2d_x2_align_corners", "upsample_bilinear2d", "upsample_bilinear2d",
+         [uni(-1, 1, 1, 2, 3, 4)], scale=(2, 2), align_corners=True),
+    case("upsample_bilinear2d_3x2_strided", "upsample_bilinear2d", "upsample_bilinear2d",
+         [uni_s(-1, 1, 1, 1, 3, 3)], scale=(3, 2)),
+    case("upsample_bilinear2d_3x2_align_corners", "upsample_bilinear2d", "upsample_bilinear2d",
+         [uni_t(-1, 1, 1, 1, 3, 4)], scale=(3, 2), align_corners=True),
+    # convolution: bias or not, stride, padding, 'same' (an odd total pads one more at the end),
+    # dilation, groups, depthwise, 1x1 (no im2col), one unbatched sample, non-contiguous
+    # inputs; the transposed conv with stride, padding, output_padding (also by dilation, past
+    # the last tap), groups, dilation
+    case("conv2d_bias", "conv2d", "conv2d",
+         [uni(-1, 1, 2, 2, 5, 5), uni(-1, 1, 3, 2, 3, 3), uni(-1, 1, 3)]),
+    case("conv2d_no_bias", "conv2d", "conv2d", [uni(-1, 1, 1, 3, 4, 5), uni(-1, 1, 2, 3, 2, 2)]),
+    case("conv2d_stride2", "conv2d", "conv2d",
+         [uni(-1, 1, 1, 2, 6, 7), uni(-1, 1, 2, 2, 3, 3), uni(-1, 1, 2)],
+         conv={"stride": [2, 2]}),
+    case("conv2d_padding1", "conv2d", "conv2d",
+         [uni(-1, 1, 2, 1, 4, 4), uni(-1, 1, 2, 1, 3, 3), uni(-1, 1, 2)],
+         conv={"padding": [1, 1]}),
+    case("conv2d_asymmetric", "conv2d", "conv2d", [uni(-1, 1, 1, 2, 5, 6), uni(-1, 1, 2, 2, 2, 3)],
+         conv={"stride": [1, 2], "padding": [2, 0]}),
+    case("conv2d_same_even_kernel", "conv2d", "conv2d",
+         [uni(-1, 1, 1, 2, 5, 6), uni(-1, 1, 2, 2, 3, 4), uni(-1, 1, 2)], conv={"same": True}),
+    case("conv2d_same_dilated", "conv2d", "conv2d", [uni(-1, 1, 1, 2, 5, 5), uni(-1, 1, 2, 2, 3, 2)],
+         conv={"same": True, "dilation": [2, 3]}),
+    case("conv2d_dilation2", "conv2d", "conv2d",
+         [uni(-1, 1, 1, 2, 7, 7), uni(-1, 1, 2, 2, 3, 3), uni(-1, 1, 2)],
+         conv={"padding": [1, 1], "dilation": [2, 2]}),
+    case("conv2d_groups2", "conv2d", "conv2d",
+         [uni(-1, 1, 1, 4, 5, 5), uni(-1, 1, 6, 2, 3, 3), uni(-1, 1, 6)], conv={"groups": 2}),
+    case("conv2d_depthwise", "conv2d", "conv2d",
+         [uni(-1, 1, 2, 3, 5, 5), uni(-1, 1, 3, 1, 3, 3), uni(-1, 1, 3)],
+         conv={"padding": [1, 1], "groups": 3}),
+    case("conv2d_1x1", "conv2d", "conv2d",
+         [uni(-1, 1, 2, 3, 4, 4), uni(-1, 1, 5, 3, 1, 1), uni(-1, 1, 5)]),
+    case("conv2d_1x1_strided_input", "conv2d", "conv2d",
+         [uni_s(-1, 1, 1, 3, 3, 4), uni(-1, 1, 2, 3, 1, 1)]),
+    case("conv2d_unbatched", "conv2d", "conv2d",
+         [uni(-1, 1, 2, 5, 5), uni(-1, 1, 3, 2, 3, 3), uni(-1, 1, 3)]),
+    case("conv2d_transposed_input", "conv2d", "conv2d",
+         [uni_t(-1, 1, 1, 2, 5, 6), uni(-1, 1, 2, 2, 3, 3)],
+         conv={"stride": [2, 1], "padding": [1, 1]}),
+    case("conv_transpose2d_bias", "conv_transpose2d", "conv_transpose2d",
+         [uni(-1, 1, 2, 2, 3, 3), uni(-1, 1, 2, 3, 3, 3), uni(-1, 1, 3)]),
+    case("conv_transpose2d_stride2", "conv_transpose2d", "conv_transpose2d",
+         [uni(-1, 1, 1, 2, 3, 3), uni(-1, 1, 2, 2, 3, 3), uni(-1, 1, 2)],
+         conv_t={"stride": [2, 2]}),
+    case("conv_transpose2d_padding", "conv_transpose2d", "conv_transpose2d",
+         [uni(-1, 1, 1, 2, 4, 4), uni(-1, 1, 2, 2, 3, 3)],
+         conv_t={"stride": [2, 2], "padding": [1, 1]}),
+    case("conv_transpose2d_output_padding", "conv_transpose2d", "conv_transpose2d",
+         [uni(-1, 1, 1, 2, 3, 4), uni(-1, 1, 2, 2, 3, 3), uni(-1, 1, 2)],
+         conv_t={"stride": [2, 3], "padding": [1, 0], "output_padding": [1, 2]}),
+    case("conv_transpose2d_groups", "conv_transpose2d", "conv_transpose2d",
+         [uni(-1, 1, 1, 4, 3, 3), uni(-1, 1, 4, 2, 2, 2), uni(-1, 1, 4)],
+         conv_t={"groups": 2}),
+    case("conv_transpose2d_dilation", "conv_transpose2d", "conv_transpose2d",
+         [uni(-1, 1, 1, 2, 3, 3), uni(-1, 1, 2, 2, 3, 3)],
+         conv_t={"output_padding": [1, 0], "dilation": [2, 2]}),
+    case("conv_transpose2d_unbatched_transposed", "conv_transpose2d", "conv_transpose2d",
+         [uni_t(-1, 1, 2, 3, 4), uni(-1, 1, 2, 3, 2, 2)], conv_t={"stride": [1, 2]}),
 ]
 
 
@@ -279,6 +400,41 @@ def slice_of(x, a):
 
 def bound(v):
     return None if math.isinf(v) else v
+
+
+def pool2d(f, x, a, **kw):
+    """F.max_pool2d / F.avg_pool2d with nb_pool2d_opts' conventions (a zero stride is the
+    kernel size)."""
+    p = a["pool"]
+    stride = [s or k for s, k in zip(p["stride"], p["kernel"])]
+    return f(x[0], p["kernel"], stride, p["padding"], ceil_mode=p["ceil_mode"], **kw)
+
+
+def interpolate(x, a, **kw):
+    """F.interpolate by the scale factors as given (torch passes them on to the kernel, which
+    then uses 1 / scale as its ratio); a 3-D input is one sample [C, H, W], as nabla reads it."""
+    x4 = x[0] if x[0].dim() == 4 else x[0].unsqueeze(0)
+    y = F.interpolate(x4, scale_factor=[float(s) for s in a["scale"]], **kw)
+    return y if x[0].dim() == 4 else y.squeeze(0)
+
+
+def ones(v):
+    """nabla's conv options: 0 means 1 (stride, dilation, groups)."""
+    return [k or 1 for k in v] if isinstance(v, list) else v or 1
+
+
+def conv2d(x, a):
+    c = a["conv"]
+    return F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=ones(c["stride"]),
+                    padding="same" if c["same"] else c["padding"], dilation=ones(c["dilation"]),
+                    groups=ones(c["groups"]))
+
+
+def conv_transpose2d(x, a):
+    c = a["conv_t"]
+    return F.conv_transpose2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=ones(c["stride"]),
+                              padding=c["padding"], output_padding=c["output_padding"],
+                              groups=ones(c["groups"]), dilation=ones(c["dilation"]))
 
 
 FNS = {
@@ -348,6 +504,15 @@ FNS = {
     "gather": lambda x, a: torch.gather(x[0], a["dim"], x[1]),
     "cross_entropy": lambda x, a: F.cross_entropy(x[0], x[1].long()),
     "index_select": lambda x, a: torch.index_select(x[0], a["dim"], x[1]),
+    "max_pool2d": lambda x, a: pool2d(F.max_pool2d, x, a),
+    "avg_pool2d": lambda x, a: pool2d(F.avg_pool2d, x, a,
+                                      count_include_pad=not a["pool"]["exclude_pad"]),
+    "global_avg_pool2d": lambda x, a: F.adaptive_avg_pool2d(x[0], 1),
+    "upsample_nearest2d": lambda x, a: interpolate(x, a, mode="nearest"),
+    "upsample_bilinear2d": lambda x, a: interpolate(x, a, mode="bilinear",
+                                                    align_corners=a["align_corners"]),
+    "conv2d": conv2d,
+    "conv_transpose2d": conv_transpose2d,
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 

@@ -109,6 +109,38 @@ nb_module *nb_concat_new(int n, nb_module *const *branches, int dim);
 /* Low-rank bottleneck n -> k -> m: Linear(n, k, no bias) then Linear(k, m, bias). */
 nb_module *nb_bottleneck_new(int64_t n, int64_t k, int64_t m);
 
+/* ---------------------------------------------------------------- convolutional modules
+ * NCHW, as torch.nn.  Parameters: a Conv2d has ((kh kw) C_in / groups + 1) C_out of them with
+ * a bias; its default initialisation is torch's (uniform in +-1/sqrt(C_in / groups kh kw)).
+ */
+nb_module *nb_conv2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
+                         nb_conv2d_opts opts, bool bias);
+nb_module *nb_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
+                                   nb_conv_transpose2d_opts opts, bool bias);
+nb_module *nb_maxpool2d_new(nb_pool2d_opts opts);
+nb_module *nb_avgpool2d_new(nb_pool2d_opts opts);
+nb_module *nb_global_avgpool2d_new(void);            /* AdaptiveAvgPool2d(1) */
+nb_module *nb_upsample_new(int scale, bool bilinear); /* align_corners=False */
+/* BatchNorm2d: BatchNorm1d's rules per channel over N, H and W. */
+nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts opts);
+/* Dropout2d: zeroes whole channels with probability p (scaled by 1/(1-p)) in training. */
+nb_module *nb_dropout2d_new(float p);
+/* Reshapes each sample (the dims after the batch dim) to `shape` — torch's nn.Unflatten(1, shape). */
+nb_module *nb_unflatten_new(int ndim, const int64_t *shape);
+
+/* Blocks.  ResNet (He et al. 2016): basic = conv3x3-BN-ReLU-conv3x3-BN, + shortcut, ReLU;
+ * bottleneck = conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1-BN, + shortcut, ReLU, with
+ * out = 4 mid.  The shortcut is a 1x1 conv + BN when the stride or the channels change.
+ * MobileNet (Howard et al. 2017): depthwise 3x3 (stride) - BN - ReLU - pointwise 1x1 - BN - ReLU.
+ * UNet (Ronneberger et al. 2015): `depth` encoder levels of two conv3x3-BN-ReLU then a 2x2 max
+ * pool, a bottom, and decoder levels that upsample (transposed conv 2x2 stride 2), concatenate
+ * the encoder's skip and apply two conv3x3-BN-ReLU; a 1x1 conv gives out_channels.  Channels
+ * double per level from `base`; H and W must be divisible by 2^depth. */
+nb_module *nb_resnet_basic_block_new(int64_t in_channels, int64_t out_channels, int stride);
+nb_module *nb_resnet_bottleneck_new(int64_t in_channels, int64_t mid_channels, int stride);
+nb_module *nb_mobilenet_block_new(int64_t in_channels, int64_t out_channels, int stride);
+nb_module *nb_unet_new(int64_t in_channels, int64_t out_channels, int64_t base, int depth);
+
 /* ---------------------------------------------------------------- initialisation
  * In-place fills of a parameter, drawn from the library's generator (nb_manual_seed).
  * fan_in / fan_out as torch: [out, in, k...] -> in*prod(k), out*prod(k). */

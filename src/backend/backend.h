@@ -38,6 +38,26 @@ typedef enum {
 
 typedef enum { NB_RED_SUM, NB_RED_MAX, NB_RED_MIN, NB_RED_COUNT } nb_reduce_op;
 
+/* A 2-D pool over `planes` (N C) contiguous [h, w] planes into [oh, ow] planes: window (i, j)
+ * covers rows i sh - ph .. + kh and columns j sw - pw .. + kw, clipped to the input.
+ * exclude_pad (average only): divide by the elements covered, not the window's padded size. */
+typedef struct {
+    int64_t planes, h, w, oh, ow;
+    int kh, kw, sh, sw, ph, pw;
+    bool exclude_pad;
+} nb_pool2d_geom;
+
+typedef enum { NB_UP_NEAREST, NB_UP_BILINEAR, NB_UP_BILINEAR_ALIGNED } nb_upsample_mode;
+
+/* One 2-D convolution as im2col sees it (conv2d, and its adjoint conv_transpose2d): the image
+ * [n, c, h, w], the grid [n, oc, oh, ow], the weight [oc, c / groups, kh, kw].  Grid cell (i, j)
+ * and tap (ki, kj) read image pixel (i sh - ph + ki dh, j sw - pw + kj dw), zero outside the
+ * image; padding at the bottom and right is implied by oh and ow. */
+typedef struct {
+    int64_t n, c, h, w, oc, oh, ow;
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} nb_conv2d_geom;
+
 typedef struct nb_backend {
     const char *name;
     /* y[i] = f(x[i]), contiguous */
@@ -81,6 +101,32 @@ typedef struct nb_backend {
                           float g_scale);
     /* dst[i] += src[i] */
     void (*accumulate)(float *dst, const float *src, int64_t n);
+    /* pools (torch's CPU semantics; backwards overwrite dx): y = max / mean of each window;
+     * max_pool2d_backward finds each window's argmax in x again (the first maximal element) */
+    void (*max_pool2d)(float *y, const float *x, const nb_pool2d_geom *g);
+    void (*max_pool2d_backward)(float *dx, const float *x, const float *dy,
+                                const nb_pool2d_geom *g);
+    void (*avg_pool2d)(float *y, const float *x, const nb_pool2d_geom *g);
+    void (*avg_pool2d_backward)(float *dx, const float *dy, const nb_pool2d_geom *g);
+    /* upsampling of `planes` [h, w] planes to [h sh, w sw] by integer factors, and its
+     * transpose (overwrites dx) */
+    void (*upsample2d)(nb_upsample_mode mode, float *y, const float *x, int64_t planes, int64_t h,
+                       int64_t w, int sh, int sw);
+    void (*upsample2d_backward)(nb_upsample_mode mode, float *dx, const float *dy, int64_t planes,
+                                int64_t h, int64_t w, int sh, int sw);
+    /* convolution (all contiguous; ws: scratch of conv2d_workspace(g) bytes, 64-byte aligned,
+     * enough for any of the three passes).  With col(x) the im2col columns of an image, per
+     * group: conv2d: y = w col(x) + b, b [oc] or NULL.  conv2d_backward_data: dx = col2im(w^T dy)
+     * + b, b [c] or NULL (conv2d's input gradient, conv_transpose2d's forward).
+     * conv2d_backward_weight: dw = sum over samples of dy col(x)^T, and db [oc] (unless NULL)
+     * = the sum of dy over samples and cells, conv2d's bias gradient.  All overwrite. */
+    size_t (*conv2d_workspace)(const nb_conv2d_geom *g);
+    void (*conv2d)(float *y, const float *x, const float *w, const float *b,
+                   const nb_conv2d_geom *g, void *ws);
+    void (*conv2d_backward_data)(float *dx, const float *dy, const float *w, const float *b,
+                                 const nb_conv2d_geom *g, void *ws);
+    void (*conv2d_backward_weight)(float *dw, float *db, const float *x, const float *dy,
+                                   const nb_conv2d_geom *g, void *ws);
 } nb_backend;
 
 const nb_backend *nb__backend(nb_device device);

@@ -36,6 +36,14 @@ typedef struct nb_op_args {
     int64_t shape[NB_MAX_DIMS];
     int64_t start, end, step;             /* slice */
     bool view_only;                       /* reshape that must not copy (view) */
+    struct {                              /* pooling and upsampling (ops/pool.c) */
+        int kernel[2], stride[2], padding[2], scale[2]; /* [height, width] */
+        bool ceil_mode, exclude_pad, align_corners;
+    } pool;
+    struct { /* conv2d, conv_transpose2d (ops/conv.c); [height, width]; pad_end differs from
+              * pad (top / left) only for padding='same' with an odd total */
+        int stride[2], pad[2], pad_end[2], dilation[2], output_padding[2], groups;
+    } conv;
 } nb_op_args;
 
 /* A recorded op: the graph edge from its inputs to the tensor it made (out).  It lives in out's

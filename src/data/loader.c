@@ -66,6 +66,14 @@ static void begin_epoch(nb_loader *l, int64_t epoch) {
     }
 }
 
+/* A shuffled batch's samples lie scattered over the data set, so each one starts with cache
+ * misses: asking for the next sample's bytes while this one is converted overlaps them. */
+static void prefetch_sample(const nb_dataset *ds, int64_t s) {
+    size_t bytes = (size_t)ds->sample_numel * (ds->is_u8 ? 1 : sizeof(float));
+    const char *p = (const char *)ds->x + (size_t)s * bytes;
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+}
+
 static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     const nb_dataset *ds = l->ds;
     int64_t start = b * l->batch, count = ds->n - start < l->batch ? ds->n - start : l->batch;
@@ -75,6 +83,7 @@ static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     float *x = nb__f32(buf->x);
     for (int64_t i = 0; i < count; i++) {
         int64_t s = l->perm ? l->perm[start + i] : start + i;
+        if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
         nb__transform_sample(&l->opts.transforms, ds, s, l->key, x + i * m);
         if (ds->target == NB_TARGET_CLASS) nb__i32(buf->y)[i] = ((const int32_t *)ds->y)[s];
         if (ds->target == NB_TARGET_FLOAT)

@@ -36,6 +36,16 @@ static void add_noise(float *out, int64_t m, float std, int64_t s, uint64_t key)
     }
 }
 
+/* out = a x + c.  restrict tells the compiler the batch buffer and the data set do not overlap,
+ * which it cannot prove, so the loops vectorise (a batch is 50 000 conversions a step). */
+static void affine_u8(float *restrict out, const uint8_t *restrict x, int64_t m, float a, float c) {
+    for (int64_t k = 0; k < m; k++) out[k] = a * (float)x[k] + c;
+}
+
+static void affine_f32(float *restrict out, const float *restrict x, int64_t m, float a, float c) {
+    for (int64_t k = 0; k < m; k++) out[k] = a * x[k] + c;
+}
+
 void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t s, uint64_t key,
                           float *out) {
     int64_t m = ds->sample_numel;
@@ -71,9 +81,9 @@ void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t 
             }
         }
     } else if (ds->is_u8) {
-        for (int64_t k = 0; k < m; k++) out[k] = a * (float)xb[k] + c;
+        affine_u8(out, xb, m, a, c);
     } else {
-        for (int64_t k = 0; k < m; k++) out[k] = a * xf[k] + c;
+        affine_f32(out, xf, m, a, c);
     }
     if (t->noise_std > 0) add_noise(out, m, t->noise_std, s, key);
 }

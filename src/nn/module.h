@@ -37,6 +37,12 @@ struct nb_module {
     /* per-type settings */
     float f[4];
     int64_t i[NB_MAX_DIMS + 2];
+    /* convolution and pooling modules keep their options as the functional op takes them */
+    union {
+        nb_conv2d_opts conv;
+        nb_conv_transpose2d_opts conv_t;
+        nb_pool2d_opts pool;
+    } opts;
 };
 
 nb_module *nb__module_new(const nb_module_type_def *def);

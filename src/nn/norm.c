@@ -1,7 +1,9 @@
 /*
- * norm.c — BatchNorm1d and LayerNorm, written with ops so autograd derives their backward.
+ * norm.c — BatchNorm1d, BatchNorm2d and LayerNorm, written with ops so autograd derives their
+ * backward.
  *
- *   BatchNorm1d (Ioffe & Szegedy 2015), per channel c over the batch (and length) dims:
+ *   BatchNorm (Ioffe & Szegedy 2015), per channel c (dim 1) over every other dim: N and L for
+ *   BatchNorm1d on [N, C] or [N, C, L], N, H and W for BatchNorm2d on [N, C, H, W]:
  *     training: mu = mean x, var = mean (x - mu)^2 (biased), y = (x - mu) / sqrt(var + eps) g + b
  *               running_mean <- (1 - m) running_mean + m mu
  *               running_var  <- (1 - m) running_var + m var n / (n - 1)   (unbiased, as torch)
@@ -32,8 +34,9 @@ static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int n
     return nb__chain(nb__chain(nb_add(scaled, b), b), scaled);
 }
 
-/* ---- BatchNorm1d.  f[0] eps, f[1] momentum; params weight, bias; buffers running_mean,
- * running_var, num_batches_tracked. */
+/* ---- BatchNorm1d and BatchNorm2d: one implementation; i[1] (1 or 2) says which ranks the
+ * module takes.  f[0] eps, f[1] momentum, i[0] channels; params weight, bias; buffers
+ * running_mean, running_var, num_batches_tracked. */
 
 static void update_running(nb_module *m, nb_tensor *mean, nb_tensor *var, int64_t n) {
     float mom = m->f[1], *rm = nb__f32(m->buffers[0].tensor), *rv = nb__f32(m->buffers[1].tensor);
@@ -46,35 +49,62 @@ static void update_running(nb_module *m, nb_tensor *mean, nb_tensor *var, int64_
     nb__i32(m->buffers[2].tensor)[0] += 1;
 }
 
+/* y = xc s + b with s = g / sqrt(var + eps): the per-channel factors (shape [1, C, 1, ...]) are
+ * multiplied first, so only two full-size ops follow the centring.  xc is consumed. */
+static nb_tensor *scale_shift(nb_tensor *xc, nb_tensor *var, float eps, nb_tensor *weight, nb_tensor *bias,
+                              int ndim, const int64_t *shape) {
+    nb_tensor *ve = nb_add_scalar(var, eps);
+    nb_tensor *s = nb__chain(nb_pow_scalar(ve, -0.5f), ve);
+    if (weight) {
+        nb_tensor *g = nb_reshape(weight, ndim, shape);
+        s = nb__chain(nb__chain(nb_mul(s, g), g), s);
+    }
+    nb_tensor *y = nb__chain(nb__chain(nb_mul(xc, s), s), xc);
+    if (!bias) return y;
+    nb_tensor *b = nb_reshape(bias, ndim, shape);
+    return nb__chain(nb__chain(nb_add(y, b), b), y);
+}
+
 static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
     int64_t c = m->i[0];
-    if ((x->ndim != 2 && x->ndim != 3) || x->shape[1] != c)
+    bool two_d = m->i[1] == 2;
+    bool rank_ok = two_d ? x->ndim == 4 : x->ndim == 2 || x->ndim == 3;
+    if (!rank_ok || x->shape[1] != c) {
+        if (two_d)
+            return nb__fail(NB_ERR_SHAPE, "BatchNorm2d: expected [N, %lld, H, W], got %s", (long long)c, NB_SHP(x));
         return nb__fail(NB_ERR_SHAPE, "BatchNorm1d: expected [N, %lld] or [N, %lld, L], got %s",
                         (long long)c, (long long)c, NB_SHP(x));
-    int dims[2] = {0, 2}, nd = x->ndim == 3 ? 2 : 1;
-    int64_t shape[3] = {1, c, 1}, n = x->shape[0] * (x->ndim == 3 ? x->shape[2] : 1);
+    }
+    /* statistics over every dim but the channels' (dim 1); per-channel tensors [1, C, 1, ...] */
+    int dims[NB_MAX_DIMS], nd = 0;
+    int64_t shape[NB_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        shape[d] = d == 1 ? c : 1;
+        if (d != 1) dims[nd++] = d;
+    }
+    int64_t n = nb__numel(x->ndim, x->shape) / c;
     nb_tensor *weight = m->n_params ? m->params[0].tensor : NULL;
     nb_tensor *bias = m->n_params ? m->params[1].tensor : NULL;
     bool batch_stats = m->training || m->n_buffers == 0;
     if (!batch_stats) {
         nb_tensor *rm = nb_reshape(m->buffers[0].tensor, x->ndim, shape);
         nb_tensor *rv = nb_reshape(m->buffers[1].tensor, x->ndim, shape);
-        nb_tensor *y = normalise(x, rm, rv, m->f[0]);
-        nb_tensor_free(rm);
+        nb_tensor *xc = nb__chain(nb_sub(x, rm), rm);
+        nb_tensor *y = xc ? scale_shift(xc, rv, m->f[0], weight, bias, x->ndim, shape) : NULL;
         nb_tensor_free(rv);
-        return affine(y, weight, bias, x->ndim, shape);
+        return y;
     }
     if (n <= 1)
-        return nb__fail(NB_ERR_SHAPE, "BatchNorm1d: expected more than 1 value per channel when "
-                        "training, got input %s", NB_SHP(x));
+        return nb__fail(NB_ERR_SHAPE, "%s: expected more than 1 value per channel when training, got "
+                        "input %s", m->def->type, NB_SHP(x));
     nb_tensor *mean = nb_mean_dims(x, nd, dims, true), *xc = nb_sub(x, mean);
-    nb_tensor *sq = nb__chain(nb_mul(xc, xc), xc);
+    nb_tensor *sq = nb_mul(xc, xc);
     nb_tensor *var = nb__chain(nb_mean_dims(sq, nd, dims, true), sq);
-    nb_tensor *y = normalise(x, mean, var, m->f[0]);
-    if (y && m->training && m->n_buffers) update_running(m, mean, var, n);
+    if (var && m->n_buffers) update_running(m, mean, var, n); /* with buffers, batch stats mean training */
+    nb_tensor *y = var ? scale_shift(xc, var, m->f[0], weight, bias, x->ndim, shape) : nb__chain(NULL, xc);
     nb_tensor_free(mean);
     nb_tensor_free(var);
-    return affine(y, weight, bias, x->ndim, shape);
+    return y;
 }
 
 static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
@@ -86,14 +116,18 @@ static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
              m->n_buffers ? "True" : "False");
 }
 
-static const nb_module_type_def batchnorm_def = {"BatchNorm1d", batchnorm_forward, batchnorm_describe};
+static const nb_module_type_def batchnorm1d_def = {"BatchNorm1d", batchnorm_forward, batchnorm_describe};
+static const nb_module_type_def batchnorm2d_def = {"BatchNorm2d", batchnorm_forward, batchnorm_describe};
 
-nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts o) {
+static nb_module *batchnorm_new(const nb_module_type_def *def, int spatial, int64_t num_features,
+                                nb_batchnorm_opts o) {
     if (num_features <= 0)
-        return nb__fail(NB_ERR_ARG, "BatchNorm1d: num_features must be positive, got %lld", (long long)num_features);
-    nb_module *m = nb__module_new(&batchnorm_def);
+        return nb__fail(NB_ERR_ARG, "%s: num_features must be positive, got %lld", def->type,
+                        (long long)num_features);
+    nb_module *m = nb__module_new(def);
     if (!m) return NULL;
     m->i[0] = num_features;
+    m->i[1] = spatial;
     m->f[0] = o.eps > 0 ? o.eps : 1e-5f;
     m->f[1] = o.momentum > 0 ? o.momentum : 0.1f;
     bool ok = true;
@@ -113,6 +147,14 @@ nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts o) {
         return NULL;
     }
     return m;
+}
+
+nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts o) {
+    return batchnorm_new(&batchnorm1d_def, 1, num_features, o);
+}
+
+nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts o) {
+    return batchnorm_new(&batchnorm2d_def, 2, num_features, o);
 }
 
 nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *bn) {

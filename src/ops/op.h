@@ -34,6 +34,10 @@ typedef enum {
     NB_OP_RESHAPE, NB_OP_PERMUTE, NB_OP_SLICE, NB_OP_EXPAND, NB_OP_CONTIGUOUS,
     /* joining and selecting (select.c) */
     NB_OP_CONCAT, NB_OP_WHERE, NB_OP_GATHER, NB_OP_INDEX_SELECT,
+    /* pooling and upsampling on NCHW (pool.c) */
+    NB_OP_MAX_POOL2D, NB_OP_AVG_POOL2D, NB_OP_UPSAMPLE_NEAREST2D, NB_OP_UPSAMPLE_BILINEAR2D,
+    /* convolution on NCHW (conv.c) */
+    NB_OP_CONV2D, NB_OP_CONV_TRANSPOSE2D,
     NB_OP_COUNT
 } nb_op_id;
 
@@ -86,5 +90,8 @@ NB_DECLARE_OP(concat)
 NB_DECLARE_OP(where)
 NB_DECLARE_OP(gather)
 NB_DECLARE_OP(index_select)
+NB_DECLARE_OP(pool)
+NB_DECLARE_OP(upsample)
+NB_DECLARE_OP(conv)
 
 #endif

@@ -58,4 +58,11 @@ const nb_op_def nb__ops[NB_OP_COUNT] = {
     ROW(WHERE, "where", "WhereBackward0", 3, where, true),
     ROW(GATHER, "gather", "GatherBackward0", 2, gather, true),
     ROW(INDEX_SELECT, "index_select", "IndexSelectBackward0", 2, index_select, true),
+    ROW(MAX_POOL2D, "max_pool2d", "MaxPool2DWithIndicesBackward0", 1, pool, true),
+    ROW(AVG_POOL2D, "avg_pool2d", "AvgPool2DBackward0", 1, pool, true),
+    ROW(UPSAMPLE_NEAREST2D, "upsample_nearest2d", "UpsampleNearest2DBackward0", 1, upsample, true),
+    ROW(UPSAMPLE_BILINEAR2D, "upsample_bilinear2d", "UpsampleBilinear2DBackward0", 1, upsample,
+        true),
+    ROW(CONV2D, "conv2d", "ConvolutionBackward0", -1, conv, true),
+    ROW(CONV_TRANSPOSE2D, "conv_transpose2d", "ConvolutionBackward0", -1, conv, true),
 };

@@ -108,6 +108,147 @@ static double get_num(layer_reader *r, const char *key, double dflt) {
     return json_number_value(v);
 }
 
+static bool get_bool(layer_reader *r, const char *key, bool dflt) {
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return dflt;
+    if (!json_is_boolean(v)) {
+        if (r->ok) fprintf(stderr, "nabla: model %s: '%s' must be true or false\n", r->where, key);
+        return r->ok = false;
+    }
+    return json_is_true(v);
+}
+
+/* A size given for both spatial dims (3) or as [height, width] ([3, 5]), each >= min. */
+static void get_pair(layer_reader *r, const char *key, int min, int dflt, bool required, int out[2]) {
+    json_t *v = json_object_get(r->obj, key);
+    out[0] = out[1] = dflt;
+    if (!v && !required) return;
+    bool ok = false;
+    if (json_is_integer(v)) {
+        ok = json_integer_value(v) >= min && json_integer_value(v) <= 65536;
+        out[0] = out[1] = (int)json_integer_value(v);
+    } else if (json_is_array(v) && json_array_size(v) == 2) {
+        ok = true;
+        for (size_t k = 0; k < 2; k++) {
+            json_t *e = json_array_get(v, k);
+            ok = ok && json_is_integer(e) && json_integer_value(e) >= min && json_integer_value(e) <= 65536;
+            if (ok) out[k] = (int)json_integer_value(e);
+        }
+    }
+    if (!ok) {
+        if (r->ok) fprintf(stderr, "nabla: model %s: '%s' must be an integer from %d to 65536 or two "
+                           "of them [height, width]\n", r->where, key, min);
+        r->ok = false;
+    }
+}
+
+/* "conv2d" and "conv_transpose2d": {in, out, kernel, stride?, padding?, dilation?, groups?,
+ * bias?}; padding may be "same" (conv2d), output_padding? (conv_transpose2d). */
+static nb_module *build_conv(layer_reader *r, bool transposed) {
+    int64_t in = get_int(r, "in", 0, true), out = get_int(r, "out", 0, true);
+    int64_t groups = get_int(r, "groups", 1, false);
+    int kernel[2], stride[2], padding[2] = {0, 0}, dilation[2], output_padding[2] = {0, 0};
+    get_pair(r, "kernel", 1, 1, true, kernel);
+    get_pair(r, "stride", 1, 1, false, stride);
+    get_pair(r, "dilation", 1, 1, false, dilation);
+    const char *pad_word = json_string_value(json_object_get(r->obj, "padding"));
+    bool same = pad_word && !strcmp(pad_word, "same"), valid = pad_word && !strcmp(pad_word, "valid");
+    if (pad_word && (transposed || !(same || valid))) {
+        if (r->ok) fprintf(stderr, "nabla: model %s: 'padding' must be %san integer from 0 to 65536 or "
+                           "two of them [height, width]\n", r->where, transposed ? "" : "\"same\", \"valid\", ");
+        r->ok = false;
+    } else if (!pad_word) {
+        get_pair(r, "padding", 0, 0, false, padding);
+    }
+    if (transposed) get_pair(r, "output_padding", 0, 0, false, output_padding);
+    bool bias = get_bool(r, "bias", true);
+    if (r->ok && (groups < 1 || groups > 65536)) {
+        fprintf(stderr, "nabla: model %s: 'groups' must be a positive integer\n", r->where);
+        r->ok = false;
+    }
+    if (!r->ok) return NULL;
+    if (transposed) {
+        nb_conv_transpose2d_opts o = {.stride = {stride[0], stride[1]}, .padding = {padding[0], padding[1]},
+                                      .output_padding = {output_padding[0], output_padding[1]},
+                                      .dilation = {dilation[0], dilation[1]}, .groups = (int)groups};
+        return nb_conv_transpose2d_new(in, out, kernel[0], kernel[1], o, bias);
+    }
+    nb_conv2d_opts o = {.stride = {stride[0], stride[1]}, .padding = {padding[0], padding[1]}, .same = same,
+                        .dilation = {dilation[0], dilation[1]}, .groups = (int)groups};
+    return nb_conv2d_new(in, out, kernel[0], kernel[1], o, bias);
+}
+
+/* "maxpool2d" and "avgpool2d": {kernel, stride? (default: the kernel), padding?} */
+static nb_module *build_pool(layer_reader *r, bool max) {
+    nb_pool2d_opts o = {.ceil_mode = false};
+    get_pair(r, "kernel", 1, 1, true, o.kernel);
+    get_pair(r, "stride", 1, 0, false, o.stride);
+    get_pair(r, "padding", 0, 0, false, o.padding);
+    if (!r->ok) return NULL;
+    return max ? nb_maxpool2d_new(o) : nb_avgpool2d_new(o);
+}
+
+/* "upsample": {scale, mode?: "nearest" (default) or "bilinear"} */
+static nb_module *build_upsample(layer_reader *r) {
+    int64_t scale = get_int(r, "scale", 0, true);
+    json_t *mode = json_object_get(r->obj, "mode");
+    const char *name = mode ? json_string_value(mode) : "nearest";
+    bool bilinear = name && !strcmp(name, "bilinear");
+    if (r->ok && (!name || (!bilinear && strcmp(name, "nearest")))) {
+        fprintf(stderr, "nabla: model %s: 'mode' must be \"nearest\" or \"bilinear\"\n", r->where);
+        r->ok = false;
+    }
+    if (r->ok && scale > 64) {
+        fprintf(stderr, "nabla: model %s: 'scale' must be 1 to 64\n", r->where);
+        r->ok = false;
+    }
+    return r->ok ? nb_upsample_new((int)scale, bilinear) : NULL;
+}
+
+/* "unflatten": {shape: [1, 28, 28]}, the shape of each sample */
+static nb_module *build_unflatten(layer_reader *r) {
+    json_t *v = json_object_get(r->obj, "shape");
+    size_t n = json_array_size(v);
+    int64_t shape[NB_MAX_DIMS];
+    bool ok = n >= 1 && n < NB_MAX_DIMS;
+    for (size_t d = 0; ok && d < n; d++) {
+        json_t *e = json_array_get(v, d);
+        ok = json_is_integer(e) && json_integer_value(e) >= 1;
+        if (ok) shape[d] = json_integer_value(e);
+    }
+    if (!ok) {
+        fprintf(stderr, "nabla: model %s: 'shape' must list 1 to %d positive sizes, like [1, 28, 28]\n",
+                r->where, NB_MAX_DIMS - 1);
+        return r->ok = false, NULL;
+    }
+    return nb_unflatten_new((int)n, shape);
+}
+
+/* Blocks: "resnet_basic" {in, out, stride?}, "resnet_bottleneck" {in, mid, stride?},
+ * "mobilenet" {in, out, stride?}, "unet" {in, out, base, depth} */
+static nb_module *build_block(layer_reader *r, const char *type) {
+    if (!strcmp(type, "unet")) {
+        int64_t in = get_int(r, "in", 0, true), out = get_int(r, "out", 0, true);
+        int64_t base = get_int(r, "base", 0, true), depth = get_int(r, "depth", 0, true);
+        if (r->ok && depth > 64) {
+            fprintf(stderr, "nabla: model %s: 'depth' must be 1 to 8\n", r->where);
+            r->ok = false;
+        }
+        return r->ok ? nb_unet_new(in, out, base, (int)depth) : NULL;
+    }
+    bool bottleneck = !strcmp(type, "resnet_bottleneck");
+    int64_t in = get_int(r, "in", 0, true), out = get_int(r, bottleneck ? "mid" : "out", 0, true);
+    int64_t stride = get_int(r, "stride", 1, false);
+    if (r->ok && (stride < 1 || stride > 64)) {
+        fprintf(stderr, "nabla: model %s: 'stride' must be 1 to 64\n", r->where);
+        r->ok = false;
+    }
+    if (!r->ok) return NULL;
+    if (bottleneck) return nb_resnet_bottleneck_new(in, out, (int)stride);
+    if (!strcmp(type, "mobilenet")) return nb_mobilenet_block_new(in, out, (int)stride);
+    return nb_resnet_basic_block_new(in, out, (int)stride);
+}
+
 static nb_module *build_list(const json_t *layers, const char *where);
 
 static nb_module *build_layer(const json_t *obj, const char *where) {
@@ -124,16 +265,44 @@ static nb_module *build_layer(const json_t *obj, const char *where) {
         if (r.ok) m = nb_flatten_new(s, e);
     } else if (!strcmp(type, "linear") && check_keys(&r, (const char *[]){"in", "out", "bias", NULL})) {
         int64_t in = get_int(&r, "in", 0, true), out = get_int(&r, "out", 0, true);
-        json_t *bias = json_object_get(obj, "bias");
-        if (bias && !json_is_boolean(bias)) fprintf(stderr, "nabla: model %s: 'bias' must be true or false\n", where), r.ok = false;
-        if (r.ok) m = nb_linear_new(in, out, !bias || json_is_true(bias));
+        bool bias = get_bool(&r, "bias", true);
+        if (r.ok) m = nb_linear_new(in, out, bias);
     } else if (!strcmp(type, "dropout") && check_keys(&r, (const char *[]){"p", NULL})) {
         double p = get_num(&r, "p", 0.5);
         if (r.ok) m = nb_dropout_new((float)p);
-    } else if (!strcmp(type, "batchnorm1d") && check_keys(&r, (const char *[]){"features", "eps", "momentum", NULL})) {
+    } else if ((!strcmp(type, "batchnorm1d") || !strcmp(type, "batchnorm2d")) &&
+               check_keys(&r, (const char *[]){"features", "eps", "momentum", NULL})) {
         int64_t c = get_int(&r, "features", 0, true);
         double eps = get_num(&r, "eps", 1e-5), mom = get_num(&r, "momentum", 0.1);
-        if (r.ok) m = nb_batchnorm1d_new(c, (nb_batchnorm_opts){.eps = (float)eps, .momentum = (float)mom});
+        nb_batchnorm_opts o = {.eps = (float)eps, .momentum = (float)mom};
+        if (r.ok) m = !strcmp(type, "batchnorm2d") ? nb_batchnorm2d_new(c, o) : nb_batchnorm1d_new(c, o);
+    } else if (!strcmp(type, "conv2d") &&
+               check_keys(&r, (const char *[]){"in", "out", "kernel", "stride", "padding", "dilation",
+                                                "groups", "bias", NULL})) {
+        m = build_conv(&r, false);
+    } else if (!strcmp(type, "conv_transpose2d") &&
+               check_keys(&r, (const char *[]){"in", "out", "kernel", "stride", "padding", "output_padding",
+                                                "dilation", "groups", "bias", NULL})) {
+        m = build_conv(&r, true);
+    } else if ((!strcmp(type, "maxpool2d") || !strcmp(type, "avgpool2d")) &&
+               check_keys(&r, (const char *[]){"kernel", "stride", "padding", NULL})) {
+        m = build_pool(&r, type[0] == 'm');
+    } else if (!strcmp(type, "global_avgpool2d") && check_keys(&r, (const char *[]){NULL})) {
+        m = nb_global_avgpool2d_new();
+    } else if (!strcmp(type, "upsample") && check_keys(&r, (const char *[]){"scale", "mode", NULL})) {
+        m = build_upsample(&r);
+    } else if (!strcmp(type, "dropout2d") && check_keys(&r, (const char *[]){"p", NULL})) {
+        double p = get_num(&r, "p", 0.5);
+        if (r.ok) m = nb_dropout2d_new((float)p);
+    } else if (!strcmp(type, "unflatten") && check_keys(&r, (const char *[]){"shape", NULL})) {
+        m = build_unflatten(&r);
+    } else if ((!strcmp(type, "resnet_basic") || !strcmp(type, "mobilenet")) &&
+               check_keys(&r, (const char *[]){"in", "out", "stride", NULL})) {
+        m = build_block(&r, type);
+    } else if (!strcmp(type, "resnet_bottleneck") && check_keys(&r, (const char *[]){"in", "mid", "stride", NULL})) {
+        m = build_block(&r, type);
+    } else if (!strcmp(type, "unet") && check_keys(&r, (const char *[]){"in", "out", "base", "depth", NULL})) {
+        m = build_block(&r, type);
     } else if (!strcmp(type, "layernorm") && check_keys(&r, (const char *[]){"features", "eps", NULL})) {
         int64_t c = get_int(&r, "features", 0, true);
         double eps = get_num(&r, "eps", 1e-5);
@@ -195,13 +364,34 @@ static nb_module *build_list(const json_t *layers, const char *where) {
 
 nb_module *spec_build(const json_t *spec) { return build_list(json_object_get(spec, "layers"), ""); }
 
+/* The first layer that fixes the input size decides: a Linear-like layer by its "in", an
+ * Unflatten by the product of its shape.  A convolution or pool met first takes images of any
+ * size, and so does a model without either: -1. */
 int64_t spec_input_features(const json_t *spec) {
+    static const char *const spatial[] = {"conv2d", "conv_transpose2d", "maxpool2d", "avgpool2d",
+                                          "global_avgpool2d", "upsample", "batchnorm2d", "dropout2d",
+                                          "resnet_basic", "resnet_bottleneck", "mobilenet", "unet", NULL};
     size_t i;
     json_t *l;
     json_array_foreach(json_object_get(spec, "layers"), i, l) {
         const char *type = json_string_value(json_object_get(l, "type"));
-        if (type && (!strcmp(type, "linear") || !strcmp(type, "bottleneck") || !strcmp(type, "residual")))
+        if (!type) continue;
+        if (!strcmp(type, "linear") || !strcmp(type, "bottleneck") || !strcmp(type, "residual"))
             return json_integer_value(json_object_get(l, "in"));
+        if (!strcmp(type, "unflatten")) { /* a malformed shape is left for spec_build to report */
+            const json_t *shape = json_object_get(l, "shape");
+            int64_t n = 1;
+            size_t d;
+            json_t *e;
+            json_array_foreach(shape, d, e) {
+                json_int_t v = json_integer_value(e);
+                if (!json_is_integer(e) || v < 1 || n > ((int64_t)1 << 40) / v) return -1;
+                n *= v;
+            }
+            return json_array_size(shape) ? n : -1;
+        }
+        for (int k = 0; spatial[k]; k++)
+            if (!strcmp(type, spatial[k])) return -1;
     }
     return -1;
 }

@@ -86,6 +86,16 @@ const nb_backend nb__cpu_backend = {
     .xent = nb__cpu_xent,
     .xent_backward = nb__cpu_xent_backward,
     .accumulate = nb__cpu_accumulate,
+    .max_pool2d = nb__cpu_max_pool2d,
+    .max_pool2d_backward = nb__cpu_max_pool2d_backward,
+    .avg_pool2d = nb__cpu_avg_pool2d,
+    .avg_pool2d_backward = nb__cpu_avg_pool2d_backward,
+    .upsample2d = nb__cpu_upsample2d,
+    .upsample2d_backward = nb__cpu_upsample2d_backward,
+    .conv2d_workspace = nb__cpu_conv2d_workspace,
+    .conv2d = nb__cpu_conv2d,
+    .conv2d_backward_data = nb__cpu_conv2d_backward_data,
+    .conv2d_backward_weight = nb__cpu_conv2d_backward_weight,
 };
 
 const nb_backend *nb__backend(nb_device device) {

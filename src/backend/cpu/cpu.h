@@ -30,5 +30,23 @@ void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t 
                            float g_scale);
 void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,
                               int64_t r, int64_t inner, bool log);
+/* pool.c */
+void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
+void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,
+                                 const nb_pool2d_geom *g);
+void nb__cpu_avg_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
+void nb__cpu_avg_pool2d_backward(float *dx, const float *dy, const nb_pool2d_geom *g);
+void nb__cpu_upsample2d(nb_upsample_mode mode, float *y, const float *x, int64_t planes,
+                        int64_t h, int64_t w, int sh, int sw);
+void nb__cpu_upsample2d_backward(nb_upsample_mode mode, float *dx, const float *dy,
+                                 int64_t planes, int64_t h, int64_t w, int sh, int sw);
+/* conv.c */
+size_t nb__cpu_conv2d_workspace(const nb_conv2d_geom *g);
+void nb__cpu_conv2d(float *y, const float *x, const float *w, const float *b,
+                    const nb_conv2d_geom *g, void *ws);
+void nb__cpu_conv2d_backward_data(float *dx, const float *dy, const float *w, const float *b,
+                                  const nb_conv2d_geom *g, void *ws);
+void nb__cpu_conv2d_backward_weight(float *dw, float *db, const float *x, const float *dy,
+                                    const nb_conv2d_geom *g, void *ws);
 
 #endif

@@ -1,0 +1,201 @@
+/*
+ * pool.c — pooling and upsampling on NCHW tensors, as torch.nn.functional's max_pool2d,
+ * avg_pool2d, adaptive_avg_pool2d(x, 1) and interpolate(scale_factor=s, mode='nearest' or
+ * 'bilinear').  x is [N, C, H, W] or one sample [C, H, W]; the kernels see its N C planes.
+ * (torch's interpolate reads a 3-D input as [N, C, L], for 1-D modes; these 2-D upsamplings read
+ * it as one [C, H, W] sample, as the pools do.)
+ *
+ * Output sizes of the pools (torch's pooling_output_shape, aten/src/ATen/native/Pool.h):
+ *   out = floor((in + 2 pad - k + (ceil_mode ? stride - 1 : 0)) / stride) + 1
+ * and in ceil mode one less when the last window would start at or past in + pad, i.e. in the
+ * right padding: every window must start inside the input or the left padding.  Padding is at
+ * most half the kernel, so every window covers at least one input element.
+ *
+ * Backwards (each a kernel of the backend):
+ *   max:      dx[argmax of window (i, j)] += g[i, j]
+ *   avg:      dx[window (i, j)] += g[i, j] / divisor(i, j)
+ *   nearest:  dx[src(i), src(j)] += g[i, j]
+ *   bilinear: g[i, j] goes to its four sources with the forward's weights
+ * The max pool's argmax is found again in the backward, from the input the node keeps, by the
+ * very scan code the forward ran (the first maximal element in window order, as torch).  torch
+ * keeps an index tensor instead; here the node holds only its inputs and output, and one more
+ * pass over the windows (about a third of the backward's time for MaxPool2d(2), itself a few
+ * percent of the convolution before it) costs less than keeping an int32 index per output for
+ * the life of the graph — and the two scans cannot disagree.
+ *
+ * The global average pool is not a row of its own: it is nb_mean_dims over H and W with keepdim,
+ * which is exactly what torch runs for adaptive_avg_pool2d(x, 1) (hence MeanBackward1).
+ */
+#include "op.h"
+
+/* N C, H, W of a 3-D or 4-D x; false (and an NB_ERR_SHAPE naming the op) otherwise. */
+static bool planes_of(const char *op, const nb_tensor *x, int64_t *planes, int64_t *h,
+                      int64_t *w) {
+    if (x->dtype != NB_F32)
+        return nb__fail(NB_ERR_DTYPE, "%s: needs a float32 input, got %s", op,
+                        nb_dtype_name(x->dtype)), false;
+    if (x->ndim != 3 && x->ndim != 4)
+        return nb__fail(NB_ERR_SHAPE, "%s: input %s: needs a 4-D [N, C, H, W] or 3-D [C, H, W] "
+                        "tensor", op, NB_SHP(x)), false;
+    *planes = nb__numel(x->ndim - 2, x->shape);
+    *h = x->shape[x->ndim - 2];
+    *w = x->shape[x->ndim - 1];
+    return true;
+}
+
+/* floor(a / b) for b > 0, a of either sign (torch's div_rtn). */
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+static int64_t pool_out_size(int64_t in, int k, int stride, int pad, bool ceil_mode) {
+    int64_t out = floor_div(in + 2 * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= in + pad) out--;
+    return out;
+}
+
+/* The geometry of the pool of x under args; false (and an error) when the output is empty. */
+static bool pool_geom(nb_op_id op, const nb_tensor *x, const nb_op_args *args,
+                      nb_pool2d_geom *g) {
+    const char *name = nb__ops[op].name;
+    if (!planes_of(name, x, &g->planes, &g->h, &g->w)) return false;
+    const int *k = args->pool.kernel, *s = args->pool.stride, *p = args->pool.padding;
+    bool ceil_mode = args->pool.ceil_mode;
+    g->kh = k[0], g->kw = k[1], g->sh = s[0], g->sw = s[1], g->ph = p[0], g->pw = p[1];
+    g->exclude_pad = args->pool.exclude_pad;
+    g->oh = pool_out_size(g->h, k[0], s[0], p[0], ceil_mode);
+    g->ow = pool_out_size(g->w, k[1], s[1], p[1], ceil_mode);
+    if (nb__numel(3, x->shape + x->ndim - 3) == 0) /* as torch, only the batch may be empty */
+        return nb__fail(NB_ERR_SHAPE, "%s: input %s: cannot pool empty channels or planes", name,
+                        NB_SHP(x)), false;
+    if (g->oh < 1 || g->ow < 1)
+        return nb__fail(NB_ERR_SHAPE, "%s: input %s with kernel %dx%d, stride %dx%d, padding "
+                        "%dx%d%s gives an output of %lldx%lld: the kernel is larger than the "
+                        "padded input", name, NB_SHP(x), k[0], k[1], s[0], s[1], p[0], p[1],
+                        ceil_mode ? " (ceil mode)" : "", (long long)g->oh, (long long)g->ow),
+               false;
+    return true;
+}
+
+nb_tensor *nb__fwd_pool(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
+    (void)n;
+    nb_pool2d_geom g;
+    if (!pool_geom(op, in[0], args, &g)) return NULL;
+    int64_t shape[4];
+    for (int d = 0; d < in[0]->ndim - 2; d++) shape[d] = in[0]->shape[d];
+    shape[in[0]->ndim - 2] = g.oh;
+    shape[in[0]->ndim - 1] = g.ow;
+    nb_tensor *x = nb__contig(in[0]), *out = x ? nb__new(NB_F32, in[0]->ndim, shape) : NULL;
+    if (out && op == NB_OP_MAX_POOL2D) nb__be(x)->max_pool2d(nb__f32(out), nb__f32(x), &g);
+    else if (out) nb__be(x)->avg_pool2d(nb__f32(out), nb__f32(x), &g);
+    if (x != in[0]) nb_tensor_free(x);
+    return out;
+}
+
+nb_status nb__bwd_pool(const nb_node *node, nb_tensor *dout, nb_tensor **din) {
+    nb_tensor *a = node->in[0], *dy = nb__contig(dout);
+    nb_pool2d_geom g;
+    if (!dy || !pool_geom(node->op, a, &node->args, &g)) return nb_error_code();
+    if (!(din[0] = nb__new(NB_F32, a->ndim, a->shape))) return nb_error_code();
+    if (node->op == NB_OP_AVG_POOL2D) {
+        nb__be(a)->avg_pool2d_backward(nb__f32(din[0]), nb__f32(dy), &g);
+        return NB_OK;
+    }
+    nb_tensor *x = nb__contig(a);
+    if (!x) return nb_error_code();
+    nb__be(a)->max_pool2d_backward(nb__f32(din[0]), nb__f32(x), nb__f32(dy), &g);
+    return NB_OK;
+}
+
+/* Checks the options that do not depend on x (torch's messages say the same), fills in the
+ * defaults and records the op. */
+static nb_tensor *pool(nb_op_id op, nb_tensor *x, const nb_pool2d_opts *o) {
+    const char *name = nb__ops[op].name;
+    if (!nb__alive(x)) return nb__fail_input(name, x);
+    if (!o) return nb__fail(NB_ERR_ARG, "%s: no options (the kernel size is required)", name);
+    nb_op_args args = {0};
+    for (int d = 0; d < 2; d++) {
+        if (o->kernel[d] < 1 || o->stride[d] < 0 || o->padding[d] < 0)
+            return nb__fail(NB_ERR_ARG, "%s: kernel %dx%d, stride %dx%d, padding %dx%d: the "
+                            "kernel must be positive, stride and padding not negative", name,
+                            o->kernel[0], o->kernel[1], o->stride[0], o->stride[1],
+                            o->padding[0], o->padding[1]);
+        if (o->padding[d] > o->kernel[d] / 2)
+            return nb__fail(NB_ERR_ARG, "%s: padding %dx%d is more than half the kernel %dx%d",
+                            name, o->padding[0], o->padding[1], o->kernel[0], o->kernel[1]);
+        args.pool.kernel[d] = o->kernel[d];
+        args.pool.stride[d] = o->stride[d] ? o->stride[d] : o->kernel[d];
+        args.pool.padding[d] = o->padding[d];
+    }
+    args.pool.ceil_mode = o->ceil_mode;
+    args.pool.exclude_pad = op == NB_OP_AVG_POOL2D && o->exclude_pad;
+    return nb__apply(op, 1, &x, &args);
+}
+
+nb_tensor *nb_max_pool2d(nb_tensor *x, const nb_pool2d_opts *opts) {
+    return pool(NB_OP_MAX_POOL2D, x, opts);
+}
+
+nb_tensor *nb_avg_pool2d(nb_tensor *x, const nb_pool2d_opts *opts) {
+    return pool(NB_OP_AVG_POOL2D, x, opts);
+}
+
+nb_tensor *nb_global_avg_pool2d(nb_tensor *x) {
+    if (!nb__alive(x)) return nb__fail_input("global_avg_pool2d", x);
+    if (x->ndim != 3 && x->ndim != 4)
+        return nb__fail(NB_ERR_SHAPE, "global_avg_pool2d: input %s: needs a 4-D [N, C, H, W] or "
+                        "3-D [C, H, W] tensor", NB_SHP(x));
+    return nb_mean_dims(x, 2, (int[]){-2, -1}, true);
+}
+
+/* ---- upsampling */
+
+static nb_upsample_mode mode_of(int op, const nb_op_args *args) {
+    if (op == NB_OP_UPSAMPLE_NEAREST2D) return NB_UP_NEAREST;
+    return args->pool.align_corners ? NB_UP_BILINEAR_ALIGNED : NB_UP_BILINEAR;
+}
+
+nb_tensor *nb__fwd_upsample(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
+    (void)n;
+    int64_t planes, h, w, shape[4];
+    const int *s = args->pool.scale;
+    if (!planes_of(nb__ops[op].name, in[0], &planes, &h, &w)) return NULL;
+    if ((double)nb__numel(in[0]->ndim, in[0]->shape) * s[0] * s[1] > 0x1p62)
+        return nb__fail(NB_ERR_SHAPE, "%s: input %s scaled by %dx%d: the output is too large",
+                        nb__ops[op].name, NB_SHP(in[0]), s[0], s[1]);
+    for (int d = 0; d < in[0]->ndim - 2; d++) shape[d] = in[0]->shape[d];
+    shape[in[0]->ndim - 2] = h * s[0];
+    shape[in[0]->ndim - 1] = w * s[1];
+    nb_tensor *x = nb__contig(in[0]), *out = x ? nb__new(NB_F32, in[0]->ndim, shape) : NULL;
+    if (out)
+        nb__be(x)->upsample2d(mode_of(op, args), nb__f32(out), nb__f32(x), planes, h, w, s[0],
+                              s[1]);
+    if (x != in[0]) nb_tensor_free(x);
+    return out;
+}
+
+nb_status nb__bwd_upsample(const nb_node *node, nb_tensor *dout, nb_tensor **din) {
+    nb_tensor *a = node->in[0], *dy = nb__contig(dout);
+    int64_t planes = nb__numel(a->ndim - 2, a->shape), h = a->shape[a->ndim - 2];
+    const int *s = node->args.pool.scale;
+    if (!dy || !(din[0] = nb__new(NB_F32, a->ndim, a->shape))) return nb_error_code();
+    nb__be(a)->upsample2d_backward(mode_of(node->op, &node->args), nb__f32(din[0]), nb__f32(dy),
+                                   planes, h, a->shape[a->ndim - 1], s[0], s[1]);
+    return NB_OK;
+}
+
+static nb_tensor *upsample(nb_op_id op, nb_tensor *x, int scale_h, int scale_w,
+                           bool align_corners) {
+    if (!nb__alive(x)) return nb__fail_input(nb__ops[op].name, x);
+    if (scale_h < 1 || scale_w < 1)
+        return nb__fail(NB_ERR_ARG, "%s: scale factors %dx%d: need whole numbers of at least 1",
+                        nb__ops[op].name, scale_h, scale_w);
+    nb_op_args args = {.pool = {.scale = {scale_h, scale_w}, .align_corners = align_corners}};
+    return nb__apply(op, 1, &x, &args);
+}
+
+nb_tensor *nb_upsample_nearest2d(nb_tensor *x, int scale_h, int scale_w) {
+    return upsample(NB_OP_UPSAMPLE_NEAREST2D, x, scale_h, scale_w, false);
+}
+
+nb_tensor *nb_upsample_bilinear2d(nb_tensor *x, int scale_h, int scale_w, bool align_corners) {
+    return upsample(NB_OP_UPSAMPLE_BILINEAR2D, x, scale_h, scale_w, align_corners);
+}

@@ -1,0 +1,574 @@
+/*
+ * test_conv_nn.c — the convolutional modules and blocks against PyTorch: outputs, input and
+ * parameter gradients, running statistics, state_dict names, parameter counts and reprs from
+ * tests/golden/conv_nn.json (tools/gen_golden_conv_nn.py); then what golden vectors cannot
+ * show: Dropout2d's statistics, the default initialisation's bounds, ownership with no scope
+ * open, save/load by name, and error messages.
+ *
+ * Golden tolerances are atol = rtol = 1e-5, blocks included: torch's references are float64 runs
+ * on the same float32 values, so the difference is this library's float32 rounding alone.
+ */
+#include "check.h"
+
+#include <jansson.h>
+
+#define GOLDEN_PATH "tests/golden/conv_nn.json"
+#define GOLDEN_TOL 1e-5
+
+static nb_module *conv(int64_t in, int64_t out, int k, nb_conv2d_opts o, bool bias) {
+    return nb_conv2d_new(in, out, k, k, o, bias);
+}
+static nb_module *relu(void) { return nb_activation_new(NB_ACT_RELU, 0); }
+static nb_module *bn2d(int64_t c, nb_batchnorm_opts o) { return nb_batchnorm2d_new(c, o); }
+static nb_module *maxpool(int k) { return nb_maxpool2d_new((nb_pool2d_opts){.kernel = {k, k}}); }
+
+/* The course's LeNet: conv5(1->16, pad 2) ReLU pool2 conv5(16->32, pad 2) ReLU pool2 Flatten
+ * Linear(1568, 128) ReLU Linear(128, 10). */
+static nb_module *lenet(void) {
+    nb_conv2d_opts pad2 = {.padding = {2, 2}};
+    nb_module *layers[] = {conv(1, 16, 5, pad2, true), relu(), maxpool(2), conv(16, 32, 5, pad2, true), relu(),
+                           maxpool(2), nb_flatten_new(1, -1), nb_linear_new(1568, 128, true), relu(),
+                           nb_linear_new(128, 10, true)};
+    return nb_sequential_new(10, layers);
+}
+
+/* ---------------------------------------------------------------- golden cases */
+
+/* The module each case of conv_nn.json was generated from, built the same way here. */
+static nb_module *build_case(const char *name) {
+    const nb_batchnorm_opts plain = {0};
+#define IS(s) (!strcmp(name, s))
+    if (IS("conv2d_pad1")) return conv(3, 4, 3, (nb_conv2d_opts){.padding = {1, 1}}, true);
+    if (IS("conv2d_stride_dilation_groups"))
+        return nb_conv2d_new(4, 6, 3, 2, (nb_conv2d_opts){.stride = {2, 1}, .padding = {1, 0},
+                                                          .dilation = {1, 2}, .groups = 2}, true);
+    if (IS("conv2d_same_no_bias")) return conv(2, 3, 3, (nb_conv2d_opts){.same = true, .dilation = {2, 2}}, false);
+    if (IS("conv2d_unbatched")) return conv(2, 3, 2, (nb_conv2d_opts){0}, true);
+    if (IS("conv_transpose2d"))
+        return nb_conv_transpose2d_new(4, 2, 3, 3, (nb_conv_transpose2d_opts){.stride = {2, 2}, .padding = {1, 1},
+                                                                              .output_padding = {1, 1}}, true);
+    if (IS("conv_transpose2d_groups"))
+        return nb_conv_transpose2d_new(4, 6, 2, 2, (nb_conv_transpose2d_opts){.stride = {2, 2}, .groups = 2}, true);
+    if (IS("maxpool2d")) return maxpool(2);
+    if (IS("maxpool2d_stride_pad"))
+        return nb_maxpool2d_new((nb_pool2d_opts){.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
+    if (IS("avgpool2d")) return nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}});
+    if (IS("avgpool2d_exclude_pad"))
+        return nb_avgpool2d_new((nb_pool2d_opts){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1},
+                                                 .exclude_pad = true});
+    if (IS("global_avgpool2d")) return nb_global_avgpool2d_new();
+    if (IS("upsample_nearest")) return nb_upsample_new(2, false);
+    if (IS("upsample_bilinear")) return nb_upsample_new(2, true);
+    if (IS("dropout2d_eval")) return nb_dropout2d_new(0.5f);
+    if (IS("unflatten")) return nb_unflatten_new(3, (int64_t[]){2, 3, 4});
+    if (IS("bn2d_train") || IS("bn2d_eval")) return bn2d(3, plain);
+    if (IS("bn2d_no_affine_train")) return bn2d(3, (nb_batchnorm_opts){.no_affine = true});
+    if (IS("bn2d_eps_momentum_train")) return bn2d(2, (nb_batchnorm_opts){.eps = 1e-3f, .momentum = 0.3f});
+    if (IS("basic_identity")) return nb_resnet_basic_block_new(3, 3, 1);
+    if (IS("basic_downsample") || IS("basic_downsample_eval")) return nb_resnet_basic_block_new(2, 4, 2);
+    if (IS("bottleneck")) return nb_resnet_bottleneck_new(4, 2, 1);
+    if (IS("bottleneck_identity")) return nb_resnet_bottleneck_new(8, 2, 1);
+    if (IS("bottleneck_stride2")) return nb_resnet_bottleneck_new(4, 2, 2);
+    if (IS("mobilenet")) return nb_mobilenet_block_new(3, 5, 2);
+    if (IS("unet")) return nb_unet_new(1, 2, 2, 2);
+    if (IS("small_cnn")) {
+        nb_conv2d_opts pad1 = {.padding = {1, 1}};
+        nb_module *layers[] = {nb_unflatten_new(3, (int64_t[]){1, 8, 8}), conv(1, 4, 3, pad1, true), relu(),
+                               maxpool(2), conv(4, 6, 3, pad1, true), bn2d(6, plain), relu(),
+                               nb_global_avgpool2d_new(), nb_flatten_new(1, -1), nb_linear_new(6, 3, true)};
+        return nb_sequential_new(10, layers);
+    }
+#undef IS
+    return NULL;
+}
+
+static json_t *golden;
+
+static double *json_doubles(const json_t *obj, long *n) {
+    const json_t *data = json_object_get(obj, "data");
+    *n = (long)json_array_size(data);
+    double *v = malloc(sizeof(double) * (size_t)(*n ? *n : 1));
+    for (long i = 0; i < *n; i++) v[i] = json_number_value(json_array_get(data, (size_t)i));
+    return v;
+}
+
+static float *json_floats(const json_t *obj, long *n) {
+    double *d = json_doubles(obj, n);
+    float *v = malloc(sizeof(float) * (size_t)(*n ? *n : 1));
+    for (long i = 0; i < *n; i++) v[i] = (float)d[i];
+    free(d);
+    return v;
+}
+
+static int json_shape(const json_t *obj, int64_t *shape) {
+    const json_t *s = json_object_get(obj, "shape");
+    int nd = (int)json_array_size(s);
+    for (int d = 0; d < nd && d < NB_MAX_DIMS; d++)
+        shape[d] = (int64_t)json_integer_value(json_array_get(s, (size_t)d));
+    return nd;
+}
+
+static nb_tensor *json_tensor(const json_t *obj) {
+    int64_t shape[NB_MAX_DIMS];
+    int nd = json_shape(obj, shape);
+    long n;
+    float *v = json_floats(obj, &n);
+    nb_tensor *t = nb_from_data(v, nd, shape);
+    free(v);
+    return t;
+}
+
+/* "[2,3,4]" for messages (one static buffer: one call per message). */
+static const char *shape_text(const nb_tensor *t) {
+    static char buf[128];
+    int len = snprintf(buf, sizeof buf, "[");
+    for (int d = 0; d < nb_ndim(t) && len < 100; d++)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%lld", d ? "," : "", (long long)nb_shape(t)[d]);
+    snprintf(buf + len, sizeof buf - (size_t)len, "]");
+    return buf;
+}
+
+/* t has the shape and (within the golden tolerance) the values of obj. */
+static void check_json_tensor(const char *what, const nb_tensor *t, const json_t *obj) {
+    int64_t shape[NB_MAX_DIMS];
+    int nd = json_shape(obj, shape);
+    bool same_shape = t && nb_ndim(t) == nd;
+    for (int d = 0; same_shape && d < nd; d++) same_shape = nb_shape(t)[d] == shape[d];
+    if (!same_shape) {
+        char *want = json_dumps(json_object_get(obj, "shape"), JSON_COMPACT);
+        CHECK_FAIL_("%s: shape %s, want %s [%s]", what, t ? shape_text(t) : "missing (NULL)", want,
+                    nb_error_message());
+        free(want);
+        return;
+    }
+    long n;
+    double *want = json_doubles(obj, &n);
+    CHECK_TENSOR(what, t, want, n, GOLDEN_TOL, GOLDEN_TOL);
+    free(want);
+}
+
+/* The module's parameters (or buffers) are exactly torch's, by name and in torch's order; the
+ * values are loaded through nb_module_find, as a state dict is. */
+static void check_and_load_entries(const char *cname, nb_module *m, const json_t *list, bool buffers) {
+    size_t n = json_array_size(list);
+    CHECK_EQ_INT(buffers ? nb_module_num_buffers(m) : nb_module_num_params(m), n);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(list, i);
+        const char *want = json_string_value(json_object_get(e, "name")), *got = NULL;
+        nb_tensor *t = buffers ? nb_module_buffer(m, (int)i, &got) : nb_module_param(m, (int)i, &got);
+        if (!got || strcmp(got, want)) {
+            CHECK_FAIL_("%s: %s %zu is '%s', torch has '%s'", cname, buffers ? "buffer" : "param", i,
+                        got ? got : "(none)", want);
+            continue;
+        }
+        nb_tensor *found = nb_module_find(m, want);
+        CHECK(found == t);
+        int64_t shape[NB_MAX_DIMS];
+        int nd = json_shape(e, shape);
+        bool same_shape = nb_ndim(found) == nd;
+        for (int d = 0; same_shape && d < nd; d++) same_shape = nb_shape(found)[d] == shape[d];
+        if (!same_shape) CHECK_FAIL_("%s: %s has another shape than torch's", cname, want);
+        long count;
+        float *v = json_floats(e, &count);
+        CHECK_EQ_INT(nb_copy_from(found, v, count), NB_OK);
+        free(v);
+    }
+}
+
+static void check_entries(const char *cname, const char *kind, nb_module *m, const json_t *list, bool grads) {
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *e = json_array_get(list, i);
+        const char *name = json_string_value(json_object_get(e, "name"));
+        char what[512];
+        snprintf(what, sizeof what, "%s: %s %s", cname, kind, name);
+        nb_tensor *t = nb_module_find(m, name);
+        check_json_tensor(what, grads ? nb_grad(t) : t, e);
+    }
+}
+
+/* The module's repr, as nb_module_fprint writes it, into a malloc'd string. */
+static char *repr_of(const nb_module *m) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    nb_module_fprint(f, m);
+    fclose(f);
+    return text;
+}
+
+static void check_repr(const char *what, const nb_module *m, const char *torch_text) {
+    char *text = repr_of(m);
+    size_t n = strlen(torch_text);
+    if (strncmp(text, torch_text, n) || strcmp(text + n, "\n"))
+        CHECK_FAIL_("%s: repr differs from torch's:\n%s\nwant:\n%s", what, text, torch_text);
+    else check_passed_++;
+    free(text);
+}
+
+static void run_golden_case(const json_t *c) {
+    const char *cname = json_string_value(json_object_get(c, "name"));
+    nb_module *m = build_case(cname);
+    if (!m) {
+        CHECK_FAIL_("golden case '%s' has no builder [%s]", cname, nb_error_message());
+        return;
+    }
+    check_repr(cname, m, json_string_value(json_object_get(c, "repr")));
+    CHECK_EQ_INT(nb_module_num_elements(m), json_integer_value(json_object_get(c, "num_elements")));
+    check_and_load_entries(cname, m, json_object_get(c, "params"), false);
+    check_and_load_entries(cname, m, json_object_get(c, "buffers"), true);
+    nb_module_train(m, json_is_true(json_object_get(c, "train")));
+    const json_t *steps = json_object_get(c, "steps");
+    for (size_t s = 0; s < json_array_size(steps); s++) {
+        const json_t *st = json_array_get(steps, s);
+        char what[160];
+        nb_scope_begin();
+        nb_tensor *x = json_tensor(json_object_get(st, "input"));
+        nb_set_requires_grad(x, true);
+        nb_tensor *y = nb_module_forward(m, x);
+        snprintf(what, sizeof what, "%s step %zu: output", cname, s);
+        check_json_tensor(what, y, json_object_get(st, "output"));
+        nb_tensor *r = json_tensor(json_object_get(st, "R"));
+        CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(y, r))), NB_OK);
+        snprintf(what, sizeof what, "%s step %zu: input grad", cname, s);
+        check_json_tensor(what, nb_grad(x), json_object_get(st, "grad_input"));
+        snprintf(what, sizeof what, "%s step %zu:", cname, s);
+        check_entries(what, "grad of", m, json_object_get(st, "grads"), true);
+        check_entries(what, "buffer", m, json_object_get(st, "buffers"), false);
+        nb_scope_end();
+        for (int i = 0; i < nb_module_num_params(m); i++) nb_clear_grad(nb_module_param(m, i, NULL));
+    }
+    nb_module_free(m);
+}
+
+static void modules_and_blocks_match_torch_golden_vectors(void) {
+    const json_t *cases = json_object_get(golden, "cases");
+    CHECK(json_array_size(cases) >= 28);
+    for (size_t i = 0; i < json_array_size(cases); i++) run_golden_case(json_array_get(cases, i));
+}
+
+/* ---------------------------------------------------------------- structure */
+
+static int64_t golden_count(const char *key) {
+    return (int64_t)json_integer_value(json_object_get(json_object_get(golden, "counts"), key));
+}
+
+/* ((kh kw) C_in / groups + 1) C_out for a Conv2d with bias; torch's sums for the rest. */
+static void parameter_counts_follow_the_formula_and_torch(void) {
+    struct { nb_module *m; int64_t want; } cases[] = {
+        {nb_conv2d_new(3, 8, 5, 3, (nb_conv2d_opts){.groups = 1}, true), (5 * 3 * 3 + 1) * 8},
+        {nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.groups = 2}, true), (3 * 3 * 4 / 2 + 1) * 6},
+        {nb_conv2d_new(8, 8, 3, 3, (nb_conv2d_opts){.groups = 8}, false), 3 * 3 * 1 * 8},
+        {nb_conv2d_new(1, 16, 5, 5, (nb_conv2d_opts){.padding = {2, 2}}, true), (5 * 5 * 1 + 1) * 16},
+        {nb_conv_transpose2d_new(4, 6, 2, 2, (nb_conv_transpose2d_opts){.groups = 2}, true), 4 * 3 * 2 * 2 + 6},
+        {nb_batchnorm2d_new(16, (nb_batchnorm_opts){0}), 32},
+        {lenet(), golden_count("lenet")},
+        {nb_resnet_basic_block_new(64, 64, 1), golden_count("resnet18_layer1_block")},
+        {nb_resnet_bottleneck_new(256, 128, 2), golden_count("resnet50_layer2_first")},
+        {nb_unet_new(3, 1, 8, 3), golden_count("unet_3_1_8_3")},
+    };
+    CHECK_EQ_INT(golden_count("lenet"), 215370);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CHECK_EQ_INT(nb_module_num_elements(cases[i].m), cases[i].want);
+        nb_module_free(cases[i].m);
+    }
+}
+
+static void reprs_match_torch(void) {
+    const json_t *reprs = json_object_get(golden, "reprs");
+    struct { const char *key; nb_module *m; } cases[] = {
+        {"lenet", lenet()},
+        {"conv_transpose_dilated",
+         nb_conv_transpose2d_new(4, 6, 2, 2, (nb_conv_transpose2d_opts){.stride = {2, 2}, .output_padding = {1, 1},
+                                                                        .dilation = {2, 2}}, true)},
+        {"maxpool_rect", nb_maxpool2d_new((nb_pool2d_opts){.kernel = {2, 3}, .padding = {1, 1}, .ceil_mode = true})},
+        {"dropout2d", nb_dropout2d_new(0.25f)},
+        {"unflatten_1", nb_unflatten_new(1, (int64_t[]){784})},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        check_repr(cases[i].key, cases[i].m, json_string_value(json_object_get(reprs, cases[i].key)));
+        nb_module_free(cases[i].m);
+    }
+}
+
+/* The UNet's tree, by the paths a torch state dict uses. */
+static void unet_children_follow_the_documented_layout(void) {
+    nb_module *u = nb_unet_new(1, 2, 4, 3);
+    static const struct { const char *path, *type; } kids[] = {
+        {"enc", "ModuleList"},   {"enc.0", "Sequential"},   {"enc.2.3", "Conv2d"}, {"pool", "MaxPool2d"},
+        {"bottom", "Sequential"}, {"up.0", "ConvTranspose2d"}, {"dec.2.4", "BatchNorm2d"}, {"head", "Conv2d"},
+    };
+    for (size_t i = 0; i < sizeof kids / sizeof *kids; i++) {
+        nb_module *c = nb_module_child(u, kids[i].path);
+        CHECK(c && !strcmp(nb_module_type(c), kids[i].type));
+    }
+    /* channels double per level: enc.2 makes 16, the bottom 32, up.0 halves back to 16 */
+    CHECK_EQ_INT(nb_size(nb_module_find(u, "enc.2.0.weight"), 0), 16);
+    CHECK_EQ_INT(nb_size(nb_module_find(u, "bottom.3.weight"), 0), 32);
+    CHECK_EQ_INT(nb_size(nb_module_find(u, "up.0.weight"), 0), 32);
+    CHECK_EQ_INT(nb_size(nb_module_find(u, "up.0.weight"), 1), 16);
+    CHECK_EQ_INT(nb_size(nb_module_find(u, "dec.0.0.weight"), 1), 32); /* skip 16 + up 16 */
+    CHECK_EQ_INT(nb_size(nb_module_find(u, "head.weight"), 0), 2);
+    CHECK(nb_module_find(u, "dec.2.1.running_var") != NULL);
+    nb_module_train(u, false);
+    CHECK(!nb_module_is_training(nb_module_child(u, "dec.1.4")));
+    nb_module_free(u);
+}
+
+/* ---------------------------------------------------------------- initialisation */
+
+/* Every value within +-bound, the largest near it, and the variance bound^2 / 3 of a uniform. */
+static void check_uniform(const char *what, const nb_tensor *t, double bound) {
+    int64_t n = nb_numel(t);
+    float *v = malloc(sizeof(float) * (size_t)n);
+    nb_copy_to(t, v, n);
+    double max = 0, sum2 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        max = fabs(v[i]) > max ? fabs(v[i]) : max;
+        sum2 += (double)v[i] * v[i];
+    }
+    free(v);
+    if (max > bound * (1 + 1e-6)) CHECK_FAIL_("%s: |value| %g exceeds the bound %g", what, max, bound);
+    else check_passed_++;
+    if (n >= 1000) {
+        CHECK_NEAR(max, bound, 0.01 * bound, 0);
+        CHECK_NEAR(sum2 / (double)n, bound * bound / 3, 0.05 * bound * bound / 3, 0);
+    }
+}
+
+static void default_init_is_uniform_within_inverse_sqrt_fan_in(void) {
+    nb_manual_seed(3);
+    nb_module *c = nb_conv2d_new(16, 32, 5, 5, (nb_conv2d_opts){0}, true);
+    check_uniform("Conv2d weight", nb_module_find(c, "weight"), 1 / sqrt(16.0 * 25));
+    check_uniform("Conv2d bias", nb_module_find(c, "bias"), 1 / sqrt(16.0 * 25));
+    nb_module *g = nb_conv2d_new(32, 64, 3, 3, (nb_conv2d_opts){.groups = 4}, true); /* fan_in 8 * 9 */
+    check_uniform("grouped Conv2d weight", nb_module_find(g, "weight"), 1 / sqrt(8.0 * 9));
+    /* ConvTranspose2d: weight [C_in, C_out / g, kh, kw], torch's fan_in = C_out / g kh kw */
+    nb_module *t = nb_conv_transpose2d_new(64, 12, 4, 4, (nb_conv_transpose2d_opts){.groups = 2}, true);
+    CHECK_EQ_INT(nb_size(nb_module_find(t, "weight"), 0), 64);
+    CHECK_EQ_INT(nb_size(nb_module_find(t, "weight"), 1), 6);
+    check_uniform("ConvTranspose2d weight", nb_module_find(t, "weight"), 1 / sqrt(6.0 * 16));
+    check_uniform("ConvTranspose2d bias", nb_module_find(t, "bias"), 1 / sqrt(6.0 * 16));
+    /* BatchNorm2d starts as the identity map: weight 1, bias 0, running var 1 */
+    nb_module *b = nb_batchnorm2d_new(4, (nb_batchnorm_opts){0});
+    CHECK_TENSOR("bn weight", nb_module_find(b, "weight"), ((double[]){1, 1, 1, 1}), 4, 0, 0);
+    CHECK_TENSOR("bn bias", nb_module_find(b, "bias"), ((double[]){0, 0, 0, 0}), 4, 0, 0);
+    CHECK_TENSOR("bn running_var", nb_module_find(b, "running_var"), ((double[]){1, 1, 1, 1}), 4, 0, 0);
+    nb_module_free(c);
+    nb_module_free(g);
+    nb_module_free(t);
+    nb_module_free(b);
+}
+
+/* ---------------------------------------------------------------- Dropout2d */
+
+static void dropout2d_zeroes_whole_channels_with_probability_p(void) {
+    enum { N = 100, C = 100, H = 3, W = 4 };
+    const float p = 0.3f;
+    nb_module *d = nb_dropout2d_new(p);
+    nb_scope_begin();
+    nb_tensor *x = nb_ones(NB_SHAPE(N, C, H, W));
+    nb_set_requires_grad(x, true);
+    nb_manual_seed(11);
+    nb_tensor *y = nb_module_forward(d, x);
+    const float *v = nb_data(y);
+    long zeros = 0, mixed = 0, bad = 0;
+    for (long ch = 0; ch < N * C; ch++) {
+        const float *map = v + ch * H * W;
+        for (int k = 0; k < H * W; k++) mixed += map[k] != map[0];
+        if (map[0] == 0.0f) zeros++;
+        else if (fabsf(map[0] - 1.0f / (1.0f - p)) > 1e-6f) bad++;
+    }
+    CHECK_EQ_INT(mixed, 0); /* a channel is dropped or kept as a whole */
+    CHECK_EQ_INT(bad, 0);
+    CHECK_NEAR((double)zeros / (N * C), p, 4 * sqrt(p * (1 - p) / (N * C)), 0);
+    /* d sum(y) / dx = mask / (1 - p) = y, since x is 1 */
+    CHECK_EQ_INT(nb_backward(nb_sum(y)), NB_OK);
+    const float *g = nb_data(nb_grad(x));
+    long differ = 0;
+    for (long i = 0; i < N * C * H * W; i++) differ += g[i] != v[i];
+    CHECK_EQ_INT(differ, 0);
+
+    /* one sample [C, H, W]: a mask per channel */
+    nb_tensor *one = nb_module_forward(d, nb_ones(NB_SHAPE(C, H, W)));
+    mixed = 0;
+    for (long ch = 0; ch < C; ch++)
+        for (int k = 0; k < H * W; k++) mixed += nb_data(one)[ch * H * W + k] != nb_data(one)[ch * H * W];
+    CHECK_EQ_INT(mixed, 0);
+    CHECK(nb_module_forward(d, nb_ones(NB_SHAPE(4, 5))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "Dropout2d: expected [N, C, H, W] or [C, H, W], got [4,5]");
+
+    /* eval, and p = 0: the identity; p = 1: zeros */
+    nb_module_train(d, false);
+    nb_tensor *same = nb_module_forward(d, x);
+    CHECK(same == x);
+    CHECK(nb_module_forward(d, nb_ones(NB_SHAPE(4, 5))) != NULL); /* any shape passes in eval */
+    nb_module *all = nb_dropout2d_new(1.0f);
+    CHECK_NEAR(nb_item(nb_sum(nb_module_forward(all, x))), 0, 0, 0);
+    nb_scope_end();
+    nb_module_free(all);
+    nb_module_free(d);
+}
+
+/* ---------------------------------------------------------------- memory and files */
+
+/* With no scope open the caller owns every result: a forward and backward through the blocks,
+ * in training and in eval, must leave nothing behind. */
+static void heap_mode_forward_backward_leaves_nothing_behind(void) {
+    for (int training = 0; training < 2; training++) {
+        nb_alloc_stats before = nb_alloc_stats_get();
+        nb_module *models[] = {
+            nb_resnet_basic_block_new(2, 4, 2), nb_resnet_basic_block_new(2, 2, 1),
+            nb_resnet_bottleneck_new(2, 1, 2),  nb_mobilenet_block_new(2, 3, 1),
+            nb_unet_new(2, 1, 2, 2),            build_case("small_cnn"),
+            nb_sequential_new(3, (nb_module *[]){nb_dropout2d_new(0.5f), nb_upsample_new(2, true),
+                                                 nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}})}),
+            build_case("conv_transpose2d_groups"),
+        };
+        for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+            nb_module_train(models[i], training);
+            nb_tensor *x = i == 5 ? nb_randn(NB_SHAPE(2, 64)) : i == 7 ? nb_randn(NB_SHAPE(2, 4, 3, 3))
+                                                                        : nb_randn(NB_SHAPE(2, 2, 8, 8));
+            nb_set_requires_grad(x, true);
+            nb_tensor *y = nb_module_forward(models[i], x);
+            nb_tensor *s = nb_sum(y);
+            CHECK_EQ_INT(nb_backward(s), NB_OK);
+            CHECK(nb_grad(x) != NULL);
+            nb_tensor_free(s);
+            nb_tensor_free(y);
+            nb_tensor_free(x);
+            nb_module_free(models[i]);
+        }
+        nb_alloc_stats after = nb_alloc_stats_get();
+        CHECK_EQ_INT(after.bytes_live, before.bytes_live);
+    }
+}
+
+/* A block saved by state_dict names loads into another one built with other random weights. */
+static void saved_block_loads_by_name_and_computes_the_same(void) {
+    const char *path = "test_conv_nn_block.safetensors";
+    nb_manual_seed(1);
+    nb_module *a = nb_resnet_basic_block_new(3, 6, 2);
+    nb_manual_seed(2);
+    nb_module *b = nb_resnet_basic_block_new(3, 6, 2);
+    nb_scope_begin(); /* one training step, so the running statistics are not the defaults */
+    nb_module_forward(a, nb_randn(NB_SHAPE(4, 3, 6, 6)));
+    nb_scope_end();
+    CHECK_EQ_INT(nb_module_save(a, path, 0, NULL, NULL), NB_OK);
+    CHECK_EQ_INT(nb_module_load(b, path), NB_OK);
+    remove(path);
+    nb_module_train(a, false);
+    nb_module_train(b, false);
+    nb_scope_begin();
+    nb_tensor *x = nb_randn(NB_SHAPE(2, 3, 6, 6));
+    nb_tensor *ya = nb_module_forward(a, x), *yb = nb_module_forward(b, x);
+    CHECK(ya && yb && nb_item(nb_max(nb_abs(nb_sub(ya, yb)))) == 0.0f);
+    nb_scope_end();
+    CHECK_NEAR(nb_item(nb_module_find(b, "bn1.num_batches_tracked")), 1, 0, 0);
+    nb_module_free(a);
+    nb_module_free(b);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void constructors_reject_bad_arguments(void) {
+    CHECK(nb_conv2d_new(0, 4, 3, 3, (nb_conv2d_opts){0}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Conv2d: channels and kernel sizes must be positive, got in=0 out=4");
+    CHECK(nb_conv2d_new(4, 4, 3, 0, (nb_conv2d_opts){0}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "kernel=(3, 0)");
+    CHECK(nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.groups = 3}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Conv2d: groups=3 must be positive and divide in_channels=4 and out_channels=6");
+    CHECK(nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.groups = -2}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "groups=-2");
+    CHECK(nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.stride = {-1, 1}}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Conv2d: stride must be >= 1, got (-1, 1)");
+    CHECK(nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.padding = {0, -1}}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Conv2d: padding must be >= 0, got (0, -1)");
+    CHECK(nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.dilation = {-2, -2}}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "dilation must be >= 1");
+    CHECK(nb_conv2d_new(4, 6, 3, 3, (nb_conv2d_opts){.same = true, .stride = {2, 2}}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "padding='same' is not supported for strided convolutions");
+    CHECK(nb_conv_transpose2d_new(4, 6, 3, 3, (nb_conv_transpose2d_opts){.stride = {2, 2},
+                                                                         .output_padding = {2, 0}}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "ConvTranspose2d: output_padding (2, 0) must be smaller than either stride (2, 2) "
+                            "or dilation (1, 1)");
+    CHECK(nb_conv_transpose2d_new(4, 5, 3, 3, (nb_conv_transpose2d_opts){.groups = 2}, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "ConvTranspose2d: groups=2 must be positive and divide");
+    CHECK(nb_maxpool2d_new((nb_pool2d_opts){0}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "MaxPool2d: kernel_size must be >= 1, got (0, 0)");
+    CHECK(nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .padding = {2, 2}}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "AvgPool2d: padding (2, 2) should be at most half of the kernel size (2, 2)");
+    CHECK(nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .stride = {-1, 0}}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "AvgPool2d: stride must be >= 0");
+    CHECK(nb_upsample_new(0, false) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Upsample: scale must be a positive integer, got 0");
+    CHECK(nb_dropout2d_new(1.5f) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Dropout2d: probability has to be between 0 and 1, but got 1.5");
+    CHECK(nb_dropout2d_new(NAN) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "between 0 and 1");
+    CHECK(nb_unflatten_new(0, (int64_t[]){1}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Unflatten: needs 1 to 7 sizes, got 0");
+    CHECK(nb_unflatten_new(2, (int64_t[]){1, 0}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Unflatten: sizes must be positive, got [1,0]");
+    CHECK(nb_batchnorm2d_new(0, (nb_batchnorm_opts){0}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm2d: num_features must be positive, got 0");
+    CHECK(nb_resnet_basic_block_new(4, 8, 0) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BasicBlock: channels must be positive and stride >= 1, got in=4 out=8 stride=0");
+    CHECK(nb_resnet_bottleneck_new(0, 8, 1) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Bottleneck: channels must be positive");
+    CHECK(nb_mobilenet_block_new(4, -1, 1) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "MobileNetBlock: channels must be positive");
+    CHECK(nb_mobilenet_block_new((int64_t)1 << 32, 4, 1) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "MobileNetBlock: in_channels=4294967296 is too large");
+    CHECK(nb_unet_new(1, 2, 4, 0) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "UNet: channels must be positive and depth 1 to 8, got in=1 out=2 base=4 depth=0");
+    CHECK(nb_unet_new(1, 2, 4, 9) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "depth=9");
+}
+
+static void forwards_reject_bad_inputs_with_a_message(void) {
+    nb_module *b = nb_batchnorm2d_new(3, (nb_batchnorm_opts){0}), *u = nb_unet_new(1, 2, 2, 2);
+    nb_module *un = nb_unflatten_new(3, (int64_t[]){1, 8, 8}), *c = conv(3, 4, 3, (nb_conv2d_opts){0}, true);
+    nb_scope_begin();
+    CHECK(nb_module_forward(b, nb_randn(NB_SHAPE(2, 3, 4))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "BatchNorm2d: expected [N, 3, H, W], got [2,3,4]");
+    CHECK(nb_module_forward(b, nb_randn(NB_SHAPE(2, 4, 4, 4))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "BatchNorm2d: expected [N, 3, H, W], got [2,4,4,4]");
+    CHECK(nb_module_forward(b, nb_randn(NB_SHAPE(1, 3, 1, 1))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "BatchNorm2d: expected more than 1 value per channel when training");
+    CHECK(nb_module_forward(u, nb_randn(NB_SHAPE(1, 1, 15, 16))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "UNet: expected [N, C, H, W] with H and W divisible by 2^2 = 4, got [1,1,15,16]");
+    CHECK(nb_module_forward(nb_module_child(u, "enc"), nb_randn(NB_SHAPE(1, 1, 4, 4))) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "ModuleList: has no forward");
+    CHECK(nb_module_forward(un, nb_randn(NB_SHAPE(2, 10))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "Unflatten: input [2,10] does not hold 64 values per sample for the shape [1,8,8]");
+    CHECK(nb_module_forward(c, nb_randn(NB_SHAPE(2, 4, 5, 5))) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "conv2d: input [2,4,5,5] has 4 channels but weight [4,3,3,3] expects 3");
+    CHECK(nb_module_forward(c, NULL) == NULL);
+    CHECK_ERROR(NB_ERR_NULL, "Conv2d");
+    nb_scope_end();
+    nb_module_free(b);
+    nb_module_free(u);
+    nb_module_free(un);
+    nb_module_free(c);
+}
+
+int main(void) {
+    json_error_t err;
+    golden = json_load_file(GOLDEN_PATH, 0, &err);
+    if (!golden) {
+        fprintf(stderr, "cannot read %s (run from the repository root): %s\n", GOLDEN_PATH, err.text);
+        return 1;
+    }
+    modules_and_blocks_match_torch_golden_vectors();
+    parameter_counts_follow_the_formula_and_torch();
+    reprs_match_torch();
+    unet_children_follow_the_documented_layout();
+    default_init_is_uniform_within_inverse_sqrt_fan_in();
+    dropout2d_zeroes_whole_channels_with_probability_p();
+    heap_mode_forward_backward_leaves_nothing_behind();
+    saved_block_loads_by_name_and_computes_the_same();
+    constructors_reject_bad_arguments();
+    forwards_reject_bad_inputs_with_a_message();
+    json_decref(golden);
+    return check_summary();
+}
