@@ -14,6 +14,7 @@
 #define NB_CORE_H
 
 #include "nabla.h"
+#include "parallel.h"
 
 #include <stdarg.h>
 

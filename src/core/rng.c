@@ -28,14 +28,14 @@ static void philox(uint32_t ctr[4], uint32_t k0, uint32_t k1) {
 }
 
 void nb__philox_uniform(float *out, int64_t n, uint64_t seed, uint64_t offset) {
-    #pragma omp parallel for if (n > (1 << 16)) schedule(static)
-    for (int64_t blk = 0; blk < (n + 3) / 4; blk++) {
-        uint64_t c = offset / 4 + (uint64_t)blk;
-        uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
-        philox(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-        for (int j = 0; j < 4 && blk * 4 + j < n; j++) /* 24 high bits -> [0, 1) exactly */
-            out[blk * 4 + j] = (float)(ctr[j] >> 8) * (1.0f / 16777216.0f);
-    }
+    NB_PARALLEL_FOR(n > (1 << 16),
+        for (int64_t blk = 0; blk < (n + 3) / 4; blk++) {
+            uint64_t c = offset / 4 + (uint64_t)blk;
+            uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
+            philox(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+            for (int j = 0; j < 4 && blk * 4 + j < n; j++) /* 24 high bits -> [0, 1) exactly */
+                out[blk * 4 + j] = (float)(ctr[j] >> 8) * (1.0f / 16777216.0f);
+        });
 }
 
 static _Thread_local nb_generator gen = {.seed = 0, .offset = 0};

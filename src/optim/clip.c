@@ -64,8 +64,8 @@ static bool params_ok(int n, nb_tensor *const *params, const char *op) {
 }
 
 static void scale(float *g, int64_t n, float c) {
-    #pragma omp parallel for if (n > NB__OPTIM_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] * c;
+    NB_PARALLEL_FOR(n > NB__OPTIM_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) g[i] = g[i] * c;);
 }
 
 float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float norm_type) {
@@ -110,9 +110,9 @@ nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip) {
         if (!g) continue;
         float *x = nb__f32(g);
         int64_t m = nb__numel(g->ndim, g->shape);
-        #pragma omp parallel for if (m > NB__OPTIM_PARALLEL_MIN) schedule(static)
-        for (int64_t k = 0; k < m; k++) /* clamp_(-clip, clip); NaN stays NaN */
-            x[k] = x[k] < -clip ? -clip : x[k] > clip ? clip : x[k];
+        /* clamp_(-clip, clip); NaN stays NaN */
+        NB_PARALLEL_FOR(m > NB__OPTIM_PARALLEL_MIN,
+            for (int64_t k = 0; k < m; k++) x[k] = x[k] < -clip ? -clip : x[k] > clip ? clip : x[k];);
     }
     return NB_OK;
 }

@@ -25,18 +25,18 @@ static inline float maximum(float a, float b) { return (a > b || isnan(a)) ? a :
  *   theta <- theta - gamma g                                                                   */
 void nb__sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, float weight_decay,
                     float momentum, float one_minus_dampening, bool nesterov, bool first_step) {
-    #pragma omp parallel for if (n > NB__OPTIM_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float d = g[i];
-        if (weight_decay != 0) d = d + weight_decay * p[i];   /* grad.add(param, alpha=wd) */
-        if (buf) {
-            float b = first_step ? d                          /* torch.clone(d_p) */
-                                 : buf[i] * momentum + one_minus_dampening * d;
-            buf[i] = b;                                       /* buf.mul_(mu).add_(d_p, 1-tau) */
-            d = nesterov ? d + momentum * b : b;              /* d_p.add(buf, alpha=mu) */
-        }
-        p[i] = p[i] + -lr * d;                                /* param.add_(d_p, alpha=-lr) */
-    }
+    NB_PARALLEL_FOR(n > NB__OPTIM_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) {
+            float d = g[i];
+            if (weight_decay != 0) d = d + weight_decay * p[i];   /* grad.add(param, alpha=wd) */
+            if (buf) {
+                float b = first_step ? d                          /* torch.clone(d_p) */
+                                     : buf[i] * momentum + one_minus_dampening * d;
+                buf[i] = b;                                       /* buf.mul_(mu).add_(d_p, 1-tau) */
+                d = nesterov ? d + momentum * b : b;              /* d_p.add(buf, alpha=mu) */
+            }
+            p[i] = p[i] + -lr * d;                                /* param.add_(d_p, alpha=-lr) */
+        });
 }
 
 /* Adagrad:
@@ -45,15 +45,15 @@ void nb__sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, f
  *   theta <- theta - clr g / (sqrt(sum) + eps),  clr = gamma / (1 + (t - 1) eta) (caller)      */
 void nb__adagrad_update(float *p, float *sum, const float *g, int64_t n, float clr,
                         float weight_decay, float eps) {
-    #pragma omp parallel for if (n > NB__OPTIM_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float d = g[i];
-        if (weight_decay != 0) d = d + weight_decay * p[i];
-        float s = sum[i] + d * d;                             /* state_sum.addcmul_(g, g, 1) */
-        sum[i] = s;
-        float std = sqrtf(s) + eps;                           /* state_sum.sqrt().add_(eps) */
-        p[i] = p[i] + (-clr * d) / std;                       /* param.addcdiv_(g, std, -clr) */
-    }
+    NB_PARALLEL_FOR(n > NB__OPTIM_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) {
+            float d = g[i];
+            if (weight_decay != 0) d = d + weight_decay * p[i];
+            float s = sum[i] + d * d;                             /* state_sum.addcmul_(g, g, 1) */
+            sum[i] = s;
+            float std = sqrtf(s) + eps;                           /* state_sum.sqrt().add_(eps) */
+            p[i] = p[i] + (-clr * d) / std;                       /* param.addcdiv_(g, std, -clr) */
+        });
 }
 
 /* RMSprop:
@@ -67,29 +67,29 @@ void nb__adagrad_update(float *p, float *sum, const float *g, int64_t n, float c
 void nb__rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg, const float *g,
                         int64_t n, float lr, float alpha, float one_minus_alpha, float eps,
                         float weight_decay, float momentum) {
-    #pragma omp parallel for if (n > NB__OPTIM_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float d = g[i];
-        if (weight_decay != 0) d = d + weight_decay * p[i];
-        float v = square_avg[i] * alpha + one_minus_alpha * d * d; /* mul_(a).addcmul_(g, g, 1-a) */
-        square_avg[i] = v;
-        float avg;
-        if (grad_avg) {
-            float ga = grad_avg[i] * alpha + one_minus_alpha * d;  /* mul_(a).add_(g, alpha=1-a) */
-            grad_avg[i] = ga;
-            avg = sqrtf(v + -1.0f * ga * ga);                      /* addcmul(ga, ga, -1).sqrt_() */
-        } else {
-            avg = sqrtf(v);
-        }
-        avg = avg + eps;
-        if (buf) {
-            float b = buf[i] * momentum + d / avg;            /* buf.mul_(mu).addcdiv_(g, avg) */
-            buf[i] = b;
-            p[i] = p[i] + -lr * b;                            /* param.add_(buf, alpha=-lr) */
-        } else {
-            p[i] = p[i] + (-lr * d) / avg;                    /* param.addcdiv_(g, avg, -lr) */
-        }
-    }
+    NB_PARALLEL_FOR(n > NB__OPTIM_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) {
+            float d = g[i];
+            if (weight_decay != 0) d = d + weight_decay * p[i];
+            float v = square_avg[i] * alpha + one_minus_alpha * d * d; /* mul_(a).addcmul_(g, g, 1-a) */
+            square_avg[i] = v;
+            float avg;
+            if (grad_avg) {
+                float ga = grad_avg[i] * alpha + one_minus_alpha * d;  /* mul_(a).add_(g, alpha=1-a) */
+                grad_avg[i] = ga;
+                avg = sqrtf(v + -1.0f * ga * ga);                      /* addcmul(ga, ga, -1).sqrt_() */
+            } else {
+                avg = sqrtf(v);
+            }
+            avg = avg + eps;
+            if (buf) {
+                float b = buf[i] * momentum + d / avg;            /* buf.mul_(mu).addcdiv_(g, avg) */
+                buf[i] = b;
+                p[i] = p[i] + -lr * b;                            /* param.add_(buf, alpha=-lr) */
+            } else {
+                p[i] = p[i] + (-lr * d) / avg;                    /* param.addcdiv_(g, avg, -lr) */
+            }
+        });
 }
 
 /* Adam / AdamW:
@@ -102,21 +102,21 @@ void nb__rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg
 void nb__adam_update(float *p, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
                      const float *g, int64_t n, const nb__adam_scalars *k) {
     const nb__adam_scalars s = *k;
-    #pragma omp parallel for if (n > NB__OPTIM_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float theta = p[i];
-        if (s.decay_factor != 1) theta = theta * s.decay_factor; /* param.mul_(1 - lr wd) */
-        float d = g[i];
-        if (s.weight_decay != 0) d = d + s.weight_decay * theta;
-        float m = exp_avg[i] * s.beta1 + s.one_minus_beta1 * d;  /* mul_(b1).add_(g, 1-b1) */
-        float v = exp_avg_sq[i] * s.beta2 + s.one_minus_beta2 * d * d; /* addcmul_(g, g, 1-b2) */
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        if (max_exp_avg_sq) {
-            v = maximum(max_exp_avg_sq[i], v);                /* torch.maximum(.., out=max) */
-            max_exp_avg_sq[i] = v;
-        }
-        float denom = sqrtf(v) / s.bias_correction2_sqrt + s.eps;
-        p[i] = theta + (-s.step_size * m) / denom;            /* addcdiv_(m, denom, -step) */
-    }
+    NB_PARALLEL_FOR(n > NB__OPTIM_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) {
+            float theta = p[i];
+            if (s.decay_factor != 1) theta = theta * s.decay_factor; /* param.mul_(1 - lr wd) */
+            float d = g[i];
+            if (s.weight_decay != 0) d = d + s.weight_decay * theta;
+            float m = exp_avg[i] * s.beta1 + s.one_minus_beta1 * d;  /* mul_(b1).add_(g, 1-b1) */
+            float v = exp_avg_sq[i] * s.beta2 + s.one_minus_beta2 * d * d; /* addcmul_(g, g, 1-b2) */
+            exp_avg[i] = m;
+            exp_avg_sq[i] = v;
+            if (max_exp_avg_sq) {
+                v = maximum(max_exp_avg_sq[i], v);                /* torch.maximum(.., out=max) */
+                max_exp_avg_sq[i] = v;
+            }
+            float denom = sqrtf(v) / s.bias_correction2_sqrt + s.eps;
+            p[i] = theta + (-s.step_size * m) / denom;            /* addcdiv_(m, denom, -step) */
+        });
 }

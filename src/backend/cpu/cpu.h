@@ -2,6 +2,7 @@
 #ifndef NB_CPU_H
 #define NB_CPU_H
 
+#include "../../core/parallel.h"
 #include "../backend.h"
 
 void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1);

@@ -50,9 +50,9 @@ static float unary_value(nb_unary_op op, float x, float p0, float p1) {
 
 /* The loops below repeat one line per op on purpose: a switch inside the loop would stop the
  * compiler from vectorising the cheap ops (neg, relu, add-scalar...). */
-#define MAP(EXPR)                                                                  \
-    _Pragma("omp parallel for simd if (n > NB_CPU_PARALLEL_MIN) schedule(static)") \
-    for (int64_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (EXPR); }
+#define MAP(EXPR)                                   \
+    NB_PARALLEL_FOR_SIMD(n > NB_CPU_PARALLEL_MIN,   \
+        for (int64_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (EXPR); })
 
 /* exp.  glibc's expf is a scalar call of about 3.5 ns, which held nb_exp to a tenth of memcpy's
  * speed.  Where glibc runs its FMA build (__expf_fma: x86-64 with AVX2 and FMA) and the CPU also
@@ -125,15 +125,15 @@ static void exp_map(float *y, const float *x, int64_t n) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma")) {
         const int64_t block = NB_CPU_PARALLEL_MIN, blocks = (n + block - 1) / block;
-        #pragma omp parallel for if (n > NB_CPU_PARALLEL_MIN) schedule(static)
-        for (int64_t b = 0; b < blocks; b++)
-            exp_avx512(y + b * block, x + b * block, n - b * block < block ? n - b * block : block);
+        NB_PARALLEL_FOR(n > NB_CPU_PARALLEL_MIN,
+            for (int64_t b = 0; b < blocks; b++)
+                exp_avx512(y + b * block, x + b * block, n - b * block < block ? n - b * block : block););
         return;
     }
 #endif
     /* no simd mark: a loop of expf calls does not vectorise, and clang warns when told to */
-    #pragma omp parallel for if (n > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
+    NB_PARALLEL_FOR(n > NB_CPU_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]););
 }
 
 void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1) {
@@ -149,55 +149,57 @@ void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0
     }
 }
 
-#define MAP_BACK(EXPR)                                                             \
-    _Pragma("omp parallel for simd if (n > NB_CPU_PARALLEL_MIN) schedule(static)") \
-    for (int64_t i = 0; i < n; i++) { dx[i] = (EXPR); }
+/* g is loaded before the expression so that a select such as relu's "y > 0 ? g : 0" reads it
+ * unconditionally and vectorises as a blend instead of a branch per element. */
+#define MAP_BACK(EXPR)                            \
+    NB_PARALLEL_FOR_SIMD(n > NB_CPU_PARALLEL_MIN, \
+        for (int64_t i = 0; i < n; i++) { const float g = dy[i]; (void)g; dx[i] = (EXPR); })
 
 void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const float *y,
                             const float *dy, int64_t n, float p0, float p1) {
     switch (op) {
-    case NB_UN_NEG: MAP_BACK(-dy[i]); break;
-    case NB_UN_EXP: MAP_BACK(dy[i] * y[i]); break;
-    case NB_UN_LOG: MAP_BACK(dy[i] / x[i]); break;
-    case NB_UN_SQRT: MAP_BACK(dy[i] / (2.0f * y[i])); break;
-    case NB_UN_ABS: MAP_BACK(x[i] > 0.0f ? dy[i] : x[i] < 0.0f ? -dy[i] : 0.0f); break;
-    case NB_UN_SIN: MAP_BACK(dy[i] * cosf(x[i])); break;
-    case NB_UN_COS: MAP_BACK(-dy[i] * sinf(x[i])); break;
-    case NB_UN_TANH: MAP_BACK(dy[i] * (1.0f - y[i] * y[i])); break;
-    case NB_UN_SIGMOID: MAP_BACK(dy[i] * y[i] * (1.0f - y[i])); break;
-    case NB_UN_RELU: MAP_BACK(y[i] > 0.0f ? dy[i] : 0.0f); break;
+    case NB_UN_NEG: MAP_BACK(-g); break;
+    case NB_UN_EXP: MAP_BACK(g * y[i]); break;
+    case NB_UN_LOG: MAP_BACK(g / x[i]); break;
+    case NB_UN_SQRT: MAP_BACK(g / (2.0f * y[i])); break;
+    case NB_UN_ABS: MAP_BACK(x[i] > 0.0f ? g : x[i] < 0.0f ? -g : 0.0f); break;
+    case NB_UN_SIN: MAP_BACK(g * cosf(x[i])); break;
+    case NB_UN_COS: MAP_BACK(-g * sinf(x[i])); break;
+    case NB_UN_TANH: MAP_BACK(g * (1.0f - y[i] * y[i])); break;
+    case NB_UN_SIGMOID: MAP_BACK(g * y[i] * (1.0f - y[i])); break;
+    case NB_UN_RELU: MAP_BACK(y[i] > 0.0f ? g : 0.0f); break;
     /* d/dx x^p = p x^(p-1); torch defines it as 0 for p == 0 */
-    case NB_UN_POW: MAP_BACK(p0 == 0.0f ? 0.0f : dy[i] * p0 * powf(x[i], p0 - 1.0f)); break;
+    case NB_UN_POW: MAP_BACK(p0 == 0.0f ? 0.0f : g * p0 * powf(x[i], p0 - 1.0f)); break;
     /* torch passes the gradient where min <= x <= max, bounds included */
-    case NB_UN_CLAMP: MAP_BACK(x[i] >= p0 && x[i] <= p1 ? dy[i] : 0.0f); break;
-    case NB_UN_ADDS: MAP_BACK(dy[i]); break;
-    case NB_UN_MULS: MAP_BACK(dy[i] * p0); break;
+    case NB_UN_CLAMP: MAP_BACK(x[i] >= p0 && x[i] <= p1 ? g : 0.0f); break;
+    case NB_UN_ADDS: MAP_BACK(g); break;
+    case NB_UN_MULS: MAP_BACK(g * p0); break;
     case NB_UN_STEP: MAP_BACK(0.0f); break;
-    case NB_UN_LEAKY_RELU: MAP_BACK(x[i] > 0.0f ? dy[i] : dy[i] * p0); break;
+    case NB_UN_LEAKY_RELU: MAP_BACK(x[i] > 0.0f ? g : g * p0); break;
     /* x <= 0: d/dx p0 (e^x - 1) = p0 e^x = y + p0 */
-    case NB_UN_ELU: MAP_BACK(x[i] > 0.0f ? dy[i] : dy[i] * (y[i] + p0)); break;
+    case NB_UN_ELU: MAP_BACK(x[i] > 0.0f ? g : g * (y[i] + p0)); break;
     /* d/dx log(1 + e^bx)/b = sigmoid(bx) */
-    case NB_UN_SOFTPLUS: MAP_BACK(p0 * x[i] > p1 ? dy[i] : dy[i] * sigmoidf(p0 * x[i])); break;
+    case NB_UN_SOFTPLUS: MAP_BACK(p0 * x[i] > p1 ? g : g * sigmoidf(p0 * x[i])); break;
     /* d/dx x s(bx) = s + b x s (1 - s) */
     case NB_UN_SILU: {
-        MAP_BACK(dy[i] * (sigmoidf(p0 * x[i]) * (1.0f + p0 * x[i] * (1.0f - sigmoidf(p0 * x[i])))));
+        MAP_BACK(g * (sigmoidf(p0 * x[i]) * (1.0f + p0 * x[i] * (1.0f - sigmoidf(p0 * x[i])))));
         break;
     }
     /* d/dx x tanh(sp(x)) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2) */
     case NB_UN_MISH: {
-        MAP_BACK(dy[i] * (tanhf(softplusf(x[i], 1.0f, 20.0f)) +
+        MAP_BACK(g * (tanhf(softplusf(x[i], 1.0f, 20.0f)) +
                           x[i] * sigmoidf(x[i]) *
                               (1.0f - tanhf(softplusf(x[i], 1.0f, 20.0f)) * tanhf(softplusf(x[i], 1.0f, 20.0f)))));
         break;
     }
     /* d/dx x Phi(x) = Phi(x) + x phi(x) */
     case NB_UN_GELU: {
-        MAP_BACK(dy[i] * (0.5f * (1.0f + erff(x[i] * NB_SQRT1_2)) +
+        MAP_BACK(g * (0.5f * (1.0f + erff(x[i] * NB_SQRT1_2)) +
                           x[i] * NB_INV_SQRT_2PI * expf(-0.5f * x[i] * x[i])));
         break;
     }
-    case NB_UN_ATAN: MAP_BACK(dy[i] / (1.0f + x[i] * x[i])); break;
-    case NB_UN_SOFTSIGN: MAP_BACK(dy[i] / ((1.0f + fabsf(x[i])) * (1.0f + fabsf(x[i])))); break;
+    case NB_UN_ATAN: MAP_BACK(g / (1.0f + x[i] * x[i])); break;
+    case NB_UN_SOFTSIGN: MAP_BACK(g / ((1.0f + fabsf(x[i])) * (1.0f + fabsf(x[i])))); break;
     default: MAP_BACK(NAN); break;
     }
 }
@@ -258,13 +260,13 @@ void nb__cpu_binary(nb_binary_op op, float *out, const float *a, const int64_t *
     int64_t ia = nb__layout_inner_stride(&l, 0), ib = nb__layout_inner_stride(&l, 1);
     int64_t chunk = len > NB_CPU_PARALLEL_MIN ? NB_CPU_PARALLEL_MIN : len;
     int64_t per_row = chunk ? (len + chunk - 1) / chunk : 0, tasks = rows * per_row;
-    #pragma omp parallel for if (rows * len > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t t = 0; t < tasks; t++) {
-        int64_t row = t / per_row, j0 = (t % per_row) * chunk;
-        int64_t n = len - j0 < chunk ? len - j0 : chunk, off[2];
-        nb__layout_row_offsets(&l, row, off);
-        binary_row(op, out + row * len + j0, a + off[0] + j0 * ia, ia, b + off[1] + j0 * ib, ib, n);
-    }
+    NB_PARALLEL_FOR(rows * len > NB_CPU_PARALLEL_MIN,
+        for (int64_t t = 0; t < tasks; t++) {
+            int64_t row = t / per_row, j0 = (t % per_row) * chunk;
+            int64_t n = len - j0 < chunk ? len - j0 : chunk, off[2];
+            nb__layout_row_offsets(&l, row, off);
+            binary_row(op, out + row * len + j0, a + off[0] + j0 * ia, ia, b + off[1] + j0 * ib, ib, n);
+        });
 }
 
 void nb__cpu_where(float *out, const float *c, const int64_t *sc, const float *a,
@@ -275,14 +277,14 @@ void nb__cpu_where(float *out, const float *c, const int64_t *sc, const float *a
     int64_t rows = nb__layout_rows(&l), len = nb__layout_row_len(&l);
     int64_t ic = nb__layout_inner_stride(&l, 0), ia = nb__layout_inner_stride(&l, 1),
             ib = nb__layout_inner_stride(&l, 2);
-    #pragma omp parallel for if (rows * len > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t off[3];
-        nb__layout_row_offsets(&l, r, off);
-        float *o = out + r * len;
-        for (int64_t j = 0; j < len; j++)
-            o[j] = c[off[0] + j * ic] != 0.0f ? a[off[1] + j * ia] : b[off[2] + j * ib];
-    }
+    NB_PARALLEL_FOR(rows * len > NB_CPU_PARALLEL_MIN,
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[3];
+            nb__layout_row_offsets(&l, r, off);
+            float *o = out + r * len;
+            for (int64_t j = 0; j < len; j++)
+                o[j] = c[off[0] + j * ic] != 0.0f ? a[off[1] + j * ia] : b[off[2] + j * ib];
+        });
 }
 
 void nb__cpu_copy(void *out, const int64_t *so, const void *x, const int64_t *sx, int ndim,
@@ -291,18 +293,18 @@ void nb__cpu_copy(void *out, const int64_t *so, const void *x, const int64_t *sx
     nb__layout_init(&l, ndim, shape, 2, (const int64_t *const[]){so, sx});
     int64_t rows = nb__layout_rows(&l), len = nb__layout_row_len(&l);
     int64_t io = nb__layout_inner_stride(&l, 0), ix = nb__layout_inner_stride(&l, 1);
-    #pragma omp parallel for if (rows * len > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t off[2];
-        nb__layout_row_offsets(&l, r, off);
-        char *o = (char *)out + off[0] * (int64_t)es;
-        const char *s = (const char *)x + off[1] * (int64_t)es;
-        if (io == 1 && ix == 1) memcpy(o, s, (size_t)len * es);
-        else if (es == 4)
-            for (int64_t j = 0; j < len; j++) ((float *)o)[j * io] = ((const float *)s)[j * ix];
-        else
-            for (int64_t j = 0; j < len; j++) memcpy(o + j * io * (int64_t)es, s + j * ix * (int64_t)es, es);
-    }
+    NB_PARALLEL_FOR(rows * len > NB_CPU_PARALLEL_MIN,
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[2];
+            nb__layout_row_offsets(&l, r, off);
+            char *o = (char *)out + off[0] * (int64_t)es;
+            const char *s = (const char *)x + off[1] * (int64_t)es;
+            if (io == 1 && ix == 1) memcpy(o, s, (size_t)len * es);
+            else if (es == 4)
+                for (int64_t j = 0; j < len; j++) ((float *)o)[j * io] = ((const float *)s)[j * ix];
+            else
+                for (int64_t j = 0; j < len; j++) memcpy(o + j * io * (int64_t)es, s + j * ix * (int64_t)es, es);
+        });
 }
 
 /* Offset in x of the element at coordinates idx_nd with coordinate dim replaced by k. */
@@ -338,6 +340,6 @@ void nb__cpu_scatter_add(float *dx, const int64_t *sdx, const float *dy, const i
 }
 
 void nb__cpu_accumulate(float *dst, const float *src, int64_t n) {
-    #pragma omp parallel for simd if (n > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+    NB_PARALLEL_FOR(n > NB_CPU_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) dst[i] += src[i];);
 }

@@ -154,19 +154,19 @@ static inline __attribute__((always_inline)) void interior_max(
 void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g) {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
     interior(g, &ja, &jb);
-    #pragma omp parallel for if (g->planes * in_plane > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < g->planes; p++) {
-        const float *xp = x + p * in_plane;
-        for (int64_t i = 0; i < g->oh; i++) {
-            int64_t r0, r1, a, b;
-            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-            float *yr = y + p * out_plane + i * g->ow;
-            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-            for (int64_t j = 0; j < a; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
-            interior_max(false, yr + a, NULL, NULL, xp + r0 * g->w + a * g->sw - g->pw, g, b - a);
-            for (int64_t j = b; j < g->ow; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
-        }
-    }
+    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
+        for (int64_t p = 0; p < g->planes; p++) {
+            const float *xp = x + p * in_plane;
+            for (int64_t i = 0; i < g->oh; i++) {
+                int64_t r0, r1, a, b;
+                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+                float *yr = y + p * out_plane + i * g->ow;
+                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+                for (int64_t j = 0; j < a; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
+                interior_max(false, yr + a, NULL, NULL, xp + r0 * g->w + a * g->sw - g->pw, g, b - a);
+                for (int64_t j = b; j < g->ow; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
+            }
+        });
 }
 
 /* dx[argmax of window (i, j)] += dy[i, j], in output order; the argmax found again from x by
@@ -176,22 +176,22 @@ void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,
                                  const nb_pool2d_geom *g) {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
     interior(g, &ja, &jb);
-    #pragma omp parallel for if (g->planes * in_plane > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < g->planes; p++) {
-        const float *xp = x + p * in_plane;
-        float *dxp = dx + p * in_plane;
-        memset(dxp, 0, sizeof(float) * (size_t)in_plane);
-        for (int64_t i = 0; i < g->oh; i++) {
-            int64_t r0, r1, a, b;
-            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-            const float *dyr = dy + p * out_plane + i * g->ow;
-            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-            for (int64_t j = 0; j < a; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
-            int64_t first = r0 * g->w + a * g->sw - g->pw; /* window a's first element */
-            interior_max(true, NULL, dxp + first, dyr + a, xp + first, g, b - a);
-            for (int64_t j = b; j < g->ow; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
-        }
-    }
+    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
+        for (int64_t p = 0; p < g->planes; p++) {
+            const float *xp = x + p * in_plane;
+            float *dxp = dx + p * in_plane;
+            memset(dxp, 0, sizeof(float) * (size_t)in_plane);
+            for (int64_t i = 0; i < g->oh; i++) {
+                int64_t r0, r1, a, b;
+                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+                const float *dyr = dy + p * out_plane + i * g->ow;
+                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+                for (int64_t j = 0; j < a; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
+                int64_t first = r0 * g->w + a * g->sw - g->pw; /* window a's first element */
+                interior_max(true, NULL, dxp + first, dyr + a, xp + first, g, b - a);
+                for (int64_t j = b; j < g->ow; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
+            }
+        });
 }
 
 /* The divisor of window (i, j) along one dim: with padding counted (torch's
@@ -273,39 +273,39 @@ static inline __attribute__((always_inline)) void interior_avg(
 void nb__cpu_avg_pool2d(float *y, const float *x, const nb_pool2d_geom *g) {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
     interior(g, &ja, &jb);
-    #pragma omp parallel for if (g->planes * in_plane > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < g->planes; p++) {
-        const float *xp = x + p * in_plane;
-        for (int64_t i = 0; i < g->oh; i++) {
-            int64_t r0, r1, a, b;
-            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-            float *yr = y + p * out_plane + i * g->ow;
-            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-            avg_edges(yr, xp, g, i, r0, r1, 0, a);
-            interior_avg(false, yr + a, NULL, xp + r0 * g->w + a * g->sw - g->pw, NULL, g, b - a);
-            avg_edges(yr, xp, g, i, r0, r1, b, g->ow);
-        }
-    }
+    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
+        for (int64_t p = 0; p < g->planes; p++) {
+            const float *xp = x + p * in_plane;
+            for (int64_t i = 0; i < g->oh; i++) {
+                int64_t r0, r1, a, b;
+                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+                float *yr = y + p * out_plane + i * g->ow;
+                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+                avg_edges(yr, xp, g, i, r0, r1, 0, a);
+                interior_avg(false, yr + a, NULL, xp + r0 * g->w + a * g->sw - g->pw, NULL, g, b - a);
+                avg_edges(yr, xp, g, i, r0, r1, b, g->ow);
+            }
+        });
 }
 
 /* dx[window (i, j)] += dy[i, j] / divisor, in output order */
 void nb__cpu_avg_pool2d_backward(float *dx, const float *dy, const nb_pool2d_geom *g) {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
     interior(g, &ja, &jb);
-    #pragma omp parallel for if (g->planes * in_plane > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < g->planes; p++) {
-        float *dxp = dx + p * in_plane;
-        memset(dxp, 0, sizeof(float) * (size_t)in_plane);
-        for (int64_t i = 0; i < g->oh; i++) {
-            int64_t r0, r1, a, b;
-            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-            const float *dyr = dy + p * out_plane + i * g->ow;
-            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-            avg_edges_backward(dxp, dyr, g, i, r0, r1, 0, a);
-            interior_avg(true, NULL, dxp + r0 * g->w + a * g->sw - g->pw, NULL, dyr + a, g, b - a);
-            avg_edges_backward(dxp, dyr, g, i, r0, r1, b, g->ow);
-        }
-    }
+    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
+        for (int64_t p = 0; p < g->planes; p++) {
+            float *dxp = dx + p * in_plane;
+            memset(dxp, 0, sizeof(float) * (size_t)in_plane);
+            for (int64_t i = 0; i < g->oh; i++) {
+                int64_t r0, r1, a, b;
+                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+                const float *dyr = dy + p * out_plane + i * g->ow;
+                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+                avg_edges_backward(dxp, dyr, g, i, r0, r1, 0, a);
+                interior_avg(true, NULL, dxp + r0 * g->w + a * g->sw - g->pw, NULL, dyr + a, g, b - a);
+                avg_edges_backward(dxp, dyr, g, i, r0, r1, b, g->ow);
+            }
+        });
 }
 
 /* ---- upsampling by integer factors: out = in * scale per dim */
@@ -369,29 +369,29 @@ void nb__cpu_upsample2d(nb_upsample_mode mode, float *y, const float *x, int64_t
     int64_t oh = h * sh, ow = w * sw, in_plane = h * w, out_plane = oh * ow;
     bool align = mode == NB_UP_BILINEAR_ALIGNED;
     float inv_h = (float)(1.0 / sh), rh = lerp_ratio(h, sh, align);
-    #pragma omp parallel for if (planes * out_plane > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < planes; p++) {
-        const float *xp = x + p * in_plane;
-        columns cs;
-        for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
-            int64_t n = min64(BLOCK, ow - j0);
-            block_columns(&cs, mode, w, sw, j0, n);
-            for (int64_t i = 0; i < oh; i++) {
-                float *yr = y + p * out_plane + i * ow + j0;
-                if (mode == NB_UP_NEAREST) {
-                    const float *src = xp + nearest_src(i, h, sh, inv_h) * w;
-                    for (int64_t t = 0; t < n; t++) yr[t] = src[cs.c0[t]];
-                    continue;
+    NB_PARALLEL_FOR(planes * out_plane > NB_CPU_PARALLEL_MIN,
+        for (int64_t p = 0; p < planes; p++) {
+            const float *xp = x + p * in_plane;
+            columns cs;
+            for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
+                int64_t n = min64(BLOCK, ow - j0);
+                block_columns(&cs, mode, w, sw, j0, n);
+                for (int64_t i = 0; i < oh; i++) {
+                    float *yr = y + p * out_plane + i * ow + j0;
+                    if (mode == NB_UP_NEAREST) {
+                        const float *src = xp + nearest_src(i, h, sh, inv_h) * w;
+                        for (int64_t t = 0; t < n; t++) yr[t] = src[cs.c0[t]];
+                        continue;
+                    }
+                    /* y = l0 (w0 x[i0, c0] + w1 x[i0, c1]) + l1 (w0 x[i1, c0] + w1 x[i1, c1]) */
+                    lerp a = lerp_src(i, h, rh, align);
+                    const float *x0 = xp + a.i0 * w, *x1 = xp + a.i1 * w;
+                    for (int64_t t = 0; t < n; t++)
+                        yr[t] = a.l0 * (cs.w0[t] * x0[cs.c0[t]] + cs.w1[t] * x0[cs.c1[t]]) +
+                                a.l1 * (cs.w0[t] * x1[cs.c0[t]] + cs.w1[t] * x1[cs.c1[t]]);
                 }
-                /* y = l0 (w0 x[i0, c0] + w1 x[i0, c1]) + l1 (w0 x[i1, c0] + w1 x[i1, c1]) */
-                lerp a = lerp_src(i, h, rh, align);
-                const float *x0 = xp + a.i0 * w, *x1 = xp + a.i1 * w;
-                for (int64_t t = 0; t < n; t++)
-                    yr[t] = a.l0 * (cs.w0[t] * x0[cs.c0[t]] + cs.w1[t] * x0[cs.c1[t]]) +
-                            a.l1 * (cs.w0[t] * x1[cs.c0[t]] + cs.w1[t] * x1[cs.c1[t]]);
             }
-        }
-    }
+        });
 }
 
 /* The transpose of the forward: each dy[i, j] is added to the input elements it was read from,
@@ -402,31 +402,31 @@ void nb__cpu_upsample2d_backward(nb_upsample_mode mode, float *dx, const float *
     int64_t oh = h * sh, ow = w * sw, in_plane = h * w, out_plane = oh * ow;
     bool align = mode == NB_UP_BILINEAR_ALIGNED;
     float inv_h = (float)(1.0 / sh), rh = lerp_ratio(h, sh, align);
-    #pragma omp parallel for if (planes * out_plane > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < planes; p++) {
-        float *dxp = dx + p * in_plane;
-        columns cs;
-        memset(dxp, 0, sizeof(float) * (size_t)in_plane);
-        for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
-            int64_t n = min64(BLOCK, ow - j0);
-            block_columns(&cs, mode, w, sw, j0, n);
-            for (int64_t i = 0; i < oh; i++) {
-                const float *dyr = dy + p * out_plane + i * ow + j0;
-                if (mode == NB_UP_NEAREST) {
-                    float *dst = dxp + nearest_src(i, h, sh, inv_h) * w;
-                    for (int64_t t = 0; t < n; t++) dst[cs.c0[t]] += dyr[t];
-                    continue;
-                }
-                lerp a = lerp_src(i, h, rh, align);
-                float *d0 = dxp + a.i0 * w, *d1 = dxp + a.i1 * w;
-                for (int64_t t = 0; t < n; t++) {
-                    float g = dyr[t];
-                    d0[cs.c0[t]] += a.l0 * cs.w0[t] * g;
-                    d0[cs.c1[t]] += a.l0 * cs.w1[t] * g;
-                    d1[cs.c0[t]] += a.l1 * cs.w0[t] * g;
-                    d1[cs.c1[t]] += a.l1 * cs.w1[t] * g;
+    NB_PARALLEL_FOR(planes * out_plane > NB_CPU_PARALLEL_MIN,
+        for (int64_t p = 0; p < planes; p++) {
+            float *dxp = dx + p * in_plane;
+            columns cs;
+            memset(dxp, 0, sizeof(float) * (size_t)in_plane);
+            for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
+                int64_t n = min64(BLOCK, ow - j0);
+                block_columns(&cs, mode, w, sw, j0, n);
+                for (int64_t i = 0; i < oh; i++) {
+                    const float *dyr = dy + p * out_plane + i * ow + j0;
+                    if (mode == NB_UP_NEAREST) {
+                        float *dst = dxp + nearest_src(i, h, sh, inv_h) * w;
+                        for (int64_t t = 0; t < n; t++) dst[cs.c0[t]] += dyr[t];
+                        continue;
+                    }
+                    lerp a = lerp_src(i, h, rh, align);
+                    float *d0 = dxp + a.i0 * w, *d1 = dxp + a.i1 * w;
+                    for (int64_t t = 0; t < n; t++) {
+                        float g = dyr[t];
+                        d0[cs.c0[t]] += a.l0 * cs.w0[t] * g;
+                        d0[cs.c1[t]] += a.l0 * cs.w1[t] * g;
+                        d1[cs.c0[t]] += a.l1 * cs.w0[t] * g;
+                        d1[cs.c1[t]] += a.l1 * cs.w1[t] * g;
+                    }
                 }
             }
-        }
-    }
+        });
 }

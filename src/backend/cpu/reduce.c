@@ -61,73 +61,73 @@ void nb__cpu_reduce(nb_reduce_op op, float *out, const float *x, int64_t outer, 
             out[0] = reduce_row(op, x, r);
             return;
         }
-        #pragma omp parallel for if (outer * r > NB_CPU_PARALLEL_MIN) schedule(static)
-        for (int64_t o = 0; o < outer; o++) out[o] = reduce_run(op, x + o * r, r);
+        NB_PARALLEL_FOR(outer * r > NB_CPU_PARALLEL_MIN,
+            for (int64_t o = 0; o < outer; o++) out[o] = reduce_run(op, x + o * r, r););
         return;
     }
-    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t o = 0; o < outer; o++) {
-        float *dst = out + o * inner;
-        const float *src = x + o * r * inner;
-        for (int64_t i = 0; i < inner; i++) dst[i] = src[i];
-        for (int64_t k = 1; k < r; k++)
-            for (int64_t i = 0; i < inner; i++) dst[i] = combine(op, dst[i], src[k * inner + i]);
-    }
+    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
+        for (int64_t o = 0; o < outer; o++) {
+            float *dst = out + o * inner;
+            const float *src = x + o * r * inner;
+            for (int64_t i = 0; i < inner; i++) dst[i] = src[i];
+            for (int64_t k = 1; k < r; k++)
+                for (int64_t i = 0; i < inner; i++) dst[i] = combine(op, dst[i], src[k * inner + i]);
+        });
 }
 
 void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int64_t inner) {
-    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t oi = 0; oi < outer * inner; oi++) {
-        const float *p = x + (oi / inner) * r * inner + oi % inner;
-        int64_t best = 0;
-        for (int64_t k = 1; k < r; k++) {
-            float v = p[k * inner], b = p[best * inner];
-            if (b == b && (v > b || v != v)) best = k;
-        }
-        out[oi] = (int32_t)best;
-    }
+    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
+        for (int64_t oi = 0; oi < outer * inner; oi++) {
+            const float *p = x + (oi / inner) * r * inner + oi % inner;
+            int64_t best = 0;
+            for (int64_t k = 1; k < r; k++) {
+                float v = p[k * inner], b = p[best * inner];
+                if (b == b && (v > b || v != v)) best = k;
+            }
+            out[oi] = (int32_t)best;
+        });
 }
 
 /* softmax: y = exp(x - m) / sum exp(x - m), m = max x;  log-softmax: y = x - m - log(sum). */
 void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t inner, bool log) {
-    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t oi = 0; oi < outer * inner; oi++) {
-        int64_t base = (oi / inner) * r * inner + oi % inner;
-        const float *p = x + base;
-        float *q = y + base;
-        float m = -INFINITY, s = 0.0f;
-        for (int64_t k = 0; k < r; k++) m = fmaxf(m, p[k * inner]);
-        for (int64_t k = 0; k < r; k++) s += expf(p[k * inner] - m);
-        if (log) { /* (x - m) - log s, not x - (m + log s): that rounds at |m|, not at |y| */
-            float log_s = logf(s);
-            for (int64_t k = 0; k < r; k++) q[k * inner] = (p[k * inner] - m) - log_s;
-        } else {
-            float inv = 1.0f / s;
-            for (int64_t k = 0; k < r; k++) q[k * inner] = expf(p[k * inner] - m) * inv;
-        }
-    }
+    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
+        for (int64_t oi = 0; oi < outer * inner; oi++) {
+            int64_t base = (oi / inner) * r * inner + oi % inner;
+            const float *p = x + base;
+            float *q = y + base;
+            float m = -INFINITY, s = 0.0f;
+            for (int64_t k = 0; k < r; k++) m = fmaxf(m, p[k * inner]);
+            for (int64_t k = 0; k < r; k++) s += expf(p[k * inner] - m);
+            if (log) { /* (x - m) - log s, not x - (m + log s): that rounds at |m|, not at |y| */
+                float log_s = logf(s);
+                for (int64_t k = 0; k < r; k++) q[k * inner] = (p[k * inner] - m) - log_s;
+            } else {
+                float inv = 1.0f / s;
+                for (int64_t k = 0; k < r; k++) q[k * inner] = expf(p[k * inner] - m) * inv;
+            }
+        });
 }
 
 void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,
                               int64_t r, int64_t inner, bool log) {
-    #pragma omp parallel for if (outer * r * inner > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t oi = 0; oi < outer * inner; oi++) {
-        int64_t base = (oi / inner) * r * inner + oi % inner;
-        float s = 0.0f;
-        if (log) {
-            for (int64_t k = 0; k < r; k++) s += dy[base + k * inner];
-            for (int64_t k = 0; k < r; k++) {
-                int64_t j = base + k * inner;
-                dx[j] = dy[j] - expf(y[j]) * s;
+    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
+        for (int64_t oi = 0; oi < outer * inner; oi++) {
+            int64_t base = (oi / inner) * r * inner + oi % inner;
+            float s = 0.0f;
+            if (log) {
+                for (int64_t k = 0; k < r; k++) s += dy[base + k * inner];
+                for (int64_t k = 0; k < r; k++) {
+                    int64_t j = base + k * inner;
+                    dx[j] = dy[j] - expf(y[j]) * s;
+                }
+            } else {
+                for (int64_t k = 0; k < r; k++) s += dy[base + k * inner] * y[base + k * inner];
+                for (int64_t k = 0; k < r; k++) {
+                    int64_t j = base + k * inner;
+                    dx[j] = y[j] * (dy[j] - s);
+                }
             }
-        } else {
-            for (int64_t k = 0; k < r; k++) s += dy[base + k * inner] * y[base + k * inner];
-            for (int64_t k = 0; k < r; k++) {
-                int64_t j = base + k * inner;
-                dx[j] = y[j] * (dy[j] - s);
-            }
-        }
-    }
+        });
 }
 
 /* Row i: lse = m + log sum_j exp(x_ij - m), loss_i = lse - x_i[t_i].  Rows are summed in double,
@@ -147,15 +147,15 @@ float nb__cpu_xent(const float *x, const int32_t *t, int64_t n, int64_t c, float
 /* d loss / d x_ij = scale (softmax_ij - [j == t_i]), times the upstream gradient */
 void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c,
                            float g_scale) {
-    #pragma omp parallel for if (n * c > NB_CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *row = x + i * c;
-        float *d = dx + i * c;
-        float m = -INFINITY, s = 0.0f;
-        for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
-        for (int64_t j = 0; j < c; j++) s += (d[j] = expf(row[j] - m));
-        float inv = g_scale / s;
-        for (int64_t j = 0; j < c; j++) d[j] *= inv;
-        d[t[i]] -= g_scale;
-    }
+    NB_PARALLEL_FOR(n * c > NB_CPU_PARALLEL_MIN,
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = x + i * c;
+            float *d = dx + i * c;
+            float m = -INFINITY, s = 0.0f;
+            for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+            for (int64_t j = 0; j < c; j++) s += (d[j] = expf(row[j] - m));
+            float inv = g_scale / s;
+            for (int64_t j = 0; j < c; j++) d[j] *= inv;
+            d[t[i]] -= g_scale;
+        });
 }
