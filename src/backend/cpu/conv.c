@@ -44,9 +44,10 @@
 #endif
 
 /* Grid columns worth folding into one GEMM, and the column bytes one thread may hold (half
- * its L2, so that im2col's writes are still cached when the GEMM packs them; measured on
- * LeNet, larger buffers and folds gave nothing). */
-#define FOLD_COLUMNS 1024
+ * its L2, so that im2col's writes are still cached when the GEMM packs them).  Measured: folding
+ * 7x7 and 4x4 grids gains 5-12%; folding LeNet's 14x14 and 28x28 grids, or larger buffers,
+ * lost up to 20%. */
+#define FOLD_COLUMNS 512
 #define COL_BYTES_MAX (512u << 10)
 /* Below this many flops per pass one thread does it all: a fork costs more. */
 #define PARALLEL_MIN_FLOPS 2e6
@@ -114,21 +115,6 @@ static void range_of(int64_t n, int parts, int t, int64_t *lo, int64_t *hi) {
     *hi = n * (t + 1) / parts;
 }
 
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-static int team_size(void) {
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* Row copies for im2col and col2im, whose rows are short (an image row: 14 or 28 floats in
@@ -137,12 +123,14 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * masked step.  Each copies or adds `rows` rows of n floats; d and s advance by their strides.
  * copy_block writes its rows back to back (d's stride is n): a full-width store past a row's
  * end lands where the next row is about to be written, so only a store that would pass the
- * block's end is masked (masked stores are the slow ones). */
+ * block's end is masked (masked stores are the slow ones).  They stay out of line: inlined into
+ * im2col's nest of loops they ran out of registers and ran a third slower. */
+#define NB_ROWS __attribute__((noinline))
 #ifdef __AVX512F__
 static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << (n % 16)) - 1); }
 
-static inline void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows,
-                             int64_t n) {
+NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+                              int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
     for (int64_t r = 0; r < rows; r++) {
@@ -153,7 +141,7 @@ static inline void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
     }
 }
 
-static inline void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
     for (int64_t r = 0; r < rows; r++) {
@@ -167,23 +155,27 @@ static inline void copy_block(float *d, const float *s, int64_t lds, int64_t row
     }
 }
 
-static inline void add_rows(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows,
-                            int64_t n) {
+NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+                             int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
     for (int64_t r = 0; r < rows; r++) {
         float *dr = d + r * ldd;
         const float *sr = s + r * lds;
-        for (int64_t j = 0; j < full; j += 16)
-            _mm512_storeu_ps(dr + j, _mm512_add_ps(_mm512_loadu_ps(dr + j), _mm512_loadu_ps(sr + j)));
-        if (full < n)
-            _mm512_mask_storeu_ps(dr + full, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dr + full),
-                                                              _mm512_maskz_loadu_ps(m, sr + full)));
+        for (int64_t j = 0; j < full; j += 16) {
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(dr + j), _mm512_loadu_ps(sr + j));
+            _mm512_storeu_ps(dr + j, v);
+        }
+        if (full < n) {
+            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dr + full),
+                                     _mm512_maskz_loadu_ps(m, sr + full));
+            _mm512_mask_storeu_ps(dr + full, m, v);
+        }
     }
 }
 #else
-static inline void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows,
-                             int64_t n) {
+NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+                              int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
         float *restrict dr = d + r * ldd;
         const float *restrict sr = s + r * lds;
@@ -191,12 +183,12 @@ static inline void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
     }
 }
 
-static inline void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
     copy_rows(d, n, s, lds, rows, n);
 }
 
-static inline void add_rows(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows,
-                            int64_t n) {
+NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+                             int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
         float *restrict dr = d + r * ldd;
         const float *restrict sr = s + r * lds;
@@ -394,22 +386,26 @@ static void weight_range(const conv_plan *p, const scratch *sc, bool want_db, co
 
 typedef enum { PASS_FORWARD, PASS_DATA, PASS_WEIGHT } conv_pass;
 
-/* Runs one pass over every sample range: in a parallel region when there are several (a team
- * smaller than asked for takes several ranges per thread, so every range still runs, each with
- * its own scratch).  The weight pass leaves each range's sums in its partial (db when b). */
+/* Runs one pass over sample range t with its own scratch.  The weight pass leaves the range's
+ * sums in its partial (db too when b is not NULL). */
+static void run_range(conv_pass pass, const conv_plan *p, int t, float *out, const float *a,
+                      const float *c, float *b, const nb_conv2d_geom *g, void *ws) {
+    int64_t lo, hi;
+    range_of(g->n, p->threads, t, &lo, &hi);
+    scratch sc = scratch_of(p, ws, t);
+    switch (pass) {
+    case PASS_FORWARD: forward_range(p, &sc, out, a, c, b, g, lo, hi); break;
+    case PASS_DATA: data_range(p, &sc, out, a, c, b, g, lo, hi); break;
+    case PASS_WEIGHT: weight_range(p, &sc, b != NULL, a, c, g, lo, hi); break;
+    }
+}
+
+/* Every range, one per thread (a smaller team takes several in turn); one range runs inline. */
 static void run_ranges(conv_pass pass, const conv_plan *p, float *out, const float *a,
                        const float *c, float *b, const nb_conv2d_geom *g, void *ws) {
-    #pragma omp parallel num_threads(p->threads) if (p->threads > 1)
-    for (int t = thread_id(); t < p->threads; t += team_size()) {
-        int64_t lo, hi;
-        range_of(g->n, p->threads, t, &lo, &hi);
-        scratch sc = scratch_of(p, ws, t);
-        switch (pass) {
-        case PASS_FORWARD: forward_range(p, &sc, out, a, c, b, g, lo, hi); break;
-        case PASS_DATA: data_range(p, &sc, out, a, c, b, g, lo, hi); break;
-        case PASS_WEIGHT: weight_range(p, &sc, b != NULL, a, c, g, lo, hi); break;
-        }
-    }
+    NB_PARALLEL_FOR(p->threads > 1,
+        for (int t = 0; t < p->threads; t++) run_range(pass, p, t, out, a, c, b, g, ws);
+    );
 }
 
 void nb__cpu_conv2d(float *y, const float *x, const float *w, const float *b,
