@@ -191,7 +191,7 @@ static const nb_module_type_def unet_def = {"UNet", unet_forward, NULL};
 
 /* A ModuleList of n <= UNET_MAX_DEPTH modules, children "0", "1", ...; takes ownership of them. */
 static nb_module *module_list(int n, nb_module *const *kids) {
-    char names[UNET_MAX_DEPTH][4];
+    char names[UNET_MAX_DEPTH][12];
     const char *name_ptrs[UNET_MAX_DEPTH];
     for (int i = 0; i < n; i++) {
         snprintf(names[i], sizeof names[i], "%d", i);
