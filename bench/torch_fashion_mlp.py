@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""torch_fashion_mlp.py — the torch side of the training benchmark: the course's MLP on
-Fashion-MNIST, trained as `nabla train` trains it, timed and measured the same way.
+"""torch_fashion_mlp.py — the torch side of the training benchmarks: the course's MLP (or, with
+--model lenet, the LeNet-style CNN) on Fashion-MNIST, trained as `nabla train` trains it, timed
+and measured the same way.
 
-    /usr/bin/python3 bench/torch_fashion_mlp.py [--threads N] [--epochs N] [--seed S]
+    /usr/bin/python3 bench/torch_fashion_mlp.py [--model mlp|lenet] [--threads N] [--epochs N] [--seed S]
 
 Run it with Debian's /usr/bin/python3 (torch 1.13), not a `python3` found on PATH.
 
-Setup: Linear(784,64) ReLU Linear(64,64) ReLU Linear(64,10), cross-entropy, SGD lr 0.01
-momentum 0.9, CosineAnnealingLR(T_max=epochs) stepped once per epoch, batch 64, seed S.
+Setup (mlp): Linear(784,64) ReLU Linear(64,64) ReLU Linear(64,10), cross-entropy, SGD lr 0.01
+momentum 0.9, CosineAnnealingLR(T_max=epochs) stepped once per epoch, batch 64, seed S, 10 epochs.
+Setup (lenet): Conv2d(1,16,5,pad 2) ReLU MaxPool2d(2) Conv2d(16,32,5,pad 2) ReLU MaxPool2d(2)
+Flatten Linear(1568,128) ReLU Linear(128,10), Adam lr 1e-3, the same cosine, 5 epochs — the same
+as `nabla train --model-file examples/models/lenet.json --optim adam --lr 1e-3 --epochs 5`.
 
 Data: the course reads the set through torchvision's FashionMNIST with transforms.ToTensor()
 and a DataLoader(batch_size=64, shuffle=True), which converts every image to float / 255 one
@@ -36,10 +40,12 @@ DATA = "/usr/share/datasets/fashion-mnist"
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("--threads", type=int, default=1)
-ap.add_argument("--epochs", type=int, default=10)
+ap.add_argument("--model", choices=["mlp", "lenet"], default="mlp")
+ap.add_argument("--epochs", type=int, default=0, help="0: 10 for mlp, 5 for lenet")
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--batch", type=int, default=64)
 args = ap.parse_args()
+args.epochs = args.epochs or (10 if args.model == "mlp" else 5)
 
 # torch.set_num_threads does not reach OpenBLAS, which torch's float GEMMs call and which starts
 # one thread per core: without this, "1 thread" would still run its GEMMs on every core.
@@ -76,10 +82,17 @@ def main():
     x_test, y_test = load("t10k")
     n = x_train.shape[0]
 
-    model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                          nn.Linear(64, 10))
+    if args.model == "mlp":
+        model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                              nn.Linear(64, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    else:
+        model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 16, 5, padding=2),
+                              nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5, padding=2),
+                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1568, 128),
+                              nn.ReLU(), nn.Linear(128, 10))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
 
     train_s = 0.0
@@ -118,7 +131,7 @@ def main():
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"torch {torch.__version__}, {args.threads} thread(s): test acc {acc:.2f}%, "
           f"{rate:.0f} samples/s in training, {total_s:.1f}s in all, peak RSS {peak_mb:.0f} MB")
-    print(f"RESULT torch threads={args.threads} epochs={args.epochs} acc={acc:.2f} "
+    print(f"RESULT torch model={args.model} threads={args.threads} epochs={args.epochs} acc={acc:.2f} "
           f"samples_per_s={rate:.0f} train_s={train_s:.2f} total_s={total_s:.2f} "
           f"peak_rss_mb={peak_mb:.1f}")
 
