@@ -247,9 +247,10 @@ static void bad_usage_fails_with_a_message(void) {
                   tpath("never"));
     CHECK_REFUSED("--sched 'wavy'", "train", "--data", tpath("data"), "--sched", "wavy", "--out",
                   tpath("never"));
-    CHECK_REFUSED("cannot make the output folder", "train", "--data", tpath("data"), "--out",
-                  tpath("a/b/c"));
     write_text(tpath("afile"), "a file, not a folder");
+    /* missing parents are made (mkdir -p); a parent that is a file cannot be */
+    CHECK_REFUSED("cannot make the output folder", "train", "--data", tpath("data"), "--out",
+                  tpath("afile/sub"));
     CHECK_REFUSED("is not a folder", "train", "--data", tpath("data"), "--out", tpath("afile"));
     CHECK_REFUSED("needs WEIGHTS", "eval");
     CHECK_REFUSED("--batch must be >= 1", "eval", tpath("w.safetensors"), "--batch", "0");

@@ -350,6 +350,19 @@ static void free_run(run *r) {
     json_decref(r->spec);
 }
 
+/* mkdir -p: makes path and any missing parent folders. */
+static bool make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, false;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
+        *p = '/';
+    }
+    return mkdir(buf, 0777) == 0 || errno == EEXIST;
+}
+
 static const char *const train_usage =
     "usage: nabla train [options]\n\n"
     "Trains a classifier on an MNIST-format data set (Fashion-MNIST by default) and writes\n"
@@ -438,7 +451,7 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     struct stat out_stat;
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
+    if (!make_dirs(o.out)) {
         fprintf(stderr, "nabla: cannot make the output folder %s: %s\n", o.out, strerror(errno));
         return 1;
     }
