@@ -27,13 +27,13 @@
  * ratio=... goal=0.5 PASS|MISS" per thread count, ratio = conv / the faster GEMM.  Goal: >= 0.5.
  */
 #include "nabla.h"
+#include "bench.h"
 
 #include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BATCH 32
 #define CH 64
@@ -44,30 +44,6 @@
 #define ROUNDS 7
 #define PER_BLOCK 3
 #define SQUARE 1024
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double s[ROUNDS * PER_BLOCK];
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
 
 typedef struct {
     nb_tensor *x, *w, *b, *dy;

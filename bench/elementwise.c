@@ -17,33 +17,17 @@
  * memcpy_gbs=... ratio=..." lines for bench/run.sh.  Goal: ratio >= 0.7.
  */
 #include "nabla.h"
+#include "bench.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #define SAMPLES 15
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 typedef enum { OP_ADD, OP_MUL, OP_EXP, OP_COUNT } op_kind;
 static const char *const op_names[OP_COUNT] = {"add", "mul", "exp"};

@@ -23,44 +23,19 @@
  * ratio=... same=..." line per size for bench/run.sh.  Goal: ratio >= 0.95.
  */
 #include "nabla.h"
+#include "bench.h"
 
 #include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SAMPLE_NS 20e6        /* 20 ms: long enough that clock and scope overheads vanish */
 #define BLAS_SETTLE_MS 250    /* OpenBLAS's idle workers spin about 0.1 s, with margin */
 #define OPENMP_SETTLE_MS 50   /* libgomp's idle workers spin a few ms */
 #define MAX_ROUNDS 9
 #define MAX_PER_BLOCK 5
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v[0..n); sorts a copy, so v keeps its order. */
-static double median(const double *v, int n) {
-    double s[MAX_ROUNDS * MAX_PER_BLOCK];
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
 
 static void nabla_call(nb_tensor *a, nb_tensor *b) {
     nb_scope_begin();

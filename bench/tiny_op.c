@@ -13,32 +13,16 @@
  * Goal: <= 1000 ns per op.
  */
 #include "nabla.h"
+#include "bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #define BATCH 10000
 #define BATCHES 101
 
 typedef enum { CASE_RECORD, CASE_NO_RECORD, CASE_NO_GRAD, CASE_COUNT } tiny_case;
 static const char *const case_names[CASE_COUNT] = {"record", "no_record", "no_grad"};
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* One batch of BATCH adds in a fresh scope; ns per op.  A NULL result fails the whole run: a
  * failing op would be measured as a suspiciously fast one. */

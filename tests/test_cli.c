@@ -10,53 +10,18 @@
  * NB_SANITIZE, the command is checked for leaks and undefined behaviour as well).
  */
 #include "check.h"
+#include "tmpdir.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <png.h>
 #include <spawn.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
 
 static const char *nabla;
-static char tmpdir[64];
 static char *out_text, *err_text; /* the last run's stdout and stderr */
-
-/* tmpdir/name, in one of 16 rotating buffers. */
-static const char *tpath(const char *name) {
-    static char buf[16][512];
-    static int slot;
-    char *p = buf[slot++ % 16];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* The whole file, malloc'd and NUL-terminated; *n gets its size (NULL when unreadable). */
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return *n = 0, NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(*n + 1);
-    if (fread(b, 1, *n, f) != *n) *n = 0;
-    b[*n] = '\0';
-    fclose(f);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) CHECK_FAIL_("cannot write %s", path);
-    if (f) fclose(f);
-}
-
-static void write_text(const char *path, const char *text) {
-    write_bytes(path, text, strlen(text));
-}
 
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -625,30 +590,13 @@ static void model_files_build_residual_blocks_and_reject_unknown_keys(void) {
     CHECK(!exists(tpath("T/model.safetensors")));
 }
 
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) {
-        remove(path);
-        return;
-    }
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[1024];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s PATH/TO/nabla (run from the repo root)\n", argv[0]);
         return 2;
     }
     nabla = argv[1];
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla_test_cli_XXXXXX");
-    if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
+    if (!tmpdir_make("nabla_test_cli")) return 1;
     mkdir(tpath("data"), 0755);
     write_split(tpath("data"), "train", 600, 1);
     write_split(tpath("data"), "t10k", 200, 2);
@@ -670,6 +618,6 @@ int main(int argc, char **argv) {
 
     free(out_text);
     free(err_text);
-    remove_tree(tmpdir);
+    tmpdir_remove();
     return check_summary();
 }

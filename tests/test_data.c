@@ -8,48 +8,16 @@
  * Files live in a mkdtemp directory under /tmp, removed at the end.
  */
 #include "check.h"
+#include "tmpdir.h"
 
-#include <ftw.h>
-#include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <zlib.h>
-
-static char tmpdir[64];
-
-/* tmpdir/name, in one of 8 rotating buffers. */
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int slot;
-    char *p = buf[slot++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(data, 1, n, f) != n)) CHECK_FAIL_("cannot write %s", path);
-    if (f) fclose(f);
-}
 
 static void write_gz(const char *path, const void *data, size_t n) {
     gzFile f = gzopen(path, "wb");
     if (!f || (n && gzwrite(f, data, (unsigned)n) != (int)n)) CHECK_FAIL_("cannot write %s", path);
     if (f) gzclose(f);
-}
-
-static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
-
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return *n = 0, NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc(*n + 1);
-    if (fread(p, 1, *n, f) != *n) CHECK_FAIL_("cannot read %s", path);
-    fclose(f);
-    return p;
 }
 
 /* The call failed with code, a message naming path and containing needle. */
@@ -947,14 +915,8 @@ static void transforms_shift_noise_and_their_seeds(void) {
 
 /* ---------------------------------------------------------------- main */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nb_test_data_XXXXXX");
-    if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
+    if (!tmpdir_make("nb_test_data")) return 1;
     idx_round_trips_every_type_raw_and_gzip();
     idx_rejects_malformed_headers();
     idx_rejects_sizes_that_overflow_or_lie();
@@ -976,8 +938,7 @@ int main(void) {
     loader_steady_state_allocates_nothing();
     transforms_scale_normalise_flip();
     transforms_shift_noise_and_their_seeds();
-    if (nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        CHECK_FAIL_("could not remove %s", tmpdir);
+    tmpdir_remove();
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, 0); /* every reader and loader freed all */
     return check_summary();

@@ -9,34 +9,11 @@
  */
 #include "check.h"
 #include "core/core.h"
+#include "tmpdir.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-static char tmpdir[64];
-
-/* tmpdir/name, in one of 4 rotating buffers. */
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *p = buf[slot++ % 4];
-    size_t d = strlen(tmpdir), n = strlen(name);
-    if (d + 1 + n >= sizeof buf[0]) n = sizeof buf[0] - d - 2;
-    memcpy(p, tmpdir, d);
-    p[d] = '/';
-    memcpy(p + d + 1, name, n);
-    p[d + 1 + n] = '\0';
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) CHECK_FAIL_("cannot write %s", path);
-    if (f) fclose(f);
-}
 
 /* A file with the given length prefix, header text and data bytes. */
 static void write_raw(const char *path, uint64_t hlen, const char *header, const void *data,
@@ -54,19 +31,6 @@ static void write_st(const char *path, const char *header, const void *data, siz
     write_raw(path, strlen(header), header, data, ndata);
 }
 
-/* The whole file, malloc'd; *n gets its size. */
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return *n = 0, NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    if (fread(b, 1, *n, f) != *n) *n = 0;
-    fclose(f);
-    return b;
-}
-
 static bool same_file(const char *path, const unsigned char *want, size_t n) {
     size_t m;
     unsigned char *got = read_all(path, &m);
@@ -75,14 +39,8 @@ static bool same_file(const char *path, const unsigned char *want, size_t n) {
     return same;
 }
 
-/* Files in tmpdir whose name contains ".tmp." — leftovers of a failed save. */
-static int count_temporaries(void) {
-    DIR *d = opendir(tmpdir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
-}
+/* Leftovers of a failed save: safetensors writes to path + ".tmp.XXXXXX". */
+static int count_temporaries(void) { return tmpdir_count(".tmp."); }
 
 /* Same dtype, shape and bytes in logical order. */
 static bool same_tensor(const nb_tensor *a, const nb_tensor *b) {
@@ -604,18 +562,9 @@ static void failed_saves_leave_the_old_file_and_no_temporary(void) {
     nb_scope_end();
 }
 
-static void remove_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tpath(e->d_name));
-    if (d) closedir(d);
-    if (rmdir(tmpdir) != 0) CHECK_FAIL_("could not remove %s", tmpdir);
-}
-
 int main(void) {
     umask(022);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla_test_io_XXXXXX");
-    if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
+    if (!tmpdir_make("nabla_test_io")) return 1;
     nb_release_memory();
     size_t live = nb_alloc_stats_get().bytes_live;
 
@@ -632,6 +581,6 @@ int main(void) {
 
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every handle and buffer returned */
-    remove_tmpdir();
+    tmpdir_remove();
     return check_summary();
 }

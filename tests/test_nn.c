@@ -8,8 +8,7 @@
  * the same float32 values, so the difference is this library's float32 rounding alone.
  */
 #include "check.h"
-
-#include <jansson.h>
+#include "golden_json.h"
 
 #define GOLDEN_PATH "tests/golden/nn.json"
 #define GOLDEN_TOL 1e-5
@@ -78,90 +77,6 @@ static nb_module *build_case(const char *name) {
 
 static json_t *golden;
 
-/* The floats of a {"shape", "data"} object, malloc'd; *n gets their count. */
-static float *json_floats(const json_t *obj, long *n) {
-    const json_t *data = json_object_get(obj, "data");
-    *n = (long)json_array_size(data);
-    float *v = malloc(sizeof(float) * (size_t)(*n ? *n : 1));
-    for (long i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(data, (size_t)i));
-    return v;
-}
-
-static double *json_doubles(const json_t *obj, long *n) {
-    const json_t *data = json_object_get(obj, "data");
-    *n = (long)json_array_size(data);
-    double *v = malloc(sizeof(double) * (size_t)(*n ? *n : 1));
-    for (long i = 0; i < *n; i++) v[i] = json_number_value(json_array_get(data, (size_t)i));
-    return v;
-}
-
-static int json_shape(const json_t *obj, int64_t *shape) {
-    const json_t *s = json_object_get(obj, "shape");
-    int nd = (int)json_array_size(s);
-    for (int d = 0; d < nd && d < NB_MAX_DIMS; d++)
-        shape[d] = (int64_t)json_integer_value(json_array_get(s, (size_t)d));
-    return nd;
-}
-
-static nb_tensor *json_tensor(const json_t *obj) {
-    int64_t shape[NB_MAX_DIMS];
-    int nd = json_shape(obj, shape);
-    long n;
-    float *v = json_floats(obj, &n);
-    nb_tensor *t = nb_from_data(v, nd, shape);
-    free(v);
-    return t;
-}
-
-/* t has the shape and (within the golden tolerance) the values of obj. */
-static void check_json_tensor(const char *what, const nb_tensor *t, const json_t *obj) {
-    int64_t shape[NB_MAX_DIMS];
-    int nd = json_shape(obj, shape);
-    bool same_shape = t && nb_ndim(t) == nd;
-    for (int d = 0; same_shape && d < nd; d++) same_shape = nb_shape(t)[d] == shape[d];
-    if (!same_shape) {
-        CHECK_FAIL_("%s: shape %s, want %d dims", what, t ? "differs" : "missing (NULL)", nd);
-        return;
-    }
-    long n;
-    double *want = json_doubles(obj, &n);
-    CHECK_TENSOR(what, t, want, n, GOLDEN_TOL, GOLDEN_TOL);
-    free(want);
-}
-
-/* The module's parameters (or buffers) are exactly torch's, in torch's order; loads them. */
-static void check_and_load_entries(const char *cname, nb_module *m, const json_t *list, bool buffers) {
-    size_t n = json_array_size(list);
-    CHECK_EQ_INT(buffers ? nb_module_num_buffers(m) : nb_module_num_params(m), n);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *e = json_array_get(list, i);
-        const char *want = json_string_value(json_object_get(e, "name")), *got = NULL;
-        nb_tensor *t = buffers ? nb_module_buffer(m, (int)i, &got) : nb_module_param(m, (int)i, &got);
-        if (!got || strcmp(got, want)) {
-            CHECK_FAIL_("%s: %s %zu is '%s', torch has '%s'", cname, buffers ? "buffer" : "param",
-                        i, got ? got : "(none)", want);
-            continue;
-        }
-        CHECK(nb_module_find(m, want) == t);
-        long count;
-        float *v = json_floats(e, &count);
-        CHECK_EQ_INT(nb_copy_from(t, v, count), NB_OK);
-        free(v);
-    }
-}
-
-static void check_entries(const char *cname, const char *kind, nb_module *m, const json_t *list,
-                          bool grads) {
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        const json_t *e = json_array_get(list, i);
-        const char *name = json_string_value(json_object_get(e, "name"));
-        char what[512];
-        snprintf(what, sizeof what, "%s: %s %s", cname, kind, name);
-        nb_tensor *t = nb_module_find(m, name);
-        check_json_tensor(what, grads ? nb_grad(t) : t, e);
-    }
-}
-
 static void run_golden_case(const json_t *c) {
     const char *cname = json_string_value(json_object_get(c, "name"));
     nb_module *m = build_case(cname);
@@ -169,29 +84,7 @@ static void run_golden_case(const json_t *c) {
         CHECK_FAIL_("golden case '%s' has no builder [%s]", cname, nb_error_message());
         return;
     }
-    check_and_load_entries(cname, m, json_object_get(c, "params"), false);
-    check_and_load_entries(cname, m, json_object_get(c, "buffers"), true);
-    nb_module_train(m, json_is_true(json_object_get(c, "train")));
-    const json_t *steps = json_object_get(c, "steps");
-    for (size_t s = 0; s < json_array_size(steps); s++) {
-        const json_t *st = json_array_get(steps, s);
-        char what[160];
-        nb_scope_begin();
-        nb_tensor *x = json_tensor(json_object_get(st, "input"));
-        nb_set_requires_grad(x, true);
-        nb_tensor *y = nb_module_forward(m, x);
-        snprintf(what, sizeof what, "%s step %zu: output", cname, s);
-        check_json_tensor(what, y, json_object_get(st, "output"));
-        nb_tensor *r = json_tensor(json_object_get(st, "R"));
-        CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(y, r))), NB_OK);
-        snprintf(what, sizeof what, "%s step %zu: input grad", cname, s);
-        check_json_tensor(what, nb_grad(x), json_object_get(st, "grad_input"));
-        snprintf(what, sizeof what, "%s step %zu:", cname, s);
-        check_entries(what, "grad of", m, json_object_get(st, "grads"), true);
-        check_entries(what, "buffer", m, json_object_get(st, "buffers"), false);
-        nb_scope_end();
-        for (int i = 0; i < nb_module_num_params(m); i++) nb_clear_grad(nb_module_param(m, i, NULL));
-    }
+    check_golden_module(cname, m, c, GOLDEN_TOL);
     nb_module_free(m);
 }
 
@@ -856,12 +749,8 @@ static void activation_names_parse_back(void) {
 }
 
 int main(void) {
-    json_error_t err;
-    golden = json_load_file(GOLDEN_PATH, 0, &err);
-    if (!golden) {
-        fprintf(stderr, "%s: %s (line %d); run from the repository root\n", GOLDEN_PATH, err.text, err.line);
-        return 1;
-    }
+    golden = golden_load(GOLDEN_PATH);
+    if (!golden) return 1;
     modules_match_torch_golden_vectors();
     json_decref(golden);
     nested_names_and_counts_match_torch();

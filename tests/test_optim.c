@@ -12,8 +12,7 @@
  * the bit here, and to 1e-13 relative is asked so that another libm's cos may differ.
  */
 #include "check.h"
-
-#include <jansson.h>
+#include "golden_json.h"
 
 /* Golden trajectories: a value per step; reports the config and step that differ. */
 #define CHECK_NEAR_AT(what, step, got, want, atol, rtol)                                      \
@@ -1032,13 +1031,8 @@ static void results_do_not_depend_on_the_thread_count(void) {
 }
 
 int main(void) {
-    json_error_t err;
-    golden = json_load_file("tests/golden/optim.json", 0, &err);
-    if (!golden) {
-        fprintf(stderr, "tests/golden/optim.json: %s (line %d); run from the repository root\n",
-                err.text, err.line);
-        return 1;
-    }
+    golden = golden_load("tests/golden/optim.json");
+    if (!golden) return 1;
     optimisers_follow_torch_trajectories();
     linear_model_training_follows_torch();
     schedules_follow_torch();

@@ -14,42 +14,10 @@
  */
 #include "check.h"
 #include "core/core.h"
+#include "tmpdir.h"
 
-#include <dirent.h>
 #include <jansson.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-static char tmpdir[64];
-
-/* tmpdir/name, in one of 4 rotating buffers. */
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *p = buf[slot++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* The whole file, malloc'd and NUL-terminated; *n gets its size (0 and NULL when unreadable). */
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return *n = 0, NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(*n + 1);
-    if (fread(b, 1, *n, f) != *n) *n = 0;
-    b[*n] = '\0';
-    fclose(f);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) CHECK_FAIL_("cannot write %s", path);
-    if (f) fclose(f);
-}
 
 /* dst = the first `keep` bytes of src. */
 static void truncate_copy(const char *src, const char *dst, size_t keep) {
@@ -68,22 +36,9 @@ static void flip_copy(const char *src, const char *dst, size_t from_end) {
     free(b);
 }
 
-/* Files in tmpdir whose name contains ".tmp": leftovers of an interrupted write. */
-static int count_temporaries(void) {
-    DIR *d = opendir(tmpdir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
-    if (d) closedir(d);
-    return n;
-}
-
-static void remove_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tpath(e->d_name));
-    if (d) closedir(d);
-    rmdir(tmpdir);
-}
+/* Leftovers of an interrupted write: curves go through path + ".tmp", weights and checkpoints
+ * through path + ".tmp.XXXXXX". */
+static int count_temporaries(void) { return tmpdir_count(".tmp"); }
 
 /* ---------------------------------------------------------------- snapshots of objects */
 
@@ -930,8 +885,7 @@ static void torch_output_matches_on_nablas_weights(void) {
 
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--write-golden")) return write_golden();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla_test_train_XXXXXX");
-    if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
+    if (!tmpdir_make("nabla_test_train")) return 1;
     nb_release_memory();
     size_t live = nb_alloc_stats_get().bytes_live;
 
@@ -954,6 +908,6 @@ int main(int argc, char **argv) {
 
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every object and buffer returned */
-    remove_tmpdir();
+    tmpdir_remove();
     return check_summary();
 }
