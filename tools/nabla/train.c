@@ -16,8 +16,8 @@
 
 typedef struct {
     const char *model, *model_file, *act, *data, *optim, *sched, *out, *resume;
-    double dropout, lr, momentum, weight_decay, gamma, label_smoothing, clip_norm;
-    int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after;
+    double dropout, lr, momentum, weight_decay, gamma, label_smoothing, clip_norm, hflip, noise;
+    int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after, pad;
     bool batchnorm, nesterov, prefetch;
 } train_opts;
 
@@ -277,10 +277,13 @@ static bool load_data(const train_opts *o, run *r) {
         r->train_set = rest;
     }
     if (!r->train_set || !r->eval_set) return cli_fail("splitting the data set"), false;
-    nb_transforms tf = {.scale = true};
+    nb_transforms tf = {.scale = true}, augment = tf; /* augmentation on training batches only */
+    augment.pad = o->pad;
+    augment.hflip = (float)o->hflip;
+    augment.noise_std = (float)o->noise;
     r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch, .shuffle = true,
                                                             .seed = (uint64_t)o->seed, .prefetch = o->prefetch,
-                                                            .transforms = tf});
+                                                            .transforms = augment});
     r->eval = nb_loader_new(r->eval_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf});
     if (!r->train || !r->eval) return cli_fail("making the data loaders"), false;
     return true;
@@ -431,6 +434,9 @@ int cmd_train(int argc, char **argv) {
         {"gamma", FLAG_FLOAT, &o.gamma, "decay factor (step, exp, plateau)"},
         {"warmup", FLAG_INT, &o.warmup, "epochs of linear warm-up before the schedule"},
         {"label-smoothing", FLAG_FLOAT, &o.label_smoothing, "cross-entropy label smoothing"},
+        {"pad", FLAG_INT, &o.pad, "augment: pad by N pixels and crop back at a random offset"},
+        {"hflip", FLAG_FLOAT, &o.hflip, "augment: mirror images with this probability"},
+        {"noise", FLAG_FLOAT, &o.noise, "augment: add gaussian noise of this std (after scaling)"},
         {"clip-norm", FLAG_FLOAT, &o.clip_norm, "clip the gradients' global norm (0: off)"},
         {"early-stop", FLAG_INT, &o.early_stop, "stop after N epochs without a better evaluation loss (0: off)"},
         {"seed", FLAG_INT, &o.seed, "seed of initialisation, shuffling and dropout"},
