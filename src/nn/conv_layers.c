@@ -265,38 +265,16 @@ nb_module *nb_upsample_new(int scale, bool bilinear) {
 /* A 4-D input [N, C, H, W] draws a mask [N, C, 1, 1]; a 3-D one is a single sample [C, H, W]
  * (nabla/conv.h's convention) and draws [C, 1, 1]. */
 static nb_tensor *dropout2d_forward(nb_module *m, nb_tensor *x) {
-    float p = m->f[0];
-    if (!m->training || p == 0.0f) {
-        nb__retain(x); /* the caller owns the result, as for any op */
-        return x;
-    }
-    if (x->ndim != 3 && x->ndim != 4)
+    if (m->training && m->f[0] != 0.0f && x->ndim != 3 && x->ndim != 4)
         return nb__fail(NB_ERR_SHAPE, "Dropout2d: expected [N, C, H, W] or [C, H, W], got %s", NB_SHP(x));
-    if (p == 1.0f) return nb_mul_scalar(x, 0.0f);
     int64_t shape[4] = {1, 1, 1, 1};
-    int channel_dims = x->ndim - 2; /* the dims a mask entry is drawn for */
-    for (int d = 0; d < channel_dims; d++) shape[d] = x->shape[d];
-    nb_tensor *keep = nb_full(x->ndim, shape, 1.0f - p);
-    nb_tensor *mask = keep ? nb__chain(nb_bernoulli(keep), keep) : NULL;
-    nb_tensor *scaled = mask ? nb__chain(nb_mul_scalar(mask, 1.0f / (1.0f - p)), mask) : NULL;
-    return scaled ? nb__chain(nb_mul(x, scaled), scaled) : NULL;
+    for (int d = 0; d < x->ndim - 2; d++) shape[d] = x->shape[d]; /* the dims a mask entry is drawn for */
+    return nb__dropout(m, x, x->ndim, shape);
 }
 
-static void dropout2d_describe(const nb_module *m, char *buf, size_t cap) {
-    char p[32];
-    nb__repr_float(p, sizeof p, m->f[0]);
-    snprintf(buf, cap, "p=%s, inplace=False", p);
-}
+static const nb_module_type_def dropout2d_def = {"Dropout2d", dropout2d_forward, nb__dropout_describe};
 
-static const nb_module_type_def dropout2d_def = {"Dropout2d", dropout2d_forward, dropout2d_describe};
-
-nb_module *nb_dropout2d_new(float p) {
-    if (!(p >= 0.0f && p <= 1.0f))
-        return nb__fail(NB_ERR_ARG, "Dropout2d: probability has to be between 0 and 1, but got %g", p);
-    nb_module *m = nb__module_new(&dropout2d_def);
-    if (m) m->f[0] = p;
-    return m;
-}
+nb_module *nb_dropout2d_new(float p) { return nb__dropout_new(&dropout2d_def, p); }
 
 /* ---- Unflatten.  i[0]: ndim of the sample shape, i[1..]: its sizes */
 

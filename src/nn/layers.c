@@ -134,33 +134,39 @@ nb_module *nb_prelu_new(int64_t num_parameters, float init) {
     return m;
 }
 
-/* ---- Dropout */
+/* ---- Dropout (and Dropout2d, conv_layers.c): f[0] is p */
 
-static nb_tensor *dropout_forward(nb_module *m, nb_tensor *x) {
+nb_tensor *nb__dropout(nb_module *m, nb_tensor *x, int ndim, const int64_t *mask_shape) {
     float p = m->f[0];
     if (!m->training || p == 0.0f) {
         nb__retain(x); /* the caller owns the result, as for any op */
         return x;
     }
     if (p == 1.0f) return nb_mul_scalar(x, 0.0f);
-    nb_tensor *keep = nb_full(x->ndim, x->shape, 1.0f - p);
+    nb_tensor *keep = nb_full(ndim, mask_shape, 1.0f - p);
     nb_tensor *mask = keep ? nb__chain(nb_bernoulli(keep), keep) : NULL;
     nb_tensor *scaled = mask ? nb__chain(nb_mul_scalar(mask, 1.0f / (1.0f - p)), mask) : NULL;
     return scaled ? nb__chain(nb_mul(x, scaled), scaled) : NULL;
 }
 
-static void dropout_describe(const nb_module *m, char *buf, size_t cap) {
+void nb__dropout_describe(const nb_module *m, char *buf, size_t cap) {
     char p[32];
     nb__repr_float(p, sizeof p, m->f[0]);
     snprintf(buf, cap, "p=%s, inplace=False", p);
 }
 
-static const nb_module_type_def dropout_def = {"Dropout", dropout_forward, dropout_describe};
-
-nb_module *nb_dropout_new(float p) {
+nb_module *nb__dropout_new(const nb_module_type_def *def, float p) {
     if (!(p >= 0.0f && p <= 1.0f))
-        return nb__fail(NB_ERR_ARG, "Dropout: probability has to be between 0 and 1, but got %g", p);
-    nb_module *m = nb__module_new(&dropout_def);
+        return nb__fail(NB_ERR_ARG, "%s: probability has to be between 0 and 1, but got %g", def->type, p);
+    nb_module *m = nb__module_new(def);
     if (m) m->f[0] = p;
     return m;
 }
+
+static nb_tensor *dropout_forward(nb_module *m, nb_tensor *x) {
+    return nb__dropout(m, x, x->ndim, x->shape);
+}
+
+static const nb_module_type_def dropout_def = {"Dropout", dropout_forward, nb__dropout_describe};
+
+nb_module *nb_dropout_new(float p) { return nb__dropout_new(&dropout_def, p); }

@@ -57,6 +57,12 @@ nb_tensor *nb__module_own(const nb_module *m, const char *name); /* own param or
 /* v as Python's repr writes a float (torch's extra_repr uses it): "1.0", "0.2", "1e-05". */
 void nb__repr_float(char *buf, size_t cap, float v);
 
+/* Inverted dropout shared by Dropout and Dropout2d (layers.c): in training, x times a
+ * Bernoulli(1 - p) mask of mask_shape (broadcast against x) scaled by 1 / (1 - p); else x. */
+nb_tensor *nb__dropout(nb_module *m, nb_tensor *x, int ndim, const int64_t *mask_shape);
+void nb__dropout_describe(const nb_module *m, char *buf, size_t cap);
+nb_module *nb__dropout_new(const nb_module_type_def *def, float p);
+
 /* A persistent (caller-owned) tensor, whatever scope is open: modules own their tensors. */
 nb_tensor *nb__persistent_tensor(nb_dtype dtype, int ndim, const int64_t *shape);
 
