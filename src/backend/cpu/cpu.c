@@ -36,6 +36,41 @@ static int gemm_parts(int64_t m, int64_t n, int64_t k) {
 #endif
 }
 
+/* A small output with a long inner dimension (a Linear layer's forward, [64, 784] @ [784, 64])
+ * is split along K instead: each thread multiplies its slice of K into its own partial product,
+ * packing only its share of both operands (a row or column split would pack one operand in full
+ * on every thread), and the partials are added to C in thread order, so a given thread count
+ * always gives the same bits. */
+#define KSPLIT_MAX_OUT 4096 /* output elements of one partial: the partials live on the stack */
+#define KSPLIT_MAX_PARTS 4
+
+static bool ksplit_fits(int parts, int64_t m, int64_t n, int64_t k) {
+    int64_t big = m > n ? m : n;
+    return parts <= KSPLIT_MAX_PARTS && m * n <= KSPLIT_MAX_OUT && k >= 4 * big && k >= 64 * parts;
+}
+
+static void gemm_split_k(int parts, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc) {
+    float partial[KSPLIT_MAX_PARTS - 1][KSPLIT_MAX_OUT];
+    int64_t step = (k + parts - 1) / parts;
+    float(*part)[KSPLIT_MAX_OUT] = partial;
+    #pragma omp parallel for num_threads(parts) schedule(static)
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = p * step, hi = lo + step < k ? lo + step : k;
+        const float *ap = ta ? a + lo * lda : a + lo, *bp = tb ? b + lo : b + lo * ldb;
+        if (p == 0)
+            sgemm(ta, tb, m, n, hi - lo, alpha, ap, lda, bp, ldb, beta, c, ldc);
+        else if (lo < hi)
+            sgemm(ta, tb, m, n, hi - lo, alpha, ap, lda, bp, ldb, 0.0f, part[p - 1], n);
+        else
+            for (int64_t i = 0; i < m * n; i++) part[p - 1][i] = 0.0f;
+    }
+    for (int p = 1; p < parts; p++)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) c[i * ldc + j] += part[p - 1][i * n + j];
+}
+
 void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m == 0 || n == 0) return;
@@ -48,6 +83,10 @@ void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
     int parts = gemm_parts(m, n, k);
     if (parts == 1) {
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (ksplit_fits(parts, m, n, k)) {
+        gemm_split_k(parts, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     /* Split C into `parts` blocks of whole rows (or columns, when C is wider than tall), one
