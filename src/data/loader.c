@@ -81,14 +81,17 @@ static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     buf->x->shape[0] = count; /* the loader's own tensor: strides do not depend on dim 0 */
     if (buf->y) buf->y->shape[0] = count;
     float *x = nb__f32(buf->x);
-    for (int64_t i = 0; i < count; i++) {
-        int64_t s = l->perm ? l->perm[start + i] : start + i;
-        if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
-        nb__transform_sample(&l->opts.transforms, ds, s, l->key, x + i * m);
-        if (ds->target == NB_TARGET_CLASS) nb__i32(buf->y)[i] = ((const int32_t *)ds->y)[s];
-        if (ds->target == NB_TARGET_FLOAT)
-            memcpy(nb__f32(buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
-    }
+    /* samples are independent and each one's randomness depends on its index only, so the batch
+     * can be shared over threads without changing a bit */
+    NB_PARALLEL_FOR(count * m > 32768,
+        for (int64_t i = 0; i < count; i++) {
+            int64_t s = l->perm ? l->perm[start + i] : start + i;
+            if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
+            nb__transform_sample(&l->opts.transforms, ds, s, l->key, x + i * m);
+            if (ds->target == NB_TARGET_CLASS) nb__i32(buf->y)[i] = ((const int32_t *)ds->y)[s];
+            if (ds->target == NB_TARGET_FLOAT)
+                memcpy(nb__f32(buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
+        });
 }
 
 static void *worker(void *arg) {
