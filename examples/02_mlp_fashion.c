@@ -1,7 +1,7 @@
 /*
  * 02_mlp_fashion.c — the course's MLP notebook in C: a model class built with Sequential, the
  * training loop (zero_grad / forward / loss / backward / step), accuracy, a cosine schedule,
- * the plotted curves, and save / load.  Run from anywhere:
+ * the plotted curves, and save / load (into runs/ under the current folder).  Run as
  *     ./example_02_mlp_fashion [epochs] [data_dir]
  * (Fashion-MNIST from `apt-get install dataset-fashion-mnist` by default).
  */
@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 /* class MLP(nn.Module):
  *     def __init__(self):
@@ -96,19 +97,19 @@ int main(int argc, char **argv) {
     }
 
     /* plt.plot(train_losses); plt.plot(test_losses); ... plt.savefig(...) */
-    nb_curves_write_svg(curves, "mlp_curves.svg", "MLP on Fashion-MNIST");
-    nb_curves_write_csv(curves, "mlp_curves.csv");
-
-    /* torch.save(model.state_dict(), "mlp.safetensors"); model2.load_state_dict(...) */
-    nb_module_save(model, "mlp.safetensors", 0, NULL, NULL);
+    mkdir("runs", 0777); /* the outputs go to runs/ under the current folder */
+    bool saved = nb_curves_write_svg(curves, "runs/mlp_curves.svg", "MLP on Fashion-MNIST") == NB_OK &&
+                 nb_curves_write_csv(curves, "runs/mlp_curves.csv") == NB_OK &&
+                 /* torch.save(model.state_dict(), "mlp.safetensors"); model2.load_state_dict(...) */
+                 nb_module_save(model, "runs/mlp.safetensors", 0, NULL, NULL) == NB_OK;
     nb_module *model2 = mlp_new();
-    nb_status loaded = nb_module_load(model2, "mlp.safetensors");
+    nb_status loaded = saved ? nb_module_load(model2, "runs/mlp.safetensors") : nb_error_code();
     double l1, a1, l2, a2;
     evaluate(model, test_loader, &l1, &a1);
     evaluate(model2, test_loader, &l2, &a2);
     printf("saved and reloaded: accuracy %.2f%% -> %.2f%% (%s)\n", 100 * a1, 100 * a2,
            loaded == NB_OK && a1 == a2 ? "identical" : nb_error_message());
-    printf("wrote mlp_curves.svg, mlp_curves.csv, mlp.safetensors\n");
+    if (saved) printf("wrote runs/mlp_curves.svg, runs/mlp_curves.csv, runs/mlp.safetensors\n");
 
     nb_module_free(model2);
     nb_curves_free(curves);

@@ -1,7 +1,7 @@
 /*
  * 03_cnn_fashion.c — the course's CNN notebook in C: LeNet (two conv5-ReLU-maxpool stages, then
  * two Linear layers) on Fashion-MNIST images [1, 28, 28], Adam with lr 1e-3 and a cosine
- * schedule, accuracy per epoch, the plotted curves, and save / load.  Run from anywhere:
+ * schedule, accuracy per epoch, the plotted curves, and save / load (into runs/ under the current folder).  Run as
  *     ./example_03_cnn_fashion [epochs] [data_dir]
  * (5 epochs by default; Fashion-MNIST from `apt-get install dataset-fashion-mnist`).
  */
@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 /* class LeNet(nn.Module):
  *     def __init__(self):
@@ -111,19 +112,19 @@ int main(int argc, char **argv) {
     }
 
     /* plt.plot(train_losses); plt.plot(test_losses); ... plt.savefig(...) */
-    nb_curves_write_svg(curves, "cnn_curves.svg", "LeNet on Fashion-MNIST");
-    nb_curves_write_csv(curves, "cnn_curves.csv");
-
-    /* torch.save(model.state_dict(), "cnn.safetensors"); model2.load_state_dict(...) */
-    nb_module_save(model, "cnn.safetensors", 0, NULL, NULL);
+    mkdir("runs", 0777); /* the outputs go to runs/ under the current folder */
+    bool saved = nb_curves_write_svg(curves, "runs/cnn_curves.svg", "LeNet on Fashion-MNIST") == NB_OK &&
+                 nb_curves_write_csv(curves, "runs/cnn_curves.csv") == NB_OK &&
+                 /* torch.save(model.state_dict(), "cnn.safetensors"); model2.load_state_dict(...) */
+                 nb_module_save(model, "runs/cnn.safetensors", 0, NULL, NULL) == NB_OK;
     nb_module *model2 = lenet_new();
-    nb_status loaded = nb_module_load(model2, "cnn.safetensors");
+    nb_status loaded = saved ? nb_module_load(model2, "runs/cnn.safetensors") : nb_error_code();
     double l1, a1, l2, a2;
     evaluate(model, test_loader, &l1, &a1);
     evaluate(model2, test_loader, &l2, &a2);
     printf("saved and reloaded: accuracy %.2f%% -> %.2f%% (%s)\n", 100 * a1, 100 * a2,
            loaded == NB_OK && a1 == a2 ? "identical" : nb_error_message());
-    printf("wrote cnn_curves.svg, cnn_curves.csv, cnn.safetensors\n");
+    if (saved) printf("wrote runs/cnn_curves.svg, runs/cnn_curves.csv, runs/cnn.safetensors\n");
 
     nb_module_free(model2);
     nb_curves_free(curves);
