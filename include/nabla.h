@@ -11,6 +11,20 @@
  *    first error, so a chain of calls can be checked once at its end.
  *  - f32 is the working type.  f16, bf16, int8 storage exists for quantisation; int32 holds
  *    indices (argmax, gather, index_select).
+ *
+ * Threads
+ *  - The error, the stack of scopes, the random generator (nb_manual_seed) and the no-grad switch
+ *    belong to the calling thread.  So two threads may each build, train and save a model of
+ *    their own at the same time, and each gets exactly the numbers it gets alone
+ *    (tests/test_threads.c).  A thread seeds its own generator; a new thread starts at seed 0.
+ *  - An object (tensor, module, optimiser, schedule, loader, dataset) is used by one thread at a
+ *    time: nothing in it is locked, and even reading a tensor from two threads at once is not
+ *    safe, because views and graph nodes change its reference count.  A tensor made inside a
+ *    scope belongs to the thread that opened the scope.
+ *  - nb_set_num_threads is process-wide: it sets how many threads the kernels share out work to.
+ *    Kernels use their own workers internally; that needs nothing from the caller.
+ *  - A loader's prefetch thread and its workers only call the transforms given to it; user
+ *    transform functions must be safe to call from several threads at once.
  */
 #ifndef NABLA_H
 #define NABLA_H
