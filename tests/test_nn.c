@@ -125,6 +125,52 @@ static void nested_names_and_counts_match_torch(void) {
     nb_module_free(m);
 }
 
+/* Issue 7, item 12: collecting names in a loop once gave 60 copies of the last one looked up.
+ * Each name lives as long as the module, through later lookups and later changes to the tree. */
+static void names_collected_in_a_loop_stay_distinct_and_valid(void) {
+    nb_module *layers[30];
+    for (int i = 0; i < 30; i++) layers[i] = linear(2, 2);
+    nb_module *m = nb_sequential_new(30, layers);
+    const char *names[60] = {NULL};
+    for (int i = 0; i < 60; i++) CHECK(nb_module_param(m, i, &names[i]) != NULL);
+    CHECK(nb_module_find(m, "7.bias") == nb_module_param(m, 15, NULL));
+    CHECK(nb_sequential_append(m, linear(2, 2)) == NB_OK); /* the tree changes: old names stay */
+    const char *added = NULL;
+    CHECK(nb_module_param(m, 61, &added) && added && !strcmp(added, "30.bias"));
+    int distinct = 1;
+    for (int i = 0; i < 60; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%d.%s", i / 2, i % 2 ? "bias" : "weight");
+        if (!names[i] || strcmp(names[i], want)) CHECK_FAIL_("name %d is '%s', want '%s'", i, names[i], want);
+        for (int j = 0; j < i && names[i]; j++) distinct &= names[j] && strcmp(names[i], names[j]) != 0;
+    }
+    CHECK(distinct);
+    nb_module_free(m);
+}
+
+/* Item 5 of the same issue: names were cut at a fixed length, so deep models gave duplicates.
+ * Forty levels of Sequential(Linear, Residual(...)): the innermost Linear is
+ * "1.body." x 40 + "0.weight", 288 characters. */
+static void deeply_nested_names_are_full_and_distinct(void) {
+    nb_module *m = linear(2, 2);
+    for (int d = 0; d < 40; d++) m = seq2(linear(2, 2), nb_residual_new(m, NULL));
+    CHECK_EQ_INT(nb_module_num_params(m), 82);
+    char want[400] = "";
+    for (int d = 0; d < 40; d++) strcat(want, "1.body.");
+    strcat(want, "weight");
+    const char *deepest = NULL;
+    CHECK(nb_module_param(m, 80, &deepest) && deepest && !strcmp(deepest, want));
+    CHECK(deepest && strlen(deepest) > 200);
+    CHECK(nb_module_find(m, want) == nb_module_param(m, 80, NULL));
+    int distinct = 1, n = nb_module_num_params(m);
+    const char *names[82];
+    for (int i = 0; i < n; i++) nb_module_param(m, i, &names[i]);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++) distinct &= strcmp(names[i], names[j]) != 0;
+    CHECK(distinct);
+    nb_module_free(m);
+}
+
 static void num_elements_counts_every_parameter(void) {
     nb_module *mlp = build_case("mlp");
     CHECK_EQ_INT(nb_module_num_elements(mlp), 20 * 8 + 8 + 8 * 8 + 8 + 8 * 4 + 4);
@@ -754,6 +800,8 @@ int main(void) {
     modules_match_torch_golden_vectors();
     json_decref(golden);
     nested_names_and_counts_match_torch();
+    names_collected_in_a_loop_stay_distinct_and_valid();
+    deeply_nested_names_are_full_and_distinct();
     num_elements_counts_every_parameter();
     frozen_parameters_get_no_grad_and_are_not_updated();
     train_and_eval_switch_the_whole_tree();
