@@ -123,6 +123,13 @@ nb_module *nb_global_avgpool2d_new(void);            /* AdaptiveAvgPool2d(1) */
 nb_module *nb_upsample_new(int scale, bool bilinear); /* align_corners=False */
 /* BatchNorm2d: BatchNorm1d's rules per channel over N, H and W. */
 nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts opts);
+/* Folds an eval-mode BatchNorm2d into the Conv2d before it, as nb_linear_fold_batchnorm does
+ * for a Linear: a new Conv2d (the same sizes and options, with a bias) computing bn(conv(x)) in
+ * one convolution, W'[o] = s_o W[o], b'_o = s_o (b_o - mean_o) + beta_o with
+ * s_o = gamma_o / sqrt(running_var_o + eps).  Neither input changes and no random numbers are
+ * drawn; the caller owns the result (in the conv's train/eval mode).  NULL with NB_ERR_ARG
+ * unless conv is a Conv2d and batchnorm a BatchNorm2d with running stats over its out_channels. */
+nb_module *nb_conv2d_fold_batchnorm(const nb_module *conv, const nb_module *batchnorm);
 /* Dropout2d: zeroes whole channels with probability p (scaled by 1/(1-p)) in training. */
 nb_module *nb_dropout2d_new(float p);
 /* Reshapes each sample (the dims after the batch dim) to `shape` — torch's nn.Unflatten(1, shape). */
