@@ -119,17 +119,32 @@ static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
 static const nb_module_type_def batchnorm1d_def = {"BatchNorm1d", batchnorm_forward, batchnorm_describe};
 static const nb_module_type_def batchnorm2d_def = {"BatchNorm2d", batchnorm_forward, batchnorm_describe};
 
+/* eps as given (0: torch's 1e-5); NAN after setting the error when it is negative or not
+ * finite: the variance plus eps must stay positive. */
+static float eps_or_default(const char *type, float eps) {
+    if (!(eps >= 0 && isfinite(eps)))
+        return nb__fail(NB_ERR_ARG, "%s: eps must be finite and > 0 (0 means 1e-05), got %g", type,
+                        (double)eps), NAN;
+    return eps > 0 ? eps : 1e-5f;
+}
+
 static nb_module *batchnorm_new(const nb_module_type_def *def, int spatial, int64_t num_features,
                                 nb_batchnorm_opts o) {
     if (num_features <= 0)
         return nb__fail(NB_ERR_ARG, "%s: num_features must be positive, got %lld", def->type,
                         (long long)num_features);
+    float eps = eps_or_default(def->type, o.eps);
+    if (isnan(eps)) return NULL;
+    /* running = (1 - m) running + m batch is an average only for m in [0, 1] */
+    if (!(o.momentum >= 0 && o.momentum <= 1))
+        return nb__fail(NB_ERR_ARG, "%s: momentum must be in [0, 1] (0 means 0.1, NB_ZERO for 0), got %g",
+                        def->type, (double)o.momentum);
     nb_module *m = nb__module_new(def);
     if (!m) return NULL;
     m->i[0] = num_features;
     m->i[1] = spatial;
-    m->f[0] = o.eps > 0 ? o.eps : 1e-5f;
-    m->f[1] = o.momentum > 0 ? o.momentum : 0.1f;
+    m->f[0] = eps;
+    m->f[1] = o.momentum != 0 ? o.momentum : signbit(o.momentum) ? 0.0f : 0.1f;
     bool ok = true;
     if (!o.no_affine) {
         nb_tensor *w = nb__module_add_param(m, "weight", NB_SHAPE(num_features));
@@ -255,11 +270,12 @@ nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps
         if (normalized_shape[d] <= 0)
             return nb__fail(NB_ERR_ARG, "LayerNorm: normalised shape %s has a size <= 0",
                             nb__shape_str(ndim, normalized_shape));
-    nb_module *m = nb__module_new(&layernorm_def);
+    float e = eps_or_default("LayerNorm", eps);
+    nb_module *m = isnan(e) ? NULL : nb__module_new(&layernorm_def);
     if (!m) return NULL;
     m->i[0] = ndim;
     memcpy(m->i + 1, normalized_shape, sizeof(int64_t) * (size_t)ndim);
-    m->f[0] = eps > 0 ? eps : 1e-5f;
+    m->f[0] = e;
     if (affine_on) {
         nb_tensor *w = nb__module_add_param(m, "weight", ndim, normalized_shape);
         if (!w || !nb__module_add_param(m, "bias", ndim, normalized_shape) || nb_fill(w, 1.0f) != NB_OK) {
