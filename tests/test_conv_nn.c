@@ -343,6 +343,61 @@ static void saved_block_loads_by_name_and_computes_the_same(void) {
     nb_module_free(b);
 }
 
+/* Issue 7, item 18: BatchNorm2d folds into the Conv2d before it, as into a Linear.  Strided,
+ * padded, grouped convolutions with and without a bias, BN with and without affine; the folded
+ * conv's eval output is the unfolded pair's to 1e-5, and folding draws no random numbers. */
+static void folded_conv_equals_batchnorm_of_conv_in_eval(void) {
+    const nb_conv2d_opts opts[] = {{.padding = {1, 1}}, {.stride = {2, 1}, .groups = 2, .dilation = {1, 2}}};
+    for (int k = 0; k < 4; k++) {
+        nb_manual_seed(21 + (uint64_t)k);
+        bool bias = k & 1;
+        nb_module *c = nb_conv2d_new(4, 6, 3, 3, opts[k / 2], bias);
+        nb_module *b = bn2d(6, (nb_batchnorm_opts){.no_affine = k == 3, .eps = 1e-3f});
+        if (k != 3) {
+            nb_init_normal(nb_module_find(b, "weight"), 1.0f, 0.5f);
+            nb_init_normal(nb_module_find(b, "bias"), 0.0f, 1.0f);
+        }
+        nb_init_normal(nb_module_find(b, "running_mean"), 0.0f, 1.0f);
+        nb_init_uniform(nb_module_find(b, "running_var"), 0.5f, 2.0f);
+        nb_module_train(c, false);
+        nb_module_train(b, false);
+        nb_generator before = nb_rng_get_state();
+        nb_module *f = nb_conv2d_fold_batchnorm(c, b);
+        nb_generator after = nb_rng_get_state();
+        CHECK(f && before.offset == after.offset && !nb_module_is_training(f));
+        CHECK(f && nb_module_num_params(f) == 2);
+        nb_scope_begin();
+        nb_tensor *x = nb_randn(NB_SHAPE(2, 4, 7, 8));
+        nb_tensor *want = nb_module_forward(b, nb_module_forward(c, x)), *got = f ? nb_module_forward(f, x) : NULL;
+        CHECK(want && got && nb_numel(want) == nb_numel(got));
+        if (want && got) {
+            int64_t n = nb_numel(want);
+            float *wf = malloc(sizeof(float) * (size_t)n);
+            double *w = malloc(sizeof(double) * (size_t)n);
+            nb_copy_to(want, wf, n);
+            for (int64_t i = 0; i < n; i++) w[i] = wf[i];
+            CHECK_TENSOR("folded conv", got, w, n, 1e-5, 1e-5);
+            free(wf);
+            free(w);
+        }
+        nb_scope_end();
+        nb_module_free(f);
+        nb_module_free(c);
+        nb_module_free(b);
+    }
+    nb_module *c = conv(3, 4, 3, (nb_conv2d_opts){0}, true), *b = bn2d(5, (nb_batchnorm_opts){0});
+    nb_module *b1 = nb_batchnorm1d_new(4, (nb_batchnorm_opts){0});
+    CHECK(nb_conv2d_fold_batchnorm(c, b) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm2d(5) cannot follow a Conv2d with 4 outputs");
+    CHECK(nb_conv2d_fold_batchnorm(c, b1) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "fold_batchnorm: needs a Conv2d and a BatchNorm2d");
+    CHECK(nb_conv2d_fold_batchnorm(NULL, b) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "needs a Conv2d");
+    nb_module_free(c);
+    nb_module_free(b);
+    nb_module_free(b1);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static void constructors_reject_bad_arguments(void) {
@@ -438,6 +493,7 @@ int main(void) {
     dropout2d_zeroes_whole_channels_with_probability_p();
     heap_mode_forward_backward_leaves_nothing_behind();
     saved_block_loads_by_name_and_computes_the_same();
+    folded_conv_equals_batchnorm_of_conv_in_eval();
     constructors_reject_bad_arguments();
     forwards_reject_bad_inputs_with_a_message();
     json_decref(golden);

@@ -125,6 +125,52 @@ static void nested_names_and_counts_match_torch(void) {
     nb_module_free(m);
 }
 
+/* Issue 7, item 12: collecting names in a loop once gave 60 copies of the last one looked up.
+ * Each name lives as long as the module, through later lookups and later changes to the tree. */
+static void names_collected_in_a_loop_stay_distinct_and_valid(void) {
+    nb_module *layers[30];
+    for (int i = 0; i < 30; i++) layers[i] = linear(2, 2);
+    nb_module *m = nb_sequential_new(30, layers);
+    const char *names[60] = {NULL};
+    for (int i = 0; i < 60; i++) CHECK(nb_module_param(m, i, &names[i]) != NULL);
+    CHECK(nb_module_find(m, "7.bias") == nb_module_param(m, 15, NULL));
+    CHECK(nb_sequential_append(m, linear(2, 2)) == NB_OK); /* the tree changes: old names stay */
+    const char *added = NULL;
+    CHECK(nb_module_param(m, 61, &added) && added && !strcmp(added, "30.bias"));
+    int distinct = 1;
+    for (int i = 0; i < 60; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%d.%s", i / 2, i % 2 ? "bias" : "weight");
+        if (!names[i] || strcmp(names[i], want)) CHECK_FAIL_("name %d is '%s', want '%s'", i, names[i], want);
+        for (int j = 0; j < i && names[i]; j++) distinct &= names[j] && strcmp(names[i], names[j]) != 0;
+    }
+    CHECK(distinct);
+    nb_module_free(m);
+}
+
+/* Item 5 of the same issue: names were cut at a fixed length, so deep models gave duplicates.
+ * Forty levels of Sequential(Linear, Residual(...)): the innermost Linear is
+ * "1.body." x 40 + "0.weight", 288 characters. */
+static void deeply_nested_names_are_full_and_distinct(void) {
+    nb_module *m = linear(2, 2);
+    for (int d = 0; d < 40; d++) m = seq2(linear(2, 2), nb_residual_new(m, NULL));
+    CHECK_EQ_INT(nb_module_num_params(m), 82);
+    char want[400] = "";
+    for (int d = 0; d < 40; d++) strcat(want, "1.body.");
+    strcat(want, "weight");
+    const char *deepest = NULL;
+    CHECK(nb_module_param(m, 80, &deepest) && deepest && !strcmp(deepest, want));
+    CHECK(deepest && strlen(deepest) > 200);
+    CHECK(nb_module_find(m, want) == nb_module_param(m, 80, NULL));
+    int distinct = 1, n = nb_module_num_params(m);
+    const char *names[82];
+    for (int i = 0; i < n; i++) nb_module_param(m, i, &names[i]);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++) distinct &= strcmp(names[i], names[j]) != 0;
+    CHECK(distinct);
+    nb_module_free(m);
+}
+
 static void num_elements_counts_every_parameter(void) {
     nb_module *mlp = build_case("mlp");
     CHECK_EQ_INT(nb_module_num_elements(mlp), 20 * 8 + 8 + 8 * 8 + 8 + 8 * 4 + 4);
@@ -445,6 +491,88 @@ static void init_functions_match_torch_formulas(void) {
     nb_tensor_free(t);
 }
 
+/* Issue 7, item 13: one call applies a named scheme to every Linear and convolution of a tree;
+ * the weights' empirical std is each scheme's formula, biases are zeroed (or kept). */
+static void module_init_schemes_follow_torch_formulas(void) {
+    nb_manual_seed(8);
+    nb_module *m = seq3(linear(400, 300), nb_conv2d_new(16, 32, 3, 3, (nb_conv2d_opts){0}, true),
+                        nb_batchnorm1d_new(4, (nb_batchnorm_opts){0}));
+    nb_tensor *w = nb_module_find(m, "0.weight"), *cw = nb_module_find(m, "1.weight");
+    double max_abs;
+    const double fan_in = 400, fan_out = 300, cin = 16 * 9, cout = 32 * 9;
+    static const struct { nb_init_scheme scheme; bool uniform; } cases[] = {
+        {NB_INIT_XAVIER_UNIFORM, true}, {NB_INIT_XAVIER_NORMAL, false},
+        {NB_INIT_KAIMING_UNIFORM, true}, {NB_INIT_KAIMING_NORMAL, false},
+    };
+    for (int k = 0; k < 4; k++) {
+        bool xavier = k < 2;
+        CHECK_EQ_INT(nb_module_init(m, (nb_init_opts){.scheme = cases[k].scheme}), NB_OK);
+        double want = xavier ? sqrt(2.0 / (fan_in + fan_out)) : sqrt(2.0 / fan_in);
+        double want_conv = xavier ? sqrt(2.0 / (cin + cout)) : sqrt(2.0 / cin);
+        CHECK_NEAR(tensor_std(w, &max_abs), want, 0, 0.02);
+        if (cases[k].uniform) CHECK(max_abs <= sqrt(3.0) * want * (1 + 1e-6));
+        CHECK_NEAR(tensor_std(cw, &max_abs), want_conv, 0, 0.03);
+        CHECK_NEAR(tensor_std(nb_module_find(m, "0.bias"), &max_abs), 0, 0, 0);
+        CHECK(max_abs == 0); /* biases zeroed */
+        CHECK(max_abs == 0 && tensor_std(nb_module_find(m, "1.bias"), &max_abs) == 0 && max_abs == 0);
+    }
+    CHECK_NEAR(nb_get(nb_module_find(m, "2.weight"), NB_INDEX(1)), 1, 0, 0); /* BatchNorm untouched */
+    /* fan_out, an explicit gain, and biases kept */
+    nb_init_uniform(nb_module_find(m, "0.bias"), 0.5f, 1.0f);
+    CHECK_EQ_INT(nb_module_init(m, (nb_init_opts){.scheme = NB_INIT_KAIMING_NORMAL, .mode = NB_FAN_OUT,
+                                                  .gain = 5.0f / 3.0f, .keep_bias = true}), NB_OK);
+    CHECK_NEAR(tensor_std(w, &max_abs), 5.0 / 3.0 / sqrt(fan_out), 0, 0.02);
+    CHECK(nb_get(nb_module_find(m, "0.bias"), NB_INDEX(3)) >= 0.5f);
+    /* default changes nothing */
+    float before = nb_get(w, NB_INDEX(2, 7));
+    CHECK_EQ_INT(nb_module_init(m, (nb_init_opts){.scheme = NB_INIT_DEFAULT}), NB_OK);
+    CHECK(nb_get(w, NB_INDEX(2, 7)) == before);
+    CHECK_EQ_INT(nb_module_init(m, (nb_init_opts){.scheme = NB_INIT_COUNT}), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "module_init: unknown scheme 5");
+    CHECK_EQ_INT(nb_module_init(m, (nb_init_opts){.scheme = NB_INIT_XAVIER_NORMAL, .gain = NAN}), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "module_init: gain must be finite and >= 0, got nan");
+    CHECK(nb_get(w, NB_INDEX(2, 7)) == before);
+    CHECK_EQ_INT(nb_module_init(NULL, (nb_init_opts){0}), NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "module_init");
+    nb_init_scheme sc = NB_INIT_DEFAULT;
+    for (int i = 0; i < NB_INIT_COUNT; i++) CHECK(nb_init_parse(nb_init_name((nb_init_scheme)i), &sc) && (int)sc == i);
+    CHECK(!nb_init_parse("he", &sc) && sc == NB_INIT_COUNT - 1);
+    CHECK(!strcmp(nb_init_name(NB_INIT_COUNT), "unknown"));
+    nb_module_free(m);
+}
+
+/* The course's experiment: a 30-layer ReLU MLP (width 256, biases zeroed) keeps the scale of
+ * its activations with kaiming (variance 2 / fan_in makes each ReLU layer preserve the second
+ * moment) but loses it with xavier (1 / fan_in here: each layer halves it, 2^-15 in variance
+ * after 30).  Seeded, so the figures are the same on every run. */
+static void kaiming_keeps_activation_scale_in_a_deep_relu_net_and_xavier_does_not(void) {
+    double final_std[2];
+    for (int k = 0; k < 2; k++) {
+        nb_manual_seed(30);
+        nb_module *net = nb_sequential_new(0, NULL);
+        for (int l = 0; l < 30; l++) {
+            nb_sequential_append(net, linear(256, 256));
+            nb_sequential_append(net, act(NB_ACT_RELU, 0));
+        }
+        CHECK_EQ_INT(nb_module_init(net, (nb_init_opts){.scheme = k ? NB_INIT_XAVIER_NORMAL
+                                                                     : NB_INIT_KAIMING_NORMAL}), NB_OK);
+        nb_scope_begin();
+        NB_NO_GRAD {
+            nb_tensor *x = nb_randn(NB_SHAPE(128, 256)), *y = nb_module_forward(net, x);
+            /* root mean square: after a ReLU the mean is not 0, and the second moment is what
+             * the schemes preserve */
+            final_std[k] = y ? sqrt(nb_item(nb_mean(nb_mul(y, y)))) : NAN;
+        }
+        nb_scope_end();
+        nb_module_free(net);
+    }
+    /* kaiming: E[y^2] = E[x^2] / 2 after the last ReLU (x has E[x^2] = 1): rms ~ 0.71 */
+    CHECK(final_std[0] > 0.3 && final_std[0] < 2.0);
+    CHECK(final_std[1] < 1e-3); /* xavier: ~ 0.71 * 2^-15 = 2e-5 */
+    if (!(final_std[0] > 0.3 && final_std[1] < 1e-3))
+        fprintf(stderr, "rms after 30 layers: kaiming %g, xavier %g\n", final_std[0], final_std[1]);
+}
+
 /* ---------------------------------------------------------------- repr */
 
 /* Generated with torch by tools/gen_golden_nn.py (Concat is the script's own class). */
@@ -569,7 +697,7 @@ static void misuse_fails_with_a_message_naming_the_problem(void) {
     CHECK_EQ_INT(nb_sequential_append(lin, act(NB_ACT_RELU, 0)), NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "not a Sequential");
     CHECK(nb_linear_fold_batchnorm(lin, norm) == NULL);
-    CHECK_ERROR(NB_ERR_ARG, "BatchNorm1d(3) cannot follow Linear(5, 4)");
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm1d(3) cannot follow a Linear with 4 outputs");
     CHECK(nb_linear_fold_batchnorm(norm, lin) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "needs a Linear and a BatchNorm1d");
     nb_module_free(lin);
@@ -577,6 +705,51 @@ static void misuse_fails_with_a_message_naming_the_problem(void) {
     nb_module_free(ln);
     nb_module_free(pr);
     nb_module_free(NULL);
+}
+
+/* Issue 7, item 10: a BatchNorm eps of -1 was taken as the default, NaN options were kept.
+ * Every real option of a module is checked, the message naming the option and the value. */
+static void non_finite_and_out_of_range_options_are_refused(void) {
+    CHECK(nb_batchnorm1d_new(4, (nb_batchnorm_opts){.eps = -1}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm1d: eps must be finite and > 0 (0 means 1e-05), got -1");
+    CHECK(nb_batchnorm2d_new(4, (nb_batchnorm_opts){.eps = NAN}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm2d: eps must be finite and > 0 (0 means 1e-05), got nan");
+    CHECK(nb_batchnorm1d_new(4, (nb_batchnorm_opts){.momentum = 1.5f}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "BatchNorm1d: momentum must be in [0, 1] (0 means 0.1, NB_ZERO for 0), got 1.5");
+    CHECK(nb_batchnorm1d_new(4, (nb_batchnorm_opts){.momentum = NAN}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "momentum must be in [0, 1]");
+    CHECK(nb_layernorm_new(1, (int64_t[]){4}, INFINITY, true) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "LayerNorm: eps must be finite and > 0 (0 means 1e-05), got inf");
+    CHECK(nb_activation_new(NB_ACT_LEAKY_RELU, NAN) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "LeakyReLU: negative_slope must be finite, got nan");
+    CHECK(nb_activation_new(NB_ACT_ELU, INFINITY) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "ELU: alpha must be finite, got inf");
+    CHECK(nb_activation_new(NB_ACT_SOFTPLUS, -2) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "Softplus: beta must be positive (0 means 1), got -2");
+    CHECK(nb_activation_new(NB_ACT_RELU, 0.5f) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "ReLU: takes no parameter, got 0.5");
+    CHECK(nb_prelu_new(2, NAN) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "PReLU: init must be finite, got nan");
+    nb_tensor *t = nb_zeros(NB_SHAPE(4, 4));
+    CHECK_EQ_INT(nb_init_normal(t, 0, -1), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "init_normal: expects a finite mean and std >= 0.0, but found mean=0 std=-1");
+    CHECK_EQ_INT(nb_init_uniform(t, 1, NAN), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "init_uniform: expects a finite [from, to] range, but found from=1 to=nan");
+    CHECK_EQ_INT(nb_init_xavier_normal(t, NAN), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "init_xavier_normal: gain must be finite and >= 0, got nan");
+    CHECK_EQ_INT(nb_init_kaiming_uniform(t, INFINITY, NB_FAN_IN, NB_GAIN_LEAKY_RELU), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "init_kaiming_uniform: a (the negative slope) must be finite, got inf");
+    /* explicit zeros and torch's extremes are still accepted */
+    nb_module *frozen = nb_batchnorm1d_new(4, (nb_batchnorm_opts){.momentum = NB_ZERO});
+    nb_module *cumulative = nb_batchnorm1d_new(4, (nb_batchnorm_opts){.momentum = 1});
+    CHECK(frozen && cumulative);
+    nb_scope_begin();
+    nb_module_forward(frozen, nb_randn(NB_SHAPE(8, 4)));
+    CHECK_NEAR(nb_get(nb_module_find(frozen, "running_var"), NB_INDEX(0)), 1, 0, 0); /* momentum 0 */
+    nb_scope_end();
+    nb_module_free(frozen);
+    nb_module_free(cumulative);
+    nb_tensor_free(t);
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -754,6 +927,8 @@ int main(void) {
     modules_match_torch_golden_vectors();
     json_decref(golden);
     nested_names_and_counts_match_torch();
+    names_collected_in_a_loop_stay_distinct_and_valid();
+    deeply_nested_names_are_full_and_distinct();
     num_elements_counts_every_parameter();
     frozen_parameters_get_no_grad_and_are_not_updated();
     train_and_eval_switch_the_whole_tree();
@@ -763,8 +938,11 @@ int main(void) {
     folded_linear_equals_batchnorm_of_linear_in_eval();
     linear_default_init_is_uniform_within_inverse_sqrt_fan_in();
     init_functions_match_torch_formulas();
+    module_init_schemes_follow_torch_formulas();
+    kaiming_keeps_activation_scale_in_a_deep_relu_net_and_xavier_does_not();
     fprint_matches_torch_repr();
     misuse_fails_with_a_message_naming_the_problem();
+    non_finite_and_out_of_range_options_are_refused();
     heap_mode_forward_backward_leaves_nothing_behind();
     batchnorm_layernorm_prelu_gradients_match_finite_differences();
     activation_names_parse_back();

@@ -420,7 +420,7 @@ static void clip_grad_norm_matches_hand_computation(void) {
     CHECK(isnan(nb_clip_grad_norm(3, r.p, 1, 0)));
     CHECK_ERROR(NB_ERR_ARG, "norm_type must be > 0");
     CHECK(isnan(nb_clip_grad_norm(3, r.p, -1, 2)));
-    CHECK_ERROR(NB_ERR_ARG, "max_norm must be >= 0");
+    CHECK_ERROR(NB_ERR_ARG, "max_norm must be finite and >= 0");
     CHECK(isnan(nb_clip_grad_norm(2, (nb_tensor *[]){r.p[0], NULL}, 1, 2)));
     CHECK_ERROR(NB_ERR_NULL, "clip_grad_norm");
     free_params(r.p, 3);
@@ -433,7 +433,7 @@ static void clip_grad_value_clamps(void) {
     CHECK_EQ_INT(nb_clip_grad_value(1, &p, 1), NB_OK);
     CHECK_TENSOR("clamped", nb_grad(p), ((double[]){-1, 0.5, 1, -0.25}), 4, 0, 0);
     CHECK_EQ_INT(nb_clip_grad_value(1, &p, -1), NB_ERR_ARG);
-    CHECK_ERROR(NB_ERR_ARG, "clip_value must be >= 0");
+    CHECK_ERROR(NB_ERR_ARG, "clip_value must be finite and >= 0");
     nb_tensor_free(p);
 }
 
@@ -765,6 +765,83 @@ static void bad_options_are_refused_with_torchs_messages(void) {
     nb_tensor_free(q);
 }
 
+/* Issue 7, item 10: NaN, infinities and out-of-range values were accepted (--gamma nan,
+ * --clip-norm nan).  Every real option is checked, the message naming the option and value. */
+static void non_finite_and_out_of_range_options_are_refused(void) {
+    nb_tensor *p = nb_zeros(NB_SHAPE(3));
+    nb_set_requires_grad(p, true);
+    CHECK(!nb_sgd_new(1, &p, (nb_sgd_opts){.lr = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "sgd: Invalid learning rate: inf");
+    CHECK(!nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.1, .momentum = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "sgd: Invalid momentum value: nan");
+    CHECK(!nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9, .dampening = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "sgd: Invalid dampening value: nan");
+    CHECK(!nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9, .dampening = 2}));
+    CHECK_ERROR(NB_ERR_ARG, "sgd: Invalid dampening value: 2");
+    CHECK(!nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.1, .weight_decay = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "sgd: Invalid weight_decay value: inf");
+    CHECK(!nb_adam_new(1, &p, (nb_adam_opts){.beta1 = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "adam: Invalid beta parameter at index 0: nan");
+    CHECK(!nb_adam_new(1, &p, (nb_adam_opts){.eps = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "adam: Invalid epsilon value: inf");
+    CHECK(!nb_adamw_new(1, &p, (nb_adamw_opts){.weight_decay = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "adamw: Invalid weight_decay value: nan");
+    CHECK(!nb_rmsprop_new(1, &p, (nb_rmsprop_opts){.alpha = 1.5}));
+    CHECK_ERROR(NB_ERR_ARG, "rmsprop: Invalid alpha value: 1.5");
+    CHECK(!nb_adagrad_new(1, &p, (nb_adagrad_opts){.lr_decay = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "adagrad: Invalid lr_decay value: inf");
+
+    nb_optim *o = nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9});
+    CHECK_EQ_INT(nb_optim_set_lr(o, 0, NAN), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "optim_set_lr: Invalid learning rate: nan");
+    CHECK_EQ_INT(nb_optim_add_group(o, 0, NULL, &(nb_group_opts){.lr = INFINITY}), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "Invalid learning rate: inf");
+    CHECK(!nb_steplr_new(o, 3, NAN));
+    CHECK_ERROR(NB_ERR_ARG, "steplr: gamma must be finite and > 0, got nan");
+    CHECK(!nb_steplr_new(o, 3, -0.5));
+    CHECK_ERROR(NB_ERR_ARG, "steplr: gamma must be finite and > 0, got -0.5");
+    CHECK(!nb_exponentiallr_new(o, INFINITY));
+    CHECK_ERROR(NB_ERR_ARG, "exponentiallr: gamma must be finite and > 0, got inf");
+    CHECK(!nb_multisteplr_new(o, 1, (int[]){2}, NAN));
+    CHECK_ERROR(NB_ERR_ARG, "multisteplr: gamma must be finite and > 0, got nan");
+    CHECK(!nb_cosinelr_new(o, 10, NAN));
+    CHECK_ERROR(NB_ERR_ARG, "cosinelr: eta_min must be finite and >= 0, got nan");
+    CHECK(!nb_linearlr_new(o, NAN, 1, 5));
+    CHECK_ERROR(NB_ERR_ARG, "Starting multiplicative factor expected to be in (0, 1]");
+    CHECK(!nb_plateau_new(o, (nb_plateau_opts){.factor = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "plateau: Factor should be < 1.0 (and >= 0), got nan");
+    CHECK(!nb_plateau_new(o, (nb_plateau_opts){.threshold = -1}));
+    CHECK_ERROR(NB_ERR_ARG, "plateau: threshold must be finite and >= 0, got -1");
+    CHECK(!nb_plateau_new(o, (nb_plateau_opts){.min_lr = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "plateau: min_lr must be finite and >= 0, got inf");
+    CHECK(!nb_plateau_new(o, (nb_plateau_opts){.eps = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "plateau: eps must be finite and >= 0, got nan");
+    CHECK(!nb_cycliclr_new(o, (nb_cyclic_opts){.base_lr = 0.01, .max_lr = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "cycliclr: Invalid learning rate: base_lr 0.01, max_lr inf");
+    CHECK(!nb_cycliclr_new(o, (nb_cyclic_opts){.base_lr = 0.01, .max_lr = 0.1, .gamma = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "cycliclr: gamma must be finite and > 0, got nan");
+    CHECK(!nb_cycliclr_new(o, (nb_cyclic_opts){.base_lr = 0.01, .max_lr = 0.1, .max_momentum = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "cycliclr: momentums must be finite and >= 0 (base 0.8, max nan)");
+    CHECK(!nb_onecyclelr_new(o, (nb_onecycle_opts){.max_lr = NAN, .total_steps = 10}));
+    CHECK_ERROR(NB_ERR_ARG, "onecyclelr: max_lr is required and must be finite and >= 0, got nan");
+    CHECK(!nb_onecyclelr_new(o, (nb_onecycle_opts){.max_lr = 0.1, .total_steps = 10, .div_factor = INFINITY}));
+    CHECK_ERROR(NB_ERR_ARG, "div_factor and final_div_factor must be finite and > 0 (got inf, 10000)");
+    CHECK(!nb_onecyclelr_new(o, (nb_onecycle_opts){.max_lr = 0.1, .total_steps = 10, .pct_start = NAN}));
+    CHECK_ERROR(NB_ERR_ARG, "Expected float between 0 and 1 pct_start, but got nan");
+    CHECK_NEAR(nb_optim_get_lr(o, 0), 0.1, 0, 0); /* refused schedules leave the optimiser alone */
+
+    CHECK(isnan(nb_clip_grad_norm(1, &p, NAN, 2)));
+    CHECK_ERROR(NB_ERR_ARG, "clip_grad_norm: max_norm must be finite and >= 0, got nan");
+    CHECK(isnan(nb_clip_grad_norm(1, &p, INFINITY, 2)));
+    CHECK_ERROR(NB_ERR_ARG, "max_norm must be finite and >= 0, got inf");
+    CHECK(isnan(nb_clip_grad_norm(1, &p, 1, NAN)));
+    CHECK_ERROR(NB_ERR_ARG, "clip_grad_norm: norm_type must be > 0 or INFINITY, got nan");
+    CHECK_EQ_INT(nb_clip_grad_value(1, &p, NAN), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "clip_grad_value: clip_value must be finite and >= 0, got nan");
+    nb_optim_free(o);
+    nb_tensor_free(p);
+}
+
 static void bad_schedules_are_refused(void) {
     nb_tensor *p = nb_zeros(NB_SHAPE(3)), *q = nb_zeros(NB_SHAPE(2));
     nb_optim *o = nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.1});
@@ -1047,6 +1124,7 @@ int main(void) {
     schedule_state_round_trips_mid_trajectory();
     bad_options_are_refused_with_torchs_messages();
     bad_schedules_are_refused();
+    non_finite_and_out_of_range_options_are_refused();
     bad_state_json_is_refused();
     steps_call_malloc_zero_times();
     results_do_not_depend_on_the_thread_count();

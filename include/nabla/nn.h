@@ -53,13 +53,18 @@ void nb_module_train(nb_module *m, bool training); /* recursive; modules start i
 bool nb_module_is_training(const nb_module *m);
 const char *nb_module_type(const nb_module *m);     /* "Linear" */
 
-/* Parameters in torch's named_parameters() order (own first, then children in order). */
+/* Parameters in torch's named_parameters() order (own first, then children in order).
+ * nb_module_param gives parameter i (NULL with NB_ERR_ARG when out of range) and, when name is
+ * not NULL, its full state_dict name relative to m, of any length.  The name belongs to m and
+ * stays valid until m is freed, through later lookups and modules appended below m.  The first
+ * lookup after the tree changed builds m's name table (allocates; do not race it from several
+ * threads); later ones allocate nothing. */
 int nb_module_num_params(const nb_module *m);
 nb_tensor *nb_module_param(const nb_module *m, int i, const char **name);
 /* Copies up to cap parameter handles into out; returns how many there are. */
 int nb_module_parameters(const nb_module *m, nb_tensor **out, int cap);
 int64_t nb_module_num_elements(const nb_module *m); /* total parameter count */
-/* Buffers (BatchNorm's running statistics) in torch's named_buffers() order. */
+/* Buffers (BatchNorm's running statistics) in torch's named_buffers() order; names as above. */
 int nb_module_num_buffers(const nb_module *m);
 nb_tensor *nb_module_buffer(const nb_module *m, int i, const char **name);
 /* A parameter or buffer by its state_dict name; NULL with NB_ERR_ARG when absent. */
@@ -78,25 +83,31 @@ nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias);
 nb_module *nb_sequential_new(int n, nb_module *const *modules);
 nb_status nb_sequential_append(nb_module *seq, nb_module *m); /* takes ownership */
 nb_module *nb_flatten_new(int start_dim, int end_dim);        /* torch default: 1, -1 */
+/* param as nb_activate's; NB_ERR_ARG when it is not finite, negative for Softplus, or nonzero
+ * for an activation that takes none (a ReLU given a slope is a mistake, not a wish). */
 nb_module *nb_activation_new(nb_activation act, float param);
-nb_module *nb_prelu_new(int64_t num_parameters, float init); /* torch default: 1, 0.25 */
+nb_module *nb_prelu_new(int64_t num_parameters, float init); /* torch default: 1, 0.25; init finite */
 /* Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p) in training;
- * the identity in eval mode. */
+ * the identity in eval mode.  p in [0, 1] as torch (1 zeroes everything); NaN is NB_ERR_ARG. */
 nb_module *nb_dropout_new(float p);
 
 typedef struct {
-    float eps;      /* 0 means 1e-5 */
-    float momentum; /* 0 means 0.1; running = (1 - momentum) running + momentum batch */
+    float eps;      /* > 0; 0 means 1e-5 */
+    float momentum; /* in [0, 1]; 0 means 0.1, NB_ZERO means 0 (running stats frozen);
+                       running = (1 - momentum) running + momentum batch */
     bool no_affine; /* torch affine=False */
     bool no_running_stats; /* torch track_running_stats=False */
 } nb_batchnorm_opts;
 /* BatchNorm1d on [N, C] or [N, C, L]: normalises with the batch mean and biased variance in
- * training and updates running_mean and the unbiased running_var; eval uses running stats. */
+ * training and updates running_mean and the unbiased running_var; eval uses running stats.
+ * NULL with NB_ERR_ARG for num_features <= 0, a negative or non-finite eps or a momentum outside
+ * [0, 1] (NaN included). */
 nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts opts);
 /* Folds an eval-mode BatchNorm1d into the Linear before it: a new Linear computing
  * bn(linear(x)) in one product (W' = s W, b' = s (b - mean) + beta, s = gamma / sqrt(var+eps)). */
 nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *batchnorm);
-/* LayerNorm over the last ndim dims (shape normalized_shape), eps 0 means 1e-5. */
+/* LayerNorm over the last ndim dims (shape normalized_shape), eps > 0 (0 means 1e-5; a
+ * negative or non-finite eps is NB_ERR_ARG). */
 nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps, bool affine);
 /* H(x) = F(x) + S(x): S is `shortcut`, or the identity when NULL.  Takes ownership of both.
  * Children: "body", "shortcut". */
@@ -123,6 +134,13 @@ nb_module *nb_global_avgpool2d_new(void);            /* AdaptiveAvgPool2d(1) */
 nb_module *nb_upsample_new(int scale, bool bilinear); /* align_corners=False */
 /* BatchNorm2d: BatchNorm1d's rules per channel over N, H and W. */
 nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts opts);
+/* Folds an eval-mode BatchNorm2d into the Conv2d before it, as nb_linear_fold_batchnorm does
+ * for a Linear: a new Conv2d (the same sizes and options, with a bias) computing bn(conv(x)) in
+ * one convolution, W'[o] = s_o W[o], b'_o = s_o (b_o - mean_o) + beta_o with
+ * s_o = gamma_o / sqrt(running_var_o + eps).  Neither input changes and no random numbers are
+ * drawn; the caller owns the result (in the conv's train/eval mode).  NULL with NB_ERR_ARG
+ * unless conv is a Conv2d and batchnorm a BatchNorm2d with running stats over its out_channels. */
+nb_module *nb_conv2d_fold_batchnorm(const nb_module *conv, const nb_module *batchnorm);
 /* Dropout2d: zeroes whole channels with probability p (scaled by 1/(1-p)) in training. */
 nb_module *nb_dropout2d_new(float p);
 /* Reshapes each sample (the dims after the batch dim) to `shape` — torch's nn.Unflatten(1, shape). */
@@ -143,7 +161,10 @@ nb_module *nb_unet_new(int64_t in_channels, int64_t out_channels, int64_t base, 
 
 /* ---------------------------------------------------------------- initialisation
  * In-place fills of a parameter, drawn from the library's generator (nb_manual_seed).
- * fan_in / fan_out as torch: [out, in, k...] -> in*prod(k), out*prod(k). */
+ * fan_in / fan_out as torch: [out, in, k...] -> in*prod(k), out*prod(k).
+ * Errors: NB_ERR_ARG for a non-finite value, low > high, std < 0, a gain < 0 or an unknown
+ * mode (torch's uniform_ / normal_ checks, NaN and infinities refused too); NB_ERR_SHAPE when
+ * xavier or kaiming get a tensor of fewer than 2 dims; NB_ERR_DTYPE for a non-f32 tensor. */
 typedef enum { NB_FAN_IN, NB_FAN_OUT } nb_fan_mode;
 typedef enum {
     NB_GAIN_LINEAR, NB_GAIN_SIGMOID, NB_GAIN_TANH, NB_GAIN_RELU, NB_GAIN_LEAKY_RELU, NB_GAIN_SELU
@@ -157,6 +178,38 @@ nb_status nb_init_xavier_normal(nb_tensor *t, float gain);
 /* a: the negative slope for leaky_relu (0 for relu) */
 nb_status nb_init_kaiming_uniform(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
 nb_status nb_init_kaiming_normal(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
+
+/* Schemes for a whole model (the course's He-vs-Xavier experiment).  Each draws the weight of
+ * every Linear, Conv2d and ConvTranspose2d in the tree, in named_parameters() order:
+ *   XAVIER_UNIFORM  U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))    (Glorot & Bengio 2010)
+ *   XAVIER_NORMAL   N(0, std^2), std = gain sqrt(2 / (fan_in + fan_out))
+ *   KAIMING_UNIFORM U(-b, b), b = gain sqrt(3 / fan)                   (He et al. 2015)
+ *   KAIMING_NORMAL  N(0, std^2), std = gain / sqrt(fan)
+ * DEFAULT changes nothing: the constructors' draws are torch's defaults. */
+typedef enum {
+    NB_INIT_DEFAULT, NB_INIT_XAVIER_UNIFORM, NB_INIT_XAVIER_NORMAL, NB_INIT_KAIMING_UNIFORM,
+    NB_INIT_KAIMING_NORMAL, NB_INIT_COUNT
+} nb_init_scheme;
+
+typedef struct {
+    nb_init_scheme scheme;
+    /* 0: torch's default gain, 1 for xavier and sqrt 2 for kaiming (torch's kaiming_*_ with
+     * a = 0, the ReLU gain); else e.g. nb_init_gain(NB_GAIN_TANH, 0), or 1 for LeCun's init. */
+    float gain;
+    nb_fan_mode mode; /* kaiming's fan: NB_FAN_IN (zero, torch's default) or NB_FAN_OUT */
+    /* false (zero): biases of those layers are set to 0, as in the experiment; true: they keep
+     * the constructors' values (torch's U(+-1/sqrt(fan_in))). */
+    bool keep_bias;
+} nb_init_opts;
+
+/* Applies opts to every Linear and convolution of m (children included); other layers
+ * (norms, PReLU) keep their values.  NB_ERR_NULL for a NULL m, NB_ERR_ARG for an unknown scheme
+ * or mode or a negative or non-finite gain; m is unchanged on those errors. */
+nb_status nb_module_init(nb_module *m, nb_init_opts opts);
+/* "default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"; parse
+ * returns false (scheme untouched) for any other name, name gives "unknown" for a bad value. */
+const char *nb_init_name(nb_init_scheme scheme);
+bool nb_init_parse(const char *name, nb_init_scheme *scheme);
 
 #ifdef __cplusplus
 }

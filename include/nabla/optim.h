@@ -81,8 +81,10 @@ typedef struct {
 typedef nb_adam_opts nb_adamw_opts;
 
 /* Each constructor makes the optimiser with one parameter group holding params[0..n) (n >= 1).
- * NULL on a bad option (torch's checks: lr, eps, weight_decay, momentum >= 0; betas in [0, 1);
- * nesterov needs momentum and no dampening) or a bad parameter (NULL, not f32, not on the CPU,
+ * NULL on a bad option (torch's checks: lr, eps, weight_decay, momentum, lr_decay,
+ * initial_accumulator_value >= 0; betas in [0, 1); nesterov needs momentum and no dampening;
+ * and beyond torch's: every value finite, dampening and RMSprop's alpha in [0, 1]; the message
+ * names the option and value, "sgd: Invalid learning rate: nan") or a bad parameter (NULL, not f32, not on the CPU,
  * not contiguous, in a scope, not a leaf, or listed twice).  Free with nb_optim_free. */
 nb_optim *nb_sgd_new(int n, nb_tensor *const *params, nb_sgd_opts opts);
 nb_optim *nb_adagrad_new(int n, nb_tensor *const *params, nb_adagrad_opts opts);
@@ -136,6 +138,9 @@ nb_status nb_optim_load_state_json(nb_optim *o, const char *json);
  * the groups' lr, so that schedules compose (ChainedScheduler) and an lr set from outside is
  * carried along.  A schedule remembers the optimiser's group count and refuses to step if it
  * changed.
+ * Constructors return NULL with NB_ERR_ARG on a bad option, with torch's checks and messages
+ * and, beyond them, every real finite, gamma > 0 and eta_min, min_lr, threshold, eps >= 0
+ * ("steplr: gamma must be finite and > 0, got nan"); the optimiser is unchanged then.
  */
 typedef struct nb_sched nb_sched;
 
@@ -231,10 +236,11 @@ void nb_sched_free(nb_sched *s); /* NULL: nothing; frees chained schedules too *
 
 /* torch.nn.utils.clip_grad_norm_: the norm of all gradients together (norm_type > 0 or
  * INFINITY), and when max_norm / (norm + 1e-6) < 1 every gradient is scaled by it.  Returns the
- * total norm (0 when no parameter has a gradient), NAN on error.  Parameters without a gradient
- * are skipped. */
+ * total norm (0 when no parameter has a gradient), NAN on error (NB_ERR_ARG for a max_norm that
+ * is negative or not finite, or a norm_type that is NaN or <= 0).  Parameters without a
+ * gradient are skipped. */
 float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float norm_type);
-/* torch.nn.utils.clip_grad_value_: clamps every gradient to [-clip, clip] (clip >= 0). */
+/* torch.nn.utils.clip_grad_value_: clamps every gradient to [-clip, clip] (clip finite, >= 0). */
 nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip);
 
 #endif /* NABLA_OPTIM_H */

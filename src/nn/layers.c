@@ -101,8 +101,26 @@ const char *nb_activation_name(nb_activation act) {
     return (unsigned)act < NB_ACT_COUNT ? activation_defs[act].type : "Unknown";
 }
 
+/* The name of the one parameter an activation takes, NULL when it takes none. */
+static const char *param_name(nb_activation act) {
+    switch (act) {
+    case NB_ACT_LEAKY_RELU: return "negative_slope";
+    case NB_ACT_ELU: return "alpha";
+    case NB_ACT_SOFTPLUS: case NB_ACT_SILU: return "beta";
+    case NB_ACT_TANH_LINEAR: return "a";
+    default: return NULL;
+    }
+}
+
 nb_module *nb_activation_new(nb_activation act, float param) {
     if ((unsigned)act >= NB_ACT_COUNT) return nb__fail(NB_ERR_ARG, "activation: unknown kind %d", (int)act);
+    const char *type = activation_defs[act].type, *what = param_name(act);
+    if (!what && param != 0)
+        return nb__fail(NB_ERR_ARG, "%s: takes no parameter, got %g", type, (double)param);
+    if (!isfinite(param))
+        return nb__fail(NB_ERR_ARG, "%s: %s must be finite, got %g", type, what, (double)param);
+    if (act == NB_ACT_SOFTPLUS && param < 0) /* softplus(x) = log(1 + exp(beta x)) / beta */
+        return nb__fail(NB_ERR_ARG, "%s: beta must be positive (0 means 1), got %g", type, (double)param);
     nb_module *m = nb__module_new(&activation_defs[act]);
     if (m) m->i[0] = act, m->f[0] = param;
     return m;
@@ -123,6 +141,7 @@ static const nb_module_type_def prelu_def = {"PReLU", prelu_forward, prelu_descr
 nb_module *nb_prelu_new(int64_t num_parameters, float init) {
     if (num_parameters <= 0)
         return nb__fail(NB_ERR_ARG, "PReLU: num_parameters must be positive, got %lld", (long long)num_parameters);
+    if (!isfinite(init)) return nb__fail(NB_ERR_ARG, "PReLU: init must be finite, got %g", (double)init);
     nb_module *m = nb__module_new(&prelu_def);
     nb_tensor *a = m ? nb__module_add_param(m, "weight", NB_SHAPE(num_parameters)) : NULL;
     if (!a) {

@@ -1,8 +1,9 @@
 /*
  * module.h — the module struct shared by src/nn.  A module is a small object with a type
- * table (forward, repr), its own parameters and buffers, and named children.  Names are
- * resolved by walking the tree in torch's order: own entries first, then each child's with
- * "child." in front.
+ * table (forward, repr), its own parameters and buffers, and named children.  Full names are
+ * torch's: own entries first, then each child's with "child." in front, of any length.  They
+ * are listed in a name table (module.c) built on a module's first lookup and kept until the
+ * module is freed, so every name handed out lives as long as the module.
  */
 #ifndef NB_NN_MODULE_H
 #define NB_NN_MODULE_H
@@ -11,7 +12,6 @@
 #include "../core/core.h"
 
 #define NB_MODULE_MAX_OWN 4   /* parameters or buffers a module holds itself */
-#define NB_NAME_MAX 128
 
 typedef struct {
     const char *type; /* torch's class name */
@@ -21,9 +21,11 @@ typedef struct {
 } nb_module_type_def;
 
 typedef struct {
-    char name[24];
+    char *name;        /* owned */
     nb_tensor *tensor; /* persistent, owned by the module */
 } nb_module_entry;
+
+typedef struct nb__name_table nb__name_table;
 
 struct nb_module {
     const nb_module_type_def *def;
@@ -33,7 +35,11 @@ struct nb_module {
     nb_module_entry buffers[NB_MODULE_MAX_OWN];
     int n_children, cap_children;
     nb_module **children;
-    char (*child_names)[24];
+    char **child_names; /* owned strings */
+    nb_module *parent;  /* the module holding this one as a child, or NULL */
+    /* Full names under this module: the newest table first, then tables made before the tree
+     * last changed (kept so that names handed out stay valid).  NULL until the first lookup. */
+    nb__name_table *names;
     /* per-type settings */
     float f[4];
     int64_t i[NB_MAX_DIMS + 2];

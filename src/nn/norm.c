@@ -119,17 +119,32 @@ static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
 static const nb_module_type_def batchnorm1d_def = {"BatchNorm1d", batchnorm_forward, batchnorm_describe};
 static const nb_module_type_def batchnorm2d_def = {"BatchNorm2d", batchnorm_forward, batchnorm_describe};
 
+/* eps as given (0: torch's 1e-5); NAN after setting the error when it is negative or not
+ * finite: the variance plus eps must stay positive. */
+static float eps_or_default(const char *type, float eps) {
+    if (!(eps >= 0 && isfinite(eps)))
+        return nb__fail(NB_ERR_ARG, "%s: eps must be finite and > 0 (0 means 1e-05), got %g", type,
+                        (double)eps), NAN;
+    return eps > 0 ? eps : 1e-5f;
+}
+
 static nb_module *batchnorm_new(const nb_module_type_def *def, int spatial, int64_t num_features,
                                 nb_batchnorm_opts o) {
     if (num_features <= 0)
         return nb__fail(NB_ERR_ARG, "%s: num_features must be positive, got %lld", def->type,
                         (long long)num_features);
+    float eps = eps_or_default(def->type, o.eps);
+    if (isnan(eps)) return NULL;
+    /* running = (1 - m) running + m batch is an average only for m in [0, 1] */
+    if (!(o.momentum >= 0 && o.momentum <= 1))
+        return nb__fail(NB_ERR_ARG, "%s: momentum must be in [0, 1] (0 means 0.1, NB_ZERO for 0), got %g",
+                        def->type, (double)o.momentum);
     nb_module *m = nb__module_new(def);
     if (!m) return NULL;
     m->i[0] = num_features;
     m->i[1] = spatial;
-    m->f[0] = o.eps > 0 ? o.eps : 1e-5f;
-    m->f[1] = o.momentum > 0 ? o.momentum : 0.1f;
+    m->f[0] = eps;
+    m->f[1] = o.momentum != 0 ? o.momentum : signbit(o.momentum) ? 0.0f : 0.1f;
     bool ok = true;
     if (!o.no_affine) {
         nb_tensor *w = nb__module_add_param(m, "weight", NB_SHAPE(num_features));
@@ -157,30 +172,59 @@ nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts o) {
     return batchnorm_new(&batchnorm2d_def, 2, num_features, o);
 }
 
-nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *bn) {
-    if (!linear || !bn || strcmp(linear->def->type, "Linear") || strcmp(bn->def->type, "BatchNorm1d"))
-        return nb__fail(NB_ERR_ARG, "fold_batchnorm: needs a Linear and a BatchNorm1d");
-    int64_t in = linear->i[0], out = linear->i[1];
+/* ---- folding an eval-mode BatchNorm into the layer before it.  With s = gamma / sqrt(var + eps)
+ * per output channel o, bn(y) = s (y - mean) + beta, so a layer y_o = W_o . x + b_o followed by
+ * it is the layer W'_o = s_o W_o, b'_o = s_o (b_o - mean_o) + beta_o.  W_o is the row of the
+ * weight feeding output o: [in] for a Linear, [in / groups, kh, kw] for a Conv2d. */
+
+/* Checks that bn (of type bn_type) can follow `layer` (of type layer_type) with `out` outputs. */
+static bool fold_ok(const nb_module *layer, const char *layer_type, const nb_module *bn,
+                    const char *bn_type, int64_t out) {
+    if (!layer || !bn || strcmp(layer->def->type, layer_type) || strcmp(bn->def->type, bn_type))
+        return nb__fail(NB_ERR_ARG, "fold_batchnorm: needs a %s and a %s", layer_type, bn_type), false;
     if (bn->i[0] != out || bn->n_buffers == 0)
-        return nb__fail(NB_ERR_ARG, "fold_batchnorm: BatchNorm1d(%lld%s) cannot follow Linear(%lld, %lld)",
-                        (long long)bn->i[0], bn->n_buffers ? "" : ", no running stats",
-                        (long long)in, (long long)out);
-    nb_generator rng = nb_rng_get_state(); /* folding must not consume random numbers */
-    nb_module *f = nb_linear_new(in, out, true);
-    nb_rng_set_state(rng);
-    if (!f) return NULL;
-    const float *w = nb__f32(linear->params[0].tensor);
-    const float *b = linear->n_params == 2 ? nb__f32(linear->params[1].tensor) : NULL;
+        return nb__fail(NB_ERR_ARG, "fold_batchnorm: %s(%lld%s) cannot follow a %s with %lld outputs",
+                        bn_type, (long long)bn->i[0], bn->n_buffers ? "" : ", no running stats",
+                        layer_type, (long long)out), false;
+    return true;
+}
+
+/* Writes the folded weight and bias of `layer` (weight [out, row...], optional bias) into
+ * `folded`, a layer of the same shape made with a bias. */
+static void fold_into(nb_module *folded, const nb_module *layer, const nb_module *bn) {
+    int64_t out = bn->i[0];
+    nb_tensor *weight = layer->params[0].tensor;
+    int64_t row = nb__numel(weight->ndim, weight->shape) / out;
+    const float *w = nb__f32(weight);
+    const float *b = layer->n_params == 2 ? nb__f32(layer->params[1].tensor) : NULL;
     const float *rm = nb__f32(bn->buffers[0].tensor), *rv = nb__f32(bn->buffers[1].tensor);
     const float *g = bn->n_params ? nb__f32(bn->params[0].tensor) : NULL;
     const float *beta = bn->n_params ? nb__f32(bn->params[1].tensor) : NULL;
-    float *fw = nb__f32(f->params[0].tensor), *fb = nb__f32(f->params[1].tensor);
+    float *fw = nb__f32(folded->params[0].tensor), *fb = nb__f32(folded->params[1].tensor);
     for (int64_t o = 0; o < out; o++) {
         float s = (g ? g[o] : 1.0f) / sqrtf(rv[o] + bn->f[0]);
-        for (int64_t i = 0; i < in; i++) fw[o * in + i] = s * w[o * in + i];
+        for (int64_t i = 0; i < row; i++) fw[o * row + i] = s * w[o * row + i];
         fb[o] = s * ((b ? b[o] : 0.0f) - rm[o]) + (beta ? beta[o] : 0.0f);
     }
-    nb_module_train(f, linear->training);
+    nb_module_train(folded, layer->training);
+}
+
+nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *bn) {
+    if (!fold_ok(linear, "Linear", bn, "BatchNorm1d", linear ? linear->i[1] : 0)) return NULL;
+    nb_generator rng = nb_rng_get_state(); /* folding must not consume random numbers */
+    nb_module *f = nb_linear_new(linear->i[0], linear->i[1], true);
+    nb_rng_set_state(rng);
+    if (f) fold_into(f, linear, bn);
+    return f;
+}
+
+nb_module *nb_conv2d_fold_batchnorm(const nb_module *conv, const nb_module *bn) {
+    if (!fold_ok(conv, "Conv2d", bn, "BatchNorm2d", conv ? conv->i[1] : 0)) return NULL;
+    nb_generator rng = nb_rng_get_state();
+    nb_module *f = nb_conv2d_new(conv->i[0], conv->i[1], (int)conv->i[2], (int)conv->i[3],
+                                 conv->opts.conv, true);
+    nb_rng_set_state(rng);
+    if (f) fold_into(f, conv, bn);
     return f;
 }
 
@@ -226,11 +270,12 @@ nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps
         if (normalized_shape[d] <= 0)
             return nb__fail(NB_ERR_ARG, "LayerNorm: normalised shape %s has a size <= 0",
                             nb__shape_str(ndim, normalized_shape));
-    nb_module *m = nb__module_new(&layernorm_def);
+    float e = eps_or_default("LayerNorm", eps);
+    nb_module *m = isnan(e) ? NULL : nb__module_new(&layernorm_def);
     if (!m) return NULL;
     m->i[0] = ndim;
     memcpy(m->i + 1, normalized_shape, sizeof(int64_t) * (size_t)ndim);
-    m->f[0] = eps > 0 ? eps : 1e-5f;
+    m->f[0] = e;
     if (affine_on) {
         nb_tensor *w = nb__module_add_param(m, "weight", ndim, normalized_shape);
         if (!w || !nb__module_add_param(m, "bias", ndim, normalized_shape) || nb_fill(w, 1.0f) != NB_OK) {

@@ -74,8 +74,8 @@ float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float n
     if (!(norm_type > 0))
         return nb__fail(NB_ERR_ARG, "%s: norm_type must be > 0 or INFINITY, got %g", op,
                         (double)norm_type), NAN;
-    if (!(max_norm >= 0))
-        return nb__fail(NB_ERR_ARG, "%s: max_norm must be >= 0, got %g", op, (double)max_norm), NAN;
+    if (!(max_norm >= 0 && isfinite(max_norm)))
+        return nb__fail(NB_ERR_ARG, "%s: max_norm must be finite and >= 0, got %g", op, (double)max_norm), NAN;
     double p = norm_type, acc = 0;
     bool any = false;
     for (int i = 0; i < n; i++) {
@@ -103,8 +103,8 @@ float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float n
 nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip) {
     const char *op = "clip_grad_value";
     if (!params_ok(n, params, op)) return nb_error_code();
-    if (!(clip >= 0))
-        return nb__fail_status(NB_ERR_ARG, "%s: clip_value must be >= 0, got %g", op, (double)clip);
+    if (!(clip >= 0 && isfinite(clip)))
+        return nb__fail_status(NB_ERR_ARG, "%s: clip_value must be finite and >= 0, got %g", op, (double)clip);
     for (int i = 0; i < n; i++) {
         nb_tensor *g = params[i]->grad;
         if (!g) continue;

@@ -38,39 +38,44 @@ static double or_default(double v, double dflt) {
 
 static bool is_adam(nb__optim_kind k) { return k == NB__ADAM || k == NB__ADAMW; }
 
-/* torch's constructor checks, applied to every group (made, added or loaded).  The !(x >= 0)
- * form also rejects NaN. */
+/* torch's constructor checks, applied to every group (made, added or loaded), with its messages;
+ * every value must also be finite (torch lets lr=nan through and trains on NaN).  The
+ * !(x >= 0) form also rejects NaN. */
 static bool check_group(nb__optim_kind kind, const nb__group *g, const char *who) {
 #define REQUIRE(cond, ...) \
     if (!(cond)) return nb__fail(NB_ERR_ARG, __VA_ARGS__), false
-    REQUIRE(g->lr >= 0, "%s: Invalid learning rate: %g", who, g->lr);
-    REQUIRE(g->weight_decay >= 0, "%s: Invalid weight_decay value: %g", who, g->weight_decay);
+#define NONNEG(v, what) REQUIRE(v >= 0 && isfinite(v), "%s: Invalid " what ": %g", who, v)
+    NONNEG(g->lr, "learning rate");
+    NONNEG(g->weight_decay, "weight_decay value");
     switch (kind) {
     case NB__SGD:
-        REQUIRE(g->momentum >= 0, "%s: Invalid momentum value: %g", who, g->momentum);
-        REQUIRE(isfinite(g->dampening), "%s: Invalid dampening value: %g", who, g->dampening);
+        NONNEG(g->momentum, "momentum value");
+        REQUIRE(g->dampening >= 0 && g->dampening <= 1, "%s: Invalid dampening value: %g (must be in "
+                "[0, 1])", who, g->dampening);
         REQUIRE(!g->nesterov || (g->momentum > 0 && g->dampening == 0),
                 "%s: Nesterov momentum requires a momentum and zero dampening", who);
         break;
     case NB__ADAGRAD:
-        REQUIRE(g->lr_decay >= 0, "%s: Invalid lr_decay value: %g", who, g->lr_decay);
-        REQUIRE(g->initial_accumulator_value >= 0, "%s: Invalid initial_accumulator_value value: %g",
-                who, g->initial_accumulator_value);
-        REQUIRE(g->eps >= 0, "%s: Invalid epsilon value: %g", who, g->eps);
+        NONNEG(g->lr_decay, "lr_decay value");
+        NONNEG(g->initial_accumulator_value, "initial_accumulator_value value");
+        NONNEG(g->eps, "epsilon value");
         break;
     case NB__RMSPROP:
-        REQUIRE(g->eps >= 0, "%s: Invalid epsilon value: %g", who, g->eps);
-        REQUIRE(g->momentum >= 0, "%s: Invalid momentum value: %g", who, g->momentum);
-        REQUIRE(g->alpha >= 0, "%s: Invalid alpha value: %g", who, g->alpha);
+        NONNEG(g->eps, "epsilon value");
+        NONNEG(g->momentum, "momentum value");
+        /* 1 - alpha weighs the new squared gradient: alpha > 1 would make square_avg negative */
+        REQUIRE(g->alpha >= 0 && g->alpha <= 1, "%s: Invalid alpha value: %g (must be in [0, 1])",
+                who, g->alpha);
         break;
     default:
-        REQUIRE(g->eps >= 0, "%s: Invalid epsilon value: %g", who, g->eps);
+        NONNEG(g->eps, "epsilon value");
         REQUIRE(g->beta1 >= 0 && g->beta1 < 1, "%s: Invalid beta parameter at index 0: %g", who,
                 g->beta1);
         REQUIRE(g->beta2 >= 0 && g->beta2 < 1, "%s: Invalid beta parameter at index 1: %g", who,
                 g->beta2);
         break;
     }
+#undef NONNEG
 #undef REQUIRE
     return true;
 }
@@ -347,7 +352,8 @@ double nb_optim_get_lr(const nb_optim *o, int group) {
 
 nb_status nb_optim_set_lr(nb_optim *o, int group, double lr) {
     if (!group_ok(o, group, "optim_set_lr")) return nb_error_code();
-    if (!(lr >= 0)) return nb__fail_status(NB_ERR_ARG, "optim_set_lr: Invalid learning rate: %g", lr);
+    if (!(lr >= 0 && isfinite(lr)))
+        return nb__fail_status(NB_ERR_ARG, "optim_set_lr: Invalid learning rate: %g", lr);
     o->groups[group].lr = lr;
     return NB_OK;
 }

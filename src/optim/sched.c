@@ -175,15 +175,25 @@ static nb_sched *sched_alloc(nb_optim *o, sched_kind kind, int n_milestones) {
     return s;
 }
 
-/* torch's checks on a schedule's hyper-parameters (made or loaded), with its messages. */
+/* torch's checks on a schedule's hyper-parameters (made or loaded), with its messages, and
+ * beyond torch's: every real is finite, gamma > 0 (lr times gamma must stay a learning rate)
+ * and eta_min, min_lr, threshold and eps >= 0.  The !(x > 0) forms also reject NaN. */
 static bool check_params(const nb_sched *s, const char *who) {
 #define REQUIRE(cond, ...) \
     if (!(cond)) return nb__fail(NB_ERR_ARG, __VA_ARGS__), false
+#define GAMMA_OK REQUIRE(s->gamma > 0 && isfinite(s->gamma), "%s: gamma must be finite and > 0, got %g", \
+                         who, s->gamma)
+#define NONNEG(v, what) REQUIRE(v >= 0 && isfinite(v), "%s: " what " must be finite and >= 0, got %g", who, v)
     switch (s->kind) {
     case S_STEP:
         REQUIRE(s->step_size > 0, "%s: step_size must be > 0, got %lld", who, (long long)s->step_size);
+        GAMMA_OK;
+        break;
+    case S_EXPONENTIAL:
+        GAMMA_OK;
         break;
     case S_MULTISTEP:
+        GAMMA_OK;
         for (int i = 0; i < s->n_milestones; i++)
             REQUIRE(s->milestones[i] >= 0 && (i == 0 || s->milestones[i] >= s->milestones[i - 1]),
                     "%s: milestones must be >= 0 and sorted (milestone %d is %lld)", who, i,
@@ -191,6 +201,7 @@ static bool check_params(const nb_sched *s, const char *who) {
         break;
     case S_COSINE:
         REQUIRE(s->T_max > 0, "%s: T_max must be > 0, got %lld", who, (long long)s->T_max);
+        NONNEG(s->eta_min, "eta_min");
         break;
     case S_LINEAR:
         REQUIRE(s->start_factor > 0 && s->start_factor <= 1, "%s: Starting multiplicative factor "
@@ -211,6 +222,9 @@ static bool check_params(const nb_sched *s, const char *who) {
         REQUIRE(s->patience >= 0, "%s: patience must be >= 0 (NB_ZERO_INT for 0), got %lld", who,
                 (long long)s->patience);
         REQUIRE(s->cooldown >= 0, "%s: cooldown must be >= 0, got %lld", who, (long long)s->cooldown);
+        NONNEG(s->threshold, "threshold");
+        NONNEG(s->min_lr, "min_lr");
+        NONNEG(s->eps, "eps");
         break;
     case S_CYCLIC:
         REQUIRE(s->mode >= NB_CYCLIC_TRIANGULAR && s->mode <= NB_CYCLIC_EXP_RANGE,
@@ -218,6 +232,7 @@ static bool check_params(const nb_sched *s, const char *who) {
         REQUIRE(s->total_size > 0 && s->step_ratio > 0 && s->step_ratio <= 1,
                 "%s: step sizes must be > 0 (total_size %g, step_ratio %g)", who, s->total_size,
                 s->step_ratio);
+        GAMMA_OK;
         break;
     case S_ONECYCLE:
         REQUIRE(s->total_steps > 0, "%s: Expected positive integer total_steps, but got %lld", who,
@@ -230,6 +245,8 @@ static bool check_params(const nb_sched *s, const char *who) {
     default:
         break;
     }
+#undef NONNEG
+#undef GAMMA_OK
 #undef REQUIRE
     return true;
 }
@@ -595,8 +612,8 @@ static bool momentum_setup(nb_sched *s, const char *who, bool beta1_ok, double b
                         "enabled (%s has none: set .no_cycle_momentum)", who,
                         nb__optim_name(s->o->kind)), false;
     bool beta1 = s->o->kind == NB__ADAM || s->o->kind == NB__ADAMW;
-    if (!(base >= 0 && max >= 0 && (!beta1 || (base < 1 && max < 1))))
-        return nb__fail(NB_ERR_ARG, "%s: momentums must be >= 0%s (base %g, max %g)", who,
+    if (!(base >= 0 && max >= 0 && isfinite(base) && isfinite(max) && (!beta1 || (base < 1 && max < 1))))
+        return nb__fail(NB_ERR_ARG, "%s: momentums must be finite and >= 0%s (base %g, max %g)", who,
                         beta1 ? " and < 1 (they are Adam's beta1)" : "", base, max), false;
     for (int g = 0; g < s->n_groups; g++) {
         s->base_momentums[g] = base;
@@ -610,7 +627,7 @@ nb_sched *nb_cycliclr_new(nb_optim *o, nb_cyclic_opts opts) {
     const char *who = "cycliclr";
     if (is_unset(opts.base_lr) || is_unset(opts.max_lr))
         return nb__fail(NB_ERR_ARG, "%s: base_lr and max_lr are required (write NB_ZERO for 0)", who);
-    if (!(opts.base_lr >= 0 && opts.max_lr >= 0))
+    if (!(opts.base_lr >= 0 && opts.max_lr >= 0 && isfinite(opts.base_lr) && isfinite(opts.max_lr)))
         return nb__fail(NB_ERR_ARG, "%s: Invalid learning rate: base_lr %g, max_lr %g", who,
                         opts.base_lr, opts.max_lr);
     int64_t up = or_default_int(opts.step_size_up, 2000);
@@ -647,12 +664,12 @@ nb_sched *nb_cycliclr_new(nb_optim *o, nb_cyclic_opts opts) {
 
 nb_sched *nb_onecyclelr_new(nb_optim *o, nb_onecycle_opts opts) {
     const char *who = "onecyclelr";
-    if (is_unset(opts.max_lr) || !(opts.max_lr >= 0))
-        return nb__fail(NB_ERR_ARG, "%s: max_lr is required and must be >= 0, got %g", who,
+    if (is_unset(opts.max_lr) || !(opts.max_lr >= 0 && isfinite(opts.max_lr)))
+        return nb__fail(NB_ERR_ARG, "%s: max_lr is required and must be finite and >= 0, got %g", who,
                         opts.max_lr);
     double div = or_default(opts.div_factor, 25.), final_div = or_default(opts.final_div_factor, 1e4);
-    if (!(div > 0 && final_div > 0))
-        return nb__fail(NB_ERR_ARG, "%s: div_factor and final_div_factor must be > 0 (got %g, %g)",
+    if (!(div > 0 && final_div > 0 && isfinite(div) && isfinite(final_div)))
+        return nb__fail(NB_ERR_ARG, "%s: div_factor and final_div_factor must be finite and > 0 (got %g, %g)",
                         who, div, final_div);
     nb_sched *s = sched_alloc(o, S_ONECYCLE, 0);
     if (!s) return NULL;

@@ -37,6 +37,8 @@ int cli_fail(const char *what);
  * a JSON spec (the caller json_decref's it); NULL after printing a message. */
 json_t *spec_from_sizes(const char *sizes, const char *act, double dropout, bool batchnorm);
 json_t *spec_from_file(const char *path);
+/* Sets the spec's top-level "init" (--init); false after printing the choices for a bad name. */
+bool spec_set_init(json_t *spec, const char *name);
 /* Builds the module a spec describes; NULL after printing a message naming the layer. */
 nb_module *spec_build(const json_t *spec);
 /* Input features the first Linear of the spec expects (-1 if none). */

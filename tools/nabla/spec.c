@@ -1,12 +1,21 @@
 /*
  * spec.c — model specs: the short form "784-64-64-10" and JSON model files, both turned into
  * one JSON description that builds the module and is saved beside the weights, so `nabla eval`
- * and `nabla predict` rebuild the same model.  Unknown keys are errors, never ignored.
+ * and `nabla predict` rebuild the same model.  Unknown keys are errors, never ignored, and every
+ * value is checked (by the library's constructors, which name the option and the value).
+ *
+ * Initialisation: an "init" key names a scheme of nb_module_init ("kaiming_normal", ...), at the
+ * top level for the whole model or on a layer with weights for that layer (a residual's or a
+ * concat's for everything inside it); the innermost one applies, "default" keeps the layers'
+ * own draws.  Biases of the layers a scheme draws are zeroed.
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static json_t *layer(const char *type) { return json_pack("{s:s}", "type", type); }
 
@@ -33,6 +42,10 @@ json_t *spec_from_sizes(const char *sizes, const char *act, double dropout, bool
         fprintf(stderr, "nabla: --act '%s': unknown activation\n", act);
         return NULL;
     }
+    if (!(dropout >= 0 && dropout <= 1)) {
+        fprintf(stderr, "nabla: --dropout %g: must be a probability from 0 to 1\n", dropout);
+        return NULL;
+    }
     json_t *layers = json_array();
     json_array_append_new(layers, layer("flatten"));
     for (int i = 0; i + 1 < n; i++) {
@@ -48,19 +61,75 @@ json_t *spec_from_sizes(const char *sizes, const char *act, double dropout, bool
     return json_pack("{s:o}", "layers", layers);
 }
 
+/* jansson's column is that of the last character it read: the end of the offending token
+ * ("... near '\"type\"'"), or 0 at the start of a line.  An editor wants the token's first
+ * column (1-based), so the token's length in characters is taken off. */
+static int token_column(const json_error_t *e) {
+    int col = e->column;
+    const char *near = strstr(e->text, " near '");
+    size_t len = near ? strlen(near + 7) : 0;
+    if (len > 1 && near[7 + len - 1] == '\'') {
+        int chars = 0;
+        for (size_t i = 0; i + 1 < len; i++) chars += ((unsigned char)near[7 + i] & 0xC0) != 0x80;
+        if (col - chars + 1 >= 1) col -= chars - 1;
+    }
+    return col < 1 ? 1 : col;
+}
+
 json_t *spec_from_file(const char *path) {
-    json_error_t err;
-    json_t *spec = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!spec) {
-        fprintf(stderr, "nabla: %s:%d:%d: %s\n", path, err.line, err.column, err.text);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "nabla: %s: cannot open the model file: %s\n", path, strerror(errno));
         return NULL;
     }
-    if (!json_is_array(json_object_get(spec, "layers")) || json_object_size(spec) != 1) {
-        fprintf(stderr, "nabla: %s: a model file is {\"layers\": [...]} and nothing else\n", path);
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "nabla: %s: is a folder; --model-file takes a JSON file\n", path);
+        fclose(f);
+        return NULL;
+    }
+    json_error_t err;
+    json_t *spec = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+    fclose(f);
+    if (!spec) {
+        fprintf(stderr, "nabla: %s:%d:%d: %s\n", path, err.line, token_column(&err), err.text);
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(spec, key, v) {
+        if (!strcmp(key, "layers") || !strcmp(key, "init")) continue;
+        fprintf(stderr, "nabla: %s: unknown key '%s': a model file is {\"layers\": [...]} and nothing "
+                "else but an optional \"init\"\n", path, key);
+        json_decref(spec);
+        return NULL;
+    }
+    if (!json_is_array(json_object_get(spec, "layers"))) {
+        fprintf(stderr, "nabla: %s: a model file is {\"layers\": [...]} and nothing else but an "
+                "optional \"init\"\n", path);
         json_decref(spec);
         return NULL;
     }
     return spec;
+}
+
+/* "default, xavier_uniform, ..." for messages and --help. */
+static const char *init_choices(void) {
+    static char list[160];
+    if (!list[0])
+        for (int i = 0; i < NB_INIT_COUNT; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     nb_init_name((nb_init_scheme)i));
+    return list;
+}
+
+bool spec_set_init(json_t *spec, const char *name) {
+    nb_init_scheme scheme;
+    if (!nb_init_parse(name, &scheme)) {
+        fprintf(stderr, "nabla: --init '%s': expected one of %s\n", name, init_choices());
+        return false;
+    }
+    return json_object_set_new(spec, "init", json_string(name)) == 0;
 }
 
 /* ---- building */
@@ -69,6 +138,7 @@ typedef struct {
     const char *where; /* "layer 3" for messages */
     const json_t *obj;
     bool ok;
+    nb_init_scheme init; /* the layer's "init", else the one it inherits */
 } layer_reader;
 
 static bool check_keys(layer_reader *r, const char *const *allowed) {
@@ -106,6 +176,27 @@ static double get_num(layer_reader *r, const char *key, double dflt) {
         return dflt;
     }
     return json_number_value(v);
+}
+
+/* A BatchNorm's or LayerNorm's eps: > 0 here, since the library reads 0 as "the default". */
+static double get_eps(layer_reader *r) {
+    double eps = get_num(r, "eps", 1e-5);
+    if (r->ok && !(eps > 0)) {
+        fprintf(stderr, "nabla: model %s: 'eps' must be > 0, got %g\n", r->where, eps);
+        r->ok = false;
+    }
+    return eps;
+}
+
+/* "init": a scheme's name (see the top of this file); absent, the inherited one. */
+static nb_init_scheme get_init(const json_t *obj, const char *where, nb_init_scheme inherited, bool *ok) {
+    json_t *v = json_object_get(obj, "init");
+    nb_init_scheme scheme = inherited;
+    if (v && *ok && !nb_init_parse(json_string_value(v), &scheme)) {
+        fprintf(stderr, "nabla: model %s: 'init' must be one of %s\n", where, init_choices());
+        *ok = false;
+    }
+    return scheme;
 }
 
 static bool get_bool(layer_reader *r, const char *key, bool dflt) {
@@ -249,21 +340,38 @@ static nb_module *build_block(layer_reader *r, const char *type) {
     return nb_resnet_basic_block_new(in, out, (int)stride);
 }
 
-static nb_module *build_list(const json_t *layers, const char *where);
+static nb_module *build_list(const json_t *layers, const char *where, nb_init_scheme init);
 
-static nb_module *build_layer(const json_t *obj, const char *where) {
-    layer_reader r = {where, obj, json_is_object(obj)};
+/* Draws the weights of the layer a spec object built with its scheme: a residual's shortcut
+ * (its body was drawn layer by layer), nothing for a concat (its branches were), else m. */
+static bool apply_init(nb_module *m, const char *type, const layer_reader *r) {
+    if (r->init == NB_INIT_DEFAULT || !strcmp(type, "concat")) return true;
+    nb_module *target = m;
+    if (!strcmp(type, "residual")) { /* a shortcut exists when in != out */
+        json_int_t in = json_integer_value(json_object_get(r->obj, "in"));
+        if (in == json_integer_value(json_object_get(r->obj, "out"))) return true;
+        target = nb_module_child(m, "shortcut");
+    }
+    if (nb_module_init(target, (nb_init_opts){.scheme = r->init}) == NB_OK) return true;
+    fprintf(stderr, "nabla: model %s: %s\n", r->where, nb_error_message());
+    return false;
+}
+
+static nb_module *build_layer(const json_t *obj, const char *where, nb_init_scheme inherited) {
+    layer_reader r = {where, obj, json_is_object(obj), inherited};
     const char *type = json_string_value(json_object_get(obj, "type"));
     nb_activation act;
     if (!r.ok || !type) {
         fprintf(stderr, "nabla: model %s: needs a \"type\"\n", where);
         return NULL;
     }
+    r.init = get_init(obj, where, inherited, &r.ok);
+    if (!r.ok) return NULL;
     nb_module *m = NULL;
     if (!strcmp(type, "flatten") && check_keys(&r, (const char *[]){"start_dim", "end_dim", NULL})) {
         int s = (int)get_int(&r, "start_dim", 1, false), e = (int)get_int(&r, "end_dim", -1, false);
         if (r.ok) m = nb_flatten_new(s, e);
-    } else if (!strcmp(type, "linear") && check_keys(&r, (const char *[]){"in", "out", "bias", NULL})) {
+    } else if (!strcmp(type, "linear") && check_keys(&r, (const char *[]){"in", "out", "bias", "init", NULL})) {
         int64_t in = get_int(&r, "in", 0, true), out = get_int(&r, "out", 0, true);
         bool bias = get_bool(&r, "bias", true);
         if (r.ok) m = nb_linear_new(in, out, bias);
@@ -273,16 +381,16 @@ static nb_module *build_layer(const json_t *obj, const char *where) {
     } else if ((!strcmp(type, "batchnorm1d") || !strcmp(type, "batchnorm2d")) &&
                check_keys(&r, (const char *[]){"features", "eps", "momentum", NULL})) {
         int64_t c = get_int(&r, "features", 0, true);
-        double eps = get_num(&r, "eps", 1e-5), mom = get_num(&r, "momentum", 0.1);
-        nb_batchnorm_opts o = {.eps = (float)eps, .momentum = (float)mom};
+        double eps = get_eps(&r), mom = get_num(&r, "momentum", 0.1);
+        nb_batchnorm_opts o = {.eps = (float)eps, .momentum = mom == 0 ? (float)NB_ZERO : (float)mom};
         if (r.ok) m = !strcmp(type, "batchnorm2d") ? nb_batchnorm2d_new(c, o) : nb_batchnorm1d_new(c, o);
     } else if (!strcmp(type, "conv2d") &&
                check_keys(&r, (const char *[]){"in", "out", "kernel", "stride", "padding", "dilation",
-                                                "groups", "bias", NULL})) {
+                                                "groups", "bias", "init", NULL})) {
         m = build_conv(&r, false);
     } else if (!strcmp(type, "conv_transpose2d") &&
                check_keys(&r, (const char *[]){"in", "out", "kernel", "stride", "padding", "output_padding",
-                                                "dilation", "groups", "bias", NULL})) {
+                                                "dilation", "groups", "bias", "init", NULL})) {
         m = build_conv(&r, true);
     } else if ((!strcmp(type, "maxpool2d") || !strcmp(type, "avgpool2d")) &&
                check_keys(&r, (const char *[]){"kernel", "stride", "padding", NULL})) {
@@ -297,36 +405,36 @@ static nb_module *build_layer(const json_t *obj, const char *where) {
     } else if (!strcmp(type, "unflatten") && check_keys(&r, (const char *[]){"shape", NULL})) {
         m = build_unflatten(&r);
     } else if ((!strcmp(type, "resnet_basic") || !strcmp(type, "mobilenet")) &&
-               check_keys(&r, (const char *[]){"in", "out", "stride", NULL})) {
+               check_keys(&r, (const char *[]){"in", "out", "stride", "init", NULL})) {
         m = build_block(&r, type);
-    } else if (!strcmp(type, "resnet_bottleneck") && check_keys(&r, (const char *[]){"in", "mid", "stride", NULL})) {
+    } else if (!strcmp(type, "resnet_bottleneck") && check_keys(&r, (const char *[]){"in", "mid", "stride", "init", NULL})) {
         m = build_block(&r, type);
-    } else if (!strcmp(type, "unet") && check_keys(&r, (const char *[]){"in", "out", "base", "depth", NULL})) {
+    } else if (!strcmp(type, "unet") && check_keys(&r, (const char *[]){"in", "out", "base", "depth", "init", NULL})) {
         m = build_block(&r, type);
     } else if (!strcmp(type, "layernorm") && check_keys(&r, (const char *[]){"features", "eps", NULL})) {
         int64_t c = get_int(&r, "features", 0, true);
-        double eps = get_num(&r, "eps", 1e-5);
+        double eps = get_eps(&r);
         if (r.ok) m = nb_layernorm_new(1, &c, (float)eps, true);
     } else if (!strcmp(type, "prelu") && check_keys(&r, (const char *[]){"num_parameters", "init", NULL})) {
         int64_t n = get_int(&r, "num_parameters", 1, false);
         double init = get_num(&r, "init", 0.25);
         if (r.ok) m = nb_prelu_new(n, (float)init);
-    } else if (!strcmp(type, "bottleneck") && check_keys(&r, (const char *[]){"in", "rank", "out", NULL})) {
+    } else if (!strcmp(type, "bottleneck") && check_keys(&r, (const char *[]){"in", "rank", "out", "init", NULL})) {
         int64_t in = get_int(&r, "in", 0, true), k = get_int(&r, "rank", 0, true), out = get_int(&r, "out", 0, true);
         if (r.ok) m = nb_bottleneck_new(in, k, out);
-    } else if (!strcmp(type, "residual") && check_keys(&r, (const char *[]){"body", "in", "out", NULL})) {
+    } else if (!strcmp(type, "residual") && check_keys(&r, (const char *[]){"body", "in", "out", "init", NULL})) {
         int64_t in = get_int(&r, "in", 0, true), out = get_int(&r, "out", 0, true);
-        nb_module *body = r.ok ? build_list(json_object_get(obj, "body"), where) : NULL;
+        nb_module *body = r.ok ? build_list(json_object_get(obj, "body"), where, r.init) : NULL;
         if (body) m = nb_residual_linear_new(body, in, out);
         else r.ok = false;
-    } else if (!strcmp(type, "concat") && check_keys(&r, (const char *[]){"branches", "dim", NULL})) {
+    } else if (!strcmp(type, "concat") && check_keys(&r, (const char *[]){"branches", "dim", "init", NULL})) {
         const json_t *branches = json_object_get(obj, "branches");
         int dim = (int)get_int(&r, "dim", 1, false);
         size_t n = json_array_size(branches);
         nb_module *built[16];
         if (n < 1 || n > 16) fprintf(stderr, "nabla: model %s: 'branches' must list 1 to 16 layer lists\n", where), r.ok = false;
         for (size_t i = 0; r.ok && i < n; i++) {
-            built[i] = build_list(json_array_get(branches, i), where);
+            built[i] = build_list(json_array_get(branches, i), where, r.init);
             if (!built[i]) {
                 for (size_t k = 0; k < i; k++) nb_module_free(built[k]);
                 r.ok = false;
@@ -341,19 +449,29 @@ static nb_module *build_layer(const json_t *obj, const char *where) {
         return NULL;
     }
     if (!m && r.ok) fprintf(stderr, "nabla: model %s: %s\n", where, nb_error_message());
+    if (m && !apply_init(m, type, &r)) {
+        nb_module_free(m);
+        return NULL;
+    }
     return m;
 }
 
-static nb_module *build_list(const json_t *layers, const char *where) {
+static nb_module *build_list(const json_t *layers, const char *where, nb_init_scheme init) {
     if (!json_is_array(layers) || json_array_size(layers) == 0) {
         fprintf(stderr, "nabla: model %s: expected a non-empty list of layers\n", where);
         return NULL;
     }
     nb_module *seq = nb_sequential_new(0, NULL);
     for (size_t i = 0; seq && i < json_array_size(layers); i++) {
-        char sub[96];
-        snprintf(sub, sizeof sub, "%s%slayer %zu", where, *where ? " > " : "", i);
-        nb_module *m = build_layer(json_array_get(layers, i), sub);
+        size_t cap = strlen(where) + 32; /* "WHERE > layer I" */
+        char *sub = malloc(cap);
+        if (!sub) {
+            nb_module_free(seq);
+            return NULL;
+        }
+        snprintf(sub, cap, "%s%slayer %zu", where, *where ? " > " : "", i);
+        nb_module *m = build_layer(json_array_get(layers, i), sub, init);
+        free(sub);
         if (!m || nb_sequential_append(seq, m) != NB_OK) {
             nb_module_free(seq);
             return NULL;
@@ -362,7 +480,11 @@ static nb_module *build_list(const json_t *layers, const char *where) {
     return seq;
 }
 
-nb_module *spec_build(const json_t *spec) { return build_list(json_object_get(spec, "layers"), ""); }
+nb_module *spec_build(const json_t *spec) {
+    bool ok = true;
+    nb_init_scheme init = get_init(spec, "(top level)", NB_INIT_DEFAULT, &ok);
+    return ok ? build_list(json_object_get(spec, "layers"), "", init) : NULL;
+}
 
 /* The first layer that fixes the input size decides: a Linear-like layer by its "in", an
  * Unflatten by the product of its shape.  A convolution or pool met first takes images of any

@@ -19,6 +19,7 @@ typedef struct {
     double dropout, lr, momentum, weight_decay, gamma, label_smoothing, clip_norm, hflip, noise;
     int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after, pad;
     bool batchnorm, nesterov, prefetch;
+    const char *init; /* --init: a weight scheme for the whole model, or NULL */
 } train_opts;
 
 typedef struct {
@@ -291,7 +292,7 @@ static bool load_data(const train_opts *o, run *r) {
 
 static bool build_model(const train_opts *o, run *r) {
     r->spec = o->model_file ? spec_from_file(o->model_file) : spec_from_sizes(o->model, o->act, o->dropout, o->batchnorm);
-    if (!r->spec) return false;
+    if (!r->spec || (o->init && !spec_set_init(r->spec, o->init))) return false;
     nb_dataset_info info = nb_dataset_info_get(r->train_set);
     int64_t in = spec_input_features(r->spec);
     if (in > 0 && in != info.sample_numel) {
@@ -446,6 +447,9 @@ int cmd_train(int argc, char **argv) {
         {"resume", FLAG_STRING, &o.resume, "continue from a checkpoint.safetensors"},
         {"stop-after", FLAG_INT, &o.stop_after,
          "stop once N epochs are done, as if interrupted; the schedule still spans --epochs (0: off)"},
+        {"init", FLAG_STRING, &o.init,
+         "weights of Linear and Conv layers: default, xavier_uniform, xavier_normal, kaiming_uniform "
+         "or kaiming_normal (biases 0)"},
     };
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, flags, (int)(sizeof flags / sizeof *flags), train_usage, pos, 0);
