@@ -539,6 +539,51 @@ static void csv_errors_name_line_and_column(void) {
     CHECK_ERROR(NB_ERR_ARG, "delimiter '.'");
 }
 
+/* Found by fuzz_csv: a field of 128 or more characters was copied into a 128-byte buffer and
+ * compared past its end (undefined behaviour), and a long but valid number was refused. */
+static void csv_reads_fields_of_any_length(void) {
+    const char *path = tpath("long.csv");
+    char text[1024];
+    int n = snprintf(text, sizeof text, "3;4");
+    memset(text + n, 0xff, 124);
+    n += 124;
+    n += snprintf(text + n, sizeof text - (size_t)n, "&\xff\xff\n");
+    write_bytes(path, text, (size_t)n);
+    CHECK(nb_csv_read(path, (nb_csv_opts){.delimiter = ';', .targets = "0"}) == NULL);
+    CHECK_FILE_ERROR(NB_ERR_IO, path, "line 1, column 2 (offset 2)");
+    /* 1.000...0001 with 300 zeros, and 25 with 200 leading zeros */
+    n = snprintf(text, sizeof text, "1.");
+    memset(text + n, '0', 300);
+    n += 300;
+    n += snprintf(text + n, sizeof text - (size_t)n, "1,");
+    memset(text + n, '0', 200);
+    n += 200;
+    n += snprintf(text + n, sizeof text - (size_t)n, "25\n");
+    write_bytes(path, text, (size_t)n);
+    nb_dataset *ds = nb_csv_read(path, (nb_csv_opts){0});
+    float x, y;
+    CHECK(ds && nb_dataset_get(ds, 0, &x, &y) == NB_OK);
+    CHECK_NEAR(x, 1, 0, 0);
+    CHECK_NEAR(y, 25, 0, 0);
+    nb_dataset_free(ds);
+}
+
+/* Room for rows was columns x lines: a wide first row over many blank lines asked for 100 MB. */
+static void csv_memory_stays_within_the_files_length(void) {
+    enum { COLS = 5000, BLANK = 5000 };
+    static char text[2 * COLS + BLANK];
+    for (int c = 0; c < COLS; c++) text[2 * c] = '1', text[2 * c + 1] = c + 1 < COLS ? ',' : '\n';
+    memset(text + 2 * COLS, '\n', BLANK);
+    const char *path = tpath("wide.csv");
+    write_bytes(path, text, sizeof text);
+    size_t live = nb_alloc_stats_get().bytes_live, peak = nb_alloc_stats_get().bytes_peak;
+    nb_dataset *ds = nb_csv_read(path, (nb_csv_opts){0});
+    CHECK_EQ_INT(nb_dataset_len(ds), 1);
+    size_t bound = live + ((size_t)8 << 20); /* the read raised the peak no higher than this */
+    CHECK(nb_alloc_stats_get().bytes_peak <= (peak > bound ? peak : bound));
+    nb_dataset_free(ds);
+}
+
 /* ---------------------------------------------------------------- datasets */
 
 static void dataset_new_copies_and_checks(void) {
@@ -930,6 +975,8 @@ int main(void) {
     fashion_mnist_reads_when_installed();
     csv_reads_a_regression_table();
     csv_errors_name_line_and_column();
+    csv_reads_fields_of_any_length();
+    csv_memory_stays_within_the_files_length();
     dataset_new_copies_and_checks();
     loader_covers_every_sample_once_per_epoch();
     loader_drop_last_and_sizes();
