@@ -273,6 +273,10 @@ nb_dataset *nb_csv_read(const char *path, nb_csv_opts opts) {
     ds = nb__dataset_adopt("csv_read", n, 1, &n_feat, false, x, x_bytes, NB_TARGET_FLOAT,
                            n_targets, y, y_bytes);
     x = y = NULL; /* adopted, or released by the failed adoption */
+    if (ds && !nb__dataset_set_files(ds, path, path, 0)) {
+        nb_dataset_free(ds);
+        ds = NULL;
+    }
 done:
     nb__dealloc(x, x_bytes);
     nb__dealloc(y, y_bytes);
