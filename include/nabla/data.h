@@ -83,6 +83,11 @@ typedef struct {
     int64_t target_dim;           /* floats per sample (NB_TARGET_FLOAT), 1 for classes */
     int32_t num_classes;          /* largest label + 1 (NB_TARGET_CLASS), else 0 */
     size_t nbytes;                /* memory held by samples and targets */
+    /* The files the samples and targets were read from (nb_dataset_from_idx, nb_mnist_read,
+     * nb_csv_read; a subset keeps its parent's), owned by the dataset; NULL when it was made in
+     * memory.  Sample i is sample file_index + i of those files (a subset's start). */
+    const char *samples_file, *targets_file;
+    int64_t file_index;
 } nb_dataset_info;
 
 nb_dataset *nb_dataset_new(const nb_dataset_desc *desc);
@@ -102,6 +107,20 @@ nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count
 nb_status nb_dataset_feature_stats(const nb_dataset *ds, float *mean, float *std);
 /* x = (x - mean) / std in place, per element (std 0 is taken as 1); float samples only. */
 nb_status nb_dataset_standardize(nb_dataset *ds, const float *mean, const float *std);
+
+/* Checks to run before training starts, so a bad file fails at once rather than at the batch
+ * that holds the bad sample.  Messages name the file (or "dataset" for one made in memory) and
+ * count samples from 0 in that file.
+ * Every class label is below n_classes (the model's outputs):
+ *   "dataset_check_labels: DIR/t10k-labels-idx1-ubyte.gz: sample 17: label 12 is not below the
+ *   model's 10 classes" (NB_ERR_ARG, the first such sample).  NB_ERR_ARG too when ds has no
+ * class labels or n_classes < 1; NB_ERR_NULL for NULL. */
+nb_status nb_dataset_check_labels(const nb_dataset *ds, int64_t n_classes);
+/* ds's samples have the shape of ref's and the same kind of targets (class labels, as many
+ * float targets, or none): a test set that fits its training set.  NB_ERR_SHAPE naming both
+ * files and what they hold: "dataset_check_match: DIR/t10k-images-idx3-ubyte.gz holds samples
+ * [27,27], but DIR/train-images-idx3-ubyte.gz holds [28,28]"; NB_ERR_NULL for NULL. */
+nb_status nb_dataset_check_match(const nb_dataset *ds, const nb_dataset *ref);
 
 /* Byte images [n, ...] from an IDX file (type u8, rank >= 2) and class labels [n] from another
  * (integer type, rank 1, values >= 0).  The image bytes are kept as read: no copy, no floats. */
@@ -141,21 +160,71 @@ nb_dataset *nb_csv_read(const char *path, nb_csv_opts opts);
 
 /* ---------------------------------------------------------------- loader
  * Batches of a dataset, in order or in a fresh permutation each epoch.  Transforms run while a
- * batch is converted to floats, in this order: random shift (pad + crop) and horizontal flip on
- * the raw sample, then scale, normalise, noise.  Random choices for sample i in epoch e depend on
- * (seed, e, i) only.
+ * batch is converted to floats, in this order, as a torchvision pipeline of the same steps:
+ *  1. random resized crop, 2. random shift (pad + crop), 3. horizontal flip, 4. rotation — the
+ *     geometric ones, on the raw sample's last two dims (H, W); leading dims (channels) share
+ *     one draw.  Each step reads the previous one's image with zeros outside it; the resampling
+ *     ones (1 and 4) are bilinear;
+ *  5. scale, 6. normalise, 7. noise;
+ *  8. the user's transforms, in order.
+ * Random choices for sample i in epoch e depend on (seed, e, i) only: the same seed gives the
+ * same batches whatever the thread count and whether prefetch is on.  A batch's samples are
+ * transformed on several threads at once (OpenMP, and the prefetch thread).
  */
+
+/* What a user transform is told about the sample it gets. */
+typedef struct {
+    int ndim;              /* the sample's shape: ndim sizes, as the dataset's */
+    const int64_t *shape;
+    int64_t index;         /* the sample's index in the dataset */
+    int64_t epoch;
+    /* 64 random bits drawn from (seed, epoch, index): seed the transform's own randomness with
+     * it (nb_generator, or any counter-based generator) so that it, too, does not depend on the
+     * thread that runs it. */
+    uint64_t random;
+} nb_sample_info;
+
+/* A user transform changes the sample's floats x[numel of shape] in place; it cannot fail.
+ * It runs on the loader's threads, several at once on different samples: it must be
+ * thread-safe — read `user` (and x) only, or guard what it writes — and may not make tensors or
+ * open scopes (its thread has none of the caller's). */
+typedef void (*nb_transform_fn)(float *x, const nb_sample_info *info, void *user);
+
+typedef struct {
+    nb_transform_fn fn;    /* NULL ends the list */
+    void *user;            /* passed to fn; must outlive the loader */
+} nb_user_transform;
+
+#define NB_USER_TRANSFORMS 8 /* user transforms per loader */
+
+/* Zero is off for every field.  nb_loader_new checks every value: NB_ERR_ARG naming the field
+ * and the value for one that is not finite or out of range. */
 typedef struct {
     bool scale;          /* x / 255: bytes [0, 255] -> [0, 1] */
-    float mean, std;     /* when std > 0: (x - mean) / std, after scale */
+    float mean, std;     /* when std > 0: (x - mean) / std, after scale; finite, std >= 0 */
     int pad;             /* > 0: pad the last two dims with pad zeros on each side and crop back
                           * at a random offset (torchvision RandomCrop(size, padding=pad)) */
-    float hflip;         /* probability of mirroring the last dim */
-    float noise_std;     /* > 0: add N(0, noise_std^2) to every value, last */
+    float hflip;         /* probability of mirroring the last dim, in [0, 1] */
+    float noise_std;     /* > 0: add N(0, noise_std^2) to every value, last; finite */
+    /* Rotation by an angle drawn uniformly from [rotate[0], rotate[1]] degrees, counter-clockwise
+     * about the image centre, bilinear, zeros where the rotated image does not reach:
+     * torchvision RandomRotation(d, interpolation=BILINEAR) is {-d, d}; {90, 90} always turns
+     * by 90 degrees.  Finite, rotate[0] <= rotate[1], each within [-360, 360]. */
+    float rotate[2];
+    /* Random resized crop (torchvision RandomResizedCrop(size, scale, ratio)), on when
+     * crop_scale[1] > 0: a box of area fraction in [crop_scale[0], crop_scale[1]] (within
+     * (0, 1]) and aspect ratio w / h in [crop_ratio[0], crop_ratio[1]] (log-uniform; both 0:
+     * 3/4 to 4/3), resampled bilinearly back to H x W (half-pixel centres, no antialiasing, as
+     * torch's interpolate(mode="bilinear", align_corners=False)); after 10 draws that do not fit,
+     * the centre crop that does.  {1, 1} with ratio {1, 1} on a square image is the identity. */
+    float crop_scale[2];
+    float crop_ratio[2];
+    /* Applied after everything above, in order, up to the first NULL fn (see nb_transform_fn). */
+    nb_user_transform user[NB_USER_TRANSFORMS];
 } nb_transforms;
 
 typedef struct {
-    int64_t batch_size;  /* 0: 1 */
+    int64_t batch_size;  /* 0: 1 (torch's default); negative is NB_ERR_ARG */
     bool shuffle;        /* a new permutation each epoch, from (seed, epoch) */
     uint64_t seed;
     bool drop_last;      /* leave out a last, smaller batch */
@@ -165,8 +234,9 @@ typedef struct {
 
 typedef struct nb_loader nb_loader;
 
-/* The dataset must outlive the loader.  NB_ERR_ARG for a negative batch size or transform
- * parameters out of range; NB_ERR_SHAPE for pad / hflip on samples of rank < 2. */
+/* The dataset must outlive the loader.  NB_ERR_ARG for a negative batch size or a transform
+ * value that is not finite or out of range (the message names the field and the value);
+ * NB_ERR_SHAPE for a geometric transform on samples of rank < 2. */
 nb_loader *nb_loader_new(const nb_dataset *ds, nb_loader_opts opts);
 void nb_loader_free(nb_loader *l);
 /* The next batch of the epoch: x f32 [B, sample_shape]; y int32 [B] (classes), f32 [B, k]

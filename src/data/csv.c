@@ -25,7 +25,7 @@ typedef struct {
 } scanner;
 
 typedef struct {
-    const char *s; /* content, quotes removed */
+    char *s;       /* content, quotes removed (in the scanner's buffer) */
     size_t n;
     size_t off;    /* byte offset of the field in the file */
 } field;
@@ -86,25 +86,29 @@ static bool skip_blank(scanner *sc) {
     }
 }
 
+/* strtod on the field where it lies, NUL-terminated for the call and restored after: a field of
+ * any length is read whole, with no copy.  The byte after a field is a delimiter, a quote, '\r',
+ * '\n' or the NUL that ends the buffer, so it is always inside the buffer. */
 static bool parse_number(const char *path, int64_t line, const field *f, int64_t col,
                          float *out) {
-    const char *s = f->s;
+    char *s = f->s;
     size_t n = f->n;
     while (n && is_space(*s)) s++, n--;
     while (n && is_space(s[n - 1])) n--;
-    char tmp[128];
     double v = 0;
-    char *end = tmp;
-    if (n > 0 && n < sizeof tmp) {
-        memcpy(tmp, s, n);
-        tmp[n] = '\0';
-        v = strtod(tmp, &end);
+    bool whole = false; /* strtod read every character */
+    if (n > 0) {
+        char after = s[n], *end;
+        s[n] = '\0';
+        v = strtod(s, &end);
+        s[n] = after;
+        whole = end == s + n;
     }
-    if (n == 0 || end != tmp + n || !isfinite(v) || fabs(v) > FLT_MAX) {
+    if (!whole || !isfinite(v) || fabs(v) > FLT_MAX) {
         int shown = f->n > 40 ? 40 : (int)f->n;
-        return nb__fail(NB_ERR_IO, "csv_read: %s: line %lld, column %lld (offset %zu): \"%.*s\" "
+        return nb__fail(NB_ERR_IO, "csv_read: %s: line %lld, column %lld (offset %zu): \"%.*s%s\" "
                         "is not a finite number", path, (long long)line, (long long)col,
-                        f->off, shown, f->s), false;
+                        f->off, shown, f->s, f->n > 40 ? "..." : ""), false;
     }
     *out = (float)v;
     return true;
@@ -124,15 +128,17 @@ static bool resolve_targets(const char *path, const char *spec, int64_t ncols, c
         while (n && is_space(*tok)) tok++, n--;
         while (n && is_space(tok[n - 1])) n--;
         char tmp[32];
-        char *end = tmp;
         long long k = 0;
+        bool is_index = false; /* the whole token is an integer */
         if (n > 0 && n < sizeof tmp) {
+            char *end;
             memcpy(tmp, tok, n);
             tmp[n] = '\0';
             k = strtoll(tmp, &end, 10);
+            is_index = end == tmp + n;
         }
         int64_t c = -1;
-        if (n > 0 && end == tmp + n) {
+        if (is_index) {
             c = k < 0 ? ncols + k : k;
             if (c < 0 || c >= ncols)
                 return nb__fail(NB_ERR_ARG, "csv_read: %s: target column %lld is outside "
@@ -224,8 +230,15 @@ nb_dataset *nb_csv_read(const char *path, nb_csv_opts opts) {
     if (!(slot = nb__alloc(slot_bytes)) ||
         !resolve_targets(path, opts.targets, ncols, names, slot, &n_targets))
         goto done;
-    int64_t n_feat = ncols - n_targets, rows_cap = 1;
-    for (size_t i = sc.pos; i < len; i++) rows_cap += buf[i] == '\n';
+    /* Rows to make room for: at most one per line, and each complete row holds ncols - 1
+     * delimiters, so the room (rows x columns) stays within the file's length however many
+     * blank lines or columns it has. */
+    int64_t n_feat = ncols - n_targets, rows_cap = 1, delims = 0;
+    for (size_t i = sc.pos; i < len; i++) {
+        rows_cap += buf[i] == '\n';
+        delims += buf[i] == delim;
+    }
+    if (ncols > 1 && delims / (ncols - 1) + 1 < rows_cap) rows_cap = delims / (ncols - 1) + 1;
     x_bytes = sizeof(float) * (size_t)(rows_cap * n_feat);
     y_bytes = sizeof(float) * (size_t)(rows_cap * n_targets);
     if (!(x = nb__alloc(x_bytes)) || !(y = nb__alloc(y_bytes))) goto done;
@@ -260,6 +273,10 @@ nb_dataset *nb_csv_read(const char *path, nb_csv_opts opts) {
     ds = nb__dataset_adopt("csv_read", n, 1, &n_feat, false, x, x_bytes, NB_TARGET_FLOAT,
                            n_targets, y, y_bytes);
     x = y = NULL; /* adopted, or released by the failed adoption */
+    if (ds && !nb__dataset_set_files(ds, path, path, 0)) {
+        nb_dataset_free(ds);
+        ds = NULL;
+    }
 done:
     nb__dealloc(x, x_bytes);
     nb__dealloc(y, y_bytes);

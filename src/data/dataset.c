@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* n * per * es as a byte count, false when it does not fit int64. */
@@ -120,10 +121,30 @@ nb_dataset *nb_dataset_new(const nb_dataset_desc *d) {
                              x, x_bytes, kind, d->target_dim, y, y_bytes);
 }
 
+static void free_file_name(char *name) {
+    if (name) nb__dealloc(name, strlen(name) + 1);
+}
+
+static char *copy_file_name(const char *name) {
+    return name ? copy_block(name, strlen(name) + 1) : NULL;
+}
+
+bool nb__dataset_set_files(nb_dataset *ds, const char *x_file, const char *y_file,
+                           int64_t file_index) {
+    free_file_name(ds->x_file);
+    free_file_name(ds->y_file);
+    ds->x_file = copy_file_name(x_file);
+    ds->y_file = copy_file_name(y_file);
+    ds->file_index = file_index;
+    return (ds->x_file || !x_file) && (ds->y_file || !y_file);
+}
+
 void nb_dataset_free(nb_dataset *ds) {
     if (!ds) return;
     nb__dealloc(ds->x, ds->x_bytes);
     nb__dealloc(ds->y, ds->y_bytes);
+    free_file_name(ds->x_file);
+    free_file_name(ds->y_file);
     nb__dealloc(ds, sizeof *ds);
 }
 
@@ -144,6 +165,9 @@ nb_dataset_info nb_dataset_info_get(const nb_dataset *ds) {
     info.target_dim = ds->target_dim;
     info.num_classes = ds->num_classes;
     info.nbytes = ds->x_bytes + ds->y_bytes;
+    info.samples_file = ds->x_file;
+    info.targets_file = ds->y_file;
+    info.file_index = ds->file_index;
     return info;
 }
 
@@ -198,8 +222,57 @@ nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count
         nb__dealloc(y, y_bytes);
         return NULL;
     }
-    return nb__dataset_adopt("dataset_subset", count, ds->sample_ndim, ds->sample_shape,
-                             ds->is_u8, x, x_bytes, ds->target, ds->target_dim, y, y_bytes);
+    nb_dataset *sub = nb__dataset_adopt("dataset_subset", count, ds->sample_ndim,
+                                        ds->sample_shape, ds->is_u8, x, x_bytes, ds->target,
+                                        ds->target_dim, y, y_bytes);
+    if (sub && !nb__dataset_set_files(sub, ds->x_file, ds->y_file, ds->file_index + start)) {
+        nb_dataset_free(sub);
+        return NULL;
+    }
+    return sub;
+}
+
+/* How messages name a dataset's file: the path, or "dataset" for one made in memory. */
+static const char *file_or_memory(const char *file) { return file ? file : "dataset"; }
+
+nb_status nb_dataset_check_labels(const nb_dataset *ds, int64_t n_classes) {
+    if (!ds) return nb__fail_status(NB_ERR_NULL, "dataset_check_labels: dataset is NULL");
+    if (ds->target != NB_TARGET_CLASS)
+        return nb__fail_status(NB_ERR_ARG, "dataset_check_labels: %s: the samples have no class "
+                               "labels", file_or_memory(ds->y_file));
+    if (n_classes < 1)
+        return nb__fail_status(NB_ERR_ARG, "dataset_check_labels: %s: %lld classes: need >= 1",
+                               file_or_memory(ds->y_file), (long long)n_classes);
+    if (ds->num_classes <= n_classes) return NB_OK; /* the largest label fits */
+    const int32_t *y = ds->y;
+    int64_t i = 0;
+    while (y[i] < n_classes) i++;
+    return nb__fail_status(NB_ERR_ARG, "dataset_check_labels: %s: sample %lld: label %d is not "
+                           "below the model's %lld classes", file_or_memory(ds->y_file),
+                           (long long)(ds->file_index + i), y[i], (long long)n_classes);
+}
+
+/* "[28,28]", or "[28,28] with 10 classes" / "with 3 targets": what check_match compares. */
+static void describe(const nb_dataset *ds, char *buf, size_t cap) {
+    int n = snprintf(buf, cap, "%s", nb__shape_str(ds->sample_ndim, ds->sample_shape));
+    if (ds->target == NB_TARGET_FLOAT && n >= 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " with %lld targets", (long long)ds->target_dim);
+    if (ds->target == NB_TARGET_NONE && n >= 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " without targets");
+}
+
+nb_status nb_dataset_check_match(const nb_dataset *ds, const nb_dataset *ref) {
+    if (!ds || !ref) return nb__fail_status(NB_ERR_NULL, "dataset_check_match: a dataset is NULL");
+    bool same = ds->sample_ndim == ref->sample_ndim && ds->target == ref->target &&
+                ds->target_dim == ref->target_dim;
+    for (int d = 0; same && d < ds->sample_ndim; d++)
+        same = ds->sample_shape[d] == ref->sample_shape[d];
+    if (same) return NB_OK;
+    char a[160], b[160];
+    describe(ds, a, sizeof a);
+    describe(ref, b, sizeof b);
+    return nb__fail_status(NB_ERR_SHAPE, "dataset_check_match: %s holds samples %s, but %s holds "
+                           "%s", file_or_memory(ds->x_file), a, file_or_memory(ref->x_file), b);
 }
 
 nb_status nb_dataset_feature_stats(const nb_dataset *ds, float *mean, float *std) {

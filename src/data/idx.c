@@ -333,6 +333,10 @@ nb_dataset *nb_dataset_from_idx(const char *images_path, const char *labels_path
     im->data = NULL;
     ds = nb__dataset_adopt("dataset_from_idx", n, im->ndim - 1, im->shape + 1, true, x,
                            (size_t)im->numel, NB_TARGET_CLASS, 1, y, y_bytes);
+    if (ds && !nb__dataset_set_files(ds, images_path, labels_path, 0)) {
+        nb_dataset_free(ds);
+        ds = NULL;
+    }
 done:
     nb_idx_free(im);
     nb_idx_free(lb);

@@ -23,6 +23,11 @@ struct nb_dataset {
     int32_t num_classes;
     void *y; /* int32 [n] or float [n, target_dim]; NULL for NB_TARGET_NONE */
     size_t y_bytes;
+    /* Where the samples and targets were read from, for messages: NUL-terminated copies from
+     * nb__alloc (NULL for a dataset made in memory), and the index in those files of sample 0
+     * (a subset's start). */
+    char *x_file, *y_file;
+    int64_t file_index;
 };
 
 /* Builds a dataset around x and y (allocated with nb__alloc), which it now owns: on failure they
@@ -31,13 +36,28 @@ nb_dataset *nb__dataset_adopt(const char *what, int64_t n, int sample_ndim,
                               const int64_t *sample_shape, bool is_u8, void *x, size_t x_bytes,
                               nb_target_kind target, int64_t target_dim, void *y, size_t y_bytes);
 
+/* Records the files ds was read from (copied) and the index of its sample 0 in them; false
+ * (NB_ERR_MEMORY) when the copies cannot be made. */
+bool nb__dataset_set_files(nb_dataset *ds, const char *x_file, const char *y_file,
+                           int64_t file_index);
+
 /* Writes sample s of ds to out[sample_numel] as floats with the transforms t applied; key is
  * nb__epoch_key(seed, epoch), so the random choices depend on (seed, epoch, s) only. */
-void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t s, uint64_t key,
-                          float *out);
+void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t s, int64_t epoch,
+                          uint64_t key, float *out);
+/* Every value of t finite and in range, and geometry only on images; false with NB_ERR_ARG /
+ * NB_ERR_SHAPE naming the field and the value. */
+bool nb__transforms_check(const nb_transforms *t, const nb_dataset *ds);
 
 /* Counter word 3 names the stream, so no two uses of one key ever meet. */
-enum { NB_STREAM_PERM = 1, NB_STREAM_GEOMETRY = 2, NB_STREAM_NOISE = 3 };
+enum {
+    NB_STREAM_PERM = 1,
+    NB_STREAM_GEOMETRY = 2, /* shift and flip */
+    NB_STREAM_NOISE = 3,
+    NB_STREAM_CROP = 4,
+    NB_STREAM_ROTATE = 5,
+    NB_STREAM_USER = 6
+};
 
 /* Philox4x32-10 (Salmon et al., SC'11) on an explicit 128-bit counter, so that independent
  * streams (the permutation, each sample's augmentation) never share counters. */

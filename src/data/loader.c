@@ -12,7 +12,6 @@
  */
 #include "internal.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -87,7 +86,7 @@ static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
         for (int64_t i = 0; i < count; i++) {
             int64_t s = l->perm ? l->perm[start + i] : start + i;
             if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
-            nb__transform_sample(&l->opts.transforms, ds, s, l->key, x + i * m);
+            nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m);
             if (ds->target == NB_TARGET_CLASS) nb__i32(buf->y)[i] = ((const int32_t *)ds->y)[s];
             if (ds->target == NB_TARGET_FLOAT)
                 memcpy(nb__f32(buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
@@ -135,20 +134,10 @@ static void restart(nb_loader *l, int64_t e) {
 }
 
 static bool opts_ok(const nb_dataset *ds, const nb_loader_opts *o) {
-    const nb_transforms *t = &o->transforms;
     if (o->batch_size < 0)
         return nb__fail(NB_ERR_ARG, "loader_new: batch_size %lld is negative",
                         (long long)o->batch_size), false;
-    if (t->pad < 0 || !(t->hflip >= 0 && t->hflip <= 1) || !(t->noise_std >= 0) ||
-        !isfinite(t->noise_std) || !(t->std >= 0) || !isfinite(t->std) || !isfinite(t->mean))
-        return nb__fail(NB_ERR_ARG, "loader_new: transforms need pad >= 0, hflip in [0, 1] and "
-                        "finite mean, std >= 0, noise_std >= 0 (got pad %d, hflip %g, mean %g, "
-                        "std %g, noise_std %g)", t->pad, t->hflip, t->mean, t->std,
-                        t->noise_std), false;
-    if ((t->pad > 0 || t->hflip > 0) && ds->sample_ndim < 2)
-        return nb__fail(NB_ERR_SHAPE, "loader_new: pad and hflip act on the last two dims; "
-                        "samples are %s", nb__shape_str(ds->sample_ndim, ds->sample_shape)), false;
-    return true;
+    return nb__transforms_check(&o->transforms, ds);
 }
 
 static bool make_buf(nb_loader *l, batch_buf *buf, int64_t rows) {

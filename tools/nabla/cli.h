@@ -49,6 +49,14 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert_mnist(int argc, char **argv);
 
+/* Reports a data set that could not be read from dir: the library's message, which names the
+ * file; when dir is Fashion-MNIST's package folder and it is missing, how to install it. */
+void cli_data_failed(const char *dir);
+/* Every class label of ds below the model's outputs (learnt from one forward pass of a zero
+ * sample in eval mode); false after printing the file and sample of the first bad label, or why
+ * the forward pass failed. */
+bool cli_check_labels(nb_module *m, const nb_dataset *ds);
+
 /* Reads weights written by `nabla train` (model.safetensors with its "nabla.model" spec) and
  * builds the model in eval mode; NULL after printing a message. */
 nb_module *load_trained_model(const char *weights_path);

@@ -51,7 +51,9 @@ int cmd_eval(int argc, char **argv) {
     if (batch < 1) return fprintf(stderr, "nabla eval: --batch must be >= 1\n"), 2;
     nb_module *m = load_trained_model(pos[0]);
     nb_dataset *ds = m ? nb_mnist_read(data, train_split) : NULL;
-    nb_loader *ld = ds ? nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .transforms = {.scale = true}}) : NULL;
+    if (m && !ds) cli_data_failed(data);
+    bool labels_ok = ds && cli_check_labels(m, ds);
+    nb_loader *ld = labels_ok ? nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .transforms = {.scale = true}}) : NULL;
     int rc = 1;
     if (ld) {
         double sum = 0;
@@ -75,8 +77,8 @@ int cmd_eval(int argc, char **argv) {
         } else {
             cli_fail("evaluation");
         }
-    } else if (m) {
-        cli_fail("reading the data set");
+    } else if (labels_ok) {
+        cli_fail("making the data loader");
     }
     nb_loader_free(ld);
     nb_dataset_free(ds);

@@ -20,6 +20,7 @@ typedef struct {
     int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after, pad;
     bool batchnorm, nesterov, prefetch;
     const char *init; /* --init: a weight scheme for the whole model, or NULL */
+    double rotate, crop_scale; /* augmentation, read by load_data */
 } train_opts;
 
 typedef struct {
@@ -257,10 +258,68 @@ static bool save_outputs(const train_opts *o, run *r) {
 
 /* ---- setup */
 
+/* Where `apt-get install dataset-fashion-mnist` puts the data set: the default of --data. */
+static const char fashion_mnist_dir[] = "/usr/share/datasets/fashion-mnist";
+
+void cli_data_failed(const char *dir) {
+    cli_fail("reading the data set");
+    struct stat st;
+    if (!strcmp(dir, fashion_mnist_dir) && stat(dir, &st) != 0)
+        fprintf(stderr, "nabla: %s is missing: apt-get install dataset-fashion-mnist, or give "
+                "--data DIR\n", dir);
+}
+
+bool cli_check_labels(nb_module *m, const nb_dataset *ds) {
+    nb_dataset_info info = nb_dataset_info_get(ds);
+    int64_t shape[NB_MAX_DIMS] = {1}, classes = -1;
+    memcpy(shape + 1, info.sample_shape, sizeof(int64_t) * (size_t)info.sample_ndim);
+    nb_generator g = nb_rng_get_state(); /* the probe leaves the run's random numbers as they were */
+    bool forward_ok = false, training = nb_module_is_training(m);
+    nb_module_train(m, false);
+    nb_scope_begin();
+    NB_NO_GRAD {
+        nb_tensor *out = nb_module_forward(m, nb_zeros(info.sample_ndim + 1, shape));
+        forward_ok = out != NULL;
+        if (out && nb_ndim(out) == 2) classes = nb_size(out, 1);
+    }
+    nb_scope_end();
+    nb_module_train(m, training);
+    nb_rng_set_state(g);
+    if (!forward_ok) return cli_fail("the model's forward pass"), false;
+    if (classes > 0 && nb_dataset_check_labels(ds, classes) != NB_OK)
+        return cli_fail("checking the labels"), false;
+    return true;
+}
+
+/* The augmentation flags, refused with the flag's name before any data is read. */
+static bool augment_flags_ok(const train_opts *o) {
+    const struct {
+        const char *flag;
+        double value;
+        bool ok;
+        const char *want;
+    } rows[] = {
+        {"pad", o->pad, o->pad >= 0, "pixels >= 0"},
+        {"hflip", o->hflip, o->hflip >= 0 && o->hflip <= 1, "a probability in [0, 1]"},
+        {"noise", o->noise, isfinite(o->noise) && o->noise >= 0, "a finite std >= 0"},
+        {"rotate", o->rotate, o->rotate >= 0 && o->rotate <= 180, "degrees in [0, 180]"},
+        {"crop-scale", o->crop_scale, o->crop_scale == 0 || (o->crop_scale > 0 && o->crop_scale <= 1),
+         "0 (off) or an area fraction in (0, 1]"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+        if (!rows[i].ok)
+            return fprintf(stderr, "nabla: --%s %g: expected %s\n", rows[i].flag, rows[i].value,
+                           rows[i].want), false;
+    return true;
+}
+
 static bool load_data(const train_opts *o, run *r) {
+    if (!augment_flags_ok(o)) return false;
     r->train_set = nb_mnist_read(o->data, true);
     r->eval_set = r->train_set ? nb_mnist_read(o->data, false) : NULL;
-    if (!r->eval_set) return cli_fail("reading the data set (apt-get install dataset-fashion-mnist, or --data DIR)"), false;
+    if (!r->eval_set) return cli_data_failed(o->data), false;
+    if (nb_dataset_check_match(r->eval_set, r->train_set) != NB_OK)
+        return cli_fail("checking the data set"), false;
     int64_t n = nb_dataset_len(r->train_set);
     if (o->limit > 0 && o->limit < n) {
         nb_dataset *sub = nb_dataset_subset(r->train_set, 0, o->limit);
@@ -282,6 +341,12 @@ static bool load_data(const train_opts *o, run *r) {
     augment.pad = o->pad;
     augment.hflip = (float)o->hflip;
     augment.noise_std = (float)o->noise;
+    augment.rotate[0] = (float)-o->rotate; /* RandomRotation(d): uniform in [-d, d] */
+    augment.rotate[1] = (float)o->rotate;
+    if (o->crop_scale > 0) { /* RandomResizedCrop(size, scale=(s, 1)), torchvision's ratios */
+        augment.crop_scale[0] = (float)o->crop_scale;
+        augment.crop_scale[1] = 1.0f;
+    }
     r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch, .shuffle = true,
                                                             .seed = (uint64_t)o->seed, .prefetch = o->prefetch,
                                                             .transforms = augment});
@@ -450,6 +515,9 @@ int cmd_train(int argc, char **argv) {
         {"init", FLAG_STRING, &o.init,
          "weights of Linear and Conv layers: default, xavier_uniform, xavier_normal, kaiming_uniform "
          "or kaiming_normal (biases 0)"},
+        {"rotate", FLAG_FLOAT, &o.rotate, "augment: rotate by a random angle in [-X, X] degrees (bilinear)"},
+        {"crop-scale", FLAG_FLOAT, &o.crop_scale,
+         "augment: random resized crop of area fraction [X, 1], aspect 3/4..4/3, back to full size (0: off)"},
     };
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, flags, (int)(sizeof flags / sizeof *flags), train_usage, pos, 0);
@@ -473,7 +541,8 @@ int cmd_train(int argc, char **argv) {
     nb_manual_seed((uint64_t)o.seed);
     fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
     run r = {.best = INFINITY, .curves = nb_curves_new()};
-    bool ok = load_data(&o, &r) && build_model(&o, &r) && (r.optim = make_optim(&o, r.model)) != NULL;
+    bool ok = load_data(&o, &r) && build_model(&o, &r) && cli_check_labels(r.model, r.train_set) &&
+              cli_check_labels(r.model, r.eval_set) && (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
     if (ok && o.resume) {
         char *extra = NULL;
