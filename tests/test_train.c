@@ -1143,6 +1143,61 @@ static void torch_output_matches_on_nablas_weights(void) {
     json_decref(root);
 }
 
+/* ---------------------------------------------------------------- torch's pretrained body */
+
+#define GOLDEN_PRETRAINED "tests/golden/torch_pretrained.safetensors"
+#define GOLDEN_PRETRAINED_JSON "tests/golden/torch_pretrained.json"
+
+/* The numbers of a JSON array, as floats (malloc'd; *n gets the count). */
+static float *json_floats(json_t *a, size_t *n) {
+    *n = json_array_size(a);
+    float *v = malloc(sizeof(float) * (*n + 1));
+    for (size_t i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(a, i));
+    return v;
+}
+
+/* A torch MLP saved with torch.save(state_dict()) and converted by tools/pt_to_safetensors.py:
+ * its body loads non-strictly under nabla's new head, which the report names, and the result
+ * computes what torch computes with the same head. */
+static void nonstrict_load_takes_torchs_pretrained_body_under_a_new_head(void) {
+    json_error_t err;
+    json_t *root = json_load_file(GOLDEN_PRETRAINED_JSON, 0, &err);
+    CHECK(root != NULL);
+    size_t n_in, n_w, n_b, n_out;
+    float *x = json_floats(json_object_get(root, "input"), &n_in);
+    float *w = json_floats(json_object_get(root, "head_weight"), &n_w);
+    float *b = json_floats(json_object_get(root, "head_bias"), &n_b);
+    float *out = json_floats(json_object_get(root, "output"), &n_out);
+    CHECK(n_in == 5 * 16 && n_w == 3 * 8 && n_b == 3 && n_out == 5 * 3);
+    double want[15];
+    for (size_t i = 0; i < 15 && i < n_out; i++) want[i] = out[i];
+
+    nb_module *m = mlp(41, 16, 8, 3); /* Flatten, Linear, BatchNorm1d, ReLU, Linear(8, 3) */
+    nb_load_report r;
+    CHECK(nb_module_load_nonstrict(m, GOLDEN_PRETRAINED, &r) == NB_OK);
+    CHECK(report_is(r.n_missing, r.missing, 2, (const char *[]){"4.weight", "4.bias"}));
+    CHECK(report_is(r.n_unexpected, r.unexpected, 2, (const char *[]){"5.bias", "5.weight"})); /* file order */
+    nb_load_report_free(&r);
+    CHECK_EQ_INT(nb_item(nb_module_find(m, "2.num_batches_tracked")), 3); /* torch's I64 */
+    nb_tensor *hw = nb_module_find(m, "4.weight"), *hb = nb_module_find(m, "4.bias");
+    for (int i = 0; i < 3 && n_w == 24 && n_b == 3; i++) {
+        for (int j = 0; j < 8; j++) nb_set(hw, NB_INDEX(i, j), w[8 * i + j]);
+        nb_set(hb, NB_INDEX(i), b[i]);
+    }
+    nb_module_train(m, false);
+    nb_scope_begin();
+    nb_tensor *y = NULL;
+    if (n_in == 80) NB_NO_GRAD { y = nb_module_forward(m, nb_from_data(x, NB_SHAPE(5, 4, 4))); }
+    CHECK_TENSOR("torch's body under the new head", y, want, 15, 1e-5, 0);
+    nb_scope_end();
+    nb_module_free(m);
+    free(x);
+    free(w);
+    free(b);
+    free(out);
+    json_decref(root);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--write-golden")) return write_golden();
     if (!tmpdir_make("nabla_test_train")) return 1;
@@ -1171,6 +1226,7 @@ int main(int argc, char **argv) {
     nonstrict_load_reports_missing_and_unexpected_and_loads_the_rest();
     long_names_are_kept_whole();
     torch_output_matches_on_nablas_weights();
+    nonstrict_load_takes_torchs_pretrained_body_under_a_new_head();
 
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every object and buffer returned */

@@ -77,10 +77,10 @@ nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
 nb_status nb_module_load(nb_module *m, const char *path);
 
 /* What a non-strict load passed over, as torch's load_state_dict(strict=False) returns it:
- * missing[i] are the model's state_dict names the file lacks (left as they were), unexpected[i]
- * the file's tensors the model has no place for (ignored), each in its own order.  The report
- * owns the arrays and strings; nb_load_report_free releases them and zeroes the report (a
- * zeroed report, or NULL, is fine to free). */
+ * missing[i] are the model's state_dict names the file lacks (left as they were), in the model's
+ * order; unexpected[i] the file's tensors the model has no place for (ignored), in the file's
+ * order (nb_safetensors_name's).  The report owns the arrays and strings; nb_load_report_free
+ * releases them and zeroes the report (a zeroed report, or NULL, is fine to free). */
 typedef struct nb_load_report {
     int n_missing, n_unexpected;
     char **missing, **unexpected;
