@@ -92,7 +92,9 @@ void nb_load_report_free(nb_load_report *report);
  * NULL; it is overwritten, so free an earlier report first).  A pretrained body loads under a new
  * head this way.  A tensor present in both with another shape or dtype is still an error
  * (NB_ERR_SHAPE / NB_ERR_DTYPE), as in torch, and so are non-finite weights; on any error the
- * model is unchanged and *report is empty. */
+ * model is unchanged and *report is empty.  As in torch, a file that shares no name with the
+ * model (a checkpoint, whose names start with "model.") loads nothing and lists everything:
+ * look at the report. */
 nb_status nb_module_load_nonstrict(nb_module *m, const char *path, nb_load_report *report);
 
 /* o and s may be NULL.  extra_json (may be NULL) is stored as is: the caller's progress.
