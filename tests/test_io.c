@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -43,7 +44,7 @@ static bool same_file(const char *path, const unsigned char *want, size_t n) {
 }
 
 /* Leftovers of a failed save: temporaries are named path + ".tmp.<pid>-<n>". */
-static int count_temporaries(void) { return tmpdir_count(".tmp."); }
+static int count_temporaries(void) { return tmpdir_count(".tmp"); }
 
 /* Same dtype, shape and bytes in logical order. */
 static bool same_tensor(const nb_tensor *a, const nb_tensor *b) {
@@ -723,6 +724,15 @@ static void saves_remove_stale_temporaries_of_dead_writers_only(void) {
     snprintf(foreign, sizeof foreign, "w.safetensors.tmp.notes");
     const char *names[] = {stale, alive, other, foreign};
     for (int i = 0; i < 4; i++) write_text(tpath(names[i]), "leftover");
+    /* earlier versions' names carry no pid: removed once an hour old, kept while fresh */
+    const char *old_mkstemp = "w.safetensors.tmp.Ab3xYz", *old_curves = "w.safetensors.tmp";
+    const char *fresh = "w.safetensors.tmp.Qr7sTu";
+    const char *legacy[] = {old_mkstemp, old_curves, fresh};
+    for (int i = 0; i < 3; i++) write_text(tpath(legacy[i]), "leftover");
+    time_t then = time(NULL) - 7200;
+    struct timespec two_hours_ago[2] = {{.tv_sec = then}, {.tv_sec = then}};
+    utimensat(AT_FDCWD, tpath(old_mkstemp), two_hours_ago, 0);
+    utimensat(AT_FDCWD, tpath(old_curves), two_hours_ago, 0);
     nb_tensor *t = nb_arange(0, 4, 1);
     CHECK_EQ_INT(nb_safetensors_save(tpath("w.safetensors"), 1, (const char *[]){"t"}, &t, NULL,
                                      NULL, 0), NB_OK);
@@ -730,7 +740,11 @@ static void saves_remove_stale_temporaries_of_dead_writers_only(void) {
     CHECK(access(tpath(alive), F_OK) == 0);  /* its writer runs: kept */
     CHECK(access(tpath(other), F_OK) == 0);  /* another target's: kept */
     CHECK(access(tpath(foreign), F_OK) == 0); /* not a name nabla makes: kept */
+    CHECK(access(tpath(old_mkstemp), F_OK) != 0);
+    CHECK(access(tpath(old_curves), F_OK) != 0);
+    CHECK(access(tpath(fresh), F_OK) == 0);
     for (int i = 1; i < 4; i++) remove(tpath(names[i]));
+    remove(tpath(fresh));
     CHECK_EQ_INT(count_temporaries(), 0);
     nb_scope_end();
 }

@@ -22,7 +22,8 @@
  * unnamed file in the same folder (O_TMPFILE, which the kernel frees if the process dies; a
  * temporary named "<path>.tmp.<pid>-<n>" where the filesystem lacks it), is fsynced, and is
  * renamed over path, then the folder is fsynced.  A write also removes the temporaries of the
- * same path that dead processes left.  On any failure — a short write, a full disk (ENOSPC), a
+ * same path that dead processes left (and those of earlier nabla versions, "<path>.tmp" and
+ * "<path>.tmp.XXXXXX", once an hour old).  On any failure — a short write, a full disk (ENOSPC), a
  * quota (EDQUOT), the file-size limit (EFBIG) — the result is NB_ERR_IO naming the file, the byte
  * and the cause; the old file is unchanged and no temporary remains.  A write past the file-size
  * limit (ulimit -f) raises SIGXFSZ, whose default action kills the process with no message; the

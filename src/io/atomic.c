@@ -9,7 +9,8 @@
  * itself survives a crash.  Where the filesystem has no O_TMPFILE (or /proc is not mounted, which
  * linking an open file needs), the temporary is created under that name from the start.  Either
  * way a writer killed at the wrong moment may leave a named temporary; the next write of the
- * same target removes those whose process (the pid in the name) no longer exists.
+ * same target removes those whose process (the pid in the name) no longer exists, and those
+ * earlier versions of nabla left (no pid in their names) once they are an hour old.
  *
  * Failures are remembered, not acted on at once: the first failed write records its errno and
  * byte offset, later writes do nothing, and nb__afile_commit reports it (NB_ERR_IO naming the
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TMP_INFIX ".tmp."
@@ -81,8 +83,24 @@ static long tmp_owner(const char *base, const char *name) {
     return end != p && !*end ? pid : 0;
 }
 
-/* Removes the temporaries of the same target whose writer is gone (kill(pid, 0): no such
- * process).  Best effort: a folder that cannot be listed is left as it is. */
+/* Temporaries of earlier nabla versions carry no pid: "<base>.tmp" (curves) and
+ * "<base>.tmp.XXXXXX" (mkstemp's six letters and digits). */
+static bool legacy_tmp(const char *base, const char *name) {
+    size_t bl = strlen(base), il = sizeof TMP_INFIX - 1;
+    if (strncmp(name, base, bl) || strncmp(name + bl, TMP_INFIX, il - 1)) return false;
+    const char *rest = name + bl + il - 1; /* "" or ".XXXXXX" */
+    if (!*rest) return true;
+    if (*rest != '.' || strlen(rest + 1) != 6) return false;
+    for (const char *c = rest + 1; *c; c++)
+        if (!(*c >= '0' && *c <= '9') && !(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z'))
+            return false;
+    return true;
+}
+
+/* Removes the temporaries of the same target whose writer is gone: those whose pid names no
+ * process (kill(pid, 0) fails with ESRCH), and those of earlier versions once nothing has
+ * written them for an hour (a live writer keeps their time fresh).  Best effort: a folder that
+ * cannot be listed is left as it is. */
 static void remove_stale(const nb__afile *f) {
     int fd = dup(f->dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -90,10 +108,15 @@ static void remove_stale(const nb__afile *f) {
         if (fd >= 0) close(fd);
         return;
     }
+    time_t hour_ago = time(NULL) - 3600;
     for (struct dirent *e; (e = readdir(d));) {
         long pid = tmp_owner(f->base, e->d_name);
-        if (pid && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-            unlinkat(f->dirfd, e->d_name, 0);
+        struct stat sb;
+        bool stale = pid ? pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH
+                         : legacy_tmp(f->base, e->d_name) &&
+                               fstatat(f->dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+                               S_ISREG(sb.st_mode) && sb.st_mtime < hour_ago;
+        if (stale) unlinkat(f->dirfd, e->d_name, 0);
     }
     closedir(d);
 }
