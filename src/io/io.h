@@ -26,7 +26,7 @@ nb_status nb__safetensors_check(const char *path, int n, const char *const *name
  *   return nb__afile_commit(&f);              (or nb__afile_cancel(&f) to give up)
  *
  * begin fails (NB_ERR_IO naming path) when the folder is missing or does not take a new file, or
- * path is a folder; it removes temporaries of the same target left by dead processes (atomic.c).  Writes
+ * path is a folder; it removes temporaries of the same target left by dead processes.  Writes
  * after a failure do nothing; commit reports the first failure (NB_ERR_IO with the byte offset and
  * the cause: ENOSPC, EFBIG, EDQUOT, ...), and on any failure leaves the old file as it was and no
  * temporary.  begin + cancel is a dry run: it checks that a write could start. */
