@@ -11,9 +11,13 @@
 #include "core/core.h"
 #include "tmpdir.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* A file with the given length prefix, header text and data bytes. */
 static void write_raw(const char *path, uint64_t hlen, const char *header, const void *data,
@@ -39,8 +43,8 @@ static bool same_file(const char *path, const unsigned char *want, size_t n) {
     return same;
 }
 
-/* Leftovers of a failed save: safetensors writes to path + ".tmp.XXXXXX". */
-static int count_temporaries(void) { return tmpdir_count(".tmp."); }
+/* Leftovers of a failed save: temporaries are named path + ".tmp.<pid>-<n>". */
+static int count_temporaries(void) { return tmpdir_count(".tmp"); }
 
 /* Same dtype, shape and bytes in logical order. */
 static bool same_tensor(const nb_tensor *a, const nb_tensor *b) {
@@ -131,8 +135,10 @@ static void round_trip_keeps_every_dtype_shape_and_view(void) {
     CHECK(nb_safetensors_meta(st, "note") &&
           !strcmp(nb_safetensors_meta(st, "note"), "µ-law ✓ \"quoted\""));
     CHECK(nb_safetensors_meta(st, "empty") && !strcmp(nb_safetensors_meta(st, "empty"), ""));
-    const char *crc = nb_safetensors_meta(st, "nabla.crc32");
+    const char *crc = nb_safetensors_meta(st, "nabla.file_crc32");
     CHECK(crc && strlen(crc) == 8 && strspn(crc, "0123456789abcdef") == 8);
+    CHECK(nb_safetensors_meta(st, "nabla.writer") &&
+          !strcmp(nb_safetensors_meta(st, "nabla.writer"), "nabla " NB_VERSION));
     CHECK(nb_safetensors_meta(st, "absent") == NULL);
     CHECK_EQ_INT(nb_error_code(), NB_OK);
 
@@ -186,7 +192,7 @@ static void torch_written_file_reads_exactly(void) {
     CHECK_EQ_INT(nb_safetensors_count(st), 9);
     for (int i = 0; i < 9; i++) CHECK(!strcmp(nb_safetensors_name(st, i), order[i]));
     CHECK(!strcmp(nb_safetensors_meta(st, "format"), "pt"));
-    CHECK(nb_safetensors_meta(st, "nabla.crc32") == NULL);
+    CHECK(nb_safetensors_meta(st, "nabla.file_crc32") == NULL); /* another writer: none */
 
     nb_tensor *w = nb_safetensors_get(st, "linear.weight");
     CHECK(w && nb_dtype_of(w) == NB_F32 && nb_ndim(w) == 2 && nb_size(w, 0) == 3 &&
@@ -393,6 +399,10 @@ static void malformed_headers_are_refused(void) {
     CHECK_OPEN_FAILS(p, NB_ERR_IO, "__metadata__ is an array");
     write_st(p, "{\"__metadata__\":{\"nabla.crc32\":\"xyz\"}}", NULL, 0);
     CHECK_OPEN_FAILS(p, NB_ERR_IO, "nabla.crc32 'xyz' is not 8 hex digits");
+    write_st(p, "{\"__metadata__\":{\"nabla.file_crc32\":\"123456789\"}}", NULL, 0);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "nabla.file_crc32 '123456789' is not 8 hex digits");
+    write_st(p, "{\"__metadata__\":{\"x\":\"1\",\"nabla.file_crc32\":\"12345678\"}}", NULL, 0);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "nabla.file_crc32 does not open the header");
 }
 
 /* Header {"a": F32[1] at [0,4]} padded to 56 bytes, so data starts at byte 64. */
@@ -441,12 +451,10 @@ static void corrupted_and_truncated_nabla_files_are_refused(void) {
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | raw[i];
     size_t ds = 8 + (size_t)hlen;
-    char want[128];
 
     raw[ds + 100] ^= 0x01; /* one bit of one data byte */
     write_bytes(p, raw, n);
-    snprintf(want, sizeof want, "byte %zu: checksum mismatch", ds);
-    CHECK_OPEN_FAILS(p, NB_ERR_IO, want);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "byte 0: checksum mismatch");
     raw[ds + 100] ^= 0x01;
     write_bytes(p, raw, n);
     nb_safetensors *st = nb_safetensors_open(p);
@@ -505,9 +513,12 @@ static void failed_saves_leave_the_old_file_and_no_temporary(void) {
     CHECK_EQ_INT(nb_safetensors_save(path, 1, (const char *[]){"\xff\xfe"}, &t, NULL, NULL, 0),
                  NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "not valid UTF-8");
-    CHECK_EQ_INT(nb_safetensors_save(path, 1, one, &t, (const char *[]){"nabla.crc32"},
-                                     (const char *[]){"0"}, 1), NB_ERR_ARG);
-    CHECK_ERROR(NB_ERR_ARG, "reserved for the checksum");
+    const char *reserved[] = {"nabla.crc32", "nabla.file_crc32", "nabla.writer"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(nb_safetensors_save(path, 1, one, &t, &reserved[i], (const char *[]){"0"},
+                                         1), NB_ERR_ARG);
+        CHECK_ERROR(NB_ERR_ARG, "reserved for the checksum");
+    }
     CHECK_EQ_INT(nb_safetensors_save(path, 1, one, &t, (const char *[]){"k", "k"},
                                      (const char *[]){"1", "2"}, 2), NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "metadata key 'k' is given twice");
@@ -523,13 +534,13 @@ static void failed_saves_leave_the_old_file_and_no_temporary(void) {
 
     const char *nodir = tpath("no/such/dir/x.safetensors");
     CHECK_EQ_INT(nb_safetensors_save(nodir, 1, one, &t, NULL, NULL, 0), NB_ERR_IO);
-    CHECK_ERROR(NB_ERR_IO, "cannot create a temporary file beside it: No such file");
+    CHECK_ERROR(NB_ERR_IO, "cannot open its folder: No such file");
 
-    /* A directory in the way: the temporary is written, the rename fails, the temporary goes. */
+    /* A directory in the way: refused before anything is written. */
     const char *dir = tpath("a_directory");
     mkdir(dir, 0755);
     CHECK_EQ_INT(nb_safetensors_save(dir, 1, one, &t, NULL, NULL, 0), NB_ERR_IO);
-    CHECK_ERROR(NB_ERR_IO, "renaming over the target");
+    CHECK_ERROR(NB_ERR_IO, "cannot replace it: Is a directory");
     rmdir(dir);
 
     /* A write that fails half way (file size limit): the old file survives intact. */
@@ -544,7 +555,9 @@ static void failed_saves_leave_the_old_file_and_no_temporary(void) {
     setrlimit(RLIMIT_FSIZE, &old_lim);
     signal(SIGXFSZ, old_handler);
     CHECK_EQ_INT(s, NB_ERR_IO);
-    CHECK_ERROR(NB_ERR_IO, "byte 4096: writing the data of the temporary file");
+    CHECK_STR_CONTAINS(nb_error_message(), path);
+    CHECK_ERROR(NB_ERR_IO, "byte 4096: writing the new file failed: File too large (past the "
+                "file-size limit");
 
     CHECK(same_file(path, before, n));
     CHECK_EQ_INT(count_temporaries(), 0);
@@ -559,6 +572,180 @@ static void failed_saves_leave_the_old_file_and_no_temporary(void) {
     nb_safetensors_close(st);
     CHECK_EQ_INT(count_temporaries(), 0);
     free(before);
+    nb_scope_end();
+}
+
+/* ---------------------------------------------------------------- the checksum */
+
+/* Every one-byte change anywhere in a nabla file — the header's activation, epoch or RNG
+ * offset as much as the data — is refused. */
+static void every_one_byte_edit_of_a_nabla_file_is_refused(void) {
+    nb_scope_begin();
+    const char *good = tpath("edit_good.safetensors"), *p = tpath("edited.safetensors");
+    nb_tensor *t = nb_arange(0, 6, 1);
+    const char *keys[] = {"nabla.model", "nabla.epoch"};
+    const char *vals[] = {"{\"act\": \"relu\"}", "12"};
+    CHECK_EQ_INT(nb_safetensors_save(good, 1, (const char *[]){"w"}, &t, keys, vals, 2), NB_OK);
+    size_t n;
+    unsigned char *raw = read_all(good, &n);
+    int loaded = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            raw[i] ^= (unsigned char)(1 << bit);
+            write_bytes(p, raw, n);
+            nb_safetensors *st = nb_safetensors_open(p);
+            if (st) {
+                CHECK_FAIL_("byte %zu with bit %d flipped still opens", i, bit);
+                loaded++;
+            }
+            nb_safetensors_close(st);
+            nb_error_clear();
+            raw[i] ^= (unsigned char)(1 << bit);
+        }
+    }
+    CHECK_EQ_INT(loaded, 0);
+    /* the activation: a same-length edit that keeps the JSON valid */
+    char *at = memmem(raw, n, "relu", 4);
+    CHECK(at != NULL);
+    if (at) memcpy(at, "tanh", 4);
+    write_bytes(p, raw, n);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "checksum mismatch");
+    free(raw);
+    nb_scope_end();
+}
+
+/* Replaces the first occurrence of `what` in the file's header by as many spaces (JSON
+ * whitespace), so offsets and the header length stay right. */
+static void blank_out(const char *src, const char *dst, const char *what) {
+    size_t n;
+    unsigned char *raw = read_all(src, &n);
+    char *at = memmem(raw, n, what, strlen(what));
+    CHECK(at != NULL);
+    if (at) memset(at, ' ', strlen(what));
+    write_bytes(dst, raw, n);
+    free(raw);
+}
+
+static void a_nabla_file_without_its_checksum_is_refused(void) {
+    nb_scope_begin();
+    const char *good = tpath("ck_good.safetensors"), *p = tpath("no_ck.safetensors");
+    nb_tensor *t = nb_arange(0, 6, 1);
+    CHECK_EQ_INT(nb_safetensors_save(good, 1, (const char *[]){"w"}, &t, (const char *[]){"k"},
+                                     (const char *[]){"v"}, 1), NB_OK);
+    nb_safetensors *st = nb_safetensors_open(good);
+    char entry[64];
+    snprintf(entry, sizeof entry, "\"nabla.file_crc32\":\"%s\",",
+             st ? nb_safetensors_meta(st, "nabla.file_crc32") : "");
+    nb_safetensors_close(st);
+    blank_out(good, p, entry);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "metadata 'nabla.writer' says nabla wrote the file, but it has "
+                     "no checksum (nabla.file_crc32)");
+    /* nabla's keys of a checkpoint or a model say so too */
+    write_st(p, "{\"__metadata__\":{\"nabla.model\":\"{}\"}}", NULL, 0);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "metadata 'nabla.model' says nabla wrote the file");
+    /* other writers' files have no checksum and open */
+    write_st(p, "{\"__metadata__\":{\"format\":\"pt\"},"
+                "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", "abcd", 4);
+    st = nb_safetensors_open(p);
+    CHECK(st != NULL);
+    nb_safetensors_close(st);
+    nb_scope_end();
+}
+
+/* Files of earlier nabla versions carry "nabla.crc32", the CRC-32 of the data alone: they still
+ * open, and their data is still checked. */
+static void older_nabla_files_with_a_data_checksum_open(void) {
+    const char *p = tpath("old.safetensors");
+    char h[256];
+    unsigned long crc = crc32(crc32(0, Z_NULL, 0), (const Bytef *)"abcd", 4);
+    snprintf(h, sizeof h, "{\"__metadata__\":{\"nabla.crc32\":\"%08lx\",\"nabla.model\":\"{}\"},"
+             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", crc);
+    write_st(p, h, "abcd", 4);
+    nb_safetensors *st = nb_safetensors_open(p);
+    CHECK(st != NULL && nb_safetensors_count(st) == 1);
+    nb_safetensors_close(st);
+    write_st(p, h, "abce", 4);
+    CHECK_OPEN_FAILS(p, NB_ERR_IO, "checksum mismatch: the data buffer (4 bytes)");
+}
+
+/* ---------------------------------------------------------------- interrupted writers */
+
+/* True when the folder of the tests takes unnamed temporary files (O_TMPFILE). */
+static bool tmpfile_supported(void) {
+#ifdef O_TMPFILE
+    int fd = open(tmpdir, O_TMPFILE | O_WRONLY, 0600);
+    if (fd >= 0) close(fd);
+    return fd >= 0;
+#else
+    return false;
+#endif
+}
+
+/* A child killed by SIGXFSZ in the middle of a save (the default action of a write past the
+ * file-size limit) leaves the old file, and no temporary once the next save has run. */
+static void a_killed_writer_leaves_the_old_file_and_no_temporary(void) {
+    nb_scope_begin();
+    const char *path = tpath("killed.safetensors");
+    nb_tensor *small = nb_arange(0, 4, 1), *big = nb_zeros(NB_SHAPE(256, 1024));
+    const char *one[] = {"t"};
+    CHECK_EQ_INT(nb_safetensors_save(path, 1, one, &small, NULL, NULL, 0), NB_OK);
+    size_t n;
+    unsigned char *before = read_all(path, &n);
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        struct rlimit lim;
+        getrlimit(RLIMIT_FSIZE, &lim);
+        lim.rlim_cur = 64 * 1024;
+        setrlimit(RLIMIT_FSIZE, &lim);
+        nb_safetensors_save(path, 1, one, &big, NULL, NULL, 0);
+        _exit(0); /* not reached: SIGXFSZ kills it */
+    }
+    int status = 0;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ);
+    CHECK(same_file(path, before, n));
+    if (tmpfile_supported()) CHECK_EQ_INT(count_temporaries(), 0); /* the kernel freed it */
+    CHECK_EQ_INT(nb_safetensors_save(path, 1, one, &small, NULL, NULL, 0), NB_OK);
+    CHECK_EQ_INT(count_temporaries(), 0);
+    free(before);
+    nb_scope_end();
+}
+
+static void saves_remove_stale_temporaries_of_dead_writers_only(void) {
+    nb_scope_begin();
+    pid_t dead = fork(); /* a pid that existed and is gone */
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[64], alive[64], other[64], foreign[64];
+    snprintf(stale, sizeof stale, "w.safetensors.tmp.%ld-3", (long)dead);
+    snprintf(alive, sizeof alive, "w.safetensors.tmp.%ld-0", (long)getppid());
+    snprintf(other, sizeof other, "x.safetensors.tmp.%ld-3", (long)dead);
+    snprintf(foreign, sizeof foreign, "w.safetensors.tmp.notes");
+    const char *names[] = {stale, alive, other, foreign};
+    for (int i = 0; i < 4; i++) write_text(tpath(names[i]), "leftover");
+    /* earlier versions' names carry no pid: removed once an hour old, kept while fresh */
+    const char *old_mkstemp = "w.safetensors.tmp.Ab3xYz", *old_curves = "w.safetensors.tmp";
+    const char *fresh = "w.safetensors.tmp.Qr7sTu";
+    const char *legacy[] = {old_mkstemp, old_curves, fresh};
+    for (int i = 0; i < 3; i++) write_text(tpath(legacy[i]), "leftover");
+    time_t then = time(NULL) - 7200;
+    struct timespec two_hours_ago[2] = {{.tv_sec = then}, {.tv_sec = then}};
+    utimensat(AT_FDCWD, tpath(old_mkstemp), two_hours_ago, 0);
+    utimensat(AT_FDCWD, tpath(old_curves), two_hours_ago, 0);
+    nb_tensor *t = nb_arange(0, 4, 1);
+    CHECK_EQ_INT(nb_safetensors_save(tpath("w.safetensors"), 1, (const char *[]){"t"}, &t, NULL,
+                                     NULL, 0), NB_OK);
+    CHECK(access(tpath(stale), F_OK) != 0);  /* its writer is dead: removed */
+    CHECK(access(tpath(alive), F_OK) == 0);  /* its writer runs: kept */
+    CHECK(access(tpath(other), F_OK) == 0);  /* another target's: kept */
+    CHECK(access(tpath(foreign), F_OK) == 0); /* not a name nabla makes: kept */
+    CHECK(access(tpath(old_mkstemp), F_OK) != 0);
+    CHECK(access(tpath(old_curves), F_OK) != 0);
+    CHECK(access(tpath(fresh), F_OK) == 0);
+    for (int i = 1; i < 4; i++) remove(tpath(names[i]));
+    remove(tpath(fresh));
+    CHECK_EQ_INT(count_temporaries(), 0);
     nb_scope_end();
 }
 
@@ -578,6 +765,11 @@ int main(void) {
     malformed_data_layouts_are_refused();
     corrupted_and_truncated_nabla_files_are_refused();
     failed_saves_leave_the_old_file_and_no_temporary();
+    every_one_byte_edit_of_a_nabla_file_is_refused();
+    a_nabla_file_without_its_checksum_is_refused();
+    older_nabla_files_with_a_data_checksum_open();
+    a_killed_writer_leaves_the_old_file_and_no_temporary();
+    saves_remove_stale_temporaries_of_dead_writers_only();
 
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every handle and buffer returned */

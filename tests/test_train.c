@@ -17,6 +17,8 @@
 #include "tmpdir.h"
 
 #include <jansson.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* dst = the first `keep` bytes of src. */
@@ -36,8 +38,7 @@ static void flip_copy(const char *src, const char *dst, size_t from_end) {
     free(b);
 }
 
-/* Leftovers of an interrupted write: curves go through path + ".tmp", weights and checkpoints
- * through path + ".tmp.XXXXXX". */
+/* Leftovers of an interrupted write: temporaries are named path + ".tmp.<pid>-<n>". */
 static int count_temporaries(void) { return tmpdir_count(".tmp"); }
 
 /* ---------------------------------------------------------------- snapshots of objects */
@@ -369,14 +370,15 @@ static void curves_writes_are_atomic_and_fail_cleanly(void) {
     CHECK(access(tpath("missing"), F_OK) != 0);
     CHECK_EQ_INT(count_temporaries(), 0);
 
-    /* a path so long that its temporary's name would be cut: refused, nothing written */
+    /* a name too long for its folder (and its temporary): refused, nothing written; the message
+     * is cut before the cause, after the path */
     char long_path[4200];
     memset(long_path, 'a', sizeof long_path);
     snprintf(long_path, sizeof long_path, "%s/", tmpdir);
     long_path[strlen(long_path)] = 'a';
     long_path[sizeof long_path - 1] = '\0';
-    CHECK(nb_curves_write_csv(c, long_path) == NB_ERR_ARG);
-    CHECK_ERROR(NB_ERR_ARG, "too long");
+    CHECK(nb_curves_write_csv(c, long_path) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "curves_write_csv: '/tmp/");
     CHECK_EQ_INT(count_temporaries(), 0);
 
     /* a target that cannot be replaced (a folder): the temporary is removed */
@@ -386,6 +388,38 @@ static void curves_writes_are_atomic_and_fail_cleanly(void) {
     CHECK_EQ_INT(count_temporaries(), 0);
     rmdir(tpath("dir.csv"));
     remove(tpath("r.csv"));
+    nb_curves_free(c);
+}
+
+/* Past the file-size limit (SIGXFSZ ignored, as the command does): NB_ERR_IO naming the file and
+ * the cause, the old curves intact, no temporary. */
+static void curves_past_the_file_size_limit_fail_with_the_cause_and_keep_the_old_file(void) {
+    nb_curves *c = nb_curves_new();
+    for (int e = 0; e < 40; e++) nb_curves_add(c, 1.0f / (float)(e + 1), 2, 0.5f, 0.25f);
+    const char *old = "epoch,train_loss,test_loss,train_acc,test_acc\n1,1,2,3,4\n";
+    const char *files[] = {"limit.csv", "limit.svg"};
+    for (int i = 0; i < 2; i++) {
+        const char *path = tpath(files[i]);
+        write_text(path, old);
+        struct rlimit saved, lim;
+        getrlimit(RLIMIT_FSIZE, &saved);
+        lim = saved;
+        lim.rlim_cur = 300;
+        void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);
+        setrlimit(RLIMIT_FSIZE, &lim);
+        nb_status s = i == 0 ? nb_curves_write_csv(c, path) : nb_curves_write_svg(c, path, "t");
+        setrlimit(RLIMIT_FSIZE, &saved);
+        signal(SIGXFSZ, handler);
+        CHECK_EQ_INT(s, NB_ERR_IO);
+        CHECK_STR_CONTAINS(nb_error_message(), path);
+        CHECK_ERROR(NB_ERR_IO, "File too large");
+        size_t n;
+        char *text = read_all(path, &n);
+        CHECK(text && !strcmp(text, old));
+        free(text);
+        remove(path);
+    }
+    CHECK_EQ_INT(count_temporaries(), 0);
     nb_curves_free(c);
 }
 
@@ -834,6 +868,232 @@ static void checkpoint_keeps_a_64_bit_seed_and_loads_the_model_alone(void) {
     remove(tpath("alone.safetensors"));
 }
 
+/* ---------------------------------------------------------------- non-finite weights */
+
+/* src's tensors and metadata copied to dst, element 0 of tensor `poison` set to value. */
+static void poisoned_copy(const char *src, const char *dst, const char *poison, float value) {
+    static const char *const keys[] = {"nabla.format", "nabla.rng",   "nabla.epoch",
+                                       "nabla.optim",  "nabla.sched", "nabla.extra"};
+    nb_safetensors *st = nb_safetensors_open(src);
+    const char *names[64], *mk[6], *mv[6];
+    nb_tensor *ts[64];
+    int n = nb_safetensors_count(st), nm = 0;
+    nb_scope_begin();
+    for (int i = 0; i < n && i < 64; i++) {
+        names[i] = nb_safetensors_name(st, i);
+        ts[i] = nb_safetensors_get(st, names[i]);
+        if (!strcmp(names[i], poison)) {
+            int64_t zero[NB_MAX_DIMS] = {0};
+            nb_set(ts[i], zero, value);
+        }
+    }
+    for (int i = 0; i < 6; i++) {
+        const char *v = nb_safetensors_meta(st, keys[i]);
+        if (v) mk[nm] = keys[i], mv[nm++] = v;
+    }
+    CHECK(nb_safetensors_save(dst, n, names, ts, mk, mv, nm) == NB_OK);
+    nb_scope_end();
+    nb_safetensors_close(st);
+}
+
+static void saves_refuse_non_finite_weights_and_keep_the_last_good_files(void) {
+    trainer t = make_trainer(21, OPT_SGD, 16, false);
+    const char *w = tpath("good_w.safetensors"), *ck = tpath("good_ck.safetensors");
+    CHECK(nb_module_save(t.m, w, 0, NULL, NULL) == NB_OK);
+    CHECK(nb_checkpoint_save(ck, t.m, t.o, t.s, 1, NULL) == NB_OK);
+    size_t nw, nck;
+    unsigned char *w0 = read_all(w, &nw), *ck0 = read_all(ck, &nck);
+
+    /* a diverged step: one weight is NaN */
+    nb_tensor *weight = nb_module_find(t.m, "4.weight");
+    float kept = nb_get(weight, NB_INDEX(3, 7));
+    nb_set(weight, NB_INDEX(3, 7), NAN);
+    CHECK(nb_module_save(t.m, w, 0, NULL, NULL) == NB_ERR_ARG);
+    CHECK_STR_CONTAINS(nb_error_message(), w);
+    CHECK_ERROR(NB_ERR_ARG, "tensor '4.weight' element [3,7] is nan");
+    CHECK(nb_checkpoint_save(ck, t.m, t.o, t.s, 2, NULL) == NB_ERR_ARG);
+    CHECK_STR_CONTAINS(nb_error_message(), ck);
+    CHECK_ERROR(NB_ERR_ARG, "tensor 'model.4.weight' element [3,7] is nan");
+    nb_set(weight, NB_INDEX(3, 7), kept);
+    /* a buffer: BatchNorm's running variance */
+    nb_set(nb_module_find(t.m, "1.running_var"), NB_INDEX(5), -INFINITY);
+    CHECK(nb_module_save(t.m, w, 0, NULL, NULL) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "tensor '1.running_var' element [5] is -inf");
+    CHECK(nb_checkpoint_save(ck, t.m, t.o, t.s, 2, NULL) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "tensor 'model.1.running_var' element [5] is -inf");
+
+    size_t n;
+    unsigned char *now = read_all(w, &n);
+    CHECK(same_bytes(now, n, w0, nw));
+    free(now);
+    now = read_all(ck, &n);
+    CHECK(same_bytes(now, n, ck0, nck));
+    free(now);
+    CHECK_EQ_INT(count_temporaries(), 0);
+    free(w0);
+    free(ck0);
+    free_trainer(&t);
+}
+
+static void loads_refuse_non_finite_weights_and_change_nothing(void) {
+    trainer t = make_trainer(22, OPT_SGD, 16, false), u = make_trainer(23, OPT_SGD, 16, false);
+    train_steps(&u, 0, 1);
+    state u0 = take_state(u.m, u.o, u.s);
+    CHECK(nb_module_save(t.m, tpath("fin_w.safetensors"), 0, NULL, NULL) == NB_OK);
+    CHECK(nb_checkpoint_save(tpath("fin_ck.safetensors"), t.m, t.o, t.s, 1, NULL) == NB_OK);
+    poisoned_copy(tpath("fin_w.safetensors"), tpath("nan_w.safetensors"), "0.bias", NAN);
+    poisoned_copy(tpath("fin_ck.safetensors"), tpath("inf_ck.safetensors"), "model.0.weight",
+                  INFINITY);
+
+    CHECK(nb_module_load(u.m, tpath("nan_w.safetensors")) == NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), tpath("nan_w.safetensors"));
+    CHECK_ERROR(NB_ERR_IO, "tensor '0.bias' element [0] is nan");
+    CHECK(nb_module_load_nonstrict(u.m, tpath("nan_w.safetensors"), NULL) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "tensor '0.bias' element [0] is nan");
+    CHECK(nb_checkpoint_load(tpath("inf_ck.safetensors"), u.m, u.o, u.s, NULL, NULL) == NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), tpath("inf_ck.safetensors"));
+    CHECK_ERROR(NB_ERR_IO, "tensor 'model.0.weight' element [0,0] is inf");
+    state now = take_state(u.m, u.o, u.s);
+    CHECK(same_state(&now, &u0));
+    free_state(&now);
+    free_state(&u0);
+    free_trainer(&t);
+    free_trainer(&u);
+    const char *files[] = {"fin_w", "fin_ck", "nan_w", "inf_ck"};
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.safetensors", files[i]);
+        remove(tpath(name));
+    }
+}
+
+/* ---------------------------------------------------------------- checking before training */
+
+static int entries_in(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+static void checkpoint_check_finds_what_would_fail_a_save_and_leaves_nothing(void) {
+    trainer t = make_trainer(24, OPT_ADAM, 16, false);
+    train_steps(&t, 0, 1); /* Adam's moments exist */
+    mkdir(tpath("run"), 0755);
+    CHECK(nb_checkpoint_check(tpath("run/checkpoint.safetensors"), t.m, t.o) == NB_OK);
+    CHECK(nb_checkpoint_check(tpath("run/checkpoint.safetensors"), t.m, NULL) == NB_OK);
+    CHECK_EQ_INT(entries_in(tpath("run")), 0); /* nothing left behind */
+
+    CHECK(nb_checkpoint_check(tpath("nowhere/checkpoint.safetensors"), t.m, t.o) == NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), "nowhere/checkpoint.safetensors");
+    CHECK_ERROR(NB_ERR_IO, "cannot open its folder: No such file or directory");
+    CHECK(nb_checkpoint_check(tpath("run"), t.m, t.o) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "Is a directory");
+    /* a file where the folder should be */
+    write_text(tpath("plain"), "x");
+    CHECK(nb_checkpoint_check(tpath("plain/checkpoint.safetensors"), t.m, t.o) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "Not a directory");
+    nb_set(nb_module_find(t.m, "0.bias"), NB_INDEX(2), NAN);
+    CHECK(nb_checkpoint_check(tpath("run/checkpoint.safetensors"), t.m, t.o) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "tensor 'model.0.bias' element [2] is nan");
+    CHECK(nb_checkpoint_check(NULL, t.m, t.o) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "checkpoint_check");
+    CHECK_EQ_INT(entries_in(tpath("run")), 0);
+    rmdir(tpath("run"));
+    remove(tpath("plain"));
+    free_trainer(&t);
+}
+
+/* ---------------------------------------------------------------- non-strict loads */
+
+static bool report_is(int n, char **got, int n_want, const char *const *want) {
+    if (n != n_want) return false;
+    for (int i = 0; i < n; i++)
+        if (strcmp(got[i], want[i])) return false;
+    return true;
+}
+
+/* A body trained under one head loads under another: torch's load_state_dict(strict=False). */
+static void nonstrict_load_reports_missing_and_unexpected_and_loads_the_rest(void) {
+    nb_module *src = mlp(31, 16, 8, 3); /* head: 4.weight, 4.bias */
+    warm_batchnorm(src, 16);
+    const char *path = tpath("body.safetensors");
+    CHECK(nb_module_save(src, path, 0, NULL, NULL) == NB_OK);
+    nb_manual_seed(32);
+    nb_module *dst = nb_sequential_new(
+        6, (nb_module *[]){nb_flatten_new(1, -1), nb_linear_new(16, 8, true),
+                           nb_batchnorm1d_new(8, (nb_batchnorm_opts){0}),
+                           nb_activation_new(NB_ACT_RELU, 0), nb_dropout_new(0.1f),
+                           nb_linear_new(8, 5, true)}); /* head: 5.weight, 5.bias */
+    nb_tensor *head = nb_module_find(dst, "5.weight");
+    float head0 = nb_get(head, NB_INDEX(4, 7));
+    nb_load_report r = {0};
+    CHECK(nb_module_load_nonstrict(dst, path, &r) == NB_OK);
+    CHECK(report_is(r.n_missing, r.missing, 2, (const char *[]){"5.weight", "5.bias"}));
+    CHECK(report_is(r.n_unexpected, r.unexpected, 2, (const char *[]){"4.weight", "4.bias"}));
+    const char *body[] = {"1.weight", "1.bias", "2.weight", "2.bias", "2.running_mean",
+                          "2.running_var", "2.num_batches_tracked"};
+    for (int i = 0; i < 7; i++) {
+        nb_tensor *a = nb_module_find(src, body[i]), *b = nb_module_find(dst, body[i]);
+        size_t n = (size_t)nb_numel(a) * nb__dtype_size(nb_dtype_of(a));
+        unsigned char *x = malloc(n), *y = malloc(n);
+        nb__copy_logical(x, a);
+        nb__copy_logical(y, b);
+        if (memcmp(x, y, n)) CHECK_FAIL_("'%s' was not loaded", body[i]);
+        else check_passed_++;
+        free(x);
+        free(y);
+    }
+    CHECK(nb_get(head, NB_INDEX(4, 7)) == head0); /* the new head is left as it was */
+    nb_load_report_free(&r);
+    CHECK(r.n_missing == 0 && r.missing == NULL && r.n_unexpected == 0);
+    nb_load_report_free(&r); /* twice, and NULL: nothing happens */
+    nb_load_report_free(NULL);
+    CHECK(nb_module_load_nonstrict(dst, path, NULL) == NB_OK); /* no report wanted */
+
+    /* a shape mismatch is still an error, and changes nothing */
+    nb_module *wide = mlp(33, 16, 12, 3);
+    size_t n;
+    unsigned char *before = model_bytes(wide, &n);
+    r.n_missing = 99; /* overwritten */
+    CHECK(nb_module_load_nonstrict(wide, path, &r) == NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "tensor '1.weight' has shape [8,16], expected [12,16]");
+    CHECK(r.n_missing == 0 && r.n_unexpected == 0 && !r.missing && !r.unexpected);
+    CHECK(model_equals(wide, before, n));
+    CHECK(nb_module_load_nonstrict(wide, tpath("absent.safetensors"), &r) == NB_ERR_IO);
+    CHECK(nb_module_load_nonstrict(NULL, path, &r) == NB_ERR_NULL);
+    CHECK_ERROR(NB_ERR_NULL, "module_load_nonstrict");
+    free(before);
+    nb_module_free(wide);
+    nb_module_free(dst);
+    nb_module_free(src);
+    remove(path);
+}
+
+/* Names have no length limit: a file whose tensors carry 300-character names (as a deeply
+ * nested model's do) reports them whole. */
+static void long_names_are_kept_whole(void) {
+    nb_module *m = mlp(34, 16, 8, 3);
+    char a[301], b[301];
+    memset(a, 'a', 300);
+    memcpy(b, a, 300);
+    a[300] = b[300] = '\0';
+    memcpy(a + 290, ".weight", 8);
+    memcpy(b + 292, ".bias", 6);
+    nb_tensor *t = nb_zeros(NB_SHAPE(2));
+    CHECK(nb_safetensors_save(tpath("long.safetensors"), 2, (const char *[]){a, b},
+                              (nb_tensor *[]){t, t}, NULL, NULL, 0) == NB_OK);
+    nb_load_report r;
+    CHECK(nb_module_load_nonstrict(m, tpath("long.safetensors"), &r) == NB_OK);
+    CHECK(report_is(r.n_unexpected, r.unexpected, 2, (const char *[]){a, b}));
+    CHECK_EQ_INT(r.n_missing, 9);
+    nb_load_report_free(&r);
+    nb_tensor_free(t);
+    nb_module_free(m);
+    remove(tpath("long.safetensors"));
+}
+
 /* ---------------------------------------------------------------- torch reads nabla's weights */
 
 #define GOLDEN_WEIGHTS "tests/golden/nabla_mlp.safetensors"
@@ -883,6 +1143,61 @@ static void torch_output_matches_on_nablas_weights(void) {
     json_decref(root);
 }
 
+/* ---------------------------------------------------------------- torch's pretrained body */
+
+#define GOLDEN_PRETRAINED "tests/golden/torch_pretrained.safetensors"
+#define GOLDEN_PRETRAINED_JSON "tests/golden/torch_pretrained.json"
+
+/* The numbers of a JSON array, as floats (malloc'd; *n gets the count). */
+static float *json_floats(json_t *a, size_t *n) {
+    *n = json_array_size(a);
+    float *v = malloc(sizeof(float) * (*n + 1));
+    for (size_t i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(a, i));
+    return v;
+}
+
+/* A torch MLP saved with torch.save(state_dict()) and converted by tools/pt_to_safetensors.py:
+ * its body loads non-strictly under nabla's new head, which the report names, and the result
+ * computes what torch computes with the same head. */
+static void nonstrict_load_takes_torchs_pretrained_body_under_a_new_head(void) {
+    json_error_t err;
+    json_t *root = json_load_file(GOLDEN_PRETRAINED_JSON, 0, &err);
+    CHECK(root != NULL);
+    size_t n_in, n_w, n_b, n_out;
+    float *x = json_floats(json_object_get(root, "input"), &n_in);
+    float *w = json_floats(json_object_get(root, "head_weight"), &n_w);
+    float *b = json_floats(json_object_get(root, "head_bias"), &n_b);
+    float *out = json_floats(json_object_get(root, "output"), &n_out);
+    CHECK(n_in == 5 * 16 && n_w == 3 * 8 && n_b == 3 && n_out == 5 * 3);
+    double want[15];
+    for (size_t i = 0; i < 15 && i < n_out; i++) want[i] = out[i];
+
+    nb_module *m = mlp(41, 16, 8, 3); /* Flatten, Linear, BatchNorm1d, ReLU, Linear(8, 3) */
+    nb_load_report r;
+    CHECK(nb_module_load_nonstrict(m, GOLDEN_PRETRAINED, &r) == NB_OK);
+    CHECK(report_is(r.n_missing, r.missing, 2, (const char *[]){"4.weight", "4.bias"}));
+    CHECK(report_is(r.n_unexpected, r.unexpected, 2, (const char *[]){"5.bias", "5.weight"})); /* file order */
+    nb_load_report_free(&r);
+    CHECK_EQ_INT(nb_item(nb_module_find(m, "2.num_batches_tracked")), 3); /* torch's I64 */
+    nb_tensor *hw = nb_module_find(m, "4.weight"), *hb = nb_module_find(m, "4.bias");
+    for (int i = 0; i < 3 && n_w == 24 && n_b == 3; i++) {
+        for (int j = 0; j < 8; j++) nb_set(hw, NB_INDEX(i, j), w[8 * i + j]);
+        nb_set(hb, NB_INDEX(i), b[i]);
+    }
+    nb_module_train(m, false);
+    nb_scope_begin();
+    nb_tensor *y = NULL;
+    if (n_in == 80) NB_NO_GRAD { y = nb_module_forward(m, nb_from_data(x, NB_SHAPE(5, 4, 4))); }
+    CHECK_TENSOR("torch's body under the new head", y, want, 15, 1e-5, 0);
+    nb_scope_end();
+    nb_module_free(m);
+    free(x);
+    free(w);
+    free(b);
+    free(out);
+    json_decref(root);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--write-golden")) return write_golden();
     if (!tmpdir_make("nabla_test_train")) return 1;
@@ -904,7 +1219,14 @@ int main(int argc, char **argv) {
     checkpoint_resume_with_adam_is_bit_identical();
     checkpoint_load_refuses_bad_files_and_changes_nothing();
     checkpoint_keeps_a_64_bit_seed_and_loads_the_model_alone();
+    curves_past_the_file_size_limit_fail_with_the_cause_and_keep_the_old_file();
+    saves_refuse_non_finite_weights_and_keep_the_last_good_files();
+    loads_refuse_non_finite_weights_and_change_nothing();
+    checkpoint_check_finds_what_would_fail_a_save_and_leaves_nothing();
+    nonstrict_load_reports_missing_and_unexpected_and_loads_the_rest();
+    long_names_are_kept_whole();
     torch_output_matches_on_nablas_weights();
+    nonstrict_load_takes_torchs_pretrained_body_under_a_new_head();
 
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every object and buffer returned */

@@ -2,22 +2,36 @@
 """gen_golden_io.py — safetensors interop between nabla and PyTorch.
 
   /usr/bin/python3 tools/gen_golden_io.py            writes tests/golden/torch_written.safetensors
+                                                     and the pretrained body (below)
   /usr/bin/python3 tools/gen_golden_io.py --read F   reads F (e.g. written by nabla), validates it
                                                      and prints every tensor as torch sees it
 
 Run it with Debian's python3 (torch 1.13).  The `safetensors` package is not installed there, so
-the format is written and read by hand with struct + json + torch, the way safetensors.torch does
-it: 8-byte little-endian header length, a JSON header padded with spaces to an 8-byte boundary,
-tensors sorted by descending element size then name, "__metadata__" first.  tests/test_io.c
-checks the values printed by the write mode, bit for bit.
+the format is written by tools/pt_to_safetensors.py's save_file (as safetensors.torch does it)
+and read here by hand with struct + json + torch, validating the offsets and nabla's checksum:
+"nabla.file_crc32" (the CRC-32 of the whole file with its own 8 digits read as "0"s, opening the
+header), or in older nabla files "nabla.crc32" (of the data alone); a file with "nabla.*"
+metadata and neither is refused.  tests/test_io.c checks the values printed by the write mode,
+bit for bit.
+
+The pretrained body: a torch MLP, Flatten, Linear(16, 8), BatchNorm1d(8), ReLU, Dropout,
+Linear(8, 10), is saved with torch.save(model.state_dict()) and converted with
+tools/pt_to_safetensors.py to tests/golden/torch_pretrained.safetensors; its body under a new
+3-class head (fixed values) computes, in eval mode, the output stored with the input and the
+head in tests/golden/torch_pretrained.json.  tests/test_train.c loads the file non-strictly into
+nabla's Flatten, Linear(16, 8), BatchNorm1d(8), ReLU, Linear(8, 3) — missing 4.weight/4.bias,
+unexpected 5.weight/5.bias — sets the same head and compares the outputs.
 """
 import json
 import os
 import struct
 import sys
+import tempfile
 import zlib
 
 import torch
+
+from pt_to_safetensors import convert, save_file
 
 DTYPES = {  # safetensors name -> torch dtype
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -27,25 +41,25 @@ DTYPES = {  # safetensors name -> torch dtype
 NAMES = {v: k for k, v in DTYPES.items()}
 
 
-def raw_bytes(t):
-    """The elements of t, row-major, little-endian (torch's in-memory order on x86/arm)."""
-    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+CRC_PREFIX = b'{"__metadata__":{"nabla.file_crc32":"'
 
 
-def save(path, tensors, metadata):
-    order = sorted(tensors, key=lambda n: (-tensors[n].element_size(), n))
-    header, data, off = {"__metadata__": metadata}, b"", 0
-    for name in order:
-        t = tensors[name]
-        b = raw_bytes(t)
-        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [off, off + len(b)]}
-        data += b
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + data)
+def check_nabla_checksum(blob, meta):
+    """nabla's checksum, as nb_safetensors_open checks it (see nabla/io.h)."""
+    if "nabla.file_crc32" in meta:
+        at = 8 + len(CRC_PREFIX)
+        if blob[8:at] != CRC_PREFIX:
+            raise ValueError("nabla.file_crc32 does not open the header")
+        crc = zlib.crc32(blob[:at] + b"00000000" + blob[at + 8:]) & 0xFFFFFFFF
+        if f"{crc:08x}" != meta["nabla.file_crc32"].lower():
+            raise ValueError(f"checksum mismatch: file {crc:08x}, header {meta['nabla.file_crc32']}")
+    elif "nabla.crc32" in meta:
+        (n,) = struct.unpack("<Q", blob[:8])
+        crc = zlib.crc32(blob[8 + n:]) & 0xFFFFFFFF
+        if f"{crc:08x}" != meta["nabla.crc32"].lower():
+            raise ValueError(f"checksum mismatch: data {crc:08x}, header {meta['nabla.crc32']}")
+    elif any(k.startswith("nabla.") for k in meta):
+        raise ValueError("nabla metadata but no checksum")
 
 
 def load(path):
@@ -81,10 +95,7 @@ def load(path):
         expect = end
     if expect != len(data):
         raise ValueError(f"{len(data) - expect} trailing bytes after the last tensor")
-    if "nabla.crc32" in meta:
-        crc = zlib.crc32(data) & 0xFFFFFFFF
-        if f"{crc:08x}" != meta["nabla.crc32"].lower():
-            raise ValueError(f"checksum mismatch: data {crc:08x}, header {meta['nabla.crc32']}")
+    check_nabla_checksum(blob, meta)
     return out, meta
 
 
@@ -105,7 +116,7 @@ def golden():
     meta = {"format": "pt", "producer": "tools/gen_golden_io.py"}
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     path = os.path.join(root, "tests", "golden", "torch_written.safetensors")
-    save(path, tensors, meta)
+    save_file(path, tensors, meta)
     back, _ = load(path)
     assert all(torch.equal(back[k], tensors[k]) for k in tensors)
     print(f"wrote {os.path.relpath(path, root)} ({os.path.getsize(path)} bytes)")
@@ -117,6 +128,49 @@ def golden():
         print(f"{name}: {NAMES[t.dtype]} {list(t.shape)}: {{{vals}}}")
 
 
+def pretrained_body(root):
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(8, 10))
+    with torch.no_grad():  # BatchNorm's running statistics away from their initial values
+        for _ in range(3):
+            model(torch.randn(16, 4, 4))
+    golden = os.path.join(root, "tests", "golden")
+    st_path = os.path.join(golden, "torch_pretrained.safetensors")
+    with tempfile.TemporaryDirectory() as tmp:
+        pt_path = os.path.join(tmp, "pretrained.pt")
+        torch.save(model.state_dict(), pt_path)
+        convert(pt_path, st_path)
+    back, _ = load(st_path)
+    assert set(back) == set(model.state_dict())
+    assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())
+
+    # the body under a new head with fixed values, as nabla's test sets it
+    head = torch.nn.Linear(8, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[0.1 * (i + 1) - 0.05 * j for j in range(8)]
+                                        for i in range(3)]))
+        head.bias.copy_(torch.tensor([0.01 * i for i in range(3)]))
+    new = torch.nn.Sequential(*list(model.children())[:4], head).eval()
+    x = torch.rand(5, 4, 4)
+    with torch.no_grad():
+        y = new(x)
+    out = {
+        "producer": "tools/gen_golden_io.py",
+        "weights": "tests/golden/torch_pretrained.safetensors",
+        "input_shape": list(x.shape),
+        "input": [float(v) for v in x.reshape(-1).tolist()],
+        "head_weight": [float(v) for v in head.weight.reshape(-1).tolist()],
+        "head_bias": [float(v) for v in head.bias.tolist()],
+        "output": [float(v) for v in y.reshape(-1).tolist()],
+    }
+    with open(os.path.join(golden, "torch_pretrained.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(st_path, root)} (converted from a .pt state_dict) and "
+          "tests/golden/torch_pretrained.json")
+
+
 def show(path):
     try:
         tensors, meta = load(path)
@@ -124,7 +178,7 @@ def show(path):
         print(f"{path}: invalid: {e}")
         return 1
     print(f"{path}: {len(tensors)} tensors, valid (offsets tile the buffer"
-          f"{', crc32 matches' if 'nabla.crc32' in meta else ''})")
+          f"{', checksum matches' if any(k.startswith('nabla.') for k in meta) else ''})")
     print(f"metadata: {json.dumps(meta)}")
     for name, t in tensors.items():
         print(f"{name}: {t.dtype} {list(t.shape)}")
@@ -138,3 +192,4 @@ if __name__ == "__main__":
     if len(sys.argv) != 1:
         sys.exit(__doc__)
     golden()
+    pretrained_body(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))

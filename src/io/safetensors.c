@@ -7,10 +7,9 @@
  * (rather than mapping the file) means a file changed on disk after validation cannot change
  * what was validated.  Byte offsets in messages are absolute offsets in the file.
  *
- * Writing is atomic: a temporary file in the target's directory (rename is atomic only within
- * one filesystem), fsync, rename over the target, fsync of the directory so the rename itself
- * survives a crash.  The CRC-32 is computed while the data streams out and patched afterwards
- * into a fixed-width placeholder in the header, so each tensor is read once.
+ * Writing goes through atomic.c (the file is replaced whole or not at all).  The checksum,
+ * nabla.file_crc32, opens the header as "00000000" and covers the whole file: it is computed
+ * while the data streams out and its digits are patched in last, so each tensor is read once.
  */
 #include "io.h"
 
@@ -29,8 +28,13 @@
 #endif
 
 #define ST_MAX_HEADER 100000000ull /* the reference implementation's limit on N (100 MB) */
-#define ST_CRC_KEY "nabla.crc32"
-#define ST_TMP_SUFFIX ".tmp.XXXXXX"
+#define ST_FILE_CRC_KEY "nabla.file_crc32" /* CRC-32 of the whole file */
+#define ST_CRC_KEY "nabla.crc32"           /* older files: CRC-32 of the data buffer alone */
+#define ST_WRITER_KEY "nabla.writer"
+#define ST_WRITER "nabla " NB_VERSION
+/* How every file nabla writes begins, and the byte offset of the checksum's 8 digits. */
+#define ST_CRC_PREFIX "{\"__metadata__\":{\"" ST_FILE_CRC_KEY "\":\""
+#define ST_CRC_AT (8 + sizeof ST_CRC_PREFIX - 1)
 
 /* Every safetensors dtype with a whole-byte element: its name, element size, and the nabla
  * dtype it reads as (-1: none, refused on read but accepted in validation). */
@@ -244,24 +248,56 @@ static bool check_tiling(nb_safetensors *st, uint64_t dsize) {
     return true;
 }
 
-static bool check_crc(nb_safetensors *st, uint64_t dsize) {
-    const char *want = nb_safetensors_meta(st, ST_CRC_KEY);
-    if (!want) return true;
-    uint32_t w = 0;
-    bool hex = strlen(want) == 8;
+/* The 8 hex digits of metadata key as a number; false (the error set) when malformed. */
+static bool parse_hex8(nb_safetensors *st, const char *key, const char *text, uint32_t *v) {
+    bool hex = strlen(text) == 8;
+    *v = 0;
     for (int i = 0; hex && i < 8; i++) {
-        char c = want[i];
+        char c = text[i];
         int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
               : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
         hex = d >= 0;
-        w = w << 4 | (uint32_t)(d & 15);
+        *v = *v << 4 | (uint32_t)(d & 15);
     }
-    if (!hex) return bad(st, 8, "metadata " ST_CRC_KEY " '%s' is not 8 hex digits", want);
-    uint32_t got = (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), st->file + st->data_start, dsize);
-    if (got != w)
-        return bad(st, st->data_start,
-                   "checksum mismatch: the data buffer (%llu bytes) has CRC-32 %08x, the header "
-                   "records %s", (unsigned long long)dsize, got, want);
+    return hex || bad(st, 8, "metadata %s '%s' is not 8 hex digits", key, text);
+}
+
+/* nabla's files carry a checksum, which must match; any metadata key "nabla.*" says that nabla
+ * wrote the file, so deleting the checksum does not turn checking off.  Files of other writers
+ * (no such key) have none.  nabla.file_crc32 covers every byte of the file, its own 8 digits
+ * read as '0's, and must open the header (where nabla puts it), so its place is known; the
+ * nabla.crc32 of older nabla files covers the data buffer alone. */
+static bool check_crc(nb_safetensors *st, uint64_t dsize) {
+    const char *whole = nb_safetensors_meta(st, ST_FILE_CRC_KEY);
+    const char *data = nb_safetensors_meta(st, ST_CRC_KEY);
+    uint32_t want;
+    if (whole) {
+        if (!parse_hex8(st, ST_FILE_CRC_KEY, whole, &want)) return false;
+        const size_t at = ST_CRC_AT;
+        if (st->data_start < at + 8 || memcmp(st->file + 8, ST_CRC_PREFIX, at - 8))
+            return bad(st, 8, "metadata " ST_FILE_CRC_KEY " does not open the header, where nabla "
+                       "writes it");
+        static const Bytef zeros[8] = "00000000";
+        uLong crc = crc32_z(crc32_z(0, Z_NULL, 0), st->file, at);
+        crc = crc32_z(crc32_z(crc, zeros, 8), st->file + at + 8, st->file_size - at - 8);
+        if ((uint32_t)crc != want)
+            return bad(st, 0, "checksum mismatch: the file (%zu bytes) has CRC-32 %08lx, its "
+                       "header records %s", st->file_size, (unsigned long)crc, whole);
+        return true;
+    }
+    if (data) {
+        if (!parse_hex8(st, ST_CRC_KEY, data, &want)) return false;
+        uint32_t got = (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), st->file + st->data_start, dsize);
+        if (got != want)
+            return bad(st, st->data_start,
+                       "checksum mismatch: the data buffer (%llu bytes) has CRC-32 %08x, the "
+                       "header records %s", (unsigned long long)dsize, got, data);
+        return true;
+    }
+    for (int i = 0; i < st->n_meta; i++)
+        if (!strncmp(st->meta[2 * i], "nabla.", 6))
+            return bad(st, 8, "metadata '%s' says nabla wrote the file, but it has no checksum "
+                       "(" ST_FILE_CRC_KEY ")", st->meta[2 * i]);
     return true;
 }
 
@@ -499,14 +535,15 @@ nb_status nb_safetensors_load_into(const nb_safetensors *st, const char *name, n
 
 /* ---------------------------------------------------------------- writing */
 
-/* {"__metadata__": {"nabla.crc32": "00000000", user pairs...}, "name": {...}, ...}, with the
- * tensors' offsets laid out in the order given.  NULL with the error set on a bad argument. */
-static json_t *build_header(const char *path, int n, const char *const *names,
+/* {"__metadata__": {"nabla.file_crc32": "00000000", "nabla.writer": ..., user pairs...},
+ * "name": {...}, ...}, with the tensors' offsets laid out in the order given.  NULL with the
+ * error set on a bad argument. */
+static json_t *build_header(const char *op, const char *path, int n, const char *const *names,
                             nb_tensor *const *ts, const char *const *mk, const char *const *mv,
                             int n_meta) {
-    const char *op = "safetensors_save";
     json_t *root = json_object(), *meta = json_object();
-    if (!root || !meta || json_object_set_new(meta, ST_CRC_KEY, json_string("00000000")) ||
+    if (!root || !meta || json_object_set_new(meta, ST_FILE_CRC_KEY, json_string("00000000")) ||
+        json_object_set_new(meta, ST_WRITER_KEY, json_string(ST_WRITER)) ||
         json_object_set_new(root, "__metadata__", meta)) {
         json_decref(root);
         return nb__fail(NB_ERR_MEMORY, "%s: '%s': out of memory building the header", op, path);
@@ -516,9 +553,10 @@ static json_t *build_header(const char *path, int n, const char *const *names,
         if (!mk[i] || !mv[i])
             err = nb__fail_status(NB_ERR_ARG, "%s: '%s': metadata %d has a NULL key or value", op,
                                   path, i);
-        else if (!strcmp(mk[i], ST_CRC_KEY))
-            err = nb__fail_status(NB_ERR_ARG, "%s: '%s': metadata key '" ST_CRC_KEY "' is "
-                                  "reserved for the checksum", op, path);
+        else if (!strcmp(mk[i], ST_FILE_CRC_KEY) || !strcmp(mk[i], ST_CRC_KEY) ||
+                 !strcmp(mk[i], ST_WRITER_KEY))
+            err = nb__fail_status(NB_ERR_ARG, "%s: '%s': metadata key '%s' is reserved for the "
+                                  "checksum and nabla's mark", op, path, mk[i]);
         else if (json_object_get(meta, mk[i]))
             err = nb__fail_status(NB_ERR_ARG, "%s: '%s': metadata key '%s' is given twice", op,
                                   path, mk[i]);
@@ -573,141 +611,39 @@ static json_t *build_header(const char *path, int n, const char *const *names,
     return root;
 }
 
-/* Writes all n bytes, advancing *at; false with errno set. */
-static bool write_all(int fd, const void *p, size_t n, uint64_t *at) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            if (w == 0) errno = ENOSPC;
-            return false;
-        }
-        c += w;
-        n -= (size_t)w;
-        *at += (uint64_t)w;
-    }
-    return true;
+/* The arguments' checks and the header, shared by save and check: NULL with the error set. */
+static json_t *checked_header(const char *op, const char *path, int n, const char *const *names,
+                              nb_tensor *const *tensors, const char *const *meta_keys,
+                              const char *const *meta_values, int n_meta) {
+    if (!path || !*path) return nb__fail(NB_ERR_ARG, "%s: path is NULL or empty", op);
+    if (n < 0 || n_meta < 0 || (n > 0 && (!names || !tensors)) ||
+        (n_meta > 0 && (!meta_keys || !meta_values)))
+        return nb__fail(NB_ERR_ARG, "%s: '%s': bad counts or NULL arrays (n = %d, n_meta = %d)",
+                        op, path, n, n_meta);
+    return build_header(op, path, n, names, tensors, meta_keys, meta_values, n_meta);
 }
 
-/* Streams t's elements in logical order, folding them into *crc; false with errno set. */
-static bool write_tensor(int fd, const nb_tensor *t, uLong *crc, uint64_t *at) {
+/* Streams t's elements in logical order, folding them into *crc. */
+static bool write_tensor(nb__afile *f, const nb_tensor *t, uLong *crc) {
     size_t es = nb__dtype_size(t->dtype), nbytes = (size_t)nb__numel(t->ndim, t->shape) * es;
     const char *src = (const char *)t->storage->data + t->offset * (int64_t)es;
     char *copy = NULL;
     if (!nb_is_contiguous(t)) {
-        if (!(copy = nb__alloc(nbytes))) {
-            errno = ENOMEM;
-            return false;
-        }
+        if (!(copy = nb__alloc(nbytes))) return nb__afile_fail(f, "preparing", ENOMEM);
         nb__copy_logical(copy, t);
         src = copy;
     }
     *crc = crc32_z(*crc, (const Bytef *)src, nbytes);
-    bool ok = write_all(fd, src, nbytes, at);
-    int err = errno;
+    bool ok = nb__afile_write(f, src, nbytes);
     nb__dealloc(copy, nbytes);
-    errno = err;
     return ok;
-}
-
-/* The mode open(path, O_CREAT, 0666) would give, or the mode of the file being replaced: mkstemp
- * makes 0600, which would hide saved weights from other users where the umask allows them.  The
- * umask is read from /proc because umask(2) reads it only by changing it, racing other threads. */
-static mode_t target_mode(const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return sb.st_mode & 07777;
-    unsigned mask = 022;
-    FILE *f = fopen("/proc/self/status", "re");
-    if (f) {
-        char line[128];
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "Umask: %o", &mask) == 1) break;
-        fclose(f);
-    }
-    return (mode_t)(0666 & ~mask);
-}
-
-/* fsync of the directory holding path, so that a rename into it is durable.  Filesystems that
- * cannot sync a directory (EINVAL) are taken as done. */
-static bool sync_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *dir = nb__alloc(len + 1);
-    if (!dir) return errno = ENOMEM, false;
-    memcpy(dir, !slash ? "." : path, len);
-    dir[len] = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    nb__dealloc(dir, len + 1);
-    if (fd < 0) return false;
-    int r = fsync(fd), err = errno;
-    close(fd);
-    errno = err;
-    return r == 0 || err == EINVAL;
-}
-
-/* hdr holds the length prefix and the padded header; crc_pos is the offset in it of the
- * checksum placeholder's 8 digits. */
-static nb_status write_file(const char *path, const char *hdr, size_t hsize, size_t crc_pos,
-                            int n, nb_tensor *const *ts) {
-    size_t plen = strlen(path), tsize = plen + sizeof ST_TMP_SUFFIX;
-    char *tmp = nb__alloc(tsize);
-    if (!tmp) return NB_ERR_MEMORY;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ST_TMP_SUFFIX, sizeof ST_TMP_SUFFIX);
-    mode_t mode = target_mode(path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        nb_status s = nb__fail_status(NB_ERR_IO, "safetensors_save: '%s': cannot create a "
-                                      "temporary file beside it: %s", path, strerror(errno));
-        nb__dealloc(tmp, tsize);
-        return s;
-    }
-    const char *failed = NULL;
-    uint64_t at = 0;
-    uLong crc = crc32_z(0, Z_NULL, 0);
-    if (fchmod(fd, mode) != 0) failed = "setting the mode of";
-    else if (!write_all(fd, hdr, hsize, &at)) failed = "writing the header of";
-    for (int i = 0; i < n && !failed; i++)
-        if (!write_tensor(fd, ts[i], &crc, &at)) failed = "writing the data of";
-    if (!failed) {
-        char hex[9];
-        snprintf(hex, sizeof hex, "%08lx", (unsigned long)crc);
-        ssize_t w = pwrite(fd, hex, 8, (off_t)crc_pos);
-        if (w != 8) {
-            if (w >= 0) errno = EIO;
-            failed = "writing the checksum of";
-            at = crc_pos;
-        }
-    }
-    if (!failed && fsync(fd) != 0) failed = "syncing";
-    int err = errno;
-    if (close(fd) != 0 && !failed) failed = "closing", err = errno;
-    if (!failed && rename(tmp, path) != 0) failed = "renaming over the target", err = errno;
-    nb_status s = NB_OK;
-    if (failed) {
-        unlink(tmp);
-        s = nb__fail_status(err == ENOMEM ? NB_ERR_MEMORY : NB_ERR_IO,
-                            "safetensors_save: '%s': byte %llu: %s the temporary file '%s' "
-                            "failed: %s", path, (unsigned long long)at, failed, tmp, strerror(err));
-    } else if (!sync_dir(path)) {
-        s = nb__fail_status(NB_ERR_IO, "safetensors_save: '%s': written, but syncing its directory "
-                            "failed: %s", path, strerror(errno));
-    }
-    nb__dealloc(tmp, tsize);
-    return s;
 }
 
 nb_status nb_safetensors_save(const char *path, int n, const char *const *names,
                               nb_tensor *const *tensors, const char *const *meta_keys,
                               const char *const *meta_values, int n_meta) {
-    if (!path || !*path)
-        return nb__fail_status(NB_ERR_ARG, "safetensors_save: path is NULL or empty");
-    if (n < 0 || n_meta < 0 || (n > 0 && (!names || !tensors)) ||
-        (n_meta > 0 && (!meta_keys || !meta_values)))
-        return nb__fail_status(NB_ERR_ARG, "safetensors_save: '%s': bad counts or NULL arrays "
-                               "(n = %d, n_meta = %d)", path, n, n_meta);
-    json_t *root = build_header(path, n, names, tensors, meta_keys, meta_values, n_meta);
+    const char *op = "safetensors_save";
+    json_t *root = checked_header(op, path, n, names, tensors, meta_keys, meta_values, n_meta);
     if (!root) return nb_error_code();
     /* The header is padded with spaces so the data starts 8-byte aligned, as torch writes it. */
     size_t hlen = json_dumpb(root, NULL, 0, JSON_COMPACT);
@@ -717,17 +653,40 @@ nb_status nb_safetensors_save(const char *path, int n, const char *const *names,
     json_decref(root);
     if (!encoded) {
         nb__dealloc(hdr, hsize);
-        return nb__fail_status(NB_ERR_MEMORY, "safetensors_save: '%s': out of memory encoding the "
-                               "header", path);
+        return nb__fail_status(NB_ERR_MEMORY, "%s: '%s': out of memory encoding the header", op,
+                               path);
     }
     for (int i = 0; i < 8; i++) hdr[i] = (char)((uint64_t)padded >> (8 * i));
     memset(hdr + 8 + hlen, ' ', padded - hlen);
-    /* Unique: inside a JSON string every '"' is escaped, so '":"' cannot occur there. */
-    static const char placeholder[] = "\"" ST_CRC_KEY "\":\"";
-    const char *at = memmem(hdr + 8, hlen, placeholder, sizeof placeholder - 1);
-    assert(at);
-    nb_status s = write_file(path, hdr, hsize, (size_t)(at - hdr) + sizeof placeholder - 1, n,
-                             tensors);
+    /* jansson keeps insertion order: the checksum's placeholder opens the header */
+    assert(hlen >= ST_CRC_AT - 8 + 8 && !memcmp(hdr + 8, ST_CRC_PREFIX, ST_CRC_AT - 8));
+
+    nb__afile f;
+    nb_status s = nb__afile_begin(&f, op, path);
+    if (s == NB_OK) {
+        /* The CRC runs over the whole file with the placeholder's zeros in place of its digits,
+         * which are patched in last, so each tensor is read once. */
+        uLong crc = crc32_z(crc32_z(0, Z_NULL, 0), (const Bytef *)hdr, hsize);
+        bool ok = nb__afile_write(&f, hdr, hsize);
+        for (int i = 0; i < n && ok; i++) ok = write_tensor(&f, tensors[i], &crc);
+        char hex[9];
+        snprintf(hex, sizeof hex, "%08lx", (unsigned long)crc);
+        if (ok) nb__afile_pwrite(&f, hex, 8, ST_CRC_AT);
+        s = nb__afile_commit(&f);
+    }
     nb__dealloc(hdr, hsize);
+    return s;
+}
+
+nb_status nb__safetensors_check(const char *path, int n, const char *const *names,
+                                nb_tensor *const *tensors, const char *const *meta_keys,
+                                const char *const *meta_values, int n_meta) {
+    json_t *root = checked_header("safetensors_check", path, n, names, tensors, meta_keys,
+                                  meta_values, n_meta);
+    if (!root) return nb_error_code();
+    json_decref(root);
+    nb__afile f;
+    nb_status s = nb__afile_begin(&f, "safetensors_check", path);
+    if (s == NB_OK) nb__afile_cancel(&f);
     return s;
 }

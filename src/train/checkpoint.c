@@ -10,11 +10,17 @@
  *
  * Loading is two-phase so that a bad file changes nothing: first every tensor the objects need
  * is read and its shape checked, and the optimiser's and schedule's JSON is tried on the
- * objects with their previous state kept aside; only then are values copied in.
+ * objects with their previous state kept aside; only then are values copied in.  A non-strict
+ * load (torch's strict=False) lists the tensors the file lacks or has in excess instead of
+ * refusing them; a dtype or shape mismatch is still an error.
+ *
+ * Non-finite weights are never written (a diverged run must not replace the last good model)
+ * and never loaded; only the model's floating-point tensors are checked, not the optimiser's.
+ * Names have no length limit: each is copied into its own allocation.
  */
 #include "nabla.h"
 #include "nabla/optim.h"
-#include "../core/core.h"
+#include "../io/io.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,32 +28,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ENTRIES 4096
-#define NAME_CAP 160
+/* ---- the tensors of a model (and optimiser) under their names in the file */
 
 typedef struct {
-    int n;
-    char (*names)[NAME_CAP];
-    nb_tensor **tensors;
+    char *name;      /* prefix + state_dict name, owned */
+    nb_tensor *t;    /* the object's tensor */
+    bool in_file;    /* set by check_all */
+} entry;
+
+typedef struct {
+    int n, cap, n_model; /* entries [0, n_model) are the model's, the rest the optimiser's */
+    entry *e;
 } entry_list;
 
-static bool list_init(entry_list *l) {
-    l->n = 0;
-    l->names = nb__alloc(sizeof *l->names * MAX_ENTRIES);
-    l->tensors = l->names ? nb__alloc(sizeof *l->tensors * MAX_ENTRIES) : NULL;
-    return l->tensors != NULL;
+static char *dup_str(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    char *s = nb__alloc(na + nb + 1);
+    if (s) memcpy(s, a, na), memcpy(s + na, b, nb + 1);
+    return s;
+}
+
+static void str_free(char *s) {
+    if (s) nb__dealloc(s, strlen(s) + 1);
 }
 
 static void list_free(entry_list *l) {
-    nb__dealloc(l->names, sizeof *l->names * MAX_ENTRIES);
-    nb__dealloc(l->tensors, sizeof *l->tensors * MAX_ENTRIES);
+    for (int i = 0; i < l->n; i++) str_free(l->e[i].name);
+    nb__dealloc(l->e, sizeof *l->e * (size_t)l->cap);
+    *l = (entry_list){0};
 }
 
+/* Names are copied: nb_module_param's live only until its next call, and have no length limit. */
 static bool list_add(entry_list *l, const char *prefix, const char *name, nb_tensor *t) {
-    if (l->n == MAX_ENTRIES)
-        return nb__fail(NB_ERR_ARG, "checkpoint: more than %d tensors", MAX_ENTRIES), false;
-    snprintf(l->names[l->n], NAME_CAP, "%s%s", prefix, name);
-    l->tensors[l->n++] = t;
+    if (!t) return false; /* the lookup's error stands */
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 32;
+        entry *e = nb__alloc(sizeof *e * (size_t)cap);
+        if (!e) return false;
+        if (l->n) memcpy(e, l->e, sizeof *e * (size_t)l->n);
+        nb__dealloc(l->e, sizeof *e * (size_t)l->cap);
+        l->e = e;
+        l->cap = cap;
+    }
+    char *full = dup_str(prefix, name);
+    if (!full) return false;
+    l->e[l->n++] = (entry){.name = full, .t = t};
     return true;
 }
 
@@ -62,37 +87,117 @@ static bool collect(entry_list *l, const nb_module *m, nb_optim *o, const char *
         nb_tensor *t = nb_module_buffer(m, i, &name);
         if (!list_add(l, model_prefix, name, t)) return false;
     }
+    l->n_model = l->n;
     if (!o) return true;
     int n = nb_optim_state_tensors(o, NULL, NULL, 0);
-    const char **names = nb__alloc(sizeof *names * (size_t)(n ? n : 1));
-    nb_tensor **ts = names ? nb__alloc(sizeof *ts * (size_t)(n ? n : 1)) : NULL;
+    size_t cap = (size_t)(n ? n : 1);
+    const char **names = nb__alloc(sizeof *names * cap);
+    nb_tensor **ts = names ? nb__alloc(sizeof *ts * cap) : NULL;
     bool ok = ts != NULL;
     if (ok) nb_optim_state_tensors(o, names, ts, n);
     for (int i = 0; ok && i < n; i++) ok = list_add(l, "optim.", names[i], ts[i]);
-    nb__dealloc(names, sizeof *names * (size_t)(n ? n : 1));
-    nb__dealloc(ts, sizeof *ts * (size_t)(n ? n : 1));
+    nb__dealloc(names, sizeof *names * cap);
+    nb__dealloc(ts, sizeof *ts * cap);
     return ok;
 }
 
-static nb_status save(const char *path, const entry_list *l, int n_meta, const char *const *keys,
-                      const char *const *values) {
-    const char **names = nb__alloc(sizeof *names * (size_t)(l->n ? l->n : 1));
-    if (!names) return NB_ERR_MEMORY;
-    for (int i = 0; i < l->n; i++) names[i] = l->names[i];
-    nb_status s = nb_safetensors_save(path, l->n, names, l->tensors, keys, values, n_meta);
-    nb__dealloc(names, sizeof *names * (size_t)(l->n ? l->n : 1));
+/* The list as the parallel arrays nb_safetensors_save takes; with save false, only what the
+ * save would check (nb__safetensors_check). */
+static nb_status save_list(const char *path, const entry_list *l, int n_meta,
+                           const char *const *keys, const char *const *values, bool save) {
+    size_t cap = (size_t)(l->n ? l->n : 1);
+    const char **names = nb__alloc(sizeof *names * cap);
+    nb_tensor **ts = names ? nb__alloc(sizeof *ts * cap) : NULL;
+    nb_status s = ts ? NB_OK : NB_ERR_MEMORY;
+    for (int i = 0; ts && i < l->n; i++) names[i] = l->e[i].name, ts[i] = l->e[i].t;
+    if (s == NB_OK)
+        s = (save ? nb_safetensors_save : nb__safetensors_check)(path, l->n, names, ts, keys,
+                                                                 values, n_meta);
+    nb__dealloc(names, sizeof *names * cap);
+    nb__dealloc(ts, sizeof *ts * cap);
     return s;
+}
+
+/* ---- finite weights */
+
+/* The flat index (logical order) of t's first NaN or infinity, or -1 when there is none (always
+ * for integer dtypes); -2 when out of memory.  Read from the bits: exponent all ones. */
+static int64_t first_non_finite(const nb_tensor *t) {
+    if (t->dtype != NB_F32 && t->dtype != NB_F16 && t->dtype != NB_BF16) return -1;
+    int64_t n = nb_numel(t);
+    size_t es = nb__dtype_size(t->dtype);
+    unsigned char *b = nb__alloc((size_t)n * es + 1);
+    if (!b) return -2;
+    nb__copy_logical(b, t);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        const unsigned char *p = b + (size_t)i * es;
+        uint32_t f32;
+        uint16_t h;
+        if (t->dtype == NB_F32) memcpy(&f32, p, 4);
+        else memcpy(&h, p, 2);
+        bool inf_or_nan = t->dtype == NB_F32  ? (f32 & 0x7f800000u) == 0x7f800000u
+                          : t->dtype == NB_F16 ? (h & 0x7c00u) == 0x7c00u
+                                               : (h & 0x7f80u) == 0x7f80u; /* bf16 */
+        if (inf_or_nan) bad = i;
+    }
+    nb__dealloc(b, (size_t)n * es + 1);
+    return bad;
+}
+
+/* NB_OK when every element of t is finite; else `code` with "<what>: tensor 'name' element
+ * [i,j] is nan<why>". */
+static nb_status check_finite(nb_status code, const char *what, const char *name,
+                              const nb_tensor *t, const char *why) {
+    int64_t at = first_non_finite(t);
+    if (at == -1) return NB_OK;
+    if (at == -2) return NB_ERR_MEMORY;
+    int64_t idx[NB_MAX_DIMS];
+    char text[32 + 24 * NB_MAX_DIMS] = "[";
+    size_t len = 1;
+    for (int k = t->ndim - 1; k >= 0; k--) { /* the flat index as a multi-index */
+        idx[k] = at % t->shape[k];
+        at /= t->shape[k];
+    }
+    for (int k = 0; k < t->ndim; k++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%lld", k ? "," : "",
+                                (long long)idx[k]);
+    snprintf(text + len, sizeof text - len, "]");
+    return nb__fail_status(code, "%s: tensor '%s' element %s is %g%s", what, name, text,
+                           (double)nb_get(t, idx), why);
+}
+
+/* Saving: the model's weights must be finite, so a diverged run never replaces a good file. */
+static nb_status check_model_finite(const char *op, const char *path, const entry_list *l) {
+    char what[64 + 4096];
+    snprintf(what, sizeof what, "%s: '%s'", op, path);
+    for (int i = 0; i < l->n_model; i++) {
+        nb_status s = check_finite(NB_ERR_ARG, what, l->e[i].name, l->e[i].t,
+                                   ": the weights are not finite (did training diverge?); the "
+                                   "file is left as it was");
+        if (s != NB_OK) return s;
+    }
+    return NB_OK;
+}
+
+static nb_status save_model(const char *op, const char *path, const entry_list *l, int n_meta,
+                            const char *const *keys, const char *const *values, bool save) {
+    nb_status s = check_model_finite(op, path, l);
+    return s != NB_OK ? s : save_list(path, l, n_meta, keys, values, save);
 }
 
 nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
                          const char *const *meta_keys, const char *const *meta_values) {
     if (!m || !path) return nb__fail_status(NB_ERR_NULL, "module_save: module or path is NULL");
-    entry_list l;
-    if (!list_init(&l)) return NB_ERR_MEMORY;
-    nb_status s = collect(&l, m, NULL, "") ? save(path, &l, n_meta, meta_keys, meta_values) : nb_error_code();
+    entry_list l = {0};
+    nb_status s = collect(&l, m, NULL, "")
+                      ? save_model("module_save", path, &l, n_meta, meta_keys, meta_values, true)
+                      : nb_error_code();
     list_free(&l);
     return s;
 }
+
+/* ---- loading */
 
 static bool file_has(const nb_safetensors *st, const char *name) {
     for (int j = 0, n = nb_safetensors_count(st); j < n; j++)
@@ -102,93 +207,174 @@ static bool file_has(const nb_safetensors *st, const char *name) {
 
 static bool list_has(const entry_list *l, const char *name) {
     for (int i = 0; i < l->n; i++)
-        if (!strcmp(l->names[i], name)) return true;
+        if (!strcmp(l->e[i].name, name)) return true;
     return false;
 }
 
-/* Phase one: the file holds exactly the expected tensors (besides those whose name starts with
- * `ignored`, when not NULL), each with the expected dtype and shape. */
-static bool check_all(const char *path, const nb_safetensors *st, const entry_list *l,
-                      const char *ignored) {
-    for (int i = 0; i < l->n; i++)
-        if (!file_has(st, l->names[i]))
-            return nb__fail(NB_ERR_IO, "%s: has no tensor '%s'", path, l->names[i]), false;
-    bool ok = true; /* shapes before extra tensors: a model of other sizes is named as such */
-    for (int i = 0; ok && i < l->n; i++) {
-        nb_scope_begin(); /* one tensor at a time: the check holds one copy at most */
-        nb_tensor *t = nb_safetensors_get(st, l->names[i]), *want = l->tensors[i];
-        if (!t) {
-            ok = false;
-        } else if (t->dtype != want->dtype) {
-            nb__fail(NB_ERR_DTYPE, "%s: tensor '%s' is %s, expected %s", path, l->names[i],
-                     nb_dtype_name(t->dtype), nb_dtype_name(want->dtype));
-            ok = false;
-        } else if (!nb__same_shape(t, want)) {
-            nb__fail(NB_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path,
-                     l->names[i], NB_SHP(t), NB_SHP(want));
-            ok = false;
-        }
-        nb_scope_end();
+static bool report_add(int *n, char ***names, const char *name) {
+    char **grown = nb__alloc(sizeof *grown * (size_t)(*n + 1)), *copy = dup_str("", name);
+    if (!grown || !copy) {
+        nb__dealloc(grown, sizeof *grown * (size_t)(*n + 1));
+        str_free(copy);
+        return false;
     }
-    for (int j = 0, n = nb_safetensors_count(st); ok && j < n; j++) {
-        const char *name = nb_safetensors_name(st, j);
-        if (!list_has(l, name) && !(ignored && !strncmp(name, ignored, strlen(ignored)))) {
-            nb__fail(NB_ERR_IO, "%s: holds a tensor '%s' that the model%s does not have", path,
-                     name, ignored ? "" : " or optimiser");
-            ok = false;
-        }
+    if (*n) memcpy(grown, *names, sizeof *grown * (size_t)*n);
+    nb__dealloc(*names, sizeof *grown * (size_t)*n);
+    grown[(*n)++] = copy;
+    *names = grown;
+    return true;
+}
+
+void nb_load_report_free(nb_load_report *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_missing; i++) str_free(r->missing[i]);
+    for (int i = 0; i < r->n_unexpected; i++) str_free(r->unexpected[i]);
+    nb__dealloc(r->missing, sizeof *r->missing * (size_t)r->n_missing);
+    nb__dealloc(r->unexpected, sizeof *r->unexpected * (size_t)r->n_unexpected);
+    *r = (nb_load_report){0};
+}
+
+/* One tensor of the file against the object's: same dtype and shape, and, for the model's
+ * weights, finite. */
+static bool check_one(const char *path, const nb_safetensors *st, const entry *e, bool model) {
+    nb_scope_begin(); /* one tensor at a time: the check holds one copy at most */
+    nb_tensor *t = nb_safetensors_get(st, e->name), *want = e->t;
+    bool ok = t != NULL;
+    if (ok && t->dtype != want->dtype) {
+        nb__fail(NB_ERR_DTYPE, "%s: tensor '%s' is %s, expected %s", path, e->name,
+                 nb_dtype_name(t->dtype), nb_dtype_name(want->dtype));
+        ok = false;
+    } else if (ok && !nb__same_shape(t, want)) {
+        nb__fail(NB_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path, e->name,
+                 NB_SHP(t), NB_SHP(want));
+        ok = false;
+    } else if (ok && model) {
+        ok = check_finite(NB_ERR_IO, path, e->name, t, ": the file holds non-finite weights; "
+                          "nothing was loaded") == NB_OK;
     }
+    nb_scope_end();
     return ok;
+}
+
+/* Phase one: each tensor of the list is in the file with the expected dtype and shape (and
+ * finite, for the model's), and the file holds nothing else (besides tensors whose name starts
+ * with `ignored`, when not NULL).  With a report (a non-strict load), tensors the file lacks or
+ * has in excess are listed there instead of being errors. */
+static bool check_all(const char *path, const nb_safetensors *st, entry_list *l,
+                      const char *ignored, nb_load_report *report) {
+    for (int i = 0; i < l->n; i++) {
+        entry *e = &l->e[i];
+        e->in_file = file_has(st, e->name);
+        if (!e->in_file && !report)
+            return nb__fail(NB_ERR_IO, "%s: has no tensor '%s'", path, e->name), false;
+        if (!e->in_file && !report_add(&report->n_missing, &report->missing, e->name))
+            return false;
+    }
+    /* shapes before extra tensors: a model of other sizes is named as such */
+    for (int i = 0; i < l->n; i++)
+        if (l->e[i].in_file && !check_one(path, st, &l->e[i], i < l->n_model)) return false;
+    for (int j = 0, n = nb_safetensors_count(st); j < n; j++) {
+        const char *name = nb_safetensors_name(st, j);
+        if (list_has(l, name) || (ignored && !strncmp(name, ignored, strlen(ignored)))) continue;
+        if (!report)
+            return nb__fail(NB_ERR_IO, "%s: holds a tensor '%s' that the model%s does not have",
+                            path, name, ignored ? "" : " or optimiser"), false;
+        if (!report_add(&report->n_unexpected, &report->unexpected, name)) return false;
+    }
+    return true;
 }
 
 static nb_status copy_all(const nb_safetensors *st, const entry_list *l) {
     for (int i = 0; i < l->n; i++) {
-        nb_status s = nb_safetensors_load_into(st, l->names[i], l->tensors[i]);
+        if (!l->e[i].in_file) continue;
+        nb_status s = nb_safetensors_load_into(st, l->e[i].name, l->e[i].t);
         if (s != NB_OK) return s;
     }
     return NB_OK;
 }
 
-nb_status nb_module_load(nb_module *m, const char *path) {
-    if (!m || !path) return nb__fail_status(NB_ERR_NULL, "module_load: module or path is NULL");
+static nb_status load_module(nb_module *m, const char *path, nb_load_report *report) {
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return nb_error_code();
-    entry_list l;
-    nb_status s = list_init(&l) ? NB_OK : NB_ERR_MEMORY;
-    if (s == NB_OK) s = collect(&l, m, NULL, "") && check_all(path, st, &l, NULL) ? copy_all(st, &l) : nb_error_code();
+    entry_list l = {0};
+    nb_status s = collect(&l, m, NULL, "") && check_all(path, st, &l, NULL, report)
+                      ? copy_all(st, &l)
+                      : nb_error_code();
     list_free(&l);
     nb_safetensors_close(st);
     return s;
 }
 
+nb_status nb_module_load(nb_module *m, const char *path) {
+    if (!m || !path) return nb__fail_status(NB_ERR_NULL, "module_load: module or path is NULL");
+    return load_module(m, path, NULL);
+}
+
+nb_status nb_module_load_nonstrict(nb_module *m, const char *path, nb_load_report *report) {
+    nb_load_report mine = {0};
+    if (report) *report = mine;
+    if (!m || !path)
+        return nb__fail_status(NB_ERR_NULL, "module_load_nonstrict: module or path is NULL");
+    nb_status s = load_module(m, path, &mine);
+    if (s == NB_OK && report) *report = mine;
+    else nb_load_report_free(&mine);
+    return s;
+}
+
 /* ---- checkpoints */
+
+/* The metadata of a checkpoint; optim and sched JSON are malloc'd (freed by ck_meta_free). */
+typedef struct {
+    char rng[96], epoch[32];
+    char *optim, *sched;
+    const char *keys[6], *values[6];
+    int n;
+} ck_meta;
+
+static bool ck_meta_make(ck_meta *c, nb_optim *o, nb_sched *s, int64_t epoch, const char *extra) {
+    nb_generator g = nb_rng_get_state();
+    snprintf(c->rng, sizeof c->rng, "{\"seed\": \"%" PRIu64 "\", \"offset\": \"%" PRIu64 "\"}",
+             g.seed, g.offset);
+    snprintf(c->epoch, sizeof c->epoch, "%" PRId64, epoch);
+    c->optim = o ? nb_optim_state_json(o) : NULL;
+    c->sched = s ? nb_sched_state_json(s) : NULL;
+    c->n = 0;
+    c->keys[c->n] = "nabla.format", c->values[c->n++] = "checkpoint-1";
+    c->keys[c->n] = "nabla.rng", c->values[c->n++] = c->rng;
+    c->keys[c->n] = "nabla.epoch", c->values[c->n++] = c->epoch;
+    if (c->optim) c->keys[c->n] = "nabla.optim", c->values[c->n++] = c->optim;
+    if (c->sched) c->keys[c->n] = "nabla.sched", c->values[c->n++] = c->sched;
+    if (extra) c->keys[c->n] = "nabla.extra", c->values[c->n++] = extra;
+    return (!o || c->optim) && (!s || c->sched);
+}
+
+static void ck_meta_free(ck_meta *c) {
+    free(c->optim);
+    free(c->sched);
+}
+
+/* Saves, or (save false) checks all that a save would check. */
+static nb_status checkpoint_write(const char *op, const char *path, const nb_module *m,
+                                  nb_optim *o, nb_sched *s, int64_t epoch, const char *extra_json,
+                                  bool save) {
+    if (!m || !path) return nb__fail_status(NB_ERR_NULL, "%s: module or path is NULL", op);
+    ck_meta c;
+    entry_list l = {0};
+    nb_status st = ck_meta_make(&c, o, s, epoch, extra_json) && collect(&l, m, o, "model.")
+                       ? save_model(op, path, &l, c.n, c.keys, c.values, save)
+                       : nb_error_code();
+    list_free(&l);
+    ck_meta_free(&c);
+    return st;
+}
 
 nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, nb_sched *s,
                              int64_t epoch, const char *extra_json) {
-    if (!m || !path) return nb__fail_status(NB_ERR_NULL, "checkpoint_save: module or path is NULL");
-    nb_generator g = nb_rng_get_state();
-    char rng[96], ep[32];
-    snprintf(rng, sizeof rng, "{\"seed\": \"%" PRIu64 "\", \"offset\": \"%" PRIu64 "\"}", g.seed,
-             g.offset);
-    snprintf(ep, sizeof ep, "%" PRId64, epoch);
-    char *optim = o ? nb_optim_state_json(o) : NULL, *sched = s ? nb_sched_state_json(s) : NULL;
-    const char *keys[6] = {"nabla.format", "nabla.rng", "nabla.epoch"};
-    const char *values[6] = {"checkpoint-1", rng, ep};
-    int n = 3;
-    if (optim) keys[n] = "nabla.optim", values[n++] = optim;
-    if (sched) keys[n] = "nabla.sched", values[n++] = sched;
-    if (extra_json) keys[n] = "nabla.extra", values[n++] = extra_json;
-    entry_list l;
-    nb_status st = (o && !optim) || (s && !sched) ? nb_error_code()
-                   : !list_init(&l)                ? NB_ERR_MEMORY
-                   : NB_OK;
-    if (st == NB_OK) {
-        st = collect(&l, m, o, "model.") ? save(path, &l, n, keys, values) : nb_error_code();
-        list_free(&l);
-    }
-    free(optim);
-    free(sched);
-    return st;
+    return checkpoint_write("checkpoint_save", path, m, o, s, epoch, extra_json, true);
+}
+
+nb_status nb_checkpoint_check(const char *path, const nb_module *m, nb_optim *o) {
+    return checkpoint_write("checkpoint_check", path, m, o, NULL, 0, NULL, false);
 }
 
 /* A decimal uint64 with nothing around it (strtoull alone takes signs and spaces). */
@@ -256,8 +442,8 @@ nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sch
         ok = false;
     }
     /* the JSON states go last: they are the only step that changes objects before copy_all */
-    ok = ok && parse_rng(path, nb_safetensors_meta(st, "nabla.rng"), &g) && list_init(&l) &&
-         collect(&l, m, o, "model.") && check_all(path, st, &l, o ? NULL : "optim.") &&
+    ok = ok && parse_rng(path, nb_safetensors_meta(st, "nabla.rng"), &g) &&
+         collect(&l, m, o, "model.") && check_all(path, st, &l, o ? NULL : "optim.", NULL) &&
          load_json_states(path, st, o, s);
     nb_status status = ok ? copy_all(st, &l) : nb_error_code();
     if (status == NB_OK) {
@@ -267,7 +453,7 @@ nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sch
     } else {
         free(extra_copy);
     }
-    if (l.names) list_free(&l);
+    list_free(&l);
     nb_safetensors_close(st);
     return status;
 }

@@ -2,16 +2,15 @@
  * curves.c — learning curves: per-epoch loss and accuracy for train and test, written as CSV
  * (one row per epoch) and as an SVG with two panels, loss on the left and accuracy on the
  * right, train in blue and test in orange, like the course's matplotlib figure.
- * Files are written to path + ".tmp", synced and renamed, so a reader (or a crash) never
- * leaves half a file.
+ * Files are written atomically (src/io/atomic.c), so a reader, a crash or a full disk never
+ * leaves half a file, and the old one stays when a write fails.
  */
 #include "nabla/train.h"
-#include "../core/core.h"
+#include "../io/io.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { TRAIN_LOSS, TEST_LOSS, TRAIN_ACC, TEST_ACC, N_SERIES };
 
@@ -57,23 +56,6 @@ nb_status nb_curves_add(nb_curves *c, float train_loss, float test_loss, float t
     return NB_OK;
 }
 
-/* Opens path + ".tmp" for writing; commit() closes and renames it over path. */
-static FILE *begin_write(const char *op, const char *path, char *tmp, size_t cap) {
-    if (snprintf(tmp, cap, "%s.tmp", path) >= (int)cap) /* a cut name would be another file */
-        return nb__fail(NB_ERR_ARG, "%s: the path is too long: %.64s...", op, path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) nb__fail(NB_ERR_IO, "%s: cannot write %s", op, tmp);
-    return f;
-}
-
-static nb_status commit(const char *op, FILE *f, const char *tmp, const char *path) {
-    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0) return NB_OK;
-    remove(tmp);
-    return nb__fail_status(NB_ERR_IO, "%s: cannot write %s", op, path);
-}
-
 static void put_value(FILE *f, float v) {
     if (isnan(v)) fprintf(f, ",");
     else fprintf(f, ",%.6g", v);
@@ -81,16 +63,17 @@ static void put_value(FILE *f, float v) {
 
 nb_status nb_curves_write_csv(const nb_curves *c, const char *path) {
     if (!c || !path) return nb__fail_status(NB_ERR_NULL, "curves_write_csv: curves or path is NULL");
-    char tmp[4096];
-    FILE *f = begin_write("curves_write_csv", path, tmp, sizeof tmp);
-    if (!f) return nb_error_code();
+    nb__afile af;
+    if (nb__afile_begin(&af, "curves_write_csv", path) != NB_OK) return nb_error_code();
+    FILE *f = nb__afile_stream(&af);
+    if (!f) return nb__afile_commit(&af); /* reports the failure */
     fprintf(f, "epoch,train_loss,test_loss,train_acc,test_acc\n");
     for (int e = 0; e < c->n; e++) {
         fprintf(f, "%d", e + 1);
         for (int s = 0; s < N_SERIES; s++) put_value(f, c->v[N_SERIES * e + s]);
         fprintf(f, "\n");
     }
-    return commit("curves_write_csv", f, tmp, path);
+    return nb__afile_commit(&af);
 }
 
 /* ---- SVG */
@@ -199,9 +182,10 @@ static void put_escaped(FILE *f, const char *s) {
 
 nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title) {
     if (!c || !path) return nb__fail_status(NB_ERR_NULL, "curves_write_svg: curves or path is NULL");
-    char tmp[4096];
-    FILE *f = begin_write("curves_write_svg", path, tmp, sizeof tmp);
-    if (!f) return nb_error_code();
+    nb__afile af;
+    if (nb__afile_begin(&af, "curves_write_svg", path) != NB_OK) return nb_error_code();
+    FILE *f = nb__afile_stream(&af);
+    if (!f) return nb__afile_commit(&af); /* reports the failure */
     int width = MARGIN_L * 2 + PANEL_W * 2 + GAP + 24, height = MARGIN_T + PANEL_H + MARGIN_B + 30;
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
             "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n", width, height);
@@ -223,5 +207,5 @@ nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *
     draw_legend(f, loss.x0 + PANEL_W - 70, loss.y0 + 14);
     draw_legend(f, acc.x0 + PANEL_W - 70, acc.y0 + PANEL_H - 34);
     fprintf(f, "</svg>\n");
-    return commit("curves_write_svg", f, tmp, path);
+    return nb__afile_commit(&af);
 }
