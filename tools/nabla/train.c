@@ -455,13 +455,19 @@ static bool choose_classes(const train_opts *o, run *r) {
     return false;
 }
 
-/* Removes what a killed write left in OUT: "model.safetensors.tmp.XXXXXX" and the like. */
+/* Removes what a killed write left in OUT: a temporary beside one of the four outputs
+ * ("model.safetensors.tmp.XXXXXX", "curves.svg.tmp"). */
 static void remove_stale_temporaries(const char *out) {
+    static const char *const outputs[] = {"model.safetensors", "checkpoint.safetensors", "curves.csv", "curves.svg"};
     DIR *d = opendir(out);
     for (struct dirent *e; d && (e = readdir(d));) {
-        if (strncmp(e->d_name, "model.safetensors.tmp.", 22) && strncmp(e->d_name, "checkpoint.safetensors.tmp.", 27))
-            continue;
-        if (remove(join(out, e->d_name)) == 0) fprintf(stderr, "removed %s, left by an interrupted write\n", join(out, e->d_name));
+        bool stale = false;
+        for (int i = 0; i < 4 && !stale; i++) {
+            size_t n = strlen(outputs[i]);
+            stale = !strncmp(e->d_name, outputs[i], n) && !strncmp(e->d_name + n, ".tmp", 4);
+        }
+        if (stale && remove(join(out, e->d_name)) == 0)
+            fprintf(stderr, "removed %s, left by an interrupted write\n", join(out, e->d_name));
     }
     if (d) closedir(d);
 }
