@@ -179,18 +179,19 @@ static bool model_picture_size(const trained_info *info, int *h, int *w) {
 }
 
 /* A picture as a float batch [1, h, w] scaled to [0, 1], as in training; resampled to the
- * model's size with resize, refused with both sizes without it.  NULL after a message. */
+ * model's size with resize, refused with both sizes without it.  NULL after a message.  Takes
+ * px (frees it). */
 static nb_tensor *load_picture(const char *path, uint8_t *px, int w, int h, const trained_info *info, bool resize) {
     int mh, mw;
     if (model_picture_size(info, &mh, &mw) && (mh != h || mw != w)) {
-        if (!resize) {
+        uint8_t *scaled = resize ? image_resize(px, w, h, mw, mh) : NULL;
+        free(px);
+        if (!resize)
             fprintf(stderr, "nabla: %s: the picture is %d×%d, the model takes %d×%d (--resize scales it)\n",
                     path, w, h, mw, mh);
-            return NULL;
-        }
-        uint8_t *scaled = image_resize(px, w, h, mw, mh);
-        if (!scaled) return fprintf(stderr, "nabla: %s: out of memory\n", path), NULL;
-        free(px);
+        else if (!scaled)
+            fprintf(stderr, "nabla: %s: out of memory\n", path);
+        if (!scaled) return NULL;
         px = scaled, w = mw, h = mh;
     }
     nb_tensor *x = nb_empty(NB_SHAPE(1, h, w));
