@@ -15,7 +15,10 @@
 #include <fcntl.h>
 #include <png.h>
 #include <spawn.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -168,7 +171,18 @@ static void help_lists_every_command_and_flag(void) {
     check_table_in_help("tools/nabla/train.c", train_help);
     CHECK_STR_CONTAINS(train_help, "--stop-after N ");
     CHECK_STR_CONTAINS(train_help, "--help ");
+    CHECK_STR_CONTAINS(train_help, "--patience N ");
+    /* choices and ranges are listed */
+    CHECK_STR_CONTAINS(train_help, "one of: sgd adam adamw rmsprop adagrad");
+    CHECK_STR_CONTAINS(train_help, "one of: none cosine step exp plateau onecycle");
+    CHECK_STR_CONTAINS(train_help, "leaky_relu");
+    CHECK_STR_CONTAINS(train_help, "(default 0.1; (0, 1])");
+    CHECK_STR_CONTAINS(train_help, "(default 1; 1 to 256)");
     free(train_help);
+    CHECK_RUNS("train", "-h");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla train");
+    CHECK_RUNS("-h");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla COMMAND");
 
     CHECK_RUNS("eval", "--help");
     CHECK_STR_CONTAINS(out_text, "usage: nabla eval WEIGHTS");
@@ -187,15 +201,41 @@ static void bad_usage_fails_with_a_message(void) {
     CHECK_REFUSED("unknown command ''", "");
     CHECK_REFUSED("unknown command 'frobnicate'", "frobnicate");
     CHECK_REFUSED("unknown option '--frob'", "train", "--frob");
-    CHECK_REFUSED("unknown option '--epoch'", "train", "--epoch", "3");
+    CHECK_REFUSED("unknown option '--epoch' (did you mean --epochs?)", "train", "--epoch", "3");
+    CHECK_REFUSED("unknown option '--learning-rate' (see --help)", "train", "--learning-rate", "3");
+    CHECK_REFUSED("unknown option '--batchsize' (did you mean --batch?)", "train", "--batchsize", "3");
+    CHECK_REFUSED("--optim 'adm': expected one of sgd adam adamw rmsprop adagrad (did you mean adam?)",
+                  "train", "--optim", "adm");
+    CHECK_REFUSED("(did you mean cosine?)", "train", "--sched", "cosin");
+    /* every number finite and in its range, the message saying what is allowed */
+    CHECK_REFUSED("--epochs 2147483648: out of range, at most 2147483647", "train", "--epochs",
+                  "2147483648");
+    CHECK_REFUSED("--seed 99999999999999999999: out of range, at most 2147483647", "train",
+                  "--seed", "99999999999999999999");
+    CHECK_REFUSED("--gamma nan: not a finite number", "train", "--gamma", "nan");
+    CHECK_REFUSED("--dropout nan: not a finite number", "train", "--dropout", "nan");
+    CHECK_REFUSED("--clip-norm nan: not a finite number", "train", "--clip-norm", "nan");
+    CHECK_REFUSED("--lr inf: not a finite number", "train", "--lr=inf");
+    CHECK_REFUSED("--lr 1e999: not a finite number", "train", "--lr", "1e999");
+    CHECK_REFUSED("--lr 0: out of range, must be above 0", "train", "--lr", "0");
+    CHECK_REFUSED("--dropout 1: out of range, must be below 1", "train", "--dropout", "1");
+    CHECK_REFUSED("--momentum -0.5: out of range, at least 0", "train", "--momentum", "-0.5");
+    CHECK_REFUSED("--gamma 2: out of range, at most 1", "train", "--gamma", "2");
+    CHECK_REFUSED("--label-smoothing 1.5: out of range, at most 1", "train", "--label-smoothing", "1.5");
+    CHECK_REFUSED("--hflip -1: out of range, at least 0", "train", "--hflip", "-1");
+    CHECK_REFUSED("--weight-decay -1: out of range, at least 0", "train", "--weight-decay", "-1");
+    CHECK_REFUSED("--patience -1: out of range, at least 0", "train", "--patience", "-1");
+    /* a thread count that would overflow the stack inside the OpenMP runtime is refused */
+    CHECK_REFUSED("--threads 100000: out of range, at most 256", "train", "--threads", "100000");
+    CHECK_REFUSED("--epochs needs an integer value, got 1.5", "train", "--epochs", "1.5");
     CHECK_REFUSED("--epochs needs an integer value, got abc", "train", "--epochs", "abc");
     CHECK_REFUSED("--epochs needs an integer value, got ", "train", "--epochs=");
     CHECK_REFUSED("--seed needs an integer value", "train", "--seed", "");
     CHECK_REFUSED("--lr needs a number value, got fast", "train", "--lr=fast");
     CHECK_REFUSED("--batch needs an integer value", "train", "--batch");
     CHECK_REFUSED("--prefetch takes no value", "train", "--prefetch=1");
-    CHECK_REFUSED("must be >= 1", "train", "--epochs", "0");
-    CHECK_REFUSED("must be >= 1", "train", "--stop-after", "-1");
+    CHECK_REFUSED("--epochs 0: out of range, at least 1", "train", "--epochs", "0");
+    CHECK_REFUSED("--stop-after -1: out of range, at least 0", "train", "--stop-after", "-1");
     CHECK_REFUSED("unexpected argument 'extra'", "train", "extra");
     CHECK_REFUSED(tpath("no-such-dir"), "train", "--data", tpath("no-such-dir"), "--out",
                   tpath("never"));
@@ -208,7 +248,7 @@ static void bad_usage_fails_with_a_message(void) {
                   tpath("data"), "--model", "100-10", "--out", tpath("never"));
     CHECK_REFUSED("--act 'sparkle': unknown activation", "train", "--data", tpath("data"), "--act",
                   "sparkle", "--out", tpath("never"));
-    CHECK_REFUSED("--optim 'lion'", "train", "--data", tpath("data"), "--optim", "lion", "--out",
+    CHECK_REFUSED("--optim 'lion': expected one of", "train", "--data", tpath("data"), "--optim", "lion", "--out",
                   tpath("never"));
     CHECK_REFUSED("--sched 'wavy'", "train", "--data", tpath("data"), "--sched", "wavy", "--out",
                   tpath("never"));
@@ -218,9 +258,9 @@ static void bad_usage_fails_with_a_message(void) {
                   tpath("afile/sub"));
     CHECK_REFUSED("is not a folder", "train", "--data", tpath("data"), "--out", tpath("afile"));
     CHECK_REFUSED("needs WEIGHTS", "eval");
-    CHECK_REFUSED("--batch must be >= 1", "eval", tpath("w.safetensors"), "--batch", "0");
-    CHECK_REFUSED("--top must be 1 to 16", "predict", tpath("w.safetensors"), "x.pgm", "--top",
-                  "17");
+    CHECK_REFUSED("--batch 0: out of range, at least 1", "eval", tpath("w.safetensors"), "--batch", "0");
+    CHECK_REFUSED("--top 17: out of range, at most 16", "predict", tpath("w.safetensors"), "x.pgm",
+                  "--top", "17");
     CHECK_REFUSED("needs WEIGHTS and INPUT", "predict", tpath("w.safetensors"));
     CHECK_REFUSED("needs JSON and OUT_PREFIX", "convert-mnist", "x.json");
     CHECK(!exists(tpath("never/model.safetensors")));
@@ -439,14 +479,14 @@ static void data_errors_name_the_file_and_the_sample(void) {
         CHECK_REFUSED("apt-get install dataset-fashion-mnist", "eval", tpath("A/model.safetensors"));
     }
     static const char *const bad[][3] = {
-        {"hflip", "nan", "--hflip nan: expected a probability in [0, 1]"},
+        {"hflip", "nan", "--hflip nan: not a finite number"},
         {"hflip", "1.5", "--hflip 1.5"},
-        {"noise", "-0.1", "--noise -0.1: expected a finite std >= 0"},
+        {"noise", "-0.1", "--noise -0.1: out of range, at least 0"},
         {"noise", "inf", "--noise inf"},
-        {"pad", "-1", "--pad -1: expected pixels >= 0"},
-        {"rotate", "nan", "--rotate nan: expected degrees in [0, 180]"},
+        {"pad", "-1", "--pad -1: out of range, at least 0"},
+        {"rotate", "nan", "--rotate nan: not a finite number"},
         {"rotate", "200", "--rotate 200"},
-        {"crop-scale", "1.5", "--crop-scale 1.5: expected 0 (off) or an area fraction in (0, 1]"},
+        {"crop-scale", "1.5", "--crop-scale 1.5: out of range, at most 1"},
         {"crop-scale", "-0.5", "--crop-scale -0.5"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -567,10 +607,199 @@ static void predict_classifies_pictures_and_idx_files(void) {
     CHECK_REFUSED("above maxval", "predict", tpath("A/model.safetensors"), tpath("over.pgm"));
     CHECK_REFUSED("missing.png: cannot open", "predict", tpath("A/model.safetensors"),
                   tpath("missing.png"));
+    /* a picture of another size: both sizes are said, and --resize scales it */
+    static uint8_t big[56 * 56];
+    draw(px, 3, false);
+    for (int i = 0; i < 56 * 56; i++) big[i] = px[(i / 56 / 2) * 28 + (i % 56) / 2];
+    write_pgm(tpath("three56.pgm"), 56, 56, big);
+    CHECK_REFUSED("three56.pgm: the picture is 56×56, the model takes 28×28 (--resize scales it)",
+                  "predict", tpath("A/model.safetensors"), tpath("three56.pgm"));
+    CHECK_RUNS("predict", tpath("A/model.safetensors"), tpath("three56.pgm"), "--resize");
+    CHECK_STR_CONTAINS(out_text, "three56.pgm: class 3  (");
     /* the good inputs beside a bad one are still predicted */
     CHECK(NABLA("predict", tpath("A/model.safetensors"), tpath("garbage.bin"),
                 tpath("three.pgm")) == 1);
     CHECK_STR_CONTAINS(out_text, "three.pgm: class 3");
+}
+
+static void predict_names_the_classes_of_fashion_mnist_and_mnist(void) {
+    /* the names follow the data folder's name, or --classes */
+    CHECK(symlink(data_dir(), tpath("fashion-mnist")) == 0);
+    CHECK_RUNS("train", "--data", tpath("fashion-mnist"), "--epochs", "2", "--batch", "32", "--lr",
+               "0.05", "--out", tpath("FM"));
+    CHECK_RUNS("predict", tpath("FM/model.safetensors"), tpath("three.pgm"), tpath("seven.png"));
+    CHECK_STR_CONTAINS(out_text, "three.pgm: class 3: Dress  (");
+    CHECK_STR_CONTAINS(out_text, "seven.png: class 7: Sneaker  (");
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--batch", "32", "--lr", "0.05",
+               "--out", tpath("DG"), "--classes", "digits");
+    CHECK_RUNS("predict", tpath("DG/model.safetensors"), tpath("three.pgm"));
+    CHECK_STR_CONTAINS(out_text, "three.pgm: class 3: three  (");
+    CHECK_REFUSED("--classes names 2 classes, the data has 10", "train", "--data", data_dir(),
+                  "--classes", "cat,dog", "--out", tpath("never"));
+}
+
+/* ---------------------------------------------------------------- divergence, kills, limits */
+
+/* The bytes of OUT's model and checkpoint, to see that a failed run leaves them alone. */
+typedef struct {
+    char *model, *ckpt;
+    size_t n_model, n_ckpt;
+} saved_files;
+
+static saved_files files_of(const char *out) {
+    char m[600], c[600];
+    snprintf(m, sizeof m, "%s/model.safetensors", out);
+    snprintf(c, sizeof c, "%s/checkpoint.safetensors", out);
+    saved_files f;
+    f.model = read_all(m, &f.n_model);
+    f.ckpt = read_all(c, &f.n_ckpt);
+    return f;
+}
+
+static bool same_files(saved_files a, saved_files b) {
+    return a.model && b.model && a.ckpt && b.ckpt && a.n_model == b.n_model && a.n_ckpt == b.n_ckpt &&
+           !memcmp(a.model, b.model, a.n_model) && !memcmp(a.ckpt, b.ckpt, a.n_ckpt);
+}
+
+static void free_files(saved_files f) {
+    free(f.model);
+    free(f.ckpt);
+}
+
+static void a_diverging_run_stops_and_leaves_the_last_good_files(void) {
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "1", "--out", tpath("D"), "--model",
+               "784-16-10");
+    saved_files good = files_of(tpath("D"));
+    /* a loss that explodes while staying finite (lr 1e6: ~1e12 at the second step) */
+    CHECK_REFUSED("training diverged at step ", "train", "--data", data_dir(), "--epochs", "2",
+                  "--out", tpath("D"), "--model", "784-16-10", "--lr", "1e6");
+    CHECK_STR_CONTAINS(err_text, " of epoch 1: the loss is ");
+    CHECK_STR_CONTAINS(err_text, "nothing of epoch 1 was saved");
+    saved_files after = files_of(tpath("D"));
+    CHECK(same_files(good, after));
+    free_files(after);
+    /* the last step of an epoch breaks the weights, with no batch loss to show it: one step an
+     * epoch, so only the evaluation sees it */
+    CHECK_REFUSED("training diverged at the evaluation of epoch 1", "train", "--data", data_dir(),
+                  "--limit", "32", "--batch", "32", "--out", tpath("D"), "--model", "784-16-10",
+                  "--lr", "1e6");
+    after = files_of(tpath("D"));
+    CHECK(same_files(good, after));
+    free_files(after);
+    free_files(good);
+    CHECK_RUNS("eval", tpath("D/model.safetensors"), "--data", data_dir());
+    CHECK_STR_CONTAINS(out_text, "test: 200 samples");
+}
+
+static void a_model_file_left_behind_by_a_kill_is_named_and_rewritten(void) {
+    const char *model[] = {"--model", "784-16-10", "--epochs", "3", "--data", NULL};
+    CHECK_RUNS("train", model[0], model[1], model[2], model[3], model[4], data_dir(), "--out",
+               tpath("KW"));
+    CHECK_RUNS("train", model[0], model[1], model[2], model[3], model[4], data_dir(), "--out",
+               tpath("K"), "--stop-after", "1");
+    size_t n;
+    char *epoch1 = read_all(tpath("K/model.safetensors"), &n);
+    CHECK_RUNS("train", model[0], model[1], model[2], model[3], model[4], data_dir(), "--out",
+               tpath("K"), "--stop-after", "2", "--resume", tpath("K/checkpoint.safetensors"));
+    CHECK_RUNS("eval", tpath("K/model.safetensors"), "--data", data_dir());
+    CHECK(strstr(err_text, "note:") == NULL);
+    /* killed after the checkpoint of epoch 2 was written, before the model was */
+    write_bytes(tpath("K/model.safetensors"), epoch1, n);
+    free(epoch1);
+    CHECK_RUNS("eval", tpath("K/model.safetensors"), "--data", data_dir());
+    CHECK_STR_CONTAINS(err_text, "holds the weights of epoch 1, older than ");
+    CHECK_STR_CONTAINS(err_text, "which names epoch 2");
+    CHECK_RUNS("train", model[0], model[1], model[2], model[3], model[4], data_dir(), "--out",
+               tpath("K"), "--resume", tpath("K/checkpoint.safetensors"));
+    CHECK_STR_CONTAINS(err_text, "holds the weights of epoch 1, older than the checkpoint's epoch 2");
+    CHECK_STR_CONTAINS(err_text, "from the checkpoint's weights (epoch 2)");
+    CHECK_RUNS("eval", tpath("K/model.safetensors"), "--data", data_dir());
+    CHECK(strstr(err_text, "note:") == NULL);
+    CHECK(same_file(tpath("KW/model.safetensors"), tpath("K/model.safetensors")));
+    CHECK(same_file(tpath("KW/checkpoint.safetensors"), tpath("K/checkpoint.safetensors")));
+    /* a killed write's temporary (named by its writer's pid, now dead) is removed by the next
+     * run; one of an earlier version (no pid) once it is an hour old */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char killed[64];
+    snprintf(killed, sizeof killed, "K/model.safetensors.tmp.%d-0", (int)dead);
+    write_text(tpath(killed), "half a file");
+    write_text(tpath("K/curves.svg.tmp.AbC123"), "half a file");
+    struct timespec two_hours_ago[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+    CHECK(utimensat(AT_FDCWD, tpath("K/curves.svg.tmp.AbC123"), two_hours_ago, 0) == 0);
+    CHECK_RUNS("train", model[0], model[1], model[2], model[3], model[4], data_dir(), "--out",
+               tpath("K"), "--resume", tpath("K/checkpoint.safetensors"));
+    CHECK(!exists(tpath(killed)));
+    CHECK(!exists(tpath("K/curves.svg.tmp.AbC123")));
+}
+
+static void a_file_size_limit_is_an_error_message_not_a_silent_kill(void) {
+    struct rlimit old, lim;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = 64 * 1024; /* below the size of the checkpoint */
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    int rc = NABLA("train", "--data", data_dir(), "--epochs", "1", "--out", tpath("Z"));
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK_EQ_INT(rc, 1);
+    CHECK_STR_CONTAINS(err_text, "File too large");
+}
+
+/* Epoch lines with "val loss": the epoch (1-based) of the lowest one, and how many lines. */
+static int best_val_epoch(const char *text, int *lines) {
+    int best = 0;
+    double best_loss = INFINITY;
+    *lines = 0;
+    for (const char *p = strstr(text, "epoch "); p; p = strstr(p + 1, "\nepoch ")) {
+        int e, total;
+        double tl, ta, vl;
+        if (sscanf(p + (*p == '\n'), "epoch %d/%d  train loss %lf acc %lf%%  val loss %lf", &e, &total, &tl,
+                   &ta, &vl) != 5)
+            continue;
+        ++*lines;
+        if (vl < best_loss) best_loss = vl, best = e;
+    }
+    return best;
+}
+
+static void early_stopping_picks_on_a_validation_split_and_restores_the_best(void) {
+    /* 20 training samples overfit: the validation loss turns up after a few epochs */
+    CHECK_RUNS("train", "--data", data_dir(), "--early-stop", "2", "--epochs", "12", "--lr", "0.2",
+               "--limit", "40", "--val", "20", "--batch", "4", "--sched", "none", "--model",
+               "784-32-10", "--out", tpath("V"));
+    int lines, best = best_val_epoch(out_text, &lines);
+    CHECK(best >= 1 && lines == best + 2);
+    CHECK_STR_CONTAINS(out_text, "early stop: val loss has not improved for 2 epochs");
+    char restored[80];
+    snprintf(restored, sizeof restored, "restored the weights of epoch %d, the best val loss", best);
+    CHECK_STR_CONTAINS(out_text, restored);
+    const char *fin = strstr(out_text, "\ntest loss ");
+    double loss = -1, acc = -1, eval_loss = -2, eval_acc = -2;
+    int of = -1;
+    CHECK(fin && sscanf(fin + 1, "test loss %lf acc %lf%% (the weights of epoch %d)", &loss, &acc, &of) == 3);
+    CHECK_EQ_INT(of, best);
+    /* model.safetensors holds those weights: eval finds the same figures, and no mismatch */
+    CHECK_RUNS("eval", tpath("V/model.safetensors"), "--data", data_dir());
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &eval_loss, &eval_acc) == 2);
+    CHECK_NEAR(eval_loss, loss, 1e-4, 0);
+    CHECK_NEAR(eval_acc, acc, 1e-2, 0);
+    CHECK(strstr(err_text, "note:") == NULL);
+
+    /* without --val, a tenth of the training samples is held out, and the output says so */
+    CHECK_RUNS("train", "--data", data_dir(), "--early-stop", "3", "--epochs", "1", "--out",
+               tpath("V2"), "--model", "784-16-10");
+    CHECK_STR_CONTAINS(err_text, "validation: the last 60 training samples are held out");
+    CHECK_STR_CONTAINS(out_text, "val loss");
+    CHECK_STR_CONTAINS(out_text, "(the weights of epoch 1)");
+    CHECK_RUNS("train", "--data", data_dir(), "--sched", "plateau", "--patience", "1", "--epochs",
+               "1", "--out", tpath("V3"), "--model", "784-16-10");
+    CHECK_STR_CONTAINS(err_text, "validation: the last 60 training samples");
+    /* --val 0 asks for the test set */
+    CHECK_RUNS("train", "--data", data_dir(), "--early-stop", "3", "--epochs", "1", "--val", "0",
+               "--out", tpath("V4"), "--model", "784-16-10");
+    CHECK(strstr(err_text, "validation:") == NULL);
+    CHECK_STR_CONTAINS(out_text, "test loss");
 }
 
 /* ---------------------------------------------------------------- convert-mnist and model files */
@@ -612,6 +841,10 @@ static void convert_mnist_output_trains(void) {
     write_text(tpath("bad.json"),
                "{\"training\": [{\"input\": [1, 2], \"output\": [1]}], \"test\": []}");
     CHECK_REFUSED("bad.json", "convert-mnist", tpath("bad.json"), prefix);
+    /* the README's line names a folder that does not exist yet: it is made */
+    snprintf(prefix, sizeof prefix, "%s/", tpath("made/for/mnist"));
+    CHECK_RUNS("convert-mnist", tpath("mnist.json"), prefix);
+    CHECK(exists(tpath("made/for/mnist/t10k-images-idx3-ubyte.gz")));
     CHECK_REFUSED("convert-mnist", "convert-mnist", tpath("absent.json"), prefix);
 }
 
@@ -683,6 +916,11 @@ int main(int argc, char **argv) {
     eval_reports_the_last_epochs_test_accuracy();
     data_errors_name_the_file_and_the_sample();
     predict_classifies_pictures_and_idx_files();
+    predict_names_the_classes_of_fashion_mnist_and_mnist();
+    a_diverging_run_stops_and_leaves_the_last_good_files();
+    a_model_file_left_behind_by_a_kill_is_named_and_rewritten();
+    a_file_size_limit_is_an_error_message_not_a_silent_kill();
+    early_stopping_picks_on_a_validation_split_and_restores_the_best();
     convert_mnist_output_trains();
     model_files_build_residual_blocks_and_reject_unknown_keys();
 

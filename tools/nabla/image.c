@@ -102,3 +102,27 @@ uint8_t *image_read_gray(const char *path, int *width, int *height, char *err, s
     fclose(f);
     return px;
 }
+
+/* Bilinear resampling with pixel centres aligned (source x = (x + 0.5) * w / nw - 0.5, clamped
+ * at the edges), as torch's interpolate(mode="bilinear", align_corners=False): halving a
+ * picture averages each 2x2 block. */
+uint8_t *image_resize(const uint8_t *px, int w, int h, int nw, int nh) {
+    uint8_t *out = malloc((size_t)nw * (size_t)nh);
+    if (!out) return NULL;
+    for (int y = 0; y < nh; y++) {
+        double sy = (y + 0.5) * h / nh - 0.5;
+        sy = sy < 0 ? 0 : sy > h - 1 ? h - 1 : sy;
+        int y0 = (int)sy, y1 = y0 + 1 < h ? y0 + 1 : y0;
+        double fy = sy - y0;
+        for (int x = 0; x < nw; x++) {
+            double sx = (x + 0.5) * w / nw - 0.5;
+            sx = sx < 0 ? 0 : sx > w - 1 ? w - 1 : sx;
+            int x0 = (int)sx, x1 = x0 + 1 < w ? x0 + 1 : x0;
+            double fx = sx - x0;
+            double top = px[y0 * w + x0] * (1 - fx) + px[y0 * w + x1] * fx;
+            double bottom = px[y1 * w + x0] * (1 - fx) + px[y1 * w + x1] * fx;
+            out[y * nw + x] = (uint8_t)(top * (1 - fy) + bottom * fy + 0.5);
+        }
+    }
+    return out;
+}

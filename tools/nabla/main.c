@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <string.h>
 
 static void usage(FILE *out) {
@@ -18,7 +19,10 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
     int rc;
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    /* Past a file-size limit (ulimit -f) a write would kill the process with SIGXFSZ and no
+     * word; ignored, the write fails with EFBIG and the command says which file. */
+    signal(SIGXFSZ, SIG_IGN);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }

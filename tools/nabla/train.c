@@ -3,10 +3,28 @@
  * shuffled training set (zero_grad, forward, loss, backward, step) with a progress bar, an
  * evaluation pass, one line of figures, the curves rewritten (CSV + SVG) and a checkpoint, so
  * an interrupted run resumes (--resume) exactly where it stopped.
+ *
+ * Files and kills.  The checkpoint is the truth and is written first; model.safetensors is
+ * derived from it and written second, with the epoch of its weights in its metadata, and the
+ * checkpoint's progress record names the epoch the model file must hold ("model_epoch").  A
+ * kill between the two writes leaves the model file one write behind, which --resume detects,
+ * says, and repairs from the checkpoint's weights before training on; `nabla eval` says it too.
+ *
+ * Model selection.  With --early-stop or --sched plateau, the run picks on a validation split
+ * (the last tenth of the training samples unless --val says otherwise), model.safetensors holds
+ * the best epoch's weights (written only when the validation loss improves, as Keras's
+ * ModelCheckpoint(save_best_only)), and at the end those weights are restored and the test
+ * figures reported for them (Keras's restore_best_weights).
+ *
+ * Divergence.  A batch loss that is not finite, or above DIVERGENCE_FACTOR times the larger of
+ * ln(classes) (the loss of a classifier that guesses uniformly) and the run's first batch loss,
+ * stops the run at that step; so does such an evaluation loss.  Nothing of that epoch is saved:
+ * the files of the last good epoch stay, and the exit status is 1.
  */
 #include "cli.h"
 #include "nabla/loss.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,10 +32,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#define DIVERGENCE_FACTOR 100.0
+
 typedef struct {
-    const char *model, *model_file, *act, *data, *optim, *sched, *out, *resume;
+    const char *model, *model_file, *act, *data, *optim, *sched, *out, *resume, *classes;
     double dropout, lr, momentum, weight_decay, gamma, label_smoothing, clip_norm, hflip, noise;
-    int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after, pad;
+    int epochs, batch, seed, threads, step_size, warmup, early_stop, val, limit, stop_after, pad, patience;
     bool batchnorm, nesterov, prefetch;
     const char *init; /* --init: a weight scheme for the whole model, or NULL */
     double rotate, crop_scale; /* augmentation, read by load_data */
@@ -27,14 +47,20 @@ typedef struct {
     nb_module *model;
     nb_optim *optim;
     nb_sched *sched;
-    nb_dataset *train_set, *eval_set;
-    nb_loader *train, *eval;
+    nb_dataset *train_set, *eval_set, *test_set; /* test_set: only beside a validation split */
+    nb_loader *train, *eval, *test;
     nb_curves *curves;
-    json_t *spec;
-    int64_t epoch; /* epochs done */
-    double best;   /* best evaluation loss so far */
-    int bad_epochs;
+    json_t *spec, *classes; /* classes: names, or NULL */
+    int64_t epoch;          /* epochs done */
+    double best;            /* best evaluation loss so far */
+    int bad_epochs, val;    /* val: samples held out for validation (0: evaluation on the test set) */
+    int64_t model_epoch;    /* the epoch whose weights model.safetensors holds */
+    char best_path[4096];   /* the file that holds those weights (beside --resume's checkpoint at first) */
+    double diverged_above;  /* a batch loss above this is divergence (0: not set yet) */
 } run;
+
+/* Early stopping and the plateau schedule choose among epochs by the evaluation loss. */
+static bool selecting(const train_opts *o) { return o->early_stop > 0 || !strcmp(o->sched, "plateau"); }
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -61,12 +87,8 @@ static nb_optim *make_optim(const train_opts *o, nb_module *m) {
     else if (!strcmp(o->optim, "rmsprop"))
         opt = nb_rmsprop_new(n, params, (nb_rmsprop_opts){.lr = o->lr, .momentum = o->momentum,
                                                           .weight_decay = o->weight_decay});
-    else if (!strcmp(o->optim, "adagrad"))
+    else /* adagrad: the flag's choices leave no other */
         opt = nb_adagrad_new(n, params, (nb_adagrad_opts){.lr = o->lr, .weight_decay = o->weight_decay});
-    else {
-        fprintf(stderr, "nabla: --optim '%s': expected sgd, adam, adamw, rmsprop or adagrad\n", o->optim);
-        return NULL;
-    }
     if (!opt) cli_fail("optimiser");
     return opt;
 }
@@ -81,13 +103,9 @@ static nb_sched *make_sched(const train_opts *o, nb_optim *opt, bool *ok) {
     else if (!strcmp(o->sched, "cosine")) s = nb_cosinelr_new(opt, main_epochs, 0.0);
     else if (!strcmp(o->sched, "step")) s = nb_steplr_new(opt, o->step_size, o->gamma);
     else if (!strcmp(o->sched, "exp")) s = nb_exponentiallr_new(opt, o->gamma);
-    else if (!strcmp(o->sched, "plateau")) s = nb_plateau_new(opt, (nb_plateau_opts){.factor = o->gamma, .patience = 2});
-    else if (!strcmp(o->sched, "onecycle"))
+    else if (!strcmp(o->sched, "plateau")) s = nb_plateau_new(opt, (nb_plateau_opts){.factor = o->gamma, .patience = o->patience});
+    else /* onecycle: the flag's choices leave no other */
         s = nb_onecyclelr_new(opt, (nb_onecycle_opts){.max_lr = o->lr, .total_steps = main_epochs});
-    else {
-        fprintf(stderr, "nabla: --sched '%s': expected none, cosine, step, exp, plateau or onecycle\n", o->sched);
-        return *ok = false, NULL;
-    }
     if (strcmp(o->sched, "none") && !s) return cli_fail("schedule"), *ok = false, NULL;
     if (o->warmup <= 0) return s;
     if (!strcmp(o->sched, "plateau")) {
@@ -111,15 +129,15 @@ static nb_tensor *batch_loss(const train_opts *o, nb_module *m, nb_tensor *x, nb
     return loss;
 }
 
-static bool evaluate(const train_opts *o, run *r, double *loss, double *acc) {
+static bool evaluate(const train_opts *o, run *r, nb_loader *ld, double *loss, double *acc) {
     nb_module_train(r->model, false);
     double sum = 0;
     int64_t correct = 0, seen = 0;
     nb_tensor *x, *y;
-    nb_loader_reset(r->eval);
+    nb_loader_reset(ld);
     bool ok = true;
     NB_NO_GRAD {
-        while (ok && nb_loader_next(r->eval, &x, &y)) {
+        while (ok && nb_loader_next(ld, &x, &y)) {
             nb_scope_begin();
             nb_tensor *l = batch_loss(o, r->model, x, y, &correct);
             ok = l != NULL;
@@ -135,6 +153,25 @@ static bool evaluate(const train_opts *o, run *r, double *loss, double *acc) {
     return true;
 }
 
+/* The divergence threshold, from the first batch of this invocation (see the opening comment). */
+static void set_divergence_threshold(run *r, double first_loss, int64_t classes) {
+    double uniform = log((double)(classes > 1 ? classes : 2));
+    r->diverged_above = DIVERGENCE_FACTOR * (first_loss > uniform && isfinite(first_loss) ? first_loss : uniform);
+}
+
+/* False (after saying where, what, and that the last good files stay) when loss is divergence. */
+static bool loss_is_sane(const train_opts *o, const run *r, double loss, const char *where) {
+    if (isfinite(loss) && loss <= r->diverged_above) return true;
+    fprintf(stderr, "\nnabla: training diverged at %s of epoch %lld: the loss is %g", where,
+            (long long)r->epoch + 1, loss);
+    if (isfinite(loss))
+        fprintf(stderr, ", above %g (%g times the larger of ln(classes) and the first batch's loss)",
+                r->diverged_above, DIVERGENCE_FACTOR);
+    fprintf(stderr, ".\nnabla: nothing of epoch %lld was saved: the files in %s are left as they were. "
+            "Try a lower --lr, or --clip-norm.\n", (long long)r->epoch + 1, o->out);
+    return false;
+}
+
 static bool train_epoch(const train_opts *o, run *r, double *loss, double *acc) {
     char label[48], post[64];
     snprintf(label, sizeof label, "epoch %lld/%d", (long long)r->epoch + 1, o->epochs);
@@ -143,27 +180,25 @@ static bool train_epoch(const train_opts *o, run *r, double *loss, double *acc) 
     nb_tensor *params[1024], *x, *y;
     int np = nb_module_parameters(r->model, params, 1024);
     double sum = 0;
-    int64_t correct = 0, seen = 0, step = 0;
-    bool ok = true;
+    int64_t correct = 0, seen = 0, step = 0, steps = nb_loader_len(r->train);
+    bool ok = true, sane = true;
     while (ok && nb_loader_next(r->train, &x, &y)) {
         nb_scope_begin();
         nb_optim_zero_grad(r->optim);
         nb_tensor *l = batch_loss(o, r->model, x, y, &correct);
-        ok = l && nb_backward(l) == NB_OK;
+        double v = l ? nb_item(l) : NAN;
+        if (l && r->diverged_above == 0) set_divergence_threshold(r, v, nb_dataset_info_get(r->train_set).num_classes);
+        step++;
+        char where[64];
+        snprintf(where, sizeof where, "step %lld/%lld", (long long)step, (long long)steps);
+        ok = l && (sane = loss_is_sane(o, r, v, where)) && nb_backward(l) == NB_OK;
         if (ok && o->clip_norm > 0) nb_clip_grad_norm(np, params, (float)o->clip_norm, 2.0f);
         ok = ok && nb_optim_step(r->optim) == NB_OK;
         if (ok) {
-            float v = nb_item(l);
-            if (!isfinite(v)) {
-                fprintf(stderr, "\nnabla: the loss became %g at step %lld of epoch %lld: lower --lr\n",
-                        v, (long long)step, (long long)r->epoch + 1);
-                ok = false;
-            }
             sum += v * (double)nb_size(x, 0);
             seen += nb_size(x, 0);
         }
         nb_scope_end();
-        step++;
         if (ok && (step & 15) == 0) {
             snprintf(post, sizeof post, "loss %.4f", sum / (double)seen);
             nb_progress_update(bar, step, post);
@@ -173,7 +208,7 @@ static bool train_epoch(const train_opts *o, run *r, double *loss, double *acc) 
         snprintf(post, sizeof post, "loss %.4f", sum / (double)seen);
         nb_progress_update(bar, step, post);
         nb_progress_finish(bar, post);
-    } else if (nb_error_code()) {
+    } else if (sane) { /* divergence has said its piece */
         cli_fail("training step");
     }
     nb_progress_free(bar);
@@ -205,9 +240,9 @@ static char *progress_json(const train_opts *o, const run *r) {
             json_array_append_new(row, isfinite(v[k]) ? json_real(v[k]) : json_null());
         json_array_append_new(rows, row);
     }
-    json_t *root = json_pack("{s:o,s:o,s:i,s:i}", "curves", rows, "best",
+    json_t *root = json_pack("{s:o,s:o,s:i,s:i,s:I}", "curves", rows, "best",
                              isfinite(r->best) ? json_real(r->best) : json_null(), "bad_epochs",
-                             r->bad_epochs, "seed", o->seed);
+                             r->bad_epochs, "seed", o->seed, "model_epoch", (json_int_t)r->model_epoch);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return text;
@@ -232,6 +267,8 @@ static bool restore_progress(const train_opts *o, run *r, const char *text) {
     if (ok) {
         r->best = json_is_null(best) ? INFINITY : json_number_value(best);
         r->bad_epochs = (int)json_integer_value(json_object_get(root, "bad_epochs"));
+        json_t *me = json_object_get(root, "model_epoch"); /* absent before it was recorded */
+        r->model_epoch = json_is_integer(me) ? json_integer_value(me) : r->epoch;
         /* shuffling follows --seed, so another seed gives other batches than the first run's */
         if (json_integer_value(seed) != o->seed)
             fprintf(stderr, "nabla: note: the checkpoint's run used --seed %lld, this one --seed %d\n",
@@ -242,18 +279,36 @@ static bool restore_progress(const train_opts *o, run *r, const char *text) {
     return ok;
 }
 
-static bool save_outputs(const train_opts *o, run *r) {
-    char *spec = json_dumps(r->spec, JSON_COMPACT | JSON_SORT_KEYS), *prog = progress_json(o, r);
-    const char *keys[] = {"nabla.model"}, *values[] = {spec};
-    bool ok = spec && prog && nb_curves_write_csv(r->curves, join(o->out, "curves.csv")) == NB_OK &&
+/* OUT/model.safetensors from the model's present weights, taken after r->model_epoch epochs. */
+static bool save_model(const train_opts *o, run *r) {
+    char *spec = json_dumps(r->spec, JSON_COMPACT | JSON_SORT_KEYS), epoch[32];
+    json_t *shape = json_array();
+    nb_dataset_info info = nb_dataset_info_get(r->train_set);
+    for (int i = 0; i < info.sample_ndim; i++) json_array_append_new(shape, json_integer(info.sample_shape[i]));
+    char *input = json_dumps(shape, JSON_COMPACT), *classes = r->classes ? json_dumps(r->classes, JSON_COMPACT) : NULL;
+    snprintf(epoch, sizeof epoch, "%lld", (long long)r->model_epoch);
+    const char *keys[] = {META_SPEC, META_EPOCH, META_INPUT, META_CLASSES}, *values[] = {spec, epoch, input, classes};
+    snprintf(r->best_path, sizeof r->best_path, "%s", join(o->out, "model.safetensors"));
+    bool ok = spec && input && nb_module_save(r->model, r->best_path, classes ? 4 : 3, keys, values) == NB_OK;
+    if (!ok) cli_fail("saving the model");
+    json_decref(shape);
+    free(spec);
+    free(input);
+    free(classes);
+    return ok;
+}
+
+/* The curves, then the checkpoint, then (with_model) the model: see the opening comment. */
+static bool save_outputs(const train_opts *o, run *r, bool with_model) {
+    if (with_model) r->model_epoch = r->epoch;
+    char *prog = progress_json(o, r);
+    bool ok = prog && nb_curves_write_csv(r->curves, join(o->out, "curves.csv")) == NB_OK &&
               nb_curves_write_svg(r->curves, join(o->out, "curves.svg"), "nabla train") == NB_OK &&
-              nb_module_save(r->model, join(o->out, "model.safetensors"), 1, keys, values) == NB_OK &&
               nb_checkpoint_save(join(o->out, "checkpoint.safetensors"), r->model, r->optim, r->sched,
                                  r->epoch, prog) == NB_OK;
     if (!ok) cli_fail("saving results");
-    free(spec);
     free(prog);
-    return ok;
+    return ok && (!with_model || save_model(o, r));
 }
 
 /* ---- setup */
@@ -291,30 +346,7 @@ bool cli_check_labels(nb_module *m, const nb_dataset *ds) {
     return true;
 }
 
-/* The augmentation flags, refused with the flag's name before any data is read. */
-static bool augment_flags_ok(const train_opts *o) {
-    const struct {
-        const char *flag;
-        double value;
-        bool ok;
-        const char *want;
-    } rows[] = {
-        {"pad", o->pad, o->pad >= 0, "pixels >= 0"},
-        {"hflip", o->hflip, o->hflip >= 0 && o->hflip <= 1, "a probability in [0, 1]"},
-        {"noise", o->noise, isfinite(o->noise) && o->noise >= 0, "a finite std >= 0"},
-        {"rotate", o->rotate, o->rotate >= 0 && o->rotate <= 180, "degrees in [0, 180]"},
-        {"crop-scale", o->crop_scale, o->crop_scale == 0 || (o->crop_scale > 0 && o->crop_scale <= 1),
-         "0 (off) or an area fraction in (0, 1]"},
-    };
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
-        if (!rows[i].ok)
-            return fprintf(stderr, "nabla: --%s %g: expected %s\n", rows[i].flag, rows[i].value,
-                           rows[i].want), false;
-    return true;
-}
-
 static bool load_data(const train_opts *o, run *r) {
-    if (!augment_flags_ok(o)) return false;
     r->train_set = nb_mnist_read(o->data, true);
     r->eval_set = r->train_set ? nb_mnist_read(o->data, false) : NULL;
     if (!r->eval_set) return cli_data_failed(o->data), false;
@@ -327,12 +359,18 @@ static bool load_data(const train_opts *o, run *r) {
         r->train_set = sub;
         n = o->limit;
     }
-    if (o->val > 0) { /* hold out the last o->val training samples for validation */
-        if (o->val >= n) return fprintf(stderr, "nabla: --val %d leaves no training data\n", o->val), false;
-        nb_dataset *val = nb_dataset_subset(r->train_set, n - o->val, o->val);
-        nb_dataset *rest = nb_dataset_subset(r->train_set, 0, n - o->val);
-        nb_dataset_free(r->eval_set);
+    /* Hold out the last r->val training samples for validation; by default a tenth when epochs
+     * are chosen by the evaluation loss, which must not be the test set's. */
+    r->val = o->val >= 0 ? o->val : selecting(o) ? (int)(n / 10 > 0 ? n / 10 : 1) : 0;
+    if (r->val > 0) {
+        if (r->val >= n) return fprintf(stderr, "nabla: --val %d leaves no training data\n", r->val), false;
+        if (o->val < 0)
+            fprintf(stderr, "validation: the last %d training samples are held out for --early-stop and "
+                    "--sched plateau to pick on, not the test set (--val N to choose, --val 0 for the test set)\n", r->val);
+        nb_dataset *val = nb_dataset_subset(r->train_set, n - r->val, r->val);
+        nb_dataset *rest = nb_dataset_subset(r->train_set, 0, n - r->val);
         nb_dataset_free(r->train_set);
+        r->test_set = r->eval_set;
         r->eval_set = val;
         r->train_set = rest;
     }
@@ -351,7 +389,8 @@ static bool load_data(const train_opts *o, run *r) {
                                                             .seed = (uint64_t)o->seed, .prefetch = o->prefetch,
                                                             .transforms = augment});
     r->eval = nb_loader_new(r->eval_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf});
-    if (!r->train || !r->eval) return cli_fail("making the data loaders"), false;
+    r->test = r->test_set ? nb_loader_new(r->test_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf}) : r->eval;
+    if (!r->train || !r->eval || !r->test) return cli_fail("making the data loaders"), false;
     return true;
 }
 
@@ -413,23 +452,54 @@ static void free_run(run *r) {
     nb_module_free(r->model);
     nb_loader_free(r->train);
     nb_loader_free(r->eval);
+    if (r->test != r->eval) nb_loader_free(r->test);
     nb_dataset_free(r->train_set);
     nb_dataset_free(r->eval_set);
+    nb_dataset_free(r->test_set);
+    json_decref(r->classes);
     nb_curves_free(r->curves);
     json_decref(r->spec);
 }
 
-/* mkdir -p: makes path and any missing parent folders. */
-static bool make_dirs(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, false;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
-        *p = '/';
+
+/* Class names to record with the weights: --classes fashion|digits|none|NAME,NAME,...; without
+ * it, Fashion-MNIST's names when the data folder's path says "fashion", digits when it says
+ * "mnist".  False after a message when the count does not match the data's classes. */
+static bool choose_classes(const train_opts *o, run *r) {
+    static const char *const fashion = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot";
+    static const char *const digits = "zero,one,two,three,four,five,six,seven,eight,nine";
+    char lower[4096];
+    size_t i = 0;
+    for (; o->data[i] && i + 1 < sizeof lower; i++) lower[i] = (char)tolower((unsigned char)o->data[i]);
+    lower[i] = '\0';
+    const char *names = o->classes ? o->classes : strstr(lower, "fashion") ? fashion : strstr(lower, "mnist") ? digits : "none";
+    if (!strcmp(names, "fashion")) names = fashion;
+    else if (!strcmp(names, "digits")) names = digits;
+    if (!strcmp(names, "none")) return true;
+    r->classes = json_array();
+    for (const char *p = names; *p;) {
+        size_t n = strcspn(p, ",");
+        json_array_append_new(r->classes, json_stringn(p, n));
+        p += n + (p[n] == ',');
     }
-    return mkdir(buf, 0777) == 0 || errno == EEXIST;
+    int32_t want = nb_dataset_info_get(r->train_set).num_classes;
+    if ((int32_t)json_array_size(r->classes) == want) return true;
+    if (!o->classes) return json_decref(r->classes), r->classes = NULL, true; /* a guess that does not fit */
+    fprintf(stderr, "nabla: --classes names %zu classes, the data has %d\n", json_array_size(r->classes), want);
+    return false;
+}
+
+/* Every weight finite: the last step of an epoch can break them with no batch loss to show it. */
+static bool weights_finite(const run *r) {
+    bool ok = true;
+    NB_NO_GRAD {
+        for (int i = 0, n = nb_module_num_params(r->model); ok && i < n; i++) {
+            nb_scope_begin();
+            ok = isfinite(nb_item(nb_sum(nb_module_param(r->model, i, NULL))));
+            nb_scope_end();
+        }
+    }
+    return ok;
 }
 
 static const char *const train_usage =
@@ -437,12 +507,62 @@ static const char *const train_usage =
     "Trains a classifier on an MNIST-format data set (Fashion-MNIST by default) and writes\n"
     "OUT/model.safetensors, OUT/checkpoint.safetensors, OUT/curves.csv and OUT/curves.svg.\n"
     "Example (the course's setup): nabla train --model 784-64-64-10 --act relu --epochs 10 \\\n"
-    "    --batch 64 --optim sgd --lr 0.01 --momentum 0.9 --sched cosine";
+    "    --batch 64 --optim sgd --lr 0.01 --momentum 0.9 --sched cosine\n\n"
+    "Divergence: a batch loss that is not finite, or above 100 times the larger of ln(classes)\n"
+    "(an untrained classifier's loss) and the first batch's loss, stops the run with exit status\n"
+    "1, as does such an evaluation loss; nothing of that epoch is saved, OUT keeps the last good\n"
+    "epoch's files.  Model selection: with --early-stop or --sched plateau, a tenth of the\n"
+    "training samples is held out for validation (unless --val), OUT/model.safetensors holds the\n"
+    "best epoch's weights, and the test figures at the end are those of the best epoch.\n"
+    "Kills: the checkpoint is written before the model; --resume repairs a model file left one\n"
+    "write behind, and `nabla eval` points it out.";
+
+/* The end of a run that selects: the best epoch's weights back into the model from the file that
+ * holds them, OUT/model.safetensors written from them when that is another file (a resumed run's
+ * first folder), and the test figures for them. */
+static bool restore_best(const train_opts *o, run *r) {
+    if (r->model_epoch != r->epoch) {
+        if (nb_module_load(r->model, r->best_path) != NB_OK) return cli_fail("restoring the best weights"), false;
+        printf("restored the weights of epoch %lld, the best %s loss (%.4f)\n", (long long)r->model_epoch,
+               r->val > 0 ? "val" : "test", r->best);
+    }
+    if (strcmp(r->best_path, join(o->out, "model.safetensors")) && !save_model(o, r)) return false;
+    double loss, acc;
+    if (!evaluate(o, r, r->test, &loss, &acc)) return false;
+    printf("test loss %.4f acc %.2f%% (the weights of epoch %lld)\n", loss, 100 * acc, (long long)r->model_epoch);
+    return true;
+}
+
+/* After --resume: the model file beside the checkpoint must hold the epoch the checkpoint names.
+ * If a kill left it behind (or it is missing), say so, and rewrite it from the checkpoint's
+ * weights when those are the ones it should hold; if it should hold an earlier best epoch that
+ * is gone, the choice of the best starts again from here. */
+static bool check_model_file(const train_opts *o, run *r) {
+    const char *slash = strrchr(o->resume, '/');
+    snprintf(r->best_path, sizeof r->best_path, "%.*s/model.safetensors", slash ? (int)(slash - o->resume) : 1,
+             slash ? o->resume : ".");
+    long long held = model_file_epoch(r->best_path);
+    if (held == r->model_epoch) return true;
+    if (held < 0) fprintf(stderr, "nabla: note: %s is missing or unreadable", r->best_path);
+    else fprintf(stderr, "nabla: note: %s holds the weights of epoch %lld, %s than the checkpoint's epoch %lld",
+                 r->best_path, held, held > r->model_epoch ? "newer" : "older", (long long)r->model_epoch);
+    fprintf(stderr, " (a run was stopped between its two writes); resuming from the checkpoint\n");
+    if (r->model_epoch != r->epoch) {
+        fprintf(stderr, "nabla: note: the best weights so far (epoch %lld) are lost; the best is chosen again from epoch %lld on\n",
+                (long long)r->model_epoch, (long long)r->epoch + 1);
+        r->best = INFINITY;
+        r->model_epoch = r->epoch;
+    }
+    if (!save_model(o, r)) return false;
+    fprintf(stderr, "wrote %s from the checkpoint's weights (epoch %lld)\n", r->best_path, (long long)r->epoch);
+    return true;
+}
 
 static bool run_epochs(const train_opts *o, run *r) {
     for (; r->epoch < o->epochs; r->epoch++) {
         double t0 = now_seconds(), tr_loss, tr_acc, ev_loss, ev_acc;
-        if (!train_epoch(o, r, &tr_loss, &tr_acc) || !evaluate(o, r, &ev_loss, &ev_acc)) return false;
+        if (!train_epoch(o, r, &tr_loss, &tr_acc) || !evaluate(o, r, r->eval, &ev_loss, &ev_acc)) return false;
+        if (!loss_is_sane(o, r, weights_finite(r) ? ev_loss : NAN, "the evaluation")) return false;
         double lr = nb_optim_get_lr(r->optim, 0);
         nb_status s = !r->sched ? NB_OK : !strcmp(o->sched, "plateau") ? nb_sched_step_metric(r->sched, ev_loss)
                                                                         : nb_sched_step(r->sched);
@@ -452,16 +572,16 @@ static bool run_epochs(const train_opts *o, run *r) {
         r->best = improved ? ev_loss : r->best;
         r->bad_epochs = improved ? 0 : r->bad_epochs + 1;
         printf("epoch %lld/%d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  lr %.5g  %.1fs\n",
-               (long long)r->epoch + 1, o->epochs, tr_loss, 100 * tr_acc, o->val > 0 ? "val" : "test",
+               (long long)r->epoch + 1, o->epochs, tr_loss, 100 * tr_acc, r->val > 0 ? "val" : "test",
                ev_loss, 100 * ev_acc, lr, now_seconds() - t0);
         fflush(stdout);
         r->epoch++;
-        bool saved = save_outputs(o, r);
+        bool saved = save_outputs(o, r, improved || !selecting(o));
         r->epoch--;
         if (!saved) return false;
         if (o->early_stop > 0 && r->bad_epochs >= o->early_stop) {
             printf("early stop: %s loss has not improved for %d epochs (best %.4f)\n",
-                   o->val > 0 ? "val" : "test", r->bad_epochs, r->best);
+                   r->val > 0 ? "val" : "test", r->bad_epochs, r->best);
             r->epoch++;
             break;
         }
@@ -469,65 +589,65 @@ static bool run_epochs(const train_opts *o, run *r) {
             printf("stopped after epoch %lld (--stop-after); continue with --resume %s\n",
                    (long long)r->epoch + 1, join(o->out, "checkpoint.safetensors"));
             r->epoch++;
-            break;
+            return true;
         }
     }
-    return true;
+    return !selecting(o) || restore_best(o, r);
 }
 
 int cmd_train(int argc, char **argv) {
     train_opts o = {.model = "784-64-64-10", .act = "relu", .data = "/usr/share/datasets/fashion-mnist",
                     .optim = "sgd", .sched = "cosine", .out = "runs/train", .lr = 0.01, .momentum = 0.9,
-                    .gamma = 0.1, .epochs = 10, .batch = 64, .threads = 1, .step_size = 5};
+                    .gamma = 0.1, .epochs = 10, .batch = 64, .threads = 1, .step_size = 5, .val = -1,
+                    .patience = 2};
     const cli_flag flags[] = {
         {"model", FLAG_STRING, &o.model, "layer sizes, input to output"},
         {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of --model"},
-        {"act", FLAG_STRING, &o.act, "activation between layers (relu, gelu, tanh, leaky_relu, ...)"},
-        {"dropout", FLAG_FLOAT, &o.dropout, "dropout probability after each hidden activation"},
+        {"act", FLAG_STRING, &o.act, "activation between layers: relu, leaky_relu, gelu, silu (swish), elu, "
+         "mish, softplus, sigmoid, tanh, tanh_linear, atan, softsign, step or identity"},
+        {"dropout", FLAG_FLOAT, &o.dropout, "dropout probability after each hidden activation", "[0, 1)"},
         {"batchnorm", FLAG_BOOL, &o.batchnorm, "BatchNorm1d after each hidden Linear"},
         {"data", FLAG_STRING, &o.data, "folder of MNIST-format IDX files"},
-        {"limit", FLAG_INT, &o.limit, "use only the first N training samples (0: all)"},
-        {"val", FLAG_INT, &o.val, "hold out the last N training samples for validation (0: use the test set)"},
-        {"epochs", FLAG_INT, &o.epochs, "passes over the training set"},
-        {"batch", FLAG_INT, &o.batch, "batch size"},
-        {"optim", FLAG_STRING, &o.optim, "sgd, adam, adamw, rmsprop or adagrad"},
-        {"lr", FLAG_FLOAT, &o.lr, "learning rate"},
-        {"momentum", FLAG_FLOAT, &o.momentum, "momentum (sgd, rmsprop)"},
+        {"limit", FLAG_INT, &o.limit, "use only the first N training samples (0: all)", "[0, inf)"},
+        {"val", FLAG_INT, &o.val, "hold out the last N training samples for validation; default: a tenth of "
+         "them with --early-stop or --sched plateau, else 0 (0: evaluate on the test set)", "[0, inf)"},
+        {"epochs", FLAG_INT, &o.epochs, "passes over the training set", "[1, inf)"},
+        {"batch", FLAG_INT, &o.batch, "batch size", "[1, inf)"},
+        {"optim", FLAG_STRING, &o.optim, "optimiser", NULL, "sgd adam adamw rmsprop adagrad"},
+        {"lr", FLAG_FLOAT, &o.lr, "learning rate", "(0, inf)"},
+        {"momentum", FLAG_FLOAT, &o.momentum, "momentum (sgd, rmsprop)", "[0, 1]"},
         {"nesterov", FLAG_BOOL, &o.nesterov, "Nesterov momentum (sgd)"},
-        {"weight-decay", FLAG_FLOAT, &o.weight_decay, "weight decay"},
-        {"sched", FLAG_STRING, &o.sched, "none, cosine, step, exp, plateau or onecycle (stepped per epoch)"},
-        {"step-size", FLAG_INT, &o.step_size, "epochs between decays (--sched step)"},
-        {"gamma", FLAG_FLOAT, &o.gamma, "decay factor (step, exp, plateau)"},
-        {"warmup", FLAG_INT, &o.warmup, "epochs of linear warm-up before the schedule"},
-        {"label-smoothing", FLAG_FLOAT, &o.label_smoothing, "cross-entropy label smoothing"},
-        {"pad", FLAG_INT, &o.pad, "augment: pad by N pixels and crop back at a random offset"},
-        {"hflip", FLAG_FLOAT, &o.hflip, "augment: mirror images with this probability"},
-        {"noise", FLAG_FLOAT, &o.noise, "augment: add gaussian noise of this std (after scaling)"},
-        {"clip-norm", FLAG_FLOAT, &o.clip_norm, "clip the gradients' global norm (0: off)"},
-        {"early-stop", FLAG_INT, &o.early_stop, "stop after N epochs without a better evaluation loss (0: off)"},
+        {"weight-decay", FLAG_FLOAT, &o.weight_decay, "weight decay", "[0, inf)"},
+        {"sched", FLAG_STRING, &o.sched, "learning-rate schedule, stepped per epoch", NULL,
+         "none cosine step exp plateau onecycle"},
+        {"step-size", FLAG_INT, &o.step_size, "epochs between decays (--sched step)", "[1, inf)"},
+        {"gamma", FLAG_FLOAT, &o.gamma, "decay factor (step, exp, plateau)", "(0, 1]"},
+        {"warmup", FLAG_INT, &o.warmup, "epochs of linear warm-up before the schedule", "[0, inf)"},
+        {"label-smoothing", FLAG_FLOAT, &o.label_smoothing, "cross-entropy label smoothing", "[0, 1]"},
+        {"pad", FLAG_INT, &o.pad, "augment: pad by N pixels and crop back at a random offset", "[0, 1024]"},
+        {"hflip", FLAG_FLOAT, &o.hflip, "augment: mirror images with this probability", "[0, 1]"},
+        {"noise", FLAG_FLOAT, &o.noise, "augment: add gaussian noise of this std (after scaling)", "[0, inf)"},
+        {"clip-norm", FLAG_FLOAT, &o.clip_norm, "clip the gradients' global norm (0: off)", "[0, inf)"},
+        {"early-stop", FLAG_INT, &o.early_stop, "stop after N epochs without a better evaluation loss (0: off)", "[0, inf)"},
         {"seed", FLAG_INT, &o.seed, "seed of initialisation, shuffling and dropout"},
-        {"threads", FLAG_INT, &o.threads, "threads for kernels and BLAS"},
+        {"threads", FLAG_INT, &o.threads, "threads for kernels and BLAS", "[1, 256]"},
         {"prefetch", FLAG_BOOL, &o.prefetch, "prepare the next batch on a background thread"},
         {"out", FLAG_STRING, &o.out, "output folder"},
         {"resume", FLAG_STRING, &o.resume, "continue from a checkpoint.safetensors"},
         {"stop-after", FLAG_INT, &o.stop_after,
-         "stop once N epochs are done, as if interrupted; the schedule still spans --epochs (0: off)"},
-        {"init", FLAG_STRING, &o.init,
-         "weights of Linear and Conv layers: default, xavier_uniform, xavier_normal, kaiming_uniform "
-         "or kaiming_normal (biases 0)"},
-        {"rotate", FLAG_FLOAT, &o.rotate, "augment: rotate by a random angle in [-X, X] degrees (bilinear)"},
+         "stop once N epochs are done, as if interrupted; the schedule still spans --epochs (0: off)", "[0, inf)"},
+        {"init", FLAG_STRING, &o.init, "weights of Linear and Conv layers (biases 0); default: torch's own draws",
+         NULL, "default xavier_uniform xavier_normal kaiming_uniform kaiming_normal"},
+        {"rotate", FLAG_FLOAT, &o.rotate, "augment: rotate by a random angle in [-X, X] degrees (bilinear)", "[0, 180]"},
         {"crop-scale", FLAG_FLOAT, &o.crop_scale,
-         "augment: random resized crop of area fraction [X, 1], aspect 3/4..4/3, back to full size (0: off)"},
+         "augment: random resized crop of area fraction [X, 1], aspect 3/4..4/3, back to full size (0: off)", "[0, 1]"},
+        {"patience", FLAG_INT, &o.patience, "epochs without improvement before --sched plateau decays", "[0, inf)"},
+        {"classes", FLAG_STRING, &o.classes, "class names kept with the weights for `nabla predict`: fashion, "
+         "digits, none or NAME,NAME,...; default: from the --data path (fashion, else mnist: digits)"},
     };
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, flags, (int)(sizeof flags / sizeof *flags), train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
-    if (o.epochs < 1 || o.batch < 1 || o.threads < 1 || !(o.lr > 0) || o.warmup < 0 || o.limit < 0 ||
-        o.val < 0 || o.early_stop < 0 || o.stop_after < 0) {
-        fprintf(stderr, "nabla: --epochs, --batch and --threads must be >= 1, --lr > 0, and --warmup, "
-                "--limit, --val, --early-stop, --stop-after >= 0\n");
-        return 2;
-    }
     struct stat out_stat;
     if (!make_dirs(o.out)) {
         fprintf(stderr, "nabla: cannot make the output folder %s: %s\n", o.out, strerror(errno));
@@ -541,9 +661,14 @@ int cmd_train(int argc, char **argv) {
     nb_manual_seed((uint64_t)o.seed);
     fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
     run r = {.best = INFINITY, .curves = nb_curves_new()};
-    bool ok = load_data(&o, &r) && build_model(&o, &r) && cli_check_labels(r.model, r.train_set) &&
-              cli_check_labels(r.model, r.eval_set) && (r.optim = make_optim(&o, r.model)) != NULL;
+    bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) &&
+              cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
+              (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
+    if (ok && nb_checkpoint_check(join(o.out, "checkpoint.safetensors"), r.model, r.optim) != NB_OK) {
+        cli_fail("a save would fail"); /* found now, not after the first epoch */
+        ok = false;
+    }
     if (ok && o.resume) {
         char *extra = NULL;
         ok = nb_checkpoint_load(o.resume, r.model, r.optim, r.sched, &r.epoch, &extra) == NB_OK;
@@ -551,14 +676,18 @@ int cmd_train(int argc, char **argv) {
         ok = ok && restore_progress(&o, &r, extra);
         free(extra);
         if (ok) fprintf(stderr, "resumed from %s after epoch %lld\n", o.resume, (long long)r.epoch);
+        ok = ok && check_model_file(&o, &r);
     }
     if (ok) {
         nb_module_fprint(stderr, r.model);
         fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
         report_memory(&o, &r);
-        if (r.epoch >= o.epochs) /* a finished run: OUT still gets its files */
+        if (r.epoch >= o.epochs) { /* a finished run: OUT still gets its files */
             fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
-        ok = r.epoch >= o.epochs ? save_outputs(&o, &r) : run_epochs(&o, &r);
+            ok = save_outputs(&o, &r, !selecting(&o)) && (!selecting(&o) || restore_best(&o, &r));
+        } else {
+            ok = run_epochs(&o, &r);
+        }
     }
     if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(o.out, "curves.svg"), join(o.out, "curves.csv"));
     free_run(&r);
