@@ -1094,6 +1094,35 @@ static void long_names_are_kept_whole(void) {
     remove(tpath("long.safetensors"));
 }
 
+/* Item 5 of the newcomer's report: a model nested 100 deep (names of 206 characters) is checked,
+ * saved and loaded whole, as weights and as a checkpoint — it used to fail at the first save. */
+static void a_hundred_deep_model_checks_saves_and_loads(void) {
+    nb_manual_seed(5);
+    nb_module *m = nb_linear_new(3, 2, true);
+    for (int i = 0; i < 100; i++) m = nb_sequential_new(1, (nb_module *[]){m});
+    const char *name = NULL;
+    CHECK(nb_module_param(m, 0, &name) != NULL);
+    CHECK_EQ_INT((int)strlen(name), 206); /* "0.0. ... 0.weight" */
+    nb_tensor *params[2];
+    CHECK_EQ_INT(nb_module_parameters(m, params, 2), 2);
+    nb_optim *o = nb_adam_new(2, params, (nb_adam_opts){.lr = 1e-3f});
+    CHECK(nb_checkpoint_check(tpath("deep.ckpt"), m, o) == NB_OK);
+    CHECK(nb_checkpoint_save(tpath("deep.ckpt"), m, o, NULL, 1, NULL) == NB_OK);
+    CHECK(nb_module_save(m, tpath("deep.safetensors"), 0, NULL, NULL) == NB_OK);
+    nb_manual_seed(6); /* other weights, then the saved ones back */
+    nb_module *copy = nb_linear_new(3, 2, true);
+    for (int i = 0; i < 100; i++) copy = nb_sequential_new(1, (nb_module *[]){copy});
+    CHECK(nb_module_load(copy, tpath("deep.safetensors")) == NB_OK);
+    CHECK(nb_get(nb_module_param(copy, 0, NULL), NB_INDEX(1, 2)) ==
+          nb_get(nb_module_param(m, 0, NULL), NB_INDEX(1, 2)));
+    CHECK(nb_checkpoint_load(tpath("deep.ckpt"), copy, NULL, NULL, NULL, NULL) == NB_OK);
+    nb_module_free(copy);
+    nb_optim_free(o);
+    nb_module_free(m);
+    remove(tpath("deep.ckpt"));
+    remove(tpath("deep.safetensors"));
+}
+
 /* ---------------------------------------------------------------- torch reads nabla's weights */
 
 #define GOLDEN_WEIGHTS "tests/golden/nabla_mlp.safetensors"
@@ -1225,6 +1254,7 @@ int main(int argc, char **argv) {
     checkpoint_check_finds_what_would_fail_a_save_and_leaves_nothing();
     nonstrict_load_reports_missing_and_unexpected_and_loads_the_rest();
     long_names_are_kept_whole();
+    a_hundred_deep_model_checks_saves_and_loads();
     torch_output_matches_on_nablas_weights();
     nonstrict_load_takes_torchs_pretrained_body_under_a_new_head();
 
