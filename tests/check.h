@@ -104,6 +104,22 @@ static inline int check_tensor_(const char *file, int line, const char *what, co
 #define CHECK_TENSOR(what, t, want, n, atol, rtol) \
     check_tensor_(__FILE__, __LINE__, what, t, want, n, atol, rtol)
 
+/* Empirical std of an f32 tensor t (contiguous) and its largest magnitude, for tests of
+ * random initialisation. */
+static inline double tensor_std(nb_tensor *t, double *max_abs) {
+    const float *v = nb_data(t);
+    long n = (long)nb_numel(t);
+    double sum = 0, sq = 0;
+    *max_abs = 0;
+    for (long i = 0; i < n; i++) {
+        sum += v[i];
+        sq += (double)v[i] * v[i];
+        if (fabs(v[i]) > *max_abs) *max_abs = fabs(v[i]);
+    }
+    double mean = sum / n;
+    return sqrt(sq / n - mean * mean);
+}
+
 static inline int check_summary(void) {
     nb_release_memory();
     printf("%d passed, %d failed\n", check_passed_, check_failed_);

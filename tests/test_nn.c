@@ -419,21 +419,6 @@ static void linear_default_init_is_uniform_within_inverse_sqrt_fan_in(void) {
     nb_module_free(m);
 }
 
-/* Empirical std of t and its largest magnitude. */
-static double tensor_std(nb_tensor *t, double *max_abs) {
-    const float *v = nb_data(t);
-    long n = (long)nb_numel(t);
-    double sum = 0, sq = 0;
-    *max_abs = 0;
-    for (long i = 0; i < n; i++) {
-        sum += v[i];
-        sq += (double)v[i] * v[i];
-        if (fabs(v[i]) > *max_abs) *max_abs = fabs(v[i]);
-    }
-    double mean = sum / n;
-    return sqrt(sq / n - mean * mean);
-}
-
 static void init_functions_match_torch_formulas(void) {
     nb_manual_seed(5);
     nb_tensor *t = nb_zeros(NB_SHAPE(512, 512)), *r = nb_zeros(NB_SHAPE(256, 512));

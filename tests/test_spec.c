@@ -57,19 +57,6 @@ static nb_module *build_text(const char *text) {
     return m;
 }
 
-static double std_of(nb_tensor *t, double *max_abs) {
-    const float *v = nb_data(t);
-    long n = (long)nb_numel(t);
-    double sum = 0, sq = 0;
-    *max_abs = 0;
-    for (long i = 0; i < n; i++) {
-        sum += v[i];
-        sq += (double)v[i] * v[i];
-        if (fabs(v[i]) > *max_abs) *max_abs = fabs(v[i]);
-    }
-    return sqrt(sq / n - (sum / n) * (sum / n));
-}
-
 /* Issue 7, item 10: a folder given as --model-file was a JSON error, a missing file showed
  * "-1:-1:".  Each says what is wrong; JSON errors point at the offending token. */
 static void model_file_errors_say_what_is_wrong(void) {
@@ -142,14 +129,14 @@ static void init_key_draws_the_schemes_of_nb_module_init(void) {
     CHECK(m != NULL);
     if (!m) return;
     double max_abs;
-    CHECK_NEAR(std_of(nb_module_find(m, "0.weight"), &max_abs), sqrt(2.0 / 400), 0, 0.03);
-    CHECK(std_of(nb_module_find(m, "0.bias"), &max_abs) == 0 && max_abs == 0);
-    CHECK_NEAR(std_of(nb_module_find(m, "2.weight"), &max_abs), sqrt(2.0 / 500), 0, 0.03);
+    CHECK_NEAR(tensor_std(nb_module_find(m, "0.weight"), &max_abs), sqrt(2.0 / 400), 0, 0.03);
+    CHECK(tensor_std(nb_module_find(m, "0.bias"), &max_abs) == 0 && max_abs == 0);
+    CHECK_NEAR(tensor_std(nb_module_find(m, "2.weight"), &max_abs), sqrt(2.0 / 500), 0, 0.03);
     CHECK(max_abs <= sqrt(6.0 / 500) * (1 + 1e-6));
-    CHECK_NEAR(std_of(nb_module_find(m, "3.weight"), &max_abs), 1 / sqrt(200.0) / sqrt(3.0), 0, 0.03);
-    CHECK(std_of(nb_module_find(m, "3.bias"), &max_abs) > 0); /* default: torch's bias kept */
-    CHECK_NEAR(std_of(nb_module_find(m, "4.body.0.weight"), &max_abs), sqrt(2.0 / 100), 0, 0.05);
-    CHECK_NEAR(std_of(nb_module_find(m, "4.shortcut.weight"), &max_abs), sqrt(2.0 / 100), 0, 0.05);
+    CHECK_NEAR(tensor_std(nb_module_find(m, "3.weight"), &max_abs), 1 / sqrt(200.0) / sqrt(3.0), 0, 0.03);
+    CHECK(tensor_std(nb_module_find(m, "3.bias"), &max_abs) > 0); /* default: torch's bias kept */
+    CHECK_NEAR(tensor_std(nb_module_find(m, "4.body.0.weight"), &max_abs), sqrt(2.0 / 100), 0, 0.05);
+    CHECK_NEAR(tensor_std(nb_module_find(m, "4.shortcut.weight"), &max_abs), sqrt(2.0 / 100), 0, 0.05);
     nb_module_free(m);
 
     CHECK(build_text("{\"init\": \"he\", \"layers\": [{\"type\": \"relu\"}]}") == NULL);
@@ -169,7 +156,7 @@ static void init_key_draws_the_schemes_of_nb_module_init(void) {
     CHECK_STR_CONTAINS(captured, "--init 'he_normal': expected one of default, xavier_uniform");
     CHECK(spec_set_init(spec, "kaiming_normal"));
     nb_module *k = spec_build(spec);
-    CHECK(k && fabs(std_of(nb_module_find(k, "0.weight"), &max_abs) - sqrt(2.0 / 300)) < 0.03 * sqrt(2.0 / 300));
+    CHECK(k && fabs(tensor_std(nb_module_find(k, "0.weight"), &max_abs) - sqrt(2.0 / 300)) < 0.03 * sqrt(2.0 / 300));
     nb_module_free(k);
     json_decref(spec);
 }

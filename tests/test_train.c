@@ -703,9 +703,11 @@ static void checkpoint_resume_with_adam_is_bit_identical(void) {
     checkpoint_resume_is_bit_identical(OPT_ADAM);
 }
 
-/* Metadata of a checkpoint written by nabla, copied with one key changed (value NULL: left
- * out), into dst. */
-static void rewrite_meta(const char *src, const char *dst, const char *key, const char *value) {
+/* A checkpoint written by nabla copied to dst through nb_safetensors_save, with one metadata
+ * key changed (key NULL: none; value NULL: left out) and element 0 of the tensor named poison
+ * (NULL: none) set to poison_value. */
+static void copy_changed(const char *src, const char *dst, const char *key, const char *value,
+                         const char *poison, float poison_value) {
     static const char *const keys[] = {"nabla.format", "nabla.rng",   "nabla.epoch",
                                        "nabla.optim",  "nabla.sched", "nabla.extra"};
     nb_safetensors *st = nb_safetensors_open(src);
@@ -716,14 +718,19 @@ static void rewrite_meta(const char *src, const char *dst, const char *key, cons
     for (int i = 0; i < n && i < 64; i++) {
         names[i] = nb_safetensors_name(st, i);
         ts[i] = nb_safetensors_get(st, names[i]);
+        if (poison && !strcmp(names[i], poison)) nb_set(ts[i], (int64_t[NB_MAX_DIMS]){0}, poison_value);
     }
     for (int i = 0; i < 6; i++) {
-        const char *v = strcmp(keys[i], key) ? nb_safetensors_meta(st, keys[i]) : value;
+        const char *v = key && !strcmp(keys[i], key) ? value : nb_safetensors_meta(st, keys[i]);
         if (v) mk[nm] = keys[i], mv[nm++] = v;
     }
     CHECK(nb_safetensors_save(dst, n, names, ts, mk, mv, nm) == NB_OK);
     nb_scope_end();
     nb_safetensors_close(st);
+}
+
+static void rewrite_meta(const char *src, const char *dst, const char *key, const char *value) {
+    copy_changed(src, dst, key, value, NULL, 0);
 }
 
 static void checkpoint_load_refuses_bad_files_and_changes_nothing(void) {
@@ -870,32 +877,6 @@ static void checkpoint_keeps_a_64_bit_seed_and_loads_the_model_alone(void) {
 
 /* ---------------------------------------------------------------- non-finite weights */
 
-/* src's tensors and metadata copied to dst, element 0 of tensor `poison` set to value. */
-static void poisoned_copy(const char *src, const char *dst, const char *poison, float value) {
-    static const char *const keys[] = {"nabla.format", "nabla.rng",   "nabla.epoch",
-                                       "nabla.optim",  "nabla.sched", "nabla.extra"};
-    nb_safetensors *st = nb_safetensors_open(src);
-    const char *names[64], *mk[6], *mv[6];
-    nb_tensor *ts[64];
-    int n = nb_safetensors_count(st), nm = 0;
-    nb_scope_begin();
-    for (int i = 0; i < n && i < 64; i++) {
-        names[i] = nb_safetensors_name(st, i);
-        ts[i] = nb_safetensors_get(st, names[i]);
-        if (!strcmp(names[i], poison)) {
-            int64_t zero[NB_MAX_DIMS] = {0};
-            nb_set(ts[i], zero, value);
-        }
-    }
-    for (int i = 0; i < 6; i++) {
-        const char *v = nb_safetensors_meta(st, keys[i]);
-        if (v) mk[nm] = keys[i], mv[nm++] = v;
-    }
-    CHECK(nb_safetensors_save(dst, n, names, ts, mk, mv, nm) == NB_OK);
-    nb_scope_end();
-    nb_safetensors_close(st);
-}
-
 static void saves_refuse_non_finite_weights_and_keep_the_last_good_files(void) {
     trainer t = make_trainer(21, OPT_SGD, 16, false);
     const char *w = tpath("good_w.safetensors"), *ck = tpath("good_ck.safetensors");
@@ -941,9 +922,9 @@ static void loads_refuse_non_finite_weights_and_change_nothing(void) {
     state u0 = take_state(u.m, u.o, u.s);
     CHECK(nb_module_save(t.m, tpath("fin_w.safetensors"), 0, NULL, NULL) == NB_OK);
     CHECK(nb_checkpoint_save(tpath("fin_ck.safetensors"), t.m, t.o, t.s, 1, NULL) == NB_OK);
-    poisoned_copy(tpath("fin_w.safetensors"), tpath("nan_w.safetensors"), "0.bias", NAN);
-    poisoned_copy(tpath("fin_ck.safetensors"), tpath("inf_ck.safetensors"), "model.0.weight",
-                  INFINITY);
+    copy_changed(tpath("fin_w.safetensors"), tpath("nan_w.safetensors"), NULL, NULL, "0.bias", NAN);
+    copy_changed(tpath("fin_ck.safetensors"), tpath("inf_ck.safetensors"), NULL, NULL, "model.0.weight",
+                 INFINITY);
 
     CHECK(nb_module_load(u.m, tpath("nan_w.safetensors")) == NB_ERR_IO);
     CHECK_STR_CONTAINS(nb_error_message(), tpath("nan_w.safetensors"));
