@@ -154,6 +154,8 @@ static void draw_crop(const nb_transforms *t, int64_t s, uint64_t key, geometry 
     g->ch = g->h;
     if (in_ratio < r0) g->ch = (int64_t)nearbyint((double)g->w / r0);
     else if (in_ratio > r1) g->cw = (int64_t)nearbyint((double)g->h * r1);
+    if (g->ch < 1) g->ch = 1; /* an extreme ratio on a small image: keep one row or column */
+    if (g->cw < 1) g->cw = 1;
     g->top = (g->h - g->ch) / 2;
     g->left = (g->w - g->cw) / 2;
 }
