@@ -66,6 +66,7 @@ typedef struct {
     bool flip;
     bool rotate;
     double cos_a, sin_a;
+    const float *mid;  /* steps 1-3 done for the whole plane, or NULL: computed per lookup */
 } geometry;
 
 static float raw_at(const geometry *g, int64_t y, int64_t x) {
@@ -104,6 +105,12 @@ static double shifted_at(const geometry *g, int64_t y, int64_t x) {
     return cropped_at(g, sy, sx);
 }
 
+/* What the rotation reads: steps 1-3 at any integer (y, x). */
+static double unrotated_at(const geometry *g, int64_t y, int64_t x) {
+    if (!g->mid) return shifted_at(g, y, x);
+    return y < 0 || y >= g->h || x < 0 || x >= g->w ? 0.0 : g->mid[y * g->w + x];
+}
+
 /* Step 4: the rotation at output pixel (y, x).  Content turns counter-clockwise by a about the
  * centre c, so the output at p reads the input at c + R(-a)(p - c); with y pointing down that
  * is (x cos a - y sin a, x sin a + y cos a) relative to c.  Bilinear over four pixels of the
@@ -116,8 +123,8 @@ static double rotated_at(const geometry *g, int64_t y, int64_t x) {
     double fy = floor(sy), fx = floor(sx), ty = sy - fy, tx = sx - fx;
     if (fy < -1 || fy > (double)g->h || fx < -1 || fx > (double)g->w) return 0.0;
     int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
-    return (1 - ty) * ((1 - tx) * shifted_at(g, y0, x0) + tx * shifted_at(g, y0, x0 + 1)) +
-           ty * ((1 - tx) * shifted_at(g, y0 + 1, x0) + tx * shifted_at(g, y0 + 1, x0 + 1));
+    return (1 - ty) * ((1 - tx) * unrotated_at(g, y0, x0) + tx * unrotated_at(g, y0, x0 + 1)) +
+           ty * ((1 - tx) * unrotated_at(g, y0 + 1, x0) + tx * unrotated_at(g, y0 + 1, x0 + 1));
 }
 
 /* A uniform double in [0, 1) from two 32-bit words (53 bits). */
@@ -245,6 +252,15 @@ bool nb__transforms_check(const nb_transforms *t, const nb_dataset *ds) {
 
 /* ---- one sample */
 
+/* Rotating a resized crop by lookups would resample the crop four times per output pixel (16
+ * raw reads); with both on, the crop is made once into a plane of scratch that the rotation
+ * reads. */
+int64_t nb__transform_scratch(const nb_transforms *t, const nb_dataset *ds) {
+    bool both = t->crop_scale[1] > 0 && (t->rotate[0] != 0 || t->rotate[1] != 0);
+    if (!both || ds->sample_ndim < 2) return 0;
+    return ds->sample_shape[ds->sample_ndim - 2] * ds->sample_shape[ds->sample_ndim - 1];
+}
+
 static void apply_user(const nb_transforms *t, const nb_dataset *ds, int64_t s, int64_t epoch,
                        uint64_t key, float *out) {
     if (!t->user[0].fn) return;
@@ -258,7 +274,7 @@ static void apply_user(const nb_transforms *t, const nb_dataset *ds, int64_t s, 
 }
 
 void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t s, int64_t epoch,
-                          uint64_t key, float *out) {
+                          uint64_t key, float *out, float *scratch) {
     int64_t m = ds->sample_numel;
     const uint8_t *xb = ds->is_u8 ? (const uint8_t *)ds->x + s * m : NULL;
     const float *xf = ds->is_u8 ? NULL : (const float *)ds->x + s * m;
@@ -273,6 +289,12 @@ void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t 
         for (int64_t base = 0; base < m; base += hw) {
             g.xb = xb ? xb + base : NULL;
             g.xf = xf ? xf + base : NULL;
+            if (scratch) {
+                g.mid = NULL;
+                for (int64_t y = 0; y < g.h; y++)
+                    for (int64_t x = 0; x < g.w; x++) scratch[y * g.w + x] = (float)shifted_at(&g, y, x);
+                g.mid = scratch;
+            }
             for (int64_t y = 0; y < g.h; y++)
                 for (int64_t x = 0; x < g.w; x++)
                     out[base + y * g.w + x] = a * (float)rotated_at(&g, y, x) + c;
