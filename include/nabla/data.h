@@ -5,6 +5,8 @@
  * Conventions
  *  - Datasets are persistent: they belong to the caller, never to a scope, and are released with
  *    nb_dataset_free().  Byte images stay bytes in memory and become f32 one batch at a time.
+ *    A dataset read from files remembers them, so that checks and messages name the file and
+ *    the sample's index in it.
  *  - A failing call returns NULL / false / a status other than NB_OK and leaves the reason in
  *    nb_error_code() / nb_error_message().  Malformed or unreadable files are NB_ERR_IO with a
  *    message naming the file and the byte offset (IDX) or the line and column (CSV).
