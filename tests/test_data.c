@@ -631,7 +631,7 @@ static void csv_reads_fields_of_any_length(void) {
     n += snprintf(text + n, sizeof text - (size_t)n, "25\n");
     write_bytes(path, text, (size_t)n);
     nb_dataset *ds = nb_csv_read(path, (nb_csv_opts){0});
-    float x, y;
+    float x = 0, y = 0;
     CHECK(ds && nb_dataset_get(ds, 0, &x, &y) == NB_OK);
     CHECK_NEAR(x, 1, 0, 0);
     CHECK_NEAR(y, 25, 0, 0);

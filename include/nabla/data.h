@@ -5,6 +5,8 @@
  * Conventions
  *  - Datasets are persistent: they belong to the caller, never to a scope, and are released with
  *    nb_dataset_free().  Byte images stay bytes in memory and become f32 one batch at a time.
+ *    A dataset read from files remembers them, so that checks and messages name the file and
+ *    the sample's index in it.
  *  - A failing call returns NULL / false / a status other than NB_OK and leaves the reason in
  *    nb_error_code() / nb_error_message().  Malformed or unreadable files are NB_ERR_IO with a
  *    message naming the file and the byte offset (IDX) or the line and column (CSV).
@@ -207,16 +209,19 @@ typedef struct {
     float hflip;         /* probability of mirroring the last dim, in [0, 1] */
     float noise_std;     /* > 0: add N(0, noise_std^2) to every value, last; finite */
     /* Rotation by an angle drawn uniformly from [rotate[0], rotate[1]] degrees, counter-clockwise
-     * about the image centre, bilinear, zeros where the rotated image does not reach:
-     * torchvision RandomRotation(d, interpolation=BILINEAR) is {-d, d}; {90, 90} always turns
-     * by 90 degrees.  Finite, rotate[0] <= rotate[1], each within [-360, 360]. */
+     * about the image centre ((W-1)/2, (H-1)/2), bilinear, zeros where the rotated image does
+     * not reach: torchvision's RandomRotation(d, interpolation=BILINEAR) is {-d, d}, and {90, 90}
+     * always turns by 90 degrees.  Each result is F.rotate(img, angle, BILINEAR) with fill=None
+     * (compared to 1e-4 on 0..255); RandomRotation's fill=0 also dims the border pixels by the
+     * share of the image they sample.  Finite, rotate[0] <= rotate[1], within [-360, 360]. */
     float rotate[2];
     /* Random resized crop (torchvision RandomResizedCrop(size, scale, ratio)), on when
      * crop_scale[1] > 0: a box of area fraction in [crop_scale[0], crop_scale[1]] (within
      * (0, 1]) and aspect ratio w / h in [crop_ratio[0], crop_ratio[1]] (log-uniform; both 0:
      * 3/4 to 4/3), resampled bilinearly back to H x W (half-pixel centres, no antialiasing, as
-     * torch's interpolate(mode="bilinear", align_corners=False)); after 10 draws that do not fit,
-     * the centre crop that does.  {1, 1} with ratio {1, 1} on a square image is the identity. */
+     * torch's interpolate(mode="bilinear", align_corners=False); equal to torchvision's
+     * F.resized_crop(img, top, left, h, w, size, BILINEAR)); after 10 draws that do not fit, the
+     * centre crop that does.  {1, 1} with ratio {1, 1} on a square image is the identity. */
     float crop_scale[2];
     float crop_ratio[2];
     /* Applied after everything above, in order, up to the first NULL fn (see nb_transform_fn). */

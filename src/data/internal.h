@@ -41,10 +41,13 @@ nb_dataset *nb__dataset_adopt(const char *what, int64_t n, int sample_ndim,
 bool nb__dataset_set_files(nb_dataset *ds, const char *x_file, const char *y_file,
                            int64_t file_index);
 
+/* Floats of scratch space nb__transform_sample needs for one sample (an H x W plane), or 0. */
+int64_t nb__transform_scratch(const nb_transforms *t, const nb_dataset *ds);
 /* Writes sample s of ds to out[sample_numel] as floats with the transforms t applied; key is
- * nb__epoch_key(seed, epoch), so the random choices depend on (seed, epoch, s) only. */
+ * nb__epoch_key(seed, epoch), so the random choices depend on (seed, epoch, s) only.  scratch:
+ * nb__transform_scratch floats of this call's own (NULL when that is 0). */
 void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t s, int64_t epoch,
-                          uint64_t key, float *out);
+                          uint64_t key, float *out, float *scratch);
 /* Every value of t finite and in range, and geometry only on images; false with NB_ERR_ARG /
  * NB_ERR_SHAPE naming the field and the value. */
 bool nb__transforms_check(const nb_transforms *t, const nb_dataset *ds);

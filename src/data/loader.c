@@ -17,6 +17,8 @@
 
 typedef struct {
     nb_tensor *x, *y;
+    float *scratch; /* rows planes of H x W for the transforms (nb__transform_scratch), or NULL */
+    size_t scratch_bytes;
 } batch_buf;
 
 struct nb_loader {
@@ -76,7 +78,7 @@ static void prefetch_sample(const nb_dataset *ds, int64_t s) {
 static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     const nb_dataset *ds = l->ds;
     int64_t start = b * l->batch, count = ds->n - start < l->batch ? ds->n - start : l->batch;
-    int64_t m = ds->sample_numel, k = ds->target_dim;
+    int64_t m = ds->sample_numel, k = ds->target_dim, plane = nb__transform_scratch(&l->opts.transforms, ds);
     buf->x->shape[0] = count; /* the loader's own tensor: strides do not depend on dim 0 */
     if (buf->y) buf->y->shape[0] = count;
     float *x = nb__f32(buf->x);
@@ -86,7 +88,8 @@ static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
         for (int64_t i = 0; i < count; i++) {
             int64_t s = l->perm ? l->perm[start + i] : start + i;
             if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
-            nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m);
+            nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m,
+                                 buf->scratch ? buf->scratch + i * plane : NULL);
             if (ds->target == NB_TARGET_CLASS) nb__i32(buf->y)[i] = ((const int32_t *)ds->y)[s];
             if (ds->target == NB_TARGET_FLOAT)
                 memcpy(nb__f32(buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
@@ -148,6 +151,11 @@ static bool make_buf(nb_loader *l, batch_buf *buf, int64_t rows) {
     if (ds->target == NB_TARGET_CLASS) buf->y = nb__new_in(NULL, NB_I32, 1, &rows);
     if (ds->target == NB_TARGET_FLOAT)
         buf->y = nb__new_in(NULL, NB_F32, 2, (const int64_t[]){rows, ds->target_dim});
+    int64_t plane = nb__transform_scratch(&l->opts.transforms, ds);
+    if (plane > 0) {
+        buf->scratch_bytes = sizeof(float) * (size_t)(plane * rows);
+        if (!(buf->scratch = nb__alloc(buf->scratch_bytes))) return false;
+    }
     return buf->x && (buf->y || ds->target == NB_TARGET_NONE);
 }
 
@@ -198,6 +206,7 @@ void nb_loader_free(nb_loader *l) {
     for (int i = 0; i < 2; i++) {
         nb_tensor_free(l->buf[i].x);
         nb_tensor_free(l->buf[i].y);
+        nb__dealloc(l->buf[i].scratch, l->buf[i].scratch_bytes);
     }
     if (l->perm) nb__dealloc(l->perm, sizeof(int64_t) * (size_t)l->ds->n);
     nb__dealloc(l, sizeof *l);

@@ -4,12 +4,12 @@
  * a * raw + c; noise is added after, then the user's transforms.
  *
  * Geometry acts on the last two dims (H, W), one plane at a time; leading dims (channels) share
- * one draw, as torchvision does for a multi-channel image.  The steps are composed backwards, as
- * lookups: an output pixel asks the rotation for its value, which samples the flipped and
- * shifted image at four pixels, each of which asks the resized crop, which samples the raw image
- * at four pixels.  So each step sees exactly the image the previous step would have produced
- * (zeros outside it), as applying them one after another does, with no buffer in between.
- * Coordinates are pixel indices: pixel (y, x) has its centre at (y, x).
+ * one draw, as torchvision does for a multi-channel image.  Steps 1-3 (resized crop, shift,
+ * flip) are one pass: each output pixel finds its place in the crop box by integer shift and
+ * mirror, then samples the raw image there (bilinear when the box is resized).  The rotation,
+ * when on, is a second pass that samples the first pass's plane, kept in scratch, with zeros
+ * beyond it.  So each step sees exactly the image the previous step produced, as applying them
+ * one after another does.  Coordinates are pixel indices: pixel (y, x) has its centre at (y, x).
  *
  * Randomness: Philox with key (seed, epoch) and counter (block, sample index, stream), so a
  * sample's draws do not depend on which batch, thread or call order handles it.
@@ -73,51 +73,85 @@ static float raw_at(const geometry *g, int64_t y, int64_t x) {
 }
 
 /* torch's source index for bilinear resizing with align_corners=False: the output pixel's centre
- * mapped onto the input, clamped below at 0 (aten's area_pixel_compute_source_index); lo and hi
- * are the two input pixels, t the weight of hi. */
-static void resize_taps(int64_t out, int64_t in_size, int64_t out_size, int64_t *lo, int64_t *hi,
+ * mapped onto the input (scale = input / output size), clamped below at 0 (aten's
+ * area_pixel_compute_source_index); lo and hi are the two input pixels, t the weight of hi. */
+static void resize_taps(int64_t out, double scale, int64_t in_size, int64_t *lo, int64_t *hi,
                         double *t) {
-    double src = ((double)out + 0.5) * ((double)in_size / (double)out_size) - 0.5;
+    double src = ((double)out + 0.5) * scale - 0.5;
     if (src < 0) src = 0;
     *lo = (int64_t)src;
     *hi = *lo + (*lo < in_size - 1);
     *t = src - (double)*lo;
 }
 
-/* Step 1: the resized crop at pixel (y, x) of the h x w frame. */
-static double cropped_at(const geometry *g, int64_t y, int64_t x) {
-    if (!g->crop) return raw_at(g, y, x);
-    int64_t y0, y1, x0, x1;
-    double ty, tx;
-    resize_taps(y, g->ch, g->h, &y0, &y1, &ty);
-    resize_taps(x, g->cw, g->w, &x0, &x1, &tx);
-    y0 += g->top, y1 += g->top, x0 += g->left, x1 += g->left;
-    return (1 - ty) * ((1 - tx) * raw_at(g, y0, x0) + tx * raw_at(g, y0, x1)) +
-           ty * ((1 - tx) * raw_at(g, y1, x0) + tx * raw_at(g, y1, x1));
+/* Step 1 at column x of a resized crop: the bilinear mix of raw rows y0, y1 (weight ty on y1,
+ * found once per row) and the two columns x maps to. */
+static float cropped_at(const geometry *g, int64_t y0, int64_t y1, double ty, int64_t x,
+                        double scale_x) {
+    int64_t x0, x1;
+    double tx;
+    resize_taps(x, scale_x, g->cw, &x0, &x1, &tx);
+    x0 += g->left, x1 += g->left;
+    return (float)((1 - ty) * ((1 - tx) * raw_at(g, y0, x0) + tx * raw_at(g, y0, x1)) +
+                   ty * ((1 - tx) * raw_at(g, y1, x0) + tx * raw_at(g, y1, x1)));
 }
 
-/* Steps 2 and 3: shift, then mirror, at any integer (y, x); zero outside the frame. */
-static double shifted_at(const geometry *g, int64_t y, int64_t x) {
-    if (y < 0 || y >= g->h || x < 0 || x >= g->w) return 0.0;
-    int64_t sy = y + g->dy, sx = (g->flip ? g->w - 1 - x : x) + g->dx;
-    if (sy < 0 || sy >= g->h || sx < 0 || sx >= g->w) return 0.0; /* the padding */
-    return cropped_at(g, sy, sx);
+/* Steps 1-3 into dst[h * w] as a * value + c: output (y, x) reads the cropped image at
+ * (y + dy, mirrored x + dx); the padding the shift brings in is a raw 0, so it becomes c. */
+static void fill_unrotated(const geometry *g, float *dst, float a, float c) {
+    double scale_y = (double)g->ch / (double)g->h, scale_x = (double)g->cw / (double)g->w;
+    for (int64_t y = 0; y < g->h; y++) {
+        float *row = dst + y * g->w;
+        int64_t sy = y + g->dy, y0 = 0, y1 = 0;
+        double ty = 0;
+        if (sy < 0 || sy >= g->h) { /* a row of padding */
+            for (int64_t x = 0; x < g->w; x++) row[x] = c;
+            continue;
+        }
+        if (!g->crop) {
+            for (int64_t x = 0; x < g->w; x++) {
+                int64_t sx = (g->flip ? g->w - 1 - x : x) + g->dx;
+                row[x] = sx < 0 || sx >= g->w ? c : a * raw_at(g, sy, sx) + c;
+            }
+            continue;
+        }
+        resize_taps(sy, scale_y, g->ch, &y0, &y1, &ty);
+        y0 += g->top, y1 += g->top;
+        for (int64_t x = 0; x < g->w; x++) {
+            int64_t sx = (g->flip ? g->w - 1 - x : x) + g->dx;
+            row[x] = sx < 0 || sx >= g->w ? c : a * cropped_at(g, y0, y1, ty, sx, scale_x) + c;
+        }
+    }
 }
 
-/* Step 4: the rotation at output pixel (y, x).  Content turns counter-clockwise by a about the
- * centre c, so the output at p reads the input at c + R(-a)(p - c); with y pointing down that
- * is (x cos a - y sin a, x sin a + y cos a) relative to c.  Bilinear over four pixels of the
- * shifted image, zeros beyond it (grid_sample's padding_mode="zeros"). */
-static double rotated_at(const geometry *g, int64_t y, int64_t x) {
-    if (!g->rotate) return shifted_at(g, y, x);
-    double cy = 0.5 * (double)(g->h - 1), cx = 0.5 * (double)(g->w - 1);
-    double ry = (double)y - cy, rx = (double)x - cx;
-    double sx = cx + rx * g->cos_a - ry * g->sin_a, sy = cy + rx * g->sin_a + ry * g->cos_a;
-    double fy = floor(sy), fx = floor(sx), ty = sy - fy, tx = sx - fx;
-    if (fy < -1 || fy > (double)g->h || fx < -1 || fx > (double)g->w) return 0.0;
-    int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
-    return (1 - ty) * ((1 - tx) * shifted_at(g, y0, x0) + tx * shifted_at(g, y0, x0 + 1)) +
-           ty * ((1 - tx) * shifted_at(g, y0 + 1, x0) + tx * shifted_at(g, y0 + 1, x0 + 1));
+/* Pixel (y, x) of the plane src, zero beyond it. */
+static double plane_at(const geometry *g, const float *src, int64_t y, int64_t x) {
+    return y < 0 || y >= g->h || x < 0 || x >= g->w ? 0.0 : src[y * g->w + x];
+}
+
+/* Step 4 from src (steps 1-3 as raw values) into dst as a * value + c.  Content turns
+ * counter-clockwise by angle a about the centre q, so the output at p reads the input at
+ * q + R(-a)(p - q); with y pointing down that is (x cos a - y sin a, x sin a + y cos a) from q.
+ * Bilinear over four pixels, zeros beyond the plane (grid_sample's padding_mode="zeros"). */
+static void fill_rotated(const geometry *g, const float *src, float *dst, float a, float c) {
+    double qy = 0.5 * (double)(g->h - 1), qx = 0.5 * (double)(g->w - 1);
+    for (int64_t y = 0; y < g->h; y++) {
+        double ry = (double)y - qy;
+        for (int64_t x = 0; x < g->w; x++) {
+            double rx = (double)x - qx;
+            double sx = qx + rx * g->cos_a - ry * g->sin_a, sy = qy + rx * g->sin_a + ry * g->cos_a;
+            double fy = floor(sy), fx = floor(sx), ty = sy - fy, tx = sx - fx, v = 0.0;
+            if (fy >= 0 && fy < (double)(g->h - 1) && fx >= 0 && fx < (double)(g->w - 1)) {
+                const float *p = src + (int64_t)fy * g->w + (int64_t)fx; /* all four inside */
+                v = (1 - ty) * ((1 - tx) * p[0] + tx * p[1]) + ty * ((1 - tx) * p[g->w] + tx * p[g->w + 1]);
+            } else if (fy >= -1 && fy <= (double)g->h && fx >= -1 && fx <= (double)g->w) {
+                int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
+                v = (1 - ty) * ((1 - tx) * plane_at(g, src, y0, x0) + tx * plane_at(g, src, y0, x0 + 1)) +
+                    ty * ((1 - tx) * plane_at(g, src, y0 + 1, x0) + tx * plane_at(g, src, y0 + 1, x0 + 1));
+            }
+            dst[y * g->w + x] = a * (float)v + c;
+        }
+    }
 }
 
 /* A uniform double in [0, 1) from two 32-bit words (53 bits). */
@@ -154,6 +188,8 @@ static void draw_crop(const nb_transforms *t, int64_t s, uint64_t key, geometry 
     g->ch = g->h;
     if (in_ratio < r0) g->ch = (int64_t)nearbyint((double)g->w / r0);
     else if (in_ratio > r1) g->cw = (int64_t)nearbyint((double)g->h * r1);
+    if (g->ch < 1) g->ch = 1; /* an extreme ratio on a small image: keep one row or column */
+    if (g->cw < 1) g->cw = 1;
     g->top = (g->h - g->ch) / 2;
     g->left = (g->w - g->cw) / 2;
 }
@@ -243,6 +279,13 @@ bool nb__transforms_check(const nb_transforms *t, const nb_dataset *ds) {
 
 /* ---- one sample */
 
+/* The rotation reads the plane that steps 1-3 leave in scratch. */
+int64_t nb__transform_scratch(const nb_transforms *t, const nb_dataset *ds) {
+    bool rotate = t->rotate[0] != 0 || t->rotate[1] != 0;
+    if (!rotate || ds->sample_ndim < 2) return 0;
+    return ds->sample_shape[ds->sample_ndim - 2] * ds->sample_shape[ds->sample_ndim - 1];
+}
+
 static void apply_user(const nb_transforms *t, const nb_dataset *ds, int64_t s, int64_t epoch,
                        uint64_t key, float *out) {
     if (!t->user[0].fn) return;
@@ -256,7 +299,7 @@ static void apply_user(const nb_transforms *t, const nb_dataset *ds, int64_t s, 
 }
 
 void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t s, int64_t epoch,
-                          uint64_t key, float *out) {
+                          uint64_t key, float *out, float *scratch) {
     int64_t m = ds->sample_numel;
     const uint8_t *xb = ds->is_u8 ? (const uint8_t *)ds->x + s * m : NULL;
     const float *xf = ds->is_u8 ? NULL : (const float *)ds->x + s * m;
@@ -271,9 +314,12 @@ void nb__transform_sample(const nb_transforms *t, const nb_dataset *ds, int64_t 
         for (int64_t base = 0; base < m; base += hw) {
             g.xb = xb ? xb + base : NULL;
             g.xf = xf ? xf + base : NULL;
-            for (int64_t y = 0; y < g.h; y++)
-                for (int64_t x = 0; x < g.w; x++)
-                    out[base + y * g.w + x] = a * (float)rotated_at(&g, y, x) + c;
+            if (g.rotate) {
+                fill_unrotated(&g, scratch, 1.0f, 0.0f);
+                fill_rotated(&g, scratch, out + base, a, c);
+            } else {
+                fill_unrotated(&g, out + base, a, c);
+            }
         }
     } else if (xb) {
         affine_u8(out, xb, m, a, c);
