@@ -342,14 +342,12 @@ static bool read_field(const json_t *j, const nb__sched_field *f, nb_sched *t, c
     }
 }
 
-#define MAX_FIELDS 16
-
 /* Reads node t's fields from j into t, a copy of a schedule whose arrays point to scratch
  * space, and checks them. */
 static bool read_fields(nb_sched *t, const json_t *j, const char *where) {
     const nb__sched_kind *kind = t->kind;
     int n = n_fields(kind);
-    const char *keys[MAX_FIELDS + 2];
+    const char *keys[NB__SCHED_FIELDS_MAX + 2];
     keys[0] = "type";
     for (int i = 0; i < n; i++) keys[i + 1] = kind->fields[i].key;
     if (kind->composite) keys[n + 1] = "schedulers";

@@ -62,6 +62,8 @@ typedef struct {
 /* The fields every _LRScheduler saves, first. */
 #define NB__S_COMMON NB__S_LAST_EPOCH, NB__S_BASE_LRS, NB__S_LAST_LR
 
+#define NB__SCHED_FIELDS_MAX 16 /* fields in a kind's table */
+
 struct nb__sched_kind {
     const char *name; /* messages and the JSON's "type" */
     const nb__sched_field *fields;
