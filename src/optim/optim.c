@@ -213,15 +213,11 @@ double nb_optim_get_momentum(const nb_optim *o, int group) {
     if (!group_ok(o, group, "optim_get_momentum")) return NAN;
     if (!nb__optim_has_momentum(o, true))
         return nb__fail(NB_ERR_ARG, "optim_get_momentum: %s has no momentum", o->kind->name), NAN;
-    return nb__optim_momentum(o, group);
+    return o->groups[group].hp[o->kind->momentum];
 }
 
 bool nb__optim_has_momentum(const nb_optim *o, bool beta1_ok) {
     return o->kind->momentum != NB__NO_MOMENTUM && (beta1_ok || !o->kind->momentum_is_beta1);
-}
-
-double nb__optim_momentum(const nb_optim *o, int group) {
-    return o->groups[group].hp[o->kind->momentum];
 }
 
 nb_status nb__optim_set_momentum(nb_optim *o, int group, double momentum) {

@@ -122,7 +122,6 @@ static inline bool nb__is_unset(double v) { return v == 0 && !signbit(v); }
  * schedule's constructor calls this, never its step: a buffer exists from the first nonzero
  * momentum on). */
 bool nb__optim_has_momentum(const nb_optim *o, bool beta1_ok);
-double nb__optim_momentum(const nb_optim *o, int group);
 nb_status nb__optim_set_momentum(nb_optim *o, int group, double momentum);
 
 /* ---- update kernels (update.c): raw float arrays of n elements, outputs first.  The scalars
