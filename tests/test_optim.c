@@ -13,6 +13,7 @@
  */
 #include "check.h"
 #include "golden_json.h"
+#include "optim/sched_internal.h" /* the kinds' registries */
 
 /* Golden trajectories: a value per step; reports the config and step that differ. */
 #define CHECK_NEAR_AT(what, step, got, want, atol, rtol)                                      \
@@ -747,7 +748,7 @@ static void bad_options_are_refused_with_torchs_messages(void) {
     CHECK_EQ_INT(nb_optim_add_group(o, 1, &p, NULL), NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "some parameters appear in more than one parameter group");
     CHECK_EQ_INT(nb_optim_add_group(o, 1, &q, &(nb_group_opts){.momentum = 0.9}), NB_ERR_ARG);
-    CHECK_ERROR(NB_ERR_ARG, "Adagrad has none");
+    CHECK_ERROR(NB_ERR_ARG, "adagrad has none");
     CHECK_EQ_INT(nb_optim_add_group(o, 1, &q, &(nb_group_opts){.lr = -1}), NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "Invalid learning rate: -1");
     CHECK_EQ_INT(nb_optim_num_groups(o), 1);
@@ -985,7 +986,7 @@ static void bad_state_json_is_refused(void) {
     /* SGD state that asks for momentum from an optimiser built without its buffer. */
     nb_optim *sgd = nb_sgd_new(1, p, (nb_sgd_opts){.lr = 0.1});
     char *sj = nb_optim_state_json(sgd), *bad = edited(sj, "\"momentum\":0.0", "\"momentum\":0.9");
-    check_bad_optim_json(sgd, bad, "needs a momentum buffer");
+    check_bad_optim_json(sgd, bad, "need a momentum_buffer state tensor");
     free(sj);
     free(bad);
     nb_optim_free(sgd);
@@ -1036,9 +1037,144 @@ static void bad_state_json_is_refused(void) {
     free(pj);
     nb_sched_free(s);
 
+    /* SequentialLR's milestones are checked on loading as when it is made. */
+    s = nb_sequentiallr_new(o, 3, (nb_sched *[]){nb_linearlr_new(o, 0.1, 1, 3),
+                                                 nb_exponentiallr_new(o, 0.9),
+                                                 nb_cosinelr_new(o, 10, 0)}, (int[]){3, 5});
+    pj = nb_sched_state_json(s);
+    sbad = edited(pj, "\"milestones\":[3,5]", "\"milestones\":[5,3]");
+    CHECK_EQ_INT(nb_sched_load_state_json(s, sbad), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "milestones must increase (5 then 3)");
+    free(sbad);
+    free(pj);
+    nb_sched_free(s);
+
     free(js);
     nb_optim_free(o);
     free_params(p, MAX_PARAMS);
+}
+
+/* ---------------------------------------------------------------- the kinds' registries */
+
+static int registry_count(const void *const *registry) {
+    int n = 0;
+    while (registry[n]) n++;
+    return n;
+}
+
+/* Where kind is in the registry, -1 if absent. */
+static int registry_index(const void *const *registry, const void *kind) {
+    for (int i = 0; registry[i]; i++)
+        if (registry[i] == kind) return i;
+    return -1;
+}
+
+/* Each public constructor makes a registered kind, and each registered kind is made by one: a
+ * kind whose file was added without its registry line, or the reverse, fails here. */
+static void every_kind_has_its_registry_line(void) {
+    nb_tensor *p[MAX_PARAMS];
+    make_params(p);
+    nb_optim *os[] = {
+        nb_sgd_new(1, p, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9}),
+        nb_adagrad_new(1, p, (nb_adagrad_opts){0}), nb_rmsprop_new(1, p, (nb_rmsprop_opts){0}),
+        nb_adam_new(1, p, (nb_adam_opts){0}), nb_adamw_new(1, p, (nb_adamw_opts){0}),
+    };
+    int n_optims = (int)(sizeof os / sizeof os[0]);
+    bool seen[16] = {0};
+    CHECK_EQ_INT(registry_count((const void *const *)nb__optim_kinds), n_optims);
+    for (int i = 0; i < n_optims; i++) {
+        int at = registry_index((const void *const *)nb__optim_kinds, os[i]->kind);
+        CHECK(at >= 0 && !seen[at]);
+        if (at >= 0) seen[at] = true;
+    }
+    nb_optim *o = os[0];
+    nb_sched *ss[] = {
+        nb_steplr_new(o, 2, 0.5), nb_multisteplr_new(o, 1, (int[]){2}, 0.5),
+        nb_exponentiallr_new(o, 0.9), nb_cosinelr_new(o, 10, 0), nb_linearlr_new(o, 0.5, 1, 3),
+        nb_plateau_new(o, (nb_plateau_opts){0}),
+        nb_cycliclr_new(o, (nb_cyclic_opts){.base_lr = 0.01, .max_lr = 0.1}),
+        nb_onecyclelr_new(o, (nb_onecycle_opts){.max_lr = 0.1, .total_steps = 10}),
+        nb_chained_new(1, (nb_sched *[]){nb_steplr_new(o, 2, 0.5)}),
+        nb_sequentiallr_new(o, 1, (nb_sched *[]){nb_steplr_new(o, 2, 0.5)}, NULL),
+    };
+    int n_scheds = (int)(sizeof ss / sizeof ss[0]);
+    memset(seen, 0, sizeof seen);
+    CHECK_EQ_INT(registry_count((const void *const *)nb__sched_kinds), n_scheds);
+    for (int i = 0; i < n_scheds; i++) {
+        CHECK(ss[i] != NULL);
+        int at = ss[i] ? registry_index((const void *const *)nb__sched_kinds, ss[i]->kind) : -1;
+        CHECK(at >= 0 && !seen[at]);
+        if (at >= 0) seen[at] = true;
+        nb_sched_free(ss[i]);
+    }
+    for (int i = 0; i < n_optims; i++) nb_optim_free(os[i]);
+    free_params(p, MAX_PARAMS);
+}
+
+/* Whether key is among keys[0..n). */
+static bool key_in(const char *key, const char *const *keys, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(key, keys[i])) return true;
+    return false;
+}
+
+/* Every optimiser descriptor is complete: a unique name; the update, the checks and the slots
+ * set; its JSON keys unique, clear of the shared ones, weight_decay once, within nb__group; the
+ * momentum a schedule cycles one of its fields; its state tensors' names fit. */
+static void every_optimiser_descriptor_is_complete(void) {
+    const char *names[16];
+    for (int i = 0; nb__optim_kinds[i]; i++) {
+        const nb__optim_kind *k = nb__optim_kinds[i];
+        CHECK(k->name && !key_in(k->name, names, i));
+        names[i] = k->name;
+        CHECK(k->check && k->step && k->slot_needed && k->slots[0]);
+        const char *keys[NB__GROUP_HP + 4] = {"lr", "initial_lr", "params"};
+        int n = 3, weight_decay = 0;
+        bool momentum_named = k->momentum == NB__NO_MOMENTUM;
+        for (const nb__hp_field *f = k->fields; f->key && n < NB__GROUP_HP + 4; f++) {
+            CHECK(!key_in(f->key, keys, n));
+            keys[n++] = f->key;
+            weight_decay += f->offset == offsetof(nb__group, weight_decay);
+            size_t end = f->offset + sizeof(double) * (f->type == NB__HP_PAIR ? 2 : 1);
+            CHECK(f->offset == offsetof(nb__group, weight_decay) ||
+                  (f->offset >= offsetof(nb__group, hp) &&
+                   end <= offsetof(nb__group, hp) + sizeof(double) * NB__GROUP_HP));
+            if (k->momentum != NB__NO_MOMENTUM && f->offset == offsetof(nb__group, hp) +
+                                                                   sizeof(double) * (size_t)k->momentum)
+                momentum_named = !strcmp(f->key, k->momentum_is_beta1 ? "betas" : "momentum");
+        }
+        CHECK(n <= NB__GROUP_HP + 4 && weight_decay == 1 && momentum_named);
+        for (int s = 0; s < NB__SLOTS; s++)
+            CHECK(!k->slots[s] || strlen("state.2147483647.") + strlen(k->slots[s]) < NB__NAME_MAX);
+    }
+}
+
+/* Every schedule descriptor is complete: a unique name; stepped one way (by nb_sched_step or on
+ * a metric), with a formula when the shared step uses one; its JSON keys unique, clear of "type"
+ * and "schedulers", within NB__SCHED_FIELDS_MAX, and its own fields inside its struct. */
+static void every_schedule_descriptor_is_complete(void) {
+    const char *names[16];
+    for (int i = 0; nb__sched_kinds[i]; i++) {
+        const nb__sched_kind *k = nb__sched_kinds[i];
+        CHECK(k->name && !key_in(k->name, names, i));
+        names[i] = k->name;
+        CHECK((k->step != NULL) != (k->step_metric != NULL));
+        CHECK(k->step != nb__sched_step_basic || k->get_lr);
+        const char *keys[NB__SCHED_FIELDS_MAX + 2] = {"type", "schedulers"};
+        int n = 2;
+        for (const nb__sched_field *f = k->fields; f->key && n < NB__SCHED_FIELDS_MAX + 2; f++) {
+            CHECK(!key_in(f->key, keys, n));
+            keys[n++] = f->key;
+            size_t size = f->type == NB__F_BOOL ? sizeof(bool)
+                        : f->type == NB__F_ENUM ? sizeof(int)
+                        : f->type == NB__F_GROUPS ? sizeof(double *) : sizeof(double);
+            CHECK(!f->in_state || f->offset + size <= k->state_size);
+            CHECK(f->in_state || f->type == NB__F_INT || f->type == NB__F_GROUPS ||
+                  f->type == NB__F_MILESTONES); /* the header's fields */
+            CHECK(f->type != NB__F_ENUM || (f->names && f->names[0]));
+        }
+        CHECK(n <= NB__SCHED_FIELDS_MAX + 2);
+    }
 }
 
 /* ---------------------------------------------------------------- allocation and threads */
@@ -1126,6 +1262,9 @@ int main(void) {
     bad_schedules_are_refused();
     non_finite_and_out_of_range_options_are_refused();
     bad_state_json_is_refused();
+    every_kind_has_its_registry_line();
+    every_optimiser_descriptor_is_complete();
+    every_schedule_descriptor_is_complete();
     steps_call_malloc_zero_times();
     results_do_not_depend_on_the_thread_count();
     json_decref(golden);
