@@ -25,9 +25,9 @@
  * scattered out of it); a chunk of one sample reads and writes y / dy in place.  A 1x1 kernel
  * with unit stride, no padding and an unchanged size needs no im2col: col(x) is x itself.
  *
- * Threads.  The samples are cut into `threads` contiguous ranges, one per OpenMP thread, each
- * with its own scratch in the caller's workspace; GEMMs inside the region run single-threaded
- * (nb__cpu_gemm does so in a parallel region).  With one range there is no region and
+ * Threads.  The samples are cut into `threads` contiguous ranges, pieces of the pool's job, each
+ * with its own scratch in the caller's workspace; GEMMs inside a piece run single-threaded
+ * (nb__cpu_gemm does so inside a piece).  With one range there is no job and
  * nb__cpu_gemm may share out a large GEMM itself.  Every output element is written by one
  * thread in a fixed order — dx by serial col2im per sample; dw per range into its own partial
  * (beta = 1 across the range's chunks), the partials then summed in range order — so a given
@@ -38,9 +38,6 @@
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
-#endif
-#ifdef _OPENMP
-#include <omp.h>
 #endif
 
 /* Grid columns worth folding into one GEMM, and the column bytes one thread may hold (half
@@ -74,10 +71,8 @@ static conv_plan plan_for(const nb_conv2d_geom *g) {
     p.in_place = g->ph == 0 && g->pw == 0 && p.hp <= g->h && p.wp <= g->w;
     p.direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
                g->pw == 0 && g->oh == g->h && g->ow == g->w;
-#ifdef _OPENMP
     double flops = 2.0 * (double)g->n * (double)g->oc * (double)p.k * (double)p.p;
-    if (!omp_in_parallel() && flops >= PARALLEL_MIN_FLOPS) p.threads = omp_get_max_threads();
-#endif
+    if (!nb__in_parallel() && flops >= PARALLEL_MIN_FLOPS) p.threads = nb__threads();
     if (p.threads > g->n) p.threads = g->n > 0 ? (int)g->n : 1;
     int64_t per_thread = (g->n + p.threads - 1) / p.threads;
     if (p.p > 0 && p.p < FOLD_COLUMNS) {
@@ -400,12 +395,27 @@ static void run_range(conv_pass pass, const conv_plan *p, int t, float *out, con
     }
 }
 
-/* Every range, one per thread (a smaller team takes several in turn); one range runs inline. */
+/* One pass's arguments, for its ranges. */
+typedef struct {
+    conv_pass pass;
+    const conv_plan *p;
+    float *out, *b;
+    const float *a, *c;
+    const nb_conv2d_geom *g;
+    void *ws;
+} conv_job;
+
+static void range_piece(void *arg, int64_t t, int64_t end) {
+    const conv_job *j = arg;
+    (void)end;
+    run_range(j->pass, j->p, (int)t, j->out, j->a, j->c, j->b, j->g, j->ws);
+}
+
+/* Every range, one piece each (fewer threads take several in turn); one range runs inline. */
 static void run_ranges(conv_pass pass, const conv_plan *p, float *out, const float *a,
                        const float *c, float *b, const nb_conv2d_geom *g, void *ws) {
-    NB_PARALLEL_FOR(p->threads > 1,
-        for (int t = 0; t < p->threads; t++) run_range(pass, p, t, out, a, c, b, g, ws);
-    );
+    conv_job j = {pass, p, out, b, a, c, g, ws};
+    nb__parallel_each(p->threads, range_piece, &j);
 }
 
 void nb__cpu_conv2d(float *y, const float *x, const float *w, const float *b,

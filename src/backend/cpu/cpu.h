@@ -4,6 +4,7 @@
 
 #include "../../core/parallel.h"
 #include "../backend.h"
+#include "dispatch.h"
 
 void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1);
 void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const float *y,

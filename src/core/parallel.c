@@ -1,0 +1,191 @@
+/*
+ * parallel.c — the thread pool behind nb__parallel_for (see parallel.h for the contract).
+ *
+ * One job at a time.  The job's description lives in one of two slots, chosen by the parity of
+ * its generation number, and one 64-bit word holds (generation << 32 | next unclaimed piece).  A
+ * thread claims piece i of generation g by compare-and-swap of (g, i) to (g, i + 1), having read
+ * slot g % 2 in between: the swap succeeds only while generation g is still current, and while
+ * it is, nobody writes slot g % 2 (generation g + 1 writes the other slot, and generation g + 2
+ * cannot start before g + 1 is done), so a successful claim always ran on g's description.  The
+ * caller claims pieces like any worker, then waits only for the pieces that others claimed and
+ * have not finished: a worker that was asleep or descheduled when the job came claims nothing.
+ *
+ * Waiting.  A worker spins briefly after each job (steps issue jobs back to back, and a wake-up
+ * through the kernel costs microseconds), then sleeps on a condition variable: on a machine
+ * whose cores are busy a spinning thread takes time from the one doing the work.
+ */
+#include "parallel.h"
+
+#include "nabla.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define MAX_THREADS 256
+#define PIECES_PER_THREAD 4 /* more pieces than threads: a late thread still finds work */
+#define WORKER_SPIN 500     /* pause iterations (~20 microseconds) before a worker sleeps */
+#define CALLER_SPIN 4000    /* pause iterations before the caller yields its core */
+
+typedef struct {
+    _Atomic(nb__range_fn *) fn;
+    _Atomic(void *) ctx;
+    _Atomic int64_t n, pieces;
+} job_slot;
+
+static struct {
+    pthread_mutex_t job_mu; /* held by the one caller whose job is in flight */
+    pthread_mutex_t sleep_mu;
+    pthread_cond_t wake;
+    _Atomic uint64_t state;  /* generation << 32 | next piece */
+    _Atomic uint32_t seq;    /* bumped at each job: what sleeping workers wait on */
+    _Atomic int64_t done;    /* pieces of the current job finished */
+    _Atomic int sleepers, want; /* want: the thread count set; 0 until first asked */
+    int started;            /* workers running (only the caller holding job_mu starts more) */
+    job_slot slot[2];
+} pool = {.job_mu = PTHREAD_MUTEX_INITIALIZER, .sleep_mu = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local bool in_piece;
+
+/* The cores this process may run on (its affinity mask, which taskset and cgroup cpusets set). */
+static int usable_cores(void) {
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int nb__threads(void) {
+    int w = atomic_load_explicit(&pool.want, memory_order_relaxed);
+    if (w == 0) {
+        w = usable_cores();
+        if (w > MAX_THREADS) w = MAX_THREADS;
+        int zero = 0;
+        if (!atomic_compare_exchange_strong(&pool.want, &zero, w)) w = zero;
+    }
+    return w;
+}
+
+bool nb__in_parallel(void) { return in_piece; }
+
+int nb_get_num_threads(void) { return nb__threads(); }
+
+void nb_set_num_threads(int n) {
+    atomic_store(&pool.want, n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n);
+}
+
+/* Claims and runs pieces of the current job until none is left. */
+static void work(void) {
+    in_piece = true;
+    for (;;) {
+        uint64_t s = atomic_load_explicit(&pool.state, memory_order_acquire);
+        const job_slot *j = &pool.slot[(s >> 32) & 1];
+        int64_t i = (int64_t)(uint32_t)s, pieces = atomic_load_explicit(&j->pieces, memory_order_relaxed);
+        if (i >= pieces) break;
+        nb__range_fn *fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&j->ctx, memory_order_relaxed);
+        int64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+        if (!atomic_compare_exchange_weak_explicit(&pool.state, &s, s + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        fn(ctx, n * i / pieces, n * (i + 1) / pieces);
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+    }
+    in_piece = false;
+}
+
+static void *worker_main(void *arg) {
+    int index = (int)(intptr_t)arg; /* worker k is the (k + 2)th thread */
+    uint32_t seen = atomic_load(&pool.seq);
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&pool.seq, memory_order_acquire) == seen && spins++ < WORKER_SPIN)
+            cpu_relax();
+        if (atomic_load(&pool.seq) == seen) {
+            pthread_mutex_lock(&pool.sleep_mu);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while (atomic_load(&pool.seq) == seen) pthread_cond_wait(&pool.wake, &pool.sleep_mu);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.sleep_mu);
+        }
+        seen = atomic_load(&pool.seq);
+        if (index + 1 < atomic_load_explicit(&pool.want, memory_order_relaxed)) work();
+    }
+    return NULL;
+}
+
+/* Starts workers up to the thread count less the caller; false when none could be started. */
+static bool ensure_workers(int threads) {
+    while (pool.started < threads - 1) {
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.started);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;
+        pool.started++;
+    }
+    return pool.started > 0;
+}
+
+static void run_pieces(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
+    uint64_t gen = (atomic_load_explicit(&pool.state, memory_order_relaxed) >> 32) + 1;
+    job_slot *j = &pool.slot[gen & 1];
+    atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&j->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&j->n, n, memory_order_relaxed);
+    atomic_store_explicit(&j->pieces, pieces, memory_order_relaxed);
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.state, (gen & 0xffffffffu) << 32, memory_order_release);
+    atomic_fetch_add(&pool.seq, 1);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.sleep_mu);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.sleep_mu);
+    }
+    work();
+    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < pieces;)
+        if (spins++ < CALLER_SPIN) cpu_relax();
+        else sched_yield(); /* a worker holding a piece was descheduled: let it run */
+}
+
+static void share(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
+    if (pieces > 1 && !in_piece && pthread_mutex_trylock(&pool.job_mu) == 0) {
+        if (ensure_workers(nb__threads())) {
+            run_pieces(n, pieces, fn, ctx);
+            pthread_mutex_unlock(&pool.job_mu);
+            return;
+        }
+        pthread_mutex_unlock(&pool.job_mu);
+    }
+    for (int64_t i = 0; i < pieces; i++) fn(ctx, n * i / pieces, n * (i + 1) / pieces);
+}
+
+void nb__parallel_for(bool parallel, int64_t n, nb__range_fn *fn, void *ctx) {
+    int threads = parallel && n > 1 ? nb__threads() : 1;
+    if (threads == 1) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    int64_t pieces = (int64_t)threads * PIECES_PER_THREAD;
+    share(n, pieces < n ? pieces : n, fn, ctx);
+}
+
+void nb__parallel_each(int64_t n, nb__range_fn *fn, void *ctx) {
+    if (n == 1 || nb__threads() == 1) {
+        for (int64_t i = 0; i < n; i++) fn(ctx, i, i + 1);
+        return;
+    }
+    share(n, n, fn, ctx);
+}
