@@ -48,7 +48,9 @@ static struct {
     _Atomic uint32_t seq;    /* bumped at each job: what sleeping workers wait on */
     _Atomic int64_t done;    /* pieces of the current job finished */
     _Atomic int sleepers, want; /* want: the thread count set; 0 until first asked */
+    _Atomic bool quit;          /* set at exit: workers return */
     int started;            /* workers running (only the caller holding job_mu starts more) */
+    pthread_t workers[MAX_THREADS];
     job_slot slot[2];
 } pool = {.job_mu = PTHREAD_MUTEX_INITIALIZER, .sleep_mu = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER};
@@ -114,10 +116,12 @@ static void *worker_main(void *arg) {
         if (atomic_load(&pool.seq) == seen) {
             pthread_mutex_lock(&pool.sleep_mu);
             atomic_fetch_add(&pool.sleepers, 1);
-            while (atomic_load(&pool.seq) == seen) pthread_cond_wait(&pool.wake, &pool.sleep_mu);
+            while (atomic_load(&pool.seq) == seen && !atomic_load(&pool.quit))
+                pthread_cond_wait(&pool.wake, &pool.sleep_mu);
             atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.sleep_mu);
         }
+        if (atomic_load(&pool.quit)) return NULL;
         seen = atomic_load(&pool.seq);
         if (index + 1 < atomic_load_explicit(&pool.want, memory_order_relaxed)) work();
     }
@@ -126,17 +130,23 @@ static void *worker_main(void *arg) {
 
 /* Starts workers up to the thread count less the caller; false when none could be started. */
 static bool ensure_workers(int threads) {
-    while (pool.started < threads - 1) {
-        pthread_attr_t attr;
-        pthread_t t;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.started);
-        pthread_attr_destroy(&attr);
-        if (rc != 0) break;
+    while (pool.started < threads - 1 &&
+           pthread_create(&pool.workers[pool.started], NULL, worker_main, (void *)(intptr_t)pool.started) == 0)
         pool.started++;
-    }
     return pool.started > 0;
+}
+
+/* At exit the workers are woken, told to return and joined, so that nothing of theirs is left
+ * for leak checkers (valgrind) to report; unless another thread is inside a job right then. */
+__attribute__((destructor)) static void stop_workers(void) {
+    if (pthread_mutex_trylock(&pool.job_mu) != 0) return; /* no job in flight from here on */
+    pthread_mutex_lock(&pool.sleep_mu);
+    atomic_store(&pool.quit, true);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.sleep_mu);
+    for (int i = 0; i < pool.started; i++) pthread_join(pool.workers[i], NULL);
+    pool.started = 0;
+    pthread_mutex_unlock(&pool.job_mu);
 }
 
 static void run_pieces(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {

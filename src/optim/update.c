@@ -12,6 +12,7 @@
  * result does not depend on the number of threads.
  */
 #include "optim_internal.h"
+#include "../backend/cpu/dispatch.h"
 
 #include <math.h>
 
@@ -36,7 +37,7 @@ static void update(int64_t n, nb__range_fn *fn, update_job *j) {
  *   b <- g on the first step, else mu b + (1 - tau) g
  *   g <- g + mu b (nesterov), or b
  *   theta <- theta - gamma g                                                                   */
-static void sgd_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void sgd_range(void *arg, int64_t lo, int64_t hi) {
     const update_job *j = arg;
     float *p = j->p, *buf = j->s0, lr = j->k[0], weight_decay = j->k[1], momentum = j->k[2];
     float one_minus_dampening = j->k[3];
@@ -66,7 +67,7 @@ void nb__sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, f
  *   g <- g + lambda theta
  *   sum <- sum + g^2
  *   theta <- theta - clr g / (sqrt(sum) + eps),  clr = gamma / (1 + (t - 1) eta) (caller)      */
-static void adagrad_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void adagrad_range(void *arg, int64_t lo, int64_t hi) {
     const update_job *j = arg;
     float *p = j->p, *sum = j->s0, clr = j->k[0], weight_decay = j->k[1], eps = j->k[2];
     const float *g = j->g;
@@ -94,7 +95,7 @@ void nb__adagrad_update(float *p, float *sum, const float *g, int64_t n, float c
  *   momentum > 0: b <- mu b + g / denom,  theta <- theta - gamma b
  *   else theta <- theta - gamma g / denom
  * buf is NULL when momentum is 0, grad_avg NULL unless centered.                                */
-static void rmsprop_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void rmsprop_range(void *arg, int64_t lo, int64_t hi) {
     const update_job *j = arg;
     float *p = j->p, *square_avg = j->s0, *buf = j->s1, *grad_avg = j->s2;
     float lr = j->k[0], alpha = j->k[1], one_minus_alpha = j->k[2], eps = j->k[3];
@@ -139,7 +140,7 @@ void nb__rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg
  *   amsgrad: v_max <- max(v_max, v), used for v below
  *   theta <- theta - step_size m / (sqrt(v) / sqrt(1 - beta2^t) + eps),
  *   step_size = gamma / (1 - beta1^t)                                                           */
-static void adam_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void adam_range(void *arg, int64_t lo, int64_t hi) {
     const update_job *j = arg;
     float *p = j->p, *exp_avg = j->s0, *exp_avg_sq = j->s1, *max_exp_avg_sq = j->s2;
     const float *g = j->g;

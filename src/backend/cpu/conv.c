@@ -36,8 +36,9 @@
 #include "cpu.h"
 
 #include <string.h>
-#ifdef __AVX512F__
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#define NB_CONV_AVX512 1
 #endif
 
 /* Grid columns worth folding into one GEMM, and the column bytes one thread may hold (half
@@ -58,7 +59,10 @@ typedef struct {
     bool direct;    /* 1x1, unit stride, no padding, same size: the columns are x itself */
     size_t col, tmp, part, pad; /* floats per thread: columns, grid scratch, dw (transposed)
                                  * and db partial, one padded channel */
+    const struct row_ops *rows; /* the row copies for this CPU */
 } conv_plan;
+
+static const struct row_ops *row_ops_for_cpu(void);
 
 static size_t lines(int64_t floats) { return (size_t)(floats + 15) / 16 * 16; }
 
@@ -86,6 +90,7 @@ static conv_plan plan_for(const nb_conv2d_geom *g) {
     p.tmp = p.chunk > 1 ? lines(g->oc * p.chunk * p.p) : 0;
     p.part = lines(g->oc * p.k + g->oc);
     p.pad = p.in_place ? 0 : lines(p.hp * p.wp);
+    p.rows = row_ops_for_cpu();
     return p;
 }
 
@@ -121,10 +126,34 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * block's end is masked (masked stores are the slow ones).  They stay out of line: inlined into
  * im2col's nest of loops they ran out of registers and ran a third slower. */
 #define NB_ROWS __attribute__((noinline))
-#ifdef __AVX512F__
-static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << (n % 16)) - 1); }
+/* Plain C, vectorised by the compiler for the CPU's vector width (NB_CLONES). */
+NB_ROWS NB_CLONES static void copy_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
+                              int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict dr = d + r * ldd;
+        const float *restrict sr = s + r * lds;
+        for (int64_t j = 0; j < n; j++) dr[j] = sr[j];
+    }
+}
 
-NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+NB_ROWS NB_CLONES static void copy_block_plain(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+    copy_rows_plain(d, n, s, lds, rows, n);
+}
+
+NB_ROWS NB_CLONES static void add_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
+                             int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict dr = d + r * ldd;
+        const float *restrict sr = s + r * lds;
+        for (int64_t j = 0; j < n; j++) dr[j] += sr[j];
+    }
+}
+
+#ifdef NB_CONV_AVX512
+#define NB_AVX512 __attribute__((target("avx512f")))
+NB_AVX512 static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << (n % 16)) - 1); }
+
+NB_ROWS NB_AVX512 static void copy_rows_avx512(float *d, int64_t ldd, const float *s, int64_t lds,
                               int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
@@ -136,7 +165,7 @@ NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds
     }
 }
 
-NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+NB_ROWS NB_AVX512 static void copy_block_avx512(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
     for (int64_t r = 0; r < rows; r++) {
@@ -150,7 +179,7 @@ NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t ro
     }
 }
 
-NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+NB_ROWS NB_AVX512 static void add_rows_avx512(float *d, int64_t ldd, const float *s, int64_t lds,
                              int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
@@ -168,29 +197,23 @@ NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
         }
     }
 }
-#else
-NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
-                              int64_t rows, int64_t n) {
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict dr = d + r * ldd;
-        const float *restrict sr = s + r * lds;
-        for (int64_t j = 0; j < n; j++) dr[j] = sr[j];
-    }
-}
-
-NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
-    copy_rows(d, n, s, lds, rows, n);
-}
-
-NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
-                             int64_t rows, int64_t n) {
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict dr = d + r * ldd;
-        const float *restrict sr = s + r * lds;
-        for (int64_t j = 0; j < n; j++) dr[j] += sr[j];
-    }
-}
 #endif
+
+/* The row copies that this CPU runs, chosen once per plan. */
+typedef struct row_ops {
+    void (*copy_rows)(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows, int64_t n);
+    void (*copy_block)(float *d, const float *s, int64_t lds, int64_t rows, int64_t n);
+    void (*add_rows)(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows, int64_t n);
+} row_ops;
+
+static const row_ops *row_ops_for_cpu(void) {
+    static const row_ops plain = {copy_rows_plain, copy_block_plain, add_rows_plain};
+#ifdef NB_CONV_AVX512
+    static const row_ops avx512 = {copy_rows_avx512, copy_block_avx512, add_rows_avx512};
+    if (nb__cpu_isa() == NB_ISA_AVX512) return &avx512;
+#endif
+    return &plain;
+}
 
 /* One channel xc [h, w] as the taps read it: itself when in place, else copied into pad
  * [hp, wp] at (ph, pw), so that every window row lies inside and the copies below test no
@@ -204,7 +227,7 @@ static const float *padded(const conv_plan *p, float *pad, const float *xc,
                            const nb_conv2d_geom *g) {
     if (p->in_place) return xc;
     int64_t rows = min64(g->h, p->hp - g->ph), cols = min64(g->w, p->wp - g->pw);
-    if (rows > 0 && cols > 0) copy_rows(pad + g->ph * p->wp + g->pw, p->wp, xc, g->w, rows, cols);
+    if (rows > 0 && cols > 0) p->rows->copy_rows(pad + g->ph * p->wp + g->pw, p->wp, xc, g->w, rows, cols);
     return pad;
 }
 
@@ -220,7 +243,7 @@ static void im2col(const conv_plan *p, float *col, int64_t ldc, const float *x, 
             for (int64_t kj = 0; kj < g->kw; kj++, row += ldc) {
                 const float *s0 = src + ki * g->dh * ld + kj * g->dw;
                 if (g->sw == 1) {
-                    copy_block(row, s0, g->sh * ld, g->oh, g->ow);
+                    p->rows->copy_block(row, s0, g->sh * ld, g->oh, g->ow);
                     continue;
                 }
                 for (int64_t i = 0; i < g->oh; i++) {
@@ -245,7 +268,7 @@ static void col2im(const conv_plan *p, float *x, const float *col, int64_t ldc, 
             for (int64_t kj = 0; kj < g->kw; kj++, row += ldc) {
                 float *d0 = dst + ki * g->dh * ld + kj * g->dw;
                 if (g->sw == 1) {
-                    add_rows(d0, g->sh * ld, row, g->ow, g->oh, g->ow);
+                    p->rows->add_rows(d0, g->sh * ld, row, g->ow, g->oh, g->ow);
                     continue;
                 }
                 for (int64_t i = 0; i < g->oh; i++) {
@@ -257,7 +280,7 @@ static void col2im(const conv_plan *p, float *x, const float *col, int64_t ldc, 
         if (p->in_place) continue;
         int64_t rows = min64(g->h, p->hp - g->ph), cols = min64(g->w, p->wp - g->pw);
         if (rows > 0 && cols > 0)
-            add_rows(xc, g->w, pad + g->ph * p->wp + g->pw, p->wp, rows, cols);
+            p->rows->add_rows(xc, g->w, pad + g->ph * p->wp + g->pw, p->wp, rows, cols);
     }
 }
 

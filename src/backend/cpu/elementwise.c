@@ -120,8 +120,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void exp_avx512(float *y, con
 
 static void exp_map(float *y, const float *x, int64_t n) {
 #ifdef NB_EXP_AVX512
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
+    if (nb__cpu_isa() == NB_ISA_AVX512) {
         exp_avx512(y, x, n);
         return;
     }
@@ -138,7 +137,7 @@ typedef struct {
     float p0, p1;
 } map_job;
 
-static void unary_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void unary_range(void *arg, int64_t lo, int64_t hi) {
     const map_job *j = arg;
     float *y = j->y + lo, p0 = j->p0, p1 = j->p1;
     const float *x = j->x + lo;
@@ -165,7 +164,7 @@ void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0
 #define MAP_BACK(EXPR) \
     NB_SIMD for (int64_t i = 0; i < n; i++) { const float g = dy[i]; (void)g; dx[i] = (EXPR); }
 
-static void unary_backward_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void unary_backward_range(void *arg, int64_t lo, int64_t hi) {
     const map_job *j = arg;
     float *dx = j->dx + lo, p0 = j->p0, p1 = j->p1;
     const float *x = j->x ? j->x + lo : NULL, *y = j->yf ? j->yf + lo : NULL, *dy = j->dy + lo;
@@ -251,7 +250,7 @@ void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const flo
             }                                                                          \
     } while (0)
 
-static void binary_row(nb_binary_op op, float *o, const float *a, int64_t ia, const float *b,
+NB_CLONES static void binary_row(nb_binary_op op, float *o, const float *a, int64_t ia, const float *b,
                        int64_t ib, int64_t len) {
     switch (op) {
     case NB_BIN_ADD: ROW(x + z); break;
@@ -306,7 +305,7 @@ void nb__cpu_binary(nb_binary_op op, float *out, const float *a, const int64_t *
     nb__parallel_for(rows * j.len > NB_CPU_PARALLEL_MIN, rows * j.per_row, binary_range, &j);
 }
 
-static void where_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void where_range(void *arg, int64_t lo, int64_t hi) {
     const strided_job *j = arg;
     const float *c = j->in[0], *a = j->in[1], *b = j->in[2];
     int64_t ic = j->inner[0], ia = j->inner[1], ib = j->inner[2];
@@ -330,7 +329,7 @@ void nb__cpu_where(float *out, const float *c, const int64_t *sc, const float *a
     nb__parallel_for(rows * j.len > NB_CPU_PARALLEL_MIN, rows, where_range, &j);
 }
 
-static void copy_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void copy_range(void *arg, int64_t lo, int64_t hi) {
     const strided_job *j = arg;
     int64_t io = j->inner[0], ix = j->inner[1], len = j->len, es = (int64_t)j->es;
     for (int64_t r = lo; r < hi; r++) {
@@ -388,7 +387,7 @@ void nb__cpu_scatter_add(float *dx, const int64_t *sdx, const float *dy, const i
         dx[gather_offset(coord, sdx, ndim, dim, idx[i])] += dy[i];
 }
 
-static void accumulate_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void accumulate_range(void *arg, int64_t lo, int64_t hi) {
     const map_job *j = arg;
     NB_SIMD for (int64_t i = lo; i < hi; i++) j->dx[i] += j->dy[i];
 }

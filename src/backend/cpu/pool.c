@@ -170,7 +170,7 @@ static inline __attribute__((always_inline)) void interior_max(
     else interior_max_k(backward, y, dx, dy, xp, g->w, n, kh, kw, sw);
 }
 
-static void max_pool_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void max_pool_range(void *arg, int64_t lo, int64_t hi) {
     const pool_job *job = arg;
     const nb_pool2d_geom *g = job->g;
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
@@ -197,7 +197,7 @@ void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g) {
 /* dx[argmax of window (i, j)] += dy[i, j], in output order; the argmax found again from x by
  * the forward's own scan (the same element order and tie rule), so the gradient goes where the
  * forward's value came from. */
-static void max_pool_backward_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void max_pool_backward_range(void *arg, int64_t lo, int64_t hi) {
     const pool_job *job = arg;
     const nb_pool2d_geom *g = job->g;
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
@@ -301,7 +301,7 @@ static inline __attribute__((always_inline)) void interior_avg(
 }
 
 /* y[i, j] = (sum of window (i, j), in window order) / divisor */
-static void avg_pool_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void avg_pool_range(void *arg, int64_t lo, int64_t hi) {
     const pool_job *job = arg;
     const nb_pool2d_geom *g = job->g;
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
@@ -326,7 +326,7 @@ void nb__cpu_avg_pool2d(float *y, const float *x, const nb_pool2d_geom *g) {
 }
 
 /* dx[window (i, j)] += dy[i, j] / divisor, in output order */
-static void avg_pool_backward_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void avg_pool_backward_range(void *arg, int64_t lo, int64_t hi) {
     const pool_job *job = arg;
     const nb_pool2d_geom *g = job->g;
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
@@ -407,7 +407,7 @@ static void block_columns(columns *cs, nb_upsample_mode mode, int64_t w, int sw,
     }
 }
 
-static void upsample_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void upsample_range(void *arg, int64_t lo, int64_t hi) {
     const pool_job *job = arg;
     nb_upsample_mode mode = job->mode;
     int64_t h = job->h, w = job->w, oh = h * job->sh, ow = w * job->sw, in_plane = h * w, out_plane = oh * ow;
@@ -449,7 +449,7 @@ void nb__cpu_upsample2d(nb_upsample_mode mode, float *y, const float *x, int64_t
 /* The transpose of the forward: each dy[i, j] is added to the input elements it was read from,
  * times the weight it was read with, block of columns by block, row by row (neighbouring
  * outputs share sources, so these loops stay scalar). */
-static void upsample_backward_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void upsample_backward_range(void *arg, int64_t lo, int64_t hi) {
     const pool_job *job = arg;
     nb_upsample_mode mode = job->mode;
     int64_t h = job->h, w = job->w, oh = h * job->sh, ow = w * job->sw, in_plane = h * w, out_plane = oh * ow;

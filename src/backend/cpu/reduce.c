@@ -21,7 +21,7 @@ static inline float combine(nb_reduce_op op, float acc, float v) {
 
 /* Reduces x[0..n) with stride 1.  Sums use 8 independent accumulators (a fixed order the
  * compiler can vectorise) instead of one long dependency chain. */
-static float reduce_run(nb_reduce_op op, const float *x, int64_t n) {
+NB_CLONES static float reduce_run(nb_reduce_op op, const float *x, int64_t n) {
     if (op != NB_RED_SUM) {
         float acc = x[0];
         for (int64_t i = 1; i < n; i++) acc = combine(op, acc, x[i]);
@@ -49,7 +49,7 @@ typedef struct {
 } reduce_job;
 
 /* Piece p of a long row: its partial result. */
-static void row_piece(void *arg, int64_t p, int64_t end) {
+NB_CLONES static void row_piece(void *arg, int64_t p, int64_t end) {
     const reduce_job *j = arg;
     (void)end;
     int64_t lo = p * j->piece, hi = lo + j->piece < j->r ? lo + j->piece : j->r;
@@ -67,12 +67,12 @@ static float reduce_row(nb_reduce_op op, const float *x, int64_t r) {
     return acc;
 }
 
-static void rows_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void rows_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *j = arg;
     for (int64_t o = lo; o < hi; o++) ((float *)j->out)[o] = reduce_run(j->op, j->x + o * j->r, j->r);
 }
 
-static void strided_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void strided_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *j = arg;
     int64_t r = j->r, inner = j->inner;
     for (int64_t o = lo; o < hi; o++) {
@@ -99,7 +99,7 @@ void nb__cpu_reduce(nb_reduce_op op, float *out, const float *x, int64_t outer, 
                      inner == 1 ? rows_range : strided_range, &j);
 }
 
-static void argmax_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void argmax_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *j = arg;
     const float *x = j->x;
     int64_t r = j->r, inner = j->inner;
@@ -121,7 +121,7 @@ void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int6
 }
 
 /* softmax: y = exp(x - m) / sum exp(x - m), m = max x;  log-softmax: y = x - m - log(sum). */
-static void softmax_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void softmax_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *j = arg;
     const float *x = j->x;
     float *y = j->out;
@@ -149,7 +149,7 @@ void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t
     nb__parallel_for(outer * r * inner > NB_CPU_PARALLEL_MIN, outer * inner, softmax_range, &j);
 }
 
-static void softmax_backward_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void softmax_backward_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *job = arg;
     const float *y = job->y, *dy = job->dy;
     float *dx = job->dx;
@@ -196,7 +196,7 @@ float nb__cpu_xent(const float *x, const int32_t *t, int64_t n, int64_t c, float
 }
 
 /* d loss / d x_ij = scale (softmax_ij - [j == t_i]), times the upstream gradient */
-static void xent_backward_range(void *arg, int64_t lo, int64_t hi) {
+NB_CLONES static void xent_backward_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *job = arg;
     const float *x = job->x;
     const int32_t *t = job->t;
