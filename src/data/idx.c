@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <libdeflate.h>
+#include <stdio.h>
 #include <zlib.h>
 
 #define IDX_FIRST_CAP ((size_t)1 << 20) /* first buffer for gzip data, unless declared smaller */
@@ -67,9 +69,53 @@ static void *fail_stream(const char *path, gzFile f, int64_t offset) {
                     "offset %lld): %s", path, (long long)offset, (long long)gzoffset(f), msg);
 }
 
-/* Reads the data of a gzip file in a growing buffer: see the file comment. */
+/* The whole file, read into a counted buffer of file_size bytes; NULL (nothing reported) if it
+ * cannot be read in full. */
+static uint8_t *slurp(const char *path, size_t file_size) {
+    FILE *fp = fopen(path, "rb");
+    uint8_t *in = fp ? nb__alloc(file_size) : NULL;
+    bool ok = in && fread(in, 1, file_size, fp) == file_size;
+    if (fp) fclose(fp);
+    if (!ok) nb__dealloc(in, file_size);
+    return ok ? in : NULL;
+}
+
+/* The fast path: a file that is one gzip member holding exactly the header and the declared
+ * data inflates in one libdeflate call (several times zlib's speed: it decodes the whole buffer
+ * at once rather than a stream), CRC-32 and length checked.  Anything else — several members,
+ * bytes after the member, a stream shorter or longer than declared, damage — returns NULL
+ * without a report, and zlib's streaming reader below takes the file from where the header
+ * ended and names the problem.  The trailer's length field (ISIZE, the inflated size mod 2^32)
+ * must match before anything is allocated for the output, and DEFLATE expands at most 1032:1, so
+ * a header that declares more than the file can hold never allocates. */
+static uint8_t *inflate_whole(const char *path, size_t file_size, size_t bytes, int64_t head_len) {
+    size_t total = (size_t)head_len + bytes;
+    if (file_size < 18 || total < bytes || total / 1032 > file_size) return NULL;
+    uint8_t *in = slurp(path, file_size);
+    if (!in) return NULL;
+    const uint8_t *t = in + file_size - 4;
+    uint32_t isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    uint8_t *out = isize == (uint32_t)total ? nb__alloc(total) : NULL, *data = NULL;
+    struct libdeflate_decompressor *d = out ? libdeflate_alloc_decompressor() : NULL;
+    size_t used = 0, made = 0;
+    if (d && libdeflate_gzip_decompress_ex(d, in, file_size, out, total, &used, &made) ==
+                 LIBDEFLATE_SUCCESS &&
+        used == file_size && made == total && (data = nb__alloc(bytes)) != NULL)
+        memcpy(data, out + head_len, bytes);
+    bool out_of_memory = (isize == (uint32_t)total && !out) || (d && made == total && !data);
+    if (d) libdeflate_free_decompressor(d);
+    nb__dealloc(out, total);
+    nb__dealloc(in, file_size);
+    if (out_of_memory) nb_error_clear(); /* not the caller's error: zlib's reader runs next */
+    return data;
+}
+
+/* Reads the data of a gzip file: by libdeflate in one go when it can, else in a growing buffer
+ * (see the file comment). */
 static void *read_gz_data(const char *path, gzFile f, size_t bytes, size_t file_size,
                           int64_t head_len) {
+    uint8_t *whole = inflate_whole(path, file_size, bytes, head_len);
+    if (whole) return whole;
     /* Image data rarely deflates more than 4:1, so 4x the file usually holds it in one go;
      * beyond that the buffer doubles only as inflated bytes arrive. */
     size_t cap = IDX_FIRST_CAP;
