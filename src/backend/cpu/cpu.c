@@ -7,14 +7,51 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <strings.h>
 
 /* OpenBLAS's own thread pool would compete with the library's for the same cores: the library runs
  * every BLAS call single-threaded and shares large GEMMs out itself (nb__cpu_gemm). */
 static pthread_once_t blas_single_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
 
+/* The AVX-512 small-matrix kernels (gemm_avx512.c) against OpenBLAS 0.3.21, single-threaded,
+ * measured with bench/gemm.c on an AVX-512 Xeon (shares of its FMA peak):
+ *   OpenBLAS with its AVX-512 kernels (SkylakeX): it wins at most shapes (80-94 % against 70-77 %
+ *     at 64^3; the training step's 8 GEMMs 62 % against 59 %), so it keeps them all;
+ *   OpenBLAS with AVX2 kernels (Haswell, Zen) or older (Prescott, which 0.3.21 falls back to on
+ *     CPUs it does not know, such as Sapphire Rapids under a hypervisor): the kernels win 1.5-2.3x
+ *     and 3-4.6x from 64^3 to 512^3, except with fewer than 16 columns of C (one part-filled
+ *     vector per row), and from 1024^3 OpenBLAS's packing pays off.
+ * So the kernels run when the CPU has AVX-512 and OpenBLAS's kernels for it do not use it, for C
+ * at least 16 columns wide and op(B) (k x n) and C each up to 256 Ki floats.  The choice depends on
+ * the machine only, never on timing, so a run's bits are reproducible. */
+#define SMALL_GEMM_PANEL (256.0 * 1024)
+#define SMALL_GEMM_C (256.0 * 1024)
+
+static bool blas_has_avx512(void) {
+    static const char *const avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    for (size_t i = 0; core && i < sizeof avx512_cores / sizeof avx512_cores[0]; i++)
+        if (strcasecmp(core, avx512_cores[i]) == 0) return true;
+    return false;
+}
+
+static bool use_small_kernels;
+static pthread_once_t small_once = PTHREAD_ONCE_INIT;
+static void choose_small(void) { use_small_kernels = nb__cpu_isa() == NB_ISA_AVX512 && !blas_has_avx512(); }
+
+static bool small_gemm(int64_t m, int64_t n, int64_t k) {
+    pthread_once(&small_once, choose_small);
+    return use_small_kernels && n >= 16 && (double)k * (double)n <= SMALL_GEMM_PANEL &&
+           (double)m * (double)n <= SMALL_GEMM_C;
+}
+
 static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+#if defined(__x86_64__)
+    if (small_gemm(m, n, k) && nb__gemm_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        return;
+#endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
                 c, (blasint)ldc);
