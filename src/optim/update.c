@@ -43,6 +43,14 @@ NB_CLONES static void sgd_range(void *arg, int64_t lo, int64_t hi) {
     float one_minus_dampening = j->k[3];
     const float *g = j->g;
     bool nesterov = j->f0, first_step = j->f1;
+    if (buf && !first_step && weight_decay == 0 && !nesterov) { /* the usual case, branch-free */
+        NB_SIMD for (int64_t i = lo; i < hi; i++) {
+            float b = buf[i] * momentum + one_minus_dampening * g[i];
+            buf[i] = b;
+            p[i] = p[i] + -lr * b;
+        }
+        return;
+    }
     for (int64_t i = lo; i < hi; i++) {
         float d = g[i];
         if (weight_decay != 0) d = d + weight_decay * p[i];   /* grad.add(param, alpha=wd) */

@@ -79,8 +79,12 @@ NB_CLONES static void strided_range(void *arg, int64_t lo, int64_t hi) {
         float *dst = (float *)j->out + o * inner;
         const float *src = j->x + o * r * inner;
         for (int64_t i = 0; i < inner; i++) dst[i] = src[i];
-        for (int64_t k = 1; k < r; k++)
-            for (int64_t i = 0; i < inner; i++) dst[i] = combine(j->op, dst[i], src[k * inner + i]);
+        if (j->op == NB_RED_SUM) /* the same adds, as a loop the compiler vectorises */
+            for (int64_t k = 1; k < r; k++)
+                NB_SIMD for (int64_t i = 0; i < inner; i++) dst[i] = dst[i] + src[k * inner + i];
+        else
+            for (int64_t k = 1; k < r; k++)
+                for (int64_t i = 0; i < inner; i++) dst[i] = combine(j->op, dst[i], src[k * inner + i]);
     }
 }
 
