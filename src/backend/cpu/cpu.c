@@ -15,35 +15,40 @@ static pthread_once_t blas_single_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
 
 /* The AVX-512 small-matrix kernels (gemm_avx512.c) against OpenBLAS 0.3.21, single-threaded,
- * measured with bench/gemm.c on an AVX-512 Xeon (shares of its FMA peak):
- *   OpenBLAS with its AVX-512 kernels (SkylakeX): it wins at most shapes (80-94 % against 70-77 %
- *     at 64^3; the training step's 8 GEMMs 62 % against 59 %), so it keeps them all;
- *   OpenBLAS with AVX2 kernels (Haswell, Zen) or older (Prescott, which 0.3.21 falls back to on
- *     CPUs it does not know, such as Sapphire Rapids under a hypervisor): the kernels win 1.5-2.3x
- *     and 3-4.6x from 64^3 to 512^3, except with fewer than 16 columns of C (one part-filled
- *     vector per row), and from 1024^3 OpenBLAS's packing pays off.
- * So the kernels run when the CPU has AVX-512 and OpenBLAS's kernels for it do not use it, for C
- * at least 16 columns wide and op(B) (k x n) and C each up to 256 Ki floats.  The choice depends on
- * the machine only, never on timing, so a run's bits are reproducible. */
-#define SMALL_GEMM_PANEL (256.0 * 1024)
-#define SMALL_GEMM_C (256.0 * 1024)
+ * measured with bench/gemm.c on an AVX-512 Xeon (shares of its FMA peak), by the kernels OpenBLAS
+ * runs there (OPENBLAS_CORETYPE):
+ *   AVX-512 ones (SkylakeX): OpenBLAS wins at most shapes (80-94 % against 70-77 % at 64^3; the
+ *     training step's 8 GEMMs 62 % against 59 %), so it keeps them all;
+ *   AVX2 ones (Haswell; Zen uses the same): the kernels win 1.5-2.3x from 64^3 to 512^3, except
+ *     with fewer than 16 columns of C (one part-filled vector per row); at 1024^3 OpenBLAS's
+ *     packing wins (80 against 56 GFLOP/s);
+ *   older ones (Prescott, which 0.3.21 falls back to on CPUs it does not know, such as Sapphire
+ *     Rapids under a hypervisor): the kernels win 3-4.6x up to 512^3 and 1.7x at 1024^3.
+ * So with AVX-512 in the CPU and not in OpenBLAS's kernels, the kernels take C at least 16 columns
+ * wide, with op(B) (k x n) and C each up to SMALL_AVX2 floats against AVX2 kernels, SMALL_OLD
+ * against older ones (the largest measured).  The choice depends on the machine only, never on
+ * timing, so a run's bits are reproducible. */
+#define SMALL_AVX2 (256.0 * 1024)
+#define SMALL_OLD (1024.0 * 1024)
 
-static bool blas_has_avx512(void) {
-    static const char *const avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
-    const char *core = openblas_get_corename();
-    for (size_t i = 0; core && i < sizeof avx512_cores / sizeof avx512_cores[0]; i++)
-        if (strcasecmp(core, avx512_cores[i]) == 0) return true;
-    return false;
-}
-
-static bool use_small_kernels;
+static double small_limit; /* 0: OpenBLAS for everything */
 static pthread_once_t small_once = PTHREAD_ONCE_INIT;
-static void choose_small(void) { use_small_kernels = nb__cpu_isa() == NB_ISA_AVX512 && !blas_has_avx512(); }
+
+static void choose_small(void) {
+    static const char *const avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    static const char *const avx2_cores[] = {"haswell", "zen"};
+    const char *core = openblas_get_corename();
+    if (nb__cpu_isa() != NB_ISA_AVX512 || !core) return;
+    for (size_t i = 0; i < sizeof avx512_cores / sizeof avx512_cores[0]; i++)
+        if (strcasecmp(core, avx512_cores[i]) == 0) return;
+    small_limit = SMALL_OLD;
+    for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
+        if (strcasecmp(core, avx2_cores[i]) == 0) small_limit = SMALL_AVX2;
+}
 
 static bool small_gemm(int64_t m, int64_t n, int64_t k) {
     pthread_once(&small_once, choose_small);
-    return use_small_kernels && n >= 16 && (double)k * (double)n <= SMALL_GEMM_PANEL &&
-           (double)m * (double)n <= SMALL_GEMM_C;
+    return n >= 16 && (double)k * (double)n <= small_limit && (double)m * (double)n <= small_limit;
 }
 
 static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
