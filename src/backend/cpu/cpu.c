@@ -20,12 +20,12 @@ static void blas_single(void) { openblas_set_num_threads(1); }
  *   AVX-512 ones (SkylakeX): OpenBLAS wins at most shapes (80-94 % against 70-77 % at 64^3; the
  *     training step's 8 GEMMs 62 % against 59 %), so it keeps them all;
  *   AVX2 ones (Haswell; Zen uses the same): the kernels win 1.5-2.3x from 64^3 to 512^3, except
- *     with fewer than 16 columns of C (one part-filled vector per row); at 1024^3 OpenBLAS's
- *     packing wins (80 against 56 GFLOP/s);
+ *     with fewer than 16 columns of C (one part-filled vector per row), where only x W^T's dot
+ *     kernel keeps up; at 1024^3 OpenBLAS's packing wins (80 against 56 GFLOP/s);
  *   older ones (Prescott, which 0.3.21 falls back to on CPUs it does not know, such as Sapphire
  *     Rapids under a hypervisor): the kernels win 3-4.6x up to 512^3 and 1.7x at 1024^3.
  * So with AVX-512 in the CPU and not in OpenBLAS's kernels, the kernels take C at least 16 columns
- * wide, with op(B) (k x n) and C each up to SMALL_AVX2 floats against AVX2 kernels, SMALL_OLD
+ * wide (or any x W^T), with op(B) (k x n) and C each up to SMALL_AVX2 floats against AVX2 kernels, SMALL_OLD
  * against older ones (the largest measured).  The choice depends on the machine only, never on
  * timing, so a run's bits are reproducible. */
 #define SMALL_AVX2 (256.0 * 1024)
@@ -46,15 +46,16 @@ static void choose_small(void) {
         if (strcasecmp(core, avx2_cores[i]) == 0) small_limit = SMALL_AVX2;
 }
 
-static bool small_gemm(int64_t m, int64_t n, int64_t k) {
+static bool small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
     pthread_once(&small_once, choose_small);
-    return n >= 16 && (double)k * (double)n <= small_limit && (double)m * (double)n <= small_limit;
+    bool wide_enough = n >= 16 || (tb && !ta); /* narrow x W^T: the dot kernel, 1.8x Prescott's */
+    return wide_enough && (double)k * (double)n <= small_limit && (double)m * (double)n <= small_limit;
 }
 
 static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
 #if defined(__x86_64__)
-    if (small_gemm(m, n, k) && nb__gemm_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+    if (small_gemm(ta, tb, m, n, k) && nb__gemm_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         return;
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,

@@ -68,22 +68,40 @@ static inline __m512 finish(__m512 s, float alpha, float beta, const float *c, _
         }                                                                  \
     } while (0)
 
-static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const float *a,
-                            int64_t a_row, int64_t a_k, const float *b, int64_t ldb, float alpha,
-                            float beta, float *c, int64_t ldc) {
+/* full: all 64 columns present, loaded without masks (a masked load takes an extra micro-op on
+ * some cores, on the ports the FMAs need). */
+static inline __attribute__((always_inline)) void broadcast_body(
+    const bool full, int rows, const __mmask16 m[4], int64_t k, const float *a, int64_t a_row,
+    int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc) {
     const __m512 z = _mm512_setzero_ps();
     ACC_ROW(0); ACC_ROW(1); ACC_ROW(2); ACC_ROW(3); ACC_ROW(4); ACC_ROW(5);
     /* rows past the end repeat the last row (computed, never stored) */
     const float *a0 = a, *a1 = a + (rows > 1 ? 1 : 0) * a_row, *a2 = a + (rows > 2 ? 2 : rows - 1) * a_row;
     const float *a3 = a + (rows > 3 ? 3 : rows - 1) * a_row, *a4 = a + (rows > 4 ? 4 : rows - 1) * a_row;
     const float *a5 = a + (rows > 5 ? 5 : rows - 1) * a_row;
+#pragma GCC unroll 4
     for (int64_t p = 0; p < k; p++) {
         const float *bp = b + p * ldb;
-        __m512 b0 = _mm512_maskz_loadu_ps(m[0], bp), b1 = _mm512_maskz_loadu_ps(m[1], bp + 16);
-        __m512 b2 = _mm512_maskz_loadu_ps(m[2], bp + 32), b3 = _mm512_maskz_loadu_ps(m[3], bp + 48);
+        __m512 b0, b1, b2, b3;
+        if (full) {
+            b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+            b2 = _mm512_loadu_ps(bp + 32), b3 = _mm512_loadu_ps(bp + 48);
+        } else {
+            b0 = _mm512_maskz_loadu_ps(m[0], bp), b1 = _mm512_maskz_loadu_ps(m[1], bp + 16);
+            b2 = _mm512_maskz_loadu_ps(m[2], bp + 32), b3 = _mm512_maskz_loadu_ps(m[3], bp + 48);
+        }
         FMA_ROW(0); FMA_ROW(1); FMA_ROW(2); FMA_ROW(3); FMA_ROW(4); FMA_ROW(5);
     }
     STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5);
+}
+
+static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const float *a,
+                            int64_t a_row, int64_t a_k, const float *b, int64_t ldb, float alpha,
+                            float beta, float *c, int64_t ldc) {
+    if (m[3] == 0xffff)
+        broadcast_body(true, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc);
+    else
+        broadcast_body(false, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc);
 }
 
 static void gemm_broadcast(bool ta, int64_t m_rows, int64_t n, int64_t k, float alpha, const float *a,
@@ -235,8 +253,9 @@ bool nb__gemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
     }
     /* op(B) = B^T: transposed onto the stack when it is small, which the broadcast kernel then
      * reads as rows (measured: faster than the dot kernel at every step shape, whose final
-     * sums cost as much as a short k's products); else the dot kernel, A not transposed. */
-    if (k * n <= PACK_MAX) {
+     * sums cost as much as a short k's products), unless C is narrower than a vector; else the
+     * dot kernel, A not transposed. */
+    if (k * n <= PACK_MAX && n >= 16) {
         float pk[PACK_MAX] __attribute__((aligned(64)));
         transpose(pk, b, ldb, n, k);
         gemm_broadcast(ta, m, n, k, alpha, a, lda, pk, n, beta, c, ldc);
