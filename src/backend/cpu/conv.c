@@ -127,7 +127,7 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * im2col's nest of loops they ran out of registers and ran a third slower. */
 #define NB_ROWS __attribute__((noinline))
 /* Plain C, vectorised by the compiler for the CPU's vector width (NB_CLONES). */
-NB_ROWS NB_CLONES static void copy_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
+NB_CLONES static void copy_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
                               int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
         float *restrict dr = d + r * ldd;
@@ -136,11 +136,11 @@ NB_ROWS NB_CLONES static void copy_rows_plain(float *d, int64_t ldd, const float
     }
 }
 
-NB_ROWS NB_CLONES static void copy_block_plain(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+NB_CLONES static void copy_block_plain(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
     copy_rows_plain(d, n, s, lds, rows, n);
 }
 
-NB_ROWS NB_CLONES static void add_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
+NB_CLONES static void add_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
                              int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
         float *restrict dr = d + r * ldd;
