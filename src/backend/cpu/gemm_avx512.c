@@ -10,9 +10,9 @@
  *
  *   op(B) rows contiguous (tb false): "broadcast" — a block of ROWS rows of C and up to 64
  *   columns (4 vectors) lives in 24 accumulators; at each k, the block's row of op(B) is loaded
- *   (4 vectors) and each of the ROWS elements A(i, k) is broadcast from memory into 4 FMAs.  op(A)
- *   is read in place whichever way it is stored: A(i, k) at a[i lda + k] or, transposed, at
- *   a[k lda + i].
+ *   (4 vectors) and each of the ROWS elements A(i, k) is broadcast from memory into 4 FMAs (the
+ *   last 32 columns or fewer: NROWS rows of 2 vectors).  op(A) is read in place whichever way it
+ *   is stored: A(i, k) at a[i lda + k] or, transposed, at a[k lda + i].
  *
  *   op(B) = B^T with A not transposed (x W^T, a Linear layer's forward): "dot" — C(i, j) is the
  *   dot product of row i of A and row j of B, both contiguous along k; a 4 x 4 block of C keeps
@@ -104,16 +104,62 @@ static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const flo
         broadcast_body(false, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc);
 }
 
+/* The narrow block: NROWS rows and up to 32 columns (2 vectors, masked by m[0..2)), for C whose
+ * last columns would leave half or more of the wide block's accumulators idle (a convolution's
+ * weight gradient has 16 or 32 columns). */
+#define NROWS 12
+#define ACC2_ROW(r) __m512 c##r##0 = z, c##r##1 = z
+#define FMA2_ROW(r)                                                        \
+    do {                                                                   \
+        __m512 av = _mm512_set1_ps(a##r[p * a_k]);                         \
+        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                        \
+        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                        \
+    } while (0)
+#define STORE2_ROW(r)                                                      \
+    do {                                                                   \
+        if (r < rows) {                                                    \
+            float *cr = c + r * ldc;                                       \
+            if (m[0]) _mm512_mask_storeu_ps(cr, m[0], finish(c##r##0, alpha, beta, cr, m[0])); \
+            if (m[1]) _mm512_mask_storeu_ps(cr + 16, m[1], finish(c##r##1, alpha, beta, cr + 16, m[1])); \
+        }                                                                  \
+    } while (0)
+#define ROW_PTR(r) const float *a##r = a + (rows > r ? r : rows - 1) * a_row
+
+static void narrow_block(int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row,
+                         int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c,
+                         int64_t ldc) {
+    const __m512 z = _mm512_setzero_ps();
+    ACC2_ROW(0); ACC2_ROW(1); ACC2_ROW(2); ACC2_ROW(3); ACC2_ROW(4); ACC2_ROW(5);
+    ACC2_ROW(6); ACC2_ROW(7); ACC2_ROW(8); ACC2_ROW(9); ACC2_ROW(10); ACC2_ROW(11);
+    ROW_PTR(0); ROW_PTR(1); ROW_PTR(2); ROW_PTR(3); ROW_PTR(4); ROW_PTR(5);
+    ROW_PTR(6); ROW_PTR(7); ROW_PTR(8); ROW_PTR(9); ROW_PTR(10); ROW_PTR(11);
+    for (int64_t p = 0; p < k; p++) {
+        const float *bp = b + p * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], bp), b1 = _mm512_maskz_loadu_ps(m[1], bp + 16);
+        FMA2_ROW(0); FMA2_ROW(1); FMA2_ROW(2); FMA2_ROW(3); FMA2_ROW(4); FMA2_ROW(5);
+        FMA2_ROW(6); FMA2_ROW(7); FMA2_ROW(8); FMA2_ROW(9); FMA2_ROW(10); FMA2_ROW(11);
+    }
+    STORE2_ROW(0); STORE2_ROW(1); STORE2_ROW(2); STORE2_ROW(3); STORE2_ROW(4); STORE2_ROW(5);
+    STORE2_ROW(6); STORE2_ROW(7); STORE2_ROW(8); STORE2_ROW(9); STORE2_ROW(10); STORE2_ROW(11);
+}
+
 static void gemm_broadcast(bool ta, int64_t m_rows, int64_t n, int64_t k, float alpha, const float *a,
                            int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                            int64_t ldc) {
     int64_t a_row = ta ? 1 : lda, a_k = ta ? lda : 1;
-    for (int64_t j = 0; j < n; j += 64) {
+    for (int64_t j = 0; j < n;) {
         __mmask16 m[4];
         for (int v = 0; v < 4; v++) m[v] = n - j - 16 * v > 0 ? mask_of(n - j - 16 * v) : 0;
+        if (n - j <= 32) { /* the last columns, 32 or fewer: the narrow block */
+            for (int64_t i = 0; i < m_rows; i += NROWS)
+                narrow_block((int)(m_rows - i < NROWS ? m_rows - i : NROWS), m, k, a + i * a_row,
+                             a_row, a_k, b + j, ldb, alpha, beta, c + i * ldc + j, ldc);
+            break;
+        }
         for (int64_t i = 0; i < m_rows; i += ROWS)
             broadcast_block((int)(m_rows - i < ROWS ? m_rows - i : ROWS), m, k, a + i * a_row,
                             a_row, a_k, b + j, ldb, alpha, beta, c + i * ldc + j, ldc);
+        j += 64;
     }
 }
 
