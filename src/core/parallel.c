@@ -10,9 +10,14 @@
  * caller claims pieces like any worker, then waits only for the pieces that others claimed and
  * have not finished: a worker that was asleep or descheduled when the job came claims nothing.
  *
- * Waiting.  A worker spins for WORKER_SPIN_NS after each job (jobs often come back to back, and
- * a wake-up through the kernel costs microseconds), then sleeps on a condition variable: on a
- * machine whose cores are busy a spinning thread takes time from the one doing the work.
+ * Waiting.  After each job a worker spins, then sleeps on a condition variable.  A training step
+ * issues its jobs tens of microseconds apart and a wake-up through the kernel costs as much (more
+ * from a deep idle state), so on an idle machine a worker that spins through a step is what makes
+ * 2 threads faster than 1; on a machine whose cores are busy a spinning thread takes time from
+ * the one doing the work (measured with two busy processes on two cores: a 100 us spin made 2
+ * threads 1.28x slower than 1, a 20 us one 0.9x).  So the spin is long while the other processes'
+ * load (the 1-minute load average less this pool's threads, read every 100 ms) is under half a
+ * core, and short otherwise.
  */
 #include "parallel.h"
 
@@ -20,6 +25,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,9 +38,9 @@
 
 #define MAX_THREADS 256
 #define PIECES_PER_THREAD 4 /* more pieces than threads: a late thread still finds work */
-#define WORKER_SPIN_NS 20000 /* a worker's spin before it sleeps (measured with two busy
-                               * processes on two cores: 100 us made 2 threads 1.28x slower than
-                               * one, 20 us 0.9x) */
+#define SPIN_IDLE_NS 200000 /* a worker's spin before it sleeps, on an idle machine */
+#define SPIN_BUSY_NS 20000  /* and on a busy one */
+#define LOAD_EVERY_NS 100000000
 #define CALLER_SPIN 4000    /* pause iterations before the caller yields its core */
 
 typedef struct {
@@ -115,11 +121,24 @@ static void work(void) {
     in_piece = false;
 }
 
+/* The spin for the machine's present load (see the file comment). */
+static int64_t spin_ns(void) {
+    static _Atomic int64_t spin = SPIN_BUSY_NS, checked = 0;
+    int64_t now = now_ns(), last = atomic_load_explicit(&checked, memory_order_relaxed);
+    if (now - last > LOAD_EVERY_NS &&
+        atomic_compare_exchange_strong(&checked, &last, now)) { /* one thread reads it */
+        double load[1];
+        bool idle = getloadavg(load, 1) == 1 && load[0] - nb__threads() < 0.5;
+        atomic_store_explicit(&spin, idle ? SPIN_IDLE_NS : SPIN_BUSY_NS, memory_order_relaxed);
+    }
+    return atomic_load_explicit(&spin, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg; /* worker k is the (k + 2)th thread */
     uint32_t seen = atomic_load(&pool.seq);
     for (;;) {
-        int64_t until = now_ns() + WORKER_SPIN_NS;
+        int64_t until = now_ns() + spin_ns();
         for (int spins = 1; atomic_load_explicit(&pool.seq, memory_order_acquire) == seen; spins++) {
             cpu_relax();
             if (spins % 64 == 0 && now_ns() > until) break; /* the clock read costs ~20 ns */
