@@ -4,10 +4,11 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+VALGRIND_BUILD ?= build-valgrind
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps test test-asan fuzz demo bench install clean
+.PHONY: all deps test test-asan test-valgrind fuzz demo bench install clean
 
 all: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -40,6 +41,19 @@ fuzz: deps
 	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$f- $(FUZZ_BUILD)/corpus/$$f fuzz/corpus/$$f; \
 	done
 
+# The portable build (no -march=native: valgrind does not decode AVX-512, and reports a CPU
+# without it, so the kernels' run-time dispatch picks their AVX2 versions) with some of the
+# suite under memcheck: tensors, convolution (the dispatched row copies), optimisers, the pool.
+VALGRIND_TESTS ?= test_tensor test_conv test_optim test_parallel
+test-valgrind:
+	@sh tools/install-deps.sh valgrind
+	cmake -S . -B $(VALGRIND_BUILD) -DCMAKE_BUILD_TYPE=Release -DNB_NATIVE=OFF >/dev/null
+	cmake --build $(VALGRIND_BUILD) -j $(JOBS) --target $(VALGRIND_TESTS)
+	for t in $(VALGRIND_TESTS); do \
+	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
+	    ./$(VALGRIND_BUILD)/$$t || exit 1; \
+	done
+
 # The course's MLP on Fashion-MNIST: Linear(784,64) ReLU Linear(64,64) ReLU Linear(64,10),
 # cross-entropy, SGD lr 0.01 momentum 0.9, cosine over 10 epochs, batch 64.
 demo: all
@@ -54,4 +68,4 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(VALGRIND_BUILD)

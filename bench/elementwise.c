@@ -23,9 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "core/parallel.h"
 
 #define SAMPLES 15
 
@@ -46,20 +44,21 @@ static double time_nabla(op_kind op, nb_tensor *a, nb_tensor *b) {
     return t;
 }
 
-/* memcpy of n floats split into `threads` contiguous parts, one per thread. */
-static double time_memcpy(float *dst, const float *src, int64_t n, int threads) {
+typedef struct {
+    float *dst;
+    const float *src;
+} copy_job;
+
+static void copy_range(void *arg, int64_t lo, int64_t hi) {
+    const copy_job *c = arg;
+    memcpy(c->dst + lo, c->src + lo, sizeof(float) * (size_t)(hi - lo));
+}
+
+/* memcpy of n floats shared over the library's pool (its thread count set by the caller),
+ * as nabla's kernels are. */
+static double time_memcpy(float *dst, const float *src, int64_t n) {
     double t0 = now_ns();
-#ifdef _OPENMP
-    #pragma omp parallel num_threads(threads)
-    {
-        int64_t id = omp_get_thread_num(), parts = omp_get_num_threads();
-        int64_t lo = n * id / parts, hi = n * (id + 1) / parts;
-        memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
-    }
-#else
-    (void)threads; /* without OpenMP nabla's kernels run on one thread as well */
-    memcpy(dst, src, sizeof(float) * (size_t)n);
-#endif
+    nb__parallel_for(true, n, copy_range, &(copy_job){dst, src});
     return now_ns() - t0;
 }
 
@@ -85,11 +84,11 @@ int main(void) {
             nb_set_num_threads(nt);
             for (int op = 0; op < OP_COUNT; op++) {
                 time_nabla(op, a, b); /* warm: arena block, thread pool */
-                time_memcpy(dst, nb_data(a), n, nt);
+                time_memcpy(dst, nb_data(a), n);
                 double tn[SAMPLES], tm[SAMPLES], ratio[SAMPLES];
                 for (int i = 0; i < SAMPLES; i++) {
                     tn[i] = time_nabla(op, a, b);
-                    tm[i] = time_memcpy(dst, nb_data(a), n, nt);
+                    tm[i] = time_memcpy(dst, nb_data(a), n);
                     ratio[i] = (op_bytes_per_elem[op] / tn[i]) / (8.0 / tm[i]);
                 }
                 double gn = op_bytes_per_elem[op] * (double)n / median(tn, SAMPLES);

@@ -3,7 +3,7 @@
  * f32 matrices, at the library's default thread count.
  *
  * The peer is OpenBLAS at its best on the same cores: its own thread pool, with as many threads
- * as nabla uses.  nabla runs OpenBLAS single-threaded and shares large GEMMs out over OpenMP
+ * as nabla uses.  nabla runs OpenBLAS single-threaded and shares large GEMMs out over its pool
  * itself (src/backend/cpu/cpu.c), so the OpenBLAS setting is raised for the peer's samples and
  * put back to one thread for nabla's.
  *
@@ -16,7 +16,8 @@
  *
  * The two thread pools spin for a while after their last job and steal the cores from the other:
  * OpenBLAS's workers for about 2^28 cycles (THREAD_TIMEOUT; about 0.1 s), which was measured to
- * cut nabla's 512 GEMM from 190 to 35 GFLOP/s, and libgomp's for a few milliseconds, which cut
+ * cut nabla's 512 GEMM from 190 to 35 GFLOP/s, and (when nabla used OpenMP) libgomp's for a few
+ * milliseconds, which cut
  * OpenBLAS's by a fifth.  Each block therefore starts after the other pool has gone to sleep.
  *
  * Output: a human table, then one "@matmul n=... threads=... nabla_gflops=... blas_gflops=...
@@ -33,7 +34,7 @@
 
 #define SAMPLE_NS 20e6        /* 20 ms: long enough that clock and scope overheads vanish */
 #define BLAS_SETTLE_MS 250    /* OpenBLAS's idle workers spin about 0.1 s, with margin */
-#define OPENMP_SETTLE_MS 50   /* libgomp's idle workers spin a few ms */
+#define POOL_SETTLE_MS 50     /* nabla's idle workers spin 20 us: ample */
 #define MAX_ROUNDS 9
 #define MAX_PER_BLOCK 5
 
@@ -71,7 +72,8 @@ static void blas_block(int n, const float *a, const float *b, float *c, int thre
     openblas_set_num_threads(1);
 }
 
-/* nabla's result must be the same bits as the direct call: same GEMM, same arguments. */
+/* Whether nabla's result has the direct call's bits: it does where nabla calls OpenBLAS; where
+ * its small-matrix kernels run (bench/gemm.c), the sums are rounded in another order. */
 static bool same_result(nb_tensor *a, nb_tensor *b, int n, const float *c) {
     nb_scope_begin();
     nb_tensor *out = nb_matmul(a, b);
@@ -110,7 +112,7 @@ int main(void) {
             double *bn = tn + r * per_block, *bb = tb + r * per_block;
             sleep_ms(BLAS_SETTLE_MS);
             nabla_block(a, b, inner, per_block, bn);
-            sleep_ms(OPENMP_SETTLE_MS);
+            sleep_ms(POOL_SETTLE_MS);
             blas_block(n, pa, pb, c, threads, inner, per_block, bb);
             ratio[r] = median(bb, per_block) / median(bn, per_block);
         }

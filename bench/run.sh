@@ -15,7 +15,7 @@ BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TORCH_PY=/usr/bin/python3 # Debian's interpreter: the one with torch, whatever is on PATH
 
-for b in matmul elementwise tiny_op; do
+for b in matmul gemm elementwise tiny_op load; do
     if [ ! -x "$BUILD/bench_$b" ]; then
         echo "run.sh: $BUILD/bench_$b not found; build it first: cmake --build $BUILD" >&2
         exit 1
@@ -31,7 +31,7 @@ echo "OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-(unset)}"
 echo "cores: $(nproc 2>/dev/null || echo '?')"
 
 status=0
-for b in matmul elementwise tiny_op; do
+for b in matmul gemm elementwise tiny_op load; do
     echo
     echo "== bench_$b"
     if ! "$BUILD/bench_$b" >"$OUT/$b.txt"; then

@@ -270,7 +270,9 @@ nb_tensor *nb_index_select(nb_tensor *a, int dim, nb_tensor *index);
 
 int nb_get_num_threads(void);
 void nb_set_num_threads(int n);
-const char *nb_backend_info(void); /* "cpu: OpenBLAS 0.3.21, OpenMP, 2 threads" */
+/* "cpu: OpenBLAS 0.3.21 ..., 2 threads, kernels for AVX-512": the BLAS, the thread count and
+ * the instruction set whose kernels run */
+const char *nb_backend_info(void);
 
 /* Topic headers: modules, optimisers, data, files. */
 #include "nabla/conv.h"

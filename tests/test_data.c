@@ -10,7 +10,9 @@
 #include "check.h"
 #include "tmpdir.h"
 
+#include <dirent.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -204,6 +206,75 @@ static void idx_rejects_missing_files_and_corrupt_streams(void) {
     CHECK(nb_idx_read(path) == NULL);
     CHECK_FILE_ERROR(NB_ERR_IO, path, "corrupt gzip stream at offset 0");
     free(gz);
+}
+
+/* Two gzip members back to back (what `cat a.gz b.gz` makes) are one stream to gzip: the
+ * one-call inflate (libdeflate) takes one member only, so this file goes the streaming way. */
+static void idx_reads_a_gzip_file_of_two_members(void) {
+    unsigned char buf[8 + 300];
+    size_t head = idx_header(buf, NB_IDX_U8, 1, (const uint32_t[]){300});
+    for (int i = 0; i < 300; i++) buf[head + i] = (unsigned char)(i * 7);
+    const char *a = tpath("part_a.gz"), *b = tpath("part_b.gz"), *path = tpath("two.idx.gz");
+    write_gz(a, buf, head + 100);
+    write_gz(b, buf + head + 100, 200);
+    size_t na, nb;
+    unsigned char *ga = read_all(a, &na), *gb = read_all(b, &nb), *both = malloc(na + nb);
+    memcpy(both, ga, na);
+    memcpy(both + na, gb, nb);
+    write_bytes(path, both, na + nb);
+    free(ga), free(gb), free(both);
+    nb_idx *idx = nb_idx_read(path);
+    CHECK(idx && idx->numel == 300 && memcmp(idx->data, buf + head, 300) == 0);
+    nb_idx_free(idx);
+}
+
+/* The one file in dir whose name starts with "idx-" into path; its size, or -1 if none. */
+static long cached_copy(const char *dir, char *path, size_t n) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    long size = -1;
+    while (d && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "idx-", 4) == 0) {
+            struct stat st;
+            snprintf(path, n, "%s/%s", dir, e->d_name);
+            size = stat(path, &st) == 0 ? (long)st.st_size : -1;
+        }
+    if (d) closedir(d);
+    return size;
+}
+
+/* A gzip IDX file of 1 MiB or more is inflated once and read from the inflate cache afterwards;
+ * a cached copy whose CRC-32 is not the source's is never used (the file is inflated again and
+ * the copy replaced), nor one of another size. */
+static void idx_cache_serves_large_files_and_refuses_stale_copies(void) {
+    enum { N = 1400000 }; /* pseudo-random bytes: the gzip file is about as large */
+    unsigned char *data = malloc(N);
+    uint32_t s = 99;
+    for (int i = 0; i < N; i++) data[i] = (unsigned char)((s = s * 1664525u + 1013904223u) >> 24);
+    const char *path = tpath("big_random.idx.gz"), *cache = tpath("cache");
+    CHECK_EQ_INT(nb_idx_write(path, NB_IDX_U8, 1, (const int64_t[]){N}, data), NB_OK);
+    const char *saved = getenv("NB_CACHE_DIR");
+    char *saved_copy = saved ? strdup(saved) : NULL, copy[4096];
+    setenv("NB_CACHE_DIR", cache, 1);
+    for (int round = 0; round < 4; round++) {
+        if (round == 2) { /* a changed byte in the copy's data */
+            FILE *f = cached_copy(cache, copy, sizeof copy) > 0 ? fopen(copy, "r+b") : NULL;
+            CHECK(f && fseek(f, 1000, SEEK_SET) == 0 && fputc(data[992] ^ 1, f) != EOF);
+            if (f) fclose(f);
+        }
+        if (round == 3) /* a copy one byte short */
+            CHECK(cached_copy(cache, copy, sizeof copy) > 0 && truncate(copy, N + 7) == 0);
+        nb_idx *idx = nb_idx_read(path);
+        CHECK(idx && idx->numel == N && memcmp(idx->data, data, N) == 0);
+        nb_idx_free(idx);
+        CHECK_EQ_INT(cached_copy(cache, copy, sizeof copy), N + 8); /* header and data, whole */
+    }
+    if (saved_copy) setenv("NB_CACHE_DIR", saved_copy, 1);
+    else unsetenv("NB_CACHE_DIR");
+    free(saved_copy);
+    free(data);
+    remove(copy);
+    rmdir(cache);
 }
 
 static void idx_write_rejects_bad_arguments(void) {
@@ -1237,6 +1308,8 @@ int main(void) {
     idx_rejects_sizes_that_overflow_or_lie();
     idx_rejects_truncated_and_trailing_data();
     idx_rejects_missing_files_and_corrupt_streams();
+    idx_reads_a_gzip_file_of_two_members();
+    idx_cache_serves_large_files_and_refuses_stale_copies();
     idx_write_rejects_bad_arguments();
     idx_dataset_pairs_images_with_labels();
     dataset_checks_name_the_file_and_the_sample();

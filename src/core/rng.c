@@ -27,15 +27,27 @@ static void philox(uint32_t ctr[4], uint32_t k0, uint32_t k1) {
     }
 }
 
+typedef struct {
+    float *out;
+    int64_t n;
+    uint64_t seed, offset;
+} uniform_job;
+
+/* Blocks [lo, hi) of four numbers each. */
+static void uniform_blocks(void *arg, int64_t lo, int64_t hi) {
+    const uniform_job *u = arg;
+    for (int64_t blk = lo; blk < hi; blk++) {
+        uint64_t c = u->offset / 4 + (uint64_t)blk;
+        uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
+        philox(ctr, (uint32_t)u->seed, (uint32_t)(u->seed >> 32));
+        for (int j = 0; j < 4 && blk * 4 + j < u->n; j++) /* 24 high bits -> [0, 1) exactly */
+            u->out[blk * 4 + j] = (float)(ctr[j] >> 8) * (1.0f / 16777216.0f);
+    }
+}
+
 void nb__philox_uniform(float *out, int64_t n, uint64_t seed, uint64_t offset) {
-    NB_PARALLEL_FOR(n > (1 << 16),
-        for (int64_t blk = 0; blk < (n + 3) / 4; blk++) {
-            uint64_t c = offset / 4 + (uint64_t)blk;
-            uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
-            philox(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-            for (int j = 0; j < 4 && blk * 4 + j < n; j++) /* 24 high bits -> [0, 1) exactly */
-                out[blk * 4 + j] = (float)(ctr[j] >> 8) * (1.0f / 16777216.0f);
-        });
+    uniform_job u = {out, n, seed, offset};
+    nb__parallel_for(n > (1 << 16), (n + 3) / 4, uniform_blocks, &u);
 }
 
 static _Thread_local nb_generator gen = {.seed = 0, .offset = 0};

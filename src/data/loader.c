@@ -75,25 +75,40 @@ static void prefetch_sample(const nb_dataset *ds, int64_t s) {
     for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
 }
 
+typedef struct {
+    const nb_loader *l;
+    batch_buf *buf;
+    int64_t start, count;
+    int64_t plane; /* floats of scratch a sample's transforms use */
+} fill_job;
+
+/* Samples [lo, hi) of the batch. */
+static void fill_range(void *arg, int64_t lo, int64_t hi) {
+    const fill_job *f = arg;
+    const nb_loader *l = f->l;
+    const nb_dataset *ds = l->ds;
+    int64_t start = f->start, count = f->count, m = ds->sample_numel, k = ds->target_dim;
+    float *x = nb__f32(f->buf->x);
+    for (int64_t i = lo; i < hi; i++) {
+        int64_t s = l->perm ? l->perm[start + i] : start + i;
+        if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
+        nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m,
+                             f->buf->scratch ? f->buf->scratch + i * f->plane : NULL);
+        if (ds->target == NB_TARGET_CLASS) nb__i32(f->buf->y)[i] = ((const int32_t *)ds->y)[s];
+        if (ds->target == NB_TARGET_FLOAT)
+            memcpy(nb__f32(f->buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
+    }
+}
+
 static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     const nb_dataset *ds = l->ds;
     int64_t start = b * l->batch, count = ds->n - start < l->batch ? ds->n - start : l->batch;
-    int64_t m = ds->sample_numel, k = ds->target_dim, plane = nb__transform_scratch(&l->opts.transforms, ds);
     buf->x->shape[0] = count; /* the loader's own tensor: strides do not depend on dim 0 */
     if (buf->y) buf->y->shape[0] = count;
-    float *x = nb__f32(buf->x);
     /* samples are independent and each one's randomness depends on its index only, so the batch
      * can be shared over threads without changing a bit */
-    NB_PARALLEL_FOR(count * m > 32768,
-        for (int64_t i = 0; i < count; i++) {
-            int64_t s = l->perm ? l->perm[start + i] : start + i;
-            if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
-            nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m,
-                                 buf->scratch ? buf->scratch + i * plane : NULL);
-            if (ds->target == NB_TARGET_CLASS) nb__i32(buf->y)[i] = ((const int32_t *)ds->y)[s];
-            if (ds->target == NB_TARGET_FLOAT)
-                memcpy(nb__f32(buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
-        });
+    fill_job f = {l, buf, start, count, nb__transform_scratch(&l->opts.transforms, ds)};
+    nb__parallel_for(count * ds->sample_numel > 32768, count, fill_range, &f);
 }
 
 static void *worker(void *arg) {

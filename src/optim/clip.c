@@ -24,6 +24,34 @@ static double pow_sum_run(const float *x, int64_t n, double p) {
     return s;
 }
 
+/* Pieces of a gradient: piece k's sum of |x|^p into part[k]; or, for the element-wise passes,
+ * x scaled by c or clamped to [-c, c]. */
+typedef struct {
+    float *x;
+    int64_t n, piece;
+    double p, *part;
+    float c;
+} clip_job;
+
+static void pow_sum_piece(void *arg, int64_t k, int64_t end) {
+    const clip_job *j = arg;
+    (void)end;
+    int64_t lo = k * j->piece, hi = lo + j->piece < j->n ? lo + j->piece : j->n;
+    j->part[k] = lo < hi ? pow_sum_run(j->x + lo, hi - lo, j->p) : 0.0;
+}
+
+static void scale_range(void *arg, int64_t lo, int64_t hi) {
+    const clip_job *j = arg;
+    for (int64_t i = lo; i < hi; i++) j->x[i] = j->x[i] * j->c;
+}
+
+/* clamp_(-clip, clip); NaN stays NaN */
+static void clamp_range(void *arg, int64_t lo, int64_t hi) {
+    const clip_job *j = arg;
+    float *x = j->x, clip = j->c;
+    for (int64_t k = lo; k < hi; k++) x[k] = x[k] < -clip ? -clip : x[k] > clip ? clip : x[k];
+}
+
 /* sum |x|^p, or max |x| (NaN wins, as torch's max) when p is infinite. */
 static double reduce(const float *x, int64_t n, double p) {
     if (isinf(p)) {
@@ -37,12 +65,8 @@ static double reduce(const float *x, int64_t n, double p) {
     }
     if (n < (int64_t)N_PIECES * PIECE_MIN) return pow_sum_run(x, n, p);
     double part[N_PIECES];
-    int64_t piece = (n + N_PIECES - 1) / N_PIECES;
-    #pragma omp parallel for schedule(static)
-    for (int k = 0; k < N_PIECES; k++) {
-        int64_t lo = k * piece, hi = lo + piece < n ? lo + piece : n;
-        part[k] = lo < hi ? pow_sum_run(x + lo, hi - lo, p) : 0.0;
-    }
+    clip_job j = {.x = (float *)x, .n = n, .piece = (n + N_PIECES - 1) / N_PIECES, .p = p, .part = part};
+    nb__parallel_each(N_PIECES, pow_sum_piece, &j);
     double s = 0;
     for (int k = 0; k < N_PIECES; k++) s += part[k];
     return s;
@@ -64,8 +88,7 @@ static bool params_ok(int n, nb_tensor *const *params, const char *op) {
 }
 
 static void scale(float *g, int64_t n, float c) {
-    NB_PARALLEL_FOR(n > NB__OPTIM_PARALLEL_MIN,
-        for (int64_t i = 0; i < n; i++) g[i] = g[i] * c;);
+    nb__parallel_for(n > NB__OPTIM_PARALLEL_MIN, n, scale_range, &(clip_job){.x = g, .c = c});
 }
 
 float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float norm_type) {
@@ -108,11 +131,8 @@ nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip) {
     for (int i = 0; i < n; i++) {
         nb_tensor *g = params[i]->grad;
         if (!g) continue;
-        float *x = nb__f32(g);
         int64_t m = nb__numel(g->ndim, g->shape);
-        /* clamp_(-clip, clip); NaN stays NaN */
-        NB_PARALLEL_FOR(m > NB__OPTIM_PARALLEL_MIN,
-            for (int64_t k = 0; k < m; k++) x[k] = x[k] < -clip ? -clip : x[k] > clip ? clip : x[k];);
+        nb__parallel_for(m > NB__OPTIM_PARALLEL_MIN, m, clamp_range, &(clip_job){.x = nb__f32(g), .c = clip});
     }
     return NB_OK;
 }

@@ -598,8 +598,8 @@ static bool run_epochs(const train_opts *o, run *r) {
 int cmd_train(int argc, char **argv) {
     train_opts o = {.model = "784-64-64-10", .act = "relu", .data = "/usr/share/datasets/fashion-mnist",
                     .optim = "sgd", .sched = "cosine", .out = "runs/train", .lr = 0.01, .momentum = 0.9,
-                    .gamma = 0.1, .epochs = 10, .batch = 64, .threads = 1, .step_size = 5, .val = -1,
-                    .patience = 2};
+                    .gamma = 0.1, .epochs = 10, .batch = 64, .threads = nb_get_num_threads(),
+                    .step_size = 5, .val = -1, .patience = 2};
     const cli_flag flags[] = {
         {"model", FLAG_STRING, &o.model, "layer sizes, input to output"},
         {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of --model"},
@@ -630,7 +630,8 @@ int cmd_train(int argc, char **argv) {
         {"clip-norm", FLAG_FLOAT, &o.clip_norm, "clip the gradients' global norm (0: off)", "[0, inf)"},
         {"early-stop", FLAG_INT, &o.early_stop, "stop after N epochs without a better evaluation loss (0: off)", "[0, inf)"},
         {"seed", FLAG_INT, &o.seed, "seed of initialisation, shuffling and dropout"},
-        {"threads", FLAG_INT, &o.threads, "threads for kernels and BLAS", "[1, 256]"},
+        {"threads", FLAG_INT, &o.threads, "threads for the kernels; the default is the cores this process may use",
+         "[1, 256]"},
         {"prefetch", FLAG_BOOL, &o.prefetch, "prepare the next batch on a background thread"},
         {"out", FLAG_STRING, &o.out, "output folder"},
         {"resume", FLAG_STRING, &o.resume, "continue from a checkpoint.safetensors"},

@@ -25,9 +25,9 @@
  * scattered out of it); a chunk of one sample reads and writes y / dy in place.  A 1x1 kernel
  * with unit stride, no padding and an unchanged size needs no im2col: col(x) is x itself.
  *
- * Threads.  The samples are cut into `threads` contiguous ranges, one per OpenMP thread, each
- * with its own scratch in the caller's workspace; GEMMs inside the region run single-threaded
- * (nb__cpu_gemm does so in a parallel region).  With one range there is no region and
+ * Threads.  The samples are cut into `threads` contiguous ranges, pieces of the pool's job, each
+ * with its own scratch in the caller's workspace; GEMMs inside a piece run single-threaded
+ * (nb__cpu_gemm does so inside a piece).  With one range there is no job and
  * nb__cpu_gemm may share out a large GEMM itself.  Every output element is written by one
  * thread in a fixed order — dx by serial col2im per sample; dw per range into its own partial
  * (beta = 1 across the range's chunks), the partials then summed in range order — so a given
@@ -36,11 +36,9 @@
 #include "cpu.h"
 
 #include <string.h>
-#ifdef __AVX512F__
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#endif
-#ifdef _OPENMP
-#include <omp.h>
+#define NB_CONV_AVX512 1
 #endif
 
 /* Grid columns worth folding into one GEMM, and the column bytes one thread may hold (half
@@ -61,7 +59,10 @@ typedef struct {
     bool direct;    /* 1x1, unit stride, no padding, same size: the columns are x itself */
     size_t col, tmp, part, pad; /* floats per thread: columns, grid scratch, dw (transposed)
                                  * and db partial, one padded channel */
+    const struct row_ops *rows; /* the row copies for this CPU */
 } conv_plan;
+
+static const struct row_ops *row_ops_for_cpu(void);
 
 static size_t lines(int64_t floats) { return (size_t)(floats + 15) / 16 * 16; }
 
@@ -74,10 +75,8 @@ static conv_plan plan_for(const nb_conv2d_geom *g) {
     p.in_place = g->ph == 0 && g->pw == 0 && p.hp <= g->h && p.wp <= g->w;
     p.direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
                g->pw == 0 && g->oh == g->h && g->ow == g->w;
-#ifdef _OPENMP
     double flops = 2.0 * (double)g->n * (double)g->oc * (double)p.k * (double)p.p;
-    if (!omp_in_parallel() && flops >= PARALLEL_MIN_FLOPS) p.threads = omp_get_max_threads();
-#endif
+    if (!nb__in_parallel() && flops >= PARALLEL_MIN_FLOPS) p.threads = nb__threads();
     if (p.threads > g->n) p.threads = g->n > 0 ? (int)g->n : 1;
     int64_t per_thread = (g->n + p.threads - 1) / p.threads;
     if (p.p > 0 && p.p < FOLD_COLUMNS) {
@@ -91,6 +90,7 @@ static conv_plan plan_for(const nb_conv2d_geom *g) {
     p.tmp = p.chunk > 1 ? lines(g->oc * p.chunk * p.p) : 0;
     p.part = lines(g->oc * p.k + g->oc);
     p.pad = p.in_place ? 0 : lines(p.hp * p.wp);
+    p.rows = row_ops_for_cpu();
     return p;
 }
 
@@ -126,10 +126,34 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * block's end is masked (masked stores are the slow ones).  They stay out of line: inlined into
  * im2col's nest of loops they ran out of registers and ran a third slower. */
 #define NB_ROWS __attribute__((noinline))
-#ifdef __AVX512F__
-static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << (n % 16)) - 1); }
+/* Plain C, vectorised by the compiler for the CPU's vector width (NB_CLONES). */
+NB_CLONES static void copy_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
+                              int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict dr = d + r * ldd;
+        const float *restrict sr = s + r * lds;
+        for (int64_t j = 0; j < n; j++) dr[j] = sr[j];
+    }
+}
 
-NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+NB_CLONES static void copy_block_plain(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+    copy_rows_plain(d, n, s, lds, rows, n);
+}
+
+NB_CLONES static void add_rows_plain(float *d, int64_t ldd, const float *s, int64_t lds,
+                             int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict dr = d + r * ldd;
+        const float *restrict sr = s + r * lds;
+        for (int64_t j = 0; j < n; j++) dr[j] += sr[j];
+    }
+}
+
+#ifdef NB_CONV_AVX512
+#define NB_AVX512 __attribute__((target("avx512f")))
+NB_AVX512 static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << (n % 16)) - 1); }
+
+NB_ROWS NB_AVX512 static void copy_rows_avx512(float *d, int64_t ldd, const float *s, int64_t lds,
                               int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
@@ -141,7 +165,7 @@ NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds
     }
 }
 
-NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
+NB_ROWS NB_AVX512 static void copy_block_avx512(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
     for (int64_t r = 0; r < rows; r++) {
@@ -155,7 +179,7 @@ NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t ro
     }
 }
 
-NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
+NB_ROWS NB_AVX512 static void add_rows_avx512(float *d, int64_t ldd, const float *s, int64_t lds,
                              int64_t rows, int64_t n) {
     int64_t full = n / 16 * 16;
     __mmask16 m = tail_mask(n);
@@ -173,29 +197,23 @@ NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
         }
     }
 }
-#else
-NB_ROWS static void copy_rows(float *d, int64_t ldd, const float *s, int64_t lds,
-                              int64_t rows, int64_t n) {
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict dr = d + r * ldd;
-        const float *restrict sr = s + r * lds;
-        for (int64_t j = 0; j < n; j++) dr[j] = sr[j];
-    }
-}
-
-NB_ROWS static void copy_block(float *d, const float *s, int64_t lds, int64_t rows, int64_t n) {
-    copy_rows(d, n, s, lds, rows, n);
-}
-
-NB_ROWS static void add_rows(float *d, int64_t ldd, const float *s, int64_t lds,
-                             int64_t rows, int64_t n) {
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict dr = d + r * ldd;
-        const float *restrict sr = s + r * lds;
-        for (int64_t j = 0; j < n; j++) dr[j] += sr[j];
-    }
-}
 #endif
+
+/* The row copies that this CPU runs, chosen once per plan. */
+typedef struct row_ops {
+    void (*copy_rows)(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows, int64_t n);
+    void (*copy_block)(float *d, const float *s, int64_t lds, int64_t rows, int64_t n);
+    void (*add_rows)(float *d, int64_t ldd, const float *s, int64_t lds, int64_t rows, int64_t n);
+} row_ops;
+
+static const row_ops *row_ops_for_cpu(void) {
+    static const row_ops plain = {copy_rows_plain, copy_block_plain, add_rows_plain};
+#ifdef NB_CONV_AVX512
+    static const row_ops avx512 = {copy_rows_avx512, copy_block_avx512, add_rows_avx512};
+    if (nb__cpu_isa() == NB_ISA_AVX512) return &avx512;
+#endif
+    return &plain;
+}
 
 /* One channel xc [h, w] as the taps read it: itself when in place, else copied into pad
  * [hp, wp] at (ph, pw), so that every window row lies inside and the copies below test no
@@ -209,7 +227,7 @@ static const float *padded(const conv_plan *p, float *pad, const float *xc,
                            const nb_conv2d_geom *g) {
     if (p->in_place) return xc;
     int64_t rows = min64(g->h, p->hp - g->ph), cols = min64(g->w, p->wp - g->pw);
-    if (rows > 0 && cols > 0) copy_rows(pad + g->ph * p->wp + g->pw, p->wp, xc, g->w, rows, cols);
+    if (rows > 0 && cols > 0) p->rows->copy_rows(pad + g->ph * p->wp + g->pw, p->wp, xc, g->w, rows, cols);
     return pad;
 }
 
@@ -225,7 +243,7 @@ static void im2col(const conv_plan *p, float *col, int64_t ldc, const float *x, 
             for (int64_t kj = 0; kj < g->kw; kj++, row += ldc) {
                 const float *s0 = src + ki * g->dh * ld + kj * g->dw;
                 if (g->sw == 1) {
-                    copy_block(row, s0, g->sh * ld, g->oh, g->ow);
+                    p->rows->copy_block(row, s0, g->sh * ld, g->oh, g->ow);
                     continue;
                 }
                 for (int64_t i = 0; i < g->oh; i++) {
@@ -250,7 +268,7 @@ static void col2im(const conv_plan *p, float *x, const float *col, int64_t ldc, 
             for (int64_t kj = 0; kj < g->kw; kj++, row += ldc) {
                 float *d0 = dst + ki * g->dh * ld + kj * g->dw;
                 if (g->sw == 1) {
-                    add_rows(d0, g->sh * ld, row, g->ow, g->oh, g->ow);
+                    p->rows->add_rows(d0, g->sh * ld, row, g->ow, g->oh, g->ow);
                     continue;
                 }
                 for (int64_t i = 0; i < g->oh; i++) {
@@ -262,7 +280,7 @@ static void col2im(const conv_plan *p, float *x, const float *col, int64_t ldc, 
         if (p->in_place) continue;
         int64_t rows = min64(g->h, p->hp - g->ph), cols = min64(g->w, p->wp - g->pw);
         if (rows > 0 && cols > 0)
-            add_rows(xc, g->w, pad + g->ph * p->wp + g->pw, p->wp, rows, cols);
+            p->rows->add_rows(xc, g->w, pad + g->ph * p->wp + g->pw, p->wp, rows, cols);
     }
 }
 
@@ -400,12 +418,27 @@ static void run_range(conv_pass pass, const conv_plan *p, int t, float *out, con
     }
 }
 
-/* Every range, one per thread (a smaller team takes several in turn); one range runs inline. */
+/* One pass's arguments, for its ranges. */
+typedef struct {
+    conv_pass pass;
+    const conv_plan *p;
+    float *out, *b;
+    const float *a, *c;
+    const nb_conv2d_geom *g;
+    void *ws;
+} conv_job;
+
+static void range_piece(void *arg, int64_t t, int64_t end) {
+    const conv_job *j = arg;
+    (void)end;
+    run_range(j->pass, j->p, (int)t, j->out, j->a, j->c, j->b, j->g, j->ws);
+}
+
+/* Every range, one piece each (fewer threads take several in turn); one range runs inline. */
 static void run_ranges(conv_pass pass, const conv_plan *p, float *out, const float *a,
                        const float *c, float *b, const nb_conv2d_geom *g, void *ws) {
-    NB_PARALLEL_FOR(p->threads > 1,
-        for (int t = 0; t < p->threads; t++) run_range(pass, p, t, out, a, c, b, g, ws);
-    );
+    conv_job j = {pass, p, out, b, a, c, g, ws};
+    nb__parallel_each(p->threads, range_piece, &j);
 }
 
 void nb__cpu_conv2d(float *y, const float *x, const float *w, const float *b,

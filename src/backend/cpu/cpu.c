@@ -1,23 +1,63 @@
 /*
- * cpu.c — the CPU backend: GEMM through OpenBLAS's cblas_sgemm (shared out over OpenMP
- * threads by the library), the kernel table, and the thread setting.
+ * cpu.c — the CPU backend: GEMM through OpenBLAS's cblas_sgemm (shared out over the library's
+ * thread pool), the kernel table, and the backend's description.
  */
 #include "cpu.h"
 
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <strings.h>
 
-/* OpenBLAS's own thread pool would compete with OpenMP's for the same cores: the library runs
+/* OpenBLAS's own thread pool would compete with the library's for the same cores: the library runs
  * every BLAS call single-threaded and shares large GEMMs out itself (nb__cpu_gemm). */
 static pthread_once_t blas_single_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
 
+/* The AVX-512 small-matrix kernels (gemm_avx512.c) against OpenBLAS 0.3.21, single-threaded,
+ * measured with bench/gemm.c on an AVX-512 Xeon (shares of its FMA peak), by the kernels OpenBLAS
+ * runs there (OPENBLAS_CORETYPE):
+ *   AVX-512 ones (SkylakeX): OpenBLAS wins at most shapes (80-94 % against 70-77 % at 64^3; the
+ *     training step's 8 GEMMs 62 % against 59 %), so it keeps them all;
+ *   AVX2 ones (Haswell; Zen uses the same): the kernels win 1.5-2.3x from 64^3 to 512^3, except
+ *     with fewer than 16 columns of C (one part-filled vector per row), where only x W^T's dot
+ *     kernel keeps up; at 1024^3 OpenBLAS's packing wins (80 against 56 GFLOP/s);
+ *   older ones (Prescott, which 0.3.21 falls back to on CPUs it does not know, such as Sapphire
+ *     Rapids under a hypervisor): the kernels win 3-4.6x up to 512^3 and 1.7x at 1024^3.
+ * So with AVX-512 in the CPU and not in OpenBLAS's kernels, the kernels take C at least 16 columns
+ * wide (or any x W^T), with op(B) (k x n) and C each up to SMALL_AVX2 floats against AVX2 kernels, SMALL_OLD
+ * against older ones (the largest measured).  The choice depends on the machine only, never on
+ * timing, so a run's bits are reproducible. */
+#define SMALL_AVX2 (256.0 * 1024)
+#define SMALL_OLD (1024.0 * 1024)
+
+static double small_limit; /* 0: OpenBLAS for everything */
+static pthread_once_t small_once = PTHREAD_ONCE_INIT;
+
+static void choose_small(void) {
+    static const char *const avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    static const char *const avx2_cores[] = {"haswell", "zen"};
+    const char *core = openblas_get_corename();
+    if (nb__cpu_isa() != NB_ISA_AVX512 || !core) return;
+    for (size_t i = 0; i < sizeof avx512_cores / sizeof avx512_cores[0]; i++)
+        if (strcasecmp(core, avx512_cores[i]) == 0) return;
+    small_limit = SMALL_OLD;
+    for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
+        if (strcasecmp(core, avx2_cores[i]) == 0) small_limit = SMALL_AVX2;
+}
+
+static bool small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+    pthread_once(&small_once, choose_small);
+    bool wide_enough = n >= 16 || (tb && !ta); /* narrow x W^T: the dot kernel, 1.8x Prescott's */
+    return wide_enough && (double)k * (double)n <= small_limit && (double)m * (double)n <= small_limit;
+}
+
 static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+#if defined(__x86_64__)
+    if (small_gemm(ta, tb, m, n, k) && nb__gemm_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        return;
+#endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
                 c, (blasint)ldc);
@@ -25,15 +65,10 @@ static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
 
 /* How many threads share one GEMM: below ~1 MFLOP a fork costs more than it saves. */
 static int gemm_parts(int64_t m, int64_t n, int64_t k) {
-#ifdef _OPENMP
-    int threads = omp_get_max_threads();
-    if (threads < 2 || omp_in_parallel() || 2.0 * (double)m * (double)n * (double)k < 1e6) return 1;
+    int threads = nb__threads();
+    if (threads < 2 || nb__in_parallel() || 2.0 * (double)m * (double)n * (double)k < 1e6) return 1;
     int64_t len = m >= n ? m : n;
     return len >= 32 ? (int)(threads < len / 16 ? threads : len / 16) : 1;
-#else
-    (void)m, (void)n, (void)k;
-    return 1;
-#endif
 }
 
 /* A small output with a long inner dimension (a Linear layer's forward, [64, 784] @ [784, 64])
@@ -49,26 +84,53 @@ static bool ksplit_fits(int parts, int64_t m, int64_t n, int64_t k) {
     return parts <= KSPLIT_MAX_PARTS && m * n <= KSPLIT_MAX_OUT && k >= 4 * big && k >= 64 * parts;
 }
 
-static void gemm_split_k(int parts, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                         float *c, int64_t ldc) {
+/* One GEMM's arguments, for the pieces that share it out. */
+typedef struct {
+    bool ta, tb;
+    int64_t m, n, k, lda, ldb, ldc, step;
+    float alpha, beta;
+    const float *a, *b;
+    float *c, *partial;
+} gemm_job;
+
+/* Piece p of a split along K: C (p = 0, with beta) or partial p - 1 (beta 0) from K slice p. */
+static void k_slice(void *arg, int64_t p, int64_t end) {
+    const gemm_job *g = arg;
+    (void)end;
+    int64_t lo = p * g->step, hi = lo + g->step < g->k ? lo + g->step : g->k;
+    const float *ap = g->ta ? g->a + lo * g->lda : g->a + lo, *bp = g->tb ? g->b + lo : g->b + lo * g->ldb;
+    float *part = g->partial + (p - 1) * KSPLIT_MAX_OUT;
+    if (p == 0)
+        sgemm(g->ta, g->tb, g->m, g->n, hi - lo, g->alpha, ap, g->lda, bp, g->ldb, g->beta, g->c, g->ldc);
+    else if (lo < hi)
+        sgemm(g->ta, g->tb, g->m, g->n, hi - lo, g->alpha, ap, g->lda, bp, g->ldb, 0.0f, part, g->n);
+    else
+        for (int64_t i = 0; i < g->m * g->n; i++) part[i] = 0.0f;
+}
+
+static void gemm_split_k(int parts, gemm_job *g) {
     float partial[KSPLIT_MAX_PARTS - 1][KSPLIT_MAX_OUT];
-    int64_t step = (k + parts - 1) / parts;
-    float(*part)[KSPLIT_MAX_OUT] = partial;
-    #pragma omp parallel for num_threads(parts) schedule(static)
-    for (int p = 0; p < parts; p++) {
-        int64_t lo = p * step, hi = lo + step < k ? lo + step : k;
-        const float *ap = ta ? a + lo * lda : a + lo, *bp = tb ? b + lo : b + lo * ldb;
-        if (p == 0)
-            sgemm(ta, tb, m, n, hi - lo, alpha, ap, lda, bp, ldb, beta, c, ldc);
-        else if (lo < hi)
-            sgemm(ta, tb, m, n, hi - lo, alpha, ap, lda, bp, ldb, 0.0f, part[p - 1], n);
-        else
-            for (int64_t i = 0; i < m * n; i++) part[p - 1][i] = 0.0f;
-    }
+    g->step = (g->k + parts - 1) / parts;
+    g->partial = partial[0];
+    nb__parallel_each(parts, k_slice, g);
     for (int p = 1; p < parts; p++)
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++) c[i * ldc + j] += part[p - 1][i * n + j];
+        for (int64_t i = 0; i < g->m; i++)
+            for (int64_t j = 0; j < g->n; j++) g->c[i * g->ldc + j] += partial[p - 1][i * g->n + j];
+}
+
+/* Piece p of a split of C into blocks of whole rows (or columns, when C is wider than tall). */
+static void c_block(void *arg, int64_t p, int64_t end) {
+    const gemm_job *g = arg;
+    (void)end;
+    bool by_rows = g->m >= g->n;
+    int64_t len = by_rows ? g->m : g->n, lo = p * g->step, hi = lo + g->step < len ? lo + g->step : len;
+    if (lo >= hi) return;
+    if (by_rows) /* rows lo..hi of op(A) and of C */
+        sgemm(g->ta, g->tb, hi - lo, g->n, g->k, g->alpha, g->ta ? g->a + lo : g->a + lo * g->lda,
+              g->lda, g->b, g->ldb, g->beta, g->c + lo * g->ldc, g->ldc);
+    else /* columns lo..hi of op(B) and of C */
+        sgemm(g->ta, g->tb, g->m, hi - lo, g->k, g->alpha, g->a, g->lda,
+              g->tb ? g->b + lo * g->ldb : g->b + lo, g->ldb, g->beta, g->c + lo, g->ldc);
 }
 
 void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
@@ -85,27 +147,16 @@ void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
+    gemm_job g = {ta, tb, m, n, k, lda, ldb, ldc, 0, alpha, beta, a, b, c, NULL};
     if (ksplit_fits(parts, m, n, k)) {
-        gemm_split_k(parts, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        gemm_split_k(parts, &g);
         return;
     }
-    /* Split C into `parts` blocks of whole rows (or columns, when C is wider than tall), one
-     * per thread, each a single-threaded GEMM: the split depends on the thread count only, so
-     * a thread count always gives the same bits. */
-    bool by_rows = m >= n;
-    int64_t len = by_rows ? m : n, step = (len + parts - 1) / parts;
-    step = (step + 15) / 16 * 16; /* whole vector registers per block */
-    #pragma omp parallel for num_threads(parts) schedule(static)
-    for (int p = 0; p < parts; p++) {
-        int64_t lo = p * step, hi = lo + step < len ? lo + step : len;
-        if (lo >= hi) continue;
-        if (by_rows) /* rows lo..hi of op(A) and of C */
-            sgemm(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta,
-                  c + lo * ldc, ldc);
-        else /* columns lo..hi of op(B) and of C */
-            sgemm(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta,
-                  c + lo, ldc);
-    }
+    /* Each block a single-threaded GEMM: the split depends on the thread count only, so a
+     * thread count always gives the same bits. */
+    int64_t len = m >= n ? m : n;
+    g.step = ((len + parts - 1) / parts + 15) / 16 * 16; /* whole vector registers per block */
+    nb__parallel_each(parts, c_block, &g);
 }
 
 const nb_backend nb__cpu_backend = {
@@ -141,29 +192,10 @@ const nb_backend *nb__backend(nb_device device) {
     return device == NB_CPU ? &nb__cpu_backend : NULL;
 }
 
-int nb_get_num_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-void nb_set_num_threads(int n) {
-    if (n < 1) n = 1;
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
-
 const char *nb_backend_info(void) {
     static char info[256];
-    snprintf(info, sizeof info, "cpu: %s, %s, %d thread%s", openblas_get_config(),
-#ifdef _OPENMP
-             "OpenMP",
-#else
-             "no OpenMP",
-#endif
-             nb_get_num_threads(), nb_get_num_threads() == 1 ? "" : "s");
+    int threads = nb_get_num_threads();
+    snprintf(info, sizeof info, "cpu: %s, %d thread%s, kernels for %s", openblas_get_config(),
+             threads, threads == 1 ? "" : "s", nb__cpu_features());
     return info;
 }

@@ -4,6 +4,7 @@
 
 #include "../../core/parallel.h"
 #include "../backend.h"
+#include "dispatch.h"
 
 void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1);
 void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const float *y,
@@ -31,6 +32,11 @@ void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t 
                            float g_scale);
 void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,
                               int64_t r, int64_t inner, bool log);
+/* gemm_avx512.c (call only when nb__cpu_isa() is NB_ISA_AVX512): false when it has no kernel
+ * for the transposes asked */
+bool nb__gemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                     int64_t ldc);
 /* pool.c */
 void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
 void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,

@@ -1,6 +1,6 @@
 /*
  * elementwise.c — unary and binary maps, where, strided copy, accumulate.
- * Contiguous maps split the flat range over OpenMP threads; strided ones split rows.  Every
+ * Contiguous maps split the flat range over the pool's threads; strided ones split rows.  Every
  * output element is computed by exactly one thread, so results do not depend on thread count.
  */
 #include "cpu.h"
@@ -50,9 +50,7 @@ static float unary_value(nb_unary_op op, float x, float p0, float p1) {
 
 /* The loops below repeat one line per op on purpose: a switch inside the loop would stop the
  * compiler from vectorising the cheap ops (neg, relu, add-scalar...). */
-#define MAP(EXPR)                                   \
-    NB_PARALLEL_FOR_SIMD(n > NB_CPU_PARALLEL_MIN,   \
-        for (int64_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (EXPR); })
+#define MAP(EXPR) NB_SIMD for (int64_t i = 0; i < n; i++) { const float v = x[i]; y[i] = (EXPR); }
 
 /* exp.  glibc's expf is a scalar call of about 3.5 ns, which held nb_exp to a tenth of memcpy's
  * speed.  Where glibc runs its FMA build (__expf_fma: x86-64 with AVX2 and FMA) and the CPU also
@@ -122,22 +120,29 @@ __attribute__((target("avx512f,avx2,fma"))) static void exp_avx512(float *y, con
 
 static void exp_map(float *y, const float *x, int64_t n) {
 #ifdef NB_EXP_AVX512
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
-        const int64_t block = NB_CPU_PARALLEL_MIN, blocks = (n + block - 1) / block;
-        NB_PARALLEL_FOR(n > NB_CPU_PARALLEL_MIN,
-            for (int64_t b = 0; b < blocks; b++)
-                exp_avx512(y + b * block, x + b * block, n - b * block < block ? n - b * block : block););
+    if (nb__cpu_isa() == NB_ISA_AVX512) {
+        exp_avx512(y, x, n);
         return;
     }
 #endif
     /* no simd mark: a loop of expf calls does not vectorise, and clang warns when told to */
-    NB_PARALLEL_FOR(n > NB_CPU_PARALLEL_MIN,
-        for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]););
+    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
 }
 
-void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1) {
-    switch (op) {
+/* A map's arguments; the ranges below work on elements [lo, hi) of them. */
+typedef struct {
+    nb_unary_op op;
+    float *y, *dx;
+    const float *x, *yf, *dy;
+    float p0, p1;
+} map_job;
+
+NB_CLONES static void unary_range(void *arg, int64_t lo, int64_t hi) {
+    const map_job *j = arg;
+    float *y = j->y + lo, p0 = j->p0, p1 = j->p1;
+    const float *x = j->x + lo;
+    int64_t n = hi - lo;
+    switch (j->op) {
     case NB_UN_NEG: MAP(-v); break;
     case NB_UN_EXP: exp_map(y, x, n); break;
     case NB_UN_RELU: MAP(v > 0.0f ? v : 0.0f); break;
@@ -145,19 +150,26 @@ void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0
     case NB_UN_MULS: MAP(v * p0); break;
     case NB_UN_ABS: MAP(fabsf(v)); break;
     case NB_UN_CLAMP: MAP(fminf(fmaxf(v, p0), p1)); break;
-    default: MAP(unary_value(op, v, p0, p1)); break;
+    default: MAP(unary_value(j->op, v, p0, p1)); break;
     }
+}
+
+void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1) {
+    map_job j = {.op = op, .y = y, .x = x, .p0 = p0, .p1 = p1};
+    nb__parallel_for(n > NB_CPU_PARALLEL_MIN, n, unary_range, &j);
 }
 
 /* g is loaded before the expression so that a select such as relu's "y > 0 ? g : 0" reads it
  * unconditionally and vectorises as a blend instead of a branch per element. */
-#define MAP_BACK(EXPR)                            \
-    NB_PARALLEL_FOR_SIMD(n > NB_CPU_PARALLEL_MIN, \
-        for (int64_t i = 0; i < n; i++) { const float g = dy[i]; (void)g; dx[i] = (EXPR); })
+#define MAP_BACK(EXPR) \
+    NB_SIMD for (int64_t i = 0; i < n; i++) { const float g = dy[i]; (void)g; dx[i] = (EXPR); }
 
-void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const float *y,
-                            const float *dy, int64_t n, float p0, float p1) {
-    switch (op) {
+NB_CLONES static void unary_backward_range(void *arg, int64_t lo, int64_t hi) {
+    const map_job *j = arg;
+    float *dx = j->dx + lo, p0 = j->p0, p1 = j->p1;
+    const float *x = j->x ? j->x + lo : NULL, *y = j->yf ? j->yf + lo : NULL, *dy = j->dy + lo;
+    int64_t n = hi - lo;
+    switch (j->op) {
     case NB_UN_NEG: MAP_BACK(-g); break;
     case NB_UN_EXP: MAP_BACK(g * y[i]); break;
     case NB_UN_LOG: MAP_BACK(g / x[i]); break;
@@ -204,13 +216,19 @@ void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const flo
     }
 }
 
+void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const float *y,
+                            const float *dy, int64_t n, float p0, float p1) {
+    map_job j = {.op = op, .dx = dx, .x = x, .yf = y, .dy = dy, .p0 = p0, .p1 = p1};
+    nb__parallel_for(n > NB_CPU_PARALLEL_MIN, n, unary_backward_range, &j);
+}
+
 /* GCC at -O2 vectorises no loop of unknown length unless it is marked simd (a contiguous add
  * ran at one element a cycle, under memcpy's speed); clang vectorises the row by itself and
  * would warn that it cannot for powf's. */
 #ifdef __clang__
 #define SIMD_ROW
 #else
-#define SIMD_ROW _Pragma("omp simd")
+#define SIMD_ROW NB_SIMD
 #endif
 
 /* One row of out = a op b; ia, ib are the row strides of a and b (1, 0 or other). */
@@ -232,7 +250,7 @@ void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const flo
             }                                                                          \
     } while (0)
 
-static void binary_row(nb_binary_op op, float *o, const float *a, int64_t ia, const float *b,
+NB_CLONES static void binary_row(nb_binary_op op, float *o, const float *a, int64_t ia, const float *b,
                        int64_t ib, int64_t len) {
     switch (op) {
     case NB_BIN_ADD: ROW(x + z); break;
@@ -250,61 +268,91 @@ static void binary_row(nb_binary_op op, float *o, const float *a, int64_t ia, co
     }
 }
 
+/* A strided map's arguments: its layout, rows of len elements, up to three operands. */
+typedef struct {
+    nb_layout l;
+    int64_t len, chunk, per_row, inner[3];
+    nb_binary_op op;
+    void *out;
+    const void *in[3];
+    size_t es;
+} strided_job;
+
+static void binary_range(void *arg, int64_t lo, int64_t hi) {
+    const strided_job *j = arg;
+    const float *a = j->in[0], *b = j->in[1];
+    int64_t ia = j->inner[0], ib = j->inner[1];
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t row = t / j->per_row, j0 = (t % j->per_row) * j->chunk;
+        int64_t n = j->len - j0 < j->chunk ? j->len - j0 : j->chunk, off[2];
+        nb__layout_row_offsets(&j->l, row, off);
+        binary_row(j->op, (float *)j->out + row * j->len + j0, a + off[0] + j0 * ia, ia,
+                   b + off[1] + j0 * ib, ib, n);
+    }
+}
+
 /* Rows are split into chunks of about NB_CPU_PARALLEL_MIN elements so that a single long row
  * (the contiguous case) is also shared between threads. */
 void nb__cpu_binary(nb_binary_op op, float *out, const float *a, const int64_t *sa,
                     const float *b, const int64_t *sb, int ndim, const int64_t *shape) {
-    nb_layout l;
-    nb__layout_init(&l, ndim, shape, 2, (const int64_t *const[]){sa, sb});
-    int64_t rows = nb__layout_rows(&l), len = nb__layout_row_len(&l);
-    int64_t ia = nb__layout_inner_stride(&l, 0), ib = nb__layout_inner_stride(&l, 1);
-    int64_t chunk = len > NB_CPU_PARALLEL_MIN ? NB_CPU_PARALLEL_MIN : len;
-    int64_t per_row = chunk ? (len + chunk - 1) / chunk : 0, tasks = rows * per_row;
-    NB_PARALLEL_FOR(rows * len > NB_CPU_PARALLEL_MIN,
-        for (int64_t t = 0; t < tasks; t++) {
-            int64_t row = t / per_row, j0 = (t % per_row) * chunk;
-            int64_t n = len - j0 < chunk ? len - j0 : chunk, off[2];
-            nb__layout_row_offsets(&l, row, off);
-            binary_row(op, out + row * len + j0, a + off[0] + j0 * ia, ia, b + off[1] + j0 * ib, ib, n);
-        });
+    strided_job j = {.op = op, .out = out, .in = {a, b}};
+    nb__layout_init(&j.l, ndim, shape, 2, (const int64_t *const[]){sa, sb});
+    int64_t rows = nb__layout_rows(&j.l);
+    j.len = nb__layout_row_len(&j.l);
+    j.inner[0] = nb__layout_inner_stride(&j.l, 0), j.inner[1] = nb__layout_inner_stride(&j.l, 1);
+    j.chunk = j.len > NB_CPU_PARALLEL_MIN ? NB_CPU_PARALLEL_MIN : j.len;
+    j.per_row = j.chunk ? (j.len + j.chunk - 1) / j.chunk : 0;
+    nb__parallel_for(rows * j.len > NB_CPU_PARALLEL_MIN, rows * j.per_row, binary_range, &j);
+}
+
+NB_CLONES static void where_range(void *arg, int64_t lo, int64_t hi) {
+    const strided_job *j = arg;
+    const float *c = j->in[0], *a = j->in[1], *b = j->in[2];
+    int64_t ic = j->inner[0], ia = j->inner[1], ib = j->inner[2];
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t off[3];
+        nb__layout_row_offsets(&j->l, r, off);
+        float *o = (float *)j->out + r * j->len;
+        for (int64_t k = 0; k < j->len; k++)
+            o[k] = c[off[0] + k * ic] != 0.0f ? a[off[1] + k * ia] : b[off[2] + k * ib];
+    }
 }
 
 void nb__cpu_where(float *out, const float *c, const int64_t *sc, const float *a,
                    const int64_t *sa, const float *b, const int64_t *sb, int ndim,
                    const int64_t *shape) {
-    nb_layout l;
-    nb__layout_init(&l, ndim, shape, 3, (const int64_t *const[]){sc, sa, sb});
-    int64_t rows = nb__layout_rows(&l), len = nb__layout_row_len(&l);
-    int64_t ic = nb__layout_inner_stride(&l, 0), ia = nb__layout_inner_stride(&l, 1),
-            ib = nb__layout_inner_stride(&l, 2);
-    NB_PARALLEL_FOR(rows * len > NB_CPU_PARALLEL_MIN,
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t off[3];
-            nb__layout_row_offsets(&l, r, off);
-            float *o = out + r * len;
-            for (int64_t j = 0; j < len; j++)
-                o[j] = c[off[0] + j * ic] != 0.0f ? a[off[1] + j * ia] : b[off[2] + j * ib];
-        });
+    strided_job j = {.out = out, .in = {c, a, b}};
+    nb__layout_init(&j.l, ndim, shape, 3, (const int64_t *const[]){sc, sa, sb});
+    int64_t rows = nb__layout_rows(&j.l);
+    j.len = nb__layout_row_len(&j.l);
+    for (int k = 0; k < 3; k++) j.inner[k] = nb__layout_inner_stride(&j.l, k);
+    nb__parallel_for(rows * j.len > NB_CPU_PARALLEL_MIN, rows, where_range, &j);
+}
+
+NB_CLONES static void copy_range(void *arg, int64_t lo, int64_t hi) {
+    const strided_job *j = arg;
+    int64_t io = j->inner[0], ix = j->inner[1], len = j->len, es = (int64_t)j->es;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t off[2];
+        nb__layout_row_offsets(&j->l, r, off);
+        char *o = (char *)j->out + off[0] * es;
+        const char *s = (const char *)j->in[0] + off[1] * es;
+        if (io == 1 && ix == 1) memcpy(o, s, (size_t)(len * es));
+        else if (es == 4)
+            for (int64_t k = 0; k < len; k++) ((float *)o)[k * io] = ((const float *)s)[k * ix];
+        else
+            for (int64_t k = 0; k < len; k++) memcpy(o + k * io * es, s + k * ix * es, (size_t)es);
+    }
 }
 
 void nb__cpu_copy(void *out, const int64_t *so, const void *x, const int64_t *sx, int ndim,
                   const int64_t *shape, size_t es) {
-    nb_layout l;
-    nb__layout_init(&l, ndim, shape, 2, (const int64_t *const[]){so, sx});
-    int64_t rows = nb__layout_rows(&l), len = nb__layout_row_len(&l);
-    int64_t io = nb__layout_inner_stride(&l, 0), ix = nb__layout_inner_stride(&l, 1);
-    NB_PARALLEL_FOR(rows * len > NB_CPU_PARALLEL_MIN,
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t off[2];
-            nb__layout_row_offsets(&l, r, off);
-            char *o = (char *)out + off[0] * (int64_t)es;
-            const char *s = (const char *)x + off[1] * (int64_t)es;
-            if (io == 1 && ix == 1) memcpy(o, s, (size_t)len * es);
-            else if (es == 4)
-                for (int64_t j = 0; j < len; j++) ((float *)o)[j * io] = ((const float *)s)[j * ix];
-            else
-                for (int64_t j = 0; j < len; j++) memcpy(o + j * io * (int64_t)es, s + j * ix * (int64_t)es, es);
-        });
+    strided_job j = {.out = out, .in = {x}, .es = es};
+    nb__layout_init(&j.l, ndim, shape, 2, (const int64_t *const[]){so, sx});
+    int64_t rows = nb__layout_rows(&j.l);
+    j.len = nb__layout_row_len(&j.l);
+    j.inner[0] = nb__layout_inner_stride(&j.l, 0), j.inner[1] = nb__layout_inner_stride(&j.l, 1);
+    nb__parallel_for(rows * j.len > NB_CPU_PARALLEL_MIN, rows, copy_range, &j);
 }
 
 /* Offset in x of the element at coordinates idx_nd with coordinate dim replaced by k. */
@@ -339,7 +387,12 @@ void nb__cpu_scatter_add(float *dx, const int64_t *sdx, const float *dy, const i
         dx[gather_offset(coord, sdx, ndim, dim, idx[i])] += dy[i];
 }
 
+NB_CLONES static void accumulate_range(void *arg, int64_t lo, int64_t hi) {
+    const map_job *j = arg;
+    NB_SIMD for (int64_t i = lo; i < hi; i++) j->dx[i] += j->dy[i];
+}
+
 void nb__cpu_accumulate(float *dst, const float *src, int64_t n) {
-    NB_PARALLEL_FOR(n > NB_CPU_PARALLEL_MIN,
-        for (int64_t i = 0; i < n; i++) dst[i] += src[i];);
+    map_job j = {.dx = dst, .dy = src};
+    nb__parallel_for(n > NB_CPU_PARALLEL_MIN, n, accumulate_range, &j);
 }

@@ -15,7 +15,7 @@
  * outputs take a scalar loop over their clipped window.  Upsampling computes the source columns
  * and weights of a block of output columns once and reuses them for every output row.
  *
- * Threads: planes are shared out over OpenMP above NB_CPU_PARALLEL_MIN elements.  Each output
+ * Threads: planes are shared out over the pool above NB_CPU_PARALLEL_MIN elements.  Each output
  * element, and in a backward each plane of dx, is written by one thread in a fixed order, so
  * the bits do not depend on the thread count.  Backwards overwrite dx: each zeroes its plane,
  * then adds the contributions of its outputs in a fixed order.
@@ -48,6 +48,25 @@ static void interior(const nb_pool2d_geom *g, int64_t *ja, int64_t *jb) {
     int64_t last = g->w + g->pw - g->kw; /* the largest start offset, plus pw */
     bool small = (int64_t)g->kh * g->kw <= INT32_MAX;
     *jb = last < 0 || !small ? *ja : max64(min64(last / g->sw + 1, g->ow), *ja);
+}
+
+/* A pool's or upsampling's arguments; the ranges below work on planes [lo, hi). */
+typedef struct {
+    const nb_pool2d_geom *g;
+    float *out;
+    const float *x, *dy;
+    int64_t ja, jb;                /* pools: the interior outputs of a row */
+    nb_upsample_mode mode;         /* upsampling: */
+    int64_t h, w;
+    int sh, sw;
+} pool_job;
+
+/* Runs fn over planes of g with the interior found once. */
+static void pool_planes(const nb_pool2d_geom *g, float *out, const float *x, const float *dy,
+                        nb__range_fn *fn) {
+    pool_job j = {.g = g, .out = out, .x = x, .dy = dy};
+    interior(g, &j.ja, &j.jb);
+    nb__parallel_for(g->planes * g->h * g->w > NB_CPU_PARALLEL_MIN, g->planes, fn, &j);
 }
 
 /* A row's outputs split at the interior: [0, *a) and [*b, ow) are edge outputs, [*a, *b)
@@ -151,47 +170,59 @@ static inline __attribute__((always_inline)) void interior_max(
     else interior_max_k(backward, y, dx, dy, xp, g->w, n, kh, kw, sw);
 }
 
+NB_CLONES static void max_pool_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    const nb_pool2d_geom *g = job->g;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
+    const float *x = job->x;
+    float *y = job->out;
+    for (int64_t p = lo; p < hi; p++) {
+        const float *xp = x + p * in_plane;
+        for (int64_t i = 0; i < g->oh; i++) {
+            int64_t r0, r1, a, b;
+            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+            float *yr = y + p * out_plane + i * g->ow;
+            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+            for (int64_t j = 0; j < a; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
+            interior_max(false, yr + a, NULL, NULL, xp + r0 * g->w + a * g->sw - g->pw, g, b - a);
+            for (int64_t j = b; j < g->ow; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
+        }
+    }
+}
+
 void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g) {
-    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
-    interior(g, &ja, &jb);
-    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
-        for (int64_t p = 0; p < g->planes; p++) {
-            const float *xp = x + p * in_plane;
-            for (int64_t i = 0; i < g->oh; i++) {
-                int64_t r0, r1, a, b;
-                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-                float *yr = y + p * out_plane + i * g->ow;
-                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-                for (int64_t j = 0; j < a; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
-                interior_max(false, yr + a, NULL, NULL, xp + r0 * g->w + a * g->sw - g->pw, g, b - a);
-                for (int64_t j = b; j < g->ow; j++) yr[j] = xp[window_argmax(xp, g, r0, r1, j)];
-            }
-        });
+    pool_planes(g, y, x, NULL, max_pool_range);
 }
 
 /* dx[argmax of window (i, j)] += dy[i, j], in output order; the argmax found again from x by
  * the forward's own scan (the same element order and tie rule), so the gradient goes where the
  * forward's value came from. */
+NB_CLONES static void max_pool_backward_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    const nb_pool2d_geom *g = job->g;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
+    const float *x = job->x, *dy = job->dy;
+    float *dx = job->out;
+    for (int64_t p = lo; p < hi; p++) {
+        const float *xp = x + p * in_plane;
+        float *dxp = dx + p * in_plane;
+        memset(dxp, 0, sizeof(float) * (size_t)in_plane);
+        for (int64_t i = 0; i < g->oh; i++) {
+            int64_t r0, r1, a, b;
+            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+            const float *dyr = dy + p * out_plane + i * g->ow;
+            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+            for (int64_t j = 0; j < a; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
+            int64_t first = r0 * g->w + a * g->sw - g->pw; /* window a's first element */
+            interior_max(true, NULL, dxp + first, dyr + a, xp + first, g, b - a);
+            for (int64_t j = b; j < g->ow; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
+        }
+    }
+}
+
 void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,
                                  const nb_pool2d_geom *g) {
-    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
-    interior(g, &ja, &jb);
-    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
-        for (int64_t p = 0; p < g->planes; p++) {
-            const float *xp = x + p * in_plane;
-            float *dxp = dx + p * in_plane;
-            memset(dxp, 0, sizeof(float) * (size_t)in_plane);
-            for (int64_t i = 0; i < g->oh; i++) {
-                int64_t r0, r1, a, b;
-                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-                const float *dyr = dy + p * out_plane + i * g->ow;
-                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-                for (int64_t j = 0; j < a; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
-                int64_t first = r0 * g->w + a * g->sw - g->pw; /* window a's first element */
-                interior_max(true, NULL, dxp + first, dyr + a, xp + first, g, b - a);
-                for (int64_t j = b; j < g->ow; j++) dxp[window_argmax(xp, g, r0, r1, j)] += dyr[j];
-            }
-        });
+    pool_planes(g, dx, x, dy, max_pool_backward_range);
 }
 
 /* The divisor of window (i, j) along one dim: with padding counted (torch's
@@ -270,42 +301,54 @@ static inline __attribute__((always_inline)) void interior_avg(
 }
 
 /* y[i, j] = (sum of window (i, j), in window order) / divisor */
+NB_CLONES static void avg_pool_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    const nb_pool2d_geom *g = job->g;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
+    const float *x = job->x;
+    float *y = job->out;
+    for (int64_t p = lo; p < hi; p++) {
+        const float *xp = x + p * in_plane;
+        for (int64_t i = 0; i < g->oh; i++) {
+            int64_t r0, r1, a, b;
+            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+            float *yr = y + p * out_plane + i * g->ow;
+            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+            avg_edges(yr, xp, g, i, r0, r1, 0, a);
+            interior_avg(false, yr + a, NULL, xp + r0 * g->w + a * g->sw - g->pw, NULL, g, b - a);
+            avg_edges(yr, xp, g, i, r0, r1, b, g->ow);
+        }
+    }
+}
+
 void nb__cpu_avg_pool2d(float *y, const float *x, const nb_pool2d_geom *g) {
-    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
-    interior(g, &ja, &jb);
-    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
-        for (int64_t p = 0; p < g->planes; p++) {
-            const float *xp = x + p * in_plane;
-            for (int64_t i = 0; i < g->oh; i++) {
-                int64_t r0, r1, a, b;
-                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-                float *yr = y + p * out_plane + i * g->ow;
-                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-                avg_edges(yr, xp, g, i, r0, r1, 0, a);
-                interior_avg(false, yr + a, NULL, xp + r0 * g->w + a * g->sw - g->pw, NULL, g, b - a);
-                avg_edges(yr, xp, g, i, r0, r1, b, g->ow);
-            }
-        });
+    pool_planes(g, y, x, NULL, avg_pool_range);
 }
 
 /* dx[window (i, j)] += dy[i, j] / divisor, in output order */
+NB_CLONES static void avg_pool_backward_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    const nb_pool2d_geom *g = job->g;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja = job->ja, jb = job->jb;
+    const float *dy = job->dy;
+    float *dx = job->out;
+    for (int64_t p = lo; p < hi; p++) {
+        float *dxp = dx + p * in_plane;
+        memset(dxp, 0, sizeof(float) * (size_t)in_plane);
+        for (int64_t i = 0; i < g->oh; i++) {
+            int64_t r0, r1, a, b;
+            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+            const float *dyr = dy + p * out_plane + i * g->ow;
+            split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
+            avg_edges_backward(dxp, dyr, g, i, r0, r1, 0, a);
+            interior_avg(true, NULL, dxp + r0 * g->w + a * g->sw - g->pw, NULL, dyr + a, g, b - a);
+            avg_edges_backward(dxp, dyr, g, i, r0, r1, b, g->ow);
+        }
+    }
+}
+
 void nb__cpu_avg_pool2d_backward(float *dx, const float *dy, const nb_pool2d_geom *g) {
-    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, ja, jb;
-    interior(g, &ja, &jb);
-    NB_PARALLEL_FOR(g->planes * in_plane > NB_CPU_PARALLEL_MIN,
-        for (int64_t p = 0; p < g->planes; p++) {
-            float *dxp = dx + p * in_plane;
-            memset(dxp, 0, sizeof(float) * (size_t)in_plane);
-            for (int64_t i = 0; i < g->oh; i++) {
-                int64_t r0, r1, a, b;
-                window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
-                const float *dyr = dy + p * out_plane + i * g->ow;
-                split(g->ow, ja, jb, r1 - r0 == g->kh, &a, &b);
-                avg_edges_backward(dxp, dyr, g, i, r0, r1, 0, a);
-                interior_avg(true, NULL, dxp + r0 * g->w + a * g->sw - g->pw, NULL, dyr + a, g, b - a);
-                avg_edges_backward(dxp, dyr, g, i, r0, r1, b, g->ow);
-            }
-        });
+    pool_planes(g, dx, NULL, dy, avg_pool_backward_range);
 }
 
 /* ---- upsampling by integer factors: out = in * scale per dim */
@@ -364,69 +407,87 @@ static void block_columns(columns *cs, nb_upsample_mode mode, int64_t w, int sw,
     }
 }
 
-void nb__cpu_upsample2d(nb_upsample_mode mode, float *y, const float *x, int64_t planes,
-                        int64_t h, int64_t w, int sh, int sw) {
-    int64_t oh = h * sh, ow = w * sw, in_plane = h * w, out_plane = oh * ow;
+NB_CLONES static void upsample_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    nb_upsample_mode mode = job->mode;
+    int64_t h = job->h, w = job->w, oh = h * job->sh, ow = w * job->sw, in_plane = h * w, out_plane = oh * ow;
+    int sh = job->sh, sw = job->sw;
     bool align = mode == NB_UP_BILINEAR_ALIGNED;
     float inv_h = (float)(1.0 / sh), rh = lerp_ratio(h, sh, align);
-    NB_PARALLEL_FOR(planes * out_plane > NB_CPU_PARALLEL_MIN,
-        for (int64_t p = 0; p < planes; p++) {
-            const float *xp = x + p * in_plane;
-            columns cs;
-            for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
-                int64_t n = min64(BLOCK, ow - j0);
-                block_columns(&cs, mode, w, sw, j0, n);
-                for (int64_t i = 0; i < oh; i++) {
-                    float *yr = y + p * out_plane + i * ow + j0;
-                    if (mode == NB_UP_NEAREST) {
-                        const float *src = xp + nearest_src(i, h, sh, inv_h) * w;
-                        for (int64_t t = 0; t < n; t++) yr[t] = src[cs.c0[t]];
-                        continue;
-                    }
-                    /* y = l0 (w0 x[i0, c0] + w1 x[i0, c1]) + l1 (w0 x[i1, c0] + w1 x[i1, c1]) */
-                    lerp a = lerp_src(i, h, rh, align);
-                    const float *x0 = xp + a.i0 * w, *x1 = xp + a.i1 * w;
-                    for (int64_t t = 0; t < n; t++)
-                        yr[t] = a.l0 * (cs.w0[t] * x0[cs.c0[t]] + cs.w1[t] * x0[cs.c1[t]]) +
-                                a.l1 * (cs.w0[t] * x1[cs.c0[t]] + cs.w1[t] * x1[cs.c1[t]]);
+    const float *x = job->x;
+    float *y = job->out;
+    for (int64_t p = lo; p < hi; p++) {
+        const float *xp = x + p * in_plane;
+        columns cs;
+        for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
+            int64_t n = min64(BLOCK, ow - j0);
+            block_columns(&cs, mode, w, sw, j0, n);
+            for (int64_t i = 0; i < oh; i++) {
+                float *yr = y + p * out_plane + i * ow + j0;
+                if (mode == NB_UP_NEAREST) {
+                    const float *src = xp + nearest_src(i, h, sh, inv_h) * w;
+                    for (int64_t t = 0; t < n; t++) yr[t] = src[cs.c0[t]];
+                    continue;
                 }
+                /* y = l0 (w0 x[i0, c0] + w1 x[i0, c1]) + l1 (w0 x[i1, c0] + w1 x[i1, c1]) */
+                lerp a = lerp_src(i, h, rh, align);
+                const float *x0 = xp + a.i0 * w, *x1 = xp + a.i1 * w;
+                for (int64_t t = 0; t < n; t++)
+                    yr[t] = a.l0 * (cs.w0[t] * x0[cs.c0[t]] + cs.w1[t] * x0[cs.c1[t]]) +
+                            a.l1 * (cs.w0[t] * x1[cs.c0[t]] + cs.w1[t] * x1[cs.c1[t]]);
             }
-        });
+        }
+    }
+}
+
+void nb__cpu_upsample2d(nb_upsample_mode mode, float *y, const float *x, int64_t planes,
+                        int64_t h, int64_t w, int sh, int sw) {
+    pool_job j = {.out = y, .x = x, .dy = NULL, .mode = mode, .h = h, .w = w, .sh = sh, .sw = sw};
+    nb__parallel_for(planes * h * sh * w * sw > NB_CPU_PARALLEL_MIN, planes, upsample_range, &j);
 }
 
 /* The transpose of the forward: each dy[i, j] is added to the input elements it was read from,
  * times the weight it was read with, block of columns by block, row by row (neighbouring
  * outputs share sources, so these loops stay scalar). */
-void nb__cpu_upsample2d_backward(nb_upsample_mode mode, float *dx, const float *dy,
-                                 int64_t planes, int64_t h, int64_t w, int sh, int sw) {
-    int64_t oh = h * sh, ow = w * sw, in_plane = h * w, out_plane = oh * ow;
+NB_CLONES static void upsample_backward_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    nb_upsample_mode mode = job->mode;
+    int64_t h = job->h, w = job->w, oh = h * job->sh, ow = w * job->sw, in_plane = h * w, out_plane = oh * ow;
+    int sh = job->sh, sw = job->sw;
     bool align = mode == NB_UP_BILINEAR_ALIGNED;
     float inv_h = (float)(1.0 / sh), rh = lerp_ratio(h, sh, align);
-    NB_PARALLEL_FOR(planes * out_plane > NB_CPU_PARALLEL_MIN,
-        for (int64_t p = 0; p < planes; p++) {
-            float *dxp = dx + p * in_plane;
-            columns cs;
-            memset(dxp, 0, sizeof(float) * (size_t)in_plane);
-            for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
-                int64_t n = min64(BLOCK, ow - j0);
-                block_columns(&cs, mode, w, sw, j0, n);
-                for (int64_t i = 0; i < oh; i++) {
-                    const float *dyr = dy + p * out_plane + i * ow + j0;
-                    if (mode == NB_UP_NEAREST) {
-                        float *dst = dxp + nearest_src(i, h, sh, inv_h) * w;
-                        for (int64_t t = 0; t < n; t++) dst[cs.c0[t]] += dyr[t];
-                        continue;
-                    }
-                    lerp a = lerp_src(i, h, rh, align);
-                    float *d0 = dxp + a.i0 * w, *d1 = dxp + a.i1 * w;
-                    for (int64_t t = 0; t < n; t++) {
-                        float g = dyr[t];
-                        d0[cs.c0[t]] += a.l0 * cs.w0[t] * g;
-                        d0[cs.c1[t]] += a.l0 * cs.w1[t] * g;
-                        d1[cs.c0[t]] += a.l1 * cs.w0[t] * g;
-                        d1[cs.c1[t]] += a.l1 * cs.w1[t] * g;
-                    }
+    const float *dy = job->dy;
+    float *dx = job->out;
+    for (int64_t p = lo; p < hi; p++) {
+        float *dxp = dx + p * in_plane;
+        columns cs;
+        memset(dxp, 0, sizeof(float) * (size_t)in_plane);
+        for (int64_t j0 = 0; j0 < ow; j0 += BLOCK) {
+            int64_t n = min64(BLOCK, ow - j0);
+            block_columns(&cs, mode, w, sw, j0, n);
+            for (int64_t i = 0; i < oh; i++) {
+                const float *dyr = dy + p * out_plane + i * ow + j0;
+                if (mode == NB_UP_NEAREST) {
+                    float *dst = dxp + nearest_src(i, h, sh, inv_h) * w;
+                    for (int64_t t = 0; t < n; t++) dst[cs.c0[t]] += dyr[t];
+                    continue;
+                }
+                lerp a = lerp_src(i, h, rh, align);
+                float *d0 = dxp + a.i0 * w, *d1 = dxp + a.i1 * w;
+                for (int64_t t = 0; t < n; t++) {
+                    float g = dyr[t];
+                    d0[cs.c0[t]] += a.l0 * cs.w0[t] * g;
+                    d0[cs.c1[t]] += a.l0 * cs.w1[t] * g;
+                    d1[cs.c0[t]] += a.l1 * cs.w0[t] * g;
+                    d1[cs.c1[t]] += a.l1 * cs.w1[t] * g;
                 }
             }
-        });
+        }
+    }
+}
+
+void nb__cpu_upsample2d_backward(nb_upsample_mode mode, float *dx, const float *dy,
+                                 int64_t planes, int64_t h, int64_t w, int sh, int sw) {
+    pool_job j = {.out = dx, .x = NULL, .dy = dy, .mode = mode, .h = h, .w = w, .sh = sh, .sw = sw};
+    nb__parallel_for(planes * h * sh * w * sw > NB_CPU_PARALLEL_MIN, planes, upsample_backward_range, &j);
 }

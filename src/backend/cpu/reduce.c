@@ -21,7 +21,7 @@ static inline float combine(nb_reduce_op op, float acc, float v) {
 
 /* Reduces x[0..n) with stride 1.  Sums use 8 independent accumulators (a fixed order the
  * compiler can vectorise) instead of one long dependency chain. */
-static float reduce_run(nb_reduce_op op, const float *x, int64_t n) {
+NB_CLONES static float reduce_run(nb_reduce_op op, const float *x, int64_t n) {
     if (op != NB_RED_SUM) {
         float acc = x[0];
         for (int64_t i = 1; i < n; i++) acc = combine(op, acc, x[i]);
@@ -36,18 +36,56 @@ static float reduce_run(nb_reduce_op op, const float *x, int64_t n) {
     return s;
 }
 
+/* A reduction's arguments; the ranges below work on indices [lo, hi) of its outer dims. */
+typedef struct {
+    nb_reduce_op op;
+    void *out;
+    float *dx;
+    const float *x, *y, *dy;
+    const int32_t *t;
+    int64_t outer, r, inner, piece;
+    float scale;
+    bool log;
+} reduce_job;
+
+/* Piece p of a long row: its partial result. */
+NB_CLONES static void row_piece(void *arg, int64_t p, int64_t end) {
+    const reduce_job *j = arg;
+    (void)end;
+    int64_t lo = p * j->piece, hi = lo + j->piece < j->r ? lo + j->piece : j->r;
+    ((float *)j->out)[p] = lo < hi ? reduce_run(j->op, j->x + lo, hi - lo)
+                                   : (j->op == NB_RED_SUM ? 0.0f : j->x[0]);
+}
+
 static float reduce_row(nb_reduce_op op, const float *x, int64_t r) {
     if (r < (int64_t)N_PIECES * 1024) return reduce_run(op, x, r);
     float part[N_PIECES];
-    int64_t piece = (r + N_PIECES - 1) / N_PIECES;
-    #pragma omp parallel for schedule(static)
-    for (int p = 0; p < N_PIECES; p++) {
-        int64_t lo = p * piece, hi = lo + piece < r ? lo + piece : r;
-        part[p] = lo < hi ? reduce_run(op, x + lo, hi - lo) : (op == NB_RED_SUM ? 0.0f : x[0]);
-    }
+    reduce_job j = {.op = op, .out = part, .x = x, .r = r, .piece = (r + N_PIECES - 1) / N_PIECES};
+    nb__parallel_each(N_PIECES, row_piece, &j);
     float acc = part[0];
     for (int p = 1; p < N_PIECES; p++) acc = combine(op, acc, part[p]);
     return acc;
+}
+
+NB_CLONES static void rows_range(void *arg, int64_t lo, int64_t hi) {
+    const reduce_job *j = arg;
+    for (int64_t o = lo; o < hi; o++) ((float *)j->out)[o] = reduce_run(j->op, j->x + o * j->r, j->r);
+}
+
+NB_CLONES static void strided_range(void *arg, int64_t lo, int64_t hi) {
+    const reduce_job *j = arg;
+    int64_t r = j->r, inner = j->inner;
+    for (int64_t o = lo; o < hi; o++) {
+        float *dst = (float *)j->out + o * inner;
+        const float *src = j->x + o * r * inner;
+        for (int64_t i = 0; i < inner; i++) dst[i] = src[i];
+        if (j->op == NB_RED_SUM) /* the same adds, as a loop the compiler vectorises */
+            for (int64_t k = 1; k < r; k++)
+                NB_SIMD for (int64_t i = 0; i < inner; i++) dst[i] = dst[i] + src[k * inner + i];
+        else
+            for (int64_t k = 1; k < r; k++)
+                for (int64_t i = 0; i < inner; i++) dst[i] = combine(j->op, dst[i], src[k * inner + i]);
+    }
 }
 
 void nb__cpu_reduce(nb_reduce_op op, float *out, const float *x, int64_t outer, int64_t r,
@@ -56,28 +94,21 @@ void nb__cpu_reduce(nb_reduce_op op, float *out, const float *x, int64_t outer, 
         for (int64_t i = 0; i < outer * inner; i++) out[i] = 0.0f;
         return;
     }
-    if (inner == 1) {
-        if (outer == 1) {
-            out[0] = reduce_row(op, x, r);
-            return;
-        }
-        NB_PARALLEL_FOR(outer * r > NB_CPU_PARALLEL_MIN,
-            for (int64_t o = 0; o < outer; o++) out[o] = reduce_run(op, x + o * r, r););
+    if (inner == 1 && outer == 1) {
+        out[0] = reduce_row(op, x, r);
         return;
     }
-    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
-        for (int64_t o = 0; o < outer; o++) {
-            float *dst = out + o * inner;
-            const float *src = x + o * r * inner;
-            for (int64_t i = 0; i < inner; i++) dst[i] = src[i];
-            for (int64_t k = 1; k < r; k++)
-                for (int64_t i = 0; i < inner; i++) dst[i] = combine(op, dst[i], src[k * inner + i]);
-        });
+    reduce_job j = {.op = op, .out = out, .x = x, .outer = outer, .r = r, .inner = inner};
+    nb__parallel_for(outer * r * inner > NB_CPU_PARALLEL_MIN, outer,
+                     inner == 1 ? rows_range : strided_range, &j);
 }
 
-void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int64_t inner) {
-    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
-        for (int64_t oi = 0; oi < outer * inner; oi++) {
+NB_CLONES static void argmax_range(void *arg, int64_t lo, int64_t hi) {
+    const reduce_job *j = arg;
+    const float *x = j->x;
+    int64_t r = j->r, inner = j->inner;
+    int32_t *out = j->out;
+    for (int64_t oi = lo; oi < hi; oi++) {
             const float *p = x + (oi / inner) * r * inner + oi % inner;
             int64_t best = 0;
             for (int64_t k = 1; k < r; k++) {
@@ -85,13 +116,22 @@ void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int6
                 if (b == b && (v > b || v != v)) best = k;
             }
             out[oi] = (int32_t)best;
-        });
+    }
+}
+
+void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int64_t inner) {
+    reduce_job j = {.out = out, .x = x, .outer = outer, .r = r, .inner = inner};
+    nb__parallel_for(outer * r * inner > NB_CPU_PARALLEL_MIN, outer * inner, argmax_range, &j);
 }
 
 /* softmax: y = exp(x - m) / sum exp(x - m), m = max x;  log-softmax: y = x - m - log(sum). */
-void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t inner, bool log) {
-    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
-        for (int64_t oi = 0; oi < outer * inner; oi++) {
+NB_CLONES static void softmax_range(void *arg, int64_t lo, int64_t hi) {
+    const reduce_job *j = arg;
+    const float *x = j->x;
+    float *y = j->out;
+    int64_t r = j->r, inner = j->inner;
+    bool log = j->log;
+    for (int64_t oi = lo; oi < hi; oi++) {
             int64_t base = (oi / inner) * r * inner + oi % inner;
             const float *p = x + base;
             float *q = y + base;
@@ -105,13 +145,21 @@ void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t
                 float inv = 1.0f / s;
                 for (int64_t k = 0; k < r; k++) q[k * inner] = expf(p[k * inner] - m) * inv;
             }
-        });
+    }
 }
 
-void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,
-                              int64_t r, int64_t inner, bool log) {
-    NB_PARALLEL_FOR(outer * r * inner > NB_CPU_PARALLEL_MIN,
-        for (int64_t oi = 0; oi < outer * inner; oi++) {
+void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t inner, bool log) {
+    reduce_job j = {.out = y, .x = x, .outer = outer, .r = r, .inner = inner, .log = log};
+    nb__parallel_for(outer * r * inner > NB_CPU_PARALLEL_MIN, outer * inner, softmax_range, &j);
+}
+
+NB_CLONES static void softmax_backward_range(void *arg, int64_t lo, int64_t hi) {
+    const reduce_job *job = arg;
+    const float *y = job->y, *dy = job->dy;
+    float *dx = job->dx;
+    int64_t r = job->r, inner = job->inner;
+    bool log = job->log;
+    for (int64_t oi = lo; oi < hi; oi++) {
             int64_t base = (oi / inner) * r * inner + oi % inner;
             float s = 0.0f;
             if (log) {
@@ -127,7 +175,14 @@ void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_
                     dx[j] = y[j] * (dy[j] - s);
                 }
             }
-        });
+    }
+}
+
+void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,
+                              int64_t r, int64_t inner, bool log) {
+    reduce_job j = {.dx = dx, .y = y, .dy = dy, .outer = outer, .r = r, .inner = inner, .log = log};
+    nb__parallel_for(outer * r * inner > NB_CPU_PARALLEL_MIN, outer * inner,
+                     softmax_backward_range, &j);
 }
 
 /* Row i: lse = m + log sum_j exp(x_ij - m), loss_i = lse - x_i[t_i].  Rows are summed in double,
@@ -145,10 +200,13 @@ float nb__cpu_xent(const float *x, const int32_t *t, int64_t n, int64_t c, float
 }
 
 /* d loss / d x_ij = scale (softmax_ij - [j == t_i]), times the upstream gradient */
-void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c,
-                           float g_scale) {
-    NB_PARALLEL_FOR(n * c > NB_CPU_PARALLEL_MIN,
-        for (int64_t i = 0; i < n; i++) {
+NB_CLONES static void xent_backward_range(void *arg, int64_t lo, int64_t hi) {
+    const reduce_job *job = arg;
+    const float *x = job->x;
+    const int32_t *t = job->t;
+    float *dx = job->dx, g_scale = job->scale;
+    int64_t c = job->r;
+    for (int64_t i = lo; i < hi; i++) {
             const float *row = x + i * c;
             float *d = dx + i * c;
             float m = -INFINITY, s = 0.0f;
@@ -157,5 +215,11 @@ void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t 
             float inv = g_scale / s;
             for (int64_t j = 0; j < c; j++) d[j] *= inv;
             d[t[i]] -= g_scale;
-        });
+    }
+}
+
+void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c,
+                           float g_scale) {
+    reduce_job j = {.dx = dx, .x = x, .t = t, .r = c, .scale = g_scale};
+    nb__parallel_for(n * c > NB_CPU_PARALLEL_MIN, n, xent_backward_range, &j);
 }

@@ -1,0 +1,313 @@
+/*
+ * gemm_avx512.c — single-threaded AVX-512 GEMM for the small matrices of a training step
+ * (an MLP's [64, 784] x [784, 64] and friends), where a BLAS's packing and blocking, made for
+ * large matrices, cost as much as the arithmetic.  This file is compiled with AVX-512 enabled
+ * and is entered only when the CPU has it (nb__cpu_isa).
+ *
+ *   C = alpha op(A) op(B) + beta C, row-major; C is m x n, the inner dimension k.
+ *
+ * Two register-blocked kernels, no packing:
+ *
+ *   op(B) rows contiguous (tb false): "broadcast" — a block of ROWS rows of C and up to 64
+ *   columns (4 vectors) lives in 24 accumulators; at each k, the block's row of op(B) is loaded
+ *   (4 vectors) and each of the ROWS elements A(i, k) is broadcast from memory into 4 FMAs (the
+ *   last 32 columns or fewer: NROWS rows of 2 vectors).  op(A) is read in place whichever way it
+ *   is stored: A(i, k) at a[i lda + k] or, transposed, at a[k lda + i].
+ *
+ *   op(B) = B^T with A not transposed (x W^T, a Linear layer's forward): "dot" — C(i, j) is the
+ *   dot product of row i of A and row j of B, both contiguous along k; a 4 x 4 block of C keeps
+ *   16 vector accumulators over k (the last vector masked) and sums each at the end.
+ *
+ * Each element of C is one sum over k in increasing order (fused multiply-adds, one per lane
+ * for the dot kernel, whose lanes are then added in a fixed tree), so the bits depend on the
+ * shapes only: not on the thread count, nor on where a block starts.
+ */
+#include "cpu.h"
+
+#include <immintrin.h>
+#include <pthread.h>
+
+#define ROWS 6 /* broadcast kernel: rows of C per block */
+#define DOT 4  /* dot kernel: a DOT x DOT block of C */
+#define PACK_MAX (64 * 1024) /* floats of B^T transposed on the stack (256 KiB) */
+
+static inline __mmask16 mask_of(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* C(i, j) from the sum s: alpha s + beta C, reading C only when beta is not 0 (C may hold NaN
+ * or be uninitialised then, as BLAS allows). */
+static inline __m512 finish(__m512 s, float alpha, float beta, const float *c, __mmask16 m) {
+    if (alpha != 1.0f) s = _mm512_mul_ps(_mm512_set1_ps(alpha), s);
+    if (beta == 0.0f) return s;
+    __m512 old = _mm512_maskz_loadu_ps(m, c);
+    if (beta != 1.0f) old = _mm512_mul_ps(_mm512_set1_ps(beta), old);
+    return _mm512_add_ps(s, old);
+}
+
+/* One broadcast block: rows i0 .. i0 + rows (rows <= ROWS) and 64 columns, the four vectors
+ * masked by m[0..4) (a narrower block masks its last vectors, partly or wholly).  The 24
+ * accumulators are named variables (macros below): held in an array, gcc kept them in memory. */
+#define ACC_ROW(r) __m512 c##r##0 = z, c##r##1 = z, c##r##2 = z, c##r##3 = z
+#define FMA_ROW(r)                                                         \
+    do {                                                                   \
+        __m512 av = _mm512_set1_ps(a##r[p * a_k]);                         \
+        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                        \
+        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                        \
+        c##r##2 = _mm512_fmadd_ps(av, b2, c##r##2);                        \
+        c##r##3 = _mm512_fmadd_ps(av, b3, c##r##3);                        \
+    } while (0)
+#define STORE_ROW(r)                                                       \
+    do {                                                                   \
+        if (r < rows) {                                                    \
+            float *cr = c + r * ldc;                                       \
+            if (m[0]) _mm512_mask_storeu_ps(cr, m[0], finish(c##r##0, alpha, beta, cr, m[0])); \
+            if (m[1]) _mm512_mask_storeu_ps(cr + 16, m[1], finish(c##r##1, alpha, beta, cr + 16, m[1])); \
+            if (m[2]) _mm512_mask_storeu_ps(cr + 32, m[2], finish(c##r##2, alpha, beta, cr + 32, m[2])); \
+            if (m[3]) _mm512_mask_storeu_ps(cr + 48, m[3], finish(c##r##3, alpha, beta, cr + 48, m[3])); \
+        }                                                                  \
+    } while (0)
+
+/* full: all 64 columns present, loaded without masks (a masked load takes an extra micro-op on
+ * some cores, on the ports the FMAs need). */
+static inline __attribute__((always_inline)) void broadcast_body(
+    const bool full, int rows, const __mmask16 m[4], int64_t k, const float *a, int64_t a_row,
+    int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc) {
+    const __m512 z = _mm512_setzero_ps();
+    ACC_ROW(0); ACC_ROW(1); ACC_ROW(2); ACC_ROW(3); ACC_ROW(4); ACC_ROW(5);
+    /* rows past the end repeat the last row (computed, never stored) */
+    const float *a0 = a, *a1 = a + (rows > 1 ? 1 : 0) * a_row, *a2 = a + (rows > 2 ? 2 : rows - 1) * a_row;
+    const float *a3 = a + (rows > 3 ? 3 : rows - 1) * a_row, *a4 = a + (rows > 4 ? 4 : rows - 1) * a_row;
+    const float *a5 = a + (rows > 5 ? 5 : rows - 1) * a_row;
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < k; p++) {
+        const float *bp = b + p * ldb;
+        __m512 b0, b1, b2, b3;
+        if (full) {
+            b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+            b2 = _mm512_loadu_ps(bp + 32), b3 = _mm512_loadu_ps(bp + 48);
+        } else {
+            b0 = _mm512_maskz_loadu_ps(m[0], bp), b1 = _mm512_maskz_loadu_ps(m[1], bp + 16);
+            b2 = _mm512_maskz_loadu_ps(m[2], bp + 32), b3 = _mm512_maskz_loadu_ps(m[3], bp + 48);
+        }
+        FMA_ROW(0); FMA_ROW(1); FMA_ROW(2); FMA_ROW(3); FMA_ROW(4); FMA_ROW(5);
+    }
+    STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5);
+}
+
+static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const float *a,
+                            int64_t a_row, int64_t a_k, const float *b, int64_t ldb, float alpha,
+                            float beta, float *c, int64_t ldc) {
+    if (m[3] == 0xffff)
+        broadcast_body(true, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc);
+    else
+        broadcast_body(false, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc);
+}
+
+/* The narrow block: NROWS rows and up to 32 columns (2 vectors, masked by m[0..2)), for C whose
+ * last columns would leave half or more of the wide block's accumulators idle (a convolution's
+ * weight gradient has 16 or 32 columns). */
+#define NROWS 12
+#define ACC2_ROW(r) __m512 c##r##0 = z, c##r##1 = z
+#define FMA2_ROW(r)                                                        \
+    do {                                                                   \
+        __m512 av = _mm512_set1_ps(a##r[p * a_k]);                         \
+        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                        \
+        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                        \
+    } while (0)
+#define STORE2_ROW(r)                                                      \
+    do {                                                                   \
+        if (r < rows) {                                                    \
+            float *cr = c + r * ldc;                                       \
+            if (m[0]) _mm512_mask_storeu_ps(cr, m[0], finish(c##r##0, alpha, beta, cr, m[0])); \
+            if (m[1]) _mm512_mask_storeu_ps(cr + 16, m[1], finish(c##r##1, alpha, beta, cr + 16, m[1])); \
+        }                                                                  \
+    } while (0)
+#define ROW_PTR(r) const float *a##r = a + (rows > r ? r : rows - 1) * a_row
+
+static void narrow_block(int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row,
+                         int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c,
+                         int64_t ldc) {
+    const __m512 z = _mm512_setzero_ps();
+    ACC2_ROW(0); ACC2_ROW(1); ACC2_ROW(2); ACC2_ROW(3); ACC2_ROW(4); ACC2_ROW(5);
+    ACC2_ROW(6); ACC2_ROW(7); ACC2_ROW(8); ACC2_ROW(9); ACC2_ROW(10); ACC2_ROW(11);
+    ROW_PTR(0); ROW_PTR(1); ROW_PTR(2); ROW_PTR(3); ROW_PTR(4); ROW_PTR(5);
+    ROW_PTR(6); ROW_PTR(7); ROW_PTR(8); ROW_PTR(9); ROW_PTR(10); ROW_PTR(11);
+    for (int64_t p = 0; p < k; p++) {
+        const float *bp = b + p * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], bp), b1 = _mm512_maskz_loadu_ps(m[1], bp + 16);
+        FMA2_ROW(0); FMA2_ROW(1); FMA2_ROW(2); FMA2_ROW(3); FMA2_ROW(4); FMA2_ROW(5);
+        FMA2_ROW(6); FMA2_ROW(7); FMA2_ROW(8); FMA2_ROW(9); FMA2_ROW(10); FMA2_ROW(11);
+    }
+    STORE2_ROW(0); STORE2_ROW(1); STORE2_ROW(2); STORE2_ROW(3); STORE2_ROW(4); STORE2_ROW(5);
+    STORE2_ROW(6); STORE2_ROW(7); STORE2_ROW(8); STORE2_ROW(9); STORE2_ROW(10); STORE2_ROW(11);
+}
+
+static void gemm_broadcast(bool ta, int64_t m_rows, int64_t n, int64_t k, float alpha, const float *a,
+                           int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                           int64_t ldc) {
+    int64_t a_row = ta ? 1 : lda, a_k = ta ? lda : 1;
+    for (int64_t j = 0; j < n;) {
+        __mmask16 m[4];
+        for (int v = 0; v < 4; v++) m[v] = n - j - 16 * v > 0 ? mask_of(n - j - 16 * v) : 0;
+        if (n - j <= 32) { /* the last columns, 32 or fewer: the narrow block */
+            for (int64_t i = 0; i < m_rows; i += NROWS)
+                narrow_block((int)(m_rows - i < NROWS ? m_rows - i : NROWS), m, k, a + i * a_row,
+                             a_row, a_k, b + j, ldb, alpha, beta, c + i * ldc + j, ldc);
+            break;
+        }
+        for (int64_t i = 0; i < m_rows; i += ROWS)
+            broadcast_block((int)(m_rows - i < ROWS ? m_rows - i : ROWS), m, k, a + i * a_row,
+                            a_row, a_k, b + j, ldb, alpha, beta, c + i * ldc + j, ldc);
+        j += 64;
+    }
+}
+
+/* The 16 lane sums of acc[0..16) in one vector, lane t holding the sum of acc[t]: a tree of
+ * adds over halves, the same tree for every block. */
+static inline __attribute__((always_inline)) __m512 lane_sums(const __m512 acc[16]) {
+    __m512 s8[8], s4[4], s2[2];
+    /* 16 -> 8: pairs (t, t + 8) interleave their 256-bit halves and add */
+    for (int t = 0; t < 8; t++) {
+        __m512 lo = _mm512_shuffle_f32x4(acc[t], acc[t + 8], 0x44); /* t.lo | t+8.lo */
+        __m512 hi = _mm512_shuffle_f32x4(acc[t], acc[t + 8], 0xee); /* t.hi | t+8.hi */
+        s8[t] = _mm512_add_ps(lo, hi);
+    }
+    for (int t = 0; t < 4; t++) { /* 128-bit lanes */
+        __m512 lo = _mm512_shuffle_f32x4(s8[t], s8[t + 4], 0x88);
+        __m512 hi = _mm512_shuffle_f32x4(s8[t], s8[t + 4], 0xdd);
+        s4[t] = _mm512_add_ps(lo, hi);
+    }
+    for (int t = 0; t < 2; t++) { /* 64-bit pairs */
+        __m512 lo = _mm512_shuffle_ps(s4[t], s4[t + 2], 0x44);
+        __m512 hi = _mm512_shuffle_ps(s4[t], s4[t + 2], 0xee);
+        s2[t] = _mm512_add_ps(lo, hi);
+    }
+    __m512 lo = _mm512_shuffle_ps(s2[0], s2[1], 0x88), hi = _mm512_shuffle_ps(s2[0], s2[1], 0xdd);
+    return _mm512_add_ps(lo, hi);
+}
+
+/* Lane t of lane_sums(acc) holds the sum of accumulator lane_owner[t] (the shuffles interleave
+ * them), found once by running the tree on marked inputs. */
+static int lane_owner[16];
+
+static void find_lane_owners(void) {
+    __m512 acc[16];
+    for (int t = 0; t < 16; t++) {
+        float one[16] = {0};
+        one[t] = (float)(t + 1); /* a single lane marks accumulator t */
+        acc[t] = _mm512_loadu_ps(one);
+    }
+    float out[16];
+    _mm512_storeu_ps(out, lane_sums(acc));
+    for (int t = 0; t < 16; t++) lane_owner[t] = (int)out[t] - 1;
+}
+
+#define DOT_ROW(r) c##r##0 = _mm512_fmadd_ps(a##r, b0, c##r##0), c##r##1 = _mm512_fmadd_ps(a##r, b1, c##r##1), \
+                   c##r##2 = _mm512_fmadd_ps(a##r, b2, c##r##2), c##r##3 = _mm512_fmadd_ps(a##r, b3, c##r##3)
+
+static void dot_block(int rows, int cols, int64_t k, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float alpha, float beta, float *c, int64_t ldc) {
+    const __m512 z = _mm512_setzero_ps();
+    __m512 c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    __m512 c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+    /* rows and columns past the end repeat the last one (computed, never stored) */
+    const float *ar0 = a, *ar1 = a + (rows > 1 ? 1 : 0) * lda, *ar2 = a + (rows > 2 ? 2 : rows - 1) * lda;
+    const float *ar3 = a + (rows > 3 ? 3 : rows - 1) * lda;
+    const float *br0 = b, *br1 = b + (cols > 1 ? 1 : 0) * ldb, *br2 = b + (cols > 2 ? 2 : cols - 1) * ldb;
+    const float *br3 = b + (cols > 3 ? 3 : cols - 1) * ldb;
+    for (int64_t p = 0; p < k; p += 16) {
+        __mmask16 m = mask_of(k - p);
+        __m512 a0 = _mm512_maskz_loadu_ps(m, ar0 + p), a1 = _mm512_maskz_loadu_ps(m, ar1 + p);
+        __m512 a2 = _mm512_maskz_loadu_ps(m, ar2 + p), a3 = _mm512_maskz_loadu_ps(m, ar3 + p);
+        __m512 b0 = _mm512_maskz_loadu_ps(m, br0 + p), b1 = _mm512_maskz_loadu_ps(m, br1 + p);
+        __m512 b2 = _mm512_maskz_loadu_ps(m, br2 + p), b3 = _mm512_maskz_loadu_ps(m, br3 + p);
+        DOT_ROW(0);
+        DOT_ROW(1);
+        DOT_ROW(2);
+        DOT_ROW(3);
+    }
+    const __m512 acc[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
+    float sum[16], by_acc[16];
+    _mm512_storeu_ps(sum, lane_sums(acc));
+    for (int t = 0; t < 16; t++) by_acc[lane_owner[t]] = sum[t];
+    for (int r = 0; r < rows; r++)
+        for (int s = 0; s < cols; s++) {
+            float v = by_acc[r * DOT + s], *cp = c + r * ldc + s;
+            if (alpha != 1.0f) v = alpha * v;
+            if (beta != 0.0f) v = v + (beta == 1.0f ? *cp : beta * *cp);
+            *cp = v;
+        }
+}
+
+static void gemm_dot(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_lane_owners);
+    for (int64_t i = 0; i < m; i += DOT)
+        for (int64_t j = 0; j < n; j += DOT)
+            dot_block((int)(m - i < DOT ? m - i : DOT), (int)(n - j < DOT ? n - j : DOT), k,
+                      a + i * lda, lda, b + j * ldb, ldb, alpha, beta, c + i * ldc + j, ldc);
+}
+
+/* dst (16 x 16, row stride ldd) = the transpose of src (row stride lds), in registers: rows are
+ * interleaved by pairs of floats, then pairs of pairs, within each 128-bit lane; after that,
+ * register 4g + c holds, in lane L, column 4L + c of rows 4g .. 4g + 3, and two rounds of lane
+ * shuffles gather each column's four lanes. */
+static void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {
+        __m512d t0 = _mm512_castps_pd(t[g]), t1 = _mm512_castps_pd(t[g + 1]);
+        __m512d t2 = _mm512_castps_pd(t[g + 2]), t3 = _mm512_castps_pd(t[g + 3]);
+        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+        __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        __m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+        _mm512_storeu_ps(dst + c * ldd, _mm512_shuffle_f32x4(u0, u2, 0x88));
+        _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(u0, u2, 0xdd));
+        _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(u1, u3, 0x88));
+        _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(u1, u3, 0xdd));
+    }
+}
+
+/* P [k, n] (row stride n) = B^T for B [n, k] (row stride ldb): whole 16 x 16 tiles in registers,
+ * the edges element by element. */
+static void transpose(float *restrict pk, const float *restrict b, int64_t ldb, int64_t n, int64_t k) {
+    int64_t n16 = n / 16 * 16, k16 = k / 16 * 16;
+    for (int64_t j0 = 0; j0 < n16; j0 += 16)
+        for (int64_t p0 = 0; p0 < k16; p0 += 16) transpose16(pk + p0 * n + j0, n, b + j0 * ldb + p0, ldb);
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t p = j < n16 ? k16 : 0; p < k; p++) pk[p * n + j] = b[j * ldb + p];
+}
+
+bool nb__gemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                     int64_t ldc) {
+    if (!tb) {
+        gemm_broadcast(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return true;
+    }
+    /* op(B) = B^T: transposed onto the stack when it is small, which the broadcast kernel then
+     * reads as rows (measured: faster than the dot kernel at every step shape, whose final
+     * sums cost as much as a short k's products), unless C is narrower than a vector; else the
+     * dot kernel, A not transposed. */
+    if (k * n <= PACK_MAX && n >= 16) {
+        float pk[PACK_MAX] __attribute__((aligned(64)));
+        transpose(pk, b, ldb, n, k);
+        gemm_broadcast(ta, m, n, k, alpha, a, lda, pk, n, beta, c, ldc);
+        return true;
+    }
+    if (ta) return false;
+    gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return true;
+}
