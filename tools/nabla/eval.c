@@ -113,28 +113,13 @@ int cmd_eval(int argc, char **argv) {
     bool labels_ok = ds && cli_check_labels(m, ds);
     nb_loader *ld = labels_ok ? nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .transforms = {.scale = true}}) : NULL;
     int rc = 1;
-    if (ld) {
-        double sum = 0;
-        int64_t correct = 0, seen = 0;
-        nb_tensor *x, *y;
-        bool ok = true;
-        NB_NO_GRAD {
-            while (ok && nb_loader_next(ld, &x, &y)) {
-                nb_scope_begin();
-                nb_tensor *logits = nb_module_forward(m, x), *l = nb_cross_entropy(logits, y, NULL);
-                ok = l != NULL;
-                if (ok) sum += nb_item(l) * (double)nb_size(x, 0), correct += nb_count_correct(logits, y);
-                seen += nb_size(x, 0);
-                nb_scope_end();
-            }
-        }
-        if (ok) {
-            printf("%s: %lld samples  loss %.4f  accuracy %.2f%%\n", train_split ? "train" : "test",
-                   (long long)seen, sum / (double)seen, 100.0 * (double)correct / (double)seen);
-            rc = 0;
-        } else {
-            cli_fail("evaluation");
-        }
+    nb_eval_result res;
+    if (ld && nb_evaluate(m, ld, 0.0f, &res) == NB_OK) {
+        printf("%s: %lld samples  loss %.4f  accuracy %.2f%%\n", train_split ? "train" : "test",
+               (long long)res.samples, res.loss, 100.0 * res.accuracy);
+        rc = 0;
+    } else if (ld) {
+        cli_say();
     } else if (labels_ok) {
         cli_fail("making the data loader");
     }
