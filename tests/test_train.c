@@ -1392,6 +1392,8 @@ static void fit_early_stop_puts_the_best_weights_back(void) {
     CHECK_EQ_INT(info.epoch, 3);
     CHECK_EQ_INT(info.model_epoch, 1);
     CHECK(info.restored);
+    CHECK_EQ_INT(nb_fit_model_epoch(tpath("fitE/checkpoint.safetensors")), 1); /* the best, not the last */
+    CHECK_EQ_INT(nb_fit_model_epoch(tpath("fitE/absent.safetensors")), -1);
     nb_module *best = make_model(1, 16);
     CHECK(nb_module_load(best, tpath("fitE/model.safetensors")) == NB_OK);
     size_t n;

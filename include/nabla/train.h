@@ -275,6 +275,10 @@ nb_status nb_fit_resume(nb_fit *f, const char *checkpoint_path);
  * NB_FIT_FAILED, or NB_FIT_DIVERGED, or the end of training when putting the best back failed). */
 nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *callbacks);
 nb_fit_info nb_fit_info_get(const nb_fit *f);
+/* The epoch whose weights the model.safetensors beside a checkpoint written by nb_fit must hold
+ * (the best epoch with select_best; the checkpoint's own epoch for checkpoints from before that
+ * was recorded); -1 with the error set when the file cannot be read, -1 when it says nothing. */
+int64_t nb_fit_model_epoch(const char *checkpoint_path);
 void nb_fit_free(nb_fit *f);
 
 #ifdef __cplusplus

@@ -392,6 +392,20 @@ static bool check_model_file(nb_fit *f, const char *checkpoint) {
     return true;
 }
 
+int64_t nb_fit_model_epoch(const char *checkpoint) {
+    nb_safetensors *st = nb_safetensors_open(checkpoint);
+    const char *extra = st ? nb_safetensors_meta(st, "nabla.extra") : NULL;
+    const char *own = st ? nb_safetensors_meta(st, "nabla.epoch") : NULL;
+    json_error_t err;
+    json_t *progress = extra ? json_loads(extra, 0, &err) : NULL, *me = json_object_get(progress, "model_epoch");
+    char *end = NULL;
+    long long epoch = json_is_integer(me) ? json_integer_value(me) : own ? strtoll(own, &end, 10) : -1;
+    if (!json_is_integer(me) && own && (end == own || *end)) epoch = -1;
+    json_decref(progress);
+    nb_safetensors_close(st);
+    return epoch;
+}
+
 nb_status nb_fit_resume(nb_fit *f, const char *checkpoint) {
     if (!f || !checkpoint) return nb__fail_status(NB_ERR_ARG, "fit_resume: NULL run or path");
     char *extra = NULL;

@@ -89,10 +89,4 @@ typedef struct {
  * rest of the metadata; the caller releases it with trained_info_clear. */
 nb_module *load_trained_model(const char *weights_path, trained_info *info);
 void trained_info_clear(trained_info *info);
-/* The epoch recorded in a model file's metadata (-1 when absent, unreadable or not a number). */
-long long model_file_epoch(const char *path);
-/* The epoch whose weights a checkpoint's model file must hold ("model_epoch" of its progress
- * record; the checkpoint's own epoch for older checkpoints), or -1 when it cannot be read. */
-long long checkpoint_model_epoch(const char *path);
-
 #endif

@@ -24,26 +24,6 @@ void trained_info_clear(trained_info *info) {
     *info = (trained_info){.epoch = -1};
 }
 
-long long model_file_epoch(const char *path) {
-    nb_safetensors *st = nb_safetensors_open(path);
-    json_t *e = st ? meta_json(st, META_EPOCH) : NULL;
-    long long epoch = json_is_integer(e) ? json_integer_value(e) : -1;
-    json_decref(e);
-    nb_safetensors_close(st);
-    return epoch;
-}
-
-long long checkpoint_model_epoch(const char *path) {
-    nb_safetensors *st = nb_safetensors_open(path);
-    json_t *extra = st ? meta_json(st, "nabla.extra") : NULL, *own = st ? meta_json(st, "nabla.epoch") : NULL;
-    json_t *me = json_object_get(extra, "model_epoch");
-    long long epoch = json_is_integer(me) ? json_integer_value(me) : json_is_integer(own) ? json_integer_value(own) : -1;
-    json_decref(extra);
-    json_decref(own);
-    nb_safetensors_close(st);
-    return epoch;
-}
-
 nb_module *load_trained_model(const char *path, trained_info *info) {
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return cli_fail("reading the weights"), NULL;
@@ -85,7 +65,7 @@ static void compare_with_checkpoint(const char *weights, long long held) {
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%.*s%scheckpoint.safetensors", slash ? (int)(slash - weights) : 0,
              slash ? weights : "", slash ? "/" : "");
-    long long want = access(ckpt, F_OK) == 0 ? checkpoint_model_epoch(ckpt) : held;
+    long long want = access(ckpt, F_OK) == 0 ? nb_fit_model_epoch(ckpt) : held;
     if (want == held) return;
     fprintf(stderr, "nabla: note: %s holds the weights of epoch %lld, %s than %s, which names epoch %lld "
             "(a run was stopped between its two writes); `nabla train --resume %s` makes them agree\n",

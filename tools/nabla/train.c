@@ -16,11 +16,9 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 typedef struct {
     const char *model, *model_file, *act, *data, *optim, *sched, *out, *resume, *classes;
