@@ -1422,6 +1422,9 @@ static void evaluate_keeps_the_mode_and_fit_new_refuses_bad_options(void) {
     CHECK_STR_CONTAINS(nb_error_message(), "select_best needs an output folder");
     CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, NULL, r.eval, &(nb_fit_opts){.epochs = 1}) == NULL);
     CHECK_EQ_INT(nb_error_code(), NB_ERR_ARG);
+    CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, &(nb_fit_opts){.epochs = 1, .out = tpath("no/such")}) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), "a save would fail: ");
     fit_run_free(&r);
 }
 

@@ -256,7 +256,9 @@ typedef struct nb_fit_info {
 typedef struct nb_fit nb_fit;
 
 /* A run of m with o (and s, which may be NULL) on train, evaluated on eval.  NULL with NB_ERR_ARG
- * for a NULL object, epochs < 1, or select_best without out. */
+ * for a NULL object, epochs < 1, or select_best without out; with out, what would make the first
+ * save fail (nb_checkpoint_check: a missing folder, bad names, non-finite weights) is reported
+ * now, after "a save would fail: ". */
 nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_loader *eval,
                    const nb_fit_opts *opts);
 /* Continues the run saved in a checkpoint written by an nb_fit: model, optimiser, schedule, RNG,

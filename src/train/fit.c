@@ -332,6 +332,12 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
         nb_fit_free(f);
         return NULL;
     }
+    /* what would fail the first save (names, weights, the folder) is found now, not after an epoch */
+    if (opts->out && nb_checkpoint_check(join(opts->out, "checkpoint.safetensors"), m, o) != NB_OK) {
+        nb__fail_prefix("a save would fail");
+        nb_fit_free(f);
+        return NULL;
+    }
     return f;
 }
 

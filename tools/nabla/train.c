@@ -436,10 +436,6 @@ int cmd_train(int argc, char **argv) {
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
-    if (ok && nb_checkpoint_check(join(o.out, "checkpoint.safetensors"), r.model, r.optim) != NB_OK) {
-        cli_fail("a save would fail"); /* found now, not after the first epoch */
-        ok = false;
-    }
     model_meta meta = {0};
     ok = ok && make_meta(&r, &meta);
     if (ok) {
@@ -450,7 +446,7 @@ int cmd_train(int argc, char **argv) {
                           .out = o.out, .title = "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
                           .meta_values = meta.values, .seed = o.seed};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
-        if (!r.fit) ok = !cli_fail("training");
+        if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
     if (ok && o.resume && nb_fit_resume(r.fit, o.resume) != NB_OK) ok = !cli_say();
     if (ok) {
