@@ -1292,8 +1292,9 @@ static void hand_written_fit(fit_run *r, int epochs) {
     }
 }
 
-/* Issue 9, item 5: nb_fit is the notebook's loop — same weights, bit for bit — and calls back
- * once per step and per epoch; an epoch callback that says stop ends the run after that epoch. */
+/* Issue 9, item 5: nb_fit is the notebook's loop — same weights, bit for bit, also after
+ * nb_fit_measure_memory — and calls back once per step and per epoch; an epoch callback that says
+ * stop ends the run after that epoch. */
 static void fit_is_the_hand_written_loop_and_calls_back_per_step_and_epoch(void) {
     fit_run a = fit_run_new(31, 0, NULL);
     hand_written_fit(&a, 3);
@@ -1302,6 +1303,10 @@ static void fit_is_the_hand_written_loop_and_calls_back_per_step_and_epoch(void)
     fit_run_free(&a);
 
     fit_run b = fit_run_new(31, 0, &(nb_fit_opts){.epochs = 3});
+    nb_fit_memory mem; /* measuring runs a step and undoes it: the weights below show it did */
+    CHECK(nb_fit_measure_memory(b.fit, &mem) == NB_OK);
+    CHECK_EQ_INT(mem.parameters, 4 * nb_module_num_elements(b.t.m));
+    CHECK_EQ_INT(mem.optim_state, mem.parameters); /* SGD's momentum buffers */
     fit_log log = {0};
     CHECK(nb_fit_run(b.fit, &(nb_fit_callbacks){count_step, count_epoch, &log}) == NB_OK);
     CHECK(model_equals(b.t.m, want, n_want));

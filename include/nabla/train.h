@@ -277,6 +277,16 @@ nb_status nb_fit_resume(nb_fit *f, const char *checkpoint_path);
  * NB_FIT_FAILED, or NB_FIT_DIVERGED, or the end of training when putting the best back failed). */
 nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *callbacks);
 nb_fit_info nb_fit_info_get(const nb_fit *f);
+/* What a run holds in memory, in bytes: the parameters (and as much again for their gradients),
+ * the optimiser's state, and what one training step adds to the memory held: the blocks that
+ * scopes keep between steps grow to a step's need (0 when earlier work made them as large). */
+typedef struct nb_fit_memory {
+    size_t parameters, optim_state, step;
+} nb_fit_memory;
+/* Measures by running one forward and backward pass on the first batch of epoch 0 inside a scope,
+ * then undoing it: the RNG, the gradients and the buffers (BatchNorm's running statistics) are
+ * put back and the optimiser does not step, so the run is as it was. */
+nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out);
 /* The epoch whose weights the model.safetensors beside a checkpoint written by nb_fit must hold
  * (the best epoch with select_best; the checkpoint's own epoch for checkpoints from before that
  * was recorded); -1 with the error set when the file cannot be read, -1 when it says nothing. */

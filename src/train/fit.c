@@ -313,6 +313,50 @@ static bool restore_best(nb_fit *f) {
     return !strcmp(f->best_path, join(f->o.out, "model.safetensors")) || save_model(f);
 }
 
+/* ---- memory */
+
+/* The optimiser's state in bytes (float32 tensors). */
+static size_t optim_state_bytes(nb_optim *o) {
+    int n = nb_optim_state_tensors(o, NULL, NULL, 0);
+    const char **names = n > 0 ? nb__alloc(sizeof *names * (size_t)n) : NULL;
+    nb_tensor **ts = n > 0 ? nb__alloc(sizeof *ts * (size_t)n) : NULL;
+    size_t bytes = 0;
+    if (names && ts && nb_optim_state_tensors(o, names, ts, n) == n)
+        for (int i = 0; i < n; i++) bytes += 4 * (size_t)nb_numel(ts[i]);
+    nb__dealloc(names, sizeof *names * (size_t)(n > 0 ? n : 0));
+    nb__dealloc(ts, sizeof *ts * (size_t)(n > 0 ? n : 0));
+    return bytes;
+}
+
+nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out) {
+    if (!f || !out) return nb__fail_status(NB_ERR_ARG, "fit_measure_memory: NULL run or result");
+    *out = (nb_fit_memory){.parameters = 4 * (size_t)nb_module_num_elements(f->model),
+                           .optim_state = optim_state_bytes(f->optim)};
+    int nbuf = nb_module_num_buffers(f->model);
+    nb_tensor **saved = nbuf > 0 ? nb__alloc(sizeof *saved * (size_t)nbuf) : NULL, *x, *y;
+    if (nbuf > 0 && !saved) return nb_error_code();
+    nb_loader_set_epoch(f->train, 0);
+    size_t before = nb_alloc_stats_get().bytes_live;
+    if (nb_loader_next(f->train, &x, &y)) {
+        nb_generator g = nb_rng_get_state();
+        for (int i = 0; i < nbuf; i++) saved[i] = nb_persist(nb_module_buffer(f->model, i, NULL));
+        nb_scope_begin();
+        nb_ce_opts ce = {.label_smoothing = f->o.label_smoothing};
+        nb_tensor *l = nb_cross_entropy(nb_module_forward(f->model, x), y, &ce);
+        if (l) nb_backward(l);
+        nb_scope_end();
+        nb_rng_set_state(g);
+        for (int i = 0; i < nbuf; i++) {
+            nb_copy(nb_module_buffer(f->model, i, NULL), saved[i]);
+            nb_tensor_free(saved[i]);
+        }
+        for (int i = 0, n = nb_module_num_params(f->model); i < n; i++) nb_clear_grad(nb_module_param(f->model, i, NULL));
+    }
+    out->step = nb_alloc_stats_get().bytes_live - before;
+    nb__dealloc(saved, sizeof *saved * (size_t)nbuf);
+    return NB_OK;
+}
+
 /* ---- the run */
 
 nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_loader *eval,

@@ -202,43 +202,14 @@ static bool build_model(const train_opts *o, run *r) {
     return r->model != NULL;
 }
 
-/* Runs one step on a batch inside a scope to measure what a step needs, then undoes it: the
- * RNG, the gradients and the buffers (BatchNorm's running statistics) are put back. */
-static void report_memory(const train_opts *o, run *r) {
-    nb_tensor *x, *y;
-    int64_t params = nb_module_num_elements(r->model);
-    int n_state = nb_optim_state_tensors(r->optim, NULL, NULL, 0);
-    double state_bytes = 0;
-    const char *names[4096];
-    nb_tensor *ts[4096];
-    if (n_state <= 4096) {
-        nb_optim_state_tensors(r->optim, names, ts, n_state);
-        for (int i = 0; i < n_state; i++) state_bytes += 4.0 * (double)nb_numel(ts[i]);
-    }
-    nb_loader_set_epoch(r->train, 0);
-    size_t before = nb_alloc_stats_get().bytes_live;
-    int nbuf = nb_module_num_buffers(r->model);
-    nb_tensor *saved[64];
-    if (nbuf <= 64 && nb_loader_next(r->train, &x, &y)) {
-        nb_generator g = nb_rng_get_state();
-        for (int i = 0; i < nbuf; i++) saved[i] = nb_persist(nb_module_buffer(r->model, i, NULL));
-        nb_scope_begin();
-        nb_ce_opts ce = {.label_smoothing = (float)o->label_smoothing};
-        nb_tensor *l = nb_cross_entropy(nb_module_forward(r->model, x), y, &ce);
-        if (l) nb_backward(l);
-        nb_scope_end();
-        nb_rng_set_state(g);
-        for (int i = 0; i < nbuf; i++) {
-            nb_copy(nb_module_buffer(r->model, i, NULL), saved[i]);
-            nb_tensor_free(saved[i]);
-        }
-        for (int i = 0, n = nb_module_num_params(r->model); i < n; i++) nb_clear_grad(nb_module_param(r->model, i, NULL));
-    }
-    size_t step = nb_alloc_stats_get().bytes_live - before;
+/* The memory a run needs (nb_fit_measure_memory) and the data's. */
+static void report_memory(const run *r) {
+    nb_fit_memory m;
+    if (nb_fit_measure_memory(r->fit, &m) != NB_OK) return;
     nb_dataset_info a = nb_dataset_info_get(r->train_set), b = nb_dataset_info_get(r->eval_set);
     fprintf(stderr, "memory: parameters %.1f KiB (+ gradients %.1f KiB, optimiser state %.1f KiB), "
-            "one step %.1f KiB, data %.1f MiB\n", 4.0 * (double)params / 1024, 4.0 * (double)params / 1024,
-            state_bytes / 1024, (double)step / 1024, (double)(a.nbytes + b.nbytes) / (1024 * 1024));
+            "one step %.1f KiB, data %.1f MiB\n", (double)m.parameters / 1024, (double)m.parameters / 1024,
+            (double)m.optim_state / 1024, (double)m.step / 1024, (double)(a.nbytes + b.nbytes) / (1024 * 1024));
 }
 
 static void free_run(run *r) {
@@ -452,7 +423,7 @@ int cmd_train(int argc, char **argv) {
     if (ok) {
         nb_module_fprint(stderr, r.model);
         fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
-        report_memory(&o, &r);
+        report_memory(&r);
         if (nb_fit_info_get(r.fit).epoch >= o.epochs) /* a finished run: OUT still gets its files */
             fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
         ok = train(&o, &r);
