@@ -399,13 +399,18 @@ nb_fit_info nb_fit_info_get(const nb_fit *f) {
                          .resumed_seed = f->resumed_seed, .curves = f->curves};
 }
 
+/* A metadata value of st that is a decimal integer ("nabla.epoch"), or -1 (also for st NULL). */
+static long long meta_integer(const nb_safetensors *st, const char *key) {
+    const char *text = st ? nb_safetensors_meta(st, key) : NULL;
+    char *end = NULL;
+    long long v = text ? strtoll(text, &end, 10) : -1;
+    return text && end != text && !*end ? v : -1;
+}
+
 /* The epoch recorded in a model file's metadata, or -1 when it is absent or unreadable. */
 static long long model_file_epoch(const char *path) {
     nb_safetensors *st = nb_safetensors_open(path);
-    const char *text = st ? nb_safetensors_meta(st, "nabla.epoch") : NULL;
-    char *end = NULL;
-    long long epoch = text ? strtoll(text, &end, 10) : -1;
-    if (text && (end == text || *end)) epoch = -1;
+    long long epoch = meta_integer(st, "nabla.epoch");
     nb_safetensors_close(st);
     nb_error_clear(); /* a missing file is an answer here, not an error */
     return epoch;
@@ -445,12 +450,9 @@ static bool check_model_file(nb_fit *f, const char *checkpoint) {
 int64_t nb_fit_model_epoch(const char *checkpoint) {
     nb_safetensors *st = nb_safetensors_open(checkpoint);
     const char *extra = st ? nb_safetensors_meta(st, "nabla.extra") : NULL;
-    const char *own = st ? nb_safetensors_meta(st, "nabla.epoch") : NULL;
     json_error_t err;
     json_t *progress = extra ? json_loads(extra, 0, &err) : NULL, *me = json_object_get(progress, "model_epoch");
-    char *end = NULL;
-    long long epoch = json_is_integer(me) ? json_integer_value(me) : own ? strtoll(own, &end, 10) : -1;
-    if (!json_is_integer(me) && own && (end == own || *end)) epoch = -1;
+    long long epoch = json_is_integer(me) ? json_integer_value(me) : meta_integer(st, "nabla.epoch");
     json_decref(progress);
     nb_safetensors_close(st);
     return epoch;
