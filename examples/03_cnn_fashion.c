@@ -1,7 +1,8 @@
 /*
  * 03_cnn_fashion.c — the course's CNN notebook in C: LeNet (two conv5-ReLU-maxpool stages, then
  * two Linear layers) on Fashion-MNIST images [1, 28, 28], Adam with lr 1e-3 and a cosine
- * schedule, accuracy per epoch, the plotted curves, and save / load (into runs/ under the current folder).  Run as
+ * schedule, trained by the library's nb_fit (the notebook's loop) with accuracy per epoch, the
+ * plotted curves, and save / load (into runs/ under the current folder).  Run as
  *     ./example_03_cnn_fashion [epochs] [data_dir]
  * (5 epochs by default; Fashion-MNIST from `apt-get install dataset-fashion-mnist`).
  */
@@ -29,26 +30,21 @@ static nb_module *lenet_new(void) {
     return nb_sequential_new(10, layers);
 }
 
-/* model.eval(); with torch.no_grad(): mean loss and accuracy over a loader */
-static void evaluate(nb_module *model, nb_loader *loader, double *loss, double *acc) {
-    nb_module_train(model, false);
-    double sum = 0;
-    int64_t correct = 0, seen = 0;
-    nb_tensor *x, *y;
-    nb_loader_reset(loader);
-    NB_NO_GRAD {
-        while (nb_loader_next(loader, &x, &y)) {
-            nb_scope_begin();
-            nb_tensor *out = nb_module_forward(model, x);
-            sum += nb_item(nb_cross_entropy(out, y, NULL)) * (double)nb_size(x, 0);
-            correct += nb_count_correct(out, y);
-            seen += nb_size(x, 0);
-            nb_scope_end();
-        }
-    }
-    nb_module_train(model, true);
-    *loss = sum / (double)seen;
-    *acc = (double)correct / (double)seen;
+/* The loop itself is the library's nb_fit, as in the notebook:
+ *     for epoch in range(epochs):
+ *         model.train()
+ *         for x, y in train_loader:
+ *             optimizer.zero_grad(); out = model(x); loss = loss_fn(out, y)
+ *             loss.backward(); optimizer.step()
+ *         model.eval(); with torch.no_grad(): test loss and accuracy
+ *         scheduler.step()
+ * and this callback prints each epoch's figures (print(f"epoch {epoch + 1}: ...")). */
+static bool print_epoch(const nb_fit_epoch *e, void *user) {
+    (void)user;
+    printf("epoch %lld: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%\n", (long long)e->epoch,
+           e->train_loss, 100 * e->train_acc, e->eval_loss, 100 * e->eval_acc);
+    fflush(stdout);
+    return true; /* false would stop training here */
 }
 
 int main(int argc, char **argv) {
@@ -81,35 +77,17 @@ int main(int argc, char **argv) {
     int n_params = nb_module_parameters(model, params, 16);
     nb_optim *optimizer = nb_adam_new(n_params, params, (nb_adam_opts){.lr = 1e-3});
     nb_sched *scheduler = nb_cosinelr_new(optimizer, epochs, 0.0);
-    nb_curves *curves = nb_curves_new();
     nb_module_fprint(stdout, model);
     printf("parameters: %lld\n", (long long)nb_module_num_elements(model));
 
-    for (int epoch = 0; epoch < epochs; epoch++) {
-        double train_loss = 0;
-        int64_t correct = 0, seen = 0;
-        nb_tensor *x, *y;
-        nb_loader_set_epoch(train_loader, epoch);
-        while (nb_loader_next(train_loader, &x, &y)) {  /* x [64, 1, 28, 28], y [64] */
-            nb_scope_begin();                            /* this step's tensors live here */
-            nb_optim_zero_grad(optimizer);               /* optimizer.zero_grad()          */
-            nb_tensor *out = nb_module_forward(model, x); /* out = model(x)                */
-            nb_tensor *loss = nb_cross_entropy(out, y, NULL); /* loss = loss_fn(out, y)    */
-            nb_backward(loss);                           /* loss.backward()                */
-            nb_optim_step(optimizer);                    /* optimizer.step()               */
-            train_loss += nb_item(loss) * (double)nb_size(x, 0);
-            correct += nb_count_correct(out, y);
-            seen += nb_size(x, 0);
-            nb_scope_end();
-        }
-        double test_loss, test_acc;
-        evaluate(model, test_loader, &test_loss, &test_acc);
-        nb_sched_step(scheduler);                        /* scheduler.step()               */
-        nb_curves_add(curves, (float)(train_loss / seen), (float)test_loss, (float)correct / seen, (float)test_acc);
-        printf("epoch %d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%\n", epoch + 1,
-               train_loss / seen, 100.0 * correct / seen, test_loss, 100 * test_acc);
-        fflush(stdout);
+    /* train for `epochs` epochs, evaluating on the test set after each (a progress bar on stderr) */
+    nb_fit *fit = nb_fit_new(model, optimizer, scheduler, train_loader, test_loader,
+                             &(nb_fit_opts){.epochs = epochs, .log = stderr});
+    if (!fit || nb_fit_run(fit, &(nb_fit_callbacks){.on_epoch = print_epoch}) != NB_OK) {
+        fprintf(stderr, "training failed: %s\n", nb_error_message());
+        return 1;
     }
+    const nb_curves *curves = nb_fit_info_get(fit).curves;
 
     /* plt.plot(train_losses); plt.plot(test_losses); ... plt.savefig(...) */
     mkdir("runs", 0777); /* the outputs go to runs/ under the current folder */
@@ -119,15 +97,15 @@ int main(int argc, char **argv) {
                  nb_module_save(model, "runs/cnn.safetensors", 0, NULL, NULL) == NB_OK;
     nb_module *model2 = lenet_new();
     nb_status loaded = saved ? nb_module_load(model2, "runs/cnn.safetensors") : nb_error_code();
-    double l1, a1, l2, a2;
-    evaluate(model, test_loader, &l1, &a1);
-    evaluate(model2, test_loader, &l2, &a2);
-    printf("saved and reloaded: accuracy %.2f%% -> %.2f%% (%s)\n", 100 * a1, 100 * a2,
-           loaded == NB_OK && a1 == a2 ? "identical" : nb_error_message());
+    nb_eval_result r1 = {0}, r2 = {0};
+    nb_evaluate(model, test_loader, 0, &r1);
+    nb_evaluate(model2, test_loader, 0, &r2);
+    printf("saved and reloaded: accuracy %.2f%% -> %.2f%% (%s)\n", 100 * r1.accuracy, 100 * r2.accuracy,
+           loaded == NB_OK && r1.accuracy == r2.accuracy ? "identical" : nb_error_message());
     if (saved) printf("wrote runs/cnn_curves.svg, runs/cnn_curves.csv, runs/cnn.safetensors\n");
 
     nb_module_free(model2);
-    nb_curves_free(curves);
+    nb_fit_free(fit);
     nb_sched_free(scheduler);
     nb_optim_free(optimizer);
     nb_module_free(model);

@@ -367,7 +367,7 @@ static void resumed_run_ends_byte_for_byte_where_the_whole_run_does(void) {
     CHECK(strstr(err_text, "note:") == NULL);
     CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--out", tpath("S3"), "--seed", "2",
                "--resume", tpath("S1/checkpoint.safetensors"), "--model", "784-16-10");
-    CHECK_STR_CONTAINS(err_text, "note: the checkpoint's run used --seed -1, this one --seed 2");
+    CHECK_STR_CONTAINS(err_text, "note: the checkpoint's run used seed -1, this one seed 2");
 
     /* resuming a finished run trains nothing and still fills OUT */
     CHECK_RUNS("train", "--data", data_dir(), "--epochs", "3", "--batch", "32", "--lr", "0.05",

@@ -3,7 +3,9 @@
  * curves (CSV + SVG, atomic writes), weights files (nb_module_save / nb_module_load) and
  * checkpoints (model, optimiser, schedule, RNG, progress) — including a run resumed from a
  * checkpoint that ends bit for bit where the uninterrupted run does, and bad files that are
- * refused while every object stays as it was.
+ * refused while every object stays as it was — and the training loop nb_fit: the notebook's loop
+ * bit for bit, callbacks, a resumed run's files identical to an uninterrupted run's, divergence,
+ * early stopping with the best weights put back; nb_evaluate.
  *
  * torch reads nabla's weights: tests/golden/nabla_mlp.safetensors is written by this program
  * (`build/test_train --write-golden`, from the repo root), tools/gen_golden_train.py loads it into
@@ -1208,6 +1210,229 @@ static void nonstrict_load_takes_torchs_pretrained_body_under_a_new_head(void) {
     json_decref(root);
 }
 
+/* ---------------------------------------------------------------- the training loop (nb_fit) */
+
+#define F_N 48 /* samples of the fit data sets */
+
+/* F_N samples [T_IN] computed from their index; labels i % T_CLASSES, shifted by `shift` (a
+ * shifted set is one that training on the unshifted one makes worse). */
+static nb_dataset *fit_data(int shift) {
+    float x[F_N * T_IN];
+    int32_t y[F_N];
+    for (int i = 0; i < F_N * T_IN; i++) x[i] = sinf(0.37f * (float)i) + 0.5f * cosf(0.11f * (float)(i / T_IN));
+    for (int i = 0; i < F_N; i++) y[i] = (i + shift) % T_CLASSES;
+    return nb_dataset_new(&(nb_dataset_desc){.n = F_N, .sample_ndim = 1, .sample_shape = (int64_t[]){T_IN},
+                                             .x_f32 = x, .labels = y});
+}
+
+typedef struct {
+    trainer t;
+    nb_dataset *train_set, *eval_set;
+    nb_loader *train, *eval;
+    nb_fit *fit;
+} fit_run;
+
+/* A trainer (make_trainer's) on fit_data(0), evaluated on fit_data(eval_shift), under opts. */
+static fit_run fit_run_new(uint64_t seed, int eval_shift, const nb_fit_opts *opts) {
+    fit_run r = {.t = make_trainer(seed, OPT_SGD, 16, true)};
+    r.train_set = fit_data(0);
+    r.eval_set = fit_data(eval_shift);
+    r.train = nb_loader_new(r.train_set, (nb_loader_opts){.batch_size = T_BATCH, .shuffle = true, .seed = 3});
+    r.eval = nb_loader_new(r.eval_set, (nb_loader_opts){.batch_size = 16});
+    r.fit = opts ? nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, opts) : NULL;
+    CHECK(r.train && r.eval && (r.fit || !opts));
+    return r;
+}
+
+static void fit_run_free(fit_run *r) {
+    nb_fit_free(r->fit);
+    free_trainer(&r->t);
+    nb_loader_free(r->train);
+    nb_loader_free(r->eval);
+    nb_dataset_free(r->train_set);
+    nb_dataset_free(r->eval_set);
+}
+
+typedef struct {
+    int steps, epochs, stop_at; /* stop_at: the epoch after which on_epoch says stop (0: never) */
+    int64_t last_step, steps_per_epoch;
+    double eval_loss[8];
+} fit_log;
+
+static bool count_step(const nb_fit_step *s, void *user) {
+    fit_log *l = user;
+    l->steps++;
+    l->last_step = s->step;
+    l->steps_per_epoch = s->steps;
+    return isfinite(s->loss) && isfinite(s->mean_loss);
+}
+
+static bool count_epoch(const nb_fit_epoch *e, void *user) {
+    fit_log *l = user;
+    if (l->epochs < 8) l->eval_loss[l->epochs] = e->eval_loss;
+    l->epochs++;
+    return !(l->stop_at > 0 && e->epoch >= l->stop_at);
+}
+
+/* The loop nb_fit runs, written out as the course's notebook does (a trainer without nb_fit). */
+static void hand_written_fit(fit_run *r, int epochs) {
+    for (int epoch = 0; epoch < epochs; epoch++) {
+        nb_tensor *x, *y;
+        nb_loader_set_epoch(r->train, epoch);
+        while (nb_loader_next(r->train, &x, &y)) {
+            nb_scope_begin();
+            nb_optim_zero_grad(r->t.o);
+            nb_tensor *loss = nb_cross_entropy(nb_module_forward(r->t.m, x), y, NULL);
+            CHECK(loss && nb_backward(loss) == NB_OK && nb_optim_step(r->t.o) == NB_OK);
+            nb_scope_end();
+        }
+        nb_eval_result ev;
+        CHECK(nb_evaluate(r->t.m, r->eval, 0, &ev) == NB_OK);
+        CHECK(nb_sched_step(r->t.s) == NB_OK);
+    }
+}
+
+/* Issue 9, item 5: nb_fit is the notebook's loop — same weights, bit for bit, also after
+ * nb_fit_measure_memory — and calls back once per step and per epoch; an epoch callback that says
+ * stop ends the run after that epoch. */
+static void fit_is_the_hand_written_loop_and_calls_back_per_step_and_epoch(void) {
+    fit_run a = fit_run_new(31, 0, NULL);
+    hand_written_fit(&a, 3);
+    size_t n_want;
+    unsigned char *want = model_bytes(a.t.m, &n_want);
+    fit_run_free(&a);
+
+    fit_run b = fit_run_new(31, 0, &(nb_fit_opts){.epochs = 3});
+    nb_fit_memory mem; /* measuring runs a step and undoes it: the weights below show it did */
+    CHECK(nb_fit_measure_memory(b.fit, &mem) == NB_OK);
+    CHECK_EQ_INT(mem.parameters, 4 * nb_module_num_elements(b.t.m));
+    CHECK_EQ_INT(mem.optim_state, mem.parameters); /* SGD's momentum buffers */
+    fit_log log = {0};
+    CHECK(nb_fit_run(b.fit, &(nb_fit_callbacks){count_step, count_epoch, &log}) == NB_OK);
+    CHECK(model_equals(b.t.m, want, n_want));
+    CHECK_EQ_INT(log.steps, 3 * F_N / T_BATCH);
+    CHECK_EQ_INT(log.steps_per_epoch, F_N / T_BATCH);
+    CHECK_EQ_INT(log.last_step, F_N / T_BATCH);
+    CHECK_EQ_INT(log.epochs, 3);
+    nb_fit_info info = nb_fit_info_get(b.fit);
+    CHECK_EQ_INT(info.end, NB_FIT_DONE);
+    CHECK_EQ_INT(info.epoch, 3);
+    CHECK_EQ_INT(nb_curves_len(info.curves), 3);
+    float row[4];
+    CHECK(nb_curves_get(info.curves, 2, row) == NB_OK && row[1] == (float)log.eval_loss[2]);
+    fit_run_free(&b);
+    free(want);
+
+    fit_run c = fit_run_new(31, 0, &(nb_fit_opts){.epochs = 5});
+    fit_log stop = {.stop_at = 2};
+    CHECK(nb_fit_run(c.fit, &(nb_fit_callbacks){.on_epoch = count_epoch, .user = &stop}) == NB_OK);
+    CHECK_EQ_INT(nb_fit_info_get(c.fit).end, NB_FIT_STOPPED);
+    CHECK_EQ_INT(nb_fit_info_get(c.fit).epoch, 2);
+    CHECK_EQ_INT(stop.epochs, 2);
+    fit_run_free(&c);
+}
+
+/* A run stopped after an epoch and resumed from its checkpoint by new objects ends where the
+ * uninterrupted run does: weights, curves and the model file, bit for bit. */
+static void fit_resumed_from_its_checkpoint_is_bit_identical(void) {
+    mkdir(tpath("fitA"), 0755);
+    mkdir(tpath("fitB"), 0755);
+    fit_run a = fit_run_new(32, 0, &(nb_fit_opts){.epochs = 3, .out = tpath("fitA"), .seed = 5});
+    CHECK(nb_fit_run(a.fit, NULL) == NB_OK);
+    size_t n_want;
+    unsigned char *want = model_bytes(a.t.m, &n_want);
+
+    fit_run b = fit_run_new(32, 0, &(nb_fit_opts){.epochs = 3, .out = tpath("fitB"), .seed = 5});
+    fit_log stop = {.stop_at = 1};
+    CHECK(nb_fit_run(b.fit, &(nb_fit_callbacks){.on_epoch = count_epoch, .user = &stop}) == NB_OK);
+    fit_run_free(&b);
+    fit_run c = fit_run_new(77, 0, &(nb_fit_opts){.epochs = 3, .out = tpath("fitB"), .seed = 5});
+    CHECK(nb_fit_resume(c.fit, tpath("fitB/checkpoint.safetensors")) == NB_OK);
+    CHECK_EQ_INT(nb_fit_info_get(c.fit).epoch, 1);
+    CHECK_EQ_INT(nb_curves_len(nb_fit_info_get(c.fit).curves), 1);
+    CHECK(nb_fit_run(c.fit, NULL) == NB_OK);
+    CHECK(model_equals(c.t.m, want, n_want));
+    const char *files[] = {"model.safetensors", "checkpoint.safetensors", "curves.csv"};
+    for (int i = 0; i < 3; i++) {
+        char pa[64], pb[64];
+        snprintf(pa, sizeof pa, "fitA/%s", files[i]);
+        snprintf(pb, sizeof pb, "fitB/%s", files[i]);
+        size_t na, nb;
+        char *fa = read_all(tpath(pa), &na), *fb = read_all(tpath(pb), &nb);
+        CHECK(fa && fb && same_bytes((unsigned char *)fa, na, (unsigned char *)fb, nb));
+        free(fa);
+        free(fb);
+    }
+    nb_safetensors *st = nb_safetensors_open(tpath("fitB/model.safetensors"));
+    CHECK(st && !strcmp(nb_safetensors_meta(st, "nabla.epoch"), "3"));
+    nb_safetensors_close(st);
+    fit_run_free(&a);
+    fit_run_free(&c);
+    free(want);
+}
+
+/* A loss above the divergence threshold stops the run at that step with a message naming it,
+ * and nothing of the epoch is written. */
+static void fit_stops_on_divergence_and_writes_nothing_of_that_epoch(void) {
+    mkdir(tpath("fitD"), 0755);
+    /* a factor so small that the first batch's loss is above it */
+    fit_run r = fit_run_new(33, 0, &(nb_fit_opts){.epochs = 2, .out = tpath("fitD"), .divergence_factor = 1e-6});
+    CHECK_EQ_INT(nb_fit_run(r.fit, NULL), NB_ERR_ARG);
+    CHECK_STR_CONTAINS(nb_error_message(), "training diverged at step 1/6 of epoch 1: the loss is ");
+    CHECK_EQ_INT(nb_fit_info_get(r.fit).end, NB_FIT_DIVERGED);
+    CHECK_EQ_INT(nb_fit_info_get(r.fit).epoch, 0);
+    CHECK_EQ_INT(entries_in(tpath("fitD")), 0);
+    fit_run_free(&r);
+}
+
+/* Early stopping with model selection: the evaluation set's labels are shifted, so training
+ * makes its loss worse after the first epoch; the run stops and the first epoch's weights (those
+ * in the model file) are put back. */
+static void fit_early_stop_puts_the_best_weights_back(void) {
+    mkdir(tpath("fitE"), 0755);
+    fit_run r = fit_run_new(34, 1, &(nb_fit_opts){.epochs = 6, .early_stop = 2, .select_best = true, .out = tpath("fitE")});
+    CHECK(nb_fit_run(r.fit, NULL) == NB_OK);
+    nb_fit_info info = nb_fit_info_get(r.fit);
+    CHECK_EQ_INT(info.end, NB_FIT_EARLY_STOP);
+    CHECK_EQ_INT(info.epoch, 3);
+    CHECK_EQ_INT(info.model_epoch, 1);
+    CHECK(info.restored);
+    CHECK_EQ_INT(nb_fit_model_epoch(tpath("fitE/checkpoint.safetensors")), 1); /* the best, not the last */
+    CHECK_EQ_INT(nb_fit_model_epoch(tpath("fitE/absent.safetensors")), -1);
+    nb_module *best = make_model(1, 16);
+    CHECK(nb_module_load(best, tpath("fitE/model.safetensors")) == NB_OK);
+    size_t n;
+    unsigned char *want = model_bytes(best, &n);
+    CHECK(model_equals(r.t.m, want, n));
+    nb_eval_result ev;
+    CHECK(nb_evaluate(r.t.m, r.eval, 0, &ev) == NB_OK && ev.loss == info.best);
+    free(want);
+    nb_module_free(best);
+    fit_run_free(&r);
+}
+
+/* nb_evaluate leaves the model's mode as it found it; nb_fit_new refuses what cannot run. */
+static void evaluate_keeps_the_mode_and_fit_new_refuses_bad_options(void) {
+    fit_run r = fit_run_new(35, 0, NULL);
+    nb_eval_result ev;
+    nb_module_train(r.t.m, false);
+    CHECK(nb_evaluate(r.t.m, r.eval, 0, &ev) == NB_OK && !nb_module_is_training(r.t.m));
+    CHECK_EQ_INT(ev.samples, F_N);
+    CHECK(ev.accuracy >= 0 && ev.accuracy <= 1 && isfinite(ev.loss));
+    nb_module_train(r.t.m, true);
+    CHECK(nb_evaluate(r.t.m, r.eval, 0, &ev) == NB_OK && nb_module_is_training(r.t.m));
+    CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, &(nb_fit_opts){.epochs = 0}) == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "fit_new: epochs must be at least 1, got 0");
+    CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, &(nb_fit_opts){.epochs = 1, .select_best = true}) == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "select_best needs an output folder");
+    CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, NULL, r.eval, &(nb_fit_opts){.epochs = 1}) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_ARG);
+    CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, &(nb_fit_opts){.epochs = 1, .out = tpath("no/such")}) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), "a save would fail: ");
+    fit_run_free(&r);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--write-golden")) return write_golden();
     if (!tmpdir_make("nabla_test_train")) return 1;
@@ -1238,6 +1463,11 @@ int main(int argc, char **argv) {
     a_hundred_deep_model_checks_saves_and_loads();
     torch_output_matches_on_nablas_weights();
     nonstrict_load_takes_torchs_pretrained_body_under_a_new_head();
+    fit_is_the_hand_written_loop_and_calls_back_per_step_and_epoch();
+    fit_resumed_from_its_checkpoint_is_bit_identical();
+    fit_stops_on_divergence_and_writes_nothing_of_that_epoch();
+    fit_early_stop_puts_the_best_weights_back();
+    evaluate_keeps_the_mode_and_fit_new_refuses_bad_options();
 
     nb_release_memory();
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, live); /* every object and buffer returned */

@@ -1,5 +1,7 @@
 /*
- * nabla/train.h — the training side: metrics, a progress bar, learning curves (SVG + CSV).
+ * nabla/train.h — the training side: the training loop (nb_fit) and evaluation, metrics, a
+ * progress bar, learning curves (SVG + CSV), saving and loading weights and checkpoints, and
+ * model files (JSON descriptions of a network).
  */
 #ifndef NABLA_TRAIN_H
 #define NABLA_TRAIN_H
@@ -10,6 +12,7 @@
 typedef struct nb_module nb_module;
 typedef struct nb_optim nb_optim;
 typedef struct nb_sched nb_sched;
+typedef struct nb_loader nb_loader;
 
 #ifdef __cplusplus
 extern "C" {
@@ -115,6 +118,180 @@ nb_status nb_checkpoint_check(const char *path, const nb_module *m, nb_optim *o)
  * error of nb_optim_load_state_json / nb_sched_load_state_json (NB_ERR_ARG), prefixed by path. */
 nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sched *s,
                              int64_t *epoch, char **extra_json);
+
+/* ---------------------------------------------------------------- model files
+ * A model file describes a network in JSON, as `nabla train --model-file` reads it and as the
+ * command stores it in a model.safetensors's metadata ("nabla.model"):
+ *   {"init": "kaiming_normal",                           (optional: a scheme of nb_module_init)
+ *    "layers": [{"type": "flatten"}, {"type": "linear", "in": 784, "out": 64}, {"type": "relu"},
+ *               {"type": "dropout", "p": 0.2}, {"type": "batchnorm1d", "features": 64}, ...]}
+ * The layers form a Sequential; docs/ARCHITECTURE.md lists the types and their keys.  Unknown
+ * keys are errors.  Errors are NB_ERR_ARG naming the layer ("model layer 1 > layer 0: unknown
+ * key 'size'") with the constructor's own message behind it when a constructor refuses a value;
+ * NB_ERR_IO for a file that cannot be read or is not JSON, with line:column of the token. */
+
+/* The text of the model file at path (compact JSON), checked at the top level: a JSON object with
+ * "layers" (a list) and an optional "init".  malloc'd: the caller frees it with free(). */
+char *nb_model_file_read(const char *path);
+/* Builds the model that a description (the text of a model file) describes, in training mode. */
+nb_module *nb_model_from_json(const char *json);
+/* nb_model_file_read then nb_model_from_json; a build error is prefixed with path. */
+nb_module *nb_model_file_load(const char *path);
+/* The number of input features the model takes: the "in" of its first Linear-like layer or the
+ * size of its first Unflatten's shape; -1 when a layer that takes any size comes first
+ * (convolutions, pools) or the description is not JSON (the error set). */
+int64_t nb_model_input_features(const char *json);
+
+/* ---------------------------------------------------------------- evaluation */
+typedef struct nb_eval_result {
+    double loss;     /* mean cross-entropy per sample */
+    double accuracy; /* the fraction of samples whose largest logit is their label */
+    int64_t samples;
+} nb_eval_result;
+
+/* One pass over ld from its start (nb_loader_reset) in eval mode and without gradients (torch's
+ * model.eval() + no_grad); the model's mode is put back.  label_smoothing as nb_ce_opts's.
+ * Errors: the failing op's message after "evaluation: "; NB_ERR_ARG for a loader without samples. */
+nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eval_result *out);
+
+/* ---------------------------------------------------------------- the training loop
+ * nb_fit trains a classifier with cross-entropy, epoch after epoch, as the course's loop and Keras's
+ * fit do it.  Each epoch: a pass over the shuffled training loader (nb_loader_set_epoch: the
+ * batches follow the epoch number, so a resumed run sees the same ones) — zero_grad, forward,
+ * loss, backward, clipping, step — with a progress bar; an evaluation pass; the schedule stepped
+ * (with the evaluation loss when sched_on_loss); the curves; then the files of the epoch.
+ *
+ * Files (with opts.out): OUT/curves.csv and OUT/curves.svg, then OUT/checkpoint.safetensors (the
+ * model, optimiser, schedule, RNG and the run's progress, so nb_fit_resume continues bit for
+ * bit), then OUT/model.safetensors (the weights, with the epoch they were taken after in the
+ * metadata "nabla.epoch").  The checkpoint is the truth and is written first; it names the epoch
+ * that the model file must hold, so a kill between the two writes is found and repaired by
+ * nb_fit_resume.  Writes are atomic.
+ *
+ * Model selection (select_best, which needs out): the model file is written only when the
+ * evaluation loss improves (Keras's ModelCheckpoint(save_best_only)), and at the end the best
+ * epoch's weights are put back into the model (restore_best_weights).
+ *
+ * Divergence: a batch loss that is not finite, or above divergence_factor (100 when 0) times the
+ * larger of ln(classes) (an untrained classifier's loss) and the first batch loss of the run (of
+ * this process, after a resume), stops the run at that step, as does such an evaluation loss or
+ * a weight that is not finite after the epoch.  Nothing of that epoch is saved; nb_fit_run
+ * returns NB_ERR_ARG "training diverged at step 3/938 of epoch 2: the loss is nan" and the end is
+ * NB_FIT_DIVERGED.
+ *
+ * Early stopping (early_stop = N): the run ends after N epochs in a row without a lower
+ * evaluation loss (and, with select_best, the best weights are put back).
+ *
+ * The objects stay the caller's; the strings and arrays in the options must outlive the nb_fit.
+ */
+typedef struct nb_fit_opts {
+    int epochs;            /* the run's length in epochs (>= 1), those of a resumed checkpoint included */
+    float label_smoothing; /* of the cross-entropy (nb_ce_opts) */
+    float clip_norm;       /* clips the gradients' global L2 norm before each step; 0: off */
+    int early_stop;        /* epochs without a lower evaluation loss before stopping; 0: off */
+    bool select_best;      /* model selection, see above; needs out */
+    bool sched_on_loss;    /* the schedule steps with the evaluation loss (nb_plateau_new's) */
+    int64_t num_classes;   /* C of the divergence threshold ln(C); 0: the width of the logits */
+    double divergence_factor; /* 0: 100 */
+    FILE *log;             /* the progress bar and notes go here (stderr, say); NULL: nowhere */
+    const char *out;       /* the folder of the files above (it must exist); NULL: no files */
+    const char *title;     /* of curves.svg; NULL: "training" */
+    /* More metadata for model.safetensors.  "nabla.epoch" is filled in by nb_fit: at its place
+     * among meta_keys when it is there (its value is not read), else after them. */
+    int n_meta;
+    const char *const *meta_keys, *const *meta_values;
+    int64_t seed; /* recorded in the checkpoint (nb_fit_info's resumed_seed after a resume) */
+} nb_fit_opts;
+
+/* What a step callback sees: the step just done. */
+typedef struct nb_fit_step {
+    int64_t epoch;     /* the epoch in progress, from 0 */
+    int64_t step, steps; /* steps done in this epoch (from 1) and the epoch's number of steps */
+    double loss;       /* this batch's loss */
+    double mean_loss;  /* the mean over the epoch's samples so far */
+} nb_fit_step;
+
+/* What an epoch callback sees: the epoch just done, before its files are written. */
+typedef struct nb_fit_epoch {
+    int64_t epoch; /* epochs done, this one included (from 1) */
+    int epochs;    /* opts.epochs */
+    double train_loss, train_acc, eval_loss, eval_acc;
+    double lr;      /* the learning rate of the epoch (group 0), before the schedule's step */
+    double seconds; /* the epoch's wall time, training and evaluation */
+    bool improved;  /* a lower evaluation loss than any epoch's before */
+    double best;    /* the lowest evaluation loss so far */
+    int bad_epochs; /* epochs in a row without improvement */
+} nb_fit_epoch;
+
+/* Per step and per epoch, with the caller's pointer.  A callback that returns false stops the
+ * run: after a step, at once (nothing of that epoch is saved); after an epoch, once the epoch's
+ * files are written (as an interrupted run: the best weights are not put back).  Either may be
+ * NULL. */
+typedef struct nb_fit_callbacks {
+    bool (*on_step)(const nb_fit_step *step, void *user);
+    bool (*on_epoch)(const nb_fit_epoch *epoch, void *user);
+    void *user;
+} nb_fit_callbacks;
+
+typedef enum {
+    NB_FIT_RUNNING,    /* not run yet, or running */
+    NB_FIT_DONE,       /* all epochs done */
+    NB_FIT_EARLY_STOP, /* early stopping ended it */
+    NB_FIT_STOPPED,    /* a callback stopped it */
+    NB_FIT_DIVERGED,   /* see Divergence above */
+    NB_FIT_FAILED,     /* an error (nb_fit_run's status) */
+} nb_fit_end;
+
+typedef struct nb_fit_info {
+    int64_t epoch;        /* epochs done */
+    int64_t model_epoch;  /* the epoch whose weights OUT/model.safetensors holds */
+    double best;          /* the lowest evaluation loss (INFINITY before any) */
+    int bad_epochs;       /* epochs in a row without improvement */
+    nb_fit_end end;
+    bool restored;        /* the best epoch's weights were put back at the end */
+    int64_t resumed_seed; /* the seed recorded in the checkpoint nb_fit_resume read */
+    const nb_curves *curves; /* per epoch, owned by the nb_fit */
+} nb_fit_info;
+
+typedef struct nb_fit nb_fit;
+
+/* A run of m with o (and s, which may be NULL) on train, evaluated on eval.  NULL with NB_ERR_ARG
+ * for a NULL object, epochs < 1, or select_best without out; with out, what would make the first
+ * save fail (nb_checkpoint_check: a missing folder, bad names, non-finite weights) is reported
+ * now, after "a save would fail: ". */
+nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_loader *eval,
+                   const nb_fit_opts *opts);
+/* Continues the run saved in a checkpoint written by an nb_fit: model, optimiser, schedule, RNG,
+ * epochs done, curves, the best loss and model selection.  Then the model file beside the
+ * checkpoint must hold the epoch the checkpoint names: when it does not (a run was killed between
+ * its two writes), a note says so on opts.log and OUT/model.safetensors is written from the
+ * checkpoint's weights (when the best epoch's weights are lost, the choice of the best starts
+ * again).  Errors as nb_checkpoint_load's, after "resuming: "; a malformed progress record is
+ * NB_ERR_IO. */
+nb_status nb_fit_resume(nb_fit *f, const char *checkpoint_path);
+/* Trains the epochs not done yet (none: the files are written again), then, with select_best,
+ * puts the best weights back (unless a callback stopped the run).  NB_OK when training ended as
+ * nb_fit_info's end says (done, early stop, stopped by a callback); else the error of the step,
+ * evaluation, schedule or save that failed, after "training step: ", "evaluation: ",
+ * "schedule step: ", "saving results: " or "restoring the best weights: " (the end is then
+ * NB_FIT_FAILED, or NB_FIT_DIVERGED, or the end of training when putting the best back failed). */
+nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *callbacks);
+nb_fit_info nb_fit_info_get(const nb_fit *f);
+/* What a run holds in memory, in bytes: the parameters (and as much again for their gradients),
+ * the optimiser's state, and what one training step adds to the memory held: the blocks that
+ * scopes keep between steps grow to a step's need (0 when earlier work made them as large). */
+typedef struct nb_fit_memory {
+    size_t parameters, optim_state, step;
+} nb_fit_memory;
+/* Measures by running one forward and backward pass on the first batch of epoch 0 inside a scope,
+ * then undoing it: the RNG, the gradients and the buffers (BatchNorm's running statistics) are
+ * put back and the optimiser does not step, so the run is as it was. */
+nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out);
+/* The epoch whose weights the model.safetensors beside a checkpoint written by nb_fit must hold
+ * (the best epoch with select_best; the checkpoint's own epoch for checkpoints from before that
+ * was recorded); -1 with the error set when the file cannot be read, -1 when it says nothing. */
+int64_t nb_fit_model_epoch(const char *checkpoint_path);
+void nb_fit_free(nb_fit *f);
 
 #ifdef __cplusplus
 }

@@ -91,6 +91,10 @@ void nb__dealloc(void *p, size_t n);
 /* ---- errors.  nb__fail sets the thread's error and returns NULL, so "return nb__fail(...)". */
 void *nb__fail(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 nb_status nb__fail_status(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Puts "<fmt>: " before the thread's error message (which was set by a call that failed inside
+ * this one), keeping its code: the context of a failure, as "training step: matmul: ...".  With
+ * no error set, NB_ERR_ARG and "failed". */
+nb_status nb__fail_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Records NB_ERR_NULL for a NULL/dead input unless an earlier error explains it. */
 void *nb__fail_input(const char *op, const nb_tensor *t);
 

@@ -38,6 +38,16 @@ void *nb__fail_input(const char *op, const nb_tensor *t) {
     return NULL;
 }
 
+nb_status nb__fail_prefix(const char *fmt, ...) {
+    char msg[sizeof err_msg], prefix[sizeof err_msg];
+    snprintf(msg, sizeof msg, "%s", err_code != NB_OK && err_msg[0] ? err_msg : "failed");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    return nb__fail_status(err_code != NB_OK ? err_code : NB_ERR_ARG, "%s: %s", prefix, msg);
+}
+
 nb_status nb_error_code(void) { return err_code; }
 const char *nb_error_message(void) { return err_code == NB_OK ? "" : err_msg; }
 

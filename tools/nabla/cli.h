@@ -40,21 +40,23 @@ int cli_parse(int argc, char **argv, int first, const cli_flag *flags, int n_fla
 void cli_help(FILE *out, const char *usage, const cli_flag *flags, int n_flags);
 /* Prints "nabla: <what>: <library error>" and returns 1, for `return cli_fail("...")`. */
 int cli_fail(const char *what);
+/* Prints "nabla: <library error>" (whose message already says what failed) and returns 1. */
+int cli_say(void);
 /* mkdir -p: makes path and any missing parent folders; false with errno set. */
 bool make_dirs(const char *path);
 
-/* ---- model specs: a JSON description that builds a module and is stored beside the weights
- * {"layers": [{"type": "flatten"}, {"type": "linear", "in": 784, "out": 64}, {"type": "relu"},
- *             {"type": "dropout", "p": 0.2}, {"type": "batchnorm1d", "features": 64}, ...]} */
+/* ---- model specs: the JSON description of a model file (see nabla/train.h), which builds the
+ * module (nb_model_from_json) and is stored beside the weights. */
 /* "784-64-64-10" with an activation between layers (and optional dropout / batchnorm) ->
  * a JSON spec (the caller json_decref's it); NULL after printing a message. */
 json_t *spec_from_sizes(const char *sizes, const char *act, double dropout, bool batchnorm);
+/* A model file, checked by nb_model_file_read; NULL after printing its message. */
 json_t *spec_from_file(const char *path);
-/* Sets the spec's top-level "init" (--init); false after printing the choices for a bad name. */
+/* Sets the spec's top-level "init" (--init, whose choices the flag table checks). */
 bool spec_set_init(json_t *spec, const char *name);
-/* Builds the module a spec describes; NULL after printing a message naming the layer. */
+/* Builds the module a spec describes; NULL after printing the library's message naming the layer. */
 nb_module *spec_build(const json_t *spec);
-/* Input features the first Linear of the spec expects (-1 if none). */
+/* Input features the model takes (nb_model_input_features; -1 if any size). */
 int64_t spec_input_features(const json_t *spec);
 
 int cmd_train(int argc, char **argv);
@@ -87,10 +89,4 @@ typedef struct {
  * rest of the metadata; the caller releases it with trained_info_clear. */
 nb_module *load_trained_model(const char *weights_path, trained_info *info);
 void trained_info_clear(trained_info *info);
-/* The epoch recorded in a model file's metadata (-1 when absent, unreadable or not a number). */
-long long model_file_epoch(const char *path);
-/* The epoch whose weights a checkpoint's model file must hold ("model_epoch" of its progress
- * record; the checkpoint's own epoch for older checkpoints), or -1 when it cannot be read. */
-long long checkpoint_model_epoch(const char *path);
-
 #endif

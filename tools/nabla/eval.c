@@ -24,26 +24,6 @@ void trained_info_clear(trained_info *info) {
     *info = (trained_info){.epoch = -1};
 }
 
-long long model_file_epoch(const char *path) {
-    nb_safetensors *st = nb_safetensors_open(path);
-    json_t *e = st ? meta_json(st, META_EPOCH) : NULL;
-    long long epoch = json_is_integer(e) ? json_integer_value(e) : -1;
-    json_decref(e);
-    nb_safetensors_close(st);
-    return epoch;
-}
-
-long long checkpoint_model_epoch(const char *path) {
-    nb_safetensors *st = nb_safetensors_open(path);
-    json_t *extra = st ? meta_json(st, "nabla.extra") : NULL, *own = st ? meta_json(st, "nabla.epoch") : NULL;
-    json_t *me = json_object_get(extra, "model_epoch");
-    long long epoch = json_is_integer(me) ? json_integer_value(me) : json_is_integer(own) ? json_integer_value(own) : -1;
-    json_decref(extra);
-    json_decref(own);
-    nb_safetensors_close(st);
-    return epoch;
-}
-
 nb_module *load_trained_model(const char *path, trained_info *info) {
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return cli_fail("reading the weights"), NULL;
@@ -85,7 +65,7 @@ static void compare_with_checkpoint(const char *weights, long long held) {
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%.*s%scheckpoint.safetensors", slash ? (int)(slash - weights) : 0,
              slash ? weights : "", slash ? "/" : "");
-    long long want = access(ckpt, F_OK) == 0 ? checkpoint_model_epoch(ckpt) : held;
+    long long want = access(ckpt, F_OK) == 0 ? nb_fit_model_epoch(ckpt) : held;
     if (want == held) return;
     fprintf(stderr, "nabla: note: %s holds the weights of epoch %lld, %s than %s, which names epoch %lld "
             "(a run was stopped between its two writes); `nabla train --resume %s` makes them agree\n",
@@ -113,28 +93,13 @@ int cmd_eval(int argc, char **argv) {
     bool labels_ok = ds && cli_check_labels(m, ds);
     nb_loader *ld = labels_ok ? nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .transforms = {.scale = true}}) : NULL;
     int rc = 1;
-    if (ld) {
-        double sum = 0;
-        int64_t correct = 0, seen = 0;
-        nb_tensor *x, *y;
-        bool ok = true;
-        NB_NO_GRAD {
-            while (ok && nb_loader_next(ld, &x, &y)) {
-                nb_scope_begin();
-                nb_tensor *logits = nb_module_forward(m, x), *l = nb_cross_entropy(logits, y, NULL);
-                ok = l != NULL;
-                if (ok) sum += nb_item(l) * (double)nb_size(x, 0), correct += nb_count_correct(logits, y);
-                seen += nb_size(x, 0);
-                nb_scope_end();
-            }
-        }
-        if (ok) {
-            printf("%s: %lld samples  loss %.4f  accuracy %.2f%%\n", train_split ? "train" : "test",
-                   (long long)seen, sum / (double)seen, 100.0 * (double)correct / (double)seen);
-            rc = 0;
-        } else {
-            cli_fail("evaluation");
-        }
+    nb_eval_result res;
+    if (ld && nb_evaluate(m, ld, 0.0f, &res) == NB_OK) {
+        printf("%s: %lld samples  loss %.4f  accuracy %.2f%%\n", train_split ? "train" : "test",
+               (long long)res.samples, res.loss, 100.0 * res.accuracy);
+        rc = 0;
+    } else if (ld) {
+        cli_say();
     } else if (labels_ok) {
         cli_fail("making the data loader");
     }

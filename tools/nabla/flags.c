@@ -231,6 +231,11 @@ int cli_fail(const char *what) {
     return 1;
 }
 
+int cli_say(void) {
+    fprintf(stderr, "nabla: %s\n", nb_error_message()[0] ? nb_error_message() : "failed");
+    return 1;
+}
+
 bool make_dirs(const char *path) {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, false;

@@ -1,38 +1,24 @@
 /*
- * train.c — `nabla train`: the course's training loop as a command.  Per epoch: a pass over the
- * shuffled training set (zero_grad, forward, loss, backward, step) with a progress bar, an
- * evaluation pass, one line of figures, the curves rewritten (CSV + SVG) and a checkpoint, so
- * an interrupted run resumes (--resume) exactly where it stopped.
- *
- * Files and kills.  The checkpoint is the truth and is written first; model.safetensors is
- * derived from it and written second, with the epoch of its weights in its metadata, and the
- * checkpoint's progress record names the epoch the model file must hold ("model_epoch").  A
- * kill between the two writes leaves the model file one write behind, which --resume detects,
- * says, and repairs from the checkpoint's weights before training on; `nabla eval` says it too.
+ * train.c — `nabla train`: the course's training loop as a command, a shell over the library's
+ * nb_fit (src/train/fit.c, which says what an epoch does, which files it writes and in what
+ * order, how divergence, model selection and resuming work).  This file reads the flags, the
+ * data (with a validation split for model selection) and the model, makes the optimiser and the
+ * schedule, checks before the first step what would fail later (labels, input sizes, that the
+ * files can be written), reports the memory a step needs, and prints: the per-epoch line (an
+ * epoch callback), why the run ended, and the test figures of the weights it keeps.
  *
  * Model selection.  With --early-stop or --sched plateau, the run picks on a validation split
- * (the last tenth of the training samples unless --val says otherwise), model.safetensors holds
- * the best epoch's weights (written only when the validation loss improves, as Keras's
- * ModelCheckpoint(save_best_only)), and at the end those weights are restored and the test
- * figures reported for them (Keras's restore_best_weights).
- *
- * Divergence.  A batch loss that is not finite, or above DIVERGENCE_FACTOR times the larger of
- * ln(classes) (the loss of a classifier that guesses uniformly) and the run's first batch loss,
- * stops the run at that step; so does such an evaluation loss.  Nothing of that epoch is saved:
- * the files of the last good epoch stay, and the exit status is 1.
+ * (the last tenth of the training samples unless --val says otherwise), and the test figures at
+ * the end are those of the best epoch's weights.
  */
 #include "cli.h"
 #include "nabla/loss.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-
-#define DIVERGENCE_FACTOR 100.0
 
 typedef struct {
     const char *model, *model_file, *act, *data, *optim, *sched, *out, *resume, *classes;
@@ -49,24 +35,14 @@ typedef struct {
     nb_sched *sched;
     nb_dataset *train_set, *eval_set, *test_set; /* test_set: only beside a validation split */
     nb_loader *train, *eval, *test;
-    nb_curves *curves;
     json_t *spec, *classes; /* classes: names, or NULL */
-    int64_t epoch;          /* epochs done */
-    double best;            /* best evaluation loss so far */
-    int bad_epochs, val;    /* val: samples held out for validation (0: evaluation on the test set) */
-    int64_t model_epoch;    /* the epoch whose weights model.safetensors holds */
-    char best_path[4096];   /* the file that holds those weights (beside --resume's checkpoint at first) */
-    double diverged_above;  /* a batch loss above this is divergence (0: not set yet) */
+    int val;                /* samples held out for validation (0: evaluation on the test set) */
+    nb_fit *fit;
+    int stop_after;         /* --stop-after, read by the epoch callback */
 } run;
 
 /* Early stopping and the plateau schedule choose among epochs by the evaluation loss. */
 static bool selecting(const train_opts *o) { return o->early_stop > 0 || !strcmp(o->sched, "plateau"); }
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static nb_optim *make_optim(const train_opts *o, nb_module *m) {
     nb_tensor *params[1024];
@@ -120,195 +96,13 @@ static nb_sched *make_sched(const train_opts *o, nb_optim *opt, bool *ok) {
     return seq;
 }
 
-/* Loss and correct count of one batch; the loss tensor lives in the caller's scope. */
-static nb_tensor *batch_loss(const train_opts *o, nb_module *m, nb_tensor *x, nb_tensor *y, int64_t *correct) {
-    nb_tensor *logits = nb_module_forward(m, x);
-    nb_ce_opts ce = {.label_smoothing = (float)o->label_smoothing};
-    nb_tensor *loss = nb_cross_entropy(logits, y, &ce);
-    if (loss && correct) *correct += nb_count_correct(logits, y);
-    return loss;
-}
-
-static bool evaluate(const train_opts *o, run *r, nb_loader *ld, double *loss, double *acc) {
-    nb_module_train(r->model, false);
-    double sum = 0;
-    int64_t correct = 0, seen = 0;
-    nb_tensor *x, *y;
-    nb_loader_reset(ld);
-    bool ok = true;
-    NB_NO_GRAD {
-        while (ok && nb_loader_next(ld, &x, &y)) {
-            nb_scope_begin();
-            nb_tensor *l = batch_loss(o, r->model, x, y, &correct);
-            ok = l != NULL;
-            if (ok) sum += nb_item(l) * (double)nb_size(x, 0);
-            seen += nb_size(x, 0);
-            nb_scope_end();
-        }
-    }
-    nb_module_train(r->model, true);
-    if (!ok) return cli_fail("evaluation"), false;
-    *loss = sum / (double)seen;
-    *acc = (double)correct / (double)seen;
-    return true;
-}
-
-/* The divergence threshold, from the first batch of this invocation (see the opening comment). */
-static void set_divergence_threshold(run *r, double first_loss, int64_t classes) {
-    double uniform = log((double)(classes > 1 ? classes : 2));
-    r->diverged_above = DIVERGENCE_FACTOR * (first_loss > uniform && isfinite(first_loss) ? first_loss : uniform);
-}
-
-/* False (after saying where, what, and that the last good files stay) when loss is divergence. */
-static bool loss_is_sane(const train_opts *o, const run *r, double loss, const char *where) {
-    if (isfinite(loss) && loss <= r->diverged_above) return true;
-    fprintf(stderr, "\nnabla: training diverged at %s of epoch %lld: the loss is %g", where,
-            (long long)r->epoch + 1, loss);
-    if (isfinite(loss))
-        fprintf(stderr, ", above %g (%g times the larger of ln(classes) and the first batch's loss)",
-                r->diverged_above, DIVERGENCE_FACTOR);
-    fprintf(stderr, ".\nnabla: nothing of epoch %lld was saved: the files in %s are left as they were. "
-            "Try a lower --lr, or --clip-norm.\n", (long long)r->epoch + 1, o->out);
-    return false;
-}
-
-static bool train_epoch(const train_opts *o, run *r, double *loss, double *acc) {
-    char label[48], post[64];
-    snprintf(label, sizeof label, "epoch %lld/%d", (long long)r->epoch + 1, o->epochs);
-    nb_loader_set_epoch(r->train, r->epoch);
-    nb_progress *bar = nb_progress_new(stderr, label, nb_loader_len(r->train));
-    nb_tensor *params[1024], *x, *y;
-    int np = nb_module_parameters(r->model, params, 1024);
-    double sum = 0;
-    int64_t correct = 0, seen = 0, step = 0, steps = nb_loader_len(r->train);
-    bool ok = true, sane = true;
-    while (ok && nb_loader_next(r->train, &x, &y)) {
-        nb_scope_begin();
-        nb_optim_zero_grad(r->optim);
-        nb_tensor *l = batch_loss(o, r->model, x, y, &correct);
-        double v = l ? nb_item(l) : NAN;
-        if (l && r->diverged_above == 0) set_divergence_threshold(r, v, nb_dataset_info_get(r->train_set).num_classes);
-        step++;
-        char where[64];
-        snprintf(where, sizeof where, "step %lld/%lld", (long long)step, (long long)steps);
-        ok = l && (sane = loss_is_sane(o, r, v, where)) && nb_backward(l) == NB_OK;
-        if (ok && o->clip_norm > 0) nb_clip_grad_norm(np, params, (float)o->clip_norm, 2.0f);
-        ok = ok && nb_optim_step(r->optim) == NB_OK;
-        if (ok) {
-            sum += v * (double)nb_size(x, 0);
-            seen += nb_size(x, 0);
-        }
-        nb_scope_end();
-        if (ok && (step & 15) == 0) {
-            snprintf(post, sizeof post, "loss %.4f", sum / (double)seen);
-            nb_progress_update(bar, step, post);
-        }
-    }
-    if (ok) {
-        snprintf(post, sizeof post, "loss %.4f", sum / (double)seen);
-        nb_progress_update(bar, step, post);
-        nb_progress_finish(bar, post);
-    } else if (sane) { /* divergence has said its piece */
-        cli_fail("training step");
-    }
-    nb_progress_free(bar);
-    *loss = sum / (double)(seen ? seen : 1);
-    *acc = (double)correct / (double)(seen ? seen : 1);
-    return ok;
-}
-
-/* ---- files */
-
-static char *join(const char *dir, const char *name) {
+/* dir/name in a buffer of its own (one of four in turn, so a call may use a few). */
+static const char *join(const char *dir, const char *name) {
     static _Thread_local char buf[4][4096];
     static _Thread_local int next;
     char *p = buf[next++ % 4];
     snprintf(p, 4096, "%s/%s", dir, name);
     return p;
-}
-
-/* Progress that a resumed run needs besides the checkpoint's objects.  JSON has no infinity or
- * NaN: such values are null ("best" until an evaluation loss is finite). */
-static char *progress_json(const train_opts *o, const run *r) {
-    json_t *rows = json_array();
-    const nb_curves *c = r->curves;
-    for (int e = 0; e < nb_curves_len(c); e++) {
-        float v[4];
-        nb_curves_get(c, e, v);
-        json_t *row = json_array();
-        for (int k = 0; k < 4; k++)
-            json_array_append_new(row, isfinite(v[k]) ? json_real(v[k]) : json_null());
-        json_array_append_new(rows, row);
-    }
-    json_t *root = json_pack("{s:o,s:o,s:i,s:i,s:I}", "curves", rows, "best",
-                             isfinite(r->best) ? json_real(r->best) : json_null(), "bad_epochs",
-                             r->bad_epochs, "seed", o->seed, "model_epoch", (json_int_t)r->model_epoch);
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    return text;
-}
-
-static bool restore_progress(const train_opts *o, run *r, const char *text) {
-    json_error_t err;
-    json_t *root = text ? json_loads(text, 0, &err) : NULL, *rows = json_object_get(root, "curves");
-    json_t *best = json_object_get(root, "best"), *seed = json_object_get(root, "seed");
-    bool ok = json_is_array(rows) && (json_is_number(best) || json_is_null(best)) &&
-              json_is_integer(json_object_get(root, "bad_epochs")) && json_is_integer(seed);
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        float v[4];
-        for (int k = 0; k < 4; k++) {
-            json_t *x = json_array_get(row, (size_t)k);
-            v[k] = json_is_number(x) ? (float)json_number_value(x) : NAN;
-        }
-        ok = ok && nb_curves_add(r->curves, v[0], v[1], v[2], v[3]) == NB_OK;
-    }
-    if (ok) {
-        r->best = json_is_null(best) ? INFINITY : json_number_value(best);
-        r->bad_epochs = (int)json_integer_value(json_object_get(root, "bad_epochs"));
-        json_t *me = json_object_get(root, "model_epoch"); /* absent before it was recorded */
-        r->model_epoch = json_is_integer(me) ? json_integer_value(me) : r->epoch;
-        /* shuffling follows --seed, so another seed gives other batches than the first run's */
-        if (json_integer_value(seed) != o->seed)
-            fprintf(stderr, "nabla: note: the checkpoint's run used --seed %lld, this one --seed %d\n",
-                    (long long)json_integer_value(seed), o->seed);
-    }
-    json_decref(root);
-    if (!ok) fprintf(stderr, "nabla: the checkpoint's progress record is malformed\n");
-    return ok;
-}
-
-/* OUT/model.safetensors from the model's present weights, taken after r->model_epoch epochs. */
-static bool save_model(const train_opts *o, run *r) {
-    char *spec = json_dumps(r->spec, JSON_COMPACT | JSON_SORT_KEYS), epoch[32];
-    json_t *shape = json_array();
-    nb_dataset_info info = nb_dataset_info_get(r->train_set);
-    for (int i = 0; i < info.sample_ndim; i++) json_array_append_new(shape, json_integer(info.sample_shape[i]));
-    char *input = json_dumps(shape, JSON_COMPACT), *classes = r->classes ? json_dumps(r->classes, JSON_COMPACT) : NULL;
-    snprintf(epoch, sizeof epoch, "%lld", (long long)r->model_epoch);
-    const char *keys[] = {META_SPEC, META_EPOCH, META_INPUT, META_CLASSES}, *values[] = {spec, epoch, input, classes};
-    snprintf(r->best_path, sizeof r->best_path, "%s", join(o->out, "model.safetensors"));
-    bool ok = spec && input && nb_module_save(r->model, r->best_path, classes ? 4 : 3, keys, values) == NB_OK;
-    if (!ok) cli_fail("saving the model");
-    json_decref(shape);
-    free(spec);
-    free(input);
-    free(classes);
-    return ok;
-}
-
-/* The curves, then the checkpoint, then (with_model) the model: see the opening comment. */
-static bool save_outputs(const train_opts *o, run *r, bool with_model) {
-    if (with_model) r->model_epoch = r->epoch;
-    char *prog = progress_json(o, r);
-    bool ok = prog && nb_curves_write_csv(r->curves, join(o->out, "curves.csv")) == NB_OK &&
-              nb_curves_write_svg(r->curves, join(o->out, "curves.svg"), "nabla train") == NB_OK &&
-              nb_checkpoint_save(join(o->out, "checkpoint.safetensors"), r->model, r->optim, r->sched,
-                                 r->epoch, prog) == NB_OK;
-    if (!ok) cli_fail("saving results");
-    free(prog);
-    return ok && (!with_model || save_model(o, r));
 }
 
 /* ---- setup */
@@ -408,45 +202,18 @@ static bool build_model(const train_opts *o, run *r) {
     return r->model != NULL;
 }
 
-/* Runs one step on a batch inside a scope to measure what a step needs, then undoes it: the
- * RNG, the gradients and the buffers (BatchNorm's running statistics) are put back. */
-static void report_memory(const train_opts *o, run *r) {
-    nb_tensor *x, *y;
-    int64_t params = nb_module_num_elements(r->model);
-    int n_state = nb_optim_state_tensors(r->optim, NULL, NULL, 0);
-    double state_bytes = 0;
-    const char *names[4096];
-    nb_tensor *ts[4096];
-    if (n_state <= 4096) {
-        nb_optim_state_tensors(r->optim, names, ts, n_state);
-        for (int i = 0; i < n_state; i++) state_bytes += 4.0 * (double)nb_numel(ts[i]);
-    }
-    nb_loader_set_epoch(r->train, 0);
-    size_t before = nb_alloc_stats_get().bytes_live;
-    int nbuf = nb_module_num_buffers(r->model);
-    nb_tensor *saved[64];
-    if (nbuf <= 64 && nb_loader_next(r->train, &x, &y)) {
-        nb_generator g = nb_rng_get_state();
-        for (int i = 0; i < nbuf; i++) saved[i] = nb_persist(nb_module_buffer(r->model, i, NULL));
-        nb_scope_begin();
-        nb_tensor *l = batch_loss(o, r->model, x, y, NULL);
-        if (l) nb_backward(l);
-        nb_scope_end();
-        nb_rng_set_state(g);
-        for (int i = 0; i < nbuf; i++) {
-            nb_copy(nb_module_buffer(r->model, i, NULL), saved[i]);
-            nb_tensor_free(saved[i]);
-        }
-        for (int i = 0, n = nb_module_num_params(r->model); i < n; i++) nb_clear_grad(nb_module_param(r->model, i, NULL));
-    }
-    size_t step = nb_alloc_stats_get().bytes_live - before;
+/* The memory a run needs (nb_fit_measure_memory) and the data's. */
+static void report_memory(const run *r) {
+    nb_fit_memory m;
+    if (nb_fit_measure_memory(r->fit, &m) != NB_OK) return;
     nb_dataset_info a = nb_dataset_info_get(r->train_set), b = nb_dataset_info_get(r->eval_set);
     fprintf(stderr, "memory: parameters %.1f KiB (+ gradients %.1f KiB, optimiser state %.1f KiB), "
-            "one step %.1f KiB, data %.1f MiB\n", 4.0 * (double)params / 1024, 4.0 * (double)params / 1024,
-            state_bytes / 1024, (double)step / 1024, (double)(a.nbytes + b.nbytes) / (1024 * 1024));
+            "one step %.1f KiB, data %.1f MiB\n", (double)m.parameters / 1024, (double)m.parameters / 1024,
+            (double)m.optim_state / 1024, (double)m.step / 1024, (double)(a.nbytes + b.nbytes) / (1024 * 1024));
 }
 
 static void free_run(run *r) {
+    nb_fit_free(r->fit);
     nb_sched_free(r->sched);
     nb_optim_free(r->optim);
     nb_module_free(r->model);
@@ -457,10 +224,8 @@ static void free_run(run *r) {
     nb_dataset_free(r->eval_set);
     nb_dataset_free(r->test_set);
     json_decref(r->classes);
-    nb_curves_free(r->curves);
     json_decref(r->spec);
 }
-
 
 /* Class names to record with the weights: --classes fashion|digits|none|NAME,NAME,...; without
  * it, Fashion-MNIST's names when the data folder's path says "fashion", digits when it says
@@ -489,19 +254,6 @@ static bool choose_classes(const train_opts *o, run *r) {
     return false;
 }
 
-/* Every weight finite: the last step of an epoch can break them with no batch loss to show it. */
-static bool weights_finite(const run *r) {
-    bool ok = true;
-    NB_NO_GRAD {
-        for (int i = 0, n = nb_module_num_params(r->model); ok && i < n; i++) {
-            nb_scope_begin();
-            ok = isfinite(nb_item(nb_sum(nb_module_param(r->model, i, NULL))));
-            nb_scope_end();
-        }
-    }
-    return ok;
-}
-
 static const char *const train_usage =
     "usage: nabla train [options]\n\n"
     "Trains a classifier on an MNIST-format data set (Fashion-MNIST by default) and writes\n"
@@ -517,82 +269,72 @@ static const char *const train_usage =
     "Kills: the checkpoint is written before the model; --resume repairs a model file left one\n"
     "write behind, and `nabla eval` points it out.";
 
-/* The end of a run that selects: the best epoch's weights back into the model from the file that
- * holds them, OUT/model.safetensors written from them when that is another file (a resumed run's
- * first folder), and the test figures for them. */
-static bool restore_best(const train_opts *o, run *r) {
-    if (r->model_epoch != r->epoch) {
-        if (nb_module_load(r->model, r->best_path) != NB_OK) return cli_fail("restoring the best weights"), false;
-        printf("restored the weights of epoch %lld, the best %s loss (%.4f)\n", (long long)r->model_epoch,
-               r->val > 0 ? "val" : "test", r->best);
-    }
-    if (strcmp(r->best_path, join(o->out, "model.safetensors")) && !save_model(o, r)) return false;
-    double loss, acc;
-    if (!evaluate(o, r, r->test, &loss, &acc)) return false;
-    printf("test loss %.4f acc %.2f%% (the weights of epoch %lld)\n", loss, 100 * acc, (long long)r->model_epoch);
-    return true;
+/* What model.safetensors records beside the weights: the model's spec, the epoch (filled in by
+ * nb_fit), a sample's shape and the class names (when known). */
+typedef struct {
+    const char *keys[4], *values[4];
+    char *spec, *input, *classes;
+    int n;
+} model_meta;
+
+static bool make_meta(const run *r, model_meta *m) {
+    json_t *shape = json_array();
+    nb_dataset_info info = nb_dataset_info_get(r->train_set);
+    for (int i = 0; i < info.sample_ndim; i++) json_array_append_new(shape, json_integer(info.sample_shape[i]));
+    m->spec = json_dumps(r->spec, JSON_COMPACT | JSON_SORT_KEYS);
+    m->input = json_dumps(shape, JSON_COMPACT);
+    m->classes = r->classes ? json_dumps(r->classes, JSON_COMPACT) : NULL;
+    json_decref(shape);
+    const char *keys[] = {META_SPEC, META_EPOCH, META_INPUT, META_CLASSES}, *values[] = {m->spec, "", m->input, m->classes};
+    m->n = m->classes ? 4 : 3;
+    memcpy(m->keys, keys, sizeof keys);
+    memcpy(m->values, values, sizeof values);
+    if (m->spec && m->input && (m->classes || !r->classes)) return true;
+    fprintf(stderr, "nabla: out of memory\n");
+    return false;
 }
 
-/* After --resume: the model file beside the checkpoint must hold the epoch the checkpoint names.
- * If a kill left it behind (or it is missing), say so, and rewrite it from the checkpoint's
- * weights when those are the ones it should hold; if it should hold an earlier best epoch that
- * is gone, the choice of the best starts again from here. */
-static bool check_model_file(const train_opts *o, run *r) {
-    const char *slash = strrchr(o->resume, '/');
-    snprintf(r->best_path, sizeof r->best_path, "%.*s/model.safetensors", slash ? (int)(slash - o->resume) : 1,
-             slash ? o->resume : ".");
-    long long held = model_file_epoch(r->best_path);
-    if (held == r->model_epoch) return true;
-    if (held < 0) fprintf(stderr, "nabla: note: %s is missing or unreadable", r->best_path);
-    else fprintf(stderr, "nabla: note: %s holds the weights of epoch %lld, %s than the checkpoint's epoch %lld",
-                 r->best_path, held, held > r->model_epoch ? "newer" : "older", (long long)r->model_epoch);
-    fprintf(stderr, " (a run was stopped between its two writes); resuming from the checkpoint\n");
-    if (r->model_epoch != r->epoch) {
-        fprintf(stderr, "nabla: note: the best weights so far (epoch %lld) are lost; the best is chosen again from epoch %lld on\n",
-                (long long)r->model_epoch, (long long)r->epoch + 1);
-        r->best = INFINITY;
-        r->model_epoch = r->epoch;
-    }
-    if (!save_model(o, r)) return false;
-    fprintf(stderr, "wrote %s from the checkpoint's weights (epoch %lld)\n", r->best_path, (long long)r->epoch);
-    return true;
+static void meta_free(model_meta *m) {
+    free(m->spec);
+    free(m->input);
+    free(m->classes);
 }
 
-static bool run_epochs(const train_opts *o, run *r) {
-    for (; r->epoch < o->epochs; r->epoch++) {
-        double t0 = now_seconds(), tr_loss, tr_acc, ev_loss, ev_acc;
-        if (!train_epoch(o, r, &tr_loss, &tr_acc) || !evaluate(o, r, r->eval, &ev_loss, &ev_acc)) return false;
-        if (!loss_is_sane(o, r, weights_finite(r) ? ev_loss : NAN, "the evaluation")) return false;
-        double lr = nb_optim_get_lr(r->optim, 0);
-        nb_status s = !r->sched ? NB_OK : !strcmp(o->sched, "plateau") ? nb_sched_step_metric(r->sched, ev_loss)
-                                                                        : nb_sched_step(r->sched);
-        if (s != NB_OK) return cli_fail("schedule step"), false;
-        nb_curves_add(r->curves, (float)tr_loss, (float)ev_loss, (float)tr_acc, (float)ev_acc);
-        bool improved = ev_loss < r->best;
-        r->best = improved ? ev_loss : r->best;
-        r->bad_epochs = improved ? 0 : r->bad_epochs + 1;
-        printf("epoch %lld/%d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  lr %.5g  %.1fs\n",
-               (long long)r->epoch + 1, o->epochs, tr_loss, 100 * tr_acc, r->val > 0 ? "val" : "test",
-               ev_loss, 100 * ev_acc, lr, now_seconds() - t0);
-        fflush(stdout);
-        r->epoch++;
-        bool saved = save_outputs(o, r, improved || !selecting(o));
-        r->epoch--;
-        if (!saved) return false;
-        if (o->early_stop > 0 && r->bad_epochs >= o->early_stop) {
-            printf("early stop: %s loss has not improved for %d epochs (best %.4f)\n",
-                   r->val > 0 ? "val" : "test", r->bad_epochs, r->best);
-            r->epoch++;
-            break;
-        }
-        if (o->stop_after > 0 && r->epoch + 1 >= o->stop_after) {
-            printf("stopped after epoch %lld (--stop-after); continue with --resume %s\n",
-                   (long long)r->epoch + 1, join(o->out, "checkpoint.safetensors"));
-            r->epoch++;
-            return true;
-        }
+/* The per-epoch line; false (stop) once --stop-after epochs are done. */
+static bool print_epoch(const nb_fit_epoch *e, void *user) {
+    const run *r = user;
+    printf("epoch %lld/%d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  lr %.5g  %.1fs\n",
+           (long long)e->epoch, e->epochs, e->train_loss, 100 * e->train_acc, r->val > 0 ? "val" : "test",
+           e->eval_loss, 100 * e->eval_acc, e->lr, e->seconds);
+    fflush(stdout);
+    return !(r->stop_after > 0 && e->epoch >= r->stop_after);
+}
+
+/* Trains with nb_fit and says how the run ended; with model selection, the test figures of the
+ * weights kept.  False after a message when training failed or diverged (exit status 1). */
+static bool train(const train_opts *o, run *r) {
+    nb_status st = nb_fit_run(r->fit, &(nb_fit_callbacks){.on_epoch = print_epoch, .user = r});
+    nb_fit_info info = nb_fit_info_get(r->fit);
+    const char *split = r->val > 0 ? "val" : "test";
+    if (info.end == NB_FIT_DIVERGED) {
+        fprintf(stderr, "\nnabla: %s.\nnabla: nothing of epoch %lld was saved: the files in %s are left as "
+                "they were. Try a lower --lr, or --clip-norm.\n", nb_error_message(), (long long)info.epoch + 1, o->out);
+        return false;
     }
-    return !selecting(o) || restore_best(o, r);
+    if (info.end == NB_FIT_EARLY_STOP)
+        printf("early stop: %s loss has not improved for %d epochs (best %.4f)\n", split, info.bad_epochs, info.best);
+    if (info.end == NB_FIT_STOPPED)
+        printf("stopped after epoch %lld (--stop-after); continue with --resume %s\n", (long long)info.epoch,
+               join(o->out, "checkpoint.safetensors"));
+    if (st != NB_OK) return !cli_say();
+    if (!selecting(o) || info.end == NB_FIT_STOPPED) return true;
+    if (info.restored)
+        printf("restored the weights of epoch %lld, the best %s loss (%.4f)\n", (long long)info.model_epoch, split, info.best);
+    nb_eval_result test;
+    if (nb_evaluate(r->model, r->test, (float)o->label_smoothing, &test) != NB_OK) return !cli_say();
+    printf("test loss %.4f acc %.2f%% (the weights of epoch %lld)\n", test.loss, 100 * test.accuracy,
+           (long long)info.model_epoch);
+    return true;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -661,36 +403,34 @@ int cmd_train(int argc, char **argv) {
     nb_set_num_threads(o.threads);
     nb_manual_seed((uint64_t)o.seed);
     fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
-    run r = {.best = INFINITY, .curves = nb_curves_new()};
+    run r = {.stop_after = o.stop_after};
     bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
-    if (ok && nb_checkpoint_check(join(o.out, "checkpoint.safetensors"), r.model, r.optim) != NB_OK) {
-        cli_fail("a save would fail"); /* found now, not after the first epoch */
-        ok = false;
+    model_meta meta = {0};
+    ok = ok && make_meta(&r, &meta);
+    if (ok) {
+        nb_fit_opts fo = {.epochs = o.epochs, .label_smoothing = (float)o.label_smoothing,
+                          .clip_norm = (float)o.clip_norm, .early_stop = o.early_stop, .select_best = selecting(&o),
+                          .sched_on_loss = !strcmp(o.sched, "plateau"),
+                          .num_classes = nb_dataset_info_get(r.train_set).num_classes, .log = stderr,
+                          .out = o.out, .title = "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
+                          .meta_values = meta.values, .seed = o.seed};
+        r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
+        if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
-    if (ok && o.resume) {
-        char *extra = NULL;
-        ok = nb_checkpoint_load(o.resume, r.model, r.optim, r.sched, &r.epoch, &extra) == NB_OK;
-        if (!ok) cli_fail("resuming");
-        ok = ok && restore_progress(&o, &r, extra);
-        free(extra);
-        if (ok) fprintf(stderr, "resumed from %s after epoch %lld\n", o.resume, (long long)r.epoch);
-        ok = ok && check_model_file(&o, &r);
-    }
+    if (ok && o.resume && nb_fit_resume(r.fit, o.resume) != NB_OK) ok = !cli_say();
     if (ok) {
         nb_module_fprint(stderr, r.model);
         fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
-        report_memory(&o, &r);
-        if (r.epoch >= o.epochs) { /* a finished run: OUT still gets its files */
+        report_memory(&r);
+        if (nb_fit_info_get(r.fit).epoch >= o.epochs) /* a finished run: OUT still gets its files */
             fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
-            ok = save_outputs(&o, &r, !selecting(&o)) && (!selecting(&o) || restore_best(&o, &r));
-        } else {
-            ok = run_epochs(&o, &r);
-        }
+        ok = train(&o, &r);
     }
     if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(o.out, "curves.svg"), join(o.out, "curves.csv"));
+    meta_free(&meta);
     free_run(&r);
     return ok ? 0 : 1;
 }

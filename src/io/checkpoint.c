@@ -20,7 +20,7 @@
  */
 #include "nabla.h"
 #include "nabla/optim.h"
-#include "../io/io.h"
+#include "io.h"
 
 #include <errno.h>
 #include <inttypes.h>
