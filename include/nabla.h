@@ -274,6 +274,7 @@ const char *nb_backend_info(void); /* "cpu: OpenBLAS 0.3.21, OpenMP, 2 threads" 
 
 /* Topic headers: modules, optimisers, data, files. */
 #include "nabla/conv.h"
+#include "nabla/module.h"
 #include "nabla/nn.h"
 #include "nabla/loss.h"
 #include "nabla/optim.h"
