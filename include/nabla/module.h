@@ -107,8 +107,9 @@ typedef struct nb_module_class {
  * an error.  NULL with NB_ERR_NULL for a NULL cls or name, NB_ERR_ARG when both forwards are
  * set or the counts are out of range, NB_ERR_MEMORY.  Free with nb_module_free. */
 nb_module *nb_module_new(const nb_module_class *cls, size_t state_size);
-/* m's state, aligned for any type, valid until m is freed — when m is of class cls; NULL with
- * NB_ERR_ARG ("module_state: m is a Linear, not a Gate") otherwise, so a cast is checked. */
+/* m's state when m is of class cls: aligned for any type, valid until m is freed, not NULL
+ * even for 0 bytes.  NULL with NB_ERR_ARG ("module_state: m is a Linear, not a Gate") for a
+ * module of another class, so the cast is checked. */
 void *nb_module_state(const nb_module *m, const nb_module_class *cls);
 const nb_module_class *nb_module_class_of(const nb_module *m); /* NULL for NULL */
 

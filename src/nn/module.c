@@ -32,7 +32,7 @@ nb_module *nb_module_new(const nb_module_class *cls, size_t state_size) {
     m->cls = cls;
     m->training = true;
     m->state_size = state_size;
-    m->state = state_size ? (char *)m + STATE_OFFSET : NULL;
+    m->state = (char *)m + STATE_OFFSET;
     return m;
 }
 

@@ -38,7 +38,7 @@ struct nb_module {
      * last changed (kept so that names handed out stay valid).  NULL until the first lookup. */
     nb__name_table *names;
     size_t state_size;
-    void *state; /* state_size bytes right after this struct, or NULL when 0 */
+    void *state; /* state_size bytes right after this struct (aligned) */
 };
 
 /* The state of a built-in module known to be of class cls (no check, no error). */
