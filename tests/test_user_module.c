@@ -350,9 +350,16 @@ static void class_and_entry_mistakes_fail_with_a_message(void) {
     CHECK_EQ_INT(nb_module_add_child(bag, "0", nb_linear_new(2, 2, true)), NB_OK);
     CHECK_EQ_INT(nb_module_add_child(bag, "0", nb_linear_new(2, 2, true)), NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "Bag already has an entry named '0'");
+    /* refused and left with their owner: the module itself, one above it, one with a parent */
+    nb_module *inner = nb_module_new(&container, 0), *lin0 = nb_module_child(bag, "0");
+    CHECK_EQ_INT(nb_module_add_child(bag, "inner", inner), NB_OK);
     CHECK_EQ_INT(nb_module_add_child(bag, "self", bag), NB_ERR_ARG);
-    CHECK_ERROR(NB_ERR_ARG, "a module cannot hold itself");
-    bag = nb_module_new(&container, 0); /* the failed add freed it */
+    CHECK_ERROR(NB_ERR_ARG, "module_add_child: a Bag cannot hold itself");
+    CHECK_EQ_INT(nb_module_add_child(inner, "outer", bag), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "a Bag cannot hold itself");
+    CHECK_EQ_INT(nb_module_add_child(inner, "again", lin0), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "the Linear is already a child of a Bag");
+    CHECK_EQ_INT(nb_module_num_params(bag), 2);
     /* a child whose constructor failed keeps the constructor's error */
     CHECK_EQ_INT(nb_module_add_child(bag, "bad", nb_linear_new(0, 2, true)), NB_ERR_ARG);
     CHECK_ERROR(NB_ERR_ARG, "Linear: sizes must be positive");

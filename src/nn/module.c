@@ -119,8 +119,14 @@ nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, 
 nb_status nb_module_add_child(nb_module *m, const char *name, nb_module *child) {
     if (!child) /* a constructor that failed left its error: keep it */
         return nb_error_code() ? nb_error_code() : nb__fail_status(NB_ERR_NULL, "module_add_child: child is NULL");
-    char *copy = child == m ? nb__fail(NB_ERR_ARG, "module_add_child: a module cannot hold itself")
-                            : entry_name(m, name, "module_add_child");
+    /* a module with a parent stays there; one above m (or m) would make the tree a cycle */
+    if (child->parent)
+        return nb__fail_status(NB_ERR_ARG, "module_add_child: the %s is already a child of a %s",
+                               child->cls->name, child->parent->cls->name);
+    for (const nb_module *up = m; up; up = up->parent)
+        if (up == child)
+            return nb__fail_status(NB_ERR_ARG, "module_add_child: a %s cannot hold itself", child->cls->name);
+    char *copy = entry_name(m, name, "module_add_child");
     if (!copy || !grow(&m->children)) {
         free_string(copy);
         nb_module_free(child);
