@@ -344,6 +344,11 @@ static void class_and_entry_mistakes_fail_with_a_message(void) {
     CHECK_ERROR(NB_ERR_ARG, "name 'a.b' must be non-empty and contain no '.'");
     CHECK(nb_module_add_param(bag, "", NB_SHAPE(2)) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "must be non-empty");
+    CHECK(nb_module_add_buffer(bag, "b", NB_DTYPE_COUNT, NB_SHAPE(2)) == NULL);
+    CHECK_ERROR(NB_ERR_DTYPE, "module_add_buffer: unknown dtype");
+    CHECK(nb_module_add_param(bag, "w", NB_SHAPE(2, -1)) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_SHAPE);
+    nb_error_clear();
     CHECK(nb_module_add_param(NULL, "w", NB_SHAPE(2)) == NULL);
     CHECK_ERROR(NB_ERR_NULL, "module or name is NULL");
     /* a child under a taken name is freed (ASan would see a leak otherwise) */

@@ -120,7 +120,7 @@ const nb_module_class *nb_module_class_of(const nb_module *m); /* NULL for NULL 
  * when adding fails, except as said below) and keeps its own train/eval mode, as in torch.
  * Names are unique among m's parameters, buffers and children, not empty and without '.'.
  * NULL / a status with NB_ERR_NULL for a NULL m or name, NB_ERR_ARG for a bad or taken name,
- * NB_ERR_MEMORY.  A NULL child (a constructor that failed) keeps the error it left.  A child
+ * NB_ERR_MEMORY, and a bad shape or dtype as nb_zeros reports them.  A NULL child (a constructor that failed) keeps the error it left.  A child
  * that already has a parent, or that is m or holds m, is refused with NB_ERR_ARG and left as it
  * was (with its owner). */
 nb_tensor *nb_module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape);

@@ -113,6 +113,8 @@ nb_tensor *nb_module_add_param(nb_module *m, const char *name, int ndim, const i
 
 nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
                                 const int64_t *shape) {
+    if ((unsigned)dtype >= NB_DTYPE_COUNT)
+        return nb__fail(NB_ERR_DTYPE, "module_add_buffer: unknown dtype %d", (int)dtype);
     return add_tensor(m, m ? &m->buffers : NULL, "module_add_buffer", name, dtype, ndim, shape);
 }
 
