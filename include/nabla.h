@@ -276,6 +276,7 @@ const char *nb_backend_info(void);
 
 /* Topic headers: modules, optimisers, data, files. */
 #include "nabla/conv.h"
+#include "nabla/module.h"
 #include "nabla/nn.h"
 #include "nabla/loss.h"
 #include "nabla/optim.h"

@@ -165,6 +165,39 @@ static void reprs_match_torch(void) {
     }
 }
 
+/* The attribute of d named `name`, or NULL. */
+static const nb_attr *attr_named(const nb_attrs *d, const char *name) {
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->attr[i].name, name)) return &d->attr[i];
+    return NULL;
+}
+
+/* What an exporter reads: every option by name, the defaults the repr leaves out included. */
+static void conv_description_holds_the_options_its_repr_leaves_out(void) {
+    nb_module *conv = nb_conv2d_new(3, 8, 3, 5, (nb_conv2d_opts){.groups = 1}, true);
+    nb_attrs d;
+    CHECK_EQ_INT(nb_module_describe(conv, &d), NB_OK);
+    static const char *const names[] = {"in_channels", "out_channels", "kernel_size", "stride",
+                                        "padding", "dilation", "groups", "bias"};
+    CHECK_EQ_INT(d.n, 8);
+    for (int i = 0; i < d.n && i < 8; i++) CHECK(!strcmp(d.attr[i].name, names[i]));
+    const nb_attr *k = attr_named(&d, "kernel_size"), *p = attr_named(&d, "padding");
+    CHECK(k && k->kind == NB_ATTR_INTS && k->n == 2 && k->ints[0] == 3 && k->ints[1] == 5);
+    CHECK(p && p->kind == NB_ATTR_INTS && p->ints[0] == 0 && (p->flags & NB_ATTR_NO_REPR));
+    CHECK(attr_named(&d, "in_channels")->flags & NB_ATTR_POSITIONAL);
+    CHECK(attr_named(&d, "bias")->ints[0] == 1 && (attr_named(&d, "bias")->flags & NB_ATTR_NO_REPR));
+    check_repr("conv 3x5", conv, "Conv2d(3, 8, kernel_size=(3, 5), stride=(1, 1))");
+    nb_module_free(conv);
+    /* a pool's equal sides print as one int, but the description keeps both */
+    nb_module *pool = nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .exclude_pad = true});
+    CHECK_EQ_INT(nb_module_describe(pool, &d), NB_OK);
+    k = attr_named(&d, "kernel_size");
+    CHECK(k && k->n == 2 && (k->flags & NB_ATTR_SHORT));
+    CHECK(attr_named(&d, "count_include_pad") && attr_named(&d, "count_include_pad")->ints[0] == 0);
+    check_repr("avgpool 2", pool, "AvgPool2d(kernel_size=2, stride=2, padding=0)");
+    nb_module_free(pool);
+}
+
 /* The UNet's tree, by the paths a torch state dict uses. */
 static void unet_children_follow_the_documented_layout(void) {
     nb_module *u = nb_unet_new(1, 2, 4, 3);
@@ -488,6 +521,7 @@ int main(void) {
     modules_and_blocks_match_torch_golden_vectors();
     parameter_counts_follow_the_formula_and_torch();
     reprs_match_torch();
+    conv_description_holds_the_options_its_repr_leaves_out();
     unet_children_follow_the_documented_layout();
     default_init_is_uniform_within_inverse_sqrt_fan_in();
     dropout2d_zeroes_whole_channels_with_probability_p();

@@ -619,6 +619,26 @@ static void fprint_matches_torch_repr(void) {
     nb_module_free(m);
 }
 
+/* nb_module_describe gives the hyper-parameters the repr prints, typed and by name, and the
+ * ones torch's repr leaves out (SiLU's beta) marked so. */
+static void describe_gives_hyper_parameters_by_name(void) {
+    nb_attrs d;
+    nb_module *lin = nb_linear_new(5, 3, false), *silu = act(NB_ACT_SILU, 2), *ln = nb_layernorm_new(2, (int64_t[]){3, 4}, 0, true);
+    CHECK_EQ_INT(nb_module_describe(lin, &d), NB_OK);
+    CHECK_EQ_INT(d.n, 3);
+    CHECK(!strcmp(d.attr[0].name, "in_features") && d.attr[0].kind == NB_ATTR_INT && d.attr[0].ints[0] == 5);
+    CHECK(!strcmp(d.attr[1].name, "out_features") && d.attr[1].ints[0] == 3);
+    CHECK(!strcmp(d.attr[2].name, "bias") && d.attr[2].kind == NB_ATTR_BOOL && d.attr[2].ints[0] == 0);
+    CHECK_EQ_INT(nb_module_describe(silu, &d), NB_OK);
+    CHECK(d.n == 1 && !strcmp(d.attr[0].name, "beta") && d.attr[0].f == 2.0f && (d.attr[0].flags & NB_ATTR_NO_REPR));
+    CHECK_EQ_INT(nb_module_describe(ln, &d), NB_OK);
+    CHECK(d.n == 3 && d.attr[0].kind == NB_ATTR_INTS && d.attr[0].n == 2 && d.attr[0].ints[1] == 4);
+    CHECK(d.attr[1].kind == NB_ATTR_FLOAT && d.attr[1].f == 1e-5f);
+    CHECK_EQ_INT(nb_module_describe(NULL, &d), NB_ERR_NULL);
+    nb_error_clear();
+    nb_module_free(lin), nb_module_free(silu), nb_module_free(ln);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static void misuse_fails_with_a_message_naming_the_problem(void) {
@@ -926,6 +946,7 @@ int main(void) {
     module_init_schemes_follow_torch_formulas();
     kaiming_keeps_activation_scale_in_a_deep_relu_net_and_xavier_does_not();
     fprint_matches_torch_repr();
+    describe_gives_hyper_parameters_by_name();
     misuse_fails_with_a_message_naming_the_problem();
     non_finite_and_out_of_range_options_are_refused();
     heap_mode_forward_backward_leaves_nothing_behind();

@@ -45,8 +45,12 @@ nb_tensor *nb_atan(nb_tensor *x);
 nb_tensor *nb_softsign(nb_tensor *x);
 nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha); /* alpha: [1] or [channels] (dim 1) */
 
-/* ---------------------------------------------------------------- modules */
+/* ---------------------------------------------------------------- modules
+ * Every module below is an object of a class made with nabla/module.h, as a user's are. */
 
+/* y = m(x) for a module of one input and one output (every layer here); NULL with NB_ERR_NULL
+ * for a NULL m or a NULL or dead x, NB_ERR_ARG for a module of other counts (use
+ * nb_module_forward_n) or one without a forward (a ModuleList), else the module's error. */
 nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x);
 void nb_module_free(nb_module *m);
 void nb_module_train(nb_module *m, bool training); /* recursive; modules start in training */
@@ -73,7 +77,8 @@ nb_tensor *nb_module_find(const nb_module *m, const char *name);
 nb_module *nb_module_child(const nb_module *m, const char *path);
 /* Freezing: requires_grad off (frozen) or on for every parameter of m. */
 nb_status nb_module_freeze(nb_module *m, bool frozen);
-/* torch-style repr: Sequential(\n  (0): Linear(in_features=784, out_features=64, bias=True) ... */
+/* torch-style repr: Sequential(\n  (0): Linear(in_features=784, out_features=64, bias=True) ...
+ * — each module's attributes (nb_module_describe) as torch's extra_repr writes them. */
 nb_status nb_module_fprint(FILE *f, const nb_module *m);
 
 /* y = x W^T + b; W [out, in] and b [out] initialised as torch's Linear (uniform in

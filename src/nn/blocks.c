@@ -31,7 +31,7 @@
 static nb_tensor *run_steps(nb_module *m, const int *order, int n, nb_tensor *x) {
     nb__retain(x);
     nb_tensor *y = x;
-    for (int s = 0; s < n && y; s++) y = nb__chain(nb_module_forward(m->children[order[s]], y), y);
+    for (int s = 0; s < n && y; s++) y = nb__chain(nb_module_forward(NB__CHILD(m, order[s]), y), y);
     return y;
 }
 
@@ -50,7 +50,7 @@ static nb_module *relu(void) { return nb_activation_new(NB_ACT_RELU, 0); }
 static bool add_children(nb_module *m, int n, const char *const *names, nb_module *const *kids) {
     bool ok = m != NULL;
     for (int c = 0; c < n; c++) {
-        if (ok) ok = nb__module_add_child(m, names[c], kids[c]) == NB_OK;
+        if (ok) ok = nb_module_add_child(m, names[c], kids[c]) == NB_OK;
         else nb_module_free(kids[c]);
     }
     if (!ok) nb_module_free(m);
@@ -69,11 +69,11 @@ enum { BASIC_RELU = 2, BASIC_DOWNSAMPLE = 5, BOTTLENECK_RELU = 6, BOTTLENECK_DOW
 static nb_tensor *residual_tail(nb_module *m, nb_tensor *x, nb_tensor *body, int relu_child, int ds_child) {
     if (!body) return NULL;
     nb_tensor *s = x;
-    if (m->n_children > ds_child) s = nb_module_forward(m->children[ds_child], x);
+    if (m->children.n > ds_child) s = nb_module_forward(NB__CHILD(m, ds_child), x);
     nb_tensor *sum = s ? nb_add(body, s) : NULL;
     nb_tensor_free(body);
     if (s != x) nb_tensor_free(s);
-    return sum ? nb__chain(nb_module_forward(m->children[relu_child], sum), sum) : NULL;
+    return sum ? nb__chain(nb_module_forward(NB__CHILD(m, relu_child), sum), sum) : NULL;
 }
 
 static nb_tensor *basic_forward(nb_module *m, nb_tensor *x) {
@@ -88,8 +88,8 @@ static nb_tensor *bottleneck_forward(nb_module *m, nb_tensor *x) {
     return residual_tail(m, x, body, BOTTLENECK_RELU, BOTTLENECK_DOWNSAMPLE);
 }
 
-static const nb_module_type_def basic_def = {"BasicBlock", basic_forward, NULL};
-static const nb_module_type_def bottleneck_def = {"Bottleneck", bottleneck_forward, NULL};
+static const nb_module_class basic_class = {.name = "BasicBlock", .forward = basic_forward};
+static const nb_module_class bottleneck_class = {.name = "Bottleneck", .forward = bottleneck_forward};
 
 static bool check_block(const char *type, int64_t in, int64_t out, int stride) {
     if (in > 0 && out > 0 && stride >= 1) return true;
@@ -104,7 +104,7 @@ nb_module *nb_resnet_basic_block_new(int64_t in, int64_t out, int stride) {
     static const char *const names[] = {"conv1", "bn1", "relu", "conv2", "bn2", "downsample"};
     nb_module *kids[] = {conv(in, out, 3, stride, 1, false), bn(out), relu(), conv(out, out, 3, 1, 1, false),
                          bn(out), ds ? downsample(in, out, stride) : NULL};
-    nb_module *m = nb__module_new(&basic_def);
+    nb_module *m = nb_module_new(&basic_class, 0);
     return add_children(m, ds ? 6 : 5, names, kids) ? m : NULL;
 }
 
@@ -115,7 +115,7 @@ nb_module *nb_resnet_bottleneck_new(int64_t in, int64_t mid, int stride) {
     static const char *const names[] = {"conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "relu", "downsample"};
     nb_module *kids[] = {conv(in, mid, 1, 1, 1, false), bn(mid), conv(mid, mid, 3, stride, 1, false), bn(mid),
                          conv(mid, out, 1, 1, 1, false), bn(out), relu(), ds ? downsample(in, out, stride) : NULL};
-    nb_module *m = nb__module_new(&bottleneck_def);
+    nb_module *m = nb_module_new(&bottleneck_class, 0);
     return add_children(m, ds ? 8 : 7, names, kids) ? m : NULL;
 }
 
@@ -126,7 +126,7 @@ static nb_tensor *mobilenet_forward(nb_module *m, nb_tensor *x) {
     return run_steps(m, order, 6, x);
 }
 
-static const nb_module_type_def mobilenet_def = {"MobileNetBlock", mobilenet_forward, NULL};
+static const nb_module_class mobilenet_class = {.name = "MobileNetBlock", .forward = mobilenet_forward};
 
 nb_module *nb_mobilenet_block_new(int64_t in, int64_t out, int stride) {
     if (!check_block("MobileNetBlock", in, out, stride)) return NULL;
@@ -135,19 +135,15 @@ nb_module *nb_mobilenet_block_new(int64_t in, int64_t out, int stride) {
     static const char *const names[] = {"conv1", "bn1", "conv2", "bn2", "relu"};
     nb_module *kids[] = {conv(in, in, 3, stride, (int)in, false), bn(in), conv(in, out, 1, 1, 1, false),
                          bn(out), relu()};
-    nb_module *m = nb__module_new(&mobilenet_def);
+    nb_module *m = nb_module_new(&mobilenet_class, 0);
     return add_children(m, 5, names, kids) ? m : NULL;
 }
 
 /* ---- UNet */
 
-/* torch's ModuleList: a container its owner indexes; calling it is an error, as in torch. */
-static nb_tensor *module_list_forward(nb_module *m, nb_tensor *x) {
-    (void)m, (void)x;
-    return nb__fail(NB_ERR_ARG, "ModuleList: has no forward; its owner calls its children");
-}
-
-static const nb_module_type_def module_list_def = {"ModuleList", module_list_forward, NULL};
+/* torch's ModuleList: a container its owner indexes; it has no forward, so calling it is an
+ * error, as in torch. */
+static const nb_module_class module_list_class = {.name = "ModuleList"};
 
 /* Sequential(conv3x3(in, out), BN, ReLU, conv3x3(out, out), BN, ReLU) */
 static nb_module *double_conv(int64_t in, int64_t out) {
@@ -157,35 +153,44 @@ static nb_module *double_conv(int64_t in, int64_t out) {
 
 enum { UNET_ENC, UNET_POOL, UNET_BOTTOM, UNET_UP, UNET_DEC, UNET_HEAD, UNET_CHILDREN };
 
+typedef struct {
+    int depth;
+} unet_state;
+
 static nb_tensor *unet_forward(nb_module *m, nb_tensor *x) {
-    int depth = (int)m->i[0];
+    int depth = NB__STATE(unet_state, m)->depth;
     int64_t f = (int64_t)1 << depth;
     if (x->ndim != 4 || x->shape[2] % f || x->shape[3] % f)
         return nb__fail(NB_ERR_SHAPE, "UNet: expected [N, C, H, W] with H and W divisible by 2^%d = %lld, "
                         "got %s", depth, (long long)f, NB_SHP(x));
-    nb_module *enc = m->children[UNET_ENC], *up = m->children[UNET_UP], *dec = m->children[UNET_DEC];
+    nb_module *enc = NB__CHILD(m, UNET_ENC), *up = NB__CHILD(m, UNET_UP), *dec = NB__CHILD(m, UNET_DEC);
     nb_tensor *skips[16] = {NULL};
     nb__retain(x);
     nb_tensor *h = x;
     int made = 0;
     for (; made < depth && h; made++) {
-        skips[made] = nb_module_forward(enc->children[made], h);
+        skips[made] = nb_module_forward(NB__CHILD(enc, made), h);
         nb_tensor_free(h);
-        h = skips[made] ? nb_module_forward(m->children[UNET_POOL], skips[made]) : NULL;
+        h = skips[made] ? nb_module_forward(NB__CHILD(m, UNET_POOL), skips[made]) : NULL;
     }
-    h = h ? nb__chain(nb_module_forward(m->children[UNET_BOTTOM], h), h) : NULL;
+    h = h ? nb__chain(nb_module_forward(NB__CHILD(m, UNET_BOTTOM), h), h) : NULL;
     for (int i = 0; i < depth && h; i++) {
-        nb_tensor *u = nb_module_forward(up->children[i], h);
+        nb_tensor *u = nb_module_forward(NB__CHILD(up, i), h);
         nb_tensor_free(h);
         nb_tensor *cat = u ? nb_concat(2, (nb_tensor *[]){skips[depth - 1 - i], u}, 1) : NULL;
         nb_tensor_free(u);
-        h = cat ? nb__chain(nb_module_forward(dec->children[i], cat), cat) : NULL;
+        h = cat ? nb__chain(nb_module_forward(NB__CHILD(dec, i), cat), cat) : NULL;
     }
     for (int i = 0; i < made; i++) nb_tensor_free(skips[i]);
-    return h ? nb__chain(nb_module_forward(m->children[UNET_HEAD], h), h) : NULL;
+    return h ? nb__chain(nb_module_forward(NB__CHILD(m, UNET_HEAD), h), h) : NULL;
 }
 
-static const nb_module_type_def unet_def = {"UNet", unet_forward, NULL};
+/* The depth is structure (the children say it); for an exporter, not the repr. */
+static void unet_describe(const nb_module *m, nb_attrs *d) {
+    nb_attrs_int(d, "depth", NB__STATE(unet_state, m)->depth)->flags = NB_ATTR_NO_REPR;
+}
+
+static const nb_module_class unet_class = {.name = "UNet", .forward = unet_forward, .describe = unet_describe};
 
 #define UNET_MAX_DEPTH 8
 
@@ -197,7 +202,7 @@ static nb_module *module_list(int n, nb_module *const *kids) {
         snprintf(names[i], sizeof names[i], "%d", i);
         name_ptrs[i] = names[i];
     }
-    nb_module *list = nb__module_new(&module_list_def);
+    nb_module *list = nb_module_new(&module_list_class, 0);
     return add_children(list, n, name_ptrs, kids) ? list : NULL;
 }
 
@@ -223,8 +228,8 @@ nb_module *nb_unet_new(int64_t in, int64_t out, int64_t base, int depth) {
         module_list(depth, dec),
         conv(base, out, 1, 1, 1, true),
     };
-    nb_module *m = nb__module_new(&unet_def);
+    nb_module *m = nb_module_new(&unet_class, sizeof(unet_state));
     if (!add_children(m, UNET_CHILDREN, names, kids)) return NULL;
-    m->i[0] = depth;
+    NB__STATE(unet_state, m)->depth = depth;
     return m;
 }

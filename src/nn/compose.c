@@ -15,58 +15,81 @@
 static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x) {
     nb__retain(x);
     nb_tensor *y = x;
-    for (int c = 0; c < m->n_children && y; c++) y = nb__chain(nb_module_forward(m->children[c], y), y);
+    for (int c = 0; c < m->children.n && y; c++) y = nb__chain(nb_module_forward(NB__CHILD(m, c), y), y);
     return y;
 }
 
-static const nb_module_type_def sequential_def = {"Sequential", sequential_forward, NULL};
+static const nb_module_class sequential_class = {.name = "Sequential", .forward = sequential_forward};
+
+/* Adds child under the next index ("0", "1", ...), as Sequential and Concat name theirs. */
+static nb_status add_numbered(nb_module *m, nb_module *child) {
+    char name[24];
+    snprintf(name, sizeof name, "%d", m->children.n);
+    return nb_module_add_child(m, name, child);
+}
 
 nb_status nb_sequential_append(nb_module *seq, nb_module *m) {
-    if (!seq || seq->def != &sequential_def) {
+    if (!seq || seq->cls != &sequential_class) {
         nb_module_free(m);
         return nb__fail_status(NB_ERR_ARG, "sequential_append: not a Sequential");
     }
-    char name[24];
-    snprintf(name, sizeof name, "%d", seq->n_children);
-    return nb__module_add_child(seq, name, m);
+    return add_numbered(seq, m);
 }
 
-nb_module *nb_sequential_new(int n, nb_module *const *modules) {
-    nb_module *seq = nb__module_new(&sequential_def);
-    bool ok = seq != NULL;
+/* A module of class cls whose children are modules[0..n-1], numbered; takes ownership of them.
+ * NULL (all freed) when one is NULL (`what` names them in the error) or adding fails. */
+static nb_module *numbered(const nb_module_class *cls, size_t state_size, const char *what, int n,
+                           nb_module *const *modules) {
+    nb_module *m = nb_module_new(cls, state_size);
+    bool ok = m != NULL;
     for (int i = 0; i < n; i++) {
         if (!modules[i]) ok = false;
-        if (ok) ok = nb_sequential_append(seq, modules[i]) == NB_OK;
+        if (ok) ok = add_numbered(m, modules[i]) == NB_OK;
         else nb_module_free(modules[i]);
     }
     if (!ok) {
-        nb_module_free(seq);
-        return nb_error_code() ? NULL : nb__fail(NB_ERR_NULL, "Sequential: a module is NULL");
+        nb_module_free(m);
+        return nb_error_code() ? NULL : nb__fail(NB_ERR_NULL, "%s: a %s is NULL", cls->name, what);
     }
-    return seq;
+    return m;
 }
 
-/* ---- Residual */
+nb_module *nb_sequential_new(int n, nb_module *const *modules) {
+    return numbered(&sequential_class, 0, "module", n, modules);
+}
+
+/* ---- Residual: children body and, when given, shortcut */
+
+typedef struct {
+    nb_module *body, *shortcut; /* shortcut NULL: the identity */
+} residual_state;
 
 static nb_tensor *residual_forward(nb_module *m, nb_tensor *x) {
-    nb_tensor *f = nb_module_forward(m->children[0], x);
-    nb_tensor *s = m->n_children == 2 ? nb_module_forward(m->children[1], x) : x;
-    nb_tensor *y = nb_add(f, s);
+    const residual_state *s = NB__STATE(residual_state, m);
+    nb_tensor *f = nb_module_forward(s->body, x);
+    nb_tensor *sc = s->shortcut ? nb_module_forward(s->shortcut, x) : x;
+    nb_tensor *y = nb_add(f, sc);
     nb_tensor_free(f);
-    if (m->n_children == 2) nb_tensor_free(s); /* a shortcut's result is owned even when it is x */
+    if (s->shortcut) nb_tensor_free(sc); /* a shortcut's result is owned even when it is x */
     return y;
 }
 
-static const nb_module_type_def residual_def = {"Residual", residual_forward, NULL};
+static const nb_module_class residual_class = {.name = "Residual", .forward = residual_forward};
 
 nb_module *nb_residual_new(nb_module *body, nb_module *shortcut) {
-    nb_module *m = body ? nb__module_new(&residual_def) : NULL;
-    if (!m || nb__module_add_child(m, "body", body) != NB_OK ||
-        (shortcut && nb__module_add_child(m, "shortcut", shortcut) != NB_OK)) {
-        if (!m) nb_module_free(body);
-        if (!m || !m->n_children) nb_module_free(shortcut);
-        nb_module_free(m);
+    nb_module *m = body ? nb_module_new(&residual_class, sizeof(residual_state)) : NULL;
+    if (!m) {
+        nb_module_free(body);
+        nb_module_free(shortcut);
         return nb_error_code() ? NULL : nb__fail(NB_ERR_NULL, "Residual: body is NULL");
+    }
+    residual_state *s = NB__STATE(residual_state, m);
+    nb_status st = nb_module_add_child(m, "body", s->body = body);
+    if (st != NB_OK) nb_module_free(shortcut);
+    else if (shortcut) st = nb_module_add_child(m, "shortcut", s->shortcut = shortcut);
+    if (st != NB_OK) {
+        nb_module_free(m);
+        return NULL;
     }
     return m;
 }
@@ -82,41 +105,36 @@ nb_module *nb_residual_linear_new(nb_module *body, int64_t in_features, int64_t 
 
 /* ---- Concat */
 
+#define CONCAT_MAX 64
+
+typedef struct {
+    int dim;
+} concat_state;
+
 static nb_tensor *concat_forward(nb_module *m, nb_tensor *x) {
-    nb_tensor *outs[64] = {NULL};
-    int n = m->n_children, made = 0;
+    nb_tensor *outs[CONCAT_MAX] = {NULL};
+    int n = m->children.n, made = 0;
     for (; made < n; made++)
-        if (!(outs[made] = nb_module_forward(m->children[made], x))) break;
-    nb_tensor *y = made == n ? nb_concat(n, outs, (int)m->i[0]) : NULL;
+        if (!(outs[made] = nb_module_forward(NB__CHILD(m, made), x))) break;
+    nb_tensor *y = made == n ? nb_concat(n, outs, NB__STATE(concat_state, m)->dim) : NULL;
     for (int i = 0; i < made; i++) nb_tensor_free(outs[i]);
     return y;
 }
 
-static void concat_describe(const nb_module *m, char *buf, size_t cap) {
-    snprintf(buf, cap, "dim=%d", (int)m->i[0]);
+static void concat_describe(const nb_module *m, nb_attrs *d) {
+    nb_attrs_int(d, "dim", NB__STATE(concat_state, m)->dim);
 }
 
-static const nb_module_type_def concat_def = {"Concat", concat_forward, concat_describe};
+static const nb_module_class concat_class = {.name = "Concat", .forward = concat_forward,
+                                             .describe = concat_describe};
 
 nb_module *nb_concat_new(int n, nb_module *const *branches, int dim) {
-    if (n < 1 || n > 64) {
+    if (n < 1 || n > CONCAT_MAX) {
         for (int i = 0; i < n; i++) nb_module_free(branches[i]);
-        return nb__fail(NB_ERR_ARG, "Concat: needs 1 to 64 branches, got %d", n);
+        return nb__fail(NB_ERR_ARG, "Concat: needs 1 to %d branches, got %d", CONCAT_MAX, n);
     }
-    nb_module *m = nb__module_new(&concat_def);
-    bool ok = m != NULL;
-    for (int i = 0; i < n; i++) {
-        char name[24];
-        snprintf(name, sizeof name, "%d", i);
-        if (!branches[i]) ok = false;
-        if (ok) ok = nb__module_add_child(m, name, branches[i]) == NB_OK;
-        else nb_module_free(branches[i]);
-    }
-    if (!ok) {
-        nb_module_free(m);
-        return nb_error_code() ? NULL : nb__fail(NB_ERR_NULL, "Concat: a branch is NULL");
-    }
-    m->i[0] = dim;
+    nb_module *m = numbered(&concat_class, sizeof(concat_state), "branch", n, branches);
+    if (m) NB__STATE(concat_state, m)->dim = dim;
     return m;
 }
 

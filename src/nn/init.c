@@ -128,25 +128,37 @@ bool nb_init_parse(const char *name, nb_init_scheme *scheme) {
     return false;
 }
 
-/* The modules whose weight a scheme draws: those of torch.nn whose weight is [out, in, k...]
- * (ConvTranspose2d's is [in, out / groups, k...]; its fans follow that layout, as torch's). */
-static bool has_scheme_weight(const nb_module *m) {
-    const char *t = m->def->type;
-    return !strcmp(t, "Linear") || !strcmp(t, "Conv2d") || !strcmp(t, "ConvTranspose2d");
+/* The weight and bias of a module whose weight a scheme draws: those of torch.nn whose weight
+ * is [out, in, k...] (ConvTranspose2d's is [in, out / groups, k...]; its fans follow that
+ * layout, as torch's).  False for any other module. */
+static bool scheme_params(const nb_module *m, nb_tensor **weight, nb_tensor **bias) {
+    if (m->cls == &nb__linear_class) {
+        const nb__linear_state *s = NB__STATE(nb__linear_state, m);
+        return *weight = s->weight, *bias = s->bias, true;
+    }
+    if (m->cls == &nb__conv2d_class) {
+        const nb__conv2d_state *s = NB__STATE(nb__conv2d_state, m);
+        return *weight = s->weight, *bias = s->bias, true;
+    }
+    if (m->cls == &nb__conv_transpose2d_class) {
+        const nb__conv_transpose2d_state *s = NB__STATE(nb__conv_transpose2d_state, m);
+        return *weight = s->weight, *bias = s->bias, true;
+    }
+    return false;
 }
 
 static nb_status init_tree(nb_module *m, const nb_init_opts *o, float gain) {
-    if (has_scheme_weight(m)) {
-        nb_tensor *w = m->params[0].tensor;
+    nb_tensor *w, *b;
+    if (scheme_params(m, &w, &b)) {
         const char *op = "module_init";
         bool normal = o->scheme == NB_INIT_XAVIER_NORMAL || o->scheme == NB_INIT_KAIMING_NORMAL;
         bool is_xavier = o->scheme == NB_INIT_XAVIER_UNIFORM || o->scheme == NB_INIT_XAVIER_NORMAL;
         nb_status s = is_xavier ? xavier(op, w, gain, normal) : kaiming(op, w, gain, o->mode, normal);
-        if (s == NB_OK && m->n_params == 2 && !o->keep_bias) s = nb_fill(m->params[1].tensor, 0.0f);
+        if (s == NB_OK && b && !o->keep_bias) s = nb_fill(b, 0.0f);
         if (s != NB_OK) return s;
     }
-    for (int c = 0; c < m->n_children; c++) {
-        nb_status s = init_tree(m->children[c], o, gain);
+    for (int c = 0; c < m->children.n; c++) {
+        nb_status s = init_tree(NB__CHILD(m, c), o, gain);
         if (s != NB_OK) return s;
     }
     return NB_OK;

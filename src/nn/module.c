@@ -1,25 +1,49 @@
 /*
- * module.c — the module tree: construction helpers, parameter and buffer lookup by torch's
- * state_dict names, train/eval, freezing, freeing and the torch-style repr.
+ * module.c — the module tree: modules of a class (nabla/module.h), their own entries and
+ * children, forward, train/eval, freezing, freeing, and parameter and buffer lookup by torch's
+ * state_dict names.  The repr and descriptions are in repr.c.
  */
 #include "module.h"
 
-#include <math.h>
-#include <stdlib.h>
+#include <stdalign.h>
 #include <string.h>
 
-nb_module *nb__module_new(const nb_module_type_def *def) {
-    nb_module *m = nb__alloc(sizeof *m);
+/* The state starts this far into the module's block: aligned for any type. */
+#define STATE_OFFSET ((sizeof(nb_module) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
+
+static int count_or_one(int n) { return n ? n : 1; }
+
+nb_module *nb_module_new(const nb_module_class *cls, size_t state_size) {
+    if (!cls || !cls->name) return nb__fail(NB_ERR_NULL, "module_new: class or its name is NULL");
+    if (cls->forward && cls->forward_n)
+        return nb__fail(NB_ERR_ARG, "module_new: %s sets both forward and forward_n; a one-input "
+                        "one-output class sets forward, any other forward_n", cls->name);
+    if (cls->n_inputs < 0 || cls->n_inputs > NB_MODULE_MAX_IO || cls->n_outputs < 0 ||
+        cls->n_outputs > NB_MODULE_MAX_IO || (cls->forward && count_or_one(cls->n_inputs) *
+                                              count_or_one(cls->n_outputs) != 1))
+        return nb__fail(NB_ERR_ARG, "module_new: %s: %d inputs and %d outputs do not fit its forward "
+                        "(forward: 1 and 1; forward_n: 1 to %d each, 0 meaning 1)", cls->name,
+                        cls->n_inputs, cls->n_outputs, NB_MODULE_MAX_IO);
+    if (state_size > SIZE_MAX - STATE_OFFSET)
+        return nb__fail(NB_ERR_ARG, "module_new: %s: state of %zu bytes is too large", cls->name, state_size);
+    nb_module *m = nb__alloc(STATE_OFFSET + state_size);
     if (!m) return NULL;
-    memset(m, 0, sizeof *m);
-    m->def = def;
+    memset(m, 0, STATE_OFFSET + state_size);
+    m->cls = cls;
     m->training = true;
+    m->state_size = state_size;
+    m->state = (char *)m + STATE_OFFSET;
     return m;
 }
 
-nb_tensor *nb__persistent_tensor(nb_dtype dtype, int ndim, const int64_t *shape) {
-    return nb__new_in(NULL, dtype, ndim, shape);
+void *nb_module_state(const nb_module *m, const nb_module_class *cls) {
+    if (!m || !cls) return nb__fail(NB_ERR_NULL, "module_state: module or class is NULL");
+    if (m->cls != cls)
+        return nb__fail(NB_ERR_ARG, "module_state: m is a %s, not a %s", m->cls->name, cls->name);
+    return m->state;
 }
+
+const nb_module_class *nb_module_class_of(const nb_module *m) { return m ? m->cls : NULL; }
 
 /* A copy of s made with the counted allocator; freed with free_string. */
 static char *copy_string(const char *s) {
@@ -35,115 +59,163 @@ static void free_string(char *s) {
 
 static void names_changed(nb_module *m);
 
-static nb_tensor *add_entry(nb_module *m, nb_module_entry *list, int *count, const char *name,
-                            nb_dtype dtype, int ndim, const int64_t *shape) {
-    if (*count == NB_MODULE_MAX_OWN)
-        return nb__fail(NB_ERR_ARG, "module: more than %d own tensors", NB_MODULE_MAX_OWN);
-    char *copy = copy_string(name);
-    nb_tensor *t = copy ? nb__persistent_tensor(dtype, ndim, shape) : NULL;
+/* Room for one more entry in l; false (NB_ERR_MEMORY set) when memory runs out. */
+static bool grow(nb_module_entries *l) {
+    if (l->n < l->cap) return true;
+    int cap = l->cap ? 2 * l->cap : 2;
+    nb_module_entry *at = nb__alloc(sizeof *at * (size_t)cap);
+    if (!at) return false;
+    if (l->n) memcpy(at, l->at, sizeof *at * (size_t)l->n);
+    nb__dealloc(l->at, sizeof *at * (size_t)l->cap);
+    l->at = at;
+    l->cap = cap;
+    return true;
+}
+
+static bool name_in(const nb_module_entries *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->at[i].name, name)) return true;
+    return false;
+}
+
+/* A copy of name for a new entry of m, after checking it (torch's register_parameter rules);
+ * NULL with the error set. */
+static char *entry_name(const nb_module *m, const char *name, const char *op) {
+    if (!m || !name) return nb__fail(NB_ERR_NULL, "%s: module or name is NULL", op);
+    if (!name[0] || strchr(name, '.'))
+        return nb__fail(NB_ERR_ARG, "%s: %s: name '%s' must be non-empty and contain no '.'", op,
+                        m->cls->name, name);
+    if (name_in(&m->params, name) || name_in(&m->buffers, name) || name_in(&m->children, name))
+        return nb__fail(NB_ERR_ARG, "%s: %s already has an entry named '%s'", op, m->cls->name, name);
+    return copy_string(name);
+}
+
+static nb_tensor *add_tensor(nb_module *m, nb_module_entries *l, const char *op, const char *name,
+                             nb_dtype dtype, int ndim, const int64_t *shape) {
+    char *copy = entry_name(m, name, op);
+    /* a persistent (module-owned) tensor, whatever scope is open */
+    nb_tensor *t = copy && grow(l) ? nb__new_in(NULL, dtype, ndim, shape) : NULL;
     if (!t) {
         free_string(copy);
         return NULL;
     }
     memset(t->storage->data, 0, t->storage->nbytes);
-    nb_module_entry *e = &list[(*count)++];
-    e->name = copy;
-    e->tensor = t;
+    l->at[l->n++] = (nb_module_entry){.name = copy, .tensor = t};
     names_changed(m);
     return t;
 }
 
-nb_tensor *nb__module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape) {
-    nb_tensor *t = add_entry(m, m->params, &m->n_params, name, NB_F32, ndim, shape);
+nb_tensor *nb_module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape) {
+    nb_tensor *t = add_tensor(m, m ? &m->params : NULL, "module_add_param", name, NB_F32, ndim, shape);
     if (t) t->requires_grad = true;
     return t;
 }
 
-nb_tensor *nb__module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
-                                 const int64_t *shape) {
-    return add_entry(m, m->buffers, &m->n_buffers, name, dtype, ndim, shape);
+nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
+                                const int64_t *shape) {
+    if ((unsigned)dtype >= NB_DTYPE_COUNT)
+        return nb__fail(NB_ERR_DTYPE, "module_add_buffer: unknown dtype %d", (int)dtype);
+    return add_tensor(m, m ? &m->buffers : NULL, "module_add_buffer", name, dtype, ndim, shape);
 }
 
-/* Room for one more child; false (child freed) when memory runs out. */
-static bool grow_children(nb_module *m) {
-    if (m->n_children < m->cap_children) return true;
-    int cap = m->cap_children ? 2 * m->cap_children : 4;
-    nb_module **children = nb__alloc(sizeof *children * (size_t)cap);
-    char **names = children ? nb__alloc(sizeof *names * (size_t)cap) : NULL;
-    if (!names) {
-        nb__dealloc(children, sizeof *children * (size_t)cap);
-        return false;
-    }
-    if (m->n_children) {
-        memcpy(children, m->children, sizeof *children * (size_t)m->n_children);
-        memcpy(names, m->child_names, sizeof *names * (size_t)m->n_children);
-    }
-    nb__dealloc(m->children, sizeof *children * (size_t)m->cap_children);
-    nb__dealloc(m->child_names, sizeof *names * (size_t)m->cap_children);
-    m->children = children;
-    m->child_names = names;
-    m->cap_children = cap;
-    return true;
-}
-
-nb_status nb__module_add_child(nb_module *m, const char *name, nb_module *child) {
-    if (!child) return nb_error_code() ? nb_error_code() : NB_ERR_NULL;
-    char *copy = grow_children(m) ? copy_string(name) : NULL;
-    if (!copy) {
+nb_status nb_module_add_child(nb_module *m, const char *name, nb_module *child) {
+    if (!child) /* a constructor that failed left its error: keep it */
+        return nb_error_code() ? nb_error_code() : nb__fail_status(NB_ERR_NULL, "module_add_child: child is NULL");
+    /* a module with a parent stays there; one above m (or m) would make the tree a cycle */
+    if (child->parent)
+        return nb__fail_status(NB_ERR_ARG, "module_add_child: the %s is already a child of a %s",
+                               child->cls->name, child->parent->cls->name);
+    for (const nb_module *up = m; up; up = up->parent)
+        if (up == child)
+            return nb__fail_status(NB_ERR_ARG, "module_add_child: a %s cannot hold itself", child->cls->name);
+    char *copy = entry_name(m, name, "module_add_child");
+    if (!copy || !grow(&m->children)) {
+        free_string(copy);
         nb_module_free(child);
-        return NB_ERR_MEMORY;
+        return nb_error_code();
     }
-    m->child_names[m->n_children] = copy;
-    m->children[m->n_children++] = child; /* keeps its own train/eval mode, as in torch */
+    m->children.at[m->children.n++] = (nb_module_entry){.name = copy, .module = child};
     child->parent = m;
     names_changed(m);
     return NB_OK;
 }
 
-nb_tensor *nb__module_own(const nb_module *m, const char *name) {
-    for (int i = 0; i < m->n_params; i++)
-        if (!strcmp(m->params[i].name, name)) return m->params[i].tensor;
-    for (int i = 0; i < m->n_buffers; i++)
-        if (!strcmp(m->buffers[i].name, name)) return m->buffers[i].tensor;
-    return NULL;
-}
-
 static void free_name_tables(nb__name_table *t);
+
+static void free_entries(nb_module_entries *l, bool modules) {
+    for (int i = 0; i < l->n; i++) {
+        if (modules) nb_module_free(l->at[i].module);
+        else nb_tensor_free(l->at[i].tensor);
+        free_string(l->at[i].name);
+    }
+    nb__dealloc(l->at, sizeof *l->at * (size_t)l->cap);
+}
 
 void nb_module_free(nb_module *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_params; i++) {
-        nb_tensor_free(m->params[i].tensor);
-        free_string(m->params[i].name);
-    }
-    for (int i = 0; i < m->n_buffers; i++) {
-        nb_tensor_free(m->buffers[i].tensor);
-        free_string(m->buffers[i].name);
-    }
-    for (int i = 0; i < m->n_children; i++) {
-        nb_module_free(m->children[i]);
-        free_string(m->child_names[i]);
-    }
-    nb__dealloc(m->children, sizeof *m->children * (size_t)m->cap_children);
-    nb__dealloc(m->child_names, sizeof *m->child_names * (size_t)m->cap_children);
+    if (m->cls->free_state) m->cls->free_state(m);
+    free_entries(&m->params, false);
+    free_entries(&m->buffers, false);
+    free_entries(&m->children, true);
     free_name_tables(m->names);
-    nb__dealloc(m, sizeof *m);
+    nb__dealloc(m, STATE_OFFSET + m->state_size);
+}
+
+/* ---- forward */
+
+static nb_status no_forward(const nb_module *m) {
+    return nb__fail_status(NB_ERR_ARG, "%s: has no forward; its owner calls its children", m->cls->name);
 }
 
 nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x) {
     if (!m) return nb__fail(NB_ERR_NULL, "module_forward: module is NULL");
-    if (!nb__alive(x)) return nb__fail_input(m->def->type, x);
-    return m->def->forward(m, x);
+    if (!nb__alive(x)) return nb__fail_input(m->cls->name, x);
+    if (m->cls->forward) return m->cls->forward(m, x);
+    if (!m->cls->forward_n) return no_forward(m), NULL;
+    nb_tensor *y = NULL;
+    if (count_or_one(m->cls->n_inputs) != 1 || count_or_one(m->cls->n_outputs) != 1)
+        return nb__fail(NB_ERR_ARG, "module_forward: %s takes %d inputs and gives %d outputs: call "
+                        "nb_module_forward_n", m->cls->name, count_or_one(m->cls->n_inputs),
+                        count_or_one(m->cls->n_outputs));
+    nb_module_forward_n(m, 1, &x, 1, &y);
+    return y;
+}
+
+nb_status nb_module_forward_n(nb_module *m, int n_in, nb_tensor *const *in, int n_out, nb_tensor **out) {
+    for (int i = 0; out && i < n_out && i < NB_MODULE_MAX_IO; i++) out[i] = NULL;
+    if (!m || !in || !out) return nb__fail_status(NB_ERR_NULL, "module_forward_n: module, inputs or outputs NULL");
+    const nb_module_class *c = m->cls;
+    if (!c->forward && !c->forward_n) return no_forward(m);
+    int want_in = count_or_one(c->n_inputs), want_out = count_or_one(c->n_outputs);
+    if (n_in != want_in || n_out != want_out)
+        return nb__fail_status(NB_ERR_ARG, "%s: forward takes %d inputs and gives %d outputs, called with "
+                               "%d and %d", c->name, want_in, want_out, n_in, n_out);
+    for (int i = 0; i < n_in; i++)
+        if (!nb__alive(in[i])) return nb__fail_input(c->name, in[i]), nb_error_code();
+    if (c->forward) {
+        out[0] = c->forward(m, in[0]);
+        return out[0] ? NB_OK : nb_error_code();
+    }
+    nb_status s = c->forward_n(m, in, out);
+    bool all = s == NB_OK;
+    for (int i = 0; i < n_out; i++) all = all && out[i];
+    if (all) return NB_OK;
+    for (int i = 0; i < n_out; i++) {
+        nb_tensor_free(out[i]);
+        out[i] = NULL;
+    }
+    if (nb_error_code()) return nb_error_code();
+    return nb__fail_status(s == NB_OK ? NB_ERR_ARG : s, "%s: forward gave no result", c->name);
 }
 
 void nb_module_train(nb_module *m, bool training) {
     if (!m) return;
     m->training = training;
-    for (int i = 0; i < m->n_children; i++) nb_module_train(m->children[i], training);
+    for (int i = 0; i < m->children.n; i++) nb_module_train(NB__CHILD(m, i), training);
 }
 
 bool nb_module_is_training(const nb_module *m) { return m && m->training; }
-const char *nb_module_type(const nb_module *m) { return m ? m->def->type : NULL; }
+const char *nb_module_type(const nb_module *m) { return m ? m->cls->name : NULL; }
 
 /* ---- the name table: every parameter's and buffer's full name under a module, with its
  * tensor, in torch's named_parameters() / named_buffers() order (own entries, then each child's
@@ -182,12 +254,12 @@ typedef struct {
 /* Sizes of the names under m, whose own names get a prefix of plen bytes. */
 static void measure(const nb_module *m, size_t plen, name_sizes *s) {
     if (plen > s->prefix) s->prefix = plen;
-    for (int i = 0; i < m->n_params; i++) s->text += plen + strlen(m->params[i].name) + 1;
-    for (int i = 0; i < m->n_buffers; i++) s->text += plen + strlen(m->buffers[i].name) + 1;
-    s->count[0] += m->n_params;
-    s->count[1] += m->n_buffers;
-    for (int c = 0; c < m->n_children; c++)
-        measure(m->children[c], plen + strlen(m->child_names[c]) + 1, s);
+    for (int i = 0; i < m->params.n; i++) s->text += plen + strlen(m->params.at[i].name) + 1;
+    for (int i = 0; i < m->buffers.n; i++) s->text += plen + strlen(m->buffers.at[i].name) + 1;
+    s->count[0] += m->params.n;
+    s->count[1] += m->buffers.n;
+    for (int c = 0; c < m->children.n; c++)
+        measure(NB__CHILD(m, c), plen + strlen(m->children.at[c].name) + 1, s);
 }
 
 typedef struct {
@@ -198,20 +270,20 @@ typedef struct {
 } name_filler;
 
 static void fill(const nb_module *m, size_t plen, bool buffers, name_filler *f) {
-    const nb_module_entry *list = buffers ? m->buffers : m->params;
-    for (int i = 0, n = buffers ? m->n_buffers : m->n_params; i < n; i++) {
-        size_t len = strlen(list[i].name) + 1;
+    const nb_module_entries *list = buffers ? &m->buffers : &m->params;
+    for (int i = 0; i < list->n; i++) {
+        size_t len = strlen(list->at[i].name) + 1;
         memcpy(f->text, f->prefix, plen);
-        memcpy(f->text + plen, list[i].name, len);
+        memcpy(f->text + plen, list->at[i].name, len);
         f->t->names[f->n] = f->text;
-        f->t->tensors[f->n++] = list[i].tensor;
+        f->t->tensors[f->n++] = list->at[i].tensor;
         f->text += plen + len;
     }
-    for (int c = 0; c < m->n_children; c++) {
-        size_t len = strlen(m->child_names[c]);
-        memcpy(f->prefix + plen, m->child_names[c], len);
+    for (int c = 0; c < m->children.n; c++) {
+        size_t len = strlen(m->children.at[c].name);
+        memcpy(f->prefix + plen, m->children.at[c].name, len);
         f->prefix[plen + len] = '.';
-        fill(m->children[c], plen + len + 1, buffers, f);
+        fill(NB__CHILD(m, c), plen + len + 1, buffers, f);
     }
 }
 
@@ -285,7 +357,7 @@ nb_tensor *nb_module_find(const nb_module *m, const char *name) {
     for (int k = 0; k < t->n_params + t->n_buffers; k++)
         if (!strcmp(t->names[k], name)) return t->tensors[k];
     return nb__fail(NB_ERR_ARG, "module_find: %s has no parameter or buffer named '%s'",
-                    m->def->type, name);
+                    m->cls->name, name);
 }
 
 nb_module *nb_module_child(const nb_module *m, const char *path) {
@@ -295,10 +367,10 @@ nb_module *nb_module_child(const nb_module *m, const char *path) {
     while (*p) {
         size_t len = strcspn(p, ".");
         const nb_module *next = NULL;
-        for (int c = 0; c < cur->n_children && !next; c++)
-            if (strlen(cur->child_names[c]) == len && !strncmp(cur->child_names[c], p, len))
-                next = cur->children[c];
-        if (!next) return nb__fail(NB_ERR_ARG, "module_child: no child '%s' in %s", path, m->def->type);
+        for (int c = 0; c < cur->children.n && !next; c++)
+            if (strlen(cur->children.at[c].name) == len && !strncmp(cur->children.at[c].name, p, len))
+                next = NB__CHILD(cur, c);
+        if (!next) return nb__fail(NB_ERR_ARG, "module_child: no child '%s' in %s", path, m->cls->name);
         cur = next;
         p += len + (p[len] == '.');
     }
@@ -309,48 +381,5 @@ nb_status nb_module_freeze(nb_module *m, bool frozen) {
     if (!m) return nb__fail_status(NB_ERR_NULL, "module_freeze: module is NULL");
     for (int i = 0, n = nb_module_num_params(m); i < n; i++)
         nb_module_param(m, i, NULL)->requires_grad = !frozen;
-    return NB_OK;
-}
-
-/* torch's Module.__repr__: the extra repr inside the parentheses when there are no children,
- * else on a line of its own before them. */
-static void print_tree(FILE *f, const nb_module *m, int indent) {
-    char desc[256] = "";
-    if (m->def->describe) m->def->describe(m, desc, sizeof desc);
-    fprintf(f, "%s(%s", m->def->type, m->n_children ? "" : desc);
-    if (m->n_children) {
-        fprintf(f, "\n");
-        if (desc[0]) fprintf(f, "%*s%s\n", indent + 2, "", desc);
-        for (int c = 0; c < m->n_children; c++) {
-            fprintf(f, "%*s(%s): ", indent + 2, "", m->child_names[c]);
-            print_tree(f, m->children[c], indent + 2);
-            fprintf(f, "\n");
-        }
-        fprintf(f, "%*s", indent, "");
-    }
-    fprintf(f, ")");
-}
-
-void nb__repr_float(char *buf, size_t cap, float v) {
-    if (!isfinite(v)) {
-        snprintf(buf, cap, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-        return;
-    }
-    char sci[32];
-    int digits = 1;
-    for (; digits < 9; digits++) { /* the fewest that read back as v */
-        snprintf(sci, sizeof sci, "%.*e", digits - 1, (double)v);
-        if ((float)strtod(sci, NULL) == v) break;
-    }
-    int exp = atoi(strchr(sci, 'e') + 1);
-    if (exp < -4 || exp >= 16) snprintf(buf, cap, "%s", sci);
-    else if (digits - 1 - exp > 0) snprintf(buf, cap, "%.*f", digits - 1 - exp, (double)v);
-    else snprintf(buf, cap, "%.0f.0", (double)v);
-}
-
-nb_status nb_module_fprint(FILE *f, const nb_module *m) {
-    if (!m) return nb__fail_status(NB_ERR_NULL, "module_print: module is NULL");
-    print_tree(f, m, 0);
-    fprintf(f, "\n");
     return NB_OK;
 }

@@ -1,75 +1,91 @@
 /*
- * module.h — the module struct shared by src/nn.  A module is a small object with a type
- * table (forward, repr), its own parameters and buffers, and named children.  Full names are
- * torch's: own entries first, then each child's with "child." in front, of any length.  They
- * are listed in a name table (module.c) built on a module's first lookup and kept until the
- * module is freed, so every name handed out lives as long as the module.
+ * module.h — the module struct shared by src/nn.  A module is an object of a class
+ * (nabla/module.h): the class gives forward and describe, the module holds its parameters,
+ * buffers and named children, and a block of state of the class's own struct right after the
+ * struct (the built-in classes' states are below or in their files).  Full names are torch's:
+ * own entries first, then each child's with "child." in front, of any length.  They are listed
+ * in a name table (module.c) built on a module's first lookup and kept until the module is
+ * freed, so every name handed out lives as long as the module.
  */
 #ifndef NB_NN_MODULE_H
 #define NB_NN_MODULE_H
 
+#include "nabla/module.h"
 #include "nabla/nn.h"
 #include "../core/core.h"
 
-#define NB_MODULE_MAX_OWN 4   /* parameters or buffers a module holds itself */
-
 typedef struct {
-    const char *type; /* torch's class name */
-    nb_tensor *(*forward)(nb_module *m, nb_tensor *x);
-    /* writes the part of the repr inside the parentheses: "in_features=784, ..." */
-    void (*describe)(const nb_module *m, char *buf, size_t cap);
-} nb_module_type_def;
-
-typedef struct {
-    char *name;        /* owned */
-    nb_tensor *tensor; /* persistent, owned by the module */
+    char *name; /* owned */
+    union {
+        nb_tensor *tensor; /* a parameter or buffer: persistent, owned by the module */
+        nb_module *module; /* a child, owned */
+    };
 } nb_module_entry;
+
+typedef struct {
+    int n, cap;
+    nb_module_entry *at;
+} nb_module_entries;
 
 typedef struct nb__name_table nb__name_table;
 
 struct nb_module {
-    const nb_module_type_def *def;
+    const nb_module_class *cls;
     bool training;
-    int n_params, n_buffers;
-    nb_module_entry params[NB_MODULE_MAX_OWN];
-    nb_module_entry buffers[NB_MODULE_MAX_OWN];
-    int n_children, cap_children;
-    nb_module **children;
-    char **child_names; /* owned strings */
-    nb_module *parent;  /* the module holding this one as a child, or NULL */
+    nb_module_entries params, buffers, children;
+    nb_module *parent; /* the module holding this one as a child, or NULL */
     /* Full names under this module: the newest table first, then tables made before the tree
      * last changed (kept so that names handed out stay valid).  NULL until the first lookup. */
     nb__name_table *names;
-    /* per-type settings */
-    float f[4];
-    int64_t i[NB_MAX_DIMS + 2];
-    /* convolution and pooling modules keep their options as the functional op takes them */
-    union {
-        nb_conv2d_opts conv;
-        nb_conv_transpose2d_opts conv_t;
-        nb_pool2d_opts pool;
-    } opts;
+    size_t state_size;
+    void *state; /* state_size bytes right after this struct (aligned) */
 };
 
-nb_module *nb__module_new(const nb_module_type_def *def);
-/* Adds a persistent tensor (made here with no scope open) as a parameter or buffer. */
-nb_tensor *nb__module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape);
-nb_tensor *nb__module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
-                                 const int64_t *shape);
-/* Takes ownership of child (frees it when adding fails). */
-nb_status nb__module_add_child(nb_module *m, const char *name, nb_module *child);
-nb_tensor *nb__module_own(const nb_module *m, const char *name); /* own param or buffer */
+/* The state of a built-in module known to be of class cls (no check, no error). */
+#define NB__STATE(type, m) ((type *)(m)->state)
 
-/* v as Python's repr writes a float (torch's extra_repr uses it): "1.0", "0.2", "1e-05". */
-void nb__repr_float(char *buf, size_t cap, float v);
+/* Child i of a built-in module, by position. */
+#define NB__CHILD(m, i) ((m)->children.at[i].module)
+
+/* ---- the classes other files of src/nn read */
+
+typedef struct {
+    int64_t in_features, out_features;
+    nb_tensor *weight, *bias; /* bias NULL when made without */
+} nb__linear_state;
+
+typedef struct {
+    int64_t in_channels, out_channels;
+    int kernel[2];
+    nb_conv2d_opts opts; /* normalised: zero strides, dilations and groups replaced */
+    nb_tensor *weight, *bias;
+} nb__conv2d_state;
+
+typedef struct {
+    int64_t in_channels, out_channels;
+    int kernel[2];
+    nb_conv_transpose2d_opts opts;
+    nb_tensor *weight, *bias;
+} nb__conv_transpose2d_state;
+
+/* BatchNorm1d and BatchNorm2d */
+typedef struct {
+    int64_t num_features;
+    float eps, momentum;
+    nb_tensor *weight, *bias;                     /* NULL without affine */
+    nb_tensor *running_mean, *running_var, *num_batches_tracked; /* NULL without running stats */
+} nb__batchnorm_state;
+
+extern const nb_module_class nb__linear_class, nb__conv2d_class, nb__conv_transpose2d_class,
+    nb__batchnorm1d_class, nb__batchnorm2d_class;
 
 /* Inverted dropout shared by Dropout and Dropout2d (layers.c): in training, x times a
  * Bernoulli(1 - p) mask of mask_shape (broadcast against x) scaled by 1 / (1 - p); else x. */
+typedef struct {
+    float p;
+} nb__dropout_state;
 nb_tensor *nb__dropout(nb_module *m, nb_tensor *x, int ndim, const int64_t *mask_shape);
-void nb__dropout_describe(const nb_module *m, char *buf, size_t cap);
-nb_module *nb__dropout_new(const nb_module_type_def *def, float p);
-
-/* A persistent (caller-owned) tensor, whatever scope is open: modules own their tensors. */
-nb_tensor *nb__persistent_tensor(nb_dtype dtype, int ndim, const int64_t *shape);
+void nb__dropout_describe(const nb_module *m, nb_attrs *d);
+nb_module *nb__dropout_new(const nb_module_class *cls, float p);
 
 #endif

@@ -13,7 +13,6 @@
 #include "module.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 /* (x - mean) * rsqrt(var + eps), with mean and var broadcastable to x. */
@@ -34,19 +33,19 @@ static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int n
     return nb__chain(nb__chain(nb_add(scaled, b), b), scaled);
 }
 
-/* ---- BatchNorm1d and BatchNorm2d: one implementation; i[1] (1 or 2) says which ranks the
- * module takes.  f[0] eps, f[1] momentum, i[0] channels; params weight, bias; buffers
- * running_mean, running_var, num_batches_tracked. */
+/* ---- BatchNorm1d and BatchNorm2d: one implementation and one state (module.h); the class
+ * says which ranks the module takes.  Params weight, bias; buffers running_mean, running_var,
+ * num_batches_tracked. */
 
-static void update_running(nb_module *m, nb_tensor *mean, nb_tensor *var, int64_t n) {
-    float mom = m->f[1], *rm = nb__f32(m->buffers[0].tensor), *rv = nb__f32(m->buffers[1].tensor);
+static void update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *var, int64_t n) {
+    float mom = s->momentum, *rm = nb__f32(s->running_mean), *rv = nb__f32(s->running_var);
     const float *bm = nb__f32(mean), *bv = nb__f32(var); /* fresh reductions: contiguous */
     float unbias = (float)n / (float)(n - 1);
-    for (int64_t c = 0; c < m->i[0]; c++) {
+    for (int64_t c = 0; c < s->num_features; c++) {
         rm[c] = (1.0f - mom) * rm[c] + mom * bm[c];
         rv[c] = (1.0f - mom) * rv[c] + mom * bv[c] * unbias;
     }
-    nb__i32(m->buffers[2].tensor)[0] += 1;
+    nb__i32(s->num_batches_tracked)[0] += 1;
 }
 
 /* y = xc s + b with s = g / sqrt(var + eps): the per-channel factors (shape [1, C, 1, ...]) are
@@ -66,8 +65,9 @@ static nb_tensor *scale_shift(nb_tensor *xc, nb_tensor *var, float eps, nb_tenso
 }
 
 static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
-    int64_t c = m->i[0];
-    bool two_d = m->i[1] == 2;
+    nb__batchnorm_state *st = NB__STATE(nb__batchnorm_state, m);
+    int64_t c = st->num_features;
+    bool two_d = m->cls == &nb__batchnorm2d_class;
     bool rank_ok = two_d ? x->ndim == 4 : x->ndim == 2 || x->ndim == 3;
     if (!rank_ok || x->shape[1] != c) {
         if (two_d)
@@ -83,41 +83,42 @@ static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
         if (d != 1) dims[nd++] = d;
     }
     int64_t n = nb__numel(x->ndim, x->shape) / c;
-    nb_tensor *weight = m->n_params ? m->params[0].tensor : NULL;
-    nb_tensor *bias = m->n_params ? m->params[1].tensor : NULL;
-    bool batch_stats = m->training || m->n_buffers == 0;
+    nb_tensor *weight = st->weight, *bias = st->bias;
+    bool batch_stats = m->training || !st->running_mean;
     if (!batch_stats) {
-        nb_tensor *rm = nb_reshape(m->buffers[0].tensor, x->ndim, shape);
-        nb_tensor *rv = nb_reshape(m->buffers[1].tensor, x->ndim, shape);
+        nb_tensor *rm = nb_reshape(st->running_mean, x->ndim, shape);
+        nb_tensor *rv = nb_reshape(st->running_var, x->ndim, shape);
         nb_tensor *xc = nb__chain(nb_sub(x, rm), rm);
-        nb_tensor *y = xc ? scale_shift(xc, rv, m->f[0], weight, bias, x->ndim, shape) : NULL;
+        nb_tensor *y = xc ? scale_shift(xc, rv, st->eps, weight, bias, x->ndim, shape) : NULL;
         nb_tensor_free(rv);
         return y;
     }
     if (n <= 1)
         return nb__fail(NB_ERR_SHAPE, "%s: expected more than 1 value per channel when training, got "
-                        "input %s", m->def->type, NB_SHP(x));
+                        "input %s", m->cls->name, NB_SHP(x));
     nb_tensor *mean = nb_mean_dims(x, nd, dims, true), *xc = nb_sub(x, mean);
     nb_tensor *sq = nb_mul(xc, xc);
     nb_tensor *var = nb__chain(nb_mean_dims(sq, nd, dims, true), sq);
-    if (var && m->n_buffers) update_running(m, mean, var, n); /* with buffers, batch stats mean training */
-    nb_tensor *y = var ? scale_shift(xc, var, m->f[0], weight, bias, x->ndim, shape) : nb__chain(NULL, xc);
+    if (var && st->running_mean) update_running(st, mean, var, n); /* with buffers, batch stats mean training */
+    nb_tensor *y = var ? scale_shift(xc, var, st->eps, weight, bias, x->ndim, shape) : nb__chain(NULL, xc);
     nb_tensor_free(mean);
     nb_tensor_free(var);
     return y;
 }
 
-static void batchnorm_describe(const nb_module *m, char *buf, size_t cap) {
-    char eps[32], mom[32];
-    nb__repr_float(eps, sizeof eps, m->f[0]);
-    nb__repr_float(mom, sizeof mom, m->f[1]);
-    snprintf(buf, cap, "%lld, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
-             (long long)m->i[0], eps, mom, m->n_params ? "True" : "False",
-             m->n_buffers ? "True" : "False");
+static void batchnorm_describe(const nb_module *m, nb_attrs *d) {
+    const nb__batchnorm_state *s = NB__STATE(nb__batchnorm_state, m);
+    nb_attrs_int(d, "num_features", s->num_features)->flags = NB_ATTR_POSITIONAL;
+    nb_attrs_float(d, "eps", s->eps);
+    nb_attrs_float(d, "momentum", s->momentum);
+    nb_attrs_bool(d, "affine", s->weight != NULL);
+    nb_attrs_bool(d, "track_running_stats", s->running_mean != NULL);
 }
 
-static const nb_module_type_def batchnorm1d_def = {"BatchNorm1d", batchnorm_forward, batchnorm_describe};
-static const nb_module_type_def batchnorm2d_def = {"BatchNorm2d", batchnorm_forward, batchnorm_describe};
+const nb_module_class nb__batchnorm1d_class = {.name = "BatchNorm1d", .forward = batchnorm_forward,
+                                               .describe = batchnorm_describe};
+const nb_module_class nb__batchnorm2d_class = {.name = "BatchNorm2d", .forward = batchnorm_forward,
+                                               .describe = batchnorm_describe};
 
 /* eps as given (0: torch's 1e-5); NAN after setting the error when it is negative or not
  * finite: the variance plus eps must stay positive. */
@@ -128,34 +129,33 @@ static float eps_or_default(const char *type, float eps) {
     return eps > 0 ? eps : 1e-5f;
 }
 
-static nb_module *batchnorm_new(const nb_module_type_def *def, int spatial, int64_t num_features,
-                                nb_batchnorm_opts o) {
+static nb_module *batchnorm_new(const nb_module_class *cls, int64_t num_features, nb_batchnorm_opts o) {
     if (num_features <= 0)
-        return nb__fail(NB_ERR_ARG, "%s: num_features must be positive, got %lld", def->type,
+        return nb__fail(NB_ERR_ARG, "%s: num_features must be positive, got %lld", cls->name,
                         (long long)num_features);
-    float eps = eps_or_default(def->type, o.eps);
+    float eps = eps_or_default(cls->name, o.eps);
     if (isnan(eps)) return NULL;
     /* running = (1 - m) running + m batch is an average only for m in [0, 1] */
     if (!(o.momentum >= 0 && o.momentum <= 1))
         return nb__fail(NB_ERR_ARG, "%s: momentum must be in [0, 1] (0 means 0.1, NB_ZERO for 0), got %g",
-                        def->type, (double)o.momentum);
-    nb_module *m = nb__module_new(def);
+                        cls->name, (double)o.momentum);
+    nb_module *m = nb_module_new(cls, sizeof(nb__batchnorm_state));
     if (!m) return NULL;
-    m->i[0] = num_features;
-    m->i[1] = spatial;
-    m->f[0] = eps;
-    m->f[1] = o.momentum != 0 ? o.momentum : signbit(o.momentum) ? 0.0f : 0.1f;
+    nb__batchnorm_state *s = NB__STATE(nb__batchnorm_state, m);
+    s->num_features = num_features;
+    s->eps = eps;
+    s->momentum = o.momentum != 0 ? o.momentum : signbit(o.momentum) ? 0.0f : 0.1f;
     bool ok = true;
     if (!o.no_affine) {
-        nb_tensor *w = nb__module_add_param(m, "weight", NB_SHAPE(num_features));
-        ok = w && nb__module_add_param(m, "bias", NB_SHAPE(num_features)) && nb_fill(w, 1.0f) == NB_OK;
+        ok = (s->weight = nb_module_add_param(m, "weight", NB_SHAPE(num_features))) &&
+             (s->bias = nb_module_add_param(m, "bias", NB_SHAPE(num_features))) &&
+             nb_fill(s->weight, 1.0f) == NB_OK;
     }
     if (ok && !o.no_running_stats) {
-        nb_tensor *rv;
-        ok = nb__module_add_buffer(m, "running_mean", NB_F32, NB_SHAPE(num_features)) &&
-             (rv = nb__module_add_buffer(m, "running_var", NB_F32, NB_SHAPE(num_features))) &&
-             nb__module_add_buffer(m, "num_batches_tracked", NB_I32, 0, NULL) &&
-             nb_fill(rv, 1.0f) == NB_OK;
+        ok = (s->running_mean = nb_module_add_buffer(m, "running_mean", NB_F32, NB_SHAPE(num_features))) &&
+             (s->running_var = nb_module_add_buffer(m, "running_var", NB_F32, NB_SHAPE(num_features))) &&
+             (s->num_batches_tracked = nb_module_add_buffer(m, "num_batches_tracked", NB_I32, 0, NULL)) &&
+             nb_fill(s->running_var, 1.0f) == NB_OK;
     }
     if (!ok) {
         nb_module_free(m);
@@ -165,11 +165,11 @@ static nb_module *batchnorm_new(const nb_module_type_def *def, int spatial, int6
 }
 
 nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts o) {
-    return batchnorm_new(&batchnorm1d_def, 1, num_features, o);
+    return batchnorm_new(&nb__batchnorm1d_class, num_features, o);
 }
 
 nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts o) {
-    return batchnorm_new(&batchnorm2d_def, 2, num_features, o);
+    return batchnorm_new(&nb__batchnorm2d_class, num_features, o);
 }
 
 /* ---- folding an eval-mode BatchNorm into the layer before it.  With s = gamma / sqrt(var + eps)
@@ -177,91 +177,109 @@ nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts o) {
  * it is the layer W'_o = s_o W_o, b'_o = s_o (b_o - mean_o) + beta_o.  W_o is the row of the
  * weight feeding output o: [in] for a Linear, [in / groups, kh, kw] for a Conv2d. */
 
-/* Checks that bn (of type bn_type) can follow `layer` (of type layer_type) with `out` outputs. */
-static bool fold_ok(const nb_module *layer, const char *layer_type, const nb_module *bn,
-                    const char *bn_type, int64_t out) {
-    if (!layer || !bn || strcmp(layer->def->type, layer_type) || strcmp(bn->def->type, bn_type))
-        return nb__fail(NB_ERR_ARG, "fold_batchnorm: needs a %s and a %s", layer_type, bn_type), false;
-    if (bn->i[0] != out || bn->n_buffers == 0)
+/* The BatchNorm state of bn when layer is of class layer_cls and bn of class bn_cls with
+ * running statistics over `out` channels; NULL with NB_ERR_ARG otherwise. */
+static const nb__batchnorm_state *fold_ok(const nb_module *layer, const nb_module_class *layer_cls,
+                                          const nb_module *bn, const nb_module_class *bn_cls, int64_t out) {
+    if (!layer || !bn || layer->cls != layer_cls || bn->cls != bn_cls)
+        return nb__fail(NB_ERR_ARG, "fold_batchnorm: needs a %s and a %s", layer_cls->name, bn_cls->name);
+    const nb__batchnorm_state *s = NB__STATE(nb__batchnorm_state, bn);
+    if (s->num_features != out || !s->running_mean)
         return nb__fail(NB_ERR_ARG, "fold_batchnorm: %s(%lld%s) cannot follow a %s with %lld outputs",
-                        bn_type, (long long)bn->i[0], bn->n_buffers ? "" : ", no running stats",
-                        layer_type, (long long)out), false;
-    return true;
+                        bn_cls->name, (long long)s->num_features, s->running_mean ? "" : ", no running stats",
+                        layer_cls->name, (long long)out);
+    return s;
 }
 
-/* Writes the folded weight and bias of `layer` (weight [out, row...], optional bias) into
- * `folded`, a layer of the same shape made with a bias. */
-static void fold_into(nb_module *folded, const nb_module *layer, const nb_module *bn) {
-    int64_t out = bn->i[0];
-    nb_tensor *weight = layer->params[0].tensor;
+/* Writes the folded weight and bias of a layer (weight [out, row...], bias or NULL) followed by
+ * bn into fw and fb, a layer of the same shape made with a bias. */
+static void fold_into(nb_tensor *fw_t, nb_tensor *fb_t, const nb_tensor *weight, const nb_tensor *bias,
+                      const nb__batchnorm_state *bn) {
+    int64_t out = bn->num_features;
     int64_t row = nb__numel(weight->ndim, weight->shape) / out;
-    const float *w = nb__f32(weight);
-    const float *b = layer->n_params == 2 ? nb__f32(layer->params[1].tensor) : NULL;
-    const float *rm = nb__f32(bn->buffers[0].tensor), *rv = nb__f32(bn->buffers[1].tensor);
-    const float *g = bn->n_params ? nb__f32(bn->params[0].tensor) : NULL;
-    const float *beta = bn->n_params ? nb__f32(bn->params[1].tensor) : NULL;
-    float *fw = nb__f32(folded->params[0].tensor), *fb = nb__f32(folded->params[1].tensor);
+    const float *w = nb__f32(weight), *b = bias ? nb__f32(bias) : NULL;
+    const float *rm = nb__f32(bn->running_mean), *rv = nb__f32(bn->running_var);
+    const float *g = bn->weight ? nb__f32(bn->weight) : NULL;
+    const float *beta = bn->bias ? nb__f32(bn->bias) : NULL;
+    float *fw = nb__f32(fw_t), *fb = nb__f32(fb_t);
     for (int64_t o = 0; o < out; o++) {
-        float s = (g ? g[o] : 1.0f) / sqrtf(rv[o] + bn->f[0]);
+        float s = (g ? g[o] : 1.0f) / sqrtf(rv[o] + bn->eps);
         for (int64_t i = 0; i < row; i++) fw[o * row + i] = s * w[o * row + i];
         fb[o] = s * ((b ? b[o] : 0.0f) - rm[o]) + (beta ? beta[o] : 0.0f);
     }
-    nb_module_train(folded, layer->training);
 }
 
 nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *bn) {
-    if (!fold_ok(linear, "Linear", bn, "BatchNorm1d", linear ? linear->i[1] : 0)) return NULL;
+    const nb__linear_state *l = linear && linear->cls == &nb__linear_class
+                                    ? NB__STATE(nb__linear_state, linear) : NULL;
+    const nb__batchnorm_state *b = fold_ok(linear, &nb__linear_class, bn, &nb__batchnorm1d_class,
+                                           l ? l->out_features : 0);
+    if (!b) return NULL;
     nb_generator rng = nb_rng_get_state(); /* folding must not consume random numbers */
-    nb_module *f = nb_linear_new(linear->i[0], linear->i[1], true);
+    nb_module *f = nb_linear_new(l->in_features, l->out_features, true);
     nb_rng_set_state(rng);
-    if (f) fold_into(f, linear, bn);
+    if (!f) return NULL;
+    const nb__linear_state *fl = NB__STATE(nb__linear_state, f);
+    fold_into(fl->weight, fl->bias, l->weight, l->bias, b);
+    nb_module_train(f, linear->training);
     return f;
 }
 
 nb_module *nb_conv2d_fold_batchnorm(const nb_module *conv, const nb_module *bn) {
-    if (!fold_ok(conv, "Conv2d", bn, "BatchNorm2d", conv ? conv->i[1] : 0)) return NULL;
+    const nb__conv2d_state *c = conv && conv->cls == &nb__conv2d_class
+                                    ? NB__STATE(nb__conv2d_state, conv) : NULL;
+    const nb__batchnorm_state *b = fold_ok(conv, &nb__conv2d_class, bn, &nb__batchnorm2d_class,
+                                           c ? c->out_channels : 0);
+    if (!b) return NULL;
     nb_generator rng = nb_rng_get_state();
-    nb_module *f = nb_conv2d_new(conv->i[0], conv->i[1], (int)conv->i[2], (int)conv->i[3],
-                                 conv->opts.conv, true);
+    nb_module *f = nb_conv2d_new(c->in_channels, c->out_channels, c->kernel[0], c->kernel[1], c->opts, true);
     nb_rng_set_state(rng);
-    if (f) fold_into(f, conv, bn);
+    if (!f) return NULL;
+    const nb__conv2d_state *fc = NB__STATE(nb__conv2d_state, f);
+    fold_into(fc->weight, fc->bias, c->weight, c->bias, b);
+    nb_module_train(f, conv->training);
     return f;
 }
 
-/* ---- LayerNorm.  i[0] = number of normalised dims, i[1..] their sizes; f[0] eps. */
+/* ---- LayerNorm */
+
+typedef struct {
+    int ndim;                        /* normalised dims, the last of the input */
+    int64_t shape[NB_MAX_DIMS];
+    float eps;
+    nb_tensor *weight, *bias;        /* NULL without elementwise_affine */
+} layernorm_state;
 
 static nb_tensor *layernorm_forward(nb_module *m, nb_tensor *x) {
-    int k = (int)m->i[0];
+    const layernorm_state *s = NB__STATE(layernorm_state, m);
+    int k = s->ndim;
     bool fits = x->ndim >= k;
-    for (int d = 0; fits && d < k; d++) fits = x->shape[x->ndim - k + d] == m->i[1 + d];
+    for (int d = 0; fits && d < k; d++) fits = x->shape[x->ndim - k + d] == s->shape[d];
     if (!fits)
         return nb__fail(NB_ERR_SHAPE, "LayerNorm: input %s does not end in the normalised shape %s",
-                        NB_SHP(x), nb__shape_str(k, m->i + 1));
+                        NB_SHP(x), nb__shape_str(k, s->shape));
     int dims[NB_MAX_DIMS];
     for (int d = 0; d < k; d++) dims[d] = x->ndim - k + d;
     nb_tensor *mean = nb_mean_dims(x, k, dims, true), *xc = nb_sub(x, mean);
     nb_tensor *sq = nb__chain(nb_mul(xc, xc), xc);
     nb_tensor *var = nb__chain(nb_mean_dims(sq, k, dims, true), sq);
-    nb_tensor *y = normalise(x, mean, var, m->f[0]);
+    nb_tensor *y = normalise(x, mean, var, s->eps);
     nb_tensor_free(mean);
     nb_tensor_free(var);
-    if (!m->n_params) return y;
-    return affine(y, m->params[0].tensor, m->params[1].tensor, k, m->i + 1);
+    if (!s->weight) return y;
+    return affine(y, s->weight, s->bias, k, s->shape);
 }
 
 /* torch prints normalized_shape as a Python tuple: "(4,)", "(3, 4)". */
-static void layernorm_describe(const nb_module *m, char *buf, size_t cap) {
-    char eps[32];
-    nb__repr_float(eps, sizeof eps, m->f[0]);
-    int len = snprintf(buf, cap, "(");
-    for (int d = 0; d < m->i[0] && len < (int)cap; d++)
-        len += snprintf(buf + len, cap - (size_t)len, "%s%lld", d ? ", " : "", (long long)m->i[1 + d]);
-    if (len < (int)cap)
-        snprintf(buf + len, cap - (size_t)len, "%s), eps=%s, elementwise_affine=%s",
-                 m->i[0] == 1 ? "," : "", eps, m->n_params ? "True" : "False");
+static void layernorm_describe(const nb_module *m, nb_attrs *d) {
+    const layernorm_state *s = NB__STATE(layernorm_state, m);
+    nb_attrs_ints(d, "normalized_shape", s->ndim, s->shape)->flags = NB_ATTR_POSITIONAL;
+    nb_attrs_float(d, "eps", s->eps);
+    nb_attrs_bool(d, "elementwise_affine", s->weight != NULL);
 }
 
-static const nb_module_type_def layernorm_def = {"LayerNorm", layernorm_forward, layernorm_describe};
+static const nb_module_class layernorm_class = {.name = "LayerNorm", .forward = layernorm_forward,
+                                                .describe = layernorm_describe};
 
 nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps, bool affine_on) {
     if (ndim < 1 || ndim > NB_MAX_DIMS || !normalized_shape)
@@ -271,14 +289,16 @@ nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps
             return nb__fail(NB_ERR_ARG, "LayerNorm: normalised shape %s has a size <= 0",
                             nb__shape_str(ndim, normalized_shape));
     float e = eps_or_default("LayerNorm", eps);
-    nb_module *m = isnan(e) ? NULL : nb__module_new(&layernorm_def);
+    nb_module *m = isnan(e) ? NULL : nb_module_new(&layernorm_class, sizeof(layernorm_state));
     if (!m) return NULL;
-    m->i[0] = ndim;
-    memcpy(m->i + 1, normalized_shape, sizeof(int64_t) * (size_t)ndim);
-    m->f[0] = e;
+    layernorm_state *s = NB__STATE(layernorm_state, m);
+    s->ndim = ndim;
+    memcpy(s->shape, normalized_shape, sizeof(int64_t) * (size_t)ndim);
+    s->eps = e;
     if (affine_on) {
-        nb_tensor *w = nb__module_add_param(m, "weight", ndim, normalized_shape);
-        if (!w || !nb__module_add_param(m, "bias", ndim, normalized_shape) || nb_fill(w, 1.0f) != NB_OK) {
+        s->weight = nb_module_add_param(m, "weight", ndim, normalized_shape);
+        s->bias = s->weight ? nb_module_add_param(m, "bias", ndim, normalized_shape) : NULL;
+        if (!s->bias || nb_fill(s->weight, 1.0f) != NB_OK) {
             nb_module_free(m);
             return NULL;
         }
