@@ -5,12 +5,15 @@
  * nb_to_device says what this build lacks.
  *
  * The device test is white-box: there is no CUDA backend in this build, so it includes
- * core/core.h and marks a CPU tensor as a CUDA one to reach nb__apply's device check.
+ * core/core.h and marks a CPU tensor as a CUDA one to reach nb__apply's device check.  The
+ * dtype tests read the op table (ops/op.h): its rows, not the ops, say which dtypes an op takes.
  */
 #include "check.h"
 #include "core/core.h"
+#include "ops/op.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -135,7 +138,7 @@ static void gather_rejects_bad_indices(void) {
     CHECK(nb_index_select(a, 0, nb_from_int32((int32_t[]){1, 2}, NB_SHAPE(2))) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "index_select: index 2 is out of range for dim 0 of size 2");
     CHECK(nb_index_select(a, 0, nb_zeros(NB_SHAPE(2))) == NULL);
-    CHECK_ERROR(NB_ERR_SHAPE, "index_select: needs a float32 input and a 1-D int32 index");
+    CHECK_ERROR(NB_ERR_DTYPE, "index_select: index must be int32, got float32");
     nb_scope_end();
 
     /* the same failures with no scope open leave nothing behind (a transposed index is
@@ -175,7 +178,7 @@ static void bad_scalar_arguments_are_rejected(void) {
     CHECK(nb_to_dtype(nb_zeros(NB_SHAPE(2)), (nb_dtype)42) == NULL);
     CHECK_ERROR(NB_ERR_DTYPE, "to_dtype: unknown dtype 42");
     CHECK(nb_exp(nb_to_dtype(nb_zeros(NB_SHAPE(2)), NB_I32)) == NULL);
-    CHECK_ERROR(NB_ERR_DTYPE, "exp: needs a float32 input, got int32");
+    CHECK_ERROR(NB_ERR_DTYPE, "exp: no int32 kernel (inputs int32 [2])");
     nb_scope_end();
 }
 
@@ -365,6 +368,47 @@ static void to_device_copies_on_cpu_and_refuses_cuda(void) {
     CHECK(!nb_is_alive(y));
 }
 
+/* ---------------------------------------------------------------- dtypes (the op table) */
+
+static void an_op_without_a_kernel_for_a_dtype_names_it_and_the_inputs(void) {
+    nb_scope_begin();
+    nb_tensor *h = nb_to_dtype(nb_zeros(NB_SHAPE(2, 3)), NB_F16);
+    CHECK(nb_add(h, h) == NULL);
+    CHECK_ERROR(NB_ERR_DTYPE, "add: no float16 kernel (inputs float16 [2,3], float16 [2,3])");
+    CHECK(nb_matmul(nb_to_dtype(nb_zeros(NB_SHAPE(2, 2)), NB_BF16), nb_zeros(NB_SHAPE(2, 2))) == NULL);
+    CHECK_ERROR(NB_ERR_DTYPE, "matmul: no bfloat16 kernel (inputs bfloat16 [2,2], float32 [2,2])");
+    CHECK(nb_add(nb_zeros(NB_SHAPE(2)), nb_from_int32((int32_t[]){1, 2}, NB_SHAPE(2))) == NULL);
+    CHECK_ERROR(NB_ERR_DTYPE, "add: inputs must share one dtype (inputs float32 [2], int32 [2])");
+    nb_scope_end();
+}
+
+/* Views and copies only move elements, so their rows take every dtype. */
+static void views_and_copies_take_every_dtype(void) {
+    nb_scope_begin();
+    nb_tensor *i = nb_from_int32((int32_t[]){1, 2, 3, 4, 5, 6}, NB_SHAPE(2, 3));
+    nb_tensor *t = nb_contiguous(nb_transpose(i, 0, 1));
+    CHECK(t && nb_dtype_of(t) == NB_I32 && nb_get(t, NB_INDEX(2, 0)) == 3.0f);
+    nb_tensor *h = nb_reshape(nb_to_dtype(nb_ones(NB_SHAPE(2, 3)), NB_F16), NB_SHAPE(3, 2));
+    CHECK(h && nb_dtype_of(h) == NB_F16 && nb_get(h, NB_INDEX(2, 1)) == 1.0f);
+    nb_tensor *c = nb_concat(2, (nb_tensor *[]){i, i}, 0);
+    CHECK(c && nb_dtype_of(c) == NB_I32 && nb_get(c, NB_INDEX(3, 2)) == 6.0f);
+    nb_scope_end();
+}
+
+/* What the compiler cannot check of the table (table.c checks the rest): names unique, input
+ * rules T or I, a float32 kernel in every row, a backward exactly where there is a grad_fn. */
+static void every_op_row_is_well_formed(void) {
+    for (int op = 0; op < NB_OP_COUNT; op++) {
+        const nb_op_def *d = &nb__ops[op];
+        CHECK(d->name && d->inputs[0] && strspn(d->inputs, "TI") == strlen(d->inputs));
+        for (int other = 0; other < op; other++) CHECK(strcmp(d->name, nb__ops[other].name) != 0);
+        CHECK(d->kernels[NB_F32].forward != NULL);
+        CHECK((d->kernels[NB_F32].backward != NULL) == (d->grad_fn != NULL));
+        for (int dt = 0; dt < NB_DTYPE_COUNT; dt++)
+            if (dt != NB_F32) CHECK(d->kernels[dt].backward == NULL); /* float32 alone has grad */
+    }
+}
+
 int main(void) {
     matmul_rejects_inner_mismatch();
     matmul_names_the_users_shapes_for_vectors();
@@ -373,6 +417,9 @@ int main(void) {
     slice_rejects_a_step_of_zero();
     reshape_and_expand_reject_impossible_shapes();
     gather_rejects_bad_indices();
+    an_op_without_a_kernel_for_a_dtype_names_it_and_the_inputs();
+    views_and_copies_take_every_dtype();
+    every_op_row_is_well_formed();
     concat_and_stack_reject_mismatched_shapes();
     bad_scalar_arguments_are_rejected();
     backward_rejects_misuse();

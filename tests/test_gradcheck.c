@@ -140,7 +140,7 @@ static void gradcheck_case(const op_case *c) {
     run r = {.c = c, .n_in = oc_n_inputs(c)};
     float before[OC_MAX_IN][MAX_ELEMS];
     nb_scope_begin();
-    bool differentiable = nb__ops[c->op].backward != NULL;
+    bool differentiable = nb__ops[c->op].kernels[NB_F32].backward != NULL;
     for (int i = 0; i < r.n_in; i++) {
         if (oc_leaf_numel(&c->in[i]) > MAX_ELEMS) {
             CHECK_FAIL_("%s: input %d is larger than this test's buffers", c->name, i);
@@ -195,7 +195,7 @@ static void gradcheck_case(const op_case *c) {
 /* Every differentiable row needs a smooth case here; a new row without one fails by name. */
 static void every_differentiable_row_has_a_case(void) {
     for (int op = 0; op < NB_OP_COUNT; op++) {
-        if (!nb__ops[op].backward) continue;
+        if (!nb__ops[op].kernels[NB_F32].backward) continue;
         bool found = false;
         for (int i = 0; i < OC_N_CASES; i++)
             found = found || (oc_cases[i].op == (nb_op_id)op && !oc_cases[i].nonsmooth);

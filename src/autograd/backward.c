@@ -62,19 +62,6 @@ static nb_node **topo_order(nb_node *root, int64_t *count) {
     return order;
 }
 
-nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape) {
-    if (!g) return NULL;
-    if (g->ndim == ndim && memcmp(g->shape, shape, sizeof(int64_t) * (size_t)ndim) == 0) return g;
-    int dims[NB_MAX_DIMS], nd = 0, lead = g->ndim - ndim;
-    if (lead < 0)
-        return nb__fail(NB_ERR_SHAPE, "backward: gradient %s cannot be reduced to %s", NB_SHP(g),
-                        nb__shape_str(ndim, shape));
-    for (int i = 0; i < g->ndim; i++)
-        if (i < lead || (shape[i - lead] == 1 && g->shape[i] != 1)) dims[nd++] = i;
-    nb_tensor *r = nd ? nb_sum_dims(g, nd, dims, true) : g;
-    return nb_reshape(r, ndim, shape);
-}
-
 static nb_status accumulate_leaf(nb_tensor *leaf, nb_tensor *g) {
     nb_tensor *gc = nb__contig(g);
     if (!gc) return nb_error_code();
@@ -124,7 +111,7 @@ static nb_status run_pass(nb_tensor *t, nb_tensor *seed) {
             continue;
         }
         memset(din, 0, sizeof(nb_tensor *) * (size_t)node->n_in);
-        status = nb__ops[node->op].backward(node, g, din);
+        status = node->backward(node, g, din);
         if (status == NB_OK) status = deliver(node, din);
     }
     return status;

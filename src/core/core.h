@@ -52,6 +52,8 @@ typedef struct nb_op_args {
 struct nb_node {
     int op;
     const char *grad_fn; /* "MulBackward0", as torch names it */
+    /* the backward of the kernels that ran (picked by dtype when the node was recorded) */
+    nb_status (*backward)(const nb_node *node, nb_tensor *dout, nb_tensor **din);
     int n_in;
     nb_tensor **in;
     nb_tensor *out;

@@ -20,9 +20,6 @@ nb_tensor *nb__fwd_binary(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     (void)n, (void)args;
     const nb_tensor *a = in[0], *b = in[1];
     const char *name = nb__ops[op].name;
-    if (a->dtype != NB_F32 || b->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "%s: needs float32 inputs, got %s and %s", name,
-                        nb_dtype_name(a->dtype), nb_dtype_name(b->dtype));
     int ndim;
     int64_t shape[NB_MAX_DIMS], sa[NB_MAX_DIMS], sb[NB_MAX_DIMS];
     if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &ndim, shape))

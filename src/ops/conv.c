@@ -33,10 +33,6 @@ static bool setup(nb_op_id op, const nb_tensor *x, const nb_tensor *w, const nb_
                   const nb_op_args *a, nb_conv2d_geom *g, int64_t out[4]) {
     const char *name = nb__ops[op].name;
     bool tr = op == NB_OP_CONV_TRANSPOSE2D;
-    if (x->dtype != NB_F32 || w->dtype != NB_F32 || (b && b->dtype != NB_F32))
-        return nb__fail(NB_ERR_DTYPE, "%s: needs float32 input, weight and bias, got %s, %s and "
-                        "%s", name, nb_dtype_name(x->dtype), nb_dtype_name(w->dtype),
-                        b ? nb_dtype_name(b->dtype) : "none");
     if (x->ndim != 4 || w->ndim != 4 || (b && b->ndim != 1))
         return nb__fail(NB_ERR_SHAPE, "%s: input %s, weight %s, bias %s: need input [N, C, H, W] "
                         "or [C, H, W], weight %s and bias [C_out]", name, NB_SHP(x), NB_SHP(w),

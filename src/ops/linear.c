@@ -16,9 +16,9 @@ static int64_t rows_of(const nb_tensor *x) { return nb__numel(x->ndim - 1, x->sh
 nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)op, (void)args;
     nb_tensor *x = in[0], *w = in[1], *b = n == 3 ? in[2] : NULL;
-    bool bias_ok = !b || (b->ndim == 1 && b->shape[0] == w->shape[0] && b->dtype == NB_F32);
-    if (x->dtype != NB_F32 || w->dtype != NB_F32 || x->ndim < 1 || w->ndim != 2 || !bias_ok)
-        return nb__fail(NB_ERR_SHAPE, "linear: input %s, weight %s, bias %s: need float32 [.., in], "
+    bool bias_ok = !b || (b->ndim == 1 && b->shape[0] == w->shape[0]);
+    if (x->ndim < 1 || w->ndim != 2 || !bias_ok)
+        return nb__fail(NB_ERR_SHAPE, "linear: input %s, weight %s, bias %s: need [.., in], "
                         "[out, in] and [out]", NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none");
     if (x->shape[x->ndim - 1] != w->shape[1])
         return nb__fail(NB_ERR_SHAPE, "linear: input %s and weight %s: inner sizes differ (%lld "

@@ -51,9 +51,6 @@ static bool folds_into_one_gemm(const nb_tensor *a, const nb_tensor *b, const ge
 nb_tensor *nb__fwd_matmul(nb_op_id op, nb_tensor *const *in, int n_in, const nb_op_args *args) {
     (void)op, (void)n_in, (void)args;
     nb_tensor *a = in[0], *b = in[1];
-    if (a->dtype != NB_F32 || b->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "matmul: needs float32 inputs, got %s and %s",
-                        nb_dtype_name(a->dtype), nb_dtype_name(b->dtype));
     if (a->ndim < 2 || b->ndim < 2)
         return nb__fail(NB_ERR_SHAPE, "matmul: %s @ %s: operands must have at least one dim",
                         NB_SHP(a), NB_SHP(b));

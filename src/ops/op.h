@@ -1,13 +1,19 @@
 /*
- * op.h — the op table.  Every op is one row: its name, torch's name for its backward node, the
- * number of tensor inputs, a forward and a backward.  nb__apply runs the forward and records a
- * node when an input requires grad; the backward engine walks those nodes.  Adding an op means
- * one enum entry, one row, one forward, one backward, one gradient check, one golden test.
+ * op.h — the op table.  Every op is one row of NB_OPS below: its name, torch's name for its
+ * backward node, the number of tensor inputs, its family (the forward and backward pair that
+ * implements it), the dtypes its inputs take and the dtypes it has kernels for.  The enum, the
+ * table nb__ops and the family declarations are all generated from that one list, so they
+ * cannot disagree.  nb__apply (apply.c) checks the inputs against the row, picks the kernels
+ * for their dtype, runs the forward and records a node when an input requires grad; the
+ * backward engine (src/autograd) walks those nodes.  Adding an op: one NB_OPS row, a forward
+ * and a backward in its family's file (a new family: one NB_OP_FAMILIES entry and a file), one
+ * case in tests/op_cases.h and tools/gen_golden.py (docs/ARCHITECTURE.md, "Add an op").
  *
- * Conventions for forwards: inputs are alive and on one device (nb__apply checks); shapes and
- * dims are not, so a forward validates them and fails with a message naming the op and shapes.
- * Backwards: called with recording off; din[i] is set only where nb__needs_grad(node, i), to a
- * gradient of in[i]'s shape or one that broadcasts to it (the engine sums it down).
+ * Conventions for forwards: inputs are alive, on one device and of the dtypes the row declares
+ * (nb__apply checks); shapes and dims are not, so a forward validates them and fails with a
+ * message naming the op and shapes.  Backwards: called with recording off; din[i] is set only
+ * where nb__needs_grad(node, i), to a gradient of in[i]'s shape or one that broadcasts to it
+ * (the engine sums it down).
  */
 #ifndef NB_OP_H
 #define NB_OP_H
@@ -15,47 +21,113 @@
 #include "../backend/backend.h"
 #include "../core/core.h"
 
-typedef enum {
-    /* elementwise, broadcasting (binary.c) */
-    NB_OP_ADD, NB_OP_SUB, NB_OP_MUL, NB_OP_DIV, NB_OP_POW,
-    NB_OP_EQ, NB_OP_NE, NB_OP_LT, NB_OP_LE, NB_OP_GT, NB_OP_GE,
-    /* elementwise, one input (unary.c) */
-    NB_OP_NEG, NB_OP_EXP, NB_OP_LOG, NB_OP_SQRT, NB_OP_ABS, NB_OP_SIN, NB_OP_COS,
-    NB_OP_TANH, NB_OP_SIGMOID, NB_OP_RELU, NB_OP_POW_SCALAR, NB_OP_CLAMP, NB_OP_ADD_SCALAR,
-    NB_OP_MUL_SCALAR, NB_OP_STEP, NB_OP_LEAKY_RELU, NB_OP_ELU, NB_OP_SOFTPLUS, NB_OP_SILU,
-    NB_OP_MISH, NB_OP_GELU, NB_OP_ATAN, NB_OP_SOFTSIGN,
-    /* matmul.c, linear.c */
-    NB_OP_MATMUL, NB_OP_LINEAR,
-    /* reduce.c */
-    NB_OP_SUM, NB_OP_MEAN, NB_OP_MAX, NB_OP_MIN, NB_OP_ARGMAX,
-    /* softmax.c */
-    NB_OP_SOFTMAX, NB_OP_LOG_SOFTMAX, NB_OP_XENT,
-    /* views and copies (view.c) */
-    NB_OP_RESHAPE, NB_OP_PERMUTE, NB_OP_SLICE, NB_OP_EXPAND, NB_OP_CONTIGUOUS,
-    /* joining and selecting (select.c) */
-    NB_OP_CONCAT, NB_OP_WHERE, NB_OP_GATHER, NB_OP_INDEX_SELECT,
-    /* pooling and upsampling on NCHW (pool.c) */
-    NB_OP_MAX_POOL2D, NB_OP_AVG_POOL2D, NB_OP_UPSAMPLE_NEAREST2D, NB_OP_UPSAMPLE_BILINEAR2D,
-    /* convolution on NCHW (conv.c) */
-    NB_OP_CONV2D, NB_OP_CONV_TRANSPOSE2D,
-    NB_OP_COUNT
-} nb_op_id;
+/*
+ * X(ID, name, grad_fn, arity, family, inputs, kernels)
+ *   grad_fn  torch's name for the backward node; NULL for an op with no gradient (it records
+ *            nothing), so "differentiable" and "has a grad_fn" are one column
+ *   arity    the number of tensor inputs; -1 for any number >= 1
+ *   inputs   a letter per input, the last repeating: T an input of the op's dtype (all T
+ *            inputs share it; the first one's picks the kernels), I an int32 index
+ *   kernels  the dtypes with kernels, one of NB_KERNELS_*: F32, or ANY for ops that only move
+ *            elements (views, copies, concat) and so work for every dtype alike
+ */
+#define NB_OPS(X) \
+    /* elementwise, broadcasting (binary.c) */                                                                   \
+    X(ADD,                 "add",                 "AddBackward0",                  2,  binary,       "T",  F32)  \
+    X(SUB,                 "sub",                 "SubBackward0",                  2,  binary,       "T",  F32)  \
+    X(MUL,                 "mul",                 "MulBackward0",                  2,  binary,       "T",  F32)  \
+    X(DIV,                 "div",                 "DivBackward0",                  2,  binary,       "T",  F32)  \
+    X(POW,                 "pow",                 "PowBackward1",                  2,  binary,       "T",  F32)  \
+    X(EQ,                  "eq",                  NULL,                            2,  binary,       "T",  F32)  \
+    X(NE,                  "ne",                  NULL,                            2,  binary,       "T",  F32)  \
+    X(LT,                  "lt",                  NULL,                            2,  binary,       "T",  F32)  \
+    X(LE,                  "le",                  NULL,                            2,  binary,       "T",  F32)  \
+    X(GT,                  "gt",                  NULL,                            2,  binary,       "T",  F32)  \
+    X(GE,                  "ge",                  NULL,                            2,  binary,       "T",  F32)  \
+    /* elementwise, one input (unary.c) */                                                                       \
+    X(NEG,                 "neg",                 "NegBackward0",                  1,  unary,        "T",  F32)  \
+    X(EXP,                 "exp",                 "ExpBackward0",                  1,  unary,        "T",  F32)  \
+    X(LOG,                 "log",                 "LogBackward0",                  1,  unary,        "T",  F32)  \
+    X(SQRT,                "sqrt",                "SqrtBackward0",                 1,  unary,        "T",  F32)  \
+    X(ABS,                 "abs",                 "AbsBackward0",                  1,  unary,        "T",  F32)  \
+    X(SIN,                 "sin",                 "SinBackward0",                  1,  unary,        "T",  F32)  \
+    X(COS,                 "cos",                 "CosBackward0",                  1,  unary,        "T",  F32)  \
+    X(TANH,                "tanh",                "TanhBackward0",                 1,  unary,        "T",  F32)  \
+    X(SIGMOID,             "sigmoid",             "SigmoidBackward0",              1,  unary,        "T",  F32)  \
+    X(RELU,                "relu",                "ReluBackward0",                 1,  unary,        "T",  F32)  \
+    X(POW_SCALAR,          "pow_scalar",          "PowBackward0",                  1,  unary,        "T",  F32)  \
+    X(CLAMP,               "clamp",               "ClampBackward1",                1,  unary,        "T",  F32)  \
+    X(ADD_SCALAR,          "add_scalar",          "AddBackward0",                  1,  unary,        "T",  F32)  \
+    X(MUL_SCALAR,          "mul_scalar",          "MulBackward0",                  1,  unary,        "T",  F32)  \
+    X(STEP,                "step",                "StepBackward0",                 1,  unary,        "T",  F32)  \
+    X(LEAKY_RELU,          "leaky_relu",          "LeakyReluBackward0",            1,  unary,        "T",  F32)  \
+    X(ELU,                 "elu",                 "EluBackward0",                  1,  unary,        "T",  F32)  \
+    X(SOFTPLUS,            "softplus",            "SoftplusBackward0",             1,  unary,        "T",  F32)  \
+    X(SILU,                "silu",                "SiluBackward0",                 1,  unary,        "T",  F32)  \
+    X(MISH,                "mish",                "MishBackward0",                 1,  unary,        "T",  F32)  \
+    X(GELU,                "gelu",                "GeluBackward0",                 1,  unary,        "T",  F32)  \
+    X(ATAN,                "atan",                "AtanBackward0",                 1,  unary,        "T",  F32)  \
+    X(SOFTSIGN,            "softsign",            "SoftsignBackward0",             1,  unary,        "T",  F32)  \
+    /* matmul.c, linear.c */                                                                                     \
+    X(MATMUL,              "matmul",              "MmBackward0",                   2,  matmul,       "T",  F32)  \
+    X(LINEAR,              "linear",              "AddmmBackward0",                -1, linear,       "T",  F32)  \
+    /* reductions (reduce.c) */                                                                                  \
+    X(SUM,                 "sum",                 "SumBackward1",                  1,  reduce,       "T",  F32)  \
+    X(MEAN,                "mean",                "MeanBackward1",                 1,  reduce,       "T",  F32)  \
+    X(MAX,                 "max",                 "AmaxBackward0",                 1,  reduce,       "T",  F32)  \
+    X(MIN,                 "min",                 "AminBackward0",                 1,  reduce,       "T",  F32)  \
+    X(ARGMAX,              "argmax",              NULL,                            1,  reduce,       "T",  F32)  \
+    /* softmax.c, xent.c */                                                                                      \
+    X(SOFTMAX,             "softmax",             "SoftmaxBackward0",              1,  softmax,      "T",  F32)  \
+    X(LOG_SOFTMAX,         "log_softmax",         "LogSoftmaxBackward0",           1,  softmax,      "T",  F32)  \
+    X(XENT,                "cross_entropy",       "NllLossBackward0",              2,  xent,         "TI", F32)  \
+    /* views and copies, any dtype (view.c) */                                                                   \
+    X(RESHAPE,             "reshape",             "ViewBackward0",                 1,  reshape,      "T",  ANY)  \
+    X(PERMUTE,             "permute",             "PermuteBackward0",              1,  permute,      "T",  ANY)  \
+    X(SLICE,               "slice",               "SliceBackward0",                1,  slice,        "T",  ANY)  \
+    X(EXPAND,              "expand",              "ExpandBackward0",               1,  expand,       "T",  ANY)  \
+    X(CONTIGUOUS,          "contiguous",          "CloneBackward0",                1,  contiguous,   "T",  ANY)  \
+    /* joining and selecting (select.c) */                                                                       \
+    X(CONCAT,              "concat",              "CatBackward0",                  -1, concat,       "T",  ANY)  \
+    X(WHERE,               "where",               "WhereBackward0",                3,  where,        "T",  F32)  \
+    X(GATHER,              "gather",              "GatherBackward0",               2,  gather,       "TI", F32)  \
+    X(INDEX_SELECT,        "index_select",        "IndexSelectBackward0",          2,  index_select, "TI", F32)  \
+    /* pooling and upsampling on NCHW (pool.c) */                                                                \
+    X(MAX_POOL2D,          "max_pool2d",          "MaxPool2DWithIndicesBackward0", 1,  pool,         "T",  F32)  \
+    X(AVG_POOL2D,          "avg_pool2d",          "AvgPool2DBackward0",            1,  pool,         "T",  F32)  \
+    X(UPSAMPLE_NEAREST2D,  "upsample_nearest2d",  "UpsampleNearest2DBackward0",    1,  upsample,     "T",  F32)  \
+    X(UPSAMPLE_BILINEAR2D, "upsample_bilinear2d", "UpsampleBilinear2DBackward0",   1,  upsample,     "T",  F32)  \
+    /* convolution on NCHW (conv.c) */                                                                           \
+    X(CONV2D,              "conv2d",              "ConvolutionBackward0",          -1, conv,         "T",  F32)  \
+    X(CONV_TRANSPOSE2D,    "conv_transpose2d",    "ConvolutionBackward0",          -1, conv,         "T",  F32) 
+
+#define NB_OP_ENUM_(id, ...) NB_OP_##id,
+typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;
 
 typedef nb_tensor *(*nb_forward_fn)(nb_op_id op, nb_tensor *const *in, int n,
                                     const nb_op_args *args);
 typedef nb_status (*nb_backward_fn)(const nb_node *node, nb_tensor *dout, nb_tensor **din);
 
+/* An op's kernels for one dtype.  A float16 kernel for an op is a forward (and a backward) on
+ * float16 data in the op's file and a [NB_F16] entry here, through its row's `kernels` column. */
+typedef struct {
+    nb_forward_fn forward;   /* NULL: the op has no kernel for this dtype */
+    nb_backward_fn backward; /* NULL: not differentiable, records nothing */
+} nb_op_kernels;
+
 typedef struct {
     const char *name;    /* "matmul", used in error messages */
-    const char *grad_fn; /* "MmBackward0" */
+    const char *grad_fn; /* "MmBackward0"; NULL when not differentiable */
     int arity;           /* number of tensor inputs; -1 for any number >= 1 */
-    nb_forward_fn forward;
-    nb_backward_fn backward; /* NULL: not differentiable, records nothing */
+    const char *inputs;  /* "T", "TI": the dtype rule of each input (see NB_OPS) */
+    nb_op_kernels kernels[NB_DTYPE_COUNT]; /* by the dtype of the T inputs */
 } nb_op_def;
 
 extern const nb_op_def nb__ops[NB_OP_COUNT];
 
-/* Checks inputs, runs the forward, records a node when needed.  The entry point of every op. */
+/* Checks the inputs against the op's row (alive, one device, the row's dtypes, a kernel for
+ * their dtype), runs the forward, records a node when an input requires grad and recording is
+ * on.  The entry point of every op (apply.c). */
 nb_tensor *nb__apply(nb_op_id op, int n, nb_tensor *const *in, const nb_op_args *args);
 static inline bool nb__needs_grad(const nb_node *node, int i) {
     return node->in[i]->requires_grad;
@@ -66,32 +138,14 @@ nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape);
 nb_tensor *nb__contig(nb_tensor *x);
 static inline const nb_backend *nb__be(const nb_tensor *t) { return nb__backend(t->device); }
 
-/* forwards and backwards, one pair per family */
-#define NB_DECLARE_OP(fam)                                                                  \
+/* The forward and backward of each family, declared from the rows that use it. */
+#define NB_OP_DECLARE_(id, name, grad_fn, arity, fam, ...)                                  \
     nb_tensor *nb__fwd_##fam(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *a); \
     nb_status nb__bwd_##fam(const nb_node *node, nb_tensor *dout, nb_tensor **din);
-NB_DECLARE_OP(binary)
-NB_DECLARE_OP(unary)
-NB_DECLARE_OP(matmul)
-NB_DECLARE_OP(linear)
-NB_DECLARE_OP(reduce)
-NB_DECLARE_OP(softmax)
-NB_DECLARE_OP(xent)
+NB_OPS(NB_OP_DECLARE_)
 
 /* Cross-entropy of logits [N, C] against int32 classes [N], mean or summed, as one op (xent.c);
  * nb_cross_entropy calls it when nothing else (weights, smoothing, ignore_index) applies. */
 nb_tensor *nb__cross_entropy_indices(nb_tensor *logits, nb_tensor *target, bool mean);
-NB_DECLARE_OP(reshape)
-NB_DECLARE_OP(permute)
-NB_DECLARE_OP(slice)
-NB_DECLARE_OP(expand)
-NB_DECLARE_OP(contiguous)
-NB_DECLARE_OP(concat)
-NB_DECLARE_OP(where)
-NB_DECLARE_OP(gather)
-NB_DECLARE_OP(index_select)
-NB_DECLARE_OP(pool)
-NB_DECLARE_OP(upsample)
-NB_DECLARE_OP(conv)
 
 #endif

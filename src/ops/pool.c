@@ -31,9 +31,6 @@
 /* N C, H, W of a 3-D or 4-D x; false (and an NB_ERR_SHAPE naming the op) otherwise. */
 static bool planes_of(const char *op, const nb_tensor *x, int64_t *planes, int64_t *h,
                       int64_t *w) {
-    if (x->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "%s: needs a float32 input, got %s", op,
-                        nb_dtype_name(x->dtype)), false;
     if (x->ndim != 3 && x->ndim != 4)
         return nb__fail(NB_ERR_SHAPE, "%s: input %s: needs a 4-D [N, C, H, W] or 3-D [C, H, W] "
                         "tensor", op, NB_SHP(x)), false;

@@ -10,6 +10,7 @@
 #include "op.h"
 
 #include <math.h>
+#include <string.h>
 
 static const nb_reduce_op kernel_of[NB_OP_COUNT] = {
     [NB_OP_SUM] = NB_RED_SUM, [NB_OP_MEAN] = NB_RED_SUM, [NB_OP_MAX] = NB_RED_MAX,
@@ -54,8 +55,6 @@ nb_tensor *nb__fwd_reduce(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     (void)n;
     nb_tensor *a = in[0];
     const char *name = nb__ops[op].name;
-    if (a->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "%s: needs a float32 input, got %s", name, nb_dtype_name(a->dtype));
     int64_t kshape[NB_MAX_DIMS], oshape[NB_MAX_DIMS], outer, r, inner;
     keepdim_shape(a, args, kshape);
     int ondim = 0;
@@ -136,4 +135,17 @@ nb_tensor *nb_argmax(nb_tensor *a, int dim, bool keepdim) {
     if (dim != NB_ALL) return reduce(NB_OP_ARGMAX, a, 1, &dim, keepdim);
     nb_tensor *flat = nb_reshape(a, NB_SHAPE(-1));
     return nb__chain(reduce(NB_OP_ARGMAX, flat, 1, (int[]){0}, false), flat);
+}
+
+nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape) {
+    if (!g) return NULL;
+    if (g->ndim == ndim && memcmp(g->shape, shape, sizeof(int64_t) * (size_t)ndim) == 0) return g;
+    int dims[NB_MAX_DIMS], nd = 0, lead = g->ndim - ndim;
+    if (lead < 0)
+        return nb__fail(NB_ERR_SHAPE, "backward: gradient %s cannot be reduced to %s", NB_SHP(g),
+                        nb__shape_str(ndim, shape));
+    for (int i = 0; i < g->ndim; i++)
+        if (i < lead || (shape[i - lead] == 1 && g->shape[i] != 1)) dims[nd++] = i;
+    nb_tensor *r = nd ? nb_sum_dims(g, nd, dims, true) : g;
+    return nb_reshape(r, ndim, shape);
 }

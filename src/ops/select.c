@@ -89,8 +89,6 @@ nb_tensor *nb_stack(int n, nb_tensor *const *ts, int dim) {
 nb_tensor *nb__fwd_where(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)op, (void)n, (void)args;
     const nb_tensor *c = in[0], *a = in[1], *b = in[2];
-    if (c->dtype != NB_F32 || a->dtype != NB_F32 || b->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "where: needs float32 inputs");
     int nd1, nd;
     int64_t s1[NB_MAX_DIMS], shape[NB_MAX_DIMS], sc[NB_MAX_DIMS], sa[NB_MAX_DIMS], sb[NB_MAX_DIMS];
     if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd1, s1) ||
@@ -119,10 +117,8 @@ nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b) {
 
 /* ---- gather and index_select */
 
+/* Every index in 0..size-1 (the table has checked that index is int32). */
 static bool index_ok(const char *op, const nb_tensor *index, int64_t size, int dim) {
-    if (index->dtype != NB_I32)
-        return nb__fail(NB_ERR_DTYPE, "%s: index must be int32, got %s", op,
-                        nb_dtype_name(index->dtype)), false;
     int64_t n = nb__numel(index->ndim, index->shape);
     const int32_t *ix = nb__i32(index); /* callers pass a contiguous index */
     for (int64_t i = 0; i < n; i++)
@@ -138,11 +134,11 @@ nb_tensor *nb__fwd_gather(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     int dim = args->dim;
     if (!index) return NULL;
     nb_tensor *out = NULL;
-    bool fits = index->ndim == a->ndim && a->dtype == NB_F32;
+    bool fits = index->ndim == a->ndim;
     for (int d = 0; fits && d < a->ndim; d++) fits = d == dim || index->shape[d] <= a->shape[d];
     if (!fits)
         nb__fail(NB_ERR_SHAPE, "gather: index %s does not fit %s (same rank, sizes no larger "
-                 "outside dim %d, float32 input)", NB_SHP(index), NB_SHP(a), dim);
+                 "outside dim %d)", NB_SHP(index), NB_SHP(a), dim);
     else if (index_ok("gather", index, a->shape[dim], dim) &&
              (out = nb__new(NB_F32, index->ndim, index->shape)))
         nb__be(a)->gather(nb__f32(out), nb__f32(a), a->stride, nb__i32(index), index->ndim,
@@ -186,10 +182,8 @@ static nb_tensor *expanded_index(const nb_tensor *a, int dim, nb_tensor *index) 
 nb_tensor *nb__fwd_index_select(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)op, (void)n;
     nb_tensor *a = in[0], *index = in[1];
-    if (index->ndim != 1 || index->dtype != NB_I32 || a->dtype != NB_F32)
-        return nb__fail(NB_ERR_SHAPE, "index_select: needs a float32 input and a 1-D int32 "
-                        "index, got %s %s and %s %s", nb_dtype_name(a->dtype), NB_SHP(a),
-                        nb_dtype_name(index->dtype), NB_SHP(index));
+    if (index->ndim != 1)
+        return nb__fail(NB_ERR_SHAPE, "index_select: needs a 1-D index, got %s", NB_SHP(index));
     nb_tensor *ic = nb__contig(index);
     bool ok = ic && index_ok("index_select", ic, a->shape[args->dim], args->dim);
     if (ic != index) nb_tensor_free(ic);

@@ -15,9 +15,6 @@ static void outer_r_inner(const nb_tensor *x, int dim, int64_t *outer, int64_t *
 
 nb_tensor *nb__fwd_softmax(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)n;
-    if (in[0]->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "%s: needs a float32 input, got %s", nb__ops[op].name,
-                        nb_dtype_name(in[0]->dtype));
     nb_tensor *x = nb__contig(in[0]), *out = x ? nb__new_like(x) : NULL;
     if (!out) return NULL;
     int64_t outer, r, inner;

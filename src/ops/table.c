@@ -1,68 +1,24 @@
-/* table.c — the op table: one row per op (see op.h). */
+/* table.c — the op table: one row per entry of NB_OPS (op.h), in the enum's order. */
 #include "op.h"
 
-#define ROW(id, name, grad_fn, arity, fam, differentiable) \
-    [NB_OP_##id] = {name, grad_fn, arity, nb__fwd_##fam, differentiable ? nb__bwd_##fam : NULL}
+/* The kernels column of NB_OPS: which dtypes an op has kernels for. */
+#define NB_KERNELS_F32(fam, grad_fn) {[NB_F32] = {nb__fwd_##fam, (grad_fn) ? nb__bwd_##fam : NULL}}
+#define NB_KERNELS_ANY(fam, grad_fn)                                                         \
+    {[NB_F32] = {nb__fwd_##fam, (grad_fn) ? nb__bwd_##fam : NULL},                          \
+     [NB_F16] = {nb__fwd_##fam, NULL}, [NB_BF16] = {nb__fwd_##fam, NULL},                   \
+     [NB_I8] = {nb__fwd_##fam, NULL}, [NB_I32] = {nb__fwd_##fam, NULL}}
+/* ANY names every dtype: a new one must be added there (and only float32 takes gradients). */
+_Static_assert(NB_DTYPE_COUNT == 5, "NB_KERNELS_ANY lists every nb_dtype");
 
-const nb_op_def nb__ops[NB_OP_COUNT] = {
-    ROW(ADD, "add", "AddBackward0", 2, binary, true),
-    ROW(SUB, "sub", "SubBackward0", 2, binary, true),
-    ROW(MUL, "mul", "MulBackward0", 2, binary, true),
-    ROW(DIV, "div", "DivBackward0", 2, binary, true),
-    ROW(POW, "pow", "PowBackward1", 2, binary, true),
-    ROW(EQ, "eq", NULL, 2, binary, false),
-    ROW(NE, "ne", NULL, 2, binary, false),
-    ROW(LT, "lt", NULL, 2, binary, false),
-    ROW(LE, "le", NULL, 2, binary, false),
-    ROW(GT, "gt", NULL, 2, binary, false),
-    ROW(GE, "ge", NULL, 2, binary, false),
-    ROW(NEG, "neg", "NegBackward0", 1, unary, true),
-    ROW(EXP, "exp", "ExpBackward0", 1, unary, true),
-    ROW(LOG, "log", "LogBackward0", 1, unary, true),
-    ROW(SQRT, "sqrt", "SqrtBackward0", 1, unary, true),
-    ROW(ABS, "abs", "AbsBackward0", 1, unary, true),
-    ROW(SIN, "sin", "SinBackward0", 1, unary, true),
-    ROW(COS, "cos", "CosBackward0", 1, unary, true),
-    ROW(TANH, "tanh", "TanhBackward0", 1, unary, true),
-    ROW(SIGMOID, "sigmoid", "SigmoidBackward0", 1, unary, true),
-    ROW(RELU, "relu", "ReluBackward0", 1, unary, true),
-    ROW(POW_SCALAR, "pow_scalar", "PowBackward0", 1, unary, true),
-    ROW(CLAMP, "clamp", "ClampBackward1", 1, unary, true),
-    ROW(ADD_SCALAR, "add_scalar", "AddBackward0", 1, unary, true),
-    ROW(MUL_SCALAR, "mul_scalar", "MulBackward0", 1, unary, true),
-    ROW(STEP, "step", "StepBackward0", 1, unary, true),
-    ROW(LEAKY_RELU, "leaky_relu", "LeakyReluBackward0", 1, unary, true),
-    ROW(ELU, "elu", "EluBackward0", 1, unary, true),
-    ROW(SOFTPLUS, "softplus", "SoftplusBackward0", 1, unary, true),
-    ROW(SILU, "silu", "SiluBackward0", 1, unary, true),
-    ROW(MISH, "mish", "MishBackward0", 1, unary, true),
-    ROW(GELU, "gelu", "GeluBackward0", 1, unary, true),
-    ROW(ATAN, "atan", "AtanBackward0", 1, unary, true),
-    ROW(SOFTSIGN, "softsign", "SoftsignBackward0", 1, unary, true),
-    ROW(MATMUL, "matmul", "MmBackward0", 2, matmul, true),
-    ROW(LINEAR, "linear", "AddmmBackward0", -1, linear, true),
-    ROW(SUM, "sum", "SumBackward1", 1, reduce, true),
-    ROW(MEAN, "mean", "MeanBackward1", 1, reduce, true),
-    ROW(MAX, "max", "AmaxBackward0", 1, reduce, true),
-    ROW(MIN, "min", "AminBackward0", 1, reduce, true),
-    ROW(ARGMAX, "argmax", NULL, 1, reduce, false),
-    ROW(SOFTMAX, "softmax", "SoftmaxBackward0", 1, softmax, true),
-    ROW(LOG_SOFTMAX, "log_softmax", "LogSoftmaxBackward0", 1, softmax, true),
-    ROW(XENT, "cross_entropy", "NllLossBackward0", 2, xent, true),
-    ROW(RESHAPE, "reshape", "ViewBackward0", 1, reshape, true),
-    ROW(PERMUTE, "permute", "PermuteBackward0", 1, permute, true),
-    ROW(SLICE, "slice", "SliceBackward0", 1, slice, true),
-    ROW(EXPAND, "expand", "ExpandBackward0", 1, expand, true),
-    ROW(CONTIGUOUS, "contiguous", "CloneBackward0", 1, contiguous, true),
-    ROW(CONCAT, "concat", "CatBackward0", -1, concat, true),
-    ROW(WHERE, "where", "WhereBackward0", 3, where, true),
-    ROW(GATHER, "gather", "GatherBackward0", 2, gather, true),
-    ROW(INDEX_SELECT, "index_select", "IndexSelectBackward0", 2, index_select, true),
-    ROW(MAX_POOL2D, "max_pool2d", "MaxPool2DWithIndicesBackward0", 1, pool, true),
-    ROW(AVG_POOL2D, "avg_pool2d", "AvgPool2DBackward0", 1, pool, true),
-    ROW(UPSAMPLE_NEAREST2D, "upsample_nearest2d", "UpsampleNearest2DBackward0", 1, upsample, true),
-    ROW(UPSAMPLE_BILINEAR2D, "upsample_bilinear2d", "UpsampleBilinear2DBackward0", 1, upsample,
-        true),
-    ROW(CONV2D, "conv2d", "ConvolutionBackward0", -1, conv, true),
-    ROW(CONV_TRANSPOSE2D, "conv_transpose2d", "ConvolutionBackward0", -1, conv, true),
-};
+#define NB_OP_ROW_(id, name, grad_fn, arity, fam, inputs, kernels) \
+    {name, grad_fn, arity, inputs, NB_KERNELS_##kernels(fam, grad_fn)},
+const nb_op_def nb__ops[] = {NB_OPS(NB_OP_ROW_)};
+_Static_assert(sizeof nb__ops / sizeof nb__ops[0] == NB_OP_COUNT, "one row per op");
+
+/* What the compiler can check of each row: a sensible arity, and no more input rules than
+ * inputs ("T" or "TI"; the last rule repeats for the rest). */
+#define NB_OP_CHECK_(id, name, grad_fn, arity, fam, inputs, kernels)                          \
+    _Static_assert((arity) == -1 || (arity) >= 1, #id ": arity is -1 or at least 1");       \
+    _Static_assert(sizeof(inputs) >= 2 && ((arity) == -1 || (int)sizeof(inputs) - 1 <= (arity)), \
+                   #id ": one input rule per input at most");
+NB_OPS(NB_OP_CHECK_)

@@ -23,9 +23,6 @@ static const nb_unary_op kernel_of[NB_OP_COUNT] = {
 
 nb_tensor *nb__fwd_unary(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)n;
-    if (in[0]->dtype != NB_F32)
-        return nb__fail(NB_ERR_DTYPE, "%s: needs a float32 input, got %s", nb__ops[op].name,
-                        nb_dtype_name(in[0]->dtype));
     nb_tensor *x = nb__contig(in[0]);
     nb_tensor *out = x ? nb__new_like(x) : NULL;
     if (!out) return NULL;
