@@ -7,6 +7,8 @@
  */
 #include "check.h"
 
+#include <math.h>
+
 static void everything_made_in_a_scope_is_dead_after_it(void) {
     nb_scope_begin();
     CHECK_EQ_INT(nb_scope_depth(), 1);
@@ -165,6 +167,57 @@ static void heap_intermediates_of_composite_ops_are_not_leaked(void) {
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, baseline);
 }
 
+/* The composite rule (nb__temps): a Sequential of 40 children holds more temps than its first
+ * 16 slots, and with no scope open leaves only its result; backward through it still works,
+ * and an empty Sequential hands out its input with a reference of its own. */
+static void a_long_composite_without_a_scope_leaves_only_its_result(void) {
+    nb_release_memory();
+    size_t baseline = nb_alloc_stats_get().bytes_live;
+    nb_module *kids[40];
+    for (int i = 0; i < 40; i++) kids[i] = nb_activation_new(NB_ACT_TANH, 0);
+    nb_module *seq = nb_sequential_new(40, kids), *empty = nb_sequential_new(0, NULL);
+    nb_tensor *x = nb_from_data((float[]){0.5f, -1.0f}, NB_SHAPE(2));
+    nb_set_requires_grad(x, true);
+    nb_tensor *y = nb_module_forward(seq, x), *total = nb_sum(y);
+    CHECK_EQ_INT(nb_backward(total), NB_OK);
+    double v = 0.5, g = 1.0; /* tanh applied 40 times, and the chain rule through it */
+    for (int i = 0; i < 40; i++) {
+        g *= 1.0 - tanh(v) * tanh(v);
+        v = tanh(v);
+    }
+    CHECK_NEAR(nb_get(y, NB_INDEX(0)), v, 1e-6, 1e-5);
+    CHECK_NEAR(nb_get(nb_grad(x), NB_INDEX(0)), g, 1e-6, 1e-4);
+    nb_tensor *same = nb_module_forward(empty, x);
+    CHECK(same == x);
+    nb_tensor_free(same);
+    CHECK(nb_is_alive(x)); /* the reference handed out was its own */
+    nb_tensor *all[] = {y, total, x};
+    for (int i = 0; i < 3; i++) nb_tensor_free(all[i]);
+    nb_module_free(seq);
+    nb_module_free(empty);
+    nb_release_memory();
+    CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, baseline);
+}
+
+/* A loss made of many ops (bce with logits, pos_weight) in a scope: no malloc once warm. */
+static void a_composite_in_a_scope_calls_malloc_zero_times_once_warm(void) {
+    nb_tensor *x = nb_randn(NB_SHAPE(8, 3)), *t = nb_rand(NB_SHAPE(8, 3));
+    nb_tensor *pw = nb_from_data((float[]){1, 2, 3}, NB_SHAPE(3));
+    nb_set_requires_grad(x, true);
+    uint64_t mallocs = 0;
+    for (int step = 0; step < 3; step++) {
+        if (step == 2) mallocs = nb_alloc_stats_get().mallocs;
+        nb_scope_begin();
+        nb_backward(nb_bce_with_logits_loss(x, t, NULL, pw, NB_REDUCTION_MEAN));
+        nb_scope_end();
+    }
+    CHECK_EQ_INT(nb_alloc_stats_get().mallocs, mallocs);
+    CHECK(nb_grad(x) != NULL);
+    nb_tensor_free(x);
+    nb_tensor_free(t);
+    nb_tensor_free(pw);
+}
+
 /* ---------------------------------------------------------------- zero mallocs per step */
 
 typedef struct {
@@ -237,6 +290,8 @@ int main(void) {
     persist_copies_out_of_any_scope();
     heap_results_are_owned_and_graphs_keep_inputs_alive();
     heap_intermediates_of_composite_ops_are_not_leaked();
+    a_long_composite_without_a_scope_leaves_only_its_result();
+    a_composite_in_a_scope_calls_malloc_zero_times_once_warm();
     training_step_in_a_scope_calls_malloc_zero_times_once_warm();
     return check_summary();
 }

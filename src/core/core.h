@@ -121,13 +121,25 @@ nb_tensor *nb__view(const nb_tensor *base, int ndim, const int64_t *shape, const
 nb_tensor *nb__clone_in(nb_arena *home, const nb_tensor *t);
 /* Copies t's elements, in logical order, to dst (contiguous, same dtype). */
 void nb__copy_logical(void *dst, const nb_tensor *t);
-/* Returns next after dropping the caller's reference to prev: composite ops call it on each
- * intermediate so that, with no scope open, they leave nothing behind (a node that uses prev
- * keeps it alive).  For scope tensors it only returns next. */
-static inline nb_tensor *nb__chain(nb_tensor *next, nb_tensor *prev) {
-    nb_tensor_free(prev);
-    return next;
-}
+/*
+ * The rule for composite code (a function made of other ops: losses, norms, layers, blocks):
+ * every tensor it makes goes through nb__tmp(&temps, ...) as it is made, and its one exit is
+ * `return nb__temps_end(&temps, result)`, which hands out one reference to result (retained
+ * when result is an input, not a temp) and drops every other reference in temps.  A graph node
+ * that uses a temp holds its own reference, so autograd through the composite still sees it;
+ * in a scope the temps belong to the scope and nothing is tracked (no work, no malloc); with no
+ * scope open, the caller is left with the result alone.  NULL passes through (nb__temps_end
+ * returns NULL after dropping the temps), so a chain is checked once, at its end.
+ */
+typedef struct {
+    int n, cap;             /* cap: the size of more */
+    nb_tensor *first[16];   /* the first 16 references */
+    nb_tensor **more;       /* the rest, on the heap; NULL until needed */
+} nb__temps;                /* starts as {0} */
+/* Takes the reference t comes with into temps and returns t; NULL (t dropped, NB_ERR_MEMORY)
+ * when temps cannot grow. */
+nb_tensor *nb__tmp(nb__temps *temps, nb_tensor *t);
+nb_tensor *nb__temps_end(nb__temps *temps, nb_tensor *result);
 void nb__retain(nb_tensor *t);  /* heap tensors: +1 reference; arena tensors: nothing */
 void nb__release(nb_tensor *t); /* heap tensors: -1 reference, destroyed at 0 */
 void nb__storage_release(nb_storage *s);

@@ -78,11 +78,9 @@ nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha) {
     int64_t shape[NB_MAX_DIMS];
     int nd = n == 1 ? 1 : x->ndim;
     for (int d = 0; d < nd; d++) shape[d] = d == 1 ? n : 1;
-    nb_tensor *a = nb_reshape(alpha, nd, shape), *zero = nb_zeros(0, NULL);
-    nb_tensor *ax = a ? nb__chain(nb_mul(a, x), a) : NULL;
-    nb_tensor *pos = zero ? nb__chain(nb_gt(x, zero), zero) : NULL;
-    nb_tensor *y = ax && pos ? nb_where(pos, x, ax) : NULL;
-    nb_tensor_free(ax);
-    nb_tensor_free(pos);
-    return y;
+    nb__temps tmp = {0};
+    nb_tensor *a = nb__tmp(&tmp, nb_reshape(alpha, nd, shape)), *zero = nb__tmp(&tmp, nb_zeros(0, NULL));
+    nb_tensor *ax = a ? nb__tmp(&tmp, nb_mul(a, x)) : NULL;
+    nb_tensor *pos = zero ? nb__tmp(&tmp, nb_gt(x, zero)) : NULL;
+    return nb__temps_end(&tmp, ax && pos ? nb__tmp(&tmp, nb_where(pos, x, ax)) : NULL);
 }

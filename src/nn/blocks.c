@@ -27,12 +27,12 @@
 #include <stdio.h>
 
 /* Runs the children of m listed in `order` one after the other on x; the result is owned by
- * the caller (x is retained first, so every step frees what the one before made). */
+ * the caller. */
 static nb_tensor *run_steps(nb_module *m, const int *order, int n, nb_tensor *x) {
-    nb__retain(x);
+    nb__temps tmp = {0};
     nb_tensor *y = x;
-    for (int s = 0; s < n && y; s++) y = nb__chain(nb_module_forward(NB__CHILD(m, order[s]), y), y);
-    return y;
+    for (int s = 0; s < n && y; s++) y = nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, order[s]), y));
+    return nb__temps_end(&tmp, y);
 }
 
 /* ---- building helpers: NULL with the error set when a part cannot be made */
@@ -66,26 +66,26 @@ static nb_module *downsample(int64_t in, int64_t out, int stride) {
 
 enum { BASIC_RELU = 2, BASIC_DOWNSAMPLE = 5, BOTTLENECK_RELU = 6, BOTTLENECK_DOWNSAMPLE = 7 };
 
-static nb_tensor *residual_tail(nb_module *m, nb_tensor *x, nb_tensor *body, int relu_child, int ds_child) {
-    if (!body) return NULL;
+/* relu(body(x) + shortcut(x)), the body being the children in `order`. */
+static nb_tensor *residual(nb_module *m, nb_tensor *x, const int *order, int n, int relu_child,
+                           int ds_child) {
+    nb__temps tmp = {0};
+    nb_tensor *body = nb__tmp(&tmp, run_steps(m, order, n, x));
+    if (!body) return nb__temps_end(&tmp, NULL);
     nb_tensor *s = x;
-    if (m->children.n > ds_child) s = nb_module_forward(NB__CHILD(m, ds_child), x);
-    nb_tensor *sum = s ? nb_add(body, s) : NULL;
-    nb_tensor_free(body);
-    if (s != x) nb_tensor_free(s);
-    return sum ? nb__chain(nb_module_forward(NB__CHILD(m, relu_child), sum), sum) : NULL;
+    if (m->children.n > ds_child) s = nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, ds_child), x));
+    nb_tensor *sum = s ? nb__tmp(&tmp, nb_add(body, s)) : NULL;
+    return nb__temps_end(&tmp, sum ? nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, relu_child), sum)) : NULL);
 }
 
 static nb_tensor *basic_forward(nb_module *m, nb_tensor *x) {
     static const int order[] = {0, 1, 2, 3, 4}; /* conv1 bn1 relu conv2 bn2 */
-    nb_tensor *body = run_steps(m, order, 5, x);
-    return residual_tail(m, x, body, BASIC_RELU, BASIC_DOWNSAMPLE);
+    return residual(m, x, order, 5, BASIC_RELU, BASIC_DOWNSAMPLE);
 }
 
 static nb_tensor *bottleneck_forward(nb_module *m, nb_tensor *x) {
     static const int order[] = {0, 1, 6, 2, 3, 6, 4, 5}; /* conv1 bn1 relu conv2 bn2 relu conv3 bn3 */
-    nb_tensor *body = run_steps(m, order, 8, x);
-    return residual_tail(m, x, body, BOTTLENECK_RELU, BOTTLENECK_DOWNSAMPLE);
+    return residual(m, x, order, 8, BOTTLENECK_RELU, BOTTLENECK_DOWNSAMPLE);
 }
 
 static const nb_module_class basic_class = {.name = "BasicBlock", .forward = basic_forward};
@@ -164,25 +164,19 @@ static nb_tensor *unet_forward(nb_module *m, nb_tensor *x) {
         return nb__fail(NB_ERR_SHAPE, "UNet: expected [N, C, H, W] with H and W divisible by 2^%d = %lld, "
                         "got %s", depth, (long long)f, NB_SHP(x));
     nb_module *enc = NB__CHILD(m, UNET_ENC), *up = NB__CHILD(m, UNET_UP), *dec = NB__CHILD(m, UNET_DEC);
-    nb_tensor *skips[16] = {NULL};
-    nb__retain(x);
-    nb_tensor *h = x;
-    int made = 0;
-    for (; made < depth && h; made++) {
-        skips[made] = nb_module_forward(NB__CHILD(enc, made), h);
-        nb_tensor_free(h);
-        h = skips[made] ? nb_module_forward(NB__CHILD(m, UNET_POOL), skips[made]) : NULL;
-    }
-    h = h ? nb__chain(nb_module_forward(NB__CHILD(m, UNET_BOTTOM), h), h) : NULL;
+    nb__temps tmp = {0};
+    nb_tensor *skips[16] = {NULL}, *h = x;
     for (int i = 0; i < depth && h; i++) {
-        nb_tensor *u = nb_module_forward(NB__CHILD(up, i), h);
-        nb_tensor_free(h);
-        nb_tensor *cat = u ? nb_concat(2, (nb_tensor *[]){skips[depth - 1 - i], u}, 1) : NULL;
-        nb_tensor_free(u);
-        h = cat ? nb__chain(nb_module_forward(NB__CHILD(dec, i), cat), cat) : NULL;
+        skips[i] = nb__tmp(&tmp, nb_module_forward(NB__CHILD(enc, i), h));
+        h = skips[i] ? nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, UNET_POOL), skips[i])) : NULL;
     }
-    for (int i = 0; i < made; i++) nb_tensor_free(skips[i]);
-    return h ? nb__chain(nb_module_forward(NB__CHILD(m, UNET_HEAD), h), h) : NULL;
+    h = h ? nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, UNET_BOTTOM), h)) : NULL;
+    for (int i = 0; i < depth && h; i++) {
+        nb_tensor *u = nb__tmp(&tmp, nb_module_forward(NB__CHILD(up, i), h));
+        nb_tensor *cat = u ? nb__tmp(&tmp, nb_concat(2, (nb_tensor *[]){skips[depth - 1 - i], u}, 1)) : NULL;
+        h = cat ? nb__tmp(&tmp, nb_module_forward(NB__CHILD(dec, i), cat)) : NULL;
+    }
+    return nb__temps_end(&tmp, h ? nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, UNET_HEAD), h)) : NULL);
 }
 
 /* The depth is structure (the children say it); for an exporter, not the repr. */

@@ -9,14 +9,13 @@
 
 /* ---- Sequential */
 
-/* y is always a reference this function owns, freed once the next child has used it (the
- * graph keeps what it needs): x is retained first, so a child that returns its input (eval
- * Dropout) and an empty Sequential are owned like any result. */
+/* Each child's result is a temp (the composite rule, core.h); an empty Sequential hands out
+ * x itself, retained like any result. */
 static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x) {
-    nb__retain(x);
+    nb__temps tmp = {0};
     nb_tensor *y = x;
-    for (int c = 0; c < m->children.n && y; c++) y = nb__chain(nb_module_forward(NB__CHILD(m, c), y), y);
-    return y;
+    for (int c = 0; c < m->children.n && y; c++) y = nb__tmp(&tmp, nb_module_forward(NB__CHILD(m, c), y));
+    return nb__temps_end(&tmp, y);
 }
 
 static const nb_module_class sequential_class = {.name = "Sequential", .forward = sequential_forward};

@@ -189,10 +189,11 @@ nb_tensor *nb__dropout(nb_module *m, nb_tensor *x, int ndim, const int64_t *mask
         return x;
     }
     if (p == 1.0f) return nb_mul_scalar(x, 0.0f);
-    nb_tensor *keep = nb_full(ndim, mask_shape, 1.0f - p);
-    nb_tensor *mask = keep ? nb__chain(nb_bernoulli(keep), keep) : NULL;
-    nb_tensor *scaled = mask ? nb__chain(nb_mul_scalar(mask, 1.0f / (1.0f - p)), mask) : NULL;
-    return scaled ? nb__chain(nb_mul(x, scaled), scaled) : NULL;
+    nb__temps tmp = {0};
+    nb_tensor *keep = nb__tmp(&tmp, nb_full(ndim, mask_shape, 1.0f - p));
+    nb_tensor *mask = keep ? nb__tmp(&tmp, nb_bernoulli(keep)) : NULL;
+    nb_tensor *scaled = mask ? nb__tmp(&tmp, nb_mul_scalar(mask, 1.0f / (1.0f - p))) : NULL;
+    return nb__temps_end(&tmp, scaled ? nb__tmp(&tmp, nb_mul(x, scaled)) : NULL);
 }
 
 void nb__dropout_describe(const nb_module *m, nb_attrs *d) {

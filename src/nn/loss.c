@@ -5,10 +5,10 @@
  * torch/nn/functional.py), cited per function.
  *
  * Shapes: N batch, C classes, d... extra positions; the class dim of [N, C, d...] is 1.
- * Memory: each intermediate is released (nb__chain / nb_tensor_free) once the op that uses it
- * has run — a graph node keeps what backward needs — so with no scope open only the result is
- * left to the caller.  Ops given NULL return NULL and keep the first error, so a chain is
- * checked once, at its end.
+ * Memory: the composite rule (nb__temps, core.h): every tensor a loss makes is a temp, and its
+ * exit hands out the result and drops the rest — a graph node keeps what backward needs — so
+ * with no scope open only the result is left to the caller.  Ops given NULL return NULL and
+ * keep the first error, so a chain is checked once, at its end.
  */
 #include "nabla/loss.h"
 #include "../ops/op.h"
@@ -65,24 +65,23 @@ static bool broadcasts_to(const char *op, const char *what, const nb_tensor *w,
 
 /* ---------------------------------------------------------------- shared pieces */
 
-/* The per-element losses l (consumed) reduced by mean, sum, or kept (none). */
+/* The per-element losses l reduced by mean, sum, or kept (none); a reference the caller owns,
+ * as an op's result. */
 static nb_tensor *reduce(nb_tensor *l, nb_reduction r) {
-    if (r == NB_REDUCTION_SUM) return nb__chain(nb_sum(l), l);
-    if (r == NB_REDUCTION_MEAN) return nb__chain(nb_mean(l), l);
+    if (r == NB_REDUCTION_SUM) return nb_sum(l);
+    if (r == NB_REDUCTION_MEAN) return nb_mean(l);
+    nb__retain(l);
     return l;
 }
 
 /* x log x with 0 log 0 = 0 (torch's xlogy(x, x)): x * log(x == 0 ? 1 : x).  A negative x
  * still gives NaN, as in torch.  Its gradient at x = 0 is 0 (the true one is -inf). */
 static nb_tensor *xlogx(nb_tensor *x) {
-    nb_tensor *zero = nb_zeros(0, NULL), *one = nb_ones(0, NULL);
-    nb_tensor *is0 = nb_eq(x, zero), *safe = nb_where(is0, one, x);
-    nb_tensor *lg = nb__chain(nb_log(safe), safe);
-    nb_tensor *out = nb__chain(nb_mul(x, lg), lg);
-    nb_tensor_free(is0);
-    nb_tensor_free(one);
-    nb_tensor_free(zero);
-    return out;
+    nb__temps tmp = {0};
+    nb_tensor *zero = nb__tmp(&tmp, nb_zeros(0, NULL)), *one = nb__tmp(&tmp, nb_ones(0, NULL));
+    nb_tensor *is0 = nb__tmp(&tmp, nb_eq(x, zero)), *safe = nb__tmp(&tmp, nb_where(is0, one, x));
+    nb_tensor *lg = nb__tmp(&tmp, nb_log(safe));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_mul(x, lg)));
 }
 
 /* ---------------------------------------------------------------- regression losses */
@@ -91,16 +90,20 @@ static nb_tensor *xlogx(nb_tensor *x) {
 nb_tensor *nb_mse_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction) {
     if (!pair_ok("mse_loss", input, target) || !reduction_ok("mse_loss", reduction, false))
         return NULL;
-    nb_tensor *d = nb_sub(input, target);
-    return reduce(nb__chain(nb_mul(d, d), d), reduction);
+    nb__temps tmp = {0};
+    nb_tensor *d = nb__tmp(&tmp, nb_sub(input, target));
+    nb_tensor *l = nb__tmp(&tmp, nb_mul(d, d));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, reduce(l, reduction)));
 }
 
 /* torch.nn.L1Loss: l = |x - y|; abs passes sign(0) = 0 at ties, as torch. */
 nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction) {
     if (!pair_ok("l1_loss", input, target) || !reduction_ok("l1_loss", reduction, false))
         return NULL;
-    nb_tensor *d = nb_sub(input, target);
-    return reduce(nb__chain(nb_abs(d), d), reduction);
+    nb__temps tmp = {0};
+    nb_tensor *d = nb__tmp(&tmp, nb_sub(input, target));
+    nb_tensor *l = nb__tmp(&tmp, nb_abs(d));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, reduce(l, reduction)));
 }
 
 /* ---------------------------------------------------------------- binary cross-entropy */
@@ -128,9 +131,10 @@ static bool probabilities_ok(const char *op, nb_tensor *x) {
  * torch's closed form (p - y) / max(p (1 - p), 1e-12) differs only for p < e^-100 or
  * 1 - p < e^-100, where neither is meaningful. */
 static nb_tensor *clamped_log(nb_tensor *p) {
-    nb_tensor *pc = nb_clamp(p, 0x1p-149f, INFINITY);
-    nb_tensor *lg = nb__chain(nb_log(pc), pc);
-    return nb__chain(nb_clamp(lg, -100.0f, INFINITY), lg);
+    nb__temps tmp = {0};
+    nb_tensor *pc = nb__tmp(&tmp, nb_clamp(p, 0x1p-149f, INFINITY));
+    nb_tensor *lg = nb__tmp(&tmp, nb_log(pc));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_clamp(lg, -100.0f, INFINITY)));
 }
 
 /* torch.nn.BCELoss: l = w ((y - 1) max(log(1 - p), -100) - y max(log p, -100)), in the order
@@ -141,15 +145,16 @@ nb_tensor *nb_bce_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
     if (!pair_ok(op, input, target) || !broadcasts_to(op, "weight", weight, input) ||
         !reduction_ok(op, reduction, false) || !probabilities_ok(op, input))
         return NULL;
-    nb_tensor *log_p = clamped_log(input), *neg_p = nb_neg(input);
-    nb_tensor *q = nb__chain(nb_add_scalar(neg_p, 1.0f), neg_p);
-    nb_tensor *log_q = nb__chain(clamped_log(q), q);
-    nb_tensor *ym1 = nb_add_scalar(target, -1.0f);
-    nb_tensor *a = nb__chain(nb__chain(nb_mul(ym1, log_q), ym1), log_q);
-    nb_tensor *b = nb__chain(nb_mul(target, log_p), log_p);
-    nb_tensor *l = nb__chain(nb__chain(nb_sub(a, b), a), b);
-    if (weight) l = nb__chain(nb_mul(l, weight), l);
-    return reduce(l, reduction);
+    nb__temps tmp = {0};
+    nb_tensor *log_p = nb__tmp(&tmp, clamped_log(input)), *neg_p = nb__tmp(&tmp, nb_neg(input));
+    nb_tensor *q = nb__tmp(&tmp, nb_add_scalar(neg_p, 1.0f));
+    nb_tensor *log_q = nb__tmp(&tmp, clamped_log(q));
+    nb_tensor *ym1 = nb__tmp(&tmp, nb_add_scalar(target, -1.0f));
+    nb_tensor *a = nb__tmp(&tmp, nb_mul(ym1, log_q));
+    nb_tensor *b = nb__tmp(&tmp, nb_mul(target, log_p));
+    nb_tensor *l = nb__tmp(&tmp, nb_sub(a, b));
+    if (weight) l = nb__tmp(&tmp, nb_mul(l, weight));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, reduce(l, reduction)));
 }
 
 /* torch.nn.BCEWithLogitsLoss, in torch's stable form with lw = 1 + (pw - 1) y:
@@ -165,27 +170,26 @@ nb_tensor *nb_bce_with_logits_loss(nb_tensor *input, nb_tensor *target, nb_tenso
     if (!pair_ok(op, input, target) || !broadcasts_to(op, "weight", weight, input) ||
         !broadcasts_to(op, "pos_weight", pos_weight, input) || !reduction_ok(op, reduction, false))
         return NULL;
-    nb_tensor *zero = nb_zeros(0, NULL), *pos = nb_ge(input, zero), *neg_x = nb_neg(input);
-    nb_tensor *relu_neg = nb_where(pos, zero, neg_x);     /* max(-x, 0) */
-    nb_tensor *neg_abs = nb_where(pos, neg_x, input);     /* -|x| */
-    nb_tensor_free(neg_x);
-    nb_tensor_free(pos);
-    nb_tensor_free(zero);
-    nb_tensor *lse = nb__chain(nb_softplus(neg_abs, 1.0f, 20.0f), neg_abs);
-    nb_tensor *neg_y = nb_neg(target);
-    nb_tensor *one_minus_y = nb__chain(nb_add_scalar(neg_y, 1.0f), neg_y);
-    nb_tensor *a = nb__chain(nb_mul(one_minus_y, input), one_minus_y);
+    nb__temps tmp = {0};
+    nb_tensor *zero = nb__tmp(&tmp, nb_zeros(0, NULL)), *pos = nb__tmp(&tmp, nb_ge(input, zero));
+    nb_tensor *neg_x = nb__tmp(&tmp, nb_neg(input));
+    nb_tensor *relu_neg = nb__tmp(&tmp, nb_where(pos, zero, neg_x)); /* max(-x, 0) */
+    nb_tensor *neg_abs = nb__tmp(&tmp, nb_where(pos, neg_x, input)); /* -|x| */
+    nb_tensor *lse = nb__tmp(&tmp, nb_softplus(neg_abs, 1.0f, 20.0f));
+    nb_tensor *neg_y = nb__tmp(&tmp, nb_neg(target));
+    nb_tensor *one_minus_y = nb__tmp(&tmp, nb_add_scalar(neg_y, 1.0f));
+    nb_tensor *a = nb__tmp(&tmp, nb_mul(one_minus_y, input));
     if (pos_weight) {
-        nb_tensor *pw1 = nb_add_scalar(pos_weight, -1.0f);
-        nb_tensor *lw = nb__chain(nb_mul(pw1, target), pw1);
-        lw = nb__chain(nb_add_scalar(lw, 1.0f), lw);
-        relu_neg = nb__chain(nb_mul(lw, relu_neg), relu_neg);
-        lse = nb__chain(nb__chain(nb_mul(lw, lse), lse), lw);
+        nb_tensor *pw1 = nb__tmp(&tmp, nb_add_scalar(pos_weight, -1.0f));
+        nb_tensor *lw = nb__tmp(&tmp, nb_mul(pw1, target));
+        lw = nb__tmp(&tmp, nb_add_scalar(lw, 1.0f));
+        relu_neg = nb__tmp(&tmp, nb_mul(lw, relu_neg));
+        lse = nb__tmp(&tmp, nb_mul(lw, lse));
     }
-    nb_tensor *l = nb__chain(nb__chain(nb_add(a, relu_neg), a), relu_neg);
-    l = nb__chain(nb__chain(nb_add(l, lse), l), lse);
-    if (weight) l = nb__chain(nb_mul(l, weight), l);
-    return reduce(l, reduction);
+    nb_tensor *l = nb__tmp(&tmp, nb_add(a, relu_neg));
+    l = nb__tmp(&tmp, nb_add(l, lse));
+    if (weight) l = nb__tmp(&tmp, nb_mul(l, weight));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, reduce(l, reduction)));
 }
 
 /* ---------------------------------------------------------------- cross-entropy, NLL */
@@ -243,44 +247,41 @@ static nb_tensor *class_index(const char *op, nb_tensor *t, int64_t classes, int
 static nb_tensor *index_loss(nb_tensor *lp, int64_t classes, nb_tensor *index, nb_tensor *keep,
                              int64_t kept, nb_tensor *weight, nb_tensor *wview, float eps,
                              nb_reduction r, int tndim, const int64_t *tshape) {
-    nb_tensor *q = nb_gather(lp, 1, index), *wy = NULL;
+    nb__temps tmp = {0};
+    nb_tensor *q = nb__tmp(&tmp, nb_gather(lp, 1, index)), *wy = NULL;
     if (weight) {
-        nb_tensor *flat = nb_reshape(index, NB_SHAPE(-1));
-        nb_tensor *picked = nb__chain(nb_index_select(weight, 0, flat), flat);
-        wy = nb__chain(nb_reshape(picked, index->ndim, index->shape), picked);
-        q = nb__chain(nb_mul(q, wy), q);
+        nb_tensor *flat = nb__tmp(&tmp, nb_reshape(index, NB_SHAPE(-1)));
+        nb_tensor *picked = nb__tmp(&tmp, nb_index_select(weight, 0, flat));
+        wy = nb__tmp(&tmp, nb_reshape(picked, index->ndim, index->shape));
+        q = nb__tmp(&tmp, nb_mul(q, wy));
     }
     if (eps > 0.0f) {
-        nb_tensor *wl = wview ? nb_mul(lp, wview) : lp;
-        nb_tensor *s = nb_sum_dims(wl, 1, (const int[]){1}, true);
-        if (wl != lp) nb_tensor_free(wl);
-        s = nb__chain(nb_mul_scalar(s, eps / (float)classes), s);
-        q = nb__chain(nb_mul_scalar(q, 1.0f - eps), q);
-        q = nb__chain(nb__chain(nb_add(q, s), q), s);
+        nb_tensor *wl = wview ? nb__tmp(&tmp, nb_mul(lp, wview)) : lp;
+        nb_tensor *s = nb__tmp(&tmp, nb_sum_dims(wl, 1, (const int[]){1}, true));
+        s = nb__tmp(&tmp, nb_mul_scalar(s, eps / (float)classes));
+        q = nb__tmp(&tmp, nb_mul_scalar(q, 1.0f - eps));
+        q = nb__tmp(&tmp, nb_add(q, s));
     }
     if (keep) { /* where, not a product: an ignored row's q may be -inf and -inf * 0 is NaN */
-        nb_tensor *zero = nb_zeros(0, NULL);
-        q = nb__chain(nb_where(keep, q, zero), q);
-        if (wy) wy = nb__chain(nb_where(keep, wy, zero), wy);
-        nb_tensor_free(zero);
+        nb_tensor *zero = nb__tmp(&tmp, nb_zeros(0, NULL));
+        q = nb__tmp(&tmp, nb_where(keep, q, zero));
+        if (wy) wy = nb__tmp(&tmp, nb_where(keep, wy, zero));
     }
     nb_tensor *out;
     if (r == NB_REDUCTION_NONE) {
-        nb_tensor *shaped = nb__chain(nb_reshape(q, tndim, tshape), q);
-        out = nb__chain(nb_neg(shaped), shaped);
+        out = nb_neg(nb__tmp(&tmp, nb_reshape(q, tndim, tshape)));
     } else {
-        nb_tensor *s = nb__chain(nb_sum(q), q);
+        nb_tensor *s = nb__tmp(&tmp, nb_sum(q));
         if (r == NB_REDUCTION_SUM) {
-            out = nb__chain(nb_neg(s), s);
+            out = nb_neg(s);
         } else if (wy) {
-            nb_tensor *den = nb_sum(wy), *m = nb__chain(nb__chain(nb_div(s, den), s), den);
-            out = nb__chain(nb_neg(m), m);
+            nb_tensor *den = nb__tmp(&tmp, nb_sum(wy));
+            out = nb_neg(nb__tmp(&tmp, nb_div(s, den)));
         } else { /* kept == 0 gives 0 * -inf = NaN, torch's mean over nothing */
-            out = nb__chain(nb_mul_scalar(s, -1.0f / (float)kept), s);
+            out = nb_mul_scalar(s, -1.0f / (float)kept);
         }
     }
-    nb_tensor_free(wy);
-    return out;
+    return nb__temps_end(&tmp, nb__tmp(&tmp, out));
 }
 
 /* torch's cross_entropy_loss_prob_target on log-probabilities lp and probabilities t of one
@@ -288,20 +289,24 @@ static nb_tensor *index_loss(nb_tensor *lp, int64_t classes, nb_tensor *index, n
  * numel / C (weights do not enter the denominator here, as in torch). */
 static nb_tensor *prob_loss(nb_tensor *lp, int64_t classes, nb_tensor *t, nb_tensor *wview,
                             float eps, nb_reduction r) {
+    nb__temps tmp = {0};
     nb_tensor *ts = t;
     if (eps > 0.0f) {
-        nb_tensor *scaled = nb_mul_scalar(t, 1.0f - eps);
-        ts = nb__chain(nb_add_scalar(scaled, eps / (float)classes), scaled);
+        nb_tensor *scaled = nb__tmp(&tmp, nb_mul_scalar(t, 1.0f - eps));
+        ts = nb__tmp(&tmp, nb_add_scalar(scaled, eps / (float)classes));
     }
-    nb_tensor *prod = nb_mul(lp, ts);
-    if (ts != t) nb_tensor_free(ts);
-    if (wview) prod = nb__chain(nb_mul(prod, wview), prod);
-    nb_tensor *per = nb__chain(nb_sum_dims(prod, 1, (const int[]){1}, false), prod);
-    if (r == NB_REDUCTION_NONE) return nb__chain(nb_neg(per), per);
-    int64_t m = per ? nb__numel(per->ndim, per->shape) : 0;
-    nb_tensor *s = nb__chain(nb_sum(per), per);
-    if (r == NB_REDUCTION_SUM) return nb__chain(nb_neg(s), s);
-    return nb__chain(nb_mul_scalar(s, -1.0f / (float)m), s); /* m == 0: NaN, as torch */
+    nb_tensor *prod = nb__tmp(&tmp, nb_mul(lp, ts));
+    if (wview) prod = nb__tmp(&tmp, nb_mul(prod, wview));
+    nb_tensor *per = nb__tmp(&tmp, nb_sum_dims(prod, 1, (const int[]){1}, false)), *out;
+    if (r == NB_REDUCTION_NONE) {
+        out = nb_neg(per);
+    } else {
+        int64_t m = per ? nb__numel(per->ndim, per->shape) : 0;
+        nb_tensor *s = nb__tmp(&tmp, nb_sum(per));
+        out = r == NB_REDUCTION_SUM ? nb_neg(s)
+                                    : nb_mul_scalar(s, -1.0f / (float)m); /* m == 0: NaN, as torch */
+    }
+    return nb__temps_end(&tmp, nb__tmp(&tmp, out));
 }
 
 /* The checks and the batching shared by cross_entropy (from_logits) and nll_loss. */
@@ -362,34 +367,31 @@ static nb_tensor *class_loss(const char *op, nb_tensor *x, nb_tensor *t, const n
     int nd = unbatched ? 2 : x->ndim, tnd = probs ? nd : nd - 1;
     for (int d = 0; d < nd; d++) bshape[d] = unbatched ? (d ? classes : 1) : x->shape[d];
     for (int d = 0; d < tnd; d++) tshape[d] = probs ? bshape[d] : bshape[d ? d + 1 : 0];
+    nb__temps tmp = {0};
     nb_tensor *index = NULL, *keep = NULL;
     int64_t kept = 0;
     if (!probs) {
         int64_t gshape[NB_MAX_DIMS];
         memcpy(gshape, bshape, sizeof gshape);
         gshape[1] = 1;
-        if (!(index = class_index(op, t, classes, ignore, nd, gshape, &keep, &kept))) return NULL;
+        index = nb__tmp(&tmp, class_index(op, t, classes, ignore, nd, gshape, &keep, &kept));
+        nb__tmp(&tmp, keep);
+        if (!index) return nb__temps_end(&tmp, NULL);
     }
-    nb_tensor *xb = unbatched ? nb_reshape(x, nd, bshape) : x;
-    nb_tensor *tb = probs && unbatched ? nb_reshape(t, nd, bshape) : t;
-    nb_tensor *lp = from_logits ? nb_log_softmax(xb, 1) : xb, *wview = NULL;
+    nb_tensor *xb = unbatched ? nb__tmp(&tmp, nb_reshape(x, nd, bshape)) : x;
+    nb_tensor *tb = probs && unbatched ? nb__tmp(&tmp, nb_reshape(t, nd, bshape)) : t;
+    nb_tensor *lp = from_logits ? nb__tmp(&tmp, nb_log_softmax(xb, 1)) : xb, *wview = NULL;
     if (w) {
         int64_t wshape[NB_MAX_DIMS];
         for (int d = 0; d < nd; d++) wshape[d] = d == 1 ? classes : 1;
-        wview = nb_reshape(w, nd, wshape);
+        wview = nb__tmp(&tmp, nb_reshape(w, nd, wshape));
     }
-    nb_tensor *out = probs ? prob_loss(lp, classes, tb, wview, eps, o->reduction)
-                           : index_loss(lp, classes, index, keep, kept, w, wview, eps,
-                                        o->reduction, tnd, tshape);
-    nb_tensor_free(wview);
-    if (lp != xb) nb_tensor_free(lp);
-    if (xb != x) nb_tensor_free(xb);
-    if (tb != t) nb_tensor_free(tb);
-    nb_tensor_free(index);
-    nb_tensor_free(keep);
+    nb_tensor *out = nb__tmp(&tmp, probs ? prob_loss(lp, classes, tb, wview, eps, o->reduction)
+                                         : index_loss(lp, classes, index, keep, kept, w, wview,
+                                                      eps, o->reduction, tnd, tshape));
     if (unbatched && o->reduction == NB_REDUCTION_NONE)
-        out = nb__chain(nb_reshape(out, 0, NULL), out);
-    return out;
+        out = nb__tmp(&tmp, nb_reshape(out, 0, NULL));
+    return nb__temps_end(&tmp, out);
 }
 
 /* torch.nn.CrossEntropyLoss = nll_loss(log_softmax(x, 1)) for class targets, the soft-target
@@ -412,18 +414,24 @@ nb_tensor *nb_kl_div_loss(nb_tensor *input, nb_tensor *target, nb_reduction redu
                           bool log_target) {
     const char *op = "kl_div_loss";
     if (!pair_ok(op, input, target) || !reduction_ok(op, reduction, true)) return NULL;
+    nb__temps tmp = {0};
     nb_tensor *l;
     if (log_target) {
-        nb_tensor *e = nb_exp(target), *d = nb_sub(target, input);
-        l = nb__chain(nb__chain(nb_mul(e, d), e), d);
+        nb_tensor *e = nb__tmp(&tmp, nb_exp(target)), *d = nb__tmp(&tmp, nb_sub(target, input));
+        l = nb__tmp(&tmp, nb_mul(e, d));
     } else {
-        nb_tensor *tlt = xlogx(target), *tx = nb_mul(target, input);
-        l = nb__chain(nb__chain(nb_sub(tlt, tx), tlt), tx);
+        nb_tensor *tlt = nb__tmp(&tmp, xlogx(target)), *tx = nb__tmp(&tmp, nb_mul(target, input));
+        l = nb__tmp(&tmp, nb_sub(tlt, tx));
     }
-    if (reduction != NB_REDUCTION_BATCHMEAN) return reduce(l, reduction);
-    nb_tensor *s = nb__chain(nb_sum(l), l);
-    float n = input->ndim ? (float)input->shape[0] : 1.0f;
-    return nb__chain(nb_mul_scalar(s, 1.0f / n), s);
+    nb_tensor *out;
+    if (reduction != NB_REDUCTION_BATCHMEAN) {
+        out = reduce(l, reduction);
+    } else {
+        nb_tensor *s = nb__tmp(&tmp, nb_sum(l));
+        float n = input->ndim ? (float)input->shape[0] : 1.0f;
+        out = nb_mul_scalar(s, 1.0f / n);
+    }
+    return nb__temps_end(&tmp, nb__tmp(&tmp, out));
 }
 
 /* ---------------------------------------------------------------- regularisers */
@@ -438,13 +446,14 @@ static nb_tensor *penalty(const char *op, int n, nb_tensor *const *params, float
     for (int i = 0; i < n; i++)
         if (!float_ok(op, "parameter", params[i])) return NULL;
     if (n == 0) return nb_zeros(0, NULL);
+    nb__temps tmp = {0};
     nb_tensor *acc = NULL;
     for (int i = 0; i < n; i++) {
-        nb_tensor *p = params[i], *f = l2 ? nb_mul(p, p) : nb_abs(p);
-        nb_tensor *s = nb__chain(nb_sum(f), f);
-        acc = i == 0 ? s : nb__chain(nb__chain(nb_add(acc, s), acc), s);
+        nb_tensor *p = params[i], *f = nb__tmp(&tmp, l2 ? nb_mul(p, p) : nb_abs(p));
+        nb_tensor *s = nb__tmp(&tmp, nb_sum(f));
+        acc = i == 0 ? s : nb__tmp(&tmp, nb_add(acc, s));
     }
-    return nb__chain(nb_mul_scalar(acc, lambda), acc);
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_mul_scalar(acc, lambda)));
 }
 
 nb_tensor *nb_l1_penalty(int n, nb_tensor *const *params, float lambda) {
@@ -464,15 +473,17 @@ nb_tensor *nb_entropy(nb_tensor *x, int dim, bool from_logits) {
     if (x->ndim == 0)
         return nb__fail(NB_ERR_SHAPE, "%s: input [] has no dim to take the entropy along", op);
     if (!nb__norm_dim(op, &dim, x->ndim)) return NULL;
+    nb__temps tmp = {0};
     nb_tensor *plogp;
     if (from_logits) {
-        nb_tensor *raw = nb_log_softmax(x, dim);
-        nb_tensor *lp = nb__chain(nb_clamp(raw, -FLT_MAX, INFINITY), raw), *p = nb_exp(lp);
-        plogp = nb__chain(nb__chain(nb_mul(p, lp), p), lp);
+        nb_tensor *raw = nb__tmp(&tmp, nb_log_softmax(x, dim));
+        nb_tensor *lp = nb__tmp(&tmp, nb_clamp(raw, -FLT_MAX, INFINITY));
+        nb_tensor *p = nb__tmp(&tmp, nb_exp(lp));
+        plogp = nb__tmp(&tmp, nb_mul(p, lp));
     } else {
-        plogp = xlogx(x);
+        plogp = nb__tmp(&tmp, xlogx(x));
     }
-    nb_tensor *h = nb__chain(nb_sum_dims(plogp, 1, &dim, false), plogp);
-    nb_tensor *m = nb__chain(nb_mean(h), h);
-    return nb__chain(nb_neg(m), m);
+    nb_tensor *h = nb__tmp(&tmp, nb_sum_dims(plogp, 1, &dim, false));
+    nb_tensor *m = nb__tmp(&tmp, nb_mean(h));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_neg(m)));
 }

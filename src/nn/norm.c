@@ -17,20 +17,19 @@
 
 /* (x - mean) * rsqrt(var + eps), with mean and var broadcastable to x. */
 static nb_tensor *normalise(nb_tensor *x, nb_tensor *mean, nb_tensor *var, float eps) {
-    nb_tensor *xc = nb_sub(x, mean), *ve = nb_add_scalar(var, eps);
-    nb_tensor *inv = nb__chain(nb_pow_scalar(ve, -0.5f), ve);
-    nb_tensor *y = nb_mul(xc, inv);
-    nb_tensor_free(xc);
-    nb_tensor_free(inv);
-    return y;
+    nb__temps tmp = {0};
+    nb_tensor *xc = nb__tmp(&tmp, nb_sub(x, mean)), *ve = nb__tmp(&tmp, nb_add_scalar(var, eps));
+    nb_tensor *inv = nb__tmp(&tmp, nb_pow_scalar(ve, -0.5f));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_mul(xc, inv)));
 }
 
-/* y * weight + bias with both reshaped to `shape` (broadcast against y); y is consumed. */
+/* y * weight + bias with both reshaped to `shape` (broadcast against y). */
 static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int ndim, const int64_t *shape) {
-    if (!y || !weight) return y;
-    nb_tensor *w = nb_reshape(weight, ndim, shape), *b = nb_reshape(bias, ndim, shape);
-    nb_tensor *scaled = nb__chain(nb__chain(nb_mul(y, w), w), y);
-    return nb__chain(nb__chain(nb_add(scaled, b), b), scaled);
+    nb__temps tmp = {0};
+    nb_tensor *w = nb__tmp(&tmp, nb_reshape(weight, ndim, shape));
+    nb_tensor *b = nb__tmp(&tmp, nb_reshape(bias, ndim, shape));
+    nb_tensor *scaled = nb__tmp(&tmp, nb_mul(y, w));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_add(scaled, b)));
 }
 
 /* ---- BatchNorm1d and BatchNorm2d: one implementation and one state (module.h); the class
@@ -49,19 +48,22 @@ static void update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *v
 }
 
 /* y = xc s + b with s = g / sqrt(var + eps): the per-channel factors (shape [1, C, 1, ...]) are
- * multiplied first, so only two full-size ops follow the centring.  xc is consumed. */
+ * multiplied first, so only two full-size ops follow the centring. */
 static nb_tensor *scale_shift(nb_tensor *xc, nb_tensor *var, float eps, nb_tensor *weight, nb_tensor *bias,
                               int ndim, const int64_t *shape) {
-    nb_tensor *ve = nb_add_scalar(var, eps);
-    nb_tensor *s = nb__chain(nb_pow_scalar(ve, -0.5f), ve);
+    nb__temps tmp = {0};
+    nb_tensor *ve = nb__tmp(&tmp, nb_add_scalar(var, eps));
+    nb_tensor *s = nb__tmp(&tmp, nb_pow_scalar(ve, -0.5f));
     if (weight) {
-        nb_tensor *g = nb_reshape(weight, ndim, shape);
-        s = nb__chain(nb__chain(nb_mul(s, g), g), s);
+        nb_tensor *g = nb__tmp(&tmp, nb_reshape(weight, ndim, shape));
+        s = nb__tmp(&tmp, nb_mul(s, g));
     }
-    nb_tensor *y = nb__chain(nb__chain(nb_mul(xc, s), s), xc);
-    if (!bias) return y;
-    nb_tensor *b = nb_reshape(bias, ndim, shape);
-    return nb__chain(nb__chain(nb_add(y, b), b), y);
+    nb_tensor *y = nb__tmp(&tmp, nb_mul(xc, s));
+    if (bias) {
+        nb_tensor *b = nb__tmp(&tmp, nb_reshape(bias, ndim, shape));
+        y = nb__tmp(&tmp, nb_add(y, b));
+    }
+    return nb__temps_end(&tmp, y);
 }
 
 static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
@@ -86,24 +88,23 @@ static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
     nb_tensor *weight = st->weight, *bias = st->bias;
     bool batch_stats = m->training || !st->running_mean;
     if (!batch_stats) {
-        nb_tensor *rm = nb_reshape(st->running_mean, x->ndim, shape);
-        nb_tensor *rv = nb_reshape(st->running_var, x->ndim, shape);
-        nb_tensor *xc = nb__chain(nb_sub(x, rm), rm);
-        nb_tensor *y = xc ? scale_shift(xc, rv, st->eps, weight, bias, x->ndim, shape) : NULL;
-        nb_tensor_free(rv);
-        return y;
+        nb__temps tmp = {0};
+        nb_tensor *rm = nb__tmp(&tmp, nb_reshape(st->running_mean, x->ndim, shape));
+        nb_tensor *rv = nb__tmp(&tmp, nb_reshape(st->running_var, x->ndim, shape));
+        nb_tensor *xc = nb__tmp(&tmp, nb_sub(x, rm));
+        nb_tensor *y = xc ? nb__tmp(&tmp, scale_shift(xc, rv, st->eps, weight, bias, x->ndim, shape)) : NULL;
+        return nb__temps_end(&tmp, y);
     }
     if (n <= 1)
         return nb__fail(NB_ERR_SHAPE, "%s: expected more than 1 value per channel when training, got "
                         "input %s", m->cls->name, NB_SHP(x));
-    nb_tensor *mean = nb_mean_dims(x, nd, dims, true), *xc = nb_sub(x, mean);
-    nb_tensor *sq = nb_mul(xc, xc);
-    nb_tensor *var = nb__chain(nb_mean_dims(sq, nd, dims, true), sq);
+    nb__temps tmp = {0};
+    nb_tensor *mean = nb__tmp(&tmp, nb_mean_dims(x, nd, dims, true)), *xc = nb__tmp(&tmp, nb_sub(x, mean));
+    nb_tensor *sq = nb__tmp(&tmp, nb_mul(xc, xc));
+    nb_tensor *var = nb__tmp(&tmp, nb_mean_dims(sq, nd, dims, true));
     if (var && st->running_mean) update_running(st, mean, var, n); /* with buffers, batch stats mean training */
-    nb_tensor *y = var ? scale_shift(xc, var, st->eps, weight, bias, x->ndim, shape) : nb__chain(NULL, xc);
-    nb_tensor_free(mean);
-    nb_tensor_free(var);
-    return y;
+    nb_tensor *y = var ? nb__tmp(&tmp, scale_shift(xc, var, st->eps, weight, bias, x->ndim, shape)) : NULL;
+    return nb__temps_end(&tmp, y);
 }
 
 static void batchnorm_describe(const nb_module *m, nb_attrs *d) {
@@ -260,14 +261,13 @@ static nb_tensor *layernorm_forward(nb_module *m, nb_tensor *x) {
                         NB_SHP(x), nb__shape_str(k, s->shape));
     int dims[NB_MAX_DIMS];
     for (int d = 0; d < k; d++) dims[d] = x->ndim - k + d;
-    nb_tensor *mean = nb_mean_dims(x, k, dims, true), *xc = nb_sub(x, mean);
-    nb_tensor *sq = nb__chain(nb_mul(xc, xc), xc);
-    nb_tensor *var = nb__chain(nb_mean_dims(sq, k, dims, true), sq);
-    nb_tensor *y = normalise(x, mean, var, s->eps);
-    nb_tensor_free(mean);
-    nb_tensor_free(var);
-    if (!s->weight) return y;
-    return affine(y, s->weight, s->bias, k, s->shape);
+    nb__temps tmp = {0};
+    nb_tensor *mean = nb__tmp(&tmp, nb_mean_dims(x, k, dims, true)), *xc = nb__tmp(&tmp, nb_sub(x, mean));
+    nb_tensor *sq = nb__tmp(&tmp, nb_mul(xc, xc));
+    nb_tensor *var = nb__tmp(&tmp, nb_mean_dims(sq, k, dims, true));
+    nb_tensor *y = nb__tmp(&tmp, normalise(x, mean, var, s->eps));
+    if (s->weight && y) y = nb__tmp(&tmp, affine(y, s->weight, s->bias, k, s->shape));
+    return nb__temps_end(&tmp, y);
 }
 
 /* torch prints normalized_shape as a Python tuple: "(4,)", "(3, 4)". */
