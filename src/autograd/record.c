@@ -1,20 +1,11 @@
 /*
- * record.c — the user-facing switches of autograd: grad mode (which nb__apply, in src/ops,
- * consults before recording a node), requires_grad, detach, and access to .grad.
+ * record.c — the user-facing switches of autograd on tensors: requires_grad, detach, and access
+ * to .grad.  (Grad mode, the switch that nb__apply consults before recording, is in
+ * src/ops/apply.c, so that the ops never call into autograd.)
  */
 #include "../core/core.h"
 
 #include <string.h>
-
-static _Thread_local bool grad_disabled; /* zero-initialised: recording is on by default */
-
-bool nb_is_grad_enabled(void) { return !grad_disabled; }
-
-bool nb_set_grad_enabled(bool enabled) {
-    bool previous = !grad_disabled;
-    grad_disabled = !enabled;
-    return previous;
-}
 
 nb_status nb_set_requires_grad(nb_tensor *t, bool requires_grad) {
     if (!nb__alive(t)) return nb__fail_input("set_requires_grad", t), nb_error_code();

@@ -1,7 +1,7 @@
 /*
  * apply.c — nb__apply, the entry point of every op: it checks the inputs against the op's row
  * of the table, picks the kernels for their dtype, runs the forward and, when recording is on
- * (nb_is_grad_enabled) and an input requires grad, attaches a node to the result (torch's
+ * (grad mode, below) and an input requires grad, attaches a node to the result (torch's
  * grad_fn) with the backward of those kernels.  The backward engine (src/autograd) walks the
  * nodes; it depends on the ops, never the other way round.
  */
@@ -9,6 +9,16 @@
 
 #include <stdio.h>
 #include <string.h>
+
+static _Thread_local bool grad_disabled; /* zero-initialised: recording is on by default */
+
+bool nb_is_grad_enabled(void) { return !grad_disabled; }
+
+bool nb_set_grad_enabled(bool enabled) {
+    bool previous = !grad_disabled;
+    grad_disabled = !enabled;
+    return previous;
+}
 
 static const char *device_name(nb_device d) { return d == NB_CPU ? "cpu" : "cuda"; }
 
@@ -92,7 +102,7 @@ nb_tensor *nb__apply(nb_op_id op, int n, nb_tensor *const *in, const nb_op_args 
     const nb_op_kernels *k = kernels_for(def, n, in);
     if (!k) return NULL;
     nb_tensor *out = k->forward(op, in, n, args ? args : &(nb_op_args){0});
-    if (!out || !k->backward || !nb_is_grad_enabled()) return out;
+    if (!out || grad_disabled || !k->backward) return out;
     for (int i = 0; i < n; i++) {
         if (in[i]->requires_grad) {
             if (record(out, op, k->backward, n, in, args) != NB_OK) {
