@@ -123,8 +123,8 @@ nb_tensor *nb__clone_in(nb_arena *home, const nb_tensor *t);
 void nb__copy_logical(void *dst, const nb_tensor *t);
 /*
  * The rule for composite code (a function made of other ops: losses, norms, layers, blocks):
- * every tensor it makes goes through nb__tmp(&temps, ...) as it is made, and its one exit is
- * `return nb__temps_end(&temps, result)`, which hands out one reference to result (retained
+ * every tensor it makes goes through nb__tmp(&tmp, ...) as it is made, and its one exit is
+ * `return nb__temps_end(&tmp, result)`, which hands out one reference to result (retained
  * when result is an input, not a temp) and drops every other reference in temps.  A graph node
  * that uses a temp holds its own reference, so autograd through the composite still sees it;
  * in a scope the temps belong to the scope and nothing is tracked (no work, no malloc); with no

@@ -210,11 +210,11 @@ static bool common_opts(const char *op, const int stride[2], const int padding[2
 static nb_tensor *apply_batched(nb_op_id op, nb_tensor *x, nb_tensor *w, nb_tensor *b,
                                 const nb_op_args *a) {
     bool single = x->ndim == 3;
-    nb__temps temps = {0};
-    nb_tensor *x4 = single ? nb__tmp(&temps, nb_unsqueeze(x, 0)) : x;
-    nb_tensor *out = x4 ? nb__tmp(&temps, nb__apply(op, b ? 3 : 2, (nb_tensor *[]){x4, w, b}, a)) : NULL;
-    if (out && single) out = nb__tmp(&temps, nb_squeeze(out, 0));
-    return nb__temps_end(&temps, out);
+    nb__temps tmp = {0};
+    nb_tensor *x4 = single ? nb__tmp(&tmp, nb_unsqueeze(x, 0)) : x;
+    nb_tensor *out = x4 ? nb__tmp(&tmp, nb__apply(op, b ? 3 : 2, (nb_tensor *[]){x4, w, b}, a)) : NULL;
+    if (out && single) out = nb__tmp(&tmp, nb_squeeze(out, 0));
+    return nb__temps_end(&tmp, out);
 }
 
 nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb_conv2d_opts *opts) {

@@ -129,11 +129,11 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b) {
     /* checked before promoting, so the message names the user's shapes and no view is left */
     if ((row || col) && a->shape[a->ndim - 1] != b->shape[col ? 0 : b->ndim - 2])
         return nb__fail(NB_ERR_SHAPE, "matmul: %s @ %s: inner sizes differ", NB_SHP(a), NB_SHP(b));
-    nb__temps temps = {0};
-    nb_tensor *a2 = row ? nb__tmp(&temps, nb_unsqueeze(a, 0)) : a;
-    nb_tensor *b2 = col ? nb__tmp(&temps, nb_unsqueeze(b, 1)) : b;
-    nb_tensor *out = nb__tmp(&temps, nb__apply(NB_OP_MATMUL, 2, (nb_tensor *[]){a2, b2}, NULL));
-    if (out && col) out = nb__tmp(&temps, nb_squeeze(out, -1));
-    if (out && row) out = nb__tmp(&temps, nb_squeeze(out, col ? -1 : -2));
-    return nb__temps_end(&temps, out);
+    nb__temps tmp = {0};
+    nb_tensor *a2 = row ? nb__tmp(&tmp, nb_unsqueeze(a, 0)) : a;
+    nb_tensor *b2 = col ? nb__tmp(&tmp, nb_unsqueeze(b, 1)) : b;
+    nb_tensor *out = nb__tmp(&tmp, nb__apply(NB_OP_MATMUL, 2, (nb_tensor *[]){a2, b2}, NULL));
+    if (out && col) out = nb__tmp(&tmp, nb_squeeze(out, -1));
+    if (out && row) out = nb__tmp(&tmp, nb_squeeze(out, col ? -1 : -2));
+    return nb__temps_end(&tmp, out);
 }

@@ -6,8 +6,9 @@
  * cannot disagree.  nb__apply (apply.c) checks the inputs against the row, picks the kernels
  * for their dtype, runs the forward and records a node when an input requires grad; the
  * backward engine (src/autograd) walks those nodes.  Adding an op: one NB_OPS row, a forward
- * and a backward in its family's file (a new family: one NB_OP_FAMILIES entry and a file), one
- * case in tests/op_cases.h and tools/gen_golden.py (docs/ARCHITECTURE.md, "Add an op").
+ * and a backward in its family's file (a new family: a new file defining nb__fwd_<family> and
+ * nb__bwd_<family>), the public function, cases in tests/op_cases.h and tools/gen_golden.py
+ * (docs/ARCHITECTURE.md, "Add an op").
  *
  * Conventions for forwards: inputs are alive, on one device and of the dtypes the row declares
  * (nb__apply checks); shapes and dims are not, so a forward validates them and fails with a

@@ -133,9 +133,9 @@ nb_tensor *nb_min(nb_tensor *a) { return reduce(NB_OP_MIN, a, 0, NULL, false); }
 nb_tensor *nb_argmax(nb_tensor *a, int dim, bool keepdim) {
     if (!nb__alive(a)) return nb__fail_input("argmax", a);
     if (dim != NB_ALL) return reduce(NB_OP_ARGMAX, a, 1, &dim, keepdim);
-    nb__temps temps = {0};
-    nb_tensor *flat = nb__tmp(&temps, nb_reshape(a, NB_SHAPE(-1)));
-    return nb__temps_end(&temps, nb__tmp(&temps, reduce(NB_OP_ARGMAX, flat, 1, (int[]){0}, false)));
+    nb__temps tmp = {0};
+    nb_tensor *flat = nb__tmp(&tmp, nb_reshape(a, NB_SHAPE(-1)));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, reduce(NB_OP_ARGMAX, flat, 1, (int[]){0}, false)));
 }
 
 nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape) {
