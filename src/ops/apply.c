@@ -32,31 +32,26 @@ static const char *inputs_str(int n, nb_tensor *const *in, char *buf, size_t siz
     return buf;
 }
 
-/* The input rule of input i: its own letter of def->inputs, or the last one. */
-static char input_rule(const nb_op_def *def, int i) {
-    size_t len = strlen(def->inputs);
-    return def->inputs[(size_t)i < len ? (size_t)i : len - 1];
-}
-
 /* The kernels for the inputs' dtype, or NULL (and an NB_ERR_DTYPE naming the op) when an
- * index is not int32, the op has no kernel for the dtype of its first T input, or the other
- * T inputs differ from it. */
+ * index is not int32, the op has no kernel for the dtype of its first input (always a T), or
+ * the other T inputs differ from it.  One pass: this runs for every op. */
 static const nb_op_kernels *kernels_for(const nb_op_def *def, int n, nb_tensor *const *in) {
-    const nb_tensor *first = NULL;
-    for (int i = 0; i < n; i++) {
-        if (input_rule(def, i) != 'I') first = first ? first : in[i];
+    nb_dtype dtype = in[0]->dtype;
+    bool same = true;
+    const char *rule = def->inputs; /* the last rule repeats */
+    for (int i = 1; i < n; i++) {
+        rule += rule[1] != '\0';
+        if (*rule != 'I') same &= in[i]->dtype == dtype;
         else if (in[i]->dtype != NB_I32)
             return nb__fail(NB_ERR_DTYPE, "%s: index must be int32, got %s", def->name,
                             nb_dtype_name(in[i]->dtype));
     }
-    const nb_op_kernels *k = &def->kernels[first->dtype];
-    bool same = true;
-    for (int i = 0; i < n; i++) same &= input_rule(def, i) == 'I' || in[i]->dtype == first->dtype;
+    const nb_op_kernels *k = &def->kernels[dtype];
     if (k->forward && same) return k;
     char buf[256];
     if (!k->forward)
         return nb__fail(NB_ERR_DTYPE, "%s: no %s kernel (inputs %s)", def->name,
-                        nb_dtype_name(first->dtype), inputs_str(n, in, buf, sizeof buf));
+                        nb_dtype_name(dtype), inputs_str(n, in, buf, sizeof buf));
     return nb__fail(NB_ERR_DTYPE, "%s: inputs must share one dtype (inputs %s)", def->name,
                     inputs_str(n, in, buf, sizeof buf));
 }

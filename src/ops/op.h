@@ -28,7 +28,8 @@
  *            nothing), so "differentiable" and "has a grad_fn" are one column
  *   arity    the number of tensor inputs; -1 for any number >= 1
  *   inputs   a letter per input, the last repeating: T an input of the op's dtype (all T
- *            inputs share it; the first one's picks the kernels), I an int32 index
+ *            inputs share it; the first input is a T and its dtype picks the kernels), I an
+ *            int32 index
  *   kernels  the dtypes with kernels, one of NB_KERNELS_*: F32, or ANY for ops that only move
  *            elements (views, copies, concat) and so work for every dtype alike
  */
