@@ -36,9 +36,9 @@ static void step_with(const nb__group *g, nb__param *P, bool decoupled) {
         .weight_decay = decoupled ? 0.0f : (float)g->weight_decay,
         .decay_factor = decoupled ? (float)(1 - g->lr * g->weight_decay) : 1.0f,
     };
-    nb__adam_update(nb__f32(p), nb__f32(P->slot[0]), nb__f32(P->slot[1]),
-                    g->hp[AMSGRAD] != 0 ? nb__f32(P->slot[2]) : NULL, nb__f32(p->grad),
-                    nb__numel(p->ndim, p->shape), &k);
+    nb__backend(p->device)->adam_update(nb__f32(p), nb__f32(P->slot[0]), nb__f32(P->slot[1]),
+                                        g->hp[AMSGRAD] != 0 ? nb__f32(P->slot[2]) : NULL,
+                                        nb__f32(p->grad), nb__numel(p->ndim, p->shape), &k);
 }
 
 static void adam_step(const nb__group *g, nb__param *P) { step_with(g, P, false); }

@@ -32,10 +32,11 @@ static void step(const nb__group *g, nb__param *P) {
     P->step++;
     float *buf = g->hp[MOMENTUM] > 0 ? nb__f32(P->slot[MOMENTUM_BUFFER]) : NULL;
     float *grad_avg = g->hp[CENTERED] != 0 ? nb__f32(P->slot[GRAD_AVG]) : NULL;
-    nb__rmsprop_update(nb__f32(p), nb__f32(P->slot[SQUARE_AVG]), buf, grad_avg, nb__f32(p->grad),
-                       nb__numel(p->ndim, p->shape), (float)g->lr, (float)g->hp[ALPHA],
-                       (float)(1 - g->hp[ALPHA]), (float)g->hp[EPS], (float)g->weight_decay,
-                       (float)g->hp[MOMENTUM]);
+    nb__backend(p->device)->rmsprop_update(nb__f32(p), nb__f32(P->slot[SQUARE_AVG]), buf, grad_avg,
+                                           nb__f32(p->grad), nb__numel(p->ndim, p->shape),
+                                           (float)g->lr, (float)g->hp[ALPHA], (float)(1 - g->hp[ALPHA]),
+                                           (float)g->hp[EPS], (float)g->weight_decay,
+                                           (float)g->hp[MOMENTUM]);
 }
 
 static const nb__hp_field fields[] = {

@@ -28,9 +28,10 @@ static bool slot_needed(const nb__group *g, int slot) { return slot == 0 && g->h
 static void step(const nb__group *g, nb__param *P) {
     nb_tensor *p = P->param;
     float *buf = g->hp[MOMENTUM] != 0 ? nb__f32(P->slot[0]) : NULL;
-    nb__sgd_update(nb__f32(p), buf, nb__f32(p->grad), nb__numel(p->ndim, p->shape), (float)g->lr,
-                   (float)g->weight_decay, (float)g->hp[MOMENTUM], (float)(1 - g->hp[DAMPENING]),
-                   g->hp[NESTEROV] != 0, P->step == 0);
+    nb__backend(p->device)->sgd_update(nb__f32(p), buf, nb__f32(p->grad), nb__numel(p->ndim, p->shape),
+                                       (float)g->lr, (float)g->weight_decay, (float)g->hp[MOMENTUM],
+                                       (float)(1 - g->hp[DAMPENING]), g->hp[NESTEROV] != 0,
+                                       P->step == 0);
     if (buf) P->step++;
 }
 
