@@ -848,7 +848,8 @@ static void check_fd(const char *what, nb_module *m, const float *x, int nd, con
         int64_t np = nb_numel(prm);
         float gp[MAXN];
         nb_copy_to(nb_grad(prm), gp, MAXN);
-        float *pv = host_vals(prm);
+        float pv[MAXN];
+        nb_copy_to(prm, pv, MAXN);
         for (int64_t i = 0; i < np; i++) {
             float keep = pv[i];
             set_flat(prm, i, keep + (float)h);

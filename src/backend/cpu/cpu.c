@@ -208,7 +208,7 @@ const nb_backend nb__cpu_backend = {
 const char *nb_backend_info(void) {
     static char info[256];
     int threads = nb_get_num_threads();
-    snprintf(info, sizeof info, "cpu: %s, %d thread%s, kernels for %s", openblas_get_config(),
-             threads, threads == 1 ? "" : "s", nb__cpu_features());
+    snprintf(info, sizeof info, "%s: %s, %d thread%s, kernels for %s", nb__backend(NB_CPU)->name,
+             openblas_get_config(), threads, threads == 1 ? "" : "s", nb__cpu_features());
     return info;
 }
