@@ -2,7 +2,7 @@
  * optim.c — the optimiser object, whatever its kind: parameter groups, state tensors, step,
  * zero_grad, lr, and its state as named tensors plus JSON.  What each kind does its own way
  * (hyper-parameters, state tensors, the update) is in its descriptor, optimizers/<kind>.c; the
- * update kernels are in update.c.
+ * update kernels are the backend's (backend/cpu/update.c).
  *
  * torch's conventions kept here: a parameter without a gradient is skipped (and its step count
  * does not advance); each group carries every hyper-parameter; the state of Adam, RMSprop and

@@ -1,7 +1,8 @@
 /*
  * optim_internal.h — what the optimisers share: the optimiser object (optim.c), the descriptor
- * each kind fills in its own file (optimizers/<kind>.c), the update kernels (update.c) and the
- * strict JSON helpers (json.c).  The schedules' descriptor is in sched_internal.h.
+ * each kind fills in its own file (optimizers/<kind>.c) and the strict JSON helpers (json.c);
+ * the update rules are backend kernels (backend/backend.h, backend/cpu/update.c).  The
+ * schedules' descriptor is in sched_internal.h.
  *
  * An optimiser is a list of parameter groups, each a run [first, first + count) of the parameter
  * list, with torch's per-group hyper-parameters: lr, initial_lr and weight_decay, which every
@@ -76,7 +77,7 @@ typedef struct {
     /* torch's checks of the kind's hyper-parameters (lr and weight_decay are checked for every
      * kind before), with its messages; who starts them. */
     bool (*check)(const nb__group *g, const char *who);
-    /* One update of parameter P, which has a gradient: calls the kind's kernel in update.c. */
+    /* One update of parameter P, which has a gradient: calls the kind's backend kernel. */
     void (*step)(const nb__group *g, nb__param *P);
     int momentum;           /* hp[] index of the momentum a schedule may cycle, or NB__NO_MOMENTUM */
     bool momentum_is_beta1; /* it is Adam's beta1: only one-cycle cycles it, and it stays < 1 */

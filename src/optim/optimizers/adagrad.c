@@ -1,7 +1,7 @@
 /*
  * adagrad.c — torch.optim.Adagrad: d = g + weight_decay p, sum <- sum + d^2,
  * p <- p - clr d / (sqrt(sum) + eps) with clr = lr / (1 + (step - 1) lr_decay).  The update is
- * nb__adagrad_update (update.c); sum starts at initial_accumulator_value.
+ * the backend's adagrad_update (backend/cpu/update.c); sum starts at initial_accumulator_value.
  */
 #include "../optim_internal.h"
 

@@ -4,7 +4,7 @@
  * two kinds share this file rather than copy it:
  *   m <- beta1 m + (1 - beta1) g,  v <- beta2 v + (1 - beta2) g^2  (amsgrad: v_max <- max(v_max, v))
  *   p <- p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
- * The update is nb__adam_update (update.c).
+ * The update is the backend's adam_update (backend/cpu/update.c).
  */
 #include "../optim_internal.h"
 
