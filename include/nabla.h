@@ -145,7 +145,10 @@ const char *nb_dtype_name(nb_dtype d);             /* "float32" */
 bool nb_is_contiguous(const nb_tensor *t);
 bool nb_is_alive(const nb_tensor *t);              /* false for NULL and ended scopes */
 bool nb_shares_storage(const nb_tensor *a, const nb_tensor *b);
-/* Pointer to element 0 of an f32 tensor (respect nb_strides); NULL for other dtypes. */
+/* Host pointer to element 0 of an f32 tensor (respect nb_strides), only where the tensor's memory
+ * is host memory (the CPU backend): NULL with NB_ERR_DTYPE for other dtypes, and NULL with
+ * NB_ERR_DEVICE where the backend's memory is not the host's (NB_BACKEND=guarded, other devices).
+ * Code meant for every backend reads and writes with nb_copy_to / nb_copy_from / nb_get / nb_set. */
 float *nb_data(nb_tensor *t);
 float nb_item(const nb_tensor *t);                 /* the value of a one-element tensor, NaN on error */
 float nb_get(const nb_tensor *t, const int64_t *index);           /* any dtype, as float */

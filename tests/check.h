@@ -104,11 +104,35 @@ static inline int check_tensor_(const char *file, int line, const char *what, co
 #define CHECK_TENSOR(what, t, want, n, atol, rtol) \
     check_tensor_(__FILE__, __LINE__, what, t, want, n, atol, rtol)
 
+/* t's elements in logical order as floats, copied out through nb_copy_to (tensor memory is
+ * the backend's, which the host may not read directly): valid until 16 more calls. */
+static inline float *host_vals(const nb_tensor *t) {
+    static float *ring[16];
+    static int next;
+    int64_t n = nb_numel(t);
+    float **slot = &ring[next++ % 16];
+    free(*slot);
+    *slot = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (n >= 0) nb_copy_to(t, *slot, n);
+    return *slot;
+}
+
+/* Sets element i (in logical order) of t through nb_set. */
+static inline void set_flat(nb_tensor *t, int64_t i, float v) {
+    int64_t index[8] = {0};
+    for (int d = nb_ndim(t) - 1; d >= 0; d--) {
+        index[d] = i % nb_shape(t)[d];
+        i /= nb_shape(t)[d];
+    }
+    nb_set(t, index, v);
+}
+
 /* Empirical std of an f32 tensor t (contiguous) and its largest magnitude, for tests of
  * random initialisation. */
 static inline double tensor_std(nb_tensor *t, double *max_abs) {
-    const float *v = nb_data(t);
     long n = (long)nb_numel(t);
+    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    nb_copy_to(t, v, n);
     double sum = 0, sq = 0;
     *max_abs = 0;
     for (long i = 0; i < n; i++) {
@@ -116,6 +140,7 @@ static inline double tensor_std(nb_tensor *t, double *max_abs) {
         sq += (double)v[i] * v[i];
         if (fabs(v[i]) > *max_abs) *max_abs = fabs(v[i]);
     }
+    free(v);
     double mean = sum / n;
     return sqrt(sq / n - mean * mean);
 }

@@ -589,9 +589,12 @@ static inline nb_tensor *oc_make_leaf(const oc_input *s, const float *v) {
     int64_t shape[OC_MAX_RANK], last = s->shape[s->ndim - 1];
     memcpy(shape, s->shape, sizeof shape);
     shape[s->ndim - 1] = 2 * last + 1;
-    nb_tensor *leaf = nb_full(s->ndim, shape, NAN);
-    float *d = nb_data(leaf);
+    int64_t padded = last ? n / last * (2 * last + 1) : 0;
+    float *d = malloc(sizeof(float) * (size_t)padded);
+    for (int64_t i = 0; i < padded; i++) d[i] = NAN;
     for (int64_t i = 0; i < n; i++) d[(i / last) * (2 * last + 1) + 1 + 2 * (i % last)] = v[i];
+    nb_tensor *leaf = nb_from_data(d, s->ndim, shape);
+    free(d);
     return leaf;
 }
 

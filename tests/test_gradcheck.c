@@ -47,6 +47,7 @@ typedef struct {
     const op_case *c;
     int n_in;
     nb_tensor *leaf[OC_MAX_IN], *x[OC_MAX_IN];
+    float host[OC_MAX_IN][MAX_ELEMS]; /* the float leaves' elements, moved here, copied back */
     float r[MAX_ELEMS];
     int64_t n_out;
 } run;
@@ -74,7 +75,19 @@ static double loss_at(run *r) {
     return loss;
 }
 
-/* The fourth-order central difference of L along dir: elements p[i] move by k h dir[i]. */
+/* Copies the float leaves to r->host (store false) or back from it (store true): the stencil
+ * moves the host copies, as tensor memory belongs to the backend. */
+static void sync_leaves(run *r, bool store) {
+    for (int i = 0; i < r->n_in; i++) {
+        if (!oc_is_float(&r->c->in[i])) continue;
+        int64_t n = nb_numel(r->leaf[i]);
+        if (store) nb_copy_from(r->leaf[i], r->host[i], n);
+        else nb_copy_to(r->leaf[i], r->host[i], n);
+    }
+}
+
+/* The fourth-order central difference of L along dir: elements p[i] (of r->host) move by
+ * k h dir[i]. */
 static double stencil(run *r, float *const *p, const float *dir, int m) {
     static const int ks[4] = {1, -1, 2, -2};
     double l[4];
@@ -82,19 +95,22 @@ static double stencil(run *r, float *const *p, const float *dir, int m) {
     for (int i = 0; i < m; i++) saved[i] = *p[i];
     for (int k = 0; k < 4; k++) {
         for (int i = 0; i < m; i++) *p[i] = (float)((double)saved[i] + ks[k] * STEP * dir[i]);
+        sync_leaves(r, true);
         l[k] = loss_at(r);
     }
     for (int i = 0; i < m; i++) *p[i] = saved[i];
+    sync_leaves(r, true);
     return (8.0 * (l[0] - l[1]) - (l[2] - l[3])) / (12.0 * STEP);
 }
 
 /* Element-wise comparison of analytic and numeric gradients of every float input. */
 static void check_gradients(run *r) {
+    sync_leaves(r, false);
     for (int i = 0; i < r->n_in; i++) {
         if (!oc_is_float(&r->c->in[i])) continue;
         nb_tensor *leaf = r->leaf[i], *grad = nb_grad(leaf);
         int64_t n = nb_numel(leaf);
-        float *v = nb_data(leaf), analytic[MAX_ELEMS];
+        float *v = r->host[i], analytic[MAX_ELEMS];
         double numeric[MAX_ELEMS];
         char what[160];
         snprintf(what, sizeof what, "%s: d loss / d input %d", r->c->name, i);
@@ -114,10 +130,11 @@ static void check_directional(run *r, uint64_t *rng) {
     float *p[OC_MAX_IN * MAX_ELEMS], dir[OC_MAX_IN * MAX_ELEMS];
     double expect = 0, scale = 0;
     int m = 0;
+    sync_leaves(r, false);
     for (int i = 0; i < r->n_in; i++) {
         if (!oc_is_float(&r->c->in[i])) continue;
         int64_t n = nb_numel(r->leaf[i]);
-        float *v = nb_data(r->leaf[i]), g[MAX_ELEMS];
+        float *v = r->host[i], g[MAX_ELEMS];
         nb_copy_to(nb_grad(r->leaf[i]), g, n);
         for (int64_t j = 0; j < n; j++) {
             if (isnan(v[j])) continue;

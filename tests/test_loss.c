@@ -251,16 +251,16 @@ static void run_fd(const lcase *c) {
             }
             nb_scope_end();
             nb_set_requires_grad(x, false);
-            float *p = nb_data(x); /* from_data: contiguous */
+            float *p = host_vals(x);
             for (int64_t e = 0; e < n; e++) {
                 static const int ks[4] = {1, -1, 2, -2};
                 double lk[4];
                 float saved = p[e];
                 for (int s = 0; s < 4; s++) {
-                    p[e] = (float)((double)saved + ks[s] * FD_STEP);
+                    set_flat(x, e, (float)((double)saved + ks[s] * FD_STEP));
                     lk[s] = loss_at(c);
                 }
-                p[e] = saved;
+                set_flat(x, e, saved);
                 numeric[e] = (8.0 * (lk[0] - lk[1]) - (lk[2] - lk[3])) / (12.0 * FD_STEP);
             }
             char what[160];

@@ -236,9 +236,10 @@ static float train_step(mlp *m, float lr) {
     nb_backward(loss);
     nb_tensor *params[] = {m->w1, m->b1, m->w2, m->b2};
     for (int p = 0; p < 4; p++) {
-        float *w = nb_data(params[p]);
-        const float *g = nb_data(nb_grad(params[p]));
+        float *w = host_vals(params[p]);
+        const float *g = host_vals(nb_grad(params[p]));
         for (int64_t i = 0, n = nb_numel(params[p]); i < n; i++) w[i] -= lr * g[i];
+        nb_copy_from(params[p], w, nb_numel(params[p]));
         nb_zero_grad(params[p]);
     }
     nb_scope_end();
@@ -248,8 +249,9 @@ static float train_step(mlp *m, float lr) {
 /* A caller-owned N(0, s^2) matrix, scaled in place so no intermediate is left over. */
 static nb_tensor *scaled_randn(int64_t rows, int64_t cols, float s) {
     nb_tensor *t = nb_randn(NB_SHAPE(rows, cols));
-    float *d = nb_data(t);
+    float *d = host_vals(t);
     for (int64_t i = 0; i < rows * cols; i++) d[i] *= s;
+    nb_copy_from(t, d, rows * cols);
     return t;
 }
 

@@ -216,8 +216,9 @@ static void frozen_parameters_get_no_grad_and_are_not_updated(void) {
     for (int i = 0; i < n; i++) { /* SGD, lr 0.1, as an optimiser does it */
         nb_tensor *p = nb_module_param(m, i, NULL), *g = nb_grad(p);
         if (!nb_requires_grad(p) || !g) continue;
-        float *pd = nb_data(p), *gd = nb_data(g);
+        float *pd = host_vals(p), *gd = host_vals(g);
         for (int64_t k = 0; k < nb_numel(p); k++) pd[k] -= 0.1f * gd[k];
+        nb_copy_from(p, pd, nb_numel(p));
     }
     nb_scope_end();
     for (int i = 0; i < n; i++) {
@@ -317,7 +318,7 @@ static void dropout_zeroes_p_and_scales_the_rest_in_training(void) {
     nb_set_requires_grad(x, true);
     nb_manual_seed(123);
     nb_tensor *y = nb_module_forward(d, x);
-    const float *v = nb_data(y);
+    const float *v = host_vals(y);
     long zeros = 0, bad = 0;
     for (long i = 0; i < N; i++) {
         if (v[i] == 0.0f) zeros++;
@@ -328,18 +329,18 @@ static void dropout_zeroes_p_and_scales_the_rest_in_training(void) {
     CHECK_EQ_INT(bad, 0);
     /* d sum(y) / dx = mask / (1 - p) = y, since x is 1 */
     nb_backward(nb_sum(y));
-    float *g = nb_data(nb_grad(x));
+    float *g = host_vals(nb_grad(x));
     CHECK(near_all(g, v, N, 1e-6f));
 
     nb_manual_seed(123);
     nb_tensor *again = nb_module_forward(d, x);
-    CHECK(near_all(nb_data(again), v, N, 0));
+    CHECK(near_all(host_vals(again), v, N, 0));
     nb_manual_seed(124);
     nb_tensor *other = nb_module_forward(d, x);
-    CHECK(!near_all(nb_data(other), v, N, 0));
+    CHECK(!near_all(host_vals(other), v, N, 0));
 
     nb_module_train(d, false);
-    CHECK(near_all(nb_data(nb_module_forward(d, x)), nb_data(x), N, 0));
+    CHECK(near_all(host_vals(nb_module_forward(d, x)), host_vals(x), N, 0));
     nb_scope_end();
     nb_module_free(d);
 }
@@ -349,12 +350,12 @@ static void dropout_p0_is_identity_and_p1_gives_zeros(void) {
     nb_scope_begin();
     nb_tensor *x = nb_randn(NB_SHAPE(64));
     nb_set_requires_grad(x, true);
-    CHECK(near_all(nb_data(nb_module_forward(d0, x)), nb_data(x), 64, 0));
+    CHECK(near_all(host_vals(nb_module_forward(d0, x)), host_vals(x), 64, 0));
     nb_tensor *z = nb_module_forward(d1, x);
     float zero[64] = {0};
-    CHECK(z && near_all(nb_data(z), zero, 64, 0));
+    CHECK(z && near_all(host_vals(z), zero, 64, 0));
     nb_backward(nb_sum(z));
-    CHECK(nb_grad(x) && near_all(nb_data(nb_grad(x)), zero, 64, 0));
+    CHECK(nb_grad(x) && near_all(host_vals(nb_grad(x)), zero, 64, 0));
     nb_scope_end();
     nb_module_free(d0);
     nb_module_free(d1);
@@ -397,7 +398,7 @@ static void linear_default_init_is_uniform_within_inverse_sqrt_fan_in(void) {
     nb_module *m = nb_linear_new(1000, 500, true);
     nb_tensor *w = nb_module_find(m, "weight"), *b = nb_module_find(m, "bias");
     const double bound = 1.0 / sqrt(1000.0);
-    const float *v = nb_data(w);
+    const float *v = host_vals(w);
     long n = (long)nb_numel(w), outside = 0;
     double sum = 0, sq = 0;
     for (long i = 0; i < n; i++) {
@@ -409,12 +410,12 @@ static void linear_default_init_is_uniform_within_inverse_sqrt_fan_in(void) {
     CHECK_EQ_INT(outside, 0);
     CHECK_NEAR(mean, 0, 4 * bound / sqrt(3.0 * n), 0);
     CHECK_NEAR(var, bound * bound / 3, 0, 0.01);
-    const float *bv = nb_data(b);
+    const float *bv = host_vals(b);
     for (int i = 0; i < 500; i++) outside += fabs(bv[i]) > bound;
     CHECK_EQ_INT(outside, 0);
     nb_manual_seed(3);
     nb_module *same = nb_linear_new(1000, 500, true);
-    CHECK(near_all(nb_data(nb_module_find(same, "weight")), v, (int)n, 0));
+    CHECK(near_all(host_vals(nb_module_find(same, "weight")), v, (int)n, 0));
     nb_module_free(same);
     nb_module_free(m);
 }
@@ -801,7 +802,7 @@ static double fd_loss(nb_module *m, const float *x, int nd, const int64_t *shape
     double loss = 0;
     NB_NO_GRAD {
         nb_tensor *y = nb_module_forward(m, nb_from_data(x, nd, shape));
-        const float *v = nb_data(nb_contiguous(y));
+        const float *v = host_vals(nb_contiguous(y));
         for (int64_t i = 0; i < nb_numel(y); i++) loss += (double)v[i] * r[i];
     }
     nb_scope_end();
@@ -847,14 +848,15 @@ static void check_fd(const char *what, nb_module *m, const float *x, int nd, con
         int64_t np = nb_numel(prm);
         float gp[MAXN];
         nb_copy_to(nb_grad(prm), gp, MAXN);
-        float *pv = nb_data(prm);
+        float pv[MAXN];
+        nb_copy_to(prm, pv, MAXN);
         for (int64_t i = 0; i < np; i++) {
             float keep = pv[i];
-            pv[i] = keep + (float)h;
+            set_flat(prm, i, keep + (float)h);
             double up = fd_loss(m, x, nd, shape, r);
-            pv[i] = keep - (float)h;
+            set_flat(prm, i, keep - (float)h);
             double down = fd_loss(m, x, nd, shape, r);
-            pv[i] = keep;
+            set_flat(prm, i, keep);
             num[i] = (up - down) / (2 * h);
         }
         CHECK_ARRAY(label, gp, num, np, 2e-3, 1e-2);

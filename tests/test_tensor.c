@@ -8,11 +8,14 @@
  * shows converted values, and -0, NaN payloads and rounding ties are about the bits.
  */
 #include "check.h"
+#include "backend/backend.h"
 #include "core/core.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- creation */
 
@@ -70,7 +73,9 @@ static void from_data_and_from_int32_copy_the_array(void) {
     CHECK_EQ_INT(nb_dtype_of(i), NB_I32);
     CHECK(nb_data(i) == NULL); /* nb_data is for float32 only */
     CHECK_ERROR(NB_ERR_DTYPE, "data: tensor is int32");
-    CHECK_EQ_INT(((int32_t *)i->storage->data)[i->offset + 2], 2147483647);
+    int32_t back[3];
+    nb__copy_logical(back, i); /* the exact bits, through the backend */
+    CHECK_EQ_INT(back[2], 2147483647);
     CHECK_NEAR(nb_get(i, NB_INDEX(1)), -3, 0, 0);
     nb_scope_end();
 }
@@ -94,7 +99,7 @@ static void rand_is_uniform_on_the_unit_interval(void) {
     nb_manual_seed(1);
     enum { N = 100000 };
     nb_tensor *u = nb_rand(NB_SHAPE(N));
-    const float *d = nb_data(u);
+    const float *d = host_vals(u);
     float lo = 1, hi = 0;
     int below_tenth = 0;
     for (int i = 0; i < N; i++) {
@@ -114,7 +119,7 @@ static void randn_has_zero_mean_and_unit_std(void) {
     nb_manual_seed(2);
     enum { N = 100000 };
     nb_tensor *z = nb_randn(NB_SHAPE(N));
-    const float *d = nb_data(z);
+    const float *d = host_vals(z);
     int beyond_2sd = 0;
     for (int i = 0; i < N; i++) beyond_2sd += fabsf(d[i]) > 2.0f;
     CHECK_NEAR(mean_of(d, N), 0.0, 0.015, 0);         /* sd of the mean: 0.003 */
@@ -424,7 +429,9 @@ static void get_set_item_and_bulk_copies_follow_strides(void) {
 /* ---------------------------------------------------------------- dtypes */
 
 static uint16_t bits16(const nb_tensor *t, int64_t i) {
-    return ((const uint16_t *)t->storage->data)[t->offset + i];
+    uint16_t b;
+    nb__backend(t->device)->copy_d2h(&b, (const uint16_t *)t->storage->data + t->offset + i, sizeof b);
+    return b;
 }
 
 /* Expected encodings from torch: torch.tensor(v).half().view(torch.int16), and the same with
@@ -502,7 +509,8 @@ static void int8_conversion_rounds_and_saturates(void) {
                                 NB_SHAPE(9));
     nb_tensor *q = nb_to_dtype(x, NB_I8);
     CHECK_EQ_INT(nb_dtype_of(q), NB_I8);
-    const int8_t *raw = (const int8_t *)q->storage->data + q->offset;
+    int8_t raw[9];
+    nb__copy_logical(raw, q);
     const int8_t want[] = {-128, -128, -2, 0, 0, 2, 2, 127, 127};
     CHECK(memcmp(raw, want, sizeof want) == 0);
     CHECK_TENSOR("int8 as float", nb_to_dtype(q, NB_F32),
@@ -514,7 +522,8 @@ static void int32_conversion_rounds_and_saturates(void) {
     nb_scope_begin();
     nb_tensor *x = nb_from_data((float[]){1.4f, -2.6f, 2.5f, 3e9f, -3e9f, 16777216}, NB_SHAPE(6));
     nb_tensor *i = nb_to_dtype(x, NB_I32);
-    const int32_t *raw = nb__i32(i);
+    int32_t raw[6];
+    nb__copy_logical(raw, i);
     const int32_t want[] = {1, -3, 2, INT32_MAX, INT32_MIN, 16777216};
     CHECK(memcmp(raw, want, sizeof want) == 0);
     nb_tensor *back = nb_to_dtype(nb_from_int32((int32_t[]){-7, 0, 123456}, NB_SHAPE(3)), NB_F32);
@@ -621,6 +630,29 @@ static void format_reports_the_length_it_needs_like_snprintf(void) {
     nb_scope_end();
 }
 
+/* Run twice by ctest: on the CPU backend, and with NB_BACKEND=guarded, whose tensor memory the
+ * host cannot touch: there nb_data refuses and a direct read of a tensor's memory faults (in a
+ * child process), while the copies still give the values. */
+static void guarded_backend_keeps_tensor_memory_from_the_host(void) {
+    const char *env = getenv("NB_BACKEND");
+    bool guarded = env && strcmp(env, "guarded") == 0;
+    CHECK_EQ_INT(strcmp(nb__backend(NB_CPU)->name, guarded ? "guarded" : "cpu"), 0);
+    nb_tensor *t = nb_full(NB_SHAPE(4), 2.0f);
+    CHECK((nb_data(t) == NULL) == guarded);
+    if (guarded) CHECK_ERROR(NB_ERR_DEVICE, "data: the guarded backend's memory is not host memory");
+    CHECK_TENSOR("copied out", t, ((double[]){2, 2, 2, 2}), 4, 0, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) _exit(*(volatile float *)nb__f32(t) == 2.0f ? 0 : 1);
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    if (guarded) /* SIGSEGV, or a sanitizer's report and exit */
+        CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
+    else
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    nb_tensor_free(t);
+}
+
 int main(void) {
     constant_fills_have_shape_and_values();
     arange_handles_negative_and_fractional_steps();
@@ -646,5 +678,6 @@ int main(void) {
     int32_conversion_rounds_and_saturates();
     format_matches_torch_repr();
     format_reports_the_length_it_needs_like_snprintf();
+    guarded_backend_keeps_tensor_memory_from_the_host();
     return check_summary();
 }

@@ -28,7 +28,7 @@ nb_tensor *nb_grad(const nb_tensor *t) { return nb__alive(t) ? t->grad : NULL; }
 
 nb_status nb_zero_grad(nb_tensor *t) {
     if (!nb__alive(t)) return nb__fail_input("zero_grad", t), nb_error_code();
-    if (t->grad) memset(nb__f32(t->grad), 0, t->grad->storage->nbytes);
+    if (t->grad) nb_fill(t->grad, 0.0f);
     return NB_OK;
 }
 

@@ -3,6 +3,13 @@
  * raw pointers, sizes and strides (never tensors), outputs first, gradients prefixed d.  Ops
  * look the backend up by the device of their inputs and never test the device themselves.
  *
+ * Memory belongs to the backend.  A tensor's data pointer is the device's: code above src/backend
+ * may offset it by whole elements and pass it to these functions, never read or write through
+ * it.  Every byte of tensor memory is allocated, filled and copied here (the CPU backend's copies
+ * are memcpy, its fills loops); host code stages what it must read (validation, printing, files)
+ * through copy_d2h and copy_h2d.  NB_BACKEND=guarded proves the rule: it serves the CPU device
+ * with pointers the host cannot dereference (see guarded/guarded.c).
+ *
  * Layout words: "contiguous" means row-major with no gaps; (outer, r, inner) describes a
  * contiguous array seen as [outer, r, inner] where the middle dim is reduced or normalised.
  */
@@ -58,8 +65,38 @@ typedef struct {
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
 } nb_conv2d_geom;
 
+/* Adam (decay_factor 1) and AdamW (weight_decay 0, decay_factor 1 - lr weight_decay). */
+typedef struct {
+    float step_size;             /* lr / (1 - beta1^step) */
+    float bias_correction2_sqrt; /* sqrt(1 - beta2^step) */
+    float beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+    float weight_decay; /* Adam's L2 term */
+    float decay_factor; /* AdamW's decoupled decay */
+} nb__adam_scalars;
+
+/* BatchNorm folded into the layer before it (eval only): per output channel o of rows row,
+ * s = g[o] / sqrt(rv[o] + eps), fw = s w, fb = s (b[o] - rm[o]) + beta[o]; g, b, beta may be
+ * NULL (1, 0, 0). */
+typedef struct {
+    const float *w, *b, *rm, *rv, *g, *beta;
+    int64_t out, row;
+    float eps;
+} nb__batchnorm_fold_args;
+
 typedef struct nb_backend {
     const char *name;
+    bool host_memory; /* its data pointers are host pointers, which nb_data may hand out */
+    /* ---- memory (see the top of this file).  alloc: nbytes, NB_ALIGN-aligned, NULL with
+     * NB_ERR_MEMORY set on failure; free takes the same size back. */
+    void *(*alloc)(size_t nbytes);
+    void (*free)(void *p, size_t nbytes);
+    /* dst[i] = *value for i < n, elements of elem_size bytes */
+    void (*fill)(void *dst, const void *value, size_t elem_size, int64_t n);
+    void (*copy_h2d)(void *dst, const void *host_src, size_t nbytes);
+    void (*copy_d2h)(void *host_dst, const void *src, size_t nbytes);
+    void (*copy_d2d)(void *dst, const void *src, size_t nbytes);
+    /* out[i] = uniform [0,1) float from counter offset + i of seed (Philox, core/rng.c) */
+    void (*uniform)(float *out, int64_t n, uint64_t seed, uint64_t offset);
     /* y[i] = f(x[i]), contiguous */
     void (*unary)(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1);
     /* dx[i] = dy[i] * f'(x[i]); y = f(x) is passed for ops whose derivative reads it */
@@ -127,9 +164,34 @@ typedef struct nb_backend {
                                  const nb_conv2d_geom *g, void *ws);
     void (*conv2d_backward_weight)(float *dw, float *db, const float *x, const float *dy,
                                    const nb_conv2d_geom *g, void *ws);
+    /* ---- optimiser updates over n elements, outputs first, torch-exact (cpu/update.c says
+     * which torch calls each line repeats).  The scalars are the ones torch's tensor calls see,
+     * rounded to float as torch rounds a Python float that scales a float32 tensor. */
+    void (*sgd_update)(float *p, float *buf, const float *g, int64_t n, float lr,
+                       float weight_decay, float momentum, float one_minus_dampening,
+                       bool nesterov, bool first_step);
+    void (*adagrad_update)(float *p, float *sum, const float *g, int64_t n, float clr,
+                           float weight_decay, float eps);
+    void (*rmsprop_update)(float *p, float *square_avg, float *buf, float *grad_avg,
+                           const float *g, int64_t n, float lr, float alpha,
+                           float one_minus_alpha, float eps, float weight_decay, float momentum);
+    void (*adam_update)(float *p, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
+                        const float *g, int64_t n, const nb__adam_scalars *k);
+    /* ---- gradient clipping: ||x||_p as torch.norm returns it (max |x|, NaN winning, for an
+     * infinite p), and x = clamp(x, -c, c) with NaN kept */
+    float (*norm)(const float *x, int64_t n, double p);
+    void (*clamp_abs)(float *x, int64_t n, float c);
+    /* ---- BatchNorm: running statistics, rm = (1 - mom) rm + mom mean and
+     * rv = (1 - mom) rv + mom var unbias, over c channels; and the fold into a layer */
+    void (*batchnorm_running)(float *rm, float *rv, const float *mean, const float *var, int64_t c,
+                              float mom, float unbias);
+    void (*batchnorm_fold)(float *fw, float *fb, const nb__batchnorm_fold_args *a);
 } nb_backend;
 
+/* The backend serving a device (backend.c); NULL for a device this build lacks. */
 const nb_backend *nb__backend(nb_device device);
 extern const nb_backend nb__cpu_backend;
+/* The CPU backend behind pointers the host cannot dereference (guarded/guarded.c). */
+extern const nb_backend nb__guarded_backend;
 
 #endif

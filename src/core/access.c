@@ -1,9 +1,12 @@
 /*
  * access.c — inspection and element access: shape queries, get/set by index, bulk copies in
  * logical order, and dtype conversion (f16 and bf16 by round-to-nearest-even, int8/int32 by
- * rounding with saturation).
+ * rounding with saturation).  Tensor memory is the backend's: elements travel to and from the
+ * host through its copies and are converted here.
  */
 #include "core.h"
+
+#include "../backend/backend.h"
 
 #include <math.h>
 #include <string.h>
@@ -35,8 +38,13 @@ int64_t nb_size(const nb_tensor *t, int dim) {
 
 float *nb_data(nb_tensor *t) {
     CHECK_ALIVE("data", t, NULL);
-    return t->dtype == NB_F32 ? nb__f32(t) : nb__fail(NB_ERR_DTYPE, "data: tensor is %s, not float32",
-                                                      nb_dtype_name(t->dtype));
+    const nb_backend *be = nb__backend(t->device);
+    if (t->dtype != NB_F32)
+        return nb__fail(NB_ERR_DTYPE, "data: tensor is %s, not float32", nb_dtype_name(t->dtype));
+    if (!be->host_memory)
+        return nb__fail(NB_ERR_DEVICE, "data: the %s backend's memory is not host memory; copy with "
+                        "nb_copy_to and nb_copy_from", be->name);
+    return nb__f32(t);
 }
 
 /* ---- scalar conversions between storage types */
@@ -85,9 +93,9 @@ static uint16_t float_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-static float load(const nb_tensor *t, int64_t storage_index) {
-    const void *p = (const char *)t->storage->data + storage_index * nb__dtype_size(t->dtype);
-    switch (t->dtype) {
+/* One element of dtype d in host memory p, as a float. */
+static float load(nb_dtype d, const void *p) {
+    switch (d) {
     case NB_F32: return *(const float *)p;
     case NB_F16: return half_to_float(*(const uint16_t *)p);
     case NB_BF16: return bf16_to_float(*(const uint16_t *)p);
@@ -97,9 +105,9 @@ static float load(const nb_tensor *t, int64_t storage_index) {
     }
 }
 
-static void store(nb_tensor *t, int64_t storage_index, float v) {
-    void *p = (char *)t->storage->data + storage_index * nb__dtype_size(t->dtype);
-    switch (t->dtype) {
+/* v stored as one element of dtype d in host memory p. */
+static void store(nb_dtype d, void *p, float v) {
+    switch (d) {
     case NB_F32: *(float *)p = v; break;
     case NB_F16: *(uint16_t *)p = float_to_half(v); break;
     case NB_BF16: *(uint16_t *)p = float_to_bf16(v); break;
@@ -123,17 +131,30 @@ static bool index_offset(const char *op, const nb_tensor *t, const int64_t *inde
     return true;
 }
 
+/* The device pointer to t's element at storage index i. */
+static void *element(const nb_tensor *t, int64_t i) {
+    return (char *)t->storage->data + i * (int64_t)nb__dtype_size(t->dtype);
+}
+
+static float load_one(const nb_tensor *t, int64_t storage_index) {
+    char bytes[sizeof(float)];
+    nb__backend(t->device)->copy_d2h(bytes, element(t, storage_index), nb__dtype_size(t->dtype));
+    return load(t->dtype, bytes);
+}
+
 float nb_get(const nb_tensor *t, const int64_t *index) {
     CHECK_ALIVE("get", t, NAN);
     int64_t off;
-    return index_offset("get", t, index, &off) ? load(t, off) : NAN;
+    return index_offset("get", t, index, &off) ? load_one(t, off) : NAN;
 }
 
 nb_status nb_set(nb_tensor *t, const int64_t *index, float value) {
     CHECK_ALIVE("set", t, nb_error_code());
     int64_t off;
     if (!index_offset("set", t, index, &off)) return nb_error_code();
-    store(t, off, value);
+    char bytes[sizeof(float)];
+    store(t->dtype, bytes, value);
+    nb__backend(t->device)->copy_h2d(element(t, off), bytes, nb__dtype_size(t->dtype));
     return NB_OK;
 }
 
@@ -142,24 +163,41 @@ float nb_item(const nb_tensor *t) {
     if (nb__numel(t->ndim, t->shape) != 1)
         return nb__fail(NB_ERR_SHAPE, "item: %s has %lld elements, not 1", NB_SHP(t),
                         (long long)nb__numel(t->ndim, t->shape)), NAN;
-    return load(t, t->offset);
+    return load_one(t, t->offset);
 }
 
-/* Calls fn for every element in logical order with its storage index. */
-#define FOR_EACH_ELEMENT(t, off, body)                                       \
-    do {                                                                     \
-        int64_t idx_[NB_MAX_DIMS] = {0}, n_ = nb__numel((t)->ndim, (t)->shape); \
-        int64_t off = (t)->offset;                                           \
-        for (int64_t i_ = 0; i_ < n_; i_++) {                                \
-            body;                                                            \
-            for (int k_ = (t)->ndim - 1; k_ >= 0; k_--) {                    \
-                off += (t)->stride[k_];                                      \
-                if (++idx_[k_] < (t)->shape[k_]) break;                      \
-                off -= (t)->stride[k_] * (t)->shape[k_];                     \
-                idx_[k_] = 0;                                                \
-            }                                                                \
-        }                                                                    \
-    } while (0)
+/* t's elements in logical order as floats into dst (n of them). */
+static nb_status download(const nb_tensor *t, float *dst, int64_t n) {
+    if (t->dtype == NB_F32) return nb__copy_logical(dst, t);
+    size_t es = nb__dtype_size(t->dtype), nbytes = es * (size_t)(n ? n : 1);
+    char *raw = nb__alloc(nbytes);
+    if (!raw || nb__copy_logical(raw, t) != NB_OK) {
+        nb__dealloc(raw, nbytes);
+        return nb_error_code();
+    }
+    for (int64_t i = 0; i < n; i++) dst[i] = load(t->dtype, raw + (size_t)i * es);
+    nb__dealloc(raw, nbytes);
+    return NB_OK;
+}
+
+/* n floats from src into t's elements in logical order; value alone (src NULL) into all. */
+static nb_status upload(nb_tensor *t, const float *src, float value, int64_t n) {
+    const nb_backend *be = nb__backend(t->device);
+    size_t es = nb__dtype_size(t->dtype), nbytes = es * (size_t)(n ? n : 1);
+    if (!src && nb_is_contiguous(t)) {
+        char bytes[sizeof(float)];
+        store(t->dtype, bytes, value);
+        be->fill(element(t, t->offset), bytes, es, n);
+        return NB_OK;
+    }
+    if (src && t->dtype == NB_F32) return nb__store_logical(t, src);
+    char *raw = nb__alloc(nbytes);
+    if (!raw) return nb_error_code();
+    for (int64_t i = 0; i < n; i++) store(t->dtype, raw + (size_t)i * es, src ? src[i] : value);
+    nb_status s = nb__store_logical(t, raw);
+    nb__dealloc(raw, nbytes);
+    return s;
+}
 
 nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n) {
     CHECK_ALIVE("copy_to", t, nb_error_code());
@@ -167,9 +205,7 @@ nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n) {
     if (!dst || n < numel)
         return nb__fail_status(NB_ERR_ARG, "copy_to: destination holds %lld floats, %s needs %lld",
                                (long long)(dst ? n : 0), NB_SHP(t), (long long)numel);
-    int64_t i = 0;
-    FOR_EACH_ELEMENT(t, off, dst[i++] = load(t, off));
-    return NB_OK;
+    return download(t, dst, numel);
 }
 
 nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n) {
@@ -178,15 +214,12 @@ nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n) {
     if (!src || n != numel)
         return nb__fail_status(NB_ERR_ARG, "copy_from: source holds %lld floats, %s needs %lld",
                                (long long)(src ? n : 0), NB_SHP(t), (long long)numel);
-    int64_t i = 0;
-    FOR_EACH_ELEMENT(t, off, store(t, off, src[i++]));
-    return NB_OK;
+    return upload(t, src, 0.0f, numel);
 }
 
 nb_status nb_fill(nb_tensor *t, float value) {
     CHECK_ALIVE("fill", t, nb_error_code());
-    FOR_EACH_ELEMENT(t, off, store(t, off, value));
-    return NB_OK;
+    return upload(t, NULL, value, nb__numel(t->ndim, t->shape));
 }
 
 nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype) {
@@ -194,9 +227,14 @@ nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype) {
     if ((unsigned)dtype >= NB_DTYPE_COUNT) return nb__fail(NB_ERR_DTYPE, "to_dtype: unknown dtype %d", (int)dtype);
     nb_tensor *c = nb__new(dtype, t->ndim, t->shape);
     if (!c) return NULL;
-    int64_t i = 0;
-    FOR_EACH_ELEMENT(t, off, store(c, i++, load(t, off)));
-    return c;
+    int64_t n = nb__numel(t->ndim, t->shape);
+    size_t bytes = sizeof(float) * (size_t)(n ? n : 1);
+    float *tmp = nb__alloc(bytes);
+    nb_status s = tmp ? download(t, tmp, n) : nb_error_code();
+    if (s == NB_OK) s = upload(c, tmp, 0.0f, n);
+    nb__dealloc(tmp, bytes);
+    if (s != NB_OK) nb_tensor_free(c);
+    return s == NB_OK ? c : NULL;
 }
 
 nb_status nb_copy(nb_tensor *dst, const nb_tensor *src) {
@@ -205,15 +243,15 @@ nb_status nb_copy(nb_tensor *dst, const nb_tensor *src) {
     if (!nb__same_shape(dst, src))
         return nb__fail_status(NB_ERR_SHAPE, "copy: source %s does not match destination %s",
                                NB_SHP(src), NB_SHP(dst));
-    if (dst->dtype == src->dtype && nb_is_contiguous(dst)) {
-        nb__copy_logical((char *)dst->storage->data + dst->offset * (int64_t)nb__dtype_size(dst->dtype), src);
+    if (dst->dtype == src->dtype) {
+        nb__copy_tensor(dst, src);
         return NB_OK;
     }
     int64_t n = nb__numel(src->ndim, src->shape);
     float *tmp = nb__alloc(sizeof(float) * (size_t)(n ? n : 1));
     if (!tmp) return NB_ERR_MEMORY;
-    nb_copy_to(src, tmp, n);
-    nb_status s = nb_copy_from(dst, tmp, n);
+    nb_status s = download(src, tmp, n);
+    if (s == NB_OK) s = upload(dst, tmp, 0.0f, n);
     nb__dealloc(tmp, sizeof(float) * (size_t)(n ? n : 1));
     return s;
 }

@@ -4,8 +4,13 @@
  * step run again reuses the same memory and calls malloc zero times.  Separate arenas per depth
  * (rather than one stack) let a result be copied into the enclosing scope while the inner one is
  * still open, and let a leaf's gradient be allocated in the leaf's own scope during backward.
+ *
+ * Tensor data is the backend's memory, which the host may not touch: each arena keeps a second
+ * chain of blocks for it, taken from the CPU device's backend, with their bookkeeping on the host.
  */
 #include "core.h"
+
+#include "../backend/backend.h"
 
 #include <string.h>
 
@@ -19,8 +24,17 @@ typedef struct nb_block {
 
 #define NB_BLOCK_HEADER ((sizeof(nb_block) + NB_ALIGN - 1) / NB_ALIGN * NB_ALIGN)
 
+/* A block of device memory; the record itself is host memory. */
+typedef struct nb_data_block {
+    struct nb_data_block *next;
+    char *mem;
+    size_t size, used;
+    const nb_backend *backend;
+} nb_data_block;
+
 struct nb_arena {
     nb_block *first, *cur;
+    nb_data_block *data_first, *data_cur;
     nb_tensor *tensors; /* made in this scope, newest first */
     size_t next_block;  /* size of the next block to add: doubles as the arena grows */
 };
@@ -41,6 +55,7 @@ void nb_scope_begin(void) {
     }
     nb_arena *a = &arenas[depth++];
     a->cur = a->first;
+    a->data_cur = a->data_first;
     a->tensors = NULL;
 }
 
@@ -48,7 +63,9 @@ static void arena_rewind(nb_arena *a) {
     for (nb_tensor *t = a->tensors; t; t = t->next_in_arena) nb__tensor_retire(t);
     a->tensors = NULL;
     for (nb_block *b = a->first; b; b = b->next) b->used = 0;
+    for (nb_data_block *b = a->data_first; b; b = b->next) b->used = 0;
     a->cur = a->first;
+    a->data_cur = a->data_first;
 }
 
 nb_status nb_scope_end(void) {
@@ -81,6 +98,39 @@ void *nb__arena_alloc(nb_arena *a, size_t n) {
     return p;
 }
 
+/* Like nb__arena_alloc, on the arena's chain of device blocks: their sizes follow the host
+ * chain's rule (doubling, at least NB_BLOCK_MIN). */
+static void *arena_alloc_data(nb_arena *a, const nb_backend *be, size_t n) {
+    n = (n + NB_ALIGN - 1) / NB_ALIGN * NB_ALIGN;
+    while (a->data_cur && a->data_cur->size - a->data_cur->used < n) a->data_cur = a->data_cur->next;
+    if (!a->data_cur) {
+        nb_data_block **tail = &a->data_first;
+        size_t size = NB_BLOCK_MIN;
+        for (; *tail; tail = &(*tail)->next) size = (*tail)->size * 2;
+        if (size < n) size = n;
+        nb_data_block *b = nb__alloc(sizeof *b);
+        char *mem = b ? be->alloc(size) : NULL;
+        if (!mem) {
+            nb__dealloc(b, sizeof *b);
+            return NULL;
+        }
+        *b = (nb_data_block){.next = NULL, .mem = mem, .size = size, .used = 0, .backend = be};
+        *tail = b;
+        a->data_cur = b;
+    }
+    void *p = a->data_cur->mem + a->data_cur->used;
+    a->data_cur->used += n;
+    return p;
+}
+
+void *nb__home_alloc_data(nb_arena *home, const nb_backend *be, size_t n) {
+    return home ? arena_alloc_data(home, be, n) : be->alloc(n);
+}
+
+void nb__home_free_data(nb_arena *home, const nb_backend *be, void *p, size_t n) {
+    if (!home && p) be->free(p, n);
+}
+
 void nb__arena_track(nb_arena *a, nb_tensor *t) {
     t->next_in_arena = a->tensors;
     a->tensors = t;
@@ -101,6 +151,11 @@ void nb_release_memory(void) {
             nb_block *next = b->next;
             nb__dealloc(b, NB_BLOCK_HEADER + b->size);
             b = next;
+        }
+        for (nb_data_block *d = arenas[i].data_first, *next; d; d = next) {
+            next = d->next;
+            d->backend->free(d->mem, d->size);
+            nb__dealloc(d, sizeof *d);
         }
         memset(&arenas[i], 0, sizeof arenas[i]);
     }

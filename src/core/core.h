@@ -62,11 +62,14 @@ struct nb_node {
     uint32_t visit;     /* backward pass that last reached it */
 };
 
+/* data is the device's memory, allocated by backend (see src/backend/backend.h): code in src/
+ * outside src/backend offsets it and hands it to the backend, never reads or writes through it. */
 typedef struct nb_storage {
     void *data;
     size_t nbytes;
     int refs;        /* heap storage only */
     nb_arena *arena; /* NULL: heap */
+    const struct nb_backend *backend;
 } nb_storage;
 
 struct nb_tensor {
@@ -104,9 +107,14 @@ void *nb__fail_input(const char *op, const nb_tensor *t);
 nb_arena *nb__current_arena(void);  /* innermost open scope, NULL when none */
 void *nb__arena_alloc(nb_arena *a, size_t n);
 void nb__arena_track(nb_arena *a, nb_tensor *t);
-/* Memory in the home of a tensor: its arena, or the heap (freed by nb__home_free). */
+/* Host memory in the home of a tensor: its arena, or the heap (freed by nb__home_free). */
 void *nb__home_alloc(nb_arena *home, size_t n);
 void nb__home_free(nb_arena *home, void *p, size_t n);
+/* Device memory of backend be (tensor data, kernel workspaces) in a home: the arena's own chain
+ * of blocks taken from be (the CPU device's backend; arenas serve no other device yet), or
+ * be->alloc; nb__home_free_data gives heap memory back. */
+void *nb__home_alloc_data(nb_arena *home, const struct nb_backend *be, size_t n);
+void nb__home_free_data(nb_arena *home, const struct nb_backend *be, void *p, size_t n);
 
 /* ---- tensors */
 size_t nb__dtype_size(nb_dtype d);
@@ -119,8 +127,16 @@ nb_tensor *nb__view(const nb_tensor *base, int ndim, const int64_t *shape, const
                     int64_t offset);
 /* A detached contiguous copy of t in the given home. */
 nb_tensor *nb__clone_in(nb_arena *home, const nb_tensor *t);
-/* Copies t's elements, in logical order, to dst (contiguous, same dtype). */
-void nb__copy_logical(void *dst, const nb_tensor *t);
+/* Staging between tensor memory and the host, through t's backend.  nb__copy_logical copies t's
+ * elements in logical order to host memory dst (t's dtype); nb__store_logical copies host
+ * memory src into t's elements in logical order.  nb__host_copy does the first into host memory
+ * of the current home, given back by nb__host_free (called in the same scope); NULL on failure. */
+nb_status nb__copy_logical(void *dst, const nb_tensor *t);
+/* dst = src, same shape and dtype, any layouts, on the device (the backend's copies). */
+void nb__copy_tensor(nb_tensor *dst, const nb_tensor *src);
+nb_status nb__store_logical(nb_tensor *t, const void *src);
+void *nb__host_copy(const nb_tensor *t);
+void nb__host_free(void *p, const nb_tensor *t);
 /*
  * The rule for composite code (a function made of other ops: losses, norms, layers, blocks):
  * every tensor it makes goes through nb__tmp(&tmp, ...) as it is made, and its one exit is
@@ -145,6 +161,7 @@ void nb__release(nb_tensor *t); /* heap tensors: -1 reference, destroyed at 0 */
 void nb__storage_release(nb_storage *s);
 /* Called by an arena when its scope ends: drops heap references and marks t dead. */
 void nb__tensor_retire(nb_tensor *t);
+/* Device pointers to t's first element, for the backend's kernels: never dereferenced here. */
 static inline float *nb__f32(const nb_tensor *t) { return (float *)t->storage->data + t->offset; }
 static inline int32_t *nb__i32(const nb_tensor *t) { return (int32_t *)t->storage->data + t->offset; }
 static inline bool nb__alive(const nb_tensor *t) { return t && t->magic == NB_MAGIC_LIVE; }

@@ -4,17 +4,15 @@
  */
 #include "core.h"
 
+#include "../backend/backend.h"
+
 #include <math.h>
-#include <string.h>
 
 nb_tensor *nb_empty(int ndim, const int64_t *shape) { return nb__new(NB_F32, ndim, shape); }
 
 nb_tensor *nb_full(int ndim, const int64_t *shape, float value) {
     nb_tensor *t = nb__new(NB_F32, ndim, shape);
-    if (!t) return NULL;
-    float *d = nb__f32(t);
-    int64_t n = nb__numel(ndim, shape);
-    for (int64_t i = 0; i < n; i++) d[i] = value;
+    if (t) nb__backend(t->device)->fill(nb__f32(t), &value, sizeof value, nb__numel(ndim, shape));
     return t;
 }
 
@@ -36,16 +34,21 @@ nb_tensor *nb_arange(float start, float end, float step) {
     double count = ceil(((double)end - start) / step);
     int64_t n = count > 0 ? (int64_t)count : 0;
     nb_tensor *t = nb__new(NB_F32, 1, &n);
-    if (!t) return NULL;
-    float *d = nb__f32(t);
+    float *d = t ? nb__alloc(sizeof(float) * (size_t)(n ? n : 1)) : NULL;
+    if (!d) {
+        nb_tensor_free(t);
+        return NULL;
+    }
     for (int64_t i = 0; i < n; i++) d[i] = (float)(start + (double)i * step);
+    nb__store_logical(t, d);
+    nb__dealloc(d, sizeof(float) * (size_t)(n ? n : 1));
     return t;
 }
 
 static nb_tensor *from_array(nb_dtype dtype, const void *data, int ndim, const int64_t *shape) {
     if (!data) return nb__fail(NB_ERR_ARG, "from_data: data is NULL");
     nb_tensor *t = nb__new(dtype, ndim, shape);
-    if (t) memcpy(t->storage->data, data, t->storage->nbytes);
+    if (t) nb__store_logical(t, data);
     return t;
 }
 
@@ -62,7 +65,7 @@ nb_tensor *nb_rand(int ndim, const int64_t *shape) {
     if (!t) return NULL;
     int64_t n = nb__numel(ndim, shape);
     uint64_t seed, off = nb__rng_reserve((uint64_t)n, &seed);
-    nb__philox_uniform(nb__f32(t), n, seed, off);
+    nb__backend(t->device)->uniform(nb__f32(t), n, seed, off);
     return t;
 }
 
@@ -71,36 +74,37 @@ nb_tensor *nb_rand(int ndim, const int64_t *shape) {
 nb_tensor *nb_randn(int ndim, const int64_t *shape) {
     int64_t n = ndim >= 0 && ndim <= NB_MAX_DIMS && shape ? nb__numel(ndim, shape) : 0;
     nb_tensor *t = nb__new(NB_F32, ndim, shape);
-    nb_tensor *u = t ? nb__new_in(nb__current_arena(), NB_F32, 1, (int64_t[]){2 * n}) : NULL;
-    if (!u) {
+    size_t bytes = sizeof(float) * (size_t)(3 * n + 1); /* the draws, then the values */
+    float *uu = t ? nb__alloc(bytes) : NULL;
+    if (!uu) {
         nb_tensor_free(t);
         return NULL;
     }
+    float *d = uu + 2 * n;
     uint64_t seed, off = nb__rng_reserve((uint64_t)(2 * n), &seed);
-    float *uu = nb__f32(u), *d = nb__f32(t);
     nb__philox_uniform(uu, 2 * n, seed, off);
     for (int64_t i = 0; i < n; i++)
         d[i] = (float)(sqrt(-2.0 * log(1.0 - uu[2 * i])) * cos(2.0 * M_PI * uu[2 * i + 1]));
-    nb_tensor_free(u);
+    nb__store_logical(t, d);
+    nb__dealloc(uu, bytes);
     return t;
 }
 
+/* t = [u < p] for uniform draws u, by the backend's comparison. */
 nb_tensor *nb_bernoulli(const nb_tensor *p) {
     if (!nb__alive(p)) return nb__fail_input("bernoulli", p);
     if (p->dtype != NB_F32) return nb__fail(NB_ERR_DTYPE, "bernoulli: probabilities must be float32");
     nb_tensor *t = nb__new(NB_F32, p->ndim, p->shape);
-    if (!t) return NULL;
-    int64_t n = nb__numel(p->ndim, p->shape);
-    float *d = nb__f32(t);
-    uint64_t seed, off = nb__rng_reserve((uint64_t)n, &seed);
-    nb__philox_uniform(d, n, seed, off);
-    nb_tensor *pc = nb_is_contiguous(p) ? (nb_tensor *)p : nb__clone_in(nb__current_arena(), p);
-    if (!pc) {
+    nb_tensor *u = t ? nb__new(NB_F32, p->ndim, p->shape) : NULL;
+    if (!u) {
         nb_tensor_free(t);
         return NULL;
     }
-    const float *pp = nb__f32(pc);
-    for (int64_t i = 0; i < n; i++) d[i] = d[i] < pp[i] ? 1.0f : 0.0f;
-    if (pc != p) nb_tensor_free(pc);
+    const nb_backend *be = nb__backend(t->device);
+    int64_t n = nb__numel(p->ndim, p->shape);
+    uint64_t seed, off = nb__rng_reserve((uint64_t)n, &seed);
+    be->uniform(nb__f32(u), n, seed, off);
+    be->binary(NB_BIN_LT, nb__f32(t), nb__f32(u), u->stride, nb__f32(p), p->stride, p->ndim, p->shape);
+    nb_tensor_free(u);
     return t;
 }

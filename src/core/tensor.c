@@ -4,9 +4,9 @@
  */
 #include "core.h"
 
-#include <string.h>
+#include "../backend/backend.h"
 
-#define NB_STORAGE_HEADER NB_ALIGN /* storage header, then its data, in one allocation */
+#include <string.h>
 
 size_t nb__dtype_size(nb_dtype d) {
     static const size_t sizes[NB_DTYPE_COUNT] = {4, 2, 2, 1, 4};
@@ -71,13 +71,15 @@ nb_tensor *nb__new_in(nb_arena *home, nb_dtype dtype, int ndim, const int64_t *s
     size_t nbytes = (size_t)nb__numel(ndim, shape) * nb__dtype_size(dtype);
     nb_tensor *t = header_new(home);
     if (!t) return NULL;
-    nb_storage *s = nb__home_alloc(home, NB_STORAGE_HEADER + nbytes);
-    if (!s) {
+    const nb_backend *be = nb__backend(NB_CPU);
+    nb_storage *s = nb__home_alloc(home, sizeof *s);
+    void *data = s ? nb__home_alloc_data(home, be, nbytes) : NULL;
+    if (!data) {
+        nb__home_free(home, s, sizeof *s);
         if (!home) nb__dealloc(t, sizeof *t);
         return NULL;
     }
-    *s = (nb_storage){.data = (char *)s + NB_STORAGE_HEADER, .nbytes = nbytes, .refs = 1,
-                      .arena = home};
+    *s = (nb_storage){.data = data, .nbytes = nbytes, .refs = 1, .arena = home, .backend = be};
     t->storage = s;
     t->dtype = dtype;
     t->device = NB_CPU;
@@ -111,7 +113,9 @@ nb_tensor *nb__view(const nb_tensor *base, int ndim, const int64_t *shape, const
 }
 
 void nb__storage_release(nb_storage *s) {
-    if (s && !s->arena && --s->refs == 0) nb__dealloc(s, NB_STORAGE_HEADER + s->nbytes);
+    if (!s || s->arena || --s->refs > 0) return;
+    s->backend->free(s->data, s->nbytes);
+    nb__dealloc(s, sizeof *s);
 }
 
 static void node_release(nb_node *n, nb_arena *home) {
@@ -144,32 +148,82 @@ void nb_tensor_free(nb_tensor *t) {
     if (nb__alive(t) && !t->arena) nb__release(t);
 }
 
-/* Visits every element of t in logical order; fn gets the element's storage index. */
-void nb__copy_logical(void *dst, const nb_tensor *t) {
+/* The device pointer to t's first element. */
+static char *first(const nb_tensor *t) {
+    return (char *)t->storage->data + t->offset * (int64_t)nb__dtype_size(t->dtype);
+}
+
+/* dst (contiguous, t's shape and dtype, on t's device) = t, by the backend's strided copy. */
+static void copy_to_contiguous(void *dst, const nb_tensor *t) {
+    const nb_backend *be = nb__backend(t->device);
     size_t es = nb__dtype_size(t->dtype);
-    const char *src = (const char *)t->storage->data;
-    int64_t n = nb__numel(t->ndim, t->shape);
     if (nb_is_contiguous(t)) {
-        memcpy(dst, src + t->offset * es, (size_t)n * es);
+        be->copy_d2d(dst, first(t), (size_t)nb__numel(t->ndim, t->shape) * es);
         return;
     }
-    int64_t idx[NB_MAX_DIMS] = {0};
-    int64_t off = t->offset;
-    char *d = dst;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(d + i * es, src + off * es, es);
-        for (int k = t->ndim - 1; k >= 0; k--) { /* odometer step */
-            off += t->stride[k];
-            if (++idx[k] < t->shape[k]) break;
-            off -= t->stride[k] * t->shape[k];
-            idx[k] = 0;
-        }
+    int64_t stride[NB_MAX_DIMS];
+    nb__contiguous_strides(t->ndim, t->shape, stride);
+    be->copy(dst, stride, first(t), t->stride, t->ndim, t->shape, es);
+}
+
+nb_status nb__copy_logical(void *dst, const nb_tensor *t) {
+    const nb_backend *be = nb__backend(t->device);
+    size_t nbytes = (size_t)nb__numel(t->ndim, t->shape) * nb__dtype_size(t->dtype);
+    if (nb_is_contiguous(t)) {
+        be->copy_d2h(dst, first(t), nbytes);
+        return NB_OK;
     }
+    void *tmp = be->alloc(nbytes);
+    if (!tmp) return nb_error_code();
+    copy_to_contiguous(tmp, t);
+    be->copy_d2h(dst, tmp, nbytes);
+    be->free(tmp, nbytes);
+    return NB_OK;
+}
+
+nb_status nb__store_logical(nb_tensor *t, const void *src) {
+    const nb_backend *be = nb__backend(t->device);
+    size_t es = nb__dtype_size(t->dtype), nbytes = (size_t)nb__numel(t->ndim, t->shape) * es;
+    if (nb_is_contiguous(t)) {
+        be->copy_h2d(first(t), src, nbytes);
+        return NB_OK;
+    }
+    void *tmp = be->alloc(nbytes);
+    if (!tmp) return nb_error_code();
+    be->copy_h2d(tmp, src, nbytes);
+    int64_t stride[NB_MAX_DIMS];
+    nb__contiguous_strides(t->ndim, t->shape, stride);
+    be->copy(first(t), t->stride, tmp, stride, t->ndim, t->shape, es);
+    be->free(tmp, nbytes);
+    return NB_OK;
+}
+
+void *nb__host_copy(const nb_tensor *t) {
+    size_t nbytes = (size_t)nb__numel(t->ndim, t->shape) * nb__dtype_size(t->dtype);
+    void *p = nb__home_alloc(nb__current_arena(), nbytes);
+    if (p && nb__copy_logical(p, t) != NB_OK) {
+        nb__host_free(p, t);
+        return NULL;
+    }
+    return p;
+}
+
+void nb__host_free(void *p, const nb_tensor *t) {
+    nb__home_free(nb__current_arena(), p, (size_t)nb__numel(t->ndim, t->shape) * nb__dtype_size(t->dtype));
+}
+
+void nb__copy_tensor(nb_tensor *dst, const nb_tensor *src) {
+    if (nb_is_contiguous(dst)) {
+        copy_to_contiguous(first(dst), src);
+        return;
+    }
+    nb__backend(dst->device)->copy(first(dst), dst->stride, first(src), src->stride, src->ndim,
+                                   src->shape, nb__dtype_size(src->dtype));
 }
 
 nb_tensor *nb__clone_in(nb_arena *home, const nb_tensor *t) {
     nb_tensor *c = nb__new_in(home, t->dtype, t->ndim, t->shape);
-    if (c) nb__copy_logical(c->storage->data, t);
+    if (c) copy_to_contiguous(c->storage->data, t);
     return c;
 }
 

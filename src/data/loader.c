@@ -9,8 +9,13 @@
  * calling next again.  Main and worker meet through one job slot under a mutex; every field the
  * worker reads (permutation, key, epoch) is written by the main thread only while no job runs.
  * What a batch holds depends on (seed, epoch, b) alone, so prefetch on and off give equal bits.
+ *
+ * The samples are written where the host can write: straight into the tensors when their
+ * backend's memory is host memory (the CPU backend), else into a host staging buffer that one
+ * copy per tensor then takes to the device.
  */
 #include "internal.h"
+#include "../backend/backend.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -19,6 +24,8 @@ typedef struct {
     nb_tensor *x, *y;
     float *scratch; /* rows planes of H x W for the transforms (nb__transform_scratch), or NULL */
     size_t scratch_bytes;
+    char *stage; /* host staging of x, then y, when the backend's memory is not the host's */
+    size_t stage_bytes;
 } batch_buf;
 
 struct nb_loader {
@@ -80,6 +87,8 @@ typedef struct {
     batch_buf *buf;
     int64_t start, count;
     int64_t plane; /* floats of scratch a sample's transforms use */
+    float *x;      /* where the host writes x and y: the tensors' memory, or the staging */
+    char *y;
 } fill_job;
 
 /* Samples [lo, hi) of the batch. */
@@ -88,15 +97,15 @@ static void fill_range(void *arg, int64_t lo, int64_t hi) {
     const nb_loader *l = f->l;
     const nb_dataset *ds = l->ds;
     int64_t start = f->start, count = f->count, m = ds->sample_numel, k = ds->target_dim;
-    float *x = nb__f32(f->buf->x);
+    float *x = f->x;
     for (int64_t i = lo; i < hi; i++) {
         int64_t s = l->perm ? l->perm[start + i] : start + i;
         if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
         nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m,
                              f->buf->scratch ? f->buf->scratch + i * f->plane : NULL);
-        if (ds->target == NB_TARGET_CLASS) nb__i32(f->buf->y)[i] = ((const int32_t *)ds->y)[s];
+        if (ds->target == NB_TARGET_CLASS) ((int32_t *)f->y)[i] = ((const int32_t *)ds->y)[s];
         if (ds->target == NB_TARGET_FLOAT)
-            memcpy(nb__f32(f->buf->y) + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
+            memcpy((float *)f->y + i * k, (const float *)ds->y + s * k, sizeof(float) * (size_t)k);
     }
 }
 
@@ -107,8 +116,17 @@ static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     if (buf->y) buf->y->shape[0] = count;
     /* samples are independent and each one's randomness depends on its index only, so the batch
      * can be shared over threads without changing a bit */
-    fill_job f = {l, buf, start, count, nb__transform_scratch(&l->opts.transforms, ds)};
+    size_t x_bytes = sizeof(float) * (size_t)(count * ds->sample_numel);
+    /* int32 classes or float targets: 4 bytes an element either way */
+    size_t y_bytes = 4 * (size_t)(count * (ds->target == NB_TARGET_FLOAT ? ds->target_dim : 1));
+    fill_job f = {l, buf, start, count, nb__transform_scratch(&l->opts.transforms, ds),
+                  buf->stage ? (float *)buf->stage : nb__f32(buf->x),
+                  buf->stage ? buf->stage + buf->x->storage->nbytes : buf->y ? buf->y->storage->data : NULL};
     nb__parallel_for(count * ds->sample_numel > 32768, count, fill_range, &f);
+    if (!buf->stage) return;
+    const nb_backend *be = nb__backend(buf->x->device);
+    be->copy_h2d(nb__f32(buf->x), f.x, x_bytes);
+    if (buf->y) be->copy_h2d(buf->y->storage->data, f.y, y_bytes);
 }
 
 static void *worker(void *arg) {
@@ -171,7 +189,10 @@ static bool make_buf(nb_loader *l, batch_buf *buf, int64_t rows) {
         buf->scratch_bytes = sizeof(float) * (size_t)(plane * rows);
         if (!(buf->scratch = nb__alloc(buf->scratch_bytes))) return false;
     }
-    return buf->x && (buf->y || ds->target == NB_TARGET_NONE);
+    if (!buf->x || (!buf->y && ds->target != NB_TARGET_NONE)) return false;
+    if (nb__backend(buf->x->device)->host_memory) return true;
+    buf->stage_bytes = buf->x->storage->nbytes + (buf->y ? buf->y->storage->nbytes : 0);
+    return (buf->stage = nb__alloc(buf->stage_bytes)) != NULL;
 }
 
 nb_loader *nb_loader_new(const nb_dataset *ds, nb_loader_opts opts) {
@@ -222,6 +243,7 @@ void nb_loader_free(nb_loader *l) {
         nb_tensor_free(l->buf[i].x);
         nb_tensor_free(l->buf[i].y);
         nb__dealloc(l->buf[i].scratch, l->buf[i].scratch_bytes);
+        nb__dealloc(l->buf[i].stage, l->buf[i].stage_bytes);
     }
     if (l->perm) nb__dealloc(l->perm, sizeof(int64_t) * (size_t)l->ds->n);
     nb__dealloc(l, sizeof *l);

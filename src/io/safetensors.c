@@ -12,6 +12,7 @@
  * while the data streams out and its digits are patched in last, so each tensor is read once.
  */
 #include "io.h"
+#include "../backend/backend.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -465,6 +466,22 @@ static bool decode(const nb_safetensors *st, const st_entry *e, void *dst, const
     return true;
 }
 
+/* Decodes entry e into t (its shape and dtype, any layout): straight into the tensor's memory
+ * when the backend's memory is the host's and t is contiguous, else aside first, so a failure
+ * leaves t unchanged, then through the backend's copies. */
+static nb_status decode_into(const nb_safetensors *st, const st_entry *e, nb_tensor *t, const char *op) {
+    size_t es = nb__dtype_size(t->dtype);
+    if (e->dtype != ST_I64 && nb_is_contiguous(t) && nb__backend(t->device)->host_memory)
+        return decode(st, e, (char *)t->storage->data + t->offset * (int64_t)es, op) ? NB_OK
+                                                                                     : nb_error_code();
+    size_t nbytes = (size_t)nb__numel(e->ndim, e->shape) * es;
+    void *tmp = nb__alloc(nbytes);
+    if (!tmp) return NB_ERR_MEMORY;
+    nb_status s = decode(st, e, tmp, op) ? nb__store_logical(t, tmp) : nb_error_code();
+    nb__dealloc(tmp, nbytes);
+    return s;
+}
+
 nb_tensor *nb_safetensors_get(const nb_safetensors *st, const char *name) {
     const char *op = "safetensors_get";
     const st_entry *e = lookup(st, name, op);
@@ -472,27 +489,11 @@ nb_tensor *nb_safetensors_get(const nb_safetensors *st, const char *name) {
     int d = read_dtype(st, e, op);
     if (d < 0) return NULL;
     nb_tensor *t = nb__new((nb_dtype)d, e->ndim, e->shape);
-    if (t && !decode(st, e, t->storage->data, op)) {
+    if (t && decode_into(st, e, t, op) != NB_OK) {
         nb_tensor_free(t);
         return NULL;
     }
     return t;
-}
-
-/* Writes the contiguous src, in logical order, into the strided t. */
-static void scatter(nb_tensor *t, const void *src, size_t es) {
-    int64_t n = nb__numel(t->ndim, t->shape), idx[NB_MAX_DIMS] = {0}, off = t->offset;
-    char *base = t->storage->data;
-    const char *s = src;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(base + off * (int64_t)es, s + i * (int64_t)es, es);
-        for (int k = t->ndim - 1; k >= 0; k--) { /* odometer step */
-            off += t->stride[k];
-            if (++idx[k] < t->shape[k]) break;
-            off -= t->stride[k] * t->shape[k];
-            idx[k] = 0;
-        }
-    }
 }
 
 nb_status nb_safetensors_load_into(const nb_safetensors *st, const char *name, nb_tensor *dst) {
@@ -518,19 +519,7 @@ nb_status nb_safetensors_load_into(const nb_safetensors *st, const char *name, n
         if (dst->shape[k] > 1 && dst->stride[k] == 0)
             return nb__fail_status(NB_ERR_ARG, "%s: '%s': tensor '%s': the destination is a "
                                    "broadcast view (stride 0 in dim %d)", op, st->label, name, k);
-    size_t es = nb__dtype_size(dst->dtype);
-    if (e->dtype != ST_I64 && nb_is_contiguous(dst)) {
-        decode(st, e, (char *)dst->storage->data + dst->offset * (int64_t)es, op);
-        return NB_OK;
-    }
-    /* Converted or strided: decode aside first, so a failure leaves dst unchanged. */
-    size_t nbytes = (size_t)nb__numel(e->ndim, e->shape) * es;
-    void *tmp = nb__alloc(nbytes);
-    if (!tmp) return NB_ERR_MEMORY;
-    bool ok = decode(st, e, tmp, op);
-    if (ok) scatter(dst, tmp, es);
-    nb__dealloc(tmp, nbytes);
-    return ok ? NB_OK : nb_error_code();
+    return decode_into(st, e, dst, op);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -628,9 +617,11 @@ static bool write_tensor(nb__afile *f, const nb_tensor *t, uLong *crc) {
     size_t es = nb__dtype_size(t->dtype), nbytes = (size_t)nb__numel(t->ndim, t->shape) * es;
     const char *src = (const char *)t->storage->data + t->offset * (int64_t)es;
     char *copy = NULL;
-    if (!nb_is_contiguous(t)) {
-        if (!(copy = nb__alloc(nbytes))) return nb__afile_fail(f, "preparing", ENOMEM);
-        nb__copy_logical(copy, t);
+    if (!nb_is_contiguous(t) || !nb__backend(t->device)->host_memory) {
+        if (!(copy = nb__alloc(nbytes)) || nb__copy_logical(copy, t) != NB_OK) {
+            nb__dealloc(copy, nbytes);
+            return nb__afile_fail(f, "preparing", ENOMEM);
+        }
         src = copy;
     }
     *crc = crc32_z(*crc, (const Bytef *)src, nbytes);

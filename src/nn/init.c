@@ -42,10 +42,11 @@ static nb_status fill_drawn(const char *op, nb_tensor *t, bool normal, float a, 
     nb_tensor *draw = normal ? nb_randn(t->ndim, t->shape) : nb_rand(t->ndim, t->shape);
     nb_set_grad_enabled(was);
     if (!draw) return nb_error_code();
-    float *d = nb__f32(draw);
+    float *d = nb__host_copy(draw);
     int64_t n = nb__numel(t->ndim, t->shape);
-    for (int64_t i = 0; i < n; i++) d[i] = normal ? a + b * d[i] : a + (b - a) * d[i];
-    nb_status s = nb_copy_from(t, d, n);
+    for (int64_t i = 0; d && i < n; i++) d[i] = normal ? a + b * d[i] : a + (b - a) * d[i];
+    nb_status s = d ? nb_copy_from(t, d, n) : nb_error_code();
+    if (d) nb__host_free(d, draw);
     if (!home) nb_tensor_free(draw);
     return s;
 }

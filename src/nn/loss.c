@@ -110,14 +110,13 @@ nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reductio
 
 /* torch requires 0 <= p <= 1 (a NaN fails too) and so do we: log of a negative p is NaN. */
 static bool probabilities_ok(const char *op, nb_tensor *x) {
-    nb_tensor *c = nb__contig(x);
-    if (!c) return false;
-    const float *p = nb__f32(c);
-    int64_t n = nb__numel(c->ndim, c->shape), bad = -1;
+    float *p = nb__host_copy(x);
+    if (!p) return false;
+    int64_t n = nb__numel(x->ndim, x->shape), bad = -1;
     for (int64_t i = 0; i < n && bad < 0; i++)
         if (!(p[i] >= 0.0f && p[i] <= 1.0f)) bad = i;
     double v = bad >= 0 ? p[bad] : 0.0;
-    if (c != x) nb_tensor_free(c);
+    nb__host_free(p, x);
     if (bad >= 0)
         return nb__fail(NB_ERR_ARG, "%s: input %g at element %lld is outside [0, 1]", op, v,
                         (long long)bad), false;
@@ -201,8 +200,11 @@ nb_tensor *nb_bce_with_logits_loss(nb_tensor *input, nb_tensor *target, nb_tenso
 static nb_tensor *class_index(const char *op, nb_tensor *t, int64_t classes, int ignore,
                               int gndim, const int64_t *gshape, nb_tensor **keep, int64_t *kept) {
     nb_tensor *tc = nb__contig(t);
-    if (!tc) return NULL;
-    const int32_t *y = nb__i32(tc);
+    int32_t *y = tc ? nb__host_copy(tc) : NULL; /* the targets, checked on the host */
+    if (!y) {
+        if (tc != t) nb_tensor_free(tc);
+        return NULL;
+    }
     int64_t n = nb__numel(tc->ndim, tc->shape), ignored = 0;
     for (int64_t i = 0; i < n; i++) {
         if (y[i] == ignore) {
@@ -210,6 +212,7 @@ static nb_tensor *class_index(const char *op, nb_tensor *t, int64_t classes, int
         } else if (y[i] < 0 || y[i] >= classes) {
             nb__fail(NB_ERR_ARG, "%s: target %d at position %lld is out of range for %lld "
                      "classes", op, (int)y[i], (long long)i, (long long)classes);
+            nb__host_free(y, tc);
             if (tc != t) nb_tensor_free(tc);
             return NULL;
         }
@@ -222,18 +225,24 @@ static nb_tensor *class_index(const char *op, nb_tensor *t, int64_t classes, int
     } else {
         index = nb__new(NB_I32, gndim, gshape);
         *keep = index ? nb__new(NB_F32, gndim, gshape) : NULL;
-        if (*keep) {
-            int32_t *safe = nb__i32(index);
-            float *mask = nb__f32(*keep);
+        nb_arena *home = nb__current_arena();
+        float *mask = *keep ? nb__home_alloc(home, sizeof(float) * (size_t)n) : NULL;
+        if (mask) {
             for (int64_t i = 0; i < n; i++) {
-                safe[i] = y[i] == ignore ? 0 : y[i];
                 mask[i] = y[i] == ignore ? 0.0f : 1.0f;
+                y[i] = y[i] == ignore ? 0 : y[i];
             }
+            nb__store_logical(index, y);
+            nb__store_logical(*keep, mask);
+            nb__home_free(home, mask, sizeof(float) * (size_t)n);
         } else {
+            nb_tensor_free(*keep);
+            *keep = NULL;
             nb_tensor_free(index);
             index = NULL;
         }
     }
+    nb__host_free(y, tc);
     if (tc != t) nb_tensor_free(tc);
     return index;
 }
@@ -312,9 +321,11 @@ static nb_tensor *prob_loss(nb_tensor *lp, int64_t classes, nb_tensor *t, nb_ten
 /* The checks and the batching shared by cross_entropy (from_logits) and nll_loss. */
 /* Whether a 1-D int32 target holds the index k anywhere (then the fused path does not apply). */
 static bool holds_index(const nb_tensor *t, int k) {
-    for (int64_t i = 0; i < t->shape[0]; i++)
-        if (nb__i32(t)[i * t->stride[0]] == k) return true;
-    return false;
+    int32_t *y = nb__host_copy(t);
+    bool found = !y; /* no copy: do not take the fused path */
+    for (int64_t i = 0; y && !found && i < t->shape[0]; i++) found = y[i] == k;
+    if (y) nb__host_free(y, t);
+    return found;
 }
 
 static nb_tensor *class_loss(const char *op, nb_tensor *x, nb_tensor *t, const nb_ce_opts *opts,

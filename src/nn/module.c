@@ -99,7 +99,7 @@ static nb_tensor *add_tensor(nb_module *m, nb_module_entries *l, const char *op,
         free_string(copy);
         return NULL;
     }
-    memset(t->storage->data, 0, t->storage->nbytes);
+    nb_fill(t, 0.0f);
     l->at[l->n++] = (nb_module_entry){.name = copy, .tensor = t};
     names_changed(m);
     return t;

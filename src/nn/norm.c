@@ -11,6 +11,7 @@
  *   LayerNorm (Ba et al. 2016): the same statistics over the last dims of each sample.
  */
 #include "module.h"
+#include "../backend/backend.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,14 +38,14 @@ static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int n
  * num_batches_tracked. */
 
 static void update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *var, int64_t n) {
-    float mom = s->momentum, *rm = nb__f32(s->running_mean), *rv = nb__f32(s->running_var);
-    const float *bm = nb__f32(mean), *bv = nb__f32(var); /* fresh reductions: contiguous */
-    float unbias = (float)n / (float)(n - 1);
-    for (int64_t c = 0; c < s->num_features; c++) {
-        rm[c] = (1.0f - mom) * rm[c] + mom * bm[c];
-        rv[c] = (1.0f - mom) * rv[c] + mom * bv[c] * unbias;
-    }
-    nb__i32(s->num_batches_tracked)[0] += 1;
+    const nb_backend *be = nb__backend(mean->device);
+    /* mean and var are fresh reductions: contiguous */
+    be->batchnorm_running(nb__f32(s->running_mean), nb__f32(s->running_var), nb__f32(mean),
+                          nb__f32(var), s->num_features, s->momentum, (float)n / (float)(n - 1));
+    int32_t *tracked = nb__i32(s->num_batches_tracked), count;
+    be->copy_d2h(&count, tracked, sizeof count);
+    count += 1;
+    be->copy_h2d(tracked, &count, sizeof count);
 }
 
 /* y = xc s + b with s = g / sqrt(var + eps): the per-channel factors (shape [1, C, 1, ...]) are
@@ -197,17 +198,13 @@ static const nb__batchnorm_state *fold_ok(const nb_module *layer, const nb_modul
 static void fold_into(nb_tensor *fw_t, nb_tensor *fb_t, const nb_tensor *weight, const nb_tensor *bias,
                       const nb__batchnorm_state *bn) {
     int64_t out = bn->num_features;
-    int64_t row = nb__numel(weight->ndim, weight->shape) / out;
-    const float *w = nb__f32(weight), *b = bias ? nb__f32(bias) : NULL;
-    const float *rm = nb__f32(bn->running_mean), *rv = nb__f32(bn->running_var);
-    const float *g = bn->weight ? nb__f32(bn->weight) : NULL;
-    const float *beta = bn->bias ? nb__f32(bn->bias) : NULL;
-    float *fw = nb__f32(fw_t), *fb = nb__f32(fb_t);
-    for (int64_t o = 0; o < out; o++) {
-        float s = (g ? g[o] : 1.0f) / sqrtf(rv[o] + bn->eps);
-        for (int64_t i = 0; i < row; i++) fw[o * row + i] = s * w[o * row + i];
-        fb[o] = s * ((b ? b[o] : 0.0f) - rm[o]) + (beta ? beta[o] : 0.0f);
-    }
+    nb__batchnorm_fold_args a = {
+        .w = nb__f32(weight), .b = bias ? nb__f32(bias) : NULL,
+        .rm = nb__f32(bn->running_mean), .rv = nb__f32(bn->running_var),
+        .g = bn->weight ? nb__f32(bn->weight) : NULL, .beta = bn->bias ? nb__f32(bn->bias) : NULL,
+        .out = out, .row = nb__numel(weight->ndim, weight->shape) / out, .eps = bn->eps,
+    };
+    nb__backend(weight->device)->batchnorm_fold(nb__f32(fw_t), nb__f32(fb_t), &a);
 }
 
 nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *bn) {

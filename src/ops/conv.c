@@ -20,7 +20,7 @@
  * padding='same' pads d (k - 1) in all, the odd one at the bottom / right, as torch does.
  *
  * conv2d's db is summed by the kernel of the weight pass, which reads dy anyway.  The kernels'
- * scratch (im2col columns) comes from the current scope's arena, so a training step in steady
+ * scratch (im2col columns) is device memory from the current scope's arena, so a training step in steady
  * state allocates nothing; with no scope open it is a heap buffer freed before the op returns.
  */
 #include "op.h"
@@ -111,12 +111,12 @@ nb_tensor *nb__fwd_conv(nb_op_id op, nb_tensor *const *in, int n, const nb_op_ar
     nb_tensor *xc = nb__contig(x), *wc = xc ? nb__contig(w) : NULL;
     nb_tensor *bc = wc && b ? nb__contig(b) : NULL;
     nb_tensor *out = wc && (bc || !b) ? nb__new(NB_F32, 4, shape) : NULL;
-    void *ws = out ? nb__home_alloc(arena, bytes) : NULL;
+    void *ws = out ? nb__home_alloc_data(arena, be, bytes) : NULL;
     if (ws) {
         const float *bias = b ? nb__f32(bc) : NULL;
         if (op == NB_OP_CONV2D) be->conv2d(nb__f32(out), nb__f32(xc), nb__f32(wc), bias, &g, ws);
         else be->conv2d_backward_data(nb__f32(out), nb__f32(xc), nb__f32(wc), bias, &g, ws);
-        nb__home_free(arena, ws, bytes);
+        nb__home_free_data(arena, be, ws, bytes);
     } else if (out) {
         nb_tensor_free(out);
         out = NULL;
@@ -150,7 +150,7 @@ nb_status nb__bwd_conv(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
     size_t bytes = be->conv2d_workspace(&g);
     nb_tensor *dyc = nb__contig(dy), *xc = dyc ? nb__contig(x) : NULL;
     nb_tensor *wc = xc ? nb__contig(w) : NULL;
-    void *ws = wc ? nb__home_alloc(arena, bytes) : NULL;
+    void *ws = wc ? nb__home_alloc_data(arena, be, bytes) : NULL;
     nb_status st = ws ? NB_OK : nb_error_code();
     if (st == NB_OK && nb__needs_grad(node, 0)) {
         if ((din[0] = nb__new(NB_F32, 4, x->shape))) {
@@ -173,7 +173,7 @@ nb_status nb__bwd_conv(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
             st = nb_error_code();
     }
     if (st == NB_OK && want_db && !fused_db && !(din[2] = bias_grad(be, dyc))) st = nb_error_code();
-    if (ws) nb__home_free(arena, ws, bytes);
+    if (ws) nb__home_free_data(arena, be, ws, bytes);
     free_copy(wc, w);
     free_copy(xc, x);
     free_copy(dyc, dy);

@@ -32,7 +32,8 @@ nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     if (out) {
         float *y = nb__f32(out);
         if (b)
-            for (int64_t r = 0; r < m; r++) memcpy(y + r * o, nb__f32(bc), sizeof(float) * (size_t)o);
+            for (int64_t r = 0; r < m; r++)
+                nb__be(x)->copy_d2d(y + r * o, nb__f32(bc), sizeof(float) * (size_t)o);
         nb__be(x)->gemm(false, true, m, o, k, 1.0f, nb__f32(xc), k, nb__f32(wc), k, b ? 1.0f : 0.0f, y, o);
     }
     if (xc != x) nb_tensor_free(xc);

@@ -120,12 +120,16 @@ nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b) {
 /* Every index in 0..size-1 (the table has checked that index is int32). */
 static bool index_ok(const char *op, const nb_tensor *index, int64_t size, int dim) {
     int64_t n = nb__numel(index->ndim, index->shape);
-    const int32_t *ix = nb__i32(index); /* callers pass a contiguous index */
-    for (int64_t i = 0; i < n; i++)
-        if (ix[i] < 0 || ix[i] >= size)
-            return nb__fail(NB_ERR_ARG, "%s: index %d is out of range for dim %d of size %lld", op,
-                            (int)ix[i], dim, (long long)size), false;
-    return true;
+    int32_t *ix = nb__host_copy(index); /* checked on the host */
+    bool ok = ix != NULL;
+    for (int64_t i = 0; ok && i < n; i++)
+        if (ix[i] < 0 || ix[i] >= size) {
+            nb__fail(NB_ERR_ARG, "%s: index %d is out of range for dim %d of size %lld", op,
+                     (int)ix[i], dim, (long long)size);
+            ok = false;
+        }
+    if (ix) nb__host_free(ix, index);
+    return ok;
 }
 
 nb_tensor *nb__fwd_gather(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {

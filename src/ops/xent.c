@@ -20,15 +20,24 @@ nb_tensor *nb__fwd_xent(nb_op_id op, nb_tensor *const *in, int n, const nb_op_ar
     nb_tensor *xc = nb__contig(x), *tc = xc ? nb__contig(t) : NULL;
     nb_tensor *out = tc ? nb__new(NB_F32, 0, NULL) : NULL;
     int64_t rows = x->shape[0], classes = x->shape[1];
-    for (int64_t i = 0; out && i < rows; i++) {
-        int32_t k = nb__i32(tc)[i];
-        if (k < 0 || k >= classes) {
-            nb_tensor_free(out);
-            out = nb__fail(NB_ERR_ARG, "cross_entropy: target %d at position %lld is out of range "
-                           "for %lld classes", (int)k, (long long)i, (long long)classes);
+    int32_t *k = out ? nb__host_copy(tc) : NULL; /* the targets, checked on the host */
+    bool ok = k != NULL;
+    for (int64_t i = 0; ok && i < rows; i++) {
+        if (k[i] < 0 || k[i] >= classes) {
+            nb__fail(NB_ERR_ARG, "cross_entropy: target %d at position %lld is out of range for "
+                     "%lld classes", (int)k[i], (long long)i, (long long)classes);
+            ok = false;
         }
     }
-    if (out) nb__f32(out)[0] = nb__be(x)->xent(nb__f32(xc), nb__i32(tc), rows, classes, args->s0);
+    if (k) nb__host_free(k, tc);
+    if (!ok) {
+        nb_tensor_free(out);
+        out = NULL;
+    }
+    if (out) {
+        float loss = nb__be(x)->xent(nb__f32(xc), nb__i32(tc), rows, classes, args->s0);
+        nb__be(x)->copy_h2d(nb__f32(out), &loss, sizeof loss);
+    }
     if (xc != x) nb_tensor_free(xc);
     if (tc != t) nb_tensor_free(tc);
     return out;
@@ -38,7 +47,8 @@ nb_status nb__bwd_xent(const nb_node *node, nb_tensor *g, nb_tensor **din) {
     nb_tensor *x = node->in[0], *xc = nb__contig(x), *tc = xc ? nb__contig(node->in[1]) : NULL;
     nb_tensor *dx = tc ? nb__new_like(x) : NULL;
     if (!dx) return nb_error_code();
-    float up = nb__f32(g)[0]; /* g is the 0-d upstream gradient */
+    float up; /* g is the 0-d upstream gradient */
+    nb__be(g)->copy_d2h(&up, nb__f32(g), sizeof up);
     nb__be(x)->xent_backward(nb__f32(dx), nb__f32(xc), nb__i32(tc), x->shape[0], x->shape[1],
                              up * node->args.s0);
     din[0] = dx;

@@ -2,7 +2,7 @@
  * optim.c — the optimiser object, whatever its kind: parameter groups, state tensors, step,
  * zero_grad, lr, and its state as named tensors plus JSON.  What each kind does its own way
  * (hyper-parameters, state tensors, the update) is in its descriptor, optimizers/<kind>.c; the
- * update kernels are in update.c.
+ * update kernels are the backend's (backend/cpu/update.c).
  *
  * torch's conventions kept here: a parameter without a gradient is skipped (and its step count
  * does not advance); each group carries every hyper-parameter; the state of Adam, RMSprop and
@@ -38,10 +38,7 @@ static nb_status make_state(nb_optim *o, nb__param *P, int index, const nb__grou
         if (P->slot[s] || !o->kind->slot_needed(g, s)) continue;
         nb_tensor *t = nb__new_in(NULL, NB_F32, P->param->ndim, P->param->shape);
         if (!t) return nb_error_code();
-        float fill = o->kind->slot_init ? o->kind->slot_init(g) : 0.0f;
-        float *d = nb__f32(t);
-        int64_t n = nb__numel(t->ndim, t->shape);
-        for (int64_t i = 0; i < n; i++) d[i] = fill;
+        nb_fill(t, o->kind->slot_init ? o->kind->slot_init(g) : 0.0f);
         P->slot[s] = t;
         snprintf(P->name[s], NB__NAME_MAX, "state.%d.%s", index, o->kind->slots[s]);
     }

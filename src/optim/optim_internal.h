@@ -1,7 +1,8 @@
 /*
  * optim_internal.h — what the optimisers share: the optimiser object (optim.c), the descriptor
- * each kind fills in its own file (optimizers/<kind>.c), the update kernels (update.c) and the
- * strict JSON helpers (json.c).  The schedules' descriptor is in sched_internal.h.
+ * each kind fills in its own file (optimizers/<kind>.c) and the strict JSON helpers (json.c);
+ * the update rules are backend kernels (backend/backend.h, backend/cpu/update.c).  The
+ * schedules' descriptor is in sched_internal.h.
  *
  * An optimiser is a list of parameter groups, each a run [first, first + count) of the parameter
  * list, with torch's per-group hyper-parameters: lr, initial_lr and weight_decay, which every
@@ -15,6 +16,7 @@
 #ifndef NB_OPTIM_INTERNAL_H
 #define NB_OPTIM_INTERNAL_H
 
+#include "../backend/backend.h"
 #include "../core/core.h"
 
 #include <jansson.h>
@@ -24,10 +26,6 @@
 #define NB__SLOTS 3
 #define NB__NAME_MAX 48 /* "state.2147483647.max_exp_avg_sq" fits */
 #define NB__GROUP_HP 6  /* the most hyper-parameters of a kind beyond lr and weight_decay */
-
-/* Elements above which an update loop is split across OpenMP threads (statically, so each
- * element is updated by one thread and the bits do not depend on the thread count). */
-#define NB__OPTIM_PARALLEL_MIN (1 << 15)
 
 typedef struct {
     double lr;
@@ -79,7 +77,7 @@ typedef struct {
     /* torch's checks of the kind's hyper-parameters (lr and weight_decay are checked for every
      * kind before), with its messages; who starts them. */
     bool (*check)(const nb__group *g, const char *who);
-    /* One update of parameter P, which has a gradient: calls the kind's kernel in update.c. */
+    /* One update of parameter P, which has a gradient: calls the kind's backend kernel. */
     void (*step)(const nb__group *g, nb__param *P);
     int momentum;           /* hp[] index of the momentum a schedule may cycle, or NB__NO_MOMENTUM */
     bool momentum_is_beta1; /* it is Adam's beta1: only one-cycle cycles it, and it stays < 1 */
@@ -124,26 +122,6 @@ static inline bool nb__is_unset(double v) { return v == 0 && !signbit(v); }
 bool nb__optim_has_momentum(const nb_optim *o, bool beta1_ok);
 nb_status nb__optim_set_momentum(nb_optim *o, int group, double momentum);
 
-/* ---- update kernels (update.c): raw float arrays of n elements, outputs first.  The scalars
- * are the ones torch's tensor calls see, rounded to float as torch rounds a Python float that
- * scales a float32 tensor (so 1 - beta1 is formed in double by the caller, then rounded). */
-void nb__sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, float weight_decay,
-                    float momentum, float one_minus_dampening, bool nesterov, bool first_step);
-void nb__adagrad_update(float *p, float *sum, const float *g, int64_t n, float clr,
-                        float weight_decay, float eps);
-void nb__rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg, const float *g,
-                        int64_t n, float lr, float alpha, float one_minus_alpha, float eps,
-                        float weight_decay, float momentum);
-/* Adam (decay_factor 1) and AdamW (weight_decay 0, decay_factor 1 - lr weight_decay). */
-typedef struct {
-    float step_size;             /* lr / (1 - beta1^step) */
-    float bias_correction2_sqrt; /* sqrt(1 - beta2^step) */
-    float beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
-    float weight_decay; /* Adam's L2 term */
-    float decay_factor; /* AdamW's decoupled decay */
-} nb__adam_scalars;
-void nb__adam_update(float *p, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
-                     const float *g, int64_t n, const nb__adam_scalars *k);
 
 /* ---- strict JSON (json.c).  `where` names the place in error messages ("optimizer state:
  * param_groups[1]").  Each getter fails with NB_ERR_ARG naming the key. */

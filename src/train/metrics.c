@@ -16,9 +16,10 @@ int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels) {
     nb_set_grad_enabled(was);
     if (!pred) return -1;
     int64_t n = logits->shape[0], correct = 0;
-    const int32_t *p = nb__i32(pred); /* fresh result: contiguous */
-    for (int64_t i = 0; i < n; i++)
-        correct += p[i] == nb__i32(labels)[i * labels->stride[0]];
+    int32_t *p = nb__host_copy(pred), *y = p ? nb__host_copy(labels) : NULL;
+    for (int64_t i = 0; y && i < n; i++) correct += p[i] == y[i];
+    if (y) nb__host_free(y, labels);
+    if (p) nb__host_free(p, pred);
     nb_tensor_free(pred);
-    return correct;
+    return y ? correct : -1;
 }

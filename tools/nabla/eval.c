@@ -145,6 +145,17 @@ static bool model_picture_size(const trained_info *info, int *h, int *w) {
     return *h > 0 && *w > 0;
 }
 
+/* n bytes scaled to [0, 1] as a float tensor of the given shape (copied in, as the tensor's
+ * memory is the backend's). */
+static nb_tensor *scaled_bytes(const uint8_t *px, int64_t n, int ndim, const int64_t *shape) {
+    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!v) return NULL;
+    for (int64_t i = 0; i < n; i++) v[i] = px[i] / 255.0f;
+    nb_tensor *x = nb_from_data(v, ndim, shape);
+    free(v);
+    return x;
+}
+
 /* A picture as a float batch [1, h, w] scaled to [0, 1], as in training; resampled to the
  * model's size with resize, refused with both sizes without it.  NULL after a message.  Takes
  * px (frees it). */
@@ -161,8 +172,7 @@ static nb_tensor *load_picture(const char *path, uint8_t *px, int w, int h, cons
         if (!scaled) return NULL;
         px = scaled, w = mw, h = mh;
     }
-    nb_tensor *x = nb_empty(NB_SHAPE(1, h, w));
-    for (int64_t i = 0; x && i < (int64_t)w * h; i++) nb_data(x)[i] = px[i] / 255.0f;
+    nb_tensor *x = scaled_bytes(px, (int64_t)w * h, 3, (const int64_t[]){1, h, w});
     free(px);
     return x;
 }
@@ -190,8 +200,7 @@ static nb_tensor *load_inputs(const char *path, const trained_info *info, bool r
         int64_t shape[NB_MAX_DIMS];
         memcpy(shape, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
         if (idx->ndim == 2) memmove(shape + 1, shape, 2 * sizeof(int64_t)), shape[0] = 1;
-        x = nb_empty(idx->ndim == 2 ? 3 : idx->ndim, shape);
-        for (int64_t i = 0; x && i < idx->numel; i++) nb_data(x)[i] = ((uint8_t *)idx->data)[i] / 255.0f;
+        x = scaled_bytes(idx->data, idx->numel, idx->ndim == 2 ? 3 : idx->ndim, shape);
         *n_out = shape[0];
     }
     nb_idx_free(idx);

@@ -1,6 +1,7 @@
 /*
  * cpu.c — the CPU backend: GEMM through OpenBLAS's cblas_sgemm (shared out over the library's
- * thread pool), the kernel table, and the backend's description.
+ * thread pool), the kernel table, and the backend's description.  Which backend serves a device is
+ * backend.c's choice.
  */
 #include "cpu.h"
 
@@ -161,6 +162,14 @@ void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
 
 const nb_backend nb__cpu_backend = {
     .name = "cpu",
+    .host_memory = true,
+    .alloc = nb__cpu_alloc,
+    .free = nb__cpu_free,
+    .fill = nb__cpu_fill,
+    .copy_h2d = nb__cpu_memcpy,
+    .copy_d2h = nb__cpu_memcpy,
+    .copy_d2d = nb__cpu_memcpy,
+    .uniform = nb__cpu_uniform,
     .unary = nb__cpu_unary,
     .unary_backward = nb__cpu_unary_backward,
     .binary = nb__cpu_binary,
@@ -186,16 +195,20 @@ const nb_backend nb__cpu_backend = {
     .conv2d = nb__cpu_conv2d,
     .conv2d_backward_data = nb__cpu_conv2d_backward_data,
     .conv2d_backward_weight = nb__cpu_conv2d_backward_weight,
+    .sgd_update = nb__cpu_sgd_update,
+    .adagrad_update = nb__cpu_adagrad_update,
+    .rmsprop_update = nb__cpu_rmsprop_update,
+    .adam_update = nb__cpu_adam_update,
+    .norm = nb__cpu_norm,
+    .clamp_abs = nb__cpu_clamp_abs,
+    .batchnorm_running = nb__cpu_batchnorm_running,
+    .batchnorm_fold = nb__cpu_batchnorm_fold,
 };
-
-const nb_backend *nb__backend(nb_device device) {
-    return device == NB_CPU ? &nb__cpu_backend : NULL;
-}
 
 const char *nb_backend_info(void) {
     static char info[256];
     int threads = nb_get_num_threads();
-    snprintf(info, sizeof info, "cpu: %s, %d thread%s, kernels for %s", openblas_get_config(),
-             threads, threads == 1 ? "" : "s", nb__cpu_features());
+    snprintf(info, sizeof info, "%s: %s, %d thread%s, kernels for %s", nb__backend(NB_CPU)->name,
+             openblas_get_config(), threads, threads == 1 ? "" : "s", nb__cpu_features());
     return info;
 }

@@ -6,6 +6,35 @@
 #include "../backend.h"
 #include "dispatch.h"
 
+/* Elements above which an element-wise loop of update.c and clip.c is split across the pool's
+ * threads (statically, so each element is updated by one thread and the bits do not depend on
+ * the thread count). */
+#define NB__CPU_PARALLEL_MIN (1 << 15)
+
+/* memory.c */
+void *nb__cpu_alloc(size_t nbytes);
+void nb__cpu_free(void *p, size_t nbytes);
+void nb__cpu_fill(void *dst, const void *value, size_t elem_size, int64_t n);
+void nb__cpu_memcpy(void *dst, const void *src, size_t nbytes);
+void nb__cpu_uniform(float *out, int64_t n, uint64_t seed, uint64_t offset);
+/* update.c */
+void nb__cpu_sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, float weight_decay,
+                        float momentum, float one_minus_dampening, bool nesterov, bool first_step);
+void nb__cpu_adagrad_update(float *p, float *sum, const float *g, int64_t n, float clr,
+                            float weight_decay, float eps);
+void nb__cpu_rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg, const float *g,
+                            int64_t n, float lr, float alpha, float one_minus_alpha, float eps,
+                            float weight_decay, float momentum);
+void nb__cpu_adam_update(float *p, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
+                         const float *g, int64_t n, const nb__adam_scalars *k);
+/* clip.c */
+float nb__cpu_norm(const float *x, int64_t n, double p);
+void nb__cpu_clamp_abs(float *x, int64_t n, float c);
+/* norm.c */
+void nb__cpu_batchnorm_running(float *rm, float *rv, const float *mean, const float *var, int64_t c,
+                               float mom, float unbias);
+void nb__cpu_batchnorm_fold(float *fw, float *fb, const nb__batchnorm_fold_args *a);
+
 void nb__cpu_unary(nb_unary_op op, float *y, const float *x, int64_t n, float p0, float p1);
 void nb__cpu_unary_backward(nb_unary_op op, float *dx, const float *x, const float *y,
                             const float *dy, int64_t n, float p0, float p1);

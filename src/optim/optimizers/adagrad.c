@@ -1,7 +1,7 @@
 /*
  * adagrad.c — torch.optim.Adagrad: d = g + weight_decay p, sum <- sum + d^2,
  * p <- p - clr d / (sqrt(sum) + eps) with clr = lr / (1 + (step - 1) lr_decay).  The update is
- * nb__adagrad_update (update.c); sum starts at initial_accumulator_value.
+ * the backend's adagrad_update (backend/cpu/update.c); sum starts at initial_accumulator_value.
  */
 #include "../optim_internal.h"
 
@@ -26,9 +26,9 @@ static void step(const nb__group *g, nb__param *P) {
     nb_tensor *p = P->param;
     P->step++;
     double clr = g->lr / (1 + (double)(P->step - 1) * g->hp[LR_DECAY]);
-    nb__adagrad_update(nb__f32(p), nb__f32(P->slot[0]), nb__f32(p->grad),
-                       nb__numel(p->ndim, p->shape), (float)clr, (float)g->weight_decay,
-                       (float)g->hp[EPS]);
+    nb__backend(p->device)->adagrad_update(nb__f32(p), nb__f32(P->slot[0]), nb__f32(p->grad),
+                                           nb__numel(p->ndim, p->shape), (float)clr,
+                                           (float)g->weight_decay, (float)g->hp[EPS]);
 }
 
 static const nb__hp_field fields[] = {

@@ -4,7 +4,7 @@
  * two kinds share this file rather than copy it:
  *   m <- beta1 m + (1 - beta1) g,  v <- beta2 v + (1 - beta2) g^2  (amsgrad: v_max <- max(v_max, v))
  *   p <- p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
- * The update is nb__adam_update (update.c).
+ * The update is the backend's adam_update (backend/cpu/update.c).
  */
 #include "../optim_internal.h"
 
@@ -36,9 +36,9 @@ static void step_with(const nb__group *g, nb__param *P, bool decoupled) {
         .weight_decay = decoupled ? 0.0f : (float)g->weight_decay,
         .decay_factor = decoupled ? (float)(1 - g->lr * g->weight_decay) : 1.0f,
     };
-    nb__adam_update(nb__f32(p), nb__f32(P->slot[0]), nb__f32(P->slot[1]),
-                    g->hp[AMSGRAD] != 0 ? nb__f32(P->slot[2]) : NULL, nb__f32(p->grad),
-                    nb__numel(p->ndim, p->shape), &k);
+    nb__backend(p->device)->adam_update(nb__f32(p), nb__f32(P->slot[0]), nb__f32(P->slot[1]),
+                                        g->hp[AMSGRAD] != 0 ? nb__f32(P->slot[2]) : NULL,
+                                        nb__f32(p->grad), nb__numel(p->ndim, p->shape), &k);
 }
 
 static void adam_step(const nb__group *g, nb__param *P) { step_with(g, P, false); }

@@ -2,7 +2,7 @@
  * rmsprop.c — torch.optim.RMSprop: d = g + weight_decay p, v <- alpha v + (1 - alpha) d^2, the
  * denominator sqrt(v) + eps (centered: sqrt(v - g_avg^2) + eps with g_avg the running mean of
  * d), then p <- p - lr d / denom, or through a momentum buffer.  The update is
- * nb__rmsprop_update (update.c).
+ * the backend's rmsprop_update (backend/cpu/update.c).
  */
 #include "../optim_internal.h"
 
@@ -32,10 +32,11 @@ static void step(const nb__group *g, nb__param *P) {
     P->step++;
     float *buf = g->hp[MOMENTUM] > 0 ? nb__f32(P->slot[MOMENTUM_BUFFER]) : NULL;
     float *grad_avg = g->hp[CENTERED] != 0 ? nb__f32(P->slot[GRAD_AVG]) : NULL;
-    nb__rmsprop_update(nb__f32(p), nb__f32(P->slot[SQUARE_AVG]), buf, grad_avg, nb__f32(p->grad),
-                       nb__numel(p->ndim, p->shape), (float)g->lr, (float)g->hp[ALPHA],
-                       (float)(1 - g->hp[ALPHA]), (float)g->hp[EPS], (float)g->weight_decay,
-                       (float)g->hp[MOMENTUM]);
+    nb__backend(p->device)->rmsprop_update(nb__f32(p), nb__f32(P->slot[SQUARE_AVG]), buf, grad_avg,
+                                           nb__f32(p->grad), nb__numel(p->ndim, p->shape),
+                                           (float)g->lr, (float)g->hp[ALPHA],
+                                           (float)(1 - g->hp[ALPHA]), (float)g->hp[EPS],
+                                           (float)g->weight_decay, (float)g->hp[MOMENTUM]);
 }
 
 static const nb__hp_field fields[] = {

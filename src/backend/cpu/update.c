@@ -1,5 +1,5 @@
 /*
- * update.c — the optimisers' update rules over raw float arrays, one element at a time.
+ * update.c — the CPU backend's optimiser updates: the update rules over raw float arrays, one element at a time.
  *
  * Each loop performs the same float32 operations, in the same order, as torch 1.13's
  * _single_tensor_<optimiser> functions (the default on CPU: foreach=None means False there),
@@ -11,8 +11,7 @@
  * Threads: every element is updated by exactly one thread (a piece of the pool's job), so the
  * result does not depend on the number of threads.
  */
-#include "optim_internal.h"
-#include "../backend/cpu/dispatch.h"
+#include "cpu.h"
 
 #include <math.h>
 
@@ -29,7 +28,7 @@ typedef struct {
 } update_job;
 
 static void update(int64_t n, nb__range_fn *fn, update_job *j) {
-    nb__parallel_for(n > NB__OPTIM_PARALLEL_MIN, n, fn, j);
+    nb__parallel_for(n > NB__CPU_PARALLEL_MIN, n, fn, j);
 }
 
 /* SGD (torch.optim.SGD's algorithm box):
@@ -64,7 +63,7 @@ NB_CLONES static void sgd_range(void *arg, int64_t lo, int64_t hi) {
     }
 }
 
-void nb__sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, float weight_decay,
+void nb__cpu_sgd_update(float *p, float *buf, const float *g, int64_t n, float lr, float weight_decay,
                     float momentum, float one_minus_dampening, bool nesterov, bool first_step) {
     update_job j = {.p = p, .s0 = buf, .g = g, .k = {lr, weight_decay, momentum, one_minus_dampening},
                     .f0 = nesterov, .f1 = first_step};
@@ -89,7 +88,7 @@ NB_CLONES static void adagrad_range(void *arg, int64_t lo, int64_t hi) {
     }
 }
 
-void nb__adagrad_update(float *p, float *sum, const float *g, int64_t n, float clr,
+void nb__cpu_adagrad_update(float *p, float *sum, const float *g, int64_t n, float clr,
                         float weight_decay, float eps) {
     update_job j = {.p = p, .s0 = sum, .g = g, .k = {clr, weight_decay, eps}};
     update(n, adagrad_range, &j);
@@ -133,7 +132,7 @@ NB_CLONES static void rmsprop_range(void *arg, int64_t lo, int64_t hi) {
     }
 }
 
-void nb__rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg, const float *g,
+void nb__cpu_rmsprop_update(float *p, float *square_avg, float *buf, float *grad_avg, const float *g,
                         int64_t n, float lr, float alpha, float one_minus_alpha, float eps,
                         float weight_decay, float momentum) {
     update_job j = {.p = p, .s0 = square_avg, .s1 = buf, .s2 = grad_avg, .g = g,
@@ -171,7 +170,7 @@ NB_CLONES static void adam_range(void *arg, int64_t lo, int64_t hi) {
     }
 }
 
-void nb__adam_update(float *p, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
+void nb__cpu_adam_update(float *p, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq,
                      const float *g, int64_t n, const nb__adam_scalars *k) {
     update_job j = {.p = p, .s0 = exp_avg, .s1 = exp_avg_sq, .s2 = max_exp_avg_sq, .g = g, .adam = k};
     update(n, adam_range, &j);
