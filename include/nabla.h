@@ -39,6 +39,15 @@ extern "C" {
 #endif
 
 #define NB_VERSION "0.1.0"
+
+/* NB_API marks what libnabla exports: the library is built with hidden visibility, so only the
+ * declarations carrying it (every nb_ name of these headers) are in libnabla.so's symbol table;
+ * the internal nb__ helpers stay inside. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NB_API __attribute__((visibility("default")))
+#else
+#define NB_API
+#endif
 #define NB_MAX_DIMS 8
 
 /* NB_SHAPE(2, 3) -> 2, (const int64_t[]){2, 3}: the (ndim, shape) pair of creation functions. */
@@ -69,27 +78,27 @@ typedef struct nb_tensor nb_tensor;
 
 /* ---------------------------------------------------------------- errors */
 
-nb_status nb_error_code(void);           /* last error of this thread, NB_OK if none */
-const char *nb_error_message(void);      /* "matmul: [64,784] @ [64,10]: inner sizes differ" */
-void nb_error_clear(void);
-const char *nb_status_name(nb_status s); /* "NB_ERR_SHAPE" */
+NB_API nb_status nb_error_code(void);           /* last error of this thread, NB_OK if none */
+NB_API const char *nb_error_message(void);      /* "matmul: [64,784] @ [64,10]: inner sizes differ" */
+NB_API void nb_error_clear(void);
+NB_API const char *nb_status_name(nb_status s); /* "NB_ERR_SHAPE" */
 
 /* ---------------------------------------------------------------- memory
  * A scope is an arena: every tensor and graph node made while it is the innermost open scope is
  * released at once by nb_scope_end().  The arena keeps its blocks, so a training step that opens
  * and closes a scope calls malloc zero times once warm.  Scopes nest (at most 32 deep).
  */
-void nb_scope_begin(void);
-nb_status nb_scope_end(void);       /* NB_ERR_SCOPE if no scope is open */
-int nb_scope_depth(void);           /* 0 when no scope is open */
+NB_API void nb_scope_begin(void);
+NB_API nb_status nb_scope_end(void);       /* NB_ERR_SCOPE if no scope is open */
+NB_API int nb_scope_depth(void);           /* 0 when no scope is open */
 /* Ends the innermost scope and returns a detached, contiguous copy of t owned by the enclosing
  * scope (by the caller when none).  NULL if t is NULL or dead; the scope is ended regardless. */
-nb_tensor *nb_scope_end_keep(nb_tensor *t);
+NB_API nb_tensor *nb_scope_end_keep(nb_tensor *t);
 /* A detached contiguous copy of t that the caller owns (free with nb_tensor_free). */
-nb_tensor *nb_persist(const nb_tensor *t);
+NB_API nb_tensor *nb_persist(const nb_tensor *t);
 /* Releases a caller-owned tensor; views and graph nodes keep what they share alive.
  * NULL and scope-owned tensors are ignored (their scope releases them). */
-void nb_tensor_free(nb_tensor *t);
+NB_API void nb_tensor_free(nb_tensor *t);
 
 typedef struct {
     uint64_t mallocs;   /* calls to the system allocator since start */
@@ -97,9 +106,9 @@ typedef struct {
     size_t bytes_live;  /* bytes currently held from the system allocator */
     size_t bytes_peak;
 } nb_alloc_stats;
-nb_alloc_stats nb_alloc_stats_get(void);
+NB_API nb_alloc_stats nb_alloc_stats_get(void);
 /* Returns this thread's cached arena blocks to the system (no scope may be open). */
-void nb_release_memory(void);
+NB_API void nb_release_memory(void);
 
 /* ---------------------------------------------------------------- random numbers
  * Philox4x32-10, counter based: element i of a draw uses counter (offset + i), so the numbers
@@ -109,63 +118,63 @@ typedef struct {
     uint64_t seed;
     uint64_t offset; /* counters consumed so far */
 } nb_generator;
-void nb_manual_seed(uint64_t seed);
-nb_generator nb_rng_get_state(void);
-void nb_rng_set_state(nb_generator g);
+NB_API void nb_manual_seed(uint64_t seed);
+NB_API nb_generator nb_rng_get_state(void);
+NB_API void nb_rng_set_state(nb_generator g);
 
 /* ---------------------------------------------------------------- creation */
 
-nb_tensor *nb_empty(int ndim, const int64_t *shape);
-nb_tensor *nb_zeros(int ndim, const int64_t *shape);
-nb_tensor *nb_ones(int ndim, const int64_t *shape);
-nb_tensor *nb_full(int ndim, const int64_t *shape, float value);
-nb_tensor *nb_arange(float start, float end, float step);          /* [start, end) 1-D */
-nb_tensor *nb_from_data(const float *data, int ndim, const int64_t *shape);   /* copies */
-nb_tensor *nb_from_int32(const int32_t *data, int ndim, const int64_t *shape); /* copies */
-nb_tensor *nb_rand(int ndim, const int64_t *shape);   /* U[0, 1) */
-nb_tensor *nb_randn(int ndim, const int64_t *shape);  /* N(0, 1) */
-nb_tensor *nb_bernoulli(const nb_tensor *p);          /* 1 with probability p, elementwise */
-nb_tensor *nb_zeros_like(const nb_tensor *t);
-nb_tensor *nb_ones_like(const nb_tensor *t);
+NB_API nb_tensor *nb_empty(int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_zeros(int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_ones(int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_full(int ndim, const int64_t *shape, float value);
+NB_API nb_tensor *nb_arange(float start, float end, float step);          /* [start, end) 1-D */
+NB_API nb_tensor *nb_from_data(const float *data, int ndim, const int64_t *shape);   /* copies */
+NB_API nb_tensor *nb_from_int32(const int32_t *data, int ndim, const int64_t *shape); /* copies */
+NB_API nb_tensor *nb_rand(int ndim, const int64_t *shape);   /* U[0, 1) */
+NB_API nb_tensor *nb_randn(int ndim, const int64_t *shape);  /* N(0, 1) */
+NB_API nb_tensor *nb_bernoulli(const nb_tensor *p);          /* 1 with probability p, elementwise */
+NB_API nb_tensor *nb_zeros_like(const nb_tensor *t);
+NB_API nb_tensor *nb_ones_like(const nb_tensor *t);
 /* A contiguous copy in another dtype (f32 <-> f16, bf16, int8 by rounding, int32). */
-nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype);
+NB_API nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype);
 /* A detached contiguous copy on device; NB_ERR_DEVICE for a device this build has no backend for. */
-nb_tensor *nb_to_device(const nb_tensor *t, nb_device device);
+NB_API nb_tensor *nb_to_device(const nb_tensor *t, nb_device device);
 
 /* ---------------------------------------------------------------- inspection */
 
-int nb_ndim(const nb_tensor *t);
-const int64_t *nb_shape(const nb_tensor *t);
-const int64_t *nb_strides(const nb_tensor *t);    /* in elements */
-int64_t nb_size(const nb_tensor *t, int dim);     /* -1 with NB_ERR_DIM when out of range */
-int64_t nb_numel(const nb_tensor *t);
-nb_dtype nb_dtype_of(const nb_tensor *t);
-nb_device nb_device_of(const nb_tensor *t);
-const char *nb_dtype_name(nb_dtype d);             /* "float32" */
-bool nb_is_contiguous(const nb_tensor *t);
-bool nb_is_alive(const nb_tensor *t);              /* false for NULL and ended scopes */
-bool nb_shares_storage(const nb_tensor *a, const nb_tensor *b);
+NB_API int nb_ndim(const nb_tensor *t);
+NB_API const int64_t *nb_shape(const nb_tensor *t);
+NB_API const int64_t *nb_strides(const nb_tensor *t);    /* in elements */
+NB_API int64_t nb_size(const nb_tensor *t, int dim);     /* -1 with NB_ERR_DIM when out of range */
+NB_API int64_t nb_numel(const nb_tensor *t);
+NB_API nb_dtype nb_dtype_of(const nb_tensor *t);
+NB_API nb_device nb_device_of(const nb_tensor *t);
+NB_API const char *nb_dtype_name(nb_dtype d);             /* "float32" */
+NB_API bool nb_is_contiguous(const nb_tensor *t);
+NB_API bool nb_is_alive(const nb_tensor *t);              /* false for NULL and ended scopes */
+NB_API bool nb_shares_storage(const nb_tensor *a, const nb_tensor *b);
 /* Host pointer to element 0 of an f32 tensor (respect nb_strides), only where the tensor's memory
  * is host memory (the CPU backend): NULL with NB_ERR_DTYPE for other dtypes, and NULL with
  * NB_ERR_DEVICE where the backend's memory is not the host's (NB_BACKEND=guarded, other devices).
  * Code meant for every backend reads and writes with nb_copy_to / nb_copy_from / nb_get / nb_set. */
-float *nb_data(nb_tensor *t);
-float nb_item(const nb_tensor *t);                 /* the value of a one-element tensor, NaN on error */
-float nb_get(const nb_tensor *t, const int64_t *index);           /* any dtype, as float */
-nb_status nb_set(nb_tensor *t, const int64_t *index, float value);
+NB_API float *nb_data(nb_tensor *t);
+NB_API float nb_item(const nb_tensor *t);                 /* the value of a one-element tensor, NaN on error */
+NB_API float nb_get(const nb_tensor *t, const int64_t *index);           /* any dtype, as float */
+NB_API nb_status nb_set(nb_tensor *t, const int64_t *index, float value);
 /* Copies the elements in logical (row-major) order, as float; n must be >= numel. */
-nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n);
+NB_API nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n);
 /* Copies n = numel floats into t (which must be f32), in logical order. */
-nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n);
-nb_status nb_fill(nb_tensor *t, float value);
+NB_API nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n);
+NB_API nb_status nb_fill(nb_tensor *t, float value);
 /* dst = src elementwise (torch's copy_): same shape, dtypes converted; records no gradient. */
-nb_status nb_copy(nb_tensor *dst, const nb_tensor *src);
+NB_API nb_status nb_copy(nb_tensor *dst, const nb_tensor *src);
 
 /* Printing in torch's repr style: tensor([[1., 2.], [3., 4.]], requires_grad=True).
  * nb_format returns the length it needs, like snprintf. */
-int nb_format(const nb_tensor *t, char *buf, size_t cap);
-nb_status nb_fprint(FILE *f, const nb_tensor *t);
-nb_status nb_print(const nb_tensor *t);
+NB_API int nb_format(const nb_tensor *t, char *buf, size_t cap);
+NB_API nb_status nb_fprint(FILE *f, const nb_tensor *t);
+NB_API nb_status nb_print(const nb_tensor *t);
 
 /* ---------------------------------------------------------------- autograd
  * As in torch: a leaf that requires grad gets .grad on backward, accumulated (+=) across calls
@@ -173,20 +182,20 @@ nb_status nb_print(const nb_tensor *t);
  * the sum of both contributions.  The graph lives as long as its scope, so backward may be called
  * again on it (torch's retain_graph=True); backward after the scope ended is NB_ERR_SCOPE.
  */
-nb_status nb_set_requires_grad(nb_tensor *t, bool requires_grad); /* leaves only */
-bool nb_requires_grad(const nb_tensor *t);
-bool nb_is_leaf(const nb_tensor *t);
-nb_tensor *nb_grad(const nb_tensor *t);          /* NULL when no gradient has been stored */
-nb_status nb_zero_grad(nb_tensor *t);            /* fills the stored gradient with zeros */
-nb_status nb_clear_grad(nb_tensor *t);           /* drops it (torch's grad = None) */
-const char *nb_grad_fn(const nb_tensor *t);      /* "MulBackward", NULL for leaves */
+NB_API nb_status nb_set_requires_grad(nb_tensor *t, bool requires_grad); /* leaves only */
+NB_API bool nb_requires_grad(const nb_tensor *t);
+NB_API bool nb_is_leaf(const nb_tensor *t);
+NB_API nb_tensor *nb_grad(const nb_tensor *t);          /* NULL when no gradient has been stored */
+NB_API nb_status nb_zero_grad(nb_tensor *t);            /* fills the stored gradient with zeros */
+NB_API nb_status nb_clear_grad(nb_tensor *t);           /* drops it (torch's grad = None) */
+NB_API const char *nb_grad_fn(const nb_tensor *t);      /* "MulBackward", NULL for leaves */
 /* Backward from a one-element tensor (gradient 1). */
-nb_status nb_backward(nb_tensor *t);
+NB_API nb_status nb_backward(nb_tensor *t);
 /* Backward from any tensor with an upstream gradient of its shape. */
-nb_status nb_backward_grad(nb_tensor *t, const nb_tensor *grad);
-nb_tensor *nb_detach(nb_tensor *t);              /* shares storage, records nothing */
-bool nb_is_grad_enabled(void);
-bool nb_set_grad_enabled(bool enabled);          /* returns the previous setting */
+NB_API nb_status nb_backward_grad(nb_tensor *t, const nb_tensor *grad);
+NB_API nb_tensor *nb_detach(nb_tensor *t);              /* shares storage, records nothing */
+NB_API bool nb_is_grad_enabled(void);
+NB_API bool nb_set_grad_enabled(bool enabled);          /* returns the previous setting */
 /* NB_NO_GRAD { ... } runs the block with recording off (do not leave it with break/return). */
 #define NB_NO_GRAD                                                                  \
     for (int nb__once_ = (nb_set_grad_enabled(false) ? 1 : 2); nb__once_ > 0;       \
@@ -195,87 +204,87 @@ bool nb_set_grad_enabled(bool enabled);          /* returns the previous setting
 /* ---------------------------------------------------------------- ops
  * Binary ops broadcast with NumPy's rules.  All results are f32 unless said otherwise.
  */
-nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);      /* a ** b */
-nb_tensor *nb_add_scalar(nb_tensor *a, float s);
-nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
-nb_tensor *nb_pow_scalar(nb_tensor *a, float p);    /* a ** p */
+NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);      /* a ** b */
+NB_API nb_tensor *nb_add_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_mul_scalar(nb_tensor *a, float s);
+NB_API nb_tensor *nb_pow_scalar(nb_tensor *a, float p);    /* a ** p */
 
-nb_tensor *nb_neg(nb_tensor *a);
-nb_tensor *nb_exp(nb_tensor *a);
-nb_tensor *nb_log(nb_tensor *a);
-nb_tensor *nb_sqrt(nb_tensor *a);
-nb_tensor *nb_abs(nb_tensor *a);
-nb_tensor *nb_sin(nb_tensor *a);
-nb_tensor *nb_cos(nb_tensor *a);
-nb_tensor *nb_tanh(nb_tensor *a);
-nb_tensor *nb_sigmoid(nb_tensor *a);
-nb_tensor *nb_relu(nb_tensor *a);
-nb_tensor *nb_clamp(nb_tensor *a, float min, float max); /* -INFINITY / INFINITY: no bound */
+NB_API nb_tensor *nb_neg(nb_tensor *a);
+NB_API nb_tensor *nb_exp(nb_tensor *a);
+NB_API nb_tensor *nb_log(nb_tensor *a);
+NB_API nb_tensor *nb_sqrt(nb_tensor *a);
+NB_API nb_tensor *nb_abs(nb_tensor *a);
+NB_API nb_tensor *nb_sin(nb_tensor *a);
+NB_API nb_tensor *nb_cos(nb_tensor *a);
+NB_API nb_tensor *nb_tanh(nb_tensor *a);
+NB_API nb_tensor *nb_sigmoid(nb_tensor *a);
+NB_API nb_tensor *nb_relu(nb_tensor *a);
+NB_API nb_tensor *nb_clamp(nb_tensor *a, float min, float max); /* -INFINITY / INFINITY: no bound */
 
 /* Matrix product with torch.matmul's rules: 1-D operands are promoted, leading (batch)
  * dimensions broadcast.  [.., n, k] @ [.., k, m] -> [.., n, m]. */
-nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 /* y = x W^T + b (torch.nn.functional.linear): x [.., in], w [out, in], b [out] or NULL. */
-nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b);
+NB_API nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b);
 
 /* Reductions.  The _dims forms reduce over n dims (n = 0 means all) and keep them as size 1
  * when keepdim is true.  max/min pass the gradient to the maximal elements, split evenly on
  * ties.  argmax returns int32 indices along dim (over the flattened tensor when dim is NB_ALL). */
 #define NB_ALL (-128)
-nb_tensor *nb_sum(nb_tensor *a);
-nb_tensor *nb_mean(nb_tensor *a);
-nb_tensor *nb_max(nb_tensor *a);
-nb_tensor *nb_min(nb_tensor *a);
-nb_tensor *nb_sum_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
-nb_tensor *nb_mean_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
-nb_tensor *nb_max_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
-nb_tensor *nb_min_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
-nb_tensor *nb_argmax(nb_tensor *a, int dim, bool keepdim);
+NB_API nb_tensor *nb_sum(nb_tensor *a);
+NB_API nb_tensor *nb_mean(nb_tensor *a);
+NB_API nb_tensor *nb_max(nb_tensor *a);
+NB_API nb_tensor *nb_min(nb_tensor *a);
+NB_API nb_tensor *nb_sum_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+NB_API nb_tensor *nb_mean_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+NB_API nb_tensor *nb_max_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+NB_API nb_tensor *nb_min_dims(nb_tensor *a, int n, const int *dims, bool keepdim);
+NB_API nb_tensor *nb_argmax(nb_tensor *a, int dim, bool keepdim);
 
 /* Softmax along dim, computed as exp(x - max) / sum so large logits do not overflow;
  * log_softmax as x - max - log(sum(exp(x - max))). */
-nb_tensor *nb_softmax(nb_tensor *a, int dim);
-nb_tensor *nb_log_softmax(nb_tensor *a, int dim);
+NB_API nb_tensor *nb_softmax(nb_tensor *a, int dim);
+NB_API nb_tensor *nb_log_softmax(nb_tensor *a, int dim);
 
 /* Shape and views.  Views share storage with their input; reshape copies only when the strides
  * do not allow a view; one entry of its shape may be -1. */
-nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape);
-nb_tensor *nb_view(nb_tensor *a, int ndim, const int64_t *shape); /* NB_ERR_SHAPE if no view */
-nb_tensor *nb_flatten(nb_tensor *a, int start_dim, int end_dim);
-nb_tensor *nb_transpose(nb_tensor *a, int dim0, int dim1);
-nb_tensor *nb_permute(nb_tensor *a, int ndim, const int *perm);
-nb_tensor *nb_slice(nb_tensor *a, int dim, int64_t start, int64_t end, int64_t step);
-nb_tensor *nb_expand(nb_tensor *a, int ndim, const int64_t *shape); /* -1 keeps a size */
-nb_tensor *nb_squeeze(nb_tensor *a, int dim);   /* dim = NB_ALL removes every size-1 dim */
-nb_tensor *nb_unsqueeze(nb_tensor *a, int dim);
-nb_tensor *nb_contiguous(nb_tensor *a);         /* a itself when already contiguous */
-nb_tensor *nb_concat(int n, nb_tensor *const *ts, int dim);
-nb_tensor *nb_stack(int n, nb_tensor *const *ts, int dim);
+NB_API nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_view(nb_tensor *a, int ndim, const int64_t *shape); /* NB_ERR_SHAPE if no view */
+NB_API nb_tensor *nb_flatten(nb_tensor *a, int start_dim, int end_dim);
+NB_API nb_tensor *nb_transpose(nb_tensor *a, int dim0, int dim1);
+NB_API nb_tensor *nb_permute(nb_tensor *a, int ndim, const int *perm);
+NB_API nb_tensor *nb_slice(nb_tensor *a, int dim, int64_t start, int64_t end, int64_t step);
+NB_API nb_tensor *nb_expand(nb_tensor *a, int ndim, const int64_t *shape); /* -1 keeps a size */
+NB_API nb_tensor *nb_squeeze(nb_tensor *a, int dim);   /* dim = NB_ALL removes every size-1 dim */
+NB_API nb_tensor *nb_unsqueeze(nb_tensor *a, int dim);
+NB_API nb_tensor *nb_contiguous(nb_tensor *a);         /* a itself when already contiguous */
+NB_API nb_tensor *nb_concat(int n, nb_tensor *const *ts, int dim);
+NB_API nb_tensor *nb_stack(int n, nb_tensor *const *ts, int dim);
 
 /* Selection and comparison.  Comparisons return 0/1 as f32 and record no gradient. */
-nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b); /* cond != 0 ? a : b */
-nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
-nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b); /* cond != 0 ? a : b */
+NB_API nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
 /* out[i][j] = a[index[i][j]][j] for dim 0 (torch.gather); index is int32, same rank as a. */
-nb_tensor *nb_gather(nb_tensor *a, int dim, nb_tensor *index);
+NB_API nb_tensor *nb_gather(nb_tensor *a, int dim, nb_tensor *index);
 /* Picks the slices index[k] (int32, 1-D) of a along dim (torch.index_select). */
-nb_tensor *nb_index_select(nb_tensor *a, int dim, nb_tensor *index);
+NB_API nb_tensor *nb_index_select(nb_tensor *a, int dim, nb_tensor *index);
 
 /* ---------------------------------------------------------------- runtime */
 
-int nb_get_num_threads(void);
-void nb_set_num_threads(int n);
+NB_API int nb_get_num_threads(void);
+NB_API void nb_set_num_threads(int n);
 /* "cpu: OpenBLAS 0.3.21 ..., 2 threads, kernels for AVX-512": the BLAS, the thread count and
  * the instruction set whose kernels run */
-const char *nb_backend_info(void);
+NB_API const char *nb_backend_info(void);
 
 /* Topic headers: modules, optimisers, data, files. */
 #include "nabla/conv.h"

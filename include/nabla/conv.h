@@ -25,7 +25,7 @@ typedef struct {
 } nb_conv2d_opts;
 
 /* x [N, C_in, H, W] * w [C_out, C_in / groups, kh, kw] + b [C_out] (b may be NULL). */
-nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb_conv2d_opts *opts);
+NB_API nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb_conv2d_opts *opts);
 
 typedef struct {
     int stride[2];
@@ -37,7 +37,7 @@ typedef struct {
 
 /* The gradient of conv2d with respect to its input, as a layer: x [N, C_in, H, W],
  * w [C_in, C_out / groups, kh, kw] (torch's layout), b [C_out] or NULL. */
-nb_tensor *nb_conv_transpose2d(nb_tensor *x, nb_tensor *w, nb_tensor *b,
+NB_API nb_tensor *nb_conv_transpose2d(nb_tensor *x, nb_tensor *w, nb_tensor *b,
                                const nb_conv_transpose2d_opts *opts);
 
 typedef struct {
@@ -49,14 +49,14 @@ typedef struct {
 } nb_pool2d_opts;
 
 /* The gradient of a max pool goes to the first maximal element of each window, as torch's. */
-nb_tensor *nb_max_pool2d(nb_tensor *x, const nb_pool2d_opts *opts);
-nb_tensor *nb_avg_pool2d(nb_tensor *x, const nb_pool2d_opts *opts);
+NB_API nb_tensor *nb_max_pool2d(nb_tensor *x, const nb_pool2d_opts *opts);
+NB_API nb_tensor *nb_avg_pool2d(nb_tensor *x, const nb_pool2d_opts *opts);
 /* The mean over H and W: [N, C, H, W] -> [N, C, 1, 1] (torch's AdaptiveAvgPool2d(1)). */
-nb_tensor *nb_global_avg_pool2d(nb_tensor *x);
+NB_API nb_tensor *nb_global_avg_pool2d(nb_tensor *x);
 /* Upsampling by integer factors: nearest copies pixels; bilinear interpolates as torch's
  * F.interpolate(mode='bilinear', align_corners=...). */
-nb_tensor *nb_upsample_nearest2d(nb_tensor *x, int scale_h, int scale_w);
-nb_tensor *nb_upsample_bilinear2d(nb_tensor *x, int scale_h, int scale_w, bool align_corners);
+NB_API nb_tensor *nb_upsample_nearest2d(nb_tensor *x, int scale_h, int scale_w);
+NB_API nb_tensor *nb_upsample_bilinear2d(nb_tensor *x, int scale_h, int scale_w, bool align_corners);
 
 #ifdef __cplusplus
 }

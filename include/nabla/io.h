@@ -54,7 +54,7 @@
  * when n_meta is 0.  Errors: NB_ERR_ARG (names, keys, counts), NB_ERR_NULL / NB_ERR_SCOPE /
  * NB_ERR_DEVICE (a tensor), NB_ERR_IO (the folder is missing or path is a folder, and the write
  * failures above).  A new file gets mode 0666 less the umask; a replaced file keeps its mode. */
-nb_status nb_safetensors_save(const char *path, int n, const char *const *names,
+NB_API nb_status nb_safetensors_save(const char *path, int n, const char *const *names,
                               nb_tensor *const *tensors, const char *const *meta_keys,
                               const char *const *meta_values, int n_meta);
 
@@ -62,28 +62,28 @@ typedef struct nb_safetensors nb_safetensors;
 
 /* Reads and validates the file at path: NULL with NB_ERR_IO if it cannot be read or any part of
  * it is malformed.  The handle owns a copy of the file; free it with nb_safetensors_close. */
-nb_safetensors *nb_safetensors_open(const char *path);
-void nb_safetensors_close(nb_safetensors *st); /* NULL is ignored */
+NB_API nb_safetensors *nb_safetensors_open(const char *path);
+NB_API void nb_safetensors_close(nb_safetensors *st); /* NULL is ignored */
 
 /* The tensors, in the order of their data in the file (for files nabla wrote: the order they
  * were saved in).  nb_safetensors_count(NULL) is 0.  nb_safetensors_name returns NULL
  * (NB_ERR_ARG) when i is out of range; the string lives as long as st. */
-int nb_safetensors_count(const nb_safetensors *st);
-const char *nb_safetensors_name(const nb_safetensors *st, int i);
+NB_API int nb_safetensors_count(const nb_safetensors *st);
+NB_API const char *nb_safetensors_name(const nb_safetensors *st, int i);
 
 /* A new contiguous tensor holding the named one, in the current home (innermost scope, or owned
  * by the caller).  F32/F16/BF16/I8/I32 keep their dtype; I64 becomes int32.  NULL with NB_ERR_ARG
  * when no tensor has that name, NB_ERR_DTYPE for a dtype nabla does not hold or an I64 value out of
  * int32 range. */
-nb_tensor *nb_safetensors_get(const nb_safetensors *st, const char *name);
+NB_API nb_tensor *nb_safetensors_get(const nb_safetensors *st, const char *name);
 
 /* The metadata value for key, or NULL (no error set) when the file has none.  The checksum and
  * mark nabla writes are visible as "nabla.file_crc32" and "nabla.writer". */
-const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
+NB_API const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
 
 /* Copies the named tensor into dst, which must be on the CPU with the same shape and the dtype
  * nb_safetensors_get would give (int32 for I64); dst may be a strided view.  On any error dst is
  * left unchanged: NB_ERR_SHAPE / NB_ERR_DTYPE name the file's and dst's shape or dtype. */
-nb_status nb_safetensors_load_into(const nb_safetensors *st, const char *name, nb_tensor *dst);
+NB_API nb_status nb_safetensors_load_into(const nb_safetensors *st, const char *name, nb_tensor *dst);
 
 #endif /* NABLA_IO_H */

@@ -38,21 +38,21 @@ typedef enum {
 } nb_reduction;
 
 /* (x - y)^2 elementwise; input and target of one shape. */
-nb_tensor *nb_mse_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
+NB_API nb_tensor *nb_mse_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
 /* |x - y| elementwise (MAE); the gradient at x == y is 0, as torch's sign(0). */
-nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
+NB_API nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
 
 /* Binary cross-entropy on probabilities p in [0, 1] (an element outside is NB_ERR_ARG, as torch):
  *   l = -w [y log p + (1 - y) log(1 - p)],  each log clamped to >= -100 as torch does, so p = 0
  * or 1 gives finite values.  weight (or NULL) broadcasts to the input's shape. */
-nb_tensor *nb_bce_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
+NB_API nb_tensor *nb_bce_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
                        nb_reduction reduction);
 /* Binary cross-entropy on logits x, in the stable form
  *   l = w [(1 - y) x + (1 + (pw - 1) y) (max(-x, 0) + log(1 + exp(-|x|)))]
  * (with pw = 1: max(x, 0) - x y + log(1 + exp(-|x|))), finite for any x.  pos_weight pw (or
  * NULL) weighs the positive term, broadcast along the last dims as torch ([C] for [N, C]);
  * weight (or NULL) broadcasts to the input's shape. */
-nb_tensor *nb_bce_with_logits_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
+NB_API nb_tensor *nb_bce_with_logits_loss(nb_tensor *input, nb_tensor *target, nb_tensor *weight,
                                    nb_tensor *pos_weight, nb_reduction reduction);
 
 /* Options of cross_entropy and nll_loss; zero-initialised they are torch's defaults. */
@@ -75,32 +75,32 @@ typedef struct {
  *    ignore_index does not apply (setting it >= 0 is an error, as torch).
  * Computed as log_softmax + gather (never one-hot), so it is stable for any logits and its
  * backward costs one pass.  opts may be NULL (torch's defaults). */
-nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, const nb_ce_opts *opts);
+NB_API nb_tensor *nb_cross_entropy(nb_tensor *input, nb_tensor *target, const nb_ce_opts *opts);
 /* Negative log-likelihood of log-probabilities [N, C] / [N, C, d...] / [C] with int32 class
  * targets: l_i = -w[y_i] input_i[y_i], the weighting, ignore_index and MEAN of cross_entropy.
  * label_smoothing must be 0.  opts may be NULL. */
-nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, const nb_ce_opts *opts);
+NB_API nb_tensor *nb_nll_loss(nb_tensor *input, nb_tensor *target, const nb_ce_opts *opts);
 /* Kullback-Leibler divergence with input = log q (log-probabilities), as torch's kl_div:
  *   l = t (log t - x)          (target probabilities; 0 where t = 0)
  *   l = exp(t) (t - x)         (log_target: the target given as log-probabilities)
  * MEAN averages over every element (torch's "mean", rarely what is meant); BATCHMEAN is the
  * sum / N, the mathematical KL divergence per sample. */
-nb_tensor *nb_kl_div_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction,
+NB_API nb_tensor *nb_kl_div_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction,
                           bool log_target);
 
 /* ---------------------------------------------------------------- regularisers
  * Scalar terms to add to a loss; params are n tensors (e.g. from nb_module_parameters). */
 
 /* lambda * sum_k sum |w_k| (lasso; the gradient at w = 0 is 0). */
-nb_tensor *nb_l1_penalty(int n, nb_tensor *const *params, float lambda);
+NB_API nb_tensor *nb_l1_penalty(int n, nb_tensor *const *params, float lambda);
 /* lambda * sum_k sum w_k^2.  Its gradient is 2 lambda w, so torch's SGD weight_decay = wd
  * (which adds wd w to the gradient) equals an L2 penalty with lambda = wd / 2 (for plain SGD;
  * with Adam the two differ, and AdamW's decoupled decay is neither). */
-nb_tensor *nb_l2_penalty(int n, nb_tensor *const *params, float lambda);
+NB_API nb_tensor *nb_l2_penalty(int n, nb_tensor *const *params, float lambda);
 /* Entropy H = -sum_c p_c log p_c along dim, averaged over every other position (the batch).
  * from_logits: x are logits and p = softmax(x, dim) (computed through log_softmax, stable);
  * else x are probabilities taken as given, with 0 log 0 = 0. */
-nb_tensor *nb_entropy(nb_tensor *x, int dim, bool from_logits);
+NB_API nb_tensor *nb_entropy(nb_tensor *x, int dim, bool from_logits);
 
 #ifdef __cplusplus
 }

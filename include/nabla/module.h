@@ -73,11 +73,11 @@ typedef struct {
  * set on it (`nb_attrs_int(d, "in_channels", c)->flags = NB_ATTR_POSITIONAL`).  They never
  * return NULL: past NB_ATTRS_MAX they set d->overflow and hand out a scratch entry.
  * nb_attrs_ints takes up to NB_MAX_DIMS values (more: overflow). */
-nb_attr *nb_attrs_int(nb_attrs *d, const char *name, int64_t v);
-nb_attr *nb_attrs_ints(nb_attrs *d, const char *name, int n, const int64_t *v);
-nb_attr *nb_attrs_float(nb_attrs *d, const char *name, float v);
-nb_attr *nb_attrs_bool(nb_attrs *d, const char *name, bool v);
-nb_attr *nb_attrs_string(nb_attrs *d, const char *name, const char *v);
+NB_API nb_attr *nb_attrs_int(nb_attrs *d, const char *name, int64_t v);
+NB_API nb_attr *nb_attrs_ints(nb_attrs *d, const char *name, int n, const int64_t *v);
+NB_API nb_attr *nb_attrs_float(nb_attrs *d, const char *name, float v);
+NB_API nb_attr *nb_attrs_bool(nb_attrs *d, const char *name, bool v);
+NB_API nb_attr *nb_attrs_string(nb_attrs *d, const char *name, const char *v);
 
 /* ---------------------------------------------------------------- classes */
 
@@ -106,12 +106,12 @@ typedef struct nb_module_class {
  * neither forward is a container that its owner indexes (torch's ModuleList): forwarding it is
  * an error.  NULL with NB_ERR_NULL for a NULL cls or name, NB_ERR_ARG when both forwards are
  * set or the counts are out of range, NB_ERR_MEMORY.  Free with nb_module_free. */
-nb_module *nb_module_new(const nb_module_class *cls, size_t state_size);
+NB_API nb_module *nb_module_new(const nb_module_class *cls, size_t state_size);
 /* m's state when m is of class cls: aligned for any type, valid until m is freed, not NULL
  * even for 0 bytes.  NULL with NB_ERR_ARG ("module_state: m is a Linear, not a Gate") for a
  * module of another class, so the cast is checked. */
-void *nb_module_state(const nb_module *m, const nb_module_class *cls);
-const nb_module_class *nb_module_class_of(const nb_module *m); /* NULL for NULL */
+NB_API void *nb_module_state(const nb_module *m, const nb_module_class *cls);
+NB_API const nb_module_class *nb_module_class_of(const nb_module *m); /* NULL for NULL */
 
 /* Own entries, in the order their names take in the state_dict.  A parameter is a persistent
  * float32 tensor of zeros that requires grad; a buffer a persistent tensor of zeros of any dtype
@@ -123,20 +123,20 @@ const nb_module_class *nb_module_class_of(const nb_module *m); /* NULL for NULL 
  * NB_ERR_MEMORY, and a bad shape or dtype as nb_zeros reports them.  A NULL child (a constructor that failed) keeps the error it left.  A child
  * that already has a parent, or that is m or holds m, is refused with NB_ERR_ARG and left as it
  * was (with its owner). */
-nb_tensor *nb_module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape);
-nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
+NB_API nb_tensor *nb_module_add_param(nb_module *m, const char *name, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_dtype dtype, int ndim,
                                 const int64_t *shape);
-nb_status nb_module_add_child(nb_module *m, const char *name, nb_module *child);
+NB_API nb_status nb_module_add_child(nb_module *m, const char *name, nb_module *child);
 
 /* Runs m on n_in inputs giving n_out outputs, owned by the caller (in the current scope).
  * n_in and n_out must be the class's counts (1 and 1 for a layer).  On failure every out[i] is
  * NULL and the error names the class: NB_ERR_NULL for a NULL m or a NULL or dead input,
  * NB_ERR_ARG for counts that do not match or a class without a forward. */
-nb_status nb_module_forward_n(nb_module *m, int n_in, nb_tensor *const *in, int n_out,
+NB_API nb_status nb_module_forward_n(nb_module *m, int n_in, nb_tensor *const *in, int n_out,
                               nb_tensor **out);
 /* m's attributes into d (cleared first); NB_ERR_ARG when its describe adds more than
  * NB_ATTRS_MAX, NB_ERR_NULL for NULL. */
-nb_status nb_module_describe(const nb_module *m, nb_attrs *d);
+NB_API nb_status nb_module_describe(const nb_module *m, nb_attrs *d);
 
 #ifdef __cplusplus
 }

@@ -29,21 +29,21 @@ typedef enum {
     NB_ACT_SOFTSIGN, NB_ACT_TANH_LINEAR, NB_ACT_SOFTMAX, NB_ACT_LOG_SOFTMAX, NB_ACT_COUNT
 } nb_activation;
 
-nb_tensor *nb_activate(nb_tensor *x, nb_activation act, float param);
-const char *nb_activation_name(nb_activation act);          /* "ReLU", as torch's class */
+NB_API nb_tensor *nb_activate(nb_tensor *x, nb_activation act, float param);
+NB_API const char *nb_activation_name(nb_activation act);          /* "ReLU", as torch's class */
 /* Parses "relu", "leaky_relu", "gelu", ... (case-insensitive); false when unknown. */
-bool nb_activation_parse(const char *name, nb_activation *act);
+NB_API bool nb_activation_parse(const char *name, nb_activation *act);
 
-nb_tensor *nb_step(nb_tensor *x);
-nb_tensor *nb_leaky_relu(nb_tensor *x, float slope);
-nb_tensor *nb_elu(nb_tensor *x, float alpha);
-nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold);
-nb_tensor *nb_silu(nb_tensor *x, float beta);
-nb_tensor *nb_mish(nb_tensor *x);
-nb_tensor *nb_gelu(nb_tensor *x);
-nb_tensor *nb_atan(nb_tensor *x);
-nb_tensor *nb_softsign(nb_tensor *x);
-nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha); /* alpha: [1] or [channels] (dim 1) */
+NB_API nb_tensor *nb_step(nb_tensor *x);
+NB_API nb_tensor *nb_leaky_relu(nb_tensor *x, float slope);
+NB_API nb_tensor *nb_elu(nb_tensor *x, float alpha);
+NB_API nb_tensor *nb_softplus(nb_tensor *x, float beta, float threshold);
+NB_API nb_tensor *nb_silu(nb_tensor *x, float beta);
+NB_API nb_tensor *nb_mish(nb_tensor *x);
+NB_API nb_tensor *nb_gelu(nb_tensor *x);
+NB_API nb_tensor *nb_atan(nb_tensor *x);
+NB_API nb_tensor *nb_softsign(nb_tensor *x);
+NB_API nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha); /* alpha: [1] or [channels] (dim 1) */
 
 /* ---------------------------------------------------------------- modules
  * Every module below is an object of a class made with nabla/module.h, as a user's are. */
@@ -51,11 +51,11 @@ nb_tensor *nb_prelu(nb_tensor *x, nb_tensor *alpha); /* alpha: [1] or [channels]
 /* y = m(x) for a module of one input and one output (every layer here); NULL with NB_ERR_NULL
  * for a NULL m or a NULL or dead x, NB_ERR_ARG for a module of other counts (use
  * nb_module_forward_n) or one without a forward (a ModuleList), else the module's error. */
-nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x);
-void nb_module_free(nb_module *m);
-void nb_module_train(nb_module *m, bool training); /* recursive; modules start in training */
-bool nb_module_is_training(const nb_module *m);
-const char *nb_module_type(const nb_module *m);     /* "Linear" */
+NB_API nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x);
+NB_API void nb_module_free(nb_module *m);
+NB_API void nb_module_train(nb_module *m, bool training); /* recursive; modules start in training */
+NB_API bool nb_module_is_training(const nb_module *m);
+NB_API const char *nb_module_type(const nb_module *m);     /* "Linear" */
 
 /* Parameters in torch's named_parameters() order (own first, then children in order).
  * nb_module_param gives parameter i (NULL with NB_ERR_ARG when out of range) and, when name is
@@ -63,38 +63,38 @@ const char *nb_module_type(const nb_module *m);     /* "Linear" */
  * stays valid until m is freed, through later lookups and modules appended below m.  The first
  * lookup after the tree changed builds m's name table (allocates; do not race it from several
  * threads); later ones allocate nothing. */
-int nb_module_num_params(const nb_module *m);
-nb_tensor *nb_module_param(const nb_module *m, int i, const char **name);
+NB_API int nb_module_num_params(const nb_module *m);
+NB_API nb_tensor *nb_module_param(const nb_module *m, int i, const char **name);
 /* Copies up to cap parameter handles into out; returns how many there are. */
-int nb_module_parameters(const nb_module *m, nb_tensor **out, int cap);
-int64_t nb_module_num_elements(const nb_module *m); /* total parameter count */
+NB_API int nb_module_parameters(const nb_module *m, nb_tensor **out, int cap);
+NB_API int64_t nb_module_num_elements(const nb_module *m); /* total parameter count */
 /* Buffers (BatchNorm's running statistics) in torch's named_buffers() order; names as above. */
-int nb_module_num_buffers(const nb_module *m);
-nb_tensor *nb_module_buffer(const nb_module *m, int i, const char **name);
+NB_API int nb_module_num_buffers(const nb_module *m);
+NB_API nb_tensor *nb_module_buffer(const nb_module *m, int i, const char **name);
 /* A parameter or buffer by its state_dict name; NULL with NB_ERR_ARG when absent. */
-nb_tensor *nb_module_find(const nb_module *m, const char *name);
+NB_API nb_tensor *nb_module_find(const nb_module *m, const char *name);
 /* The child at a dotted path ("0", "body.1"); NULL with NB_ERR_ARG when absent. */
-nb_module *nb_module_child(const nb_module *m, const char *path);
+NB_API nb_module *nb_module_child(const nb_module *m, const char *path);
 /* Freezing: requires_grad off (frozen) or on for every parameter of m. */
-nb_status nb_module_freeze(nb_module *m, bool frozen);
+NB_API nb_status nb_module_freeze(nb_module *m, bool frozen);
 /* torch-style repr: Sequential(\n  (0): Linear(in_features=784, out_features=64, bias=True) ...
  * — each module's attributes (nb_module_describe) as torch's extra_repr writes them. */
-nb_status nb_module_fprint(FILE *f, const nb_module *m);
+NB_API nb_status nb_module_fprint(FILE *f, const nb_module *m);
 
 /* y = x W^T + b; W [out, in] and b [out] initialised as torch's Linear (uniform in
  * +-1/sqrt(in)), drawn from the library's generator. */
-nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias);
+NB_API nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias);
 /* Takes ownership of the modules (also when it fails).  Children are named "0", "1", ... */
-nb_module *nb_sequential_new(int n, nb_module *const *modules);
-nb_status nb_sequential_append(nb_module *seq, nb_module *m); /* takes ownership */
-nb_module *nb_flatten_new(int start_dim, int end_dim);        /* torch default: 1, -1 */
+NB_API nb_module *nb_sequential_new(int n, nb_module *const *modules);
+NB_API nb_status nb_sequential_append(nb_module *seq, nb_module *m); /* takes ownership */
+NB_API nb_module *nb_flatten_new(int start_dim, int end_dim);        /* torch default: 1, -1 */
 /* param as nb_activate's; NB_ERR_ARG when it is not finite, negative for Softplus, or nonzero
  * for an activation that takes none (a ReLU given a slope is a mistake, not a wish). */
-nb_module *nb_activation_new(nb_activation act, float param);
-nb_module *nb_prelu_new(int64_t num_parameters, float init); /* torch default: 1, 0.25; init finite */
+NB_API nb_module *nb_activation_new(nb_activation act, float param);
+NB_API nb_module *nb_prelu_new(int64_t num_parameters, float init); /* torch default: 1, 0.25; init finite */
 /* Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p) in training;
  * the identity in eval mode.  p in [0, 1] as torch (1 zeroes everything); NaN is NB_ERR_ARG. */
-nb_module *nb_dropout_new(float p);
+NB_API nb_module *nb_dropout_new(float p);
 
 typedef struct {
     float eps;      /* > 0; 0 means 1e-5 */
@@ -107,49 +107,49 @@ typedef struct {
  * training and updates running_mean and the unbiased running_var; eval uses running stats.
  * NULL with NB_ERR_ARG for num_features <= 0, a negative or non-finite eps or a momentum outside
  * [0, 1] (NaN included). */
-nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts opts);
+NB_API nb_module *nb_batchnorm1d_new(int64_t num_features, nb_batchnorm_opts opts);
 /* Folds an eval-mode BatchNorm1d into the Linear before it: a new Linear computing
  * bn(linear(x)) in one product (W' = s W, b' = s (b - mean) + beta, s = gamma / sqrt(var+eps)). */
-nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *batchnorm);
+NB_API nb_module *nb_linear_fold_batchnorm(const nb_module *linear, const nb_module *batchnorm);
 /* LayerNorm over the last ndim dims (shape normalized_shape), eps > 0 (0 means 1e-5; a
  * negative or non-finite eps is NB_ERR_ARG). */
-nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps, bool affine);
+NB_API nb_module *nb_layernorm_new(int ndim, const int64_t *normalized_shape, float eps, bool affine);
 /* H(x) = F(x) + S(x): S is `shortcut`, or the identity when NULL.  Takes ownership of both.
  * Children: "body", "shortcut". */
-nb_module *nb_residual_new(nb_module *body, nb_module *shortcut);
+NB_API nb_module *nb_residual_new(nb_module *body, nb_module *shortcut);
 /* A residual whose shortcut is a bias-free Linear projection when in != out sizes. */
-nb_module *nb_residual_linear_new(nb_module *body, int64_t in_features, int64_t out_features);
+NB_API nb_module *nb_residual_linear_new(nb_module *body, int64_t in_features, int64_t out_features);
 /* Branches applied to the same input, results concatenated along dim (a DAG: Inception-like).
  * Takes ownership; children "0", "1", ... */
-nb_module *nb_concat_new(int n, nb_module *const *branches, int dim);
+NB_API nb_module *nb_concat_new(int n, nb_module *const *branches, int dim);
 /* Low-rank bottleneck n -> k -> m: Linear(n, k, no bias) then Linear(k, m, bias). */
-nb_module *nb_bottleneck_new(int64_t n, int64_t k, int64_t m);
+NB_API nb_module *nb_bottleneck_new(int64_t n, int64_t k, int64_t m);
 
 /* ---------------------------------------------------------------- convolutional modules
  * NCHW, as torch.nn.  Parameters: a Conv2d has ((kh kw) C_in / groups + 1) C_out of them with
  * a bias; its default initialisation is torch's (uniform in +-1/sqrt(C_in / groups kh kw)).
  */
-nb_module *nb_conv2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
+NB_API nb_module *nb_conv2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
                          nb_conv2d_opts opts, bool bias);
-nb_module *nb_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
+NB_API nb_module *nb_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
                                    nb_conv_transpose2d_opts opts, bool bias);
-nb_module *nb_maxpool2d_new(nb_pool2d_opts opts);
-nb_module *nb_avgpool2d_new(nb_pool2d_opts opts);
-nb_module *nb_global_avgpool2d_new(void);            /* AdaptiveAvgPool2d(1) */
-nb_module *nb_upsample_new(int scale, bool bilinear); /* align_corners=False */
+NB_API nb_module *nb_maxpool2d_new(nb_pool2d_opts opts);
+NB_API nb_module *nb_avgpool2d_new(nb_pool2d_opts opts);
+NB_API nb_module *nb_global_avgpool2d_new(void);            /* AdaptiveAvgPool2d(1) */
+NB_API nb_module *nb_upsample_new(int scale, bool bilinear); /* align_corners=False */
 /* BatchNorm2d: BatchNorm1d's rules per channel over N, H and W. */
-nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts opts);
+NB_API nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts opts);
 /* Folds an eval-mode BatchNorm2d into the Conv2d before it, as nb_linear_fold_batchnorm does
  * for a Linear: a new Conv2d (the same sizes and options, with a bias) computing bn(conv(x)) in
  * one convolution, W'[o] = s_o W[o], b'_o = s_o (b_o - mean_o) + beta_o with
  * s_o = gamma_o / sqrt(running_var_o + eps).  Neither input changes and no random numbers are
  * drawn; the caller owns the result (in the conv's train/eval mode).  NULL with NB_ERR_ARG
  * unless conv is a Conv2d and batchnorm a BatchNorm2d with running stats over its out_channels. */
-nb_module *nb_conv2d_fold_batchnorm(const nb_module *conv, const nb_module *batchnorm);
+NB_API nb_module *nb_conv2d_fold_batchnorm(const nb_module *conv, const nb_module *batchnorm);
 /* Dropout2d: zeroes whole channels with probability p (scaled by 1/(1-p)) in training. */
-nb_module *nb_dropout2d_new(float p);
+NB_API nb_module *nb_dropout2d_new(float p);
 /* Reshapes each sample (the dims after the batch dim) to `shape` — torch's nn.Unflatten(1, shape). */
-nb_module *nb_unflatten_new(int ndim, const int64_t *shape);
+NB_API nb_module *nb_unflatten_new(int ndim, const int64_t *shape);
 
 /* Blocks.  ResNet (He et al. 2016): basic = conv3x3-BN-ReLU-conv3x3-BN, + shortcut, ReLU;
  * bottleneck = conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1-BN, + shortcut, ReLU, with
@@ -159,10 +159,10 @@ nb_module *nb_unflatten_new(int ndim, const int64_t *shape);
  * pool, a bottom, and decoder levels that upsample (transposed conv 2x2 stride 2), concatenate
  * the encoder's skip and apply two conv3x3-BN-ReLU; a 1x1 conv gives out_channels.  Channels
  * double per level from `base`; H and W must be divisible by 2^depth. */
-nb_module *nb_resnet_basic_block_new(int64_t in_channels, int64_t out_channels, int stride);
-nb_module *nb_resnet_bottleneck_new(int64_t in_channels, int64_t mid_channels, int stride);
-nb_module *nb_mobilenet_block_new(int64_t in_channels, int64_t out_channels, int stride);
-nb_module *nb_unet_new(int64_t in_channels, int64_t out_channels, int64_t base, int depth);
+NB_API nb_module *nb_resnet_basic_block_new(int64_t in_channels, int64_t out_channels, int stride);
+NB_API nb_module *nb_resnet_bottleneck_new(int64_t in_channels, int64_t mid_channels, int stride);
+NB_API nb_module *nb_mobilenet_block_new(int64_t in_channels, int64_t out_channels, int stride);
+NB_API nb_module *nb_unet_new(int64_t in_channels, int64_t out_channels, int64_t base, int depth);
 
 /* ---------------------------------------------------------------- initialisation
  * In-place fills of a parameter, drawn from the library's generator (nb_manual_seed).
@@ -174,15 +174,15 @@ typedef enum { NB_FAN_IN, NB_FAN_OUT } nb_fan_mode;
 typedef enum {
     NB_GAIN_LINEAR, NB_GAIN_SIGMOID, NB_GAIN_TANH, NB_GAIN_RELU, NB_GAIN_LEAKY_RELU, NB_GAIN_SELU
 } nb_nonlinearity;
-float nb_init_gain(nb_nonlinearity nl, float param); /* torch.nn.init.calculate_gain */
-nb_status nb_init_constant(nb_tensor *t, float value);
-nb_status nb_init_uniform(nb_tensor *t, float low, float high);
-nb_status nb_init_normal(nb_tensor *t, float mean, float std);
-nb_status nb_init_xavier_uniform(nb_tensor *t, float gain);
-nb_status nb_init_xavier_normal(nb_tensor *t, float gain);
+NB_API float nb_init_gain(nb_nonlinearity nl, float param); /* torch.nn.init.calculate_gain */
+NB_API nb_status nb_init_constant(nb_tensor *t, float value);
+NB_API nb_status nb_init_uniform(nb_tensor *t, float low, float high);
+NB_API nb_status nb_init_normal(nb_tensor *t, float mean, float std);
+NB_API nb_status nb_init_xavier_uniform(nb_tensor *t, float gain);
+NB_API nb_status nb_init_xavier_normal(nb_tensor *t, float gain);
 /* a: the negative slope for leaky_relu (0 for relu) */
-nb_status nb_init_kaiming_uniform(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
-nb_status nb_init_kaiming_normal(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
+NB_API nb_status nb_init_kaiming_uniform(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
+NB_API nb_status nb_init_kaiming_normal(nb_tensor *t, float a, nb_fan_mode mode, nb_nonlinearity nl);
 
 /* Schemes for a whole model (the course's He-vs-Xavier experiment).  Each draws the weight of
  * every Linear, Conv2d and ConvTranspose2d in the tree, in named_parameters() order:
@@ -210,11 +210,11 @@ typedef struct {
 /* Applies opts to every Linear and convolution of m (children included); other layers
  * (norms, PReLU) keep their values.  NB_ERR_NULL for a NULL m, NB_ERR_ARG for an unknown scheme
  * or mode or a negative or non-finite gain; m is unchanged on those errors. */
-nb_status nb_module_init(nb_module *m, nb_init_opts opts);
+NB_API nb_status nb_module_init(nb_module *m, nb_init_opts opts);
 /* "default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"; parse
  * returns false (scheme untouched) for any other name, name gives "unknown" for a bad value. */
-const char *nb_init_name(nb_init_scheme scheme);
-bool nb_init_parse(const char *name, nb_init_scheme *scheme);
+NB_API const char *nb_init_name(nb_init_scheme scheme);
+NB_API bool nb_init_parse(const char *name, nb_init_scheme *scheme);
 
 #ifdef __cplusplus
 }

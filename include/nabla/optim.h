@@ -86,12 +86,12 @@ typedef nb_adam_opts nb_adamw_opts;
  * and beyond torch's: every value finite, dampening and RMSprop's alpha in [0, 1]; the message
  * names the option and value, "sgd: Invalid learning rate: nan") or a bad parameter (NULL, not f32, not on the CPU,
  * not contiguous, in a scope, not a leaf, or listed twice).  Free with nb_optim_free. */
-nb_optim *nb_sgd_new(int n, nb_tensor *const *params, nb_sgd_opts opts);
-nb_optim *nb_adagrad_new(int n, nb_tensor *const *params, nb_adagrad_opts opts);
-nb_optim *nb_rmsprop_new(int n, nb_tensor *const *params, nb_rmsprop_opts opts);
-nb_optim *nb_adam_new(int n, nb_tensor *const *params, nb_adam_opts opts);
-nb_optim *nb_adamw_new(int n, nb_tensor *const *params, nb_adamw_opts opts);
-void nb_optim_free(nb_optim *o); /* NULL: nothing */
+NB_API nb_optim *nb_sgd_new(int n, nb_tensor *const *params, nb_sgd_opts opts);
+NB_API nb_optim *nb_adagrad_new(int n, nb_tensor *const *params, nb_adagrad_opts opts);
+NB_API nb_optim *nb_rmsprop_new(int n, nb_tensor *const *params, nb_rmsprop_opts opts);
+NB_API nb_optim *nb_adam_new(int n, nb_tensor *const *params, nb_adam_opts opts);
+NB_API nb_optim *nb_adamw_new(int n, nb_tensor *const *params, nb_adamw_opts opts);
+NB_API void nb_optim_free(nb_optim *o); /* NULL: nothing */
 
 /* Per-group overrides (torch's param-group dict).  A zero field takes the optimiser's value;
  * NB_ZERO asks for 0 (e.g. no weight decay on biases).  momentum is SGD's and RMSprop's
@@ -104,17 +104,17 @@ typedef struct {
 
 /* Adds a group holding params[0..n); g may be NULL (all the optimiser's values).  Parameters
  * keep one index across groups, in the order they were added: state tensor names use it. */
-nb_status nb_optim_add_group(nb_optim *o, int n, nb_tensor *const *params, const nb_group_opts *g);
+NB_API nb_status nb_optim_add_group(nb_optim *o, int n, nb_tensor *const *params, const nb_group_opts *g);
 /* One update of every parameter that has a gradient.  Allocates nothing. */
-nb_status nb_optim_step(nb_optim *o);
+NB_API nb_status nb_optim_step(nb_optim *o);
 /* Fills every parameter's gradient with zeros (torch 1.13's zero_grad(set_to_none=False)). */
-nb_status nb_optim_zero_grad(nb_optim *o);
-int nb_optim_num_groups(const nb_optim *o);            /* -1 for NULL */
-double nb_optim_get_lr(const nb_optim *o, int group);  /* NAN on a bad group */
-nb_status nb_optim_set_lr(nb_optim *o, int group, double lr);
+NB_API nb_status nb_optim_zero_grad(nb_optim *o);
+NB_API int nb_optim_num_groups(const nb_optim *o);            /* -1 for NULL */
+NB_API double nb_optim_get_lr(const nb_optim *o, int group);  /* NAN on a bad group */
+NB_API nb_status nb_optim_set_lr(nb_optim *o, int group, double lr);
 /* The group's momentum (SGD, RMSprop) or beta1 (Adam, AdamW), which a cyclic or one-cycle
  * schedule may change; NAN for Adagrad or a bad group. */
-double nb_optim_get_momentum(const nb_optim *o, int group);
+NB_API double nb_optim_get_momentum(const nb_optim *o, int group);
 
 /* The state tensors, for checkpoints: writes up to cap (name, tensor) pairs and returns how many
  * there are (call with cap 0 to count).  Names are torch's state_dict keys with the parameter's
@@ -123,15 +123,15 @@ double nb_optim_get_momentum(const nb_optim *o, int group);
  * exp_avg_sq, max_exp_avg_sq (amsgrad).  The optimiser owns both; write into the tensors to
  * restore them.  They are valid until nb_optim_add_group or nb_optim_free; a schedule that cycles
  * momentum on an SGD or RMSprop optimiser built without momentum adds momentum buffers. */
-int nb_optim_state_tensors(nb_optim *o, const char **names, nb_tensor **tensors, int cap);
+NB_API int nb_optim_state_tensors(nb_optim *o, const char **names, nb_tensor **tensors, int cap);
 /* The scalar state as JSON: {"optimizer": "adam", "param_groups": [{"lr": .., "initial_lr": ..,
  * "betas": [.., ..], .., "params": [0, 1]}], "state": [{"step": 3}, ..]}.  Caller frees with
  * free().  Loading validates every key (an unknown or missing key is an error naming it), the
  * types, the ranges and that the groups hold the same parameters; the optimiser is unchanged on
  * error.  Options that decide which state tensors exist (amsgrad, centered, momentum > 0 where
  * this optimiser has no momentum buffer) must agree with the optimiser. */
-char *nb_optim_state_json(const nb_optim *o);
-nb_status nb_optim_load_state_json(nb_optim *o, const char *json);
+NB_API char *nb_optim_state_json(const nb_optim *o);
+NB_API nb_status nb_optim_load_state_json(nb_optim *o, const char *json);
 
 /* ---------------------------------------------------------------- learning-rate schedules
  * Each follows torch.optim.lr_scheduler in its chainable (recursive) form, reading and writing
@@ -145,21 +145,21 @@ nb_status nb_optim_load_state_json(nb_optim *o, const char *json);
 typedef struct nb_sched nb_sched;
 
 /* StepLR: lr *= gamma every step_size steps (step_size > 0). */
-nb_sched *nb_steplr_new(nb_optim *o, int step_size, double gamma);
+NB_API nb_sched *nb_steplr_new(nb_optim *o, int step_size, double gamma);
 /* MultiStepLR: lr *= gamma at each milestone (a milestone listed k times multiplies by
  * gamma^k); milestones >= 0, in any order. */
-nb_sched *nb_multisteplr_new(nb_optim *o, int n, const int *milestones, double gamma);
+NB_API nb_sched *nb_multisteplr_new(nb_optim *o, int n, const int *milestones, double gamma);
 /* ExponentialLR: lr *= gamma every step. */
-nb_sched *nb_exponentiallr_new(nb_optim *o, double gamma);
+NB_API nb_sched *nb_exponentiallr_new(nb_optim *o, double gamma);
 /* CosineAnnealingLR (T_max > 0), torch's recursive form:
  *   lr_t = eta_min + (lr_{t-1} - eta_min) (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max)),
  * and lr_t = lr_{t-1} + (base_lr - eta_min) (1 - cos(pi / T_max)) / 2 when
  * (t - 1 - T_max) % (2 T_max) == 0.  Alone it equals the closed form
  * eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2, rising again after T_max. */
-nb_sched *nb_cosinelr_new(nb_optim *o, int T_max, double eta_min);
+NB_API nb_sched *nb_cosinelr_new(nb_optim *o, int T_max, double eta_min);
 /* LinearLR: the factor goes linearly from start_factor (in (0, 1]) to end_factor (in [0, 1]) over
  * total_iters (> 0) steps, then stays — a linear warm-up. */
-nb_sched *nb_linearlr_new(nb_optim *o, double start_factor, double end_factor, int total_iters);
+NB_API nb_sched *nb_linearlr_new(nb_optim *o, double start_factor, double end_factor, int total_iters);
 
 typedef enum { NB_PLATEAU_MIN, NB_PLATEAU_MAX } nb_plateau_mode;
 typedef enum { NB_THRESHOLD_REL, NB_THRESHOLD_ABS } nb_threshold_mode;
@@ -174,7 +174,7 @@ typedef struct {
     double min_lr;                    /* default 0 */
     double eps;                       /* smaller lr changes are skipped; default 1e-8 */
 } nb_plateau_opts;
-nb_sched *nb_plateau_new(nb_optim *o, nb_plateau_opts opts);
+NB_API nb_sched *nb_plateau_new(nb_optim *o, nb_plateau_opts opts);
 
 typedef enum { NB_CYCLIC_TRIANGULAR, NB_CYCLIC_TRIANGULAR2, NB_CYCLIC_EXP_RANGE } nb_cyclic_mode;
 /* CyclicLR.  As in torch the momentum (SGD, RMSprop) cycles inversely between max_momentum and
@@ -191,7 +191,7 @@ typedef struct {
     double base_momentum;   /* default 0.8 */
     double max_momentum;    /* default 0.9 */
 } nb_cyclic_opts;
-nb_sched *nb_cycliclr_new(nb_optim *o, nb_cyclic_opts opts);
+NB_API nb_sched *nb_cycliclr_new(nb_optim *o, nb_cyclic_opts opts);
 
 typedef enum { NB_ANNEAL_COS, NB_ANNEAL_LINEAR } nb_anneal_strategy;
 /* OneCycleLR.  Momentum (SGD, RMSprop) or beta1 (Adam, AdamW) cycles between max_momentum and
@@ -208,7 +208,7 @@ typedef struct {
     double final_div_factor;            /* min lr = initial lr / final_div_factor; default 1e4 */
     bool three_phase;
 } nb_onecycle_opts;
-nb_sched *nb_onecyclelr_new(nb_optim *o, nb_onecycle_opts opts);
+NB_API nb_sched *nb_onecyclelr_new(nb_optim *o, nb_onecycle_opts opts);
 
 /* ChainedScheduler: each step steps every schedule in order.  SequentialLR: schedule k runs from
  * milestones[k-1] (n - 1 increasing milestones); at a milestone the next schedule starts from its
@@ -216,21 +216,21 @@ nb_sched *nb_onecyclelr_new(nb_optim *o, nb_onecycle_opts opts);
  * so schedules may be made inline; a NULL among them fails (keeping its error).  The schedules
  * must share one optimiser (and be o for SequentialLR); ReduceLROnPlateau cannot be chained, and
  * SequentialLR takes no chained or sequential schedule. */
-nb_sched *nb_chained_new(int n, nb_sched *const *scheds);
-nb_sched *nb_sequentiallr_new(nb_optim *o, int n, nb_sched *const *scheds, const int *milestones);
+NB_API nb_sched *nb_chained_new(int n, nb_sched *const *scheds);
+NB_API nb_sched *nb_sequentiallr_new(nb_optim *o, int n, nb_sched *const *scheds, const int *milestones);
 
-nb_status nb_sched_step(nb_sched *s);                     /* every schedule but plateau */
-nb_status nb_sched_step_metric(nb_sched *s, double value); /* plateau only */
+NB_API nb_status nb_sched_step(nb_sched *s);                     /* every schedule but plateau */
+NB_API nb_status nb_sched_step_metric(nb_sched *s, double value); /* plateau only */
 /* The lr of a group after the last step (for a plateau not yet stepped, the group's lr when the
  * plateau was made); NAN on a bad group. */
-double nb_sched_get_last_lr(const nb_sched *s, int group);
+NB_API double nb_sched_get_last_lr(const nb_sched *s, int group);
 /* The schedule's state as JSON, torch's state_dict fields ("last_epoch", "base_lrs", ... and
  * those of chained schedules under "schedulers"); caller frees with free().  Loading validates
  * every key and restores into a schedule of the same kind on the same number of groups (the
  * optimiser's group lr and initial_lr are in the optimiser's state). */
-char *nb_sched_state_json(const nb_sched *s);
-nb_status nb_sched_load_state_json(nb_sched *s, const char *json);
-void nb_sched_free(nb_sched *s); /* NULL: nothing; frees chained schedules too */
+NB_API char *nb_sched_state_json(const nb_sched *s);
+NB_API nb_status nb_sched_load_state_json(nb_sched *s, const char *json);
+NB_API void nb_sched_free(nb_sched *s); /* NULL: nothing; frees chained schedules too */
 
 /* ---------------------------------------------------------------- gradient clipping */
 
@@ -239,8 +239,8 @@ void nb_sched_free(nb_sched *s); /* NULL: nothing; frees chained schedules too *
  * total norm (0 when no parameter has a gradient), NAN on error (NB_ERR_ARG for a max_norm that
  * is negative or not finite, or a norm_type that is NaN or <= 0).  Parameters without a
  * gradient are skipped. */
-float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float norm_type);
+NB_API float nb_clip_grad_norm(int n, nb_tensor *const *params, float max_norm, float norm_type);
 /* torch.nn.utils.clip_grad_value_: clamps every gradient to [-clip, clip] (clip finite, >= 0). */
-nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip);
+NB_API nb_status nb_clip_grad_value(int n, nb_tensor *const *params, float clip);
 
 #endif /* NABLA_OPTIM_H */

@@ -22,7 +22,7 @@ extern "C" {
 
 /* Number of rows of logits [N, C] whose argmax equals the int32 label [N]; -1 on error
  * (NB_ERR_SHAPE for other shapes, NB_ERR_DTYPE for labels that are not int32). */
-int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels);
+NB_API int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels);
 
 /* ---------------------------------------------------------------- progress bar
  * On a terminal: one line redrawn in place (at most 10 times a second):
@@ -30,30 +30,30 @@ int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels);
  * Elsewhere (a file, a pipe, CI): one plain line when the bar finishes, so logs stay readable.
  */
 typedef struct nb_progress nb_progress;
-nb_progress *nb_progress_new(FILE *out, const char *label, int64_t total);
+NB_API nb_progress *nb_progress_new(FILE *out, const char *label, int64_t total);
 /* Sets the number of finished steps and the text shown after the bar (may be NULL). */
-void nb_progress_update(nb_progress *p, int64_t done, const char *postfix);
-void nb_progress_finish(nb_progress *p, const char *postfix); /* prints the final state */
-void nb_progress_free(nb_progress *p);
+NB_API void nb_progress_update(nb_progress *p, int64_t done, const char *postfix);
+NB_API void nb_progress_finish(nb_progress *p, const char *postfix); /* prints the final state */
+NB_API void nb_progress_free(nb_progress *p);
 /* Formats seconds as mm:ss or h:mm:ss into buf. */
-void nb_format_duration(double seconds, char *buf, size_t cap);
+NB_API void nb_format_duration(double seconds, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- learning curves
  * Per-epoch series (train loss, test loss, train accuracy, test accuracy), written as CSV and as
  * an SVG picture with two panels (loss; accuracy), train against test as in the course's plot.
  */
 typedef struct nb_curves nb_curves;
-nb_curves *nb_curves_new(void);
-nb_status nb_curves_add(nb_curves *c, float train_loss, float test_loss, float train_acc,
+NB_API nb_curves *nb_curves_new(void);
+NB_API nb_status nb_curves_add(nb_curves *c, float train_loss, float test_loss, float train_acc,
                         float test_acc); /* NAN where a value is not measured */
-int nb_curves_len(const nb_curves *c);
+NB_API int nb_curves_len(const nb_curves *c);
 /* The values of one epoch (0-based): train loss, test loss, train accuracy, test accuracy. */
-nb_status nb_curves_get(const nb_curves *c, int epoch, float values[4]);
+NB_API nb_status nb_curves_get(const nb_curves *c, int epoch, float values[4]);
 /* Both write atomically (see nabla/io.h): on failure (NB_ERR_IO naming the file and the cause)
  * the file at path is left as it was. */
-nb_status nb_curves_write_csv(const nb_curves *c, const char *path);
-nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title);
-void nb_curves_free(nb_curves *c);
+NB_API nb_status nb_curves_write_csv(const nb_curves *c, const char *path);
+NB_API nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title);
+NB_API void nb_curves_free(nb_curves *c);
 
 /* ---------------------------------------------------------------- saving and loading
  * Weights: every parameter and buffer under its state_dict name in a safetensors file, so
@@ -75,9 +75,9 @@ void nb_curves_free(nb_curves *c);
  * truncated file and for a tensor the file lacks or has in excess (named); NB_ERR_SHAPE and
  * NB_ERR_DTYPE for a tensor of another shape or dtype (named, with both shapes or dtypes).
  */
-nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
+NB_API nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
                          const char *const *meta_keys, const char *const *meta_values);
-nb_status nb_module_load(nb_module *m, const char *path);
+NB_API nb_status nb_module_load(nb_module *m, const char *path);
 
 /* What a non-strict load passed over, as torch's load_state_dict(strict=False) returns it:
  * missing[i] are the model's state_dict names the file lacks (left as they were), in the model's
@@ -88,7 +88,7 @@ typedef struct nb_load_report {
     int n_missing, n_unexpected;
     char **missing, **unexpected;
 } nb_load_report;
-void nb_load_report_free(nb_load_report *report);
+NB_API void nb_load_report_free(nb_load_report *report);
 
 /* nb_module_load without requiring the file and the model to hold the same names: every
  * parameter and buffer the file has is loaded, the rest are listed in *report (which may be
@@ -98,11 +98,11 @@ void nb_load_report_free(nb_load_report *report);
  * model is unchanged and *report is empty.  As in torch, a file that shares no name with the
  * model (a checkpoint, whose names start with "model.") loads nothing and lists everything:
  * look at the report. */
-nb_status nb_module_load_nonstrict(nb_module *m, const char *path, nb_load_report *report);
+NB_API nb_status nb_module_load_nonstrict(nb_module *m, const char *path, nb_load_report *report);
 
 /* o and s may be NULL.  extra_json (may be NULL) is stored as is: the caller's progress.
  * Errors as nb_module_save's. */
-nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, nb_sched *s,
+NB_API nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, nb_sched *s,
                              int64_t epoch, const char *extra_json);
 /* Checks, without writing anything, all that nb_checkpoint_save(path, m, o, ...) checks before it
  * writes: the names (distinct, non-empty, valid UTF-8), finite weights, that path is not a
@@ -110,13 +110,13 @@ nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, 
  * it before training, so a run does not fail at its first save.  The same holds for
  * nb_module_save(m, ...) into the same folder, whose names are these without "model.".  o may
  * be NULL.  Errors as nb_checkpoint_save's. */
-nb_status nb_checkpoint_check(const char *path, const nb_module *m, nb_optim *o);
+NB_API nb_status nb_checkpoint_check(const char *path, const nb_module *m, nb_optim *o);
 /* Restores what nb_checkpoint_save stored into existing objects of the same shapes, and the
  * RNG; *epoch and *extra_json (malloc'd, the caller frees; NULL when the file has none; both
  * may be NULL when not wanted) on success.  o and s may be NULL: the model is restored alone.
  * Errors as nb_module_load's; an optimiser or schedule state that does not fit o or s is the
  * error of nb_optim_load_state_json / nb_sched_load_state_json (NB_ERR_ARG), prefixed by path. */
-nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sched *s,
+NB_API nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sched *s,
                              int64_t *epoch, char **extra_json);
 
 /* ---------------------------------------------------------------- model files
@@ -132,15 +132,15 @@ nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sch
 
 /* The text of the model file at path (compact JSON), checked at the top level: a JSON object with
  * "layers" (a list) and an optional "init".  malloc'd: the caller frees it with free(). */
-char *nb_model_file_read(const char *path);
+NB_API char *nb_model_file_read(const char *path);
 /* Builds the model that a description (the text of a model file) describes, in training mode. */
-nb_module *nb_model_from_json(const char *json);
+NB_API nb_module *nb_model_from_json(const char *json);
 /* nb_model_file_read then nb_model_from_json; a build error is prefixed with path. */
-nb_module *nb_model_file_load(const char *path);
+NB_API nb_module *nb_model_file_load(const char *path);
 /* The number of input features the model takes: the "in" of its first Linear-like layer or the
  * size of its first Unflatten's shape; -1 when a layer that takes any size comes first
  * (convolutions, pools) or the description is not JSON (the error set). */
-int64_t nb_model_input_features(const char *json);
+NB_API int64_t nb_model_input_features(const char *json);
 
 /* ---------------------------------------------------------------- evaluation */
 typedef struct nb_eval_result {
@@ -152,7 +152,7 @@ typedef struct nb_eval_result {
 /* One pass over ld from its start (nb_loader_reset) in eval mode and without gradients (torch's
  * model.eval() + no_grad); the model's mode is put back.  label_smoothing as nb_ce_opts's.
  * Errors: the failing op's message after "evaluation: "; NB_ERR_ARG for a loader without samples. */
-nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eval_result *out);
+NB_API nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eval_result *out);
 
 /* ---------------------------------------------------------------- the training loop
  * nb_fit trains a classifier with cross-entropy, epoch after epoch, as the course's loop and Keras's
@@ -259,7 +259,7 @@ typedef struct nb_fit nb_fit;
  * for a NULL object, epochs < 1, or select_best without out; with out, what would make the first
  * save fail (nb_checkpoint_check: a missing folder, bad names, non-finite weights) is reported
  * now, after "a save would fail: ". */
-nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_loader *eval,
+NB_API nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_loader *eval,
                    const nb_fit_opts *opts);
 /* Continues the run saved in a checkpoint written by an nb_fit: model, optimiser, schedule, RNG,
  * epochs done, curves, the best loss and model selection.  Then the model file beside the
@@ -268,15 +268,15 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
  * checkpoint's weights (when the best epoch's weights are lost, the choice of the best starts
  * again).  Errors as nb_checkpoint_load's, after "resuming: "; a malformed progress record is
  * NB_ERR_IO. */
-nb_status nb_fit_resume(nb_fit *f, const char *checkpoint_path);
+NB_API nb_status nb_fit_resume(nb_fit *f, const char *checkpoint_path);
 /* Trains the epochs not done yet (none: the files are written again), then, with select_best,
  * puts the best weights back (unless a callback stopped the run).  NB_OK when training ended as
  * nb_fit_info's end says (done, early stop, stopped by a callback); else the error of the step,
  * evaluation, schedule or save that failed, after "training step: ", "evaluation: ",
  * "schedule step: ", "saving results: " or "restoring the best weights: " (the end is then
  * NB_FIT_FAILED, or NB_FIT_DIVERGED, or the end of training when putting the best back failed). */
-nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *callbacks);
-nb_fit_info nb_fit_info_get(const nb_fit *f);
+NB_API nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *callbacks);
+NB_API nb_fit_info nb_fit_info_get(const nb_fit *f);
 /* What a run holds in memory, in bytes: the parameters (and as much again for their gradients),
  * the optimiser's state, and what one training step adds to the memory held: the blocks that
  * scopes keep between steps grow to a step's need (0 when earlier work made them as large). */
@@ -286,12 +286,12 @@ typedef struct nb_fit_memory {
 /* Measures by running one forward and backward pass on the first batch of epoch 0 inside a scope,
  * then undoing it: the RNG, the gradients and the buffers (BatchNorm's running statistics) are
  * put back and the optimiser does not step, so the run is as it was. */
-nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out);
+NB_API nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out);
 /* The epoch whose weights the model.safetensors beside a checkpoint written by nb_fit must hold
  * (the best epoch with select_best; the checkpoint's own epoch for checkpoints from before that
  * was recorded); -1 with the error set when the file cannot be read, -1 when it says nothing. */
-int64_t nb_fit_model_epoch(const char *checkpoint_path);
-void nb_fit_free(nb_fit *f);
+NB_API int64_t nb_fit_model_epoch(const char *checkpoint_path);
+NB_API void nb_fit_free(nb_fit *f);
 
 #ifdef __cplusplus
 }
