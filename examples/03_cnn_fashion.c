@@ -22,8 +22,8 @@ static nb_module *lenet_new(void) {
     nb_conv2d_opts pad2 = {.padding = {2, 2}};
     nb_pool2d_opts pool2 = {.kernel = {2, 2}};
     nb_module *layers[] = {
-        nb_conv2d_new(1, 16, 5, 5, pad2, true),  nb_activation_new(NB_ACT_RELU, 0), nb_maxpool2d_new(pool2),
-        nb_conv2d_new(16, 32, 5, 5, pad2, true), nb_activation_new(NB_ACT_RELU, 0), nb_maxpool2d_new(pool2),
+        nb_conv2d_new(1, 16, 5, 5, pad2, true),  nb_activation_new(NB_ACT_RELU, 0), nb_max_pool2d_new(pool2),
+        nb_conv2d_new(16, 32, 5, 5, pad2, true), nb_activation_new(NB_ACT_RELU, 0), nb_max_pool2d_new(pool2),
         nb_flatten_new(1, -1),                   nb_linear_new(32 * 7 * 7, 128, true),
         nb_activation_new(NB_ACT_RELU, 0),       nb_linear_new(128, 10, true),
     };

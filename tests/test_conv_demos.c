@@ -120,7 +120,7 @@ static void max_of_a_convolution_ignores_where_the_pattern_is(void) {
     /* the same through the modules: a conv layer holding the pattern, then a global max pool */
     nb_module *c = nb_conv2d_new(1, 1, 3, 3, (nb_conv2d_opts){0}, false);
     nb_copy_from(nb_module_find(c, "weight"), cross, 9);
-    nb_module *pool = nb_maxpool2d_new((nb_pool2d_opts){.kernel = {8, 8}});
+    nb_module *pool = nb_max_pool2d_new((nb_pool2d_opts){.kernel = {8, 8}});
     nb_module *net = nb_sequential_new(2, (nb_module *[]){c, pool});
     CHECK_NEAR(nb_item(nb_module_forward(net, nb_from_data(img_a, NB_SHAPE(1, 1, 10, 10)))), 5, 0, 0);
     CHECK_NEAR(nb_item(nb_module_forward(net, nb_from_data(img_b, NB_SHAPE(1, 1, 10, 10)))), 5, 0, 0);
@@ -145,8 +145,8 @@ static void lenet_shapes_follow_the_size_formula(void) {
     nb_conv2d_opts pad2 = {.padding = {2, 2}};
     nb_pool2d_opts two = {.kernel = {2, 2}};
     nb_module *layers[] = {nb_conv2d_new(1, 16, 5, 5, pad2, true), nb_activation_new(NB_ACT_RELU, 0),
-                           nb_maxpool2d_new(two), nb_conv2d_new(16, 32, 5, 5, pad2, true),
-                           nb_activation_new(NB_ACT_RELU, 0), nb_maxpool2d_new(two), nb_flatten_new(1, -1),
+                           nb_max_pool2d_new(two), nb_conv2d_new(16, 32, 5, 5, pad2, true),
+                           nb_activation_new(NB_ACT_RELU, 0), nb_max_pool2d_new(two), nb_flatten_new(1, -1),
                            nb_linear_new(1568, 128, true), nb_activation_new(NB_ACT_RELU, 0),
                            nb_linear_new(128, 10, true)};
     nb_module *net = nb_sequential_new(10, layers);

@@ -19,7 +19,7 @@ static nb_module *conv(int64_t in, int64_t out, int k, nb_conv2d_opts o, bool bi
 }
 static nb_module *relu(void) { return nb_activation_new(NB_ACT_RELU, 0); }
 static nb_module *bn2d(int64_t c, nb_batchnorm_opts o) { return nb_batchnorm2d_new(c, o); }
-static nb_module *maxpool(int k) { return nb_maxpool2d_new((nb_pool2d_opts){.kernel = {k, k}}); }
+static nb_module *maxpool(int k) { return nb_max_pool2d_new((nb_pool2d_opts){.kernel = {k, k}}); }
 
 /* The course's LeNet: conv5(1->16, pad 2) ReLU pool2 conv5(16->32, pad 2) ReLU pool2 Flatten
  * Linear(1568, 128) ReLU Linear(128, 10). */
@@ -50,12 +50,12 @@ static nb_module *build_case(const char *name) {
         return nb_conv_transpose2d_new(4, 6, 2, 2, (nb_conv_transpose2d_opts){.stride = {2, 2}, .groups = 2}, true);
     if (IS("maxpool2d")) return maxpool(2);
     if (IS("maxpool2d_stride_pad"))
-        return nb_maxpool2d_new((nb_pool2d_opts){.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
-    if (IS("avgpool2d")) return nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}});
+        return nb_max_pool2d_new((nb_pool2d_opts){.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
+    if (IS("avgpool2d")) return nb_avg_pool2d_new((nb_pool2d_opts){.kernel = {2, 2}});
     if (IS("avgpool2d_exclude_pad"))
-        return nb_avgpool2d_new((nb_pool2d_opts){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1},
+        return nb_avg_pool2d_new((nb_pool2d_opts){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1},
                                                  .exclude_pad = true});
-    if (IS("global_avgpool2d")) return nb_global_avgpool2d_new();
+    if (IS("global_avgpool2d")) return nb_global_avg_pool2d_new();
     if (IS("upsample_nearest")) return nb_upsample_new(2, false);
     if (IS("upsample_bilinear")) return nb_upsample_new(2, true);
     if (IS("dropout2d_eval")) return nb_dropout2d_new(0.5f);
@@ -74,7 +74,7 @@ static nb_module *build_case(const char *name) {
         nb_conv2d_opts pad1 = {.padding = {1, 1}};
         nb_module *layers[] = {nb_unflatten_new(3, (int64_t[]){1, 8, 8}), conv(1, 4, 3, pad1, true), relu(),
                                maxpool(2), conv(4, 6, 3, pad1, true), bn2d(6, plain), relu(),
-                               nb_global_avgpool2d_new(), nb_flatten_new(1, -1), nb_linear_new(6, 3, true)};
+                               nb_global_avg_pool2d_new(), nb_flatten_new(1, -1), nb_linear_new(6, 3, true)};
         return nb_sequential_new(10, layers);
     }
 #undef IS
@@ -155,7 +155,7 @@ static void reprs_match_torch(void) {
         {"conv_transpose_dilated",
          nb_conv_transpose2d_new(4, 6, 2, 2, (nb_conv_transpose2d_opts){.stride = {2, 2}, .output_padding = {1, 1},
                                                                         .dilation = {2, 2}}, true)},
-        {"maxpool_rect", nb_maxpool2d_new((nb_pool2d_opts){.kernel = {2, 3}, .padding = {1, 1}, .ceil_mode = true})},
+        {"maxpool_rect", nb_max_pool2d_new((nb_pool2d_opts){.kernel = {2, 3}, .padding = {1, 1}, .ceil_mode = true})},
         {"dropout2d", nb_dropout2d_new(0.25f)},
         {"unflatten_1", nb_unflatten_new(1, (int64_t[]){784})},
     };
@@ -189,7 +189,7 @@ static void conv_description_holds_the_options_its_repr_leaves_out(void) {
     check_repr("conv 3x5", conv, "Conv2d(3, 8, kernel_size=(3, 5), stride=(1, 1))");
     nb_module_free(conv);
     /* a pool's equal sides print as one int, but the description keeps both */
-    nb_module *pool = nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .exclude_pad = true});
+    nb_module *pool = nb_avg_pool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .exclude_pad = true});
     CHECK_EQ_INT(nb_module_describe(pool, &d), NB_OK);
     k = attr_named(&d, "kernel_size");
     CHECK(k && k->n == 2 && (k->flags & NB_ATTR_SHORT));
@@ -330,7 +330,7 @@ static void heap_mode_forward_backward_leaves_nothing_behind(void) {
             nb_resnet_bottleneck_new(2, 1, 2),  nb_mobilenet_block_new(2, 3, 1),
             nb_unet_new(2, 1, 2, 2),            build_case("small_cnn"),
             nb_sequential_new(3, (nb_module *[]){nb_dropout2d_new(0.5f), nb_upsample_new(2, true),
-                                                 nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}})}),
+                                                 nb_avg_pool2d_new((nb_pool2d_opts){.kernel = {2, 2}})}),
             build_case("conv_transpose2d_groups"),
         };
         for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
@@ -457,11 +457,11 @@ static void constructors_reject_bad_arguments(void) {
                             "or dilation (1, 1)");
     CHECK(nb_conv_transpose2d_new(4, 5, 3, 3, (nb_conv_transpose2d_opts){.groups = 2}, true) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "ConvTranspose2d: groups=2 must be positive and divide");
-    CHECK(nb_maxpool2d_new((nb_pool2d_opts){0}) == NULL);
+    CHECK(nb_max_pool2d_new((nb_pool2d_opts){0}) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "MaxPool2d: kernel_size must be >= 1, got (0, 0)");
-    CHECK(nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .padding = {2, 2}}) == NULL);
+    CHECK(nb_avg_pool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .padding = {2, 2}}) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "AvgPool2d: padding (2, 2) should be at most half of the kernel size (2, 2)");
-    CHECK(nb_avgpool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .stride = {-1, 0}}) == NULL);
+    CHECK(nb_avg_pool2d_new((nb_pool2d_opts){.kernel = {2, 2}, .stride = {-1, 0}}) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "AvgPool2d: stride must be >= 0");
     CHECK(nb_upsample_new(0, false) == NULL);
     CHECK_ERROR(NB_ERR_ARG, "Upsample: scale must be a positive integer, got 0");

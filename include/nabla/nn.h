@@ -133,9 +133,9 @@ NB_API nb_module *nb_conv2d_new(int64_t in_channels, int64_t out_channels, int k
                          nb_conv2d_opts opts, bool bias);
 NB_API nb_module *nb_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, int kh, int kw,
                                    nb_conv_transpose2d_opts opts, bool bias);
-NB_API nb_module *nb_maxpool2d_new(nb_pool2d_opts opts);
-NB_API nb_module *nb_avgpool2d_new(nb_pool2d_opts opts);
-NB_API nb_module *nb_global_avgpool2d_new(void);            /* AdaptiveAvgPool2d(1) */
+NB_API nb_module *nb_max_pool2d_new(nb_pool2d_opts opts);
+NB_API nb_module *nb_avg_pool2d_new(nb_pool2d_opts opts);
+NB_API nb_module *nb_global_avg_pool2d_new(void);            /* AdaptiveAvgPool2d(1) */
 NB_API nb_module *nb_upsample_new(int scale, bool bilinear); /* align_corners=False */
 /* BatchNorm2d: BatchNorm1d's rules per channel over N, H and W. */
 NB_API nb_module *nb_batchnorm2d_new(int64_t num_features, nb_batchnorm_opts opts);

@@ -225,7 +225,7 @@ static nb_module *build_pool(layer_reader *r, bool max) {
     get_pair(r, "stride", 1, 0, false, o.stride);
     get_pair(r, "padding", 0, 0, false, o.padding);
     if (!r->ok) return NULL;
-    return max ? nb_maxpool2d_new(o) : nb_avgpool2d_new(o);
+    return max ? nb_max_pool2d_new(o) : nb_avg_pool2d_new(o);
 }
 
 /* "upsample": {scale, mode?: "nearest" (default) or "bilinear"} */
@@ -336,7 +336,7 @@ static nb_module *build_layer(const json_t *obj, const char *where, nb_init_sche
                check_keys(&r, (const char *[]){"kernel", "stride", "padding", NULL})) {
         m = build_pool(&r, type[0] == 'm');
     } else if (!strcmp(type, "global_avgpool2d") && check_keys(&r, (const char *[]){NULL})) {
-        m = nb_global_avgpool2d_new();
+        m = nb_global_avg_pool2d_new();
     } else if (!strcmp(type, "upsample") && check_keys(&r, (const char *[]){"scale", "mode", NULL})) {
         m = build_upsample(&r);
     } else if (!strcmp(type, "dropout2d") && check_keys(&r, (const char *[]){"p", NULL})) {

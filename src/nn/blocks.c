@@ -216,7 +216,7 @@ nb_module *nb_unet_new(int64_t in, int64_t out, int64_t base, int depth) {
     static const char *const names[] = {"enc", "pool", "bottom", "up", "dec", "head"};
     nb_module *kids[UNET_CHILDREN] = {
         module_list(depth, enc),
-        nb_maxpool2d_new((nb_pool2d_opts){.kernel = {2, 2}}),
+        nb_max_pool2d_new((nb_pool2d_opts){.kernel = {2, 2}}),
         double_conv(base << (depth - 1), base << depth),
         module_list(depth, up),
         module_list(depth, dec),

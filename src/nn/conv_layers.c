@@ -229,8 +229,8 @@ static nb_module *pool_new(const nb_module_class *cls, nb_pool2d_opts o) {
     return m;
 }
 
-nb_module *nb_maxpool2d_new(nb_pool2d_opts opts) { return pool_new(&maxpool2d_class, opts); }
-nb_module *nb_avgpool2d_new(nb_pool2d_opts opts) { return pool_new(&avgpool2d_class, opts); }
+nb_module *nb_max_pool2d_new(nb_pool2d_opts opts) { return pool_new(&maxpool2d_class, opts); }
+nb_module *nb_avg_pool2d_new(nb_pool2d_opts opts) { return pool_new(&avgpool2d_class, opts); }
 
 /* ---- AdaptiveAvgPool2d(1) */
 
@@ -248,7 +248,7 @@ static const nb_module_class global_avgpool2d_class = {.name = "AdaptiveAvgPool2
                                                        .forward = global_avgpool2d_forward,
                                                        .describe = global_avgpool2d_describe};
 
-nb_module *nb_global_avgpool2d_new(void) { return nb_module_new(&global_avgpool2d_class, 0); }
+nb_module *nb_global_avg_pool2d_new(void) { return nb_module_new(&global_avgpool2d_class, 0); }
 
 /* ---- Upsample */
 
