@@ -3,7 +3,7 @@
 # Extra package names may be given (make demo adds the Fashion-MNIST data set).
 set -e
 need=""
-for pkg in cmake make gcc libopenblas-dev libjansson-dev zlib1g-dev libdeflate-dev libpng-dev "$@"; do
+for pkg in cmake make gcc pkgconf libopenblas-dev libjansson-dev zlib1g-dev libdeflate-dev libpng-dev "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0
