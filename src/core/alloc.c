@@ -7,6 +7,7 @@
 #include "core.h"
 
 #include <stdatomic.h>
+#include <string.h>
 #include <stdlib.h>
 
 static atomic_uint_fast64_t n_mallocs, n_frees;
@@ -40,4 +41,18 @@ nb_alloc_stats nb_alloc_stats_get(void) {
         .bytes_live = atomic_load(&live_bytes),
         .bytes_peak = atomic_load(&peak_bytes),
     };
+}
+
+char *nb__strcat2(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    char *s = nb__alloc(na + nb + 1);
+    if (s) {
+        memcpy(s, a, na);
+        memcpy(s + na, b, nb + 1);
+    }
+    return s;
+}
+
+void nb__strfree(char *s) {
+    if (s) nb__dealloc(s, strlen(s) + 1);
 }

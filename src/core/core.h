@@ -92,6 +92,11 @@ struct nb_tensor {
 /* ---- allocator: every byte the library takes from the system goes through here. */
 void *nb__alloc(size_t n);          /* NB_ALIGN-aligned; NULL + NB_ERR_MEMORY on failure */
 void nb__dealloc(void *p, size_t n);
+/* a followed by b (b may be ""), NUL-terminated, from the counted allocator; NULL +
+ * NB_ERR_MEMORY on failure.  nb__strfree(NULL) does nothing. */
+char *nb__strcat2(const char *a, const char *b);
+static inline char *nb__strdup(const char *s) { return nb__strcat2(s, ""); }
+void nb__strfree(char *s);
 
 /* ---- errors.  nb__fail sets the thread's error and returns NULL, so "return nb__fail(...)". */
 void *nb__fail(nb_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

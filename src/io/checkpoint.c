@@ -41,19 +41,8 @@ typedef struct {
     entry *e;
 } entry_list;
 
-static char *dup_str(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    char *s = nb__alloc(na + nb + 1);
-    if (s) memcpy(s, a, na), memcpy(s + na, b, nb + 1);
-    return s;
-}
-
-static void str_free(char *s) {
-    if (s) nb__dealloc(s, strlen(s) + 1);
-}
-
 static void list_free(entry_list *l) {
-    for (int i = 0; i < l->n; i++) str_free(l->e[i].name);
+    for (int i = 0; i < l->n; i++) nb__strfree(l->e[i].name);
     nb__dealloc(l->e, sizeof *l->e * (size_t)l->cap);
     *l = (entry_list){0};
 }
@@ -70,7 +59,7 @@ static bool list_add(entry_list *l, const char *prefix, const char *name, nb_ten
         l->e = e;
         l->cap = cap;
     }
-    char *full = dup_str(prefix, name);
+    char *full = nb__strcat2(prefix, name);
     if (!full) return false;
     l->e[l->n++] = (entry){.name = full, .t = t};
     return true;
@@ -212,10 +201,10 @@ static bool list_has(const entry_list *l, const char *name) {
 }
 
 static bool report_add(int *n, char ***names, const char *name) {
-    char **grown = nb__alloc(sizeof *grown * (size_t)(*n + 1)), *copy = dup_str("", name);
+    char **grown = nb__alloc(sizeof *grown * (size_t)(*n + 1)), *copy = nb__strcat2("", name);
     if (!grown || !copy) {
         nb__dealloc(grown, sizeof *grown * (size_t)(*n + 1));
-        str_free(copy);
+        nb__strfree(copy);
         return false;
     }
     if (*n) memcpy(grown, *names, sizeof *grown * (size_t)*n);
@@ -227,8 +216,8 @@ static bool report_add(int *n, char ***names, const char *name) {
 
 void nb_load_report_free(nb_load_report *r) {
     if (!r) return;
-    for (int i = 0; i < r->n_missing; i++) str_free(r->missing[i]);
-    for (int i = 0; i < r->n_unexpected; i++) str_free(r->unexpected[i]);
+    for (int i = 0; i < r->n_missing; i++) nb__strfree(r->missing[i]);
+    for (int i = 0; i < r->n_unexpected; i++) nb__strfree(r->unexpected[i]);
     nb__dealloc(r->missing, sizeof *r->missing * (size_t)r->n_missing);
     nb__dealloc(r->unexpected, sizeof *r->unexpected * (size_t)r->n_unexpected);
     *r = (nb_load_report){0};

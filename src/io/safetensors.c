@@ -74,25 +74,14 @@ struct nb_safetensors {
     char **meta;            /* key0, value0, key1, value1, ... */
 };
 
-static char *str_dup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = nb__alloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
-static void str_free(char *s) {
-    if (s) nb__dealloc(s, strlen(s) + 1);
-}
-
 void nb_safetensors_close(nb_safetensors *st) {
     if (!st) return;
-    for (int i = 0; i < st->n; i++) str_free(st->entries[i].name);
+    for (int i = 0; i < st->n; i++) nb__strfree(st->entries[i].name);
     nb__dealloc(st->entries, sizeof(st_entry) * (size_t)st->cap);
-    for (int i = 0; i < 2 * st->n_meta; i++) str_free(st->meta[i]);
+    for (int i = 0; i < 2 * st->n_meta; i++) nb__strfree(st->meta[i]);
     nb__dealloc(st->meta, sizeof(char *) * 2 * (size_t)st->meta_cap);
     nb__dealloc(st->file, st->file_size);
-    str_free(st->label);
+    nb__strfree(st->label);
     nb__dealloc(st, sizeof *st);
 }
 
@@ -134,8 +123,8 @@ static bool parse_meta(nb_safetensors *st, json_t *m) {
         if (!json_is_string(v))
             return bad(st, 8, "__metadata__ value of '%s' is %s, not a string", k,
                        json_type_name(v));
-        char *key = str_dup(k), *val = key ? str_dup(json_string_value(v)) : NULL;
-        if (!val) return str_free(key), false;
+        char *key = nb__strdup(k), *val = key ? nb__strdup(json_string_value(v)) : NULL;
+        if (!val) return nb__strfree(key), false;
         st->meta[2 * st->n_meta] = key;
         st->meta[2 * st->n_meta + 1] = val;
         st->n_meta++;
@@ -213,7 +202,7 @@ static bool parse_entry(nb_safetensors *st, const char *name, json_t *v, uint64_
                    "tensor '%s': data_offsets [%lld, %lld] hold %llu bytes, but %s %s needs %llu",
                    name, b, end, (unsigned long long)(e.end - e.begin), t->name,
                    nb__shape_str(e.ndim, e.shape), (unsigned long long)nbytes);
-    if (!(e.name = str_dup(name))) return false;
+    if (!(e.name = nb__strdup(name))) return false;
     e.pos = st->n;
     st->entries[st->n++] = e;
     return true;
@@ -350,7 +339,7 @@ static nb_safetensors *parse(const char *label, unsigned char *buf, size_t size)
         return NULL;
     }
     *st = (nb_safetensors){.file = buf, .file_size = size};
-    if (!(st->label = str_dup(label)) || !validate(st)) {
+    if (!(st->label = nb__strdup(label)) || !validate(st)) {
         nb_safetensors_close(st);
         return NULL;
     }

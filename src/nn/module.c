@@ -45,18 +45,6 @@ void *nb_module_state(const nb_module *m, const nb_module_class *cls) {
 
 const nb_module_class *nb_module_class_of(const nb_module *m) { return m ? m->cls : NULL; }
 
-/* A copy of s made with the counted allocator; freed with free_string. */
-static char *copy_string(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *c = nb__alloc(n);
-    if (c) memcpy(c, s, n);
-    return c;
-}
-
-static void free_string(char *s) {
-    if (s) nb__dealloc(s, strlen(s) + 1);
-}
-
 static void names_changed(nb_module *m);
 
 /* Room for one more entry in l; false (NB_ERR_MEMORY set) when memory runs out. */
@@ -87,7 +75,7 @@ static char *entry_name(const nb_module *m, const char *name, const char *op) {
                         m->cls->name, name);
     if (name_in(&m->params, name) || name_in(&m->buffers, name) || name_in(&m->children, name))
         return nb__fail(NB_ERR_ARG, "%s: %s already has an entry named '%s'", op, m->cls->name, name);
-    return copy_string(name);
+    return nb__strdup(name);
 }
 
 static nb_tensor *add_tensor(nb_module *m, nb_module_entries *l, const char *op, const char *name,
@@ -96,7 +84,7 @@ static nb_tensor *add_tensor(nb_module *m, nb_module_entries *l, const char *op,
     /* a persistent (module-owned) tensor, whatever scope is open */
     nb_tensor *t = copy && grow(l) ? nb__new_in(NULL, dtype, ndim, shape) : NULL;
     if (!t) {
-        free_string(copy);
+        nb__strfree(copy);
         return NULL;
     }
     nb_fill(t, 0.0f);
@@ -130,7 +118,7 @@ nb_status nb_module_add_child(nb_module *m, const char *name, nb_module *child) 
             return nb__fail_status(NB_ERR_ARG, "module_add_child: a %s cannot hold itself", child->cls->name);
     char *copy = entry_name(m, name, "module_add_child");
     if (!copy || !grow(&m->children)) {
-        free_string(copy);
+        nb__strfree(copy);
         nb_module_free(child);
         return nb_error_code();
     }
@@ -146,7 +134,7 @@ static void free_entries(nb_module_entries *l, bool modules) {
     for (int i = 0; i < l->n; i++) {
         if (modules) nb_module_free(l->at[i].module);
         else nb_tensor_free(l->at[i].tensor);
-        free_string(l->at[i].name);
+        nb__strfree(l->at[i].name);
     }
     nb__dealloc(l->at, sizeof *l->at * (size_t)l->cap);
 }
