@@ -121,18 +121,12 @@ nb_dataset *nb_dataset_new(const nb_dataset_desc *d) {
                              x, x_bytes, kind, d->target_dim, y, y_bytes);
 }
 
-static void free_file_name(char *name) {
-    if (name) nb__dealloc(name, strlen(name) + 1);
-}
-
-static char *copy_file_name(const char *name) {
-    return name ? copy_block(name, strlen(name) + 1) : NULL;
-}
+static char *copy_file_name(const char *name) { return name ? nb__strdup(name) : NULL; }
 
 bool nb__dataset_set_files(nb_dataset *ds, const char *x_file, const char *y_file,
                            int64_t file_index) {
-    free_file_name(ds->x_file);
-    free_file_name(ds->y_file);
+    nb__strfree(ds->x_file);
+    nb__strfree(ds->y_file);
     ds->x_file = copy_file_name(x_file);
     ds->y_file = copy_file_name(y_file);
     ds->file_index = file_index;
@@ -143,8 +137,8 @@ void nb_dataset_free(nb_dataset *ds) {
     if (!ds) return;
     nb__dealloc(ds->x, ds->x_bytes);
     nb__dealloc(ds->y, ds->y_bytes);
-    free_file_name(ds->x_file);
-    free_file_name(ds->y_file);
+    nb__strfree(ds->x_file);
+    nb__strfree(ds->y_file);
     nb__dealloc(ds, sizeof *ds);
 }
 

@@ -44,16 +44,15 @@ static bool split_path(nb__afile *f) {
     size_t dlen = !slash ? 1 : slash == f->path ? 1 : (size_t)(slash - f->path);
     const char *base = slash ? slash + 1 : f->path;
     f->dir = nb__alloc(dlen + 1);
-    f->base = f->dir ? nb__alloc(strlen(base) + 1) : NULL;
+    f->base = f->dir ? nb__strdup(base) : NULL;
     if (!f->base) return false;
     memcpy(f->dir, dir, dlen);
     f->dir[dlen] = '\0';
-    strcpy(f->base, base);
     return true;
 }
 
 static void str_release(char **s) {
-    if (*s) nb__dealloc(*s, strlen(*s) + 1);
+    nb__strfree(*s);
     *s = NULL;
 }
 
