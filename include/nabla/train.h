@@ -1,7 +1,7 @@
 /*
  * nabla/train.h — the training side: the training loop (nb_fit) and evaluation, metrics, a
- * progress bar, learning curves (SVG + CSV), saving and loading weights and checkpoints, and
- * model files (JSON descriptions of a network).
+ * progress bar, learning curves (SVG + CSV).  Weights, checkpoints and model files, which the
+ * loop writes and reads, are in nabla/io.h.
  */
 #ifndef NABLA_TRAIN_H
 #define NABLA_TRAIN_H
@@ -54,93 +54,6 @@ NB_API nb_status nb_curves_get(const nb_curves *c, int epoch, float values[4]);
 NB_API nb_status nb_curves_write_csv(const nb_curves *c, const char *path);
 NB_API nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title);
 NB_API void nb_curves_free(nb_curves *c);
-
-/* ---------------------------------------------------------------- saving and loading
- * Weights: every parameter and buffer under its state_dict name in a safetensors file, so
- * torch reads it with safetensors.torch.load_file + load_state_dict.  Checkpoints add the
- * optimiser's state ("optim." tensors + JSON), the schedule, the RNG and the epoch, so a run
- * resumed from one continues bit for bit.  Writes are atomic and checksummed (see nabla/io.h):
- * when a save fails for any reason — a full disk (ENOSPC), the file-size limit (EFBIG: ignore
- * SIGXFSZ to get the error rather than be killed, see nabla/io.h), a bad name — the file at
- * path is left as it was and no temporary remains.  Names have no length limit.
- *
- * Non-finite weights.  A save refuses a model whose parameters or buffers hold a NaN or an
- * infinity (NB_ERR_ARG: "'path': tensor '2.weight' element [3,1] is nan: ..."), so a run that
- * diverged never replaces the last good model or checkpoint; a load refuses a file whose model
- * weights are not finite (NB_ERR_IO naming the file, the tensor and the element).  The
- * optimiser's state is not checked.
- *
- * A load checks everything first and changes nothing when the file is corrupt, truncated,
- * non-finite or does not match the model.  Errors: NB_ERR_IO for an unreadable, corrupt or
- * truncated file and for a tensor the file lacks or has in excess (named); NB_ERR_SHAPE and
- * NB_ERR_DTYPE for a tensor of another shape or dtype (named, with both shapes or dtypes).
- */
-NB_API nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
-                         const char *const *meta_keys, const char *const *meta_values);
-NB_API nb_status nb_module_load(nb_module *m, const char *path);
-
-/* What a non-strict load passed over, as torch's load_state_dict(strict=False) returns it:
- * missing[i] are the model's state_dict names the file lacks (left as they were), in the model's
- * order; unexpected[i] the file's tensors the model has no place for (ignored), in the file's
- * order (nb_safetensors_name's).  The report owns the arrays and strings; nb_load_report_free
- * releases them and zeroes the report (a zeroed report, or NULL, is fine to free). */
-typedef struct nb_load_report {
-    int n_missing, n_unexpected;
-    char **missing, **unexpected;
-} nb_load_report;
-NB_API void nb_load_report_free(nb_load_report *report);
-
-/* nb_module_load without requiring the file and the model to hold the same names: every
- * parameter and buffer the file has is loaded, the rest are listed in *report (which may be
- * NULL; it is overwritten, so free an earlier report first).  A pretrained body loads under a new
- * head this way.  A tensor present in both with another shape or dtype is still an error
- * (NB_ERR_SHAPE / NB_ERR_DTYPE), as in torch, and so are non-finite weights; on any error the
- * model is unchanged and *report is empty.  As in torch, a file that shares no name with the
- * model (a checkpoint, whose names start with "model.") loads nothing and lists everything:
- * look at the report. */
-NB_API nb_status nb_module_load_nonstrict(nb_module *m, const char *path, nb_load_report *report);
-
-/* o and s may be NULL.  extra_json (may be NULL) is stored as is: the caller's progress.
- * Errors as nb_module_save's. */
-NB_API nb_status nb_checkpoint_save(const char *path, const nb_module *m, nb_optim *o, nb_sched *s,
-                             int64_t epoch, const char *extra_json);
-/* Checks, without writing anything, all that nb_checkpoint_save(path, m, o, ...) checks before it
- * writes: the names (distinct, non-empty, valid UTF-8), finite weights, that path is not a
- * folder and that its folder exists and takes a new file (a temporary is made and dropped).  Call
- * it before training, so a run does not fail at its first save.  The same holds for
- * nb_module_save(m, ...) into the same folder, whose names are these without "model.".  o may
- * be NULL.  Errors as nb_checkpoint_save's. */
-NB_API nb_status nb_checkpoint_check(const char *path, const nb_module *m, nb_optim *o);
-/* Restores what nb_checkpoint_save stored into existing objects of the same shapes, and the
- * RNG; *epoch and *extra_json (malloc'd, the caller frees; NULL when the file has none; both
- * may be NULL when not wanted) on success.  o and s may be NULL: the model is restored alone.
- * Errors as nb_module_load's; an optimiser or schedule state that does not fit o or s is the
- * error of nb_optim_load_state_json / nb_sched_load_state_json (NB_ERR_ARG), prefixed by path. */
-NB_API nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sched *s,
-                             int64_t *epoch, char **extra_json);
-
-/* ---------------------------------------------------------------- model files
- * A model file describes a network in JSON, as `nabla train --model-file` reads it and as the
- * command stores it in a model.safetensors's metadata ("nabla.model"):
- *   {"init": "kaiming_normal",                           (optional: a scheme of nb_module_init)
- *    "layers": [{"type": "flatten"}, {"type": "linear", "in": 784, "out": 64}, {"type": "relu"},
- *               {"type": "dropout", "p": 0.2}, {"type": "batchnorm1d", "features": 64}, ...]}
- * The layers form a Sequential; docs/ARCHITECTURE.md lists the types and their keys.  Unknown
- * keys are errors.  Errors are NB_ERR_ARG naming the layer ("model layer 1 > layer 0: unknown
- * key 'size'") with the constructor's own message behind it when a constructor refuses a value;
- * NB_ERR_IO for a file that cannot be read or is not JSON, with line:column of the token. */
-
-/* The text of the model file at path (compact JSON), checked at the top level: a JSON object with
- * "layers" (a list) and an optional "init".  malloc'd: the caller frees it with free(). */
-NB_API char *nb_model_file_read(const char *path);
-/* Builds the model that a description (the text of a model file) describes, in training mode. */
-NB_API nb_module *nb_model_from_json(const char *json);
-/* nb_model_file_read then nb_model_from_json; a build error is prefixed with path. */
-NB_API nb_module *nb_model_file_load(const char *path);
-/* The number of input features the model takes: the "in" of its first Linear-like layer or the
- * size of its first Unflatten's shape; -1 when a layer that takes any size comes first
- * (convolutions, pools) or the description is not JSON (the error set). */
-NB_API int64_t nb_model_input_features(const char *json);
 
 /* ---------------------------------------------------------------- evaluation */
 typedef struct nb_eval_result {
