@@ -13,13 +13,11 @@
  * Waiting.  After each job a worker spins, then sleeps on a condition variable.  A training step
  * issues its jobs tens of microseconds apart and a wake-up through the kernel costs as much (more
  * from a deep idle state), so on an idle machine a worker that spins through a step is what makes
- * 2 threads faster than 1.  The same spin serves a machine whose cores are busy: there the
- * spinning worker's time comes out of the other processes' share, not the caller's, once it is
- * off the caller's core (below).  Measured with the course MLP on 2 cores, medians of 5
- * interleaved runs, the 2-thread time over the 1-thread time: with two busy processes 0.98x and
- * 1.01x in two rounds with a 200 us spin, 1.04x and 1.07x with the 20 us spin used before on busy
- * machines (a woken worker arrives too late to take a piece); with other processes at a load of
- * 3, 0.94x and 0.96x against 0.97x and 1.03x.
+ * 2 threads faster than 1; on a machine whose cores are busy a spinning thread takes time from
+ * the one doing the work (measured with two busy processes on two cores: a 100 us spin made 2
+ * threads 1.28x slower than 1, a 20 us one 0.9x).  So the spin is long while the other processes'
+ * load (the 1-minute load average less this pool's threads, read every 100 ms) is under half a
+ * core, and short otherwise.
  *
  * Sharing the caller's core.  A worker woken through the kernel is placed beside its waker when
  * the scheduler thinks that cache-friendly, and may stay there: then its spin takes half the
@@ -35,6 +33,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +46,9 @@
 
 #define MAX_THREADS 256
 #define PIECES_PER_THREAD 4 /* more pieces than threads: a late thread still finds work */
-#define SPIN_NS 200000 /* a worker's spin before it sleeps */
+#define SPIN_IDLE_NS 200000 /* a worker's spin before it sleeps, on an idle machine */
+#define SPIN_BUSY_NS 20000  /* and on a busy one */
+#define LOAD_EVERY_NS 100000000
 #define CALLER_SPIN 4000    /* pause iterations before the caller yields its core */
 
 typedef struct {
@@ -129,6 +130,19 @@ static void work(void) {
     in_piece = false;
 }
 
+/* The spin for the machine's present load (see the file comment). */
+static int64_t spin_ns(void) {
+    static _Atomic int64_t spin = SPIN_BUSY_NS, checked = 0;
+    int64_t now = now_ns(), last = atomic_load_explicit(&checked, memory_order_relaxed);
+    if (now - last > LOAD_EVERY_NS &&
+        atomic_compare_exchange_strong(&checked, &last, now)) { /* one thread reads it */
+        double load[1];
+        bool idle = getloadavg(load, 1) == 1 && load[0] - nb__threads() < 0.5;
+        atomic_store_explicit(&spin, idle ? SPIN_IDLE_NS : SPIN_BUSY_NS, memory_order_relaxed);
+    }
+    return atomic_load_explicit(&spin, memory_order_relaxed);
+}
+
 /* Moves the calling worker off the caller's core when it is on it (see the file comment). */
 static void leave_caller_core(void) {
 #ifdef CPU_COUNT
@@ -146,7 +160,7 @@ static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg; /* worker k is the (k + 2)th thread */
     uint32_t seen = atomic_load(&pool.seq);
     for (;;) {
-        int64_t until = now_ns() + SPIN_NS;
+        int64_t until = now_ns() + spin_ns();
         for (int spins = 1; atomic_load_explicit(&pool.seq, memory_order_acquire) == seen; spins++) {
             cpu_relax();
             if (spins % 64 == 0) { /* the clock and core reads cost ~20 ns each */
