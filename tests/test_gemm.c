@@ -2,7 +2,8 @@
  * test_gemm.c — the CPU backend's GEMM (src/backend/cpu/cpu.c and the AVX-512 small-matrix
  * kernels of gemm_avx512.c): every transpose combination, edge sizes, alpha and beta, against a
  * double-precision reference; beta = 0 never reads C; a block of rows gives the same bits as the
- * same rows inside a larger product (so thread splits do not change results).  The kernels are
+ * same rows inside a larger product (so thread splits do not change results); B^T taken a chunk
+ * of k at a time gives the bits of one pass.  The kernels are
  * called directly where the CPU has AVX-512, and through nb__cpu_gemm always.
  */
 #include "check.h"
@@ -80,12 +81,40 @@ static void a_block_of_rows_gives_the_same_bits(gemm_fn *gemm) {
     }
 }
 
+/* B^T with a long k (transposed a chunk at a time, the sums parked between chunks, C in row
+ * panels when it is wide) gives the bits of B transposed beforehand, which the kernel reads in
+ * one pass over k; and is near the double reference. */
+static void b_transposed_in_chunks_gives_the_bits_of_one_pass(void) {
+    static const int64_t shapes[][3] = {{64, 64, 784}, {5, 17, 1000}, {40, 600, 100}, {13, 40, 300}};
+    static const float alphas[] = {1.0f, 0.5f}, betas[] = {1.0f, 0.0f};
+    for (int s = 0; s < 4; s++)
+        for (int t = 0; t < 4; t++) {
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            bool ta = t & 1;
+            float alpha = alphas[t >> 1], beta = betas[t >> 1];
+            float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(n * k));
+            float *bt = malloc(sizeof(float) * (size_t)(n * k)), *c1 = malloc(sizeof(float) * (size_t)(m * n));
+            float *c2 = malloc(sizeof(float) * (size_t)(m * n));
+            for (int64_t i = 0; i < m * k; i++) a[i] = value(i, 6);
+            for (int64_t i = 0; i < n * k; i++) b[i] = value(i, 7);
+            for (int64_t j = 0; j < n; j++)
+                for (int64_t p = 0; p < k; p++) bt[p * n + j] = b[j * k + p];
+            for (int64_t i = 0; i < m * n; i++) c1[i] = c2[i] = value(i, 8);
+            kernels(ta, true, m, n, k, alpha, a, ta ? m : k, b, k, beta, c1, n);
+            kernels(ta, false, m, n, k, alpha, a, ta ? m : k, bt, n, beta, c2, n);
+            CHECK(memcmp(c1, c2, sizeof(float) * (size_t)(m * n)) == 0);
+            CHECK(worst_error(kernels, ta, true, m, n, k, alpha, beta) < 1e-5); /* sums of 1000 terms */
+            free(a), free(b), free(bt), free(c1), free(c2);
+        }
+}
+
 int main(void) {
     gemm_matches_a_double_reference(nb__cpu_gemm);
     a_block_of_rows_gives_the_same_bits(nb__cpu_gemm);
     if (nb__cpu_isa() == NB_ISA_AVX512) {
         gemm_matches_a_double_reference(kernels);
         a_block_of_rows_gives_the_same_bits(kernels);
+        b_transposed_in_chunks_gives_the_bits_of_one_pass();
     } else {
         printf("no AVX-512 on this CPU: the small-matrix kernels are not run\n");
     }
