@@ -282,8 +282,8 @@ static void gemm_dot(int64_t m, int64_t n, int64_t k, float alpha, const float *
  * interleaved by pairs of floats, then pairs of pairs, within each 128-bit lane; after that,
  * register 4g + c holds, in lane L, column 4L + c of rows 4g .. 4g + 3, and two rounds of lane
  * shuffles gather each column's four lanes.  The loops are unrolled whole so that r and t become
- * 32 registers: left as loops, gcc kept both arrays in memory and every stage went through the
- * stack (a 16 x 16 tile took ~140 cycles, not the ~70 of its shuffles: a fifth of x W1^T). */
+ * 32 registers at every optimisation level: -O3 unrolls them itself, but at -O2 gcc kept both
+ * arrays in memory and every stage went through the stack (~140 cycles a tile, not ~70). */
 static void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds) {
     __m512 r[16], t[16];
 #pragma GCC unroll 16
