@@ -24,6 +24,7 @@
 
 #define REPS 9
 #define SAMPLE_NS 5e6
+#define BLAS_SETTLE_MS 250 /* OpenBLAS's idle workers spin about 0.1 s, with margin */
 
 typedef struct {
     const char *name;
@@ -108,10 +109,16 @@ static void call(bool nabla, const shape *s, const operands *o) {
                     (blasint)ldb, s->beta, o->c, (blasint)s->n);
 }
 
+/* n floats at a 64-byte boundary, as a tensor's data is (NB_ALIGN): from malloc, a [64, 784]
+ * operand started 16 bytes into a cache line, every vector load of a row then spanned two
+ * lines, and x W1^T measured ~10 % slower than in the step. */
+static float *floats(int64_t n) {
+    return aligned_alloc(64, ((size_t)n * sizeof(float) + 63) / 64 * 64);
+}
+
 /* ns of CPU time per call, nabla's and OpenBLAS's medians (samples interleaved). */
 static void time_shape(const shape *s, double *nabla_ns, double *blas_ns) {
-    operands o = {malloc(sizeof(float) * (size_t)(s->m * s->k)), malloc(sizeof(float) * (size_t)(s->k * s->n)),
-                  malloc(sizeof(float) * (size_t)(s->m * s->n))};
+    operands o = {floats(s->m * s->k), floats(s->k * s->n), floats(s->m * s->n)};
     for (int64_t i = 0; i < s->m * s->k; i++) o.a[i] = (float)((i * 7) % 13) * 0.01f;
     for (int64_t i = 0; i < s->k * s->n; i++) o.b[i] = (float)((i * 5) % 11) * 0.01f;
     for (int64_t i = 0; i < s->m * s->n; i++) o.c[i] = 0.0f;
@@ -133,6 +140,10 @@ static void time_shape(const shape *s, double *nabla_ns, double *blas_ns) {
 int main(void) {
     nb_set_num_threads(1);
     openblas_set_num_threads(1);
+    /* OpenBLAS's idle workers spin about 0.1 s after its start: their CPU time, counted in the
+     * process's, halved the first shape's figures for both GEMMs (x W1^T: 30-35 % where it
+     * runs at 70-80 %), unless they stop first. */
+    sleep_ms(BLAS_SETTLE_MS);
     shape squares[] = {{"square", false, false, 64, 64, 64, 0}, {"square", false, false, 128, 128, 128, 0},
                        {"square", false, false, 256, 256, 256, 0}, {"square", false, false, 512, 512, 512, 0},
                        {"square", false, false, 1024, 1024, 1024, 0}};
