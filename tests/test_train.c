@@ -1430,6 +1430,12 @@ static void evaluate_keeps_the_mode_and_fit_new_refuses_bad_options(void) {
     CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, &(nb_fit_opts){.epochs = 1, .out = tpath("no/such")}) == NULL);
     CHECK_EQ_INT(nb_error_code(), NB_ERR_IO);
     CHECK_STR_CONTAINS(nb_error_message(), "a save would fail: ");
+    /* a folder whose files' paths would not fit is refused, never cut to another, valid path */
+    static char deep[4100];
+    memset(deep, 'd', sizeof deep - 1);
+    for (size_t i = 100; i < sizeof deep - 1; i += 100) deep[i] = '/';
+    CHECK(nb_fit_new(r.t.m, r.t.o, r.t.s, r.train, r.eval, &(nb_fit_opts){.epochs = 1, .out = deep}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "fit_new: the output folder's path is 4099 bytes");
     fit_run_free(&r);
 }
 

@@ -195,12 +195,17 @@ static bool train_epoch(nb_fit *f, const nb_fit_callbacks *cb, epoch_figures *ou
 
 /* ---- files */
 
+/* Linux's PATH_MAX: no longer path can be opened.  nb_fit_new refuses an output folder whose
+ * files' paths would not fit, so join never cuts one (to another path that might exist). */
+#define PATH_CAP 4096
+#define LONGEST_NAME "/checkpoint.safetensors"
+
 /* dir/name in a buffer of its own (one of four in turn, so a call may use a few). */
 static const char *join(const char *dir, const char *name) {
-    static _Thread_local char buf[4][4096];
+    static _Thread_local char buf[4][PATH_CAP];
     static _Thread_local int next;
     char *p = buf[next++ % 4];
-    snprintf(p, 4096, "%s/%s", dir, name);
+    snprintf(p, PATH_CAP, "%s/%s", dir, name);
     return p;
 }
 
@@ -366,6 +371,9 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
     if (opts->select_best && !opts->out) return nb__fail(NB_ERR_ARG, "fit_new: select_best needs an output folder (out)");
     if (opts->n_meta < 0 || opts->n_meta > 64 || (opts->n_meta > 0 && (!opts->meta_keys || !opts->meta_values)))
         return nb__fail(NB_ERR_ARG, "fit_new: n_meta must be 0 to 64 with its keys and values, got %d", opts->n_meta);
+    if (opts->out && strlen(opts->out) + sizeof LONGEST_NAME > PATH_CAP)
+        return nb__fail(NB_ERR_ARG, "fit_new: the output folder's path is %zu bytes; its files' paths "
+                        "would pass the %d bytes a path may have", strlen(opts->out), PATH_CAP);
     if (nb_module_num_params(m) > MAX_PARAMS)
         return nb__fail(NB_ERR_ARG, "fit_new: the model has more than %d parameter tensors", MAX_PARAMS);
     nb_fit *f = nb__alloc(sizeof *f);
