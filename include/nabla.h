@@ -71,6 +71,7 @@ typedef enum {
     NB_ERR_SCOPE,  /* a tensor whose scope has ended, or unbalanced scopes */
     NB_ERR_MEMORY, /* allocation failed */
     NB_ERR_IO,     /* a file could not be read or written */
+    NB_ERR_VALUE,  /* a NaN or infinity where anomaly detection looks (nabla/autograd.h) */
     NB_ERR_COUNT
 } nb_status;
 
@@ -286,7 +287,8 @@ NB_API void nb_set_num_threads(int n);
  * the instruction set whose kernels run */
 NB_API const char *nb_backend_info(void);
 
-/* Topic headers: modules, optimisers, data, files. */
+/* Topic headers: autograd beyond backward, modules, optimisers, data, files. */
+#include "nabla/autograd.h"
 #include "nabla/conv.h"
 #include "nabla/module.h"
 #include "nabla/nn.h"

@@ -1,6 +1,6 @@
 /*
- * record.c — the user-facing switches of autograd on tensors: requires_grad, detach, and access
- * to .grad.  (Grad mode, the switch that nb__apply consults before recording, is in
+ * record.c — the user-facing switches of autograd on tensors: requires_grad, detach, access to
+ * .grad, hooks and retain_grad.  (Grad mode and anomaly mode, which nb__apply consults, are in
  * src/ops/apply.c, so that the ops never call into autograd.)
  */
 #include "../core/core.h"
@@ -42,4 +42,44 @@ nb_status nb_clear_grad(nb_tensor *t) {
 nb_tensor *nb_detach(nb_tensor *t) {
     if (!nb__alive(t)) return nb__fail_input("detach", t);
     return nb__view(t, t->ndim, t->shape, t->stride, t->offset);
+}
+
+/* ---- hooks and retain_grad (nabla/autograd.h); the backward pass runs them */
+
+int nb_tensor_register_hook(nb_tensor *t, nb_tensor_hook_fn fn, void *ctx) {
+    if (!nb__alive(t)) return nb__fail_input("register_hook", t), 0;
+    if (!fn) return nb__fail(NB_ERR_NULL, "register_hook: hook is NULL"), 0;
+    if (!t->requires_grad)
+        return nb__fail(NB_ERR_GRAPH, "register_hook: %s does not require grad, so it never gets "
+                        "a gradient", NB_SHP(t)), 0;
+    nb__hook **end = &t->hooks;
+    int handle = 1;
+    for (; *end; end = &(*end)->next) handle = (*end)->handle + 1;
+    nb__hook *h = nb__home_alloc(t->arena, sizeof *h);
+    if (!h) return 0;
+    *h = (nb__hook){fn, ctx, handle, NULL};
+    *end = h;
+    return handle;
+}
+
+nb_status nb_tensor_remove_hook(nb_tensor *t, int handle) {
+    if (!nb__alive(t)) return nb__fail_input("remove_hook", t), nb_error_code();
+    for (nb__hook *h = t->hooks; h; h = h->next)
+        if (h->handle == handle && h->fn) {
+            h->fn = NULL; /* the list keeps its place; it is freed with the tensor */
+            return NB_OK;
+        }
+    return nb__fail_status(NB_ERR_ARG, "remove_hook: %s has no hook %d", NB_SHP(t), handle);
+}
+
+nb_status nb_retain_grad(nb_tensor *t) {
+    if (!nb__alive(t)) return nb__fail_input("retain_grad", t), nb_error_code();
+    if (!t->requires_grad)
+        return nb__fail_status(NB_ERR_GRAPH, "retain_grad: %s does not require grad", NB_SHP(t));
+    if (t->node) t->retains_grad = true;
+    return NB_OK;
+}
+
+bool nb_retains_grad(const nb_tensor *t) {
+    return nb__alive(t) && t->requires_grad && (t->retains_grad || !t->node);
 }

@@ -9,6 +9,7 @@
 #include "../backend/backend.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define CHECK_ALIVE(op, t, fail_value)        \
@@ -254,4 +255,57 @@ nb_status nb_copy(nb_tensor *dst, const nb_tensor *src) {
     if (s == NB_OK) s = upload(dst, tmp, 0.0f, n);
     nb__dealloc(tmp, sizeof(float) * (size_t)(n ? n : 1));
     return s;
+}
+
+/* Read from the bits: exponent all ones. */
+int64_t nb__first_non_finite(const nb_tensor *t, double *value) {
+    if (t->dtype != NB_F32 && t->dtype != NB_F16 && t->dtype != NB_BF16) return -1;
+    int64_t n = nb_numel(t);
+    size_t es = nb__dtype_size(t->dtype);
+    unsigned char *b = nb__alloc((size_t)n * es + 1);
+    if (!b) return -2;
+    nb__copy_logical(b, t);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        const unsigned char *p = b + (size_t)i * es;
+        uint32_t f32;
+        uint16_t h;
+        if (t->dtype == NB_F32) memcpy(&f32, p, 4);
+        else memcpy(&h, p, 2);
+        bool inf_or_nan = t->dtype == NB_F32  ? (f32 & 0x7f800000u) == 0x7f800000u
+                          : t->dtype == NB_F16 ? (h & 0x7c00u) == 0x7c00u
+                                               : (h & 0x7f80u) == 0x7f80u; /* bf16 */
+        if (inf_or_nan) bad = i;
+    }
+    if (bad >= 0 && value) { /* a half's infinity or NaN as a float's: sign, all-ones, payload */
+        const unsigned char *p = b + (size_t)bad * es;
+        uint32_t bits;
+        uint16_t h;
+        if (t->dtype == NB_F32) {
+            memcpy(&bits, p, 4);
+        } else {
+            memcpy(&h, p, 2);
+            uint32_t payload = t->dtype == NB_F16 ? (uint32_t)(h & 0x3ffu) << 13
+                                                  : (uint32_t)(h & 0x7fu) << 16;
+            bits = (uint32_t)(h & 0x8000u) << 16 | 0x7f800000u | payload;
+        }
+        float f;
+        memcpy(&f, &bits, 4);
+        *value = f;
+    }
+    nb__dealloc(b, (size_t)n * es + 1);
+    return bad;
+}
+
+const char *nb__flat_index_str(int ndim, const int64_t *shape, int64_t flat, char *buf, size_t cap) {
+    int64_t idx[NB_MAX_DIMS];
+    for (int k = ndim - 1; k >= 0; k--) { /* the flat index as a multi-index */
+        idx[k] = flat % shape[k];
+        flat /= shape[k];
+    }
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int k = 0; k < ndim && len < cap; k++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", k ? "," : "", (long long)idx[k]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+    return buf;
 }

@@ -60,7 +60,21 @@ struct nb_node {
     nb_op_args args;
     nb_tensor *pending; /* gradient gathered for out during a backward pass */
     uint32_t visit;     /* backward pass that last reached it */
+    uint32_t wanted;    /* backward pass for which it leads to a wanted gradient */
+    bool released;      /* a pass without retain_graph went through it: no second one */
+    /* anomaly mode only (else NULL): where the op ran, then one line per input naming it
+     * ("layer 2 (Linear)\ninput\n2.weight\n2.bias"); in out's home, freed with the node */
+    char *origin;
+    size_t origin_size;
 };
+
+/* A tensor's gradient hooks (nabla/autograd.h): a list in the tensor's home, freed with it. */
+typedef struct nb__hook {
+    nb_tensor_hook_fn fn; /* NULL once removed */
+    void *ctx;
+    int handle;
+    struct nb__hook *next;
+} nb__hook;
 
 /* data is the device's memory, allocated by backend (see src/backend/backend.h): code in src/
  * outside src/backend offsets it and hands it to the backend, never reads or writes through it. */
@@ -84,6 +98,8 @@ struct nb_tensor {
     bool requires_grad;
     nb_tensor *grad;   /* leaves: accumulated gradient, same home as the tensor */
     nb_node *node;     /* the op that produced it; NULL for leaves */
+    nb__hook *hooks;   /* gradient hooks, in registration order */
+    bool retains_grad; /* a non-leaf that keeps .grad (nb_retain_grad) */
     nb_arena *arena;   /* NULL: heap */
     int refs;          /* heap tensors only */
     nb_tensor *next_in_arena;
@@ -169,6 +185,11 @@ void nb__tensor_retire(nb_tensor *t);
 /* Device pointers to t's first element, for the backend's kernels: never dereferenced here. */
 static inline float *nb__f32(const nb_tensor *t) { return (float *)t->storage->data + t->offset; }
 static inline int32_t *nb__i32(const nb_tensor *t) { return (int32_t *)t->storage->data + t->offset; }
+/* The flat index (logical order) of t's first NaN or infinity, or -1 when there is none (always
+ * for integer dtypes); -2 when out of memory.  *value (may be NULL) gets it.  nb__flat_index_str writes a flat index of a
+ * shape as "[3,1]" into buf and returns buf. */
+int64_t nb__first_non_finite(const nb_tensor *t, double *value);
+const char *nb__flat_index_str(int ndim, const int64_t *shape, int64_t flat, char *buf, size_t cap);
 static inline bool nb__alive(const nb_tensor *t) { return t && t->magic == NB_MAGIC_LIVE; }
 int64_t nb__numel(int ndim, const int64_t *shape);
 void nb__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);

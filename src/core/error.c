@@ -60,7 +60,7 @@ const char *nb_status_name(nb_status s) {
     static const char *const names[NB_ERR_COUNT] = {
         "NB_OK",          "NB_ERR_NULL", "NB_ERR_SHAPE", "NB_ERR_DIM",
         "NB_ERR_DTYPE",   "NB_ERR_DEVICE", "NB_ERR_ARG", "NB_ERR_GRAPH",
-        "NB_ERR_SCOPE",   "NB_ERR_MEMORY", "NB_ERR_IO",
+        "NB_ERR_SCOPE",   "NB_ERR_MEMORY", "NB_ERR_IO",      "NB_ERR_VALUE",
     };
     return (unsigned)s < NB_ERR_COUNT ? names[s] : "NB_ERR_UNKNOWN";
 }

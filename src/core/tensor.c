@@ -120,8 +120,17 @@ void nb__storage_release(nb_storage *s) {
 
 static void node_release(nb_node *n, nb_arena *home) {
     for (int i = 0; i < n->n_in; i++) nb__release(n->in[i]);
+    if (n->origin) nb__home_free(home, n->origin, n->origin_size);
     nb__home_free(home, n->in, sizeof(nb_tensor *) * n->n_in);
     nb__home_free(home, n, sizeof *n);
+}
+
+static void hooks_release(nb__hook *h, nb_arena *home) {
+    while (h) {
+        nb__hook *next = h->next;
+        nb__home_free(home, h, sizeof *h);
+        h = next;
+    }
 }
 
 void nb__retain(nb_tensor *t) {
@@ -133,6 +142,7 @@ void nb__release(nb_tensor *t) {
     nb__storage_release(t->storage);
     nb__release(t->grad);
     if (t->node) node_release(t->node, NULL);
+    hooks_release(t->hooks, NULL);
     t->magic = NB_MAGIC_DEAD;
     nb__dealloc(t, sizeof *t);
 }
@@ -140,6 +150,7 @@ void nb__release(nb_tensor *t) {
 void nb__tensor_retire(nb_tensor *t) {
     nb__storage_release(t->storage); /* heap storage seen through an arena view */
     if (t->node) node_release(t->node, t->arena);
+    hooks_release(t->hooks, t->arena);
     if (t->grad && !t->grad->arena) nb__release(t->grad);
     t->magic = NB_MAGIC_DEAD;
 }

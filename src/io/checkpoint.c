@@ -109,51 +109,18 @@ static nb_status save_list(const char *path, const entry_list *l, int n_meta,
 
 /* ---- finite weights */
 
-/* The flat index (logical order) of t's first NaN or infinity, or -1 when there is none (always
- * for integer dtypes); -2 when out of memory.  Read from the bits: exponent all ones. */
-static int64_t first_non_finite(const nb_tensor *t) {
-    if (t->dtype != NB_F32 && t->dtype != NB_F16 && t->dtype != NB_BF16) return -1;
-    int64_t n = nb_numel(t);
-    size_t es = nb__dtype_size(t->dtype);
-    unsigned char *b = nb__alloc((size_t)n * es + 1);
-    if (!b) return -2;
-    nb__copy_logical(b, t);
-    int64_t bad = -1;
-    for (int64_t i = 0; i < n && bad < 0; i++) {
-        const unsigned char *p = b + (size_t)i * es;
-        uint32_t f32;
-        uint16_t h;
-        if (t->dtype == NB_F32) memcpy(&f32, p, 4);
-        else memcpy(&h, p, 2);
-        bool inf_or_nan = t->dtype == NB_F32  ? (f32 & 0x7f800000u) == 0x7f800000u
-                          : t->dtype == NB_F16 ? (h & 0x7c00u) == 0x7c00u
-                                               : (h & 0x7f80u) == 0x7f80u; /* bf16 */
-        if (inf_or_nan) bad = i;
-    }
-    nb__dealloc(b, (size_t)n * es + 1);
-    return bad;
-}
-
 /* NB_OK when every element of t is finite; else `code` with "<what>: tensor 'name' element
  * [i,j] is nan<why>". */
 static nb_status check_finite(nb_status code, const char *what, const char *name,
                               const nb_tensor *t, const char *why) {
-    int64_t at = first_non_finite(t);
+    double value = 0;
+    int64_t at = nb__first_non_finite(t, &value);
     if (at == -1) return NB_OK;
     if (at == -2) return NB_ERR_MEMORY;
-    int64_t idx[NB_MAX_DIMS];
-    char text[32 + 24 * NB_MAX_DIMS] = "[";
-    size_t len = 1;
-    for (int k = t->ndim - 1; k >= 0; k--) { /* the flat index as a multi-index */
-        idx[k] = at % t->shape[k];
-        at /= t->shape[k];
-    }
-    for (int k = 0; k < t->ndim; k++)
-        len += (size_t)snprintf(text + len, sizeof text - len, "%s%lld", k ? "," : "",
-                                (long long)idx[k]);
-    snprintf(text + len, sizeof text - len, "]");
-    return nb__fail_status(code, "%s: tensor '%s' element %s is %g%s", what, name, text,
-                           (double)nb_get(t, idx), why);
+    char text[32 + 24 * NB_MAX_DIMS];
+    return nb__fail_status(code, "%s: tensor '%s' element %s is %g%s", what, name,
+                           nb__flat_index_str(t->ndim, t->shape, at, text, sizeof text), value,
+                           why);
 }
 
 /* Saving: the model's weights must be finite, so a diverged run never replaces a good file. */

@@ -20,6 +20,86 @@ bool nb_set_grad_enabled(bool enabled) {
     return previous;
 }
 
+/* ---- anomaly mode (nabla/autograd.h): checks of every result, and where each op ran */
+
+static _Thread_local bool anomaly;
+static _Thread_local nb__origin_fn origin_fn;
+static _Thread_local void *origin_ctx;
+
+bool nb_is_anomaly_enabled(void) { return anomaly; }
+
+bool nb_set_detect_anomaly(bool on) {
+    bool previous = anomaly;
+    anomaly = on;
+    return previous;
+}
+
+void nb__set_origin(nb__origin_fn fn, void *ctx, nb__origin_fn *previous_fn, void **previous_ctx) {
+    if (previous_fn) *previous_fn = origin_fn;
+    if (previous_ctx) *previous_ctx = origin_ctx;
+    origin_fn = fn;
+    origin_ctx = ctx;
+}
+
+/* The node's origin: the describer's text in the node's home. */
+static void note_origin(nb_node *node, nb_arena *home, nb_tensor *const *in, int n) {
+    if (!origin_fn) return;
+    char buf[1024];
+    int len = origin_fn(buf, sizeof buf, in, n, origin_ctx);
+    if (len <= 0) return;
+    size_t size = (size_t)len < sizeof buf ? (size_t)len + 1 : sizeof buf;
+    node->origin = nb__home_alloc(home, size);
+    if (!node->origin) return; /* only a message is lost */
+    memcpy(node->origin, buf, size - 1);
+    node->origin[size - 1] = '\0';
+    node->origin_size = size;
+}
+
+/* Line k of text (lines end with '\n'), or NULL. */
+static const char *line_of(const char *text, int k, int *len) {
+    for (; text && k > 0; k--) {
+        text = strchr(text, '\n');
+        if (text) text++;
+    }
+    if (!text) return NULL;
+    const char *end = strchr(text, '\n');
+    *len = end ? (int)(end - text) : (int)strlen(text);
+    return text;
+}
+
+void nb__origin_parts(const nb_node *node, int i, char *name, size_t name_cap, char *where,
+                      size_t where_cap) {
+    int len = 0;
+    const char *w = line_of(node->origin, 0, &len);
+    if (w && len) snprintf(where, where_cap, " in %.*s", len, w);
+    else where[0] = '\0';
+    const char *nm = line_of(node->origin, i + 1, &len);
+    if (nm && len) snprintf(name, name_cap, "%.*s", len, nm);
+    else snprintf(name, name_cap, "input %d", i);
+}
+
+/* "float16 [2,3], float32 [3]": the inputs as an error message shows them. */
+static const char *inputs_str(int n, nb_tensor *const *in, char *buf, size_t size);
+
+/* A result with a NaN or an infinity fails the op, naming it, where it ran and its inputs. */
+static nb_tensor *check_result(const nb_op_def *def, nb_tensor *out, int n, nb_tensor *const *in) {
+    double value = 0;
+    int64_t at = nb__first_non_finite(out, &value);
+    if (at == -1) return out;
+    char index[24 * NB_MAX_DIMS + 8], where[1040] = "", inputs[512];
+    if (origin_fn) {
+        char buf[1024];
+        int len = 0, got = origin_fn(buf, sizeof buf, in, n, origin_ctx);
+        const char *w = got > 0 ? line_of(buf, 0, &len) : NULL;
+        if (w && len) snprintf(where, sizeof where, " in %.*s", len, w);
+    }
+    if (at >= 0) nb__flat_index_str(out->ndim, out->shape, at, index, sizeof index);
+    nb_tensor_free(out);
+    if (at == -2) return nb__fail(NB_ERR_MEMORY, "%s: out of memory checking the result", def->name);
+    return nb__fail(NB_ERR_VALUE, "%s%s: the result is not finite (%g at %s); inputs %s",
+                    def->name, where, value, index, inputs_str(n, in, inputs, sizeof inputs));
+}
+
 static const char *device_name(nb_device d) { return d == NB_CPU ? "cpu" : "cuda"; }
 
 /* "float16 [2,3], float32 [3]": the inputs as an error message shows them. */
@@ -72,6 +152,7 @@ static nb_status record(nb_tensor *out, nb_op_id op, nb_backward_fn backward, in
     node->in = inputs;
     node->out = out;
     if (args) node->args = *args;
+    if (anomaly) note_origin(node, out->arena, in, n);
     for (int i = 0; i < n; i++) {
         inputs[i] = in[i];
         nb__retain(in[i]);
@@ -97,6 +178,7 @@ nb_tensor *nb__apply(nb_op_id op, int n, nb_tensor *const *in, const nb_op_args 
     const nb_op_kernels *k = kernels_for(def, n, in);
     if (!k) return NULL;
     nb_tensor *out = k->forward(op, in, n, args ? args : &(nb_op_args){0});
+    if (out && anomaly && !(out = check_result(def, out, n, in))) return NULL;
     if (!out || grad_disabled || !k->backward) return out;
     for (int i = 0; i < n; i++) {
         if (in[i]->requires_grad) {

@@ -131,9 +131,21 @@ extern const nb_op_def nb__ops[NB_OP_COUNT];
  * their dtype), runs the forward, records a node when an input requires grad and recording is
  * on.  The entry point of every op (apply.c). */
 nb_tensor *nb__apply(nb_op_id op, int n, nb_tensor *const *in, const nb_op_args *args);
+/* True when the pass running asks for this input's gradient (nb_autograd_grad computes only
+ * what leads to its inputs; src/autograd/backward.c). */
+bool nb__grad_wanted(const nb_tensor *t);
 static inline bool nb__needs_grad(const nb_node *node, int i) {
-    return node->in[i]->requires_grad;
+    return node->in[i]->requires_grad && nb__grad_wanted(node->in[i]);
 }
+/* Anomaly mode: the module layer describes where ops run.  fn writes into buf (snprintf's
+ * contract, returns the length it needs) the place ("layer 2 (Linear)"), then a line per input
+ * naming it ("2.weight", or an empty line); nb__apply keeps it in each node it records
+ * (node->origin) and nb__origin_parts reads it back: input i's name ("input 1" when unnamed) and
+ * " in <place>" (or "").  The previous describer comes back through previous_fn / _ctx. */
+typedef int (*nb__origin_fn)(char *buf, size_t cap, nb_tensor *const *in, int n, void *ctx);
+void nb__set_origin(nb__origin_fn fn, void *ctx, nb__origin_fn *previous_fn, void **previous_ctx);
+void nb__origin_parts(const nb_node *node, int i, char *name, size_t name_cap, char *where,
+                      size_t where_cap);
 /* Sums g over broadcast dims so it has the given shape (the gradient of a broadcast). */
 nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape);
 /* x itself when contiguous, else a contiguous copy (no recording). */
