@@ -12,9 +12,17 @@
  *
  * Conventions for forwards: inputs are alive, on one device and of the dtypes the row declares
  * (nb__apply checks); shapes and dims are not, so a forward validates them and fails with a
- * message naming the op and shapes.  Backwards: called with recording off; din[i] is set only
- * where nb__needs_grad(node, i), to a gradient of in[i]'s shape or one that broadcasts to it
- * (the engine sums it down).
+ * message naming the op and shapes.  Backwards: din[i] is set only where nb__needs_grad(node,
+ * i), to a gradient of in[i]'s shape or one that broadcasts to it (the engine sums it down).
+ * Each din[i] is a reference handed to the engine, which drops it: a tensor the backward made,
+ * or one it retained (nb__retain) — never g or an input as is.  Intermediates follow the
+ * composite rule (nb__temps, core.h).  A backward runs in one of two modes:
+ *   - first order (recording off, nb_is_grad_enabled() false, inside the pass's private
+ *     scope): compute with kernels directly; this is the fast path training takes;
+ *   - create_graph (recording on): the gradient must itself be differentiable, so compute it
+ *     with ops (nb_mul, nb_matmul, ... or ops made for a backward, whose own backward closes
+ *     the loop), to any order.  An op whose backward can be written with ops only needs one
+ *     version; one with a fused kernel branches on nb_is_grad_enabled().
  */
 #ifndef NB_OP_H
 #define NB_OP_H
