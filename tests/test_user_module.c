@@ -7,6 +7,7 @@
  * state owns, and fail with messages that name the class.
  */
 #include "check.h"
+#include "tmpdir.h"
 
 #include <stdlib.h>
 
@@ -257,7 +258,7 @@ static void one_in_one_out_user_module_nests_saves_and_loads(void) {
     CHECK_EQ_INT(nb_copy_to(y, got, 10), NB_OK);
     for (int i = 0; i < 10; i++) CHECK_NEAR(got[i], want[i], 1e-6, 1e-6);
     nb_scope_end();
-    const char *path = "test_user_module.safetensors";
+    const char *path = tpath("user_module.safetensors"); /* the guarded twin runs at once */
     CHECK_EQ_INT(nb_module_save(seq, path, 0, NULL, NULL), NB_OK);
     nb_module *other = nb_sequential_new(2, (nb_module *[]){nb_linear_new(3, 2, true), scale_new(1)});
     CHECK_EQ_INT(nb_module_load(other, path), NB_OK);
@@ -405,6 +406,7 @@ static void too_many_attributes_is_an_error_not_an_overrun(void) {
 }
 
 int main(void) {
+    if (!tmpdir_make("nb_user_module")) return 1;
     user_module_gradients_match_finite_differences();
     user_module_trains_with_an_optimiser();
     user_module_names_its_tensors_as_a_state_dict();
@@ -414,5 +416,6 @@ int main(void) {
     class_and_entry_mistakes_fail_with_a_message();
     user_module_prints_and_describes_its_attributes();
     too_many_attributes_is_an_error_not_an_overrun();
+    tmpdir_remove();
     return check_summary();
 }
