@@ -32,8 +32,9 @@ typedef struct nb_grad_options {
 
 /* torch.autograd.grad: grads[j] = sum over i of grad_outputs[i]^T d outputs[i] / d inputs[j].
  * grad_outputs may be NULL (or hold NULLs) for one-element outputs, which then take 1.  .grad
- * is not touched.  Each grads[j] is a new tensor of inputs[j]'s shape, owned like any result
- * (the open scope, or the caller).  Inputs may be leaves or intermediate results; every input
+ * is not touched.  Each grads[j], of inputs[j]'s shape, is owned like any result (the open
+ * scope's, or a reference the caller drops with nb_tensor_free — two may be one tensor, with a
+ * reference each, as the gradients of a + b are).  Inputs may be leaves or intermediate results; every input
  * must require grad.  options NULL: all false.  On failure every grads[j] is NULL. */
 NB_API nb_status nb_autograd_grad(int n_outputs, nb_tensor *const *outputs,
                                   nb_tensor *const *grad_outputs, int n_inputs,
