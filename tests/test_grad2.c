@@ -34,20 +34,24 @@
  * Hessian of its loss with respect to the last layer's weights equals
  * torch.autograd.functional.hessian's.
  *
- * Tolerances (|got - want| <= TOL + TOL |want|, element by element):
- *   FIRST_TOL 1e-5 for (a): both paths run float32 kernels on the same values; they may
- *     associate sums differently (an op-built gradient against a fused kernel), which moves a
- *     result by a few ulp (measured worst: see the report line "worst (a)").
- *   FD_TOL 2e-3 for (b): S is a sum of up to 256 float32 gradient elements, each rounded
- *     independently at each of the stencil's points, so S carries a rounding noise of about
- *     sqrt(n) 6e-8 |g| ~ 1e-6 |g|, which the stencil divides by 12 h / 16 ~ 0.006: up to ~2e-4
- *     |g| in the difference; the truncation error, h^4 / 30 times S's fifth derivative
- *     (the op's sixth), stays below 1e-5 at the drawn inputs except near log's and pow's lower
- *     ends (0.2 and 0.3), where it reaches ~1e-4 relative.  The worst measured figure is
- *     printed ("worst (b)"); any mistake in a second derivative (a term, a sign, a factor)
- *     moves it by O(1).
+ * Tolerances (|got - want| <= TOL + TOL |want|, element by element; the run prints the worst
+ * figure of each check among the comparisons that pass, "grad2 worst ..."):
+ *   FIRST_TOL 1e-5 for (a): both modes run float32 kernels on the same values, and may only
+ *     associate sums differently (an op-built gradient against a fused kernel), a few ulp; the
+ *     rows that pass today agree bit for bit (worst 0).
+ *   FD_TOL 2.5e-4 for (b): S sums up to 256 float32 gradient elements, each rounded anew at
+ *     each of the stencil's points, and the stencil divides that noise by about 12 h / 16 ~
+ *     0.006; the truncation error h^4 / 30 times S's fifth derivative (the op's sixth) adds
+ *     ~1e-5 near log's and pow's lower ends.  Measured against torch's exact second derivatives
+ *     on the golden inputs, the finite differences themselves are off by at most 4.7e-5
+ *     (conv2d_same_even_kernel, d/dR; 3.3e-5 conv2d_bias, 1.5e-5 log_softmax), so the bound
+ *     leaves a margin of five for other libm and BLAS builds, while a mistake in a second
+ *     derivative (a missing term, a sign, a factor) moves it by O(1).
  *   GOLD_TOL 1e-5 for (d), the issue's bar: torch computes in float64 from the same float32
- *     values, so the difference is nabla's float32 rounding alone.
+ *     values, so the difference is nabla's float32 rounding alone (worst measured 2.3e-7,
+ *     conv2d_depthwise).
+ *   MLP_TOL 1e-5 for the MLP's Hessian, against the largest entry for the absolute part:
+ *     entries near zero come out of sums that cancel.
  */
 #include "check.h"
 #include "gradcheck_util.h"
@@ -59,7 +63,7 @@
 #define MAX_ELEMS 256 /* the largest tensor a case may use */
 #define MAX_HELD 64
 #define FIRST_TOL 1e-5
-#define FD_TOL 2e-3
+#define FD_TOL 2.5e-4
 #define GOLD_TOL 1e-5
 #define MLP_TOL 1e-5
 
@@ -272,7 +276,8 @@ static void to_logical(const problem *p, int i, const float *leaf, float *logica
         if (p->map[i][k] >= 0) logical[p->map[i][k]] = leaf[k];
 }
 
-/* ---- reporting: the worst error per check, as the smallest TOL that would pass it */
+/* ---- reporting: the worst error per check among the comparisons that pass, as the smallest
+ * TOL that would still pass them (the figures the tolerances above are argued from) */
 
 typedef struct {
     const char *check;
@@ -286,15 +291,15 @@ static worst_error worst_first = {"(a) create_graph g vs nb_backward", 0, ""},
 
 static void compare(worst_error *w, const char *what, const float *got, const double *want,
                     long n, double tol) {
+    double worst = 0;
     for (long k = 0; k < n; k++) {
         double need = fabs((double)got[k] - want[k]) / (1 + fabs(want[k]));
-        if (isnan(got[k]) != isnan(want[k])) need = INFINITY;
-        if (need > w->worst) {
-            w->worst = need;
-            snprintf(w->where, sizeof w->where, "%s", what);
-        }
+        worst = isnan(got[k]) != isnan(want[k]) ? INFINITY : fmax(worst, need);
     }
-    CHECK_ARRAY(what, got, want, n, tol, tol);
+    if (CHECK_ARRAY(what, got, want, n, tol, tol) == 0 && worst > w->worst) {
+        w->worst = worst; /* the margin of what passes; failures are reported as such */
+        snprintf(w->where, sizeof w->where, "%s", what);
+    }
 }
 
 static void compare_floats(worst_error *w, const char *what, const float *got, const float *want,
@@ -636,12 +641,14 @@ static void mlp_hessian_matches_torch(const json_t *j) {
         CHECK_FAIL_("course MLP: create_graph gradient: %s", nb_error_message());
         goto done;
     }
-    float gw[MLP_OUT], gwant[MLP_OUT];
-    nb_copy_to(g, gw, MLP_OUT);
-    if (json_floats_into(json_object_get(j, "grad"), gwant, MLP_OUT) == MLP_OUT)
-        compare_floats(&worst_gold, "course MLP: dloss/dW3 vs torch", gw, gwant, MLP_OUT,
-                       MLP_TOL);
-    else CHECK_FAIL_("course MLP: torch's gradient has another size");
+    float gwant[MLP_OUT];
+    double gw[MLP_OUT];
+    if (json_floats_into(json_object_get(j, "grad"), gwant, MLP_OUT) == MLP_OUT) {
+        for (int k = 0; k < MLP_OUT; k++) gw[k] = gwant[k];
+        CHECK_TENSOR("course MLP: dloss/dW3 vs torch", g, gw, MLP_OUT, MLP_TOL, MLP_TOL);
+    } else {
+        CHECK_FAIL_("course MLP: torch's gradient has another size");
+    }
     if (!nb_requires_grad(g)) {
         CHECK_FAIL_("course MLP: the gradient carries no graph (linear or cross_entropy)");
         goto done;
@@ -722,13 +729,14 @@ int main(int argc, char **argv) {
         if (selected(&oc_cases[i], only)) gradgradcheck_case(&oc_cases[i]);
     json_t *root = golden_root();
     if (root) golden_cases(root, only);
+    print_worst(&worst_first);
+    print_worst(&worst_fd);
+    print_worst(&worst_gold);
+    fflush(stdout);
     /* last, so that a backward that breaks reference counts or memory cannot hide the rest */
     for (int i = 0; i < OC_N_CASES; i++)
         if (selected(&oc_cases[i], only)) heap_case(&oc_cases[i]);
     if (root && !only) mlp_hessian_matches_torch(json_object_get(root, "course_mlp"));
     json_decref(root);
-    print_worst(&worst_first);
-    print_worst(&worst_fd);
-    print_worst(&worst_gold);
     return check_summary();
 }
