@@ -93,8 +93,8 @@ typedef struct {
 } second;
 
 /* References an evaluation holds, dropped together (nb_tensor_free: a no-op on a scope's
- * tensors, the release of a heap tensor otherwise), so the same code runs in both modes.  Each
- * reference is held once (the same tensor may come back twice, e.g. add's gradients). */
+ * tensors, the release of a heap tensor otherwise), so the same code runs in both modes.  One
+ * entry per reference: a tensor that comes back twice (add's two gradients) is held twice. */
 typedef struct {
     nb_tensor *t[MAX_HELD];
     int n;

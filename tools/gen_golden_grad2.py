@@ -146,8 +146,9 @@ def course_mlp(batch=8, sizes=(784, 64, 64, 10)):
     n = w3.numel()
     hess = torch.autograd.functional.hessian(loss_of, w3).reshape(n, n)
     upper = torch.cat([hess[i, i:] for i in range(n)]).float().numpy()
-    return {"comment": "784-64-64-10 ReLU MLP, mean cross-entropy over 8 samples; Hessian of the "
-                       "loss with respect to the last layer's weights [10, 64], flattened row-major",
+    return {"comment": "784-64-64-10 ReLU MLP, mean cross-entropy over 8 samples; Hessian of "
+                       "the loss with respect to the last layer's weights [10, 64], flattened "
+                       "row-major",
             "sum_of_values": total[0], "loss": loss.item(), "grad": gg.flat(grad),
             "hessian_upper_f32_base64": base64.b64encode(upper.astype("<f4").tobytes()).decode()}
 

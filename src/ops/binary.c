@@ -32,6 +32,12 @@ nb_tensor *nb__fwd_binary(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     return out;
 }
 
+/* d(a^b)/da times g = g b a^(b - 1); what it makes goes into t (nb__temps). */
+static nb_tensor *pow_base_grad(nb__temps *t, nb_tensor *g, nb_tensor *a, nb_tensor *b) {
+    nb_tensor *power = nb__tmp(t, nb_pow(a, nb__tmp(t, nb_add_scalar(b, -1.0f))));
+    return nb__tmp(t, nb_mul(nb__tmp(t, nb_mul(g, b)), power));
+}
+
 /* d(a^b)/db times g = g a^b log(a), 0 where a = 0 and b >= 0 (torch's convention); what it
  * makes goes into t (nb__temps). */
 static nb_tensor *pow_exponent_grad(nb__temps *t, nb_tensor *g, nb_tensor *a, nb_tensor *b,
@@ -55,10 +61,8 @@ static nb_tensor *binary_grad(const nb_node *node, nb_tensor *g, int which) {
         d = which ? nb__tmp(&t, nb_neg(nb__tmp(&t, nb_div(nb__tmp(&t, nb_mul(g, node->out)), b))))
                   : nb__tmp(&t, nb_div(g, b));
         break;
-    default: /* pow: d/da = g b a^(b - 1) */
-        d = which ? pow_exponent_grad(&t, g, a, b, node->out)
-                  : nb__tmp(&t, nb_mul(nb__tmp(&t, nb_mul(g, b)),
-                                       nb__tmp(&t, nb_pow(a, nb__tmp(&t, nb_add_scalar(b, -1.0f))))));
+    default: /* pow */
+        d = which ? pow_exponent_grad(&t, g, a, b, node->out) : pow_base_grad(&t, g, a, b);
     }
     return nb__temps_end(&t, d);
 }

@@ -95,7 +95,8 @@ nb_status nb__bwd_reduce(const nb_node *node, nb_tensor *g, nb_tensor **din) {
         break;
     }
     default: { /* max, min: share g among the elements equal to the result */
-        nb_tensor *mask = nb__tmp(&t, nb_eq(a, nb__tmp(&t, nb_reshape(node->out, a->ndim, kshape))));
+        nb_tensor *kept = nb__tmp(&t, nb_reshape(node->out, a->ndim, kshape));
+        nb_tensor *mask = nb__tmp(&t, nb_eq(a, kept));
         nb_op_args count_args = node->args;
         count_args.keepdim = true;
         nb_tensor *count = nb__tmp(&t, nb__apply(NB_OP_SUM, 1, &mask, &count_args));
