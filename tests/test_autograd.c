@@ -1,6 +1,9 @@
 /*
  * test_autograd.c — autograd semantics as the course shows them on torch: the worked example,
- * accumulation across backward calls, no_grad, detach, a value used twice, leaves vs non-leaves.
+ * accumulation across backward calls, no_grad, detach, a value used twice, leaves vs non-leaves;
+ * then nb_autograd_grad as torch.autograd.grad: grad_outputs, several outputs and inputs, an
+ * intermediate input, allow_unused and materialize_grads, retain_graph, create_graph to the
+ * third order, heap mode.
  */
 #include "check.h"
 
@@ -86,11 +89,148 @@ static void heap_mode_works_and_frees(void) {
     CHECK_EQ_INT(after.bytes_live, before.bytes_live);
 }
 
+/* ---- nb_autograd_grad (torch.autograd.grad) */
+
+/* y = x * x with grad_outputs v gives 2 x v, returned; x.grad stays as it was (here NULL, then
+ * an earlier backward's value), as torch.autograd.grad leaves .grad alone. */
+static void autograd_grad_returns_vjp_and_leaves_grad_untouched(void) {
+    nb_scope_begin();
+    nb_tensor *x = nb_from_data((float[]){1, -2, 3}, NB_SHAPE(3));
+    nb_set_requires_grad(x, true);
+    nb_tensor *y = nb_mul(x, x), *v = nb_from_data((float[]){1, 10, 100}, NB_SHAPE(3)), *g = NULL;
+    nb_grad_options keep = {.retain_graph = true};
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, &v, 1, &x, &g, &keep), NB_OK);
+    CHECK_TENSOR("2 x v", g, ((double[]){2, -40, 600}), 3, 0, 0);
+    CHECK(nb_grad(x) == NULL);
+    CHECK(!nb_requires_grad(g)); /* no create_graph: a plain result */
+    CHECK_EQ_INT(nb_backward(nb_sum(y)), NB_OK);
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, &v, 1, &x, &g, &keep), NB_OK);
+    CHECK_TENSOR("x.grad from backward only", nb_grad(x), ((double[]){2, -4, 6}), 3, 0, 0);
+    nb_scope_end();
+}
+
+/* Two outputs, two inputs: grads[j] sums over the outputs.  y1 = sum(x * w), y2 = sum(x):
+ * d/dx = w + 1, d/dw = x. */
+static void autograd_grad_sums_over_outputs_for_each_input(void) {
+    nb_scope_begin();
+    nb_tensor *x = nb_from_data((float[]){1, 2}, NB_SHAPE(2));
+    nb_tensor *w = nb_from_data((float[]){3, -4}, NB_SHAPE(2));
+    nb_set_requires_grad(x, true);
+    nb_set_requires_grad(w, true);
+    nb_tensor *outs[2] = {nb_sum(nb_mul(x, w)), nb_sum(x)}, *ins[2] = {x, w}, *g[2] = {NULL};
+    CHECK_EQ_INT(nb_autograd_grad(2, outs, NULL, 2, ins, g, NULL), NB_OK);
+    CHECK_TENSOR("d/dx = w + 1", g[0], ((double[]){4, -3}), 2, 0, 0);
+    CHECK_TENSOR("d/dw = x", g[1], ((double[]){1, 2}), 2, 0, 0);
+    nb_scope_end();
+}
+
+/* An intermediate result as the input: h = 3 x, y = sum(h * h), dy/dh = 2 h (not dy/dx). */
+static void autograd_grad_differentiates_with_respect_to_an_intermediate(void) {
+    nb_scope_begin();
+    nb_tensor *x = nb_from_data((float[]){1, -1}, NB_SHAPE(2));
+    nb_set_requires_grad(x, true);
+    nb_tensor *h = nb_mul_scalar(x, 3), *y = nb_sum(nb_mul(h, h)), *g = NULL;
+    CHECK(!nb_is_leaf(h));
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 1, &h, &g, NULL), NB_OK);
+    CHECK_TENSOR("2 h", g, ((double[]){6, -6}), 2, 0, 0);
+    CHECK(nb_grad(x) == NULL);
+    nb_scope_end();
+}
+
+/* An input the output does not depend on: NB_ERR_GRAPH naming it; NULL with allow_unused;
+ * zeros of its shape with materialize_grads. */
+static void autograd_grad_unused_input_errors_or_gives_null_or_zeros(void) {
+    nb_scope_begin();
+    nb_tensor *x = nb_from_data((float[]){1, 2}, NB_SHAPE(2));
+    nb_tensor *unused = nb_zeros(NB_SHAPE(3));
+    nb_set_requires_grad(x, true);
+    nb_set_requires_grad(unused, true);
+    nb_tensor *y = nb_sum(nb_mul(x, x)), *ins[2] = {x, unused}, *g[2] = {NULL};
+    nb_grad_options keep = {.retain_graph = true};
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 2, ins, g, &keep), NB_ERR_GRAPH);
+    CHECK_ERROR(NB_ERR_GRAPH, "input 1 [3] was not used");
+    CHECK(g[0] == NULL && g[1] == NULL);
+    nb_grad_options allow = {.retain_graph = true, .allow_unused = true};
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 2, ins, g, &allow), NB_OK);
+    CHECK_TENSOR("2 x", g[0], ((double[]){2, 4}), 2, 0, 0);
+    CHECK(g[1] == NULL);
+    nb_grad_options zeros = {.materialize_grads = true};
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 2, ins, g, &zeros), NB_OK);
+    CHECK_TENSOR("zeros of the unused input's shape", g[1], ((double[]){0, 0, 0}), 3, 0, 0);
+    nb_scope_end();
+}
+
+/* Without retain_graph a pass releases the graph: a second one fails as torch's does. */
+static void autograd_grad_second_pass_without_retain_graph_fails(void) {
+    nb_scope_begin();
+    nb_tensor *x = nb_from_data((float[]){1, 2}, NB_SHAPE(2));
+    nb_set_requires_grad(x, true);
+    nb_tensor *y = nb_sum(nb_mul(x, x)), *g = NULL;
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 1, &x, &g, NULL), NB_OK);
+    CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 1, &x, &g, NULL), NB_ERR_GRAPH);
+    CHECK_ERROR(NB_ERR_GRAPH, "backward through the graph a second time");
+    CHECK(g == NULL);
+    CHECK_EQ_INT(nb_backward(y), NB_ERR_GRAPH);
+    CHECK_ERROR(NB_ERR_GRAPH, "backward through the graph a second time");
+    nb_scope_end();
+}
+
+/* y = x^3 at x = 2: create_graph three times gives 3 x^2 = 12, 6 x = 12, then 6, each a
+ * tensor that requires grad until the last. */
+static void create_graph_gives_third_derivative_of_cube(void) {
+    nb_scope_begin();
+    nb_tensor *x = nb_full(0, NULL, 2);
+    nb_set_requires_grad(x, true);
+    nb_tensor *d = nb_mul(nb_mul(x, x), x);
+    const double want[3] = {12, 12, 6};
+    for (int order = 0; order < 3; order++) {
+        nb_tensor *g = NULL;
+        CHECK_EQ_INT(nb_autograd_grad(1, &d, NULL, 1, &x, &g,
+                                      &(nb_grad_options){.create_graph = true}),
+                     NB_OK);
+        if (!g) break;
+        CHECK_NEAR(nb_item(g), want[order], 0, 0);
+        CHECK(nb_requires_grad(g) == (order < 2)); /* 6 is a constant: no graph */
+        d = g;
+        if (!nb_requires_grad(d)) break;
+    }
+    CHECK(nb_grad(x) == NULL);
+    nb_scope_end();
+}
+
+/* No scope open: the returned gradients (and their graph) belong to the caller, freed with
+ * nb_tensor_free; every byte comes back (LeakSanitizer checks the rest under make test-asan).
+ * (Every op's backward is checked this way by test_grad2.c; here the engine alone, with mul.) */
+static void autograd_grad_heap_mode_results_are_freed_by_the_caller(void) {
+    nb_alloc_stats before = nb_alloc_stats_get();
+    nb_tensor *x = nb_from_data((float[]){1, 2}, NB_SHAPE(2));
+    nb_tensor *ones = nb_ones(NB_SHAPE(2));
+    nb_set_requires_grad(x, true);
+    nb_tensor *sq = nb_mul(x, x), *cube = nb_mul(sq, x), *g = NULL, *h = NULL;
+    CHECK_EQ_INT(nb_autograd_grad(1, &cube, &ones, 1, &x, &g,
+                                  &(nb_grad_options){.create_graph = true}),
+                 NB_OK);
+    CHECK_TENSOR("3 x^2", g, ((double[]){3, 12}), 2, 0, 0);
+    CHECK(nb_requires_grad(g));
+    CHECK_EQ_INT(nb_autograd_grad(1, &g, &ones, 1, &x, &h, NULL), NB_OK);
+    CHECK_TENSOR("6 x", h, ((double[]){6, 12}), 2, 0, 0);
+    nb_tensor *all[] = {h, g, cube, sq, ones, x};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) nb_tensor_free(all[k]);
+    CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, before.bytes_live);
+}
+
 int main(void) {
     course_worked_example_matches_hand_derivatives();
     gradients_accumulate_across_backward_calls();
     value_used_twice_gets_both_contributions();
     no_grad_records_nothing_and_detach_cuts_the_graph();
     heap_mode_works_and_frees();
+    autograd_grad_returns_vjp_and_leaves_grad_untouched();
+    autograd_grad_sums_over_outputs_for_each_input();
+    autograd_grad_differentiates_with_respect_to_an_intermediate();
+    autograd_grad_unused_input_errors_or_gives_null_or_zeros();
+    autograd_grad_second_pass_without_retain_graph_fails();
+    create_graph_gives_third_derivative_of_cube();
+    autograd_grad_heap_mode_results_are_freed_by_the_caller();
     return check_summary();
 }

@@ -36,9 +36,9 @@
  * without a backward (comparisons, argmax) must record nothing.
  */
 #include "check.h"
+#include "gradcheck_util.h"
 #include "op_cases.h"
 
-#define STEP 0x1p-7
 #define GRAD_ATOL 1e-4
 #define GRAD_RTOL 1e-4
 #define MAX_ELEMS 256 /* the largest tensor a case may use */
@@ -51,13 +51,6 @@ typedef struct {
     float r[MAX_ELEMS];
     int64_t n_out;
 } run;
-
-/* FNV-1a of the case name: a seed that does not move when cases are added or reordered. */
-static uint64_t seed_of(const char *name) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *name; name++) h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
-    return h;
-}
 
 /* L = sum(out * R) in double, from a forward with recording off; NaN when the op fails. */
 static double loss_at(run *r) {
@@ -86,26 +79,14 @@ static void sync_leaves(run *r, bool store) {
     }
 }
 
-/* The fourth-order central difference of L along dir: elements p[i] (of r->host) move by
- * k h dir[i]. */
-static double stencil(run *r, float *const *p, const float *dir, int m) {
-    static const int ks[4] = {1, -1, 2, -2};
-    double l[4];
-    float saved[OC_MAX_IN * MAX_ELEMS];
-    for (int i = 0; i < m; i++) saved[i] = *p[i];
-    for (int k = 0; k < 4; k++) {
-        for (int i = 0; i < m; i++) *p[i] = (float)((double)saved[i] + ks[k] * STEP * dir[i]);
-        sync_leaves(r, true);
-        l[k] = loss_at(r);
-    }
-    for (int i = 0; i < m; i++) *p[i] = saved[i];
-    sync_leaves(r, true);
-    return (8.0 * (l[0] - l[1]) - (l[2] - l[3])) / (12.0 * STEP);
+/* L at the host copies' values (gc_stencil's function): they are stored into the leaves first. */
+static double loss_at_host(void *ctx) {
+    sync_leaves(ctx, true);
+    return loss_at(ctx);
 }
 
 /* Element-wise comparison of analytic and numeric gradients of every float input. */
 static void check_gradients(run *r) {
-    sync_leaves(r, false);
     for (int i = 0; i < r->n_in; i++) {
         if (!oc_is_float(&r->c->in[i])) continue;
         nb_tensor *leaf = r->leaf[i], *grad = nb_grad(leaf);
@@ -120,7 +101,9 @@ static void check_gradients(run *r) {
         }
         nb_copy_to(grad, analytic, n);
         for (int64_t j = 0; j < n; j++) /* NaN marks a gap of a strided leaf: L ignores it */
-            numeric[j] = isnan(v[j]) ? 0.0 : stencil(r, (float *[]){&v[j]}, (float[]){1}, 1);
+            numeric[j] = isnan(v[j]) ? 0.0
+                                      : gc_stencil(loss_at_host, r, (float *[]){&v[j]},
+                                                   (float[]){1}, 1);
         CHECK_ARRAY(what, analytic, numeric, n, GRAD_ATOL, GRAD_RTOL);
     }
 }
@@ -130,7 +113,6 @@ static void check_directional(run *r, uint64_t *rng) {
     float *p[OC_MAX_IN * MAX_ELEMS], dir[OC_MAX_IN * MAX_ELEMS];
     double expect = 0, scale = 0;
     int m = 0;
-    sync_leaves(r, false);
     for (int i = 0; i < r->n_in; i++) {
         if (!oc_is_float(&r->c->in[i])) continue;
         int64_t n = nb_numel(r->leaf[i]);
@@ -145,7 +127,7 @@ static void check_directional(run *r, uint64_t *rng) {
             m++;
         }
     }
-    double got = stencil(r, p, dir, m);
+    double got = gc_stencil(loss_at_host, r, p, dir, m);
     if (fabs(got - expect) <= GRAD_ATOL * (1 + scale) + GRAD_RTOL * fabs(expect))
         check_passed_++;
     else
@@ -153,7 +135,7 @@ static void check_directional(run *r, uint64_t *rng) {
 }
 
 static void gradcheck_case(const op_case *c) {
-    uint64_t rng = seed_of(c->name);
+    uint64_t rng = gc_seed_of(c->name);
     run r = {.c = c, .n_in = oc_n_inputs(c)};
     float before[OC_MAX_IN][MAX_ELEMS];
     nb_scope_begin();
@@ -204,6 +186,7 @@ static void gradcheck_case(const op_case *c) {
         if (memcmp(before[i], after, sizeof(float) * (size_t)n) == 0) check_passed_++;
         else CHECK_FAIL_("%s: the op changed input %d", c->name, i);
     }
+    sync_leaves(&r, false); /* the host copies lead from here on: the stencils move them */
     check_gradients(&r);
     check_directional(&r, &rng);
     nb_scope_end();

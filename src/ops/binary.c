@@ -32,40 +32,47 @@ nb_tensor *nb__fwd_binary(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     return out;
 }
 
-static nb_tensor *pow_exponent_grad(nb_tensor *g, nb_tensor *a, nb_tensor *b, nb_tensor *out) {
-    nb_tensor *zero = nb_zeros(0, NULL);
-    nb_tensor *masked = nb_mul(nb_eq(a, zero), nb_ge(b, zero));
-    return nb_mul(g, nb_where(masked, zero, nb_mul(out, nb_log(a))));
+/* d(a^b)/da times g = g b a^(b - 1); what it makes goes into t (nb__temps). */
+static nb_tensor *pow_base_grad(nb__temps *t, nb_tensor *g, nb_tensor *a, nb_tensor *b) {
+    nb_tensor *power = nb__tmp(t, nb_pow(a, nb__tmp(t, nb_add_scalar(b, -1.0f))));
+    return nb__tmp(t, nb_mul(nb__tmp(t, nb_mul(g, b)), power));
+}
+
+/* d(a^b)/db times g = g a^b log(a), 0 where a = 0 and b >= 0 (torch's convention); what it
+ * makes goes into t (nb__temps). */
+static nb_tensor *pow_exponent_grad(nb__temps *t, nb_tensor *g, nb_tensor *a, nb_tensor *b,
+                                    nb_tensor *out) {
+    nb_tensor *zero = nb__tmp(t, nb_zeros(0, NULL));
+    nb_tensor *at_zero = nb__tmp(t, nb_mul(nb__tmp(t, nb_eq(a, zero)), nb__tmp(t, nb_ge(b, zero))));
+    nb_tensor *dlog = nb__tmp(t, nb_mul(out, nb__tmp(t, nb_log(a))));
+    return nb__tmp(t, nb_mul(g, nb__tmp(t, nb_where(at_zero, zero, dlog))));
+}
+
+/* The gradient of input `which` (0: a, 1: b) as a new reference; its intermediates follow
+ * nb__temps, so nothing is left behind with no scope open (create_graph on the heap). */
+static nb_tensor *binary_grad(const nb_node *node, nb_tensor *g, int which) {
+    nb_tensor *a = node->in[0], *b = node->in[1], *d = NULL;
+    nb__temps t = {0};
+    switch ((nb_op_id)node->op) {
+    case NB_OP_ADD: d = g; break;
+    case NB_OP_SUB: d = which ? nb__tmp(&t, nb_neg(g)) : g; break;
+    case NB_OP_MUL: d = nb__tmp(&t, nb_mul(g, which ? a : b)); break;
+    case NB_OP_DIV: /* d/da = g / b, d/db = -g out / b */
+        d = which ? nb__tmp(&t, nb_neg(nb__tmp(&t, nb_div(nb__tmp(&t, nb_mul(g, node->out)), b))))
+                  : nb__tmp(&t, nb_div(g, b));
+        break;
+    default: /* pow */
+        d = which ? pow_exponent_grad(&t, g, a, b, node->out) : pow_base_grad(&t, g, a, b);
+    }
+    return nb__temps_end(&t, d);
 }
 
 nb_status nb__bwd_binary(const nb_node *node, nb_tensor *g, nb_tensor **din) {
-    nb_tensor *a = node->in[0], *b = node->in[1];
-    bool da = nb__needs_grad(node, 0), db = nb__needs_grad(node, 1);
-    switch ((nb_op_id)node->op) {
-    case NB_OP_ADD:
-        if (da) din[0] = g;
-        if (db) din[1] = g;
-        break;
-    case NB_OP_SUB:
-        if (da) din[0] = g;
-        if (db) din[1] = nb_neg(g);
-        break;
-    case NB_OP_MUL:
-        if (da) din[0] = nb_mul(g, b);
-        if (db) din[1] = nb_mul(g, a);
-        break;
-    case NB_OP_DIV:
-        if (da) din[0] = nb_div(g, b);
-        if (db) din[1] = nb_neg(nb_div(nb_mul(g, node->out), b));
-        break;
-    case NB_OP_POW:
-        if (da) din[0] = nb_mul(nb_mul(g, b), nb_pow(a, nb_add_scalar(b, -1.0f)));
-        if (db) din[1] = pow_exponent_grad(g, a, b, node->out);
-        break;
-    default:
-        return nb__fail_status(NB_ERR_GRAPH, "%s: has no gradient", nb__ops[node->op].name);
-    }
-    if ((da && !din[0]) || (db && !din[1])) return nb_error_code();
+    nb_op_id op = (nb_op_id)node->op;
+    if (op != NB_OP_ADD && op != NB_OP_SUB && op != NB_OP_MUL && op != NB_OP_DIV && op != NB_OP_POW)
+        return nb__fail_status(NB_ERR_GRAPH, "%s: has no gradient", nb__ops[op].name);
+    for (int i = 0; i < 2; i++)
+        if (nb__needs_grad(node, i) && !(din[i] = binary_grad(node, g, i))) return nb_error_code();
     return NB_OK;
 }
 
