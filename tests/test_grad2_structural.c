@@ -235,8 +235,11 @@ static void ops_made_for_backwards_refuse_bad_arguments(void) {
     CHECK_ERROR(NB_ERR_SHAPE, "slice_backward");
     CHECK(!nb__scatter_add(nb_zeros(1, (int64_t[]){3}), 0, idx, 1, (int64_t[]){4}));
     CHECK_ERROR(NB_ERR_ARG, "scatter_add: index 5 is out of range");
-    CHECK(!nb__index_add(nb_zeros(2, (int64_t[]){3, 4}), 0, idx, 2, (int64_t[]){4, 3}));
-    CHECK_ERROR(NB_ERR_SHAPE, "index_add");
+    nb_tensor *in_range = nb_from_int32((int32_t[]){0, 3, 1}, 1, (int64_t[]){3});
+    CHECK(!nb__index_add(nb_zeros(2, (int64_t[]){3, 4}), 0, in_range, 2, (int64_t[]){4, 3}));
+    CHECK_ERROR(NB_ERR_SHAPE, "index_add: source [3,4] does not fit");
+    CHECK(!nb__index_add(nb_zeros(2, (int64_t[]){3, 3}), 0, idx, 2, (int64_t[]){4, 3}));
+    CHECK_ERROR(NB_ERR_ARG, "index_add: index 5 is out of range");
     nb_pool2d_opts pool = {.kernel = {2, 2}};
     CHECK(!nb__avg_pool2d_backward(nb_zeros(4, (int64_t[]){1, 1, 3, 3}), 4,
                                    (int64_t[]){1, 1, 4, 4}, &pool));

@@ -101,8 +101,8 @@ static bool pool_geom(nb_op_id op, int ndim, const int64_t *shape, const nb_op_a
         return nb__fail(NB_ERR_SHAPE, "%s: input %s with kernel %dx%d, stride %dx%d, padding "
                         "%dx%d%s gives an output of %lldx%lld: the kernel is larger than the "
                         "padded input", name, nb__shape_str(ndim, shape), k[0], k[1], s[0], s[1],
-                        p[0], p[1],
-                        ceil_mode ? " (ceil mode)" : "", (long long)g->oh, (long long)g->ow),
+                        p[0], p[1], ceil_mode ? " (ceil mode)" : "", (long long)g->oh,
+                        (long long)g->ow),
                false;
     return true;
 }
@@ -124,6 +124,9 @@ nb_tensor *nb__fwd_pool(nb_op_id op, nb_tensor *const *in, int n, const nb_op_ar
 
 /* With create_graph, the max pool's dx as ops (see the top of the file). */
 static nb_tensor *max_pool_backward_graph(nb_tensor *a, nb_tensor *dout, const nb_pool2d_geom *g) {
+    if (g->h * g->w > INT32_MAX) /* the offsets are int32, as scatter_add's indices */
+        return nb__fail(NB_ERR_GRAPH, "max_pool2d: create_graph: planes of %lldx%lld elements are "
+                        "more than int32 offsets reach", (long long)g->h, (long long)g->w);
     nb__temps tmp = {0};
     int64_t grid[2] = {g->planes, g->oh * g->ow}, image[2] = {g->planes, g->h * g->w};
     nb_tensor *x = nb__contig(a);

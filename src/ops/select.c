@@ -187,7 +187,8 @@ nb_tensor *nb_gather(nb_tensor *a, int dim, nb_tensor *index) {
 }
 
 /* scatter_add: out = zeros(args->shape), out[i with coordinate dim replaced by index[i]] +=
- * src[i]; src and index of one shape. */
+ * src[i]; src and index of one shape.  The indices' range is checked by nb__scatter_add and,
+ * for gather's backward, was by gather: not again here, on the training path. */
 nb_tensor *nb__fwd_scatter_add(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)op, (void)n;
     nb_tensor *src = in[0], *index = in[1];
@@ -197,8 +198,7 @@ nb_tensor *nb__fwd_scatter_add(nb_op_id op, nb_tensor *const *in, int n, const n
                         NB_SHP(src), NB_SHP(index));
     if (!index_fits("scatter_add", index, args->ndim, args->shape, dim)) return NULL;
     nb_tensor *ic = nb__contig(index), *sc = ic ? nb__contig(src) : NULL, *out = NULL;
-    if (sc && index_ok("scatter_add", ic, args->shape[dim], dim) &&
-        (out = nb_zeros(args->ndim, args->shape)))
+    if (sc && (out = nb_zeros(args->ndim, args->shape)))
         nb__be(src)->scatter_add(nb__f32(out), out->stride, nb__f32(sc), nb__i32(ic), ic->ndim,
                                  ic->shape, dim);
     if (sc != src) nb_tensor_free(sc);
@@ -228,6 +228,8 @@ nb_tensor *nb__scatter_add(nb_tensor *src, int dim, nb_tensor *index, int ndim,
                            const int64_t *shape) {
     if (!nb__alive(src)) return nb__fail_input("scatter_add", src);
     if (!scatter_target_ok("scatter_add", ndim, shape, &dim)) return NULL;
+    if (!nb__alive(index)) return nb__fail_input("scatter_add", index);
+    if (index->dtype == NB_I32 && !index_ok("scatter_add", index, shape[dim], dim)) return NULL;
     nb_op_args args = {.dim = dim, .ndim = ndim};
     memcpy(args.shape, shape, sizeof(int64_t) * (size_t)ndim);
     return nb__apply(NB_OP_SCATTER_ADD, 2, (nb_tensor *[]){src, index}, &args);
@@ -291,14 +293,13 @@ nb_tensor *nb__fwd_index_add(nb_op_id op, nb_tensor *const *in, int n, const nb_
     (void)op, (void)n;
     nb_tensor *src = in[0], *index = in[1];
     int dim = args->dim;
-    bool fits = src->ndim == args->ndim && index->ndim == 1;
+    bool fits = src->ndim == args->ndim && index->ndim == 1; /* range: as for scatter_add */
     for (int d = 0; fits && d < src->ndim; d++)
         fits = src->shape[d] == (d == dim ? index->shape[0] : args->shape[d]);
     if (!fits)
         return nb__fail(NB_ERR_SHAPE, "index_add: source %s does not fit a result %s with a 1-D "
                         "index %s along dim %d", NB_SHP(src), nb__shape_str(args->ndim, args->shape),
                         NB_SHP(index), dim);
-    if (!index_1d_ok("index_add", index, args->shape[dim], dim)) return NULL;
     nb_tensor *full = expanded_index(args->ndim, args->shape, dim, index);
     nb_tensor *sc = full ? nb__contig(src) : NULL;
     nb_tensor *out = sc ? nb_zeros(args->ndim, args->shape) : NULL;
@@ -320,6 +321,8 @@ nb_tensor *nb__index_add(nb_tensor *src, int dim, nb_tensor *index, int ndim,
                          const int64_t *shape) {
     if (!nb__alive(src)) return nb__fail_input("index_add", src);
     if (!scatter_target_ok("index_add", ndim, shape, &dim)) return NULL;
+    if (!nb__alive(index)) return nb__fail_input("index_add", index);
+    if (index->dtype == NB_I32 && !index_1d_ok("index_add", index, shape[dim], dim)) return NULL;
     nb_op_args args = {.dim = dim, .ndim = ndim};
     memcpy(args.shape, shape, sizeof(int64_t) * (size_t)ndim);
     return nb__apply(NB_OP_INDEX_ADD, 2, (nb_tensor *[]){src, index}, &args);
