@@ -70,7 +70,9 @@ typedef struct {
     X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
     X(gather) X(index_select)                                                              \
     X(conv2d) X(conv_transpose2d)                                                          \
-    X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d)
+    X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d) \
+    X(slice_backward) X(scatter_add) X(index_add) X(avg_pool2d_backward)                     \
+    X(upsample_nearest2d_backward) X(upsample_bilinear2d_backward) X(conv2d_weight)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -153,6 +155,18 @@ OC_CALL_(upsample_bilinear2d,
 OC_CALL_(conv2d, nb_conv2d(x[0], x[1], c->in[2].draw != OC_NONE ? x[2] : NULL, &c->conv))
 OC_CALL_(conv_transpose2d,
          nb_conv_transpose2d(x[0], x[1], c->in[2].draw != OC_NONE ? x[2] : NULL, &c->conv_t))
+/* the ops made for backwards (op.h); sizes: the shape of the forward's input or weight */
+OC_CALL_(slice_backward,
+         nb__slice_backward(x[0], c->n_sizes, c->sizes, c->dim, c->start, c->end, c->step))
+OC_CALL_(scatter_add, nb__scatter_add(x[0], c->dim, x[1], c->n_sizes, c->sizes))
+OC_CALL_(index_add, nb__index_add(x[0], c->dim, x[1], c->n_sizes, c->sizes))
+OC_CALL_(avg_pool2d_backward, nb__avg_pool2d_backward(x[0], c->n_sizes, c->sizes, &c->pool))
+OC_CALL_(upsample_nearest2d_backward,
+         nb__upsample_nearest2d_backward(x[0], c->n_sizes, c->sizes, c->scale[0], c->scale[1]))
+OC_CALL_(upsample_bilinear2d_backward,
+         nb__upsample_bilinear2d_backward(x[0], c->n_sizes, c->sizes, c->scale[0], c->scale[1],
+                                          c->align_corners))
+OC_CALL_(conv2d_weight, nb__conv2d_weight(x[0], x[1], c->sizes, &c->conv))
 
 static inline int oc_n_inputs(const op_case *c) {
     int n = 0;
@@ -469,6 +483,41 @@ static const op_case oc_cases[] = {
        .conv_t = {.output_padding = {1, 0}, .dilation = {2, 2}}),
     OC("conv_transpose2d_unbatched_transposed", CONV_TRANSPOSE2D, conv_transpose2d,
        IN(UNI_T(-1, 1, 2, 3, 4), UNI(-1, 1, 2, 3, 2, 2)), .conv_t = {.stride = {1, 2}}),
+    /* the ops made for backwards (their gradients are the forwards they came from): sizes is
+     * the shape of the forward's input (of the weight for conv2d_weight) */
+    OC("slice_backward_rows", SLICE_BACKWARD, slice_backward, IN(UNI(-1, 1, 3, 4)), SIZES(5, 4),
+       .dim = 0, .start = 1, .end = 4, .step = 1),
+    OC("slice_backward_step_strided", SLICE_BACKWARD, slice_backward, IN(UNI_S(-1, 1, 3, 3)),
+       SIZES(3, 7), .dim = 1, .start = 0, .end = 7, .step = 3),
+    OC("scatter_add_dim0_repeated", SCATTER_ADD, scatter_add,
+       IN(UNI(-1, 1, 4, 3), INDEX(3, 4, 3)), SIZES(3, 4), .dim = 0),
+    OC("scatter_add_dim1_transposed", SCATTER_ADD, scatter_add,
+       IN(UNI_T(-1, 1, 3, 5), INDEX(2, 3, 5)), SIZES(4, 2), .dim = 1),
+    OC("index_add_dim0_repeated", INDEX_ADD, index_add, IN(UNI(-1, 1, 5, 3), INDEX(4, 5)),
+       SIZES(4, 3), .dim = 0),
+    OC("index_add_last_dim_transposed", INDEX_ADD, index_add,
+       IN(UNI_T(-1, 1, 2, 3, 4), INDEX(3, 4)), SIZES(2, 3, 3), .dim = 2),
+    OC("avg_pool2d_backward_pad", AVG_POOL2D_BACKWARD, avg_pool2d_backward,
+       IN(UNI(-1, 1, 1, 2, 3, 3)), SIZES(1, 2, 5, 5),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}),
+    OC("avg_pool2d_backward_ceil_mode_exclude_pad", AVG_POOL2D_BACKWARD, avg_pool2d_backward,
+       IN(UNI_S(-1, 1, 1, 1, 4, 4)), SIZES(1, 1, 6, 6),
+       .pool = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true,
+                .exclude_pad = true}),
+    OC("upsample_nearest2d_backward_2x3", UPSAMPLE_NEAREST2D_BACKWARD, upsample_nearest2d_backward,
+       IN(UNI(-1, 1, 2, 1, 6, 6)), SIZES(2, 1, 3, 2), .scale = {2, 3}),
+    OC("upsample_bilinear2d_backward_x2", UPSAMPLE_BILINEAR2D_BACKWARD,
+       upsample_bilinear2d_backward, IN(UNI(-1, 1, 1, 2, 6, 8)), SIZES(1, 2, 3, 4),
+       .scale = {2, 2}),
+    OC("upsample_bilinear2d_backward_3x2_align_corners", UPSAMPLE_BILINEAR2D_BACKWARD,
+       upsample_bilinear2d_backward, IN(UNI_T(-1, 1, 3, 9, 8)), SIZES(3, 3, 4),
+       .scale = {3, 2}, .align_corners = true),
+    OC("conv2d_weight_stride2", CONV2D_WEIGHT, conv2d_weight,
+       IN(UNI(-1, 1, 1, 2, 6, 7), UNI(-1, 1, 1, 2, 2, 3)), SIZES(2, 2, 3, 3),
+       .conv = {.stride = {2, 2}}),
+    OC("conv2d_weight_groups_dilated_padded", CONV2D_WEIGHT, conv2d_weight,
+       IN(UNI(-1, 1, 2, 4, 5, 5), UNI_T(-1, 1, 2, 6, 3, 3)), SIZES(6, 2, 3, 3),
+       .conv = {.padding = {1, 1}, .dilation = {2, 2}, .groups = 2}),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 
@@ -574,8 +623,9 @@ static inline nb_tensor *oc_view_of(const oc_input *s, nb_tensor *leaf) {
     }
 }
 
-/* Builds the leaf holding the logical values v in s's layout, in the current scope.  Float
- * leaves (oc_is_float) may then be given requires_grad; call oc_view_of after that. */
+/* Builds the leaf holding the logical values v in s's layout, in the current scope (or on the
+ * heap, when none is open).  Float leaves (oc_is_float) may then be given requires_grad; call
+ * oc_view_of after that. */
 static inline nb_tensor *oc_make_leaf(const oc_input *s, const float *v) {
     int64_t n = oc_numel(s->ndim, s->shape);
     if (s->draw == OC_INDEX) {
@@ -583,9 +633,14 @@ static inline nb_tensor *oc_make_leaf(const oc_input *s, const float *v) {
         for (int64_t i = 0; i < n && i < 256; i++) ix[i] = (int32_t)v[i];
         return n <= 256 ? nb_from_int32(ix, s->ndim, s->shape) : NULL;
     }
-    nb_tensor *logical = nb_from_data(v, s->ndim, s->shape);
-    if (s->layout == OC_TRANSPOSED) return nb_contiguous(nb_transpose(logical, -1, -2));
-    if (s->layout != OC_STRIDED) return logical;
+    if (s->layout == OC_TRANSPOSED) { /* no scope may be open: the temporaries are freed */
+        nb_tensor *logical = nb_from_data(v, s->ndim, s->shape);
+        nb_tensor *t = nb_transpose(logical, -1, -2), *leaf = nb_contiguous(t);
+        nb_tensor_free(t);
+        nb_tensor_free(logical);
+        return leaf;
+    }
+    if (s->layout != OC_STRIDED) return nb_from_data(v, s->ndim, s->shape);
     int64_t shape[OC_MAX_RANK], last = s->shape[s->ndim - 1];
     memcpy(shape, s->shape, sizeof shape);
     shape[s->ndim - 1] = 2 * last + 1;

@@ -383,6 +383,42 @@ CASES = [
          conv_t={"output_padding": [1, 0], "dilation": [2, 2]}),
     case("conv_transpose2d_unbatched_transposed", "conv_transpose2d", "conv_transpose2d",
          [uni_t(-1, 1, 2, 3, 4), uni(-1, 1, 2, 3, 2, 2)], conv_t={"stride": [1, 2]}),
+    # the ops made for backwards: sizes is the shape of the forward's input (of the weight for
+    # conv2d_weight)
+    case("slice_backward_rows", "slice_backward", "slice_backward", [uni(-1, 1, 3, 4)],
+         sizes=[5, 4], dim=0, start=1, end=4, step=1),
+    case("slice_backward_step_strided", "slice_backward", "slice_backward", [uni_s(-1, 1, 3, 3)],
+         sizes=[3, 7], dim=1, start=0, end=7, step=3),
+    case("scatter_add_dim0_repeated", "scatter_add", "scatter_add",
+         [uni(-1, 1, 4, 3), index(3, 4, 3)], sizes=[3, 4], dim=0),
+    case("scatter_add_dim1_transposed", "scatter_add", "scatter_add",
+         [uni_t(-1, 1, 3, 5), index(2, 3, 5)], sizes=[4, 2], dim=1),
+    case("index_add_dim0_repeated", "index_add", "index_add", [uni(-1, 1, 5, 3), index(4, 5)],
+         sizes=[4, 3], dim=0),
+    case("index_add_last_dim_transposed", "index_add", "index_add",
+         [uni_t(-1, 1, 2, 3, 4), index(3, 4)], sizes=[2, 3, 3], dim=2),
+    case("avg_pool2d_backward_pad", "avg_pool2d_backward", "avg_pool2d_backward",
+         [uni(-1, 1, 1, 2, 3, 3)], sizes=[1, 2, 5, 5],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1]}),
+    case("avg_pool2d_backward_ceil_mode_exclude_pad", "avg_pool2d_backward",
+         "avg_pool2d_backward", [uni_s(-1, 1, 1, 1, 4, 4)], sizes=[1, 1, 6, 6],
+         pool={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "ceil_mode": True,
+               "exclude_pad": True}),
+    case("upsample_nearest2d_backward_2x3", "upsample_nearest2d_backward",
+         "upsample_nearest2d_backward", [uni(-1, 1, 2, 1, 6, 6)], sizes=[2, 1, 3, 2],
+         scale=[2, 3]),
+    case("upsample_bilinear2d_backward_x2", "upsample_bilinear2d_backward",
+         "upsample_bilinear2d_backward", [uni(-1, 1, 1, 2, 6, 8)], sizes=[1, 2, 3, 4],
+         scale=[2, 2]),
+    case("upsample_bilinear2d_backward_3x2_align_corners", "upsample_bilinear2d_backward",
+         "upsample_bilinear2d_backward", [uni_t(-1, 1, 3, 9, 8)], sizes=[3, 3, 4],
+         scale=[3, 2], align_corners=True),
+    case("conv2d_weight_stride2", "conv2d_weight", "conv2d_weight",
+         [uni(-1, 1, 1, 2, 6, 7), uni(-1, 1, 1, 2, 2, 3)], sizes=[2, 2, 3, 3],
+         conv={"stride": [2, 2]}),
+    case("conv2d_weight_groups_dilated_padded", "conv2d_weight", "conv2d_weight",
+         [uni(-1, 1, 2, 4, 5, 5), uni_t(-1, 1, 2, 6, 3, 3)], sizes=[6, 2, 3, 3],
+         conv={"padding": [1, 1], "dilation": [2, 2], "groups": 2}),
 ]
 
 
@@ -435,6 +471,21 @@ def conv_transpose2d(x, a):
     return F.conv_transpose2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=ones(c["stride"]),
                               padding=c["padding"], output_padding=c["output_padding"],
                               groups=ones(c["groups"]), dilation=ones(c["dilation"]))
+
+
+def input_grad(f, x, a):
+    """The ops made for backwards: the gradient, for output gradient x[0], of f's input of
+    shape a["sizes"] (as torch's own backward computes it, with create_graph so that it is
+    differentiable in x[0] again)."""
+    z = torch.zeros(a["sizes"], dtype=torch.float64, requires_grad=True)
+    return torch.autograd.grad(f([z], a), z, x[0], create_graph=True)[0]
+
+
+def conv2d_weight(x, a):
+    """The gradient of conv2d's weight (of shape a["sizes"]) for input x[0] and output gradient
+    x[1]."""
+    w = torch.zeros(a["sizes"], dtype=torch.float64, requires_grad=True)
+    return torch.autograd.grad(conv2d([x[0], w], a), w, x[1], create_graph=True)[0]
 
 
 FNS = {
@@ -513,6 +564,19 @@ FNS = {
                                                     align_corners=a["align_corners"]),
     "conv2d": conv2d,
     "conv_transpose2d": conv_transpose2d,
+    "slice_backward": lambda x, a: input_grad(slice_of, x, a),
+    "scatter_add": lambda x, a: torch.zeros(a["sizes"], dtype=torch.float64).scatter_add(
+        a["dim"], x[1], x[0]),
+    "index_add": lambda x, a: torch.zeros(a["sizes"], dtype=torch.float64).index_add(
+        a["dim"], x[1], x[0]),
+    "avg_pool2d_backward": lambda x, a: input_grad(
+        lambda z, a: pool2d(F.avg_pool2d, z, a, count_include_pad=not a["pool"]["exclude_pad"]),
+        x, a),
+    "upsample_nearest2d_backward": lambda x, a: input_grad(
+        lambda z, a: interpolate(z, a, mode="nearest"), x, a),
+    "upsample_bilinear2d_backward": lambda x, a: input_grad(
+        lambda z, a: interpolate(z, a, mode="bilinear", align_corners=a["align_corners"]), x, a),
+    "conv2d_weight": conv2d_weight,
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 

@@ -186,6 +186,9 @@ typedef struct nb_backend {
     void (*batchnorm_running)(float *rm, float *rv, const float *mean, const float *var, int64_t c,
                               float mom, float unbias);
     void (*batchnorm_fold)(float *fw, float *fb, const nb__batchnorm_fold_args *a);
+    /* ---- for gradients of gradients: at[p, i, j] = the offset in plane p of x (r w + c) of
+     * window (i, j)'s maximum, the element max_pool2d_backward sends dy[p, i, j] to */
+    void (*max_pool2d_indices)(int32_t *at, const float *x, const nb_pool2d_geom *g);
 } nb_backend;
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */

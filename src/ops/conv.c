@@ -19,6 +19,22 @@
  * the transposed conv's image oh = (h - 1) sh - 2 ph + dh (kh - 1) + output_padding + 1.
  * padding='same' pads d (k - 1) in all, the odd one at the bottom / right, as torch does.
  *
+ * Second order (create_graph).  One geometry (stride, top / left padding, dilation, groups, in
+ * conv2d's terms for either op) links an image, a grid and a weight, and each is a conv op of
+ * the other two:
+ *
+ *   grid   = conv2d(image, w)               bottom / right padding set so the grid has its size
+ *   image  = conv_transpose2d(grid, w)      output_padding set so the image has its size (a
+ *                                           negative one crops, as padding='same' needs)
+ *   w      = conv2d_weight(image, grid)     sum over samples of grid col(image)^T, an op of its
+ *                                           own (torch's convolution_backward for the weight)
+ *
+ * so every gradient of each is again one of them, to any order (u: the gradient of dw):
+ *   conv2d            dx = image(dy, w)     dw = conv2d_weight(x, dy)    db = sum dy
+ *   conv_transpose2d  dx = grid(dy, w)      dw = conv2d_weight(dy, x)    db = sum dy
+ *   conv2d_weight     dimage = image(grid, u)    dgrid = grid(image, u)
+ * Recording off, the backwards keep the fused kernels below.
+ *
  * conv2d's db is summed by the kernel of the weight pass, which reads dy anyway.  The kernels'
  * scratch (im2col columns) is device memory from the current scope's arena, so a training step in steady
  * state allocates nothing; with no scope open it is a heap buffer freed before the op returns.
@@ -26,6 +42,8 @@
 #include "op.h"
 
 #include "nabla/conv.h"
+
+#include <string.h>
 
 /* Shapes and options of a conv node: its geometry in conv2d's terms and its output shape.
  * False with an NB_ERR_SHAPE naming the op and the shapes. */
@@ -139,7 +157,73 @@ static nb_tensor *bias_grad(const nb_backend *be, nb_tensor *dy) {
     return db;
 }
 
+/* ---- the backwards as ops (create_graph; see the top of the file) */
+
+/* The geometry of a conv node's args: stride, top / left padding, dilation, groups. */
+static nb_op_args geometry_of(const nb_op_args *a) {
+    nb_op_args t = {0};
+    for (int d = 0; d < 2; d++) {
+        t.conv.stride[d] = a->conv.stride[d];
+        t.conv.pad[d] = t.conv.pad_end[d] = a->conv.pad[d];
+        t.conv.dilation[d] = a->conv.dilation[d];
+    }
+    t.conv.groups = a->conv.groups;
+    return t;
+}
+
+/* The extent dilation (k - 1) + 1 of w's kernel along dim d (0: height, 1: width). */
+static int64_t span_of(const nb_op_args *a, const nb_tensor *w, int d) {
+    return (int64_t)a->conv.dilation[d] * (w->shape[2 + d] - 1) + 1;
+}
+
+/* The image [N, C, size[0], size[1]] side of grid and w. */
+static nb_tensor *image_from(nb_tensor *grid, nb_tensor *w, const nb_op_args *a,
+                             const int64_t *size) {
+    nb_op_args t = geometry_of(a);
+    for (int d = 0; d < 2; d++)
+        t.conv.output_padding[d] = (int)(size[d] + 2 * (int64_t)a->conv.pad[d] -
+                                         (grid->shape[2 + d] - 1) * a->conv.stride[d] -
+                                         span_of(a, w, d));
+    return nb__apply(NB_OP_CONV_TRANSPOSE2D, 2, (nb_tensor *[]){grid, w}, &t);
+}
+
+/* The grid [N, C_out, size[0], size[1]] side of image and w. */
+static nb_tensor *grid_from(nb_tensor *image, nb_tensor *w, const nb_op_args *a,
+                            const int64_t *size) {
+    nb_op_args t = geometry_of(a);
+    for (int d = 0; d < 2; d++)
+        t.conv.pad_end[d] = (int)((size[d] - 1) * a->conv.stride[d] + span_of(a, w, d) -
+                                  image->shape[2 + d] - a->conv.pad[d]);
+    return nb__apply(NB_OP_CONV2D, 2, (nb_tensor *[]){image, w}, &t);
+}
+
+/* The weight (of w_shape) that links image and grid. */
+static nb_tensor *weight_from(nb_tensor *image, nb_tensor *grid, const nb_op_args *a,
+                              const int64_t *w_shape) {
+    nb_op_args t = geometry_of(a);
+    t.ndim = 4;
+    memcpy(t.shape, w_shape, sizeof(int64_t) * 4);
+    return nb__apply(NB_OP_CONV2D_WEIGHT, 2, (nb_tensor *[]){image, grid}, &t);
+}
+
+static nb_status conv_backward_graph(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
+    nb_tensor *x = node->in[0], *w = node->in[1];
+    const nb_op_args *a = &node->args;
+    bool tr = node->op == NB_OP_CONV_TRANSPOSE2D;
+    if (nb__needs_grad(node, 0) &&
+        !(din[0] = tr ? grid_from(dy, w, a, x->shape + 2) : image_from(dy, w, a, x->shape + 2)))
+        return nb_error_code();
+    if (nb__needs_grad(node, 1) &&
+        !(din[1] = tr ? weight_from(dy, x, a, w->shape) : weight_from(x, dy, a, w->shape)))
+        return nb_error_code();
+    if (node->n_in == 3 && nb__needs_grad(node, 2) &&
+        !(din[2] = nb_sum_dims(dy, 3, (int[]){0, 2, 3}, false)))
+        return nb_error_code();
+    return NB_OK;
+}
+
 nb_status nb__bwd_conv(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
+    if (nb_is_grad_enabled()) return conv_backward_graph(node, dy, din);
     nb_tensor *x = node->in[0], *w = node->in[1];
     nb_conv2d_geom g;
     int64_t shape[4];
@@ -178,6 +262,53 @@ nb_status nb__bwd_conv(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
     free_copy(xc, x);
     free_copy(dyc, dy);
     return st;
+}
+
+/* ---- conv2d_weight: dw = sum over samples of grid col(image)^T (the weight pass's kernel) */
+
+nb_tensor *nb__fwd_conv_weight(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *a) {
+    (void)op, (void)n;
+    nb_tensor *image = in[0], *grid = in[1];
+    const int64_t *ws = a->shape, groups = a->conv.groups;
+    bool fits = a->ndim == 4 && image->ndim == 4 && grid->ndim == 4 && groups >= 1 &&
+                image->shape[0] == grid->shape[0] && ws[0] == grid->shape[1] &&
+                ws[0] % groups == 0 && ws[1] * groups == image->shape[1] && ws[2] >= 1 &&
+                ws[3] >= 1 && grid->shape[2] >= 1 && grid->shape[3] >= 1;
+    if (!fits)
+        return nb__fail(NB_ERR_SHAPE, "conv2d_weight: input %s, output gradient %s and weight %s "
+                        "(groups %lld) are not one convolution's", NB_SHP(image), NB_SHP(grid),
+                        nb__shape_str(a->ndim, a->shape), (long long)groups);
+    nb_conv2d_geom g = {.n = image->shape[0], .c = image->shape[1], .h = image->shape[2],
+                        .w = image->shape[3], .oc = grid->shape[1], .oh = grid->shape[2],
+                        .ow = grid->shape[3], .kh = ws[2], .kw = ws[3], .sh = a->conv.stride[0],
+                        .sw = a->conv.stride[1], .ph = a->conv.pad[0], .pw = a->conv.pad[1],
+                        .dh = a->conv.dilation[0], .dw = a->conv.dilation[1], .groups = groups};
+    const nb_backend *be = nb__be(image);
+    nb_arena *arena = nb__current_arena();
+    size_t bytes = be->conv2d_workspace(&g);
+    nb_tensor *ic = nb__contig(image), *gc = ic ? nb__contig(grid) : NULL;
+    nb_tensor *out = gc ? nb__new(NB_F32, 4, ws) : NULL;
+    void *scratch = out ? nb__home_alloc_data(arena, be, bytes) : NULL;
+    if (scratch) {
+        be->conv2d_backward_weight(nb__f32(out), NULL, nb__f32(ic), nb__f32(gc), &g, scratch);
+        nb__home_free_data(arena, be, scratch, bytes);
+    } else if (out) {
+        nb_tensor_free(out);
+        out = NULL;
+    }
+    free_copy(gc, grid);
+    free_copy(ic, image);
+    return out;
+}
+
+nb_status nb__bwd_conv_weight(const nb_node *node, nb_tensor *u, nb_tensor **din) {
+    nb_tensor *image = node->in[0], *grid = node->in[1];
+    if (nb__needs_grad(node, 0) &&
+        !(din[0] = image_from(grid, u, &node->args, image->shape + 2)))
+        return nb_error_code();
+    if (nb__needs_grad(node, 1) && !(din[1] = grid_from(image, u, &node->args, grid->shape + 2)))
+        return nb_error_code();
+    return NB_OK;
 }
 
 /* ---- the public functions: options checked and normalised (0 means 1), 3-D input batched */
@@ -256,4 +387,15 @@ nb_tensor *nb_conv_transpose2d(nb_tensor *x, nb_tensor *w, nb_tensor *b,
         a.conv.output_padding[d] = o.output_padding[d];
     }
     return apply_batched(NB_OP_CONV_TRANSPOSE2D, x, w, b, &a);
+}
+
+nb_tensor *nb__conv2d_weight(nb_tensor *x, nb_tensor *g, const int64_t w_shape[4],
+                             const nb_conv2d_opts *opts) {
+    if (!nb__alive(x)) return nb__fail_input("conv2d_weight", x);
+    if (!w_shape) return nb__fail(NB_ERR_SHAPE, "conv2d_weight: no weight shape");
+    nb_conv2d_opts o = opts ? *opts : (nb_conv2d_opts){0};
+    nb_op_args a = {.ndim = 4};
+    if (!common_opts("conv2d_weight", o.stride, o.padding, o.dilation, o.groups, &a)) return NULL;
+    memcpy(a.shape, w_shape, sizeof(int64_t) * 4);
+    return nb__apply(NB_OP_CONV2D_WEIGHT, 2, (nb_tensor *[]){x, g}, &a);
 }

@@ -97,19 +97,26 @@
     X(SLICE,               "slice",               "SliceBackward0",                1,  slice,        "T",  ANY)  \
     X(EXPAND,              "expand",              "ExpandBackward0",               1,  expand,       "T",  ANY)  \
     X(CONTIGUOUS,          "contiguous",          "CloneBackward0",                1,  contiguous,   "T",  ANY)  \
+    X(SLICE_BACKWARD,      "slice_backward",      "SliceBackwardBackward0",        1,  slice_backward, "T",  F32)  \
     /* joining and selecting (select.c) */                                                                       \
     X(CONCAT,              "concat",              "CatBackward0",                  -1, concat,       "T",  ANY)  \
     X(WHERE,               "where",               "WhereBackward0",                3,  where,        "T",  F32)  \
     X(GATHER,              "gather",              "GatherBackward0",               2,  gather,       "TI", F32)  \
     X(INDEX_SELECT,        "index_select",        "IndexSelectBackward0",          2,  index_select, "TI", F32)  \
+    X(SCATTER_ADD,         "scatter_add",         "ScatterAddBackward0",           2,  scatter_add,  "TI", F32)  \
+    X(INDEX_ADD,           "index_add",           "IndexAddBackward0",             2,  index_add,    "TI", F32)  \
     /* pooling and upsampling on NCHW (pool.c) */                                                                \
     X(MAX_POOL2D,          "max_pool2d",          "MaxPool2DWithIndicesBackward0", 1,  pool,         "T",  F32)  \
     X(AVG_POOL2D,          "avg_pool2d",          "AvgPool2DBackward0",            1,  pool,         "T",  F32)  \
     X(UPSAMPLE_NEAREST2D,  "upsample_nearest2d",  "UpsampleNearest2DBackward0",    1,  upsample,     "T",  F32)  \
     X(UPSAMPLE_BILINEAR2D, "upsample_bilinear2d", "UpsampleBilinear2DBackward0",   1,  upsample,     "T",  F32)  \
+    X(AVG_POOL2D_BACKWARD, "avg_pool2d_backward", "AvgPool2DBackwardBackward0",    1,  pool_backward, "T",  F32)  \
+    X(UPSAMPLE_NEAREST2D_BACKWARD, "upsample_nearest2d_backward", "UpsampleNearest2DBackwardBackward0", 1,  upsample_backward, "T",  F32)  \
+    X(UPSAMPLE_BILINEAR2D_BACKWARD, "upsample_bilinear2d_backward", "UpsampleBilinear2DBackwardBackward0", 1,  upsample_backward, "T",  F32)  \
     /* convolution on NCHW (conv.c) */                                                                           \
     X(CONV2D,              "conv2d",              "ConvolutionBackward0",          -1, conv,         "T",  F32)  \
-    X(CONV_TRANSPOSE2D,    "conv_transpose2d",    "ConvolutionBackward0",          -1, conv,         "T",  F32) 
+    X(CONV_TRANSPOSE2D,    "conv_transpose2d",    "ConvolutionBackward0",          -1, conv,         "T",  F32)  \
+    X(CONV2D_WEIGHT,       "conv2d_weight",       "ConvolutionBackwardBackward0",  2,  conv_weight,  "T",  F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;
@@ -165,6 +172,34 @@ static inline const nb_backend *nb__be(const nb_tensor *t) { return nb__backend(
     nb_tensor *nb__fwd_##fam(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *a); \
     nb_status nb__bwd_##fam(const nb_node *node, nb_tensor *dout, nb_tensor **din);
 NB_OPS(NB_OP_DECLARE_)
+
+/* Ops made for backwards, whose own backwards close the loop so gradients can be differentiated
+ * again (create_graph); torch has them as aten ops, not public functions.  Each checks its
+ * arguments as a public function does.
+ *   slice_backward  zeros of `shape` with g written where slice(dim, start, end, step) reads
+ *                   (view.c; backward: slice)
+ *   scatter_add     zeros of `shape`, then out[index[i] along dim] += src[i] (select.c;
+ *                   backward: gather); torch's zeros(shape).scatter_add(dim, index, src)
+ *   index_add       zeros of `shape`, then out[index[k] along dim] += src[k along dim]
+ *                   (select.c; backward: index_select); torch's zeros(shape).index_add(...)
+ *   avg_pool2d_backward, upsample_*2d_backward  the input gradient of the pool or upsampling of
+ *                   an input of `shape` (pool.c; backward: the forward op)
+ *   conv2d_weight   the weight gradient, of shape `w_shape`, of conv2d(x, w, opts) for output
+ *                   gradient g (conv.c; backward: conv2d and conv_transpose2d) */
+nb_tensor *nb__slice_backward(nb_tensor *g, int ndim, const int64_t *shape, int dim,
+                              int64_t start, int64_t end, int64_t step);
+nb_tensor *nb__scatter_add(nb_tensor *src, int dim, nb_tensor *index, int ndim,
+                           const int64_t *shape);
+nb_tensor *nb__index_add(nb_tensor *src, int dim, nb_tensor *index, int ndim,
+                         const int64_t *shape);
+nb_tensor *nb__avg_pool2d_backward(nb_tensor *g, int ndim, const int64_t *shape,
+                                   const nb_pool2d_opts *opts);
+nb_tensor *nb__upsample_nearest2d_backward(nb_tensor *g, int ndim, const int64_t *shape,
+                                           int scale_h, int scale_w);
+nb_tensor *nb__upsample_bilinear2d_backward(nb_tensor *g, int ndim, const int64_t *shape,
+                                            int scale_h, int scale_w, bool align_corners);
+nb_tensor *nb__conv2d_weight(nb_tensor *x, nb_tensor *g, const int64_t w_shape[4],
+                             const nb_conv2d_opts *opts);
 
 /* Cross-entropy of logits [N, C] against int32 classes [N], mean or summed, as one op (xent.c);
  * nb_cross_entropy calls it when nothing else (weights, smoothing, ignore_index) applies. */

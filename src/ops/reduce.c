@@ -151,7 +151,7 @@ nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape) {
                         nb__shape_str(ndim, shape));
     for (int i = 0; i < g->ndim; i++)
         if (i < lead || (shape[i - lead] == 1 && g->shape[i] != 1)) dims[nd++] = i;
-    nb__temps t = {0};
-    nb_tensor *r = nd ? nb__tmp(&t, nb_sum_dims(g, nd, dims, true)) : g;
-    return nb__temps_end(&t, nb__tmp(&t, nb_reshape(r, ndim, shape)));
+    nb__temps tmp = {0};
+    nb_tensor *r = nd ? nb__tmp(&tmp, nb_sum_dims(g, nd, dims, true)) : g;
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_reshape(r, ndim, shape)));
 }

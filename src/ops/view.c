@@ -5,6 +5,10 @@
  *   reshape: g reshaped back          permute: g permuted by the inverse permutation
  *   slice:   g written into zeros     expand:  g summed over the expanded dims
  *   contiguous: g
+ *
+ * Every backward here is made of ops, so it is differentiable again (create_graph) and, with
+ * recording off, costs what the kernel does.  Slice's is an op of its own, slice_backward (g
+ * written into zeros, torch's aten::slice_backward), whose backward is slice again.
  */
 #include "op.h"
 
@@ -203,12 +207,15 @@ nb_tensor *nb_transpose(nb_tensor *a, int dim0, int dim1) {
 
 /* ---- slice */
 
+static int64_t slice_len(const nb_op_args *s) {
+    return s->end > s->start ? (s->end - s->start + s->step - 1) / s->step : 0;
+}
+
 static void slice_geometry(const nb_tensor *a, const nb_op_args *s, int64_t *shape,
                            int64_t *stride, int64_t *offset) {
     memcpy(shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
     memcpy(stride, a->stride, sizeof(int64_t) * (size_t)a->ndim);
-    int64_t len = s->end > s->start ? (s->end - s->start + s->step - 1) / s->step : 0;
-    shape[s->dim] = len;
+    shape[s->dim] = slice_len(s);
     stride[s->dim] *= s->step;
     *offset = a->offset + s->start * a->stride[s->dim];
 }
@@ -221,13 +228,51 @@ nb_tensor *nb__fwd_slice(nb_op_id op, nb_tensor *const *in, int n, const nb_op_a
 }
 
 nb_status nb__bwd_slice(const nb_node *node, nb_tensor *g, nb_tensor **din) {
-    nb_tensor *a = node->in[0], *dx = nb_zeros(a->ndim, a->shape);
-    if (!dx) return nb_error_code();
+    nb_op_args args = node->args;
+    args.ndim = node->in[0]->ndim;
+    memcpy(args.shape, node->in[0]->shape, sizeof args.shape);
+    din[0] = nb__apply(NB_OP_SLICE_BACKWARD, 1, &g, &args);
+    return din[0] ? NB_OK : nb_error_code();
+}
+
+/* slice_backward: zeros of the sliced tensor's shape (args->shape) with g written where the
+ * slice (args->dim, start, end, step) reads; g must have the slice's shape. */
+nb_tensor *nb__fwd_slice_backward(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
+    (void)op, (void)n;
+    nb_tensor *g = in[0];
+    int dim = args->dim;
+    bool fits = args->ndim == g->ndim && dim >= 0 && dim < g->ndim && args->step > 0 &&
+                args->start >= 0 && args->start <= args->end && args->end <= args->shape[dim];
+    for (int d = 0; fits && d < g->ndim; d++)
+        fits = g->shape[d] == (d == dim ? slice_len(args) : args->shape[d]);
+    if (!fits)
+        return nb__fail(NB_ERR_SHAPE, "slice_backward: gradient %s is not the slice [%lld:%lld:%lld] "
+                        "of dim %d of %s", NB_SHP(g), (long long)args->start, (long long)args->end,
+                        (long long)args->step, dim, nb__shape_str(args->ndim, args->shape));
+    nb_tensor *dx = nb_zeros(args->ndim, args->shape);
+    if (!dx) return NULL;
     int64_t shape[NB_MAX_DIMS], stride[NB_MAX_DIMS], offset;
-    slice_geometry(dx, &node->args, shape, stride, &offset);
+    slice_geometry(dx, args, shape, stride, &offset);
     nb__be(g)->copy(nb__f32(dx) + offset, stride, nb__f32(g), g->stride, g->ndim, g->shape, 4);
-    din[0] = dx;
-    return NB_OK;
+    return dx;
+}
+
+/* The gradient of slice_backward is the slice of its gradient. */
+nb_status nb__bwd_slice_backward(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    din[0] = nb__apply(NB_OP_SLICE, 1, &g, &node->args);
+    return din[0] ? NB_OK : nb_error_code();
+}
+
+nb_tensor *nb__slice_backward(nb_tensor *g, int ndim, const int64_t *shape, int dim,
+                              int64_t start, int64_t end, int64_t step) {
+    if (!nb__alive(g)) return nb__fail_input("slice_backward", g);
+    if (ndim != g->ndim || !shape)
+        return nb__fail(NB_ERR_SHAPE, "slice_backward: gradient %s does not have rank %d",
+                        NB_SHP(g), ndim);
+    if (!nb__norm_dim("slice_backward", &dim, ndim)) return NULL;
+    nb_op_args args = {.dim = dim, .start = start, .end = end, .step = step, .ndim = ndim};
+    memcpy(args.shape, shape, sizeof(int64_t) * (size_t)ndim);
+    return nb__apply(NB_OP_SLICE_BACKWARD, 1, &g, &args);
 }
 
 /* Python's slice rules: negative start/end count from the end, out-of-range bounds clamp. */
@@ -256,6 +301,7 @@ nb_tensor *nb__fwd_expand(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
 
 nb_status nb__bwd_expand(const nb_node *node, nb_tensor *g, nb_tensor **din) {
     din[0] = nb__sum_to(g, node->in[0]->ndim, node->in[0]->shape);
+    if (din[0] == g) nb__retain(g); /* an expand to the same shape: din is a reference */
     return din[0] ? NB_OK : nb_error_code();
 }
 
@@ -285,6 +331,7 @@ nb_tensor *nb__fwd_contiguous(nb_op_id op, nb_tensor *const *in, int n, const nb
 
 nb_status nb__bwd_contiguous(const nb_node *node, nb_tensor *g, nb_tensor **din) {
     (void)node;
+    nb__retain(g); /* din is a reference of its own */
     din[0] = g;
     return NB_OK;
 }

@@ -203,6 +203,7 @@ const nb_backend nb__cpu_backend = {
     .clamp_abs = nb__cpu_clamp_abs,
     .batchnorm_running = nb__cpu_batchnorm_running,
     .batchnorm_fold = nb__cpu_batchnorm_fold,
+    .max_pool2d_indices = nb__cpu_max_pool2d_indices,
 };
 
 const char *nb_backend_info(void) {

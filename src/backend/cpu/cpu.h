@@ -72,6 +72,7 @@ void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,
                                  const nb_pool2d_geom *g);
 void nb__cpu_avg_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
 void nb__cpu_avg_pool2d_backward(float *dx, const float *dy, const nb_pool2d_geom *g);
+void nb__cpu_max_pool2d_indices(int32_t *at, const float *x, const nb_pool2d_geom *g);
 void nb__cpu_upsample2d(nb_upsample_mode mode, float *y, const float *x, int64_t planes,
                         int64_t h, int64_t w, int sh, int sw);
 void nb__cpu_upsample2d_backward(nb_upsample_mode mode, float *dx, const float *dy,

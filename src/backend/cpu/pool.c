@@ -55,6 +55,7 @@ typedef struct {
     const nb_pool2d_geom *g;
     float *out;
     const float *x, *dy;
+    int32_t *at;                   /* max_pool2d_indices' output */
     int64_t ja, jb;                /* pools: the interior outputs of a row */
     nb_upsample_mode mode;         /* upsampling: */
     int64_t h, w;
@@ -223,6 +224,31 @@ NB_CLONES static void max_pool_backward_range(void *arg, int64_t lo, int64_t hi)
 void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,
                                  const nb_pool2d_geom *g) {
     pool_planes(g, dx, x, dy, max_pool_backward_range);
+}
+
+/* at[p, i, j] = the offset in plane p of window (i, j)'s maximum, by the scalar scan of the
+ * edge outputs for every output (the same order and tie rule as the vector scan): only
+ * gradients of gradients ask for it. */
+static void max_pool_indices_range(void *arg, int64_t lo, int64_t hi) {
+    const pool_job *job = arg;
+    const nb_pool2d_geom *g = job->g;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    for (int64_t p = lo; p < hi; p++) {
+        const float *xp = job->x + p * in_plane;
+        int32_t *at = job->at + p * out_plane;
+        for (int64_t i = 0; i < g->oh; i++) {
+            int64_t r0, r1;
+            window(i, g->sh, g->ph, g->kh, g->h, &r0, &r1);
+            for (int64_t j = 0; j < g->ow; j++)
+                at[i * g->ow + j] = (int32_t)window_argmax(xp, g, r0, r1, j);
+        }
+    }
+}
+
+void nb__cpu_max_pool2d_indices(int32_t *at, const float *x, const nb_pool2d_geom *g) {
+    pool_job j = {.g = g, .x = x, .at = at};
+    nb__parallel_for(g->planes * g->h * g->w > NB_CPU_PARALLEL_MIN, g->planes,
+                     max_pool_indices_range, &j);
 }
 
 /* The divisor of window (i, j) along one dim: with padding counted (torch's

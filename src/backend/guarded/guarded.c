@@ -79,6 +79,9 @@ static void g_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g) { nb
 static void g_max_pool2d_backward(float *dx, const float *x, const float *dy, const nb_pool2d_geom *g) {
     nb__cpu_max_pool2d_backward(U(dx), C(x), C(dy), g);
 }
+static void g_max_pool2d_indices(int32_t *at, const float *x, const nb_pool2d_geom *g) {
+    nb__cpu_max_pool2d_indices(U(at), C(x), g);
+}
 static void g_avg_pool2d(float *y, const float *x, const nb_pool2d_geom *g) { nb__cpu_avg_pool2d(U(y), C(x), g); }
 static void g_avg_pool2d_backward(float *dx, const float *dy, const nb_pool2d_geom *g) {
     nb__cpu_avg_pool2d_backward(U(dx), C(dy), g);
@@ -172,4 +175,5 @@ const nb_backend nb__guarded_backend = {
     .clamp_abs = g_clamp_abs,
     .batchnorm_running = g_batchnorm_running,
     .batchnorm_fold = g_batchnorm_fold,
+    .max_pool2d_indices = g_max_pool2d_indices,
 };
