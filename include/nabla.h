@@ -224,6 +224,7 @@ NB_API nb_tensor *nb_cos(nb_tensor *a);
 NB_API nb_tensor *nb_tanh(nb_tensor *a);
 NB_API nb_tensor *nb_sigmoid(nb_tensor *a);
 NB_API nb_tensor *nb_relu(nb_tensor *a);
+NB_API nb_tensor *nb_erf(nb_tensor *a);     /* the error function, as torch.erf */
 NB_API nb_tensor *nb_clamp(nb_tensor *a, float min, float max); /* -INFINITY / INFINITY: no bound */
 
 /* Matrix product with torch.matmul's rules: 1-D operands are promoted, leading (batch)

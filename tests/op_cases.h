@@ -65,6 +65,7 @@ typedef struct {
     X(neg) X(exp) X(log) X(sqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) X(relu)            \
     X(pow_scalar) X(clamp) X(add_scalar) X(mul_scalar) X(step) X(leaky_relu) X(elu)         \
     X(softplus) X(silu) X(mish) X(gelu) X(atan) X(softsign) X(matmul) X(linear) X(cross_entropy)                     \
+    X(erf)                                                                                 \
     X(sum) X(mean) X(max) X(min) X(sum_dims) X(mean_dims) X(max_dims) X(min_dims) X(argmax) \
     X(softmax) X(log_softmax) X(reshape) X(view) X(flatten) X(squeeze) X(unsqueeze)         \
     X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
@@ -117,6 +118,7 @@ OC_CALL_(linear, nb_linear(x[0], x[1], c->in[2].draw != OC_NONE ? x[2] : NULL))
 OC_UNARY_(neg) OC_UNARY_(exp) OC_UNARY_(log) OC_UNARY_(sqrt) OC_UNARY_(abs) OC_UNARY_(sin)
 OC_UNARY_(cos) OC_UNARY_(tanh) OC_UNARY_(sigmoid) OC_UNARY_(relu)
 OC_UNARY_(step) OC_UNARY_(mish) OC_UNARY_(gelu) OC_UNARY_(atan) OC_UNARY_(softsign)
+OC_UNARY_(erf)
 OC_UNARY_(sum) OC_UNARY_(mean) OC_UNARY_(max) OC_UNARY_(min) OC_UNARY_(contiguous)
 OC_CALL_(pow_scalar, nb_pow_scalar(x[0], c->s0))
 OC_CALL_(clamp, nb_clamp(x[0], c->s0, c->s1))
@@ -274,6 +276,7 @@ static const op_case oc_cases[] = {
     OC("gelu", GELU, gelu, IN(UNI(-3, 3, 3, 4))),
     OC("atan", ATAN, atan, IN(UNI(-3, 3, 3, 4))),
     OC("softsign", SOFTSIGN, softsign, IN(AWAY(-2, 2, 0, 3, 4))),
+    OC("erf", ERF, erf, IN(UNI(-2.5f, 2.5f, 3, 4))),
     /* matmul: 2-D, transposed operands, batched, broadcast batch, 1-D operands */
     OC("matmul_2d", MATMUL, matmul, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 4, 2))),
     OC("matmul_transposed_operands", MATMUL, matmul, IN(UNI_T(-1, 1, 3, 4), UNI_T(-1, 1, 4, 5))),

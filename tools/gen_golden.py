@@ -169,6 +169,7 @@ CASES = [
     case("gelu", "gelu", "gelu", [uni(-3, 3, 3, 4)]),
     case("atan", "atan", "atan", [uni(-3, 3, 3, 4)]),
     case("softsign", "softsign", "softsign", [away(-2, 2, 0, 3, 4)]),
+    case("erf", "erf", "erf", [uni(-2.5, 2.5, 3, 4)]),
     # matmul: 2-D, transposed operands, batched, broadcast batch, 1-D operands
     case("matmul_2d", "matmul", "matmul", [uni(-1, 1, 3, 4), uni(-1, 1, 4, 2)]),
     case("matmul_transposed_operands", "matmul", "matmul",
@@ -525,6 +526,7 @@ FNS = {
     "gelu": lambda x, a: F.gelu(x[0]),
     "atan": lambda x, a: torch.atan(x[0]),
     "softsign": lambda x, a: F.softsign(x[0]),
+    "erf": lambda x, a: torch.erf(x[0]),
     "matmul": lambda x, a: torch.matmul(x[0], x[1]),
     "linear": lambda x, a: F.linear(x[0], x[1], x[2] if len(x) > 2 else None),
     "sum": lambda x, a: x[0].sum(),

@@ -34,6 +34,7 @@ typedef enum {
     NB_UN_GELU,       /* x Phi(x), Phi the standard normal CDF */
     NB_UN_ATAN,
     NB_UN_SOFTSIGN,   /* x / (1 + |x|) */
+    NB_UN_ERF,        /* the error function, 2/sqrt(pi) int_0^x e^(-t^2) dt */
     NB_UN_COUNT
 } nb_unary_op;
 

@@ -5,7 +5,8 @@
  *
  *   d(a+b) = g, g        d(a-b) = g, -g        d(a*b) = g b, g a
  *   d(a/b) = g / b, -g a / b^2 = -g out / b
- *   d(a^b) = g b a^(b-1), g a^b ln a   (0 where a == 0 and b >= 0, as torch defines it)
+ *   d(a^b) = g b a^(b-1), g a^b ln a   (as torch defines them: the first 0 where b == 0,
+ *                                        the second 0 where a == 0 and b >= 0)
  */
 #include "op.h"
 
@@ -32,47 +33,50 @@ nb_tensor *nb__fwd_binary(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     return out;
 }
 
-/* d(a^b)/da times g = g b a^(b - 1); what it makes goes into t (nb__temps). */
-static nb_tensor *pow_base_grad(nb__temps *t, nb_tensor *g, nb_tensor *a, nb_tensor *b) {
-    nb_tensor *power = nb__tmp(t, nb_pow(a, nb__tmp(t, nb_add_scalar(b, -1.0f))));
-    return nb__tmp(t, nb_mul(nb__tmp(t, nb_mul(g, b)), power));
+/* The backwards are written with ops, so one version serves both modes of op.h: kernels with
+ * recording off, a differentiable graph with create_graph.  The masks of pow are comparisons,
+ * constants that record nothing, as torch's where(...) conditions. */
+#define T(e) nb__tmp(tmp, (e))
+
+/* d/da a^b = b a^(b-1); torch defines it as 0 where b == 0 (even at a == 0) */
+static nb_tensor *pow_base_grad(nb__temps *tmp, nb_tensor *g, nb_tensor *a, nb_tensor *b) {
+    nb_tensor *zero = T(nb_zeros(0, NULL));
+    nb_tensor *slope = T(nb_mul(b, T(nb_pow(a, T(nb_add_scalar(b, -1.0f))))));
+    return nb_where(T(nb_eq(b, zero)), zero, T(nb_mul(g, slope)));
 }
 
-/* d(a^b)/db times g = g a^b log(a), 0 where a = 0 and b >= 0 (torch's convention); what it
- * makes goes into t (nb__temps). */
-static nb_tensor *pow_exponent_grad(nb__temps *t, nb_tensor *g, nb_tensor *a, nb_tensor *b,
+/* d/db a^b = a^b ln a; torch defines it as 0 where a == 0 and b >= 0 */
+static nb_tensor *pow_exponent_grad(nb__temps *tmp, nb_tensor *g, nb_tensor *a, nb_tensor *b,
                                     nb_tensor *out) {
-    nb_tensor *zero = nb__tmp(t, nb_zeros(0, NULL));
-    nb_tensor *at_zero = nb__tmp(t, nb_mul(nb__tmp(t, nb_eq(a, zero)), nb__tmp(t, nb_ge(b, zero))));
-    nb_tensor *dlog = nb__tmp(t, nb_mul(out, nb__tmp(t, nb_log(a))));
-    return nb__tmp(t, nb_mul(g, nb__tmp(t, nb_where(at_zero, zero, dlog))));
+    nb_tensor *zero = T(nb_zeros(0, NULL));
+    nb_tensor *masked = T(nb_mul(T(nb_eq(a, zero)), T(nb_ge(b, zero))));
+    return nb_mul(g, T(nb_where(masked, zero, T(nb_mul(out, T(nb_log(a)))))));
 }
 
-/* The gradient of input `which` (0: a, 1: b) as a new reference; its intermediates follow
- * nb__temps, so nothing is left behind with no scope open (create_graph on the heap). */
-static nb_tensor *binary_grad(const nb_node *node, nb_tensor *g, int which) {
-    nb_tensor *a = node->in[0], *b = node->in[1], *d = NULL;
-    nb__temps t = {0};
+/* Input i's gradient (i = 0: a, 1: b), a new reference; the intermediates go to tmp. */
+static nb_tensor *grad_of(nb__temps *tmp, const nb_node *node, nb_tensor *g, int i) {
+    nb_tensor *a = node->in[0], *b = node->in[1];
     switch ((nb_op_id)node->op) {
-    case NB_OP_ADD: d = g; break;
-    case NB_OP_SUB: d = which ? nb__tmp(&t, nb_neg(g)) : g; break;
-    case NB_OP_MUL: d = nb__tmp(&t, nb_mul(g, which ? a : b)); break;
-    case NB_OP_DIV: /* d/da = g / b, d/db = -g out / b */
-        d = which ? nb__tmp(&t, nb_neg(nb__tmp(&t, nb_div(nb__tmp(&t, nb_mul(g, node->out)), b))))
-                  : nb__tmp(&t, nb_div(g, b));
-        break;
-    default: /* pow */
-        d = which ? pow_exponent_grad(&t, g, a, b, node->out) : pow_base_grad(&t, g, a, b);
+    case NB_OP_ADD: return nb__retain(g), g;
+    case NB_OP_SUB: return i == 0 ? (nb__retain(g), g) : nb_neg(g);
+    case NB_OP_MUL: return nb_mul(g, i == 0 ? b : a);
+    case NB_OP_DIV: /* g / b and -g a / b^2 = -g out / b */
+        return i == 0 ? nb_div(g, b) : nb_neg(T(nb_div(T(nb_mul(g, node->out)), b)));
+    case NB_OP_POW:
+        return i == 0 ? pow_base_grad(tmp, g, a, b) : pow_exponent_grad(tmp, g, a, b, node->out);
+    default:
+        return nb__fail(NB_ERR_GRAPH, "%s: has no gradient", nb__ops[node->op].name);
     }
-    return nb__temps_end(&t, d);
 }
+#undef T
 
 nb_status nb__bwd_binary(const nb_node *node, nb_tensor *g, nb_tensor **din) {
-    nb_op_id op = (nb_op_id)node->op;
-    if (op != NB_OP_ADD && op != NB_OP_SUB && op != NB_OP_MUL && op != NB_OP_DIV && op != NB_OP_POW)
-        return nb__fail_status(NB_ERR_GRAPH, "%s: has no gradient", nb__ops[op].name);
-    for (int i = 0; i < 2; i++)
-        if (nb__needs_grad(node, i) && !(din[i] = binary_grad(node, g, i))) return nb_error_code();
+    for (int i = 0; i < 2; i++) {
+        if (!nb__needs_grad(node, i)) continue;
+        nb__temps tmp = {0};
+        din[i] = nb__temps_end(&tmp, nb__tmp(&tmp, grad_of(&tmp, node, g, i)));
+        if (!din[i]) return nb_error_code();
+    }
     return NB_OK;
 }
 

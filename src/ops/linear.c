@@ -5,7 +5,8 @@
  * would take an extra pass for the bias and a transposed copy of dW on every step.
  *
  *   dx = g W          dW = g^T x          db = sum over rows of g
- * with x and g seen as [M, in] and [M, out], M the product of the leading dims.
+ * with x and g seen as [M, in] and [M, out], M the product of the leading dims.  With
+ * create_graph the same three lines are ops (matmul, transpose, sum), differentiable again.
  */
 #include "op.h"
 
@@ -42,7 +43,27 @@ nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     return out;
 }
 
+/* Input i's gradient with ops (create_graph); intermediates go to tmp. */
+static nb_tensor *linear_grad_by_ops(nb__temps *tmp, const nb_node *node, nb_tensor *g, int i) {
+    nb_tensor *x = node->in[0], *w = node->in[1];
+    if (i == 0) return nb_matmul(g, w);
+    int64_t k = w->shape[1], o = w->shape[0];
+    nb_tensor *g2 = nb__tmp(tmp, nb_reshape(g, NB_SHAPE(-1, o)));
+    if (i == 2) return nb_sum_dims(g2, 1, (int[]){0}, false);
+    nb_tensor *x2 = nb__tmp(tmp, nb_reshape(x, NB_SHAPE(-1, k)));
+    return nb_matmul(nb__tmp(tmp, nb_transpose(g2, 0, 1)), x2);
+}
+
 nb_status nb__bwd_linear(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    if (nb_is_grad_enabled()) {
+        for (int i = 0; i < node->n_in; i++) {
+            if (!nb__needs_grad(node, i)) continue;
+            nb__temps tmp = {0};
+            din[i] = nb__temps_end(&tmp, nb__tmp(&tmp, linear_grad_by_ops(&tmp, node, g, i)));
+            if (!din[i]) return nb_error_code();
+        }
+        return NB_OK;
+    }
     nb_tensor *x = node->in[0], *w = node->in[1], *gc = nb__contig(g);
     if (!gc) return nb_error_code();
     const nb_backend *be = nb__be(x);

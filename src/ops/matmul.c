@@ -100,21 +100,29 @@ nb_tensor *nb__fwd_matmul(nb_op_id op, nb_tensor *const *in, int n_in, const nb_
     return out;
 }
 
+/* da = g b^T, db = a^T g: matmuls of transposed views, so one version serves both modes of
+ * op.h (GEMMs with recording off, a differentiable graph with create_graph). */
+static nb_tensor *grad_a(nb__temps *tmp, nb_tensor *g, nb_tensor *b) {
+    return nb_matmul(g, nb__tmp(tmp, nb_transpose(b, -1, -2)));
+}
+
+static nb_tensor *grad_b(nb__temps *tmp, nb_tensor *g, nb_tensor *a, nb_tensor *b) {
+    if (b->ndim == 2 && a->ndim > 2) { /* sum over a's batch inside one GEMM */
+        int64_t k = a->shape[a->ndim - 1], m = b->shape[1];
+        nb_tensor *a2 = nb__tmp(tmp, nb_reshape(a, NB_SHAPE(-1, k)));
+        nb_tensor *g2 = nb__tmp(tmp, nb_reshape(g, NB_SHAPE(-1, m)));
+        return nb_matmul(nb__tmp(tmp, nb_transpose(a2, 0, 1)), g2);
+    }
+    return nb_matmul(nb__tmp(tmp, nb_transpose(a, -1, -2)), g);
+}
+
 nb_status nb__bwd_matmul(const nb_node *node, nb_tensor *g, nb_tensor **din) {
     nb_tensor *a = node->in[0], *b = node->in[1];
-    if (nb__needs_grad(node, 0)) {
-        din[0] = nb_matmul(g, nb_transpose(b, -1, -2));
-        if (!din[0]) return nb_error_code();
-    }
-    if (nb__needs_grad(node, 1)) {
-        if (b->ndim == 2 && a->ndim > 2) { /* sum over a's batch inside one GEMM */
-            int64_t k = a->shape[a->ndim - 1], m = b->shape[1];
-            nb_tensor *a2 = nb_reshape(a, NB_SHAPE(-1, k)), *g2 = nb_reshape(g, NB_SHAPE(-1, m));
-            din[1] = nb_matmul(nb_transpose(a2, 0, 1), g2);
-        } else {
-            din[1] = nb_matmul(nb_transpose(a, -1, -2), g);
-        }
-        if (!din[1]) return nb_error_code();
+    for (int i = 0; i < 2; i++) {
+        if (!nb__needs_grad(node, i)) continue;
+        nb__temps tmp = {0};
+        nb_tensor *d = i == 0 ? grad_a(&tmp, g, b) : grad_b(&tmp, g, a, b);
+        if (!(din[i] = nb__temps_end(&tmp, nb__tmp(&tmp, d)))) return nb_error_code();
     }
     return NB_OK;
 }

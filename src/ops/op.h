@@ -78,6 +78,7 @@
     X(GELU,                "gelu",                "GeluBackward0",                 1,  unary,        "T",  F32)  \
     X(ATAN,                "atan",                "AtanBackward0",                 1,  unary,        "T",  F32)  \
     X(SOFTSIGN,            "softsign",            "SoftsignBackward0",             1,  unary,        "T",  F32)  \
+    X(ERF,                 "erf",                 "ErfBackward0",                  1,  unary,        "T",  F32)  \
     /* matmul.c, linear.c */                                                                                     \
     X(MATMUL,              "matmul",              "MmBackward0",                   2,  matmul,       "T",  F32)  \
     X(LINEAR,              "linear",              "AddmmBackward0",                -1, linear,       "T",  F32)  \

@@ -80,30 +80,33 @@ nb_tensor *nb__fwd_reduce(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     return out;
 }
 
-nb_status nb__bwd_reduce(const nb_node *node, nb_tensor *g, nb_tensor **din) {
-    nb_tensor *a = node->in[0], *d;
+/* Written with ops, so one version serves both modes of op.h; the mask of max / min is a
+ * comparison (a constant that records nothing), so their second derivative is 0, as torch's. */
+static nb_tensor *reduce_grad(nb__temps *tmp, const nb_node *node, nb_tensor *g) {
+    nb_tensor *a = node->in[0];
     int64_t kshape[NB_MAX_DIMS];
     keepdim_shape(a, &node->args, kshape);
-    nb__temps t = {0}; /* intermediates: nothing left behind with no scope open */
-    nb_tensor *gk = nb__tmp(&t, nb_reshape(g, a->ndim, kshape));
+    nb_tensor *gk = nb__tmp(tmp, nb_reshape(g, a->ndim, kshape));
     switch ((nb_op_id)node->op) {
-    case NB_OP_SUM: d = nb__tmp(&t, nb_expand(gk, a->ndim, a->shape)); break;
+    case NB_OP_SUM: return nb_expand(gk, a->ndim, a->shape);
     case NB_OP_MEAN: {
         double r = (double)nb__numel(a->ndim, a->shape) / (double)nb__numel(a->ndim, kshape);
-        d = nb__tmp(&t, nb_expand(nb__tmp(&t, nb_mul_scalar(gk, (float)(1.0 / r))), a->ndim,
-                                  a->shape));
-        break;
+        return nb_expand(nb__tmp(tmp, nb_mul_scalar(gk, (float)(1.0 / r))), a->ndim, a->shape);
     }
     default: { /* max, min: share g among the elements equal to the result */
-        nb_tensor *kept = nb__tmp(&t, nb_reshape(node->out, a->ndim, kshape));
-        nb_tensor *mask = nb__tmp(&t, nb_eq(a, kept));
+        nb_tensor *kept = nb__tmp(tmp, nb_reshape(node->out, a->ndim, kshape));
+        nb_tensor *mask = nb__tmp(tmp, nb_eq(a, kept));
         nb_op_args count_args = node->args;
         count_args.keepdim = true;
-        nb_tensor *count = nb__tmp(&t, nb__apply(NB_OP_SUM, 1, &mask, &count_args));
-        d = nb__tmp(&t, nb_mul(mask, nb__tmp(&t, nb_div(gk, count))));
+        nb_tensor *count = nb__tmp(tmp, nb__apply(NB_OP_SUM, 1, &mask, &count_args));
+        return nb_mul(mask, nb__tmp(tmp, nb_div(gk, count)));
     }
     }
-    din[0] = nb__temps_end(&t, d);
+}
+
+nb_status nb__bwd_reduce(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    nb__temps tmp = {0};
+    din[0] = nb__temps_end(&tmp, nb__tmp(&tmp, reduce_grad(&tmp, node, g)));
     return din[0] ? NB_OK : nb_error_code();
 }
 

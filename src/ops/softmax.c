@@ -4,6 +4,8 @@
  *
  *   softmax:     y = exp(x - m) / sum exp(x - m)        dx = y (g - sum(g y))
  *   log_softmax: y = x - m - log sum exp(x - m)         dx = g - exp(y) sum(g)
+ * The backward reads y, the op's result: first order through the fused kernel, with
+ * create_graph as ops on y, whose own node carries the second derivative back to x.
  */
 #include "op.h"
 
@@ -24,7 +26,23 @@ nb_tensor *nb__fwd_softmax(nb_op_id op, nb_tensor *const *in, int n, const nb_op
     return out;
 }
 
+/* The backward with ops (create_graph); a 0-d tensor is its own one-element "dim". */
+static nb_tensor *softmax_grad_by_ops(const nb_node *node, nb_tensor *g) {
+    nb__temps tmp = {0};
+    nb_tensor *y = node->out, *r;
+    int n = y->ndim ? 1 : 0, dim = node->args.dim;
+    if (node->op == NB_OP_LOG_SOFTMAX) {
+        nb_tensor *sum = nb__tmp(&tmp, nb_sum_dims(g, n, &dim, true));
+        r = nb_sub(g, nb__tmp(&tmp, nb_mul(nb__tmp(&tmp, nb_exp(y)), sum)));
+    } else {
+        nb_tensor *sum = nb__tmp(&tmp, nb_sum_dims(nb__tmp(&tmp, nb_mul(g, y)), n, &dim, true));
+        r = nb_mul(y, nb__tmp(&tmp, nb_sub(g, sum)));
+    }
+    return nb__temps_end(&tmp, nb__tmp(&tmp, r));
+}
+
 nb_status nb__bwd_softmax(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    if (nb_is_grad_enabled()) return (din[0] = softmax_grad_by_ops(node, g)) ? NB_OK : nb_error_code();
     nb_tensor *y = node->out, *dy = nb__contig(g), *dx = dy ? nb__new_like(y) : NULL;
     if (!dx) return nb_error_code();
     int64_t outer, r, inner;

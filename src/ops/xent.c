@@ -5,6 +5,8 @@
  * The general path (log_softmax, gather, sum) makes five nodes, three passes over the logits and
  * a scatter in the backward; a classifier's training step spends its time on this common case.
  * nb_cross_entropy takes this row when no class weights, label smoothing or ignored index apply.
+ * With create_graph the backward is that formula in ops (softmax and a one-hot made of a
+ * comparison), so the gradient is differentiable again through softmax.
  */
 #include "op.h"
 
@@ -43,7 +45,20 @@ nb_tensor *nb__fwd_xent(nb_op_id op, nb_tensor *const *in, int n, const nb_op_ar
     return out;
 }
 
+/* g scale (softmax(x) - onehot(t)) with ops (create_graph). */
+static nb_tensor *xent_grad_by_ops(const nb_node *node, nb_tensor *g) {
+    nb__temps tmp = {0};
+    nb_tensor *x = node->in[0];
+    nb_tensor *t = nb__tmp(&tmp, nb_to_dtype(node->in[1], NB_F32));
+    nb_tensor *classes = nb__tmp(&tmp, nb_arange(0.0f, (float)x->shape[1], 1.0f));
+    nb_tensor *onehot = nb__tmp(&tmp, nb_eq(nb__tmp(&tmp, nb_unsqueeze(t, 1)), classes));
+    nb_tensor *p = nb__tmp(&tmp, nb_sub(nb__tmp(&tmp, nb_softmax(x, 1)), onehot));
+    nb_tensor *r = nb_mul(p, nb__tmp(&tmp, nb_mul_scalar(g, node->args.s0)));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, r));
+}
+
 nb_status nb__bwd_xent(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    if (nb_is_grad_enabled()) return (din[0] = xent_grad_by_ops(node, g)) ? NB_OK : nb_error_code();
     nb_tensor *x = node->in[0], *xc = nb__contig(x), *tc = xc ? nb__contig(node->in[1]) : NULL;
     nb_tensor *dx = tc ? nb__new_like(x) : NULL;
     if (!dx) return nb_error_code();

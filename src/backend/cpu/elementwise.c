@@ -18,6 +18,7 @@ static inline float softplusf(float x, float beta, float threshold) {
 
 #define NB_SQRT1_2 0.70710678118654752f
 #define NB_INV_SQRT_2PI 0.39894228040143268f
+#define NB_2_SQRTPI 1.12837916709551257f /* 2/sqrt(pi), erf's slope at 0 */
 
 static float unary_value(nb_unary_op op, float x, float p0, float p1) {
     switch (op) {
@@ -44,6 +45,7 @@ static float unary_value(nb_unary_op op, float x, float p0, float p1) {
     case NB_UN_GELU: return 0.5f * x * (1.0f + erff(x * NB_SQRT1_2));
     case NB_UN_ATAN: return atanf(x);
     case NB_UN_SOFTSIGN: return x / (1.0f + fabsf(x));
+    case NB_UN_ERF: return erff(x);
     default: return NAN;
     }
 }
@@ -212,6 +214,7 @@ NB_CLONES static void unary_backward_range(void *arg, int64_t lo, int64_t hi) {
     }
     case NB_UN_ATAN: MAP_BACK(g / (1.0f + x[i] * x[i])); break;
     case NB_UN_SOFTSIGN: MAP_BACK(g / ((1.0f + fabsf(x[i])) * (1.0f + fabsf(x[i])))); break;
+    case NB_UN_ERF: MAP_BACK(g * NB_2_SQRTPI * expf(-x[i] * x[i])); break;
     default: MAP_BACK(NAN); break;
     }
 }
