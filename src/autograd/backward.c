@@ -291,8 +291,12 @@ static nb_status visit(pass *p, nb_node *node) {
         }
         memset(din, 0, sizeof(nb_tensor *) * (size_t)node->n_in);
     }
+    /* In anomaly mode a NaN a backward makes is named by check_gradients, with the node it
+     * belongs to, rather than by the op inside the backward that computed it. */
+    bool anomaly = nb_set_detect_anomaly(false);
     nb_status s = node->backward(node, g, din);
-    if (s == NB_OK && nb_is_anomaly_enabled()) s = check_gradients(node, din);
+    nb_set_detect_anomaly(anomaly);
+    if (s == NB_OK && anomaly) s = check_gradients(node, din);
     nb_status d = deliver(p, node, din); /* also drops din's references after a failure */
     if (s == NB_OK) s = d;
     if (din != din_fixed) nb__home_free(nb__current_arena(), din, sizeof(nb_tensor *) * (size_t)node->n_in);
