@@ -102,9 +102,31 @@ static void pow_base_gradient_is_zero_where_the_exponent_is_zero(void) {
     nb_scope_end();
 }
 
+/* torch: the gradient of relu(x) stays linked to x, so its derivative is zeros, not an error;
+ * the same for every piecewise row. */
+static void piecewise_gradients_differentiate_to_zeros_not_an_error(void) {
+    nb_scope_begin();
+    float v[3] = {-1.0f, 0.5f, 2.0f};
+    nb_tensor *x = nb_from_data(v, 1, (int64_t[]){3});
+    nb_set_requires_grad(x, true);
+    nb_tensor *fx[] = {nb_relu(x), nb_abs(x), nb_clamp(x, -0.5f, 1.0f), nb_leaky_relu(x, 0.1f),
+                       nb_step(x)};
+    for (int k = 0; k < 5; k++) {
+        nb_tensor *g, *h, *y = nb_sum(fx[k]);
+        CHECK_EQ_INT(nb_autograd_grad(1, &y, NULL, 1, &x, &g, &(nb_grad_options){.create_graph = true}), NB_OK);
+        nb_tensor *gs = nb_sum(g);
+        CHECK_EQ_INT(nb_autograd_grad(1, &gs, NULL, 1, &x, &h, NULL), NB_OK);
+        float got[3] = {1, 1, 1};
+        if (h) nb_copy_to(h, got, 3);
+        for (int i = 0; i < 3; i++) CHECK_NEAR(got[i], 0.0f, 0, 0);
+    }
+    nb_scope_end();
+}
+
 int main(void) {
     piecewise_rows_have_torchs_derivatives_at_their_kinks();
     derivatives_past_the_second_are_the_closed_forms();
     pow_base_gradient_is_zero_where_the_exponent_is_zero();
+    piecewise_gradients_differentiate_to_zeros_not_an_error();
     return check_summary();
 }

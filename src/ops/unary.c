@@ -11,8 +11,8 @@
  * The backward has the two modes of op.h.  First order runs the fused backward kernel.  With
  * create_graph it writes f'(x) with ops (below), so the gradient is differentiable again, to
  * any order, with torch's conventions: where f' is piecewise constant (abs, relu, clamp,
- * leaky_relu, step, softplus above its threshold, elu for x > 0) the factor is made of
- * comparisons, which record nothing, so f'' is 0 there as in torch.
+ * leaky_relu, step, softplus above its threshold, elu for x > 0) the factor is made of steps,
+ * whose gradient is 0, so f'' is 0 there as in torch.
  */
 #include "nabla/nn.h"
 #include "op.h"
@@ -51,8 +51,6 @@ static nb_tensor *one_minus(nb__temps *tmp, nb_tensor *t) {
     return T(nb_add_scalar(T(nb_neg(t)), 1.0f));
 }
 
-static nb_tensor *constant(nb__temps *tmp, float v) { return T(nb_full(0, NULL, v)); }
-
 /* f'(x) of the smooth ops, as ops on x and y = f(x); its own derivative is f''. */
 static nb_tensor *smooth_slope(nb__temps *tmp, const nb_node *node) {
     nb_tensor *x = node->in[0], *y = node->out;
@@ -89,32 +87,38 @@ static nb_tensor *smooth_slope(nb__temps *tmp, const nb_node *node) {
     }
 }
 
-/* dy f'(x) with ops.  Piecewise rules select with masks from comparisons (constants, which
- * record nothing), as torch's backwards do: where the derivative is a constant, the second
- * derivative is 0. */
+/* dy f'(x) with ops.  Piecewise rules take their masks from step ([t > 0], which records a
+ * node whose gradient is 0), as torch's backwards take theirs from the input or the result: the
+ * gradient stays linked to x, so its derivative is 0 where f' is constant (torch gives zeros,
+ * not "does not require grad"). */
 static nb_tensor *grad_by_ops(nb__temps *tmp, const nb_node *node, nb_tensor *g) {
-    nb_tensor *x = node->in[0], *y = node->out, *zero = constant(tmp, 0.0f);
+    nb_tensor *x = node->in[0], *y = node->out;
     float p0 = node->args.s0, p1 = node->args.s1;
     switch ((nb_op_id)node->op) {
     case NB_OP_NEG: return nb_neg(g);
     case NB_OP_ADD_SCALAR: return nb__retain(g), g;
     case NB_OP_MUL_SCALAR: return nb_mul_scalar(g, p0);
-    case NB_OP_STEP: return nb_mul_scalar(g, 0.0f); /* a zero gradient, as [x > 0] + 0 x */
+    case NB_OP_STEP: return nb_mul(g, T(nb_mul_scalar(x, 0.0f))); /* 0, linked to x */
     case NB_OP_POW_SCALAR: /* torch: x^0 has a zero gradient even at x = 0 */
-        if (p0 == 0.0f) return nb_zeros(x->ndim, x->shape);
+        if (p0 == 0.0f) return nb_mul(g, T(nb_mul_scalar(x, 0.0f)));
         return nb_mul(g, smooth_slope(tmp, node));
-    case NB_OP_ABS: return nb_mul(g, T(nb_sub(T(nb_gt(x, zero)), T(nb_lt(x, zero)))));
-    case NB_OP_RELU: return nb_where(T(nb_gt(y, zero)), g, zero);
-    case NB_OP_CLAMP: { /* min <= x <= max, bounds included */
-        nb_tensor *lo = T(nb_ge(x, constant(tmp, p0))), *hi = T(nb_le(x, constant(tmp, p1)));
-        return nb_where(T(nb_mul(lo, hi)), g, zero);
+    case NB_OP_ABS: /* sign x = [x > 0] - [-x > 0] */
+        return nb_mul(g, T(nb_sub(T(nb_step(x)), T(nb_step(T(nb_neg(x)))))));
+    case NB_OP_RELU: return nb_mul(g, T(nb_step(y)));
+    case NB_OP_CLAMP: { /* min <= x <= max, bounds included: (1 - [min - x > 0]) (1 - [x - max > 0]) */
+        nb_tensor *below = T(nb_step(T(nb_add_scalar(T(nb_neg(x)), p0))));
+        nb_tensor *above = T(nb_step(T(nb_add_scalar(x, -p1))));
+        return nb_mul(g, T(nb_mul(one_minus(tmp, below), one_minus(tmp, above))));
     }
-    case NB_OP_LEAKY_RELU: return nb_where(T(nb_gt(x, zero)), g, T(nb_mul_scalar(g, p0)));
-    case NB_OP_ELU: /* x <= 0: alpha e^x = y + alpha */
-        return nb_where(T(nb_gt(x, zero)), g, T(nb_mul(g, T(nb_add_scalar(y, p0)))));
+    case NB_OP_LEAKY_RELU: /* slope + (1 - slope) [x > 0] */
+        return nb_mul(g, T(nb_add_scalar(T(nb_mul_scalar(T(nb_step(x)), 1.0f - p0)), p0)));
+    case NB_OP_ELU: { /* [x > 0] + [x <= 0] (y + alpha): alpha e^x = y + alpha below 0 */
+        nb_tensor *pos = T(nb_step(x));
+        return nb_mul(g, T(nb_add(pos, T(nb_mul(one_minus(tmp, pos), T(nb_add_scalar(y, p0)))))));
+    }
     case NB_OP_SOFTPLUS: { /* sigmoid(b x), 1 above the threshold */
-        nb_tensor *bx = T(nb_mul_scalar(x, p0));
-        return nb_where(T(nb_gt(bx, constant(tmp, p1))), g, T(nb_mul(g, T(nb_sigmoid(bx)))));
+        nb_tensor *bx = T(nb_mul_scalar(x, p0)), *above = T(nb_step(T(nb_add_scalar(bx, -p1))));
+        return nb_mul(g, T(nb_add(above, T(nb_mul(one_minus(tmp, above), T(nb_sigmoid(bx)))))));
     }
     default: return nb_mul(g, smooth_slope(tmp, node));
     }
