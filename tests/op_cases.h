@@ -70,7 +70,8 @@ typedef struct {
     X(transpose) X(permute) X(slice) X(expand) X(contiguous) X(concat) X(stack) X(where)    \
     X(gather) X(index_select)                                                              \
     X(conv2d) X(conv_transpose2d)                                                          \
-    X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d)
+    X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d) \
+    X(backward_hook)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -161,6 +162,8 @@ static inline int oc_n_inputs(const op_case *c) {
 }
 OC_CALL_(concat, nb_concat(oc_n_inputs(c), x, c->dim))
 OC_CALL_(stack, nb_stack(oc_n_inputs(c), x, c->dim))
+/* the identity a module's full backward hook wraps around its inputs, with no hook: a pack */
+OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), oc_n_inputs(c), x, NULL))
 
 #define OC_FN_ROW_(f) [OC_FN_##f] = {#f, oc_call_##f},
 static const struct {
@@ -469,6 +472,10 @@ static const op_case oc_cases[] = {
        .conv_t = {.output_padding = {1, 0}, .dilation = {2, 2}}),
     OC("conv_transpose2d_unbatched_transposed", CONV_TRANSPOSE2D, conv_transpose2d,
        IN(UNI_T(-1, 1, 2, 3, 4), UNI(-1, 1, 2, 3, 2, 2)), .conv_t = {.stride = {1, 2}}),
+    /* backward_hook: one tensor (the identity, a view), several of any layout (a copy) */
+    OC("backward_hook_one", BACKWARD_HOOK, backward_hook, IN(UNI_T(-1, 1, 3, 4))),
+    OC("backward_hook_three", BACKWARD_HOOK, backward_hook,
+       IN(UNI_T(-1, 1, 3, 4), SCALAR(-1, 1), UNI_S(-1, 1, 2, 3))),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 

@@ -383,6 +383,10 @@ CASES = [
          conv_t={"output_padding": [1, 0], "dilation": [2, 2]}),
     case("conv_transpose2d_unbatched_transposed", "conv_transpose2d", "conv_transpose2d",
          [uni_t(-1, 1, 2, 3, 4), uni(-1, 1, 2, 3, 2, 2)], conv_t={"stride": [1, 2]}),
+    # backward_hook: one tensor (the identity, a view), several of any layout (a copy)
+    case("backward_hook_one", "backward_hook", "backward_hook", [uni_t(-1, 1, 3, 4)]),
+    case("backward_hook_three", "backward_hook", "backward_hook",
+         [uni_t(-1, 1, 3, 4), scalar(-1, 1), uni_s(-1, 1, 2, 3)]),
 ]
 
 
@@ -513,6 +517,9 @@ FNS = {
                                                     align_corners=a["align_corners"]),
     "conv2d": conv2d,
     "conv_transpose2d": conv_transpose2d,
+    # torch's BackwardHookFunction is an identity over its tensors; nabla's packs several flat
+    "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
+                                   else torch.cat([t.reshape(-1) for t in x])),
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 
