@@ -268,6 +268,28 @@ static void forward_pre_hook_replaces_the_input(void) {
     nb_tensor *y2 = K(nb_module_forward(m, x));
     CHECK_EQ_INT(s.calls, 1);
     CHECK_TENSOR("W x + b", y2, ((double[]){-1.5, -2.5}), 2, 0, 0);
+    CHECK_EQ_INT(nb_module_register_forward_pre_hook(m, NULL, NULL), 0);
+    CHECK_ERROR(NB_ERR_NULL, "hook is NULL");
+    CHECK_EQ_INT(nb_module_register_forward_hook(NULL, forward_hook, NULL), 0);
+    CHECK_ERROR(NB_ERR_NULL, "module is NULL");
+    CHECK_EQ_INT(nb_module_register_full_backward_hook(m, backward_hook, NULL), 2); /* unique */
+    nb_module_free(m);
+}
+
+/* Forty hooks of each forward kind, each doubling what it is given: every replacement but the
+ * last is dropped on the way (with no scope open, nothing is left behind). */
+static void many_replacing_hooks_chain(void) {
+    nb_module *m = small_linear();
+    mod_spy twice = {.scale = 2};
+    for (int k = 0; k < 40; k++) {
+        CHECK(nb_module_register_forward_pre_hook(m, pre_hook, &twice) > 0);
+        CHECK(nb_module_register_forward_hook(m, forward_hook, &twice) > 0);
+    }
+    nb_tensor *x = K(nb_from_data((float[]){1, 0, -1}, NB_SHAPE(1, 3)));
+    nb_tensor *y = K(nb_module_forward(m, x)); /* 2^40 (W (2^40 x) + b) */
+    double p = ldexp(1, 40);
+    CHECK_TENSOR("chained", y, ((double[]){p * (-2 * p + 0.5), p * (-2 * p - 0.5)}), 2, 0, 1e-6);
+    CHECK_EQ_INT(twice.calls, 80);
     nb_module_free(m);
 }
 
@@ -311,6 +333,9 @@ static void full_backward_hook_sees_and_replaces_grad_input(void) {
     CHECK_TENSOR("x.grad replaced", nb_grad(x), ((double[]){-9, -12, -15}), 3, 0, 0);
     CHECK_TENSOR("W.grad = r^T x", nb_grad(nb_module_find(m, "weight")),
                  ((double[]){1, 0, -1, 2, 0, -2}), 6, 0, 0);
+    /* removed, it no longer wraps the module: the result is the Linear's own */
+    CHECK_EQ_INT(nb_module_remove_hook(m, 1), NB_OK);
+    CHECK_STR_CONTAINS(nb_grad_fn(K(nb_module_forward(m, x))), "AddmmBackward0");
     nb_module_free(m);
 }
 
@@ -542,6 +567,27 @@ static nb_tensor *double_forward(nb_module *m, nb_tensor *x) {
 }
 static const nb_module_class double_class = {.name = "Double", .forward = double_forward};
 
+/* With retain_graph, a second pass through the same call runs the hook again, with the same
+ * gradients. */
+static void full_backward_hook_runs_in_every_pass(void) {
+    nb_module *m = small_linear();
+    mod_spy s = {0};
+    CHECK(nb_module_register_full_backward_hook(m, backward_hook, &s) > 0);
+    nb_tensor *x = K(nb_from_data((float[]){1, 0, -1}, NB_SHAPE(1, 3)));
+    nb_set_requires_grad(x, true);
+    nb_tensor *loss = K(nb_sum(K(nb_module_forward(m, x))));
+    for (int pass = 1; pass <= 2; pass++) {
+        nb_tensor *g = NULL;
+        CHECK_EQ_INT(nb_autograd_grad(1, &loss, NULL, 1, &x, &g,
+                                      &(nb_grad_options){.retain_graph = true}), NB_OK);
+        K(g);
+        CHECK_EQ_INT(s.calls, pass);
+        CHECK_ARRAY("grad_input = 1 W", s.grad_in, ((double[]){5, 7, 9}), 3, 0, 0);
+        CHECK_ARRAY("grad_output = 1", s.grad_out, ((double[]){1, 1}), 2, 0, 0);
+    }
+    nb_module_free(m);
+}
+
 static void full_backward_hook_runs_once_per_call(void) {
     nb_module *m = nb_module_new(&double_class, 0);
     twice_spy s = {0};
@@ -560,8 +606,10 @@ static void full_backward_hook_runs_once_per_call(void) {
 static void module_hooks(void) {
     module_trains_identically_with_no_op_hooks();
     BOTH_HOMES(full_backward_hook_runs_once_per_call);
+    BOTH_HOMES(full_backward_hook_runs_in_every_pass);
     BOTH_HOMES(forward_pre_hook_replaces_the_input);
     BOTH_HOMES(forward_hook_sees_inputs_and_output_and_replaces_it);
+    BOTH_HOMES(many_replacing_hooks_chain);
     BOTH_HOMES(full_backward_hook_sees_and_replaces_grad_input);
     BOTH_HOMES(full_backward_hook_runs_when_no_input_requires_grad);
     BOTH_HOMES(full_backward_hook_sees_every_input_in_one_call);
@@ -622,7 +670,22 @@ static void fit_records_each_parameters_gradient_norm_per_epoch(void) {
     char *csv = read_all(tpath("grad_norms.csv"), &n);
     CHECK_STR_CONTAINS(csv, "epoch,0.weight,0.bias,2.weight,2.bias\n1,");
     CHECK_STR_CONTAINS(csv, "\n2,");
+    nb_fit_free(f);
+    nb_optim_free(o);
+    nb_module_free(m);
+
+    /* a run resumed from the checkpoint after epoch 2 keeps the norms of epochs 1 and 2 */
+    m = fit_mlp();
+    nb_module_parameters(m, params, 4);
+    o = nb_sgd_new(4, params, (nb_sgd_opts){.lr = 0.1});
+    f = nb_fit_new(m, o, NULL, ld, ld, &(nb_fit_opts){.epochs = 3, .out = tpath(""), .grad_norms = true});
+    CHECK_EQ_INT(nb_fit_resume(f, tpath("checkpoint.safetensors")), NB_OK);
+    CHECK_EQ_INT(nb_fit_run(f, NULL), NB_OK);
+    char *csv3 = read_all(tpath("grad_norms.csv"), &n);
+    CHECK(csv && csv3 && !strncmp(csv3, csv, strlen(csv))); /* the first two rows, then a third */
+    CHECK_STR_CONTAINS(csv3, "\n3,");
     free(csv);
+    free(csv3);
     nb_fit_free(f);
     nb_optim_free(o);
     nb_module_free(m);

@@ -207,67 +207,68 @@ nb_status nb_module_remove_hook(nb_module *m, int handle) {
 
 /* ---- the forward side */
 
-/* The tensors a watched forward made and drops at its end (replaced inputs, wrappers). */
+/* A forward's tensors: the caller's, or ones this forward made (owned[i]) and drops. */
 typedef struct {
-    int n;
-    nb_tensor *at[4 * NB_MODULE_MAX_IO + 2];
-} made_list;
+    nb_tensor *at[NB_MODULE_MAX_IO];
+    bool owned[NB_MODULE_MAX_IO];
+} tensor_list;
 
-static nb_tensor *made(made_list *l, nb_tensor *t) {
-    if (t) l->at[l->n++] = t;
-    return t;
+/* t->at[i] becomes r, which the forward owns; an owned one it replaces is dropped (a graph
+ * that uses it holds its own reference). */
+static void replace(tensor_list *t, int i, nb_tensor *r) {
+    if (t->owned[i]) nb_tensor_free(t->at[i]);
+    t->at[i] = r;
+    t->owned[i] = true;
 }
 
-static void drop_made(made_list *l) {
-    while (l->n > 0) nb_tensor_free(l->at[--l->n]);
-}
-
-/* A replacement a hook stored in slot, checked; the old one dropped when it was ours. */
-static nb_status took_over(const nb_module *m, const char *kind, nb_tensor *before,
-                           nb_tensor **slot, made_list *l, bool ours) {
-    if (*slot == before) return NB_OK;
-    if (!nb__alive(*slot)) {
-        *slot = before;
-        return nb__fail_status(NB_ERR_NULL, "%s: a %s hook stored a NULL or dead tensor",
-                               m->cls->name, kind);
+/* After hook `kind` ran on slots (a copy of what they were in before): each replacement
+ * taken over, checked alive (a dead or NULL one is refused and the old one kept). */
+static nb_status take_replacements(const nb_module *m, const char *kind, int n,
+                                   nb_tensor *const *before, nb_tensor **slots, tensor_list *t) {
+    nb_status s = NB_OK;
+    for (int i = 0; i < n; i++) {
+        nb_tensor *r = slots[i];
+        if (r == before[i]) continue;
+        slots[i] = before[i];
+        if (!nb__alive(r))
+            s = nb__fail_status(NB_ERR_NULL, "%s: a %s hook stored a NULL or dead tensor",
+                                m->cls->name, kind);
+        else replace(t, i, r);
     }
-    if (ours) nb_tensor_free(before);
-    if (l) made(l, *slot);
-    return NB_OK;
+    return s;
 }
 
-static nb_status run_pre_hooks(nb_module *m, int n_in, nb_tensor **args, made_list *l) {
+static nb_status run_pre_hooks(nb_module *m, int n_in, tensor_list *args) {
     const nb__module_hooks *h = m->hooks;
     for (int k = 0; h && k < h->n; k++) {
         if (h->at[k].kind != PRE_HOOK) continue;
-        nb_tensor *before[NB_MODULE_MAX_IO];
-        memcpy(before, args, sizeof *args * (size_t)n_in);
-        nb_status s = h->at[k].fn.pre(m, n_in, args, h->at[k].ctx);
-        for (int i = 0; i < n_in; i++) /* the old one is ours when an earlier hook made it */
-            if (took_over(m, "forward pre", before[i], &args[i], l, false) != NB_OK && s == NB_OK)
-                s = nb_error_code();
+        nb_tensor *slots[NB_MODULE_MAX_IO];
+        memcpy(slots, args->at, sizeof *slots * (size_t)n_in);
+        nb_status s = h->at[k].fn.pre(m, n_in, slots, h->at[k].ctx);
+        nb_status r = take_replacements(m, "forward pre", n_in, args->at, slots, args);
+        if (s == NB_OK) s = r;
         if (s != NB_OK) return hook_failed(m, "forward pre", s);
     }
     return NB_OK;
 }
 
 static nb_status run_forward_hooks(nb_module *m, int n_in, nb_tensor *const *args, int n_out,
-                                   nb_tensor **out) {
+                                   tensor_list *out) {
     const nb__module_hooks *h = m->hooks;
     for (int k = 0; h && k < h->n; k++) {
         if (h->at[k].kind != FORWARD_HOOK) continue;
-        nb_tensor *before[NB_MODULE_MAX_IO];
-        memcpy(before, out, sizeof *out * (size_t)n_out);
-        nb_status s = h->at[k].fn.forward(m, n_in, args, n_out, out, h->at[k].ctx);
-        for (int j = 0; j < n_out; j++)
-            if (took_over(m, "forward", before[j], &out[j], NULL, true) != NB_OK && s == NB_OK)
-                s = nb_error_code();
+        nb_tensor *slots[NB_MODULE_MAX_IO];
+        memcpy(slots, out->at, sizeof *slots * (size_t)n_out);
+        nb_status s = h->at[k].fn.forward(m, n_in, args, n_out, slots, h->at[k].ctx);
+        nb_status r = take_replacements(m, "forward", n_out, out->at, slots, out);
+        if (s == NB_OK) s = r;
         if (s != NB_OK) return hook_failed(m, "forward", s);
     }
     return NB_OK;
 }
 
-/* Whether t can be wrapped: float32 (the backward_hook row's dtype). */
+/* Whether t can be wrapped: float32 (the backward_hook row's dtype); *any_grad when one of
+ * them requires grad. */
 static bool all_float(int n, nb_tensor *const *t, bool *any_grad) {
     *any_grad = false;
     for (int i = 0; i < n; i++) {
@@ -277,62 +278,54 @@ static bool all_float(int n, nb_tensor *const *t, bool *any_grad) {
     return true;
 }
 
-/* Replaces each t[i] by its stretch of packed; the old ones are dropped when ours. */
-static nb_status unpack(nb_tensor *packed, int n, nb_tensor **t, made_list *l, bool ours) {
+/* Each of t's tensors replaced by its stretch of packed. */
+static nb_status unpack(nb_tensor *packed, int n, tensor_list *t) {
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
-        nb_tensor *part = nb__backward_hook_part(packed, t[i], at);
+        nb_tensor *part = nb__backward_hook_part(packed, t->at[i], at);
         if (!part) return nb_error_code();
-        at += nb_numel(t[i]);
-        if (ours) nb_tensor_free(t[i]);
-        t[i] = l ? made(l, part) : part;
+        at += nb_numel(t->at[i]);
+        replace(t, i, part);
     }
     return NB_OK;
 }
 
-/* Inputs wrapped in one backward_hook node; *key its packed result (NULL: not wrapped). */
-static nb_status wrap_inputs(nb_module *m, int n_in, nb_tensor **args, nb_tensor **key,
-                             made_list *l) {
+/* The tensors wrapped in one backward_hook node of the given role; key: the inputs' packed
+ * tensor, set by the inputs' wrapping (NULL when they were not wrapped) and passed to the
+ * outputs'.  A reference to it is the caller's to drop. */
+static nb_status wrap(nb_module *m, int role, int n, tensor_list *t, nb_tensor **key) {
     bool any_grad;
-    *key = NULL;
-    if (!all_float(n_in, args, &any_grad) || !any_grad) return NB_OK;
-    nb_tensor *p = made(l, nb__backward_hook_pack(NB__HOOK_INPUTS, n_in, n_in, args,
-                                                  &m->hooks->callbacks));
-    if (!p) return nb_error_code();
-    *key = p;
-    return unpack(p, n_in, args, l, false);
-}
-
-static nb_status wrap_outputs(nb_module *m, int n_out, nb_tensor **out, nb_tensor *key) {
-    bool any_grad;
-    if (!all_float(n_out, out, &any_grad) || !any_grad) return NB_OK;
-    nb_tensor *with_key[NB_MODULE_MAX_IO + 1];
-    memcpy(with_key, out, sizeof *out * (size_t)n_out);
-    with_key[n_out] = key;
-    nb_tensor *q = nb__backward_hook_pack(NB__HOOK_OUTPUTS, n_out, n_out + (key != NULL),
-                                          with_key, &m->hooks->callbacks);
-    nb_status s = q ? unpack(q, n_out, out, NULL, true) : nb_error_code();
-    nb_tensor_free(q);
+    if (!all_float(n, t->at, &any_grad) || !any_grad) return NB_OK;
+    nb_tensor *in[NB_MODULE_MAX_IO + 1];
+    memcpy(in, t->at, sizeof *in * (size_t)n);
+    in[n] = *key;
+    int n_with_key = n + (role == NB__HOOK_OUTPUTS && *key);
+    nb_tensor *packed = nb__backward_hook_pack(role, n, n_with_key, in, &m->hooks->callbacks);
+    nb_status s = packed ? unpack(packed, n, t) : nb_error_code();
+    if (role == NB__HOOK_INPUTS) *key = packed;
+    else nb_tensor_free(packed);
     return s;
 }
 
 static nb_status watched_forward(nb_module *m, int n_in, nb_tensor *const *in, int n_out,
                                  nb_tensor **out) {
-    nb_tensor *args[NB_MODULE_MAX_IO], *key = NULL;
-    memcpy(args, in, sizeof *in * (size_t)n_in);
-    made_list l = {0};
-    bool wrap = m->hooks && m->hooks->n_backward > 0 && nb_is_grad_enabled();
-    nb_status s = run_pre_hooks(m, n_in, args, &l);
-    if (s == NB_OK && wrap) s = wrap_inputs(m, n_in, args, &key, &l);
-    if (s == NB_OK) s = nb__module_call(m, args, n_out, out);
-    if (s == NB_OK) s = run_forward_hooks(m, n_in, args, n_out, out);
-    if (s == NB_OK && wrap) s = wrap_outputs(m, n_out, out, key);
-    if (s != NB_OK)
-        for (int j = 0; j < n_out; j++) {
-            nb_tensor_free(out[j]);
-            out[j] = NULL;
-        }
-    drop_made(&l);
+    tensor_list args = {{0}, {false}}, res = {{0}, {false}};
+    memcpy(args.at, in, sizeof *in * (size_t)n_in);
+    nb_tensor *key = NULL;
+    bool wrapping = m->hooks && m->hooks->n_backward > 0 && nb_is_grad_enabled();
+    nb_status s = run_pre_hooks(m, n_in, &args);
+    if (s == NB_OK && wrapping) s = wrap(m, NB__HOOK_INPUTS, n_in, &args, &key);
+    if (s == NB_OK) s = nb__module_call(m, args.at, n_out, res.at);
+    for (int j = 0; j < n_out; j++) res.owned[j] = true;
+    if (s == NB_OK) s = run_forward_hooks(m, n_in, args.at, n_out, &res);
+    if (s == NB_OK && wrapping) s = wrap(m, NB__HOOK_OUTPUTS, n_out, &res, &key);
+    for (int j = 0; j < n_out; j++) {
+        if (s != NB_OK) nb_tensor_free(res.at[j]);
+        out[j] = s == NB_OK ? res.at[j] : NULL;
+    }
+    for (int i = 0; i < n_in; i++)
+        if (args.owned[i]) nb_tensor_free(args.at[i]);
+    nb_tensor_free(key);
     return s;
 }
 
