@@ -425,6 +425,14 @@ static nb_status wrong_shape_backward_hook(nb_module *m, int n_in, nb_tensor **g
     return NB_OK;
 }
 
+/* Replaces grad_input, then fails without an error of its own. */
+static nb_status replace_then_fail_hook(nb_module *m, int n_in, nb_tensor **grad_input, int n_out,
+                                        nb_tensor *const *grad_output, void *ctx) {
+    (void)m, (void)n_in, (void)n_out, (void)grad_output, (void)ctx;
+    grad_input[0] = nb_mul_scalar(grad_input[0], 3);
+    return NB_ERR_ARG;
+}
+
 static nb_status failing_pre_hook(nb_module *m, int n_in, nb_tensor **in, void *ctx) {
     (void)m, (void)n_in, (void)ctx;
     nb_tensor *bad = nb_reshape(in[0], NB_SHAPE(7));
@@ -447,6 +455,14 @@ static void module_hook_errors_stop_the_forward_or_the_pass(void) {
     CHECK_EQ_INT(nb_backward(loss), NB_ERR_SHAPE);
     CHECK_ERROR(NB_ERR_SHAPE, "Linear: a full backward hook replaced grad_input 0 of [1,3] by []");
     CHECK(nb_grad(x) == NULL);
+    nb_module_remove_hook(m, h);
+    /* in create_graph mode the gradients are the caller's: the refused one is dropped too */
+    h = nb_module_register_full_backward_hook(m, replace_then_fail_hook, NULL);
+    nb_tensor *out = K(nb_module_forward(m, x)), *ones = K(nb_ones(NB_SHAPE(1, 2))), *g = NULL;
+    CHECK_EQ_INT(nb_autograd_grad(1, &out, &ones, 1, &x, &g,
+                                  &(nb_grad_options){.create_graph = true}), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "Linear: a full backward hook failed");
+    CHECK(g == NULL);
     nb_module_remove_hook(m, h);
     CHECK(nb_module_register_forward_pre_hook(m, failing_pre_hook, NULL) > 0);
     CHECK(nb_module_forward(m, x) == NULL);
@@ -588,6 +604,25 @@ static void full_backward_hook_runs_in_every_pass(void) {
     nb_module_free(m);
 }
 
+/* nb_autograd_grad for the weight only: the input's gradient is not computed, so the hook runs
+ * from the outputs' side with grad_input NULL (and nothing waits for the inputs' node). */
+static void full_backward_hook_without_the_inputs_gradient_sees_null(void) {
+    nb_module *m = small_linear();
+    mod_spy s = {0};
+    CHECK(nb_module_register_full_backward_hook(m, backward_hook, &s) > 0);
+    nb_tensor *x = K(nb_from_data((float[]){1, 0, -1}, NB_SHAPE(1, 3)));
+    nb_set_requires_grad(x, true);
+    nb_tensor *w = nb_module_find(m, "weight"), *g = NULL;
+    nb_tensor *loss = K(nb_sum(K(nb_module_forward(m, x))));
+    CHECK_EQ_INT(nb_autograd_grad(1, &loss, NULL, 1, &w, &g, NULL), NB_OK);
+    K(g);
+    CHECK_EQ_INT(s.calls, 1);
+    CHECK(s.grad_in_null);
+    CHECK_ARRAY("grad_output = 1", s.grad_out, ((double[]){1, 1}), 2, 0, 0);
+    CHECK_TENSOR("dW = x", g, ((double[]){1, 0, -1, 1, 0, -1}), 6, 0, 0);
+    nb_module_free(m);
+}
+
 static void full_backward_hook_runs_once_per_call(void) {
     nb_module *m = nb_module_new(&double_class, 0);
     twice_spy s = {0};
@@ -607,6 +642,7 @@ static void module_hooks(void) {
     module_trains_identically_with_no_op_hooks();
     BOTH_HOMES(full_backward_hook_runs_once_per_call);
     BOTH_HOMES(full_backward_hook_runs_in_every_pass);
+    BOTH_HOMES(full_backward_hook_without_the_inputs_gradient_sees_null);
     BOTH_HOMES(forward_pre_hook_replaces_the_input);
     BOTH_HOMES(forward_hook_sees_inputs_and_output_and_replaces_it);
     BOTH_HOMES(many_replacing_hooks_chain);

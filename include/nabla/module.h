@@ -150,9 +150,11 @@ NB_API nb_status nb_module_describe(const nb_module *m, nb_attrs *d);
  *                     its inputs are known, with grad_input (NULL for an input that does not
  *                     require grad) and grad_output (read only; zeros for an output the loss
  *                     does not use): may replace grad_input[i] with a gradient of its shape made
- *                     with ops, which is what flows on.  When no input requires grad it runs as
- *                     soon as grad_output is known, with grad_input all NULL.  A pass that
- *                     reaches the inputs only (differentiating a gradient again) runs none.  For it, the forward wraps the inputs and
+ *                     with ops, which is what flows on.  When no input requires grad (or the
+ *                     pass does not compute their gradients: nb_autograd_grad for other
+ *                     tensors) it runs as soon as grad_output is known, with grad_input all NULL.
+ *                     A pass that reaches the inputs only (differentiating a gradient again)
+ *                     runs none.  For it, the forward wraps the inputs and
  *                     the outputs in torch's identity BackwardHookFunction (grad_fn
  *                     "BackwardHookFunctionBackward"); inputs that are not all float32 are not
  *                     wrapped (grad_input all NULL).  The module must outlive the graphs made

@@ -93,21 +93,23 @@ static nb_status run_backward_hooks(nb__module_hooks *h, const nb_node *node, in
         nb_tensor *before[NB_MODULE_MAX_IO];
         memcpy(before, grads, sizeof *grads * (size_t)n_in);
         nb_status s = fn(h->m, n_in, grads, n_out, grad_out, h->at[k].ctx);
-        if (s != NB_OK) return hook_failed(h->m, "full backward", s);
-        for (int i = 0; i < n_in; i++) {
+        if (s != NB_OK) s = hook_failed(h->m, "full backward", s);
+        for (int i = 0; i < n_in; i++) { /* each replacement taken over, or refused */
             if (grads[i] == before[i]) continue;
             const nb_tensor *in = node ? node->in[i] : NULL;
-            if (!in || !nb__alive(grads[i]) || !nb__same_shape(grads[i], in)) {
+            if (s == NB_OK && in && nb__alive(grads[i]) && nb__same_shape(grads[i], in)) {
+                nb_tensor_free(before[i]);
+                continue;
+            }
+            if (s == NB_OK)
                 s = nb__fail_status(NB_ERR_SHAPE, "%s: a full backward hook replaced grad_input "
                                     "%d of %s by %s", h->m->cls->name, i,
                                     in ? NB_SHP(in) : "an input that does not require grad",
                                     nb__alive(grads[i]) ? NB_SHP(grads[i]) : "a dead tensor");
-                nb_tensor_free(grads[i]);
-                grads[i] = before[i];
-                return s;
-            }
-            nb_tensor_free(before[i]);
+            nb_tensor_free(grads[i]);
+            grads[i] = before[i];
         }
+        if (s != NB_OK) return s;
     }
     return NB_OK;
 }
@@ -124,8 +126,7 @@ static nb_status outputs_seen(nb__backward_hook *cb, const nb_tensor *key, int n
     if (!key) { /* no input requires grad: the hooks run now, with grad_input all NULL */
         nb_tensor *none[NB_MODULE_MAX_IO] = {0};
         int n_in = h->m->cls->n_inputs ? h->m->cls->n_inputs : 1;
-        nb_status s = run_backward_hooks(h, NULL, n_in, none, n, grads);
-        return s;
+        return run_backward_hooks(h, NULL, n_in, none, n, grads);
     }
     pending_grads *p = pending_of(h, key);
     if (!p) {

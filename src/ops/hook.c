@@ -60,8 +60,10 @@ nb_status nb__bwd_hook(const nb_node *node, nb_tensor *g, nb_tensor **din) {
             if (!(grads[k] = nb__backward_hook_part(g, t, at))) s = nb_error_code();
         at += nb__numel(t->ndim, t->shape);
     }
-    if (s == NB_OK && h && role == NB__HOOK_OUTPUTS)
-        s = h->outputs(h, node->n_in > n_pack ? node->in[n_pack] : NULL, n_pack, grads);
+    if (s == NB_OK && h && role == NB__HOOK_OUTPUTS) {
+        const nb_tensor *key = node->n_in > n_pack ? node->in[n_pack] : NULL;
+        s = h->outputs(h, key && nb__grad_wanted(key) ? key : NULL, n_pack, grads);
+    }
     else if (s == NB_OK && h)
         s = h->inputs(h, node->out, n_pack, grads);
     for (int k = 0; k < n_pack; k++) {

@@ -177,7 +177,8 @@ NB_OPS(NB_OP_DECLARE_)
  *                    key is this node's result;
  *   NB__HOOK_OUTPUTS the module's outputs: h->outputs sees their gradients; in[n_pack], when
  *                    n > n_pack, is the inputs' packed result of the same call (its node keeps
- *                    that one alive), passed as key, else key is NULL.
+ *                    that one alive), passed as key when the pass computes its gradient, else
+ *                    key is NULL (the inputs' node will not be reached).
  * In create_graph mode the split is made of ops, so gradients stay differentiable. */
 typedef struct nb__backward_hook nb__backward_hook;
 struct nb__backward_hook {
