@@ -299,12 +299,14 @@ static json_t *norms_json(const nb_fit *f) {
     return rows;
 }
 
-/* The norms of a resumed run's epochs; rows of another width (another model) are not taken. */
+/* The norms of a resumed run's epochs, a row per epoch done: NaN where the checkpoint has none
+ * (a run without grad_norms, or rows of another width: another model). */
 static bool restore_norms(nb_fit *f, const json_t *rows) {
-    size_t e;
-    json_t *row;
-    json_array_foreach(rows, e, row) {
-        if (json_array_size(row) != (size_t)f->n_norms) return true;
+    bool fits = true;
+    for (size_t e = 0; e < json_array_size(rows); e++)
+        fits = fits && json_array_size(json_array_get(rows, e)) == (size_t)f->n_norms;
+    for (int64_t e = 0; e < f->epoch; e++) {
+        const json_t *row = fits ? json_array_get(rows, (size_t)e) : NULL;
         float v[MAX_PARAMS];
         for (int i = 0; i < f->n_norms; i++) {
             json_t *x = json_array_get(row, (size_t)i);
@@ -400,7 +402,11 @@ static bool write_norms(const nb_fit *f) {
         }
         for (int64_t e = 0; e < f->norm_rows; e++) {
             fprintf(out, "\n%lld", (long long)e + 1);
-            for (int i = 0; i < f->n_norms; i++) fprintf(out, ",%.9g", f->norms[e * f->n_norms + i]);
+            for (int i = 0; i < f->n_norms; i++) { /* as curves.csv: NaN as an empty field */
+                float v = f->norms[e * f->n_norms + i];
+                if (isfinite(v)) fprintf(out, ",%.9g", v);
+                else fputc(',', out);
+            }
         }
         fputc('\n', out);
     }
