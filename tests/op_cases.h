@@ -73,7 +73,8 @@ typedef struct {
     X(conv2d) X(conv_transpose2d)                                                          \
     X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d) \
     X(slice_backward) X(scatter_add) X(index_add) X(avg_pool2d_backward)                     \
-    X(upsample_nearest2d_backward) X(upsample_bilinear2d_backward) X(conv2d_weight)
+    X(upsample_nearest2d_backward) X(upsample_bilinear2d_backward) X(conv2d_weight)          \
+    X(backward_hook)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -177,6 +178,8 @@ static inline int oc_n_inputs(const op_case *c) {
 }
 OC_CALL_(concat, nb_concat(oc_n_inputs(c), x, c->dim))
 OC_CALL_(stack, nb_stack(oc_n_inputs(c), x, c->dim))
+/* the identity a module's full backward hook wraps around its inputs, with no hook: a pack */
+OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), oc_n_inputs(c), x, NULL))
 
 #define OC_FN_ROW_(f) [OC_FN_##f] = {#f, oc_call_##f},
 static const struct {
@@ -521,6 +524,10 @@ static const op_case oc_cases[] = {
     OC("conv2d_weight_groups_dilated_padded", CONV2D_WEIGHT, conv2d_weight,
        IN(UNI(-1, 1, 2, 4, 5, 5), UNI_T(-1, 1, 2, 6, 3, 3)), SIZES(6, 2, 3, 3),
        .conv = {.padding = {1, 1}, .dilation = {2, 2}, .groups = 2}),
+    /* backward_hook: one tensor (the identity, a view), several of any layout (a copy) */
+    OC("backward_hook_one", BACKWARD_HOOK, backward_hook, IN(UNI_T(-1, 1, 3, 4))),
+    OC("backward_hook_three", BACKWARD_HOOK, backward_hook,
+       IN(UNI_T(-1, 1, 3, 4), SCALAR(-1, 1), UNI_S(-1, 1, 2, 3))),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 

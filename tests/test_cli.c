@@ -892,6 +892,46 @@ static void model_files_build_residual_blocks_and_reject_unknown_keys(void) {
     CHECK(!exists(tpath("T/model.safetensors")));
 }
 
+/* ---------------------------------------------------------------- gradient norms, anomalies */
+
+/* --grad-norms: OUT/grad_norms.csv beside the curves, a column per parameter, a row per epoch. */
+static void grad_norms_are_written_beside_the_curves(void) {
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--out", tpath("G"), "--model",
+               "784-16-10", "--grad-norms");
+    size_t n;
+    char *csv = read_all(tpath("G/grad_norms.csv"), &n);
+    CHECK_STR_CONTAINS(csv, "epoch,");
+    CHECK_STR_CONTAINS(csv, ".weight,");
+    CHECK_EQ_INT(count_lines(csv, ""), 3);
+    CHECK_EQ_INT(count_lines(csv, "2,"), 1);
+    free(csv);
+}
+
+/* A loss that turns NaN or infinite (lr 1e30) stops the run at its step, and with
+ * --detect-anomaly the op and the layer that first made a non-finite value are named; OUT keeps
+ * the last good epoch's files either way. */
+static void a_non_finite_run_stops_and_detect_anomaly_names_the_op_and_layer(void) {
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "1", "--out", tpath("N"), "--model",
+               "784-16-10");
+    saved_files good = files_of(tpath("N"));
+    CHECK_REFUSED("training diverged at step 2/", "train", "--data", data_dir(), "--epochs", "2",
+                  "--out", tpath("N"), "--model", "784-16-10", "--lr", "1e30");
+    CHECK(strstr(err_text, "the loss is nan") || strstr(err_text, "the loss is inf") ||
+          strstr(err_text, "the loss is -nan"));
+    saved_files after = files_of(tpath("N"));
+    CHECK(same_files(good, after));
+    free_files(after);
+    CHECK_REFUSED("is not finite", "train", "--data", data_dir(), "--epochs", "2", "--out",
+                  tpath("N"), "--model", "784-16-10", "--lr", "1e30", "--detect-anomaly");
+    CHECK_STR_CONTAINS(err_text, "training step: ");
+    CHECK_STR_CONTAINS(err_text, " in layer ");
+    CHECK_STR_CONTAINS(err_text, " (Linear)");
+    after = files_of(tpath("N"));
+    CHECK(same_files(good, after));
+    free_files(after);
+    free_files(good);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s PATH/TO/nabla (run from the repo root)\n", argv[0]);
@@ -923,6 +963,8 @@ int main(int argc, char **argv) {
     early_stopping_picks_on_a_validation_split_and_restores_the_best();
     convert_mnist_output_trains();
     model_files_build_residual_blocks_and_reject_unknown_keys();
+    grad_norms_are_written_beside_the_curves();
+    a_non_finite_run_stops_and_detect_anomaly_names_the_op_and_layer();
 
     free(out_text);
     free(err_text);

@@ -420,6 +420,10 @@ CASES = [
     case("conv2d_weight_groups_dilated_padded", "conv2d_weight", "conv2d_weight",
          [uni(-1, 1, 2, 4, 5, 5), uni_t(-1, 1, 2, 6, 3, 3)], sizes=[6, 2, 3, 3],
          conv={"padding": [1, 1], "dilation": [2, 2], "groups": 2}),
+    # backward_hook: one tensor (the identity, a view), several of any layout (a copy)
+    case("backward_hook_one", "backward_hook", "backward_hook", [uni_t(-1, 1, 3, 4)]),
+    case("backward_hook_three", "backward_hook", "backward_hook",
+         [uni_t(-1, 1, 3, 4), scalar(-1, 1), uni_s(-1, 1, 2, 3)]),
 ]
 
 
@@ -579,6 +583,9 @@ FNS = {
     "upsample_bilinear2d_backward": lambda x, a: input_grad(
         lambda z, a: interpolate(z, a, mode="bilinear", align_corners=a["align_corners"]), x, a),
     "conv2d_weight": conv2d_weight,
+    # torch's BackwardHookFunction is an identity over its tensors; nabla's packs several flat
+    "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
+                                   else torch.cat([t.reshape(-1) for t in x])),
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 

@@ -138,6 +138,45 @@ NB_API nb_status nb_module_forward_n(nb_module *m, int n_in, nb_tensor *const *i
  * NB_ATTRS_MAX, NB_ERR_NULL for NULL. */
 NB_API nb_status nb_module_describe(const nb_module *m, nb_attrs *d);
 
+/* ---------------------------------------------------------------- hooks
+ * torch's module hooks.  nb_module_forward and nb_module_forward_n run them, in the order they
+ * were registered (each kind apart), with the module and the registration's ctx:
+ *   forward pre hook  before the forward, with its inputs: may replace in[i] by storing a new
+ *                     tensor there (a reference it hands over; the one replaced is not its to
+ *                     free); the forward and the later hooks see the replacement;
+ *   forward hook      after the forward, with the inputs and the outputs: may replace out[j] the
+ *                     same way (the module drops the one replaced);
+ *   full backward hook in a backward pass through the module's outputs, once the gradients of
+ *                     its inputs are known, with grad_input (NULL for an input that does not
+ *                     require grad) and grad_output (read only; zeros for an output the loss
+ *                     does not use): may replace grad_input[i] with a gradient of its shape made
+ *                     with ops, which is what flows on.  When no input requires grad (or the
+ *                     pass does not compute their gradients: nb_autograd_grad for other
+ *                     tensors) it runs as soon as grad_output is known, with grad_input all NULL.
+ *                     A pass that reaches the inputs only (differentiating a gradient again)
+ *                     runs none.  For it, the forward wraps the inputs and
+ *                     the outputs in torch's identity BackwardHookFunction (grad_fn
+ *                     "BackwardHookFunctionBackward"); inputs that are not all float32 are not
+ *                     wrapped (grad_input all NULL).  The module must outlive the graphs made
+ *                     while it has one.
+ * A hook that returns an error status (an op of its own failed, say) stops the forward (its
+ * outputs freed) or the backward pass with that error.  Hooks belong to the module and go with
+ * it.  Registering returns a handle (> 0) for nb_module_remove_hook, unique within the module,
+ * or 0 with NB_ERR_NULL for a NULL module or fn (NB_ERR_MEMORY). */
+typedef nb_status (*nb_module_forward_pre_hook_fn)(nb_module *m, int n_in, nb_tensor **in, void *ctx);
+typedef nb_status (*nb_module_forward_hook_fn)(nb_module *m, int n_in, nb_tensor *const *in,
+                                               int n_out, nb_tensor **out, void *ctx);
+typedef nb_status (*nb_module_backward_hook_fn)(nb_module *m, int n_in, nb_tensor **grad_input,
+                                                int n_out, nb_tensor *const *grad_output,
+                                                void *ctx);
+NB_API int nb_module_register_forward_pre_hook(nb_module *m, nb_module_forward_pre_hook_fn fn,
+                                               void *ctx);
+NB_API int nb_module_register_forward_hook(nb_module *m, nb_module_forward_hook_fn fn, void *ctx);
+NB_API int nb_module_register_full_backward_hook(nb_module *m, nb_module_backward_hook_fn fn,
+                                                 void *ctx);
+/* NB_ERR_ARG when m has no hook of that handle (or it was removed). */
+NB_API nb_status nb_module_remove_hook(nb_module *m, int handle);
+
 #ifdef __cplusplus
 }
 #endif

@@ -114,6 +114,19 @@ typedef struct nb_fit_opts {
     int n_meta;
     const char *const *meta_keys, *const *meta_values;
     int64_t seed; /* recorded in the checkpoint (nb_fit_info's resumed_seed after a resume) */
+    /* Per-parameter gradient norms, as torch users log them with hooks (and as this does: a
+     * tensor hook on each parameter that requires grad): the L2 norm of each parameter's
+     * gradient in each training step (before clipping), averaged over the epoch's steps, in
+     * nb_fit_info's grad_norms and, with out, in OUT/grad_norms.csv (written beside the curves:
+     * a row per epoch, "epoch" then a column per parameter by state_dict name).  The checkpoint
+     * keeps them, so a resumed run's file has every epoch. */
+    bool grad_norms;
+    /* Anomaly mode (nb_set_detect_anomaly, nabla/autograd.h) for the run: the first NaN or
+     * infinity an op or a backward step makes stops the run with NB_ERR_VALUE and a message naming
+     * the op, the layer and the parameter ("training step: backward: 2.weight's gradient via
+     * AddmmBackward0 in layer 2 (Linear) is not finite ..."); the end is NB_FIT_FAILED and
+     * nothing of that epoch is saved.  The mode is put back as it was after the run.  Slow. */
+    bool detect_anomaly;
 } nb_fit_opts;
 
 /* What a step callback sees: the step just done. */
@@ -164,6 +177,10 @@ typedef struct nb_fit_info {
     bool restored;        /* the best epoch's weights were put back at the end */
     int64_t resumed_seed; /* the seed recorded in the checkpoint nb_fit_resume read */
     const nb_curves *curves; /* per epoch, owned by the nb_fit */
+    /* With opts.grad_norms: per epoch (curves' rows), n_grad_norms values (the parameters in
+     * nb_module_param order), row-major, owned by the nb_fit; else NULL and 0. */
+    const float *grad_norms;
+    int n_grad_norms;
 } nb_fit_info;
 
 typedef struct nb_fit nb_fit;

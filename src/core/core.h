@@ -45,6 +45,7 @@ typedef struct nb_op_args {
               * pad (top / left) only for padding='same' with an odd total */
         int stride[2], pad[2], pad_end[2], dilation[2], output_padding[2], groups;
     } conv;
+    void *hook; /* the backward_hook row's callbacks (ops/hook.c), or NULL */
 } nb_op_args;
 
 /* A recorded op: the graph edge from its inputs to the tensor it made (out).  It lives in out's

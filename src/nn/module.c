@@ -4,6 +4,7 @@
  * state_dict names.  The repr and descriptions are in repr.c.
  */
 #include "module.h"
+#include "nabla/autograd.h"
 
 #include <stdalign.h>
 #include <string.h>
@@ -146,6 +147,7 @@ void nb_module_free(nb_module *m) {
     free_entries(&m->buffers, false);
     free_entries(&m->children, true);
     free_name_tables(m->names);
+    nb__module_hooks_free(m->hooks);
     nb__dealloc(m, STATE_OFFSET + m->state_size);
 }
 
@@ -155,11 +157,14 @@ static nb_status no_forward(const nb_module *m) {
     return nb__fail_status(NB_ERR_ARG, "%s: has no forward; its owner calls its children", m->cls->name);
 }
 
+/* Hooks to run or anomaly mode's bookkeeping send a forward through hooks.c. */
+static bool watched(const nb_module *m) { return m->hooks || nb_is_anomaly_enabled(); }
+
 nb_tensor *nb_module_forward(nb_module *m, nb_tensor *x) {
     if (!m) return nb__fail(NB_ERR_NULL, "module_forward: module is NULL");
     if (!nb__alive(x)) return nb__fail_input(m->cls->name, x);
-    if (m->cls->forward) return m->cls->forward(m, x);
-    if (!m->cls->forward_n) return no_forward(m), NULL;
+    if (m->cls->forward && !watched(m)) return m->cls->forward(m, x);
+    if (!m->cls->forward && !m->cls->forward_n) return no_forward(m), NULL;
     nb_tensor *y = NULL;
     if (count_or_one(m->cls->n_inputs) != 1 || count_or_one(m->cls->n_outputs) != 1)
         return nb__fail(NB_ERR_ARG, "module_forward: %s takes %d inputs and gives %d outputs: call "
@@ -180,6 +185,12 @@ nb_status nb_module_forward_n(nb_module *m, int n_in, nb_tensor *const *in, int 
                                "%d and %d", c->name, want_in, want_out, n_in, n_out);
     for (int i = 0; i < n_in; i++)
         if (!nb__alive(in[i])) return nb__fail_input(c->name, in[i]), nb_error_code();
+    if (watched(m)) return nb__module_forward_watched(m, n_in, in, n_out, out);
+    return nb__module_call(m, in, n_out, out);
+}
+
+nb_status nb__module_call(nb_module *m, nb_tensor *const *in, int n_out, nb_tensor **out) {
+    const nb_module_class *c = m->cls;
     if (c->forward) {
         out[0] = c->forward(m, in[0]);
         return out[0] ? NB_OK : nb_error_code();

@@ -28,6 +28,7 @@ typedef struct {
 } nb_module_entries;
 
 typedef struct nb__name_table nb__name_table;
+typedef struct nb__module_hooks nb__module_hooks;
 
 struct nb_module {
     const nb_module_class *cls;
@@ -39,7 +40,16 @@ struct nb_module {
     nb__name_table *names;
     size_t state_size;
     void *state; /* state_size bytes right after this struct (aligned) */
+    nb__module_hooks *hooks; /* NULL until a hook is registered (module.c) */
 };
+
+/* The class's forward on checked inputs and counts (module.c); on failure every out[j] is NULL. */
+nb_status nb__module_call(nb_module *m, nb_tensor *const *in, int n_out, nb_tensor **out);
+/* nb_module_forward_n when m has hooks or anomaly mode is on: the hooks around the forward, and
+ * where ops run for anomaly mode's messages (hooks.c). */
+nb_status nb__module_forward_watched(nb_module *m, int n_in, nb_tensor *const *in, int n_out,
+                                     nb_tensor **out);
+void nb__module_hooks_free(nb__module_hooks *h);
 
 /* The state of a built-in module known to be of class cls (no check, no error). */
 #define NB__STATE(type, m) ((type *)(m)->state)

@@ -117,7 +117,9 @@
     /* convolution on NCHW (conv.c) */                                                                           \
     X(CONV2D,              "conv2d",              "ConvolutionBackward0",          -1, conv,         "T",  F32)  \
     X(CONV_TRANSPOSE2D,    "conv_transpose2d",    "ConvolutionBackward0",          -1, conv,         "T",  F32)  \
-    X(CONV2D_WEIGHT,       "conv2d_weight",       "ConvolutionBackwardBackward0",  2,  conv_weight,  "T",  F32)
+    X(CONV2D_WEIGHT,       "conv2d_weight",       "ConvolutionBackwardBackward0",  2,  conv_weight,  "T",  F32)  \
+    /* module backward hooks (hook.c) */                                                                         \
+    X(BACKWARD_HOOK,       "backward_hook",       "BackwardHookFunctionBackward",  -1, hook,         "T",  F32) 
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;
@@ -201,6 +203,30 @@ nb_tensor *nb__upsample_bilinear2d_backward(nb_tensor *g, int ndim, const int64_
                                             int scale_h, int scale_w, bool align_corners);
 nb_tensor *nb__conv2d_weight(nb_tensor *x, nb_tensor *g, const int64_t w_shape[4],
                              const nb_conv2d_opts *opts);
+/* torch's BackwardHookFunction, the identity a module's full backward hook is built on
+ * (hook.c): the first n_pack of in[0 .. n-1] packed into one flat tensor (one: the tensor
+ * itself, as a view), so that one node sees all their gradients at once.  Its backward splits
+ * the packed gradient back into one per tensor and hands them to h (which may be NULL):
+ *   NB__HOOK_INPUTS  the module's inputs (n == n_pack): h->inputs may replace each gradient
+ *                    (with one of its shape, made with ops), which is then what flows on;
+ *                    key is this node's result;
+ *   NB__HOOK_OUTPUTS the module's outputs: h->outputs sees their gradients; in[n_pack], when
+ *                    n > n_pack, is the inputs' packed result of the same call (its node keeps
+ *                    that one alive), passed as key when the pass computes its gradient, else
+ *                    key is NULL (the inputs' node will not be reached).
+ * In create_graph mode the split is made of ops, so gradients stay differentiable. */
+typedef struct nb__backward_hook nb__backward_hook;
+struct nb__backward_hook {
+    nb_status (*outputs)(nb__backward_hook *h, const nb_tensor *key, int n, nb_tensor *const *grads);
+    nb_status (*inputs)(nb__backward_hook *h, const nb_tensor *key, int n, nb_tensor **grads);
+};
+enum { NB__HOOK_INPUTS, NB__HOOK_OUTPUTS, NB__HOOK_MAX_IO = 16 };
+nb_tensor *nb__backward_hook_pack(int role, int n_pack, int n, nb_tensor *const *in,
+                                  nb__backward_hook *h);
+/* The stretch of a packed tensor (or of its gradient) that holds t, which starts at element at:
+ * a tensor of t's shape, made with ops (views when packed is contiguous), so it keeps a graph;
+ * packed itself (retained) when it has t's shape. */
+nb_tensor *nb__backward_hook_part(nb_tensor *packed, const nb_tensor *t, int64_t at);
 
 /* Cross-entropy of logits [N, C] against int32 classes [N], mean or summed, as one op (xent.c);
  * nb_cross_entropy calls it when nothing else (weights, smoothing, ignore_index) applies. */

@@ -11,10 +11,14 @@
  *
  * The checkpoint's progress record ("nabla.extra", JSON) holds what a resumed run needs besides
  * the objects: {"curves": [[train loss, eval loss, train acc, eval acc], ...], "best": loss or
- * null, "bad_epochs": n, "seed": n, "model_epoch": n}.  JSON has no infinity or NaN: such values
- * are null.
+ * null, "bad_epochs": n, "seed": n, "model_epoch": n}, with opts.grad_norms also "grad_norms":
+ * [[norm per parameter], ...] per epoch.  JSON has no infinity or NaN: such values are null.
+ *
+ * Gradient norms (opts.grad_norms) are taken by a tensor hook on each parameter, which sees the
+ * parameter's whole gradient of the step before it reaches .grad (nabla/autograd.h).
  */
 #include "nabla/train.h"
+#include "nabla/autograd.h"
 #include "nabla/loss.h"
 #include "nabla/optim.h"
 #include "../io/io.h"
@@ -45,6 +49,14 @@ struct nb_fit {
     int64_t resumed_seed;
     char *best_path;        /* the file that holds the best weights (beside a resumed checkpoint at first) */
     size_t best_cap;
+    /* gradient norms (opts.grad_norms): per parameter, this epoch's sum over its steps and the
+     * hook's handle (0: none); per epoch done, the means (norms, norm_rows rows of n_norms) */
+    int n_norms;
+    double *norm_sum;
+    int *norm_hook;
+    int64_t norm_steps;
+    float *norms;
+    int64_t norm_rows, norm_cap;
 };
 
 static double now_seconds(void) {
@@ -129,6 +141,55 @@ static bool weights_finite(const nb_fit *f) {
     return ok;
 }
 
+/* ---- gradient norms */
+
+/* A parameter's tensor hook: the L2 norm of its gradient of this step, added to its sum. */
+static nb_tensor *note_grad_norm(nb_tensor *grad, void *sum) {
+    nb_tensor *sq = nb_mul(grad, grad), *total = sq ? nb_sum(sq) : NULL;
+    if (total) *(double *)sum += sqrt(nb_item(total));
+    nb_tensor_free(total);
+    nb_tensor_free(sq);
+    return total ? grad : NULL;
+}
+
+/* Hooks on (watch) or off every parameter that requires grad. */
+static bool watch_gradients(nb_fit *f, bool watch) {
+    for (int i = 0; i < f->n_norms; i++) {
+        nb_tensor *p = nb_module_param(f->model, i, NULL);
+        if (!watch && f->norm_hook[i]) nb_tensor_remove_hook(p, f->norm_hook[i]);
+        f->norm_hook[i] = 0;
+        if (watch && nb_requires_grad(p) &&
+            !(f->norm_hook[i] = nb_tensor_register_hook(p, note_grad_norm, &f->norm_sum[i])))
+            return false;
+    }
+    return true;
+}
+
+/* A row of norms, the epoch's means (the sums cleared for the next); false out of memory. */
+static bool add_norm_row(nb_fit *f, const float *row) {
+    if (f->norm_rows == f->norm_cap) {
+        int64_t cap = f->norm_cap ? 2 * f->norm_cap : 16;
+        float *p = nb__alloc(sizeof *p * (size_t)(cap * f->n_norms));
+        if (!p) return false;
+        if (f->norm_rows) memcpy(p, f->norms, sizeof *p * (size_t)(f->norm_rows * f->n_norms));
+        nb__dealloc(f->norms, sizeof *p * (size_t)(f->norm_cap * f->n_norms));
+        f->norms = p;
+        f->norm_cap = cap;
+    }
+    memcpy(f->norms + f->norm_rows++ * f->n_norms, row, sizeof *row * (size_t)f->n_norms);
+    return true;
+}
+
+static bool close_norms_epoch(nb_fit *f) {
+    float row[MAX_PARAMS];
+    for (int i = 0; i < f->n_norms; i++) {
+        row[i] = (float)(f->norm_steps ? f->norm_sum[i] / (double)f->norm_steps : 0);
+        f->norm_sum[i] = 0;
+    }
+    f->norm_steps = 0;
+    return add_norm_row(f, row);
+}
+
 /* ---- one epoch of training */
 
 typedef struct {
@@ -146,6 +207,7 @@ static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor 
     if (f->diverged_above == 0) set_divergence_threshold(f, *v, width);
     if (!loss_is_sane(f, *v, where)) return false;
     if (nb_backward(l) != NB_OK) return nb__fail_prefix("training step"), false;
+    f->norm_steps++;
     if (f->o.clip_norm > 0) nb_clip_grad_norm(np, params, f->o.clip_norm, 2.0f);
     if (nb_optim_step(f->optim) != NB_OK) return nb__fail_prefix("training step"), false;
     return true;
@@ -159,6 +221,8 @@ static bool train_epoch(nb_fit *f, const nb_fit_callbacks *cb, epoch_figures *ou
     nb_progress *bar = f->o.log ? nb_progress_new(f->o.log, label, steps) : NULL;
     nb_tensor *params[MAX_PARAMS], *x, *y;
     int np = nb_module_parameters(f->model, params, MAX_PARAMS);
+    for (int i = 0; i < f->n_norms; i++) f->norm_sum[i] = 0;
+    f->norm_steps = 0;
     double sum = 0;
     int64_t correct = 0, seen = 0, step = 0;
     bool ok = true;
@@ -222,6 +286,37 @@ static bool set_best_path(nb_fit *f, const char *path) {
     return true;
 }
 
+static json_t *norms_json(const nb_fit *f) {
+    json_t *rows = json_array();
+    for (int64_t e = 0; e < f->norm_rows; e++) {
+        json_t *row = json_array();
+        for (int i = 0; i < f->n_norms; i++) {
+            float v = f->norms[e * f->n_norms + i];
+            json_array_append_new(row, isfinite(v) ? json_real(v) : json_null());
+        }
+        json_array_append_new(rows, row);
+    }
+    return rows;
+}
+
+/* The norms of a resumed run's epochs, a row per epoch done: NaN where the checkpoint has none
+ * (a run without grad_norms, or rows of another width: another model). */
+static bool restore_norms(nb_fit *f, const json_t *rows) {
+    bool fits = true;
+    for (size_t e = 0; e < json_array_size(rows); e++)
+        fits = fits && json_array_size(json_array_get(rows, e)) == (size_t)f->n_norms;
+    for (int64_t e = 0; e < f->epoch; e++) {
+        const json_t *row = fits ? json_array_get(rows, (size_t)e) : NULL;
+        float v[MAX_PARAMS];
+        for (int i = 0; i < f->n_norms; i++) {
+            json_t *x = json_array_get(row, (size_t)i);
+            v[i] = json_is_number(x) ? (float)json_number_value(x) : NAN;
+        }
+        if (!add_norm_row(f, v)) return false;
+    }
+    return true;
+}
+
 static char *progress_json(const nb_fit *f) {
     json_t *rows = json_array();
     for (int e = 0; e < nb_curves_len(f->curves); e++) {
@@ -234,6 +329,7 @@ static char *progress_json(const nb_fit *f) {
     json_t *root = json_pack("{s:o,s:o,s:i,s:I,s:I}", "curves", rows, "best",
                              isfinite(f->best) ? json_real(f->best) : json_null(), "bad_epochs", f->bad_epochs,
                              "seed", (json_int_t)f->o.seed, "model_epoch", (json_int_t)f->model_epoch);
+    if (root && f->o.grad_norms) json_object_set_new(root, "grad_norms", norms_json(f));
     char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return text;
@@ -261,6 +357,7 @@ static bool restore_progress(nb_fit *f, const char *path, const char *text) {
         json_t *me = json_object_get(root, "model_epoch"); /* absent before it was recorded */
         f->model_epoch = json_is_integer(me) ? json_integer_value(me) : f->epoch;
         f->resumed_seed = json_integer_value(seed);
+        if (f->o.grad_norms) ok = restore_norms(f, json_object_get(root, "grad_norms"));
         /* shuffling follows the seed, so another seed gives other batches than the first run's */
         if (f->resumed_seed != f->o.seed && f->o.log)
             fprintf(f->o.log, "nabla: note: the checkpoint's run used seed %lld, this one seed %lld\n",
@@ -291,6 +388,31 @@ static bool save_model(nb_fit *f) {
     return nb__fail_prefix("saving the model"), false;
 }
 
+/* OUT/grad_norms.csv, atomically: "epoch" and the parameters' names, then a row per epoch. */
+static bool write_norms(const nb_fit *f) {
+    nb__afile a;
+    if (nb__afile_begin(&a, "fit", join(f->o.out, "grad_norms.csv")) != NB_OK) return false;
+    FILE *out = nb__afile_stream(&a);
+    if (out) {
+        fputs("epoch", out);
+        for (int i = 0; i < f->n_norms; i++) {
+            const char *name = NULL;
+            nb_module_param(f->model, i, &name);
+            fprintf(out, ",%s", name);
+        }
+        for (int64_t e = 0; e < f->norm_rows; e++) {
+            fprintf(out, "\n%lld", (long long)e + 1);
+            for (int i = 0; i < f->n_norms; i++) { /* as curves.csv: NaN as an empty field */
+                float v = f->norms[e * f->n_norms + i];
+                if (isfinite(v)) fprintf(out, ",%.9g", v);
+                else fputc(',', out);
+            }
+        }
+        fputc('\n', out);
+    }
+    return nb__afile_commit(&a) == NB_OK;
+}
+
 /* The curves, then the checkpoint, then (with_model) the model: see nabla/train.h. */
 static bool save_outputs(nb_fit *f, bool with_model) {
     if (!f->o.out) return true;
@@ -299,6 +421,7 @@ static bool save_outputs(nb_fit *f, bool with_model) {
     char *prog = progress_json(f);
     bool ok = prog && nb_curves_write_csv(f->curves, join(f->o.out, "curves.csv")) == NB_OK &&
               nb_curves_write_svg(f->curves, join(f->o.out, "curves.svg"), title) == NB_OK &&
+              (!f->o.grad_norms || write_norms(f)) &&
               nb_checkpoint_save(join(f->o.out, "checkpoint.safetensors"), f->model, f->optim, f->sched,
                                  f->epoch, prog) == NB_OK;
     if (!prog) nb__fail(NB_ERR_MEMORY, "out of memory");
@@ -380,7 +503,11 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
     if (!f) return NULL;
     *f = (nb_fit){.model = m, .optim = o, .sched = s, .train = train, .eval = eval, .o = *opts,
                   .curves = nb_curves_new(), .best = INFINITY, .resumed_seed = opts->seed};
-    if (!f->curves || (opts->out && !set_best_path(f, join(opts->out, "model.safetensors")))) {
+    f->n_norms = opts->grad_norms ? nb_module_num_params(m) : 0;
+    bool norms_ok = !f->n_norms || ((f->norm_sum = nb__alloc(sizeof *f->norm_sum * (size_t)f->n_norms)) &&
+                                    (f->norm_hook = nb__alloc(sizeof *f->norm_hook * (size_t)f->n_norms)));
+    if (norms_ok && f->n_norms) memset(f->norm_hook, 0, sizeof *f->norm_hook * (size_t)f->n_norms);
+    if (!f->curves || !norms_ok || (opts->out && !set_best_path(f, join(opts->out, "model.safetensors")))) {
         nb_fit_free(f);
         return NULL;
     }
@@ -397,6 +524,9 @@ void nb_fit_free(nb_fit *f) {
     if (!f) return;
     nb_curves_free(f->curves);
     nb__dealloc(f->best_path, f->best_cap);
+    nb__dealloc(f->norm_sum, sizeof *f->norm_sum * (size_t)f->n_norms);
+    nb__dealloc(f->norm_hook, sizeof *f->norm_hook * (size_t)f->n_norms);
+    nb__dealloc(f->norms, sizeof *f->norms * (size_t)(f->norm_cap * f->n_norms));
     nb__dealloc(f, sizeof *f);
 }
 
@@ -404,7 +534,8 @@ nb_fit_info nb_fit_info_get(const nb_fit *f) {
     if (!f) return (nb_fit_info){.best = INFINITY};
     return (nb_fit_info){.epoch = f->epoch, .model_epoch = f->model_epoch, .best = f->best,
                          .bad_epochs = f->bad_epochs, .end = f->end, .restored = f->restored,
-                         .resumed_seed = f->resumed_seed, .curves = f->curves};
+                         .resumed_seed = f->resumed_seed, .curves = f->curves,
+                         .grad_norms = f->o.grad_norms ? f->norms : NULL, .n_grad_norms = f->n_norms};
 }
 
 /* A metadata value of st that is a decimal integer ("nabla.epoch"), or -1 (also for st NULL). */
@@ -489,6 +620,7 @@ static bool run_epoch(nb_fit *f, const nb_fit_callbacks *cb) {
     nb_status s = !f->sched ? NB_OK : f->o.sched_on_loss ? nb_sched_step_metric(f->sched, ev.loss) : nb_sched_step(f->sched);
     if (s != NB_OK) return nb__fail_prefix("schedule step"), false;
     if (nb_curves_add(f->curves, (float)tr.loss, (float)ev.loss, (float)tr.acc, (float)ev.accuracy) != NB_OK) return false;
+    if (f->o.grad_norms && !close_norms_epoch(f)) return false;
     bool improved = ev.loss < f->best;
     f->best = improved ? ev.loss : f->best;
     f->bad_epochs = improved ? 0 : f->bad_epochs + 1;
@@ -502,6 +634,18 @@ static bool run_epoch(nb_fit *f, const nb_fit_callbacks *cb) {
     return true;
 }
 
+/* The epochs to do, with the parameters watched and anomaly mode on when the options say so;
+ * both put back as they were at the end. */
+static bool run_epochs(nb_fit *f, const nb_fit_callbacks *cb) {
+    bool anomaly_was = nb_is_anomaly_enabled();
+    if (f->o.detect_anomaly) nb_set_detect_anomaly(true);
+    bool ok = !f->o.grad_norms || watch_gradients(f, true);
+    while (ok && f->epoch < f->o.epochs) ok = run_epoch(f, cb);
+    if (f->o.grad_norms) watch_gradients(f, false);
+    nb_set_detect_anomaly(anomaly_was);
+    return ok;
+}
+
 nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *cb) {
     if (!f) return nb__fail_status(NB_ERR_ARG, "fit_run: NULL run");
     f->end = NB_FIT_RUNNING;
@@ -509,7 +653,7 @@ nb_status nb_fit_run(nb_fit *f, const nb_fit_callbacks *cb) {
     bool ok = true;
     if (f->epoch >= f->o.epochs) /* a finished run: its files are written again */
         ok = save_outputs(f, !f->o.select_best);
-    while (ok && f->epoch < f->o.epochs) ok = run_epoch(f, cb);
+    ok = ok && run_epochs(f, cb);
     if (ok) f->end = NB_FIT_DONE;
     if (f->end == NB_FIT_RUNNING) return f->end = NB_FIT_FAILED, nb_error_code();
     if (f->end == NB_FIT_DIVERGED) return NB_ERR_ARG;

@@ -27,6 +27,7 @@ typedef struct {
     bool batchnorm, nesterov, prefetch;
     const char *init; /* --init: a weight scheme for the whole model, or NULL */
     double rotate, crop_scale; /* augmentation, read by load_data */
+    bool grad_norms, detect_anomaly; /* nb_fit_opts' */
 } train_opts;
 
 typedef struct {
@@ -387,6 +388,10 @@ int cmd_train(int argc, char **argv) {
         {"patience", FLAG_INT, &o.patience, "epochs without improvement before --sched plateau decays", "[0, inf)"},
         {"classes", FLAG_STRING, &o.classes, "class names kept with the weights for `nabla predict`: fashion, "
          "digits, none or NAME,NAME,...; default: from the --data path (fashion, else mnist: digits)"},
+        {"grad-norms", FLAG_BOOL, &o.grad_norms, "write each parameter's mean gradient L2 norm per epoch "
+         "to OUT/grad_norms.csv"},
+        {"detect-anomaly", FLAG_BOOL, &o.detect_anomaly, "check every op's result and gradient for NaN and "
+         "infinity; the first stops the run naming the op, the layer and the parameter (slow)"},
     };
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, flags, (int)(sizeof flags / sizeof *flags), train_usage, pos, 0);
@@ -416,7 +421,8 @@ int cmd_train(int argc, char **argv) {
                           .sched_on_loss = !strcmp(o.sched, "plateau"),
                           .num_classes = nb_dataset_info_get(r.train_set).num_classes, .log = stderr,
                           .out = o.out, .title = "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
-                          .meta_values = meta.values, .seed = o.seed};
+                          .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
+                          .detect_anomaly = o.detect_anomaly};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
