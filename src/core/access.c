@@ -291,7 +291,7 @@ int64_t nb__first_non_finite(const nb_tensor *t, double *value) {
         }
         float f;
         memcpy(&f, &bits, 4);
-        *value = f;
+        *value = isnan(f) ? NAN : f; /* messages print "nan", whatever its sign bit */
     }
     nb__dealloc(b, (size_t)n * es + 1);
     return bad;
