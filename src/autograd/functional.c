@@ -198,12 +198,15 @@ typedef struct {
     int *param;    /* [n]: g[k] is the gradient of params[param[k]] */
 } first_grads;
 
+/* The arguments every helper on a graph takes; clears out[0..n) first, so a failure leaves it
+ * all NULL. */
 static nb_status check_graph_args(const char *op, nb_tensor *loss, int n, nb_tensor *const *params,
-                                  void *out) {
-    if (!nb__alive(loss)) return nb__fail_input(op, loss), nb_error_code();
+                                  nb_tensor **out) {
     if (n < 1 || !params || !out)
         return nb__fail_status(NB_ERR_ARG, "%s: needs n >= 1 params and an output array (n = %d)",
                                op, n);
+    for (int j = 0; j < n; j++) out[j] = NULL;
+    if (!nb__alive(loss)) return nb__fail_input(op, loss), nb_error_code();
     if (!check_one_element(op, loss, "loss")) return nb_error_code();
     if (!loss->requires_grad)
         return nb__fail_status(NB_ERR_GRAPH, "%s: loss does not require grad and has no grad_fn",
@@ -252,7 +255,6 @@ nb_status nb_hessian_vector_product(nb_tensor *loss, int n, nb_tensor *const *pa
     nb_status st = check_graph_args(op, loss, n, params, hv);
     if (st != NB_OK) return st;
     if (!v) return nb__fail_status(NB_ERR_ARG, "%s: v is NULL", op);
-    for (int j = 0; j < n; j++) hv[j] = NULL;
     for (int j = 0; j < n; j++) {
         if (!nb__alive(params[j])) return nb__fail_input(op, params[j]), nb_error_code();
         char what[32];
@@ -297,7 +299,6 @@ nb_status nb_hessian_diagonal_estimate(nb_tensor *loss, int n, nb_tensor *const 
     nb_status st = check_graph_args(op, loss, n, params, diag);
     if (st != NB_OK) return st;
     if (samples < 1) return nb__fail_status(NB_ERR_ARG, "%s: samples must be >= 1, got %d", op, samples);
-    for (int j = 0; j < n; j++) diag[j] = NULL;
     for (int j = 0; j < n; j++)
         if (!nb__alive(params[j])) return nb__fail_input(op, params[j]), nb_error_code();
     session s = open_session();
