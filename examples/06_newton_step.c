@@ -65,8 +65,10 @@ static void solve_cg(const data *d, nb_tensor *theta, const double *g, double *x
     double r[P], p[P], rr = 0;
     for (int i = 0; i < P; i++) x[i] = 0, r[i] = p[i] = g[i], rr += g[i] * g[i];
     for (int it = 0; it < P && rr > 1e-30; it++) {
+        float pf[P];
+        for (int i = 0; i < P; i++) pf[i] = (float)p[i];
         nb_scope_begin();
-        nb_tensor *pv = nb_from_data((float[]){(float)p[0], (float)p[1], (float)p[2]}, NB_SHAPE(P));
+        nb_tensor *pv = nb_from_data(pf, NB_SHAPE(P));
         nb_tensor *hp = nb_hvp(loss_fn, (void *)d, theta, pv);
         double php = 0, hpv[P];
         for (int i = 0; i < P; i++) php += p[i] * (hpv[i] = nb_get(hp, NB_INDEX(i)));

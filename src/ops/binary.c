@@ -42,12 +42,12 @@ nb_status nb__bwd_binary(const nb_node *node, nb_tensor *g, nb_tensor **din) {
     nb_tensor *a = node->in[0], *b = node->in[1];
     bool da = nb__needs_grad(node, 0), db = nb__needs_grad(node, 1);
     switch ((nb_op_id)node->op) {
-    case NB_OP_ADD: /* din holds references (op.h): g itself, retained once per use */
-        if (da) nb__retain(din[0] = g);
-        if (db) nb__retain(din[1] = g);
+    case NB_OP_ADD:
+        if (da) din[0] = g;
+        if (db) din[1] = g;
         break;
     case NB_OP_SUB:
-        if (da) nb__retain(din[0] = g);
+        if (da) din[0] = g;
         if (db) din[1] = nb_neg(g);
         break;
     case NB_OP_MUL:
