@@ -67,24 +67,44 @@ NB_API bool nb_set_detect_anomaly(bool on); /* returns the previous setting */
 NB_API bool nb_is_anomaly_enabled(void);
 
 /* ---------------------------------------------------------------- functional helpers
- * torch.autograd.functional for a function of one tensor: f(x, ctx) builds its result with ops
- * (and may be called several times).  Results are new tensors, owned like any result, detached
- * (no graph); x is not changed and need not require grad. */
+ * torch.autograd.functional for a function of one tensor.  f(x, ctx) builds its result with
+ * ops; a helper calls it (once) with a stand-in for x — a leaf sharing x's data that requires
+ * grad — inside a scope of its own, with recording on even under no-grad, so whatever f makes is
+ * released when the helper returns.  f's result must be a live float32 tensor; a NULL result
+ * fails the helper with f's error after the helper's name ("jacobian: f: matmul: ...").
+ * Results are new tensors, owned like any result (the open scope, or the caller), detached (no
+ * graph); x is not changed, and need not require grad; no .grad is touched.  Where f(x) does not
+ * depend on x the derivatives are zeros (torch's strict=False).  jvp, hessian and hvp
+ * differentiate a gradient, so every op f uses needs its second derivative (create_graph).
+ * Errors: NB_ERR_ARG for a NULL f, NB_ERR_NULL for a NULL or dead x or v, NB_ERR_SHAPE for a v
+ * of the wrong shape, a hessian or hvp of an f(x) of more than one element, or a Jacobian of
+ * more than NB_MAX_DIMS dims; f's own errors as they are. */
 typedef nb_tensor *(*nb_function)(nb_tensor *x, void *ctx);
-NB_API nb_tensor *nb_vjp(nb_function f, void *ctx, nb_tensor *x, nb_tensor *v); /* v^T J: x's shape */
-NB_API nb_tensor *nb_jvp(nb_function f, void *ctx, nb_tensor *x, nb_tensor *v); /* J v: f(x)'s shape */
-/* The Jacobian, shape f(x).shape + x.shape. */
+/* v^T J, x's shape: v has f(x)'s shape, or is NULL for a one-element f(x) (the gradient). */
+NB_API nb_tensor *nb_vjp(nb_function f, void *ctx, nb_tensor *x, nb_tensor *v);
+/* J v, f(x)'s shape, v of x's shape: d/du [u^T J v] by double backward, as torch's jvp. */
+NB_API nb_tensor *nb_jvp(nb_function f, void *ctx, nb_tensor *x, nb_tensor *v);
+/* The Jacobian, shape f(x).shape + x.shape: one backward pass per element of f(x). */
 NB_API nb_tensor *nb_jacobian(nb_function f, void *ctx, nb_tensor *x);
-/* For a one-element f: the Hessian, shape x.shape + x.shape, and the product H v (x's shape). */
+/* For a one-element f: the Hessian, shape x.shape + x.shape (one pass per element of x), and
+ * the product H v, x's shape (one pass; computed as v^T H, the same for a symmetric H). */
 NB_API nb_tensor *nb_hessian(nb_function f, void *ctx, nb_tensor *x);
 NB_API nb_tensor *nb_hvp(nb_function f, void *ctx, nb_tensor *x, nb_tensor *v);
 
-/* On a graph already built: loss is one element, params require grad.  hv[j] = (H v)_j, the
- * Hessian of loss with respect to all params (as one vector) times v (one tensor per param). */
+/* On a graph already built: loss is one element and requires grad, params require grad (leaves
+ * or results).  hv[j] = (H v)_j, the Hessian of loss with respect to all params (as one vector)
+ * times v (v[j] of params[j]'s shape), one new detached tensor per param, owned like any result.
+ * The graph is kept for the caller's own backward; .grad is not touched.  On failure every
+ * hv[j] is NULL: NB_ERR_SHAPE for a loss of more than one element or a v[j] of another shape,
+ * NB_ERR_GRAPH for a loss or a param that does not require grad, NB_ERR_ARG for n < 1 or NULL
+ * arrays. */
 NB_API nb_status nb_hessian_vector_product(nb_tensor *loss, int n, nb_tensor *const *params,
                                            nb_tensor *const *v, nb_tensor **hv);
-/* Hutchinson's estimate of the Hessian's diagonal: the mean over `samples` Rademacher vectors z
- * (drawn from nabla's generator, nb_manual_seed) of z * (H z), one tensor per param. */
+/* Hutchinson's estimate of the Hessian's diagonal: the mean over `samples` (>= 1, else
+ * NB_ERR_ARG) Rademacher vectors z of z * (H z), one tensor per param, as above.  Element i has
+ * mean H_ii and variance sum_{j != i} H_ij^2 / samples, so it is exact for a diagonal H.  The
+ * vectors are drawn from the thread's generator (nb_manual_seed): the same seed gives the same
+ * estimate, and the generator advances. */
 NB_API nb_status nb_hessian_diagonal_estimate(nb_tensor *loss, int n, nb_tensor *const *params,
                                               int samples, nb_tensor **diag);
 
