@@ -16,27 +16,13 @@ and torch's results.
 """
 import json
 import math
-import struct
 
 import torch
 from torch.autograd.functional import hessian, hvp, jacobian, jvp, vjp
 
+from golden_common import D, f32, short32
+
 torch.manual_seed(10)
-D = torch.float64
-
-
-def f32(t):
-    """t rounded to float32 values, held in float64 for the reference computation."""
-    return t.to(torch.float32).to(D)
-
-
-def short32(v):
-    """The shortest decimal that reads back (as double, then float32 — the C path) as v."""
-    for digits in range(1, 10):
-        s = "%.*g" % (digits, v)
-        if struct.unpack("f", struct.pack("f", float(s)))[0] == v:
-            return float(s)
-    raise AssertionError(v)
 
 
 def enc_in(t):

@@ -14,30 +14,16 @@ backward was called with.  "fd" lists the tensors the C test also checks by fini
 """
 import json
 import math
-import struct
 import sys
 import warnings
 
 import torch
 import torch.nn.functional as F
 
+from golden_common import D, f32, short32
+
 warnings.filterwarnings("ignore")  # kl_div's 'mean' warns; the case exists to pin it down
 torch.manual_seed(1234)
-D = torch.float64
-
-
-def f32(t):
-    """t rounded to float32 values, held in float64 for the reference computation."""
-    return t.to(torch.float32).to(D)
-
-
-def short32(v):
-    """The shortest decimal that reads back (as double, then float32 — the C path) as v."""
-    for digits in range(1, 10):
-        s = "%.*g" % (digits, v)
-        if struct.unpack("f", struct.pack("f", float(s)))[0] == v:
-            return float(s)
-    raise AssertionError(v)
 
 
 def enc_in(t):
