@@ -19,7 +19,8 @@ What each pair's expected values come from:
     NaN with the sign and the fp8 mantissa in the top bits (0x7f -> 0x7ff00000), which is what
     torch does for float16 NaNs and torch >= 2.1 for fp8.  Other pairs with an fp8 end go
     through float32 (exact from every source but int32, which rounds to float32 first, as torch
-    >= 2.1 does).
+    >= 2.1 does).  As a cross-check, main() asserts that the spec's float32 -> fp8 agrees on
+    every input with a transcription of torch 2.1's bit algorithm (torch21_fp8_encode).
 
 The file: "inputs" holds the sources that are not enumerated (float32 bit patterns: every
 value, tie and near-tie of every 16- and 8-bit format, integer ties, specials and random
@@ -120,6 +121,36 @@ def fp8_encode(name, f32bits):
 
 FP8_PATTERN = {n: {fp8_value(n, b): b for b in range(0x7f) if
                    not (n == "float8_e5m2" and b >= 0x7c)} for n in FP8}
+
+
+# ---- the same, as torch >= 2.1 computes it: a cross-check, not a source
+
+def _f32_add(a_bits, b_bits):
+    s = np.float32(np.array(a_bits, np.uint32).view(np.float32)) + \
+        np.float32(np.array(b_bits, np.uint32).view(np.float32))
+    return int(np.array(s, dtype=np.float32).view(np.uint32))
+
+
+def torch21_fp8_encode(name, f_bits):
+    """fp8e4m3fn_from_fp32_value / fp8e5m2_from_fp32_value of torch 2.1's c10/util/Float8_*.h,
+    transcribed: float32 bit arithmetic (rounding by a biased add, subnormals by adding a
+    constant in float32)."""
+    mask = 0xffffffff
+    sign = f_bits & 0x80000000
+    f_bits ^= sign
+    e4 = name == "float8_e4m3fn"
+    shift, bias = (20, 7) if e4 else (21, 15)
+    fp8_max = (1087 << 20) if e4 else (143 << 23)
+    denorm_mask = (141 << 23) if e4 else (134 << 23)
+    if f_bits >= fp8_max:
+        r = 0x7f if e4 or f_bits > (255 << 23) else 0x7c
+    elif f_bits < ((121 if e4 else 113) << 23):
+        r = (_f32_add(f_bits, denorm_mask) - denorm_mask) & 0xff
+    else:
+        odd = (f_bits >> shift) & 1
+        f_bits = (f_bits + (((bias - 127) << 23) & mask) + (1 << (shift - 1)) - 1 + odd) & mask
+        r = (f_bits >> shift) & 0xff
+    return r | (sign >> 24)
 
 
 # ---- conversions
@@ -235,6 +266,9 @@ def sources():
 
 def main():
     src = sources()
+    for name in FP8:  # the spec's rounding is torch >= 2.1's, on every float32 input
+        for b in src["float32"]:
+            assert fp8_encode(name, int(b)) == torch21_fp8_encode(name, int(b)), (name, hex(b))
     doc = {"comment": "tools/gen_golden_dtypes.py: torch " + torch.__version__ +
            " and the OFP8 v1.0 spec; arrays are base64(zlib(little-endian))",
            "dtypes": DTYPES,
