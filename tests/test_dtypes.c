@@ -213,7 +213,7 @@ static void formats_hold_their_defining_values(void) {
         {NB_BF16, 1.00390625f, 1},     {NB_BF16, 1.01171875f, 1.015625f},
         {NB_I8, 2.5f, 2},              {NB_I8, 3.5f, 4},           {NB_I8, -300, -128},
         {NB_U8, -1, 0},                {NB_U8, 255.5f, 255},       {NB_I16, 40000, 32767},
-        {NB_I32, 1e10f, 2147483647},   {NB_I16, NAN, 0},
+        {NB_I32, -1e10f, -2147483648.0f}, {NB_I16, NAN, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         nb_tensor *t = nb_full_dtype(cases[i].d, NB_SHAPE(2), cases[i].in);
@@ -351,22 +351,55 @@ static void safetensors_round_trip_every_dtype_bit_for_bit(void) {
     nb_scope_end();
 }
 
-/* A dtype safetensors does not define refuses the whole file, naming the tensor and the
- * dtype: nothing of it is read. */
-static void a_file_with_an_unknown_dtype_is_refused_by_name(void) {
-    const char *path = tpath("q4.safetensors");
-    const char *header = "{\"ok\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                         "\"w\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[4,5]}}";
+static void write_file(const char *path, const char *header, const void *data, size_t n) {
     uint64_t hn = strlen(header);
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL);
     if (!f) return;
     fwrite(&hn, 8, 1, f);
     fwrite(header, 1, hn, f);
-    fwrite("\0\0\x80\x3f\x11", 1, 5, f);
+    fwrite(data, 1, n, f);
     fclose(f);
+}
+
+/* A dtype safetensors does not define refuses the whole file, naming the tensor and the
+ * dtype; so does one nabla does not hold, or one the model's tensor is not: a model loads
+ * nothing from such a file. */
+static void a_file_with_an_unknown_dtype_is_refused_by_name(void) {
+    const char *path = tpath("q4.safetensors");
+    const float w[2] = {0.5f, -1.5f};
+    unsigned char data[10] = {0}; /* w, then a tensor of 1 or 2 bytes */
+    memcpy(data, w, 8);
+    write_file(path, "{\"weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]},"
+                     "\"bias\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[8,9]}}", data, 9);
     CHECK(nb_safetensors_open(path) == NULL);
-    CHECK_ERROR(NB_ERR_IO, "tensor 'w': unknown dtype 'Q4'");
+    CHECK_ERROR(NB_ERR_IO, "tensor 'bias': unknown dtype 'Q4'");
+
+    nb_module *m = nb_linear_new(2, 1, true);
+    float before[3];
+    CHECK_EQ_INT(nb_copy_to(nb_module_param(m, 0, NULL), before, 2), NB_OK);
+    CHECK_EQ_INT(nb_copy_to(nb_module_param(m, 1, NULL), before + 2, 1), NB_OK);
+    CHECK(nb_module_load(m, path) != NB_OK);
+    CHECK_ERROR(NB_ERR_IO, "tensor 'bias': unknown dtype 'Q4'");
+    const char *headers[][2] = {
+        {"{\"weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]},"
+         "\"bias\":{\"dtype\":\"U16\",\"shape\":[1],\"data_offsets\":[8,10]}}", "tensor 'bias' is U16"},
+        {"{\"weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]},"
+         "\"bias\":{\"dtype\":\"F8_E5M2\",\"shape\":[1],\"data_offsets\":[8,9]}}",
+         "tensor 'bias' is float8_e5m2, expected float32"},
+    };
+    for (int k = 0; k < 2; k++) {
+        write_file(path, headers[k][0], data, k ? 9 : 10);
+        nb_status s = nb_module_load(m, path);
+        CHECK(s == NB_ERR_DTYPE || s == NB_ERR_IO);
+        CHECK_STR_CONTAINS(nb_error_message(), headers[k][1]);
+        nb_error_clear();
+    }
+    float after[3];
+    CHECK_EQ_INT(nb_copy_to(nb_module_param(m, 0, NULL), after, 2), NB_OK);
+    CHECK_EQ_INT(nb_copy_to(nb_module_param(m, 1, NULL), after + 2, 1), NB_OK);
+    CHECK(!memcmp(before, after, sizeof before)); /* nothing was loaded */
+    nb_module_free(m);
 }
 
 int main(void) {
