@@ -152,9 +152,10 @@ NB_API nb_tensor *nb_full_dtype(nb_dtype dtype, int ndim, const int64_t *shape, 
 NB_API nb_tensor *nb_from_bytes(nb_dtype dtype, const void *data, int ndim, const int64_t *shape);
 /* A contiguous copy in another dtype (torch's t.to(dtype)), every pair of dtypes:
  *  - to a float format: round to nearest, ties to even.  float16/bfloat16: overflow gives +-Inf,
- *    NaN/Inf as torch 1.13 (a float32 NaN becomes bfloat16 0xffff, a float16 NaN 0x7fc0: torch's
- *    two paths).  float8_e5m2: overflow +-Inf.  float8_e4m3fn, which has no Inf: overflow
- *    (|x| >= 464 rounds past 448) and +-Inf give NaN, as torch >= 2.1 (not saturating).
+ *    NaN/Inf as torch 1.13 (a NaN becomes float16 0x7e00 with its sign; bfloat16 0xffff from
+ *    float32, 0x7fc0 from float16: torch's two paths).  float8_e5m2: overflow +-Inf.
+ *    float8_e4m3fn, which has no Inf: overflow (|x| > 464 rounds past 448) and +-Inf give NaN,
+ *    as torch >= 2.1 does (not saturating).  A NaN becomes fp8 0x7f with its sign.
  *  - float to an integer: round half to even, saturate to the range, NaN -> 0 (torch truncates
  *    and wraps instead; rounding is what quantization needs).  Integer to integer wraps modulo
  *    2^bits as torch does.  Integers to floats as torch: int32 rounds to float32 first.
@@ -191,7 +192,7 @@ NB_API nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n);
 /* The elements' storage bytes (nb_dtype_size each, little-endian) in logical order; cap is
  * dst's size in bytes and must hold them all.  Bit-exact, unlike nb_copy_to's floats. */
 NB_API nb_status nb_copy_to_bytes(const nb_tensor *t, void *dst, size_t cap);
-/* Copies n = numel floats into t (which must be f32), in logical order. */
+/* Copies n = numel floats into t in logical order, converted to t's dtype as nb_to_dtype does. */
 NB_API nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n);
 NB_API nb_status nb_fill(nb_tensor *t, float value);
 /* dst = src elementwise (torch's copy_): same shape, dtypes converted; records no gradient. */

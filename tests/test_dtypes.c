@@ -227,6 +227,11 @@ static void formats_hold_their_defining_values(void) {
     }
     nb_tensor *e4 = nb_full_dtype(NB_F8_E4M3, NB_SHAPE(1), 480), *inf = nb_full_dtype(NB_F8_E4M3, NB_SHAPE(1), INFINITY);
     CHECK(isnan(nb_item(e4)) && isnan(nb_item(inf))); /* no infinity: overflow is NaN */
+    nb_tensor *q = nb_zeros_dtype(NB_F8_E5M2, NB_SHAPE(2, 2)), *qt = nb_transpose(q, 0, 1);
+    CHECK_EQ_INT(nb_copy_from(qt, (float[]){1, 2.6f, -3, 70000}, 4), NB_OK); /* through strides */
+    float qv[4];
+    CHECK_EQ_INT(nb_copy_to(q, qv, 4), NB_OK);
+    CHECK(qv[0] == 1 && qv[1] == -3 && qv[2] == 2.5f && qv[3] == INFINITY);
     nb_tensor *z = nb_zeros_dtype(NB_I16, NB_SHAPE(3));
     CHECK(z && nb_get(z, NB_INDEX(2)) == 0 && nb_dtype_size(NB_I16) == 2 && nb_dtype_size(NB_F8_E5M2) == 1);
     CHECK(nb_zeros_dtype(NB_DTYPE_COUNT, NB_SHAPE(1)) == NULL);

@@ -20,7 +20,8 @@ What each pair's expected values come from:
     torch does for float16 NaNs and torch >= 2.1 for fp8.  Other pairs with an fp8 end go
     through float32 (exact from every source but int32, which rounds to float32 first, as torch
     >= 2.1 does).  As a cross-check, main() asserts that the spec's float32 -> fp8 agrees on
-    every input with a transcription of torch 2.1's bit algorithm (torch21_fp8_encode).
+    every input with a transcription of torch 2.1's bit algorithm (torch21_fp8_encode), and
+    that e5m2 -> float32 is torch 1.13's float16 -> float32 of the pattern shifted by 8.
 
 The file: "inputs" holds the sources that are not enumerated (float32 bit patterns: every
 value, tie and near-tie of every 16- and 8-bit format, integer ties, specials and random
@@ -269,6 +270,9 @@ def main():
     for name in FP8:  # the spec's rounding is torch >= 2.1's, on every float32 input
         for b in src["float32"]:
             assert fp8_encode(name, int(b)) == torch21_fp8_encode(name, int(b)), (name, hex(b))
+    # e5m2 is float16's top byte: its values are torch 1.13's of the float16 pattern b << 8
+    half = as_float32_bits("float16", (np.arange(256, dtype=np.uint16) << 8))
+    assert all(fp8_decode("float8_e5m2", b) == half[b] for b in range(256))
     doc = {"comment": "tools/gen_golden_dtypes.py: torch " + torch.__version__ +
            " and the OFP8 v1.0 spec; arrays are base64(zlib(little-endian))",
            "dtypes": DTYPES,
