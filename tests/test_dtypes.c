@@ -80,7 +80,8 @@ static void *golden_source(const json_t *root, nb_dtype d, long *n) {
     if (d == NB_F32 || d == NB_I32) {
         const char *name = nb_dtype_name(d);
         *n = (long)json_integer_value(json_object_get(json_object_get(root, "input_counts"), name));
-        return unpack(json_string_value(json_object_get(json_object_get(root, "inputs"), name)), *n, es);
+        const json_t *inputs = json_object_get(root, "inputs");
+        return unpack(json_string_value(json_object_get(inputs, name)), *n, es);
     }
     *n = 1L << (8 * es);
     unsigned char *p = malloc((size_t)*n * es);
@@ -133,7 +134,8 @@ static void check_pair(nb_dtype src, nb_dtype dst, const void *in, long n, const
             CHECK_FAIL_("%s -> %s (%s): element %ld of %ld: source 0x%x gives 0x%x, golden 0x%x",
                         nb_dtype_name(src), nb_dtype_name(dst), how[k], i, n,
                         element_bits((const unsigned char *)in + (size_t)i * ss, ss),
-                        element_bits(got + (size_t)i * ds, ds), element_bits(want + (size_t)i * ds, ds));
+                        element_bits(got + (size_t)i * ds, ds),
+                        element_bits(want + (size_t)i * ds, ds));
         free(got);
     }
     nb_scope_end();
@@ -191,7 +193,8 @@ static void every_value_round_trips_through_float32(void) {
             if (isnan(v[i]) ? !isnan(v2[i]) : !same) bad = i;
         }
         if (bad < 0) check_passed_++;
-        else CHECK_FAIL_("%s: pattern 0x%lx does not survive float32 (%g)", nb_dtype_name(d), bad, v[bad]);
+        else CHECK_FAIL_("%s: pattern 0x%lx does not survive float32 (%g)", nb_dtype_name(d), bad,
+                         v[bad]);
         free(in);
         free(back);
         free(v);
@@ -209,7 +212,8 @@ static void formats_hold_their_defining_values(void) {
         {NB_F8_E4M3, 0.0009765625f, 0},                            /* half of it: tie to 0 */
         {NB_F8_E5M2, 57344, 57344},    {NB_F8_E5M2, 61440, INFINITY}, {NB_F8_E5M2, -1e6f, -INFINITY},
         {NB_F8_E5M2, 1.52587890625e-05f, 1.52587890625e-05f},      /* 2^-16 */
-        {NB_F16, 65519, 65504},        {NB_F16, 65520, INFINITY},  {NB_F16, 5.9604645e-08f, 5.9604645e-08f},
+        {NB_F16, 65519, 65504},        {NB_F16, 65520, INFINITY},
+        {NB_F16, 5.9604645e-08f, 5.9604645e-08f},                   /* 2^-24 */
         {NB_BF16, 1.00390625f, 1},     {NB_BF16, 1.01171875f, 1.015625f},
         {NB_I8, 2.5f, 2},              {NB_I8, 3.5f, 4},           {NB_I8, -300, -128},
         {NB_U8, -1, 0},                {NB_U8, 255.5f, 255},       {NB_I16, 40000, 32767},
@@ -225,7 +229,8 @@ static void formats_hold_their_defining_values(void) {
         CHECK_EQ_INT(nb_set(t, NB_INDEX(0), cases[i].in), NB_OK);
         CHECK(nb_get(t, NB_INDEX(0)) == cases[i].out);
     }
-    nb_tensor *e4 = nb_full_dtype(NB_F8_E4M3, NB_SHAPE(1), 480), *inf = nb_full_dtype(NB_F8_E4M3, NB_SHAPE(1), INFINITY);
+    nb_tensor *e4 = nb_full_dtype(NB_F8_E4M3, NB_SHAPE(1), 480);
+    nb_tensor *inf = nb_full_dtype(NB_F8_E4M3, NB_SHAPE(1), INFINITY);
     CHECK(isnan(nb_item(e4)) && isnan(nb_item(inf))); /* no infinity: overflow is NaN */
     nb_tensor *q = nb_zeros_dtype(NB_F8_E5M2, NB_SHAPE(2, 2)), *qt = nb_transpose(q, 0, 1);
     CHECK_EQ_INT(nb_copy_from(qt, (float[]){1, 2.6f, -3, 70000}, 4), NB_OK); /* through strides */
@@ -233,7 +238,8 @@ static void formats_hold_their_defining_values(void) {
     CHECK_EQ_INT(nb_copy_to(q, qv, 4), NB_OK);
     CHECK(qv[0] == 1 && qv[1] == -3 && qv[2] == 2.5f && qv[3] == INFINITY);
     nb_tensor *z = nb_zeros_dtype(NB_I16, NB_SHAPE(3));
-    CHECK(z && nb_get(z, NB_INDEX(2)) == 0 && nb_dtype_size(NB_I16) == 2 && nb_dtype_size(NB_F8_E5M2) == 1);
+    CHECK(z && nb_get(z, NB_INDEX(2)) == 0);
+    CHECK(nb_dtype_size(NB_I16) == 2 && nb_dtype_size(NB_F8_E5M2) == 1 && nb_dtype_size(NB_U8) == 1);
     CHECK(nb_zeros_dtype(NB_DTYPE_COUNT, NB_SHAPE(1)) == NULL);
     CHECK_ERROR(NB_ERR_DTYPE, "unknown dtype");
     CHECK(nb_from_bytes((nb_dtype)-1, "", NB_SHAPE(0)) == NULL);
@@ -258,7 +264,8 @@ static void check_repr(nb_tensor *t, const char *want) {
  * through float32, with its dtype name. */
 static void printing_matches_torch(void) {
     nb_scope_begin();
-    check_repr(nb_to_dtype(nb_from_data((float[]){1.5f, -2.25f, INFINITY, NAN, 0}, NB_SHAPE(5)), NB_F16),
+    float f16_vals[] = {1.5f, -2.25f, INFINITY, NAN, 0};
+    check_repr(nb_to_dtype(nb_from_data(f16_vals, NB_SHAPE(5)), NB_F16),
                "tensor([ 1.5000, -2.2500,     inf,     nan,  0.0000], dtype=torch.float16)");
     check_repr(nb_to_dtype(nb_from_data((float[]){1, 2, 65504}, NB_SHAPE(3)), NB_BF16),
                "tensor([1.0000e+00, 2.0000e+00, 6.5536e+04], dtype=torch.bfloat16)");
@@ -304,7 +311,8 @@ static void moving_ops_take_every_dtype_and_arithmetic_refuses_them(void) {
         nb_scope_begin();
         nb_dtype d = all_dtypes[k];
         nb_tensor *t = nb_to_dtype(nb_arange(0, 6, 1), d);
-        nb_tensor *parts[] = {nb_transpose(nb_reshape(t, NB_SHAPE(2, 3)), 0, 1), nb_full_dtype(d, NB_SHAPE(3, 1), 7)};
+        nb_tensor *parts[] = {nb_transpose(nb_reshape(t, NB_SHAPE(2, 3)), 0, 1),
+                              nb_full_dtype(d, NB_SHAPE(3, 1), 7)};
         nb_tensor *cat = nb_contiguous(nb_concat(2, parts, 1)); /* [[0,3,7],[1,4,7],[2,5,7]] */
         CHECK(cat && nb_dtype_of(cat) == d);
         float got[9], want[9] = {0, 3, 7, 1, 4, 7, 2, 5, 7};
@@ -328,7 +336,8 @@ static void safetensors_round_trip_every_dtype_bit_for_bit(void) {
     for (int i = 0; i < (int)sizeof pattern; i++) pattern[i] = (unsigned char)(i * 37 + i / 256);
     for (int k = 0; k < N_DTYPES; k++) {
         names[k] = nb_dtype_name(all_dtypes[k]);
-        ts[k] = nb_from_bytes(all_dtypes[k], pattern, NB_SHAPE(2, (int64_t)(256 / nb_dtype_size(all_dtypes[k]))));
+        int64_t per_row = (int64_t)(256 / nb_dtype_size(all_dtypes[k])); /* 512 bytes each */
+        ts[k] = nb_from_bytes(all_dtypes[k], pattern, NB_SHAPE(2, per_row));
     }
     const char *path = tpath("dtypes.safetensors");
     CHECK_EQ_INT(nb_safetensors_save(path, N_DTYPES, names, ts, NULL, NULL, 0), NB_OK);
@@ -336,7 +345,8 @@ static void safetensors_round_trip_every_dtype_bit_for_bit(void) {
     char *file = (char *)read_all(path, &n);
     const char *st_names[] = {"\"F32\"", "\"F16\"", "\"BF16\"", "\"I8\"", "\"I32\"", "\"U8\"",
                               "\"I16\"", "\"F8_E4M3\"", "\"F8_E5M2\""};
-    for (int k = 0; k < N_DTYPES && file; k++) CHECK(memmem(file, n, st_names[k], strlen(st_names[k])) != NULL);
+    for (int k = 0; k < N_DTYPES && file; k++)
+        CHECK(memmem(file, n, st_names[k], strlen(st_names[k])) != NULL);
     free(file);
     nb_safetensors *st = nb_safetensors_open(path);
     CHECK(st != NULL);

@@ -226,8 +226,9 @@ def float_inputs():
     for k in range(-300, 300):
         for d in (0.0, 0.25, 0.75):
             out.append(f32bits(k + d))
-        out.append(int(np.array(np.nextafter(np.float32(k + 0.5), np.float32(np.inf))).view(np.uint32)))
-        out.append(int(np.array(np.nextafter(np.float32(k + 0.5), np.float32(-np.inf))).view(np.uint32)))
+        for toward in (np.inf, -np.inf):
+            near = np.nextafter(np.float32(k + 0.5), np.float32(toward))
+            out.append(int(np.array(near, dtype=np.float32).view(np.uint32)))
     for v in (2147483520.0, 2147483648.0, -2147483648.0, -2147483904.0, 1e10, -1e10, 16777216.0,
               16777218.0, 3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 1e-8,
               65504.0, 65519.99, 65520.0, 448.0, 464.0, 464.00003, 480.0, 57344.0, 61440.0,

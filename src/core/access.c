@@ -2,8 +2,8 @@
  * access.c — inspection and element access: shape queries, get/set by index, bulk copies in
  * logical order, and dtype conversion between every pair of dtypes (floats by round to
  * nearest even, floats to integers by rounding with saturation, integers among themselves by
- * wrapping, as nabla.h's nb_to_dtype describes).  Tensor memory is the backend's: elements travel to and from the
- * host through its copies and are converted here.
+ * wrapping, as nabla.h's nb_to_dtype describes).  Tensor memory is the backend's: elements
+ * travel to and from the host through its copies and are converted here.
  */
 #include "core.h"
 
@@ -108,9 +108,10 @@ static uint32_t float_to_minifloat(float x, const minifloat *f) {
     if (isinf(a)) return sign | inf;
     if (a == 0) return sign;
     int e;
-    frexpf(a, &e);                                    /* a = m 2^e, m in [0.5, 1) */
-    int ex = e - 1 < 1 - f->bias ? 1 - f->bias : e - 1; /* a's exponent, at least the smallest normal's */
-    /* a / 2^(ex - man_bits) is exact in float (a power-of-two scaling in range) */
+    frexpf(a, &e); /* a = m 2^e, m in [0.5, 1) */
+    /* ex: a's exponent, at least the smallest normal's; a / 2^(ex - man_bits) is exact in float
+     * (a power-of-two scaling to a value in [1, 2^(man_bits + 1))) */
+    int ex = e - 1 < 1 - f->bias ? 1 - f->bias : e - 1;
     uint32_t n = (uint32_t)nearbyintf(ldexpf(a, f->man_bits - ex));
     uint32_t hidden = 1u << f->man_bits;
     if (n == 2 * hidden) { /* rounded up into the next binade */
@@ -136,8 +137,7 @@ static uint16_t float_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-/* An integer dtype's value, stored as the low bytes of v modulo 2^bits (two's complement, as
- * torch's integer casts wrap); unsigned conversions are the C ones with defined wrapping. */
+/* The value of an element of an integer dtype. */
 static int64_t load_int(nb_dtype d, const void *p) {
     switch (d) {
     case NB_I8: return *(const int8_t *)p;
@@ -147,6 +147,8 @@ static int64_t load_int(nb_dtype d, const void *p) {
     }
 }
 
+/* v modulo 2^bits of integer dtype d (two's complement: torch's integer casts wrap), through
+ * unsigned types, whose conversions wrap by definition. */
 static void store_int_wrapped(nb_dtype d, void *p, int64_t v) {
     uint32_t u = (uint32_t)(uint64_t)v;
     if (d == NB_I8 || d == NB_U8) *(uint8_t *)p = (uint8_t)u;
@@ -331,7 +333,8 @@ nb_status nb_fill(nb_tensor *t, float value) {
 
 nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype) {
     CHECK_ALIVE("to_dtype", t, NULL);
-    if ((unsigned)dtype >= NB_DTYPE_COUNT) return nb__fail(NB_ERR_DTYPE, "to_dtype: unknown dtype %d", (int)dtype);
+    if ((unsigned)dtype >= NB_DTYPE_COUNT)
+        return nb__fail(NB_ERR_DTYPE, "to_dtype: unknown dtype %d", (int)dtype);
     nb_tensor *c = nb__new(dtype, t->ndim, t->shape);
     if (c && convert_into(c, t) != NB_OK) {
         nb_tensor_free(c);
