@@ -56,7 +56,14 @@ extern "C" {
 /* NB_INDEX(1, 2) -> (const int64_t[]){1, 2}: an element index for nb_get / nb_set. */
 #define NB_INDEX(...) ((const int64_t[]){__VA_ARGS__})
 
-typedef enum { NB_F32, NB_F16, NB_BF16, NB_I8, NB_I32, NB_DTYPE_COUNT } nb_dtype;
+/* Element types, named as torch names them (nb_dtype_name): float32, float16, bfloat16, int8,
+ * int32, uint8, int16, and the OCP 8-bit floats float8_e4m3fn (4 exponent bits, 3 mantissa bits,
+ * no infinities, NaN S.1111.111, largest 448) and float8_e5m2 (IEEE-like, largest 57344).  Ops
+ * compute in float32; the other dtypes hold data (conversions, copies, views, files). */
+typedef enum {
+    NB_F32, NB_F16, NB_BF16, NB_I8, NB_I32, NB_U8, NB_I16, NB_F8_E4M3, NB_F8_E5M2,
+    NB_DTYPE_COUNT
+} nb_dtype;
 typedef enum { NB_CPU, NB_CUDA, NB_DEVICE_COUNT } nb_device;
 
 typedef enum {
@@ -137,7 +144,22 @@ NB_API nb_tensor *nb_randn(int ndim, const int64_t *shape);  /* N(0, 1) */
 NB_API nb_tensor *nb_bernoulli(const nb_tensor *p);          /* 1 with probability p, elementwise */
 NB_API nb_tensor *nb_zeros_like(const nb_tensor *t);
 NB_API nb_tensor *nb_ones_like(const nb_tensor *t);
-/* A contiguous copy in another dtype (f32 <-> f16, bf16, int8 by rounding, int32). */
+/* Zeros, and value converted as nb_to_dtype converts it, in any dtype. */
+NB_API nb_tensor *nb_zeros_dtype(nb_dtype dtype, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_full_dtype(nb_dtype dtype, int ndim, const int64_t *shape, float value);
+/* A tensor of numel elements of dtype copied from their storage bytes (little-endian, as
+ * safetensors stores them): a float16 tensor from uint16_t bit patterns, and so on. */
+NB_API nb_tensor *nb_from_bytes(nb_dtype dtype, const void *data, int ndim, const int64_t *shape);
+/* A contiguous copy in another dtype (torch's t.to(dtype)), every pair of dtypes:
+ *  - to a float format: round to nearest, ties to even.  float16/bfloat16: overflow gives +-Inf,
+ *    NaN/Inf as torch 1.13 (a NaN becomes float16 0x7e00 with its sign; bfloat16 0xffff from
+ *    float32, 0x7fc0 from float16: torch's two paths).  float8_e5m2: overflow +-Inf.
+ *    float8_e4m3fn, which has no Inf: overflow (|x| > 464 rounds past 448) and +-Inf give NaN,
+ *    as torch >= 2.1 does (not saturating).  A NaN becomes fp8 0x7f with its sign.
+ *  - float to an integer: round half to even, saturate to the range, NaN -> 0 (torch truncates
+ *    and wraps instead; rounding is what quantization needs).  Integer to integer wraps modulo
+ *    2^bits as torch does.  Integers to floats as torch: int32 rounds to float32 first.
+ *  - widening (an 8- or 16-bit format to float32, ints to wider ints) is exact. */
 NB_API nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype);
 /* A detached contiguous copy on device; NB_ERR_DEVICE for a device this build has no backend for. */
 NB_API nb_tensor *nb_to_device(const nb_tensor *t, nb_device device);
@@ -152,6 +174,8 @@ NB_API int64_t nb_numel(const nb_tensor *t);
 NB_API nb_dtype nb_dtype_of(const nb_tensor *t);
 NB_API nb_device nb_device_of(const nb_tensor *t);
 NB_API const char *nb_dtype_name(nb_dtype d);             /* "float32" */
+NB_API size_t nb_dtype_size(nb_dtype d);                  /* bytes per element, 0 if unknown */
+NB_API bool nb_dtype_is_floating(nb_dtype d);             /* false for the integer dtypes */
 NB_API bool nb_is_contiguous(const nb_tensor *t);
 NB_API bool nb_is_alive(const nb_tensor *t);              /* false for NULL and ended scopes */
 NB_API bool nb_shares_storage(const nb_tensor *a, const nb_tensor *b);
@@ -165,7 +189,10 @@ NB_API float nb_get(const nb_tensor *t, const int64_t *index);           /* any 
 NB_API nb_status nb_set(nb_tensor *t, const int64_t *index, float value);
 /* Copies the elements in logical (row-major) order, as float; n must be >= numel. */
 NB_API nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n);
-/* Copies n = numel floats into t (which must be f32), in logical order. */
+/* The elements' storage bytes (nb_dtype_size each, little-endian) in logical order; cap is
+ * dst's size in bytes and must hold them all.  Bit-exact, unlike nb_copy_to's floats. */
+NB_API nb_status nb_copy_to_bytes(const nb_tensor *t, void *dst, size_t cap);
+/* Copies n = numel floats into t in logical order, converted to t's dtype as nb_to_dtype does. */
 NB_API nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n);
 NB_API nb_status nb_fill(nb_tensor *t, float value);
 /* dst = src elementwise (torch's copy_): same shape, dtypes converted; records no gradient. */

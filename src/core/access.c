@@ -1,8 +1,9 @@
 /*
  * access.c — inspection and element access: shape queries, get/set by index, bulk copies in
- * logical order, and dtype conversion (f16 and bf16 by round-to-nearest-even, int8/int32 by
- * rounding with saturation).  Tensor memory is the backend's: elements travel to and from the
- * host through its copies and are converted here.
+ * logical order, and dtype conversion between every pair of dtypes (floats by round to
+ * nearest even, floats to integers by rounding with saturation, integers among themselves by
+ * wrapping, as nabla.h's nb_to_dtype describes).  Tensor memory is the backend's: elements
+ * travel to and from the host through its copies and are converted here.
  */
 #include "core.h"
 
@@ -48,60 +49,127 @@ float *nb_data(nb_tensor *t) {
     return nb__f32(t);
 }
 
-/* ---- scalar conversions between storage types */
+/* ---- scalar conversions between storage types
+ *
+ * Every conversion goes through float32, which holds every value of the 8- and 16-bit formats
+ * exactly, except integer to integer (exact, wrapping as torch does).  Rounding is to nearest,
+ * ties to even, everywhere: nearbyint in the default rounding mode. */
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+/* A small binary float format: sign, exponent with bias, man_bits stored mantissa bits.  ieee:
+ * the all-ones exponent holds Inf (mantissa 0) and NaNs; otherwise (float8_e4m3fn, OCP OFP8
+ * v1.0) it holds normal numbers and only S.1111.111 is NaN.  max_finite is the pattern of the
+ * largest finite number; nan the pattern a NaN converts to (sign added). */
+typedef struct {
+    int bits, man_bits, bias;
+    bool ieee;
+    uint32_t max_finite, nan;
+} minifloat;
+
+static const minifloat F16 = {16, 10, 15, true, 0x7bff, 0x7e00};   /* torch's canonical NaN */
+static const minifloat E4M3 = {8, 3, 7, false, 0x7e, 0x7f};        /* 448 */
+static const minifloat E5M2 = {8, 2, 15, true, 0x7b, 0x7f};        /* 57344; torch's NaN 0x7f */
+
+static float float_of_bits(uint32_t bits) {
     float f;
-    if (exp == 0) f = ldexpf((float)man, -24);                 /* zero or subnormal */
-    else if (exp == 31) f = man ? NAN : INFINITY;
-    else f = ldexpf((float)(man | 0x400), (int)exp - 25);
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    bits |= sign;
     memcpy(&f, &bits, 4);
     return f;
 }
 
-static uint16_t float_to_half(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    float a = fabsf(f);
-    if (isnan(f)) return sign | 0x7e00;
-    if (a >= 65520.0f) return sign | 0x7c00;                   /* rounds to infinity */
-    if (a < 6.103515625e-05f) /* subnormal: units of 2^-24, nearbyint rounds half to even */
-        return sign | (uint16_t)nearbyintf(a * 16777216.0f);
+static uint32_t bits_of_float(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    return bits;
+}
+
+/* Exact.  A NaN keeps its sign and its mantissa in float32's top mantissa bits, made quiet, as
+ * torch turns a float16 NaN into a float32 one (0x7d00 -> 0x7fe00000, 0x7f -> 0x7ff00000). */
+static float minifloat_to_float(uint32_t b, const minifloat *f) {
+    uint32_t sign = (b >> (f->bits - 1)) & 1, mag = b & ((1u << (f->bits - 1)) - 1);
+    uint32_t exp = mag >> f->man_bits, man = mag & ((1u << f->man_bits) - 1);
+    uint32_t exp_ones = (1u << (f->bits - 1 - f->man_bits)) - 1;
+    bool nan = f->ieee ? exp == exp_ones && man : mag == f->nan;
+    if (nan) return float_of_bits(sign << 31 | 0x7fc00000u | man << (23 - f->man_bits));
+    float a = f->ieee && exp == exp_ones ? INFINITY
+              : exp == 0                 ? ldexpf((float)man, 1 - f->bias - f->man_bits)
+                                         : ldexpf((float)(man | 1u << f->man_bits),
+                                                  (int)exp - f->bias - f->man_bits);
+    return sign ? -a : a;
+}
+
+/* Round to nearest, ties to even.  The mantissa is rounded at the exponent of x (at least the
+ * format's smallest normal exponent, below which the step is that of the subnormals); a result
+ * past max_finite overflows to Inf, or to NaN where the format has no Inf (float8_e4m3fn: what
+ * torch >= 2.1 does, not saturating to 448, so an overflow is seen rather than hidden). */
+static uint32_t float_to_minifloat(float x, const minifloat *f) {
+    uint32_t sign = (bits_of_float(x) >> 31) << (f->bits - 1);
+    uint32_t inf = f->ieee ? f->max_finite + 1 : f->nan;
+    if (isnan(x)) return sign | f->nan;
+    float a = fabsf(x);
+    if (isinf(a)) return sign | inf;
+    if (a == 0) return sign;
     int e;
-    float m = frexpf(a, &e);                                   /* a = m * 2^e, m in [0.5, 1) */
-    uint32_t man = (uint32_t)nearbyintf(m * 2048.0f);          /* 11 significant bits */
-    if (man == 2048) { man = 1024; e++; }
-    return sign | (uint16_t)(((uint32_t)(e + 14) << 10) | (man & 0x3ff));
+    frexpf(a, &e); /* a = m 2^e, m in [0.5, 1) */
+    /* ex: a's exponent, at least the smallest normal's; a / 2^(ex - man_bits) is exact in float
+     * (a power-of-two scaling to a value in [1, 2^(man_bits + 1))) */
+    int ex = e - 1 < 1 - f->bias ? 1 - f->bias : e - 1;
+    uint32_t n = (uint32_t)nearbyintf(ldexpf(a, f->man_bits - ex));
+    uint32_t hidden = 1u << f->man_bits;
+    if (n == 2 * hidden) { /* rounded up into the next binade */
+        n = hidden;
+        ex++;
+    }
+    if (n < hidden) return sign | n; /* subnormal (or zero): exponent field 0 */
+    int64_t field = (int64_t)ex + f->bias;
+    if (field > (int64_t)(f->max_finite >> f->man_bits)) return sign | inf;
+    uint32_t mag = (uint32_t)field << f->man_bits | (n - hidden);
+    return sign | (mag > f->max_finite ? inf : mag);
 }
 
-static float bf16_to_float(uint16_t b) {
-    uint32_t x = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
+static float bf16_to_float(uint16_t b) { return float_of_bits((uint32_t)b << 16); }
 
+/* bfloat16 is float32's top half: add half of the dropped part's range, plus one when the kept
+ * part is odd (ties to even), and drop it; a carry into the exponent is the right rounding, up
+ * to Inf.  A NaN becomes 0xffff, what torch 1.13's float32 -> bfloat16 copy writes. */
 static uint16_t float_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if (isnan(f)) return (uint16_t)((x >> 16) | 0x40);
-    x += 0x7fff + ((x >> 16) & 1); /* round to nearest even */
+    if (isnan(f)) return 0xffff;
+    uint32_t x = bits_of_float(f);
+    x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
+}
+
+/* The value of an element of an integer dtype. */
+static int64_t load_int(nb_dtype d, const void *p) {
+    switch (d) {
+    case NB_I8: return *(const int8_t *)p;
+    case NB_U8: return *(const uint8_t *)p;
+    case NB_I16: return *(const int16_t *)p;
+    default: return *(const int32_t *)p;
+    }
+}
+
+/* v modulo 2^bits of integer dtype d (two's complement: torch's integer casts wrap), through
+ * unsigned types, whose conversions wrap by definition. */
+static void store_int_wrapped(nb_dtype d, void *p, int64_t v) {
+    uint32_t u = (uint32_t)(uint64_t)v;
+    if (d == NB_I8 || d == NB_U8) *(uint8_t *)p = (uint8_t)u;
+    else if (d == NB_I16) *(uint16_t *)p = (uint16_t)u;
+    else memcpy(p, &u, 4);
+}
+
+/* Round half to even and saturate to [lo, hi]; NaN -> 0 (as torch gives for NaN). */
+static double round_saturate(float v, double lo, double hi) {
+    return isnan(v) ? 0.0 : fmax(lo, fmin(hi, nearbyint((double)v)));
 }
 
 /* One element of dtype d in host memory p, as a float. */
 static float load(nb_dtype d, const void *p) {
     switch (d) {
     case NB_F32: return *(const float *)p;
-    case NB_F16: return half_to_float(*(const uint16_t *)p);
+    case NB_F16: return minifloat_to_float(*(const uint16_t *)p, &F16);
     case NB_BF16: return bf16_to_float(*(const uint16_t *)p);
-    case NB_I8: return *(const int8_t *)p;
-    case NB_I32: return (float)*(const int32_t *)p;
+    case NB_F8_E4M3: return minifloat_to_float(*(const uint8_t *)p, &E4M3);
+    case NB_F8_E5M2: return minifloat_to_float(*(const uint8_t *)p, &E5M2);
+    case NB_I8: case NB_U8: case NB_I16: case NB_I32: return (float)load_int(d, p);
     default: return NAN;
     }
 }
@@ -110,11 +178,34 @@ static float load(nb_dtype d, const void *p) {
 static void store(nb_dtype d, void *p, float v) {
     switch (d) {
     case NB_F32: *(float *)p = v; break;
-    case NB_F16: *(uint16_t *)p = float_to_half(v); break;
+    case NB_F16: *(uint16_t *)p = (uint16_t)float_to_minifloat(v, &F16); break;
     case NB_BF16: *(uint16_t *)p = float_to_bf16(v); break;
-    case NB_I8: *(int8_t *)p = (int8_t)fmaxf(-128.0f, fminf(127.0f, nearbyintf(v))); break;
-    case NB_I32: *(int32_t *)p = (int32_t)fmax(-2147483648.0, fmin(2147483647.0, nearbyint(v))); break;
+    case NB_F8_E4M3: *(uint8_t *)p = (uint8_t)float_to_minifloat(v, &E4M3); break;
+    case NB_F8_E5M2: *(uint8_t *)p = (uint8_t)float_to_minifloat(v, &E5M2); break;
+    case NB_I8: *(int8_t *)p = (int8_t)round_saturate(v, INT8_MIN, INT8_MAX); break;
+    case NB_U8: *(uint8_t *)p = (uint8_t)round_saturate(v, 0, UINT8_MAX); break;
+    case NB_I16: *(int16_t *)p = (int16_t)round_saturate(v, INT16_MIN, INT16_MAX); break;
+    case NB_I32: *(int32_t *)p = (int32_t)round_saturate(v, INT32_MIN, INT32_MAX); break;
     default: break;
+    }
+}
+
+/* n elements of dtype from at src as dtype to at dst (host memory).  torch 1.13 converts
+ * float16 to bfloat16 element by element through c10::BFloat16's constructor, whose NaN is
+ * 0x7fc0 (its vectorized float32 copy writes 0xffff): a float16 NaN takes that path here too. */
+static void convert(nb_dtype to, void *dst, nb_dtype from, const void *src, int64_t n) {
+    size_t ts = nb__dtype_size(to), fs = nb__dtype_size(from);
+    bool ints = !nb_dtype_is_floating(to) && !nb_dtype_is_floating(from);
+    for (int64_t i = 0; i < n; i++) {
+        char *d = (char *)dst + (size_t)i * ts;
+        const char *s = (const char *)src + (size_t)i * fs;
+        if (ints) {
+            store_int_wrapped(to, d, load_int(from, s));
+            continue;
+        }
+        float v = load(from, s);
+        if (from == NB_F16 && to == NB_BF16 && isnan(v)) *(uint16_t *)d = 0x7fc0;
+        else store(to, d, v);
     }
 }
 
@@ -167,18 +258,15 @@ float nb_item(const nb_tensor *t) {
     return load_one(t, t->offset);
 }
 
-/* t's elements in logical order as floats into dst (n of them). */
-static nb_status download(const nb_tensor *t, float *dst, int64_t n) {
-    if (t->dtype == NB_F32) return nb__copy_logical(dst, t);
-    size_t es = nb__dtype_size(t->dtype), nbytes = es * (size_t)(n ? n : 1);
+/* t's n elements in logical order into host memory dst, converted to dtype to. */
+static nb_status download_as(const nb_tensor *t, nb_dtype to, void *dst, int64_t n) {
+    if (t->dtype == to) return nb__copy_logical(dst, t);
+    size_t nbytes = nb__dtype_size(t->dtype) * (size_t)(n ? n : 1);
     char *raw = nb__alloc(nbytes);
-    if (!raw || nb__copy_logical(raw, t) != NB_OK) {
-        nb__dealloc(raw, nbytes);
-        return nb_error_code();
-    }
-    for (int64_t i = 0; i < n; i++) dst[i] = load(t->dtype, raw + (size_t)i * es);
+    nb_status s = raw ? nb__copy_logical(raw, t) : nb_error_code();
+    if (s == NB_OK) convert(to, dst, t->dtype, raw, n);
     nb__dealloc(raw, nbytes);
-    return NB_OK;
+    return s;
 }
 
 /* n floats from src into t's elements in logical order; value alone (src NULL) into all. */
@@ -200,13 +288,33 @@ static nb_status upload(nb_tensor *t, const float *src, float value, int64_t n) 
     return s;
 }
 
+/* dst's elements = src's (same shape) converted to dst's dtype, staged on the host. */
+static nb_status convert_into(nb_tensor *dst, const nb_tensor *src) {
+    int64_t n = nb__numel(src->ndim, src->shape);
+    size_t nbytes = nb__dtype_size(dst->dtype) * (size_t)(n ? n : 1);
+    void *tmp = nb__alloc(nbytes);
+    nb_status s = tmp ? download_as(src, dst->dtype, tmp, n) : nb_error_code();
+    if (s == NB_OK) s = nb__store_logical(dst, tmp);
+    nb__dealloc(tmp, nbytes);
+    return s;
+}
+
 nb_status nb_copy_to(const nb_tensor *t, float *dst, int64_t n) {
     CHECK_ALIVE("copy_to", t, nb_error_code());
     int64_t numel = nb__numel(t->ndim, t->shape);
     if (!dst || n < numel)
         return nb__fail_status(NB_ERR_ARG, "copy_to: destination holds %lld floats, %s needs %lld",
                                (long long)(dst ? n : 0), NB_SHP(t), (long long)numel);
-    return download(t, dst, numel);
+    return download_as(t, NB_F32, dst, numel);
+}
+
+nb_status nb_copy_to_bytes(const nb_tensor *t, void *dst, size_t cap) {
+    CHECK_ALIVE("copy_to_bytes", t, nb_error_code());
+    size_t need = (size_t)nb__numel(t->ndim, t->shape) * nb__dtype_size(t->dtype);
+    if (!dst || cap < need)
+        return nb__fail_status(NB_ERR_ARG, "copy_to_bytes: destination holds %zu bytes, %s of %s "
+                               "needs %zu", dst ? cap : 0, NB_SHP(t), nb_dtype_name(t->dtype), need);
+    return need ? nb__copy_logical(dst, t) : NB_OK;
 }
 
 nb_status nb_copy_from(nb_tensor *t, const float *src, int64_t n) {
@@ -225,17 +333,14 @@ nb_status nb_fill(nb_tensor *t, float value) {
 
 nb_tensor *nb_to_dtype(const nb_tensor *t, nb_dtype dtype) {
     CHECK_ALIVE("to_dtype", t, NULL);
-    if ((unsigned)dtype >= NB_DTYPE_COUNT) return nb__fail(NB_ERR_DTYPE, "to_dtype: unknown dtype %d", (int)dtype);
+    if ((unsigned)dtype >= NB_DTYPE_COUNT)
+        return nb__fail(NB_ERR_DTYPE, "to_dtype: unknown dtype %d", (int)dtype);
     nb_tensor *c = nb__new(dtype, t->ndim, t->shape);
-    if (!c) return NULL;
-    int64_t n = nb__numel(t->ndim, t->shape);
-    size_t bytes = sizeof(float) * (size_t)(n ? n : 1);
-    float *tmp = nb__alloc(bytes);
-    nb_status s = tmp ? download(t, tmp, n) : nb_error_code();
-    if (s == NB_OK) s = upload(c, tmp, 0.0f, n);
-    nb__dealloc(tmp, bytes);
-    if (s != NB_OK) nb_tensor_free(c);
-    return s == NB_OK ? c : NULL;
+    if (c && convert_into(c, t) != NB_OK) {
+        nb_tensor_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 nb_status nb_copy(nb_tensor *dst, const nb_tensor *src) {
@@ -248,50 +353,37 @@ nb_status nb_copy(nb_tensor *dst, const nb_tensor *src) {
         nb__copy_tensor(dst, src);
         return NB_OK;
     }
-    int64_t n = nb__numel(src->ndim, src->shape);
-    float *tmp = nb__alloc(sizeof(float) * (size_t)(n ? n : 1));
-    if (!tmp) return NB_ERR_MEMORY;
-    nb_status s = download(src, tmp, n);
-    if (s == NB_OK) s = upload(dst, tmp, 0.0f, n);
-    nb__dealloc(tmp, sizeof(float) * (size_t)(n ? n : 1));
-    return s;
+    return convert_into(dst, src);
 }
 
-/* Read from the bits: exponent all ones. */
+/* Whether the element at p is an infinity or a NaN: an all-ones exponent, except in
+ * float8_e4m3fn, which has no infinity and one NaN per sign (S.1111.111). */
+static bool non_finite_at(nb_dtype d, const unsigned char *p) {
+    uint32_t f32;
+    uint16_t h;
+    switch (d) {
+    case NB_F32: memcpy(&f32, p, 4); return (f32 & 0x7f800000u) == 0x7f800000u;
+    case NB_F16: memcpy(&h, p, 2); return (h & 0x7c00u) == 0x7c00u;
+    case NB_BF16: memcpy(&h, p, 2); return (h & 0x7f80u) == 0x7f80u;
+    case NB_F8_E4M3: return (*p & 0x7fu) == 0x7fu;
+    case NB_F8_E5M2: return (*p & 0x7cu) == 0x7cu;
+    default: return false;
+    }
+}
+
 int64_t nb__first_non_finite(const nb_tensor *t, double *value) {
-    if (t->dtype != NB_F32 && t->dtype != NB_F16 && t->dtype != NB_BF16) return -1;
+    if (!nb_dtype_is_floating(t->dtype)) return -1;
     int64_t n = nb_numel(t);
     size_t es = nb__dtype_size(t->dtype);
     unsigned char *b = nb__alloc((size_t)n * es + 1);
     if (!b) return -2;
     nb__copy_logical(b, t);
     int64_t bad = -1;
-    for (int64_t i = 0; i < n && bad < 0; i++) {
-        const unsigned char *p = b + (size_t)i * es;
-        uint32_t f32;
-        uint16_t h;
-        if (t->dtype == NB_F32) memcpy(&f32, p, 4);
-        else memcpy(&h, p, 2);
-        bool inf_or_nan = t->dtype == NB_F32  ? (f32 & 0x7f800000u) == 0x7f800000u
-                          : t->dtype == NB_F16 ? (h & 0x7c00u) == 0x7c00u
-                                               : (h & 0x7f80u) == 0x7f80u; /* bf16 */
-        if (inf_or_nan) bad = i;
-    }
-    if (bad >= 0 && value) { /* a half's infinity or NaN as a float's: sign, all-ones, payload */
-        const unsigned char *p = b + (size_t)bad * es;
-        uint32_t bits;
-        uint16_t h;
-        if (t->dtype == NB_F32) {
-            memcpy(&bits, p, 4);
-        } else {
-            memcpy(&h, p, 2);
-            uint32_t payload = t->dtype == NB_F16 ? (uint32_t)(h & 0x3ffu) << 13
-                                                  : (uint32_t)(h & 0x7fu) << 16;
-            bits = (uint32_t)(h & 0x8000u) << 16 | 0x7f800000u | payload;
-        }
-        float f;
-        memcpy(&f, &bits, 4);
-        *value = isnan(f) ? NAN : f; /* messages print "nan", whatever its sign bit */
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (non_finite_at(t->dtype, b + (size_t)i * es)) bad = i;
+    if (bad >= 0 && value) {
+        double v = load(t->dtype, b + (size_t)bad * es);
+        *value = isnan(v) ? NAN : v; /* messages print "nan", whatever its sign bit */
     }
     nb__dealloc(b, (size_t)n * es + 1);
     return bad;

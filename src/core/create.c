@@ -17,6 +17,25 @@ nb_tensor *nb_full(int ndim, const int64_t *shape, float value) {
 }
 
 nb_tensor *nb_zeros(int ndim, const int64_t *shape) { return nb_full(ndim, shape, 0.0f); }
+
+static bool dtype_ok(const char *op, nb_dtype dtype) {
+    if ((unsigned)dtype < NB_DTYPE_COUNT) return true;
+    return nb__fail(NB_ERR_DTYPE, "%s: unknown dtype %d", op, (int)dtype), false;
+}
+
+/* value converted once to dtype (nb_fill's conversion), then filled by the backend. */
+nb_tensor *nb_full_dtype(nb_dtype dtype, int ndim, const int64_t *shape, float value) {
+    nb_tensor *t = dtype_ok("full_dtype", dtype) ? nb__new(dtype, ndim, shape) : NULL;
+    if (t && nb_fill(t, value) != NB_OK) {
+        nb_tensor_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+nb_tensor *nb_zeros_dtype(nb_dtype dtype, int ndim, const int64_t *shape) {
+    return nb_full_dtype(dtype, ndim, shape, 0.0f);
+}
 nb_tensor *nb_ones(int ndim, const int64_t *shape) { return nb_full(ndim, shape, 1.0f); }
 
 nb_tensor *nb_zeros_like(const nb_tensor *t) {
@@ -58,6 +77,10 @@ nb_tensor *nb_from_data(const float *data, int ndim, const int64_t *shape) {
 
 nb_tensor *nb_from_int32(const int32_t *data, int ndim, const int64_t *shape) {
     return from_array(NB_I32, data, ndim, shape);
+}
+
+nb_tensor *nb_from_bytes(nb_dtype dtype, const void *data, int ndim, const int64_t *shape) {
+    return dtype_ok("from_bytes", dtype) ? from_array(dtype, data, ndim, shape) : NULL;
 }
 
 nb_tensor *nb_rand(int ndim, const int64_t *shape) {

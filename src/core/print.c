@@ -222,7 +222,7 @@ int nb_format(const nb_tensor *t, char *buf, size_t cap) {
         if (!vals) return -1;
         if (t->dtype == NB_I32) nb__copy_logical(vals, t); /* exact, unlike a trip via float */
         else nb_copy_to(t, vals, n);
-        printer p = {.t = t, .vals = vals, .floating = t->dtype != NB_I32 && t->dtype != NB_I8,
+        printer p = {.t = t, .vals = vals, .floating = nb_dtype_is_floating(t->dtype),
                      .summarize = n > THRESHOLD};
         choose_format(&p);
         if (t->ndim == 0) put_value(&o, &p, value_at(&p, 0));

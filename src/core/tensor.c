@@ -9,14 +9,22 @@
 #include <string.h>
 
 size_t nb__dtype_size(nb_dtype d) {
-    static const size_t sizes[NB_DTYPE_COUNT] = {4, 2, 2, 1, 4};
+    static const size_t sizes[NB_DTYPE_COUNT] = {4, 2, 2, 1, 4, 1, 2, 1, 1};
     return (unsigned)d < NB_DTYPE_COUNT ? sizes[d] : 0;
 }
 
+size_t nb_dtype_size(nb_dtype d) { return nb__dtype_size(d); }
+
+/* torch's names: what repr prints after "dtype=torch.". */
 const char *nb_dtype_name(nb_dtype d) {
-    static const char *const names[NB_DTYPE_COUNT] = {"float32", "float16", "bfloat16", "int8",
-                                                      "int32"};
+    static const char *const names[NB_DTYPE_COUNT] = {
+        "float32", "float16", "bfloat16", "int8", "int32", "uint8", "int16", "float8_e4m3fn",
+        "float8_e5m2"};
     return (unsigned)d < NB_DTYPE_COUNT ? names[d] : "unknown";
+}
+
+bool nb_dtype_is_floating(nb_dtype d) {
+    return d == NB_F32 || d == NB_F16 || d == NB_BF16 || d == NB_F8_E4M3 || d == NB_F8_E5M2;
 }
 
 int64_t nb__numel(int ndim, const int64_t *shape) {

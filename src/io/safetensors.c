@@ -46,13 +46,15 @@ typedef struct {
 } st_dtype;
 static const st_dtype dtypes[] = {
     {"F32", 4, NB_F32},     {"F16", 2, NB_F16},     {"BF16", 2, NB_BF16},   {"I8", 1, NB_I8},
-    {"I32", 4, NB_I32},     {"I64", 8, NB_I32},     {"F64", 8, -1},         {"U8", 1, -1},
-    {"BOOL", 1, -1},        {"I16", 2, -1},         {"U16", 2, -1},         {"U32", 4, -1},
-    {"U64", 8, -1},         {"F8_E4M3", 1, -1},     {"F8_E5M2", 1, -1},     {"F8_E8M0", 1, -1},
-    {"C64", 8, -1},
+    {"I32", 4, NB_I32},     {"I64", 8, NB_I32},     {"F64", 8, -1},         {"U8", 1, NB_U8},
+    {"BOOL", 1, -1},        {"I16", 2, NB_I16},     {"U16", 2, -1},         {"U32", 4, -1},
+    {"U64", 8, -1},         {"F8_E4M3", 1, NB_F8_E4M3}, {"F8_E5M2", 1, NB_F8_E5M2},
+    {"F8_E8M0", 1, -1},     {"C64", 8, -1},
 };
 enum { ST_I64 = 5, ST_NDTYPES = (int)(sizeof dtypes / sizeof dtypes[0]) };
-static const char *const st_name_of[NB_DTYPE_COUNT] = {"F32", "F16", "BF16", "I8", "I32"};
+/* The name each nabla dtype is written as (safetensors' F8_E4M3 is the fn variant: no Inf). */
+static const char *const st_name_of[NB_DTYPE_COUNT] = {"F32", "F16", "BF16", "I8", "I32",
+                                                       "U8", "I16", "F8_E4M3", "F8_E5M2"};
 
 typedef struct {
     char *name;
@@ -427,8 +429,8 @@ static int read_dtype(const nb_safetensors *st, const st_entry *e, const char *o
     int d = dtypes[e->dtype].nb;
     if (d < 0)
         nb__fail(NB_ERR_DTYPE, "%s: '%s': tensor '%s' is %s, which nabla does not hold (it reads "
-                 "F32, F16, BF16, I8, I32, and I64 as int32)", op, st->label, e->name,
-                 dtypes[e->dtype].name);
+                 "F32, F16, BF16, F8_E4M3, F8_E5M2, I8, U8, I16, I32, and I64 as int32)", op,
+                 st->label, e->name, dtypes[e->dtype].name);
     return d;
 }
 

@@ -6,9 +6,11 @@
 #define NB_KERNELS_ANY(fam, grad_fn)                                                         \
     {[NB_F32] = {nb__fwd_##fam, (grad_fn) ? nb__bwd_##fam : NULL},                          \
      [NB_F16] = {nb__fwd_##fam, NULL}, [NB_BF16] = {nb__fwd_##fam, NULL},                   \
-     [NB_I8] = {nb__fwd_##fam, NULL}, [NB_I32] = {nb__fwd_##fam, NULL}}
+     [NB_I8] = {nb__fwd_##fam, NULL}, [NB_I32] = {nb__fwd_##fam, NULL},                     \
+     [NB_U8] = {nb__fwd_##fam, NULL}, [NB_I16] = {nb__fwd_##fam, NULL},                     \
+     [NB_F8_E4M3] = {nb__fwd_##fam, NULL}, [NB_F8_E5M2] = {nb__fwd_##fam, NULL}}
 /* ANY names every dtype: a new one must be added there (and only float32 takes gradients). */
-_Static_assert(NB_DTYPE_COUNT == 5, "NB_KERNELS_ANY lists every nb_dtype");
+_Static_assert(NB_DTYPE_COUNT == 9, "NB_KERNELS_ANY lists every nb_dtype");
 
 #define NB_OP_ROW_(id, name, grad_fn, arity, fam, inputs, kernels) \
     {name, grad_fn, arity, inputs, NB_KERNELS_##kernels(fam, grad_fn)},
