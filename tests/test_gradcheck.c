@@ -208,6 +208,6 @@ static void every_differentiable_row_has_a_case(void) {
 int main(void) {
     every_differentiable_row_has_a_case();
     for (int i = 0; i < OC_N_CASES; i++)
-        if (!oc_cases[i].nonsmooth) gradcheck_case(&oc_cases[i]);
+        if (!oc_cases[i].nonsmooth && !oc_cases[i].estimator) gradcheck_case(&oc_cases[i]);
     return check_summary();
 }
