@@ -142,16 +142,17 @@ NB_API nb_status nb_fake_quantize_enable_fake_quant(nb_module *fq, bool enabled)
 
 /* A Linear for quantization-aware training (torch.ao.nn.qat.Linear followed by the output's
  * activation_post_process, as prepare_qat places them): parameters weight [out, in] and bias
- * [out] initialised as nb_linear_new's, and two FakeQuantize children: weight_fake_quant
- * (weight_bits, signed, symmetric, per channel along dim 0, min-max observer; torch's
- * default_per_channel_weight_fake_quant at 8 bits) and activation_post_process (act_bits,
- * unsigned, affine, per tensor, moving-average observer; torch's default_fake_quant).  Forward:
- * y = activation_post_process(linear(x, weight_fake_quant(weight), bias)).  Errors: NB_ERR_ARG
- * for sizes < 1 or bits outside [2, 8] (0: 8). */
+ * [out] initialised as nb_linear_new's (the same draws), and two FakeQuantize children, both
+ * with moving-average observers: weight_fake_quant (weight_bits, signed, symmetric, per channel
+ * along dim 0: torch's default_per_channel_weight_fake_quant at 8 bits) and
+ * activation_post_process (act_bits, unsigned, affine, per tensor: torch's default_fake_quant,
+ * without its reduce_range).  Forward: y = activation_post_process(linear(x,
+ * weight_fake_quant(weight), bias)).  opts may be NULL (8 bits, clipped estimator).  Errors:
+ * NB_ERR_ARG for sizes < 1 or bits outside [2, 8] (0: 8), an unknown ste. */
 typedef struct {
     int weight_bits, act_bits; /* 0 means 8 */
     nb_ste ste;
-    bool learnable;            /* LSQ for both fake quantizers */
+    bool learnable;            /* LSQ for both fake quantizers, with LSQ's gradient scale */
 } nb_qat_opts;
 
 NB_API nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bias,
