@@ -1,7 +1,9 @@
 /*
  * test_gradcheck.c — every differentiable row of the op table against finite differences.
  *
- * For each case of op_cases.h that is not `nonsmooth`: inputs drawn from a seed fixed per case
+ * For each case of op_cases.h that is not `nonsmooth` (nor `estimator`: fake quantization's
+ * straight-through estimator is not a derivative; test_quant.c and test_grad2.c check those
+ * rows): inputs drawn from a seed fixed per case
  * (a hash of its name, so adding a case moves no other), loss L = sum(out * R) with R a fixed
  * random tensor of the output's shape, analytic gradients from nb_backward, numeric ones from
  * the fourth-order central difference

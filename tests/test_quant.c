@@ -76,6 +76,8 @@ static void check_exact(const char *what, const char *name, nb_tensor *t, const 
     check_passed_++;
 }
 
+static double worst_sum_diff; /* of the check_close comparisons, relative to 1 + max |want| */
+
 static void check_close(const char *what, const char *name, nb_tensor *t, const json_t *want,
                         double rtol) {
     float w[MAX_N], got[MAX_N];
@@ -87,6 +89,7 @@ static void check_close(const char *what, const char *name, nb_tensor *t, const 
     double scale = 0, worst = 0;
     for (long i = 0; i < n; i++) scale = fmax(scale, fabs(w[i]));
     for (long i = 0; i < n; i++) worst = fmax(worst, fabs((double)got[i] - w[i]));
+    worst_sum_diff = fmax(worst_sum_diff, worst / (1 + scale));
     if (worst <= rtol * (1 + scale)) check_passed_++;
     else CHECK_FAIL_("%s %s: off by %.3g (scale %.3g)", name, what, worst, scale);
 }
@@ -102,7 +105,8 @@ static fq_inputs inputs_of(const json_t *c, const char *zp_key, const json_t *zp
     int64_t shape[NB_MAX_DIMS], n_ch;
     int nd = shape_of(c, shape);
     n_ch = (int64_t)json_array_size(json_object_get(c, "scale"));
-    fq_inputs in = {.axis = int_of(c, "axis"), .qmin = int_of(c, "qmin"), .qmax = int_of(c, "qmax")};
+    fq_inputs in = {.axis = int_of(c, "axis"), .qmin = int_of(c, "qmin"),
+                    .qmax = int_of(c, "qmax")};
     in.x = tensor_of(json_object_get(c, "x"), nd, shape);
     in.r = tensor_of(json_object_get(c, "r"), nd, shape);
     in.scale = tensor_of(json_object_get(c, "scale"), 1, &n_ch);
@@ -299,7 +303,8 @@ static void fake_quantize_module_matches_torch(const json_t *c) {
         nb_tensor *x = tensor_of(json_object_get(st, "x"), nd, shape);
         check_exact("output", name, nb_module_forward(fq, x), json_object_get(st, "out"));
         check_exact("scale", name, buffer(fq, "scale"), json_object_get(st, "scale"));
-        check_exact("zero_point", name, buffer(fq, "zero_point"), json_object_get(st, "zero_point"));
+        check_exact("zero_point", name, buffer(fq, "zero_point"),
+                    json_object_get(st, "zero_point"));
         nb_scope_end();
     }
     nb_module_free(fq);
@@ -319,6 +324,8 @@ static void golden(void) {
         fake_quantize_matches_torch_bit_for_bit(json_array_get(a, i));
         learnable_fake_quantize_matches_torch(json_array_get(a, i));
     }
+    printf("learnable fake quantization: scale and zero-point gradients vs torch: worst "
+           "|diff| / (1 + max |torch|) = %.3g; outputs and dx bit for bit\n", worst_sum_diff);
     a = json_object_get(root, "observers");
     CHECK(json_array_size(a) > 0);
     for (size_t i = 0; i < json_array_size(a); i++) observer_matches_torch(json_array_get(a, i));
@@ -335,8 +342,9 @@ static void golden(void) {
  * point is nearest; a 4-bit-weight MLP 8-32-3 learns it with SGD. */
 static double train_qat_mlp(const nb_qat_opts *opts, int steps, int freeze_at, double *first) {
     nb_manual_seed(5);
-    nb_module *mlp = nb_sequential_new(3, (nb_module *const[]){
-        nb_qat_linear_new(8, 32, true, opts), nb_activation_new(NB_ACT_RELU, 0), nb_qat_linear_new(32, 3, true, opts)});
+    nb_module *mlp = nb_sequential_new(3, (nb_module *const[]){nb_qat_linear_new(8, 32, true, opts),
+                                                              nb_activation_new(NB_ACT_RELU, 0),
+                                                              nb_qat_linear_new(32, 3, true, opts)});
     nb_tensor *params[16];
     int np = nb_module_parameters(mlp, params, 16);
     nb_optim *sgd = nb_sgd_new(np, params, (nb_sgd_opts){.lr = 0.2f, .momentum = 0.9f});
@@ -360,6 +368,12 @@ static double train_qat_mlp(const nb_qat_opts *opts, int steps, int freeze_at, d
         if (step == 0) *first = last;
         nb_optim_zero_grad(sgd);
         if (nb_backward(loss) != NB_OK || nb_optim_step(sgd) != NB_OK) last = NAN;
+        nb_scope_end();
+    }
+    if (opts->learnable) { /* LSQ trained the scales after the observers froze */
+        nb_tensor *scale = nb_module_find(mlp, "0.weight_fake_quant.scale");
+        nb_scope_begin();
+        CHECK(scale && nb_grad(scale) && nb_item(nb_sum(nb_abs(nb_grad(scale)))) > 0);
         nb_scope_end();
     }
     nb_optim_free(sgd);
@@ -424,6 +438,9 @@ static void bad_arguments_fail_naming_the_argument(void) {
         CHECK(!nb_qat_linear_new(4, 2, true, &(nb_qat_opts){.weight_bits = bits[i]}));
         CHECK_ERROR(NB_ERR_ARG, "bits");
     }
+    CHECK(!nb_qat_linear_new(4, 2, true, &(nb_qat_opts){.act_bits = 1}));
+    CHECK_ERROR(NB_ERR_ARG, "Linear (QAT): activation_post_process: FakeQuantize: observer: "
+                            "qscheme: bits 1 is outside [2, 8]");
     CHECK(!nb_observer_new(&(nb_qscheme){.per_channel = true}));
     CHECK_ERROR(NB_ERR_ARG, "channels");
     CHECK(!nb_observer_new(&(nb_qscheme){.kind = NB_OBSERVER_MOVING_AVERAGE,

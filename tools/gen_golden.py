@@ -540,7 +540,8 @@ def fake_quantize(x, a, per_channel):
     """torch's fake_quantize_per_tensor_affine / _per_channel_affine (clipped estimator); the
     plain estimator (step 1) is x plus the detached quantization error, whose gradient is g."""
     if per_channel:
-        y = torch.fake_quantize_per_channel_affine(x[0], x[1].float(), x[2].int(), a["dim"] % x[0].dim(),
+        y = torch.fake_quantize_per_channel_affine(x[0], x[1].float(), x[2].int(),
+                                                   a["dim"] % x[0].dim(),
                                                    a["start"], a["end"])
     else:
         y = torch.fake_quantize_per_tensor_affine(x[0], float(x[1]), int(x[2]), a["start"],

@@ -84,7 +84,8 @@ static nb_status observe(observer_state *s, nb_tensor *x) {
     if (st == NB_OK) st = nb__copy_logical(old_mn, s->min_val);
     if (st == NB_OK) st = nb__copy_logical(old_mx, s->max_val);
     bool first = true;
-    for (int64_t c = 0; c < n; c++) first = first && old_mn[c] == INFINITY && old_mx[c] == -INFINITY;
+    for (int64_t c = 0; c < n; c++)
+        first = first && old_mn[c] == INFINITY && old_mx[c] == -INFINITY;
     float k = s->q.averaging_constant;
     for (int64_t c = 0; st == NB_OK && c < n; c++) {
         if (s->q.kind == NB_OBSERVER_MINMAX) {
@@ -119,7 +120,8 @@ static void observer_describe(const nb_module *m, nb_attrs *d) {
         nb_attrs_float(d, "averaging_constant", s->q.averaging_constant);
 }
 
-#define OBSERVER_CLASS(name_) {.name = name_, .forward = observer_forward, .describe = observer_describe}
+#define OBSERVER_CLASS(name_) \
+    {.name = name_, .forward = observer_forward, .describe = observer_describe}
 static const nb_module_class observer_classes[2][NB_OBSERVER_COUNT] = {
     {OBSERVER_CLASS("MinMaxObserver"), OBSERVER_CLASS("MovingAverageMinMaxObserver")},
     {OBSERVER_CLASS("PerChannelMinMaxObserver"),
@@ -190,16 +192,18 @@ static nb_status qparams_host(const observer_state *s, float *scale, float *zp) 
     float *mx = mn + s->n;
     nb_status st = nb__copy_logical(mn, s->min_val);
     if (st == NB_OK) st = nb__copy_logical(mx, s->max_val);
-    for (int64_t c = 0; st == NB_OK && c < s->n; c++) qparams_of(s, mn[c], mx[c], &scale[c], &zp[c]);
+    for (int64_t c = 0; st == NB_OK && c < s->n; c++)
+        qparams_of(s, mn[c], mx[c], &scale[c], &zp[c]);
     nb__dealloc(mn, sizeof(float) * 2 * (size_t)s->n);
     return st;
 }
 
 nb_status nb_observer_qparams(nb_module *observer, nb_tensor **scale, nb_tensor **zero_point) {
-    if (!scale || !zero_point) return nb__fail_status(NB_ERR_NULL, "observer_qparams: NULL output");
+    if (!scale || !zero_point || !observer)
+        return nb__fail_status(NB_ERR_NULL, "observer_qparams: NULL argument");
     *scale = *zero_point = NULL;
-    const observer_state *s = observer ? observer_of(observer) : NULL;
-    if (!s) return observer ? nb_error_code() : nb__fail_status(NB_ERR_NULL, "observer_qparams: NULL observer");
+    const observer_state *s = observer_of(observer);
+    if (!s) return nb_error_code();
     float *host = nb__alloc(sizeof(float) * 2 * (size_t)s->n);
     nb_status st = host ? qparams_host(s, host, host + s->n) : nb_error_code();
     if (st == NB_OK) {
@@ -392,6 +396,15 @@ static void qat_linear_describe(const nb_module *m, nb_attrs *d) {
 static const nb_module_class qat_linear_class = {
     .name = "Linear", .forward = qat_linear_forward, .describe = qat_linear_describe};
 
+/* A FakeQuantize child of the QAT Linear; false with the error named after the child. */
+static bool add_fake_quant(nb_module *m, const char *name, const nb_fake_quantize_opts *o,
+                           nb_module **child) {
+    *child = nb_fake_quantize_new(o);
+    if (*child && nb_module_add_child(m, name, *child) == NB_OK) return true;
+    nb__fail_prefix("Linear (QAT): %s", name);
+    return false;
+}
+
 nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bias,
                              const nb_qat_opts *opts) {
     nb_qat_opts o = opts ? *opts : (nb_qat_opts){0};
@@ -418,10 +431,9 @@ nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bia
     if (made) nb__copy_tensor(s->weight, ls->weight);
     if (made && bias) nb__copy_tensor(s->bias, ls->bias);
     nb_module_free(lin);
-    s->weight_fake_quant = made ? nb_fake_quantize_new(&wq) : NULL;
-    if (!s->weight_fake_quant || nb_module_add_child(m, "weight_fake_quant", s->weight_fake_quant) != NB_OK ||
-        !(s->activation_post_process = nb_fake_quantize_new(&aq)) ||
-        nb_module_add_child(m, "activation_post_process", s->activation_post_process) != NB_OK) {
+    if (made) made = add_fake_quant(m, "weight_fake_quant", &wq, &s->weight_fake_quant);
+    if (made) made = add_fake_quant(m, "activation_post_process", &aq, &s->activation_post_process);
+    if (!made) {
         nb_module_free(m);
         return NULL;
     }

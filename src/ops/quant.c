@@ -67,7 +67,8 @@ static nb_status check_qparams(nb_op_id op, const nb_tensor *scale, const nb_ten
                                : !(z[i] >= qmin && z[i] <= qmax && z[i] == floorf(z[i])))
             st = nb__fail_status(NB_ERR_ARG, "%s: zero_point[%lld] = %g must be %s", name,
                                  (long long)i, z[i],
-                                 learnable(op) ? "finite" : "a whole number in [quant_min, quant_max]");
+                                 learnable(op) ? "finite"
+                                               : "a whole number in [quant_min, quant_max]");
     }
     if (z) nb__host_free(z, zp);
     if (s) nb__host_free(s, scale);
