@@ -482,12 +482,36 @@ static void qat_linear_has_torch_names(void) {
     nb_module_free(m);
 }
 
+/* From a float Linear: the same outputs with fake quantization off, 8-bit close to them. */
+static void qat_linear_from_a_float_linear_keeps_its_weights(void) {
+    nb_manual_seed(3);
+    nb_module *lin = nb_linear_new(6, 4, true);
+    nb_module *q = nb_qat_linear_from(lin, NULL);
+    CHECK(q != NULL);
+    nb_scope_begin();
+    nb_tensor *x = nb_randn(2, (int64_t[]){5, 6});
+    nb_tensor *want = nb_module_forward(lin, x);
+    nb_tensor *y8 = nb_module_forward(q, x); /* observers see the weight and the output */
+    CHECK(nb_item(nb_max(nb_abs(nb_sub(y8, want)))) < 0.02f);
+    CHECK_EQ_INT(nb_fake_quantize_enable_fake_quant(nb_module_child(q, "weight_fake_quant"), false),
+                 NB_OK);
+    CHECK_EQ_INT(nb_fake_quantize_enable_fake_quant(
+                     nb_module_child(q, "activation_post_process"), false), NB_OK);
+    CHECK(nb_item(nb_max(nb_abs(nb_sub(nb_module_forward(q, x), want)))) == 0.0f);
+    nb_scope_end();
+    CHECK(!nb_qat_linear_from(q, NULL));
+    CHECK_ERROR(NB_ERR_ARG, "a Linear (QAT) is not a float Linear");
+    nb_module_free(q);
+    nb_module_free(lin);
+}
+
 int main(void) {
     golden();
     scale_gradient_is_the_derivative_plus_the_ste_term();
     plain_ste_passes_the_gradient_everywhere();
     bad_arguments_fail_naming_the_argument();
     qat_linear_has_torch_names();
+    qat_linear_from_a_float_linear_keeps_its_weights();
     qat_mlp_with_4bit_weights_learns();
     return check_summary();
 }

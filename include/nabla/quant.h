@@ -157,6 +157,10 @@ typedef struct {
 
 NB_API nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bias,
                                     const nb_qat_opts *opts);
+/* The QAT Linear of a trained float Linear (torch's qat.Linear.from_float, as prepare_qat
+ * swaps it in): the same modules as above over copies of its weight and bias, which stays the
+ * caller's.  NB_ERR_ARG for a module that is not a Linear, as well as the errors above. */
+NB_API nb_module *nb_qat_linear_from(const nb_module *linear, const nb_qat_opts *opts);
 
 #ifdef __cplusplus
 }

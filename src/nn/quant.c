@@ -405,32 +405,26 @@ static bool add_fake_quant(nb_module *m, const char *name, const nb_fake_quantiz
     return false;
 }
 
-nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bias,
-                             const nb_qat_opts *opts) {
+/* The QAT Linear over a copy of a float Linear's parameters (torch's qat.Linear.from_float). */
+static nb_module *qat_linear_of(const nb__linear_state *ls, const nb_qat_opts *opts) {
     nb_qat_opts o = opts ? *opts : (nb_qat_opts){0};
+    int64_t in = ls->in_features, out = ls->out_features;
     nb_fake_quantize_opts wq = {
         .scheme = {.kind = NB_OBSERVER_MOVING_AVERAGE, .bits = o.weight_bits, .is_signed = true,
-                   .symmetric = true, .per_channel = true, .ch_axis = 0,
-                   .channels = out_features},
+                   .symmetric = true, .per_channel = true, .ch_axis = 0, .channels = out},
         .ste = o.ste, .learnable = o.learnable, .grad_scaling = o.learnable};
     nb_fake_quantize_opts aq = {
         .scheme = {.kind = NB_OBSERVER_MOVING_AVERAGE, .bits = o.act_bits},
         .ste = o.ste, .learnable = o.learnable, .grad_scaling = o.learnable};
-    nb_module *lin = nb_linear_new(in_features, out_features, bias); /* torch's initialisation */
-    nb_module *m = lin ? nb_module_new(&qat_linear_class, sizeof(qat_linear_state)) : NULL;
-    if (!m) {
-        nb_module_free(lin);
-        return NULL;
-    }
+    nb_module *m = nb_module_new(&qat_linear_class, sizeof(qat_linear_state));
+    if (!m) return NULL;
     qat_linear_state *s = NB__STATE(qat_linear_state, m);
-    const nb__linear_state *ls = NB__STATE(nb__linear_state, lin);
-    *s = (qat_linear_state){.in_features = in_features, .out_features = out_features};
-    s->weight = nb_module_add_param(m, "weight", NB_SHAPE(out_features, in_features));
-    s->bias = s->weight && bias ? nb_module_add_param(m, "bias", NB_SHAPE(out_features)) : NULL;
-    bool made = s->weight && (!bias || s->bias);
+    *s = (qat_linear_state){.in_features = in, .out_features = out};
+    s->weight = nb_module_add_param(m, "weight", NB_SHAPE(out, in));
+    s->bias = s->weight && ls->bias ? nb_module_add_param(m, "bias", NB_SHAPE(out)) : NULL;
+    bool made = s->weight && (!ls->bias || s->bias);
     if (made) nb__copy_tensor(s->weight, ls->weight);
-    if (made && bias) nb__copy_tensor(s->bias, ls->bias);
-    nb_module_free(lin);
+    if (made && ls->bias) nb__copy_tensor(s->bias, ls->bias);
     if (made) made = add_fake_quant(m, "weight_fake_quant", &wq, &s->weight_fake_quant);
     if (made) made = add_fake_quant(m, "activation_post_process", &aq, &s->activation_post_process);
     if (!made) {
@@ -438,4 +432,21 @@ nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bia
         return NULL;
     }
     return m;
+}
+
+nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, bool bias,
+                             const nb_qat_opts *opts) {
+    nb_module *lin = nb_linear_new(in_features, out_features, bias); /* torch's initialisation */
+    nb_module *m = lin ? qat_linear_of(NB__STATE(nb__linear_state, lin), opts) : NULL;
+    nb_module_free(lin);
+    return m;
+}
+
+nb_module *nb_qat_linear_from(const nb_module *linear, const nb_qat_opts *opts) {
+    if (!linear) return nb__fail(NB_ERR_NULL, "qat_linear_from: NULL module");
+    if (nb_module_class_of(linear) != &nb__linear_class)
+        return nb__fail(NB_ERR_ARG, "qat_linear_from: a %s%s is not a float Linear",
+                        nb_module_type(linear),
+                        nb_module_class_of(linear) == &qat_linear_class ? " (QAT)" : "");
+    return qat_linear_of(NB__STATE(nb__linear_state, linear), opts);
 }
