@@ -6,7 +6,9 @@
  * fake-quant outputs and their input gradients bit for bit, on inputs with exact rounding ties
  * and values far beyond the range; the learnable ops' scale and zero-point gradients, sums that
  * associate differently, within SUM_TOL; the observers' min_val, max_val, scale and zero point,
- * and FakeQuantize's outputs and qparams through a freeze of its observer, bit for bit.
+ * FakeQuantize's outputs and qparams through a freeze of its observer, bit for bit, and the
+ * learnable one's (torch's _LearnableFakeQuantize, LSQ's gradient scale on) with its scale and
+ * zero-point gradients within SUM_TOL.
  *
  * Finite differences where the output is smooth: between rounding edges the output is
  * piecewise constant, so d out / d x = 0 and d out / d s = clamp(q) - z (k) for a fixed code;
@@ -310,6 +312,37 @@ static void fake_quantize_module_matches_torch(const json_t *c) {
     nb_module_free(fq);
 }
 
+/* _LearnableFakeQuantize (LSQ's gradient scale on): outputs and qparams bit for bit, their
+ * gradients (sums, accumulated over the steps) within SUM_TOL. */
+static void learnable_fake_quantize_module_matches_torch(const json_t *c) {
+    char name[128];
+    case_name(name, sizeof name, c);
+    nb_fake_quantize_opts o = {.scheme = scheme_of(c), .learnable = true, .grad_scaling = true};
+    nb_module *fq = nb_fake_quantize_new(&o);
+    CHECK(fq != NULL);
+    int64_t shape[NB_MAX_DIMS];
+    int nd = shape_of(c, shape);
+    const json_t *steps = json_object_get(c, "steps");
+    for (size_t k = 0; fq && k < json_array_size(steps); k++) {
+        const json_t *st = json_array_get(steps, k);
+        if (k == 3) CHECK_EQ_INT(nb_fake_quantize_enable_observer(fq, false), NB_OK);
+        nb_scope_begin();
+        nb_tensor *x = tensor_of(json_object_get(st, "x"), nd, shape);
+        nb_tensor *y = nb_module_forward(fq, x);
+        check_exact("LSQ output", name, y, json_object_get(st, "out"));
+        nb_tensor *scale = nb_module_find(fq, "scale"), *zp = nb_module_find(fq, "zero_point");
+        check_exact("LSQ scale", name, scale, json_object_get(st, "scale"));
+        check_exact("LSQ zero_point", name, zp, json_object_get(st, "zero_point"));
+        CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(y, tensor_of(json_object_get(st, "r"), nd, shape)))),
+                     NB_OK);
+        check_close("LSQ dscale", name, nb_grad(scale), json_object_get(st, "dscale"), SUM_TOL);
+        check_close("LSQ dzero_point", name, nb_grad(zp), json_object_get(st, "dzero_point"),
+                    SUM_TOL);
+        nb_scope_end();
+    }
+    nb_module_free(fq);
+}
+
 static void golden(void) {
     json_error_t err;
     json_t *root = json_load_file(GOLDEN_PATH, 0, &err);
@@ -324,8 +357,6 @@ static void golden(void) {
         fake_quantize_matches_torch_bit_for_bit(json_array_get(a, i));
         learnable_fake_quantize_matches_torch(json_array_get(a, i));
     }
-    printf("learnable fake quantization: scale and zero-point gradients vs torch: worst "
-           "|diff| / (1 + max |torch|) = %.3g; outputs and dx bit for bit\n", worst_sum_diff);
     a = json_object_get(root, "observers");
     CHECK(json_array_size(a) > 0);
     for (size_t i = 0; i < json_array_size(a); i++) observer_matches_torch(json_array_get(a, i));
@@ -333,6 +364,12 @@ static void golden(void) {
     CHECK(json_array_size(a) > 0);
     for (size_t i = 0; i < json_array_size(a); i++)
         fake_quantize_module_matches_torch(json_array_get(a, i));
+    a = json_object_get(root, "learnable_modules");
+    CHECK(json_array_size(a) > 0);
+    for (size_t i = 0; i < json_array_size(a); i++)
+        learnable_fake_quantize_module_matches_torch(json_array_get(a, i));
+    printf("learnable fake quantization: scale and zero-point gradients vs torch: worst "
+           "|diff| / (1 + max |torch|) = %.3g; outputs and dx bit for bit\n", worst_sum_diff);
     json_decref(root);
 }
 

@@ -13,7 +13,8 @@ gradients are sums, which nabla associates differently: those within a few ulp),
 include exact rounding ties (x / s = k + 1/2 with s a power of two) and values beyond the range;
 then the observers of torch.ao.quantization (min_val, max_val and calculate_qparams after each
 of three batches) and FakeQuantize modules (outputs, scale and zero point through three batches
-and one more after disable_observer), for bit widths 2 to 8, signed and unsigned, symmetric and
+and one more after disable_observer), and the same for the learnable _LearnableFakeQuantize
+with the gradients of its scale and zero point, for bit widths 2 to 8, signed and unsigned, symmetric and
 affine, per tensor and per channel.  Numbers keep 9 significant digits (float32 round trips).
 """
 import json
@@ -21,6 +22,7 @@ import math
 import os
 
 import torch
+from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize
 from torch.ao.quantization import (FakeQuantize, MinMaxObserver, MovingAverageMinMaxObserver,
                                    MovingAveragePerChannelMinMaxObserver,
                                    PerChannelMinMaxObserver)
@@ -197,18 +199,53 @@ def fake_quantize_module_cases():
     return cases
 
 
+def learnable_module_cases():
+    """_LearnableFakeQuantize with LSQ's gradient scale: three batches with its observer, one
+    more after toggle_observer_update(False); the outputs, the qparams after each forward and
+    their gradients, accumulated over the steps, under loss sum(out * r)."""
+    gen = torch.Generator().manual_seed(14)
+    cases = []
+    for s in schemes():
+        if s["kind"] != "moving_average" or s["bits"] not in (4, 8):
+            continue
+        shape = (3, 4, 2)
+        qmin, qmax = qrange(s["bits"], s["signed"])
+        args = observer_args(s["kind"], s["per_channel"], s["bits"], s["signed"], s["symmetric"],
+                             s["ch_axis"])
+        args.pop("quant_min", None)
+        args.pop("quant_max", None)
+        fq = _LearnableFakeQuantize(OBSERVERS[(s["kind"], True)] if s["per_channel"]
+                                    else OBSERVERS[(s["kind"], False)], quant_min=qmin,
+                                    quant_max=qmax, channel_len=4 if s["per_channel"] else -1,
+                                    use_grad_scaling=True, **args)
+        steps = []
+        for i, x in enumerate(batches(gen, shape, 4)):
+            if i == 3:
+                fq.toggle_observer_update(False)
+            r = torch.rand(shape, generator=gen) * 2 - 1
+            y = fq(x)
+            (y * r).sum().backward()
+            steps.append({"x": flat(x), "r": flat(r), "out": flat(y), "scale": flat(fq.scale),
+                          "zero_point": flat(fq.zero_point), "dscale": flat(fq.scale.grad),
+                          "dzero_point": flat(fq.zero_point.grad)})
+        cases.append(dict(s, shape=list(shape), steps=steps))
+    return cases
+
+
 def main():
     doc = {"comment": "torch's fake quantization and observers in float32 for "
                       "tests/test_quant.c, written by tools/gen_golden_quant.py; regenerate "
                       "with /usr/bin/python3 tools/gen_golden_quant.py, do not edit",
            "torch": torch.__version__, "fake_quant": fake_quant_cases(),
-           "observers": observer_cases(), "fake_quantize_modules": fake_quantize_module_cases()}
+           "observers": observer_cases(), "fake_quantize_modules": fake_quantize_module_cases(),
+           "learnable_modules": learnable_module_cases()}
     with open(OUT, "w") as f:
         json.dump(doc, f, separators=(",", ":"))
         f.write("\n")
-    print("wrote %d fake-quant cases, %d observers and %d FakeQuantize modules to %s"
-          % (len(doc["fake_quant"]), len(doc["observers"]), len(doc["fake_quantize_modules"]),
-             os.path.normpath(OUT)))
+    print("wrote %d fake-quant cases, %d observers, %d FakeQuantize and %d learnable modules "
+          "to %s" % (len(doc["fake_quant"]), len(doc["observers"]),
+                     len(doc["fake_quantize_modules"]), len(doc["learnable_modules"]),
+                     os.path.normpath(OUT)))
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ static nb_status update_qparams(fq_state *s) {
 }
 
 /* _LearnableFakeQuantize's edits of its parameters' data: scale clamped to eps while the
- * observer is off, and z = 0 for symmetric schemes. */
+ * observer is off, and z = 0 for symmetric schemes before fake quantizing. */
 static nb_status adjust_learnable(fq_state *s) {
     const observer_state *ob = NB__STATE(observer_state, s->observer);
     float *host = nb__alloc(sizeof(float) * (size_t)ob->n);
@@ -248,8 +248,9 @@ static nb_status adjust_learnable(fq_state *s) {
     for (int64_t c = 0; st == NB_OK && !s->observer_enabled && c < ob->n; c++)
         host[c] = fmaxf(host[c], QUANT_EPS);
     if (st == NB_OK && !s->observer_enabled) st = nb__store_logical(s->scale, host);
-    for (int64_t c = 0; st == NB_OK && s->o.scheme.symmetric && c < ob->n; c++) host[c] = 0.0f;
-    if (st == NB_OK && s->o.scheme.symmetric) st = nb__store_logical(s->zero_point, host);
+    bool zero = s->o.scheme.symmetric && s->fake_quant_enabled;
+    for (int64_t c = 0; st == NB_OK && zero && c < ob->n; c++) host[c] = 0.0f;
+    if (st == NB_OK && zero) st = nb__store_logical(s->zero_point, host);
     if (host) nb__dealloc(host, sizeof(float) * (size_t)ob->n);
     return st;
 }
