@@ -386,17 +386,13 @@ static double train_qat_mlp(const nb_qat_opts *opts, int steps, int freeze_at, d
     int np = nb_module_parameters(mlp, params, 16);
     nb_optim *sgd = nb_sgd_new(np, params, (nb_sgd_opts){.lr = 0.2f, .momentum = 0.9f});
     double last = NAN;
+    float frozen = NAN;
     for (int step = 0; mlp && sgd && step < steps; step++) {
-        if (step == freeze_at)
-            for (int k = 0; k < 3; k += 2) {
-                char path[64];
-                snprintf(path, sizeof path, "%d.weight_fake_quant", k);
-                CHECK_EQ_INT(nb_fake_quantize_enable_observer(nb_module_child(mlp, path), false),
-                             NB_OK);
-                snprintf(path, sizeof path, "%d.activation_post_process", k);
-                CHECK_EQ_INT(nb_fake_quantize_enable_observer(nb_module_child(mlp, path), false),
-                             NB_OK);
-            }
+        if (step == freeze_at) { /* the whole model's observers, qparams fixed from here */
+            CHECK_EQ_INT(nb_fake_quantize_enable_observer(mlp, false), NB_OK);
+            nb_tensor *scale = nb_module_find(mlp, "2.activation_post_process.scale");
+            frozen = scale ? nb_item(scale) : NAN;
+        }
         nb_scope_begin();
         nb_tensor *x = nb_randn(2, (int64_t[]){64, 8});
         nb_tensor *cls = nb_argmax(nb_slice(x, 1, 0, 3, 1), 1, false);
@@ -407,10 +403,14 @@ static double train_qat_mlp(const nb_qat_opts *opts, int steps, int freeze_at, d
         if (nb_backward(loss) != NB_OK || nb_optim_step(sgd) != NB_OK) last = NAN;
         nb_scope_end();
     }
-    if (opts->learnable) { /* LSQ trained the scales after the observers froze */
-        nb_tensor *scale = nb_module_find(mlp, "0.weight_fake_quant.scale");
+    /* frozen qparams stay as the freeze left them; LSQ's scales train on */
+    nb_tensor *act_scale = nb_module_find(mlp, "2.activation_post_process.scale");
+    nb_tensor *w_scale = nb_module_find(mlp, "0.weight_fake_quant.scale");
+    if (!opts->learnable) CHECK(act_scale && nb_item(act_scale) == frozen);
+    if (opts->learnable) {
         nb_scope_begin();
-        CHECK(scale && nb_grad(scale) && nb_item(nb_sum(nb_abs(nb_grad(scale)))) > 0);
+        CHECK(w_scale && nb_grad(w_scale) && nb_item(nb_sum(nb_abs(nb_grad(w_scale)))) > 0);
+        CHECK(act_scale && nb_item(act_scale) != frozen);
         nb_scope_end();
     }
     nb_optim_free(sgd);
@@ -489,7 +489,7 @@ static void bad_arguments_fail_naming_the_argument(void) {
     CHECK_ERROR(NB_ERR_SHAPE, "size 3");
     nb_scope_end();
     CHECK_EQ_INT(nb_fake_quantize_enable_observer(obs, false), NB_ERR_ARG);
-    CHECK_ERROR(NB_ERR_ARG, "not a FakeQuantize");
+    CHECK_ERROR(NB_ERR_ARG, "a PerChannelMinMaxObserver holds no FakeQuantize");
     nb_module_free(obs);
 }
 

@@ -135,10 +135,12 @@ typedef struct {
 } nb_fake_quantize_opts;
 
 NB_API nb_module *nb_fake_quantize_new(const nb_fake_quantize_opts *opts);
-/* Switch the observer (torch's enable_observer / disable_observer) or the fake quantization
- * (enable_fake_quant / disable_fake_quant).  NB_ERR_ARG for a module that is not a FakeQuantize. */
-NB_API nb_status nb_fake_quantize_enable_observer(nb_module *fq, bool enabled);
-NB_API nb_status nb_fake_quantize_enable_fake_quant(nb_module *fq, bool enabled);
+/* Switch the observers (torch's enable_observer / disable_observer) or the fake quantization
+ * (enable_fake_quant / disable_fake_quant) of every FakeQuantize in m's tree, m included: on a
+ * whole model, torch's model.apply(torch.ao.quantization.disable_observer), which freezes the
+ * qparams for the last epochs of QAT.  NB_ERR_ARG when the tree holds no FakeQuantize. */
+NB_API nb_status nb_fake_quantize_enable_observer(nb_module *m, bool enabled);
+NB_API nb_status nb_fake_quantize_enable_fake_quant(nb_module *m, bool enabled);
 
 /* A Linear for quantization-aware training (torch.ao.nn.qat.Linear followed by the output's
  * activation_post_process, as prepare_qat places them): parameters weight [out, in] and bias

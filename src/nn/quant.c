@@ -314,9 +314,7 @@ static nb_status add_qparams(nb_module *m, fq_state *s, int64_t n) {
         if (!t) return nb_error_code();
         *(i == 0 ? &s->scale : &s->zero_point) = t;
     }
-    bool was = nb_set_grad_enabled(false);
     nb_tensor *one = nb_ones(1, &n);
-    nb_set_grad_enabled(was);
     if (!one) return nb_error_code();
     nb__copy_tensor(s->scale, one);
     nb_tensor_free(one);
@@ -348,25 +346,33 @@ nb_module *nb_fake_quantize_new(const nb_fake_quantize_opts *opts) {
     return m;
 }
 
-static fq_state *fq_of(nb_module *m) {
-    const nb_module_class *cls = nb_module_class_of(m);
-    if (cls == &fq_classes[0] || cls == &fq_classes[1]) return NB__STATE(fq_state, m);
-    return nb__fail(NB_ERR_ARG, "fake_quantize: %s is not a FakeQuantize",
-                    cls ? cls->name : "NULL");
+/* Sets one switch (observer: true, fake quantization: false) of every FakeQuantize in m's
+ * tree; how many there are. */
+static int set_switch(nb_module *m, bool observer, bool enabled) {
+    int n = 0;
+    if (m->cls == &fq_classes[0] || m->cls == &fq_classes[1]) {
+        fq_state *s = NB__STATE(fq_state, m);
+        *(observer ? &s->observer_enabled : &s->fake_quant_enabled) = enabled;
+        n++;
+    }
+    for (int i = 0; i < m->children.n; i++) n += set_switch(NB__CHILD(m, i), observer, enabled);
+    return n;
 }
 
-nb_status nb_fake_quantize_enable_observer(nb_module *fq, bool enabled) {
-    fq_state *s = fq_of(fq);
-    if (!s) return nb_error_code();
-    s->observer_enabled = enabled;
+static nb_status switch_all(nb_module *m, bool observer, bool enabled) {
+    const char *op = observer ? "fake_quantize_enable_observer" : "fake_quantize_enable_fake_quant";
+    if (!m) return nb__fail_status(NB_ERR_NULL, "%s: NULL module", op);
+    if (set_switch(m, observer, enabled) == 0)
+        return nb__fail_status(NB_ERR_ARG, "%s: a %s holds no FakeQuantize", op, m->cls->name);
     return NB_OK;
 }
 
-nb_status nb_fake_quantize_enable_fake_quant(nb_module *fq, bool enabled) {
-    fq_state *s = fq_of(fq);
-    if (!s) return nb_error_code();
-    s->fake_quant_enabled = enabled;
-    return NB_OK;
+nb_status nb_fake_quantize_enable_observer(nb_module *m, bool enabled) {
+    return switch_all(m, true, enabled);
+}
+
+nb_status nb_fake_quantize_enable_fake_quant(nb_module *m, bool enabled) {
+    return switch_all(m, false, enabled);
 }
 
 /* ---- the QAT Linear */
