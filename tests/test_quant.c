@@ -516,6 +516,16 @@ static void qat_linear_has_torch_names(void) {
         if (strcmp(name, want_buffers[i]) == 0) check_passed_++;
         else CHECK_FAIL_("buffer %d: %s, torch's %s", i, name, want_buffers[i]);
     }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    CHECK_EQ_INT(nb_module_fprint(f, m), NB_OK);
+    fclose(f);
+    CHECK_STR_CONTAINS(text, "Linear(\n  in_features=5, out_features=3, bias=True");
+    CHECK_STR_CONTAINS(text, "(weight_fake_quant): FakeQuantize(");
+    CHECK_STR_CONTAINS(text, "quant_min=-128, quant_max=127");
+    CHECK_STR_CONTAINS(text, "(activation_post_process): MovingAveragePerChannelMinMaxObserver(");
+    free(text);
     nb_module_free(m);
 }
 
