@@ -325,6 +325,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/train.h"
 #include "nabla/io.h"
 #include "nabla/data.h"
+#include "nabla/quant.h"
 
 #ifdef __cplusplus
 }

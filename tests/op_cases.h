@@ -44,6 +44,8 @@ typedef enum {
     OC_INTS,     /* f32 holding integers lo..hi (ties on purpose: comparisons, nonsmooth) */
     OC_MASK,     /* f32 0/1, the condition of where; never differentiated */
     OC_INDEX,    /* int32 in [0, hi): gather / index_select indices */
+    OC_FIXED,    /* f32 holding integers lo..hi, never differentiated: parameters an op takes
+                  * as tensors without a gradient (fake quantization's scale and zero point) */
 } oc_draw;
 
 typedef enum { OC_CONTIGUOUS, OC_TRANSPOSED, OC_STRIDED } oc_layout;
@@ -74,7 +76,9 @@ typedef struct {
     X(max_pool2d) X(avg_pool2d) X(global_avg_pool2d) X(upsample_nearest2d) X(upsample_bilinear2d) \
     X(slice_backward) X(scatter_add) X(index_add) X(avg_pool2d_backward)                     \
     X(upsample_nearest2d_backward) X(upsample_bilinear2d_backward) X(conv2d_weight)          \
-    X(backward_hook)
+    X(backward_hook)                                                                        \
+    X(fake_quantize_per_tensor) X(fake_quantize_per_channel)                                \
+    X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -99,6 +103,11 @@ typedef struct op_case {
     nb_conv2d_opts conv;             /* conv2d */
     nb_conv_transpose2d_opts conv_t; /* conv_transpose2d */
     bool nonsmooth;
+    /* The row's gradient is an estimator, not the derivative (fake quantization's
+     * straight-through estimator): test_gradcheck's finite differences cannot check it
+     * (test_quant.c checks it against torch and, where smooth, finite differences), while the
+     * estimator itself is smooth away from rounding edges, so test_grad2 differentiates it. */
+    bool estimator;
 } op_case;
 
 typedef nb_tensor *(*oc_call)(nb_tensor *const *x, const op_case *c);
@@ -178,6 +187,18 @@ static inline int oc_n_inputs(const op_case *c) {
 }
 OC_CALL_(concat, nb_concat(oc_n_inputs(c), x, c->dim))
 OC_CALL_(stack, nb_stack(oc_n_inputs(c), x, c->dim))
+/* fake quantization: start, end = quant_min, quant_max; dim = the axis; step = the estimator;
+ * s0 = the learnable ops' grad_factor */
+OC_CALL_(fake_quantize_per_tensor,
+         nb_fake_quantize_per_tensor(x[0], x[1], x[2], (int)c->start, (int)c->end, (nb_ste)c->step))
+OC_CALL_(fake_quantize_per_channel,
+         nb_fake_quantize_per_channel(x[0], x[1], x[2], c->dim, (int)c->start, (int)c->end,
+                                      (nb_ste)c->step))
+OC_CALL_(fake_quantize_learnable_per_tensor,
+         nb_fake_quantize_learnable_per_tensor(x[0], x[1], x[2], (int)c->start, (int)c->end, c->s0))
+OC_CALL_(fake_quantize_learnable_per_channel,
+         nb_fake_quantize_learnable_per_channel(x[0], x[1], x[2], c->dim, (int)c->start,
+                                                (int)c->end, c->s0))
 /* the identity a module's full backward hook wraps around its inputs, with no hook: a pack */
 OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), oc_n_inputs(c), x, NULL))
 
@@ -208,6 +229,7 @@ static const struct {
 #define INTS(lo_, hi_, ...) {.draw = OC_INTS, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__)}
 #define MASK(...) {.draw = OC_MASK, .lo = 0, .hi = 1, SHAPE(__VA_ARGS__)}
 #define INDEX(n, ...) {.draw = OC_INDEX, .lo = 0, .hi = (n), SHAPE(__VA_ARGS__)}
+#define FIXED(lo_, hi_, ...) {.draw = OC_FIXED, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__)}
 #define IN(...) .in = {__VA_ARGS__}
 #define DIMS(...) .n_dims = OC_COUNT_(__VA_ARGS__), .dims = {__VA_ARGS__}
 #define SIZES(...) .n_sizes = OC_COUNT_(__VA_ARGS__), .sizes = {__VA_ARGS__}
@@ -528,6 +550,47 @@ static const op_case oc_cases[] = {
     OC("backward_hook_one", BACKWARD_HOOK, backward_hook, IN(UNI_T(-1, 1, 3, 4))),
     OC("backward_hook_three", BACKWARD_HOOK, backward_hook,
        IN(UNI_T(-1, 1, 3, 4), SCALAR(-1, 1), UNI_S(-1, 1, 2, 3))),
+    /* fake quantization (start, end: the range; dim: the axis; step: the estimator; s0: the
+     * grad_factor).  The estimator cases keep x away from where the mask or the codes change
+     * under the finite differences' steps: per tensor (s = 2, z = 3, range [0, 15]) x avoids
+     * the range's edges s (qmin - z - 1/2) = -7 and s (qmax - z + 1/2) = 25; per channel
+     * (s in {1, 2}, z in {2, 3}) x stays inside the range; the learnable ones keep x / s within
+     * 0.25 of 0 (inside) or map every x above the range (outside), with z off half-integers.
+     * The nonsmooth cases cross every edge for the golden test: signed ranges, a transposed x,
+     * grad_factor, the plain estimator. */
+    OC("fake_quantize_per_tensor", FAKE_QUANT_TENSOR, fake_quantize_per_tensor,
+       IN(AWAY2(-12, 30, -7, 25, 3, 4), FIXED(2, 2, 1), FIXED(3, 3, 1)), .start = 0, .end = 15,
+       .estimator = true),
+    OC("fake_quantize_per_tensor_plain_ste", FAKE_QUANT_TENSOR, fake_quantize_per_tensor,
+       IN(UNI(-12, 30, 3, 4), FIXED(2, 2, 1), FIXED(3, 3, 1)), .start = 0, .end = 15,
+       .step = NB_STE_PLAIN, .estimator = true),
+    OC("fake_quantize_per_tensor_signed_wide", FAKE_QUANT_TENSOR, fake_quantize_per_tensor,
+       IN(UNI_T(-30, 30, 3, 4), FIXED(3, 3, 1), FIXED(-1, -1, 1)), .start = -8, .end = 7,
+       .nonsmooth = true),
+    OC("fake_quantize_per_channel", FAKE_QUANT_CHANNEL, fake_quantize_per_channel,
+       IN(UNI(-2, 12, 2, 3, 4), FIXED(1, 2, 3), FIXED(2, 3, 3)), .dim = 1, .start = 0,
+       .end = 15, .estimator = true),
+    OC("fake_quantize_per_channel_wide_last_axis", FAKE_QUANT_CHANNEL, fake_quantize_per_channel,
+       IN(UNI_S(-40, 40, 3, 4), FIXED(1, 3, 4), FIXED(-2, 2, 4)), .dim = -1, .start = -8,
+       .end = 7, .nonsmooth = true),
+    OC("fake_quantize_learnable_per_tensor_inside", FAKE_QUANT_LSQ_TENSOR,
+       fake_quantize_learnable_per_tensor, IN(UNI(-0.2f, 0.2f, 3, 4), UNI(0.9f, 1.1f, 1),
+       UNI(2.1f, 2.4f, 1)), .start = 0, .end = 15, .s0 = 1, .estimator = true),
+    OC("fake_quantize_learnable_per_tensor_outside", FAKE_QUANT_LSQ_TENSOR,
+       fake_quantize_learnable_per_tensor, IN(UNI(20, 30, 3, 4), UNI(0.9f, 1.1f, 1),
+       UNI(2.1f, 2.4f, 1)), .start = 0, .end = 15, .s0 = 0.5f, .estimator = true),
+    OC("fake_quantize_learnable_per_tensor_wide", FAKE_QUANT_LSQ_TENSOR,
+       fake_quantize_learnable_per_tensor, IN(UNI_T(-3, 3, 3, 4), UNI(0.2f, 0.3f, 1),
+       UNI(-1.4f, -0.6f, 1)), .start = -8, .end = 7, .s0 = 0.25f, .nonsmooth = true),
+    OC("fake_quantize_learnable_per_channel_inside", FAKE_QUANT_LSQ_CHANNEL,
+       fake_quantize_learnable_per_channel, IN(UNI(-0.2f, 0.2f, 2, 3, 2), UNI(0.9f, 1.1f, 3),
+       UNI(2.1f, 2.4f, 3)), .dim = 1, .start = 0, .end = 15, .s0 = 1, .estimator = true),
+    OC("fake_quantize_learnable_per_channel_outside", FAKE_QUANT_LSQ_CHANNEL,
+       fake_quantize_learnable_per_channel, IN(UNI(-30, -20, 4, 3), UNI(0.9f, 1.1f, 3),
+       UNI(2.1f, 2.4f, 3)), .dim = -1, .start = 0, .end = 15, .s0 = 2, .estimator = true),
+    OC("fake_quantize_learnable_per_channel_wide", FAKE_QUANT_LSQ_CHANNEL,
+       fake_quantize_learnable_per_channel, IN(UNI_S(-3, 3, 4, 3), UNI(0.2f, 0.4f, 4),
+       UNI(-2.6f, 3.4f, 4)), .dim = 0, .start = -8, .end = 7, .s0 = 0.5f, .nonsmooth = true),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 
@@ -543,6 +606,7 @@ static const op_case oc_cases[] = {
 #undef INTS
 #undef MASK
 #undef INDEX
+#undef FIXED
 #undef IN
 #undef DIMS
 #undef SIZES
@@ -577,7 +641,8 @@ static inline bool oc_value_ok(const oc_input *s, float v) {
         for (int k = 0; k < s->n_avoid; k++)
             if (fabsf(v - s->avoid[k]) < OC_MARGIN) return false;
         return true;
-    case OC_INTS: return v >= s->lo && v <= s->hi && v == floorf(v);
+    case OC_INTS:
+    case OC_FIXED: return v >= s->lo && v <= s->hi && v == floorf(v);
     case OC_MASK: return v == 0.0f || v == 1.0f;
     case OC_INDEX: return v >= 0 && v < s->hi && v == floorf(v);
     default: return false;
@@ -603,7 +668,8 @@ static inline void oc_draw_values(const oc_input *s, uint64_t *rng, float *v) {
             double u = oc_uniform01(rng);
             switch (s->draw) {
             case OC_UNIFORM: v[i] = (float)(s->lo + (s->hi - s->lo) * u); break;
-            case OC_INTS: v[i] = (float)(s->lo + floor(u * (s->hi - s->lo + 1))); break;
+            case OC_INTS:
+            case OC_FIXED: v[i] = (float)(s->lo + floor(u * (s->hi - s->lo + 1))); break;
             case OC_MASK: v[i] = u < 0.5 ? 0.0f : 1.0f; break;
             default: v[i] = (float)floor(u * s->hi); break;
             }

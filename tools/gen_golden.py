@@ -84,6 +84,11 @@ def mask(*shape):
     return spec("mask", 0, 1, shape)
 
 
+def fixed(lo, hi, *shape):
+    """whole numbers lo..hi that are never differentiated (fake quantization's qparams)"""
+    return spec("fixed", lo, hi, shape)
+
+
 def index(n, *shape):
     return spec("index", 0, n, shape)
 
@@ -422,6 +427,44 @@ CASES = [
          conv={"padding": [1, 1], "dilation": [2, 2], "groups": 2}),
     # backward_hook: one tensor (the identity, a view), several of any layout (a copy)
     case("backward_hook_one", "backward_hook", "backward_hook", [uni_t(-1, 1, 3, 4)]),
+    # fake quantization: start, end = quant_min, quant_max; dim = the axis; step = the
+    # estimator (1: plain); s0 = grad_factor (see op_cases.h for the ranges)
+    case("fake_quantize_per_tensor", "fake_quantize_per_tensor_affine", "fake_quantize_per_tensor",
+         [away2(-12, 30, -7, 25, 3, 4), fixed(2, 2, 1), fixed(3, 3, 1)], start=0, end=15),
+    case("fake_quantize_per_tensor_plain_ste", "fake_quantize_per_tensor_affine",
+         "fake_quantize_per_tensor", [uni(-12, 30, 3, 4), fixed(2, 2, 1), fixed(3, 3, 1)],
+         start=0, end=15, step=1),
+    case("fake_quantize_per_tensor_signed_wide", "fake_quantize_per_tensor_affine",
+         "fake_quantize_per_tensor", [uni_t(-30, 30, 3, 4), fixed(3, 3, 1), fixed(-1, -1, 1)],
+         start=-8, end=7, nonsmooth=True),
+    case("fake_quantize_per_channel", "fake_quantize_per_channel_affine",
+         "fake_quantize_per_channel", [uni(-2, 12, 2, 3, 4), fixed(1, 2, 3), fixed(2, 3, 3)],
+         dim=1, start=0, end=15),
+    case("fake_quantize_per_channel_wide_last_axis", "fake_quantize_per_channel_affine",
+         "fake_quantize_per_channel", [uni_s(-40, 40, 3, 4), fixed(1, 3, 4), fixed(-2, 2, 4)],
+         dim=-1, start=-8, end=7, nonsmooth=True),
+    case("fake_quantize_learnable_per_tensor_inside", "fake_quantize_learnable_per_tensor_affine",
+         "fake_quantize_learnable_per_tensor",
+         [uni(-0.2, 0.2, 3, 4), uni(0.9, 1.1, 1), uni(2.1, 2.4, 1)], start=0, end=15, s0=1),
+    case("fake_quantize_learnable_per_tensor_outside", "fake_quantize_learnable_per_tensor_affine",
+         "fake_quantize_learnable_per_tensor",
+         [uni(20, 30, 3, 4), uni(0.9, 1.1, 1), uni(2.1, 2.4, 1)], start=0, end=15, s0=0.5),
+    case("fake_quantize_learnable_per_tensor_wide", "fake_quantize_learnable_per_tensor_affine",
+         "fake_quantize_learnable_per_tensor",
+         [uni_t(-3, 3, 3, 4), uni(0.2, 0.3, 1), uni(-1.4, -0.6, 1)], start=-8, end=7, s0=0.25,
+         nonsmooth=True),
+    case("fake_quantize_learnable_per_channel_inside",
+         "fake_quantize_learnable_per_channel_affine", "fake_quantize_learnable_per_channel",
+         [uni(-0.2, 0.2, 2, 3, 2), uni(0.9, 1.1, 3), uni(2.1, 2.4, 3)], dim=1, start=0, end=15,
+         s0=1),
+    case("fake_quantize_learnable_per_channel_outside",
+         "fake_quantize_learnable_per_channel_affine", "fake_quantize_learnable_per_channel",
+         [uni(-30, -20, 4, 3), uni(0.9, 1.1, 3), uni(2.1, 2.4, 3)], dim=-1, start=0, end=15,
+         s0=2),
+    case("fake_quantize_learnable_per_channel_wide",
+         "fake_quantize_learnable_per_channel_affine", "fake_quantize_learnable_per_channel",
+         [uni_s(-3, 3, 4, 3), uni(0.2, 0.4, 4), uni(-2.6, 3.4, 4)], dim=0, start=-8, end=7,
+         s0=0.5, nonsmooth=True),
     case("backward_hook_three", "backward_hook", "backward_hook",
          [uni_t(-1, 1, 3, 4), scalar(-1, 1), uni_s(-1, 1, 2, 3)]),
 ]
@@ -491,6 +534,84 @@ def conv2d_weight(x, a):
     x[1]."""
     w = torch.zeros(a["sizes"], dtype=torch.float64, requires_grad=True)
     return torch.autograd.grad(conv2d([x[0], w], a), w, x[1], create_graph=True)[0]
+
+
+def fake_quantize(x, a, per_channel):
+    """torch's fake_quantize_per_tensor_affine / _per_channel_affine (clipped estimator); the
+    plain estimator (step 1) is x plus the detached quantization error, whose gradient is g."""
+    if per_channel:
+        y = torch.fake_quantize_per_channel_affine(x[0], x[1].float(), x[2].int(),
+                                                   a["dim"] % x[0].dim(),
+                                                   a["start"], a["end"])
+    else:
+        y = torch.fake_quantize_per_tensor_affine(x[0], float(x[1]), int(x[2]), a["start"],
+                                                  a["end"])
+    return x[0] + (y - x[0]).detach() if a["step"] == 1 else y
+
+
+class LearnableFakeQuantize(torch.autograd.Function):
+    """torch._fake_quantize_learnable_per_{tensor,channel}_affine: the forward is torch's (in
+    float32), the backward torch's kernel written with differentiable ops (torch's own has no
+    second derivative), in the order of nabla's ops/quant.c; check_learnable below holds it to
+    torch's float32 gradients."""
+
+    @staticmethod
+    def forward(ctx, x, scale, zp, a, per_channel):
+        ctx.save_for_backward(x, scale, zp)
+        ctx.a, ctx.per_channel = a, per_channel
+        if per_channel:
+            y = torch._fake_quantize_learnable_per_channel_affine(
+                x.float(), scale.float(), zp.float(), a["dim"] % x.dim(), a["start"], a["end"],
+                f32(a["s0"]))
+        else:
+            y = torch._fake_quantize_learnable_per_tensor_affine(
+                x.float(), scale.float(), zp.float(), a["start"], a["end"], f32(a["s0"]))
+        return y.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, scale, zp = ctx.saved_tensors
+        a, qmin, qmax = ctx.a, ctx.a["start"], ctx.a["end"]
+        axis = a["dim"] % x.dim()
+        shape = [scale.numel() if d == axis else 1 for d in range(x.dim())] if ctx.per_channel else []
+        # the codes as torch's backward kernels compute them, in float32
+        if ctx.per_channel:
+            z = zp.float().round().clamp(qmin, qmax)
+        else:
+            z = torch.trunc((zp.float() + 0.5).clamp(qmin, qmax))
+        z = z.reshape(shape)
+        q = torch.round(z + x.detach().float() * (1.0 / scale.detach().float().reshape(shape)))
+        m = ((q >= qmin) & (q <= qmax)).to(x.dtype)
+        k = (q.clamp(qmin, qmax) - z).to(x.dtype)
+        s = scale.reshape(shape)
+        gf = f32(a["s0"])
+        ds = (g * (m * (k * s - x)) / s + g * ((1 - m) * k)) * gf
+        dz = g * (m - 1) * s * gf
+        dims = [d for d in range(x.dim()) if not ctx.per_channel or d != axis]
+        return (g * m, ds.sum(dims).reshape(scale.shape), dz.sum(dims).reshape(zp.shape), None,
+                None)
+
+
+def check_learnable(c, xs):
+    """The reference's gradients against torch's float32 kernel, on one case's inputs."""
+    per_channel = c["fn"].endswith("channel")
+    ours = [t.detach().clone().requires_grad_(True) for t in xs]
+    theirs = [t.detach().float().requires_grad_(True) for t in xs]
+    out = LearnableFakeQuantize.apply(*ours, c["args"], per_channel)
+    a = c["args"]
+    if per_channel:
+        ref = torch._fake_quantize_learnable_per_channel_affine(
+            *theirs, a["dim"] % xs[0].dim(), a["start"], a["end"], f32(a["s0"]))
+    else:
+        ref = torch._fake_quantize_learnable_per_tensor_affine(*theirs, a["start"], a["end"],
+                                                               f32(a["s0"]))
+    r = torch.rand(out.shape, dtype=torch.float64)
+    (out * r).sum().backward()
+    (ref * r.float()).sum().backward()
+    for o, t in zip(ours, theirs):
+        if not torch.allclose(o.grad, t.grad.double(), rtol=1e-5, atol=1e-5):
+            sys.exit("gen_golden.py: %s: the learnable reference differs from torch: %s vs %s"
+                     % (c["name"], o.grad, t.grad))
 
 
 FNS = {
@@ -584,6 +705,12 @@ FNS = {
         lambda z, a: interpolate(z, a, mode="bilinear", align_corners=a["align_corners"]), x, a),
     "conv2d_weight": conv2d_weight,
     # torch's BackwardHookFunction is an identity over its tensors; nabla's packs several flat
+    "fake_quantize_per_tensor": lambda x, a: fake_quantize(x, a, False),
+    "fake_quantize_per_channel": lambda x, a: fake_quantize(x, a, True),
+    "fake_quantize_learnable_per_tensor": lambda x, a: LearnableFakeQuantize.apply(
+        x[0], x[1], x[2], a, False),
+    "fake_quantize_learnable_per_channel": lambda x, a: LearnableFakeQuantize.apply(
+        x[0], x[1], x[2], a, True),
     "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
                                    else torch.cat([t.reshape(-1) for t in x])),
 }
@@ -596,7 +723,7 @@ def value_ok(s, v):
     lo, hi = f32(s["lo"]), f32(s["hi"])
     if s["draw"] in ("uniform", "distinct"):
         return lo <= v <= hi and all(abs(f32(v - f32(p))) >= f32(MARGIN) for p in s["avoid"])
-    if s["draw"] == "ints":
+    if s["draw"] in ("ints", "fixed"):
         return lo <= v <= hi and v == math.floor(v)
     if s["draw"] == "mask":
         return v in (0.0, 1.0)
@@ -614,7 +741,7 @@ def draw_values(s, gen):
             u = torch.rand((), generator=gen, dtype=torch.float64).item()
             if s["draw"] == "uniform":
                 v = f32(s["lo"] + (s["hi"] - s["lo"]) * u)
-            elif s["draw"] == "ints":
+            elif s["draw"] in ("ints", "fixed"):
                 v = float(s["lo"] + math.floor(u * (s["hi"] - s["lo"] + 1)))
             elif s["draw"] == "mask":
                 v = 0.0 if u < 0.5 else 1.0
@@ -656,12 +783,14 @@ def run(c):
         t = torch.tensor(values, dtype=torch.float64).reshape(s["shape"])
         if s["draw"] == "index":
             t = t.long()
-        elif s["draw"] != "mask" and c["op"] not in FORWARD_ONLY:
+        elif s["draw"] not in ("mask", "fixed") and c["op"] not in FORWARD_ONLY:
             t.requires_grad_(True)
         leaves.append(t)
         xs.append(t)
         inputs.append({"draw": s["draw"], "layout": s["layout"], "shape": s["shape"],
                        "values": [num(v) for v in values]})
+    if c["fn"].startswith("fake_quantize_learnable"):
+        check_learnable(c, xs)
     out = FNS[c["fn"]](xs, c["args"])
     r = torch.rand(out.shape, generator=gen, dtype=torch.float64) * 2 - 1
     r = torch.tensor([f32(v) for v in r.reshape(-1).tolist()], dtype=torch.float64)

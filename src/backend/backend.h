@@ -84,6 +84,15 @@ typedef struct {
     float eps;
 } nb__batchnorm_fold_args;
 
+/* Fake quantization (cpu/quant.c): which integer code q of x the gradient tests, the zero
+ * point z it uses (torch's kernels differ there; all use inv = 1.0f / scale):
+ *   NB_FQ_AFFINE       z = clamp(nearbyint(zp)), q = z + nearbyint(x inv)  (the forward)
+ *   NB_FQ_LSQ_TENSOR   z = trunc(clamp(zp + 0.5)), q = nearbyint(z + x inv)
+ *                      (_fake_quantize_learnable_per_tensor_affine_backward)
+ *   NB_FQ_LSQ_CHANNEL  z = clamp(nearbyint(zp)), q = nearbyint(z + x inv)
+ *                      (_fake_quantize_learnable_per_channel_affine_backward) */
+typedef enum { NB_FQ_AFFINE, NB_FQ_LSQ_TENSOR, NB_FQ_LSQ_CHANNEL } nb_fq_rule;
+
 typedef struct nb_backend {
     const char *name;
     bool host_memory; /* its data pointers are host pointers, which nb_data may hand out */
@@ -190,6 +199,15 @@ typedef struct nb_backend {
     /* ---- for gradients of gradients: at[p, i, j] = the offset in plane p of x (r w + c) of
      * window (i, j)'s maximum, the element max_pool2d_backward sends dy[p, i, j] to */
     void (*max_pool2d_indices)(int32_t *at, const float *x, const nb_pool2d_geom *g);
+    /* ---- fake quantization of x [outer, channels, inner] with one scale and zero point per
+     * channel (cpu/quant.c): y = (clamp(q, qmin, qmax) - z) scale (rule NB_FQ_AFFINE); and for
+     * the gradients, mask = [qmin <= q <= qmax] and, when k is not NULL,
+     * k = clamp(q, qmin, qmax) - z, with q and z as rule says */
+    void (*fake_quant)(float *y, const float *x, const float *scale, const float *zp,
+                       int64_t outer, int64_t channels, int64_t inner, int64_t qmin, int64_t qmax);
+    void (*fake_quant_mask)(float *mask, float *k, const float *x, const float *scale,
+                            const float *zp, int64_t outer, int64_t channels, int64_t inner,
+                            int64_t qmin, int64_t qmax, nb_fq_rule rule);
 } nb_backend;
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */

@@ -119,7 +119,12 @@
     X(CONV_TRANSPOSE2D,    "conv_transpose2d",    "ConvolutionBackward0",          -1, conv,         "T",  F32)  \
     X(CONV2D_WEIGHT,       "conv2d_weight",       "ConvolutionBackwardBackward0",  2,  conv_weight,  "T",  F32)  \
     /* module backward hooks (hook.c) */                                                                         \
-    X(BACKWARD_HOOK,       "backward_hook",       "BackwardHookFunctionBackward",  -1, hook,         "T",  F32) 
+    X(BACKWARD_HOOK,       "backward_hook",       "BackwardHookFunctionBackward",  -1, hook,         "T",  F32) \
+    /* fake quantization, x with a scale and a zero point (quant.c) */                                     \
+    X(FAKE_QUANT_TENSOR,   "fake_quantize_per_tensor_affine", "FakeQuantizePerTensorAffineCachemaskTensorQparamsBackward0", 3, quant, "T", F32) \
+    X(FAKE_QUANT_CHANNEL,  "fake_quantize_per_channel_affine", "FakeQuantizePerChannelAffineCachemaskBackward0", 3, quant, "T", F32) \
+    X(FAKE_QUANT_LSQ_TENSOR, "fake_quantize_learnable_per_tensor_affine", "FakeQuantizeLearnablePerTensorAffineBackward0", 3, quant, "T", F32) \
+    X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;

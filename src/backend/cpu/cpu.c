@@ -204,6 +204,8 @@ const nb_backend nb__cpu_backend = {
     .batchnorm_running = nb__cpu_batchnorm_running,
     .batchnorm_fold = nb__cpu_batchnorm_fold,
     .max_pool2d_indices = nb__cpu_max_pool2d_indices,
+    .fake_quant = nb__cpu_fake_quant,
+    .fake_quant_mask = nb__cpu_fake_quant_mask,
 };
 
 const char *nb_backend_info(void) {

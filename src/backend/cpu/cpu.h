@@ -85,5 +85,11 @@ void nb__cpu_conv2d_backward_data(float *dx, const float *dy, const float *w, co
                                   const nb_conv2d_geom *g, void *ws);
 void nb__cpu_conv2d_backward_weight(float *dw, float *db, const float *x, const float *dy,
                                     const nb_conv2d_geom *g, void *ws);
+/* quant.c */
+void nb__cpu_fake_quant(float *y, const float *x, const float *scale, const float *zp,
+                        int64_t outer, int64_t channels, int64_t inner, int64_t qmin, int64_t qmax);
+void nb__cpu_fake_quant_mask(float *mask, float *k, const float *x, const float *scale,
+                             const float *zp, int64_t outer, int64_t channels, int64_t inner,
+                             int64_t qmin, int64_t qmax, nb_fq_rule rule);
 
 #endif

@@ -133,6 +133,18 @@ static void g_batchnorm_fold(float *fw, float *fb, const nb__batchnorm_fold_args
     nb__cpu_batchnorm_fold(U(fw), U(fb), &h);
 }
 
+static void g_fake_quant(float *y, const float *x, const float *scale, const float *zp,
+                         int64_t outer, int64_t channels, int64_t inner, int64_t qmin,
+                         int64_t qmax) {
+    nb__cpu_fake_quant(U(y), C(x), C(scale), C(zp), outer, channels, inner, qmin, qmax);
+}
+static void g_fake_quant_mask(float *mask, float *k, const float *x, const float *scale,
+                              const float *zp, int64_t outer, int64_t channels, int64_t inner,
+                              int64_t qmin, int64_t qmax, nb_fq_rule rule) {
+    nb__cpu_fake_quant_mask(U(mask), U(k), C(x), C(scale), C(zp), outer, channels, inner, qmin,
+                            qmax, rule);
+}
+
 const nb_backend nb__guarded_backend = {
     .name = "guarded",
     .alloc = g_alloc,
@@ -176,4 +188,6 @@ const nb_backend nb__guarded_backend = {
     .batchnorm_running = g_batchnorm_running,
     .batchnorm_fold = g_batchnorm_fold,
     .max_pool2d_indices = g_max_pool2d_indices,
+    .fake_quant = g_fake_quant,
+    .fake_quant_mask = g_fake_quant_mask,
 };
