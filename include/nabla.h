@@ -298,6 +298,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/train.h"
 #include "nabla/io.h"
 #include "nabla/data.h"
+#include "nabla/lora.h"
 
 #ifdef __cplusplus
 }
