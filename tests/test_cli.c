@@ -1031,6 +1031,8 @@ static void finetune_refuses_bad_input_and_writes_nothing(void) {
     CHECK_REFUSED("--unfreeze-after needs --freeze", "finetune", "--from", from, "--unfreeze-after", "1", "--data",
                   data, "--out", out);
     CHECK_REFUSED("needs --from", "finetune", "--data", data, "--out", out);
+    CHECK_REFUSED("--lora-targets needs --lora-rank", "finetune", "--from", from, "--lora-targets", "1", "--data",
+                  data, "--out", out);
     CHECK_REFUSED("has no model description", "finetune", "--from", adapter, "--data",
                   data, "--out", out);
     CHECK(!exists(tpath("FX/model.safetensors")) && !exists(tpath("FX/checkpoint.safetensors")));

@@ -328,6 +328,20 @@ static void adapter_saves_alone_under_peft_names_and_loads_onto_a_base_model(voi
     nb_tensor *got = forward_kept(base, x);
     CHECK(max_diff(want, got) <= 1e-6f);
     CHECK(nb_lora_load(base, tpath("adapter.safetensors")) == NB_OK); /* onto its adapters again */
+
+    /* a file without PEFT's config (no lora_alpha): onto adapters made with nb_lora_apply only */
+    nb_manual_seed(10);
+    nb_module *plain = small_cnn();
+    nb_tensor *ab[2] = {nb_module_find(m, "0.lora_A.weight"), nb_module_find(m, "0.lora_B.weight")};
+    CHECK(nb_safetensors_save(tpath("peft.safetensors"), 2, (const char *[]){"base_model.model.0.lora_A.weight",
+                              "base_model.model.0.lora_B.weight"}, ab, NULL, NULL, 0) == NB_OK);
+    CHECK(nb_lora_load(plain, tpath("peft.safetensors")) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "no lora_alpha in the metadata to wrap layer '0'");
+    CHECK_EQ_INT(nb_lora_count(plain), 0);
+    CHECK(nb_lora_apply(plain, 1, (const char *[]){"0"}, (nb_lora_opts){.rank = 2, .alpha = 5}) == NB_OK);
+    CHECK(nb_lora_load(plain, tpath("peft.safetensors")) == NB_OK);
+    CHECK(max_diff(ab[1], nb_module_find(plain, "0.lora_B.weight")) == 0.0f);
+    nb_module_free(plain);
     nb_tensor_free(x), nb_tensor_free(want), nb_tensor_free(got);
     nb_module_free(m);
     nb_module_free(base);
@@ -349,6 +363,12 @@ static void adapter_for_another_base_is_refused_and_changes_nothing(void) {
     CHECK(nb_safetensors_save(tpath("c.safetensors"), 1, (const char *[]){"0.weight"}, &w, NULL, NULL, 0) == NB_OK);
     CHECK(nb_lora_load(other, tpath("c.safetensors")) == NB_ERR_IO);
     CHECK_ERROR(NB_ERR_IO, "tensor '0.weight' is not a LoRA adapter's");
+    nb_tensor *b = nb_zeros(NB_SHAPE(6, 2));
+    CHECK(nb_safetensors_save(tpath("d.safetensors"), 1, (const char *[]){"0.lora_B.weight"}, &b, NULL, NULL, 0) == NB_OK);
+    CHECK(nb_lora_load(other, tpath("d.safetensors")) == NB_ERR_IO);
+    CHECK_ERROR(NB_ERR_IO, "layer '0' has no tensor '0.lora_A.weight'");
+    CHECK_EQ_INT(nb_lora_count(other), 0);
+    nb_tensor_free(b);
     nb_module_free(m), nb_module_free(other), nb_module_free(head_only);
 }
 

@@ -346,7 +346,8 @@ static nb_status check_layer(nb_module *model, const nb_safetensors *st, const c
     const char *names[2] = {find_tensor(st, layer, 0), find_tensor(st, layer, 1)};
     for (int k = 0; k < 2; k++)
         if (!names[k])
-            return nb__fail_status(NB_ERR_IO, "lora_load: '%s': layer '%s' has no%s", path, layer, suffixes[k]);
+            return nb__fail_status(NB_ERR_IO, "lora_load: '%s': layer '%s' has no tensor '%s%s'", path, layer, layer,
+                                   suffixes[k]);
     nb_status status = NB_OK;
     nb_scope_begin();
     nb_tensor *w[2] = {nb_safetensors_get(st, names[0]), nb_safetensors_get(st, names[1])};
@@ -393,13 +394,17 @@ static nb_status load_pass(nb_module *model, const nb_safetensors *st, const cha
         char *layer = NULL;
         int k = parse_name(path, name, &layer), rank = 0;
         if (k < 0) return k == -1 ? NB_ERR_IO : NB_ERR_MEMORY;
-        nb_status s = k == 1 ? NB_OK : check_layer(model, st, path, layer, &rank); /* B goes with its A */
+        nb_status s = NB_OK;
+        if (k == 0) s = check_layer(model, st, path, layer, &rank);
+        else if (!find_tensor(st, layer, 0)) /* a B with its A is checked with the A */
+            s = nb__fail_status(NB_ERR_IO, "lora_load: '%s': layer '%s' has no tensor '%s%s'", path, layer, layer,
+                                suffixes[0]);
         nb_module *t = s == NB_OK ? nb_module_child(model, layer) : NULL;
         if (s == NB_OK && pass == 0 && k == 0 && !is_lora(t) && !(alpha > 0))
             s = nb__fail_status(NB_ERR_ARG, "lora_load: '%s': no lora_alpha in the metadata to wrap layer '%s' with "
                                 "(apply nb_lora_apply first)", path, layer);
+        if (s == NB_OK && pass == 1 && k == 0 && !is_lora(t)) s = wrap(t, rank, alpha, 0.0f);
         if (s == NB_OK && pass == 1 && k == 0) {
-            if (!is_lora(t)) s = wrap(t, rank, alpha, 0.0f);
             const lora_state *ls = NB__STATE(lora_state, nb_module_child(model, layer));
             for (int j = 0; j < 2 && s == NB_OK; j++)
                 s = nb_safetensors_load_into(st, find_tensor(st, layer, j),

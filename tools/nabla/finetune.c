@@ -294,6 +294,8 @@ int cmd_finetune(int argc, char **argv) {
     if (!o.from) return fprintf(stderr, "nabla: finetune needs --from WEIGHTS\n"), 2;
     if (o.lora_rank > 0 && o.unfreeze_after > 0)
         return fprintf(stderr, "nabla: --unfreeze-after does not combine with --lora-rank (the backbone stays frozen)\n"), 2;
+    if (o.lora_targets && o.lora_rank == 0)
+        return fprintf(stderr, "nabla: --lora-targets needs --lora-rank\n"), 2;
     if (o.unfreeze_after > 0 && !o.freeze)
         return fprintf(stderr, "nabla: --unfreeze-after needs --freeze\n"), 2;
     if (!make_dirs(o.out)) {
