@@ -209,6 +209,16 @@ static void merged_outputs_equal_unmerged_ones(void) {
     check_merge("Conv2d", m, 2, (const char *[]){"0", "3"}, x);
     nb_tensor_free(x);
     nb_module_free(m);
+
+    /* A takes the layer's stride, padding and dilation, so both paths see the same windows */
+    nb_manual_seed(16);
+    nb_module *strided[] = {nb_conv2d_new(2, 4, 3, 3, (nb_conv2d_opts){.stride = {2, 1}, .padding = {2, 1},
+                                                                        .dilation = {2, 1}}, true)};
+    m = nb_sequential_new(1, strided);
+    x = nb_randn(NB_SHAPE(2, 2, 7, 6));
+    check_merge("strided, dilated Conv2d", m, 1, (const char *[]){"0"}, x);
+    nb_tensor_free(x);
+    nb_module_free(m);
 }
 
 static void unload_leaves_the_plain_model_with_the_update_merged(void) {
@@ -321,6 +331,7 @@ static void adapter_saves_alone_under_peft_names_and_loads_onto_a_base_model(voi
                            "base_model.model.3.lora_A.weight", "base_model.model.3.lora_B.weight"};
     for (int i = 0; i < 4; i++) CHECK(!strcmp(nb_safetensors_name(st, i) ? nb_safetensors_name(st, i) : "", names[i]));
     CHECK(!strcmp(nb_safetensors_meta(st, "r"), "2") && !strcmp(nb_safetensors_meta(st, "lora_alpha"), "5"));
+    CHECK(!strcmp(nb_safetensors_meta(st, "format"), "pt")); /* as safetensors.torch writes PEFT's */
     nb_safetensors_close(st);
 
     CHECK(nb_lora_load(base, tpath("adapter.safetensors")) == NB_OK);
