@@ -326,6 +326,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/io.h"
 #include "nabla/data.h"
 #include "nabla/quant.h"
+#include "nabla/lora.h"
 
 #ifdef __cplusplus
 }

@@ -104,6 +104,10 @@ NB_API nb_status nb_dataset_get(const nb_dataset *ds, int64_t i, float *x, float
 NB_API nb_status nb_dataset_reshape(nb_dataset *ds, int sample_ndim, const int64_t *sample_shape);
 /* A new dataset holding a copy of samples [start, start + count). */
 NB_API nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count);
+/* A new dataset holding a copy of the samples whose class label is in [first, last], in their
+ * order, relabelled label - first (Fashion-MNIST's classes 5-9 become 0-4).  NB_ERR_ARG when ds
+ * has no class labels, first < 0, last < first, or no sample is in the range; NB_ERR_NULL. */
+NB_API nb_dataset *nb_dataset_select_classes(const nb_dataset *ds, int32_t first, int32_t last);
 /* Per-element mean and (population) standard deviation over all samples, into mean/std of
  * sample_numel floats each: the statistics a training set lends to nb_dataset_standardize. */
 NB_API nb_status nb_dataset_feature_stats(const nb_dataset *ds, float *mean, float *std);

@@ -164,6 +164,32 @@ NB_API nb_module *nb_resnet_bottleneck_new(int64_t in_channels, int64_t mid_chan
 NB_API nb_module *nb_mobilenet_block_new(int64_t in_channels, int64_t out_channels, int stride);
 NB_API nb_module *nb_unet_new(int64_t in_channels, int64_t out_channels, int64_t base, int depth);
 
+/* ---------------------------------------------------------------- transfer learning
+ * Reusing a trained network (the course's feature extractor A' under a new head B), as a recipe
+ * over these calls (tests/test_lora.c does each step; `nabla finetune` is the same):
+ *   1. build the pretrained model and load its weights: nb_module_load (nabla's files), or
+ *      nb_module_load_nonstrict (torch's, which may hold more);
+ *   2. nb_sequential_cut(model, "NAME"): keep the layers up to and including NAME;
+ *   3. nb_sequential_append(model, head): the new head for the new classes;
+ *   4. freeze the backbone: nb_module_freeze(model, true), then nb_module_freeze(head, false);
+ *   5. one optimiser with two groups from the start, the head's parameters at lr and the
+ *      backbone's at a smaller lr (nb_optim_add_group): a frozen parameter gets no gradient and
+ *      the optimiser skips it, so unfreezing later is nb_module_freeze(model, false) between
+ *      epochs (an nb_fit epoch callback), with nothing else to change.
+ * Layer-wise training (train f1 with a head, freeze f1, add f2 with a new head, ...) is steps 2
+ * to 4 repeated, one layer at a time (test_lora.c's layerwise_training_*).  LoRA (nabla/lora.h)
+ * is the other way to fine-tune: the backbone frozen, low-rank updates beside its layers.
+ */
+/* Keeps seq's children up to and including the one named name ("3"), freeing those after it.
+ * NB_ERR_ARG naming it when seq is not a Sequential or has no child of that name (seq is then
+ * unchanged), NB_ERR_NULL for NULL. */
+NB_API nb_status nb_sequential_cut(nb_module *seq, const char *name);
+/* m's parameters that require grad (not frozen), in named_parameters() order: copies up to cap
+ * handles into out and returns how many there are; nb_module_num_trainable counts their
+ * elements (what an optimiser trains).  0 for NULL. */
+NB_API int nb_module_trainable_parameters(const nb_module *m, nb_tensor **out, int cap);
+NB_API int64_t nb_module_num_trainable(const nb_module *m);
+
 /* ---------------------------------------------------------------- initialisation
  * In-place fills of a parameter, drawn from the library's generator (nb_manual_seed).
  * fan_in / fan_out as torch: [out, in, k...] -> in*prod(k), out*prod(k).

@@ -226,6 +226,36 @@ nb_dataset *nb_dataset_subset(const nb_dataset *ds, int64_t start, int64_t count
     return sub;
 }
 
+nb_dataset *nb_dataset_select_classes(const nb_dataset *ds, int32_t first, int32_t last) {
+    if (!ds) return nb__fail(NB_ERR_NULL, "dataset_select_classes: dataset is NULL");
+    if (ds->target != NB_TARGET_CLASS)
+        return nb__fail(NB_ERR_ARG, "dataset_select_classes: the samples have no class labels");
+    if (first < 0 || last < first)
+        return nb__fail(NB_ERR_ARG, "dataset_select_classes: classes %d to %d: need 0 <= first <= last",
+                        first, last);
+    const int32_t *y = ds->y;
+    int64_t count = 0;
+    for (int64_t i = 0; i < ds->n; i++) count += y[i] >= first && y[i] <= last;
+    if (!count)
+        return nb__fail(NB_ERR_ARG, "dataset_select_classes: no sample of classes %d to %d (labels 0 to %d)",
+                        first, last, ds->num_classes - 1);
+    size_t row = (size_t)ds->sample_numel * (ds->is_u8 ? 1 : sizeof(float));
+    size_t x_bytes = row * (size_t)count, y_bytes = sizeof(int32_t) * (size_t)count;
+    char *x = nb__alloc(x_bytes);
+    int32_t *labels = x ? nb__alloc(y_bytes) : NULL;
+    if (!labels) {
+        nb__dealloc(x, x_bytes);
+        return NULL;
+    }
+    for (int64_t i = 0, k = 0; i < ds->n; i++)
+        if (y[i] >= first && y[i] <= last) {
+            memcpy(x + row * (size_t)k, (const char *)ds->x + row * (size_t)i, row);
+            labels[k++] = y[i] - first;
+        }
+    return nb__dataset_adopt("dataset_select_classes", count, ds->sample_ndim, ds->sample_shape, ds->is_u8, x,
+                             x_bytes, NB_TARGET_CLASS, 1, labels, y_bytes);
+}
+
 /* How messages name a dataset's file: the path, or "dataset" for one made in memory. */
 static const char *file_or_memory(const char *file) { return file ? file : "dataset"; }
 

@@ -129,6 +129,26 @@ nb_status nb_module_add_child(nb_module *m, const char *name, nb_module *child) 
     return NB_OK;
 }
 
+/* Structural edits for LoRA and transfer learning (src/nn/lora.c, transfer.c): the tree's
+ * names are marked stale as nb_module_add_child marks them. */
+nb_module *nb__module_swap_child(nb_module *m, int i, nb_module *child) {
+    nb_module *old = NB__CHILD(m, i);
+    old->parent = NULL;
+    m->children.at[i].module = child;
+    child->parent = m;
+    names_changed(m);
+    return old;
+}
+
+void nb__module_drop_children(nb_module *m, int keep) {
+    for (int i = keep; i < m->children.n; i++) {
+        nb_module_free(NB__CHILD(m, i));
+        nb__strfree(m->children.at[i].name);
+    }
+    if (keep < m->children.n) m->children.n = keep;
+    names_changed(m);
+}
+
 static void free_name_tables(nb__name_table *t);
 
 static void free_entries(nb_module_entries *l, bool modules) {

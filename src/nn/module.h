@@ -51,6 +51,12 @@ nb_status nb__module_forward_watched(nb_module *m, int n_in, nb_tensor *const *i
                                      nb_tensor **out);
 void nb__module_hooks_free(nb__module_hooks *h);
 
+/* Puts child (which has no parent) in the place of m's child i, under the same name, and
+ * returns the module it replaced, detached and now the caller's (module.c). */
+nb_module *nb__module_swap_child(nb_module *m, int i, nb_module *child);
+/* Frees m's children from index keep on; m keeps children 0 .. keep-1 (module.c). */
+void nb__module_drop_children(nb_module *m, int keep);
+
 /* The state of a built-in module known to be of class cls (no check, no error). */
 #define NB__STATE(type, m) ((type *)(m)->state)
 

@@ -63,6 +63,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert_mnist(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 /* Reports a data set that could not be read from dir: the library's message, which names the
  * file; when dir is Fashion-MNIST's package folder and it is missing, how to install it. */
