@@ -204,6 +204,9 @@ const nb_backend nb__cpu_backend = {
     .batchnorm_running = nb__cpu_batchnorm_running,
     .batchnorm_fold = nb__cpu_batchnorm_fold,
     .max_pool2d_indices = nb__cpu_max_pool2d_indices,
+    .gemm_u8s8s32 = nb__cpu_gemm_u8s8s32,
+    .gemm_bf16 = nb__cpu_gemm_bf16,
+    .requantize = nb__cpu_requantize,
 };
 
 const char *nb_backend_info(void) {
