@@ -213,7 +213,7 @@ typedef struct nb_backend {
                          int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
                          int64_t ldb, int8_t zb);
     /* bfloat16 (raw bits) x bfloat16 -> float32: c = (accumulate ? c : 0) + sum over p of
-     * A(i, p) B(p, j), the terms taken in pairs as vdpbf16ps does (qgemm.c says the order) */
+     * A(i, p) B(p, j), in float32, the terms in vdpbf16ps's order (cpu/qgemm.c says which) */
     void (*gemm_bf16)(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
                       int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
                       int64_t ldb);

@@ -67,8 +67,8 @@ bool nb__gemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                      int64_t ldc);
 /* qgemm.c (contracts in backend.h): the dispatching entries, the portable loops (_plain, any
- * CPU), and the AVX-512 kernels of qgemm_avx512.c (call only when nb__cpu_has_vnni() /
- * nb__cpu_has_bf16(), with k > 0) */
+ * CPU), and the AVX-512 kernels of qgemm_avx512.c (call only with k > 0 and nb__cpu_has_vnni()
+ * for int8, nb__cpu_isa() == NB_ISA_AVX512 for bfloat16) */
 void nb__cpu_gemm_u8s8s32(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
                           int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
                           int64_t ldb, int8_t zb);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static nb_isa isa = NB_ISA_BASELINE;
-static bool vnni, bf16;
+static bool vnni;
 static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 
 static void detect(void) {
@@ -20,7 +20,6 @@ static void detect(void) {
                   ? NB_ISA_AVX512
                   : NB_ISA_AVX2;
     vnni = __builtin_cpu_supports("avx512vnni");
-    bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
     const char *cap = getenv("NB_CPU_ISA"); /* may only lower what the CPU has */
     if (cap && strcmp(cap, "baseline") == 0) isa = NB_ISA_BASELINE;
@@ -33,7 +32,6 @@ nb_isa nb__cpu_isa(void) {
 }
 
 bool nb__cpu_has_vnni(void) { return nb__cpu_isa() == NB_ISA_AVX512 && vnni; }
-bool nb__cpu_has_bf16(void) { return nb__cpu_isa() == NB_ISA_AVX512 && bf16; }
 
 const char *nb__cpu_features(void) {
     static const char *const names[] = {"baseline x86-64", "AVX2+FMA", "AVX-512"};

@@ -28,11 +28,9 @@
 typedef enum { NB_ISA_BASELINE, NB_ISA_AVX2, NB_ISA_AVX512 } nb_isa;
 
 nb_isa nb__cpu_isa(void);
-/* The AVX-512 extensions of the low-precision GEMMs (qgemm_avx512.c): VNNI's vpdpbusd (int8
- * dot products) and AVX512-BF16's vdpbf16ps; false unless nb__cpu_isa() is NB_ISA_AVX512, so
- * that NB_CPU_ISA=avx2 or baseline turns them off too. */
+/* AVX-512 VNNI (vpdpbusd, the int8 GEMM of qgemm_avx512.c); false unless nb__cpu_isa() is
+ * NB_ISA_AVX512, so that NB_CPU_ISA=avx2 or baseline turns it off too. */
 bool nb__cpu_has_vnni(void);
-bool nb__cpu_has_bf16(void);
 /* "AVX-512" etc.: what nb_backend_info reports */
 const char *nb__cpu_features(void);
 

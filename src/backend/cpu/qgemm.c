@@ -1,17 +1,17 @@
 /*
  * qgemm.c — the low-precision GEMMs (uint8 x int8 -> int32, bfloat16 x bfloat16 -> float32) and
  * the requantization of int32 accumulators; backend.h states each contract.  The AVX-512 kernels
- * (qgemm_avx512.c) run where cpuid reports VNNI / AVX512-BF16; elsewhere, or with NB_CPU_ISA
- * lowered, the plain loops here, which give the same results:
+ * (qgemm_avx512.c) run where cpuid reports AVX-512 (and VNNI for int8); elsewhere, or with
+ * NB_CPU_ISA lowered, the plain loops here, which give the same results:
  *
  *   int8: exact, so every path gives the same int32 whatever its order.
  *   bfloat16: a product of two bfloat16 (8-bit significands) is exact in float32, and each
- *   element of C is summed as vdpbf16ps sums it: over pairs of k (2q, 2q + 1) in increasing q,
- *   first + A(i, 2q+1) B(2q+1, j) then + A(i, 2q) B(2q, j), each add rounded to nearest even,
- *   from 0 (or C when accumulating); a missing last odd term adds +0.  The bits agree with the
- *   kernel's unless a product or a partial sum leaves float32's normal range: the instruction
- *   flushes subnormal inputs and results to zero and fuses the multiply into the add, so it
- *   differs there (subnormals, and a product that overflows alone).
+ *   element of C is summed in one order, vdpbf16ps's (so that a kernel on that instruction could
+ *   serve the same contract): over pairs of k (2q, 2q + 1) in increasing q, first
+ *   + A(i, 2q+1) B(2q+1, j) then + A(i, 2q) B(2q, j), each add rounded to nearest even, from +0
+ *   (or C when accumulating); a missing last odd term adds +0.  The kernel adds each product with
+ *   an FMA, the loops round it first: the bits agree unless a product is not exact in float32
+ *   (below about 2^-133, or beyond its range).
  */
 #include "cpu.h"
 
@@ -94,7 +94,7 @@ void nb__cpu_gemm_bf16(float *c, int64_t ldc, bool accumulate, bool ta, bool tb,
                        int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
                        int64_t ldb) {
 #if defined(__x86_64__)
-    if (k > 0 && nb__cpu_has_bf16()) {
+    if (k > 0 && nb__cpu_isa() == NB_ISA_AVX512) {
         nb__gemm_bf16_avx512(c, ldc, accumulate, ta, tb, m, n, k, a, lda, b, ldb);
         return;
     }

@@ -1,27 +1,31 @@
 /*
- * qgemm_avx512.c — the low-precision GEMMs on AVX-512: uint8 x int8 -> int32 with VNNI's vpdpbusd
- * and bfloat16 x bfloat16 -> float32 with AVX512-BF16's vdpbf16ps, single-threaded.  The file is
- * compiled with those extensions enabled and entered only where cpuid reports them (qgemm.c).
- * backend.h states the contracts; qgemm.c holds the portable loops that give the same results.
+ * qgemm_avx512.c — the low-precision GEMMs on AVX-512, single-threaded: uint8 x int8 -> int32 with
+ * VNNI's vpdpbusd, and bfloat16 x bfloat16 -> float32 widened to float32 for FMAs.  The file is
+ * compiled with AVX-512 (and VNNI) enabled and entered only where cpuid reports them (qgemm.c),
+ * which states the contracts' details and holds the portable loops that give the same results.
  *
- * Both instructions work on 32-bit groups along k: vpdpbusd adds to each int32 lane the four
- * products of a lane's 4 uint8 with the other operand's 4 int8 (exactly: no saturation, unlike
- * vpmaddubsw), vdpbf16ps adds to each float lane the products of its 2 bfloat16 with the other
- * operand's 2, the odd element's product first, each add rounded once (to nearest even, with
- * subnormal inputs and results flushed to zero).  So both GEMMs are the broadcast scheme of
- * gemm_avx512.c on groups: op(B) is packed so that one vector holds a group of k for each of 16
- * columns, and each row's group of A is broadcast to every lane:
+ * vpdpbusd adds to each int32 lane the four products of the lane's 4 uint8 with the other
+ * operand's 4 int8, exactly (no saturation, unlike vpmaddubsw).  So the int8 GEMM is the
+ * broadcast scheme of gemm_avx512.c on groups of 4 along k: op(B) is packed so that one vector
+ * holds a group for each of 16 columns, and each row's group of A (4 consecutive bytes) is
+ * broadcast to every lane.  The bfloat16 GEMM is the same scheme on float32 elements: a bfloat16
+ * is the top half of a float32, so both operands are widened as they are packed, and a product of
+ * two is exact in float32, so an FMA adds it with the one rounding of the add.  (AVX512-BF16's
+ * vdpbf16ps, which takes pairs of bfloat16 directly, measured 86 GFLOP/s on this Xeon against
+ * 174 for FMAs, 12 independent chains each: one instruction per 2 cycles against 2 per cycle.)
+ * Its k is taken in pairs, the odd element first (vdpbf16ps's order, which qgemm.c documents).
  *
  *   B packed per panel of 64 columns (or 16, the narrow block for the last 16 columns or fewer)
- *   and chunk of KC groups of k: word [q][j] holds op(B)'s group q of column j, zero past k and
- *   past n, 32 KiB at most, so the chunk stays in the L1 cache while every row block reads it.
- *   A is read in place (a group is 4 consecutive bytes of a row), or packed the same way for a
- *   block of rows when it is transposed or the chunk ends inside a group (zero past k).
- *   A block of 6 rows x 64 columns keeps 24 accumulators (the narrow block: 16 rows x 16).
+ *   and chunk of KC groups (int8) or float32 elements: [q][j] holds op(B)'s group or element q of
+ *   column j, zero past k and past n, 32 KiB at most, so the chunk stays in the L1 cache while
+ *   every row block reads it.  A's int8 groups are read in place, or packed for a block of rows
+ *   when A is transposed, or (the last only) when the chunk ends inside a group; bfloat16 rows are
+ *   always widened into a block's buffer.  A block of 6 rows x 64 columns keeps 24 accumulators
+ *   (the narrow block: 16 rows x 16).
  *
  * Each chunk after the first continues from the sums in C, which for float32 is exactly one pass
- * (the accumulator goes to memory and back unrounded), so every element of C is its groups' sum
- * in increasing order whatever the shapes.  The int8 zero points are applied after the product,
+ * (the accumulator goes to memory and back unrounded), so every element of C is its terms' sum in
+ * one fixed order whatever the shapes.  The int8 zero points are applied after the product,
  *   sum (a - za)(b - zb) = sum a b - za colsum(B) - zb rowsum(A) + k za zb,
  * with colsum(B) taken from the packed panels (one more vpdpbusd per vector: ones x B).
  */
@@ -30,7 +34,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define KC 128        /* groups of k per chunk: 512 int8 or 256 bfloat16 values */
+#define KC 128        /* groups of k per chunk: 512 int8 values, or 128 bfloat16 ones */
 #define WIDE 4        /* vectors of columns in the wide block */
 #define WIDE_ROWS 6   /* its rows: 24 accumulators */
 #define NARROW_ROWS 16 /* the narrow block (one vector of columns): 16 accumulators */
@@ -55,10 +59,7 @@ static inline __mmask16 mask_of(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
-/* Bytes per element, elements per group. */
-static inline int elem_size(const job *g) { return g->int8 ? 1 : 2; }
-
-/* The bits of op(A)(i, p) / op(B)(p, j), 0 past k. */
+/* The bits of op(A)(i, p) / op(B)(p, j) (bytes of int8, or bfloat16), 0 past k. */
 static inline uint32_t a_elem(const job *g, int64_t i, int64_t p) {
     if (p >= g->k) return 0;
     int64_t at = g->ta ? p * g->lda + i : i * g->lda + p;
@@ -71,11 +72,10 @@ static inline uint32_t b_elem(const job *g, int64_t p, int64_t j) {
     return g->int8 ? g->b[at] : (uint32_t)g->b[2 * at] | (uint32_t)g->b[2 * at + 1] << 8;
 }
 
-/* The group of op(A)'s row i (of_a) or op(B)'s column i at p, element by element (zero past k). */
+/* The int8 group of op(A)'s row i (of_a) or op(B)'s column i at p, byte by byte (zero past k). */
 static uint32_t group_of(const job *g, bool of_a, int64_t i, int64_t p) {
-    int es = elem_size(g), grp = 4 / es;
     uint32_t w = 0;
-    for (int t = 0; t < grp; t++) w |= (of_a ? a_elem(g, i, p + t) : b_elem(g, p + t, i)) << (8 * es * t);
+    for (int t = 0; t < 4; t++) w |= (of_a ? a_elem(g, i, p + t) : b_elem(g, p + t, i)) << (8 * t);
     return w;
 }
 
@@ -87,35 +87,25 @@ typedef struct {
     const uint32_t *last;
 } groups_at;
 
-/* dst [kq][width] = the groups p0 .. of width lines (zero from line `lines` on) of a matrix whose
- * groups run across rows: element (p, l) at src[p ld + l] (elements of es bytes).  Such groups
- * interleave the bytes of 4 / es rows, 16 lines at a time. */
-static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, int64_t ld, int es,
-                       int64_t p0, int64_t kq, int64_t k, int lines) {
+/* dst [kq][width] = the int8 groups p0 .. of width lines (zero from line `lines` on) of a matrix
+ * whose groups run across rows: element (p, l) at src[p ld + l].  A group interleaves the bytes
+ * of 4 rows, 16 lines at a time. */
+static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, int64_t ld, int64_t p0,
+                       int64_t kq, int64_t k, int lines) {
     for (int64_t q = 0; q < kq; q++) {
-        int64_t p = p0 + q * (4 / es);
+        int64_t p = p0 + 4 * q;
         for (int l = 0; l < width; l += 16) {
             __mmask16 m = mask_of(lines - l);
             uint32_t *out = dst + q * width + l;
-            if (es == 1) {
-                __m128i r[4];
-                for (int t = 0; t < 4; t++)
-                    r[t] = p + t < k ? _mm_maskz_loadu_epi8(m, src + (p + t) * ld + l) : _mm_setzero_si128();
-                __m128i lo01 = _mm_unpacklo_epi8(r[0], r[1]), hi01 = _mm_unpackhi_epi8(r[0], r[1]);
-                __m128i lo23 = _mm_unpacklo_epi8(r[2], r[3]), hi23 = _mm_unpackhi_epi8(r[2], r[3]);
-                _mm_storeu_si128((__m128i *)out, _mm_unpacklo_epi16(lo01, lo23));
-                _mm_storeu_si128((__m128i *)(out + 4), _mm_unpackhi_epi16(lo01, lo23));
-                _mm_storeu_si128((__m128i *)(out + 8), _mm_unpacklo_epi16(hi01, hi23));
-                _mm_storeu_si128((__m128i *)(out + 12), _mm_unpackhi_epi16(hi01, hi23));
-            } else {
-                const uint8_t *row = src + 2 * (p * ld + l);
-                __m256i r0 = _mm256_maskz_loadu_epi16(m, row);
-                __m256i r1 = p + 1 < k ? _mm256_maskz_loadu_epi16(m, row + 2 * ld) : _mm256_setzero_si256();
-                /* unpack works within 128-bit lanes: lines 0-3, 8-11 | 4-7, 12-15 */
-                __m256i lo = _mm256_unpacklo_epi16(r0, r1), hi = _mm256_unpackhi_epi16(r0, r1);
-                _mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(lo, hi, 0x20));
-                _mm256_storeu_si256((__m256i *)(out + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
-            }
+            __m128i r[4];
+            for (int t = 0; t < 4; t++)
+                r[t] = p + t < k ? _mm_maskz_loadu_epi8(m, src + (p + t) * ld + l) : _mm_setzero_si128();
+            __m128i lo01 = _mm_unpacklo_epi8(r[0], r[1]), hi01 = _mm_unpackhi_epi8(r[0], r[1]);
+            __m128i lo23 = _mm_unpacklo_epi8(r[2], r[3]), hi23 = _mm_unpackhi_epi8(r[2], r[3]);
+            _mm_storeu_si128((__m128i *)out, _mm_unpacklo_epi16(lo01, lo23));
+            _mm_storeu_si128((__m128i *)(out + 4), _mm_unpackhi_epi16(lo01, lo23));
+            _mm_storeu_si128((__m128i *)(out + 8), _mm_unpacklo_epi16(hi01, hi23));
+            _mm_storeu_si128((__m128i *)(out + 12), _mm_unpackhi_epi16(hi01, hi23));
         }
     }
 }
@@ -124,14 +114,13 @@ static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, in
  * row) but for a last group that ends past k, which goes to buf zero-padded; or, when A is
  * transposed, all interleaved into buf. */
 static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int64_t p0, int64_t kq) {
-    int es = elem_size(g), grp = 4 / es;
     if (g->ta) {
-        interleave(buf, 16, g->a + (p0 * g->lda + i0) * es, g->lda, es, 0, kq, g->k - p0, rows);
+        interleave(buf, 16, g->a + p0 * g->lda + i0, g->lda, 0, kq, g->k - p0, rows);
         return (groups_at){(const uint8_t *)buf, 4, 64, NULL};
     }
-    groups_at at = {g->a + (i0 * g->lda + p0) * es, g->lda * es, 4, NULL};
-    int64_t p_last = p0 + (kq - 1) * grp;
-    if (p_last + grp > g->k) {
+    groups_at at = {g->a + i0 * g->lda + p0, g->lda, 4, NULL};
+    int64_t p_last = p0 + 4 * (kq - 1);
+    if (p_last + 4 > g->k) {
         for (int r = 0; r < rows; r++) buf[r] = group_of(g, true, i0 + r, p_last);
         at.last = buf;
     }
@@ -141,22 +130,29 @@ static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int
 /* dst [kq][width] = op(B)'s groups p0 .. of columns j0 .. j0 + cols, zero past n: interleaved
  * from rows of b, or, when B is transposed (a column's group is 4 consecutive bytes of a row of
  * b), gathered 16 columns at a time. */
+/* The byte offsets of 16 consecutive rows of b (row stride ldb elements of es bytes), for a
+ * gather; false when they do not fit its int32 lanes. */
+static bool row_offsets(__m512i *offsets, int64_t ldb, int es) {
+    bool fits = ldb * es * 16 < INT32_MAX;
+    *offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                  _mm512_set1_epi32(fits ? (int)(ldb * es) : 0));
+    return fits;
+}
+
 static void pack_b(uint32_t *restrict dst, int width, const job *g, int64_t j0, int cols, int64_t p0,
                    int64_t kq) {
-    int es = elem_size(g), grp = 4 / es;
     if (!g->tb) {
-        interleave(dst, width, g->b + (p0 * g->ldb + j0) * es, g->ldb, es, 0, kq, g->k - p0, cols);
+        interleave(dst, width, g->b + p0 * g->ldb + j0, g->ldb, 0, kq, g->k - p0, cols);
         return;
     }
-    bool gather = g->ldb * es * 16 < INT32_MAX; /* the gather's offsets are int32 */
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(gather ? (int)(g->ldb * es) : 0));
+    __m512i offsets;
+    bool gather = row_offsets(&offsets, g->ldb, 1);
     for (int64_t q = 0; q < kq; q++) {
-        int64_t p = p0 + q * grp;
+        int64_t p = p0 + 4 * q;
         for (int jj = 0; jj < width; jj += 16) {
             uint32_t *out = dst + q * width + jj;
-            if (gather && p + grp <= g->k) {
-                const uint8_t *at = g->b + ((j0 + jj) * g->ldb + p) * es;
+            if (gather && p + 4 <= g->k) {
+                const uint8_t *at = g->b + (j0 + jj) * g->ldb + p;
                 __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask_of(cols - jj), offsets, at, 1);
                 _mm512_storeu_si512(out, v);
             } else {
@@ -166,16 +162,88 @@ static void pack_b(uint32_t *restrict dst, int width, const job *g, int64_t j0, 
     }
 }
 
-/* The group product of either kind on 32-bit lanes: vpdpbusd (a unsigned, b signed), or
- * vdpbf16ps on the same bits (float accumulators travel as __m512i: the casts are free). */
+/* ---- bfloat16, widened: a float32 is a bfloat16 followed by 16 zero bits. */
+
+static inline __m512i widen16(__mmask16 m, const uint16_t *p) {
+    return _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16);
+}
+
+/* Stores the pair (p, p + 1) of 16 lines widened, the odd element first: odd at out, even at
+ * out + step (floats). */
+static inline void put_pair(uint32_t *out, int64_t step, __m512i even, __m512i odd) {
+    _mm512_storeu_si512(out, odd);
+    _mm512_storeu_si512(out + step, even);
+}
+
+/* dst [kc][width] (kc even) = op(B)'s elements p0 .. p0 + kc of columns j0 .. j0 + cols as
+ * float32, each pair's odd element first, zero past k and n: widened from rows of b, or, when B
+ * is transposed (a pair is 4 consecutive bytes of a row of b), gathered 16 columns at a time. */
+static void pack_b_bf16(uint32_t *restrict dst, int width, const job *g, int64_t j0, int cols, int64_t p0,
+                        int64_t kc) {
+    const uint16_t *b = (const uint16_t *)g->b;
+    __m512i offsets;
+    bool gather = row_offsets(&offsets, g->ldb, 2);
+    for (int64_t t = 0; t < kc; t += 2) {
+        int64_t p = p0 + t; /* < k; p + 1 may be k */
+        for (int jj = 0; jj < width; jj += 16) {
+            __mmask16 m = mask_of(cols - jj);
+            uint32_t *out = dst + t * width + jj;
+            if (!g->tb) {
+                const uint16_t *row = b + p * g->ldb + j0 + jj;
+                put_pair(out, width, widen16(m, row), p + 1 < g->k ? widen16(m, row + g->ldb) : _mm512_setzero_si512());
+            } else if (gather && p + 1 < g->k) {
+                __m512i w = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, b + (j0 + jj) * g->ldb + p, 1);
+                put_pair(out, width, _mm512_slli_epi32(w, 16), _mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
+            } else {
+                for (int l = 0; l < 16; l++) {
+                    bool in = jj + l < cols;
+                    out[l] = in ? b_elem(g, p + 1, j0 + jj + l) << 16 : 0;
+                    out[width + l] = in ? b_elem(g, p, j0 + jj + l) << 16 : 0;
+                }
+            }
+        }
+    }
+}
+
+/* op(A)'s elements p0 .. p0 + kc (kc even) of rows i0 .. i0 + rows widened into buf, each pair's
+ * odd element first, zero past k: [rows][KC] from rows of A (32 elements at a time, the two
+ * halves of each 32-bit pair swapped), or [kc][16] from rows of A^T. */
+static groups_at a_bf16(uint32_t *buf, const job *g, int64_t i0, int rows, int64_t p0, int64_t kc) {
+    const uint16_t *a = (const uint16_t *)g->a;
+    if (g->ta) {
+        __mmask16 m = mask_of(rows);
+        for (int64_t t = 0; t < kc; t += 2) {
+            const uint16_t *row = a + (p0 + t) * g->lda + i0;
+            put_pair(buf + t * 16, 16, widen16(m, row), p0 + t + 1 < g->k ? widen16(m, row + g->lda) : _mm512_setzero_si512());
+        }
+        return (groups_at){(const uint8_t *)buf, 4, 64, NULL};
+    }
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *row = a + (i0 + r) * g->lda + p0;
+        for (int64_t t = 0; t < kc; t += 32) {
+            int64_t left = g->k - p0 - t;
+            __mmask32 m = left >= 32 ? 0xffffffffu : (__mmask32)((1u << left) - 1);
+            __m512i pairs = _mm512_rol_epi32(_mm512_maskz_loadu_epi16(m, row + t), 16); /* odd, even */
+            uint32_t *out = buf + r * KC + t;
+            _mm512_storeu_si512(out, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(pairs)), 16));
+            _mm512_storeu_si512(out + 16, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(pairs, 1)), 16));
+        }
+    }
+    return (groups_at){(const uint8_t *)buf, 4 * KC, 4, NULL};
+}
+
+/* ---- the blocks */
+
+/* One step of either kind on 32-bit lanes: vpdpbusd (a unsigned, b signed), or a float32 FMA on
+ * the same bits (float accumulators travel as __m512i: the casts are free). */
 static inline __attribute__((always_inline)) __m512i dot(const bool int8, __m512i acc, __m512i a, __m512i b) {
     if (int8) return _mm512_dpbusd_epi32(acc, a, b);
-    return _mm512_castps_si512(_mm512_dpbf16_ps(_mm512_castsi512_ps(acc), (__m512bh)a, (__m512bh)b));
+    return _mm512_castps_si512(_mm512_fmadd_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(b), _mm512_castsi512_ps(acc)));
 }
 
 /* The blocks: rows (<= their row count) rows of C (row stride ldc, 32-bit elements of either kind)
- * and their vectors of columns (masks m), over kq groups; a says where the rows' groups are, bp
- * is the packed panel.  from_c: continue from the sums in C, else start at zero.
+ * and their vectors of columns (masks m), over kq groups or elements; a says where the rows'
+ * are, bp is the packed panel.  from_c: continue from the sums in C, else start at zero.
  * Rows past the end repeat the last one (computed, never stored).  The accumulators are named
  * variables (the macros below): held in an array, gcc kept them in memory. */
 #define START(r, v) (from_c && r < rows ? _mm512_maskz_loadu_epi32(m[v], c + r * ldc + 16 * v) : z)
@@ -286,8 +354,8 @@ static void apply_zero_points(const job *g, int64_t j0, int cols, const int32_t 
 static void run(const job *g) {
     _Alignas(64) uint32_t bp[KC * 16 * WIDE];
     uint32_t ap[NARROW_ROWS * KC];
-    int es = elem_size(g), grp = 4 / es;
-    int64_t groups = (g->k + grp - 1) / grp;
+    int grp = g->int8 ? 4 : 1;                                 /* elements of k per group */
+    int64_t groups = g->int8 ? (g->k + 3) / 4 : (g->k + 1) / 2 * 2; /* bfloat16: whole pairs */
     for (int64_t j0 = 0; j0 < g->n;) {
         bool narrow = g->n - j0 <= 16;
         int nv = narrow ? 1 : WIDE, rows_max = narrow ? NARROW_ROWS : WIDE_ROWS, width = 16 * nv;
@@ -298,11 +366,12 @@ static void run(const job *g) {
         int32_t colsum[16 * WIDE] = {0};
         for (int64_t q0 = 0; q0 < groups; q0 += KC) {
             int64_t kq = groups - q0 < KC ? groups - q0 : KC, p0 = q0 * grp;
-            pack_b(bp, width, g, j0, cols, p0, kq);
+            if (g->int8) pack_b(bp, width, g, j0, cols, p0, kq);
+            else pack_b_bf16(bp, width, g, j0, cols, p0, kq);
             if (g->int8 && g->za) add_colsums(colsum, bp, width, kq);
             for (int64_t i0 = 0; i0 < g->m; i0 += rows_max) {
                 int rows = (int)(g->m - i0 < rows_max ? g->m - i0 : rows_max);
-                groups_at a = a_groups(ap, g, i0, rows, p0, kq);
+                groups_at a = g->int8 ? a_groups(ap, g, i0, rows, p0, kq) : a_bf16(ap, g, i0, rows, p0, kq);
                 block(rows, m, kq, a, bp, (int32_t *)g->c + i0 * g->ldc + j0, g->ldc,
                       q0 > 0 || g->accumulate);
             }
