@@ -93,7 +93,7 @@ typedef struct {
     nb_qaxis axis;      /* scale[0] for all, scale[i] for row i, or scale[j] for column j */
     const float *scale; /* [1], [m] or [n] by axis */
     const float *bias;  /* NULL, or indexed as scale */
-    int32_t zero_point; /* the integer output's (ignored for float32) */
+    int32_t zero_point; /* the integer output's, in its range (ignored for float32) */
     bool relu;
 } nb__requant_args;
 

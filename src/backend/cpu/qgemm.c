@@ -12,6 +12,20 @@
  *   (or C when accumulating); a missing last odd term adds +0.  The kernel adds each product with
  *   an FMA, the loops round it first: the bits agree unless a product is not exact in float32
  *   (below about 2^-133, or beyond its range).
+ *
+ * Own kernels or oneDNN's (Debian libdnnl 2.6: dnnl_gemm_u8s8s32, and the matmul primitive for
+ * bfloat16, which its C API has no gemm for): measured single-threaded on this AVX-512 Xeon
+ * (OMP_NUM_THREADS=1, process CPU time, best of 7, machine shared), GOP/s own / oneDNN:
+ *   int8:  64x64x784 x W^T 454 / 406, 64x64x64 x W^T 331 / 284, 64x10x64 x W^T 126 / 71,
+ *          64x64x10 107 / 72, 10x64x64 A^T 189 / 79, 64x64x64 397 / 332, 6x576x25 139 / 89
+ *          (a LeNet conv's w col(x)); oneDNN ahead from ~256^3 on: 256x120x256 x W^T 551 / 614,
+ *          512^3 492 / 706, 1024^3 408 / 673, and with A^T 64x784x64 253 / 476;
+ *   bf16:  own ahead everywhere but one shape (1.24-1.70x; 16384x16x150 x W^T 79 / 87), 1024^3
+ *          124 / 90, and oneDNN's primitive takes 0.2-2.3 ms to create per shape.
+ * So the kernels are nabla's: at the course's and LeNet's shapes they are faster, and oneDNN
+ * would add an OpenMP runtime whose threads (and their spinning) sit outside nabla's pool, and
+ * on AVX-512 CPUs without VNNI its int8 GEMM saturates 16-bit intermediates (its documented
+ * warning) where these loops stay exact.  Both are far above issue 11's bar (bench/qgemm.c).
  */
 #include "cpu.h"
 
@@ -30,10 +44,23 @@ static inline int32_t u8s8_dot(const uint8_t *a, int64_t sa, int32_t za, const i
 NB_CLONES static void u8s8s32_plain(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
                                     int64_t k, const uint8_t *a, int64_t lda, uint8_t za,
                                     const int8_t *b, int64_t ldb, int8_t zb) {
-    int64_t a_row = ta ? 1 : lda, a_k = ta ? lda : 1, b_col = tb ? ldb : 1, b_k = tb ? 1 : ldb;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++)
-            c[i * ldc + j] = u8s8_dot(a + i * a_row, a_k, za, b + j * b_col, b_k, zb, k);
+    int64_t a_row = ta ? 1 : lda, a_k = ta ? lda : 1;
+    for (int64_t i = 0; i < m; i++) {
+        int32_t *ci = c + i * ldc;
+        if (tb) { /* B's columns are rows of b: dot products (unit strides spelt out: vectorised) */
+            for (int64_t j = 0; j < n; j++)
+                ci[j] = ta ? u8s8_dot(a + i, lda, za, b + j * ldb, 1, zb, k)
+                           : u8s8_dot(a + i * lda, 1, za, b + j * ldb, 1, zb, k);
+            continue;
+        }
+        /* B's rows are rows of b: C's row gathers them (integers: any order is exact) */
+        for (int64_t j = 0; j < n; j++) ci[j] = 0;
+        for (int64_t p = 0; p < k; p++) {
+            int32_t ap = (int32_t)a[i * a_row + p * a_k] - za;
+            const int8_t *bp = b + p * ldb;
+            for (int64_t j = 0; j < n; j++) ci[j] += ap * ((int32_t)bp[j] - zb);
+        }
+    }
 }
 
 static inline float bf16_value(uint16_t h) {

@@ -79,21 +79,22 @@ static uint32_t group_of(const job *g, bool of_a, int64_t i, int64_t p) {
     return w;
 }
 
-/* Where a block reads its rows' groups: group q of row r at p + r row + q group (bytes), the
- * last one from last[r] instead when last is not NULL (a chunk that ends inside a group). */
+/* Where a block reads its rows' groups (4 int8, or one widened bfloat16): group q of row r at
+ * p + r row + q group (bytes), the last one from last[r] instead when last is not NULL (an int8
+ * chunk that ends inside a group). */
 typedef struct {
     const uint8_t *p;
     int64_t row, group;
     const uint32_t *last;
 } groups_at;
 
-/* dst [kq][width] = the int8 groups p0 .. of width lines (zero from line `lines` on) of a matrix
- * whose groups run across rows: element (p, l) at src[p ld + l].  A group interleaves the bytes
- * of 4 rows, 16 lines at a time. */
-static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, int64_t ld, int64_t p0,
-                       int64_t kq, int64_t k, int lines) {
+/* dst [kq][width] = the first kq int8 groups of width lines (zero from line `lines` on) of a
+ * matrix of k rows whose groups run across rows: element (p, l) at src[p ld + l].  A group
+ * interleaves the bytes of 4 rows, 16 lines at a time. */
+static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, int64_t ld, int64_t kq,
+                       int64_t k, int lines) {
     for (int64_t q = 0; q < kq; q++) {
-        int64_t p = p0 + 4 * q;
+        int64_t p = 4 * q;
         for (int l = 0; l < width; l += 16) {
             __mmask16 m = mask_of(lines - l);
             uint32_t *out = dst + q * width + l;
@@ -115,7 +116,7 @@ static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, in
  * transposed, all interleaved into buf. */
 static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int64_t p0, int64_t kq) {
     if (g->ta) {
-        interleave(buf, 16, g->a + p0 * g->lda + i0, g->lda, 0, kq, g->k - p0, rows);
+        interleave(buf, 16, g->a + p0 * g->lda + i0, g->lda, kq, g->k - p0, rows);
         return (groups_at){(const uint8_t *)buf, 4, 64, NULL};
     }
     groups_at at = {g->a + i0 * g->lda + p0, g->lda, 4, NULL};
@@ -127,9 +128,6 @@ static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int
     return at;
 }
 
-/* dst [kq][width] = op(B)'s groups p0 .. of columns j0 .. j0 + cols, zero past n: interleaved
- * from rows of b, or, when B is transposed (a column's group is 4 consecutive bytes of a row of
- * b), gathered 16 columns at a time. */
 /* The byte offsets of 16 consecutive rows of b (row stride ldb elements of es bytes), for a
  * gather; false when they do not fit its int32 lanes. */
 static bool row_offsets(__m512i *offsets, int64_t ldb, int es) {
@@ -139,10 +137,13 @@ static bool row_offsets(__m512i *offsets, int64_t ldb, int es) {
     return fits;
 }
 
+/* dst [kq][width] = op(B)'s groups p0 .. of columns j0 .. j0 + cols, zero past n: interleaved
+ * from rows of b, or, when B is transposed (a column's group is 4 consecutive bytes of a row of
+ * b), gathered 16 columns at a time. */
 static void pack_b(uint32_t *restrict dst, int width, const job *g, int64_t j0, int cols, int64_t p0,
                    int64_t kq) {
     if (!g->tb) {
-        interleave(dst, width, g->b + p0 * g->ldb + j0, g->ldb, 0, kq, g->k - p0, cols);
+        interleave(dst, width, g->b + p0 * g->ldb + j0, g->ldb, kq, g->k - p0, cols);
         return;
     }
     __m512i offsets;
@@ -162,7 +163,7 @@ static void pack_b(uint32_t *restrict dst, int width, const job *g, int64_t j0, 
     }
 }
 
-/* ---- bfloat16, widened: a float32 is a bfloat16 followed by 16 zero bits. */
+/* ---- bfloat16, widened: a float32 is a bfloat16 followed by 16 zero bits */
 
 static inline __m512i widen16(__mmask16 m, const uint16_t *p) {
     return _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16);
