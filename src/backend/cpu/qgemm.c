@@ -84,12 +84,31 @@ static inline float bf16_dot(float s, const uint16_t *a, int64_t sa, const uint1
 NB_CLONES static void bf16_plain(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
                                  int64_t n, int64_t k, const uint16_t *a, int64_t lda,
                                  const uint16_t *b, int64_t ldb) {
-    int64_t a_row = ta ? 1 : lda, a_k = ta ? lda : 1, b_col = tb ? ldb : 1, b_k = tb ? 1 : ldb;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            float *cp = c + i * ldc + j;
-            *cp = bf16_dot(accumulate ? *cp : 0.0f, a + i * a_row, a_k, b + j * b_col, b_k, k);
+    int64_t a_row = ta ? 1 : lda, a_k = ta ? lda : 1;
+    for (int64_t i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        if (tb) { /* B's columns are rows of b: one element at a time */
+            for (int64_t j = 0; j < n; j++)
+                ci[j] = bf16_dot(accumulate ? ci[j] : 0.0f, a + i * a_row, a_k, b + j * ldb, 1, k);
+            continue;
         }
+        /* B's rows are rows of b: C's row takes each term in turn, every element in the same
+         * order as bf16_dot's (vectorised across the row) */
+        if (!accumulate)
+            for (int64_t j = 0; j < n; j++) ci[j] = 0.0f;
+        for (int64_t p = 0; p < k; p += 2) {
+            if (p + 1 < k) {
+                const uint16_t *odd = b + (p + 1) * ldb;
+                float a_odd = bf16_value(a[i * a_row + (p + 1) * a_k]);
+                for (int64_t j = 0; j < n; j++) ci[j] = ci[j] + a_odd * bf16_value(odd[j]);
+            } else { /* the missing odd term: + 0 */
+                for (int64_t j = 0; j < n; j++) ci[j] = ci[j] + 0.0f;
+            }
+            const uint16_t *even = b + p * ldb;
+            float a_even = bf16_value(a[i * a_row + p * a_k]);
+            for (int64_t j = 0; j < n; j++) ci[j] = ci[j] + a_even * bf16_value(even[j]);
+        }
+    }
 }
 
 /* The loops under names of their own: a function with clones is an ifunc, which gcc exports
