@@ -92,6 +92,18 @@ typedef struct {
  *   NB_FQ_LSQ_CHANNEL  z = clamp(nearbyint(zp)), q = nearbyint(z + x inv)
  *                      (_fake_quantize_learnable_per_channel_affine_backward) */
 typedef enum { NB_FQ_AFFINE, NB_FQ_LSQ_TENSOR, NB_FQ_LSQ_CHANNEL } nb_fq_rule;
+/* Requantization of int32 GEMM accumulators (fbgemm's ReQuantizeOutput and ReQuantizeForFloat):
+ * the output kind, and which of the accumulators' indices the scale and bias follow. */
+typedef enum { NB_QOUT_U8, NB_QOUT_S8, NB_QOUT_F32, NB_QOUT_COUNT } nb_qout;
+typedef enum { NB_QAXIS_TENSOR, NB_QAXIS_ROW, NB_QAXIS_COL, NB_QAXIS_COUNT } nb_qaxis;
+typedef struct {
+    nb_qout out;
+    nb_qaxis axis;      /* scale[0] for all, scale[i] for row i, or scale[j] for column j */
+    const float *scale; /* [1], [m] or [n] by axis */
+    const float *bias;  /* NULL, or indexed as scale */
+    int32_t zero_point; /* the integer output's, in its range (ignored for float32) */
+    bool relu;
+} nb__requant_args;
 
 typedef struct nb_backend {
     const char *name;
@@ -208,6 +220,28 @@ typedef struct nb_backend {
     void (*fake_quant_mask)(float *mask, float *k, const float *x, const float *scale,
                             const float *zp, int64_t outer, int64_t channels, int64_t inner,
                             int64_t qmin, int64_t qmax, nb_fq_rule rule);
+    /* ---- low-precision GEMMs (cpu/qgemm.c), row-major: op(A) [m, k] is A(i, p) = a[i lda + p]
+     * or, when ta, a[p lda + i]; op(B) [k, n] is B(p, j) = b[p ldb + j] or, when tb (a Linear
+     * layer's weight [n, k]), b[j ldb + p]; C [m, n] is c[i ldc + j].
+     * int8 (fbgemm's and oneDNN's u8 x s8 scheme: activations uint8 with a zero point, weights
+     * int8, symmetric when zb = 0), exact: c = sum over p < k of (A(i, p) - za) (B(p, j) - zb),
+     * overwritten; k <= 32768, so that no sum leaves int32. */
+    void (*gemm_u8s8s32)(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
+                         int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
+                         int64_t ldb, int8_t zb);
+    /* bfloat16 (raw bits) x bfloat16 -> float32: c = (accumulate ? c : 0) + sum over p of
+     * A(i, p) B(p, j), in float32, the terms in vdpbf16ps's order (cpu/qgemm.c says which) */
+    void (*gemm_bf16)(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
+                      int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
+                      int64_t ldb);
+    /* y [m, n] (row stride ldy, elements of q->out) from int32 acc [m, n] (row stride ldacc),
+     * with s, b the scale and bias of (i, j) by q->axis (b 0 without bias):
+     *   integer out: y = clamp(rint((acc + b) s) + zero_point, lo, hi), rint rounding half to
+     *     even, [lo, hi] = [0, 255] (uint8) or [-128, 127] (int8), lo raised to zero_point by
+     *     relu; a NaN goes to lo (b is in accumulator units: fbgemm's bias / (sa sw));
+     *   float32 out: y = acc s + b (two roundings), negatives to 0 by relu (NaN kept). */
+    void (*requantize)(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc, int64_t m,
+                       int64_t n, const nb__requant_args *q);
 } nb_backend;
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */

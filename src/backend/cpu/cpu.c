@@ -206,6 +206,9 @@ const nb_backend nb__cpu_backend = {
     .max_pool2d_indices = nb__cpu_max_pool2d_indices,
     .fake_quant = nb__cpu_fake_quant,
     .fake_quant_mask = nb__cpu_fake_quant_mask,
+    .gemm_u8s8s32 = nb__cpu_gemm_u8s8s32,
+    .gemm_bf16 = nb__cpu_gemm_bf16,
+    .requantize = nb__cpu_requantize,
 };
 
 const char *nb_backend_info(void) {

@@ -66,6 +66,29 @@ void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_
 bool nb__gemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                      int64_t ldc);
+/* qgemm.c (contracts in backend.h): the dispatching entries, the portable loops (_plain, any
+ * CPU), and the AVX-512 kernels of qgemm_avx512.c (call only with k > 0 and nb__cpu_has_vnni()
+ * for int8, nb__cpu_isa() == NB_ISA_AVX512 for bfloat16) */
+void nb__cpu_gemm_u8s8s32(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
+                          int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
+                          int64_t ldb, int8_t zb);
+void nb__cpu_gemm_bf16(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
+                       int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
+                       int64_t ldb);
+void nb__cpu_requantize(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc, int64_t m,
+                        int64_t n, const nb__requant_args *q);
+void nb__gemm_u8s8s32_plain(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
+                            int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
+                            int64_t ldb, int8_t zb);
+void nb__gemm_bf16_plain(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
+                         int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
+                         int64_t ldb);
+void nb__gemm_u8s8s32_vnni(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
+                           int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
+                           int64_t ldb, int8_t zb);
+void nb__gemm_bf16_avx512(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
+                          int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
+                          int64_t ldb);
 /* pool.c */
 void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
 void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,

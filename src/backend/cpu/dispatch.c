@@ -8,6 +8,7 @@
 #include <string.h>
 
 static nb_isa isa = NB_ISA_BASELINE;
+static bool vnni;
 static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 
 static void detect(void) {
@@ -18,6 +19,7 @@ static void detect(void) {
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
                   ? NB_ISA_AVX512
                   : NB_ISA_AVX2;
+    vnni = __builtin_cpu_supports("avx512vnni");
 #endif
     const char *cap = getenv("NB_CPU_ISA"); /* may only lower what the CPU has */
     if (cap && strcmp(cap, "baseline") == 0) isa = NB_ISA_BASELINE;
@@ -28,6 +30,8 @@ nb_isa nb__cpu_isa(void) {
     pthread_once(&isa_once, detect);
     return isa;
 }
+
+bool nb__cpu_has_vnni(void) { return nb__cpu_isa() == NB_ISA_AVX512 && vnni; }
 
 const char *nb__cpu_features(void) {
     static const char *const names[] = {"baseline x86-64", "AVX2+FMA", "AVX-512"};

@@ -16,6 +16,8 @@
 #ifndef NB_CPU_DISPATCH_H
 #define NB_CPU_DISPATCH_H
 
+#include <stdbool.h>
+
 #if defined(__x86_64__) && !defined(__AVX512F__) && defined(__GNUC__) && \
     (!defined(__clang__) || __clang_major__ >= 14) && !defined(__SANITIZE_ADDRESS__)
 #define NB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -26,6 +28,9 @@
 typedef enum { NB_ISA_BASELINE, NB_ISA_AVX2, NB_ISA_AVX512 } nb_isa;
 
 nb_isa nb__cpu_isa(void);
+/* AVX-512 VNNI (vpdpbusd, the int8 GEMM of qgemm_avx512.c); false unless nb__cpu_isa() is
+ * NB_ISA_AVX512, so that NB_CPU_ISA=avx2 or baseline turns it off too. */
+bool nb__cpu_has_vnni(void);
 /* "AVX-512" etc.: what nb_backend_info reports */
 const char *nb__cpu_features(void);
 

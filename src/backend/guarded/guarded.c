@@ -132,6 +132,20 @@ static void g_batchnorm_fold(float *fw, float *fb, const nb__batchnorm_fold_args
                                  a->out, a->row, a->eps};
     nb__cpu_batchnorm_fold(U(fw), U(fb), &h);
 }
+static void g_gemm_u8s8s32(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                           const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b, int64_t ldb, int8_t zb) {
+    nb__cpu_gemm_u8s8s32(U(c), ldc, ta, tb, m, n, k, C(a), lda, za, C(b), ldb, zb);
+}
+static void g_gemm_bf16(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m, int64_t n,
+                        int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb) {
+    nb__cpu_gemm_bf16(U(c), ldc, accumulate, ta, tb, m, n, k, C(a), lda, C(b), ldb);
+}
+static void g_requantize(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc, int64_t m, int64_t n,
+                         const nb__requant_args *q) {
+    nb__requant_args h = *q;
+    h.scale = C(q->scale), h.bias = C(q->bias);
+    nb__cpu_requantize(U(y), ldy, C(acc), ldacc, m, n, &h);
+}
 
 static void g_fake_quant(float *y, const float *x, const float *scale, const float *zp,
                          int64_t outer, int64_t channels, int64_t inner, int64_t qmin,
@@ -190,4 +204,7 @@ const nb_backend nb__guarded_backend = {
     .max_pool2d_indices = g_max_pool2d_indices,
     .fake_quant = g_fake_quant,
     .fake_quant_mask = g_fake_quant_mask,
+    .gemm_u8s8s32 = g_gemm_u8s8s32,
+    .gemm_bf16 = g_gemm_bf16,
+    .requantize = g_requantize,
 };
