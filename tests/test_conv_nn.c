@@ -10,6 +10,7 @@
  */
 #include "check.h"
 #include "golden_json.h"
+#include "tmpdir.h"
 
 #define GOLDEN_PATH "tests/golden/conv_nn.json"
 #define GOLDEN_TOL 1e-5
@@ -354,7 +355,7 @@ static void heap_mode_forward_backward_leaves_nothing_behind(void) {
 
 /* A block saved by state_dict names loads into another one built with other random weights. */
 static void saved_block_loads_by_name_and_computes_the_same(void) {
-    const char *path = "test_conv_nn_block.safetensors";
+    const char *path = tpath("conv_nn_block.safetensors"); /* the guarded twin runs at once */
     nb_manual_seed(1);
     nb_module *a = nb_resnet_basic_block_new(3, 6, 2);
     nb_manual_seed(2);
@@ -518,7 +519,7 @@ static void forwards_reject_bad_inputs_with_a_message(void) {
 
 int main(void) {
     golden = golden_load(GOLDEN_PATH);
-    if (!golden) return 1;
+    if (!golden || !tmpdir_make("nb_conv_nn")) return 1;
     modules_and_blocks_match_torch_golden_vectors();
     parameter_counts_follow_the_formula_and_torch();
     reprs_match_torch();
@@ -531,6 +532,7 @@ int main(void) {
     folded_conv_equals_batchnorm_of_conv_in_eval();
     constructors_reject_bad_arguments();
     forwards_reject_bad_inputs_with_a_message();
+    tmpdir_remove();
     json_decref(golden);
     return check_summary();
 }
