@@ -10,7 +10,8 @@
 # 20 epochs) is trained by `nabla train` once and cached in OUT/teacher; delete that folder to
 # train it again.  Then per seed: `nabla train` of the student alone and `nabla distill` of the
 # same student at temperature T and weight ALPHA of the soft term.  The environment may set
-# EPOCHS, BATCH, LR, T, ALPHA, SEEDS and THREADS (defaults below).  Figures: the teacher's test
+# EPOCHS, BATCH, LR, T, ALPHA, SEEDS, THREADS (defaults below) and FLAGS (more flags of
+# `nabla train` for both students, augmentation or --limit, say).  Figures: the teacher's test
 # accuracy, each run's test accuracy after its last epoch, the two means and their difference.
 # Exit status: 0 once measured (MISS is a figure), 1 when a run failed.
 set -eu
@@ -50,7 +51,7 @@ fi
 TEACHER_ACC=$("$NABLA" eval "$TEACHER" --data "$DATA" | sed 's/.*accuracy \([0-9.]*\)%.*/\1/')
 
 COMMON="--act relu --epochs $EPOCHS --batch $BATCH --optim sgd --lr $LR --momentum 0.9 --sched cosine \
---threads $THREADS --data $DATA"
+--threads $THREADS --data $DATA ${FLAGS:-}"
 ALONE="" KD=""
 for s in $SEEDS; do
     # shellcheck disable=SC2086 # COMMON is a list of flags

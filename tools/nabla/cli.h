@@ -71,7 +71,7 @@ int cmd_distill(int argc, char **argv);
  * checks once the data, the model and the test loader exist (false after a message). */
 #define CLI_EXT_MAX_FLAGS 16
 typedef struct cli_train_ext {
-    const char *usage, *title;
+    const char *usage, *title, *out; /* out: the default of --out */
     const cli_flag *flags;
     int n_flags;
     const char *model_flag, *model_file_flag;

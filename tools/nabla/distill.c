@@ -74,7 +74,7 @@ static bool prepare(cli_train_ext *ext, nb_module *student, const nb_dataset *tr
 }
 
 int cmd_distill(int argc, char **argv) {
-    distill_opts d = {.ext = {.usage = distill_usage, .title = "nabla distill", .model_flag = "student",
+    distill_opts d = {.ext = {.usage = distill_usage, .title = "nabla distill", .out = "runs/distill", .model_flag = "student",
                               .model_file_flag = "student-model-file", .prepare = prepare,
                               .temperature = 4, .alpha = 0.9},
                       .act = "relu"};

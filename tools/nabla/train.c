@@ -401,11 +401,13 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         {"detect-anomaly", FLAG_BOOL, &o.detect_anomaly, "check every op's result and gradient for NaN and "
          "infinity; the first stops the run naming the op, the layer and the parameter (slow)"},
     };
-    /* with ext (nabla distill): its rows after train's, the student in --model's place */
+    /* with ext (nabla distill): its rows after train's, the student in the place of --model and
+     * --model-file (the table's first two rows), and its default output folder */
     cli_flag all[sizeof flags / sizeof *flags + CLI_EXT_MAX_FLAGS];
     int n_all = (int)(sizeof flags / sizeof *flags);
     memcpy(all, flags, sizeof flags);
     if (ext) {
+        o.out = ext->out;
         all[0].name = ext->model_flag;
         all[1].name = ext->model_file_flag;
         memcpy(all + n_all, ext->flags, sizeof *all * (size_t)ext->n_flags);
