@@ -18,7 +18,8 @@
  *
  * Training.  A perfect teacher (a Linear layer whose argmax makes the labels) teaches a student
  * on a small data set; runs are compared bit for bit to show that the teacher runs in eval mode
- * without drawing random numbers and that alpha = 0 is plain cross-entropy.
+ * without drawing random numbers, that alpha = 0 is plain cross-entropy, and that a stopped run
+ * resumes from its checkpoint (files in a mkdtemp folder under /tmp, removed at the end).
  */
 #include "check.h"
 #include "nabla/loss.h"
@@ -26,7 +27,10 @@
 #include "nabla/optim.h"
 #include "nabla/train.h"
 
+#include "tmpdir.h"
+
 #include <jansson.h>
+#include <sys/stat.h>
 
 #define GOLDEN "tests/golden/distill.json"
 #define ATOL 1e-5
@@ -307,6 +311,18 @@ static void kd_run_free(kd_run *r) {
     nb_dataset_free(r->data);
 }
 
+/* The student's weights, flattened (malloc'd). */
+static float *weights_of(const nb_module *m, int64_t *n) {
+    *n = nb_module_num_elements(m);
+    float *w = malloc(sizeof *w * (size_t)*n);
+    for (int i = 0, at = 0; i < nb_module_num_params(m); i++) {
+        nb_tensor *p = nb_module_param(m, i, NULL);
+        nb_copy_to(p, w + at, nb_numel(p));
+        at += (int)nb_numel(p);
+    }
+    return w;
+}
+
 /* The student's weights after a run, as floats (malloc'd); *n gets their count. */
 static float *trained_weights(const nb_fit_opts *opts, int64_t *n, double *accuracy) {
     kd_run r = kd_run_new(opts);
@@ -314,14 +330,7 @@ static float *trained_weights(const nb_fit_opts *opts, int64_t *n, double *accur
     *n = 0;
     float *w = NULL;
     if (r.fit && nb_fit_run(r.fit, NULL) == NB_OK) {
-        *n = nb_module_num_elements(r.student);
-        w = malloc(sizeof *w * (size_t)*n);
-        int64_t at = 0;
-        for (int i = 0; i < nb_module_num_params(r.student); i++) {
-            nb_tensor *p = nb_module_param(r.student, i, NULL);
-            nb_copy_to(p, w + at, nb_numel(p));
-            at += nb_numel(p);
-        }
+        w = weights_of(r.student, n);
         nb_eval_result ev;
         CHECK_EQ_INT(nb_evaluate(r.student, r.eval, 0.0f, &ev), NB_OK);
         *accuracy = ev.accuracy;
@@ -434,13 +443,8 @@ static void test_fit_measures_the_memory_of_a_distillation_step(void) {
     CHECK_EQ_INT(nb_fit_measure_memory(r.fit, &mem), NB_OK);
     CHECK(mem.parameters == 4 * (size_t)nb_module_num_elements(r.student));
     CHECK_EQ_INT(nb_fit_run(r.fit, NULL), NB_OK);
-    int64_t n = nb_module_num_elements(r.student), n_plain;
-    float *measured = malloc(sizeof *measured * (size_t)n);
-    for (int i = 0, at = 0; i < nb_module_num_params(r.student); i++) {
-        nb_tensor *p = nb_module_param(r.student, i, NULL);
-        nb_copy_to(p, measured + at, nb_numel(p));
-        at += (int)nb_numel(p);
-    }
+    int64_t n, n_plain;
+    float *measured = weights_of(r.student, &n);
     kd_run_free(&r);
     double acc;
     float *plain = trained_weights(&o, &n_plain, &acc);
@@ -448,6 +452,48 @@ static void test_fit_measures_the_memory_of_a_distillation_step(void) {
     free(measured);
     free(plain);
     nb_module_free(teacher);
+}
+
+static bool stop_after_two(const nb_fit_epoch *e, void *user) {
+    (void)user;
+    return e->epoch < 2;
+}
+
+/* A distillation run stopped after 2 of 4 epochs and resumed from its checkpoint, with the same
+ * teacher, ends bit for bit where the uninterrupted run does (the checkpoint need not hold the
+ * teacher: its forward pass draws no random numbers). */
+static void test_fit_with_a_teacher_resumes_bit_for_bit(void) {
+    if (!tmpdir_make("nabla_test_distill")) {
+        CHECK_FAIL_("cannot make a scratch folder under /tmp");
+        return;
+    }
+    mkdir(tpath("whole"), 0755);
+    mkdir(tpath("part"), 0755);
+    nb_module *teacher = make_teacher(N_CLASSES, false);
+    nb_fit_opts o = {.epochs = 4, .teacher = teacher, .temperature = 2, .alpha = 0.7f, .out = tpath("whole")};
+    kd_run whole = kd_run_new(&o);
+    CHECK_EQ_INT(nb_fit_run(whole.fit, NULL), NB_OK);
+    int64_t n_whole, n_resumed;
+    float *w_whole = weights_of(whole.student, &n_whole);
+    kd_run_free(&whole);
+
+    char part[512];
+    snprintf(part, sizeof part, "%s", tpath("part"));
+    o.out = part;
+    kd_run first = kd_run_new(&o);
+    CHECK_EQ_INT(nb_fit_run(first.fit, &(nb_fit_callbacks){.on_epoch = stop_after_two}), NB_OK);
+    CHECK_EQ_INT(nb_fit_info_get(first.fit).epoch, 2);
+    kd_run_free(&first);
+    kd_run resumed = kd_run_new(&o);
+    CHECK_EQ_INT(nb_fit_resume(resumed.fit, tpath("part/checkpoint.safetensors")), NB_OK);
+    CHECK_EQ_INT(nb_fit_run(resumed.fit, NULL), NB_OK);
+    float *w_resumed = weights_of(resumed.student, &n_resumed);
+    CHECK(same_floats(w_whole, n_whole, w_resumed, n_resumed));
+    kd_run_free(&resumed);
+    free(w_whole);
+    free(w_resumed);
+    nb_module_free(teacher);
+    tmpdir_remove();
 }
 
 int main(void) {
@@ -459,5 +505,6 @@ int main(void) {
     test_fit_new_refuses_bad_distillation_options();
     test_fit_with_a_teacher_of_another_width_fails_naming_it();
     test_fit_measures_the_memory_of_a_distillation_step();
+    test_fit_with_a_teacher_resumes_bit_for_bit();
     return check_summary();
 }
