@@ -1045,6 +1045,67 @@ static void finetune_refuses_bad_input_and_writes_nothing(void) {
     CHECK_STR_CONTAINS(out_text, "finetune");
 }
 
+/* ---------------------------------------------------------------- distillation */
+
+/* `nabla distill`: A's weights (784-64-64-10, from the first training test) teach a smaller
+ * student; the teacher's test accuracy comes first, then the student's epochs, and the student's
+ * weights are `nabla train`'s (eval reads them).  The teacher's model comes from its file's
+ * description or from --teacher-model; bad input is refused before anything is written. */
+static void distill_teaches_a_student_and_refuses_a_mismatched_teacher(void) {
+    CHECK_RUNS("distill", "--help");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla distill --teacher WEIGHTS");
+    const char *flags[] = {"--teacher S ", "--teacher-model-file S ", "--teacher-model S ", "--teacher-act S ",
+                           "--T X ", "--alpha X ", "--student S ", "--student-model-file S ", "--epochs N "};
+    for (int i = 0; i < 9; i++) CHECK_STR_CONTAINS(out_text, flags[i]);
+    CHECK_STR_CONTAINS(out_text, "(default 4; must be above 0)");
+    CHECK_STR_CONTAINS(out_text, "(default 0.9; 0 to 1)");
+    CHECK_RUNS("--help");
+    CHECK_STR_CONTAINS(out_text, "distill");
+
+    char *teacher = strdup(tpath("A/model.safetensors")); /* tpath's buffer is reused */
+    CHECK_RUNS("distill", "--teacher", teacher, "--student", "784-16-10", "--T", "4", "--alpha", "0.9",
+               "--data", data_dir(), "--epochs", "2", "--batch", "32", "--lr", "0.05", "--seed", "1",
+               "--out", tpath("KD"));
+    double t_loss = -1, t_acc = -1;
+    const char *line = strstr(out_text, "teacher: ");
+    CHECK(line && sscanf(line, "teacher: %*d parameters  test loss %lf acc %lf%%", &t_loss, &t_acc) == 2);
+    CHECK(t_acc >= 90.0);
+    epoch_line e[2];
+    for (int k = 0; k < 2; k++)
+        CHECK(find_epoch_line(out_text, k, &e[k]) && e[k].epoch == k + 1 && e[k].epochs == 2);
+    CHECK(e[1].test_acc >= 90.0);
+    CHECK(line && strstr(out_text, "epoch 1/2") > line); /* the teacher's figures come first */
+    CHECK_STR_CONTAINS(err_text, "in_features=784, out_features=16"); /* the student is what trains */
+    CHECK_RUNS("eval", tpath("KD/model.safetensors"), "--data", data_dir());
+    double s_loss = -1, s_acc = -1;
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &s_loss, &s_acc) == 2);
+    CHECK(s_acc == e[1].test_acc);
+
+    /* the same teacher described by the command line: the same run, byte for byte */
+    CHECK_RUNS("distill", "--teacher", teacher, "--teacher-model", "784-64-64-10", "--student", "784-16-10",
+               "--T", "4", "--alpha", "0.9", "--data", data_dir(), "--epochs", "2", "--batch", "32", "--lr",
+               "0.05", "--seed", "1", "--out", tpath("KD2"));
+    CHECK(same_file(tpath("KD/model.safetensors"), tpath("KD2/model.safetensors")));
+
+    /* a teacher with 12 outputs for a student with 10 */
+    CHECK_RUNS("train", "--model", "784-8-12", "--data", data_dir(), "--epochs", "1", "--out", tpath("T12"));
+    CHECK_REFUSED("has 12 outputs and the student 10", "distill", "--teacher", tpath("T12/model.safetensors"),
+                  "--student", "784-16-10", "--data", data_dir(), "--out", tpath("KD3"));
+    CHECK(!exists(tpath("KD3/model.safetensors")));
+    CHECK_REFUSED("needs --teacher WEIGHTS", "distill", "--student", "784-16-10", "--data", data_dir(),
+                  "--out", tpath("KD3"));
+    CHECK_REFUSED("--T 0: out of range", "distill", "--teacher", teacher, "--T", "0", "--out", tpath("KD3"));
+    CHECK_REFUSED("--alpha 1.5: out of range", "distill", "--teacher", teacher, "--alpha", "1.5",
+                  "--out", tpath("KD3"));
+    CHECK_REFUSED("not both", "distill", "--teacher", teacher, "--teacher-model", "784-64-64-10",
+                  "--teacher-model-file", "examples/models/lenet.json", "--data", data_dir(), "--out", tpath("KD3"));
+    /* weights that do not fit the described teacher */
+    CHECK_REFUSED("loading the teacher's weights", "distill", "--teacher", teacher, "--teacher-model",
+                  "784-32-10", "--data", data_dir(), "--out", tpath("KD3"));
+    CHECK(!exists(tpath("KD3/model.safetensors")));
+    free(teacher);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s PATH/TO/nabla (run from the repo root)\n", argv[0]);
@@ -1081,6 +1142,7 @@ int main(int argc, char **argv) {
     finetune_trains_a_new_head_on_a_frozen_backbone();
     finetune_with_lora_saves_the_adapter_and_a_merged_model();
     finetune_refuses_bad_input_and_writes_nothing();
+    distill_teaches_a_student_and_refuses_a_mismatched_teacher();
 
     free(out_text);
     free(err_text);

@@ -102,6 +102,23 @@ NB_API nb_tensor *nb_l2_penalty(int n, nb_tensor *const *params, float lambda);
  * else x are probabilities taken as given, with 0 log 0 = 0. */
 NB_API nb_tensor *nb_entropy(nb_tensor *x, int dim, bool from_logits);
 
+/* ---------------------------------------------------------------- distillation */
+
+/* Knowledge distillation (Hinton, Vinyals and Dean 2015): student logits s [N, C] learn from a
+ * teacher's logits t [N, C] softened by a temperature T, and from the labels y:
+ *   L = alpha T^2 KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) CE(s, y)
+ * with the KL term torch's F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1),
+ * reduction='batchmean') (summed over classes, averaged over the batch).  T^2 keeps the soft
+ * term's gradient, which shrinks as 1 / T^2, on the scale of the hard one's.  The teacher's
+ * logits carry no gradient (they are detached).  y is cross_entropy's target (int32 classes
+ * [N] or float32 probabilities [N, C]); hard (or NULL: torch's defaults) are the options of
+ * the cross-entropy term, whose reduction must be MEAN.
+ * Errors: student logits that are not [N, C] or a teacher of another shape (NB_ERR_SHAPE,
+ * naming both), T not finite or <= 0, alpha outside [0, 1], a reduction other than MEAN
+ * (NB_ERR_ARG, naming it); then cross_entropy's. */
+NB_API nb_tensor *nb_distill_loss(nb_tensor *student, nb_tensor *teacher, nb_tensor *target,
+                                  float temperature, float alpha, const nb_ce_opts *hard);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,6 +127,21 @@ typedef struct nb_fit_opts {
      * AddmmBackward0 in layer 2 (Linear) is not finite ..."); the end is NB_FIT_FAILED and
      * nothing of that epoch is saved.  The mode is put back as it was after the run.  Slow. */
     bool detect_anomaly;
+    /* Knowledge distillation (Hinton et al.): with a teacher, each training batch's loss is
+     * nb_distill_loss (nabla/loss.h) of the model's logits against the teacher's on the same
+     * batch, at temperature T and with alpha the weight of the soft term (label_smoothing goes
+     * to its hard term).  The teacher runs in eval mode and without a graph (torch's
+     * teacher.eval() under no_grad), its mode put back after each batch; it stays the caller's,
+     * is only read, and must outlive the nb_fit (a resumed run needs the same teacher to continue
+     * bit for bit: the checkpoint does not hold it).  Evaluation, model selection and early
+     * stopping stay on cross-entropy, the figure that compares a student with anything else.
+     * NULL: plain cross-entropy, temperature and alpha unread.  nb_fit_new refuses, with a
+     * teacher, a temperature that is not finite and above 0 or an alpha outside [0, 1]
+     * (NB_ERR_ARG); a teacher whose logits differ in shape from the model's fails the first
+     * step (NB_ERR_SHAPE, naming both shapes). */
+    nb_module *teacher;
+    float temperature; /* T > 0 */
+    float alpha;       /* in [0, 1] */
 } nb_fit_opts;
 
 /* What a step callback sees: the step just done. */

@@ -498,3 +498,44 @@ nb_tensor *nb_entropy(nb_tensor *x, int dim, bool from_logits) {
     nb_tensor *m = nb__tmp(&tmp, nb_mean(h));
     return nb__temps_end(&tmp, nb__tmp(&tmp, nb_neg(m)));
 }
+
+/* ---------------------------------------------------------------- distillation */
+
+/* Hinton et al.'s loss, as their torch recipes write it:
+ *     alpha T^2 F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction='batchmean')
+ *       + (1 - alpha) F.cross_entropy(s, y)
+ * The KL term is kl_div_loss's (xlogy(p, p) - p log q summed, / N), so p = 0 adds 0.  Its
+ * gradient w.r.t. s is alpha T (q - p) / N: T^2 brings it back to the scale of the hard term's
+ * (q_1 - onehot) / N, as the paper intends.  The teacher is detached, so no gradient reaches it
+ * whatever it requires.  1 / T is exact for powers of two; otherwise the product differs from
+ * torch's s / T by one rounding. */
+nb_tensor *nb_distill_loss(nb_tensor *student, nb_tensor *teacher, nb_tensor *target,
+                           float temperature, float alpha, const nb_ce_opts *hard) {
+    const char *op = "distill_loss";
+    if (!float_ok(op, "student logits", student) || !float_ok(op, "teacher logits", teacher)) return NULL;
+    if (student->ndim != 2)
+        return nb__fail(NB_ERR_SHAPE, "%s: student logits %s must be [N, C]", op, NB_SHP(student));
+    if (!nb__same_shape(student, teacher))
+        return nb__fail(NB_ERR_SHAPE, "%s: teacher logits %s do not match the student's %s (the two "
+                        "models must have the same number of outputs)", op, NB_SHP(teacher), NB_SHP(student));
+    if (!(isfinite(temperature) && temperature > 0.0f))
+        return nb__fail(NB_ERR_ARG, "%s: temperature must be finite and above 0, got %g", op,
+                        (double)temperature);
+    if (!(alpha >= 0.0f && alpha <= 1.0f))
+        return nb__fail(NB_ERR_ARG, "%s: alpha must be in [0, 1], got %g", op, (double)alpha);
+    if (hard && hard->reduction != NB_REDUCTION_MEAN)
+        return nb__fail(NB_ERR_ARG, "%s: the hard term's reduction must be mean, got %d", op,
+                        (int)hard->reduction);
+    nb__temps tmp = {0};
+    float inv_t = 1.0f / temperature;
+    nb_tensor *fixed = nb__tmp(&tmp, nb_detach(teacher));
+    nb_tensor *ts = nb__tmp(&tmp, nb_mul_scalar(fixed, inv_t));
+    nb_tensor *p = nb__tmp(&tmp, nb_softmax(ts, 1));
+    nb_tensor *ss = nb__tmp(&tmp, nb_mul_scalar(student, inv_t));
+    nb_tensor *log_q = nb__tmp(&tmp, nb_log_softmax(ss, 1));
+    nb_tensor *kl = nb__tmp(&tmp, nb_kl_div_loss(log_q, p, NB_REDUCTION_BATCHMEAN, false));
+    nb_tensor *ce = nb__tmp(&tmp, nb_cross_entropy(student, target, hard));
+    nb_tensor *soft = nb__tmp(&tmp, nb_mul_scalar(kl, alpha * temperature * temperature));
+    nb_tensor *hard_part = nb__tmp(&tmp, nb_mul_scalar(ce, 1.0f - alpha));
+    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_add(soft, hard_part)));
+}

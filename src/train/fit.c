@@ -67,12 +67,24 @@ static double now_seconds(void) {
 
 /* ---- evaluation */
 
-/* Cross-entropy of one batch (the loss lives in the caller's scope); its correct count added. */
-static nb_tensor *batch_loss(nb_module *m, nb_tensor *x, nb_tensor *y, float smoothing, int64_t *correct,
-                             int64_t *classes) {
+/* The teacher's logits of a batch, in eval mode and without a graph (its mode put back). */
+static nb_tensor *teacher_logits(nb_module *teacher, nb_tensor *x) {
+    bool training = nb_module_is_training(teacher);
+    nb_tensor *t = NULL;
+    nb_module_train(teacher, false);
+    NB_NO_GRAD { t = nb_module_forward(teacher, x); }
+    nb_module_train(teacher, training);
+    return t;
+}
+
+/* The loss of one batch (it lives in the caller's scope), its correct count added:
+ * cross-entropy, or with kd (options with a teacher) the distillation loss. */
+static nb_tensor *batch_loss(nb_module *m, nb_tensor *x, nb_tensor *y, float smoothing, const nb_fit_opts *kd,
+                             int64_t *correct, int64_t *classes) {
     nb_tensor *logits = nb_module_forward(m, x);
     nb_ce_opts ce = {.label_smoothing = smoothing};
-    nb_tensor *loss = nb_cross_entropy(logits, y, &ce);
+    nb_tensor *loss = !kd ? nb_cross_entropy(logits, y, &ce)
+                          : nb_distill_loss(logits, teacher_logits(kd->teacher, x), y, kd->temperature, kd->alpha, &ce);
     if (loss) *correct += nb_count_correct(logits, y);
     if (loss && classes) *classes = nb_size(logits, 1);
     return loss;
@@ -89,7 +101,7 @@ nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eva
     NB_NO_GRAD {
         while (ok && nb_loader_next(ld, &x, &y)) {
             nb_scope_begin();
-            nb_tensor *l = batch_loss(m, x, y, label_smoothing, &correct, NULL);
+            nb_tensor *l = batch_loss(m, x, y, label_smoothing, NULL, &correct, NULL);
             ok = l != NULL;
             if (ok) sum += nb_item(l) * (double)nb_size(x, 0);
             seen += nb_size(x, 0);
@@ -196,12 +208,15 @@ typedef struct {
     double loss, acc;
 } epoch_figures;
 
+/* The options as batch_loss's kd when the run has a teacher, else NULL. */
+static const nb_fit_opts *distilling(const nb_fit *f) { return f->o.teacher ? &f->o : NULL; }
+
 /* One step on a batch; false on an error, divergence or a stop by on_step. */
 static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor **params, double *v,
                        int64_t *correct, const char *where) {
     nb_optim_zero_grad(f->optim);
     int64_t width = 0;
-    nb_tensor *l = batch_loss(f->model, x, y, f->o.label_smoothing, correct, &width);
+    nb_tensor *l = batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), correct, &width);
     if (!l) return nb__fail_prefix("training step"), false;
     *v = nb_item(l);
     if (f->diverged_above == 0) set_divergence_threshold(f, *v, width);
@@ -469,8 +484,8 @@ nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out) {
         nb_generator g = nb_rng_get_state();
         for (int i = 0; i < nbuf; i++) saved[i] = nb_persist(nb_module_buffer(f->model, i, NULL));
         nb_scope_begin();
-        nb_ce_opts ce = {.label_smoothing = f->o.label_smoothing};
-        nb_tensor *l = nb_cross_entropy(nb_module_forward(f->model, x), y, &ce);
+        int64_t correct = 0;
+        nb_tensor *l = batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), &correct, NULL);
         if (l) nb_backward(l);
         nb_scope_end();
         nb_rng_set_state(g);
@@ -492,6 +507,11 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
     if (!m || !o || !train || !eval || !opts) return nb__fail(NB_ERR_ARG, "fit_new: NULL model, optimiser, loader or options");
     if (opts->epochs < 1) return nb__fail(NB_ERR_ARG, "fit_new: epochs must be at least 1, got %d", opts->epochs);
     if (opts->select_best && !opts->out) return nb__fail(NB_ERR_ARG, "fit_new: select_best needs an output folder (out)");
+    if (opts->teacher && !(isfinite(opts->temperature) && opts->temperature > 0))
+        return nb__fail(NB_ERR_ARG, "fit_new: the distillation temperature must be finite and above 0, got %g",
+                        (double)opts->temperature);
+    if (opts->teacher && !(opts->alpha >= 0 && opts->alpha <= 1))
+        return nb__fail(NB_ERR_ARG, "fit_new: the distillation alpha must be in [0, 1], got %g", (double)opts->alpha);
     if (opts->n_meta < 0 || opts->n_meta > 64 || (opts->n_meta > 0 && (!opts->meta_keys || !opts->meta_values)))
         return nb__fail(NB_ERR_ARG, "fit_new: n_meta must be 0 to 64 with its keys and values, got %d", opts->n_meta);
     if (opts->out && strlen(opts->out) + sizeof LONGEST_NAME > PATH_CAP)

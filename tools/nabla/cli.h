@@ -64,6 +64,24 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert_mnist(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+
+/* What another command adds to `nabla train`'s run (`nabla distill`, tools/nabla/distill.c):
+ * its usage and title, flag rows after train's (at most CLI_EXT_MAX_FLAGS), the names the
+ * model's --model / --model-file take, and a teacher for nb_fit_opts, which prepare loads and
+ * checks once the data, the model and the test loader exist (false after a message). */
+#define CLI_EXT_MAX_FLAGS 16
+typedef struct cli_train_ext {
+    const char *usage, *title, *out; /* out: the default of --out */
+    const cli_flag *flags;
+    int n_flags;
+    const char *model_flag, *model_file_flag;
+    bool (*prepare)(struct cli_train_ext *ext, nb_module *model, const nb_dataset *train, nb_loader *test);
+    nb_module *teacher; /* set by prepare; the caller of cli_train frees it */
+    double temperature, alpha;
+} cli_train_ext;
+/* `nabla train` (ext NULL), or with what ext adds; the exit status. */
+int cli_train(int argc, char **argv, cli_train_ext *ext);
 
 /* Reports a data set that could not be read from dir: the library's message, which names the
  * file; when dir is Fashion-MNIST's package folder and it is missing, how to install it. */
@@ -72,6 +90,9 @@ void cli_data_failed(const char *dir);
  * sample in eval mode); false after printing the file and sample of the first bad label, or why
  * the forward pass failed. */
 bool cli_check_labels(nb_module *m, const nb_dataset *ds);
+/* The number of outputs C of a model whose output for one sample of ds is [1, C] (0 for another
+ * shape), from that forward pass; -1 after printing why the pass failed. */
+int64_t cli_output_width(nb_module *m, const nb_dataset *ds);
 
 /* What `nabla train` records beside the weights in model.safetensors's metadata. */
 #define META_SPEC "nabla.model"     /* the JSON model spec */

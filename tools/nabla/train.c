@@ -119,7 +119,7 @@ void cli_data_failed(const char *dir) {
                 "--data DIR\n", dir);
 }
 
-bool cli_check_labels(nb_module *m, const nb_dataset *ds) {
+int64_t cli_output_width(nb_module *m, const nb_dataset *ds) {
     nb_dataset_info info = nb_dataset_info_get(ds);
     int64_t shape[NB_MAX_DIMS] = {1}, classes = -1;
     memcpy(shape + 1, info.sample_shape, sizeof(int64_t) * (size_t)info.sample_ndim);
@@ -135,7 +135,13 @@ bool cli_check_labels(nb_module *m, const nb_dataset *ds) {
     nb_scope_end();
     nb_module_train(m, training);
     nb_rng_set_state(g);
-    if (!forward_ok) return cli_fail("the model's forward pass"), false;
+    if (!forward_ok) return cli_fail("the model's forward pass"), -1;
+    return classes > 0 ? classes : 0;
+}
+
+bool cli_check_labels(nb_module *m, const nb_dataset *ds) {
+    int64_t classes = cli_output_width(m, ds);
+    if (classes < 0) return false;
     if (classes > 0 && nb_dataset_check_labels(ds, classes) != NB_OK)
         return cli_fail("checking the labels"), false;
     return true;
@@ -338,7 +344,9 @@ static bool train(const train_opts *o, run *r) {
     return true;
 }
 
-int cmd_train(int argc, char **argv) {
+int cmd_train(int argc, char **argv) { return cli_train(argc, argv, NULL); }
+
+int cli_train(int argc, char **argv, cli_train_ext *ext) {
     train_opts o = {.model = "784-64-64-10", .act = "relu", .data = "/usr/share/datasets/fashion-mnist",
                     .optim = "sgd", .sched = "cosine", .out = "runs/train", .lr = 0.01, .momentum = 0.9,
                     .gamma = 0.1, .epochs = 10, .batch = 64, .threads = nb_get_num_threads(),
@@ -393,8 +401,20 @@ int cmd_train(int argc, char **argv) {
         {"detect-anomaly", FLAG_BOOL, &o.detect_anomaly, "check every op's result and gradient for NaN and "
          "infinity; the first stops the run naming the op, the layer and the parameter (slow)"},
     };
+    /* with ext (nabla distill): its rows after train's, the student in the place of --model and
+     * --model-file (the table's first two rows), and its default output folder */
+    cli_flag all[sizeof flags / sizeof *flags + CLI_EXT_MAX_FLAGS];
+    int n_all = (int)(sizeof flags / sizeof *flags);
+    memcpy(all, flags, sizeof flags);
+    if (ext) {
+        o.out = ext->out;
+        all[0].name = ext->model_flag;
+        all[1].name = ext->model_file_flag;
+        memcpy(all + n_all, ext->flags, sizeof *all * (size_t)ext->n_flags);
+        n_all += ext->n_flags;
+    }
     const char *pos[1];
-    int np = cli_parse(argc, argv, 2, flags, (int)(sizeof flags / sizeof *flags), train_usage, pos, 0);
+    int np = cli_parse(argc, argv, 2, all, n_all, ext ? ext->usage : train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
     struct stat out_stat;
     if (!make_dirs(o.out)) {
@@ -413,6 +433,7 @@ int cmd_train(int argc, char **argv) {
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
+    ok = ok && (!ext || ext->prepare(ext, r.model, r.train_set, r.test));
     model_meta meta = {0};
     ok = ok && make_meta(&r, &meta);
     if (ok) {
@@ -420,9 +441,10 @@ int cmd_train(int argc, char **argv) {
                           .clip_norm = (float)o.clip_norm, .early_stop = o.early_stop, .select_best = selecting(&o),
                           .sched_on_loss = !strcmp(o.sched, "plateau"),
                           .num_classes = nb_dataset_info_get(r.train_set).num_classes, .log = stderr,
-                          .out = o.out, .title = "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
+                          .out = o.out, .title = ext ? ext->title : "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
                           .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
-                          .detect_anomaly = o.detect_anomaly};
+                          .detect_anomaly = o.detect_anomaly, .teacher = ext ? ext->teacher : NULL,
+                          .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
