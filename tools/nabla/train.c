@@ -353,7 +353,7 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
                     .step_size = 5, .val = -1, .patience = 2};
     const cli_flag flags[] = {
         {"model", FLAG_STRING, &o.model, "layer sizes, input to output"},
-        {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of --model"},
+        {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of the layer sizes"},
         {"act", FLAG_STRING, &o.act, "activation between layers: relu, leaky_relu, gelu, silu (swish), elu, "
          "mish, softplus, sigmoid, tanh, tanh_linear, atan, softsign, step or identity"},
         {"dropout", FLAG_FLOAT, &o.dropout, "dropout probability after each hidden activation", "[0, 1)"},
