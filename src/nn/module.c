@@ -236,6 +236,22 @@ void nb_module_train(nb_module *m, bool training) {
 bool nb_module_is_training(const nb_module *m) { return m && m->training; }
 const char *nb_module_type(const nb_module *m) { return m ? m->cls->name : NULL; }
 
+/* Takes m's own buffer named name out of m and frees it (the name table marked stale; names
+ * handed out stay valid).  false when m has no buffer of that name. */
+bool nb__module_drop_buffer(nb_module *m, const char *name) {
+    nb_module_entries *l = &m->buffers;
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->at[i].name, name)) {
+            nb_tensor_free(l->at[i].tensor);
+            nb__strfree(l->at[i].name);
+            memmove(&l->at[i], &l->at[i + 1], sizeof *l->at * (size_t)(l->n - i - 1));
+            l->n--;
+            names_changed(m);
+            return true;
+        }
+    return false;
+}
+
 /* ---- the name table: every parameter's and buffer's full name under a module, with its
  * tensor, in torch's named_parameters() / named_buffers() order (own entries, then each child's
  * prefixed "child.").  One block holds the table, its two arrays and the NUL-terminated names.

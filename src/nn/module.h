@@ -57,6 +57,9 @@ nb_module *nb__module_swap_child(nb_module *m, int i, nb_module *child);
 /* Frees m's children from index keep on; m keeps children 0 .. keep-1 (module.c). */
 void nb__module_drop_children(nb_module *m, int keep);
 
+/* Frees m's own buffer of that name (module.c); false when it has none. */
+bool nb__module_drop_buffer(nb_module *m, const char *name);
+
 /* The state of a built-in module known to be of class cls (no check, no error). */
 #define NB__STATE(type, m) ((type *)(m)->state)
 
