@@ -10,6 +10,7 @@
  */
 #include "check.h"
 #include "golden_json.h"
+#include "tmpdir.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -211,6 +212,62 @@ static void masks_hold_through_twenty_sgd_steps(void) {
     nb_module_free(m);
 }
 
+/* Why nb_prune_apply: with momentum from before pruning, the hook's zero gradients do not stop
+ * the optimiser moving a pruned weight; re-applying the mask after the step does. */
+static void momentum_moves_pruned_weights_unless_the_mask_is_reapplied(void) {
+    for (int reapply = 0; reapply < 2; reapply++) {
+        nb_manual_seed(10);
+        nb_module *m = mlp(4, 6, 3);
+        nb_tensor *x = nb_randn(NB_SHAPE(8, 4)), *ps[4];
+        nb_module_parameters(m, ps, 4);
+        nb_optim *opt = nb_sgd_new(4, ps, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9});
+        for (int step = 0; step < 3; step++) {
+            if (step == 1) CHECK(nb_prune_magnitude(m, 1, weights, 0.5f) == NB_OK);
+            nb_scope_begin();
+            nb_optim_zero_grad(opt);
+            CHECK(nb_backward(nb_sum(nb_module_forward(m, x))) == NB_OK);
+            CHECK(nb_optim_step(opt) == NB_OK);
+            if (reapply) CHECK(nb_prune_apply(m) == NB_OK);
+            nb_scope_end();
+        }
+        if (reapply) CHECK_EQ_INT(count_zeros(param(m, "0.weight")), 12);
+        else CHECK(count_zeros(param(m, "0.weight")) < 12);
+        nb_optim_free(opt);
+        nb_tensor_free(x);
+        nb_module_free(m);
+    }
+}
+
+/* A frozen parameter has no gradient to hook; it is pruned, held and removed all the same. */
+static void frozen_parameters_prune_without_a_hook(void) {
+    nb_manual_seed(11);
+    nb_module *m = mlp(4, 6, 3);
+    CHECK(nb_module_freeze(nb_module_child(m, "0"), true) == NB_OK);
+    CHECK(nb_prune_magnitude(m, 2, weights, 0.5f) == NB_OK);
+    CHECK_EQ_INT(count_zeros(param(m, "0.weight")), 12);
+    set_flat(param(m, "0.weight"), 0, 5.0f);
+    CHECK(nb_prune_apply(m) == NB_OK);
+    CHECK_EQ_INT(count_zeros(param(m, "0.weight")), 12);
+    CHECK(nb_prune_remove(m, 2, weights) == NB_OK);
+    CHECK_EQ_INT(nb_module_num_buffers(m), 0);
+    nb_module_free(m);
+}
+
+/* While masks are on, a saved model carries them (as torch's state_dict does), and loads into a
+ * model pruned the same way. */
+static void masks_save_and_load_with_the_model(void) {
+    nb_manual_seed(12);
+    nb_module *a = mlp(4, 6, 3), *b = mlp(4, 6, 3);
+    CHECK(nb_prune_magnitude(a, 2, weights, 0.5f) == NB_OK);
+    CHECK(nb_prune_magnitude(b, 2, weights, 0.25f) == NB_OK);
+    const char *path = tpath("pruned.safetensors");
+    CHECK(nb_module_save(a, path, 0, NULL, NULL) == NB_OK);
+    CHECK(nb_module_load(b, path) == NB_OK);
+    CHECK_EQ_INT(count_zeros(param(b, "0.weight_mask")), 12);
+    CHECK_EQ_INT(count_zeros(param(b, "0.weight")), 12);
+    nb_module_free(a), nb_module_free(b);
+}
+
 static void remove_keeps_the_zeros_and_drops_mask_and_hook(void) {
     nb_manual_seed(6);
     nb_module *m = mlp(4, 6, 3);
@@ -265,7 +322,7 @@ static void check_relative(const char *what, const nb_tensor *got, const json_t 
     double scale = 0, worst = 0;
     for (long i = 0; i < n; i++) scale = fmax(scale, fabs(w[i]));
     for (long i = 0; i < n; i++) worst = fmax(worst, fabs(g[i] - w[i]) / fmax(fabs(w[i]), 1e-5 * scale));
-    if (worst > 1e-5) fprintf(stderr, "%s: worst relative difference %.3g\n", what, worst);
+    fprintf(stderr, "%s: saliency's worst relative difference from torch %.3g\n", what, worst);
     CHECK(worst <= 1e-5);
     free(w);
 }
@@ -402,16 +459,21 @@ static void bad_input_is_refused_and_changes_nothing(void) {
 }
 
 int main(void) {
+    if (!tmpdir_make("nb_prune")) return 1;
     magnitude_prunes_the_smallest_fraction_ties_by_index();
     amount_rounds_half_to_even_as_torch();
     global_ranks_all_layers_together();
     sparsity_reports_each_parameter_and_both_globals();
     masks_hold_through_twenty_sgd_steps();
+    momentum_moves_pruned_weights_unless_the_mask_is_reapplied();
+    frozen_parameters_prune_without_a_hook();
+    masks_save_and_load_with_the_model();
     remove_keeps_the_zeros_and_drops_mask_and_hook();
     pruning_again_targets_the_whole_tensor();
     obd_saliency_matches_torch_hessian();
     obd_uses_hutchinson_above_the_cap();
     prune_obd_removes_the_lowest_saliencies();
     bad_input_is_refused_and_changes_nothing();
+    tmpdir_remove();
     return check_summary();
 }
