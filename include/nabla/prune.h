@@ -30,9 +30,11 @@ typedef struct nb_module nb_module;
 
 /* ---------------------------------------------------------------- by magnitude
  * torch's l1_unstructured on each parameter named (full names, "0.weight"): the round(amount *
- * numel) elements of smallest |w| (rounded half to even, as Python's round) are pruned.  Ties:
- * among equal scores the element of lower flat index is pruned first (torch's topk leaves the
- * order of ties unspecified).  The global form is torch's global_unstructured with L1Unstructured:
+ * numel) elements of smallest |w| (rounded half to even, as Python's round; amount * numel is
+ * computed in double from the float amount, so 0.35f * 10 is 3.4999999 -> 3 where torch's 0.35
+ * gives 4) are pruned.  Ties: among equal scores the element of lower flat index is pruned first
+ * (in the global form, of the parameter named first); torch's topk leaves the order of ties
+ * unspecified.  The global form is torch's global_unstructured with L1Unstructured:
  * one ranking over the elements of all the parameters named together, so each layer ends at its
  * own sparsity.  Everything is checked before anything changes: NB_ERR_ARG for an amount outside
  * [0, 1), a name that is not a parameter of model (named in the message), a name given twice or
