@@ -327,6 +327,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/data.h"
 #include "nabla/quant.h"
 #include "nabla/lora.h"
+#include "nabla/dist.h"
 
 #ifdef __cplusplus
 }
