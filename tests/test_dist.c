@@ -245,13 +245,15 @@ static void train(nb_module *m, nb_ddp *ddp, const nb_dataset *ds, int64_t batch
 
 /* Every rank starts from another initialisation, which nb_ddp_new replaces by rank 0's; after
  * 100 steps on 1/N of each batch of 64, every rank holds the weights one process gets with
- * batch 64 (the reference, trained here on rank 0). */
-static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(void) {
+ * batch 64 (the reference, trained here on rank 0).  The gradients are averaged after backward
+ * (nb_ddp_sync_grads) or by the parameters' hooks during it (nb_ddp_sync_in_backward). */
+static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(bool in_backward) {
     nb_dataset *ds = synthetic_dataset();
     nb_module *m = mlp(7 + (uint64_t)rank_);
     nb_ddp *ddp = nb_ddp_new(m, 320); /* small buckets: [bias 2, weight 2], [bias 1], [weight 1] */
     CHECK(ddp && nb_ddp_num_buckets(ddp) == 3);
-    train(m, ddp, ds, GLOBAL_BATCH / size_, size_, rank_);
+    if (in_backward) CHECK(nb_ddp_sync_in_backward(ddp) == NB_OK);
+    train(m, in_backward ? NULL : ddp, ds, GLOBAL_BATCH / size_, size_, rank_);
     for (int i = 0; i < nb_module_num_params(m); i++) { /* the copies agree bit for bit */
         nb_scope_begin();
         nb_tensor *p = nb_module_param(m, i, NULL), *all = nb_dist_allgather(p);
@@ -329,7 +331,8 @@ int main(int argc, char **argv) {
     allreduce_of_different_shapes_fails_on_every_rank();
     a_rank_with_a_wrong_dtype_fails_every_rank();
     recv_of_another_count_names_both();
-    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch();
+    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(false);
+    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(true);
     ddp_refuses_models_that_differ_between_ranks();
     CHECK(nb_dist_finalize() == NB_OK);
     CHECK(!nb_dist_is_initialized());

@@ -71,6 +71,13 @@ NB_API nb_ddp *nb_ddp_new(nb_module *model, size_t bucket_bytes);
  * allreduce per bucket.  A parameter without a gradient on this rank counts as zeros (and stays
  * without one). */
 NB_API nb_status nb_ddp_sync_grads(nb_ddp *d);
+/* For a training loop that cannot call nb_ddp_sync_grads between backward and the step (nb_fit):
+ * a hook on every parameter that requires grad (nabla/autograd.h) replaces the gradient each
+ * backward pass computes for it by its mean over ranks, one allreduce per parameter, as the pass
+ * ends.  The .grad that results equals nb_ddp_sync_grads' when gradients are zeroed before each
+ * backward (nb_fit does), not when they accumulate over several.  nb_ddp_free removes the hooks.
+ * Nothing with no process group. */
+NB_API nb_status nb_ddp_sync_in_backward(nb_ddp *d);
 NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
 NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
 

@@ -18,10 +18,14 @@ struct nb_ddp {
     int *bucket_start; /* bucket b is params[bucket_start[b] .. bucket_start[b + 1]) */
     float *buf;        /* host floats of the largest bucket */
     size_t buf_bytes;
+    int *hooks; /* with nb_ddp_sync_in_backward: params[i]'s hook handle, else NULL */
 };
 
 void nb_ddp_free(nb_ddp *d) {
     if (!d) return;
+    for (int i = 0; d->hooks && i < d->n_params; i++)
+        if (d->hooks[i]) nb_tensor_remove_hook(d->params[i], d->hooks[i]);
+    if (d->hooks) nb__dealloc(d->hooks, sizeof(int) * (size_t)(d->n_params + 1));
     nb__dealloc(d->params, sizeof(nb_tensor *) * (size_t)(d->n_params + 1));
     nb__dealloc(d->bucket_start, sizeof(int) * (size_t)(d->n_params + 1));
     if (d->buf) nb__dealloc(d->buf, d->buf_bytes);
@@ -123,4 +127,30 @@ nb_status nb_ddp_sync_grads(nb_ddp *d) {
 int nb_ddp_num_buckets(const nb_ddp *d) {
     if (!d) return nb__fail(NB_ERR_NULL, "ddp_num_buckets: ddp is NULL"), -1;
     return d->n_buckets;
+}
+
+/* The hook: the gradient the pass computed for one parameter, replaced by a copy holding its
+ * mean over ranks (a copy, as the pass may share the tensor with another gradient).  The pass
+ * runs its leaves' hooks in the same order on every rank, so the allreduces pair up. */
+static nb_tensor *mean_over_ranks(nb_tensor *grad, void *ctx) {
+    (void)ctx;
+    nb_tensor *mean = nb_mul_scalar(grad, 1.0f);
+    if (mean && nb_dist_allreduce(mean, NB_REDUCE_MEAN) != NB_OK) {
+        nb_tensor_free(mean);
+        return NULL;
+    }
+    return mean;
+}
+
+nb_status nb_ddp_sync_in_backward(nb_ddp *d) {
+    if (!d) return nb__fail_status(NB_ERR_NULL, "ddp_sync_in_backward: ddp is NULL");
+    if (d->hooks) return nb__fail_status(NB_ERR_ARG, "ddp_sync_in_backward: already on");
+    if (!nb_dist_is_initialized()) return NB_OK; /* a group of one */
+    if (!(d->hooks = nb__alloc(sizeof(int) * (size_t)(d->n_params + 1)))) return nb_error_code();
+    memset(d->hooks, 0, sizeof(int) * (size_t)(d->n_params + 1));
+    for (int i = 0; i < d->n_params; i++)
+        if (nb_requires_grad(d->params[i]) &&
+            !(d->hooks[i] = nb_tensor_register_hook(d->params[i], mean_over_ranks, d)))
+            return nb__fail_prefix("ddp_sync_in_backward: parameter %d", i);
+    return NB_OK;
 }
