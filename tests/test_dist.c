@@ -220,24 +220,35 @@ static nb_module *mlp(uint64_t seed) {
                                                 nb_linear_new(HIDDEN, CLASSES, true)});
 }
 
-/* STEPS of SGD with momentum on batches of `batch` as replica `rank` of `replicas`, the
- * gradients averaged by ddp when it is given. */
-static void train(nb_module *m, nb_ddp *ddp, const nb_dataset *ds, int64_t batch, int replicas,
-                  int rank) {
+/* How a data parallel run is set up: the gradients averaged after backward (nb_ddp_sync_grads)
+ * or by the parameters' hooks during it (nb_ddp_sync_in_backward); SGD with momentum or Adam;
+ * each step's gradient accumulated over `accum` micro-batches (communicating on the last only). */
+typedef struct {
+    bool in_backward, adam;
+    int accum;
+} ddp_setup;
+
+/* STEPS steps on batches of `batch` as replica `rank` of `replicas`, the gradients averaged by
+ * ddp when it is given. */
+static void train(nb_module *m, nb_ddp *ddp, ddp_setup k, const nb_dataset *ds, int64_t batch,
+                  int replicas, int rank) {
     nb_tensor *params[8];
     int n = nb_module_parameters(m, params, 8);
-    nb_optim *o = nb_sgd_new(n, params, (nb_sgd_opts){.lr = 0.05, .momentum = 0.9});
+    nb_optim *o = k.adam ? nb_adam_new(n, params, (nb_adam_opts){.lr = 0.01})
+                         : nb_sgd_new(n, params, (nb_sgd_opts){.lr = 0.05, .momentum = 0.9});
     nb_loader *l = nb_loader_new(ds, (nb_loader_opts){.batch_size = batch, .shuffle = true,
                                                       .seed = 11, .num_replicas = replicas,
                                                       .rank = rank});
     nb_tensor *x, *y;
-    for (int step = 0; step < STEPS && nb_loader_next(l, &x, &y); step++) {
-        nb_scope_begin();
+    for (int step = 0; step < STEPS; step++) {
         nb_optim_zero_grad(o);
-        CHECK(nb_backward(nb_cross_entropy(nb_module_forward(m, x), y, NULL)) == NB_OK);
-        if (ddp) CHECK(nb_ddp_sync_grads(ddp) == NB_OK);
+        for (int micro = 0; micro < k.accum && nb_loader_next(l, &x, &y); micro++) {
+            nb_scope_begin();
+            CHECK(nb_backward(nb_cross_entropy(nb_module_forward(m, x), y, NULL)) == NB_OK);
+            nb_scope_end();
+        }
+        if (ddp && !k.in_backward) CHECK(nb_ddp_sync_grads(ddp) == NB_OK);
         CHECK(nb_optim_step(o) == NB_OK);
-        nb_scope_end();
     }
     nb_loader_free(l);
     nb_optim_free(o);
@@ -245,15 +256,14 @@ static void train(nb_module *m, nb_ddp *ddp, const nb_dataset *ds, int64_t batch
 
 /* Every rank starts from another initialisation, which nb_ddp_new replaces by rank 0's; after
  * 100 steps on 1/N of each batch of 64, every rank holds the weights one process gets with
- * batch 64 (the reference, trained here on rank 0).  The gradients are averaged after backward
- * (nb_ddp_sync_grads) or by the parameters' hooks during it (nb_ddp_sync_in_backward). */
-static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(bool in_backward) {
+ * batch 64 (the reference, trained here on rank 0). */
+static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(ddp_setup k) {
     nb_dataset *ds = synthetic_dataset();
     nb_module *m = mlp(7 + (uint64_t)rank_);
     nb_ddp *ddp = nb_ddp_new(m, 320); /* small buckets: [bias 2, weight 2], [bias 1], [weight 1] */
     CHECK(ddp && nb_ddp_num_buckets(ddp) == 3);
-    if (in_backward) CHECK(nb_ddp_sync_in_backward(ddp) == NB_OK);
-    train(m, in_backward ? NULL : ddp, ds, GLOBAL_BATCH / size_, size_, rank_);
+    if (k.in_backward) CHECK(nb_ddp_sync_in_backward(ddp) == NB_OK);
+    train(m, ddp, k, ds, GLOBAL_BATCH / k.accum / size_, size_, rank_);
     for (int i = 0; i < nb_module_num_params(m); i++) { /* the copies agree bit for bit */
         nb_scope_begin();
         nb_tensor *p = nb_module_param(m, i, NULL), *all = nb_dist_allgather(p);
@@ -267,7 +277,7 @@ static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(bool in_back
     }
     if (rank_ == 0) {
         nb_module *ref = mlp(7);
-        train(ref, NULL, ds, GLOBAL_BATCH, 1, 0);
+        train(ref, NULL, k, ds, GLOBAL_BATCH / k.accum, 1, 0);
         for (int i = 0; i < nb_module_num_params(m); i++) {
             const nb_tensor *p = nb_module_param(m, i, NULL), *q = nb_module_param(ref, i, NULL);
             int64_t k = nb_numel(q);
@@ -331,8 +341,10 @@ int main(int argc, char **argv) {
     allreduce_of_different_shapes_fails_on_every_rank();
     a_rank_with_a_wrong_dtype_fails_every_rank();
     recv_of_another_count_names_both();
-    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(false);
-    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(true);
+    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.accum = 1});
+    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.in_backward = true, .adam = true, .accum = 1});
+    /* gradient accumulation: 2 micro-batches of 32 a step, the allreduce after the second */
+    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.accum = 2});
     ddp_refuses_models_that_differ_between_ranks();
     CHECK(nb_dist_finalize() == NB_OK);
     CHECK(!nb_dist_is_initialized());

@@ -69,7 +69,8 @@ typedef struct nb_ddp nb_ddp;
 NB_API nb_ddp *nb_ddp_new(nb_module *model, size_t bucket_bytes);
 /* Call after backward on every rank: each parameter's gradient becomes the mean over ranks, one
  * allreduce per bucket.  A parameter without a gradient on this rank counts as zeros (and stays
- * without one). */
+ * without one).  Gradient accumulation: backward on several micro-batches, then this once before
+ * the step (the inner backwards communicate nothing, as under torch's no_sync). */
 NB_API nb_status nb_ddp_sync_grads(nb_ddp *d);
 /* For a training loop that cannot call nb_ddp_sync_grads between backward and the step (nb_fit):
  * a hook on every parameter that requires grad (nabla/autograd.h) replaces the gradient each
