@@ -319,8 +319,10 @@ static bool print_epoch(const nb_fit_epoch *e, void *user) {
 /* --parallel data: joins the ranks mpirun started, each of which trains on its 1/N of every
  * batch with the gradients averaged over ranks in every backward pass (nb_ddp_sync_in_backward),
  * so the run takes the steps one process takes on the whole batch.  Every rank runs the same
- * command; rank 0 alone prints and writes OUT.  False after a message. */
-static bool start_data_parallel(train_opts *o) {
+ * command; rank 0 alone prints and writes OUT.  A rank that fails exits without leaving the group,
+ * which makes mpirun end every rank (none is left waiting in an allreduce).  False after a
+ * message. */
+static bool start_data_parallel(const train_opts *o) {
     if (nb_dist_init(NULL, NULL) != NB_OK) return cli_fail("--parallel data"), false;
     int size = nb_dist_size();
     if (o->batch % size) {
@@ -470,6 +472,6 @@ int cmd_train(int argc, char **argv) {
     if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(o.out, "curves.svg"), join(o.out, "curves.csv"));
     meta_free(&meta);
     free_run(&r);
-    if (data_parallel) nb_dist_finalize();
+    if (data_parallel && ok) nb_dist_finalize(); /* see start_data_parallel */
     return ok ? 0 : 1;
 }
