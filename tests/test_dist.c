@@ -6,6 +6,8 @@
 #include "check.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define SKIP_CODE 77 /* the test's SKIP_RETURN_CODE in CMakeLists.txt */
 
@@ -305,6 +307,16 @@ static void ddp_refuses_models_that_differ_between_ranks(void) {
     nb_module_free(m);
 }
 
+/* `test_dist N stall` (ctest test_dist_stalled_rank_ends_the_job, with NB_DIST_TIMEOUT=1): rank 0
+ * waits in a barrier the others never reach.  The deadline must end the job with a message
+ * naming the call and the rank (ctest matches it; a hang runs into ctest's timeout). */
+static int stall(void) {
+    if (rank_ == 0) nb_dist_barrier();
+    else sleep(30);
+    fprintf(stderr, "test_dist: rank %d: the stalled barrier did not end the job\n", rank_);
+    return 1;
+}
+
 /* Without MPI, every call that needs it says so; the single-process answers stay. */
 static int without_mpi(void) {
     CHECK_ERROR(NB_ERR_DEVICE, "dist: this build has no MPI");
@@ -331,6 +343,7 @@ int main(int argc, char **argv) {
     size_ = nb_dist_size();
     /* the size mpirun was asked for, so a launcher that starts N singletons is caught */
     if (argc > 1) CHECK_EQ_INT(size_, atoi(argv[1]));
+    if (argc > 2 && !strcmp(argv[2], "stall")) return stall();
     CHECK(size_ >= 2 && size_ <= 4);
     allreduce_sums_and_averages_every_rank();
     allreduce_writes_through_a_view();

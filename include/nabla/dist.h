@@ -15,6 +15,11 @@
  * rank 0 of a group of one.  The same three answers hold in an MPI build before nb_dist_init;
  * collectives then fail with NB_ERR_ARG ("not initialised").
  *
+ * Faults: a call that gets no answer from the other ranks within NB_DIST_TIMEOUT seconds (an
+ * environment variable read by nb_dist_init; default 600, torch's NCCL default), because a rank
+ * died, hangs or called something else, prints which call on which rank waited and ends the
+ * whole job (MPI_Abort), where MPI alone would wait for ever.
+ *
  * Process-wide state: call everything from one thread (the one that called nb_dist_init).
  */
 /* Included by nabla.h (inside its extern "C"); include that one. */

@@ -2,15 +2,23 @@
  * mpi.c — the MPI transport of process groups (dist.h), built where CMake finds MPI.  It works
  * on a duplicate of COMM_WORLD whose errors return instead of aborting, so a failing call
  * becomes nabla's error naming the MPI function, the rank and MPI's own words.
+ *
+ * Every call is MPI's non-blocking form, waited for with a deadline (NB_DIST_TIMEOUT seconds,
+ * default 600, torch's NCCL default): a rank that died, hangs, or called something else leaves
+ * the others waiting in a blocking call for ever, whereas here the first to pass the deadline
+ * says which call on which rank found no answer and ends the job (MPI_Abort), as torch's
+ * watchdog does.
  */
 #include "dist.h"
 
 #include <limits.h>
 #include <mpi.h>
+#include <stdlib.h>
 
 static MPI_Comm comm = MPI_COMM_NULL;
 static bool owns_mpi; /* nb_dist_init called MPI_Init, so finalize calls MPI_Finalize */
 static int my_rank, my_size = 1;
+static double timeout_s = 600;
 
 static nb_status checked(int rc, const char *call) {
     if (rc == MPI_SUCCESS) return NB_OK;
@@ -21,6 +29,44 @@ static nb_status checked(int rc, const char *call) {
                            len, msg);
 }
 
+/* Ends the job when a call started at `start` has passed the deadline (see the top of this
+ * file). */
+static void deadline(double start, const char *call) {
+    if (MPI_Wtime() - start <= timeout_s) return;
+    fprintf(stderr, "nabla: dist: rank %d of %d: %s: no answer from the other ranks after %g s "
+            "(NB_DIST_TIMEOUT): a rank died or called something else; ending the job\n", my_rank,
+            my_size, call, timeout_s);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* Waits for req until the deadline. */
+static nb_status finish(MPI_Request *req, const char *call) {
+    double start = MPI_Wtime();
+    for (;;) {
+        int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done) return checked(rc, call);
+        deadline(start, call);
+    }
+}
+
+/* started = the return code of a non-blocking call on req; then its end */
+static nb_status started(int rc, MPI_Request *req, const char *call) {
+    return rc == MPI_SUCCESS ? finish(req, call) : checked(rc, call);
+}
+
+/* NB_DIST_TIMEOUT: seconds > 0, or unset */
+static nb_status read_timeout(void) {
+    const char *v = getenv("NB_DIST_TIMEOUT");
+    if (!v) return NB_OK;
+    char *end;
+    double t = strtod(v, &end);
+    if (end == v || *end || !(t > 0))
+        return nb__fail_status(NB_ERR_ARG, "dist: init: NB_DIST_TIMEOUT=\"%s\" is not a number of "
+                               "seconds > 0", v);
+    timeout_s = t;
+    return NB_OK;
+}
+
 /* MPI counts are ints: a larger buffer is refused rather than cut */
 static bool count_ok(int64_t n, const char *call) {
     if (n <= INT_MAX) return true;
@@ -29,6 +75,7 @@ static bool count_ok(int64_t n, const char *call) {
 }
 
 static nb_status mpi_init(int *argc, char ***argv) {
+    if (read_timeout() != NB_OK) return nb_error_code();
     int already = 0;
     MPI_Initialized(&already);
     if (!already && checked(MPI_Init(argc, argv), "MPI_Init") != NB_OK) return nb_error_code();
@@ -60,7 +107,9 @@ static nb_status mpi_agree(const int64_t *v, int k, int64_t *lo, int64_t *hi) {
         both[i] = v[i];
         both[k + i] = -v[i];
     }
-    if (checked(MPI_Allreduce(both, out, 2 * k, MPI_INT64_T, MPI_MAX, comm), "MPI_Allreduce") != NB_OK)
+    MPI_Request req;
+    if (started(MPI_Iallreduce(both, out, 2 * k, MPI_INT64_T, MPI_MAX, comm, &req), &req,
+                "MPI_Iallreduce") != NB_OK)
         return nb_error_code();
     for (int i = 0; i < k; i++) {
         hi[i] = out[i];
@@ -70,50 +119,67 @@ static nb_status mpi_agree(const int64_t *v, int k, int64_t *lo, int64_t *hi) {
 }
 
 static nb_status mpi_allreduce_sum(float *buf, int64_t n) {
-    if (!count_ok(n, "MPI_Allreduce")) return nb_error_code();
-    return checked(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, comm),
-                   "MPI_Allreduce");
+    MPI_Request req;
+    if (!count_ok(n, "MPI_Iallreduce")) return nb_error_code();
+    return started(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, comm, &req), &req,
+                   "MPI_Iallreduce");
 }
 
 static nb_status mpi_broadcast(float *buf, int64_t n, int root) {
-    if (!count_ok(n, "MPI_Bcast")) return nb_error_code();
-    return checked(MPI_Bcast(buf, (int)n, MPI_FLOAT, root, comm), "MPI_Bcast");
+    MPI_Request req;
+    if (!count_ok(n, "MPI_Ibcast")) return nb_error_code();
+    return started(MPI_Ibcast(buf, (int)n, MPI_FLOAT, root, comm, &req), &req, "MPI_Ibcast");
 }
 
 static nb_status mpi_allgather(float *out, const float *in, int64_t n) {
-    if (!count_ok(n * my_size, "MPI_Allgather")) return nb_error_code();
-    return checked(MPI_Allgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm),
-                   "MPI_Allgather");
+    MPI_Request req;
+    if (!count_ok(n * my_size, "MPI_Iallgather")) return nb_error_code();
+    return started(MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm, &req), &req,
+                   "MPI_Iallgather");
 }
 
 static nb_status mpi_reduce_scatter_sum(float *out, const float *in, int64_t n) {
-    if (!count_ok(n * my_size, "MPI_Reduce_scatter_block")) return nb_error_code();
-    return checked(MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, comm),
-                   "MPI_Reduce_scatter_block");
+    MPI_Request req;
+    if (!count_ok(n * my_size, "MPI_Ireduce_scatter_block")) return nb_error_code();
+    return started(MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, comm, &req), &req,
+                   "MPI_Ireduce_scatter_block");
 }
 
 static nb_status mpi_send(const float *buf, int64_t n, int dst) {
-    if (!count_ok(n, "MPI_Send")) return nb_error_code();
-    return checked(MPI_Send(buf, (int)n, MPI_FLOAT, dst, 0, comm), "MPI_Send");
+    MPI_Request req;
+    if (!count_ok(n, "MPI_Isend")) return nb_error_code();
+    return started(MPI_Isend(buf, (int)n, MPI_FLOAT, dst, 0, comm, &req), &req, "MPI_Isend");
 }
 
 /* The message's size is looked at before it is taken, so a sender of another count is an error
  * naming both, not a truncation. */
 static nb_status mpi_recv(float *buf, int64_t n, int src) {
-    if (!count_ok(n, "MPI_Recv")) return nb_error_code();
+    if (!count_ok(n, "MPI_Irecv")) return nb_error_code();
     MPI_Status status;
-    int got = 0;
-    if (checked(MPI_Probe(src, 0, comm, &status), "MPI_Probe") != NB_OK) return nb_error_code();
+    MPI_Message msg;
+    MPI_Request req;
+    int got = 0, found = 0;
+    double start = MPI_Wtime();
+    while (!found) { /* MPI_Improbe has no request: the deadline is kept here */
+        if (checked(MPI_Improbe(src, 0, comm, &found, &msg, &status), "MPI_Improbe") != NB_OK)
+            return nb_error_code();
+        if (!found) deadline(start, "MPI_Improbe");
+    }
     MPI_Get_count(&status, MPI_FLOAT, &got);
     if (got != n) {
-        MPI_Recv(NULL, 0, MPI_BYTE, src, 0, comm, MPI_STATUS_IGNORE); /* drop it: it is an error */
+        float *sink = nb__alloc(sizeof(float) * (size_t)(got > 0 ? got : 1)); /* drop it */
+        MPI_Mrecv(sink, sink ? got : 0, MPI_FLOAT, &msg, MPI_STATUS_IGNORE);
+        if (sink) nb__dealloc(sink, sizeof(float) * (size_t)(got > 0 ? got : 1));
         return nb__fail_status(NB_ERR_SHAPE, "dist: recv: rank %d of %d expected %lld elements "
                                "from rank %d, which sent %d", my_rank, my_size, (long long)n, src, got);
     }
-    return checked(MPI_Recv(buf, (int)n, MPI_FLOAT, src, 0, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+    return started(MPI_Imrecv(buf, (int)n, MPI_FLOAT, &msg, &req), &req, "MPI_Imrecv");
 }
 
-static nb_status mpi_barrier(void) { return checked(MPI_Barrier(comm), "MPI_Barrier"); }
+static nb_status mpi_barrier(void) {
+    MPI_Request req;
+    return started(MPI_Ibarrier(comm, &req), &req, "MPI_Ibarrier");
+}
 
 const nb__dist_backend nb__dist_mpi = {
     .name = "mpi",
