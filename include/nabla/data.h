@@ -239,6 +239,15 @@ typedef struct {
     bool drop_last;      /* leave out a last, smaller batch */
     bool prefetch;       /* a background thread prepares the next batch */
     nb_transforms transforms;
+    /* The distributed sampler (torch's DistributedSampler, for data parallel training,
+     * nabla/dist.h): with num_replicas N > 1 this loader is replica `rank` of N and its epoch is
+     * positions rank, rank + N, rank + 2N, ... of the whole epoch's order (the shuffled one with
+     * shuffle, the same on every replica for the same seed), ceil(n / N) samples, the last ones
+     * taken again from the start when N does not divide n (torch pads so).  So with batch
+     * B / N, batch k of the N replicas together holds exactly batch k of one loader of batch B
+     * (when N divides B and n).  0 and 1: one replica; rank in [0, N). */
+    int64_t num_replicas;
+    int64_t rank;
 } nb_loader_opts;
 
 typedef struct nb_loader nb_loader;

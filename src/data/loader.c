@@ -32,6 +32,7 @@ struct nb_loader {
     const nb_dataset *ds;
     nb_loader_opts opts;
     int64_t batch, n_batches;
+    int64_t n, replicas; /* samples of this replica's epoch; replicas >= 1 (opts.num_replicas) */
     int64_t epoch, next; /* next: the batch the following nb_loader_next returns */
     uint64_t key;        /* nb__epoch_key(seed, epoch) */
     int64_t *perm;       /* NULL without shuffle: the identity */
@@ -91,6 +92,13 @@ typedef struct {
     char *y;
 } fill_job;
 
+/* The data set index of position p of this replica's epoch: position rank + replicas p of the
+ * whole epoch's order, wrapping to its start past the end (the distributed sampler's padding). */
+static int64_t sample_at(const nb_loader *l, int64_t p) {
+    int64_t g = (l->opts.rank + l->replicas * p) % l->ds->n;
+    return l->perm ? l->perm[g] : g;
+}
+
 /* Samples [lo, hi) of the batch. */
 static void fill_range(void *arg, int64_t lo, int64_t hi) {
     const fill_job *f = arg;
@@ -99,8 +107,8 @@ static void fill_range(void *arg, int64_t lo, int64_t hi) {
     int64_t start = f->start, count = f->count, m = ds->sample_numel, k = ds->target_dim;
     float *x = f->x;
     for (int64_t i = lo; i < hi; i++) {
-        int64_t s = l->perm ? l->perm[start + i] : start + i;
-        if (i + 1 < count) prefetch_sample(ds, l->perm ? l->perm[start + i + 1] : start + i + 1);
+        int64_t s = sample_at(l, start + i);
+        if (i + 1 < count) prefetch_sample(ds, sample_at(l, start + i + 1));
         nb__transform_sample(&l->opts.transforms, ds, s, l->epoch, l->key, x + i * m,
                              f->buf->scratch ? f->buf->scratch + i * f->plane : NULL);
         if (ds->target == NB_TARGET_CLASS) ((int32_t *)f->y)[i] = ((const int32_t *)ds->y)[s];
@@ -111,7 +119,7 @@ static void fill_range(void *arg, int64_t lo, int64_t hi) {
 
 static void fill(nb_loader *l, int64_t b, batch_buf *buf) {
     const nb_dataset *ds = l->ds;
-    int64_t start = b * l->batch, count = ds->n - start < l->batch ? ds->n - start : l->batch;
+    int64_t start = b * l->batch, count = l->n - start < l->batch ? l->n - start : l->batch;
     buf->x->shape[0] = count; /* the loader's own tensor: strides do not depend on dim 0 */
     if (buf->y) buf->y->shape[0] = count;
     /* samples are independent and each one's randomness depends on its index only, so the batch
@@ -173,6 +181,9 @@ static bool opts_ok(const nb_dataset *ds, const nb_loader_opts *o) {
     if (o->batch_size < 0)
         return nb__fail(NB_ERR_ARG, "loader_new: batch_size %lld is negative",
                         (long long)o->batch_size), false;
+    if (o->num_replicas < 0 || o->rank < 0 || o->rank >= (o->num_replicas ? o->num_replicas : 1))
+        return nb__fail(NB_ERR_ARG, "loader_new: rank %lld is not a replica of num_replicas %lld",
+                        (long long)o->rank, (long long)o->num_replicas), false;
     return nb__transforms_check(&o->transforms, ds);
 }
 
@@ -204,9 +215,11 @@ nb_loader *nb_loader_new(const nb_dataset *ds, nb_loader_opts opts) {
     l->ds = ds;
     l->opts = opts;
     l->batch = opts.batch_size ? opts.batch_size : 1;
-    l->n_batches = opts.drop_last ? ds->n / l->batch : (ds->n + l->batch - 1) / l->batch;
+    l->replicas = opts.num_replicas ? opts.num_replicas : 1;
+    l->n = (ds->n + l->replicas - 1) / l->replicas;
+    l->n_batches = opts.drop_last ? l->n / l->batch : (l->n + l->batch - 1) / l->batch;
     l->job = -1;
-    int64_t rows = l->batch < ds->n ? l->batch : ds->n;
+    int64_t rows = l->batch < l->n ? l->batch : l->n;
     if (opts.shuffle && !(l->perm = nb__alloc(sizeof(int64_t) * (size_t)ds->n))) goto fail;
     for (int i = 0; i < (opts.prefetch ? 2 : 1); i++)
         if (!make_buf(l, &l->buf[i], rows)) goto fail;

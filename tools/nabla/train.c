@@ -28,6 +28,7 @@ typedef struct {
     const char *init; /* --init: a weight scheme for the whole model, or NULL */
     double rotate, crop_scale; /* augmentation, read by load_data */
     bool grad_norms, detect_anomaly; /* nb_fit_opts' */
+    const char *parallel; /* --parallel: "none", or "data" over the ranks mpirun starts */
 } train_opts;
 
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
     int val;                /* samples held out for validation (0: evaluation on the test set) */
     nb_fit *fit;
     int stop_after;         /* --stop-after, read by the epoch callback */
+    nb_ddp *ddp;            /* --parallel data: the gradients' mean over ranks */
 } run;
 
 /* Early stopping and the plateau schedule choose among epochs by the evaluation loss. */
@@ -186,9 +188,11 @@ static bool load_data(const train_opts *o, run *r) {
         augment.crop_scale[0] = (float)o->crop_scale;
         augment.crop_scale[1] = 1.0f;
     }
-    r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch, .shuffle = true,
+    /* with --parallel data each rank takes its share of every batch (1 rank and 0 without) */
+    r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch / nb_dist_size(), .shuffle = true,
                                                             .seed = (uint64_t)o->seed, .prefetch = o->prefetch,
-                                                            .transforms = augment});
+                                                            .transforms = augment, .num_replicas = nb_dist_size(),
+                                                            .rank = nb_dist_rank()});
     r->eval = nb_loader_new(r->eval_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf});
     r->test = r->test_set ? nb_loader_new(r->test_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf}) : r->eval;
     if (!r->train || !r->eval || !r->test) return cli_fail("making the data loaders"), false;
@@ -212,7 +216,7 @@ static bool build_model(const train_opts *o, run *r) {
 /* The memory a run needs (nb_fit_measure_memory) and the data's. */
 static void report_memory(const run *r) {
     nb_fit_memory m;
-    if (nb_fit_measure_memory(r->fit, &m) != NB_OK) return;
+    if (nb_fit_measure_memory(r->fit, &m) != NB_OK || nb_dist_rank() != 0) return;
     nb_dataset_info a = nb_dataset_info_get(r->train_set), b = nb_dataset_info_get(r->eval_set);
     fprintf(stderr, "memory: parameters %.1f KiB (+ gradients %.1f KiB, optimiser state %.1f KiB), "
             "one step %.1f KiB, data %.1f MiB\n", (double)m.parameters / 1024, (double)m.parameters / 1024,
@@ -221,6 +225,7 @@ static void report_memory(const run *r) {
 
 static void free_run(run *r) {
     nb_fit_free(r->fit);
+    nb_ddp_free(r->ddp);
     nb_sched_free(r->sched);
     nb_optim_free(r->optim);
     nb_module_free(r->model);
@@ -317,6 +322,27 @@ static bool print_epoch(const nb_fit_epoch *e, void *user) {
     return !(r->stop_after > 0 && e->epoch >= r->stop_after);
 }
 
+/* --parallel data: joins the ranks mpirun started, each of which trains on its 1/N of every
+ * batch with the gradients averaged over ranks in every backward pass (nb_ddp_sync_in_backward),
+ * so the run takes the steps one process takes on the whole batch.  Every rank runs the same
+ * command; rank 0 alone prints and writes OUT.  A rank that fails exits without leaving the group,
+ * which makes mpirun end every rank (none is left waiting in an allreduce).  False after a
+ * message. */
+static bool start_data_parallel(const train_opts *o) {
+    if (nb_dist_init(NULL, NULL) != NB_OK) return cli_fail("--parallel data"), false;
+    int size = nb_dist_size();
+    if (o->batch % size) {
+        fprintf(stderr, "nabla: --parallel data: --batch %d is not a multiple of the %d ranks\n", o->batch, size);
+        return false;
+    }
+    if (selecting(o)) { /* the best epoch's weights go back through OUT, which rank 0 alone writes */
+        fprintf(stderr, "nabla: --parallel data does not combine with --early-stop or --sched plateau yet\n");
+        return false;
+    }
+    if (nb_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return false;
+    return true;
+}
+
 /* Trains with nb_fit and says how the run ended; with model selection, the test figures of the
  * weights kept.  False after a message when training failed or diverged (exit status 1). */
 static bool train(const train_opts *o, run *r) {
@@ -350,7 +376,7 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     train_opts o = {.model = "784-64-64-10", .act = "relu", .data = "/usr/share/datasets/fashion-mnist",
                     .optim = "sgd", .sched = "cosine", .out = "runs/train", .lr = 0.01, .momentum = 0.9,
                     .gamma = 0.1, .epochs = 10, .batch = 64, .threads = nb_get_num_threads(),
-                    .step_size = 5, .val = -1, .patience = 2};
+                    .step_size = 5, .val = -1, .patience = 2, .parallel = "none"};
     const cli_flag flags[] = {
         {"model", FLAG_STRING, &o.model, "layer sizes, input to output"},
         {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of the layer sizes"},
@@ -400,6 +426,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
          "to OUT/grad_norms.csv"},
         {"detect-anomaly", FLAG_BOOL, &o.detect_anomaly, "check every op's result and gradient for NaN and "
          "infinity; the first stops the run naming the op, the layer and the parameter (slow)"},
+        {"parallel", FLAG_STRING, &o.parallel, "data: train over the ranks `mpirun -np N` starts, each on 1/N of "
+         "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes)", NULL,
+         "none data"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -416,6 +445,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, all, n_all, ext ? ext->usage : train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
+    bool data_parallel = !strcmp(o.parallel, "data");
+    if (data_parallel && !start_data_parallel(&o)) return 1;
+    bool rank0 = nb_dist_rank() == 0;
     struct stat out_stat;
     if (!make_dirs(o.out)) {
         fprintf(stderr, "nabla: cannot make the output folder %s: %s\n", o.out, strerror(errno));
@@ -427,10 +459,12 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     }
     nb_set_num_threads(o.threads);
     nb_manual_seed((uint64_t)o.seed);
-    fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
+    if (rank0) fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
     run r = {.stop_after = o.stop_after};
     bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
+              (!data_parallel || ((r.ddp = nb_ddp_new(r.model, 0)) && nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
+               (cli_fail("--parallel data"), false)) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
     ok = ok && (!ext || ext->prepare(ext, r.model, r.train_set, r.test));
@@ -440,8 +474,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         nb_fit_opts fo = {.epochs = o.epochs, .label_smoothing = (float)o.label_smoothing,
                           .clip_norm = (float)o.clip_norm, .early_stop = o.early_stop, .select_best = selecting(&o),
                           .sched_on_loss = !strcmp(o.sched, "plateau"),
-                          .num_classes = nb_dataset_info_get(r.train_set).num_classes, .log = stderr,
-                          .out = o.out, .title = ext ? ext->title : "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
+                          .num_classes = nb_dataset_info_get(r.train_set).num_classes,
+                          .log = rank0 ? stderr : NULL, .out = rank0 ? o.out : NULL,
+                          .title = ext ? ext->title : "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
                           .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
                           .detect_anomaly = o.detect_anomaly, .teacher = ext ? ext->teacher : NULL,
                           .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0};
@@ -450,9 +485,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     }
     if (ok && o.resume && nb_fit_resume(r.fit, o.resume) != NB_OK) ok = !cli_say();
     if (ok) {
-        nb_module_fprint(stderr, r.model);
-        fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
-        report_memory(&r);
+        if (rank0) nb_module_fprint(stderr, r.model);
+        if (rank0) fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
+        report_memory(&r); /* every rank: its measuring pass runs backward, whose allreduces pair up */
         if (nb_fit_info_get(r.fit).epoch >= o.epochs) /* a finished run: OUT still gets its files */
             fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
         ok = train(&o, &r);
@@ -460,5 +495,6 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(o.out, "curves.svg"), join(o.out, "curves.csv"));
     meta_free(&meta);
     free_run(&r);
+    if (data_parallel && ok) nb_dist_finalize(); /* see start_data_parallel */
     return ok ? 0 : 1;
 }

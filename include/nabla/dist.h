@@ -1,0 +1,90 @@
+/*
+ * nabla/dist.h — training on many processes: process groups and data parallelism.
+ *
+ * A process group is every process of the job (MPI's COMM_WORLD), started by the cluster's own
+ * launcher: `mpirun -np 4 ./train`.  Collectives are called by every rank in the same order, on
+ * float32 tensors of the same shape on every rank; each one first agrees on the shapes, so a rank
+ * whose tensor differs makes the call fail on every rank (NB_ERR_SHAPE, the message names the op,
+ * the rank and its shape) instead of hanging.  Tensors may live on any backend and be views:
+ * where the backend's memory is the host's and the tensor is contiguous, MPI reads and writes it
+ * in place; otherwise it travels through a host copy.
+ *
+ * The library is built with the distributed part only where MPI is found (Debian's OpenMPI).
+ * Without it every call below fails with NB_ERR_DEVICE and "dist: this build has no MPI", except
+ * nb_dist_rank (0), nb_dist_size (1) and nb_dist_is_initialized (false): a single process is
+ * rank 0 of a group of one.  The same three answers hold in an MPI build before nb_dist_init;
+ * collectives then fail with NB_ERR_ARG ("not initialised").
+ *
+ * Faults: a call that gets no answer from the other ranks within NB_DIST_TIMEOUT seconds (an
+ * environment variable read by nb_dist_init; default 600, torch's NCCL default), because a rank
+ * died, hangs or called something else, prints which call on which rank waited and ends the
+ * whole job (MPI_Abort), where MPI alone would wait for ever.
+ *
+ * Process-wide state: call everything from one thread (the one that called nb_dist_init).
+ */
+/* Included by nabla.h (inside its extern "C"); include that one. */
+#ifndef NABLA_DIST_H
+#define NABLA_DIST_H
+
+typedef struct nb_module nb_module;
+
+/* Joins the job (MPI_Init on argc/argv, which may be NULL); adopts an MPI the caller already
+ * initialised.  Calling it twice is NB_ERR_ARG. */
+NB_API nb_status nb_dist_init(int *argc, char ***argv);
+/* Leaves it (MPI_Finalize, when nb_dist_init initialised MPI); after it nothing may be called
+ * again in this process.  NB_ERR_ARG when not initialised. */
+NB_API nb_status nb_dist_finalize(void);
+NB_API bool nb_dist_is_initialized(void);
+NB_API int nb_dist_rank(void); /* 0 .. size - 1 */
+NB_API int nb_dist_size(void);
+
+typedef enum { NB_REDUCE_SUM, NB_REDUCE_MEAN, NB_REDUCE_COUNT } nb_dist_reduce;
+
+/* In place: t = the sum (or the mean, the sum / size) of every rank's t. */
+NB_API nb_status nb_dist_allreduce(nb_tensor *t, nb_dist_reduce op);
+/* In place: t = root's t. */
+NB_API nb_status nb_dist_broadcast(nb_tensor *t, int root);
+/* A new tensor [size, t's shape] whose slice r is rank r's t (torch.stack of all_gather). */
+NB_API nb_tensor *nb_dist_allgather(const nb_tensor *t);
+/* t [size k, ...] on every rank: a new tensor [k, ...], rows rank k .. rank k + k - 1 of the
+ * sum (or mean) of every rank's t (torch's reduce_scatter_tensor).  NB_ERR_SHAPE when dim 0 is
+ * not a multiple of size. */
+NB_API nb_tensor *nb_dist_reduce_scatter(const nb_tensor *t, nb_dist_reduce op);
+/* Point to point: t's elements to rank dst; recv fills t from rank src and fails (NB_ERR_SHAPE,
+ * naming both counts) when src sent another number of elements. */
+NB_API nb_status nb_dist_send(const nb_tensor *t, int dst);
+NB_API nb_status nb_dist_recv(nb_tensor *t, int src);
+NB_API nb_status nb_dist_barrier(void);
+
+/* ---------------------------------------------------------------- data parallel
+ * torch's DistributedDataParallel: every rank holds the whole model and trains on its own share
+ * of each batch (a loader with num_replicas and rank, nabla/data.h); after backward the gradients
+ * are averaged over ranks, so every rank's optimiser takes the same step and the copies stay
+ * equal.  With the per-rank batch B / size and a mean loss, that is the step one process takes
+ * on batch B.
+ */
+typedef struct nb_ddp nb_ddp;
+
+/* Starts data parallel training of model: broadcasts its parameters and buffers from rank 0 (so
+ * every rank starts from rank 0's initialisation) and groups the parameters into buckets of
+ * about bucket_bytes (0: 25 MiB, torch's default), in reverse order, the order backward makes
+ * their gradients.  Every rank must pass a model of the same parameter shapes (checked).  With no
+ * process group (nb_dist_is_initialized false) it is a group of one: nothing is communicated.
+ * The model must outlive the nb_ddp. */
+NB_API nb_ddp *nb_ddp_new(nb_module *model, size_t bucket_bytes);
+/* Call after backward on every rank: each parameter's gradient becomes the mean over ranks, one
+ * allreduce per bucket.  A parameter without a gradient on this rank counts as zeros (and stays
+ * without one).  Gradient accumulation: backward on several micro-batches, then this once before
+ * the step (the inner backwards communicate nothing, as under torch's no_sync). */
+NB_API nb_status nb_ddp_sync_grads(nb_ddp *d);
+/* For a training loop that cannot call nb_ddp_sync_grads between backward and the step (nb_fit):
+ * a hook on every parameter that requires grad (nabla/autograd.h) replaces the gradient each
+ * backward pass computes for it by its mean over ranks, one allreduce per parameter, as the pass
+ * ends.  The .grad that results equals nb_ddp_sync_grads' when gradients are zeroed before each
+ * backward (nb_fit does), not when they accumulate over several.  nb_ddp_free removes the hooks.
+ * Nothing with no process group. */
+NB_API nb_status nb_ddp_sync_in_backward(nb_ddp *d);
+NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
+NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
+
+#endif

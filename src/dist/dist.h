@@ -1,0 +1,45 @@
+/*
+ * dist.h — the transport behind nabla/dist.h: one struct of function pointers per way of
+ * talking between ranks (MPI today, mpi.c; NCCL could be another), working on contiguous host
+ * float buffers.  dist.c does what every transport shares: the checks, the agreement on shapes
+ * before each collective, and staging tensor memory to and from the host.
+ */
+#ifndef NB_DIST_DIST_H
+#define NB_DIST_DIST_H
+
+#include "../core/core.h"
+
+/* Every function returns NB_OK or fails through nb__fail with a message naming the call. */
+typedef struct nb__dist_backend {
+    const char *name;
+    nb_status (*init)(int *argc, char ***argv);
+    nb_status (*finalize)(void);
+    int (*rank)(void);
+    int (*size)(void);
+    /* lo[i] / hi[i] = the least / greatest of every rank's v[i], i < k */
+    nb_status (*agree)(const int64_t *v, int k, int64_t *lo, int64_t *hi);
+    /* buf = the sum over ranks of buf, in place */
+    nb_status (*allreduce_sum)(float *buf, int64_t n);
+    nb_status (*broadcast)(float *buf, int64_t n, int root);
+    /* out[r n .. r n + n) = rank r's in[0 .. n) */
+    nb_status (*allgather)(float *out, const float *in, int64_t n);
+    /* out[0 .. n) = the sum over ranks of in[rank n .. rank n + n) */
+    nb_status (*reduce_scatter_sum)(float *out, const float *in, int64_t n);
+    nb_status (*send)(const float *buf, int64_t n, int dst);
+    /* fails with NB_ERR_SHAPE when src sent other than n elements */
+    nb_status (*recv)(float *buf, int64_t n, int src);
+    nb_status (*barrier)(void);
+} nb__dist_backend;
+
+#ifdef NB_HAVE_MPI
+extern const nb__dist_backend nb__dist_mpi;
+#endif
+
+/* The transport of the initialised group; NULL (with the reason as the error, naming op) when
+ * there is none. */
+const nb__dist_backend *nb__dist_active(const char *op);
+/* buf = the sum (or mean) over ranks of the host floats buf[0 .. n), after agreeing on n: the
+ * data parallel buckets' allreduce. */
+nb_status nb__dist_allreduce_host(const char *op, float *buf, int64_t n, nb_dist_reduce red);
+
+#endif

@@ -1,0 +1,43 @@
+#!/bin/sh
+# dist_train_matches.sh NABLA MPIEXEC — `mpirun -np 2 nabla train ... --parallel data` writes the
+# model one process writes with the same flags (each rank trains on half of every batch of 64,
+# the gradients averaged): every weight within 1e-5 of the largest, plus 1e-5 relative.  Rank 0
+# alone prints and writes.  The data: a small MNIST-format set of random pixels made here.
+set -eu
+nabla=$1 mpiexec=$2
+tmp=$(mktemp -d /tmp/nabla-dist.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "dist_train_matches: $*" >&2; exit 1; }
+
+be32() { printf "\\$(printf '%03o' $(($1 >> 24 & 255)))\\$(printf '%03o' $(($1 >> 16 & 255)))"; \
+         printf "\\$(printf '%03o' $(($1 >> 8 & 255)))\\$(printf '%03o' $(($1 & 255)))"; }
+idx() { # idx FILE COUNT: random images, labels 0..9 (tr repeats its last digit for the rest)
+    { be32 2051; be32 "$2"; be32 28; be32 28; head -c $(($2 * 784)) /dev/urandom; } | gzip > "$tmp/data/$1-images-idx3-ubyte.gz"
+    { be32 2049; be32 "$2"; head -c "$2" /dev/urandom | tr '\000-\377' '\000-\011'; } | gzip > "$tmp/data/$1-labels-idx1-ubyte.gz"
+}
+mkdir -p "$tmp/data"
+idx train 1280
+idx t10k 64
+flags="--data $tmp/data --epochs 2 --batch 64 --sched none --threads 1 --seed 3"
+# shellcheck disable=SC2086 # the flags are meant to split
+"$nabla" train $flags --out "$tmp/one" > "$tmp/one.txt" 2>&1 || { cat "$tmp/one.txt"; fail "one process failed"; }
+# shellcheck disable=SC2086
+"$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train $flags --out "$tmp/two" --parallel data \
+    > "$tmp/two.txt" 2> "$tmp/two.err" || { cat "$tmp/two.txt" "$tmp/two.err"; fail "2 ranks failed"; }
+[ "$(grep -c '^wrote ' "$tmp/two.txt")" -eq 1 ] || { cat "$tmp/two.txt"; fail "not rank 0 alone printed"; }
+[ "$(grep -c '^parameters: ' "$tmp/two.err")" -eq 1 ] || { cat "$tmp/two.err"; fail "not rank 0 alone reported"; }
+
+# the float32 weights after each file's header (8-byte length, then JSON): the same names in the
+# same order in both files
+floats() { od -A n -v -t f4 -j $((8 + $(od -A n -t u8 -N 8 "$1"))) "$1" | tr -s ' ' '\n' | grep -v '^$'; }
+floats "$tmp/one/model.safetensors" > "$tmp/one.f"
+floats "$tmp/two/model.safetensors" > "$tmp/two.f"
+[ "$(wc -l < "$tmp/one.f")" -eq "$(wc -l < "$tmp/two.f")" ] || fail "the models differ in size"
+paste "$tmp/one.f" "$tmp/two.f" | awk '
+    function abs(x) { return x < 0 ? -x : x }
+    { a[NR] = $1; b[NR] = $2; if (abs($1) > big) big = abs($1) }
+    END {
+        for (i = 1; i <= NR; i++) { d = abs(a[i] - b[i]); if (d > worst) worst = d
+            if (d > 1e-5 * big + 1e-5 * abs(a[i])) { printf "weight %d: %.9g vs %.9g\n", i, a[i], b[i]; bad = 1 } }
+        printf "dist_train_matches: %d weights, largest difference %.3g (largest weight %.3g)\n", NR, worst, big
+        exit bad }' || fail "2 ranks and one process trained different models"
