@@ -47,14 +47,27 @@ static inline int json_shape(const json_t *obj, int64_t *shape) {
     return nd;
 }
 
-/* A new float32 tensor with obj's shape and values (in the open scope, if any). */
+/* A new tensor with obj's shape and values (in the open scope, if any): int32 when obj says
+ * "dtype": "int32", else float32; NULL for a NULL obj. */
 static inline nb_tensor *json_tensor(const json_t *obj) {
+    if (!obj) return NULL;
     int64_t shape[NB_MAX_DIMS];
     int nd = json_shape(obj, shape);
+    const char *dtype = json_string_value(json_object_get(obj, "dtype"));
     long n;
-    float *v = json_floats(obj, &n);
-    nb_tensor *t = nb_from_data(v, nd, shape);
-    free(v);
+    nb_tensor *t;
+    if (dtype && !strcmp(dtype, "int32")) {
+        double *d = json_doubles(obj, &n);
+        int32_t *v = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+        for (long i = 0; i < n; i++) v[i] = (int32_t)d[i];
+        t = nb_from_int32(v, nd, shape);
+        free(v);
+        free(d);
+    } else {
+        float *v = json_floats(obj, &n);
+        t = nb_from_data(v, nd, shape);
+        free(v);
+    }
     return t;
 }
 

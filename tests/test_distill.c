@@ -22,6 +22,7 @@
  * resumes from its checkpoint (files in a mkdtemp folder under /tmp, removed at the end).
  */
 #include "check.h"
+#include "golden_json.h"
 #include "nabla/loss.h"
 #include "nabla/nn.h"
 #include "nabla/optim.h"
@@ -50,29 +51,11 @@ typedef struct {
     long n_grad;
 } dcase;
 
-static nb_tensor *tensor_of(const json_t *o) {
-    const json_t *shape = json_object_get(o, "shape"), *data = json_object_get(o, "data");
-    const char *dtype = json_string_value(json_object_get(o, "dtype"));
-    int64_t dims[NB_MAX_DIMS];
-    int nd = (int)json_array_size(shape);
-    for (int d = 0; d < nd; d++) dims[d] = (int64_t)json_integer_value(json_array_get(shape, (size_t)d));
-    size_t n = json_array_size(data);
-    if (n > MAX_ELEMS) return NULL;
-    if (dtype && !strcmp(dtype, "int32")) {
-        int32_t v[MAX_ELEMS];
-        for (size_t i = 0; i < n; i++) v[i] = (int32_t)json_integer_value(json_array_get(data, i));
-        return nb_from_int32(v, nd, dims);
-    }
-    float v[MAX_ELEMS];
-    for (size_t i = 0; i < n; i++) v[i] = (float)json_number_value(json_array_get(data, i));
-    return nb_from_data(v, nd, dims);
-}
-
 static dcase case_of(const json_t *j) {
     dcase c = {.name = json_string_value(json_object_get(j, "name")),
-               .student = tensor_of(json_object_get(j, "student")),
-               .teacher = tensor_of(json_object_get(j, "teacher")),
-               .target = tensor_of(json_object_get(j, "target")),
+               .student = json_tensor(json_object_get(j, "student")),
+               .teacher = json_tensor(json_object_get(j, "teacher")),
+               .target = json_tensor(json_object_get(j, "target")),
                .temperature = (float)json_number_value(json_object_get(j, "T")),
                .alpha = (float)json_number_value(json_object_get(j, "alpha")),
                .hard = {.label_smoothing = (float)json_number_value(json_object_get(j, "label_smoothing"))},

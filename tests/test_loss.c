@@ -21,6 +21,7 @@
  * non-contiguous targets, NULL options, propagation of NULL inputs.
  */
 #include "check.h"
+#include "golden_json.h"
 
 #include <jansson.h>
 
@@ -48,25 +49,6 @@ typedef struct {
     float lambda;
 } lcase;
 
-static nb_tensor *tensor_of(const json_t *o) {
-    if (!o) return NULL;
-    const json_t *shape = json_object_get(o, "shape"), *data = json_object_get(o, "data");
-    const char *dtype = json_string_value(json_object_get(o, "dtype"));
-    int64_t dims[NB_MAX_DIMS];
-    int nd = (int)json_array_size(shape);
-    for (int d = 0; d < nd; d++) dims[d] = (int64_t)json_integer_value(json_array_get(shape, (size_t)d));
-    size_t n = json_array_size(data);
-    if (n > MAX_ELEMS) return NULL;
-    if (dtype && !strcmp(dtype, "int32")) {
-        int32_t v[MAX_ELEMS];
-        for (size_t i = 0; i < n; i++) v[i] = (int32_t)json_integer_value(json_array_get(data, i));
-        return nb_from_int32(v, nd, dims);
-    }
-    float v[MAX_ELEMS];
-    for (size_t i = 0; i < n; i++) v[i] = (float)json_number_value(json_array_get(data, i));
-    return nb_from_data(v, nd, dims);
-}
-
 /* The "data" of a reference tensor as doubles; returns its length. */
 static long want_of(const json_t *o, double *out) {
     const json_t *data = json_object_get(o, "data");
@@ -88,15 +70,15 @@ static void load_case(lcase *c, json_t *j) {
     c->name = json_string_value(json_object_get(j, "name"));
     c->fn = json_string_value(json_object_get(j, "fn"));
     c->reduction = reduction_of(json_string_value(json_object_get(j, "reduction")));
-    c->input = tensor_of(json_object_get(j, "input"));
-    c->target = tensor_of(json_object_get(j, "target"));
-    c->weight = tensor_of(json_object_get(j, "weight"));
-    c->pos_weight = tensor_of(json_object_get(j, "pos_weight"));
-    c->upstream = tensor_of(json_object_get(j, "upstream"));
+    c->input = json_tensor(json_object_get(j, "input"));
+    c->target = json_tensor(json_object_get(j, "target"));
+    c->weight = json_tensor(json_object_get(j, "weight"));
+    c->pos_weight = json_tensor(json_object_get(j, "pos_weight"));
+    c->upstream = json_tensor(json_object_get(j, "upstream"));
     const json_t *params = json_object_get(j, "params");
     c->n_params = (int)json_array_size(params);
     for (int i = 0; i < c->n_params && i < MAX_PARAMS; i++)
-        c->params[i] = tensor_of(json_array_get(params, (size_t)i));
+        c->params[i] = json_tensor(json_array_get(params, (size_t)i));
     const json_t *ignore = json_object_get(j, "ignore_index");
     c->ce = (nb_ce_opts){
         .reduction = c->reduction,

@@ -14,23 +14,14 @@ its gradient w.r.t. the student's logits are the exact values of the formula.  T
 logits are a constant (no gradient), as in training.
 """
 import json
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
+from golden_common import D, short32
+
 torch.manual_seed(1212)
-D = torch.float64
-
-
-def short32(v):
-    """The shortest decimal that reads back (as double, then float32) as v."""
-    for digits in range(1, 10):
-        s = "%.*g" % (digits, v)
-        if struct.unpack("f", struct.pack("f", float(s)))[0] == v:
-            return float(s)
-    raise AssertionError(v)
 
 
 def logits(n, c, scale):

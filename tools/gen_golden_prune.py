@@ -14,22 +14,13 @@ flattened into one vector, in float64 from those values; the saliency of weight 
 w_i^2 H_ii / 2 (LeCun et al. 1990), written for the two weights (biases are not pruned).
 """
 import json
-import struct
 
 import torch
 import torch.nn.functional as F
 
+from golden_common import D, short32
+
 torch.manual_seed(1200)
-D = torch.float64
-
-
-def short32(v):
-    """The shortest decimal that reads back (as double, then float32) as v."""
-    for digits in range(1, 10):
-        s = "%.*g" % (digits, v)
-        if struct.unpack("f", struct.pack("f", float(s)))[0] == v:
-            return float(s)
-    raise AssertionError(v)
 
 
 def f32(*shape, scale=1.0):
