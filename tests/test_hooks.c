@@ -186,6 +186,35 @@ static void autograd_grad_returns_the_hooks_replacement(void) {
     CHECK(nb_grad(x) == NULL);
 }
 
+/* loss = sum((a * 2) * b): b's last (only) contribution comes from the first node the pass
+ * visits, so b's hook runs then — before the hook of t = a * 2, whose node comes next, and a's —
+ * as torch runs a leaf's hooks once its gradient is complete (what lets data-parallel training
+ * start a parameter's allreduce during backward). */
+static void leaf_hook_runs_as_soon_as_its_gradient_is_complete(void) {
+    nb_tensor *a = K(nb_from_data((float[]){1, 2}, NB_SHAPE(2)));
+    nb_tensor *b = K(nb_from_data((float[]){3, 4}, NB_SHAPE(2)));
+    nb_set_requires_grad(a, true);
+    nb_set_requires_grad(b, true);
+    nb_tensor *t = K(nb_mul_scalar(a, 2));
+    spy sa = {.id = 1}, sb = {.id = 2}, st = {.id = 3};
+    CHECK(nb_tensor_register_hook(a, spy_hook, &sa) > 0);
+    CHECK(nb_tensor_register_hook(b, spy_hook, &sb) > 0);
+    CHECK(nb_tensor_register_hook(t, spy_hook, &st) > 0);
+    n_ran = 0;
+    CHECK_EQ_INT(nb_backward(K(nb_sum(K(nb_mul(t, b))))), NB_OK);
+    CHECK_EQ_INT(n_ran, 3);
+    CHECK_EQ_INT(ran[0], 2); /* b, as soon as the product's node is done */
+    CHECK_EQ_INT(ran[1], 3); /* then t */
+    CHECK_EQ_INT(ran[2], 1); /* then a */
+    nb_tensor *g[2] = {0};
+    n_ran = 0;
+    nb_tensor *loss = K(nb_sum(K(nb_mul(t, b))));
+    CHECK_EQ_INT(nb_autograd_grad(1, &loss, NULL, 2, (nb_tensor *[]){a, b}, g, NULL), NB_OK);
+    K(g[0]), K(g[1]);
+    CHECK_EQ_INT(n_ran, 3);
+    CHECK_EQ_INT(ran[0], 2);
+}
+
 static void tensor_hooks(void) {
     BOTH_HOMES(leaf_hook_sees_the_summed_gradient_once);
     BOTH_HOMES(hooks_replace_in_order_and_are_removed_by_handle);
@@ -193,6 +222,7 @@ static void tensor_hooks(void) {
     BOTH_HOMES(hook_of_the_wrong_shape_is_a_shape_error);
     BOTH_HOMES(retain_grad_keeps_and_accumulates_a_non_leaf_gradient);
     BOTH_HOMES(autograd_grad_returns_the_hooks_replacement);
+    BOTH_HOMES(leaf_hook_runs_as_soon_as_its_gradient_is_complete);
 }
 
 /* ---------------------------------------------------------------- module hooks */

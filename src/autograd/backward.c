@@ -9,7 +9,10 @@
  * for its inputs.  A gradient for a non-leaf is summed into its node's `pending` slot (a value
  * used twice gets both contributions); a leaf's goes into leaf->grad, which accumulates across
  * passes as torch's .grad does, or, for a leaf with hooks or one whose gradient is returned,
- * into a slot of the pass that is summed first, so its hooks see the whole of it once.
+ * into a slot of the pass that is summed first, so its hooks see the whole of it once; the walk
+ * counts the edges into each slotted leaf, so the leaf is finished the moment its last
+ * contribution arrives, while the pass goes on (a slot some edge sent nothing along is finished
+ * at the end).
  *
  * Without create_graph, backwards run with recording off inside a private scope, closed at the
  * end, so a pass leaves no intermediates behind and, once warm, allocates nothing; what it
@@ -28,7 +31,8 @@
 
 typedef struct {
     nb_tensor *leaf;
-    nb_tensor *grad; /* the pass's sum so far, a reference the pass holds */
+    nb_tensor *grad;           /* the pass's sum so far, a reference the pass holds */
+    int64_t expected, arrived; /* the contributions the graph can send it, and those in */
 } leaf_slot;
 
 typedef struct {
@@ -53,10 +57,12 @@ static int input_index(const pass *p, const nb_tensor *t) {
     return -1;
 }
 
-bool nb__grad_wanted(const nb_tensor *t) {
-    if (!current || current->accumulate) return true;
-    return t->node ? t->node->wanted == current->id : input_index(current, t) >= 0;
+static bool grad_wanted_in(const pass *p, const nb_tensor *t) {
+    if (!p || p->accumulate) return true;
+    return t->node ? t->node->wanted == p->id : input_index(p, t) >= 0;
 }
+
+bool nb__grad_wanted(const nb_tensor *t) { return grad_wanted_in(current, t); }
 
 /* A growable array in the current arena: growing takes a bigger piece and copies; the old one
  * stays in the arena until the pass's scope ends (or, on the heap, is given back). */
@@ -89,6 +95,26 @@ typedef struct {
     int next_input;
 } frame;
 
+static leaf_slot *slot_of(pass *p, nb_tensor *leaf);
+
+/* A leaf whose gradient is summed in a slot of the pass before it is used: one with hooks (they
+ * see the whole of it, once), one whose gradient is returned, and every leaf in a pass that
+ * returns its gradients rather than accumulating them. */
+static bool slotted(const pass *p, const nb_tensor *leaf) {
+    return leaf->hooks || !p->accumulate || input_index(p, leaf) >= 0;
+}
+
+/* Counts an edge of the graph into a slotted leaf that the pass will deliver along, so that the
+ * leaf is finished (its hooks run) as soon as its last contribution is in, while the pass goes
+ * on — as torch's engine runs a leaf's accumulation once its inputs are ready, which is what lets
+ * a data-parallel hook start a parameter's allreduce during backward. */
+static bool count_edge(pass *p, nb_tensor *in) {
+    if (!in->requires_grad || in->node || !grad_wanted_in(p, in) || !slotted(p, in)) return true;
+    leaf_slot *slot = slot_of(p, in);
+    if (slot) slot->expected++;
+    return slot != NULL;
+}
+
 /* Appends to p->order the post-order of the nodes reachable from root through inputs that
  * require grad and that this pass has not reached yet; marks each node wanted when it leads to
  * one of p's inputs. */
@@ -119,6 +145,8 @@ static nb_status walk(pass *p, nb_node *root, frame **stack, int64_t *stack_cap)
                                                     : input_index(p, in) >= 0);
         }
         node->wanted = wanted ? p->id : 0;
+        for (int i = 0; i < node->n_in; i++)
+            if (!count_edge(p, node->in[i])) return NB_ERR_MEMORY;
         if (p->n_order == p->order_cap && !grow((void **)&p->order, &p->order_cap, sizeof *p->order))
             return NB_ERR_MEMORY;
         p->order[p->n_order++] = node;
@@ -191,14 +219,16 @@ static leaf_slot *slot_of(pass *p, nb_tensor *leaf) {
         if (p->slots[k].leaf == leaf) return &p->slots[k];
     if (p->n_slots == p->slots_cap && !grow((void **)&p->slots, &p->slots_cap, sizeof *p->slots))
         return NULL;
-    p->slots[p->n_slots] = (leaf_slot){leaf, NULL};
+    p->slots[p->n_slots] = (leaf_slot){leaf, NULL, 0, 0};
     return &p->slots[p->n_slots++];
 }
 
 /* A leaf's gradient g (a reference, given to this function): summed into the leaf's slot when
  * its hooks must see the total or it is returned, else straight into .grad. */
+static nb_status finish_slot(pass *p, leaf_slot *slot);
+
 static nb_status to_leaf(pass *p, nb_tensor *leaf, nb_tensor *g) {
-    if (!leaf->hooks && p->accumulate && input_index(p, leaf) < 0) {
+    if (!slotted(p, leaf)) {
         nb_status s = accumulate_grad(leaf, g);
         nb_tensor_free(g);
         return s;
@@ -209,7 +239,8 @@ static nb_status to_leaf(pass *p, nb_tensor *leaf, nb_tensor *g) {
         return NB_ERR_MEMORY;
     }
     slot->grad = sum_into(slot->grad, g);
-    return slot->grad ? NB_OK : nb_error_code();
+    if (!slot->grad) return nb_error_code();
+    return ++slot->arrived == slot->expected ? finish_slot(p, slot) : NB_OK;
 }
 
 /* Where a finished gradient of t goes besides its node: hooks, retain_grad, the results. */
@@ -304,22 +335,30 @@ static nb_status visit(pass *p, nb_node *node) {
     return s;
 }
 
-/* The leaves' slots, once every contribution is in: hooks, then .grad or the results. */
-static nb_status finish_leaves(pass *p) {
+/* A leaf's slot once its contributions are in: hooks, then .grad or the results. */
+static nb_status finish_slot(pass *p, leaf_slot *slot) {
+    nb_tensor *g = slot->grad;
+    slot->grad = NULL;
+    if (!g) return NB_OK;
     nb_status s = NB_OK;
-    for (int64_t k = 0; k < p->n_slots; k++) {
-        leaf_slot *slot = &p->slots[k];
-        nb_tensor *g = slot->grad;
-        slot->grad = NULL;
-        if (!g || s != NB_OK) {
-            nb_tensor_free(g);
-            continue;
-        }
-        if (!(g = finish(p, slot->leaf, g))) s = nb_error_code();
-        else if (p->accumulate) s = accumulate_grad(slot->leaf, g);
-        nb_tensor_free(g);
-    }
+    if (!(g = finish(p, slot->leaf, g))) s = nb_error_code();
+    else if (p->accumulate) s = accumulate_grad(slot->leaf, g);
+    nb_tensor_free(g);
     return s;
+}
+
+/* The slots still open at the end of the pass: leaves some of whose edges sent nothing (a node
+ * that got no gradient, an input a backward left out).  After a failure: only drop them. */
+static nb_status finish_leaves(pass *p, nb_status status) {
+    for (int64_t k = 0; k < p->n_slots; k++) {
+        if (status == NB_OK) {
+            status = finish_slot(p, &p->slots[k]);
+        } else {
+            nb_tensor_free(p->slots[k].grad);
+            p->slots[k].grad = NULL;
+        }
+    }
+    return status;
 }
 
 /* Seeds the outputs, visits every node (after a failure only clearing their slots), finishes
@@ -330,6 +369,7 @@ static nb_status run(pass *p, int n_outputs, nb_tensor *const *outputs, nb_tenso
         nb_tensor *t = outputs[i], *g = seeds[i];
         seeds[i] = NULL;
         if (s != NB_OK) nb_tensor_free(g);
+        else if (!t->node && !count_edge(p, t)) s = NB_ERR_MEMORY;
         else if (!t->node) s = to_leaf(p, t, g);
         else if (!(t->node->pending = sum_into(t->node->pending, g))) s = nb_error_code();
     }
@@ -345,8 +385,7 @@ static nb_status run(pass *p, int n_outputs, nb_tensor *const *outputs, nb_tenso
         }
     }
     current = outer;
-    nb_status f = finish_leaves(p);
-    return s != NB_OK ? s : f;
+    return finish_leaves(p, s);
 }
 
 /* "output 2 " in nb_autograd_grad's messages, "" in backward's (one output). */
