@@ -223,7 +223,8 @@ static nb_module *mlp(uint64_t seed) {
 }
 
 /* How a data parallel run is set up: the gradients averaged after backward (nb_ddp_sync_grads)
- * or by the parameters' hooks during it (nb_ddp_sync_in_backward); SGD with momentum or Adam;
+ * or started by the parameters' hooks during it and waited for before the step
+ * (nb_ddp_sync_in_backward, nb_ddp_finish); SGD with momentum or Adam;
  * each step's gradient accumulated over `accum` micro-batches (communicating on the last only). */
 typedef struct {
     bool in_backward, adam;
@@ -249,7 +250,7 @@ static void train(nb_module *m, nb_ddp *ddp, ddp_setup k, const nb_dataset *ds, 
             CHECK(nb_backward(nb_cross_entropy(nb_module_forward(m, x), y, NULL)) == NB_OK);
             nb_scope_end();
         }
-        if (ddp && !k.in_backward) CHECK(nb_ddp_sync_grads(ddp) == NB_OK);
+        if (ddp) CHECK((k.in_backward ? nb_ddp_finish(ddp) : nb_ddp_sync_grads(ddp)) == NB_OK);
         CHECK(nb_optim_step(o) == NB_OK);
     }
     nb_loader_free(l);
@@ -294,6 +295,53 @@ static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(ddp_setup k)
         }
         nb_module_free(ref);
     }
+    nb_ddp_free(ddp);
+    nb_module_free(m);
+    nb_dataset_free(ds);
+}
+
+/* A first pass of the whole model on every rank, never finished (as a memory measurement's), is
+ * dropped by the second.  In that one rank 0 uses the whole model, the others only the first
+ * weight (the sum of its squares): the parameters the others never reach have no hook run there,
+ * and nb_ddp_finish counts them as zeros instead of waiting for ever.  Rank 0's gradients become
+ * (its own + the others') / size. */
+static void ddp_finish_counts_unused_parameters_as_zeros(void) {
+    nb_dataset *ds = synthetic_dataset();
+    nb_module *m = mlp(7);
+    nb_ddp *ddp = nb_ddp_new(m, 320);
+    CHECK(ddp && nb_ddp_sync_in_backward(ddp) == NB_OK);
+    int n = nb_module_num_params(m);
+    nb_loader *l = nb_loader_new(ds, (nb_loader_opts){.batch_size = 16});
+    nb_tensor *x, *y, *w0 = nb_module_param(m, 0, NULL);
+    CHECK(nb_loader_next(l, &x, &y));
+    for (int pass = 0; pass < 2; pass++) {
+        nb_scope_begin();
+        for (int i = 0; i < n; i++) nb_zero_grad(nb_module_param(m, i, NULL));
+        nb_tensor *loss = rank_ == 0 || pass == 0 ? nb_cross_entropy(nb_module_forward(m, x), y, NULL)
+                                     : nb_sum(nb_mul(w0, w0));
+        CHECK(nb_backward(loss) == NB_OK);
+        nb_scope_end();
+    }
+    float *own[8];
+    for (int i = 0; i < n && i < 8; i++) { /* this rank's own gradient, before the mean */
+        const nb_tensor *g = nb_grad(nb_module_param(m, i, NULL));
+        own[i] = g ? malloc(sizeof(float) * (size_t)nb_numel(g)) : NULL;
+        if (g) memcpy(own[i], host_vals(g), sizeof(float) * (size_t)nb_numel(g));
+    }
+    CHECK(nb_ddp_finish(ddp) == NB_OK);
+    if (rank_ == 0)
+        for (int i = 0; i < n && i < 8; i++) {
+            const nb_tensor *p = nb_module_param(m, i, NULL), *g = nb_grad(p);
+            int64_t k = nb_numel(p);
+            const float *w = host_vals(p);
+            double *want = malloc(sizeof(double) * (size_t)k);
+            for (int64_t j = 0; j < k; j++) /* the others' gradient of sum(w0^2) is 2 w0 */
+                want[j] = (own[i][j] + (i == 0 ? (size_ - 1) * 2.0 * w[j] : 0)) / size_;
+            CHECK_ARRAY("mean with zeros for the unused", host_vals(g), want, (long)k, 1e-6, 1e-5);
+            free(want);
+        }
+    for (int i = 0; i < n && i < 8; i++) free(own[i]);
+    nb_loader_free(l);
     nb_ddp_free(ddp);
     nb_module_free(m);
     nb_dataset_free(ds);
@@ -358,6 +406,8 @@ int main(int argc, char **argv) {
     ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.in_backward = true, .adam = true, .accum = 1});
     /* gradient accumulation: 2 micro-batches of 32 a step, the allreduce after the second */
     ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.accum = 2});
+    ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.in_backward = true, .accum = 1});
+    ddp_finish_counts_unused_parameters_as_zeros();
     ddp_refuses_models_that_differ_between_ranks();
     CHECK(nb_dist_finalize() == NB_OK);
     CHECK(!nb_dist_is_initialized());

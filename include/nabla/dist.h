@@ -77,13 +77,23 @@ NB_API nb_ddp *nb_ddp_new(nb_module *model, size_t bucket_bytes);
  * without one).  Gradient accumulation: backward on several micro-batches, then this once before
  * the step (the inner backwards communicate nothing, as under torch's no_sync). */
 NB_API nb_status nb_ddp_sync_grads(nb_ddp *d);
-/* For a training loop that cannot call nb_ddp_sync_grads between backward and the step (nb_fit):
- * a hook on every parameter that requires grad (nabla/autograd.h) replaces the gradient each
- * backward pass computes for it by its mean over ranks, one allreduce per parameter, as the pass
- * ends.  The .grad that results equals nb_ddp_sync_grads' when gradients are zeroed before each
- * backward (nb_fit does), not when they accumulate over several.  nb_ddp_free removes the hooks.
- * Nothing with no process group. */
+/* torch's overlap of communication with backward: a hook on every parameter that requires grad
+ * (nabla/autograd.h) copies the gradient each backward pass computes for it into its bucket, and
+ * a bucket whose parameters are all in starts a non-blocking allreduce at once, while backward
+ * goes on (buckets start in their order on every rank).  The gradient the pass stores in .grad
+ * is this rank's own until nb_ddp_finish, which must be called on every rank after backward and
+ * before the step (nb_fit_opts.before_step).  nb_ddp_free removes the hooks.  Nothing with no
+ * process group.  The .grad that results equals nb_ddp_sync_grads' when gradients are zeroed
+ * before each backward (nb_fit does), not when they accumulate over several passes (a pass not
+ * followed by nb_ddp_finish is dropped by the next one: its reductions are waited for, unread;
+ * such a pass must use the same parameters on every rank, as its reductions must pair up). */
 NB_API nb_status nb_ddp_sync_in_backward(nb_ddp *d);
+/* Waits for the buckets backward started and writes each mean into its parameter's .grad.
+ * Unused parameters (whose hook did not run this pass on this rank: not reached by its forward)
+ * count as zeros, torch's find_unused_parameters simplified: every bucket is reduced, none waits
+ * for ever, and a parameter without a .grad on this rank stays without.  NB_OK at once without
+ * nb_ddp_sync_in_backward or a process group. */
+NB_API nb_status nb_ddp_finish(nb_ddp *d);
 NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
 NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
 

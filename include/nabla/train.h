@@ -142,6 +142,11 @@ typedef struct nb_fit_opts {
     nb_module *teacher;
     float temperature; /* T > 0 */
     float alpha;       /* in [0, 1] */
+    /* Called in each training step after backward, before clipping and the optimiser step, with
+     * before_step_ctx: data parallel training's nb_ddp_finish (nabla/dist.h), which writes the
+     * gradients' mean over ranks.  A status other than NB_OK fails the step.  NULL: nothing. */
+    nb_status (*before_step)(void *ctx);
+    void *before_step_ctx;
 } nb_fit_opts;
 
 /* What a step callback sees: the step just done. */

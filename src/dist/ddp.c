@@ -1,9 +1,17 @@
 /*
- * ddp.c — data parallel training (nabla/dist.h), torch's DistributedDataParallel in its plain
- * form: rank 0's parameters everywhere at the start, and after each backward every gradient
- * replaced by its mean over ranks.  The gradients travel in buckets, a bucket being consecutive
- * parameters (in reverse, the order backward finishes them) flattened into one host buffer, so
- * a model of many small tensors costs a few large allreduces rather than many small ones.
+ * ddp.c — data parallel training (nabla/dist.h), torch's DistributedDataParallel: rank 0's
+ * parameters everywhere at the start, and each gradient replaced by its mean over ranks before
+ * the step.  The gradients travel in buckets, a bucket being consecutive parameters (in reverse,
+ * the order backward finishes them) laid end to end in one flat host buffer, so a model of many
+ * small tensors costs a few large allreduces rather than many small ones.
+ *
+ * Two ways: nb_ddp_sync_grads after backward, a blocking allreduce per bucket; or, with
+ * nb_ddp_sync_in_backward, torch's overlap: each parameter's hook copies its gradient into its
+ * bucket as backward finishes it, and a bucket whose parameters are all in starts a non-blocking
+ * allreduce while backward goes on with the layers below; nb_ddp_finish waits for them and
+ * writes the means into .grad.  Buckets are started in their order on every rank (a full bucket
+ * waits for the ones before it), so the started calls pair up between ranks even when ranks fill
+ * them in another order.
  */
 #include "dist.h"
 
@@ -11,23 +19,52 @@
 
 #define NB_DDP_DEFAULT_BUCKET ((size_t)25 << 20) /* torch's bucket_cap_mb = 25 */
 
+typedef struct hook_slot {
+    nb_ddp *d;
+    int i; /* the parameter, an index into params */
+} hook_slot;
+
 struct nb_ddp {
     int n_params;
     nb_tensor **params; /* the model's parameters, last first */
+    int64_t *offset;    /* params[i]'s gradient is buf[offset[i] .. offset[i + 1]) */
     int n_buckets;
     int *bucket_start; /* bucket b is params[bucket_start[b] .. bucket_start[b + 1]) */
-    float *buf;        /* host floats of the largest bucket */
+    float *buf;        /* every parameter's floats, end to end */
     size_t buf_bytes;
-    int *hooks; /* with nb_ddp_sync_in_backward: params[i]'s hook handle, else NULL */
+    /* with nb_ddp_sync_in_backward (else NULL): params[i]'s hook handle and context; whether
+     * its gradient of this pass is in buf; per bucket the parameters still missing and the
+     * started allreduce (NULL before it starts); the next bucket to start */
+    int *hooks;
+    hook_slot *slots;
+    bool *filled;
+    int *missing;
+    void **req;
+    int next;
 };
+
+static size_t n_bytes(const nb_ddp *d, size_t each) { return each * (size_t)(d->n_params + 1); }
+
+static nb_status drain(nb_ddp *d, const char *op);
+
+static void free_in_backward(nb_ddp *d) {
+    if (!d->hooks) return;
+    for (int i = 0; i < d->n_params; i++)
+        if (d->hooks[i]) nb_tensor_remove_hook(d->params[i], d->hooks[i]);
+    if (d->next > 0) drain(d, "ddp_free"); /* MPI may still write buf */
+    nb__dealloc(d->hooks, n_bytes(d, sizeof(int)));
+    if (d->slots) nb__dealloc(d->slots, n_bytes(d, sizeof(hook_slot)));
+    if (d->filled) nb__dealloc(d->filled, n_bytes(d, sizeof(bool)));
+    if (d->missing) nb__dealloc(d->missing, n_bytes(d, sizeof(int)));
+    if (d->req) nb__dealloc(d->req, n_bytes(d, sizeof(void *)));
+}
 
 void nb_ddp_free(nb_ddp *d) {
     if (!d) return;
-    for (int i = 0; d->hooks && i < d->n_params; i++)
-        if (d->hooks[i]) nb_tensor_remove_hook(d->params[i], d->hooks[i]);
-    if (d->hooks) nb__dealloc(d->hooks, sizeof(int) * (size_t)(d->n_params + 1));
-    nb__dealloc(d->params, sizeof(nb_tensor *) * (size_t)(d->n_params + 1));
-    nb__dealloc(d->bucket_start, sizeof(int) * (size_t)(d->n_params + 1));
+    free_in_backward(d);
+    nb__dealloc(d->params, n_bytes(d, sizeof(nb_tensor *)));
+    if (d->offset) nb__dealloc(d->offset, n_bytes(d, sizeof(int64_t)));
+    nb__dealloc(d->bucket_start, n_bytes(d, sizeof(int)));
     if (d->buf) nb__dealloc(d->buf, d->buf_bytes);
     nb__dealloc(d, sizeof *d);
 }
@@ -35,9 +72,10 @@ void nb_ddp_free(nb_ddp *d) {
 static int64_t numel(const nb_tensor *t) { return nb__numel(t->ndim, t->shape); }
 
 /* Parameters in reverse, cut where a bucket would pass cap bytes (a larger parameter is a
- * bucket of its own); the buffer fits the largest bucket. */
+ * bucket of its own); the buffer holds them all, as torch's buckets do. */
 static bool make_buckets(nb_ddp *d, size_t cap) {
-    size_t largest = 0, bytes = 0;
+    size_t bytes = 0;
+    d->offset[0] = 0;
     for (int i = 0; i < d->n_params; i++) {
         size_t b = sizeof(float) * (size_t)numel(d->params[i]);
         if (i > 0 && bytes + b > cap) {
@@ -46,10 +84,10 @@ static bool make_buckets(nb_ddp *d, size_t cap) {
         }
         if (i == 0) d->bucket_start[d->n_buckets++] = 0;
         bytes += b;
-        if (bytes > largest) largest = bytes;
+        d->offset[i + 1] = d->offset[i] + numel(d->params[i]);
     }
     d->bucket_start[d->n_buckets] = d->n_params;
-    d->buf_bytes = largest ? largest : sizeof(float);
+    d->buf_bytes = sizeof(float) * (size_t)(d->offset[d->n_params] ? d->offset[d->n_params] : 1);
     return (d->buf = nb__alloc(d->buf_bytes)) != NULL;
 }
 
@@ -80,9 +118,10 @@ nb_ddp *nb_ddp_new(nb_module *model, size_t bucket_bytes) {
     if (!d) return NULL;
     memset(d, 0, sizeof *d);
     d->n_params = n;
-    d->params = nb__alloc(sizeof(nb_tensor *) * (size_t)(n + 1));
-    d->bucket_start = nb__alloc(sizeof(int) * (size_t)(n + 1));
-    if (!d->params || !d->bucket_start) {
+    d->params = nb__alloc(n_bytes(d, sizeof(nb_tensor *)));
+    d->offset = nb__alloc(n_bytes(d, sizeof(int64_t)));
+    d->bucket_start = nb__alloc(n_bytes(d, sizeof(int)));
+    if (!d->params || !d->offset || !d->bucket_start) {
         nb_ddp_free(d);
         return NULL;
     }
@@ -96,24 +135,35 @@ nb_ddp *nb_ddp_new(nb_module *model, size_t bucket_bytes) {
 
 /* One bucket: its gradients flattened into buf (zeros for a parameter without one), their mean
  * over ranks, and back. */
-static nb_status sync_bucket(nb_ddp *d, int b) {
-    int64_t off = 0;
-    for (int i = d->bucket_start[b]; i < d->bucket_start[b + 1]; i++) {
-        const nb_tensor *g = d->params[i]->grad;
-        int64_t k = numel(d->params[i]);
-        if (g && nb__copy_logical(d->buf + off, g) != NB_OK) return nb_error_code();
-        if (!g) memset(d->buf + off, 0, sizeof(float) * (size_t)k);
-        off += k;
-    }
-    if (nb__dist_allreduce_host("ddp_sync_grads", d->buf, off, NB_REDUCE_MEAN) != NB_OK)
-        return nb_error_code();
-    off = 0;
+static float *bucket_floats(const nb_ddp *d, int b, int64_t *n) {
+    *n = d->offset[d->bucket_start[b + 1]] - d->offset[d->bucket_start[b]];
+    return d->buf + d->offset[d->bucket_start[b]];
+}
+
+static void zero_param(nb_ddp *d, int i) {
+    memset(d->buf + d->offset[i], 0, sizeof(float) * (size_t)(d->offset[i + 1] - d->offset[i]));
+}
+
+/* The bucket's means (in buf) into the .grad of its parameters that have one. */
+static nb_status store_bucket(nb_ddp *d, int b) {
     for (int i = d->bucket_start[b]; i < d->bucket_start[b + 1]; i++) {
         nb_tensor *g = d->params[i]->grad;
-        if (g && nb__store_logical(g, d->buf + off) != NB_OK) return nb_error_code();
-        off += numel(d->params[i]);
+        if (g && nb__store_logical(g, d->buf + d->offset[i]) != NB_OK) return nb_error_code();
     }
     return NB_OK;
+}
+
+static nb_status sync_bucket(nb_ddp *d, int b) {
+    for (int i = d->bucket_start[b]; i < d->bucket_start[b + 1]; i++) {
+        const nb_tensor *g = d->params[i]->grad;
+        if (g && nb__copy_logical(d->buf + d->offset[i], g) != NB_OK) return nb_error_code();
+        if (!g) zero_param(d, i);
+    }
+    int64_t n;
+    float *h = bucket_floats(d, b, &n);
+    if (nb__dist_allreduce_host("ddp_sync_grads", h, n, NB_REDUCE_MEAN) != NB_OK)
+        return nb_error_code();
+    return store_bucket(d, b);
 }
 
 nb_status nb_ddp_sync_grads(nb_ddp *d) {
@@ -129,28 +179,106 @@ int nb_ddp_num_buckets(const nb_ddp *d) {
     return d->n_buckets;
 }
 
-/* The hook: the gradient the pass computed for one parameter, replaced by a copy holding its
- * mean over ranks (a copy, as the pass may share the tensor with another gradient).  The pass
- * runs its leaves' hooks in the same order on every rank, so the allreduces pair up. */
-static nb_tensor *mean_over_ranks(nb_tensor *grad, void *ctx) {
-    (void)ctx;
-    nb_tensor *mean = nb_mul_scalar(grad, 1.0f);
-    if (mean && nb_dist_allreduce(mean, NB_REDUCE_MEAN) != NB_OK) {
-        nb_tensor_free(mean);
-        return NULL;
+/* ---- in backward */
+
+/* Starts, in bucket order, every bucket whose parameters are all in. */
+static nb_status start_full_buckets(nb_ddp *d, const char *op) {
+    for (; d->next < d->n_buckets && d->missing[d->next] == 0; d->next++) {
+        int64_t n;
+        float *h = bucket_floats(d, d->next, &n);
+        if (nb__dist_iallreduce_host(op, h, n, &d->req[d->next]) != NB_OK)
+            return nb__fail_prefix("%s: bucket %d", op, d->next);
     }
-    return mean;
+    return NB_OK;
+}
+
+/* A new round: no parameter in, no bucket started. */
+static void reset_round(nb_ddp *d) {
+    memset(d->filled, 0, n_bytes(d, sizeof(bool)));
+    for (int b = 0; b < d->n_buckets; b++)
+        d->missing[b] = d->bucket_start[b + 1] - d->bucket_start[b];
+    d->next = 0;
+}
+
+/* Waits for every started bucket (the means then in buf) and begins a new round; with
+ * store, the means go into .grad. */
+static nb_status wait_round(nb_ddp *d, const char *op, bool store) {
+    nb_status st = NB_OK;
+    for (int b = 0; b < d->next; b++) {
+        int64_t n;
+        float *h = bucket_floats(d, b, &n);
+        void *req = d->req[b];
+        d->req[b] = NULL;
+        if (st == NB_OK && nb__dist_wait_host(op, req, h, n, NB_REDUCE_MEAN) != NB_OK)
+            st = nb__fail_prefix("%s: bucket %d", op, b);
+        if (st == NB_OK && store && store_bucket(d, b) != NB_OK)
+            st = nb__fail_prefix("%s: bucket %d", op, b);
+    }
+    reset_round(d);
+    return st;
+}
+
+/* A round that no nb_ddp_finish ended (a pass run outside the training loop's steps, as a
+ * memory measurement's): its means are dropped. */
+static nb_status drain(nb_ddp *d, const char *op) {
+    return wait_round(d, op, false);
+}
+
+/* The hook: the gradient this pass computed for one parameter, copied into its bucket, and the
+ * buckets now full started.  The gradient itself goes on unchanged; nb_ddp_finish replaces
+ * .grad by the mean once it has arrived.  The pass runs its leaves' hooks in the same order on
+ * every rank, and buckets start in their order in any case, so the allreduces pair up. */
+static nb_tensor *fill_bucket(nb_tensor *grad, void *ctx) {
+    hook_slot *s = ctx;
+    nb_ddp *d = s->d;
+    if (d->filled[s->i] && drain(d, "ddp backward hook") != NB_OK) return NULL;
+    if (nb__copy_logical(d->buf + d->offset[s->i], grad) != NB_OK) return NULL;
+    d->filled[s->i] = true;
+    for (int b = 0; b < d->n_buckets; b++)
+        if (s->i >= d->bucket_start[b] && s->i < d->bucket_start[b + 1]) d->missing[b]--;
+    return start_full_buckets(d, "ddp backward hook") == NB_OK ? grad : NULL;
+}
+
+static bool alloc_in_backward(nb_ddp *d) {
+    d->hooks = nb__alloc(n_bytes(d, sizeof(int)));
+    d->slots = nb__alloc(n_bytes(d, sizeof(hook_slot)));
+    d->filled = nb__alloc(n_bytes(d, sizeof(bool)));
+    d->missing = nb__alloc(n_bytes(d, sizeof(int)));
+    d->req = nb__alloc(n_bytes(d, sizeof(void *)));
+    if (!d->hooks || !d->slots || !d->filled || !d->missing || !d->req) return false;
+    memset(d->hooks, 0, n_bytes(d, sizeof(int)));
+    memset(d->req, 0, n_bytes(d, sizeof(void *)));
+    reset_round(d);
+    return true;
 }
 
 nb_status nb_ddp_sync_in_backward(nb_ddp *d) {
     if (!d) return nb__fail_status(NB_ERR_NULL, "ddp_sync_in_backward: ddp is NULL");
     if (d->hooks) return nb__fail_status(NB_ERR_ARG, "ddp_sync_in_backward: already on");
     if (!nb_dist_is_initialized()) return NB_OK; /* a group of one */
-    if (!(d->hooks = nb__alloc(sizeof(int) * (size_t)(d->n_params + 1)))) return nb_error_code();
-    memset(d->hooks, 0, sizeof(int) * (size_t)(d->n_params + 1));
-    for (int i = 0; i < d->n_params; i++)
+    if (!alloc_in_backward(d)) return nb__fail_prefix("ddp_sync_in_backward");
+    for (int i = 0; i < d->n_params; i++) {
+        d->slots[i] = (hook_slot){d, i};
         if (nb_requires_grad(d->params[i]) &&
-            !(d->hooks[i] = nb_tensor_register_hook(d->params[i], mean_over_ranks, d)))
+            !(d->hooks[i] = nb_tensor_register_hook(d->params[i], fill_bucket, &d->slots[i])))
             return nb__fail_prefix("ddp_sync_in_backward: parameter %d", i);
+    }
     return NB_OK;
+}
+
+/* Parameters whose hook did not run in this round (unused by this rank's forward, or frozen)
+ * count as zeros, so that every rank starts every bucket and none waits for ever. */
+nb_status nb_ddp_finish(nb_ddp *d) {
+    if (!d) return nb__fail_status(NB_ERR_NULL, "ddp_finish: ddp is NULL");
+    if (!d->hooks) return NB_OK; /* not in backward, or a group of one */
+    for (int b = d->next; b < d->n_buckets; b++)
+        for (int i = d->bucket_start[b]; i < d->bucket_start[b + 1]; i++)
+            if (!d->filled[i]) {
+                zero_param(d, i);
+                d->filled[i] = true;
+                d->missing[b]--;
+            }
+    nb_status st = start_full_buckets(d, "ddp_finish");
+    nb_status waited = wait_round(d, "ddp_finish", st == NB_OK);
+    return st != NB_OK ? st : waited;
 }

@@ -128,6 +128,19 @@ nb_status nb__dist_allreduce_host(const char *op, float *buf, int64_t n, nb_dist
     return NB_OK;
 }
 
+nb_status nb__dist_iallreduce_host(const char *op, float *buf, int64_t n, void **req) {
+    const nb__dist_backend *be = nb__dist_active(op);
+    *req = NULL;
+    return be ? be->iallreduce_sum(buf, n, req) : nb_error_code();
+}
+
+nb_status nb__dist_wait_host(const char *op, void *req, float *buf, int64_t n, nb_dist_reduce red) {
+    const nb__dist_backend *be = nb__dist_active(op);
+    if (!be || be->wait(req) != NB_OK) return nb_error_code();
+    mean_of_sum(buf, n, red, be->size());
+    return NB_OK;
+}
+
 /* ---- collectives */
 
 nb_status nb_dist_allreduce(nb_tensor *t, nb_dist_reduce op) {

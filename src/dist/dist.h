@@ -20,6 +20,12 @@ typedef struct nb__dist_backend {
     nb_status (*agree)(const int64_t *v, int k, int64_t *lo, int64_t *hi);
     /* buf = the sum over ranks of buf, in place */
     nb_status (*allreduce_sum)(float *buf, int64_t n);
+    /* The same, started and not waited for: *req (NULL on failure) is for wait, which every
+     * started call must get before buf is read or freed.  Started calls pair up between ranks in
+     * the order they are started, as blocking ones do. */
+    nb_status (*iallreduce_sum)(float *buf, int64_t n, void **req);
+    /* Waits for req within the deadline the blocking calls keep, and frees it. */
+    nb_status (*wait)(void *req);
     nb_status (*broadcast)(float *buf, int64_t n, int root);
     /* out[r n .. r n + n) = rank r's in[0 .. n) */
     nb_status (*allgather)(float *out, const float *in, int64_t n);
@@ -41,5 +47,10 @@ const nb__dist_backend *nb__dist_active(const char *op);
 /* buf = the sum (or mean) over ranks of the host floats buf[0 .. n), after agreeing on n: the
  * data parallel buckets' allreduce. */
 nb_status nb__dist_allreduce_host(const char *op, float *buf, int64_t n, nb_dist_reduce red);
+/* The same in two halves, for reductions that overlap with work (the data parallel hooks): start
+ * it (no agreement on n: the caller's buffers are alike on every rank by construction), then wait
+ * for it and take the mean. */
+nb_status nb__dist_iallreduce_host(const char *op, float *buf, int64_t n, void **req);
+nb_status nb__dist_wait_host(const char *op, void *req, float *buf, int64_t n, nb_dist_reduce red);
 
 #endif

@@ -125,6 +125,27 @@ static nb_status mpi_allreduce_sum(float *buf, int64_t n) {
                    "MPI_Iallreduce");
 }
 
+/* The request lives in counted memory until mpi_wait */
+static nb_status mpi_iallreduce_sum(float *buf, int64_t n, void **req) {
+    *req = NULL;
+    if (!count_ok(n, "MPI_Iallreduce")) return nb_error_code();
+    MPI_Request *r = nb__alloc(sizeof *r);
+    if (!r) return nb_error_code();
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, comm, r);
+    if (rc != MPI_SUCCESS) {
+        nb__dealloc(r, sizeof *r);
+        return checked(rc, "MPI_Iallreduce");
+    }
+    *req = r;
+    return NB_OK;
+}
+
+static nb_status mpi_wait(void *req) {
+    nb_status st = finish(req, "MPI_Iallreduce");
+    nb__dealloc(req, sizeof(MPI_Request));
+    return st;
+}
+
 static nb_status mpi_broadcast(float *buf, int64_t n, int root) {
     MPI_Request req;
     if (!count_ok(n, "MPI_Ibcast")) return nb_error_code();
@@ -189,6 +210,8 @@ const nb__dist_backend nb__dist_mpi = {
     .size = mpi_size,
     .agree = mpi_agree,
     .allreduce_sum = mpi_allreduce_sum,
+    .iallreduce_sum = mpi_iallreduce_sum,
+    .wait = mpi_wait,
     .broadcast = mpi_broadcast,
     .allgather = mpi_allgather,
     .reduce_scatter_sum = mpi_reduce_scatter_sum,

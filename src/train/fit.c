@@ -222,6 +222,8 @@ static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor 
     if (f->diverged_above == 0) set_divergence_threshold(f, *v, width);
     if (!loss_is_sane(f, *v, where)) return false;
     if (nb_backward(l) != NB_OK) return nb__fail_prefix("training step"), false;
+    if (f->o.before_step && f->o.before_step(f->o.before_step_ctx) != NB_OK)
+        return nb__fail_prefix("training step"), false;
     f->norm_steps++;
     if (f->o.clip_norm > 0) nb_clip_grad_norm(np, params, f->o.clip_norm, 2.0f);
     if (nb_optim_step(f->optim) != NB_OK) return nb__fail_prefix("training step"), false;

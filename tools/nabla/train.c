@@ -322,9 +322,13 @@ static bool print_epoch(const nb_fit_epoch *e, void *user) {
     return !(r->stop_after > 0 && e->epoch >= r->stop_after);
 }
 
+/* nb_fit_opts.before_step of --parallel data: the gradients' mean over ranks into .grad */
+static nb_status finish_ddp(void *ddp) { return nb_ddp_finish(ddp); }
+
 /* --parallel data: joins the ranks mpirun started, each of which trains on its 1/N of every
- * batch with the gradients averaged over ranks in every backward pass (nb_ddp_sync_in_backward),
- * so the run takes the steps one process takes on the whole batch.  Every rank runs the same
+ * batch with the gradients averaged over ranks during every backward pass (nb_ddp_sync_in_backward,
+ * ended by nb_ddp_finish before the step), so the run takes the steps one process takes on the
+ * whole batch.  Every rank runs the same
  * command; rank 0 alone prints and writes OUT.  A rank that fails exits without leaving the group,
  * which makes mpirun end every rank (none is left waiting in an allreduce).  False after a
  * message. */
@@ -479,7 +483,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
                           .title = ext ? ext->title : "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
                           .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
                           .detect_anomaly = o.detect_anomaly, .teacher = ext ? ext->teacher : NULL,
-                          .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0};
+                          .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0,
+                          .before_step = r.ddp ? finish_ddp : NULL, .before_step_ctx = r.ddp};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
