@@ -1108,6 +1108,11 @@ static void distill_teaches_a_student_and_refuses_a_mismatched_teacher(void) {
 
 /* ---------------------------------------------------------------- nabla prune */
 
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
 /* The accuracy a line "WHEN: test loss L  accuracy A% on N samples" of the last run gives. */
 static double prune_accuracy(const char *when) {
     const char *at = out_text ? strstr(out_text, when) : NULL;
@@ -1130,6 +1135,8 @@ static void prune_zeroes_weights_keeps_them_through_finetuning_and_eval_reads_th
     CHECK_STR_CONTAINS(out_text, "(not pruned)");
     CHECK_STR_CONTAINS(out_text, "sparsity: 80.00% of the pruned weights");
     CHECK_STR_CONTAINS(out_text, " bytes");
+    /* the weights over half zeros are stored sparse: 80% -> 1/8 + 4 * 0.2 bytes of 4 a weight */
+    CHECK(exists(weights) && file_size(weights) < 0.3 * file_size(from));
     double after = prune_accuracy("after pruning");
     CHECK(after >= 0);
     /* the file has no masks, the zeros and the description: eval reads it, to the same accuracy */

@@ -11,7 +11,9 @@
  *      gradients, and nb_prune_apply after each optimiser step (nb_fit's step callback) undoes
  *      what momentum still moves;
  *   4. the masks are removed (the zeros stay) and OUT/model.safetensors is written with the
- *      original's description, so `nabla eval` reads it as a trained model.
+ *      original's description, each weight over half zeros in sparse form (nb_module_save_sparse:
+ *      a bitmask and the nonzero values, so the file shrinks with sparsity); `nabla eval` reads
+ *      it as a trained model.
  */
 #include "cli.h"
 #include "nabla/loss.h"
@@ -160,7 +162,7 @@ static bool finetune(const prune_opts *o, pruning *p) {
     return ok && evaluate(p, "after fine-tuning");
 }
 
-static bool save(const prune_opts *o, pruning *p) {
+static bool save(const prune_opts *o, pruning *p, const char *from) {
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", o->out);
     if (nb_prune_remove(p->model, p->n, p->names) != NB_OK) return cli_fail("removing the masks"), false;
@@ -168,9 +170,10 @@ static bool save(const prune_opts *o, pruning *p) {
         fprintf(stderr, "nabla: cannot make the output folder %s: %s\n", o->out, strerror(errno));
         return false;
     }
-    if (nb_module_save(p->model, path, p->n_meta, p->meta_keys, (const char *const *)p->meta_values) != NB_OK)
+    if (nb_module_save_sparse(p->model, path, p->n_meta, p->meta_keys, (const char *const *)p->meta_values) != NB_OK)
         return cli_fail("saving"), false;
-    printf("wrote %s (%lld bytes)\n", path, file_size(path));
+    printf("wrote %s: %lld bytes, %.3f of %s\n", path, file_size(path), (double)file_size(path) / (double)file_size(from),
+           from);
     return true;
 }
 
@@ -190,7 +193,8 @@ static const char *const prune_usage =
     "the Hessian's diagonal from --obd-batches training batches), per layer or ranked over all\n"
     "layers together (--global).  Prints the test accuracy and file size before and after and the\n"
     "sparsity of each parameter; --finetune E trains E epochs with the pruned weights kept at zero.\n"
-    "Writes OUT/model.safetensors (the masks removed), which `nabla eval` reads.\n"
+    "Writes OUT/model.safetensors (the masks removed; a weight over half zeros as a bitmask and its\n"
+    "nonzero values, so the file shrinks with sparsity), which `nabla eval` reads.\n"
     "Example: nabla prune runs/a/model.safetensors --method obd --sparsity 0.9 --finetune 1";
 
 int cmd_prune(int argc, char **argv) {
@@ -228,7 +232,7 @@ int cmd_prune(int argc, char **argv) {
     if (ok) printf("pruning %d weights to %.2f%% by %s%s\n", p.n, 100 * o.sparsity, o.method, o.global ? ", globally" : "");
     ok = ok && prune(&o, &p);
     if (ok) print_sparsity(&p);
-    ok = ok && evaluate(&p, "after pruning") && (o.finetune == 0 || finetune(&o, &p)) && save(&o, &p);
+    ok = ok && evaluate(&p, "after pruning") && (o.finetune == 0 || finetune(&o, &p)) && save(&o, &p, pos[0]);
     free_pruning(&p);
     return ok ? 0 : 1;
 }
