@@ -755,6 +755,89 @@ static void saves_remove_stale_temporaries_of_dead_writers_only(void) {
     nb_scope_end();
 }
 
+/* ---------------------------------------------------------------- sparse weights files */
+
+static long long size_of(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* A Linear(256, 128) whose weight keeps one element in `keep` (the rest 0). */
+static nb_module *pruned_linear(int keep, uint64_t seed) {
+    nb_manual_seed(seed);
+    nb_module *m = nb_linear_new(256, 128, true);
+    static float w[256 * 128];
+    nb_tensor *weight = nb_module_param(m, 0, NULL);
+    nb_copy_to(weight, w, 256 * 128);
+    for (int64_t i = 0; i < 256 * 128; i++)
+        if (i % keep) w[i] = 0.0f;
+    nb_copy_from(weight, w, 256 * 128);
+    return m;
+}
+
+static void sparse_save_shrinks_with_sparsity_and_loads_back_exactly(void) {
+    nb_module *m = pruned_linear(10, 1), *back = pruned_linear(1, 2); /* 90% zeros; another model */
+    char dense[512], sparse[512];
+    snprintf(dense, sizeof dense, "%s", tpath("dense.safetensors"));
+    snprintf(sparse, sizeof sparse, "%s", tpath("sparse.safetensors"));
+    const char *key[] = {"nabla.model"}, *value[] = {"{}"};
+    CHECK(nb_module_save(m, dense, 1, key, value) == NB_OK);
+    CHECK(nb_module_save_sparse(m, sparse, 1, key, value) == NB_OK);
+    /* 32768 weights: 4096 mask bytes + 3277 values * 4 against 131072 bytes */
+    CHECK(size_of(sparse) > 0 && size_of(sparse) < 0.15 * size_of(dense));
+    nb_scope_begin();
+    nb_safetensors *st = nb_safetensors_open(sparse);
+    CHECK(st && nb_safetensors_count(st) == 3); /* the weight's two parts and the dense bias */
+    nb_tensor *mask = st ? nb_safetensors_get(st, "weight.__sparse_mask") : NULL;
+    nb_tensor *values = st ? nb_safetensors_get(st, "weight.__sparse_values") : NULL;
+    CHECK(mask && nb_dtype_of(mask) == NB_U8 && nb_numel(mask) == 4096);
+    CHECK(values && nb_numel(values) == 3277);
+    CHECK(st && nb_safetensors_get(st, "bias") != NULL);
+    CHECK_STR_CONTAINS(st ? nb_safetensors_meta(st, "nabla.sparse") : "", "{\"weight\":[128,256]}");
+    CHECK_STR_CONTAINS(st ? nb_safetensors_meta(st, "nabla.model") : "", "{}");
+    nb_safetensors_close(st);
+    nb_scope_end();
+    CHECK(nb_module_load(back, sparse) == NB_OK);
+    for (int i = 0; i < 2; i++) CHECK(same_tensor(nb_module_param(m, i, NULL), nb_module_param(back, i, NULL)));
+    nb_module_free(m);
+    nb_module_free(back);
+    /* at half zeros or less the weight stays dense: the sparse form would not be smaller enough */
+    m = pruned_linear(2, 3);
+    CHECK(nb_module_save_sparse(m, sparse, 0, NULL, NULL) == NB_OK);
+    st = nb_safetensors_open(sparse);
+    CHECK(st && nb_safetensors_count(st) == 2);
+    CHECK_STR_CONTAINS(st ? nb_safetensors_meta(st, "nabla.sparse") : "", "{}");
+    nb_safetensors_close(st);
+    nb_module_free(m);
+}
+
+static void sparse_parts_that_do_not_fit_are_refused_and_load_nothing(void) {
+    nb_module *m = pruned_linear(1, 4);
+    nb_tensor *before = nb_persist(nb_module_param(m, 0, NULL));
+    static uint8_t ones[4096];
+    memset(ones, 0xff, sizeof ones); /* marks every element, but 5 values */
+    nb_tensor *mask = nb_from_bytes(NB_U8, ones, 1, (const int64_t[]){4096}), *values = nb_zeros(1, (const int64_t[]){5});
+    nb_tensor *bias = nb_zeros(1, (const int64_t[]){128});
+    const char *names[] = {"weight.__sparse_mask", "weight.__sparse_values", "bias"};
+    const char *key[] = {"nabla.sparse"}, *value[] = {"{\"weight\":[128,256]}"};
+    CHECK(nb_safetensors_save(tpath("bad.safetensors"), 3, names, (nb_tensor *[]){mask, values, bias}, key, value,
+                              1) == NB_OK);
+    CHECK(nb_module_load(m, tpath("bad.safetensors")) == NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), "the sparse mask of 'weight' marks 32768 elements but 5 values are stored");
+    CHECK(same_tensor(nb_module_param(m, 0, NULL), before));
+    /* a part missing */
+    CHECK(nb_safetensors_save(tpath("bad.safetensors"), 2, (const char *[]){"weight.__sparse_mask", "bias"},
+                              (nb_tensor *[]){mask, bias}, key, value, 1) == NB_OK);
+    CHECK(nb_module_load(m, tpath("bad.safetensors")) == NB_ERR_IO);
+    CHECK_STR_CONTAINS(nb_error_message(), "has no tensor 'weight.__sparse_values'");
+    CHECK(same_tensor(nb_module_param(m, 0, NULL), before));
+    nb_tensor_free(before);
+    nb_tensor_free(mask);
+    nb_tensor_free(values);
+    nb_tensor_free(bias);
+    nb_module_free(m);
+}
+
 int main(void) {
     umask(022);
     if (!tmpdir_make("nabla_test_io")) return 1;
@@ -762,6 +845,8 @@ int main(void) {
     size_t live = nb_alloc_stats_get().bytes_live;
 
     round_trip_keeps_every_dtype_shape_and_view();
+    sparse_save_shrinks_with_sparsity_and_loads_back_exactly();
+    sparse_parts_that_do_not_fit_are_refused_and_load_nothing();
     empty_files_and_empty_tensors_round_trip();
     torch_written_file_reads_exactly();
     load_into_checks_dtype_and_shape_and_fills_views();

@@ -142,20 +142,84 @@ static nb_status save_model(const char *op, const char *path, const entry_list *
     return s != NB_OK ? s : save_list(path, l, n_meta, keys, values, save);
 }
 
-nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
-                         const char *const *meta_keys, const char *const *meta_values) {
-    if (!m || !path) return nb__fail_status(NB_ERR_NULL, "module_save: module or path is NULL");
+/* The list with each model tensor nb__sparse_worth replaced by its two sparse parts (their
+ * tensors in the current scope), and the metadata NB_SPARSE_META that names them in *meta
+ * (a JSON object). */
+static bool sparse_list(const entry_list *l, entry_list *out, json_t *meta) {
+    for (int i = 0; i < l->n_model; i++) {
+        const entry *e = &l->e[i];
+        nb_tensor *mask, *values;
+        if (!nb__sparse_worth(e->t)) {
+            if (!list_add(out, "", e->name, e->t)) return false;
+            continue;
+        }
+        json_t *shape = json_array();
+        for (int d = 0; shape && d < e->t->ndim; d++) json_array_append_new(shape, json_integer(e->t->shape[d]));
+        if (!shape || json_object_set_new(meta, e->name, shape) != 0)
+            return nb__fail(NB_ERR_MEMORY, "module_save_sparse: out of memory"), false;
+        if (!nb__sparse_encode(e->t, &mask, &values) || !list_add(out, e->name, ".__sparse_mask", mask) ||
+            !list_add(out, e->name, ".__sparse_values", values))
+            return false;
+    }
+    out->n_model = out->n;
+    return true;
+}
+
+/* nb_module_save with the sparse tensors of sparse_list and their metadata after the caller's. */
+static nb_status save_sparse(const char *path, const entry_list *l, int n_meta, const char *const *keys,
+                             const char *const *values) {
+    nb_status s = check_model_finite("module_save_sparse", path, l);
+    if (s != NB_OK) return s;
+    entry_list sl = {0};
+    json_t *meta = json_object();
+    size_t cap = (size_t)n_meta + 1;
+    const char **k = nb__alloc(sizeof *k * cap), **v = k ? nb__alloc(sizeof *v * cap) : NULL;
+    char *text = NULL;
+    nb_scope_begin();
+    if (!meta || !v) s = NB_ERR_MEMORY;
+    else if (!sparse_list(l, &sl, meta)) s = nb_error_code();
+    else if (!(text = json_dumps(meta, JSON_COMPACT))) s = NB_ERR_MEMORY;
+    if (s == NB_OK) {
+        for (int i = 0; i < n_meta; i++) k[i] = keys[i], v[i] = values[i];
+        k[n_meta] = NB_SPARSE_META, v[n_meta] = text;
+        s = save_list(path, &sl, n_meta + 1, k, v, true);
+    }
+    nb_scope_end();
+    free(text);
+    nb__dealloc(k, sizeof *k * cap);
+    nb__dealloc(v, sizeof *v * cap);
+    json_decref(meta);
+    list_free(&sl);
+    return s == NB_ERR_MEMORY && nb_error_code() != NB_ERR_MEMORY
+               ? nb__fail_status(NB_ERR_MEMORY, "module_save_sparse: out of memory")
+               : s;
+}
+
+static nb_status module_save(const char *op, const nb_module *m, const char *path, int n_meta,
+                             const char *const *meta_keys, const char *const *meta_values, bool sparse) {
+    if (!m || !path) return nb__fail_status(NB_ERR_NULL, "%s: module or path is NULL", op);
     entry_list l = {0};
-    nb_status s = collect(&l, m, NULL, "")
-                      ? save_model("module_save", path, &l, n_meta, meta_keys, meta_values, true)
-                      : nb_error_code();
+    nb_status s = !collect(&l, m, NULL, "") ? nb_error_code()
+                  : sparse ? save_sparse(path, &l, n_meta, meta_keys, meta_values)
+                           : save_model(op, path, &l, n_meta, meta_keys, meta_values, true);
     list_free(&l);
     return s;
+}
+
+nb_status nb_module_save(const nb_module *m, const char *path, int n_meta,
+                         const char *const *meta_keys, const char *const *meta_values) {
+    return module_save("module_save", m, path, n_meta, meta_keys, meta_values, false);
+}
+
+nb_status nb_module_save_sparse(const nb_module *m, const char *path, int n_meta,
+                                const char *const *meta_keys, const char *const *meta_values) {
+    return module_save("module_save_sparse", m, path, n_meta, meta_keys, meta_values, true);
 }
 
 /* ---- loading */
 
 static bool file_has(const nb_safetensors *st, const char *name) {
+    if (nb__sparse_has(st, name)) return true;
     for (int j = 0, n = nb_safetensors_count(st); j < n; j++)
         if (!strcmp(nb_safetensors_name(st, j), name)) return true;
     return false;
@@ -190,11 +254,23 @@ void nb_load_report_free(nb_load_report *r) {
     *r = (nb_load_report){0};
 }
 
+/* The tensor the file holds under name, dense or sparse (nb_module_save_sparse). */
+static nb_tensor *file_get(const nb_safetensors *st, const char *path, const char *name) {
+    return nb__sparse_has(st, name) ? nb__sparse_get(st, path, name) : nb_safetensors_get(st, name);
+}
+
+/* name is a part of a tensor of the list that the file stores sparse. */
+static bool list_has_part(const nb_safetensors *st, const entry_list *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (nb__sparse_part_of(st, name, l->e[i].name)) return true;
+    return false;
+}
+
 /* One tensor of the file against the object's: same dtype and shape, and, for the model's
  * weights, finite. */
 static bool check_one(const char *path, const nb_safetensors *st, const entry *e, bool model) {
     nb_scope_begin(); /* one tensor at a time: the check holds one copy at most */
-    nb_tensor *t = nb_safetensors_get(st, e->name), *want = e->t;
+    nb_tensor *t = file_get(st, path, e->name), *want = e->t;
     bool ok = t != NULL;
     if (ok && t->dtype != want->dtype) {
         nb__fail(NB_ERR_DTYPE, "%s: tensor '%s' is %s, expected %s", path, e->name,
@@ -231,7 +307,7 @@ static bool check_all(const char *path, const nb_safetensors *st, entry_list *l,
         if (l->e[i].in_file && !check_one(path, st, &l->e[i], i < l->n_model)) return false;
     for (int j = 0, n = nb_safetensors_count(st); j < n; j++) {
         const char *name = nb_safetensors_name(st, j);
-        if (list_has(l, name) || (ignored && !strncmp(name, ignored, strlen(ignored)))) continue;
+        if (list_has(l, name) || list_has_part(st, l, name) || (ignored && !strncmp(name, ignored, strlen(ignored)))) continue;
         if (!report)
             return nb__fail(NB_ERR_IO, "%s: holds a tensor '%s' that the model%s does not have",
                             path, name, ignored ? "" : " or optimiser"), false;
@@ -240,10 +316,18 @@ static bool check_all(const char *path, const nb_safetensors *st, entry_list *l,
     return true;
 }
 
-static nb_status copy_all(const nb_safetensors *st, const entry_list *l) {
+static nb_status copy_all(const nb_safetensors *st, const char *path, const entry_list *l) {
     for (int i = 0; i < l->n; i++) {
         if (!l->e[i].in_file) continue;
-        nb_status s = nb_safetensors_load_into(st, l->e[i].name, l->e[i].t);
+        nb_status s;
+        if (nb__sparse_has(st, l->e[i].name)) {
+            nb_scope_begin();
+            nb_tensor *t = file_get(st, path, l->e[i].name);
+            s = t ? nb_copy(l->e[i].t, t) : nb_error_code();
+            nb_scope_end();
+        } else {
+            s = nb_safetensors_load_into(st, l->e[i].name, l->e[i].t);
+        }
         if (s != NB_OK) return s;
     }
     return NB_OK;
@@ -254,7 +338,7 @@ static nb_status load_module(nb_module *m, const char *path, nb_load_report *rep
     if (!st) return nb_error_code();
     entry_list l = {0};
     nb_status s = collect(&l, m, NULL, "") && check_all(path, st, &l, NULL, report)
-                      ? copy_all(st, &l)
+                      ? copy_all(st, path, &l)
                       : nb_error_code();
     list_free(&l);
     nb_safetensors_close(st);
@@ -401,7 +485,7 @@ nb_status nb_checkpoint_load(const char *path, nb_module *m, nb_optim *o, nb_sch
     ok = ok && parse_rng(path, nb_safetensors_meta(st, "nabla.rng"), &g) &&
          collect(&l, m, o, "model.") && check_all(path, st, &l, o ? NULL : "optim.", NULL) &&
          load_json_states(path, st, o, s);
-    nb_status status = ok ? copy_all(st, &l) : nb_error_code();
+    nb_status status = ok ? copy_all(st, path, &l) : nb_error_code();
     if (status == NB_OK) {
         nb_rng_set_state(g);
         if (epoch) *epoch = (int64_t)done;

