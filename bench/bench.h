@@ -25,6 +25,10 @@ static inline double cpu_ns(void) {
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* How long to sleep before timing a side after OpenBLAS ran: its idle workers spin about 0.1 s,
+ * and would take CPU from what is timed next (with margin). */
+#define BLAS_SETTLE_MS 250
+
 /* Sleeps the whole ms, resuming after signals. */
 static inline void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

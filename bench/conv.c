@@ -39,7 +39,6 @@
 #define CH 64
 #define SIDE 28
 #define GOAL 0.5
-#define BLAS_SETTLE_MS 250  /* OpenBLAS's idle workers spin about 0.1 s, with margin */
 #define OPENMP_SETTLE_MS 50 /* libgomp's idle workers spin a few ms */
 #define ROUNDS 7
 #define PER_BLOCK 3

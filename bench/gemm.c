@@ -24,7 +24,6 @@
 
 #define REPS 9
 #define SAMPLE_NS 5e6
-#define BLAS_SETTLE_MS 250 /* OpenBLAS's idle workers spin about 0.1 s, with margin */
 
 typedef struct {
     const char *name;

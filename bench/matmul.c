@@ -33,7 +33,6 @@
 #include <string.h>
 
 #define SAMPLE_NS 20e6        /* 20 ms: long enough that clock and scope overheads vanish */
-#define BLAS_SETTLE_MS 250    /* OpenBLAS's idle workers spin about 0.1 s, with margin */
 #define POOL_SETTLE_MS 50     /* nabla's idle workers spin 20 us: ample */
 #define MAX_ROUNDS 9
 #define MAX_PER_BLOCK 5

@@ -21,7 +21,6 @@
 
 #define REPS 9
 #define SAMPLE_NS 5e6
-#define BLAS_SETTLE_MS 250 /* OpenBLAS's idle workers spin about 0.1 s, with margin */
 
 typedef struct {
     const char *name;
@@ -119,7 +118,7 @@ static void time_shape(const shape *s, double ns[KINDS]) {
 int main(void) {
     nb_set_num_threads(1);
     openblas_set_num_threads(1);
-    sleep_ms(BLAS_SETTLE_MS); /* see bench/gemm.c: OpenBLAS's spinning workers */
+    sleep_ms(BLAS_SETTLE_MS);
     double ns[N_SHAPES][KINDS];
     for (int i = 0; i < N_SHAPES; i++) time_shape(&shapes[i], ns[i]);
     printf("qgemm: single-thread int8 (u8 x s8 -> s32) and bf16 (-> f32) GEMMs against OpenBLAS sgemm\n%s\n",

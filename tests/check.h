@@ -53,6 +53,15 @@ static int check_passed_, check_failed_;
         else CHECK_FAIL_("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
     } while (0)
 
+/* The counted allocator holds `before` live bytes again: what `what` made was all freed. */
+#define CHECK_BYTES_BACK(what, before)                                                       \
+    do {                                                                                     \
+        size_t after_ = nb_alloc_stats_get().bytes_live, before_ = (before);                 \
+        if (after_ == before_) check_passed_++;                                              \
+        else CHECK_FAIL_("%s: %zu bytes before the call and %zu after freeing its result",   \
+                         (what), before_, after_);                                           \
+    } while (0)
+
 /* The call failed with `code` and a message containing `needle`; clears the error. */
 #define CHECK_ERROR(code, needle)                                                   \
     do {                                                                            \

@@ -100,11 +100,7 @@ static void run_golden(const dcase *c, bool scoped) {
     nb_clear_grad(c->teacher);
     nb_set_requires_grad(c->student, false);
     nb_set_requires_grad(c->teacher, false);
-    if (!scoped) {
-        size_t after = nb_alloc_stats_get().bytes_live;
-        if (after == before) check_passed_++;
-        else CHECK_FAIL_("%s: %zu bytes before the call and %zu after freeing its result", c->name, before, after);
-    }
+    if (!scoped) CHECK_BYTES_BACK(c->name, before);
 }
 
 /* The loss in double from a float32 forward with recording off. */

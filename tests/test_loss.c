@@ -183,11 +183,7 @@ static void run_golden(const lcase *c, bool scoped) {
     if (scoped) nb_scope_end();
     else nb_tensor_free(loss);
     set_grads(&l, false);
-    if (!scoped) {
-        size_t after = nb_alloc_stats_get().bytes_live;
-        if (after == before) check_passed_++;
-        else CHECK_FAIL_("%s: %zu bytes before the call and %zu after freeing its result", c->name, before, after);
-    }
+    if (!scoped) CHECK_BYTES_BACK(c->name, before);
 }
 
 /* sum(loss * upstream) in double, from a float32 forward with recording off. */
