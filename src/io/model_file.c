@@ -300,6 +300,37 @@ static bool apply_init(nb_module *m, const char *type, const layer_reader *r) {
     return nb__fail_prefix("model %s", r->where), false;
 }
 
+/* "embedding": {num_embeddings, embedding_dim, padding_idx?} (ids in, torch's nn.Embedding). */
+static nb_module *build_embedding(layer_reader *r) {
+    int64_t num = get_int(r, "num_embeddings", 0, true), dim = get_int(r, "embedding_dim", 0, true);
+    json_t *pad = json_object_get(r->obj, "padding_idx");
+    if (pad && !json_is_integer(pad)) bad(r, "'padding_idx' must be an integer");
+    if (!r->ok) return NULL;
+    return nb_embedding_new(num, dim, (nb_embedding_opts){.padding = pad != NULL,
+                                                          .padding_idx = json_integer_value(pad)});
+}
+
+/* "rnn", "lstm", "gru": {in, hidden, num_layers?, bias?, batch_first?, dropout?,
+ * bidirectional?, nonlinearity? ("tanh" or "relu", rnn only)}; the layer's output (the last
+ * layer's hidden states, [T, B, D H]) is what flows on. */
+static nb_module *build_recurrent(layer_reader *r, const char *type) {
+    int64_t in = get_int(r, "in", 0, true), hidden = get_int(r, "hidden", 0, true);
+    nb_rnn_opts o = {.num_layers = (int)get_int(r, "num_layers", 1, false),
+                     .no_bias = !get_bool(r, "bias", true),
+                     .batch_first = get_bool(r, "batch_first", false),
+                     .dropout = (float)get_num(r, "dropout", 0),
+                     .bidirectional = get_bool(r, "bidirectional", false)};
+    const char *nl = json_string_value(json_object_get(r->obj, "nonlinearity"));
+    nb_rnn_mode mode = type[0] == 'l' ? NB_RNN_LSTM : type[0] == 'g' ? NB_RNN_GRU : NB_RNN_TANH;
+    if (json_object_get(r->obj, "nonlinearity")) {
+        if (mode != NB_RNN_TANH) bad(r, "'nonlinearity' is for an rnn only");
+        else if (nl && !strcmp(nl, "relu")) mode = NB_RNN_RELU;
+        else if (!nl || strcmp(nl, "tanh")) bad(r, "'nonlinearity' must be \"tanh\" or \"relu\"");
+    }
+    if (r->ok && o.num_layers < 1) bad(r, "'num_layers' must be at least 1");
+    return r->ok ? nb_rnn_new(mode, in, hidden, o) : NULL;
+}
+
 static nb_module *build_layer(const json_t *obj, const char *where, nb_init_scheme inherited) {
     layer_reader r = {where, obj, json_is_object(obj), inherited};
     const char *type = json_string_value(json_object_get(obj, "type"));
@@ -381,6 +412,13 @@ static nb_module *build_layer(const json_t *obj, const char *where, nb_init_sche
             }
         }
         if (r.ok) m = nb_concat_new((int)n, built, dim);
+    } else if (!strcmp(type, "embedding") &&
+               check_keys(&r, (const char *[]){"num_embeddings", "embedding_dim", "padding_idx", NULL})) {
+        m = build_embedding(&r);
+    } else if ((!strcmp(type, "rnn") || !strcmp(type, "lstm") || !strcmp(type, "gru")) &&
+               check_keys(&r, (const char *[]){"in", "hidden", "num_layers", "bias", "batch_first",
+                                                "dropout", "bidirectional", "nonlinearity", NULL})) {
+        m = build_recurrent(&r, type);
     } else if (nb_activation_parse(type, &act) && check_keys(&r, (const char *[]){"param", NULL})) {
         double p = get_num(&r, "param", 0);
         if (r.ok) m = nb_activation_new(act, (float)p);
