@@ -2,7 +2,7 @@
  * test_embedding.c — nb_embedding and the Embedding module (src/ops/embedding.c,
  * src/nn/embedding.c): torch's outputs and weight gradients (repeated ids add up, the padding
  * row gets none) from tests/golden/rnn.json, the gradient differentiated again, the module's
- * initialisation and repr, and ids that are out of range, negative or of the wrong dtype
+ * initialisation and repr, max_norm's renormalisation in place, and ids that are out of range, negative or of the wrong dtype
  * refused with messages naming the id and its position.
  */
 #include "check.h"
@@ -19,13 +19,19 @@ static void embedding_case(const json_t *c) {
     nb_tensor *r = json_tensor(json_object_get(c, "R"));
     nb_set_requires_grad(w, true);
     const json_t *pad = json_object_get(c, "padding_idx");
-    nb_embedding_opts opts = {.padding = pad != NULL, .padding_idx = (int64_t)json_integer_value(pad)};
+    const json_t *max_norm = json_object_get(c, "max_norm");
+    nb_embedding_opts opts = {.padding = pad != NULL, .padding_idx = (int64_t)json_integer_value(pad),
+                              .max_norm = (float)json_number_value(max_norm)};
     nb_tensor *out = nb_embedding(ids, w, &opts);
     snprintf(what, sizeof what, "%s: output", name);
     check_json_tensor(what, out, json_object_get(c, "output"), 1e-6);
     CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(out, r))), NB_OK);
     snprintf(what, sizeof what, "%s: weight gradient", name);
     check_json_tensor(what, nb_grad(w), json_object_get(c, "grad_weight"), 1e-6);
+    if (max_norm) { /* the rows used, renormalised in place */
+        snprintf(what, sizeof what, "%s: weight after max_norm", name);
+        check_json_tensor(what, w, json_object_get(c, "weight_after"), 1e-6);
+    }
     nb_scope_end();
 }
 
@@ -34,7 +40,7 @@ static void embeddings_match_torch(void) {
     CHECK(root != NULL);
     if (!root) return;
     const json_t *cases = json_object_get(root, "embeddings");
-    CHECK(json_array_size(cases) >= 3);
+    CHECK(json_array_size(cases) >= 4);
     for (size_t i = 0; i < json_array_size(cases); i++) embedding_case(json_array_get(cases, i));
     json_decref(root);
 }

@@ -133,19 +133,22 @@ def cell_case(name, mode, I, H, B, bias=True):
     return case
 
 
-def embedding_case(name, V, E, ids, padding_idx=None):
-    m = nn.Embedding(V, E, padding_idx=padding_idx)
+def embedding_case(name, V, E, ids, padding_idx=None, max_norm=None):
+    m = nn.Embedding(V, E, padding_idx=padding_idx, max_norm=max_norm)
     with torch.no_grad():
         m.weight.copy_(f32(m.weight.to(D)).float())
     m = m.to(D)
     ids = torch.tensor(ids)
+    weight = tensor(m.weight)  # before max_norm renormalises it in place
     out = m(ids)
     r = f32(torch.randn(out.shape, dtype=D))
     (out * r).sum().backward()
-    case = dict(name=name, weight=tensor(m.weight), ids=tensor(ids, "int32"), R=tensor(r),
+    case = dict(name=name, weight=weight, ids=tensor(ids, "int32"), R=tensor(r),
                 output=tensor(out), grad_weight=tensor(m.weight.grad))
     if padding_idx is not None:
         case["padding_idx"] = padding_idx
+    if max_norm is not None:
+        case.update(max_norm=max_norm, weight_after=tensor(m.weight))
     return case
 
 
@@ -176,6 +179,7 @@ def main():
         embedding_case("embedding_repeated_ids", 7, 3, [[1, 4, 1], [6, 0, 4]]),
         embedding_case("embedding_padding_idx", 6, 4, [[0, 2, 0, 5], [2, 2, 1, 0]], padding_idx=0),
         embedding_case("embedding_negative_padding_idx", 5, 2, [4, 3, 4, 1], padding_idx=-1),
+        embedding_case("embedding_max_norm_repeated_ids", 6, 4, [[5, 1, 5], [2, 1, 0]], max_norm=1.0),
     ]
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden", "rnn.json")
     with open(path, "w") as f:

@@ -22,6 +22,9 @@ extern "C" {
 typedef struct {
     bool padding;        /* padding_idx given: its row's output is read but gets no gradient */
     int64_t padding_idx; /* in [-V, V); negative counts from the end, as torch */
+    float max_norm;      /* > 0: each row looked up whose 2-norm exceeds it is first scaled in
+                          * place to max_norm / (norm + 1e-7) of itself (torch's max_norm, under
+                          * no_grad, so the weight changes); 0: none */
 } nb_embedding_opts;
 
 /* torch.nn.functional.embedding: out[..., :] = weight[ids[...], :], shape ids.shape + [E].
@@ -29,7 +32,7 @@ typedef struct {
  * accumulated only into the rows used (index_add: a repeated id adds up), and the padding row
  * (when opts->padding) gets none.  opts may be NULL.  NULL with NB_ERR_ARG for an id outside
  * [0, V) ("embedding: id 12 at [1,3] is out of range for 10 embeddings") or a padding_idx
- * outside [-V, V), NB_ERR_DTYPE for ids that are not int32 or a weight that is not float32,
+ * outside [-V, V) or a negative max_norm, NB_ERR_DTYPE for ids that are not int32 or a weight that is not float32,
  * NB_ERR_SHAPE for a weight that is not 2-D, NB_ERR_NULL for NULL or dead inputs. */
 NB_API nb_tensor *nb_embedding(nb_tensor *ids, nb_tensor *weight, const nb_embedding_opts *opts);
 /* An Embedding module: parameter "weight" [V, E] drawn from N(0, 1) with the padding row

@@ -300,14 +300,17 @@ static bool apply_init(nb_module *m, const char *type, const layer_reader *r) {
     return nb__fail_prefix("model %s", r->where), false;
 }
 
-/* "embedding": {num_embeddings, embedding_dim, padding_idx?} (ids in, torch's nn.Embedding). */
+/* "embedding": {num_embeddings, embedding_dim, padding_idx?, max_norm?} (ids in, torch's
+ * nn.Embedding). */
 static nb_module *build_embedding(layer_reader *r) {
     int64_t num = get_int(r, "num_embeddings", 0, true), dim = get_int(r, "embedding_dim", 0, true);
     json_t *pad = json_object_get(r->obj, "padding_idx");
     if (pad && !json_is_integer(pad)) bad(r, "'padding_idx' must be an integer");
+    double max_norm = get_num(r, "max_norm", 0);
     if (!r->ok) return NULL;
     return nb_embedding_new(num, dim, (nb_embedding_opts){.padding = pad != NULL,
-                                                          .padding_idx = json_integer_value(pad)});
+                                                          .padding_idx = json_integer_value(pad),
+                                                          .max_norm = (float)max_norm});
 }
 
 /* "rnn", "lstm", "gru": {in, hidden, num_layers?, bias?, batch_first?, dropout?,
@@ -413,7 +416,8 @@ static nb_module *build_layer(const json_t *obj, const char *where, nb_init_sche
         }
         if (r.ok) m = nb_concat_new((int)n, built, dim);
     } else if (!strcmp(type, "embedding") &&
-               check_keys(&r, (const char *[]){"num_embeddings", "embedding_dim", "padding_idx", NULL})) {
+               check_keys(&r, (const char *[]){"num_embeddings", "embedding_dim", "padding_idx",
+                                                "max_norm", NULL})) {
         m = build_embedding(&r);
     } else if ((!strcmp(type, "rnn") || !strcmp(type, "lstm") || !strcmp(type, "gru")) &&
                check_keys(&r, (const char *[]){"in", "hidden", "num_layers", "bias", "batch_first",

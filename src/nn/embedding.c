@@ -1,6 +1,7 @@
 /*
  * embedding.c — the Embedding module: a table of num_embeddings rows of embedding_dim floats,
- * looked up by int32 ids (nb_embedding, src/ops/embedding.c).  torch's reset_parameters:
+ * looked up by int32 ids (nb_embedding, src/ops/embedding.c; with max_norm the rows looked up
+ * are renormalised in place first).  torch's reset_parameters:
  * weight ~ N(0, 1), then the padding row set to zeros.
  */
 #include "module.h"
@@ -21,6 +22,7 @@ static void embedding_describe(const nb_module *m, nb_attrs *d) {
     nb_attrs_int(d, "num_embeddings", s->num_embeddings)->flags = NB_ATTR_POSITIONAL;
     nb_attrs_int(d, "embedding_dim", s->embedding_dim)->flags = NB_ATTR_POSITIONAL;
     if (s->opts.padding) nb_attrs_int(d, "padding_idx", s->opts.padding_idx);
+    if (s->opts.max_norm > 0) nb_attrs_float(d, "max_norm", s->opts.max_norm);
 }
 
 static const nb_module_class embedding_class = {.name = "Embedding", .forward = embedding_forward,
@@ -43,6 +45,9 @@ nb_module *nb_embedding_new(int64_t num_embeddings, int64_t embedding_dim, nb_em
     if (opts.padding && (opts.padding_idx < -num_embeddings || opts.padding_idx >= num_embeddings))
         return nb__fail(NB_ERR_ARG, "Embedding: padding_idx %lld must be within num_embeddings "
                         "(%lld)", (long long)opts.padding_idx, (long long)num_embeddings);
+    if (!(opts.max_norm >= 0))
+        return nb__fail(NB_ERR_ARG, "Embedding: max_norm must be >= 0 (0: none), got %g",
+                        (double)opts.max_norm);
     if (opts.padding && opts.padding_idx < 0) opts.padding_idx += num_embeddings;
     nb_module *m = nb_module_new(&embedding_class, sizeof(embedding_state));
     if (!m) return NULL;
