@@ -198,6 +198,20 @@ static nb_tensor *initial_state(nb__temps *tmp, const run_ctx *r, nb_tensor *s0,
     return TMP(nb_reshape(TMP(nb_slice(s0, 0, index, index + 1, 1)), 2, shape));
 }
 
+/* part holds steps lo .. hi-1 as rows of `batch`: each step's rows (a view) into steps[t],
+ * through halves.  A slice's gradient is zeros of its base's shape with the slice written in,
+ * so T slices of the whole would cost T whole-size gradients in backward; halving costs
+ * 2 log2(T), each level's slices adding up to one whole. */
+static bool split_steps(nb__temps *tmp, nb_tensor *part, int64_t lo, int64_t hi, int64_t batch,
+                        nb_tensor **steps) {
+    if (hi - lo == 1) return (steps[lo] = part) != NULL;
+    int64_t mid = lo + (hi - lo) / 2;
+    nb_tensor *a = TMP(nb_slice(part, 0, 0, (mid - lo) * batch, 1));
+    nb_tensor *b = TMP(nb_slice(part, 0, (mid - lo) * batch, (hi - lo) * batch, 1));
+    return a && b && split_steps(tmp, a, lo, mid, batch, steps) &&
+           split_steps(tmp, b, mid, hi, batch, steps);
+}
+
 /* One direction of one layer over xp [T B, G H]: outputs into r->outs, final states into
  * r->h_n / r->c_n at index.  The steps' order is reversed for the reverse direction. */
 static bool run_direction(nb__temps *tmp, run_ctx *r, nb_tensor *xp, const cell_weights *w,
@@ -205,11 +219,12 @@ static bool run_direction(nb__temps *tmp, run_ctx *r, nb_tensor *xp, const cell_
     nb_rnn_mode mode = r->s->mode;
     nb_tensor *h = initial_state(tmp, r, r->h0, index);
     nb_tensor *c = mode == NB_RNN_LSTM ? initial_state(tmp, r, r->c0, index) : NULL;
+    nb_tensor **xp_steps = r->outs; /* each step's xp is read before its output is written */
+    if (!split_steps(tmp, xp, 0, r->steps, r->batch, xp_steps)) return false;
     for (int64_t k = 0; k < r->steps && h; k++) {
         int64_t t = reverse ? r->steps - 1 - k : k;
-        nb_tensor *xp_t = TMP(nb_slice(xp, 0, t * r->batch, (t + 1) * r->batch, 1));
-        nb_tensor *h2 = NULL, *c2 = NULL;
-        if (!xp_t || !cell_step(tmp, mode, r->s->hidden_size, xp_t, h, c, w, &h2, &c2)) return false;
+        nb_tensor *xp_t = xp_steps[t], *h2 = NULL, *c2 = NULL;
+        if (!cell_step(tmp, mode, r->s->hidden_size, xp_t, h, c, w, &h2, &c2)) return false;
         nb_tensor *m = r->masks[t];
         r->outs[t] = m ? TMP(nb_mul(h2, m)) : h2;
         h = m ? TMP(nb_where(m, h2, h)) : h2;
