@@ -3,7 +3,8 @@
  *  - torch's outputs, final states and every gradient (input, h0, c0, parameters) to 1e-5,
  *    from tests/golden/rnn.json (tools/gen_golden_rnn.py): one and two layers, bidirectional,
  *    batch_first, unsorted lengths, initial states, no bias, an unbatched sequence;
- *  - backward against fourth-order finite differences in double (gradcheck_util.h);
+ *  - backward against fourth-order finite differences in double (gradcheck_util.h), and a
+ *    second derivative (through a create_graph gradient) against central differences;
  *  - parameter names and the repr as torch's, dropout between layers only in training;
  *  - an LSTM and a GRU learn a memory task with Adam; model files build the layers;
  *  - bad inputs refused with messages naming them; no byte left behind with no scope open.
@@ -202,6 +203,45 @@ static void gradients_match_finite_differences(void) {
     gradcheck("lstm_bidirectional_lengths", NB_RNN_LSTM, (nb_rnn_opts){.bidirectional = true}, lengths);
     gradcheck("gru_two_layers", NB_RNN_GRU, (nb_rnn_opts){.num_layers = 2}, NULL);
     gradcheck("rnn_tanh_bidirectional_lengths", NB_RNN_TANH, (nb_rnn_opts){.bidirectional = true}, lengths);
+}
+
+/* s = <dL/dx, v> for L = sum(output R), the gradient taken with create_graph when asked. */
+static nb_tensor *input_gradient_dot(nb_module *m, nb_tensor *x, nb_tensor *r, nb_tensor *v, bool graph) {
+    nb_tensor *out = NULL, *gx = NULL;
+    nb_rnn_forward(m, x, NULL, &out, NULL, NULL);
+    nb_tensor *loss = nb_sum(nb_mul(out, r));
+    nb_autograd_grad(1, &loss, NULL, 1, &x, &gx, &(nb_grad_options){.create_graph = graph});
+    return nb_sum(nb_mul(gx, v));
+}
+
+/* The layers are ops, so their gradients are differentiable again: d<dL/dx, v>/dW_hh from a
+ * create_graph pass against central differences of the first-order <dL/dx, v>. */
+static void second_derivatives_match_finite_differences(void) {
+    nb_manual_seed(6);
+    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 2, 3, (nb_rnn_opts){.bidirectional = true});
+    nb_tensor *x = nb_randn(NB_SHAPE(3, 2, 2)), *r = nb_randn(NB_SHAPE(3, 2, 6));
+    nb_tensor *v = nb_randn(NB_SHAPE(3, 2, 2)), *w = nb_module_find(m, "weight_hh_l0_reverse");
+    nb_set_requires_grad(x, true);
+    nb_scope_begin();
+    CHECK_EQ_INT(nb_backward(input_gradient_dot(m, x, r, v, true)), NB_OK);
+    nb_scope_end();
+    float *g = host_vals(nb_grad(w)), *w0 = malloc(sizeof(float) * 36);
+    nb_copy_to(w, w0, 36);
+    double analytic = 0, side[2];
+    float dir[36], moved[36], h = 1e-2f;
+    for (int k = 0; k < 36; k++) dir[k] = (float)((k * 5) % 7) / 3.0f - 1.0f, analytic += (double)g[k] * dir[k];
+    for (int sgn = 0; sgn < 2; sgn++) {
+        for (int k = 0; k < 36; k++) moved[k] = w0[k] + (sgn ? -h : h) * dir[k];
+        nb_copy_from(w, moved, 36);
+        nb_scope_begin();
+        side[sgn] = nb_item(input_gradient_dot(m, x, r, v, false));
+        nb_scope_end();
+    }
+    nb_copy_from(w, w0, 36);
+    CHECK_NEAR(analytic, (side[0] - side[1]) / (2.0 * h), 2e-3, 1e-2);
+    free(w0);
+    nb_tensor_free(x), nb_tensor_free(r), nb_tensor_free(v);
+    nb_module_free(m);
 }
 
 /* ---------------------------------------------------------------- names, repr, dropout */
@@ -431,6 +471,7 @@ static void heap_mode_forward_and_backward_leave_nothing(void) {
 int main(void) {
     layers_and_cells_match_torch();
     gradients_match_finite_differences();
+    second_derivatives_match_finite_differences();
     parameters_are_named_and_printed_as_torch();
     dropout_acts_between_layers_in_training_only();
     final_state_is_taken_at_each_sequences_last_step();
