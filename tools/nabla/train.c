@@ -29,6 +29,7 @@ typedef struct {
     double rotate, crop_scale; /* augmentation, read by load_data */
     bool grad_norms, detect_anomaly; /* nb_fit_opts' */
     const char *parallel; /* --parallel: "none", or "data" over the ranks mpirun starts */
+    const char *amp;      /* --amp: "none", "bf16" or "fp16" (nabla/amp.h) */
 } train_opts;
 
 typedef struct {
@@ -42,6 +43,7 @@ typedef struct {
     nb_fit *fit;
     int stop_after;         /* --stop-after, read by the epoch callback */
     nb_ddp *ddp;            /* --parallel data: the gradients' mean over ranks */
+    nb_grad_scaler *scaler; /* --amp fp16: dynamic loss scaling */
 } run;
 
 /* Early stopping and the plateau schedule choose among epochs by the evaluation loss. */
@@ -225,6 +227,7 @@ static void report_memory(const run *r) {
 
 static void free_run(run *r) {
     nb_fit_free(r->fit);
+    nb_grad_scaler_free(r->scaler);
     nb_ddp_free(r->ddp);
     nb_sched_free(r->sched);
     nb_optim_free(r->optim);
@@ -380,7 +383,7 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     train_opts o = {.model = "784-64-64-10", .act = "relu", .data = "/usr/share/datasets/fashion-mnist",
                     .optim = "sgd", .sched = "cosine", .out = "runs/train", .lr = 0.01, .momentum = 0.9,
                     .gamma = 0.1, .epochs = 10, .batch = 64, .threads = nb_get_num_threads(),
-                    .step_size = 5, .val = -1, .patience = 2, .parallel = "none"};
+                    .step_size = 5, .val = -1, .patience = 2, .parallel = "none", .amp = "none"};
     const cli_flag flags[] = {
         {"model", FLAG_STRING, &o.model, "layer sizes, input to output"},
         {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of the layer sizes"},
@@ -433,6 +436,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         {"parallel", FLAG_STRING, &o.parallel, "data: train over the ranks `mpirun -np N` starts, each on 1/N of "
          "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes)", NULL,
          "none data"},
+        {"amp", FLAG_STRING, &o.amp, "mixed precision: matmul, linear and conv compute on bfloat16 or float16 "
+         "values with float32 sums and float32 weights (torch.autocast); fp16 adds dynamic loss scaling "
+         "(torch's GradScaler); evaluation stays float32", NULL, "none bf16 fp16"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -471,6 +477,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
                (cli_fail("--parallel data"), false)) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
+    bool fp16 = !strcmp(o.amp, "fp16");
+    if (ok && fp16 && !(r.scaler = nb_grad_scaler_new(NULL))) ok = !cli_fail("--amp fp16");
     ok = ok && (!ext || ext->prepare(ext, r.model, r.train_set, r.test));
     model_meta meta = {0};
     ok = ok && make_meta(&r, &meta);
@@ -484,7 +492,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
                           .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
                           .detect_anomaly = o.detect_anomaly, .teacher = ext ? ext->teacher : NULL,
                           .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0,
-                          .before_step = r.ddp ? finish_ddp : NULL, .before_step_ctx = r.ddp};
+                          .before_step = r.ddp ? finish_ddp : NULL, .before_step_ctx = r.ddp,
+                          .autocast = fp16 ? NB_F16 : !strcmp(o.amp, "bf16") ? NB_BF16 : NB_F32,
+                          .scaler = r.scaler};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
