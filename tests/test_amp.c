@@ -312,6 +312,58 @@ static void grad_scaler_refuses_bad_options_and_calls_out_of_order(void) {
     nb_grad_scaler_free(NULL);
 }
 
+/* ---------------------------------------------------------------- nb_fit */
+
+/* One epoch of nb_fit on 16 samples in batches of 4 (4 steps) of a Linear(4, 3) under opts;
+ * the weight's values after it into w[12]. */
+static nb_status fit_epoch(const nb_fit_opts *opts, float *w) {
+    float x[16 * 4];
+    int32_t y[16];
+    for (int i = 0; i < 16 * 4; i++) x[i] = sinf(0.7f * (float)i);
+    for (int i = 0; i < 16; i++) y[i] = i % 3;
+    nb_dataset *ds = nb_dataset_new(&(nb_dataset_desc){.n = 16, .sample_ndim = 1, .sample_shape = (int64_t[]){4},
+                                                       .x_f32 = x, .labels = y});
+    nb_loader *ld = nb_loader_new(ds, (nb_loader_opts){.batch_size = 4});
+    nb_manual_seed(9);
+    nb_module *m = nb_sequential_new(1, (nb_module *[]){nb_linear_new(4, 3, true)});
+    nb_tensor *params[2];
+    int np = nb_module_parameters(m, params, 2);
+    nb_optim *o = nb_sgd_new(np, params, (nb_sgd_opts){.lr = 0.1});
+    nb_fit *f = nb_fit_new(m, o, NULL, ld, ld, opts);
+    nb_status st = f ? nb_fit_run(f, NULL) : nb_error_code();
+    nb_copy_to(nb_module_find(m, "0.weight"), w, 12);
+    nb_fit_free(f);
+    nb_optim_free(o);
+    nb_module_free(m);
+    nb_loader_free(ld);
+    nb_dataset_free(ds);
+    return st;
+}
+
+/* float16 with a scale so large that every scaled gradient overflows: every step is skipped
+ * (the weights stay as drawn) and the scale halves at each; bfloat16 trains and stays near
+ * float32; nb_fit_new refuses another autocast dtype. */
+static void fit_runs_autocast_and_skips_steps_on_overflowing_scaled_gradients(void) {
+    float w0[12], w[12], wf[12];
+    nb_manual_seed(9);
+    nb_module *fresh = nb_linear_new(4, 3, true);
+    nb_copy_to(nb_module_find(fresh, "weight"), w0, 12);
+    nb_module_free(fresh);
+    nb_grad_scaler *s = nb_grad_scaler_new(&(nb_grad_scaler_opts){.init_scale = 0x1p24f});
+    CHECK(fit_epoch(&(nb_fit_opts){.epochs = 1, .autocast = NB_F16, .scaler = s}, w) == NB_OK);
+    CHECK(!memcmp(w, w0, sizeof w));
+    CHECK(nb_grad_scaler_get_scale(s) == 0x1p20f);
+    nb_grad_scaler_free(s);
+    CHECK(fit_epoch(&(nb_fit_opts){.epochs = 1}, wf) == NB_OK);
+    CHECK(fit_epoch(&(nb_fit_opts){.epochs = 1, .autocast = NB_BF16}, w) == NB_OK);
+    double want[12];
+    for (int i = 0; i < 12; i++) want[i] = wf[i];
+    CHECK(memcmp(w, w0, sizeof w) != 0);
+    CHECK_ARRAY("bf16 vs float32 weights after an epoch", w, want, 12, 0.01, 0.01);
+    CHECK(fit_epoch(&(nb_fit_opts){.epochs = 1, .autocast = NB_I8}, w) == NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "fit_new: autocast must be bfloat16, float16 or float32 (off)");
+}
+
 int main(void) {
     size_t before = nb_alloc_stats_get().bytes_live;
     round_half_agrees_with_nb_to_dtype_bit_for_bit();
@@ -324,6 +376,7 @@ int main(void) {
     grad_scaler_follows_torch_step_by_step_and_skips_steps_on_inf();
     grad_scaler_growth_stops_short_of_infinity();
     grad_scaler_refuses_bad_options_and_calls_out_of_order();
+    fit_runs_autocast_and_skips_steps_on_overflowing_scaled_gradients();
     nb_release_memory(); /* the scopes' blocks, kept for reuse */
     CHECK_BYTES_BACK("the tests", before);
     return check_summary();
