@@ -191,9 +191,12 @@ NB_API nb_module *nb_qat_conv_bn2d_from(const nb_module *conv, const nb_module *
  * model.apply(torch.ao.nn.intrinsic.qat.freeze_bn_stats)); NB_ERR_ARG when there is none. */
 NB_API nb_status nb_qat_freeze_bn_stats(nb_module *m);
 /* torch's prepare_qat (with fuse_modules of each Conv2d + BatchNorm2d pair first), in place:
- * below model, each float Linear becomes a QAT Linear (nb_qat_linear_from), each Conv2d followed
- * by a BatchNorm2d a ConvBn2d with the BatchNorm2d's place taken by an Identity, each other
- * Conv2d a QAT Conv2d; other modules are searched in turn.  The new modules take the model's
+ * below model, each float Linear becomes a QAT Linear (nb_qat_linear_from), each Conv2d whose
+ * next sibling is a BatchNorm2d a ConvBn2d with the BatchNorm2d's place taken by an Identity,
+ * each other Conv2d a QAT Conv2d; other modules are searched in turn.  The fusion takes siblings
+ * for what the forward does — the BatchNorm2d applied to the Conv2d's output and nothing else —
+ * which holds for Sequential and nabla's blocks; torch asks for the pairs (fuse_modules), a user
+ * module whose forward differs must not be prepared so.  The new modules take the model's
  * training mode.  opts as nb_qat_linear_new's (weight_bits: 4 for 4-bit weights).
  * Errors: NB_ERR_NULL; NB_ERR_ARG when no layer below model was swapped (a model that is itself
  * one Linear has nothing below it); a failing swap leaves the layers swapped so far. */
