@@ -1181,6 +1181,30 @@ static void prune_refuses_bad_input_and_writes_nothing(void) {
     CHECK_STR_CONTAINS(out_text, "prune");
 }
 
+/* --amp bf16 / fp16 train as float32 does; --qat from A's float weights writes a QAT model
+ * that `nabla eval` rebuilds (nabla.qat) and scores as the run's last epoch did. */
+static void amp_and_qat_train_and_eval_reads_the_qat_model(void) {
+    const char *amps[] = {"bf16", "fp16"};
+    for (int i = 0; i < 2; i++) {
+        CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--batch", "32", "--lr", "0.05",
+                   "--out", tpath("AMP"), "--seed", "1", "--amp", amps[i]);
+        epoch_line e;
+        CHECK(find_epoch_line(out_text, 1, &e) && e.test_acc >= 90.0);
+    }
+    CHECK_RUNS("train", "--data", data_dir(), "--epochs", "2", "--batch", "32", "--lr", "0.01",
+               "--out", tpath("QAT"), "--seed", "1", "--qat", "--bits", "4", "--qat-from",
+               tpath("A/model.safetensors"), "--qat-freeze-observers-epoch", "1");
+    epoch_line last;
+    CHECK(find_epoch_line(out_text, 1, &last) && last.test_acc >= 90.0);
+    CHECK_RUNS("eval", tpath("QAT/model.safetensors"), "--data", data_dir());
+    double loss = -1, acc = -1;
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &loss, &acc) == 2);
+    CHECK(acc == last.test_acc);
+    CHECK(NABLA("train", "--data", data_dir(), "--qat-from", tpath("A/model.safetensors"),
+                "--out", tpath("QAT2")) == 2);
+    CHECK_STR_CONTAINS(err_text, "--qat-from and --qat-freeze-* need --qat");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s PATH/TO/nabla (run from the repo root)\n", argv[0]);
@@ -1220,6 +1244,7 @@ int main(int argc, char **argv) {
     distill_teaches_a_student_and_refuses_a_mismatched_teacher();
     prune_zeroes_weights_keeps_them_through_finetuning_and_eval_reads_the_file();
     prune_refuses_bad_input_and_writes_nothing();
+    amp_and_qat_train_and_eval_reads_the_qat_model();
 
     free(out_text);
     free(err_text);

@@ -164,6 +164,44 @@ NB_API nb_module *nb_qat_linear_new(int64_t in_features, int64_t out_features, b
  * caller's.  NB_ERR_ARG for a module that is not a Linear, as well as the errors above. */
 NB_API nb_module *nb_qat_linear_from(const nb_module *linear, const nb_qat_opts *opts);
 
+/* ---------------------------------------------------------------- QAT convolutions, preparing a model
+ *
+ * QAT Conv2d (torch.ao.nn.qat.Conv2d followed by the output's activation_post_process): copies
+ * of a float Conv2d's weight and bias with the two FakeQuantize children of the QAT Linear
+ * (weight_fake_quant per output channel, dim 0; activation_post_process per tensor), forward
+ * y = activation_post_process(conv2d(x, weight_fake_quant(weight), bias)).
+ *
+ * ConvBn2d (torch.ao.nn.intrinsic.qat.ConvBn2d, _forward_approximate): a Conv2d and the
+ * BatchNorm2d after it trained as the folded layer they become.  With f = bn.weight /
+ * sqrt(bn.running_var + eps) per output channel:
+ *     y = activation_post_process(bn(conv2d(x, weight_fake_quant(weight f)) / f + bias))
+ * Parameters weight [out, in / groups, kh, kw] and bias (when the conv has one), children bn (a
+ * copy of the float one), weight_fake_quant, activation_post_process.  In training bn normalises
+ * with the batch's statistics and updates its running ones; after nb_qat_freeze_bn_stats (torch's
+ * freeze_bn_stats) and in eval mode it uses the running ones, which makes the forward exactly
+ * conv2d(x, fq(weight f)) + (bias - running_mean) f + bn.bias: BatchNorm folded.
+ *
+ * Errors (NULL): NB_ERR_NULL for NULL modules; NB_ERR_ARG for a module that is not a float
+ * Conv2d (and BatchNorm2d), a BatchNorm2d without affine parameters or running statistics or of
+ * another channel count, and those of nb_qat_linear_new's options. */
+NB_API nb_module *nb_qat_conv2d_from(const nb_module *conv, const nb_qat_opts *opts);
+NB_API nb_module *nb_qat_conv_bn2d_from(const nb_module *conv, const nb_module *bn,
+                                        const nb_qat_opts *opts);
+/* Freezes the BatchNorm statistics of every ConvBn2d in m's tree, m included (torch's
+ * model.apply(torch.ao.nn.intrinsic.qat.freeze_bn_stats)); NB_ERR_ARG when there is none. */
+NB_API nb_status nb_qat_freeze_bn_stats(nb_module *m);
+/* torch's prepare_qat (with fuse_modules of each Conv2d + BatchNorm2d pair first), in place:
+ * below model, each float Linear becomes a QAT Linear (nb_qat_linear_from), each Conv2d whose
+ * next sibling is a BatchNorm2d a ConvBn2d with the BatchNorm2d's place taken by an Identity,
+ * each other Conv2d a QAT Conv2d; other modules are searched in turn.  The fusion takes siblings
+ * for what the forward does — the BatchNorm2d applied to the Conv2d's output and nothing else —
+ * which holds for Sequential and nabla's blocks; torch asks for the pairs (fuse_modules), a user
+ * module whose forward differs must not be prepared so.  The new modules take the model's
+ * training mode.  opts as nb_qat_linear_new's (weight_bits: 4 for 4-bit weights).
+ * Errors: NB_ERR_NULL; NB_ERR_ARG when no layer below model was swapped (a model that is itself
+ * one Linear has nothing below it); a failing swap leaves the layers swapped so far. */
+NB_API nb_status nb_qat_prepare(nb_module *model, const nb_qat_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,7 @@ typedef struct nb_module nb_module;
 typedef struct nb_optim nb_optim;
 typedef struct nb_sched nb_sched;
 typedef struct nb_loader nb_loader;
+typedef struct nb_grad_scaler nb_grad_scaler;
 
 #ifdef __cplusplus
 extern "C" {
@@ -147,6 +148,15 @@ typedef struct nb_fit_opts {
      * gradients' mean over ranks.  A status other than NB_OK fails the step.  NULL: nothing. */
     nb_status (*before_step)(void *ctx);
     void *before_step_ctx;
+    /* Mixed precision (nabla/amp.h).  autocast: each training forward and loss run under
+     * nb_autocast_set(autocast) (NB_BF16 or NB_F16; NB_F32, 0: off); evaluation stays float32.
+     * scaler (float16's dynamic loss scaling; NULL: none): each step is torch's GradScaler
+     * recipe: backward of the scaled loss, before_step, unscale, clipping, the optimiser's step
+     * unless a gradient is Inf or NaN (a skipped step, as torch's), update.  The scaler stays
+     * the caller's; the checkpoint does not hold it, so a resumed run starts from the scaler it
+     * is given.  nb_fit_new refuses another autocast dtype (NB_ERR_ARG). */
+    nb_dtype autocast;
+    nb_grad_scaler *scaler;
 } nb_fit_opts;
 
 /* What a step callback sees: the step just done. */

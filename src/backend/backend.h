@@ -242,6 +242,11 @@ typedef struct nb_backend {
      *   float32 out: y = acc s + b (two roundings), negatives to 0 by relu (NaN kept). */
     void (*requantize)(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc, int64_t m,
                        int64_t n, const nb__requant_args *q);
+    /* ---- mixed precision (cpu/half.c): y = x rounded to nearest even to `to` (NB_BF16 or
+     * NB_F16) and kept as float32, so that float32 kernels compute on half-precision values
+     * (autocast); past the format's largest finite value (bfloat16's, or 65504: from 65520 on)
+     * +-Inf, a NaN stays NaN.  y may be x. */
+    void (*round_half)(float *y, const float *x, int64_t n, nb_dtype to);
 } nb_backend;
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */

@@ -46,6 +46,8 @@ typedef struct nb_op_args {
         int stride[2], pad[2], pad_end[2], dilation[2], output_padding[2], groups;
     } conv;
     void *hook; /* the backward_hook row's callbacks (ops/hook.c), or NULL */
+    nb_dtype amp; /* matmul, linear, conv: the autocast dtype they ran in (autograd/autocast.c);
+                   * NB_F32 (0) when none */
 } nb_op_args;
 
 /* A recorded op: the graph edge from its inputs to the tensor it made (out).  It lives in out's

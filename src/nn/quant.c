@@ -9,6 +9,7 @@
  */
 #include "nabla/quant.h"
 #include "module.h"
+#include "qat.h"
 
 #include <math.h>
 
@@ -403,26 +404,31 @@ static void qat_linear_describe(const nb_module *m, nb_attrs *d) {
 static const nb_module_class qat_linear_class = {
     .name = "Linear", .forward = qat_linear_forward, .describe = qat_linear_describe};
 
-/* A FakeQuantize child of the QAT Linear; false with the error named after the child. */
-static bool add_fake_quant(nb_module *m, const char *name, const nb_fake_quantize_opts *o,
-                           nb_module **child) {
+bool nb__qat_add_fake_quant(nb_module *m, const char *name, const nb_fake_quantize_opts *o,
+                            nb_module **child) {
     *child = nb_fake_quantize_new(o);
     if (*child && nb_module_add_child(m, name, *child) == NB_OK) return true;
-    nb__fail_prefix("Linear (QAT): %s", name);
+    nb__fail_prefix("%s (QAT): %s", m->cls->name, name);
     return false;
+}
+
+nb_fake_quantize_opts nb__qat_weight_opts(const nb_qat_opts *o, int64_t out_channels) {
+    return (nb_fake_quantize_opts){
+        .scheme = {.kind = NB_OBSERVER_MOVING_AVERAGE, .bits = o->weight_bits, .is_signed = true,
+                   .symmetric = true, .per_channel = true, .ch_axis = 0, .channels = out_channels},
+        .ste = o->ste, .learnable = o->learnable, .grad_scaling = o->learnable};
+}
+
+nb_fake_quantize_opts nb__qat_act_opts(const nb_qat_opts *o) {
+    return (nb_fake_quantize_opts){.scheme = {.kind = NB_OBSERVER_MOVING_AVERAGE, .bits = o->act_bits},
+                                   .ste = o->ste, .learnable = o->learnable, .grad_scaling = o->learnable};
 }
 
 /* The QAT Linear over a copy of a float Linear's parameters (torch's qat.Linear.from_float). */
 static nb_module *qat_linear_of(const nb__linear_state *ls, const nb_qat_opts *opts) {
     nb_qat_opts o = opts ? *opts : (nb_qat_opts){0};
     int64_t in = ls->in_features, out = ls->out_features;
-    nb_fake_quantize_opts wq = {
-        .scheme = {.kind = NB_OBSERVER_MOVING_AVERAGE, .bits = o.weight_bits, .is_signed = true,
-                   .symmetric = true, .per_channel = true, .ch_axis = 0, .channels = out},
-        .ste = o.ste, .learnable = o.learnable, .grad_scaling = o.learnable};
-    nb_fake_quantize_opts aq = {
-        .scheme = {.kind = NB_OBSERVER_MOVING_AVERAGE, .bits = o.act_bits},
-        .ste = o.ste, .learnable = o.learnable, .grad_scaling = o.learnable};
+    nb_fake_quantize_opts wq = nb__qat_weight_opts(&o, out), aq = nb__qat_act_opts(&o);
     nb_module *m = nb_module_new(&qat_linear_class, sizeof(qat_linear_state));
     if (!m) return NULL;
     qat_linear_state *s = NB__STATE(qat_linear_state, m);
@@ -432,8 +438,8 @@ static nb_module *qat_linear_of(const nb__linear_state *ls, const nb_qat_opts *o
     bool made = s->weight && (!ls->bias || s->bias);
     if (made) nb__copy_tensor(s->weight, ls->weight);
     if (made && ls->bias) nb__copy_tensor(s->bias, ls->bias);
-    if (made) made = add_fake_quant(m, "weight_fake_quant", &wq, &s->weight_fake_quant);
-    if (made) made = add_fake_quant(m, "activation_post_process", &aq, &s->activation_post_process);
+    if (made) made = nb__qat_add_fake_quant(m, "weight_fake_quant", &wq, &s->weight_fake_quant);
+    if (made) made = nb__qat_add_fake_quant(m, "activation_post_process", &aq, &s->activation_post_process);
     if (!made) {
         nb_module_free(m);
         return NULL;

@@ -38,8 +38,15 @@
  * conv2d's db is summed by the kernel of the weight pass, which reads dy anyway.  The kernels'
  * scratch (im2col columns) is device memory from the current scope's arena, so a training step in steady
  * state allocates nothing; with no scope open it is a heap buffer freed before the op returns.
+ *
+ * Under autocast (args.amp, nabla/amp.h) the kernels read x, w and b rounded to its dtype and
+ * the result is rounded; the first-order backward rounds dy and the gradients the same way (the
+ * backward as ops of create_graph is float32).
  */
 #include "op.h"
+
+#include "../autograd/autocast.h"
+#include "nabla/amp.h"
 
 #include "nabla/conv.h"
 
@@ -115,6 +122,11 @@ static void free_copy(nb_tensor *copy, nb_tensor *orig) {
     if (copy != orig) nb_tensor_free(copy);
 }
 
+/* The tensor a kernel reads for t: t itself when contiguous (else a copy), rounded under amp. */
+static nb_tensor *operand(nb_tensor *t, nb_dtype amp) {
+    return amp ? nb__amp_rounded(t, amp) : nb__contig(t);
+}
+
 nb_tensor *nb__fwd_conv(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *a) {
     nb_tensor *x = in[0], *w = in[1], *b = n == 3 ? in[2] : NULL;
     nb_conv2d_geom g;
@@ -126,8 +138,8 @@ nb_tensor *nb__fwd_conv(nb_op_id op, nb_tensor *const *in, int n, const nb_op_ar
     const nb_backend *be = nb__be(x);
     nb_arena *arena = nb__current_arena();
     size_t bytes = be->conv2d_workspace(&g);
-    nb_tensor *xc = nb__contig(x), *wc = xc ? nb__contig(w) : NULL;
-    nb_tensor *bc = wc && b ? nb__contig(b) : NULL;
+    nb_tensor *xc = operand(x, a->amp), *wc = xc ? operand(w, a->amp) : NULL;
+    nb_tensor *bc = wc && b ? operand(b, a->amp) : NULL;
     nb_tensor *out = wc && (bc || !b) ? nb__new(NB_F32, 4, shape) : NULL;
     void *ws = out ? nb__home_alloc_data(arena, be, bytes) : NULL;
     if (ws) {
@@ -135,6 +147,7 @@ nb_tensor *nb__fwd_conv(nb_op_id op, nb_tensor *const *in, int n, const nb_op_ar
         if (op == NB_OP_CONV2D) be->conv2d(nb__f32(out), nb__f32(xc), nb__f32(wc), bias, &g, ws);
         else be->conv2d_backward_data(nb__f32(out), nb__f32(xc), nb__f32(wc), bias, &g, ws);
         nb__home_free_data(arena, be, ws, bytes);
+        if (a->amp) nb__amp_round(out, a->amp);
     } else if (out) {
         nb_tensor_free(out);
         out = NULL;
@@ -232,8 +245,9 @@ nb_status nb__bwd_conv(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
     const nb_backend *be = nb__be(x);
     nb_arena *arena = nb__current_arena();
     size_t bytes = be->conv2d_workspace(&g);
-    nb_tensor *dyc = nb__contig(dy), *xc = dyc ? nb__contig(x) : NULL;
-    nb_tensor *wc = xc ? nb__contig(w) : NULL;
+    nb_dtype amp = node->args.amp;
+    nb_tensor *dyc = operand(dy, amp), *xc = dyc ? operand(x, amp) : NULL;
+    nb_tensor *wc = xc ? operand(w, amp) : NULL;
     void *ws = wc ? nb__home_alloc_data(arena, be, bytes) : NULL;
     nb_status st = ws ? NB_OK : nb_error_code();
     if (st == NB_OK && nb__needs_grad(node, 0)) {
@@ -258,6 +272,8 @@ nb_status nb__bwd_conv(const nb_node *node, nb_tensor *dy, nb_tensor **din) {
     }
     if (st == NB_OK && want_db && !fused_db && !(din[2] = bias_grad(be, dyc))) st = nb_error_code();
     if (ws) nb__home_free_data(arena, be, ws, bytes);
+    if (amp && st == NB_OK)
+        for (int i = 0; i < node->n_in; i++) nb__amp_round(din[i], amp);
     free_copy(wc, w);
     free_copy(xc, x);
     free_copy(dyc, dy);
@@ -352,7 +368,7 @@ nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb_conv2d_o
     if (!nb__alive(x)) return nb__fail_input("conv2d", x);
     if (!nb__alive(w)) return nb__fail_input("conv2d", w);
     nb_conv2d_opts o = opts ? *opts : (nb_conv2d_opts){0};
-    nb_op_args a = {0};
+    nb_op_args a = {.amp = nb_autocast_dtype()};
     if (!common_opts("conv2d", o.stride, o.padding, o.dilation, o.groups, &a)) return NULL;
     if (o.same && w->ndim == 4) {
         if (a.conv.stride[0] != 1 || a.conv.stride[1] != 1)
@@ -372,7 +388,7 @@ nb_tensor *nb_conv_transpose2d(nb_tensor *x, nb_tensor *w, nb_tensor *b,
     if (!nb__alive(x)) return nb__fail_input("conv_transpose2d", x);
     if (!nb__alive(w)) return nb__fail_input("conv_transpose2d", w);
     nb_conv_transpose2d_opts o = opts ? *opts : (nb_conv_transpose2d_opts){0};
-    nb_op_args a = {0};
+    nb_op_args a = {.amp = nb_autocast_dtype()};
     if (!common_opts("conv_transpose2d", o.stride, o.padding, o.dilation, o.groups, &a) ||
         !pair_at_least("conv_transpose2d", "output_padding", o.output_padding, 0))
         return NULL;

@@ -7,8 +7,13 @@
  *   dx = g W          dW = g^T x          db = sum over rows of g
  * with x and g seen as [M, in] and [M, out], M the product of the leading dims.  With
  * create_graph the same three lines are ops (matmul, transpose, sum), differentiable again.
+ * Under autocast (args.amp, nabla/amp.h) x, W, b and y are rounded to its dtype, and in the
+ * backward g and dx, dW, db; the matmuls of create_graph run under the same autocast.
  */
 #include "op.h"
+
+#include "../autograd/autocast.h"
+#include "nabla/amp.h"
 
 #include <string.h>
 
@@ -28,7 +33,10 @@ nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     int64_t m = rows_of(x), k = w->shape[1], o = w->shape[0], shape[NB_MAX_DIMS];
     memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     shape[x->ndim - 1] = o;
-    nb_tensor *xc = nb__contig(x), *wc = xc ? nb__contig(w) : NULL, *bc = wc && b ? nb__contig(b) : NULL;
+    nb_dtype amp = args->amp;
+    nb_tensor *xc = amp ? nb__amp_rounded(x, amp) : nb__contig(x);
+    nb_tensor *wc = xc ? (amp ? nb__amp_rounded(w, amp) : nb__contig(w)) : NULL;
+    nb_tensor *bc = wc && b ? (amp ? nb__amp_rounded(b, amp) : nb__contig(b)) : NULL;
     nb_tensor *out = wc && (bc || !b) ? nb__new(NB_F32, x->ndim, shape) : NULL;
     if (out) {
         float *y = nb__f32(out);
@@ -36,6 +44,7 @@ nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
             for (int64_t r = 0; r < m; r++)
                 nb__be(x)->copy_d2d(y + r * o, nb__f32(bc), sizeof(float) * (size_t)o);
         nb__be(x)->gemm(false, true, m, o, k, 1.0f, nb__f32(xc), k, nb__f32(wc), k, b ? 1.0f : 0.0f, y, o);
+        if (amp) nb__amp_round(out, amp);
     }
     if (xc != x) nb_tensor_free(xc);
     if (wc != w) nb_tensor_free(wc);
@@ -55,20 +64,26 @@ static nb_tensor *linear_grad_by_ops(nb__temps *tmp, const nb_node *node, nb_ten
 }
 
 nb_status nb__bwd_linear(const nb_node *node, nb_tensor *g, nb_tensor **din) {
+    nb_dtype amp = node->args.amp;
     if (nb_is_grad_enabled()) {
-        for (int i = 0; i < node->n_in; i++) {
+        nb_dtype before = nb_autocast_set(amp);
+        nb_status st = NB_OK;
+        for (int i = 0; i < node->n_in && st == NB_OK; i++) {
             if (!nb__needs_grad(node, i)) continue;
             nb__temps tmp = {0};
             din[i] = nb__temps_end(&tmp, nb__tmp(&tmp, linear_grad_by_ops(&tmp, node, g, i)));
-            if (!din[i]) return nb_error_code();
+            if (!din[i]) st = nb_error_code();
         }
-        return NB_OK;
+        nb_autocast_set(before);
+        return st;
     }
-    nb_tensor *x = node->in[0], *w = node->in[1], *gc = nb__contig(g);
+    /* the backward runs in its pass's scope, which frees these copies */
+    nb_tensor *x = node->in[0], *w = node->in[1], *gc = amp ? nb__amp_rounded(g, amp) : nb__contig(g);
     if (!gc) return nb_error_code();
     const nb_backend *be = nb__be(x);
     int64_t m = rows_of(x), k = w->shape[1], o = w->shape[0];
-    nb_tensor *wc = nb__contig(w), *xc = nb__contig(x);
+    nb_tensor *wc = amp ? nb__amp_rounded(w, amp) : nb__contig(w);
+    nb_tensor *xc = amp ? nb__amp_rounded(x, amp) : nb__contig(x);
     if (!wc || !xc) return nb_error_code();
     if (nb__needs_grad(node, 0)) {
         if (!(din[0] = nb__new(NB_F32, x->ndim, x->shape))) return nb_error_code();
@@ -82,9 +97,12 @@ nb_status nb__bwd_linear(const nb_node *node, nb_tensor *g, nb_tensor **din) {
         if (!(din[2] = nb__new(NB_F32, 1, &o))) return nb_error_code();
         be->reduce(NB_RED_SUM, nb__f32(din[2]), nb__f32(gc), 1, m, o);
     }
+    if (amp)
+        for (int i = 0; i < node->n_in; i++) nb__amp_round(din[i], amp);
     return NB_OK;
 }
 
 nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b) {
-    return nb__apply(NB_OP_LINEAR, b ? 3 : 2, (nb_tensor *[]){x, w, b}, NULL);
+    nb_op_args a = {.amp = nb_autocast_dtype()};
+    return nb__apply(NB_OP_LINEAR, b ? 3 : 2, (nb_tensor *[]){x, w, b}, &a);
 }

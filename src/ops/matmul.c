@@ -5,8 +5,14 @@
  * GEMM as a transpose flag rather than copied.
  *
  *   out = a b      da = g b^T      db = a^T g
+ *
+ * Under autocast (args.amp, nabla/amp.h) a, b and out are rounded to its dtype; the backward's
+ * matmuls run under the same autocast, so g and the gradients are rounded too.
  */
 #include "op.h"
+
+#include "../autograd/autocast.h"
+#include "nabla/amp.h"
 
 /* How GEMM reads the last two dims of t: row-major (ld = row stride) or transposed. */
 typedef struct {
@@ -48,9 +54,19 @@ static bool folds_into_one_gemm(const nb_tensor *a, const nb_tensor *b, const ge
     return true;
 }
 
+/* The product of a and b rounded to amp, from their rounded copies (freed here). */
+static nb_tensor *matmul_amp(nb_op_id op, nb_tensor *a, nb_tensor *b, nb_dtype amp) {
+    nb_tensor *ar = nb__amp_rounded(a, amp), *br = ar ? nb__amp_rounded(b, amp) : NULL;
+    nb_tensor *out = br ? nb__fwd_matmul(op, (nb_tensor *[]){ar, br}, 2, &(nb_op_args){0}) : NULL;
+    nb_tensor_free(ar);
+    nb_tensor_free(br);
+    return nb__amp_round(out, amp);
+}
+
 nb_tensor *nb__fwd_matmul(nb_op_id op, nb_tensor *const *in, int n_in, const nb_op_args *args) {
-    (void)op, (void)n_in, (void)args;
+    (void)n_in;
     nb_tensor *a = in[0], *b = in[1];
+    if (args->amp) return matmul_amp(op, a, b, args->amp);
     if (a->ndim < 2 || b->ndim < 2)
         return nb__fail(NB_ERR_SHAPE, "matmul: %s @ %s: operands must have at least one dim",
                         NB_SHP(a), NB_SHP(b));
@@ -118,13 +134,16 @@ static nb_tensor *grad_b(nb__temps *tmp, nb_tensor *g, nb_tensor *a, nb_tensor *
 
 nb_status nb__bwd_matmul(const nb_node *node, nb_tensor *g, nb_tensor **din) {
     nb_tensor *a = node->in[0], *b = node->in[1];
-    for (int i = 0; i < 2; i++) {
+    nb_dtype before = nb_autocast_set(node->args.amp);
+    nb_status st = NB_OK;
+    for (int i = 0; i < 2 && st == NB_OK; i++) {
         if (!nb__needs_grad(node, i)) continue;
         nb__temps tmp = {0};
         nb_tensor *d = i == 0 ? grad_a(&tmp, g, b) : grad_b(&tmp, g, a, b);
-        if (!(din[i] = nb__temps_end(&tmp, nb__tmp(&tmp, d)))) return nb_error_code();
+        if (!(din[i] = nb__temps_end(&tmp, nb__tmp(&tmp, d)))) st = nb_error_code();
     }
-    return NB_OK;
+    nb_autocast_set(before);
+    return st;
 }
 
 nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b) {
@@ -140,7 +159,8 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b) {
     nb__temps tmp = {0};
     nb_tensor *a2 = row ? nb__tmp(&tmp, nb_unsqueeze(a, 0)) : a;
     nb_tensor *b2 = col ? nb__tmp(&tmp, nb_unsqueeze(b, 1)) : b;
-    nb_tensor *out = nb__tmp(&tmp, nb__apply(NB_OP_MATMUL, 2, (nb_tensor *[]){a2, b2}, NULL));
+    nb_op_args args = {.amp = nb_autocast_dtype()};
+    nb_tensor *out = nb__tmp(&tmp, nb__apply(NB_OP_MATMUL, 2, (nb_tensor *[]){a2, b2}, &args));
     if (out && col) out = nb__tmp(&tmp, nb_squeeze(out, -1));
     if (out && row) out = nb__tmp(&tmp, nb_squeeze(out, col ? -1 : -2));
     return nb__temps_end(&tmp, out);

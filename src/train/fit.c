@@ -18,6 +18,7 @@
  * parameter's whole gradient of the step before it reaches .grad (nabla/autograd.h).
  */
 #include "nabla/train.h"
+#include "nabla/amp.h"
 #include "nabla/autograd.h"
 #include "nabla/loss.h"
 #include "nabla/optim.h"
@@ -216,17 +217,22 @@ static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor 
                        int64_t *correct, const char *where) {
     nb_optim_zero_grad(f->optim);
     int64_t width = 0;
-    nb_tensor *l = batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), correct, &width);
+    nb_tensor *l = NULL;
+    NB_AUTOCAST(f->o.autocast) { l = batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), correct, &width); }
     if (!l) return nb__fail_prefix("training step"), false;
     *v = nb_item(l);
     if (f->diverged_above == 0) set_divergence_threshold(f, *v, width);
     if (!loss_is_sane(f, *v, where)) return false;
-    if (nb_backward(l) != NB_OK) return nb__fail_prefix("training step"), false;
+    nb_grad_scaler *gs = f->o.scaler;
+    if (nb_backward(gs ? nb_grad_scaler_scale(gs, l) : l) != NB_OK) return nb__fail_prefix("training step"), false;
     if (f->o.before_step && f->o.before_step(f->o.before_step_ctx) != NB_OK)
         return nb__fail_prefix("training step"), false;
     f->norm_steps++;
+    if (gs && nb_grad_scaler_unscale(gs, np, params) != NB_OK) return nb__fail_prefix("training step"), false;
     if (f->o.clip_norm > 0) nb_clip_grad_norm(np, params, f->o.clip_norm, 2.0f);
-    if (nb_optim_step(f->optim) != NB_OK) return nb__fail_prefix("training step"), false;
+    nb_status st = gs ? nb_grad_scaler_step(gs, f->optim, np, params, NULL) : nb_optim_step(f->optim);
+    if (st == NB_OK && gs) st = nb_grad_scaler_update(gs);
+    if (st != NB_OK) return nb__fail_prefix("training step"), false;
     return true;
 }
 
@@ -508,6 +514,8 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
                    const nb_fit_opts *opts) {
     if (!m || !o || !train || !eval || !opts) return nb__fail(NB_ERR_ARG, "fit_new: NULL model, optimiser, loader or options");
     if (opts->epochs < 1) return nb__fail(NB_ERR_ARG, "fit_new: epochs must be at least 1, got %d", opts->epochs);
+    if (opts->autocast != NB_F32 && opts->autocast != NB_BF16 && opts->autocast != NB_F16)
+        return nb__fail(NB_ERR_ARG, "fit_new: autocast must be bfloat16, float16 or float32 (off)");
     if (opts->select_best && !opts->out) return nb__fail(NB_ERR_ARG, "fit_new: select_best needs an output folder (out)");
     if (opts->teacher && !(isfinite(opts->temperature) && opts->temperature > 0))
         return nb__fail(NB_ERR_ARG, "fit_new: the distillation temperature must be finite and above 0, got %g",

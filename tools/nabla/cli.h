@@ -100,6 +100,7 @@ int64_t cli_output_width(nb_module *m, const nb_dataset *ds);
 #define META_EPOCH "nabla.epoch"    /* the epochs done when the weights were taken */
 #define META_INPUT "nabla.input"    /* a sample's shape, "[28,28]" */
 #define META_CLASSES "nabla.classes" /* class names, ["T-shirt/top", ...] (absent: unknown) */
+#define META_QAT "nabla.qat"         /* a QAT model's bit widths (nb_qat_prepare's options) */
 
 typedef struct {
     long long epoch; /* -1: not recorded */

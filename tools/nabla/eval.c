@@ -27,7 +27,7 @@ void trained_info_clear(trained_info *info) {
 nb_module *load_trained_model(const char *path, trained_info *info) {
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return cli_fail("reading the weights"), NULL;
-    json_t *spec = meta_json(st, META_SPEC);
+    json_t *spec = meta_json(st, META_SPEC), *qat = meta_json(st, META_QAT);
     if (info) {
         json_t *e = meta_json(st, META_EPOCH);
         *info = (trained_info){.epoch = json_is_integer(e) ? json_integer_value(e) : -1,
@@ -37,17 +37,28 @@ nb_module *load_trained_model(const char *path, trained_info *info) {
     nb_safetensors_close(st);
     if (!json_is_object(spec)) {
         json_decref(spec);
+        json_decref(qat);
         if (info) trained_info_clear(info);
         fprintf(stderr, "nabla: %s: has no model description ('nabla.model'); was it written by nabla train?\n", path);
         return NULL;
     }
     nb_module *m = spec_build(spec);
     json_decref(spec);
+    /* a `nabla train --qat` file: the QAT modules its weights belong to */
+    nb_qat_opts q = {.weight_bits = (int)json_integer_value(json_object_get(qat, "weight_bits")),
+                     .act_bits = (int)json_integer_value(json_object_get(qat, "act_bits"))};
+    if (m && qat && nb_qat_prepare(m, &q) != NB_OK) {
+        cli_fail("preparing the QAT model");
+        nb_module_free(m);
+        m = NULL;
+    }
     if (m && nb_module_load(m, path) != NB_OK) {
         cli_fail("loading the weights");
         nb_module_free(m);
         m = NULL;
     }
+    if (m && qat) nb_fake_quantize_enable_observer(m, false); /* the trained qparams, not the data's */
+    json_decref(qat);
     if (!m && info) trained_info_clear(info);
     if (m) nb_module_train(m, false);
     return m;

@@ -29,6 +29,11 @@ typedef struct {
     double rotate, crop_scale; /* augmentation, read by load_data */
     bool grad_norms, detect_anomaly; /* nb_fit_opts' */
     const char *parallel; /* --parallel: "none", or "data" over the ranks mpirun starts */
+    const char *amp;      /* --amp: "none", "bf16" or "fp16" (nabla/amp.h) */
+    bool qat;             /* --qat: quantization-aware training (nb_qat_prepare) */
+    int bits;             /* --bits: the weights' bit width under --qat */
+    const char *qat_from; /* --qat-from: float weights to start QAT from, or NULL */
+    int qat_freeze_observers, qat_freeze_bn; /* epochs after which to freeze them (0: never) */
 } train_opts;
 
 typedef struct {
@@ -42,6 +47,8 @@ typedef struct {
     nb_fit *fit;
     int stop_after;         /* --stop-after, read by the epoch callback */
     nb_ddp *ddp;            /* --parallel data: the gradients' mean over ranks */
+    nb_grad_scaler *scaler; /* --amp fp16: dynamic loss scaling */
+    const train_opts *opts; /* read by the epoch callback (--qat-freeze-*) */
 } run;
 
 /* Early stopping and the plateau schedule choose among epochs by the evaluation loss. */
@@ -213,6 +220,23 @@ static bool build_model(const train_opts *o, run *r) {
     return r->model != NULL;
 }
 
+/* --qat: the float model's weights from --qat-from (torch's QAT fine-tunes a trained model),
+ * then the QAT modules in place of its layers (nb_qat_prepare): weights at --bits, per channel,
+ * activations at 8 bits. */
+static bool prepare_qat(const train_opts *o, run *r) {
+    if (o->qat_from && nb_module_load(r->model, o->qat_from) != NB_OK) return !cli_fail("--qat-from");
+    if (nb_qat_prepare(r->model, &(nb_qat_opts){.weight_bits = o->bits}) != NB_OK) return !cli_fail("--qat");
+    return true;
+}
+
+/* --qat-freeze-observers-epoch N, --qat-freeze-bn-epoch M: once `done` epochs are done, the
+ * observers' qparams (nb_fake_quantize_enable_observer) and the BatchNorm statistics
+ * (nb_qat_freeze_bn_stats, a model without ConvBn2d has none to freeze) stop moving. */
+static void qat_freeze(const train_opts *o, nb_module *m, int64_t done) {
+    if (o->qat_freeze_observers > 0 && done >= o->qat_freeze_observers) nb_fake_quantize_enable_observer(m, false);
+    if (o->qat_freeze_bn > 0 && done >= o->qat_freeze_bn && nb_qat_freeze_bn_stats(m) != NB_OK) nb_error_clear();
+}
+
 /* The memory a run needs (nb_fit_measure_memory) and the data's. */
 static void report_memory(const run *r) {
     nb_fit_memory m;
@@ -225,6 +249,7 @@ static void report_memory(const run *r) {
 
 static void free_run(run *r) {
     nb_fit_free(r->fit);
+    nb_grad_scaler_free(r->scaler);
     nb_ddp_free(r->ddp);
     nb_sched_free(r->sched);
     nb_optim_free(r->optim);
@@ -284,12 +309,14 @@ static const char *const train_usage =
 /* What model.safetensors records beside the weights: the model's spec, the epoch (filled in by
  * nb_fit), a sample's shape and the class names (when known). */
 typedef struct {
-    const char *keys[4], *values[4];
+    const char *keys[5], *values[5];
     char *spec, *input, *classes;
+    char qat[64]; /* --qat: {"weight_bits": B, "act_bits": 8} */
     int n;
 } model_meta;
 
 static bool make_meta(const run *r, model_meta *m) {
+    snprintf(m->qat, sizeof m->qat, "{\"weight_bits\": %d, \"act_bits\": 8}", r->opts->bits);
     json_t *shape = json_array();
     nb_dataset_info info = nb_dataset_info_get(r->train_set);
     for (int i = 0; i < info.sample_ndim; i++) json_array_append_new(shape, json_integer(info.sample_shape[i]));
@@ -301,6 +328,7 @@ static bool make_meta(const run *r, model_meta *m) {
     m->n = m->classes ? 4 : 3;
     memcpy(m->keys, keys, sizeof keys);
     memcpy(m->values, values, sizeof values);
+    if (r->opts->qat) m->keys[m->n] = META_QAT, m->values[m->n++] = m->qat;
     if (m->spec && m->input && (m->classes || !r->classes)) return true;
     fprintf(stderr, "nabla: out of memory\n");
     return false;
@@ -319,6 +347,7 @@ static bool print_epoch(const nb_fit_epoch *e, void *user) {
            (long long)e->epoch, e->epochs, e->train_loss, 100 * e->train_acc, r->val > 0 ? "val" : "test",
            e->eval_loss, 100 * e->eval_acc, e->lr, e->seconds);
     fflush(stdout);
+    if (r->opts->qat) qat_freeze(r->opts, r->model, e->epoch);
     return !(r->stop_after > 0 && e->epoch >= r->stop_after);
 }
 
@@ -380,7 +409,7 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     train_opts o = {.model = "784-64-64-10", .act = "relu", .data = "/usr/share/datasets/fashion-mnist",
                     .optim = "sgd", .sched = "cosine", .out = "runs/train", .lr = 0.01, .momentum = 0.9,
                     .gamma = 0.1, .epochs = 10, .batch = 64, .threads = nb_get_num_threads(),
-                    .step_size = 5, .val = -1, .patience = 2, .parallel = "none"};
+                    .step_size = 5, .val = -1, .patience = 2, .parallel = "none", .amp = "none", .bits = 8};
     const cli_flag flags[] = {
         {"model", FLAG_STRING, &o.model, "layer sizes, input to output"},
         {"model-file", FLAG_STRING, &o.model_file, "a JSON model file instead of the layer sizes"},
@@ -433,6 +462,18 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         {"parallel", FLAG_STRING, &o.parallel, "data: train over the ranks `mpirun -np N` starts, each on 1/N of "
          "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes)", NULL,
          "none data"},
+        {"amp", FLAG_STRING, &o.amp, "mixed precision: matmul, linear and conv compute on bfloat16 or float16 "
+         "values with float32 sums and float32 weights (torch.autocast); fp16 adds dynamic loss scaling "
+         "(torch's GradScaler); evaluation stays float32", NULL, "none bf16 fp16"},
+        {"qat", FLAG_BOOL, &o.qat, "quantization-aware training: Linear and Conv2d (Conv2d + BatchNorm2d: ConvBn2d) "
+         "with fake-quantized weights (--bits, per channel) and outputs (8 bits); OUT/model.safetensors holds "
+         "the QAT model (metadata nabla.qat)"},
+        {"bits", FLAG_INT, &o.bits, "--qat: the weights' bit width", "[2, 8]"},
+        {"qat-from", FLAG_STRING, &o.qat_from, "--qat: start from these float weights (a `nabla train` model file)"},
+        {"qat-freeze-observers-epoch", FLAG_INT, &o.qat_freeze_observers,
+         "--qat: freeze the quantizers' scales and zero points after N epochs (0: never)", "[0, inf)"},
+        {"qat-freeze-bn-epoch", FLAG_INT, &o.qat_freeze_bn,
+         "--qat: freeze the BatchNorm statistics of ConvBn2d layers after N epochs (0: never)", "[0, inf)"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -464,13 +505,19 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     nb_set_num_threads(o.threads);
     nb_manual_seed((uint64_t)o.seed);
     if (rank0) fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
-    run r = {.stop_after = o.stop_after};
-    bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) &&
+    run r = {.stop_after = o.stop_after, .opts = &o};
+    if ((o.qat_from || o.qat_freeze_observers || o.qat_freeze_bn) && !o.qat) {
+        fprintf(stderr, "nabla: --qat-from and --qat-freeze-* need --qat\n");
+        return 2;
+    }
+    bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) && (!o.qat || prepare_qat(&o, &r)) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
               (!data_parallel || ((r.ddp = nb_ddp_new(r.model, 0)) && nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
                (cli_fail("--parallel data"), false)) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
+    bool fp16 = !strcmp(o.amp, "fp16");
+    if (ok && fp16 && !(r.scaler = nb_grad_scaler_new(NULL))) ok = !cli_fail("--amp fp16");
     ok = ok && (!ext || ext->prepare(ext, r.model, r.train_set, r.test));
     model_meta meta = {0};
     ok = ok && make_meta(&r, &meta);
@@ -484,11 +531,14 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
                           .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
                           .detect_anomaly = o.detect_anomaly, .teacher = ext ? ext->teacher : NULL,
                           .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0,
-                          .before_step = r.ddp ? finish_ddp : NULL, .before_step_ctx = r.ddp};
+                          .before_step = r.ddp ? finish_ddp : NULL, .before_step_ctx = r.ddp,
+                          .autocast = fp16 ? NB_F16 : !strcmp(o.amp, "bf16") ? NB_BF16 : NB_F32,
+                          .scaler = r.scaler};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
     if (ok && o.resume && nb_fit_resume(r.fit, o.resume) != NB_OK) ok = !cli_say();
+    if (ok && o.qat) qat_freeze(&o, r.model, nb_fit_info_get(r.fit).epoch); /* a resumed run's */
     if (ok) {
         if (rank0) nb_module_fprint(stderr, r.model);
         if (rank0) fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));

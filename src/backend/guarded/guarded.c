@@ -158,6 +158,9 @@ static void g_fake_quant_mask(float *mask, float *k, const float *x, const float
     nb__cpu_fake_quant_mask(U(mask), U(k), C(x), C(scale), C(zp), outer, channels, inner, qmin,
                             qmax, rule);
 }
+static void g_round_half(float *y, const float *x, int64_t n, nb_dtype to) {
+    nb__cpu_round_half(U(y), C(x), n, to);
+}
 
 const nb_backend nb__guarded_backend = {
     .name = "guarded",
@@ -207,4 +210,5 @@ const nb_backend nb__guarded_backend = {
     .gemm_u8s8s32 = g_gemm_u8s8s32,
     .gemm_bf16 = g_gemm_bf16,
     .requantize = g_requantize,
+    .round_half = g_round_half,
 };
