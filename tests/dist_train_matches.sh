@@ -1,10 +1,12 @@
 #!/bin/sh
-# dist_train_matches.sh NABLA MPIEXEC — `mpirun -np 2 nabla train ... --parallel data` writes the
-# model one process writes with the same flags (each rank trains on half of every batch of 64,
-# the gradients averaged): every weight within 1e-5 of the largest, plus 1e-5 relative.  Rank 0
-# alone prints and writes.  The data: a small MNIST-format set of random pixels made here.
+# dist_train_matches.sh NABLA MPIEXEC [--sync-bn] — `mpirun -np 2 nabla train ... --parallel data`
+# writes the model one process writes with the same flags (each rank trains on half of every
+# batch of 64, the gradients averaged): every weight within 1e-5 of the largest, plus 1e-5
+# relative.  Rank 0 alone prints and writes.  With --sync-bn the model has BatchNorm (one
+# process: on the whole batch; 2 ranks: SyncBatchNorm over both halves), and its running
+# statistics are compared too.  The data: a small MNIST-format set of random pixels made here.
 set -eu
-nabla=$1 mpiexec=$2
+nabla=$1 mpiexec=$2 sync=${3:-}
 tmp=$(mktemp -d /tmp/nabla-dist.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "dist_train_matches: $*" >&2; exit 1; }
@@ -18,11 +20,11 @@ idx() { # idx FILE COUNT: random images, labels 0..9 (tr repeats its last digit 
 mkdir -p "$tmp/data"
 idx train 1280
 idx t10k 64
-flags="--data $tmp/data --epochs 2 --batch 64 --sched none --threads 1 --seed 3"
+flags="--data $tmp/data --epochs 2 --batch 64 --sched none --threads 1 --seed 3${sync:+ --batchnorm}"
 # shellcheck disable=SC2086 # the flags are meant to split
 "$nabla" train $flags --out "$tmp/one" > "$tmp/one.txt" 2>&1 || { cat "$tmp/one.txt"; fail "one process failed"; }
 # shellcheck disable=SC2086
-"$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train $flags --out "$tmp/two" --parallel data \
+"$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train $flags --out "$tmp/two" --parallel data $sync \
     > "$tmp/two.txt" 2> "$tmp/two.err" || { cat "$tmp/two.txt" "$tmp/two.err"; fail "2 ranks failed"; }
 [ "$(grep -c '^wrote ' "$tmp/two.txt")" -eq 1 ] || { cat "$tmp/two.txt"; fail "not rank 0 alone printed"; }
 [ "$(grep -c '^parameters: ' "$tmp/two.err")" -eq 1 ] || { cat "$tmp/two.err"; fail "not rank 0 alone reported"; }

@@ -97,4 +97,25 @@ NB_API nb_status nb_ddp_finish(nb_ddp *d);
 NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
 NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
 
+/* ---------------------------------------------------------------- SyncBatchNorm
+ * torch.nn.SyncBatchNorm: BatchNorm (nabla/nn.h) whose statistics in training are those of the
+ * whole batch over every rank: each rank normalises its share with the mean and variance of all
+ * the shares together, and the running statistics (the same on every rank) use them.  So N ranks
+ * each on 1/N of a batch give the outputs, running statistics and input gradients one process
+ * gets with BatchNorm on the whole batch; the parameters' gradients are each rank's part of
+ * the whole's, which data parallel averages (or nb_dist_allreduce sums) as any other.  Data
+ * parallel keeps BatchNorm per rank unless the model is converted (torch's default too).
+ * Input [N, C, ...] (BatchNorm1d's and BatchNorm2d's); every rank must call its forward in
+ * training mode the same number of times, as any collective (N may differ between ranks).  In
+ * eval mode it is BatchNorm: the running statistics, no communication.  Without a process group
+ * it is BatchNorm on the process's batch.  Parameters and buffers are BatchNorm's, under the
+ * same names, so a model trained with it loads as BatchNorm in one process.  Costs: three small
+ * allreduces (C floats) per forward, two per backward (in the backward pass's hooks).
+ * A SyncBatchNorm is made by converting a BatchNorm: */
+/* torch's SyncBatchNorm.convert_sync_batchnorm, in place: every BatchNorm1d and BatchNorm2d in
+ * model (model itself included) becomes a SyncBatchNorm, keeping its parameters, buffers, mode
+ * and hooks (an optimiser made before still holds the same tensors).  Returns how many were
+ * converted (0: none), -1 with NB_ERR_NULL for a NULL model. */
+NB_API int nb_module_convert_sync_batchnorm(nb_module *model);
+
 #endif

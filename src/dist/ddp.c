@@ -91,6 +91,17 @@ static bool make_buckets(nb_ddp *d, size_t cap) {
     return (d->buf = nb__alloc(d->buf_bytes)) != NULL;
 }
 
+/* A buffer from rank 0: a float32 one in place; another (BatchNorm's int32 num_batches_tracked)
+ * through a float32 copy, exact for integers below 2^24. */
+static nb_status broadcast_buffer(nb_tensor *b) {
+    if (!b || nb_dtype_of(b) == NB_F32) return nb_dist_broadcast(b, 0);
+    nb_tensor *f = nb_to_dtype(b, NB_F32);
+    nb_status st = f ? nb_dist_broadcast(f, 0) : nb_error_code();
+    if (st == NB_OK) st = nb_copy(b, f);
+    nb_tensor_free(f);
+    return st;
+}
+
 /* Every rank starts from rank 0's model: the same parameter count first (so that the
  * broadcasts below pair up), then each parameter and buffer, whose shapes each broadcast checks. */
 static nb_status broadcast_model(const nb_module *model, int n_params) {
@@ -105,7 +116,7 @@ static nb_status broadcast_model(const nb_module *model, int n_params) {
         if (nb_dist_broadcast(nb_module_param(model, i, NULL), 0) != NB_OK)
             return nb__fail_prefix("ddp_new: parameter %d", i);
     for (int i = 0; i < counts[1]; i++)
-        if (nb_dist_broadcast(nb_module_buffer(model, i, NULL), 0) != NB_OK)
+        if (broadcast_buffer(nb_module_buffer(model, i, NULL)) != NB_OK)
             return nb__fail_prefix("ddp_new: buffer %d", i);
     return NB_OK;
 }

@@ -29,6 +29,7 @@ typedef struct {
     double rotate, crop_scale; /* augmentation, read by load_data */
     bool grad_norms, detect_anomaly; /* nb_fit_opts' */
     const char *parallel; /* --parallel: "none", or "data" over the ranks mpirun starts */
+    bool sync_bn;         /* --sync-bn: BatchNorm statistics over every rank's share */
 } train_opts;
 
 typedef struct {
@@ -347,6 +348,15 @@ static bool start_data_parallel(const train_opts *o) {
     return true;
 }
 
+/* --sync-bn: the model's BatchNorm layers become SyncBatchNorm (nabla/dist.h), so that every
+ * rank normalises with the whole batch's statistics, as one process on the whole batch does. */
+static bool convert_sync_bn(const train_opts *o, const run *r) {
+    if (!o->sync_bn) return true;
+    int n = nb_module_convert_sync_batchnorm(r->model);
+    if (n == 0) fprintf(stderr, "nabla: --sync-bn: the model has no BatchNorm (--batchnorm adds it)\n");
+    return n > 0;
+}
+
 /* Trains with nb_fit and says how the run ended; with model selection, the test figures of the
  * weights kept.  False after a message when training failed or diverged (exit status 1). */
 static bool train(const train_opts *o, run *r) {
@@ -433,6 +443,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         {"parallel", FLAG_STRING, &o.parallel, "data: train over the ranks `mpirun -np N` starts, each on 1/N of "
          "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes)", NULL,
          "none data"},
+        {"sync-bn", FLAG_BOOL, &o.sync_bn, "with --parallel data: BatchNorm normalises with the statistics of the "
+         "whole batch over every rank (torch's SyncBatchNorm), so the run is one process's; default: each rank's own"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -450,6 +462,10 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     int np = cli_parse(argc, argv, 2, all, n_all, ext ? ext->usage : train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
     bool data_parallel = !strcmp(o.parallel, "data");
+    if (o.sync_bn && !data_parallel) {
+        fprintf(stderr, "nabla: --sync-bn needs --parallel data\n");
+        return 2;
+    }
     if (data_parallel && !start_data_parallel(&o)) return 1;
     bool rank0 = nb_dist_rank() == 0;
     struct stat out_stat;
@@ -467,7 +483,7 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     run r = {.stop_after = o.stop_after};
     bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
-              (!data_parallel || ((r.ddp = nb_ddp_new(r.model, 0)) && nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
+              convert_sync_bn(&o, &r) && (!data_parallel || ((r.ddp = nb_ddp_new(r.model, 0)) && nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
                (cli_fail("--parallel data"), false)) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
