@@ -8,8 +8,9 @@
  * Two ways: nb_ddp_sync_grads after backward, a blocking allreduce per bucket; or, with
  * nb_ddp_sync_in_backward, torch's overlap: each parameter's hook copies its gradient into its
  * bucket as backward finishes it, and a bucket whose parameters are all in starts a non-blocking
- * allreduce while backward goes on with the layers below; nb_ddp_finish waits for them and
- * writes the means into .grad.  Buckets are started in their order on every rank (a full bucket
+ * allreduce while backward goes on with the layers below (every hook also polls the started
+ * ones, as MPI moves them on only inside its calls); nb_ddp_finish waits for them and writes the
+ * means into .grad.  Buckets are started in their order on every rank (a full bucket
  * waits for the ones before it), so the started calls pair up between ranks even when ranks fill
  * them in another order.
  */
@@ -203,6 +204,15 @@ static nb_status start_full_buckets(nb_ddp *d, const char *op) {
     return NB_OK;
 }
 
+/* Moves the started buckets on: MPI advances a non-blocking allreduce only inside MPI calls,
+ * so without this poll from every hook a bucket started early would mostly travel in
+ * nb_ddp_finish, after backward, and hide nothing behind it. */
+static nb_status progress_started(nb_ddp *d, const char *op) {
+    for (int b = 0; b < d->next; b++)
+        if (nb__dist_progress_host(op, d->req[b]) != NB_OK) return nb__fail_prefix("%s: bucket %d", op, b);
+    return NB_OK;
+}
+
 /* A new round: no parameter in, no bucket started. */
 static void reset_round(nb_ddp *d) {
     memset(d->filled, 0, n_bytes(d, sizeof(bool)));
@@ -247,7 +257,9 @@ static nb_tensor *fill_bucket(nb_tensor *grad, void *ctx) {
     d->filled[s->i] = true;
     for (int b = 0; b < d->n_buckets; b++)
         if (s->i >= d->bucket_start[b] && s->i < d->bucket_start[b + 1]) d->missing[b]--;
-    return start_full_buckets(d, "ddp backward hook") == NB_OK ? grad : NULL;
+    bool ok = start_full_buckets(d, "ddp backward hook") == NB_OK &&
+              progress_started(d, "ddp backward hook") == NB_OK;
+    return ok ? grad : NULL;
 }
 
 static bool alloc_in_backward(nb_ddp *d) {
