@@ -19,15 +19,8 @@ mpi() { "$mpiexec" --allow-run-as-root --oversubscribe "$@"; }
 now() { date +%s.%N; }
 elapsed() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 
-be32() { printf "\\$(printf '%03o' $(($1 >> 24 & 255)))\\$(printf '%03o' $(($1 >> 16 & 255)))"; \
-         printf "\\$(printf '%03o' $(($1 >> 8 & 255)))\\$(printf '%03o' $(($1 & 255)))"; }
-idx() { # idx FILE COUNT: random images, labels 0..9 (tr repeats its last digit for the rest)
-    { be32 2051; be32 "$2"; be32 28; be32 28; head -c $(($2 * 784)) /dev/urandom; } | gzip > "$tmp/data/$1-images-idx3-ubyte.gz"
-    { be32 2049; be32 "$2"; head -c "$2" /dev/urandom | tr '\000-\377' '\000-\011'; } | gzip > "$tmp/data/$1-labels-idx1-ubyte.gz"
-}
-mkdir -p "$tmp/data"
-idx train 1280
-idx t10k 64
+. "$(dirname "$0")/random_idx.sh"
+random_idx "$tmp/data" 1280 64
 flags="--data $tmp/data --batch 64 --sched none --threads 1 --seed 3 --parallel data"
 
 # OUT's files, where there are any, load: the model in `nabla eval`, the checkpoint in a resumed
