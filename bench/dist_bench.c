@@ -5,8 +5,8 @@
  *   dist_bench allreduce
  *       the allreduce of n floats as data parallel's buckets run it (non-blocking, waited for),
  *       n = 1 .. 4M: the median time per call, and the fit t(bytes) = latency + bytes / bandwidth
- *       (least squares on the sizes >= 64 KiB for the bandwidth, the smallest size's time for
- *       the latency).
+ *       (least squares on the sizes of 64 KiB to 1 MiB, a bucket's, for the bandwidth; the
+ *       smallest size's time for the latency).
  *   dist_bench step mlp|lenet [GLOBAL_BATCH [STEPS [BUCKET_BYTES]]]
  *       training steps of the course MLP (784-64-64-10) or LeNet (examples/03) on GLOBAL_BATCH
  *       (default 64) samples split over the ranks, SGD momentum, on random data (the loader is
@@ -160,7 +160,8 @@ static int bench_allreduce(void) {
         int64_t n = (int64_t)1 << (2 * i); /* 1, 4, 16, ... 4M floats */
         double t = allreduce_time(buf, n, n >= (1 << 20) ? 5 : 20) / 1e9, bytes = 4.0 * (double)n;
         if (i == 0) lat = t;
-        if (bytes >= 65536) { /* the bandwidth term: least squares of t on bytes */
+        if (bytes >= 65536 && bytes <= 1 << 20) { /* the bandwidth term: least squares of t on
+                                                      * bytes over the sizes of buckets */
             sx += bytes, sy += t, sxx += bytes * bytes, sxy += bytes * t;
             k++;
         }
