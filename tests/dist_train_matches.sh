@@ -36,3 +36,10 @@ paste "$tmp/one.f" "$tmp/two.f" | awk '
             if (d > 1e-5 * big + 1e-5 * abs(a[i])) { printf "weight %d: %.9g vs %.9g\n", i, a[i], b[i]; bad = 1 } }
         printf "dist_train_matches: %d weights, largest difference %.3g (largest weight %.3g)\n", NR, worst, big
         exit bad }' || fail "2 ranks and one process trained different models"
+if [ -n "$sync" ]; then # --sync-bn alone is a usage error, and so is a model without BatchNorm
+    rc=0; "$nabla" train --data "$tmp/data" --sync-bn > "$tmp/alone.txt" 2>&1 || rc=$?
+    [ $rc -eq 2 ] && grep -q -- '--sync-bn needs --parallel data' "$tmp/alone.txt" || fail "--sync-bn alone: status $rc"
+    rc=0; "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train --data "$tmp/data" --epochs 1 \
+        --out "$tmp/nobn" --parallel data --sync-bn > "$tmp/nobn.txt" 2>&1 || rc=$?
+    [ $rc -ne 0 ] && grep -q -- '--sync-bn: the model has no BatchNorm' "$tmp/nobn.txt" || fail "--sync-bn without BatchNorm: status $rc"
+fi
