@@ -43,7 +43,7 @@ static const nb_module_class sync_batchnorm_class = {.name = "SyncBatchNorm",
 /* The hook on a sum over ranks: its gradient becomes the sum of every rank's. */
 static nb_tensor *sum_grad_over_ranks(nb_tensor *grad, void *ctx) {
     (void)ctx;
-    nb_tensor *g = nb_empty(grad->ndim, grad->shape);
+    nb_tensor *g = nb_zeros_like(grad); /* on grad's device */
     if (!g || nb_copy(g, grad) != NB_OK || nb_dist_allreduce(g, NB_REDUCE_SUM) != NB_OK) {
         nb_tensor_free(g);
         return nb__fail_prefix("SyncBatchNorm backward"), NULL;
@@ -59,7 +59,7 @@ static nb_tensor *sum_over_ranks(nb_tensor *s, bool sync) {
         return s;
     }
     nb__temps tmp = {0};
-    nb_tensor *tot = nb__tmp(&tmp, nb_empty(s->ndim, s->shape));
+    nb_tensor *tot = nb__tmp(&tmp, nb_zeros_like(s));
     if (!tot || nb_copy(tot, s) != NB_OK || nb_dist_allreduce(tot, NB_REDUCE_SUM) != NB_OK)
         return nb__temps_end(&tmp, NULL);
     if (!nb_requires_grad(s)) return nb__temps_end(&tmp, tot);

@@ -30,6 +30,7 @@ typedef struct {
     bool grad_norms, detect_anomaly; /* nb_fit_opts' */
     const char *parallel; /* --parallel: "none", or "data" over the ranks mpirun starts */
     bool sync_bn;         /* --sync-bn: BatchNorm statistics over every rank's share */
+    int bucket_kb;        /* --bucket-kb: data parallel's gradient buckets (0: torch's 25 MiB) */
 } train_opts;
 
 typedef struct {
@@ -445,6 +446,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
          "none data"},
         {"sync-bn", FLAG_BOOL, &o.sync_bn, "with --parallel data: BatchNorm normalises with the statistics of the "
          "whole batch over every rank (torch's SyncBatchNorm), so the run is one process's; default: each rank's own"},
+        {"bucket-kb", FLAG_INT, &o.bucket_kb, "with --parallel data: KiB of gradients per allreduce, started during "
+         "backward as each bucket fills (0: torch's 25 MiB; docs/SCALING.md says how to choose)", "[0, 4194304]"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -483,7 +486,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     run r = {.stop_after = o.stop_after};
     bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
-              convert_sync_bn(&o, &r) && (!data_parallel || ((r.ddp = nb_ddp_new(r.model, 0)) && nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
+              convert_sync_bn(&o, &r) && (!data_parallel || ((r.ddp = nb_ddp_new(r.model, (size_t)o.bucket_kb << 10)) &&
+                                                              nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
                (cli_fail("--parallel data"), false)) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
