@@ -2,8 +2,8 @@
 # dist_faults.sh NABLA MPIEXEC — the faults of `mpirun -np 2 nabla train --parallel data` end
 # every rank, soon, with a message that names the rank and what went wrong, and exit non-zero;
 # what OUT holds afterwards loads (`nabla eval`, `nabla train --resume`): nothing half-written.
-#   1. a rank killed (SIGKILL) mid-training: mpirun ends the other within seconds and names the
-#      rank and the signal;
+#   1. a rank killed (SIGKILL, SIGTERM) mid-training: mpirun ends the other within seconds and
+#      names the rank and the signal;
 #   2. models that differ between ranks (mpirun's MPMD form, another --model per rank): every rank
 #      says, naming itself and its shape, before the first step; OUT gets no model;
 #   3. ranks that disagree mid-run (another --epochs on rank 1: rank 0 stops while rank 1 waits
@@ -34,31 +34,33 @@ loads() {
         { cat "$tmp/resume.txt"; fail "$2: the checkpoint left in OUT does not resume"; }
 }
 
-# ---- 1. a rank killed mid-training
-# (mpirun itself started with &, so that $! is mpirun, whose children are the ranks)
-# shellcheck disable=SC2086 # the flags are meant to split
-"$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train $flags --epochs 100000 --out "$tmp/killed" \
-    > "$tmp/k.out" 2> "$tmp/k.err" &
-job=$!
-i=0
-until grep -q '^epoch 2/' "$tmp/k.out"; do # training is under way
-    i=$((i + 1)); [ $i -lt 600 ] || fail "killed rank: the run did not start"; sleep 0.1
+# ---- 1. a rank killed mid-training: SIGKILL (a crash) and SIGTERM (a rank that exits)
+for sig in 9 15; do
+    # (mpirun itself started with &, so that $! is mpirun, whose children are the ranks)
+    # shellcheck disable=SC2086 # the flags are meant to split
+    "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train $flags --epochs 100000 --out "$tmp/killed$sig" \
+        > "$tmp/k.out" 2> "$tmp/k.err" &
+    job=$!
+    i=0
+    until grep -q '^epoch 2/' "$tmp/k.out"; do # training is under way
+        i=$((i + 1)); [ $i -lt 600 ] || fail "signal $sig: the run did not start"; sleep 0.1
 done
 victim=
 for p in $(pgrep -P $job); do # MPI tells each rank its number in its environment
     tr '\0' '\n' < "/proc/$p/environ" | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
 done
-[ -n "$victim" ] || fail "killed rank: rank 1 not found among mpirun's children"
+[ -n "$victim" ] || fail "signal $sig: rank 1 not found among mpirun's children"
 t0=$(now)
-kill -9 "$victim"
+kill -"$sig" "$victim"
 rc=0
 wait $job || rc=$?
 took=$(elapsed "$t0")
-[ $rc -ne 0 ] || fail "killed rank: mpirun exited 0"
-[ "$(echo "$took < 30" | bc)" = 1 ] || fail "killed rank: the job took ${took} s to end"
-grep -q 'rank 1 .*signal 9' "$tmp/k.err" || { cat "$tmp/k.err"; fail "killed rank: no message naming rank 1 and the signal"; }
-loads "$tmp/killed" "killed rank"
-echo "dist_faults: rank 1 killed: the job ended in ${took} s, status $rc, naming rank 1; OUT loads"
+[ $rc -ne 0 ] || fail "signal $sig: mpirun exited 0"
+[ "$(echo "$took < 30" | bc)" = 1 ] || fail "signal $sig: the job took ${took} s to end"
+grep -q "rank 1 .*signal $sig" "$tmp/k.err" || { cat "$tmp/k.err"; fail "signal $sig: no message naming rank 1 and the signal"; }
+loads "$tmp/killed$sig" "signal $sig"
+echo "dist_faults: rank 1 ended by signal $sig: the job ended in ${took} s, status $rc, naming rank 1; OUT loads"
+done
 
 # ---- 2. another model on each rank
 rc=0
