@@ -17,7 +17,9 @@
  *                   call's time, what backward did not hide.
  *       Prints (rank 0) step time, samples/s, the step's CPU time (the work done, which a busy
  *       machine does not inflate as it does the wall time), comm / step (the communication
- *       share), and the share of the blocking exchange hidden behind backward, 1 - exposed / comm.
+ *       share), the share of the blocking exchange hidden behind backward, 1 - exposed / comm,
+ *       and the share of the gradient whose allreduce had completed when backward ended
+ *       (nb_ddp_overlapped_fraction: a count, which the machine's load blurs less).
  */
 #include "bench.h"
 
@@ -113,11 +115,12 @@ static int bench_step(int argc, char **argv) {
     if (nb_dist_rank() == 0) {
         printf("%s ranks %d threads 1 batch %d/rank params %lld buckets %d: step %.3f ms (%.0f samples/s, "
                "cpu %.3f ms), allreduce %.3f ms = %.1f%% of the step; with overlap: step %.3f ms (%.0f samples/s), "
-               "exposed %.3f ms, hidden %.0f%%\n",
+               "exposed %.3f ms, hidden %.0f%%, reduced during backward %.0f%% of the gradient\n",
                model, size, batch, (long long)nb_module_num_elements(m), ddp ? nb_ddp_num_buckets(ddp) : 0,
                blocking.step / 1e6, global / (blocking.step / 1e9), blocking.cpu / 1e6, blocking.comm / 1e6,
                100 * blocking.comm / blocking.step, overlap.step / 1e6, global / (overlap.step / 1e9),
-               overlap.comm / 1e6, blocking.comm > 0 ? 100 * (1 - overlap.comm / blocking.comm) : 0);
+               overlap.comm / 1e6, blocking.comm > 0 ? 100 * (1 - overlap.comm / blocking.comm) : 0,
+               ddp ? 100 * nb_ddp_overlapped_fraction(ddp) : 0.0);
     }
     nb_ddp_free(ddp);
     nb_optim_free(o);

@@ -266,7 +266,10 @@ static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(ddp_setup k)
     nb_ddp *ddp = nb_ddp_new(m, 320); /* small buckets: [bias 2, weight 2], [bias 1], [weight 1] */
     CHECK(ddp && nb_ddp_num_buckets(ddp) == 3);
     if (k.in_backward) CHECK(nb_ddp_sync_in_backward(ddp) == NB_OK);
+    CHECK(nb_ddp_overlapped_fraction(ddp) == 0); /* nothing finished yet */
     train(m, ddp, k, ds, GLOBAL_BATCH / k.accum / size_, size_, rank_);
+    double hidden = nb_ddp_overlapped_fraction(ddp); /* how much depends on timing; a fraction */
+    CHECK(k.in_backward ? hidden >= 0 && hidden <= 1 : hidden == 0);
     for (int i = 0; i < nb_module_num_params(m); i++) { /* the copies agree bit for bit */
         nb_scope_begin();
         nb_tensor *p = nb_module_param(m, i, NULL), *all = nb_dist_allgather(p);
@@ -362,6 +365,12 @@ static void ddp_new_gives_every_rank_rank_0s_batchnorm_buffers(void) {
     nb_module_free(bn);
 }
 
+static void ddp_calls_refuse_null(void) {
+    CHECK(nb_ddp_overlapped_fraction(NULL) == -1);
+    CHECK_ERROR(NB_ERR_NULL, "ddp_overlapped_fraction: ddp is NULL");
+    CHECK(nb_ddp_num_buckets(NULL) == -1);
+}
+
 static void ddp_refuses_models_that_differ_between_ranks(void) {
     nb_manual_seed(1);
     nb_module *m = nb_linear_new(4, rank_ == 0 ? 3 : 2, true);
@@ -425,6 +434,7 @@ int main(int argc, char **argv) {
     ddp_finish_counts_unused_parameters_as_zeros();
     ddp_new_gives_every_rank_rank_0s_batchnorm_buffers();
     ddp_refuses_models_that_differ_between_ranks();
+    ddp_calls_refuse_null();
     CHECK(nb_dist_finalize() == NB_OK);
     CHECK(!nb_dist_is_initialized());
     /* LeakSanitizer is off under mpirun (CMakeLists.txt): every byte nabla took is given back */

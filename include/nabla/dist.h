@@ -94,6 +94,12 @@ NB_API nb_status nb_ddp_sync_in_backward(nb_ddp *d);
  * for ever, and a parameter without a .grad on this rank stays without.  NB_OK at once without
  * nb_ddp_sync_in_backward or a process group. */
 NB_API nb_status nb_ddp_finish(nb_ddp *d);
+/* How much of the communication backward hid, since nb_ddp_sync_in_backward: of the gradient
+ * floats nb_ddp_finish has averaged, the fraction whose allreduce had already completed when it
+ * was called (0 before the first; -1 with NB_ERR_NULL for NULL).  A count, not a time, so a busy
+ * machine blurs it less than timings: 0 when every bucket still travels after backward (one
+ * bucket, or MPI not moved on), 1 when backward hid them all. */
+NB_API double nb_ddp_overlapped_fraction(const nb_ddp *d);
 NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
 NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
 

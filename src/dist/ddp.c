@@ -42,6 +42,9 @@ struct nb_ddp {
     int *missing;
     void **req;
     int next;
+    /* nb_ddp_overlapped_fraction's counts: the floats nb_ddp_finish reduced, and those whose
+     * allreduce had completed when it was called */
+    int64_t finished_floats, early_floats;
 };
 
 static size_t n_bytes(const nb_ddp *d, size_t each) { return each * (size_t)(d->n_params + 1); }
@@ -208,9 +211,30 @@ static nb_status start_full_buckets(nb_ddp *d, const char *op) {
  * so without this poll from every hook a bucket started early would mostly travel in
  * nb_ddp_finish, after backward, and hide nothing behind it. */
 static nb_status progress_started(nb_ddp *d, const char *op) {
+    bool done;
     for (int b = 0; b < d->next; b++)
-        if (nb__dist_progress_host(op, d->req[b]) != NB_OK) return nb__fail_prefix("%s: bucket %d", op, b);
+        if (nb__dist_progress_host(op, d->req[b], &done) != NB_OK) return nb__fail_prefix("%s: bucket %d", op, b);
     return NB_OK;
+}
+
+/* Counts, as nb_ddp_finish begins, the floats of the buckets backward started whose allreduce
+ * has already completed: the communication backward hid. */
+static nb_status count_early(nb_ddp *d) {
+    for (int b = 0; b < d->next; b++) {
+        bool done;
+        int64_t n;
+        bucket_floats(d, b, &n);
+        if (nb__dist_progress_host("ddp_finish", d->req[b], &done) != NB_OK)
+            return nb__fail_prefix("ddp_finish: bucket %d", b);
+        if (done) d->early_floats += n;
+    }
+    d->finished_floats += d->offset[d->n_params];
+    return NB_OK;
+}
+
+double nb_ddp_overlapped_fraction(const nb_ddp *d) {
+    if (!d) return nb__fail(NB_ERR_NULL, "ddp_overlapped_fraction: ddp is NULL"), -1;
+    return d->finished_floats ? (double)d->early_floats / (double)d->finished_floats : 0;
 }
 
 /* A new round: no parameter in, no bucket started. */
@@ -294,6 +318,7 @@ nb_status nb_ddp_sync_in_backward(nb_ddp *d) {
 nb_status nb_ddp_finish(nb_ddp *d) {
     if (!d) return nb__fail_status(NB_ERR_NULL, "ddp_finish: ddp is NULL");
     if (!d->hooks) return NB_OK; /* not in backward, or a group of one */
+    if (count_early(d) != NB_OK) return nb_error_code();
     for (int b = d->next; b < d->n_buckets; b++)
         for (int i = d->bucket_start[b]; i < d->bucket_start[b + 1]; i++)
             if (!d->filled[i]) {

@@ -151,9 +151,11 @@ static nb_status mpi_wait(void *req) {
 }
 
 /* MPI_Test on a finished request sets it to MPI_REQUEST_NULL, which a later wait finds done */
-static nb_status mpi_progress(void *req) {
-    int done = 0;
-    return checked(MPI_Test(req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+static nb_status mpi_progress(void *req, bool *done) {
+    int flag = 0;
+    nb_status st = checked(MPI_Test(req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+    *done = flag != 0;
+    return st;
 }
 
 static nb_status mpi_broadcast(float *buf, int64_t n, int root) {
