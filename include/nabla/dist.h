@@ -1,5 +1,5 @@
 /*
- * nabla/dist.h — training on many processes: process groups and data parallelism.
+ * nabla/dist.h — training on many processes: process groups, data parallelism, SyncBatchNorm.
  *
  * A process group is every process of the job (MPI's COMM_WORLD), started by the cluster's own
  * launcher: `mpirun -np 4 ./train`.  Collectives are called by every rank in the same order, on
