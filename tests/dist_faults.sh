@@ -36,30 +36,32 @@ loads() {
 
 # ---- 1. a rank killed mid-training: SIGKILL (a crash) and SIGTERM (a rank that exits)
 for sig in 9 15; do
-    # (mpirun itself started with &, so that $! is mpirun, whose children are the ranks)
+    # (mpirun itself started with &, so that $! is mpirun, whose children are the ranks; files of
+    # each round's own, or the last round's output would say at once that training is under way)
     # shellcheck disable=SC2086 # the flags are meant to split
     "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$nabla" train $flags --epochs 100000 --out "$tmp/killed$sig" \
-        > "$tmp/k.out" 2> "$tmp/k.err" &
+        > "$tmp/k$sig.out" 2> "$tmp/k$sig.err" &
     job=$!
     i=0
-    until grep -q '^epoch 2/' "$tmp/k.out"; do # training is under way
+    until grep -q '^epoch 2/' "$tmp/k$sig.out" 2> /dev/null; do # training is under way
         i=$((i + 1)); [ $i -lt 600 ] || fail "signal $sig: the run did not start"; sleep 0.1
-done
-victim=
-for p in $(pgrep -P $job); do # MPI tells each rank its number in its environment
-    tr '\0' '\n' < "/proc/$p/environ" | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
-done
-[ -n "$victim" ] || fail "signal $sig: rank 1 not found among mpirun's children"
-t0=$(now)
-kill -"$sig" "$victim"
-rc=0
-wait $job || rc=$?
-took=$(elapsed "$t0")
-[ $rc -ne 0 ] || fail "signal $sig: mpirun exited 0"
-[ "$(echo "$took < 30" | bc)" = 1 ] || fail "signal $sig: the job took ${took} s to end"
-grep -q "rank 1 .*signal $sig" "$tmp/k.err" || { cat "$tmp/k.err"; fail "signal $sig: no message naming rank 1 and the signal"; }
-loads "$tmp/killed$sig" "signal $sig"
-echo "dist_faults: rank 1 ended by signal $sig: the job ended in ${took} s, status $rc, naming rank 1; OUT loads"
+    done
+    victim=
+    for p in $(pgrep -P $job); do # MPI tells each rank its number in its environment
+        tr '\0' '\n' < "/proc/$p/environ" | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
+    done
+    [ -n "$victim" ] || fail "signal $sig: rank 1 not found among mpirun's children"
+    t0=$(now)
+    kill -"$sig" "$victim"
+    rc=0
+    wait $job || rc=$?
+    took=$(elapsed "$t0")
+    [ $rc -ne 0 ] || fail "signal $sig: mpirun exited 0"
+    [ "$(echo "$took < 30" | bc)" = 1 ] || fail "signal $sig: the job took ${took} s to end"
+    grep -q "rank 1 .*signal $sig" "$tmp/k$sig.err" ||
+        { cat "$tmp/k$sig.err"; fail "signal $sig: no message naming rank 1 and the signal"; }
+    loads "$tmp/killed$sig" "signal $sig"
+    echo "dist_faults: rank 1 ended by signal $sig: the job ended in ${took} s, status $rc, naming rank 1; OUT loads"
 done
 
 # ---- 2. another model on each rank
