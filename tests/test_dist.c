@@ -266,7 +266,10 @@ static void ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch(ddp_setup k)
     nb_ddp *ddp = nb_ddp_new(m, 320); /* small buckets: [bias 2, weight 2], [bias 1], [weight 1] */
     CHECK(ddp && nb_ddp_num_buckets(ddp) == 3);
     if (k.in_backward) CHECK(nb_ddp_sync_in_backward(ddp) == NB_OK);
+    CHECK(nb_ddp_overlapped_fraction(ddp) == 0); /* nothing finished yet */
     train(m, ddp, k, ds, GLOBAL_BATCH / k.accum / size_, size_, rank_);
+    double hidden = nb_ddp_overlapped_fraction(ddp); /* how much depends on timing; a fraction */
+    CHECK(k.in_backward ? hidden >= 0 && hidden <= 1 : hidden == 0);
     for (int i = 0; i < nb_module_num_params(m); i++) { /* the copies agree bit for bit */
         nb_scope_begin();
         nb_tensor *p = nb_module_param(m, i, NULL), *all = nb_dist_allgather(p);
@@ -347,6 +350,27 @@ static void ddp_finish_counts_unused_parameters_as_zeros(void) {
     nb_dataset_free(ds);
 }
 
+/* BatchNorm's buffers come from rank 0 too, its int32 num_batches_tracked included. */
+static void ddp_new_gives_every_rank_rank_0s_batchnorm_buffers(void) {
+    nb_module *bn = nb_batchnorm1d_new(2, (nb_batchnorm_opts){0});
+    nb_scope_begin();
+    for (int i = 0; i <= rank_; i++) /* rank r: r + 1 training passes on its own data */
+        nb_module_forward(bn, nb_full(NB_SHAPE(2, 2), (float)(rank_ * i)));
+    nb_scope_end();
+    nb_ddp *ddp = nb_ddp_new(bn, 0);
+    CHECK(ddp != NULL);
+    CHECK_EQ_INT(nb_get(nb_module_find(bn, "num_batches_tracked"), NULL), 1);
+    CHECK_NEAR(nb_get(nb_module_find(bn, "running_var"), (int64_t[]){0}), 0.9, 0, 1e-6);
+    nb_ddp_free(ddp);
+    nb_module_free(bn);
+}
+
+static void ddp_calls_refuse_null(void) {
+    CHECK(nb_ddp_overlapped_fraction(NULL) == -1);
+    CHECK_ERROR(NB_ERR_NULL, "ddp_overlapped_fraction: ddp is NULL");
+    CHECK(nb_ddp_num_buckets(NULL) == -1);
+}
+
 static void ddp_refuses_models_that_differ_between_ranks(void) {
     nb_manual_seed(1);
     nb_module *m = nb_linear_new(4, rank_ == 0 ? 3 : 2, true);
@@ -408,7 +432,9 @@ int main(int argc, char **argv) {
     ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.accum = 2});
     ddp_on_n_ranks_trains_as_one_process_on_the_whole_batch((ddp_setup){.in_backward = true, .accum = 1});
     ddp_finish_counts_unused_parameters_as_zeros();
+    ddp_new_gives_every_rank_rank_0s_batchnorm_buffers();
     ddp_refuses_models_that_differ_between_ranks();
+    ddp_calls_refuse_null();
     CHECK(nb_dist_finalize() == NB_OK);
     CHECK(!nb_dist_is_initialized());
     /* LeakSanitizer is off under mpirun (CMakeLists.txt): every byte nabla took is given back */

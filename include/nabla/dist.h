@@ -1,5 +1,5 @@
 /*
- * nabla/dist.h — training on many processes: process groups and data parallelism.
+ * nabla/dist.h — training on many processes: process groups, data parallelism, SyncBatchNorm.
  *
  * A process group is every process of the job (MPI's COMM_WORLD), started by the cluster's own
  * launcher: `mpirun -np 4 ./train`.  Collectives are called by every rank in the same order, on
@@ -94,7 +94,34 @@ NB_API nb_status nb_ddp_sync_in_backward(nb_ddp *d);
  * for ever, and a parameter without a .grad on this rank stays without.  NB_OK at once without
  * nb_ddp_sync_in_backward or a process group. */
 NB_API nb_status nb_ddp_finish(nb_ddp *d);
+/* How much of the communication backward hid, since nb_ddp_sync_in_backward: of the gradient
+ * floats nb_ddp_finish has averaged, the fraction whose allreduce had already completed when it
+ * was called (0 before the first; -1 with NB_ERR_NULL for NULL).  A count, not a time, so a busy
+ * machine blurs it less than timings: 0 when every bucket still travels after backward (one
+ * bucket, or MPI not moved on), 1 when backward hid them all. */
+NB_API double nb_ddp_overlapped_fraction(const nb_ddp *d);
 NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
 NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
+
+/* ---------------------------------------------------------------- SyncBatchNorm
+ * torch.nn.SyncBatchNorm: BatchNorm (nabla/nn.h) whose statistics in training are those of the
+ * whole batch over every rank: each rank normalises its share with the mean and variance of all
+ * the shares together, and the running statistics (the same on every rank) use them.  So N ranks
+ * each on 1/N of a batch give the outputs, running statistics and input gradients one process
+ * gets with BatchNorm on the whole batch; the parameters' gradients are each rank's part of
+ * the whole's, which data parallel averages (or nb_dist_allreduce sums) as any other.  Data
+ * parallel keeps BatchNorm per rank unless the model is converted (torch's default too).
+ * Input [N, C, ...] (BatchNorm1d's and BatchNorm2d's); every rank must call its forward in
+ * training mode the same number of times, as any collective (N may differ between ranks).  In
+ * eval mode it is BatchNorm: the running statistics, no communication.  Without a process group
+ * it is BatchNorm on the process's batch.  Parameters and buffers are BatchNorm's, under the
+ * same names, so a model trained with it loads as BatchNorm in one process.  Costs: three small
+ * allreduces (C floats) per forward, two per backward (in the backward pass's hooks).
+ * A SyncBatchNorm is made by converting a BatchNorm: */
+/* torch's SyncBatchNorm.convert_sync_batchnorm, in place: every BatchNorm1d and BatchNorm2d in
+ * model (model itself included) becomes a SyncBatchNorm, keeping its parameters, buffers, mode
+ * and hooks (an optimiser made before still holds the same tensors).  Returns how many were
+ * converted (0: none), -1 with NB_ERR_NULL for a NULL model. */
+NB_API int nb_module_convert_sync_batchnorm(nb_module *model);
 
 #endif

@@ -8,8 +8,9 @@
  * Two ways: nb_ddp_sync_grads after backward, a blocking allreduce per bucket; or, with
  * nb_ddp_sync_in_backward, torch's overlap: each parameter's hook copies its gradient into its
  * bucket as backward finishes it, and a bucket whose parameters are all in starts a non-blocking
- * allreduce while backward goes on with the layers below; nb_ddp_finish waits for them and
- * writes the means into .grad.  Buckets are started in their order on every rank (a full bucket
+ * allreduce while backward goes on with the layers below (every hook also polls the started
+ * ones, as MPI moves them on only inside its calls); nb_ddp_finish waits for them and writes the
+ * means into .grad.  Buckets are started in their order on every rank (a full bucket
  * waits for the ones before it), so the started calls pair up between ranks even when ranks fill
  * them in another order.
  */
@@ -41,6 +42,9 @@ struct nb_ddp {
     int *missing;
     void **req;
     int next;
+    /* nb_ddp_overlapped_fraction's counts: the floats nb_ddp_finish reduced, and those whose
+     * allreduce had completed when it was called */
+    int64_t finished_floats, early_floats;
 };
 
 static size_t n_bytes(const nb_ddp *d, size_t each) { return each * (size_t)(d->n_params + 1); }
@@ -91,6 +95,17 @@ static bool make_buckets(nb_ddp *d, size_t cap) {
     return (d->buf = nb__alloc(d->buf_bytes)) != NULL;
 }
 
+/* A buffer from rank 0: a float32 one in place; another (BatchNorm's int32 num_batches_tracked)
+ * through a float32 copy, exact for integers below 2^24. */
+static nb_status broadcast_buffer(nb_tensor *b) {
+    if (!b || nb_dtype_of(b) == NB_F32) return nb_dist_broadcast(b, 0);
+    nb_tensor *f = nb_to_dtype(b, NB_F32);
+    nb_status st = f ? nb_dist_broadcast(f, 0) : nb_error_code();
+    if (st == NB_OK) st = nb_copy(b, f);
+    nb_tensor_free(f);
+    return st;
+}
+
 /* Every rank starts from rank 0's model: the same parameter count first (so that the
  * broadcasts below pair up), then each parameter and buffer, whose shapes each broadcast checks. */
 static nb_status broadcast_model(const nb_module *model, int n_params) {
@@ -105,7 +120,7 @@ static nb_status broadcast_model(const nb_module *model, int n_params) {
         if (nb_dist_broadcast(nb_module_param(model, i, NULL), 0) != NB_OK)
             return nb__fail_prefix("ddp_new: parameter %d", i);
     for (int i = 0; i < counts[1]; i++)
-        if (nb_dist_broadcast(nb_module_buffer(model, i, NULL), 0) != NB_OK)
+        if (broadcast_buffer(nb_module_buffer(model, i, NULL)) != NB_OK)
             return nb__fail_prefix("ddp_new: buffer %d", i);
     return NB_OK;
 }
@@ -192,6 +207,36 @@ static nb_status start_full_buckets(nb_ddp *d, const char *op) {
     return NB_OK;
 }
 
+/* Moves the started buckets on: MPI advances a non-blocking allreduce only inside MPI calls,
+ * so without this poll from every hook a bucket started early would mostly travel in
+ * nb_ddp_finish, after backward, and hide nothing behind it. */
+static nb_status progress_started(nb_ddp *d, const char *op) {
+    bool done;
+    for (int b = 0; b < d->next; b++)
+        if (nb__dist_progress_host(op, d->req[b], &done) != NB_OK) return nb__fail_prefix("%s: bucket %d", op, b);
+    return NB_OK;
+}
+
+/* Counts, as nb_ddp_finish begins, the floats of the buckets backward started whose allreduce
+ * has already completed: the communication backward hid. */
+static nb_status count_early(nb_ddp *d) {
+    for (int b = 0; b < d->next; b++) {
+        bool done;
+        int64_t n;
+        bucket_floats(d, b, &n);
+        if (nb__dist_progress_host("ddp_finish", d->req[b], &done) != NB_OK)
+            return nb__fail_prefix("ddp_finish: bucket %d", b);
+        if (done) d->early_floats += n;
+    }
+    d->finished_floats += d->offset[d->n_params];
+    return NB_OK;
+}
+
+double nb_ddp_overlapped_fraction(const nb_ddp *d) {
+    if (!d) return nb__fail(NB_ERR_NULL, "ddp_overlapped_fraction: ddp is NULL"), -1;
+    return d->finished_floats ? (double)d->early_floats / (double)d->finished_floats : 0;
+}
+
 /* A new round: no parameter in, no bucket started. */
 static void reset_round(nb_ddp *d) {
     memset(d->filled, 0, n_bytes(d, sizeof(bool)));
@@ -236,7 +281,9 @@ static nb_tensor *fill_bucket(nb_tensor *grad, void *ctx) {
     d->filled[s->i] = true;
     for (int b = 0; b < d->n_buckets; b++)
         if (s->i >= d->bucket_start[b] && s->i < d->bucket_start[b + 1]) d->missing[b]--;
-    return start_full_buckets(d, "ddp backward hook") == NB_OK ? grad : NULL;
+    bool ok = start_full_buckets(d, "ddp backward hook") == NB_OK &&
+              progress_started(d, "ddp backward hook") == NB_OK;
+    return ok ? grad : NULL;
 }
 
 static bool alloc_in_backward(nb_ddp *d) {
@@ -271,6 +318,7 @@ nb_status nb_ddp_sync_in_backward(nb_ddp *d) {
 nb_status nb_ddp_finish(nb_ddp *d) {
     if (!d) return nb__fail_status(NB_ERR_NULL, "ddp_finish: ddp is NULL");
     if (!d->hooks) return NB_OK; /* not in backward, or a group of one */
+    if (count_early(d) != NB_OK) return nb_error_code();
     for (int b = d->next; b < d->n_buckets; b++)
         for (int i = d->bucket_start[b]; i < d->bucket_start[b + 1]; i++)
             if (!d->filled[i]) {

@@ -141,6 +141,11 @@ nb_status nb__dist_wait_host(const char *op, void *req, float *buf, int64_t n, n
     return NB_OK;
 }
 
+nb_status nb__dist_progress_host(const char *op, void *req, bool *done) {
+    const nb__dist_backend *be = nb__dist_active(op);
+    return be ? be->progress(req, done) : nb_error_code();
+}
+
 /* ---- collectives */
 
 nb_status nb_dist_allreduce(nb_tensor *t, nb_dist_reduce op) {

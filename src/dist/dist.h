@@ -26,6 +26,10 @@ typedef struct nb__dist_backend {
     nb_status (*iallreduce_sum)(float *buf, int64_t n, void **req);
     /* Waits for req within the deadline the blocking calls keep, and frees it. */
     nb_status (*wait)(void *req);
+    /* Lets req progress without waiting (MPI moves a non-blocking collective on only inside
+     * its calls, having no progress thread of its own); *done: whether it has completed.  req
+     * stays for wait. */
+    nb_status (*progress)(void *req, bool *done);
     nb_status (*broadcast)(float *buf, int64_t n, int root);
     /* out[r n .. r n + n) = rank r's in[0 .. n) */
     nb_status (*allgather)(float *out, const float *in, int64_t n);
@@ -52,5 +56,8 @@ nb_status nb__dist_allreduce_host(const char *op, float *buf, int64_t n, nb_dist
  * for it and take the mean. */
 nb_status nb__dist_iallreduce_host(const char *op, float *buf, int64_t n, void **req);
 nb_status nb__dist_wait_host(const char *op, void *req, float *buf, int64_t n, nb_dist_reduce red);
+/* Moves a started reduction on while the caller works (the backward hooks poll with it);
+ * *done: whether it has completed. */
+nb_status nb__dist_progress_host(const char *op, void *req, bool *done);
 
 #endif

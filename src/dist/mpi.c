@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdlib.h>
 
 static MPI_Comm comm = MPI_COMM_NULL;
@@ -39,13 +40,16 @@ static void deadline(double start, const char *call) {
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-/* Waits for req until the deadline. */
+/* Waits for req until the deadline.  Between tests the core is offered to other threads: ranks
+ * oversubscribed on a machine's cores (or sharing them with other jobs) would otherwise spin
+ * while the rank they wait for cannot run. */
 static nb_status finish(MPI_Request *req, const char *call) {
     double start = MPI_Wtime();
     for (;;) {
         int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS || done) return checked(rc, call);
         deadline(start, call);
+        sched_yield();
     }
 }
 
@@ -146,6 +150,14 @@ static nb_status mpi_wait(void *req) {
     return st;
 }
 
+/* MPI_Test on a finished request sets it to MPI_REQUEST_NULL, which a later wait finds done */
+static nb_status mpi_progress(void *req, bool *done) {
+    int flag = 0;
+    nb_status st = checked(MPI_Test(req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+    *done = flag != 0;
+    return st;
+}
+
 static nb_status mpi_broadcast(float *buf, int64_t n, int root) {
     MPI_Request req;
     if (!count_ok(n, "MPI_Ibcast")) return nb_error_code();
@@ -184,7 +196,7 @@ static nb_status mpi_recv(float *buf, int64_t n, int src) {
     while (!found) { /* MPI_Improbe has no request: the deadline is kept here */
         if (checked(MPI_Improbe(src, 0, comm, &found, &msg, &status), "MPI_Improbe") != NB_OK)
             return nb_error_code();
-        if (!found) deadline(start, "MPI_Improbe");
+        if (!found) deadline(start, "MPI_Improbe"), sched_yield();
     }
     MPI_Get_count(&status, MPI_FLOAT, &got);
     if (got != n) {
@@ -212,6 +224,7 @@ const nb__dist_backend nb__dist_mpi = {
     .allreduce_sum = mpi_allreduce_sum,
     .iallreduce_sum = mpi_iallreduce_sum,
     .wait = mpi_wait,
+    .progress = mpi_progress,
     .broadcast = mpi_broadcast,
     .allgather = mpi_allgather,
     .reduce_scatter_sum = mpi_reduce_scatter_sum,

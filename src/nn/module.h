@@ -98,6 +98,14 @@ typedef struct {
 extern const nb_module_class nb__linear_class, nb__conv2d_class, nb__conv_transpose2d_class,
     nb__batchnorm1d_class, nb__batchnorm2d_class;
 
+/* BatchNorm's two halves after the statistics (norm.c), shared with SyncBatchNorm
+ * (src/dist/syncbn.c), whose statistics span the ranks: the running statistics updated from
+ * the batch's mean and biased var ([1, C, 1, ...], contiguous) over n values per channel, and
+ * y = xc / sqrt(var + eps) * weight + bias with the per-channel tensors shaped `shape`. */
+void nb__batchnorm_update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *var, int64_t n);
+nb_tensor *nb__batchnorm_scale_shift(nb_tensor *xc, nb_tensor *var, float eps, nb_tensor *weight,
+                                     nb_tensor *bias, int ndim, const int64_t *shape);
+
 /* Inverted dropout shared by Dropout and Dropout2d (layers.c): in training, x times a
  * Bernoulli(1 - p) mask of mask_shape (broadcast against x) scaled by 1 / (1 - p); else x. */
 typedef struct {

@@ -37,7 +37,7 @@ static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int n
  * says which ranks the module takes.  Params weight, bias; buffers running_mean, running_var,
  * num_batches_tracked. */
 
-static void update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *var, int64_t n) {
+void nb__batchnorm_update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *var, int64_t n) {
     const nb_backend *be = nb__backend(mean->device);
     /* mean and var are fresh reductions: contiguous */
     be->batchnorm_running(nb__f32(s->running_mean), nb__f32(s->running_var), nb__f32(mean),
@@ -50,7 +50,7 @@ static void update_running(nb__batchnorm_state *s, nb_tensor *mean, nb_tensor *v
 
 /* y = xc s + b with s = g / sqrt(var + eps): the per-channel factors (shape [1, C, 1, ...]) are
  * multiplied first, so only two full-size ops follow the centring. */
-static nb_tensor *scale_shift(nb_tensor *xc, nb_tensor *var, float eps, nb_tensor *weight, nb_tensor *bias,
+nb_tensor *nb__batchnorm_scale_shift(nb_tensor *xc, nb_tensor *var, float eps, nb_tensor *weight, nb_tensor *bias,
                               int ndim, const int64_t *shape) {
     nb__temps tmp = {0};
     nb_tensor *ve = nb__tmp(&tmp, nb_add_scalar(var, eps));
@@ -93,7 +93,7 @@ static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
         nb_tensor *rm = nb__tmp(&tmp, nb_reshape(st->running_mean, x->ndim, shape));
         nb_tensor *rv = nb__tmp(&tmp, nb_reshape(st->running_var, x->ndim, shape));
         nb_tensor *xc = nb__tmp(&tmp, nb_sub(x, rm));
-        nb_tensor *y = xc ? nb__tmp(&tmp, scale_shift(xc, rv, st->eps, weight, bias, x->ndim, shape)) : NULL;
+        nb_tensor *y = xc ? nb__tmp(&tmp, nb__batchnorm_scale_shift(xc, rv, st->eps, weight, bias, x->ndim, shape)) : NULL;
         return nb__temps_end(&tmp, y);
     }
     if (n <= 1)
@@ -103,8 +103,8 @@ static nb_tensor *batchnorm_forward(nb_module *m, nb_tensor *x) {
     nb_tensor *mean = nb__tmp(&tmp, nb_mean_dims(x, nd, dims, true)), *xc = nb__tmp(&tmp, nb_sub(x, mean));
     nb_tensor *sq = nb__tmp(&tmp, nb_mul(xc, xc));
     nb_tensor *var = nb__tmp(&tmp, nb_mean_dims(sq, nd, dims, true));
-    if (var && st->running_mean) update_running(st, mean, var, n); /* with buffers, batch stats mean training */
-    nb_tensor *y = var ? nb__tmp(&tmp, scale_shift(xc, var, st->eps, weight, bias, x->ndim, shape)) : NULL;
+    if (var && st->running_mean) nb__batchnorm_update_running(st, mean, var, n); /* with buffers, batch stats mean training */
+    nb_tensor *y = var ? nb__tmp(&tmp, nb__batchnorm_scale_shift(xc, var, st->eps, weight, bias, x->ndim, shape)) : NULL;
     return nb__temps_end(&tmp, y);
 }
 

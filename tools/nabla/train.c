@@ -34,6 +34,8 @@ typedef struct {
     int bits;             /* --bits: the weights' bit width under --qat */
     const char *qat_from; /* --qat-from: float weights to start QAT from, or NULL */
     int qat_freeze_observers, qat_freeze_bn; /* epochs after which to freeze them (0: never) */
+    bool sync_bn;         /* --sync-bn: BatchNorm statistics over every rank's share */
+    int bucket_kb;        /* --bucket-kb: data parallel's gradient buckets (0: torch's 25 MiB) */
 } train_opts;
 
 typedef struct {
@@ -376,6 +378,15 @@ static bool start_data_parallel(const train_opts *o) {
     return true;
 }
 
+/* --sync-bn: the model's BatchNorm layers become SyncBatchNorm (nabla/dist.h), so that every
+ * rank normalises with the whole batch's statistics, as one process on the whole batch does. */
+static bool convert_sync_bn(const train_opts *o, const run *r) {
+    if (!o->sync_bn) return true;
+    int n = nb_module_convert_sync_batchnorm(r->model);
+    if (n == 0) fprintf(stderr, "nabla: --sync-bn: the model has no BatchNorm (--batchnorm adds it)\n");
+    return n > 0;
+}
+
 /* Trains with nb_fit and says how the run ended; with model selection, the test figures of the
  * weights kept.  False after a message when training failed or diverged (exit status 1). */
 static bool train(const train_opts *o, run *r) {
@@ -474,6 +485,10 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
          "--qat: freeze the quantizers' scales and zero points after N epochs (0: never)", "[0, inf)"},
         {"qat-freeze-bn-epoch", FLAG_INT, &o.qat_freeze_bn,
          "--qat: freeze the BatchNorm statistics of ConvBn2d layers after N epochs (0: never)", "[0, inf)"},
+        {"sync-bn", FLAG_BOOL, &o.sync_bn, "with --parallel data: BatchNorm normalises with the statistics of the "
+         "whole batch over every rank (torch's SyncBatchNorm), so the run is one process's; default: each rank's own"},
+        {"bucket-kb", FLAG_INT, &o.bucket_kb, "with --parallel data: KiB of gradients per allreduce, started during "
+         "backward as each bucket fills (0: torch's 25 MiB; docs/SCALING.md says how to choose)", "[0, 4194304]"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -491,6 +506,10 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     int np = cli_parse(argc, argv, 2, all, n_all, ext ? ext->usage : train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
     bool data_parallel = !strcmp(o.parallel, "data");
+    if (o.sync_bn && !data_parallel) {
+        fprintf(stderr, "nabla: --sync-bn needs --parallel data\n");
+        return 2;
+    }
     if (data_parallel && !start_data_parallel(&o)) return 1;
     bool rank0 = nb_dist_rank() == 0;
     struct stat out_stat;
@@ -512,7 +531,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     }
     bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) && (!o.qat || prepare_qat(&o, &r)) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
-              (!data_parallel || ((r.ddp = nb_ddp_new(r.model, 0)) && nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
+              convert_sync_bn(&o, &r) && (!data_parallel || ((r.ddp = nb_ddp_new(r.model, (size_t)o.bucket_kb << 10)) &&
+                                                              nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
                (cli_fail("--parallel data"), false)) &&
               (r.optim = make_optim(&o, r.model)) != NULL;
     if (ok) r.sched = make_sched(&o, r.optim, &ok);
