@@ -169,10 +169,12 @@ static nb_status replace(nb_module *seq, int i, nb_module *fresh) {
     if (!fresh) return nb_error_code();
     nb_module *old = NB__CHILD(seq, i);
     nb_module_train(fresh, old->training);
-    nb_status st = NB_OK;
-    if (old->params.n && !nb_requires_grad(old->params.at[0].tensor)) st = nb_module_freeze(fresh, true);
-    nb_module_free(nb__module_swap_child(seq, i, st == NB_OK ? fresh : old));
-    return st;
+    if (old->params.n && !nb_requires_grad(old->params.at[0].tensor) && nb_module_freeze(fresh, true) != NB_OK) {
+        nb_module_free(fresh);
+        return nb_error_code();
+    }
+    nb_module_free(nb__module_swap_child(seq, i, fresh));
+    return NB_OK;
 }
 
 /* The pruned layer: rows keep[] of W and b. */
