@@ -1,6 +1,8 @@
 /*
  * nabla/prune.h — unstructured pruning with masks, as torch.nn.utils.prune does it: by
- * magnitude (per parameter or global) and by Optimal Brain Damage (LeCun, Denker and Solla 1990).
+ * magnitude (per parameter or global) and by Optimal Brain Damage (LeCun, Denker and Solla 1990);
+ * after them, structured pruning that removes neurons, channels and residual blocks, and the
+ * schedules (one-shot, Zhu and Gupta's cubic ramp) that say when to prune while fine-tuning.
  *
  * A pruned parameter keeps its name and its place: its pruned elements are set to 0 in place,
  * and a mask (1 kept, 0 pruned, float32, the parameter's shape) is added next to it as a buffer
