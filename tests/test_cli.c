@@ -1158,6 +1158,72 @@ static void prune_zeroes_weights_keeps_them_through_finetuning_and_eval_reads_th
     CHECK(fabs(prune_accuracy("after pruning") - prune_accuracy("before pruning")) < 1e-9);
 }
 
+/* A conv layer, a residual block without a projection, and two Linear: what --method channels
+ * and --method blocks cut. */
+static void write_small_convnet(const char *path) {
+    write_text(path,
+               "{\"layers\": [{\"type\": \"unflatten\", \"shape\": [1, 28, 28]},\n"
+               " {\"type\": \"conv2d\", \"in\": 1, \"out\": 4, \"kernel\": 3, \"padding\": 1},\n"
+               " {\"type\": \"batchnorm2d\", \"features\": 4}, {\"type\": \"relu\"},\n"
+               " {\"type\": \"maxpool2d\", \"kernel\": 4},\n"
+               " {\"type\": \"residual\", \"in\": 4, \"out\": 4, \"body\": [\n"
+               "   {\"type\": \"conv2d\", \"in\": 4, \"out\": 4, \"kernel\": 3, \"padding\": 1}, {\"type\": \"relu\"}]},\n"
+               " {\"type\": \"conv2d\", \"in\": 4, \"out\": 6, \"kernel\": 3, \"padding\": 1}, {\"type\": \"relu\"},\n"
+               " {\"type\": \"flatten\"}, {\"type\": \"linear\", \"in\": 294, \"out\": 16}, {\"type\": \"relu\"},\n"
+               " {\"type\": \"linear\", \"in\": 16, \"out\": 10}]}\n");
+}
+
+/* The accuracy `nabla eval` prints for weights. */
+static double eval_accuracy(const char *weights, const char *data) {
+    CHECK_RUNS("eval", weights, "--data", data);
+    double loss, acc = -2;
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &loss, &acc) == 2);
+    return acc;
+}
+
+static void prune_removes_channels_and_blocks_and_eval_reads_the_smaller_model(void) {
+    char data[512], from[512];
+    snprintf(data, sizeof data, "%s", data_dir());
+    snprintf(from, sizeof from, "%s", tpath("CN/model.safetensors"));
+    write_small_convnet(tpath("cn.json"));
+    CHECK_RUNS("train", "--data", data, "--model-file", tpath("cn.json"), "--epochs", "1", "--out", tpath("CN"));
+    /* the layers whose units can go: conv "6" (before the Flatten) and Linear "9" */
+    CHECK_RUNS("prune", from, "--method", "channels", "--sparsity", "0.5", "--data", data, "--out", tpath("CH"));
+    CHECK_STR_CONTAINS(out_text, "6.weight                   216 ->       108 weights");
+    CHECK_STR_CONTAINS(out_text, "9.weight                  4704 ->      1176 weights"); /* 16 x 294 -> 8 x 147 */
+    CHECK_STR_CONTAINS(out_text, "1.weight                    36 ->        36 weights  (unchanged)");
+    CHECK_STR_CONTAINS(out_text, "inference");
+    double after = prune_accuracy("after pruning");
+    CHECK(after >= 0 && fabs(eval_accuracy(tpath("CH/model.safetensors"), data) - after) < 1e-9);
+    /* the residual block goes: its body's parameters with it */
+    CHECK_RUNS("prune", from, "--method", "blocks", "--sparsity", "0.9", "--val", "100", "--finetune", "1", "--data",
+               data, "--out", tpath("BL"));
+    CHECK_STR_CONTAINS(out_text, "block 5 removed: validation loss");
+    CHECK_STR_CONTAINS(out_text, "5.body.0.weight");
+    CHECK_STR_CONTAINS(out_text, "(removed)");
+    double tuned = prune_accuracy("after fine-tuning");
+    CHECK(tuned >= 0 && fabs(eval_accuracy(tpath("BL/model.safetensors"), data) - tuned) < 1e-9);
+    /* the cubic schedule prunes during fine-tuning and ends at the sparsity asked */
+    CHECK_RUNS("prune", tpath("A/model.safetensors"), "--schedule", "cubic", "--prune-steps", "3", "--sparsity", "0.8",
+               "--finetune", "1", "--data", data, "--out", tpath("CU"));
+    CHECK_STR_CONTAINS(out_text, "step 0: pruned to 0.00%");
+    CHECK_STR_CONTAINS(out_text, "pruned to 80.00%");
+    CHECK_STR_CONTAINS(out_text, "sparsity: 80.00% of the pruned weights");
+    /* bad input: nothing written */
+    char out[512];
+    snprintf(out, sizeof out, "%s", tpath("PY"));
+    CHECK_REFUSED("layer '1' cannot be pruned: layer '5' (Residual) after it is a layer nabla cannot cut", "prune",
+                  from, "--method", "channels", "--layers", "1", "--sparsity", "0.5", "--data", data, "--out", out);
+    CHECK_REFUSED("no layer '12'", "prune", from, "--method", "channels", "--layers", "6,12", "--sparsity", "0.5",
+                  "--data", data, "--out", out);
+    CHECK_REFUSED("removes none", "prune", from, "--method", "blocks", "--sparsity", "0.2", "--data", data, "--out", out);
+    CHECK_REFUSED("--schedule cubic prunes during fine-tuning", "prune", from, "--schedule", "cubic", "--sparsity",
+                  "0.5", "--data", data, "--out", out);
+    CHECK_REFUSED("--layers names the layers of --method channels", "prune", from, "--layers", "6", "--sparsity", "0.5",
+                  "--data", data, "--out", out);
+    CHECK(!exists(out));
+}
+
 static void prune_refuses_bad_input_and_writes_nothing(void) {
     char from[512], data[512], out[512];
     snprintf(from, sizeof from, "%s", tpath("A/model.safetensors"));
@@ -1165,7 +1231,8 @@ static void prune_refuses_bad_input_and_writes_nothing(void) {
     snprintf(out, sizeof out, "%s", tpath("PX"));
     CHECK_REFUSED("--sparsity 1: out of range, must be below 1", "prune", from, "--sparsity", "1", "--out", out);
     CHECK_REFUSED("--sparsity -0.1: out of range, at least 0", "prune", from, "--sparsity", "-0.1", "--out", out);
-    CHECK_REFUSED("--method 'channel': expected one of", "prune", from, "--method", "channel", "--sparsity", "0.5",
+    CHECK_REFUSED("--method 'channel': expected one of magnitude obd channels blocks", "prune", from, "--method",
+                  "channel", "--sparsity", "0.5",
                   "--out", out);
     CHECK_REFUSED("needs --sparsity", "prune", from, "--data", data, "--out", out);
     CHECK_REFUSED("needs WEIGHTS", "prune", "--sparsity", "0.5", "--data", data, "--out", out);
@@ -1245,6 +1312,7 @@ int main(int argc, char **argv) {
     prune_zeroes_weights_keeps_them_through_finetuning_and_eval_reads_the_file();
     prune_refuses_bad_input_and_writes_nothing();
     amp_and_qat_train_and_eval_reads_the_qat_model();
+    prune_removes_channels_and_blocks_and_eval_reads_the_smaller_model();
 
     free(out_text);
     free(err_text);

@@ -1,6 +1,8 @@
 /*
  * nabla/prune.h — unstructured pruning with masks, as torch.nn.utils.prune does it: by
- * magnitude (per parameter or global) and by Optimal Brain Damage (LeCun, Denker and Solla 1990).
+ * magnitude (per parameter or global) and by Optimal Brain Damage (LeCun, Denker and Solla 1990);
+ * after them, structured pruning that removes neurons, channels and residual blocks, and the
+ * schedules (one-shot, Zhu and Gupta's cubic ramp) that say when to prune while fine-tuning.
  *
  * A pruned parameter keeps its name and its place: its pruned elements are set to 0 in place,
  * and a mask (1 kept, 0 pruned, float32, the parameter's shape) is added next to it as a buffer
@@ -101,5 +103,77 @@ NB_API nb_status nb_obd_saliency(nb_module *model, int n, const char *const *nam
  * nb_obd_saliency's and nb_prune_magnitude's; nothing changes on failure. */
 NB_API nb_status nb_prune_obd(nb_module *model, int n, const char *const *names, float amount,
                               const nb_obd_opts *opts, nb_hessian_estimate *used);
+
+/* ---------------------------------------------------------------- structured: units removed
+ * Linear neurons and Conv2d output channels taken out of a Sequential (src/nn/prune_channels.c):
+ * the layer gets smaller, the BatchNorms on its channels lose their entries (weight, bias,
+ * running mean and variance), and the next Linear or Conv2d loses the inputs those units fed:
+ * its columns, its input channels, or after a Flatten of [N, C, H, W] the C's column blocks of
+ * H W.  Between the layer and that consumer only BatchNorms, element-wise activations (no
+ * softmax, no PReLU), dropouts, pools, Upsample, Identity and a Flatten(1, -1) may stand.  Layers
+ * are named by their child names in the Sequential ("3"); they are replaced by new modules of the
+ * smaller sizes with the same options, mode and frozen state (hooks registered on the old ones
+ * go with them), so handles on their parameters are stale after the call.  The smaller model
+ * computes exactly what the big one computes with the removed units' rows, biases and
+ * BatchNorm weight and bias set to 0, as long as the chain's activations map 0 to 0.
+ * Errors (NB_ERR_ARG naming the layer, nothing changed): seq not a Sequential, no such child, a
+ * child that is not a Linear or a Conv2d of groups 1, one that no Linear or Conv2d reads (the
+ * model's outputs), a layer between them that cannot be cut, a pruning mask on any of them
+ * (nb_prune_remove first); NB_ERR_NULL for NULL. */
+typedef enum { NB_PRUNE_L1 = 1, NB_PRUNE_L2 = 2 } nb_prune_norm;
+/* Removes round(amount * units) units of each layer named (half to even, at least one stays),
+ * those whose weight row (W[u], all its inputs and kernel) has the smallest L1 or L2 norm, as
+ * torch's ln_structured(dim=0) ranks them; ties: lower index first.  amount in [0, 1).  Layers
+ * are pruned in the order named, each ranked after the one before has cut its inputs. */
+NB_API nb_status nb_prune_channels(nb_module *seq, int n, const char *const *layers, float amount,
+                                   nb_prune_norm norm);
+/* Keeps units keep[0 .. n_keep-1] (increasing, in [0, units)) of the layer named and removes the
+ * others, as nb_prune_channels does. */
+NB_API nb_status nb_prune_units_keep(nb_module *seq, const char *layer, int64_t n_keep,
+                                     const int64_t *keep);
+/* The children of seq that nb_prune_channels can prune, in order: up to cap names into names
+ * (valid while seq keeps its children; names may be NULL), returns how many; -1 with the error
+ * set when seq is NULL or not a Sequential. */
+NB_API int nb_prune_channel_layers(const nb_module *seq, const char **names, int cap);
+
+/* ---------------------------------------------------------------- residual blocks
+ * A residual block y = relu(F(x) + x) (BasicBlock, Bottleneck) or y = F(x) + x (Residual)
+ * without a projection on its shortcut is the identity where F(x) ~ 0; the course removes the
+ * blocks whose removal costs least on a validation split, then fine-tunes.  Candidates: the
+ * children of a Sequential that are such blocks (a downsampling block changes the shape and
+ * stays).  Greedy, as torch users do it by hand: each candidate in turn is swapped for an
+ * Identity and eval(model, ctx) measured; the one whose removal raises the measure least is
+ * replaced by an Identity (nb_activation_new(NB_ACT_IDENTITY, 0), child name unchanged), and
+ * the search repeats on the smaller model until `count` are gone.  eval returns what to keep
+ * small (a validation loss, or an error rate) and NaN on failure, with the error set; it runs
+ * with the model as the caller left it (eval mode, usually).  removed[k] gets the k-th block's
+ * name (valid as long as seq) and cost[k] its measure once removed minus the measure before (both
+ * may be NULL).  NB_ERR_ARG for count < 1 or more than the candidates, seq not a Sequential;
+ * eval's error as it left it, the model then as it was before that round. */
+typedef double (*nb_prune_eval_fn)(nb_module *model, void *ctx);
+NB_API nb_status nb_prune_blocks(nb_module *seq, int count, nb_prune_eval_fn eval, void *ctx,
+                                 const char **removed, double *cost);
+/* The children of seq nb_prune_blocks may remove, as nb_prune_channel_layers lists. */
+NB_API int nb_prune_block_candidates(const nb_module *seq, const char **names, int cap);
+
+/* ---------------------------------------------------------------- schedules
+ * When to prune while fine-tuning, and to which sparsity.  One-shot: once, at step `start`, to
+ * `final`.  Zhu and Gupta's cubic ramp ("To prune, or not to prune", 2017): at steps
+ * t = start + k every, k = 0 .. steps, the sparsity
+ *     s_t = s_f + (s_i - s_f) (1 - (t - start) / (steps every))^3
+ * rises from `initial` to `final`, fast at first while redundant weights abound, slowly at the
+ * end; between pruning steps the masks hold (nb_prune_apply after each optimiser step).  As
+ * pruning again counts what is pruned already (above), each step prunes to s_t of the whole. */
+typedef enum { NB_PRUNE_ONESHOT, NB_PRUNE_CUBIC } nb_prune_schedule_kind;
+typedef struct {
+    nb_prune_schedule_kind kind;
+    float initial, final; /* s_i (cubic only) and s_f, in [0, 1) */
+    int64_t start;        /* t0, >= 0 */
+    int64_t every;        /* dt >= 1 (cubic) */
+    int steps;            /* n >= 1 (cubic) */
+} nb_prune_schedule;
+/* Whether step t (counted from 0) prunes, and then *sparsity (may be NULL) gets s_t.  false with
+ * NB_ERR_ARG for a schedule out of range (NB_ERR_NULL for NULL); false, no error set, otherwise. */
+NB_API bool nb_prune_schedule_at(const nb_prune_schedule *s, int64_t t, float *sparsity);
 
 #endif

@@ -6,7 +6,8 @@
  * Scores are ranked on the host: a parameter's elements (or all the named parameters' elements,
  * for a global ranking) are sorted by (score, parameter, flat index), and the first
  * round(amount * count) are pruned.  Elements already pruned score -inf, so they rank first and
- * `amount` is a sparsity of the whole tensor.
+ * `amount` is a sparsity of the whole tensor.  The schedules that say when to prune and to
+ * which sparsity close the file.
  */
 #include "module.h"
 
@@ -422,4 +423,22 @@ nb_status nb_prune_obd(nb_module *model, int n, const char *const *names, float 
     if (st == NB_OK) st = prune_by(ts, n, scores, amount, opts->global);
     obd_done(n, ts, scores);
     return st;
+}
+
+/* ---- schedules */
+
+bool nb_prune_schedule_at(const nb_prune_schedule *s, int64_t t, float *sparsity) {
+    if (!s) return nb__fail(NB_ERR_NULL, "prune_schedule_at: schedule is NULL"), false;
+    bool cubic = s->kind == NB_PRUNE_CUBIC;
+    if ((s->kind != NB_PRUNE_ONESHOT && !cubic) || !(s->final >= 0 && s->final < 1) || s->start < 0 ||
+        (cubic && (!(s->initial >= 0 && s->initial <= s->final) || s->every < 1 || s->steps < 1)))
+        return nb__fail(NB_ERR_ARG, "prune_schedule_at: a schedule needs a known kind, 0 <= initial <= final < 1, "
+                        "start >= 0 and, for the cubic one, every >= 1 and steps >= 1"), false;
+    int64_t every = cubic ? s->every : 1, last = cubic ? s->steps : 0, k = (t - s->start) / every;
+    if (t < s->start || (t - s->start) % every || k > last) return false;
+    if (sparsity) {
+        double left = cubic ? 1.0 - (double)k / s->steps : 0.0; /* 1 - (t - t0) / (n dt) */
+        *sparsity = (float)(s->final + (s->initial - s->final) * left * left * left);
+    }
+    return true;
 }
