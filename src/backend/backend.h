@@ -242,6 +242,16 @@ typedef struct nb_backend {
      *   float32 out: y = acc s + b (two roundings), negatives to 0 by relu (NaN kept). */
     void (*requantize)(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc, int64_t m,
                        int64_t n, const nb__requant_args *q);
+    /* ---- around the int8 GEMM (cpu/qconvert.c).  quantize: y [n] (uint8 or int8 by out) =
+     * clamp(z + nearbyint(x (1.0f / scale)), lo, hi), torch's quantize_per_tensor, NaN to lo;
+     * dequantize: y [n] = (q - z) scale, q uint8 or int8 by in; im2col_u8s8: col [c kh kw,
+     * oh ow] of one uint8 image x [c, h, w] (groups 1), taps outside the image reading pad,
+     * each code minus 128 as an int8 (the B of a convolution's gemm_u8s8s32) */
+    void (*quantize)(void *y, const float *x, int64_t n, nb_qout out, float scale,
+                     int32_t zero_point);
+    void (*dequantize)(float *y, const void *q, int64_t n, nb_qout in, float scale,
+                       int32_t zero_point);
+    void (*im2col_u8s8)(int8_t *col, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g);
 } nb_backend;
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */

@@ -209,6 +209,9 @@ const nb_backend nb__cpu_backend = {
     .gemm_u8s8s32 = nb__cpu_gemm_u8s8s32,
     .gemm_bf16 = nb__cpu_gemm_bf16,
     .requantize = nb__cpu_requantize,
+    .quantize = nb__cpu_quantize,
+    .dequantize = nb__cpu_dequantize,
+    .im2col_u8s8 = nb__cpu_im2col_u8s8,
 };
 
 const char *nb_backend_info(void) {

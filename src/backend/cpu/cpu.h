@@ -89,6 +89,12 @@ void nb__gemm_u8s8s32_vnni(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m,
 void nb__gemm_bf16_avx512(float *c, int64_t ldc, bool accumulate, bool ta, bool tb, int64_t m,
                           int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
                           int64_t ldb);
+/* qconvert.c */
+void nb__cpu_quantize(void *y, const float *x, int64_t n, nb_qout out, float scale,
+                      int32_t zero_point);
+void nb__cpu_dequantize(float *y, const void *q, int64_t n, nb_qout in, float scale,
+                        int32_t zero_point);
+void nb__cpu_im2col_u8s8(int8_t *col, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g);
 /* pool.c */
 void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
 void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,

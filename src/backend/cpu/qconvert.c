@@ -1,0 +1,77 @@
+/*
+ * qconvert.c — the conversions around the int8 GEMM (contracts in backend.h): float32 to
+ * uint8 / int8 codes (torch's quantize_per_tensor), codes back to float32 (dequantize), and
+ * im2col over uint8 images.  im2col pads with the zero point's code, so that a padded tap
+ * contributes (z - z) w = 0 as a zero does in the float convolution, and writes each code
+ * minus 128 as an int8: the convolution's GEMM w col(x) then runs as uint8 x int8 with the
+ * weights in A (shifted up by 128) and the image in B, since (x - zx)(w - zw) =
+ * ((w + 128) - (zw + 128)) ((x - 128) - (zx - 128)), and its result lands in NCHW order.
+ */
+#include "cpu.h"
+
+#include <math.h>
+#include <string.h>
+
+/* torch's quantize_val: z + nearbyint(x * inv) with inv = 1.0f / scale, clamped to the dtype.
+ * The clamp comes first (its bounds are integers, so the result is the same) so that a value
+ * beyond int32 saturates instead of overflowing a conversion, and NaN goes to lo. */
+NB_CLONES static void quantize_loop(void *y, const float *x, int64_t n, bool u8, float scale,
+                                    int32_t zp) {
+    float inv = 1.0f / scale;
+    int32_t lo = u8 ? 0 : -128, hi = u8 ? 255 : 127;
+    float vlo = (float)(lo - zp), vhi = (float)(hi - zp);
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] * inv;
+        v = v > vlo ? v : vlo;
+        v = v < vhi ? v : vhi;
+        int32_t r = (int32_t)rintf(v) + zp;
+        if (u8) ((uint8_t *)y)[i] = (uint8_t)r;
+        else ((int8_t *)y)[i] = (int8_t)r;
+    }
+}
+
+void nb__cpu_quantize(void *y, const float *x, int64_t n, nb_qout out, float scale,
+                      int32_t zero_point) {
+    quantize_loop(y, x, n, out == NB_QOUT_U8, scale, zero_point);
+}
+
+/* torch's dequantize: (q - z) * scale in float32 (q - z is exact) */
+NB_CLONES static void dequantize_loop(float *y, const void *q, int64_t n, bool u8, float scale,
+                                      int32_t zp) {
+    for (int64_t i = 0; i < n; i++) {
+        int32_t v = u8 ? ((const uint8_t *)q)[i] : ((const int8_t *)q)[i];
+        y[i] = (float)(v - zp) * scale;
+    }
+}
+
+void nb__cpu_dequantize(float *y, const void *q, int64_t n, nb_qout in, float scale,
+                        int32_t zero_point) {
+    dequantize_loop(y, q, n, in == NB_QOUT_U8, scale, zero_point);
+}
+
+/* col [c kh kw, oh ow]: row (ci, ki, kj), cell (i, j) reads pixel (i sh - ph + ki dh,
+ * j sw - pw + kj dw) of channel ci, or pad outside the image, minus 128 (x ^ 0x80 read as an
+ * int8). */
+void nb__cpu_im2col_u8s8(int8_t *col_s8, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
+    uint8_t *col = (uint8_t *)col_s8;
+    pad ^= 0x80;
+    int64_t cells = g->oh * g->ow;
+    for (int64_t ci = 0; ci < g->c; ci++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++, col += cells) {
+                const uint8_t *xc = x + ci * g->h * g->w;
+                for (int64_t i = 0; i < g->oh; i++) {
+                    int64_t r = i * g->sh - g->ph + ki * g->dh;
+                    uint8_t *d = col + i * g->ow;
+                    if (r < 0 || r >= g->h) {
+                        memset(d, pad, (size_t)g->ow);
+                        continue;
+                    }
+                    const uint8_t *s = xc + r * g->w;
+                    for (int64_t j = 0; j < g->ow; j++) {
+                        int64_t c = j * g->sw - g->pw + kj * g->dw;
+                        d[j] = c >= 0 && c < g->w ? s[c] ^ 0x80 : pad;
+                    }
+                }
+            }
+}
