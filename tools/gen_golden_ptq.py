@@ -58,7 +58,8 @@ def case(kind, relu, per_channel, seed):
         mod.set_weight_bias(qw, b)
         stride, padding = [1, 1], [0, 0]
     else:
-        stride, padding = [2, 1], [1, 1]
+        # both of nabla's im2col paths: unit strides (the padded image's rows), and not
+        stride, padding = ([2, 1], [1, 1]) if seed % 2 else ([1, 1], [2, 1])
         cls = nniq.ConvReLU2d if relu else nnq.Conv2d
         mod = cls(3, 4, 3, stride=tuple(stride), padding=tuple(padding))
         mod.set_weight_bias(qw, b)

@@ -152,17 +152,18 @@ static nb_status plan_layer(qplan *pl, const char *op, const nb_qlayer_params *p
     return st;
 }
 
-/* The requantization of acc [m, n] (row stride n) into y, per column (Linear) or per row
- * (Conv2d's [oc, cells]). */
-static void requantize(const nb_backend *be, void *y, const int32_t *acc, int64_t m, int64_t n,
-                       nb_qaxis axis, const qplan *pl, const nb_qlayer_params *p) {
+/* The requantization of acc [m, n] (row stride ldacc) into y (row stride ldy), per column
+ * (Linear) or per row (Conv2d's [oc, cells]). */
+static void requantize(const nb_backend *be, void *y, int64_t ldy, const int32_t *acc,
+                       int64_t ldacc, int64_t m, int64_t n, const qplan *pl,
+                       const nb_qlayer_params *p, nb_qaxis axis) {
     nb__requant_args q = {.out = p->out_scale != 0.0f ? NB_QOUT_U8 : NB_QOUT_F32,
                           .axis = axis,
                           .scale = nb__f32(pl->mult),
                           .bias = pl->bias ? nb__f32(pl->bias) : NULL,
                           .zero_point = p->out_zero_point,
                           .relu = p->relu};
-    be->requantize(y, n, acc, n, m, n, &q);
+    be->requantize(y, ldy, acc, ldacc, m, n, &q);
 }
 
 static void *bytes_of(const nb_tensor *t) { return (int8_t *)t->storage->data + t->offset; }
@@ -197,7 +198,7 @@ nb_tensor *nb_quantized_linear(nb_tensor *x, const nb_qlayer_params *p) {
             be->gemm_u8s8s32(nb__i32(acc) + j0, out, false, true, m, j1 - j0, k, a, k,
                              (uint8_t)p->in_zero_point, w + j0 * k, k, (int8_t)pl.wzp[j0]);
         }
-        requantize(be, bytes_of(y), nb__i32(acc), m, out, NB_QAXIS_COL, &pl, p);
+        requantize(be, bytes_of(y), out, nb__i32(acc), out, m, out, &pl, p, NB_QAXIS_COL);
     }
     if (xc != x) nb_tensor_free(xc);
     if (wc != p->weight) nb_tensor_free(wc);
@@ -250,17 +251,23 @@ nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
         return NULL;
     qplan pl;
     if (plan_layer(&pl, op, p, g.oc) != NB_OK) return NULL;
-    int64_t taps = g.c * g.kh * g.kw, cells = g.oh * g.ow;
-    int64_t shape[4] = {g.n, g.oc, g.oh, g.ow}, col_shape[2] = {taps, cells}, acc_shape[2] = {g.oc, cells};
+    /* the columns are wq wide (backend.h): the accumulators' cells j >= ow are skipped */
+    int64_t taps = g.c * g.kh * g.kw, wq = nb__im2col_u8s8_width(&g), cells = g.oh * wq;
+    int64_t shape[4] = {g.n, g.oc, g.oh, g.ow}, col_shape[2] = {taps, cells},
+            acc_shape[2] = {g.oc, cells}, ws_shape[1] = {nb__im2col_u8s8_scratch(&g)};
     const nb_backend *be = nb__backend(x->device);
     nb_tensor *xc = nb_contiguous(x), *wu = shifted_weight(p->weight);
     nb_tensor *col = xc && wu ? nb__new(NB_I8, 2, col_shape) : NULL;
-    nb_tensor *acc = col ? nb__new(NB_I32, 2, acc_shape) : NULL;
+    nb_tensor *ws = col ? nb__new(NB_U8, 1, ws_shape) : NULL;
+    nb_tensor *acc = ws ? nb__new(NB_I32, 2, acc_shape) : NULL;
     nb_tensor *y = acc ? new_result(p, 4, shape) : NULL;
+    /* the requantized rows of wq cells, long rows that vectorise, before the extra cells go */
+    nb_tensor *wide = y && wq != g.ow ? new_result(p, 2, acc_shape) : NULL;
     size_t y_es = nb_dtype_size(y ? y->dtype : NB_U8);
+    if (wide == NULL && y && wq != g.ow) nb_tensor_free(y), y = NULL;
     for (int64_t i = 0; y && i < g.n; i++) {
         const uint8_t *img = (const uint8_t *)bytes_of(xc) + i * g.c * g.h * g.w;
-        be->im2col_u8s8(bytes_of(col), img, (uint8_t)p->in_zero_point, &g);
+        be->im2col_u8s8(bytes_of(col), bytes_of(ws), img, (uint8_t)p->in_zero_point, &g);
         const uint8_t *a = bytes_of(wu);
         for (int64_t j0 = 0, j1; j0 < g.oc; j0 = j1) { /* runs of one weight zero point */
             for (j1 = j0 + 1; j1 < g.oc && pl.wzp[j1] == pl.wzp[j0]; j1++) {}
@@ -268,12 +275,19 @@ nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
                              taps, a + j0 * taps, taps, (uint8_t)(pl.wzp[j0] + 128),
                              bytes_of(col), cells, (int8_t)(p->in_zero_point - 128));
         }
-        requantize(be, (int8_t *)bytes_of(y) + (size_t)(i * g.oc * cells) * y_es, nb__i32(acc),
-                   g.oc, cells, NB_QAXIS_ROW, &pl, p);
+        int8_t *yi = (int8_t *)bytes_of(y) + (size_t)(i * g.oc * g.oh * g.ow) * y_es;
+        requantize(be, wide ? bytes_of(wide) : yi, cells, nb__i32(acc), cells, g.oc, cells, &pl, p,
+                   NB_QAXIS_ROW);
+        if (wide) { /* rows of wq cells to rows of ow: row c oh + r is at (c oh + r) wq */
+            int64_t rows[2] = {g.oc * g.oh, g.ow}, from[2] = {wq, 1}, to[2] = {g.ow, 1};
+            be->copy(yi, to, bytes_of(wide), from, 2, rows, y_es);
+        }
     }
     if (xc != x) nb_tensor_free(xc);
     nb_tensor_free(wu);
     nb_tensor_free(col);
+    nb_tensor_free(ws);
+    nb_tensor_free(wide);
     nb_tensor_free(acc);
     plan_free(&pl);
     return y;

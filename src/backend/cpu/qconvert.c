@@ -49,12 +49,54 @@ void nb__cpu_dequantize(float *y, const void *q, int64_t n, nb_qout in, float sc
     dequantize_loop(y, q, n, in == NB_QOUT_U8, scale, zero_point);
 }
 
-/* col [c kh kw, oh ow]: row (ci, ki, kj), cell (i, j) reads pixel (i sh - ph + ki dh,
- * j sw - pw + kj dw) of channel ci, or pad outside the image, minus 128 (x ^ 0x80 read as an
- * int8). */
-void nb__cpu_im2col_u8s8(int8_t *col_s8, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
+/* One row of col: d[j] = s[j sw + off] ^ 0x80 where that lies in [0, w), pad elsewhere.  The
+ * valid cells are found once, so the copy itself is a plain (vectorised) loop. */
+NB_CLONES static void shifted_row(uint8_t *restrict d, const uint8_t *restrict s, int64_t ow,
+                                  int64_t sw, int64_t off, int64_t w, uint8_t pad) {
+    int64_t j0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    int64_t j1 = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
+    j0 = j0 < ow ? j0 : ow;
+    j1 = j1 < ow ? j1 : ow;
+    j1 = j1 > j0 ? j1 : j0;
+    memset(d, pad, (size_t)j0);
+    memset(d + j1, pad, (size_t)(ow - j1));
+    if (sw == 1) {
+        const uint8_t *src = s + off;
+        for (int64_t j = j0; j < j1; j++) d[j] = src[j] ^ 0x80;
+    } else {
+        for (int64_t j = j0; j < j1; j++) d[j] = s[j * sw + off] ^ 0x80;
+    }
+}
+
+/* The stride-1 path: the image padded once into ws (codes ^ 0x80, pad around), then each row
+ * of col, oh rows of wq = wp cells, is one contiguous stretch of it. */
+static void im2col_wide(uint8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad,
+                        const nb_conv2d_geom *g) {
+    int64_t wq = nb__im2col_u8s8_width(g), hp = g->oh + (g->kh - 1) * g->dh, plane = hp * wq;
+    for (int64_t ci = 0; ci < g->c; ci++)
+        for (int64_t r = 0; r < hp; r++) {
+            int64_t src = r - g->ph;
+            uint8_t *d = ws + ci * plane + r * wq;
+            if (src < 0 || src >= g->h) memset(d, pad, (size_t)wq);
+            else shifted_row(d, x + (ci * g->h + src) * g->w, wq, 1, -g->pw, g->w, pad);
+        }
+    memset(ws + g->c * plane, pad, (size_t)((g->kw - 1) * g->dw)); /* read by the last cells */
+    int64_t len = g->oh * wq;
+    for (int64_t ci = 0; ci < g->c; ci++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++, col += len)
+                memcpy(col, ws + ci * plane + ki * g->dh * wq + kj * g->dw, (size_t)len);
+}
+
+void nb__cpu_im2col_u8s8(int8_t *col_s8, uint8_t *ws, const uint8_t *x, uint8_t pad,
+                         const nb_conv2d_geom *g) {
     uint8_t *col = (uint8_t *)col_s8;
     pad ^= 0x80;
+    if (g->sh == 1 && g->sw == 1) {
+        im2col_wide(col, ws, x, pad, g);
+        return;
+    }
+    /* row (ci, ki, kj), cell (i, j) reads pixel (i sh - ph + ki dh, j sw - pw + kj dw) */
     int64_t cells = g->oh * g->ow;
     for (int64_t ci = 0; ci < g->c; ci++)
         for (int64_t ki = 0; ki < g->kh; ki++)
@@ -63,15 +105,8 @@ void nb__cpu_im2col_u8s8(int8_t *col_s8, const uint8_t *x, uint8_t pad, const nb
                 for (int64_t i = 0; i < g->oh; i++) {
                     int64_t r = i * g->sh - g->ph + ki * g->dh;
                     uint8_t *d = col + i * g->ow;
-                    if (r < 0 || r >= g->h) {
-                        memset(d, pad, (size_t)g->ow);
-                        continue;
-                    }
-                    const uint8_t *s = xc + r * g->w;
-                    for (int64_t j = 0; j < g->ow; j++) {
-                        int64_t c = j * g->sw - g->pw + kj * g->dw;
-                        d[j] = c >= 0 && c < g->w ? s[c] ^ 0x80 : pad;
-                    }
+                    if (r < 0 || r >= g->h) memset(d, pad, (size_t)g->ow);
+                    else shifted_row(d, xc + r * g->w, g->ow, g->sw, kj * g->dw - g->pw, g->w, pad);
                 }
             }
 }

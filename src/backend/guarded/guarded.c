@@ -153,8 +153,8 @@ static void g_quantize(void *y, const float *x, int64_t n, nb_qout out, float sc
 static void g_dequantize(float *y, const void *q, int64_t n, nb_qout in, float scale, int32_t zp) {
     nb__cpu_dequantize(U(y), C(q), n, in, scale, zp);
 }
-static void g_im2col_u8s8(int8_t *col, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
-    nb__cpu_im2col_u8s8(U(col), C(x), pad, g);
+static void g_im2col_u8s8(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
+    nb__cpu_im2col_u8s8(U(col), U(ws), C(x), pad, g);
 }
 static void g_fake_quant(float *y, const float *x, const float *scale, const float *zp,
                          int64_t outer, int64_t channels, int64_t inner, int64_t qmin,
