@@ -228,6 +228,69 @@ static void ptq_with_each_observer_converts(void) {
     }
 }
 
+/* ---- QAT */
+
+/* Converting a QAT MLP gives the int8 model PTQ makes with the QAT's qparams: weight codes
+ * whose dequantized values are the fake-quantized weights, the FakeQuantizes' scales, and
+ * outputs within a step of the fake-quantized forward's. */
+static void converting_a_qat_model_gives_ptqs_int8_model_with_its_qparams(void) {
+    nb_manual_seed(11);
+    nb_module *f = mlp();
+    nb_module *layers[4] = {nb_flatten_new(1, -1), nb_qat_linear_from(nb_module_child(f, "1"), NULL),
+                            nb_activation_new(NB_ACT_RELU, 0),
+                            nb_qat_linear_from(nb_module_child(f, "3"), NULL)};
+    nb_module *m = nb_sequential_new(4, layers);
+    int64_t shape[4] = {64, 1, 6, 6};
+    nb_tensor *x = nb_randn(4, shape);
+    for (int i = 0; i < 3; i++) nb_tensor_free(nb_module_forward(m, x));
+    CHECK(nb_fake_quantize_enable_observer(m, false) == NB_OK);
+    nb_module_train(m, false);
+    nb_tensor *fq_y = nb_module_forward(m, x);
+    const char *names[2] = {"1", "3"};
+    nb_tensor *fq_w[2], *ws[2], *act_scale[2];
+    for (int l = 0; l < 2; l++) {
+        char w[32], s[64], a[64];
+        snprintf(w, sizeof w, "%s.weight", names[l]);
+        snprintf(s, sizeof s, "%s.weight_fake_quant.scale", names[l]);
+        snprintf(a, sizeof a, "%s.activation_post_process.scale", names[l]);
+        ws[l] = nb_persist(nb_module_find(m, s));
+        act_scale[l] = nb_persist(nb_module_find(m, a));
+        fq_w[l] = nb_module_forward(nb_module_child(m, (l ? "3.weight_fake_quant" : "1.weight_fake_quant")),
+                                    nb_module_find(m, w));
+    }
+    nb_ptq_opts o = {.per_channel = true, .symmetric = true};
+    nb_ptq *p = nb_ptq_new(m, &o);
+    CHECK(p != NULL);
+    CHECK(nb_ptq_calibrate(p, x) == NB_OK); /* the first layer's input */
+    CHECK(nb_ptq_convert(p) == NB_OK);
+    nb_ptq_free(p);
+    CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "1")), "QuantizedLinearReLU");
+    for (int l = 0; l < 2; l++) {
+        char n[32];
+        snprintf(n, sizeof n, "%s.weight_scale", names[l]);
+        CHECK(max_diff(nb_module_find(m, n), ws[l]) == 0.0f);
+        snprintf(n, sizeof n, "%s.scale", names[l]);
+        CHECK(nb_item(nb_module_find(m, n)) == nb_item(act_scale[l]));
+        snprintf(n, sizeof n, "%s.weight", names[l]);
+        nb_tensor *codes = nb_to_dtype(nb_module_find(m, n), NB_F32);
+        nb_tensor *col = nb_reshape(ws[l], 2, (int64_t[]){nb_numel(ws[l]), 1});
+        nb_tensor *deq = nb_mul(codes, col);
+        CHECK(max_diff(deq, fq_w[l]) == 0.0f);
+        nb_tensor_free(codes);
+        nb_tensor_free(col);
+        nb_tensor_free(deq);
+    }
+    CHECK(nb_item(nb_module_find(m, "3.input_scale")) == nb_item(act_scale[0]));
+    nb_tensor *y = nb_module_forward(m, x);
+    CHECK(y && max_diff(y, fq_y) <= 2.01f * nb_item(act_scale[1]));
+    nb_tensor_free(y);
+    nb_tensor_free(fq_y);
+    for (int l = 0; l < 2; l++) nb_tensor_free(fq_w[l]), nb_tensor_free(ws[l]), nb_tensor_free(act_scale[l]);
+    nb_tensor_free(x);
+    nb_module_free(m);
+    nb_module_free(f);
+}
+
 /* ---- files */
 
 static void quantized_model_round_trips_through_safetensors_without_float_weights(void) {
@@ -348,6 +411,7 @@ int main(void) {
     ptq_cnn_folds_batchnorm_and_matches_float_outputs();
     histogram_observers_clip_an_outlier();
     ptq_with_each_observer_converts();
+    converting_a_qat_model_gives_ptqs_int8_model_with_its_qparams();
     quantized_model_round_trips_through_safetensors_without_float_weights();
     bad_options_and_uncalibrated_models_are_refused();
     bad_scales_and_zero_points_are_named();

@@ -8,7 +8,7 @@
  * for bit; the reductions over the observed tensor are ops (nb_min_dims, nb_max_dims).
  */
 #include "nabla/quant.h"
-#include "module.h"
+#include "quant_internal.h"
 
 #include <math.h>
 
@@ -554,4 +554,17 @@ nb_module *nb_qat_linear_from(const nb_module *linear, const nb_qat_opts *opts) 
                         nb_module_type(linear),
                         nb_module_class_of(linear) == &qat_linear_class ? " (QAT)" : "");
     return qat_linear_of(NB__STATE(nb__linear_state, linear), opts);
+}
+
+bool nb__qat_linear_parts(const nb_module *m, nb__qat_parts *p) {
+    if (nb_module_class_of(m) != &qat_linear_class) return false;
+    const qat_linear_state *s = NB__STATE(qat_linear_state, m);
+    const fq_state *w = NB__STATE(fq_state, s->weight_fake_quant);
+    const fq_state *a = NB__STATE(fq_state, s->activation_post_process);
+    const observer_state *wo = NB__STATE(observer_state, w->observer);
+    *p = (nb__qat_parts){.weight = s->weight, .bias = s->bias, .weight_scale = w->scale,
+                                .weight_zero_point = w->zero_point, .weight_qmin = wo->qmin,
+                                .weight_qmax = wo->qmax, .scale = a->scale,
+                                .zero_point = a->zero_point};
+    return true;
 }

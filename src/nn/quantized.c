@@ -9,10 +9,12 @@
  * codes reach its input unchanged (`from`), or -1 when it observes its own input.  Observers are
  * the library's (nb_observer_new), fed by forward hooks; weights are quantized on the host at
  * convert with the qparams a MinMaxObserver of the weight gives, in float32 as torch's
- * quantize_per_channel: q = clamp(z + nearbyint(w (1 / s)), qmin, qmax).
+ * quantize_per_channel: q = clamp(z + nearbyint(w (1 / s)), qmin, qmax).  A QAT Linear
+ * (nb_qat_linear_new) is a site too, whose weight qparams and output qparams are its
+ * FakeQuantizes' (frozen or not, as they stand): the int8 layer PTQ makes with those qparams.
  */
 #include "nabla/quant.h"
-#include "module.h"
+#include "quant_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -105,16 +107,38 @@ static qlayer_state *qlayer_of(const nb_module *m) {
     return NULL;
 }
 
-/* A quantized layer for the float layer `layer` (Linear or Conv2d), its buffers zero (scales 1). */
+/* A layer to quantize: a float Linear or Conv2d, or a QAT Linear (qat set, parts filled). */
+typedef struct {
+    bool conv, qat;
+    nb_tensor *weight, *bias;
+    nb__qat_parts parts;
+} layer_view;
+
+static bool view_of(const nb_module *m, layer_view *v) {
+    const nb_module_class *c = nb_module_class_of(m);
+    *v = (layer_view){.conv = c == &nb__conv2d_class};
+    if (c == &nb__conv2d_class) {
+        v->weight = NB__STATE(nb__conv2d_state, m)->weight, v->bias = NB__STATE(nb__conv2d_state, m)->bias;
+    } else if (c == &nb__linear_class) {
+        v->weight = NB__STATE(nb__linear_state, m)->weight, v->bias = NB__STATE(nb__linear_state, m)->bias;
+    } else if (nb__qat_linear_parts(m, &v->parts)) {
+        v->qat = true, v->weight = v->parts.weight, v->bias = v->parts.bias;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* A quantized layer for `layer` (a layer_view's module), its buffers zero (scales 1). */
 static nb_module *qlayer_new(const nb_module *layer, bool per_channel, bool dynamic, bool relu) {
-    bool conv = nb_module_class_of(layer) == &nb__conv2d_class;
+    layer_view v;
+    view_of(layer, &v);
+    bool conv = v.conv, has_bias = v.bias != NULL;
+    if (v.qat) per_channel = nb_numel(v.parts.weight_scale) > 1;
     nb_module *m = nb_module_new(&qlayer_classes[conv][dynamic][relu], sizeof(qlayer_state));
     if (!m) return NULL;
     qlayer_state *s = NB__STATE(qlayer_state, m);
-    const nb_tensor *w = conv ? NB__STATE(nb__conv2d_state, layer)->weight
-                              : NB__STATE(nb__linear_state, layer)->weight;
-    bool has_bias = conv ? NB__STATE(nb__conv2d_state, layer)->bias != NULL
-                         : NB__STATE(nb__linear_state, layer)->bias != NULL;
+    const nb_tensor *w = v.weight;
     *s = (qlayer_state){.conv = conv, .dynamic = dynamic, .relu = relu, .max_abs_error = NAN,
                         .mse = NAN};
     if (conv) s->opts = NB__STATE(nb__conv2d_state, layer)->opts;
@@ -176,8 +200,8 @@ static bool keeps_codes(const nb_module *m) {
 }
 
 static bool is_layer(const nb_module *m) {
-    const nb_module_class *c = nb_module_class_of(m);
-    return c == &nb__linear_class || c == &nb__conv2d_class;
+    layer_view v;
+    return view_of(m, &v);
 }
 
 static nb_status push_site(nb_ptq *p, site s) {
@@ -308,6 +332,8 @@ static nb_status attach(site *s, const nb_ptq_opts *o) {
         s->in_handle = nb_module_register_forward_pre_hook(layer, observe_input, s->in_obs);
         if (!s->in_handle) return nb_error_code();
     }
+    layer_view v;
+    if (view_of(layer, &v) && v.qat) return NB_OK; /* its activation_post_process has them */
     s->out_obs = act_observer(o);
     if (!s->out_obs) return nb_error_code();
     s->out_hooked = s->relu >= 0 ? NB__CHILD(s->parent, s->relu) : layer;
@@ -367,33 +393,23 @@ static nb_status store_qparams(nb_module *obs, nb_tensor *scale, nb_tensor *zero
     return st;
 }
 
-/* The weight w [out, ...] quantized into q's buffers with `bits`, the qparams of a MinMax
- * observer of it, and the error of the result. */
-static nb_status quantize_weight(qlayer_state *q, nb_tensor *w, const nb_ptq_opts *o) {
-    int64_t n = nb_numel(w), out = nb_shape(w)[0], row = n / out;
-    nb_qscheme sch = {.kind = NB_OBSERVER_MINMAX, .bits = o->bits, .is_signed = true,
-                      .symmetric = o->symmetric, .per_channel = o->per_channel,
-                      .channels = out};
-    int qmin, qmax;
-    nb_qscheme_range(&sch, &qmin, &qmax);
-    nb_module *obs = nb_observer_new(&sch);
-    nb_tensor *s = NULL, *z = NULL;
-    nb_status st = obs ? observe(obs, w) : nb_error_code();
-    if (st == NB_OK) st = nb_observer_qparams(obs, &s, &z);
-    nb_module_free(obs);
-    int64_t nq = o->per_channel ? out : 1;
+/* The weight w [out, ...] quantized into q's buffers with the qparams sc, zp ([1] or [out],
+ * float32) in [qmin, qmax], and the error of the result. */
+static nb_status quantize_weight(qlayer_state *q, const nb_tensor *w, const nb_tensor *s,
+                                 const nb_tensor *z, int qmin, int qmax) {
+    int64_t n = nb_numel(w), out = nb_shape(w)[0], row = n / out, nq = nb_numel(s);
     size_t bytes = sizeof(float) * (size_t)(n + 2 * nq) + sizeof(int32_t) * (size_t)nq + (size_t)n;
-    float *wf = st == NB_OK ? nb__alloc(bytes) : NULL;
-    if (st == NB_OK && !wf) st = nb_error_code();
+    float *wf = nb__alloc(bytes);
+    if (!wf) return nb_error_code();
     float *sc = wf + n, *zf = sc + nq;
     int32_t *zi = (int32_t *)(zf + nq);
     int8_t *qw = (int8_t *)(zi + nq);
-    if (st == NB_OK) st = nb__copy_logical(wf, w);
+    nb_status st = nb__copy_logical(wf, w);
     if (st == NB_OK) st = nb__copy_logical(sc, s);
     if (st == NB_OK) st = nb__copy_logical(zf, z);
     double max_err = 0.0, sq = 0.0;
     for (int64_t c = 0; st == NB_OK && c < out; c++) {
-        int64_t k = o->per_channel ? c : 0;
+        int64_t k = nq > 1 ? c : 0;
         float inv = 1.0f / sc[k], zp = zf[k];
         zi[k] = (int32_t)zp;
         for (int64_t j = c * row; j < (c + 1) * row; j++) {
@@ -409,10 +425,36 @@ static nb_status quantize_weight(qlayer_state *q, nb_tensor *w, const nb_ptq_opt
     if (st == NB_OK) st = nb__store_logical(q->weight_zero_point, zi);
     q->max_abs_error = max_err;
     q->mse = n ? sq / (double)n : 0.0;
-    if (wf) nb__dealloc(wf, bytes);
+    nb__dealloc(wf, bytes);
+    return st;
+}
+
+/* The weight of a float layer quantized with `bits` and the qparams a MinMax observer of it
+ * gives (per channel along dim 0, or per tensor; symmetric or affine, signed). */
+static nb_status quantize_float_weight(qlayer_state *q, nb_tensor *w, const nb_ptq_opts *o) {
+    int64_t out = nb_shape(w)[0];
+    nb_qscheme sch = {.kind = NB_OBSERVER_MINMAX, .bits = o->bits, .is_signed = true,
+                      .symmetric = o->symmetric, .per_channel = o->per_channel, .channels = out};
+    int qmin, qmax;
+    nb_qscheme_range(&sch, &qmin, &qmax);
+    nb_module *obs = nb_observer_new(&sch);
+    nb_tensor *s = NULL, *z = NULL;
+    nb_status st = obs ? observe(obs, w) : nb_error_code();
+    if (st == NB_OK) st = nb_observer_qparams(obs, &s, &z);
+    nb_module_free(obs);
+    if (st == NB_OK) st = quantize_weight(q, w, s, z, qmin, qmax);
     nb_tensor_free(s);
     nb_tensor_free(z);
     return st;
+}
+
+/* The output qparams of site s into (scale, zero_point): its observer's, or a QAT Linear's. */
+static nb_status output_qparams(const site *s, nb_tensor *scale, nb_tensor *zero_point) {
+    if (s->out_obs) return store_qparams(s->out_obs, scale, zero_point);
+    layer_view v;
+    view_of(NB__CHILD(s->parent, s->index), &v);
+    nb_status st = nb_copy(scale, v.parts.scale);
+    return st == NB_OK ? nb_copy(zero_point, v.parts.zero_point) : st;
 }
 
 /* The quantized layer of site s (its buffers filled when p has calibrated), put in place of
@@ -422,21 +464,18 @@ static nb_status swap_site(const nb_ptq *p, site *s, bool fill) {
     nb_module *qm = qlayer_new(layer, p->o.per_channel, p->o.dynamic, s->relu >= 0);
     if (!qm) return nb_error_code();
     qlayer_state *q = NB__STATE(qlayer_state, qm);
-    bool conv = nb_module_class_of(layer) == &nb__conv2d_class;
-    nb_tensor *w = conv ? NB__STATE(nb__conv2d_state, layer)->weight
-                        : NB__STATE(nb__linear_state, layer)->weight;
-    nb_tensor *b = conv ? NB__STATE(nb__conv2d_state, layer)->bias
-                        : NB__STATE(nb__linear_state, layer)->bias;
+    layer_view v;
+    view_of(layer, &v);
     nb_status st = NB_OK;
     if (fill) {
-        st = quantize_weight(q, w, &p->o);
-        if (st == NB_OK && b) st = nb_copy(q->bias, b);
-        if (st == NB_OK && !p->o.dynamic) {
-            const site *in = s->from >= 0 ? &p->sites[s->from] : s;
-            st = store_qparams(s->from >= 0 ? in->out_obs : s->in_obs, q->input_scale,
-                               q->input_zero_point);
-            if (st == NB_OK) st = store_qparams(s->out_obs, q->scale, q->zero_point);
-        }
+        st = v.qat ? quantize_weight(q, v.weight, v.parts.weight_scale, v.parts.weight_zero_point,
+                                     v.parts.weight_qmin, v.parts.weight_qmax)
+                   : quantize_float_weight(q, v.weight, &p->o);
+        if (st == NB_OK && v.bias) st = nb_copy(q->bias, v.bias);
+        if (st == NB_OK && !p->o.dynamic)
+            st = s->from >= 0 ? output_qparams(&p->sites[s->from], q->input_scale, q->input_zero_point)
+                              : store_qparams(s->in_obs, q->input_scale, q->input_zero_point);
+        if (st == NB_OK && !p->o.dynamic) st = output_qparams(s, q->scale, q->zero_point);
     }
     if (st != NB_OK) {
         nb_module_free(qm);
@@ -455,8 +494,10 @@ nb_status nb_ptq_convert(nb_ptq *p) {
         return nb__fail_status(NB_ERR_ARG, "ptq: no calibration batch was observed (calibrate "
                                "on at least one batch, or quantize dynamically)");
     if (p->n == 0) return nb__fail_status(NB_ERR_ARG, "ptq: already converted");
+    /* last first: a site reads the output qparams of the one before it, which a QAT Linear
+     * keeps in its own modules */
     nb_status st = NB_OK;
-    for (int i = 0; st == NB_OK && i < p->n; i++) st = swap_site(p, &p->sites[i], true);
+    for (int i = p->n - 1; st == NB_OK && i >= 0; i--) st = swap_site(p, &p->sites[i], true);
     ptq_release(p);
     return st;
 }
