@@ -11,6 +11,19 @@
 #include "nabla/io.h"
 #include "nabla/quant.h"
 
+/* The largest |a - b| over two tensors of one shape (INFINITY for other shapes). */
+static float max_diff_of(nb_tensor *a, nb_tensor *b) {
+    if (nb_ndim(a) != nb_ndim(b) || nb_numel(a) != nb_numel(b)) return INFINITY;
+    int64_t n = nb_numel(a);
+    float *va = malloc(sizeof(float) * (size_t)n), *vb = malloc(sizeof(float) * (size_t)n), m = 0;
+    nb_copy_to(a, va, n);
+    nb_copy_to(b, vb, n);
+    for (int64_t i = 0; i < n; i++) m = fmaxf(m, fabsf(va[i] - vb[i]));
+    free(va);
+    free(vb);
+    return m;
+}
+
 /* ---- torch's codes */
 
 static void golden_case(const json_t *c) {
@@ -36,7 +49,7 @@ static void golden_case(const json_t *c) {
         o.stride[i] = (int)json_integer_value(json_array_get(json_object_get(c, "stride"), (size_t)i));
         o.padding[i] = (int)json_integer_value(json_array_get(json_object_get(c, "padding"), (size_t)i));
     }
-    nb_tensor *y = conv ? nb_quantized_conv2d(xq, &p, &o) : nb_quantized_linear(xq, &p);
+    nb_tensor *y = conv ? nb_quantized_conv2d(xq, &p, &o, NULL) : nb_quantized_linear(xq, &p);
     CHECK(y != NULL);
     if (y) {
         const json_t *want = json_object_get(c, "y_codes");
@@ -52,6 +65,13 @@ static void golden_case(const json_t *c) {
         CHECK_EQ_INT(differ, 0);
         free(got);
         free(codes);
+    }
+    if (y && conv) { /* a pool of the codes is the pool of their values, ceil mode and padding too */
+        nb_pool2d_opts pool = {.kernel = {2, 3}, .padding = {1, 1}, .ceil_mode = true};
+        nb_tensor *yp = nb_quantized_conv2d(xq, &p, &o, &pool);
+        nb_tensor *want = nb_max_pool2d(nb_dequantize_per_tensor(y, p.out_scale, p.out_zero_point), &pool);
+        nb_tensor *got = nb_dequantize_per_tensor(yp, p.out_scale, p.out_zero_point);
+        CHECK(got && want && max_diff_of(got, want) == 0.0f);
     }
     nb_scope_end();
 }
@@ -108,21 +128,9 @@ static void train_batchnorm(nb_module *m, nb_tensor *x) {
     nb_module_train(m, false);
 }
 
-/* The largest |a - b| over two tensors of one shape. */
-static float max_diff(nb_tensor *a, nb_tensor *b) {
-    int64_t n = nb_numel(a);
-    float *va = malloc(sizeof(float) * (size_t)n), *vb = malloc(sizeof(float) * (size_t)n), m = 0;
-    nb_copy_to(a, va, n);
-    nb_copy_to(b, vb, n);
-    for (int64_t i = 0; i < n; i++) m = fmaxf(m, fabsf(va[i] - vb[i]));
-    free(va);
-    free(vb);
-    return m;
-}
-
 static float max_abs(nb_tensor *a) {
     nb_tensor *z = nb_zeros(nb_ndim(a), nb_shape(a));
-    float m = max_diff(a, z);
+    float m = max_diff_of(a, z);
     nb_tensor_free(z);
     return m;
 }
@@ -141,7 +149,7 @@ static nb_module *ptq_close(nb_module *model, nb_tensor *x, const nb_ptq_opts *o
     nb_tensor *y = nb_module_forward(model, x);
     CHECK(y != NULL);
     if (y && ref) {
-        float d = max_diff(y, ref), scale = max_abs(ref);
+        float d = max_diff_of(y, ref), scale = max_abs(ref);
         if (!(d <= tol * scale)) fprintf(stderr, "max diff %g of outputs up to %g\n", d, scale);
         CHECK(d <= tol * scale);
     }
@@ -180,11 +188,34 @@ static void ptq_cnn_folds_batchnorm_and_matches_float_outputs(void) {
     ptq_close(m, x, &o, 0.05f);
     CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "0")), "QuantizedConvReLU2d");
     CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "1")), "Identity");
+    CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "3")), "Identity"); /* pooled on codes */
     CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "4")), "QuantizedConvReLU2d");
     CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "7")), "QuantizedLinear");
     /* the second conv reads the first one's output codes (through ReLU and the pool) */
     nb_tensor *a = nb_module_find(m, "0.scale"), *b = nb_module_find(m, "4.input_scale");
     CHECK(a && b && nb_item(a) == nb_item(b));
+    nb_tensor_free(x);
+    nb_module_free(m);
+}
+
+/* The small ResNet's shape: a stem, a block with a downsample, global pooling, a head. */
+static void ptq_resnet_folds_every_batchnorm_in_its_blocks(void) {
+    nb_manual_seed(4);
+    nb_conv2d_opts pad = {.padding = {1, 1}};
+    nb_module *layers[7] = {nb_conv2d_new(1, 4, 3, 3, pad, false), nb_batchnorm2d_new(4, (nb_batchnorm_opts){0}),
+                            nb_activation_new(NB_ACT_RELU, 0), nb_resnet_basic_block_new(4, 8, 2),
+                            nb_global_avg_pool2d_new(), nb_flatten_new(1, -1), nb_linear_new(8, 10, true)};
+    nb_module *m = nb_sequential_new(7, layers);
+    int64_t shape[4] = {16, 1, 8, 8};
+    nb_tensor *x = nb_randn(4, shape);
+    train_batchnorm(m, x);
+    nb_ptq_opts o = {.symmetric = true, .per_channel = true};
+    ptq_close(m, x, &o, 0.08f);
+    const char *norms[4] = {"1", "3.bn1", "3.bn2", "3.downsample.1"};
+    for (int i = 0; i < 4; i++) CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, norms[i])), "Identity");
+    CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "3.conv2")), "QuantizedConv2d");
+    CHECK_STR_CONTAINS(nb_module_type(nb_module_child(m, "3.downsample.0")), "QuantizedConv2d");
+    CHECK_EQ_INT(nb_quantized_layers(m, NULL, 0), 5);
     nb_tensor_free(x);
     nb_module_free(m);
 }
@@ -268,21 +299,21 @@ static void converting_a_qat_model_gives_ptqs_int8_model_with_its_qparams(void) 
     for (int l = 0; l < 2; l++) {
         char n[32];
         snprintf(n, sizeof n, "%s.weight_scale", names[l]);
-        CHECK(max_diff(nb_module_find(m, n), ws[l]) == 0.0f);
+        CHECK(max_diff_of(nb_module_find(m, n), ws[l]) == 0.0f);
         snprintf(n, sizeof n, "%s.scale", names[l]);
         CHECK(nb_item(nb_module_find(m, n)) == nb_item(act_scale[l]));
         snprintf(n, sizeof n, "%s.weight", names[l]);
         nb_tensor *codes = nb_to_dtype(nb_module_find(m, n), NB_F32);
         nb_tensor *col = nb_reshape(ws[l], 2, (int64_t[]){nb_numel(ws[l]), 1});
         nb_tensor *deq = nb_mul(codes, col);
-        CHECK(max_diff(deq, fq_w[l]) == 0.0f);
+        CHECK(max_diff_of(deq, fq_w[l]) == 0.0f);
         nb_tensor_free(codes);
         nb_tensor_free(col);
         nb_tensor_free(deq);
     }
     CHECK(nb_item(nb_module_find(m, "3.input_scale")) == nb_item(act_scale[0]));
     nb_tensor *y = nb_module_forward(m, x);
-    CHECK(y && max_diff(y, fq_y) <= 2.01f * nb_item(act_scale[1]));
+    CHECK(y && max_diff_of(y, fq_y) <= 2.01f * nb_item(act_scale[1]));
     nb_tensor_free(y);
     nb_tensor_free(fq_y);
     for (int l = 0; l < 2; l++) nb_tensor_free(fq_w[l]), nb_tensor_free(ws[l]), nb_tensor_free(act_scale[l]);
@@ -319,7 +350,7 @@ static void quantized_model_round_trips_through_safetensors_without_float_weight
     CHECK(nb_module_load(back, tpath("q.safetensors")) == NB_OK);
     CHECK(nb_quantized_check(back) == NB_OK);
     nb_tensor *y0 = nb_module_forward(m, x), *y1 = nb_module_forward(back, x);
-    CHECK(y0 && y1 && max_diff(y0, y1) == 0.0f);
+    CHECK(y0 && y1 && max_diff_of(y0, y1) == 0.0f);
     nb_tensor_free(y0);
     nb_tensor_free(y1);
     nb_tensor_free(x);
@@ -409,6 +440,7 @@ int main(void) {
     quantized_layers_give_torchs_codes();
     ptq_mlp_matches_float_outputs_in_every_scheme();
     ptq_cnn_folds_batchnorm_and_matches_float_outputs();
+    ptq_resnet_folds_every_batchnorm_in_its_blocks();
     histogram_observers_clip_an_outlier();
     ptq_with_each_observer_converts();
     converting_a_qat_model_gives_ptqs_int8_model_with_its_qparams();

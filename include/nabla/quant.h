@@ -158,10 +158,13 @@ NB_API nb_status nb_qscheme_range(const nb_qscheme *scheme, int *quant_min, int 
  * batch with its own min-max qparams (affine uint8) and return float32 (torch's dynamic
  * Linear).
  *
- * In a Sequential, a Linear (Conv2d) followed by BatchNorm1d (BatchNorm2d) has the norm folded
- * into it (nb_linear_fold_batchnorm, the norm replaced by an Identity), and one followed by a
+ * In a Sequential or a ResNet block (nb_resnet_basic_block_new, nb_resnet_bottleneck_new), a
+ * Linear (Conv2d) followed by BatchNorm1d (BatchNorm2d) has the norm folded into it
+ * (nb_linear_fold_batchnorm, the norm replaced by an Identity); in a Sequential, one followed by a
  * ReLU (after the norm, if any) has the ReLU fused: the output observer watches the ReLU's
- * output and the quantized layer clamps at its zero point, as torch's fuse_modules.  Weights
+ * output and the quantized layer clamps at its zero point, as torch's fuse_modules; a MaxPool2d
+ * after a (static) Conv2d and its ReLU runs inside the quantized layer on its uint8 codes (torch
+ * pools quint8 tensors with their qparams), so fewer values are dequantized.  Weights
  * are quantized with `bits` (2..8) in int8's range [-2^(bits-1), 2^(bits-1) - 1], symmetric or
  * affine, per tensor or per output channel, with the qparams a MinMaxObserver of the (folded)
  * weight gives (nb_observer_qparams); activations are 8-bit uint8, affine, with qparams from
@@ -234,12 +237,14 @@ typedef struct {
 } nb_qlayer_params;
 /* torch's quantized::linear (x uint8 [..., in] -> uint8 [..., out]) and quantized::conv2d (x
  * uint8 [N, C, H, W], groups 1), int32 sums requantized as fbgemm's ReQuantizeOutput (the top of
- * src/ops/quantized.c); with out_scale 0, float32 results (ReQuantizeForFloat).  No gradient.
- * Errors: NB_ERR_DTYPE, NB_ERR_SHAPE naming the tensors; NB_ERR_ARG for bad qparams (named, as
- * "weight_scale[3] = 0 is not finite and positive") or groups > 1. */
+ * src/ops/quantized.c); with out_scale 0, float32 results (ReQuantizeForFloat).  pool (NULL:
+ * none): then torch's quantized max_pool2d of the codes (dilation 1).  No gradient.  Errors:
+ * NB_ERR_DTYPE, NB_ERR_SHAPE naming the tensors; NB_ERR_ARG for bad qparams (named, as
+ * "weight_scale[3] = 0 is not finite and positive"), groups > 1, a bad pool or a pool of float
+ * results. */
 NB_API nb_tensor *nb_quantized_linear(nb_tensor *x, const nb_qlayer_params *p);
 NB_API nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
-                                      const nb_conv2d_opts *opts);
+                                      const nb_conv2d_opts *opts, const nb_pool2d_opts *pool);
 
 /* ---------------------------------------------------------------- modules
  *

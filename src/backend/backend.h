@@ -255,6 +255,9 @@ typedef struct nb_backend {
                        int32_t zero_point);
     void (*im2col_u8s8)(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad,
                         const nb_conv2d_geom *g);
+    /* y [planes, oh, ow] = the largest uint8 code of each window (nb_pool2d_geom's) of the
+     * planes [h, w] of x, row stride ldx, plane stride h ldx */
+    void (*max_pool2d_u8)(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g);
 } nb_backend;
 
 /* The row width of im2col_u8s8's columns: with unit strides the padded image's width, so that

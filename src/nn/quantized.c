@@ -25,8 +25,9 @@
 /* ---- the quantized layer module */
 
 typedef struct {
-    bool conv, dynamic, relu;
+    bool conv, dynamic, relu, pooled;
     nb_conv2d_opts opts; /* conv */
+    nb_pool2d_opts pool; /* pooled: the MaxPool2d after it, run on its codes */
     nb_tensor *weight, *weight_scale, *weight_zero_point, *bias;
     nb_tensor *input_scale, *input_zero_point, *scale, *zero_point; /* NULL when dynamic */
     double max_abs_error, mse; /* of the weight, at conversion; NaN for a bare structure */
@@ -68,7 +69,8 @@ static nb_tensor *qlayer_forward(nb_module *m, nb_tensor *x) {
         st = read_qparams(s->scale, s->zero_point, &p.out_scale, &p.out_zero_point);
     if (st != NB_OK) return NULL;
     nb_tensor *xq = nb_quantize_per_tensor(x, p.in_scale, p.in_zero_point, NB_U8);
-    nb_tensor *y = s->conv ? nb_quantized_conv2d(xq, &p, &s->opts) : nb_quantized_linear(xq, &p);
+    nb_tensor *y = s->conv ? nb_quantized_conv2d(xq, &p, &s->opts, s->pooled ? &s->pool : NULL)
+                           : nb_quantized_linear(xq, &p);
     nb_tensor_free(xq);
     if (s->dynamic || !y) return y;
     nb_tensor *out = nb_dequantize_per_tensor(y, p.out_scale, p.out_zero_point);
@@ -82,6 +84,8 @@ static void qlayer_describe(const nb_module *m, nb_attrs *d) {
     nb_attrs_int(d, s->conv ? "in_channels" : "in_features", w[1]);
     nb_attrs_int(d, s->conv ? "out_channels" : "out_features", w[0]);
     if (s->conv) nb_attrs_ints(d, "kernel_size", 2, w + 2);
+    if (s->pooled)
+        nb_attrs_ints(d, "pool_kernel_size", 2, (const int64_t[]){s->pool.kernel[0], s->pool.kernel[1]});
     nb_attrs_bool(d, "per_channel", nb_numel(s->weight_scale) > 1);
     if (!s->dynamic) {
         nb_attrs_float(d, "scale", nb_item(s->scale));
@@ -129,8 +133,10 @@ static bool view_of(const nb_module *m, layer_view *v) {
     return true;
 }
 
-/* A quantized layer for `layer` (a layer_view's module), its buffers zero (scales 1). */
-static nb_module *qlayer_new(const nb_module *layer, bool per_channel, bool dynamic, bool relu) {
+/* A quantized layer for `layer` (a layer_view's module), its buffers zero (scales 1); pool:
+ * the max pool it runs on its codes, or NULL. */
+static nb_module *qlayer_new(const nb_module *layer, bool per_channel, bool dynamic, bool relu,
+                             const nb_pool2d_opts *pool) {
     layer_view v;
     view_of(layer, &v);
     bool conv = v.conv, has_bias = v.bias != NULL;
@@ -142,6 +148,7 @@ static nb_module *qlayer_new(const nb_module *layer, bool per_channel, bool dyna
     *s = (qlayer_state){.conv = conv, .dynamic = dynamic, .relu = relu, .max_abs_error = NAN,
                         .mse = NAN};
     if (conv) s->opts = NB__STATE(nb__conv2d_state, layer)->opts;
+    if (pool) s->pooled = true, s->pool = *pool;
     int64_t out = nb_shape(w)[0], nq = per_channel ? out : 1, one = 1;
     s->weight = nb_module_add_buffer(m, "weight", NB_I8, nb_ndim(w), nb_shape(w));
     s->weight_scale = s->weight ? nb_module_add_buffer(m, "weight_scale", NB_F32, 1, &nq) : NULL;
@@ -170,7 +177,9 @@ static nb_module *qlayer_new(const nb_module *layer, bool per_channel, bool dyna
 
 typedef struct {
     nb_module *parent;       /* holds the layer as child `index` */
-    int index, bn, relu;     /* child indices in parent of the layer, its norm and its ReLU (-1) */
+    int index, bn, relu, pool; /* child indices in parent of the layer, its norm, its ReLU and
+                                * the MaxPool2d it runs on its codes (-1: none) */
+    nb_pool2d_opts pool_opts;
     int from;                /* the site whose output codes are this one's input; -1: its own */
     nb_module *in_obs, *out_obs;   /* observers: in_obs NULL when from >= 0 or dynamic */
     nb_module *in_hooked, *out_hooked; /* the modules whose hooks feed them */
@@ -197,6 +206,24 @@ static bool keeps_codes(const nb_module *m) {
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         if (is_type(m, types[i])) return true;
     return false;
+}
+
+/* The options of a MaxPool2d of dilation 1 (from its description); false for another module. */
+static bool max_pool_opts(const nb_module *m, nb_pool2d_opts *o) {
+    nb_attrs d = {0};
+    if (!is_type(m, "MaxPool2d") || nb_module_describe(m, &d) != NB_OK) return false;
+    *o = (nb_pool2d_opts){0};
+    for (int i = 0; i < d.n; i++) {
+        const nb_attr *a = &d.attr[i];
+        int *pair = !strcmp(a->name, "kernel_size") ? o->kernel
+                    : !strcmp(a->name, "stride")    ? o->stride
+                    : !strcmp(a->name, "padding")   ? o->padding
+                                                    : NULL;
+        for (int k = 0; pair && k < 2; k++) pair[k] = (int)a->ints[a->n == 2 ? k : 0];
+        if (!strcmp(a->name, "ceil_mode")) o->ceil_mode = a->ints[0] != 0;
+        if (!strcmp(a->name, "dilation") && a->ints[0] != 1) return false;
+    }
+    return true;
 }
 
 static bool is_layer(const nb_module *m) {
@@ -241,18 +268,24 @@ static nb_status fold_norm(site *s) {
  * or -2 on error. */
 static int walk(nb_ptq *p, nb_module *m, int chain) {
     bool seq = is_type(m, "Sequential");
+    /* where a BatchNorm right after a layer is applied to that layer's output: a chain, and
+     * the ResNet blocks, whose bodies run conv_i, bn_i in the order of their children */
+    bool folds = seq || is_type(m, "BasicBlock") || is_type(m, "Bottleneck");
     if (!seq) chain = -1;
     int n = m->children.n;
     for (int i = 0; i < n; i++) {
         nb_module *c = NB__CHILD(m, i);
         if (is_layer(c)) {
-            site s = {.parent = m, .index = i, .bn = -1, .relu = -1, .from = chain};
+            site s = {.parent = m, .index = i, .bn = -1, .relu = -1, .pool = -1, .from = chain};
             const nb_module_class *bn_cls = nb_module_class_of(c) == &nb__conv2d_class
                                                 ? &nb__batchnorm2d_class
                                                 : &nb__batchnorm1d_class;
             int next = i + 1;
-            if (seq && next < n && nb_module_class_of(NB__CHILD(m, next)) == bn_cls) s.bn = next++;
+            if (folds && next < n && nb_module_class_of(NB__CHILD(m, next)) == bn_cls) s.bn = next++;
             if (seq && next < n && is_type(NB__CHILD(m, next), "ReLU")) s.relu = next++;
+            if (seq && next < n && !p->o.dynamic && nb_module_class_of(c) == &nb__conv2d_class &&
+                max_pool_opts(NB__CHILD(m, next), &s.pool_opts))
+                s.pool = next++;
             if ((s.bn >= 0 && fold_norm(&s) != NB_OK) || push_site(p, s) != NB_OK) return -2;
             chain = seq ? p->n - 1 : -1;
             i = next - 1;
@@ -458,10 +491,11 @@ static nb_status output_qparams(const site *s, nb_tensor *scale, nb_tensor *zero
 }
 
 /* The quantized layer of site s (its buffers filled when p has calibrated), put in place of
- * the layer, its ReLU becoming an Identity. */
+ * the layer, its ReLU and pool becoming Identities. */
 static nb_status swap_site(const nb_ptq *p, site *s, bool fill) {
     nb_module *layer = NB__CHILD(s->parent, s->index);
-    nb_module *qm = qlayer_new(layer, p->o.per_channel, p->o.dynamic, s->relu >= 0);
+    nb_module *qm = qlayer_new(layer, p->o.per_channel, p->o.dynamic, s->relu >= 0,
+                               s->pool >= 0 ? &s->pool_opts : NULL);
     if (!qm) return nb_error_code();
     qlayer_state *q = NB__STATE(qlayer_state, qm);
     layer_view v;
@@ -485,6 +519,8 @@ static nb_status swap_site(const nb_ptq *p, site *s, bool fill) {
     st = replace_child(s->parent, s->index, qm);
     if (st == NB_OK && s->relu >= 0)
         st = replace_child(s->parent, s->relu, nb_activation_new(NB_ACT_IDENTITY, 0.0f));
+    if (st == NB_OK && s->pool >= 0)
+        st = replace_child(s->parent, s->pool, nb_activation_new(NB_ACT_IDENTITY, 0.0f));
     return st;
 }
 

@@ -11,6 +11,9 @@
  * float32 on the host, in fbgemm's order.  lo is zy under a fused ReLU.  With no output
  * qparams (dynamic quantization) y = acc sx sw[j] + b[j] in float32 (ReQuantizeForFloat).
  *
+ * A max pool after the convolution (torch runs it on the quint8 result, keeping its qparams)
+ * can run here on the codes, from the requantized rows, before anything is dequantized.
+ *
  * Weights per output channel with zero points that differ (per channel affine) run one GEMM per
  * run of channels that share one, since the GEMM takes one zero point for B; symmetric weights
  * (every zero point 0) are one GEMM.  These ops record no gradient: they are inference only.
@@ -242,18 +245,41 @@ static nb_tensor *shifted_weight(const nb_tensor *w) {
     return u;
 }
 
+/* The max pool o of the convolution's grid [n, oc, oh, ow] (rows of wq cells in memory). */
+static nb_status pool_geometry(const char *op, const nb_conv2d_geom *c, const nb_pool2d_opts *o,
+                               nb_pool2d_geom *g) {
+    int s[2] = {o->stride[0] ? o->stride[0] : o->kernel[0], o->stride[1] ? o->stride[1] : o->kernel[1]};
+    *g = (nb_pool2d_geom){.planes = c->oc, .h = c->oh, .w = c->ow, .kh = o->kernel[0],
+                          .kw = o->kernel[1], .sh = s[0], .sw = s[1], .ph = o->padding[0],
+                          .pw = o->padding[1]};
+    if (g->kh < 1 || g->kw < 1 || s[0] < 1 || s[1] < 1 || 2 * g->ph > g->kh || 2 * g->pw > g->kw)
+        return nb__fail_status(NB_ERR_ARG, "%s: pool kernel %dx%d, stride %dx%d, padding %dx%d: "
+                               "need kernels and strides >= 1, padding at most half the kernel",
+                               op, g->kh, g->kw, s[0], s[1], g->ph, g->pw);
+    g->oh = nb__pool_out_size(c->oh, g->kh, s[0], g->ph, o->ceil_mode);
+    g->ow = nb__pool_out_size(c->ow, g->kw, s[1], g->pw, o->ceil_mode);
+    if (g->oh < 1 || g->ow < 1)
+        return nb__fail_status(NB_ERR_SHAPE, "%s: a %lldx%lld grid is smaller than the pool", op,
+                               (long long)c->oh, (long long)c->ow);
+    return NB_OK;
+}
+
 nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
-                               const nb_conv2d_opts *opts) {
+                               const nb_conv2d_opts *opts, const nb_pool2d_opts *pool) {
     static const char op[] = "quantized_conv2d";
     if (!x) return NULL;
     nb_conv2d_geom g;
-    if (check_layer(op, p, x, 4) != NB_OK || conv_geometry(op, x, p->weight, opts, &g) != NB_OK)
+    nb_pool2d_geom pg = {0};
+    if (check_layer(op, p, x, 4) != NB_OK || conv_geometry(op, x, p->weight, opts, &g) != NB_OK ||
+        (pool && pool_geometry(op, &g, pool, &pg) != NB_OK))
         return NULL;
+    if (pool && p->out_scale == 0.0f)
+        return nb__fail(NB_ERR_ARG, "%s: a pool needs output codes (an output scale)", op);
     qplan pl;
     if (plan_layer(&pl, op, p, g.oc) != NB_OK) return NULL;
     /* the columns are wq wide (backend.h): the accumulators' cells j >= ow are skipped */
     int64_t taps = g.c * g.kh * g.kw, wq = nb__im2col_u8s8_width(&g), cells = g.oh * wq;
-    int64_t shape[4] = {g.n, g.oc, g.oh, g.ow}, col_shape[2] = {taps, cells},
+    int64_t shape[4] = {g.n, g.oc, pool ? pg.oh : g.oh, pool ? pg.ow : g.ow}, col_shape[2] = {taps, cells},
             acc_shape[2] = {g.oc, cells}, ws_shape[1] = {nb__im2col_u8s8_scratch(&g)};
     const nb_backend *be = nb__backend(x->device);
     nb_tensor *xc = nb_contiguous(x), *wu = shifted_weight(p->weight);
@@ -261,10 +287,12 @@ nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
     nb_tensor *ws = col ? nb__new(NB_U8, 1, ws_shape) : NULL;
     nb_tensor *acc = ws ? nb__new(NB_I32, 2, acc_shape) : NULL;
     nb_tensor *y = acc ? new_result(p, 4, shape) : NULL;
-    /* the requantized rows of wq cells, long rows that vectorise, before the extra cells go */
-    nb_tensor *wide = y && wq != g.ow ? new_result(p, 2, acc_shape) : NULL;
+    /* the requantized rows of wq cells (long rows that vectorise), which the pool reads or
+     * whose extra cells go; without either, the result itself */
+    bool staged = pool || wq != g.ow;
+    nb_tensor *wide = y && staged ? new_result(p, 2, acc_shape) : NULL;
     size_t y_es = nb_dtype_size(y ? y->dtype : NB_U8);
-    if (wide == NULL && y && wq != g.ow) nb_tensor_free(y), y = NULL;
+    if (wide == NULL && y && staged) nb_tensor_free(y), y = NULL;
     for (int64_t i = 0; y && i < g.n; i++) {
         const uint8_t *img = (const uint8_t *)bytes_of(xc) + i * g.c * g.h * g.w;
         be->im2col_u8s8(bytes_of(col), bytes_of(ws), img, (uint8_t)p->in_zero_point, &g);
@@ -275,10 +303,12 @@ nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
                              taps, a + j0 * taps, taps, (uint8_t)(pl.wzp[j0] + 128),
                              bytes_of(col), cells, (int8_t)(p->in_zero_point - 128));
         }
-        int8_t *yi = (int8_t *)bytes_of(y) + (size_t)(i * g.oc * g.oh * g.ow) * y_es;
+        int8_t *yi = (int8_t *)bytes_of(y) + (size_t)(i * g.oc * shape[2] * shape[3]) * y_es;
         requantize(be, wide ? bytes_of(wide) : yi, cells, nb__i32(acc), cells, g.oc, cells, &pl, p,
                    NB_QAXIS_ROW);
-        if (wide) { /* rows of wq cells to rows of ow: row c oh + r is at (c oh + r) wq */
+        if (pool) {
+            be->max_pool2d_u8((uint8_t *)yi, bytes_of(wide), wq, &pg);
+        } else if (wide) { /* rows of wq cells to rows of ow: row c oh + r is at (c oh + r) wq */
             int64_t rows[2] = {g.oc * g.oh, g.ow}, from[2] = {wq, 1}, to[2] = {g.ow, 1};
             be->copy(yi, to, bytes_of(wide), from, 2, rows, y_es);
         }

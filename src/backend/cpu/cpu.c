@@ -212,6 +212,7 @@ const nb_backend nb__cpu_backend = {
     .quantize = nb__cpu_quantize,
     .dequantize = nb__cpu_dequantize,
     .im2col_u8s8 = nb__cpu_im2col_u8s8,
+    .max_pool2d_u8 = nb__cpu_max_pool2d_u8,
 };
 
 const char *nb_backend_info(void) {

@@ -6,6 +6,9 @@
  * minus 128 as an int8: the convolution's GEMM w col(x) then runs as uint8 x int8 with the
  * weights in A (shifted up by 128) and the image in B, since (x - zx)(w - zw) =
  * ((w + 128) - (zw + 128)) ((x - 128) - (zx - 128)), and its result lands in NCHW order.
+ * A max pool of codes is the max pool of the values they stand for (the map is increasing),
+ * so a pool after a quantized convolution runs on its uint8 codes, straight from the rows the
+ * requantization wrote.
  */
 #include "cpu.h"
 
@@ -109,4 +112,46 @@ void nb__cpu_im2col_u8s8(int8_t *col_s8, uint8_t *ws, const uint8_t *x, uint8_t 
                     else shifted_row(d, xc + r * g->w, g->ow, g->sw, kj * g->dw - g->pw, g->w, pad);
                 }
             }
+}
+
+/* The 2x2 pool of stride 2 without padding (LeNet's, the usual one): windows inside the plane,
+ * whose maxima over two rows vectorise. */
+NB_CLONES static void max_pool_2x2(uint8_t *restrict y, const uint8_t *restrict x, int64_t ldx,
+                                   const nb_pool2d_geom *g) {
+    for (int64_t p = 0; p < g->planes; p++)
+        for (int64_t i = 0; i < g->oh; i++, y += g->ow) {
+            const uint8_t *r0 = x + (p * g->h + 2 * i) * ldx, *r1 = r0 + ldx;
+            for (int64_t j = 0; j < g->ow; j++) {
+                uint8_t a = r0[2 * j] > r0[2 * j + 1] ? r0[2 * j] : r0[2 * j + 1];
+                uint8_t b = r1[2 * j] > r1[2 * j + 1] ? r1[2 * j] : r1[2 * j + 1];
+                y[j] = a > b ? a : b;
+            }
+        }
+}
+
+/* y [planes, oh, ow] = the largest code of each window of x's planes [h, w] (row stride ldx,
+ * plane stride h ldx), the window clipped to the plane (a padded tap is never the largest). */
+void nb__cpu_max_pool2d_u8(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g) {
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+        2 * g->oh <= g->h && 2 * g->ow <= g->w) {
+        max_pool_2x2(y, x, ldx, g);
+        return;
+    }
+    for (int64_t p = 0; p < g->planes; p++) {
+        const uint8_t *xp = x + p * g->h * ldx;
+        for (int64_t i = 0; i < g->oh; i++) {
+            int64_t r0 = i * g->sh - g->ph, r1 = r0 + g->kh;
+            r0 = r0 > 0 ? r0 : 0;
+            r1 = r1 < g->h ? r1 : g->h;
+            for (int64_t j = 0; j < g->ow; j++, y++) {
+                int64_t c0 = j * g->sw - g->pw, c1 = c0 + g->kw;
+                c0 = c0 > 0 ? c0 : 0;
+                c1 = c1 < g->w ? c1 : g->w;
+                uint8_t m = 0;
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t c = c0; c < c1; c++) m = xp[r * ldx + c] > m ? xp[r * ldx + c] : m;
+                *y = m;
+            }
+        }
+    }
 }

@@ -156,6 +156,9 @@ static void g_dequantize(float *y, const void *q, int64_t n, nb_qout in, float s
 static void g_im2col_u8s8(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
     nb__cpu_im2col_u8s8(U(col), U(ws), C(x), pad, g);
 }
+static void g_max_pool2d_u8(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g) {
+    nb__cpu_max_pool2d_u8(U(y), C(x), ldx, g);
+}
 static void g_fake_quant(float *y, const float *x, const float *scale, const float *zp,
                          int64_t outer, int64_t channels, int64_t inner, int64_t qmin,
                          int64_t qmax) {
@@ -219,4 +222,5 @@ const nb_backend nb__guarded_backend = {
     .quantize = g_quantize,
     .dequantize = g_dequantize,
     .im2col_u8s8 = g_im2col_u8s8,
+    .max_pool2d_u8 = g_max_pool2d_u8,
 };
