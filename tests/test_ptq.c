@@ -161,6 +161,7 @@ static nb_module *ptq_close(nb_module *model, nb_tensor *x, const nb_ptq_opts *o
 static void ptq_mlp_matches_float_outputs_in_every_scheme(void) {
     int64_t shape[4] = {64, 1, 6, 6};
     for (int k = 0; k < 8; k++) {
+        size_t before = nb_alloc_stats_get().bytes_live;
         nb_manual_seed(7);
         nb_module *m = mlp();
         nb_tensor *x = nb_randn(4, shape);
@@ -175,6 +176,7 @@ static void ptq_mlp_matches_float_outputs_in_every_scheme(void) {
         CHECK(info[0].max_abs_error <= info[0].weight_scale_max / 2 * 1.0001);
         nb_tensor_free(x);
         nb_module_free(m);
+        CHECK_BYTES_BACK("PTQ of an MLP", before);
     }
 }
 

@@ -52,7 +52,7 @@ nb_tensor *nb_quantize_per_tensor(nb_tensor *x, float scale, int zero_point, nb_
     if (y)
         nb__backend(x->device)->quantize((int8_t *)y->storage->data + y->offset, nb__f32(c),
                                          nb_numel(x), qout_of(dtype), scale, zero_point);
-    if (c != x) nb_tensor_free(c);
+    nb_tensor_free(c);
     return y;
 }
 
@@ -68,7 +68,7 @@ nb_tensor *nb_dequantize_per_tensor(nb_tensor *q, float scale, int zero_point) {
     if (y)
         nb__backend(q->device)->dequantize(nb__f32(y), (int8_t *)c->storage->data + c->offset,
                                            nb_numel(q), qout_of(q->dtype), scale, zero_point);
-    if (c != q) nb_tensor_free(c);
+    nb_tensor_free(c);
     return y;
 }
 
@@ -203,8 +203,8 @@ nb_tensor *nb_quantized_linear(nb_tensor *x, const nb_qlayer_params *p) {
         }
         requantize(be, bytes_of(y), out, nb__i32(acc), out, m, out, &pl, p, NB_QAXIS_COL);
     }
-    if (xc != x) nb_tensor_free(xc);
-    if (wc != p->weight) nb_tensor_free(wc);
+    nb_tensor_free(xc);
+    nb_tensor_free(wc);
     nb_tensor_free(acc);
     plan_free(&pl);
     return y;
@@ -313,7 +313,7 @@ nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
             be->copy(yi, to, bytes_of(wide), from, 2, rows, y_es);
         }
     }
-    if (xc != x) nb_tensor_free(xc);
+    nb_tensor_free(xc);
     nb_tensor_free(wu);
     nb_tensor_free(col);
     nb_tensor_free(ws);
