@@ -9,17 +9,17 @@
 #   sh bench/ptq.sh [BUILD_DIR]     (default: build)
 #
 # Trains both models with `nabla train` (MLP: EPOCHS_MLP epochs, default 10; LeNet:
-# EPOCHS_LENET, default 2, Adam lr 1e-3) into a temporary folder, or takes MLP= and LENET= from
+# EPOCHS_LENET, default 2; both with the command's default SGD) into a temporary folder, or takes MLP= and LENET= from
 # the environment (model.safetensors files written by nabla train).  Then per model:
 # bench_ptq (bench/ptq.c: nabla's PTQ, CALIB batches of 64, min-max, weights per channel
 # symmetric) and bench/torch_ptq.py (torch.ao.quantization's eager PTQ, the same scheme and
 # batches, the 'onednn' engine: this torch has no fbgemm), REPS timed passes each (default 3).
 #
 # Measured (a machine shared with 7 other jobs on 2 cores: times are noisy, rerun for figures;
-# MLP 10 epochs, LeNet 2 epochs, CALIB 10, REPS 3):
+# MLP 10 epochs, LeNet 2 epochs with the default SGD, CALIB 10, REPS 3 and 5, three runs):
 #   MLP:   float 87.65 %, nabla int8 87.61 %, torch int8 87.61 %; file 0.264x
-#   LeNet: float 86.14 %, nabla int8 86.23-86.28 %; file 0.255x;
-#          nabla int8 1.1-1.3x nabla float32, torch int8 (onednn) about 1.8x faster than nabla int8
+#   LeNet: float 86.14 %, nabla int8 86.28 %, torch int8 86.27 %; file 0.255x;
+#          nabla int8 1.77-2.23x nabla float32, 0.91-1.12x torch int8 (onednn)
 set -eu
 
 BUILD=${1:-build}
@@ -45,7 +45,7 @@ if [ -z "${MLP:-}" ]; then
     MLP=$TMP/mlp/model.safetensors
 fi
 if [ -z "${LENET:-}" ]; then
-    "$BUILD/nabla" train --model-file examples/models/lenet.json --optim adam --lr 1e-3 \
+    "$BUILD/nabla" train --model-file examples/models/lenet.json \
         --epochs "${EPOCHS_LENET:-2}" --seed 0 --data "$DATA" --out "$TMP/lenet" > "$TMP/lenet.log" 2>&1 ||
         { tail "$TMP/lenet.log" >&2; exit 1; }
     LENET=$TMP/lenet/model.safetensors

@@ -226,11 +226,6 @@ static bool max_pool_opts(const nb_module *m, nb_pool2d_opts *o) {
     return true;
 }
 
-static bool is_layer(const nb_module *m) {
-    layer_view v;
-    return view_of(m, &v);
-}
-
 static nb_status push_site(nb_ptq *p, site s) {
     if (p->n == p->cap) {
         int cap = p->cap ? 2 * p->cap : 8;
@@ -275,13 +270,15 @@ static int walk(nb_ptq *p, nb_module *m, int chain) {
     int n = m->children.n;
     for (int i = 0; i < n; i++) {
         nb_module *c = NB__CHILD(m, i);
-        if (is_layer(c)) {
+        layer_view v;
+        if (view_of(c, &v)) {
             site s = {.parent = m, .index = i, .bn = -1, .relu = -1, .pool = -1, .from = chain};
             const nb_module_class *bn_cls = nb_module_class_of(c) == &nb__conv2d_class
                                                 ? &nb__batchnorm2d_class
                                                 : &nb__batchnorm1d_class;
             int next = i + 1;
-            if (folds && next < n && nb_module_class_of(NB__CHILD(m, next)) == bn_cls) s.bn = next++;
+            if (folds && !v.qat && next < n && nb_module_class_of(NB__CHILD(m, next)) == bn_cls)
+                s.bn = next++;
             if (seq && next < n && is_type(NB__CHILD(m, next), "ReLU")) s.relu = next++;
             if (seq && next < n && !p->o.dynamic && nb_module_class_of(c) == &nb__conv2d_class &&
                 max_pool_opts(NB__CHILD(m, next), &s.pool_opts))
