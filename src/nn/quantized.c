@@ -34,7 +34,7 @@ typedef struct {
 } qlayer_state;
 
 static nb_status read_qparams(const nb_tensor *s, const nb_tensor *z, float *scale, int *zp) {
-    int32_t zi;
+    int32_t zi = 0;
     nb_status st = nb__copy_logical(scale, s);
     if (st == NB_OK) st = nb__copy_logical(&zi, z);
     *zp = zi;
