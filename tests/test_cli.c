@@ -1270,6 +1270,97 @@ static void amp_and_qat_train_and_eval_reads_the_qat_model(void) {
     CHECK(NABLA("train", "--data", data_dir(), "--qat-from", tpath("A/model.safetensors"),
                 "--out", tpath("QAT2")) == 2);
     CHECK_STR_CONTAINS(err_text, "--qat-from and --qat-freeze-* need --qat");
+/* ---------------------------------------------------------------- nabla quantize */
+
+static void quantize_writes_an_int8_file_that_eval_reads(void) {
+    char from[512], data[512], q[512];
+    snprintf(from, sizeof from, "%s", tpath("A/model.safetensors"));
+    snprintf(data, sizeof data, "%s", data_dir());
+    snprintf(q, sizeof q, "%s", tpath("Q/q.safetensors"));
+    CHECK_RUNS("quantize", from, "--calib", "3", "--per-channel", "--data", data, "--out", q);
+    CHECK_STR_CONTAINS(out_text, "float32: test loss");
+    CHECK_STR_CONTAINS(out_text, "int8 weights (symmetric, per channel)");
+    CHECK_STR_CONTAINS(out_text, "5.weight"); /* per layer: A is 784-64-64-10 */
+    double before = prune_accuracy("float32"), after = prune_accuracy("quantized");
+    CHECK(before >= 0 && after >= 0 && fabs(after - before) <= 2.0);
+    CHECK(exists(q) && file_size(q) < 0.3 * file_size(from));
+    /* no float weights in the file */
+    nb_safetensors *st = nb_safetensors_open(q);
+    nb_tensor *w = st ? nb_safetensors_get(st, "1.weight") : NULL;
+    CHECK(w && nb_dtype_of(w) == NB_I8);
+    nb_tensor_free(w);
+    nb_safetensors_close(st);
+    CHECK_RUNS("eval", q, "--data", data);
+    double loss, acc = -2;
+    CHECK(sscanf(out_text, "test: 200 samples  loss %lf  accuracy %lf%%", &loss, &acc) == 2);
+    CHECK(fabs(acc - after) < 1e-9);
+    CHECK_RUNS("predict", q, tpath("data/t10k-images-idx3-ubyte.gz"));
+    /* asymmetric 4-bit weights per tensor, percentile observer; dynamic */
+    CHECK_RUNS("quantize", from, "--scheme", "asym", "--bits", "4", "--observer", "percentile", "--data", data,
+               "--out", tpath("Q/q4.safetensors"));
+    CHECK_RUNS("eval", tpath("Q/q4.safetensors"), "--data", data);
+    CHECK_RUNS("quantize", from, "--dynamic", "--data", data, "--out", tpath("Q/qd.safetensors"));
+    CHECK_STR_CONTAINS(out_text, "(dynamic)");
+    CHECK_RUNS("eval", tpath("Q/qd.safetensors"), "--data", data);
+}
+
+/* q's tensors written to path with `name`'s first element set to value (the metadata kept). */
+static void write_changed(const char *q, const char *path, const char *name, float value) {
+    nb_safetensors *st = nb_safetensors_open(q);
+    int n = st ? nb_safetensors_count(st) : 0;
+    const char *names[64], *keys[2] = {"nabla.model", "nabla.quantized"}, *values[2];
+    nb_tensor *ts[64];
+    for (int i = 0; i < n && i < 64; i++) {
+        names[i] = nb_safetensors_name(st, i);
+        ts[i] = nb_safetensors_get(st, names[i]);
+        if (!strcmp(names[i], name)) nb_set(ts[i], (int64_t[]){0}, value);
+    }
+    for (int k = 0; k < 2; k++) values[k] = st ? nb_safetensors_meta(st, keys[k]) : NULL;
+    CHECK(st && values[0] && values[1] && nb_safetensors_save(path, n, names, ts, keys, values, 2) == NB_OK);
+    for (int i = 0; i < n && i < 64; i++) nb_tensor_free(ts[i]);
+    nb_safetensors_close(st);
+}
+
+static void quantize_refuses_bad_input_and_writes_nothing(void) {
+    char from[512], data[512], out[512], q[512];
+    snprintf(from, sizeof from, "%s", tpath("A/model.safetensors"));
+    snprintf(data, sizeof data, "%s", data_dir());
+    snprintf(out, sizeof out, "%s", tpath("QX/q.safetensors"));
+    snprintf(q, sizeof q, "%s", tpath("Q/q.safetensors"));
+    CHECK_REFUSED("--bits 9: out of range", "quantize", from, "--bits", "9", "--data", data, "--out", out);
+    CHECK_REFUSED("--bits 1: out of range", "quantize", from, "--bits", "1", "--data", data, "--out", out);
+    CHECK_REFUSED("--calib 0: out of range", "quantize", from, "--calib", "0", "--data", data, "--out", out);
+    CHECK_REFUSED("--scheme 'affine': expected one of", "quantize", from, "--scheme", "affine", "--out", out);
+    CHECK_REFUSED("needs WEIGHTS", "quantize", "--data", data, "--out", out);
+    /* a quantized model has no float layer left to quantize */
+    CHECK_REFUSED("no Linear or Conv2d", "quantize", q, "--data", data, "--out", out);
+    CHECK(!exists(out));
+    /* files with bad qparams or an unknown dtype: named, not loaded */
+    write_changed(q, tpath("Q/neg.safetensors"), "3.weight_scale", -0.5f);
+    CHECK_REFUSED("'3.weight_scale'[0] = -0.5 is not a positive finite scale", "eval", tpath("Q/neg.safetensors"),
+                  "--data", data);
+    write_changed(q, tpath("Q/zero.safetensors"), "1.input_scale", 0.0f);
+    CHECK_REFUSED("'1.input_scale'[0] = 0", "eval", tpath("Q/zero.safetensors"), "--data", data);
+    write_changed(q, tpath("Q/nan.safetensors"), "5.scale", NAN);
+    CHECK_REFUSED("'5.scale' element [0] is nan", "eval", tpath("Q/nan.safetensors"), "--data", data);
+    write_changed(q, tpath("Q/zp.safetensors"), "1.zero_point", 256.0f);
+    CHECK_REFUSED("'1.zero_point'[0] = 256 is outside [0, 255]", "eval", tpath("Q/zp.safetensors"), "--data", data);
+    write_changed(q, tpath("Q/wzp.safetensors"), "3.weight_zero_point", -129.0f);
+    CHECK_REFUSED("'3.weight_zero_point'[0] = -129 is outside [-128, 127]", "eval", tpath("Q/wzp.safetensors"),
+                  "--data", data);
+    const char bad[] = "{\"1.weight\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+    uint64_t len = sizeof bad - 1;
+    FILE *f = fopen(tpath("Q/dtype.safetensors"), "wb");
+    CHECK(f && fwrite(&len, 8, 1, f) == 1 && fwrite(bad, 1, len, f) == len && fputc(0, f) == 0);
+    if (f) fclose(f);
+    CHECK_REFUSED("tensor '1.weight': unknown dtype 'Q4'", "quantize", tpath("Q/dtype.safetensors"), "--data", data,
+                  "--out", out);
+    CHECK(!exists(out));
+    CHECK_RUNS("quantize", "--help");
+    CHECK_STR_CONTAINS(out_text, "usage: nabla quantize WEIGHTS");
+    char *help = strdup(out_text);
+    check_table_in_help("tools/nabla/quantize.c", help);
+    free(help);
 }
 
 int main(int argc, char **argv) {
@@ -1313,6 +1404,8 @@ int main(int argc, char **argv) {
     prune_refuses_bad_input_and_writes_nothing();
     amp_and_qat_train_and_eval_reads_the_qat_model();
     prune_removes_channels_and_blocks_and_eval_reads_the_smaller_model();
+    quantize_writes_an_int8_file_that_eval_reads();
+    quantize_refuses_bad_input_and_writes_nothing();
 
     free(out_text);
     free(err_text);

@@ -31,6 +31,7 @@
 #define NABLA_QUANT_H
 
 #include "../nabla.h"
+#include "conv.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -92,10 +93,28 @@ NB_API nb_tensor *nb_fake_quantize_learnable_per_channel(nb_tensor *x, nb_tensor
  * scale and zero_point come back as new float32 tensors of shape [1] or [channels] (the
  * caller's, or the open scope's).
  *
+ * Two more kinds clip the range for post-training quantization (per tensor only).  Both keep
+ * a histogram of 2048 bins (buffer "histogram") over [min_val, max_val], the running extremes;
+ * when a tensor widens the range, the old counts move to the bins of the new one that hold
+ * their bins' centres.  Their qparams are the formulas above applied to a clipped range:
+ *   NB_OBSERVER_PERCENTILE: [lo, hi] = the (100 - p)-th and p-th percentiles of the histogram
+ *     (the edge of the bin where the cumulative count reaches them; p = percentile, 0: 99.99);
+ *   NB_OBSERVER_MSE: [a min_val, a max_val] for the a in {1/100, 2/100, ..., 1} whose qparams
+ *     give the least sum over bins of count (dequantize(quantize(centre)) - centre)^2: the
+ *     clipping that minimises the mean square error of the quantized values (the search of
+ *     torch's HistogramObserver, narrowed to a common factor of both ends).
+ *
  * Errors: NB_ERR_ARG for bits outside [2, 8] ("bits 9"), averaging_constant outside (0, 1],
- * channels < 1 per channel or a negative ch_axis; forward: NB_ERR_SHAPE when x has no ch_axis
- * or its size there is not `channels`. */
-typedef enum { NB_OBSERVER_MINMAX, NB_OBSERVER_MOVING_AVERAGE, NB_OBSERVER_COUNT } nb_observer_kind;
+ * channels < 1 per channel or a negative ch_axis, percentile outside (50, 100], a histogram
+ * kind per channel; forward: NB_ERR_SHAPE when x has no ch_axis or its size there is not
+ * `channels`. */
+typedef enum {
+    NB_OBSERVER_MINMAX,
+    NB_OBSERVER_MOVING_AVERAGE,
+    NB_OBSERVER_PERCENTILE, /* histogram, clipped at a percentile */
+    NB_OBSERVER_MSE,        /* histogram, clipped where the quantization error is least */
+    NB_OBSERVER_COUNT
+} nb_observer_kind;
 
 typedef struct {
     nb_observer_kind kind;
@@ -106,6 +125,7 @@ typedef struct {
     int ch_axis;              /* per channel: the channel dim of the observed tensors */
     int64_t channels;         /* per channel: its size (torch learns it from the first tensor) */
     float averaging_constant; /* moving average; 0 means 0.01 */
+    float percentile;         /* NB_OBSERVER_PERCENTILE, in (50, 100]; 0 means 99.99 */
 } nb_qscheme;
 
 NB_API nb_module *nb_observer_new(const nb_qscheme *scheme);
@@ -113,6 +133,118 @@ NB_API nb_status nb_observer_qparams(nb_module *observer, nb_tensor **scale,
                                      nb_tensor **zero_point);
 /* The integer range of a scheme: NB_ERR_ARG as above. */
 NB_API nb_status nb_qscheme_range(const nb_qscheme *scheme, int *quant_min, int *quant_max);
+
+/* ---------------------------------------------------------------- post-training quantization
+ *
+ * A float model becomes an int8 one in three steps, as torch.ao.quantization's prepare,
+ * calibration and convert: nb_ptq_new attaches observers to the activations of every Linear and
+ * Conv2d in the model's tree, nb_ptq_calibrate runs calibration batches through it, and
+ * nb_ptq_convert swaps each of those layers for a quantized one, in place.
+ *
+ * Quantized layers (classes QuantizedLinear, QuantizedLinearReLU, QuantizedConv2d,
+ * QuantizedConvReLU2d, DynamicQuantizedLinear, DynamicQuantizedConv2d) hold buffers only, no
+ * float weights: weight (int8, the float layer's shape), weight_scale (float32) and
+ * weight_zero_point (int32), both [1] per tensor or [out] per output channel, bias (float32
+ * [out], when the layer has one), and, static, input_scale / input_zero_point and scale /
+ * zero_point ([1] each; the zero points int32) of their input's and output's uint8 codes.  Their
+ * forward takes and returns float32: x is quantized with the input qparams (nb_quantize_per_tensor),
+ * runs through nb_quantized_linear / nb_quantized_conv2d into uint8 codes with the output
+ * qparams, which it dequantizes.  The codes are torch's: a layer's input qparams are the output
+ * qparams of the quantized layer before it whenever only modules that keep codes (ReLU, Flatten,
+ * MaxPool2d, Dropout, Identity) lie between them, so dequantizing and quantizing again gives the
+ * same codes back, and max pools, ReLUs and flattens of the dequantized values equal torch's on
+ * its quint8 tensors; a layer reached otherwise (the first one, after an average pool or a
+ * residual sum) observes its own input, as a QuantStub would.  Dynamic layers quantize each
+ * batch with its own min-max qparams (affine uint8) and return float32 (torch's dynamic
+ * Linear).
+ *
+ * In a Sequential or a ResNet block (nb_resnet_basic_block_new, nb_resnet_bottleneck_new), a
+ * Linear (Conv2d) followed by BatchNorm1d (BatchNorm2d) has the norm folded into it
+ * (nb_linear_fold_batchnorm, the norm replaced by an Identity); in a Sequential, one followed by a
+ * ReLU (after the norm, if any) has the ReLU fused: the output observer watches the ReLU's
+ * output and the quantized layer clamps at its zero point, as torch's fuse_modules; a MaxPool2d
+ * after a (static) Conv2d and its ReLU runs inside the quantized layer on its uint8 codes (torch
+ * pools quint8 tensors with their qparams), so fewer values are dequantized.  Weights
+ * are quantized with `bits` (2..8) in int8's range [-2^(bits-1), 2^(bits-1) - 1], symmetric or
+ * affine, per tensor or per output channel, with the qparams a MinMaxObserver of the (folded)
+ * weight gives (nb_observer_qparams); activations are 8-bit uint8, affine, with qparams from
+ * act_observer.  Converting a QAT model gives what PTQ gives with the same qparams: a QAT
+ * Linear's frozen activation_post_process and weight_fake_quant scale / zero point are taken
+ * as they are (nb_ptq_convert on a tree holding nb_qat_linear modules). */
+typedef struct {
+    int bits;                    /* weight bits, [2, 8]; 0 means 8 */
+    bool symmetric;              /* weights: z = 0 (torch's qint8 symmetric), else affine */
+    bool per_channel;            /* weights: one scale (and zero point) per output channel */
+    bool dynamic;                /* activations: per batch, no calibration */
+    nb_observer_kind act_observer; /* static activations: the calibration observer */
+    float averaging_constant;    /* NB_OBSERVER_MOVING_AVERAGE; 0 means 0.01 */
+    float percentile;            /* NB_OBSERVER_PERCENTILE, in (50, 100]; 0 means 99.99 */
+} nb_ptq_opts;
+
+typedef struct nb_ptq nb_ptq;
+/* Prepares model (which stays the caller's and must outlive the handle) for calibration: folds
+ * norms, notes fusions, attaches observers through forward hooks and puts the model in eval
+ * mode.  Errors: NB_ERR_ARG for bits outside [2, 8] ("ptq: bits 9 is outside [2, 8]"), an
+ * unknown observer, a percentile outside (50, 100], a model with no Linear or Conv2d; the
+ * errors of nb_linear_fold_batchnorm. */
+NB_API nb_ptq *nb_ptq_new(nb_module *model, const nb_ptq_opts *opts);
+/* One calibration batch: x through the model with gradients off (the output is dropped). */
+NB_API nb_status nb_ptq_calibrate(nb_ptq *ptq, nb_tensor *x);
+/* Swaps every prepared layer for its quantized one (the model is changed in place; its observers
+ * go).  Errors: NB_ERR_ARG when a static scheme has seen no calibration batch ("ptq: no
+ * calibration batch was observed"), nothing changed then. */
+NB_API nb_status nb_ptq_convert(nb_ptq *ptq);
+NB_API void nb_ptq_free(nb_ptq *ptq); /* removes the hooks of an unconverted model; NULL ok */
+
+/* The quantized structure of model without calibration (every qparam scale 1, zero point 0,
+ * weights 0), in place: what nb_ptq_convert makes with the same opts, for nb_module_load to
+ * fill.  Errors as nb_ptq_new's. */
+NB_API nb_status nb_ptq_structure(nb_module *model, const nb_ptq_opts *opts);
+/* Checks every quantized layer's buffers: scales finite and positive, zero points in range
+ * (weights [-128, 127], activations [0, 255]).  NB_ERR_ARG naming the tensor
+ * ("'3.weight_scale'[5] = -0.25 is not a positive finite scale"). */
+NB_API nb_status nb_quantized_check(const nb_module *model);
+/* Per quantized layer i < cap (in the order of the tree): its weight's full name ("3.weight",
+ * living as long as the model), the range of its weight scales, its input and output scales
+ * (NaN when dynamic), and the error of its weight: the largest |(q - z) s - w| over the float
+ * weight w it was made from, and the mean of its square, measured at conversion (NaN for a
+ * structure made by nb_ptq_structure or loaded).  Returns the number of quantized layers. */
+typedef struct {
+    const char *name;
+    float weight_scale_min, weight_scale_max, input_scale, scale;
+    double max_abs_error, mse;
+} nb_quantized_layer_info;
+NB_API int nb_quantized_layers(const nb_module *model, nb_quantized_layer_info *info, int cap);
+
+/* The integer ops behind the layers.  nb_quantize_per_tensor: codes of x (float32, any shape)
+ * in dtype NB_U8 or NB_I8, clamp(z + nearbyint(x (1 / scale))) as torch's quantize_per_tensor;
+ * nb_dequantize_per_tensor: (q - z) scale in float32.  Errors: NB_ERR_DTYPE for other dtypes,
+ * NB_ERR_ARG for a scale that is not finite and positive or a zero point outside the dtype. */
+NB_API nb_tensor *nb_quantize_per_tensor(nb_tensor *x, float scale, int zero_point, nb_dtype dtype);
+NB_API nb_tensor *nb_dequantize_per_tensor(nb_tensor *q, float scale, int zero_point);
+
+/* A quantized layer's parameters (tensors borrowed). */
+typedef struct {
+    const nb_tensor *weight;            /* int8: Linear [out, in], Conv2d [out, c, kh, kw] */
+    const nb_tensor *weight_scale;      /* float32 [1] or [out] */
+    const nb_tensor *weight_zero_point; /* int32 [1] or [out], in [-128, 127] */
+    const nb_tensor *bias;              /* float32 [out], or NULL */
+    float in_scale;                     /* x's codes: x = (q - in_zero_point) in_scale */
+    int in_zero_point;                  /* [0, 255] */
+    float out_scale;                    /* the result's codes; 0: a float32 result */
+    int out_zero_point;                 /* [0, 255] */
+    bool relu;                          /* fused ReLU: codes clamped at out_zero_point */
+} nb_qlayer_params;
+/* torch's quantized::linear (x uint8 [..., in] -> uint8 [..., out]) and quantized::conv2d (x
+ * uint8 [N, C, H, W], groups 1), int32 sums requantized as fbgemm's ReQuantizeOutput (the top of
+ * src/ops/quantized.c); with out_scale 0, float32 results (ReQuantizeForFloat).  pool (NULL:
+ * none): then torch's quantized max_pool2d of the codes (dilation 1).  No gradient.  Errors:
+ * NB_ERR_DTYPE, NB_ERR_SHAPE naming the tensors; NB_ERR_ARG for bad qparams (named, as
+ * "weight_scale[3] = 0 is not finite and positive"), groups > 1, a bad pool or a pool of float
+ * results. */
+NB_API nb_tensor *nb_quantized_linear(nb_tensor *x, const nb_qlayer_params *p);
+NB_API nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
+                                      const nb_conv2d_opts *opts, const nb_pool2d_opts *pool);
 
 /* ---------------------------------------------------------------- modules
  *

@@ -247,7 +247,36 @@ typedef struct nb_backend {
      * (autocast); past the format's largest finite value (bfloat16's, or 65504: from 65520 on)
      * +-Inf, a NaN stays NaN.  y may be x. */
     void (*round_half)(float *y, const float *x, int64_t n, nb_dtype to);
+    /* ---- around the int8 GEMM (cpu/qconvert.c).  quantize: y [n] (uint8 or int8 by out) =
+     * clamp(z + nearbyint(x (1.0f / scale)), lo, hi), torch's quantize_per_tensor, NaN to lo;
+     * dequantize: y [n] = (q - z) scale, q uint8 or int8 by in; im2col_u8s8: col [c kh kw,
+     * oh wq] of one uint8 image x [c, h, w] (groups 1, wq = nb__im2col_u8s8_width(g)), cell
+     * (i, j < ow) of row (ci, ki, kj) the pixel tap (ki, kj) of output (i, j) reads, pad outside
+     * the image, each code minus 128 as an int8 (the B of a convolution's gemm_u8s8s32); cells
+     * j >= ow hold anything; ws: scratch of nb__im2col_u8s8_scratch(g) bytes */
+    void (*quantize)(void *y, const float *x, int64_t n, nb_qout out, float scale,
+                     int32_t zero_point);
+    void (*dequantize)(float *y, const void *q, int64_t n, nb_qout in, float scale,
+                       int32_t zero_point);
+    void (*im2col_u8s8)(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad,
+                        const nb_conv2d_geom *g);
+    /* y [planes, oh, ow] = the largest uint8 code of each window (nb_pool2d_geom's) of the
+     * planes [h, w] of x, row stride ldx, plane stride h ldx */
+    void (*max_pool2d_u8)(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g);
 } nb_backend;
+
+/* The row width of im2col_u8s8's columns: with unit strides the padded image's width, so that
+ * each row of col is one stretch of the padded image (the extra cells are skipped by whoever
+ * reads the result), else ow; and the bytes of scratch it needs (the padded image, and the
+ * stretch the last row reads past it). */
+static inline int64_t nb__im2col_u8s8_width(const nb_conv2d_geom *g) {
+    return g->sh == 1 && g->sw == 1 ? g->ow + (g->kw - 1) * g->dw : g->ow;
+}
+static inline int64_t nb__im2col_u8s8_scratch(const nb_conv2d_geom *g) {
+    return g->sh == 1 && g->sw == 1
+               ? g->c * (g->oh + (g->kh - 1) * g->dh) * nb__im2col_u8s8_width(g) + (g->kw - 1) * g->dw
+               : 1;
+}
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */
 const nb_backend *nb__backend(nb_device device);

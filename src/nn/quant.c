@@ -10,11 +10,14 @@
 #include "nabla/quant.h"
 #include "module.h"
 #include "qat.h"
+#include "quant_internal.h"
 
 #include <math.h>
 
 #define QUANT_EPS 0x1p-23f /* torch.finfo(torch.float32).eps */
 #define DEFAULT_AVERAGING 0.01f
+#define DEFAULT_PERCENTILE 99.99f
+#define BINS 2048 /* histogram observers */
 
 /* ---- schemes */
 
@@ -37,6 +40,11 @@ static nb_status check_scheme(const nb_qscheme *q, const char *who) {
     float c = q->averaging_constant;
     if (c != 0.0f && !(c > 0.0f && c <= 1.0f))
         return nb__fail_status(NB_ERR_ARG, "%s: averaging_constant %g is outside (0, 1]", who, c);
+    float p = q->percentile;
+    if (p != 0.0f && !(p > 50.0f && p <= 100.0f))
+        return nb__fail_status(NB_ERR_ARG, "%s: percentile %g is outside (50, 100]", who, p);
+    if (q->per_channel && q->kind >= NB_OBSERVER_PERCENTILE)
+        return nb__fail_status(NB_ERR_ARG, "%s: the histogram observers are per tensor only", who);
     if (q->per_channel && (q->channels < 1 || q->ch_axis < 0))
         return nb__fail_status(NB_ERR_ARG, "%s: per channel needs channels >= 1 and ch_axis >= 0,"
                                " got channels %lld, ch_axis %d", who, (long long)q->channels,
@@ -51,7 +59,17 @@ typedef struct {
     int qmin, qmax;
     int64_t n;    /* channels, or 1 */
     nb_tensor *min_val, *max_val;
+    nb_tensor *hist; /* histogram kinds: BINS counts over [min_val, max_val] */
 } observer_state;
+
+static bool histogram_kind(const observer_state *s) { return s->q.kind >= NB_OBSERVER_PERCENTILE; }
+
+/* The bin of v in [lo, hi] (width > 0), clamped into the histogram. */
+static int64_t bin_of(float v, float lo, float width) {
+    float b = (v - lo) / width * (float)BINS;
+    return b <= 0.0f ? 0 : b >= (float)(BINS - 1) ? BINS - 1 : (int64_t)b;
+}
+
 
 /* The observed tensor's minimum and maximum (per channel: over every dim but ch_axis) into
  * mn, mx on the host. */
@@ -73,10 +91,41 @@ static nb_status extremes(const observer_state *s, nb_tensor *x, float *mn, floa
     return st;
 }
 
+/* The histogram observers' forward: widen [mn, mx] to x's extremes, move the old counts to the
+ * bins of the new range that hold their centres, and count x's elements. */
+static nb_status observe_histogram(observer_state *s, nb_tensor *x) {
+    size_t hbytes = sizeof(float) * 2 * BINS;
+    float *h = nb__alloc(hbytes), *old = h + BINS, lim[4];
+    float *xs = h ? nb__host_copy(x) : NULL;
+    nb_status st = xs ? NB_OK : nb_error_code();
+    if (st == NB_OK) st = extremes(s, x, &lim[0], &lim[1]);
+    if (st == NB_OK) st = nb__copy_logical(&lim[2], s->min_val);
+    if (st == NB_OK) st = nb__copy_logical(&lim[3], s->max_val);
+    if (st == NB_OK) st = nb__copy_logical(old, s->hist);
+    if (st == NB_OK && !(isfinite(lim[0]) && isfinite(lim[1])))
+        st = nb__fail_status(NB_ERR_ARG, "observer: x holds %g, not finite",
+                             isfinite(lim[0]) ? lim[1] : lim[0]);
+    if (st == NB_OK) {
+        float lo = fminf(lim[0], lim[2]), hi = fmaxf(lim[1], lim[3]);
+        float width = hi - lo, old_width = lim[3] - lim[2];
+        for (int64_t b = 0; b < BINS; b++) h[b] = 0.0f;
+        for (int64_t b = 0; old_width >= 0.0f && b < BINS; b++) /* nothing before the first */
+            h[width > 0.0f ? bin_of(lim[2] + ((float)b + 0.5f) * old_width / BINS, lo, width) : 0] += old[b];
+        for (int64_t i = 0; i < nb_numel(x); i++) h[width > 0.0f ? bin_of(xs[i], lo, width) : 0] += 1.0f;
+        st = nb__store_logical(s->hist, h);
+        if (st == NB_OK) st = nb__store_logical(s->min_val, &lo);
+        if (st == NB_OK) st = nb__store_logical(s->max_val, &hi);
+    }
+    if (xs) nb__host_free(xs, x);
+    if (h) nb__dealloc(h, hbytes);
+    return st;
+}
+
 /* MinMaxObserver.forward: min(cur, old), max(cur, old); the moving average
  * old + c (cur - old), where the first tensor (state still +inf / -inf) sets them. */
 static nb_status observe(observer_state *s, nb_tensor *x) {
     if (nb_numel(x) == 0) return NB_OK; /* torch returns at once */
+    if (histogram_kind(s)) return observe_histogram(s, x);
     int64_t n = s->n;
     float *buf = nb__alloc(sizeof(float) * 4 * (size_t)n);
     if (!buf) return nb_error_code();
@@ -119,14 +168,17 @@ static void observer_describe(const nb_module *m, nb_attrs *d) {
     if (s->q.per_channel) nb_attrs_int(d, "ch_axis", s->q.ch_axis);
     if (s->q.kind == NB_OBSERVER_MOVING_AVERAGE)
         nb_attrs_float(d, "averaging_constant", s->q.averaging_constant);
+    if (s->q.kind == NB_OBSERVER_PERCENTILE) nb_attrs_float(d, "percentile", s->q.percentile);
 }
 
 #define OBSERVER_CLASS(name_) \
     {.name = name_, .forward = observer_forward, .describe = observer_describe}
 static const nb_module_class observer_classes[2][NB_OBSERVER_COUNT] = {
-    {OBSERVER_CLASS("MinMaxObserver"), OBSERVER_CLASS("MovingAverageMinMaxObserver")},
+    {OBSERVER_CLASS("MinMaxObserver"), OBSERVER_CLASS("MovingAverageMinMaxObserver"),
+     OBSERVER_CLASS("PercentileObserver"), OBSERVER_CLASS("MSEObserver")},
+    /* histogram kinds are per tensor only (check_scheme): no per-channel classes */
     {OBSERVER_CLASS("PerChannelMinMaxObserver"),
-     OBSERVER_CLASS("MovingAveragePerChannelMinMaxObserver")},
+     OBSERVER_CLASS("MovingAveragePerChannelMinMaxObserver"), {0}, {0}},
 };
 #undef OBSERVER_CLASS
 
@@ -147,12 +199,15 @@ nb_module *nb_observer_new(const nb_qscheme *scheme) {
     s->q = *scheme;
     s->q.bits = scheme->bits ? scheme->bits : 8;
     if (s->q.averaging_constant == 0.0f) s->q.averaging_constant = DEFAULT_AVERAGING;
+    if (s->q.percentile == 0.0f) s->q.percentile = DEFAULT_PERCENTILE;
     nb_qscheme_range(scheme, &s->qmin, &s->qmax);
     s->n = scheme->per_channel ? scheme->channels : 1;
     int nd = scheme->per_channel ? 1 : 0;
     s->min_val = nb_module_add_buffer(m, "min_val", NB_F32, nd, &s->n);
     s->max_val = s->min_val ? nb_module_add_buffer(m, "max_val", NB_F32, nd, &s->n) : NULL;
-    float *init = s->max_val ? nb__alloc(sizeof(float) * (size_t)s->n) : NULL;
+    int64_t bins = BINS;
+    if (s->max_val && histogram_kind(s)) s->hist = nb_module_add_buffer(m, "histogram", NB_F32, 1, &bins);
+    float *init = s->max_val && (s->hist || !histogram_kind(s)) ? nb__alloc(sizeof(float) * (size_t)s->n) : NULL;
     nb_status st = init ? NB_OK : nb_error_code();
     for (int64_t c = 0; init && c < s->n; c++) init[c] = INFINITY;
     if (st == NB_OK) st = nb__store_logical(s->min_val, init);
@@ -186,6 +241,46 @@ static void qparams_of(const observer_state *s, float mn, float mx, float *scale
     *zp = fminf(fmaxf(z, (float)s->qmin), (float)s->qmax);
 }
 
+/* The squared error of quantizing the histogram's bin centres with (scale, zp). */
+static double histogram_error(const observer_state *s, const float *h, float lo, float width,
+                              float scale, float zp) {
+    double e = 0.0;
+    float inv = 1.0f / scale;
+    for (int64_t b = 0; b < BINS; b++) {
+        if (h[b] == 0.0f) continue;
+        float c = lo + ((float)b + 0.5f) * width / BINS;
+        float q = fminf(fmaxf(zp + nearbyintf(c * inv), (float)s->qmin), (float)s->qmax);
+        double d = (double)((q - zp) * scale) - c;
+        e += (double)h[b] * d * d;
+    }
+    return e;
+}
+
+/* The clipped range [*mn, *mx] of a histogram observer (the header says how). */
+static void clip_range(const observer_state *s, const float *h, float *mn, float *mx) {
+    float lo = *mn, width = *mx - *mn;
+    if (!(width > 0.0f)) return;
+    if (s->q.kind == NB_OBSERVER_PERCENTILE) {
+        double total = 0.0, below = 0.0, tail = (100.0 - s->q.percentile) / 100.0;
+        for (int64_t b = 0; b < BINS; b++) total += h[b];
+        int64_t first = 0, last = BINS - 1;
+        for (below = 0.0; first < BINS - 1 && (below += h[first]) <= tail * total; first++) {}
+        for (below = 0.0; last > 0 && (below += h[last]) <= tail * total; last--) {}
+        *mn = lo + (float)first * width / BINS;
+        *mx = lo + (float)(last + 1) * width / BINS;
+        return;
+    }
+    double best = INFINITY;
+    float best_mn = *mn, best_mx = *mx, top_mn = *mn, top_mx = *mx;
+    for (int a = 1; a <= 100; a++) {
+        float f = (float)a / 100.0f, scale, zp;
+        qparams_of(s, top_mn * f, top_mx * f, &scale, &zp);
+        double e = histogram_error(s, h, lo, width, scale, zp);
+        if (e < best) best = e, best_mn = top_mn * f, best_mx = top_mx * f;
+    }
+    *mn = best_mn, *mx = best_mx;
+}
+
 /* The qparams of the observer into host arrays of its n channels. */
 static nb_status qparams_host(const observer_state *s, float *scale, float *zp) {
     float *mn = nb__alloc(sizeof(float) * 2 * (size_t)s->n);
@@ -193,6 +288,10 @@ static nb_status qparams_host(const observer_state *s, float *scale, float *zp) 
     float *mx = mn + s->n;
     nb_status st = nb__copy_logical(mn, s->min_val);
     if (st == NB_OK) st = nb__copy_logical(mx, s->max_val);
+    float *h = st == NB_OK && histogram_kind(s) ? nb__host_copy(s->hist) : NULL;
+    if (h) clip_range(s, h, &mn[0], &mx[0]);
+    if (h) nb__host_free(h, s->hist);
+    else if (st == NB_OK && histogram_kind(s)) st = nb_error_code();
     for (int64_t c = 0; st == NB_OK && c < s->n; c++)
         qparams_of(s, mn[c], mx[c], &scale[c], &zp[c]);
     nb__dealloc(mn, sizeof(float) * 2 * (size_t)s->n);
@@ -462,4 +561,17 @@ nb_module *nb_qat_linear_from(const nb_module *linear, const nb_qat_opts *opts) 
                         nb_module_type(linear),
                         nb_module_class_of(linear) == &qat_linear_class ? " (QAT)" : "");
     return qat_linear_of(NB__STATE(nb__linear_state, linear), opts);
+}
+
+bool nb__qat_linear_parts(const nb_module *m, nb__qat_parts *p) {
+    if (nb_module_class_of(m) != &qat_linear_class) return false;
+    const qat_linear_state *s = NB__STATE(qat_linear_state, m);
+    const fq_state *w = NB__STATE(fq_state, s->weight_fake_quant);
+    const fq_state *a = NB__STATE(fq_state, s->activation_post_process);
+    const observer_state *wo = NB__STATE(observer_state, w->observer);
+    *p = (nb__qat_parts){.weight = s->weight, .bias = s->bias, .weight_scale = w->scale,
+                                .weight_zero_point = w->zero_point, .weight_qmin = wo->qmin,
+                                .weight_qmax = wo->qmax, .scale = a->scale,
+                                .zero_point = a->zero_point};
+    return true;
 }

@@ -173,6 +173,8 @@ void nb__origin_parts(const nb_node *node, int i, char *name, size_t name_cap, c
 nb_tensor *nb__sum_to(nb_tensor *g, int ndim, const int64_t *shape);
 /* x itself when contiguous, else a contiguous copy (no recording). */
 nb_tensor *nb__contig(nb_tensor *x);
+/* A pool's output size along one dim, torch's formula with ceil mode (pool.c). */
+int64_t nb__pool_out_size(int64_t in, int k, int stride, int pad, bool ceil_mode);
 static inline const nb_backend *nb__be(const nb_tensor *t) { return nb__backend(t->device); }
 
 /* The forward and backward of each family, declared from the rows that use it. */

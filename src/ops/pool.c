@@ -76,7 +76,7 @@ static bool grad_fits(const char *op, const nb_tensor *g, int ndim, const int64_
 /* floor(a / b) for b > 0, a of either sign (torch's div_rtn). */
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-static int64_t pool_out_size(int64_t in, int k, int stride, int pad, bool ceil_mode) {
+int64_t nb__pool_out_size(int64_t in, int k, int stride, int pad, bool ceil_mode) {
     int64_t out = floor_div(in + 2 * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
     if (ceil_mode && (out - 1) * stride >= in + pad) out--;
     return out;
@@ -92,8 +92,8 @@ static bool pool_geom(nb_op_id op, int ndim, const int64_t *shape, const nb_op_a
     bool ceil_mode = args->pool.ceil_mode;
     g->kh = k[0], g->kw = k[1], g->sh = s[0], g->sw = s[1], g->ph = p[0], g->pw = p[1];
     g->exclude_pad = args->pool.exclude_pad;
-    g->oh = pool_out_size(g->h, k[0], s[0], p[0], ceil_mode);
-    g->ow = pool_out_size(g->w, k[1], s[1], p[1], ceil_mode);
+    g->oh = nb__pool_out_size(g->h, k[0], s[0], p[0], ceil_mode);
+    g->ow = nb__pool_out_size(g->w, k[1], s[1], p[1], ceil_mode);
     if (nb__numel(3, shape + ndim - 3) == 0) /* as torch, only the batch may be empty */
         return nb__fail(NB_ERR_SHAPE, "%s: input %s: cannot pool empty channels or planes", name,
                         nb__shape_str(ndim, shape)), false;

@@ -9,6 +9,7 @@
 #include "nabla.h"
 #include "nabla/data.h"
 #include "nabla/optim.h"
+#include "nabla/quant.h"
 
 #include <jansson.h>
 
@@ -66,6 +67,7 @@ int cmd_convert_mnist(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* What another command adds to `nabla train`'s run (`nabla distill`, tools/nabla/distill.c):
  * its usage and title, flag rows after train's (at most CLI_EXT_MAX_FLAGS), the names the
@@ -101,6 +103,7 @@ int64_t cli_output_width(nb_module *m, const nb_dataset *ds);
 #define META_INPUT "nabla.input"    /* a sample's shape, "[28,28]" */
 #define META_CLASSES "nabla.classes" /* class names, ["T-shirt/top", ...] (absent: unknown) */
 #define META_QAT "nabla.qat"         /* a QAT model's bit widths (nb_qat_prepare's options) */
+#define META_QUANTIZED "nabla.quantized" /* `nabla quantize`'s options: {"bits": 8, ...} */
 
 typedef struct {
     long long epoch; /* -1: not recorded */
@@ -113,4 +116,12 @@ typedef struct {
  * rest of the metadata; the caller releases it with trained_info_clear. */
 nb_module *load_trained_model(const char *weights_path, trained_info *info);
 void trained_info_clear(trained_info *info);
+/* The four metadata entries `nabla train` writes that path holds, for a command that writes a
+ * changed model: keys[i] (static) and values[i] (malloc'd: the caller frees them), at most 4;
+ * the count, or -1 after printing why the file could not be read. */
+int trained_meta_copy(const char *path, const char **keys, char **values);
+/* `nabla quantize` (quantize.c): the options' metadata (malloc'd JSON), and the quantized
+ * structure they describe made of a model built from the spec (false after a message). */
+char *quantized_meta(const nb_ptq_opts *o);
+bool quantized_structure(nb_module *m, const json_t *meta);
 #endif

@@ -24,10 +24,34 @@ void trained_info_clear(trained_info *info) {
     *info = (trained_info){.epoch = -1};
 }
 
+int trained_meta_copy(const char *path, const char **keys, char **values) {
+    static const char *const names[] = {META_SPEC, META_EPOCH, META_INPUT, META_CLASSES};
+    nb_safetensors *st = nb_safetensors_open(path);
+    if (!st) return cli_fail("reading the weights"), -1;
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *v = nb_safetensors_meta(st, names[i]);
+        if (!v) continue;
+        keys[n] = names[i];
+        values[n++] = strdup(v);
+    }
+    nb_safetensors_close(st);
+    return n;
+}
+
+/* A file of `nabla quantize`: the quantized structure of m (built from the spec), loaded and
+ * checked (scales finite and positive, zero points in range, naming the tensor). */
+static nb_status load_quantized(nb_module *m, const json_t *quantized, const char *path) {
+    if (!quantized_structure(m, quantized)) return NB_ERR_ARG;
+    nb_status st = nb_module_load(m, path);
+    return st == NB_OK ? nb_quantized_check(m) : st;
+}
+
 nb_module *load_trained_model(const char *path, trained_info *info) {
     nb_safetensors *st = nb_safetensors_open(path);
     if (!st) return cli_fail("reading the weights"), NULL;
-    json_t *spec = meta_json(st, META_SPEC), *qat = meta_json(st, META_QAT);
+    json_t *spec = meta_json(st, META_SPEC), *qat = meta_json(st, META_QAT),
+           *quantized = meta_json(st, META_QUANTIZED);
     if (info) {
         json_t *e = meta_json(st, META_EPOCH);
         *info = (trained_info){.epoch = json_is_integer(e) ? json_integer_value(e) : -1,
@@ -38,6 +62,7 @@ nb_module *load_trained_model(const char *path, trained_info *info) {
     if (!json_is_object(spec)) {
         json_decref(spec);
         json_decref(qat);
+        json_decref(quantized);
         if (info) trained_info_clear(info);
         fprintf(stderr, "nabla: %s: has no model description ('nabla.model'); was it written by nabla train?\n", path);
         return NULL;
@@ -52,13 +77,14 @@ nb_module *load_trained_model(const char *path, trained_info *info) {
         nb_module_free(m);
         m = NULL;
     }
-    if (m && nb_module_load(m, path) != NB_OK) {
+    if (m && (quantized ? load_quantized(m, quantized, path) : nb_module_load(m, path)) != NB_OK) {
         cli_fail("loading the weights");
         nb_module_free(m);
         m = NULL;
     }
     if (m && qat) nb_fake_quantize_enable_observer(m, false); /* the trained qparams, not the data's */
     json_decref(qat);
+    json_decref(quantized);
     if (!m && info) trained_info_clear(info);
     if (m) nb_module_train(m, false);
     return m;

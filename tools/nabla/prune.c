@@ -79,17 +79,8 @@ static long long file_size(const char *path) {
 
 /* The metadata `nabla train` wrote (description, epoch, input, classes), to write again. */
 static bool copy_meta(const char *path, pruning *p) {
-    static const char *const keys[] = {META_SPEC, META_EPOCH, META_INPUT, META_CLASSES};
-    nb_safetensors *st = nb_safetensors_open(path);
-    if (!st) return cli_fail("reading the weights"), false;
-    for (int i = 0; i < 4; i++) {
-        const char *v = nb_safetensors_meta(st, keys[i]);
-        if (!v) continue;
-        p->meta_keys[p->n_meta] = keys[i];
-        p->meta_values[p->n_meta++] = strdup(v);
-    }
-    nb_safetensors_close(st);
-    return true;
+    p->n_meta = trained_meta_copy(path, p->meta_keys, p->meta_values);
+    return p->n_meta >= 0;
 }
 
 static bool load_data(const prune_opts *o, pruning *p) {

@@ -210,6 +210,10 @@ const nb_backend nb__cpu_backend = {
     .gemm_bf16 = nb__cpu_gemm_bf16,
     .requantize = nb__cpu_requantize,
     .round_half = nb__cpu_round_half,
+    .quantize = nb__cpu_quantize,
+    .dequantize = nb__cpu_dequantize,
+    .im2col_u8s8 = nb__cpu_im2col_u8s8,
+    .max_pool2d_u8 = nb__cpu_max_pool2d_u8,
 };
 
 const char *nb_backend_info(void) {

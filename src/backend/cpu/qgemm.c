@@ -157,23 +157,46 @@ static inline float param(const float *v, nb_qaxis axis, int64_t i, int64_t j) {
     return v[axis == NB_QAXIS_TENSOR ? 0 : axis == NB_QAXIS_ROW ? i : j];
 }
 
+/* One row: element j's scale and bias are s[j] and b[j] (per_col) or s[0] and b[0] (b NULL:
+ * no bias).  Called with constant flags, each combination compiles to a branch-free
+ * (vectorised) loop. */
+static inline void requantize_row(void *restrict y, const int32_t *restrict acc, int64_t n,
+                                  const float *restrict s, const float *restrict b, bool per_col,
+                                  bool u8, float vlo, float vhi, int32_t zp) {
+    for (int64_t j = 0; j < n; j++) {
+        float v = (float)acc[j];
+        if (b) v = v + b[per_col ? j : 0];
+        v = v * s[per_col ? j : 0];
+        v = v > vlo ? v : vlo; /* NaN to lo */
+        v = v < vhi ? v : vhi;
+        /* rint (half to even) of |v| <= 510: adding 1.5 2^23 leaves no fraction bits, so the
+         * sum rounds as rint does, and taking it off again is exact (vectorises, unlike rintf) */
+        v = (v + 0x1.8p23f) - 0x1.8p23f;
+        int32_t r = (int32_t)v + zp;
+        if (u8) ((uint8_t *)y)[j] = (uint8_t)r;
+        else ((int8_t *)y)[j] = (int8_t)r;
+    }
+}
+
 NB_CLONES static void requantize_int(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc,
                                      int64_t m, int64_t n, const nb__requant_args *q) {
-    bool u8 = q->out == NB_QOUT_U8;
+    bool u8 = q->out == NB_QOUT_U8, per_col = q->axis == NB_QAXIS_COL;
     int32_t lo = u8 ? 0 : -128, hi = u8 ? 255 : 127, zp = q->zero_point;
     if (q->relu && zp > lo) lo = zp;
     float vlo = (float)(lo - zp), vhi = (float)(hi - zp);
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            float v = (float)acc[i * ldacc + j];
-            if (q->bias) v = v + param(q->bias, q->axis, i, j);
-            v = v * param(q->scale, q->axis, i, j);
-            v = v > vlo ? v : vlo; /* NaN to lo */
-            v = v < vhi ? v : vhi;
-            int32_t r = (int32_t)rintf(v) + zp; /* rounding half to even */
-            if (u8) ((uint8_t *)y)[i * ldy + j] = (uint8_t)r;
-            else ((int8_t *)y)[i * ldy + j] = (int8_t)r;
+    for (int64_t i = 0; i < m; i++) {
+        int64_t at = q->axis == NB_QAXIS_ROW ? i : 0;
+        const float *s = q->scale + at, *b = q->bias ? q->bias + at : NULL;
+        void *yi = (int8_t *)y + i * ldy;
+        const int32_t *ai = acc + i * ldacc;
+        if (per_col) {
+            if (u8) requantize_row(yi, ai, n, s, b, true, true, vlo, vhi, zp);
+            else requantize_row(yi, ai, n, s, b, true, false, vlo, vhi, zp);
+        } else {
+            if (u8) requantize_row(yi, ai, n, s, b, false, true, vlo, vhi, zp);
+            else requantize_row(yi, ai, n, s, b, false, false, vlo, vhi, zp);
         }
+    }
 }
 
 NB_CLONES static void requantize_f32(float *y, int64_t ldy, const int32_t *acc, int64_t ldacc,

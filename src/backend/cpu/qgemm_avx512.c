@@ -336,20 +336,32 @@ static void add_colsums(int32_t *colsum, const uint32_t *bp, int width, int64_t 
     }
 }
 
+/* Row sums of A kept across the blocks of columns when A has at most this many rows (a
+ * convolution's weights, whose zero point B's image codes always carry): else summed again
+ * for each block. */
+#define ROWSUM_CACHE 256
+
 /* The zero points on the columns j0 .. j0 + cols of C (see the file comment), in wrapping
- * unsigned arithmetic: the terms may leave int32 where the result does not. */
-static void apply_zero_points(const job *g, int64_t j0, int cols, const int32_t *colsum) {
+ * unsigned arithmetic: the terms may leave int32 where the result does not.  rowsums: A's row
+ * sums when *known, else filled here (when A's rows fit the cache). */
+static void apply_zero_points(const job *g, int64_t j0, int cols, const int32_t *colsum,
+                              uint32_t *rowsums, bool *known) {
     int32_t *c = g->c;
     uint32_t za = g->za, zb = (uint32_t)(int32_t)g->zb, kzz = (uint32_t)g->k * za * zb;
+    bool cache = g->m <= ROWSUM_CACHE;
     for (int64_t i = 0; i < g->m; i++) {
         uint32_t rowsum = 0;
-        for (int64_t p = 0; zb && p < g->k; p++) rowsum += a_elem(g, i, p);
+        if (cache && *known) rowsum = rowsums[i];
+        else
+            for (int64_t p = 0; zb && p < g->k; p++) rowsum += a_elem(g, i, p);
+        if (cache) rowsums[i] = rowsum;
         uint32_t row_term = kzz - zb * rowsum;
         for (int jj = 0; jj < cols; jj++) {
             int32_t *cp = c + i * g->ldc + j0 + jj;
             *cp = (int32_t)((uint32_t)*cp - za * (uint32_t)colsum[jj] + row_term);
         }
     }
+    *known = cache;
 }
 
 static void run(const job *g) {
@@ -357,6 +369,8 @@ static void run(const job *g) {
     uint32_t ap[NARROW_ROWS * KC];
     int grp = g->int8 ? 4 : 1;                                 /* elements of k per group */
     int64_t groups = g->int8 ? (g->k + 3) / 4 : (g->k + 1) / 2 * 2; /* bfloat16: whole pairs */
+    uint32_t rowsums[ROWSUM_CACHE];
+    bool rowsums_known = false;
     for (int64_t j0 = 0; j0 < g->n;) {
         bool narrow = g->n - j0 <= 16;
         int nv = narrow ? 1 : WIDE, rows_max = narrow ? NARROW_ROWS : WIDE_ROWS, width = 16 * nv;
@@ -377,7 +391,7 @@ static void run(const job *g) {
                       q0 > 0 || g->accumulate);
             }
         }
-        if (g->int8 && (g->za || g->zb)) apply_zero_points(g, j0, cols, colsum);
+        if (g->int8 && (g->za || g->zb)) apply_zero_points(g, j0, cols, colsum, rowsums, &rowsums_known);
         j0 += width;
     }
 }

@@ -147,6 +147,18 @@ static void g_requantize(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc
     nb__cpu_requantize(U(y), ldy, C(acc), ldacc, m, n, &h);
 }
 
+static void g_quantize(void *y, const float *x, int64_t n, nb_qout out, float scale, int32_t zp) {
+    nb__cpu_quantize(U(y), C(x), n, out, scale, zp);
+}
+static void g_dequantize(float *y, const void *q, int64_t n, nb_qout in, float scale, int32_t zp) {
+    nb__cpu_dequantize(U(y), C(q), n, in, scale, zp);
+}
+static void g_im2col_u8s8(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
+    nb__cpu_im2col_u8s8(U(col), U(ws), C(x), pad, g);
+}
+static void g_max_pool2d_u8(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g) {
+    nb__cpu_max_pool2d_u8(U(y), C(x), ldx, g);
+}
 static void g_fake_quant(float *y, const float *x, const float *scale, const float *zp,
                          int64_t outer, int64_t channels, int64_t inner, int64_t qmin,
                          int64_t qmax) {
@@ -211,4 +223,8 @@ const nb_backend nb__guarded_backend = {
     .gemm_bf16 = g_gemm_bf16,
     .requantize = g_requantize,
     .round_half = g_round_half,
+    .quantize = g_quantize,
+    .dequantize = g_dequantize,
+    .im2col_u8s8 = g_im2col_u8s8,
+    .max_pool2d_u8 = g_max_pool2d_u8,
 };
