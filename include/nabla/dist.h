@@ -97,4 +97,32 @@ NB_API nb_status nb_ddp_finish(nb_ddp *d);
 NB_API int nb_ddp_num_buckets(const nb_ddp *d); /* -1 for NULL */
 NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
 
+/* ---------------------------------------------------------------- tensor parallel
+ * Megatron-LM's tensor parallel MLP (Shoeybi et al. 2019): the weight matrices of each pair of
+ * Linear layers (the first, then the next with only elementwise activations between: an MLP's
+ * hidden layer) are cut across the ranks — the first by output rows (ColumnParallelLinear),
+ * the second by input columns (RowParallelLinear, whose partial products are summed over ranks,
+ * then its whole bias added) — so a pair costs one allreduce in forward and, where the pair's
+ * input needs a gradient, one in backward (src/dist/tensor_parallel.c explains the maths).
+ * Every rank runs the whole batch and gets the same output and loss; an optimiser on the
+ * sharded model's parameters takes, slice for slice, the step one process takes on the whole
+ * model.  Layers outside pairs stay whole on every rank.  Gradient clipping by global norm
+ * would need the norm over every rank's slices: do not clip a sharded model's gradients.
+ */
+
+/* Turns seq, a Sequential built the same way on every rank, into its tensor parallel form in
+ * place: every rank first takes rank 0's parameters and buffers (so all start from one
+ * initialisation: one process's, when rank 0 built it as one process would), then each pair's
+ * Linear layers are replaced by this rank's slices (same names: "0.weight" stays "0.weight",
+ * of [H/N, I]).  Returns the number of pairs cut (0: nothing to cut; the model is replicated),
+ * or -1 with the error: NB_ERR_NULL, NB_ERR_ARG for a model that is not a Sequential,
+ * NB_ERR_SHAPE when a cut dim is not a multiple of the ranks or the models differ between ranks,
+ * the transport's errors (NB_ERR_DEVICE without MPI).  A failure may leave earlier pairs cut. */
+NB_API int nb_tp_shard(nb_module *seq);
+/* Collective: writes into full (a model as seq was before nb_tp_shard, say built again from the
+ * same spec) the whole of every parameter and buffer of the sharded seq, on every rank — what
+ * one process saves and loads (nb_module_save).  NB_ERR_SHAPE naming the layer when full's
+ * layers are not seq's. */
+NB_API nb_status nb_tp_gather(const nb_module *seq, nb_module *full);
+
 #endif
