@@ -137,33 +137,8 @@ static int partner(const nb_module *seq, int i) {
     return -1;
 }
 
-/* Every rank takes rank 0's parameters and buffers, after agreeing on their count (so that
- * the broadcasts pair up; each broadcast checks its shape). */
-static nb_status broadcast_all(const nb_module *m, const char *op) {
-    const nb__dist_backend *be = nb__dist_active(op);
-    int64_t counts[2] = {nb_module_num_params(m), nb_module_num_buffers(m)}, lo[2], hi[2];
-    if (!be || be->agree(counts, 2, lo, hi) != NB_OK) return nb_error_code();
-    if (lo[0] != hi[0] || lo[1] != hi[1])
-        return nb__fail_status(NB_ERR_SHAPE, "dist: %s: rank %d of %d: a model of %lld parameters "
-                               "and %lld buffers, another rank's differs", op, be->rank(), be->size(),
-                               (long long)counts[0], (long long)counts[1]);
-    for (int i = 0; i < counts[0]; i++)
-        if (nb_dist_broadcast(nb_module_param(m, i, NULL), 0) != NB_OK)
-            return nb__fail_prefix("%s: parameter %d", op, i);
-    for (int i = 0; i < counts[1]; i++)
-        if (nb_dist_broadcast(nb_module_buffer(m, i, NULL), 0) != NB_OK)
-            return nb__fail_prefix("%s: buffer %d", op, i);
-    return NB_OK;
-}
-
-static bool is_sequential(const nb_module *m, const char *op) {
-    if (!m) return nb__fail(NB_ERR_NULL, "%s: model is NULL", op), false;
-    if (!strcmp(nb_module_type(m), "Sequential")) return true;
-    return nb__fail(NB_ERR_ARG, "%s: a %s, not a Sequential", op, nb_module_type(m)), false;
-}
-
 int nb_tp_shard(nb_module *seq) {
-    if (!is_sequential(seq, "tp_shard") || broadcast_all(seq, "tp_shard") != NB_OK) return -1;
+    if (!nb__dist_is_sequential(seq, "tp_shard") || nb__dist_broadcast_module(seq, 0, "tp_shard") != NB_OK) return -1;
     int pairs = 0;
     for (int i = 0; i < seq->children.n; i++) {
         int j = is_linear(NB__CHILD(seq, i)) ? partner(seq, i) : -1;
@@ -188,24 +163,14 @@ int nb_tp_shard(nb_module *seq) {
 /* full = the whole of a column- (rows stacked) or row-parallel (columns side by side) tensor
  * whose slice this rank holds: the allgather [N, rows, cols] as is, or as [rows, N, cols]. */
 static nb_status gather_into(nb_tensor *full, const nb_tensor *slice, bool side_by_side) {
-    nb_status st = NB_ERR_MEMORY;
     nb_scope_begin();
     nb_tensor *all = nb_dist_allgather(slice), *whole = all;
     if (all && side_by_side) whole = nb_contiguous(nb_permute(all, 3, (const int[]){1, 0, 2}));
     whole = whole ? nb_reshape(whole, full->ndim, full->shape) : NULL;
     if (whole) nb__copy_tensor(full, whole);
-    st = whole ? NB_OK : nb_error_code();
+    nb_status st = whole ? NB_OK : nb_error_code();
     nb_scope_end();
     return st;
-}
-
-/* The same tensor in both models (an unsharded layer's), or an error naming it. */
-static nb_status copy_same(nb_tensor *dst, const nb_tensor *src, const char *name) {
-    if (!nb__same_shape(dst, src))
-        return nb__fail_status(NB_ERR_SHAPE, "tp_gather: %s is %s in the full model, %s in the "
-                               "sharded one", name, NB_SHP(dst), NB_SHP(src));
-    nb__copy_tensor(dst, src);
-    return NB_OK;
 }
 
 static nb_status gather_child(nb_module *f, const nb_module *t, const char *name) {
@@ -219,24 +184,17 @@ static nb_status gather_child(nb_module *f, const nb_module *t, const char *name
                                    t->cls->name, (long long)s->in_features, (long long)s->out_features);
         bool row = t->cls == &row_class;
         nb_status st = gather_into(l->weight, s->weight, row);
-        if (st == NB_OK && s->bias) st = row ? copy_same(l->bias, s->bias, name) : gather_into(l->bias, s->bias, false);
+        if (st == NB_OK && s->bias && row) nb__copy_tensor(l->bias, s->bias); /* whole on every rank */
+        if (st == NB_OK && s->bias && !row) st = gather_into(l->bias, s->bias, false);
         return st;
     }
-    int np = nb_module_num_params(t), nb = nb_module_num_buffers(t);
-    if (np != nb_module_num_params(f) || nb != nb_module_num_buffers(f) || t->cls != f->cls)
-        return nb__fail_status(NB_ERR_SHAPE, "tp_gather: layer %s is a %s in the sharded model, a %s "
-                               "in the full one", name, nb_module_type(t), nb_module_type(f));
-    nb_status st = NB_OK;
-    for (int k = 0; k < np && st == NB_OK; k++)
-        st = copy_same(nb_module_param(f, k, NULL), nb_module_param(t, k, NULL), name);
-    for (int k = 0; k < nb && st == NB_OK; k++)
-        st = copy_same(nb_module_buffer(f, k, NULL), nb_module_buffer(t, k, NULL), name);
-    return st;
+    return nb__dist_copy_layer(f, t, "tp_gather", name);
 }
 
 nb_status nb_tp_gather(const nb_module *seq, nb_module *full) {
-    if (!is_sequential(seq, "tp_gather") || !is_sequential(full, "tp_gather")) return nb_error_code();
-    if (!nb__dist_active("tp_gather")) return nb_error_code();
+    if (!nb__dist_is_sequential(seq, "tp_gather") || !nb__dist_is_sequential(full, "tp_gather") ||
+        !nb__dist_active("tp_gather"))
+        return nb_error_code();
     if (seq->children.n != full->children.n)
         return nb__fail_status(NB_ERR_SHAPE, "tp_gather: the sharded model has %d layers, the full "
                                "one %d", seq->children.n, full->children.n);
