@@ -112,6 +112,9 @@ static void pipe_trains_as_one_process(nb_pipe_schedule schedule, int micro, boo
     CHECK_EQ_INT(s.steps, STEPS);
     CHECK_NEAR(s.theory, (size_ - 1.0) / (micro + size_ - 1.0), 1e-12, 0);
     CHECK(s.bubble >= 0 && s.bubble < 1 && s.step_seconds > 0 && s.stage_busy > 0);
+    /* one micro-batch: the stages take turns, each idle while the others work, whatever their
+     * times: the replay's idle share is exactly (p - 1) / p */
+    if (micro == 1) CHECK_NEAR(s.bubble_each_op, s.theory, 1e-4, 0);
     nb_pipe_free(pipe);
     nb_module_free(full);
     nb_module_free(ref);
@@ -161,6 +164,35 @@ static void pipe_refuses_bad_cuts_and_batches(void) {
     nb_module_free(m);
 }
 
+/* With an input that requires grad, the first stage adds the batch's input gradient to x.grad,
+ * as one process's backward does (4 micro-batches, each its rows). */
+static void pipe_adds_the_inputs_gradient_on_the_first_stage(void) {
+    nb_module *m = mlp(7), *ref = mlp(7);
+    nb_pipe *pipe = nb_pipe_new(m, &(nb_pipe_opts){.micro_batches = 4, .schedule = NB_PIPE_1F1B});
+    float *x = malloc(sizeof(float) * BATCH * FEATURES), y[BATCH];
+    batch_data(0, x, y);
+    nb_scope_begin();
+    nb_tensor *xp = nb_from_data(x, NB_SHAPE(BATCH, FEATURES)), *xr = nb_from_data(x, NB_SHAPE(BATCH, FEATURES));
+    nb_tensor *yt = nb_to_dtype(nb_from_data(y, NB_SHAPE(BATCH)), NB_I32);
+    nb_set_requires_grad(xp, true);
+    nb_set_requires_grad(xr, true);
+    CHECK(nb_pipe_step(pipe, xp, yt, NULL) == NB_OK);
+    CHECK(nb_backward(nb_cross_entropy(nb_module_forward(ref, xr), yt, NULL)) == NB_OK);
+    if (rank_ == 0) {
+        CHECK(nb_grad(xp) != NULL);
+        float *want = host_vals(nb_grad(xr));
+        double *w = malloc(sizeof(double) * BATCH * FEATURES);
+        for (int i = 0; i < BATCH * FEATURES; i++) w[i] = want[i];
+        CHECK_TENSOR("x.grad", nb_grad(xp), w, BATCH * FEATURES, 1e-7, 1e-5);
+        free(w);
+    }
+    nb_scope_end();
+    free(x);
+    nb_pipe_free(pipe);
+    nb_module_free(ref);
+    nb_module_free(m);
+}
+
 static void pipe_runs_every_schedule(void) {
     pipe_trains_as_one_process(NB_PIPE_GPIPE, 1, false);
     pipe_trains_as_one_process(NB_PIPE_GPIPE, 4, false);
@@ -173,6 +205,7 @@ static int without_mpi(void) {
     size_ = 1;
     pipe_keeps_only_its_stage_under_the_whole_models_names();
     pipe_trains_as_one_process(NB_PIPE_1F1B, 4, false);
+    pipe_adds_the_inputs_gradient_on_the_first_stage();
     pipe_refuses_bad_cuts_and_batches();
     if (check_failed_) return check_summary();
     printf("test_dist_pp: the one-stage pipeline passed; skipped on ranks (this build has no MPI)\n");
@@ -188,6 +221,7 @@ int main(int argc, char **argv) {
     if (argc > 1) CHECK_EQ_INT(size_, atoi(argv[1]));
     pipe_keeps_only_its_stage_under_the_whole_models_names();
     pipe_runs_every_schedule();
+    pipe_adds_the_inputs_gradient_on_the_first_stage();
     pipe_refuses_bad_cuts_and_batches();
     CHECK(nb_dist_finalize() == NB_OK);
     nb_release_memory();

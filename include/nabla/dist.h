@@ -161,19 +161,25 @@ NB_API void nb_pipe_free(nb_pipe *p); /* NULL: nothing; seq stays cut */
 NB_API int nb_pipe_stage_first(const nb_pipe *p);
 NB_API int nb_pipe_stage_end(const nb_pipe *p);
 /* Collective: forward and backward of the batch x [B, ...] with int32 labels y [B] (the same on
- * every rank; only the first stage reads x and the last y), B >= m, cut into m micro-batches
+ * every rank; only the first stage reads x and the last y; when x requires grad the first
+ * stage adds the input's gradient to x.grad), B >= m, cut into m micro-batches
  * of B / m rows (rows j B / m .. (j + 1) B / m - 1 when m does not divide B), on the schedule;
  * the stage's parameters' .grad gets the batch's gradient added.  *loss (may be NULL) gets the
  * batch's mean cross-entropy on every rank.  NB_ERR_SHAPE for other shapes; a failing op's error
  * after "pipe_step: stage 1, forward of micro-batch 3: ". */
 NB_API nb_status nb_pipe_step(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss);
 
+/* The bubble as measured: the steps' schedule replayed on one core per stage with the op times
+ * each stage measured in its thread's CPU time (src/dist/pipeline.c), so that ranks sharing
+ * cores do not distort it. */
 typedef struct nb_pipe_stats {
-    int64_t steps;       /* since nb_pipe_new or nb_pipe_stats_reset */
-    double stage_busy;   /* this stage's forward and backward time in the last step, seconds */
-    double step_seconds; /* a step's mean length on the replayed clock (dedicated cores) */
-    double bubble;       /* measured: the stages' mean idle share of those steps */
-    double theory;       /* (p - 1) / (m + p - 1) */
+    int64_t steps;         /* since nb_pipe_new or nb_pipe_stats_reset */
+    double stage_busy;     /* this stage's forward and backward time in the last step, seconds */
+    double step_seconds;   /* a step's mean length replayed with each op's own time */
+    double bubble;         /* the stages' mean idle share, replayed with each stage's median
+                              forward and backward time (robust to a loaded machine's jitter) */
+    double bubble_each_op; /* the same replayed with each op's own time */
+    double theory;         /* (p - 1) / (m + p - 1) */
 } nb_pipe_stats;
 NB_API nb_pipe_stats nb_pipe_stats_get(const nb_pipe *p); /* zeros for NULL */
 NB_API void nb_pipe_stats_reset(nb_pipe *p);

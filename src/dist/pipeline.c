@@ -20,27 +20,32 @@
  * backward from the stage's output with the gradient the next stage sent (nb_backward_grad),
  * and sends the leaf's gradient to the stage before.  Sends do not wait (a stage may send while
  * its neighbour sends to it, as 1F1B does); a step ends by waiting for them.  A message is a
- * header (dims, shape, the sender's clock) and the floats.
+ * header (dims and shape) and the floats.
  *
  * The bubble measured.  Ranks may share cores (mpirun --oversubscribe), so wall time would
  * count a stage as busy while the kernel runs its neighbour.  Each stage therefore times its
  * forwards and backwards in its thread's CPU time (CLOCK_THREAD_CPUTIME_ID, which stops while
- * the thread is descheduled), and replays the step on a clock of its own as if each stage had a
- * core: an op starts when the stage is free and, for one that receives, when the sender's clock
- * said it sent (the header carries it); messages take no time.  The step's length is the
- * latest stage's end; a stage's idle time is that length less its busy time; the measured bubble
- * is the stages' mean idle share.  It is what the schedule costs on dedicated cores, which is
- * what the theory predicts.
+ * the thread is descheduled), the stages exchange those times after the step, and every rank
+ * replays the step's schedule as if each stage had a core of its own: an op starts when its
+ * stage is free and its input is ready (F j after F j on the stage before, B j after B j on the
+ * stage after); messages take no time.  The replay's length is the step's; a stage's idle time
+ * is that length less its busy time; the bubble is the stages' mean idle share.  Two replays:
+ * one with each op's own time, and one with each stage's median forward and median backward
+ * time, which a loaded machine's jitter (one op in a few taking twice as long while another
+ * process thrashes the cache) does not move; on an idle machine they agree.  The second is what
+ * the theory predicts for stages of equal times.
  */
 #include "dist.h"
 
+#include "../backend/backend.h"
 #include "nabla/loss.h"
 #include "../nn/module.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { HEADER = 2 + NB_MAX_DIMS }; /* ndim, shape[NB_MAX_DIMS], the sender's clock in µs */
+enum { HEADER = 1 + NB_MAX_DIMS }; /* ndim, shape[NB_MAX_DIMS] */
 
 typedef struct {
     void *req;
@@ -58,8 +63,15 @@ struct nb_pipe {
     nb_tensor **out; /* its output (the scaled loss on the last stage) */
     pending_send *sends;
     int n_sends, cap_sends;
-    double clock, busy;     /* this step's replayed clock and busy time, seconds */
-    double sum_busy, sum_span; /* over the steps since the stats were reset, all stages' busy */
+    /* The last step's op times, seconds: dur[j] of F j, dur[m + j] of B j on this stage; every
+     * stage's, gathered (times[r 2 m + ...]), and each stage's median forward and backward
+     * (meds[2 r], meds[2 r + 1]); the replays' scratch (see replay). */
+    double *dur, *sorted, *meds, *ends, *clocks;
+    float *times;
+    int *next;
+    double busy;                /* this stage's, in the last step */
+    double sum_busy, span[2];   /* since the stats were reset: all stages' busy time, and the
+                                   replays' lengths (each op's own time, the medians) */
     int64_t steps;
 };
 
@@ -109,11 +121,18 @@ static bool drop_other_stages(nb_pipe *p) {
     return true;
 }
 
+/* The per-step arrays sized by stages P and micro-batches m (nb__alloc'd; NULL fields on failure). */
+#define NB_PIPE_ARRAYS(X, P, m)                                                      \
+    X(in, nb_tensor *, (m)) X(out, nb_tensor *, (m)) X(dur, double, 2 * (m))          \
+    X(sorted, double, (m)) X(meds, double, 2 * (P)) X(ends, double, 2 * (P) * (m))     \
+    X(clocks, double, (P))                                                          \
+    X(times, float, 2 * (P) * (m)) X(next, int, (P))
+
 void nb_pipe_free(nb_pipe *p) {
     if (!p) return;
+#define NB_PIPE_FREE_(f, type, n) if (p->f) nb__dealloc(p->f, sizeof(type) * (size_t)(n));
+    NB_PIPE_ARRAYS(NB_PIPE_FREE_, p->stages, p->micro)
     if (p->starts) nb__dealloc(p->starts, sizeof(int) * (size_t)(p->stages + 1));
-    if (p->in) nb__dealloc(p->in, sizeof(nb_tensor *) * (size_t)p->micro);
-    if (p->out) nb__dealloc(p->out, sizeof(nb_tensor *) * (size_t)p->micro);
     if (p->sends) nb__dealloc(p->sends, sizeof(pending_send) * (size_t)p->cap_sends);
     nb__dealloc(p, sizeof *p);
 }
@@ -143,9 +162,10 @@ nb_pipe *nb_pipe_new(nb_module *seq, const nb_pipe_opts *opts) {
     *p = (nb_pipe){.seq = seq, .stage = nb_dist_rank(), .stages = stages, .micro = o.micro_batches,
                    .schedule = o.schedule};
     p->starts = nb__alloc(sizeof(int) * (size_t)(stages + 1));
-    p->in = nb__alloc(sizeof(nb_tensor *) * (size_t)p->micro);
-    p->out = nb__alloc(sizeof(nb_tensor *) * (size_t)p->micro);
-    if (!p->starts || !p->in || !p->out) {
+    bool ok = p->starts != NULL;
+#define NB_PIPE_ALLOC_(f, type, n) ok = ok && (p->f = nb__alloc(sizeof(type) * (size_t)(n)));
+    NB_PIPE_ARRAYS(NB_PIPE_ALLOC_, stages, p->micro)
+    if (!ok) {
         nb_pipe_free(p);
         return NULL;
     }
@@ -204,17 +224,16 @@ static nb_status send_floats(nb_pipe *p, const float *src, const nb_tensor *t, i
     return NB_OK;
 }
 
-/* t (float32) to rank dst: its header with this stage's clock, then its elements. */
+/* t (float32) to rank dst: its header, then its elements. */
 static nb_status send_tensor(nb_pipe *p, const nb_tensor *t, int dst) {
     float h[HEADER] = {(float)t->ndim};
     for (int d = 0; d < t->ndim; d++) h[1 + d] = (float)t->shape[d];
-    h[HEADER - 1] = (float)(p->clock * 1e6);
     if (send_floats(p, h, NULL, HEADER, dst) != NB_OK) return nb_error_code();
     return send_floats(p, NULL, t, nb__numel(t->ndim, t->shape), dst);
 }
 
-/* A new tensor from rank src (in the open scope); the stage's clock moves to the send's. */
-static nb_tensor *recv_tensor(nb_pipe *p, int src) {
+/* A new tensor from rank src, in the open scope. */
+static nb_tensor *recv_tensor(int src) {
     const nb__dist_backend *be = nb__dist_active("pipe_step");
     float h[HEADER];
     if (!be || be->recv(h, HEADER, src) != NB_OK) return NULL;
@@ -223,8 +242,6 @@ static nb_tensor *recv_tensor(nb_pipe *p, int src) {
     if (ndim < 1 || ndim > NB_MAX_DIMS)
         return nb__fail(NB_ERR_SHAPE, "pipe_step: stage %d sent a %d-D tensor", src, ndim);
     for (int d = 0; d < ndim; d++) shape[d] = (int64_t)h[1 + d];
-    double sent = h[HEADER - 1] * 1e-6;
-    if (sent > p->clock) p->clock = sent;
     nb_tensor *t = nb_zeros(ndim, shape);
     if (t && nb_dist_recv(t, src) != NB_OK) return NULL; /* the scope frees t */
     return t;
@@ -245,83 +262,150 @@ static nb_tensor *run_stage(nb_pipe *p, nb_tensor *h) {
     return h;
 }
 
-/* The time of the work between two marks goes to the stage's clock and busy time. */
-static void spend(nb_pipe *p, double since) {
-    double d = thread_seconds() - since;
-    p->clock += d;
-    p->busy += d;
+/* The thread's time since a mark is op `slot`'s (j: F j, m + j: B j). */
+static void spend(nb_pipe *p, int slot, double since) {
+    p->dur[slot] = thread_seconds() - since;
+    p->busy += p->dur[slot];
+}
+
+/* Rows lo .. hi - 1 of x as a leaf of its own (a copy): its gradient, when x needs one, costs
+ * the micro-batch's rows, where a slice's backward would make a zero tensor of the whole batch. */
+static nb_tensor *first_input(nb_tensor *x, int64_t lo, int64_t hi) {
+    nb_tensor *rows = nb_slice(nb_detach(x), 0, lo, hi, 1), *in = rows ? nb_zeros_like(rows) : NULL;
+    if (in) nb__copy_tensor(in, rows);
+    return in;
+}
+
+/* x.grad's rows lo .. += g (contiguous, of those rows): the micro-batch's share of the input
+ * gradient, accumulated as a backward through x would (x.grad made of zeros when absent). */
+static nb_status add_input_grad(nb_tensor *x, int64_t lo, const nb_tensor *g) {
+    const nb_backend *be = nb__backend(x->device);
+    int64_t n = nb__numel(x->ndim, x->shape), row = x->shape[0] ? n / x->shape[0] : 0;
+    if (!x->grad) {
+        float zero = 0;
+        if (!(x->grad = nb__new_in(x->arena, NB_F32, x->ndim, x->shape))) return nb_error_code();
+        be->fill(nb__f32(x->grad), &zero, sizeof zero, n);
+    }
+    be->accumulate(nb__f32(x->grad) + lo * row, nb__f32(g), nb__numel(g->ndim, g->shape));
+    return NB_OK;
 }
 
 static nb_status forward_micro(nb_pipe *p, const batch *b, int j) {
     bool first = p->stage == 0, last = p->stage == p->stages - 1;
     int64_t lo = row_at(p, b, j), hi = row_at(p, b, j + 1);
-    nb_tensor *in = first ? nb_contiguous(nb_slice(b->x, 0, lo, hi, 1)) : recv_tensor(p, p->stage - 1);
-    if (!in || (!first && nb_set_requires_grad(in, true) != NB_OK)) return nb_error_code();
+    nb_tensor *in = first ? first_input(b->x, lo, hi) : recv_tensor(p->stage - 1);
+    if (!in || ((!first || nb_requires_grad(b->x)) && nb_set_requires_grad(in, true) != NB_OK))
+        return nb_error_code();
     double t0 = thread_seconds();
     nb_tensor *out = run_stage(p, in);
     if (out && last) { /* this micro-batch's share of the batch's mean loss */
         nb_tensor *ce = nb_cross_entropy(out, nb_contiguous(nb_slice(b->y, 0, lo, hi, 1)), NULL);
         out = nb_mul_scalar(ce, (float)(hi - lo) / (float)b->rows);
     }
-    spend(p, t0);
+    spend(p, j, t0);
     if (!out) return nb_error_code();
     p->in[j] = in;
     p->out[j] = out;
     return last ? NB_OK : send_tensor(p, out, p->stage + 1);
 }
 
-static nb_status backward_micro(nb_pipe *p, int j) {
+static nb_status backward_micro(nb_pipe *p, const batch *b, int j) {
     bool first = p->stage == 0, last = p->stage == p->stages - 1;
-    nb_tensor *g = last ? NULL : recv_tensor(p, p->stage + 1);
+    nb_tensor *g = last ? NULL : recv_tensor(p->stage + 1);
     if (!last && !g) return nb_error_code();
     double t0 = thread_seconds();
     nb_status st = last ? nb_backward(p->out[j]) : nb_backward_grad(p->out[j], g);
-    spend(p, t0);
-    if (st != NB_OK) return st;
-    if (first) return NB_OK;
-    nb_tensor *dx = nb_grad(p->in[j]);
+    nb_tensor *dx = nb_requires_grad(p->in[j]) ? nb_grad(p->in[j]) : NULL;
+    if (st == NB_OK && first && dx) st = add_input_grad(b->x, row_at(p, b, j), dx);
+    spend(p, p->micro + j, t0);
+    if (st != NB_OK || first) return st;
     return dx ? send_tensor(p, dx, p->stage - 1)
               : nb__fail_status(NB_ERR_GRAPH, "pipe_step: stage %d's input got no gradient", p->stage);
 }
 
-/* Op k of this stage's step: micro-batch *j, forward or not (see the top of this file). */
-static bool op_at(const nb_pipe *p, int k, int *j) {
-    int m = p->micro;
-    if (p->schedule == NB_PIPE_GPIPE) return k < m ? (*j = k, true) : (*j = 2 * m - 1 - k, false);
-    int warm = p->stages - p->stage - 1 < m ? p->stages - p->stage - 1 : m;
+/* Op k of stage r's step: micro-batch *j, forward or not (see the top of this file). */
+static bool op_at(nb_pipe_schedule schedule, int stages, int r, int m, int k, int *j) {
+    if (schedule == NB_PIPE_GPIPE) return k < m ? (*j = k, true) : (*j = 2 * m - 1 - k, false);
+    int warm = stages - r - 1 < m ? stages - r - 1 : m;
     if (k < warm) return *j = k, true;
-    int steady = k - warm; /* pairs F warm + i, B i while forwards are left */
-    if (steady < 2 * (m - warm)) return steady % 2 == 0 ? (*j = warm + steady / 2, true) : (*j = steady / 2, false);
+    int steady = k - warm; /* F warm + i and B i in turn while forwards are left */
+    if (steady < 2 * (m - warm))
+        return steady % 2 == 0 ? (*j = warm + steady / 2, true) : (*j = steady / 2, false);
     return *j = m - warm + (steady - 2 * (m - warm)), false;
 }
 
 static nb_status run_schedule(nb_pipe *p, const batch *b) {
     for (int k = 0; k < 2 * p->micro; k++) {
         int j;
-        bool fwd = op_at(p, k, &j);
-        nb_status st = fwd ? forward_micro(p, b, j) : backward_micro(p, j);
+        bool fwd = op_at(p->schedule, p->stages, p->stage, p->micro, k, &j);
+        nb_status st = fwd ? forward_micro(p, b, j) : backward_micro(p, b, j);
         if (st != NB_OK) return nb__fail_prefix("pipe_step: stage %d, %s of micro-batch %d", p->stage,
                                                 fwd ? "forward" : "backward", j);
     }
     return NB_OK;
 }
 
-/* The step's loss (the last stage's sum) to every rank, and the stages' busy time and the
- * step's length into the stats. */
+/* The median of n values (n small: an insertion sort into scratch). */
+static double median(const float *t, int n, double *scratch) {
+    for (int i = 0; i < n; i++) {
+        int k = i;
+        for (; k > 0 && scratch[k - 1] > t[i]; k--) scratch[k] = scratch[k - 1];
+        scratch[k] = t[i];
+    }
+    return n % 2 ? scratch[n / 2] : (scratch[n / 2 - 1] + scratch[n / 2]) / 2;
+}
+
+/* The time of op (r, fwd, j) in a replay: its own, or its stage's median of that kind
+ * (meds[2 r + !fwd]). */
+static double op_time(const nb_pipe *p, bool use_median, int r, bool fwd, int j) {
+    if (use_median) return p->meds[2 * r + !fwd];
+    return p->times[(size_t)(2 * r + !fwd) * p->micro + j];
+}
+
+/* The step replayed on one core per stage (see the top of this file); returns its length.
+ * ends[(r 2 + !fwd) m + j] is when op (r, fwd, j) ends, -1 before the replay reaches it. */
+static double replay(nb_pipe *p, bool use_median) {
+    int P = p->stages, m = p->micro, left = 2 * P * m;
+    for (int i = 0; i < 2 * P * m; i++) p->ends[i] = -1;
+    memset(p->next, 0, sizeof(int) * (size_t)P);
+    memset(p->clocks, 0, sizeof(double) * (size_t)P);
+    for (bool moved = true; left && moved;) { /* the schedules cannot deadlock: each sweep moves */
+        moved = false;
+        for (int r = 0; r < P; r++)
+            for (int j; p->next[r] < 2 * m; p->next[r]++, left--, moved = true) {
+                bool fwd = op_at(p->schedule, P, r, m, p->next[r], &j);
+                int from = fwd ? r - 1 : r + 1; /* the stage whose op this one waits for */
+                double ready = from < 0 || from >= P ? 0 : p->ends[(2 * from + !fwd) * m + j];
+                if (ready < 0) break;
+                p->clocks[r] = (ready > p->clocks[r] ? ready : p->clocks[r]) + op_time(p, use_median, r, fwd, j);
+                p->ends[(2 * r + !fwd) * m + j] = p->clocks[r];
+            }
+    }
+    double span = 0;
+    for (int r = 0; r < P; r++) span = p->clocks[r] > span ? p->clocks[r] : span;
+    return span;
+}
+
+/* The step's loss (the last stage's sum) to every rank; every stage's op times to every rank,
+ * replayed into the stats. */
 static nb_status finish_step(nb_pipe *p, double *loss) {
-    float v[2] = {0, (float)p->busy};
+    float v = 0;
     if (p->stage == p->stages - 1)
-        for (int j = 0; j < p->micro; j++) v[0] += nb_item(p->out[j]);
-    int64_t span = (int64_t)(p->clock * 1e9), lo, hi = span;
+        for (int j = 0; j < p->micro; j++) v += nb_item(p->out[j]);
+    int n = 2 * p->micro;
+    float *mine = p->times + (size_t)p->stage * n;
+    for (int i = 0; i < n; i++) mine[i] = (float)p->dur[i];
     if (p->stages > 1) {
         const nb__dist_backend *be = nb__dist_active("pipe_step");
-        if (!be || nb__dist_allreduce_host("pipe_step", v, 2, NB_REDUCE_SUM) != NB_OK ||
-            be->agree(&span, 1, &lo, &hi) != NB_OK)
+        if (!be || nb__dist_allreduce_host("pipe_step", &v, 1, NB_REDUCE_SUM) != NB_OK ||
+            be->allgather(p->times, mine, n) != NB_OK)
             return nb_error_code();
     }
-    if (loss) *loss = v[0];
-    p->sum_busy += v[1];
-    p->sum_span += (double)hi * 1e-9;
+    if (loss) *loss = v;
+    for (int i = 0; i < p->stages * n; i++) p->sum_busy += p->times[i];
+    for (int k = 0; k < 2 * p->stages; k++) p->meds[k] = median(p->times + (size_t)k * p->micro, p->micro, p->sorted);
+    p->span[0] += replay(p, false);
+    p->span[1] += replay(p, true);
     p->steps++;
     return NB_OK;
 }
@@ -341,7 +425,7 @@ nb_status nb_pipe_step(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss) {
     if (!p) return nb__fail_status(NB_ERR_NULL, "pipe_step: pipe is NULL");
     if (!batch_ok(p, x, y)) return nb_error_code();
     batch b = {x, y, x->shape[0]};
-    p->clock = p->busy = 0;
+    p->busy = 0;
     nb_scope_begin();
     nb_status st = run_schedule(p, &b);
     nb_status waited = wait_sends(p);
@@ -351,23 +435,29 @@ nb_status nb_pipe_step(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss) {
     return st;
 }
 
+/* The stages' mean idle share of a replay's total length. */
+static double idle_share(const nb_pipe *p, double span) {
+    double busy = p->sum_busy / p->stages, idle = span > 0 ? 1 - busy / span : 0;
+    return idle > 0 ? idle : 0; /* one stage: its busy time is the span, rounded */
+}
+
 nb_pipe_stats nb_pipe_stats_get(const nb_pipe *p) {
     nb_pipe_stats s = {0};
     if (!p) return s;
     s.steps = p->steps;
     s.stage_busy = p->busy;
     s.theory = (double)(p->stages - 1) / (double)(p->micro + p->stages - 1);
-    if (p->steps && p->sum_span > 0) {
-        s.step_seconds = p->sum_span / (double)p->steps;
-        s.bubble = 1 - p->sum_busy / (p->sum_span * p->stages);
-        if (s.bubble < 0) s.bubble = 0; /* one stage: its busy time is the span, rounded */
+    if (p->steps) {
+        s.step_seconds = p->span[0] / (double)p->steps;
+        s.bubble_each_op = idle_share(p, p->span[0]);
+        s.bubble = idle_share(p, p->span[1]);
     }
     return s;
 }
 
 void nb_pipe_stats_reset(nb_pipe *p) {
     if (!p) return;
-    p->sum_busy = p->sum_span = 0;
+    p->sum_busy = p->span[0] = p->span[1] = 0;
     p->steps = 0;
 }
 
