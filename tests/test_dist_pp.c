@@ -5,6 +5,7 @@
  * the reference (one process, the whole batch) itself.
  */
 #include "check.h"
+#include "tmpdir.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,12 +50,11 @@ static nb_optim *optim(nb_module *m, bool adam) {
                 : nb_sgd_new(n, params, (nb_sgd_opts){.lr = 0.05, .momentum = 0.9});
 }
 
-/* STEPS steps on the same batches: through the pipe when given, else as one process; the last
- * step's loss in *last. */
-static void train(nb_module *m, nb_pipe *pipe, bool adam, double *last) {
-    nb_optim *o = optim(m, adam);
+/* Steps from .. to - 1 on the same batches: through the pipe when given, else as one process;
+ * the last step's loss in *last. */
+static void train_steps(nb_module *m, nb_pipe *pipe, nb_optim *o, int from, int to, double *last) {
     float *x = malloc(sizeof(float) * BATCH * FEATURES), y[BATCH];
-    for (int step = 0; step < STEPS; step++) {
+    for (int step = from; step < to; step++) {
         batch_data(step, x, y);
         nb_scope_begin();
         if (o) nb_optim_zero_grad(o);
@@ -70,6 +70,11 @@ static void train(nb_module *m, nb_pipe *pipe, bool adam, double *last) {
         nb_scope_end();
     }
     free(x);
+}
+
+static void train(nb_module *m, nb_pipe *pipe, bool adam, double *last) {
+    nb_optim *o = optim(m, adam);
+    train_steps(m, pipe, o, 0, STEPS, last);
     nb_optim_free(o);
 }
 
@@ -87,6 +92,20 @@ static void check_same_weights(const char *what, const nb_module *got, const nb_
             if (fabs(w[j]) > scale) scale = fabs(w[j]);
         }
         CHECK_ARRAY(what, g, w, (long)k, 1e-5 * scale, 1e-5);
+        free(w);
+    }
+}
+
+static void check_same_weights_exactly(const nb_module *got, const nb_module *want) {
+    CHECK_EQ_INT(nb_module_num_params(got), nb_module_num_params(want));
+    for (int i = 0; i < nb_module_num_params(want); i++) {
+        const nb_tensor *p = nb_module_param(got, i, NULL), *q = nb_module_param(want, i, NULL);
+        int64_t k = nb_numel(q);
+        CHECK_EQ_INT(nb_numel(p), k);
+        float *g = host_vals(p), *r = host_vals(q);
+        double *w = malloc(sizeof(double) * (size_t)k);
+        for (int64_t j = 0; j < k; j++) w[j] = r[j];
+        CHECK_ARRAY("resumed vs whole run", g, w, (long)k, 0, 0);
         free(w);
     }
 }
@@ -193,6 +212,31 @@ static void pipe_adds_the_inputs_gradient_on_the_first_stage(void) {
     nb_module_free(m);
 }
 
+/* Each stage checkpoints its own layers and optimiser (the stage keeps the whole model's names):
+ * a run stopped after 50 steps and resumed from the stages' checkpoints, in a new pipe, ends bit
+ * for bit where the 100-step run ends. */
+static void pipe_stage_checkpoints_resume_bit_for_bit(void) {
+    char name[32];
+    snprintf(name, sizeof name, "stage-%d.safetensors", rank_);
+    nb_module *m = mlp(7), *resumed = mlp(11);
+    nb_pipe *pipe = nb_pipe_new(m, &(nb_pipe_opts){.micro_batches = 4, .schedule = NB_PIPE_1F1B});
+    nb_pipe *pipe2 = nb_pipe_new(resumed, &(nb_pipe_opts){.micro_batches = 4, .schedule = NB_PIPE_1F1B});
+    nb_optim *o = optim(m, true), *o2 = optim(resumed, true);
+    double loss;
+    train_steps(m, pipe, o, 0, STEPS / 2, &loss);
+    CHECK(nb_checkpoint_save(tpath(name), m, o, NULL, 0, NULL) == NB_OK);
+    train_steps(m, pipe, o, STEPS / 2, STEPS, &loss);
+    CHECK(nb_checkpoint_load(tpath(name), resumed, o2, NULL, NULL, NULL) == NB_OK);
+    train_steps(resumed, pipe2, o2, STEPS / 2, STEPS, &loss);
+    check_same_weights_exactly(resumed, m);
+    nb_optim_free(o2);
+    nb_optim_free(o);
+    nb_pipe_free(pipe2);
+    nb_pipe_free(pipe);
+    nb_module_free(resumed);
+    nb_module_free(m);
+}
+
 static void pipe_runs_every_schedule(void) {
     pipe_trains_as_one_process(NB_PIPE_GPIPE, 1, false);
     pipe_trains_as_one_process(NB_PIPE_GPIPE, 4, false);
@@ -220,8 +264,11 @@ int main(int argc, char **argv) {
     size_ = nb_dist_size();
     if (argc > 1) CHECK_EQ_INT(size_, atoi(argv[1]));
     pipe_keeps_only_its_stage_under_the_whole_models_names();
+    CHECK(tmpdir_make("nabla-pp"));
     pipe_runs_every_schedule();
     pipe_adds_the_inputs_gradient_on_the_first_stage();
+    pipe_stage_checkpoints_resume_bit_for_bit();
+    tmpdir_remove();
     pipe_refuses_bad_cuts_and_batches();
     CHECK(nb_dist_finalize() == NB_OK);
     nb_release_memory();
