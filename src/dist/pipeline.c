@@ -41,7 +41,6 @@
 #include "nabla/loss.h"
 #include "../nn/module.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 

@@ -26,8 +26,6 @@
 
 #include "../nn/module.h"
 
-#include <string.h>
-
 typedef struct {
     int64_t in_features, out_features; /* of the whole layer */
     int rank, size;
