@@ -140,6 +140,35 @@ static void pipe_trains_as_one_process(nb_pipe_schedule schedule, int micro, boo
     nb_module_free(m);
 }
 
+/* The course MLP with a Flatten in front, as `nabla train` builds it (the same draws as mlp). */
+static nb_module *flat_mlp(uint64_t seed) {
+    nb_manual_seed(seed);
+    return nb_sequential_new(6, (nb_module *[]){nb_flatten_new(1, -1), nb_linear_new(FEATURES, HIDDEN, true),
+                                                nb_activation_new(NB_ACT_RELU, 0),
+                                                nb_linear_new(HIDDEN, HIDDEN, true),
+                                                nb_activation_new(NB_ACT_RELU, 0),
+                                                nb_linear_new(HIDDEN, CLASSES, true)});
+}
+
+/* A first stage of the Flatten alone (no parameters, an input without gradient) only passes the
+ * batch on; the pipe still trains as one process. */
+static void pipe_with_a_first_stage_without_parameters_trains_as_one_process(void) {
+    nb_module *m = flat_mlp(7), *ref = flat_mlp(7), *full = flat_mlp(99);
+    int starts[5] = {0, 1, 6}; /* 2 stages: the Flatten, the MLP; 4: the Flatten, 1, 2-3, 4-5 */
+    if (size_ == 4) memcpy(starts, (int[]){0, 1, 2, 4, 6}, sizeof starts);
+    nb_pipe *pipe = nb_pipe_new(m, &(nb_pipe_opts){.micro_batches = 4, .starts = starts});
+    CHECK(pipe != NULL);
+    double loss, want;
+    train(m, pipe, false, &loss);
+    train(ref, NULL, false, &want);
+    CHECK(nb_pipe_gather(pipe, full) == NB_OK);
+    check_same_weights("flatten first vs one process", full, ref);
+    nb_pipe_free(pipe);
+    nb_module_free(full);
+    nb_module_free(ref);
+    nb_module_free(m);
+}
+
 /* The balanced cut of the course MLP gives the big first layer a stage of its own; the stage
  * keeps its layers' names and only their parameters. */
 static void pipe_keeps_only_its_stage_under_the_whole_models_names(void) {
@@ -268,6 +297,7 @@ int main(int argc, char **argv) {
     pipe_runs_every_schedule();
     pipe_adds_the_inputs_gradient_on_the_first_stage();
     pipe_stage_checkpoints_resume_bit_for_bit();
+    if (size_ == 2 || size_ == 4) pipe_with_a_first_stage_without_parameters_trains_as_one_process();
     tmpdir_remove();
     pipe_refuses_bad_cuts_and_batches();
     CHECK(nb_dist_finalize() == NB_OK);

@@ -313,7 +313,8 @@ static nb_status backward_micro(nb_pipe *p, const batch *b, int j) {
     nb_tensor *g = last ? NULL : recv_tensor(p->stage + 1);
     if (!last && !g) return nb_error_code();
     double t0 = thread_seconds();
-    nb_status st = last ? nb_backward(p->out[j]) : nb_backward_grad(p->out[j], g);
+    nb_status st = NB_OK; /* a first stage without parameters (a Flatten) has nothing to do */
+    if (nb_requires_grad(p->out[j])) st = last ? nb_backward(p->out[j]) : nb_backward_grad(p->out[j], g);
     nb_tensor *dx = nb_requires_grad(p->in[j]) ? nb_grad(p->in[j]) : NULL;
     if (st == NB_OK && first && dx) st = add_input_grad(b->x, row_at(p, b, j), dx);
     spend(p, p->micro + j, t0);
