@@ -88,6 +88,6 @@ int main(int argc, char **argv) {
     nb_loader_free(test_loader);
     nb_dataset_free(train_set);
     nb_dataset_free(test_set);
-    nb_dist_finalize();
+    if (st == NB_OK) nb_dist_finalize(); /* else mpirun ends the ranks waiting for this one */
     return st == NB_OK ? 0 : 1;
 }

@@ -96,6 +96,8 @@ int main(int argc, char **argv) {
     nb_loader_free(test_loader);
     nb_dataset_free(train_set);
     nb_dataset_free(test_set);
-    if (nb_dist_is_initialized()) nb_dist_finalize();
+    /* a rank that failed leaves without finalize: mpirun then ends the others, which may be
+     * waiting for it */
+    if (nb_dist_is_initialized() && st == NB_OK) nb_dist_finalize();
     return st == NB_OK ? 0 : 1;
 }
