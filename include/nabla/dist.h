@@ -124,4 +124,94 @@ NB_API void nb_ddp_free(nb_ddp *d);              /* NULL: nothing */
  * converted (0: none), -1 with NB_ERR_NULL for a NULL model. */
 NB_API int nb_module_convert_sync_batchnorm(nb_module *model);
 
+/* ---------------------------------------------------------------- tensor parallel
+ * Megatron-LM's tensor parallel MLP (Shoeybi et al. 2019): the weight matrices of each pair of
+ * Linear layers (the first, then the next with only elementwise activations between: an MLP's
+ * hidden layer) are cut across the ranks — the first by output rows (ColumnParallelLinear),
+ * the second by input columns (RowParallelLinear, whose partial products are summed over ranks,
+ * then its whole bias added) — so a pair costs one allreduce in forward and, where the pair's
+ * input needs a gradient, one in backward (src/dist/tensor_parallel.c explains the maths).
+ * Every rank runs the whole batch and gets the same output and loss; an optimiser on the
+ * sharded model's parameters takes, slice for slice, the step one process takes on the whole
+ * model.  Layers outside pairs stay whole on every rank.  Gradient clipping by global norm
+ * would need the norm over every rank's slices: do not clip a sharded model's gradients.
+ */
+
+/* Turns seq, a Sequential built the same way on every rank, into its tensor parallel form in
+ * place: every rank first takes rank 0's parameters and buffers (so all start from one
+ * initialisation: one process's, when rank 0 built it as one process would), then each pair's
+ * Linear layers are replaced by this rank's slices (same names: "0.weight" stays "0.weight",
+ * of [H/N, I]).  Returns the number of pairs cut (0: nothing to cut; the model is replicated),
+ * or -1 with the error: NB_ERR_NULL, NB_ERR_ARG for a model that is not a Sequential,
+ * NB_ERR_SHAPE when a cut dim is not a multiple of the ranks or the models differ between ranks,
+ * the transport's errors (NB_ERR_DEVICE without MPI).  A failure may leave earlier pairs cut. */
+NB_API int nb_tp_shard(nb_module *seq);
+/* Collective: writes into full (a model as seq was before nb_tp_shard, say built again from the
+ * same spec) the whole of every parameter and buffer of the sharded seq, on every rank — what
+ * one process saves and loads (nb_module_save).  NB_ERR_SHAPE naming the layer when full's
+ * layers are not seq's. */
+NB_API nb_status nb_tp_gather(const nb_module *seq, nb_module *full);
+
+/* ---------------------------------------------------------------- pipeline parallel
+ * GPipe and 1F1B (src/dist/pipeline.c explains both and how the bubble is measured): a
+ * Sequential cut into nb_dist_size() stages of consecutive layers, stage r on rank r; each
+ * step cuts the batch into micro-batches that go through the stages, activations sent forward
+ * and their gradients back, the gradients summed over micro-batches in .grad.  With the mean
+ * cross-entropy that is the step one process takes on the whole batch.  Each rank trains its
+ * stage's parameters (nb_module_parameters of the model, which keeps only them) with its own
+ * optimiser; the caller zeroes the gradients before each step and steps after it, as always.
+ * Layers that use the batch's statistics (BatchNorm) see a micro-batch's, as under torch's
+ * pipelines.  With no process group it is one stage: micro-batches accumulated in one process.
+ */
+typedef enum { NB_PIPE_GPIPE, NB_PIPE_1F1B, NB_PIPE_SCHEDULE_COUNT } nb_pipe_schedule;
+
+typedef struct nb_pipe_opts {
+    int micro_batches;          /* m >= 1; 0 means 1 */
+    nb_pipe_schedule schedule;  /* NB_PIPE_GPIPE (the zero value) or NB_PIPE_1F1B */
+    /* stages + 1 layer indices: stage s runs layers starts[s] .. starts[s + 1] - 1, starts[0] = 0
+     * and starts[stages] = the layer count, rising.  NULL: cuts that balance parameter counts
+     * (each stage at least one layer). */
+    const int *starts;
+} nb_pipe_opts;
+
+typedef struct nb_pipe nb_pipe;
+
+/* Cuts seq (a Sequential built the same way on every rank) for this rank: every rank first
+ * takes rank 0's parameters and buffers, then the layers of other stages are freed (each
+ * replaced by an empty Sequential, so the kept ones keep their names, "2.weight").  seq stays
+ * the caller's and must outlive the nb_pipe.  opts NULL: GPipe, one micro-batch.  NULL with
+ * NB_ERR_NULL, NB_ERR_ARG (not a Sequential, fewer layers than stages, bad starts or counts),
+ * NB_ERR_SHAPE (models that differ between ranks), or the transport's errors. */
+NB_API nb_pipe *nb_pipe_new(nb_module *seq, const nb_pipe_opts *opts);
+NB_API void nb_pipe_free(nb_pipe *p); /* NULL: nothing; seq stays cut */
+/* This stage's layers: first .. end - 1 (-1 for NULL). */
+NB_API int nb_pipe_stage_first(const nb_pipe *p);
+NB_API int nb_pipe_stage_end(const nb_pipe *p);
+/* Collective: forward and backward of the batch x [B, ...] with int32 labels y [B] (the same on
+ * every rank; only the first stage reads x and the last y; when x requires grad the first
+ * stage adds the input's gradient to x.grad), B >= m, cut into m micro-batches
+ * of B / m rows (rows j B / m .. (j + 1) B / m - 1 when m does not divide B), on the schedule;
+ * the stage's parameters' .grad gets the batch's gradient added.  *loss (may be NULL) gets the
+ * batch's mean cross-entropy on every rank.  NB_ERR_SHAPE for other shapes; a failing op's error
+ * after "pipe_step: stage 1, forward of micro-batch 3: ". */
+NB_API nb_status nb_pipe_step(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss);
+
+/* The bubble as measured: the steps' schedule replayed on one core per stage with the op times
+ * each stage measured in its thread's CPU time (src/dist/pipeline.c), so that ranks sharing
+ * cores do not distort it. */
+typedef struct nb_pipe_stats {
+    int64_t steps;         /* since nb_pipe_new or nb_pipe_stats_reset */
+    double stage_busy;     /* this stage's forward and backward time in the last step, seconds */
+    double step_seconds;   /* a step's mean length replayed with each op's own time */
+    double bubble;         /* the stages' mean idle share, replayed with each stage's median
+                              forward and backward time (robust to a loaded machine's jitter) */
+    double bubble_each_op; /* the same replayed with each op's own time */
+    double theory;         /* (p - 1) / (m + p - 1) */
+} nb_pipe_stats;
+NB_API nb_pipe_stats nb_pipe_stats_get(const nb_pipe *p); /* zeros for NULL */
+NB_API void nb_pipe_stats_reset(nb_pipe *p);
+/* Collective: writes into full (seq as it was before nb_pipe_new) every stage's parameters and
+ * buffers, on every rank.  NB_ERR_SHAPE naming the layer when full's layers are not seq's. */
+NB_API nb_status nb_pipe_gather(const nb_pipe *p, nb_module *full);
+
 #endif

@@ -39,6 +39,9 @@ typedef struct nb__dist_backend {
     /* fails with NB_ERR_SHAPE when src sent other than n elements */
     nb_status (*recv)(float *buf, int64_t n, int src);
     nb_status (*barrier)(void);
+    /* send, started and not waited for: buf must stay unchanged until wait (the pipeline's
+     * activations, so that neighbouring stages sending to each other do not wait on each other) */
+    nb_status (*isend)(const float *buf, int64_t n, int dst, void **req);
 } nb__dist_backend;
 
 #ifdef NB_HAVE_MPI
@@ -59,5 +62,17 @@ nb_status nb__dist_wait_host(const char *op, void *req, float *buf, int64_t n, n
 /* Moves a started reduction on while the caller works (the backward hooks poll with it);
  * *done: whether it has completed. */
 nb_status nb__dist_progress_host(const char *op, void *req, bool *done);
+
+/* ---- models split across ranks (shard.c), for tensor and pipeline parallelism */
+
+typedef struct nb_module nb_module;
+/* Every rank takes rank root's parameters and buffers of m, after agreeing on their count (so
+ * that the broadcasts pair up; each checks its shape).  op names the caller in errors. */
+nb_status nb__dist_broadcast_module(const nb_module *m, int root, const char *op);
+/* full's own and children's parameters and buffers = part's, which must be of the same class
+ * and shapes (NB_ERR_SHAPE naming layer `name` otherwise). */
+nb_status nb__dist_copy_layer(nb_module *full, const nb_module *part, const char *op, const char *name);
+/* True for a Sequential; else false with NB_ERR_NULL or NB_ERR_ARG naming op. */
+bool nb__dist_is_sequential(const nb_module *m, const char *op);
 
 #endif

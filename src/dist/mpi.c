@@ -209,6 +209,21 @@ static nb_status mpi_recv(float *buf, int64_t n, int src) {
     return started(MPI_Imrecv(buf, (int)n, MPI_FLOAT, &msg, &req), &req, "MPI_Imrecv");
 }
 
+/* The request lives in counted memory until mpi_wait, as mpi_iallreduce_sum's */
+static nb_status mpi_isend(const float *buf, int64_t n, int dst, void **req) {
+    *req = NULL;
+    if (!count_ok(n, "MPI_Isend")) return nb_error_code();
+    MPI_Request *r = nb__alloc(sizeof *r);
+    if (!r) return nb_error_code();
+    int rc = MPI_Isend(buf, (int)n, MPI_FLOAT, dst, 0, comm, r);
+    if (rc != MPI_SUCCESS) {
+        nb__dealloc(r, sizeof *r);
+        return checked(rc, "MPI_Isend");
+    }
+    *req = r;
+    return NB_OK;
+}
+
 static nb_status mpi_barrier(void) {
     MPI_Request req;
     return started(MPI_Ibarrier(comm, &req), &req, "MPI_Ibarrier");
@@ -231,4 +246,5 @@ const nb__dist_backend nb__dist_mpi = {
     .send = mpi_send,
     .recv = mpi_recv,
     .barrier = mpi_barrier,
+    .isend = mpi_isend,
 };

@@ -28,7 +28,6 @@ typedef struct {
     const char *init; /* --init: a weight scheme for the whole model, or NULL */
     double rotate, crop_scale; /* augmentation, read by load_data */
     bool grad_norms, detect_anomaly; /* nb_fit_opts' */
-    const char *parallel; /* --parallel: "none", or "data" over the ranks mpirun starts */
     const char *amp;      /* --amp: "none", "bf16" or "fp16" (nabla/amp.h) */
     bool qat;             /* --qat: quantization-aware training (nb_qat_prepare) */
     int bits;             /* --bits: the weights' bit width under --qat */
@@ -36,6 +35,7 @@ typedef struct {
     int qat_freeze_observers, qat_freeze_bn; /* epochs after which to freeze them (0: never) */
     bool sync_bn;         /* --sync-bn: BatchNorm statistics over every rank's share */
     int bucket_kb;        /* --bucket-kb: data parallel's gradient buckets (0: torch's 25 MiB) */
+    const char *parallel; /* --parallel: "none", or "data" or "tensor" over the ranks mpirun starts */
 } train_opts;
 
 typedef struct {
@@ -51,6 +51,12 @@ typedef struct {
     nb_ddp *ddp;            /* --parallel data: the gradients' mean over ranks */
     nb_grad_scaler *scaler; /* --amp fp16: dynamic loss scaling */
     const train_opts *opts; /* read by the epoch callback (--qat-freeze-*) */
+    /* --parallel tensor: the whole model, which every epoch gathers and rank 0 writes to OUT
+     * (model is this rank's shard, trained and checkpointed in OUT/shard-R-of-N), and its file's
+     * metadata */
+    nb_module *full;
+    const char *out;
+    const void *meta;
 } run;
 
 /* Early stopping and the plateau schedule choose among epochs by the evaluation loss. */
@@ -197,11 +203,13 @@ static bool load_data(const train_opts *o, run *r) {
         augment.crop_scale[0] = (float)o->crop_scale;
         augment.crop_scale[1] = 1.0f;
     }
-    /* with --parallel data each rank takes its share of every batch (1 rank and 0 without) */
-    r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch / nb_dist_size(), .shuffle = true,
+    /* with --parallel data each rank takes its share of every batch (1 rank and 0 without); with
+     * --parallel tensor every rank takes the whole batch */
+    int replicas = strcmp(o->parallel, "tensor") ? nb_dist_size() : 1;
+    r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch / replicas, .shuffle = true,
                                                             .seed = (uint64_t)o->seed, .prefetch = o->prefetch,
-                                                            .transforms = augment, .num_replicas = nb_dist_size(),
-                                                            .rank = nb_dist_rank()});
+                                                            .transforms = augment, .num_replicas = replicas,
+                                                            .rank = replicas > 1 ? nb_dist_rank() : 0});
     r->eval = nb_loader_new(r->eval_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf});
     r->test = r->test_set ? nb_loader_new(r->test_set, (nb_loader_opts){.batch_size = 1000, .transforms = tf}) : r->eval;
     if (!r->train || !r->eval || !r->test) return cli_fail("making the data loaders"), false;
@@ -252,6 +260,7 @@ static void report_memory(const run *r) {
 static void free_run(run *r) {
     nb_fit_free(r->fit);
     nb_grad_scaler_free(r->scaler);
+    nb_module_free(r->full);
     nb_ddp_free(r->ddp);
     nb_sched_free(r->sched);
     nb_optim_free(r->optim);
@@ -353,6 +362,57 @@ static bool print_epoch(const nb_fit_epoch *e, void *user) {
     return !(r->stop_after > 0 && e->epoch >= r->stop_after);
 }
 
+/* The epoch callback of --parallel tensor: the whole model gathered from the shards, written by
+ * rank 0 to OUT/model.safetensors (what one process writes: the same names, shapes and
+ * metadata), then the per-epoch line. */
+static bool gather_epoch(const nb_fit_epoch *e, void *user) {
+    run *r = user;
+    const model_meta *m = r->meta;
+    char epoch[32];
+    const char *values[sizeof m->values / sizeof *m->values];
+    memcpy(values, m->values, sizeof values);
+    snprintf(epoch, sizeof epoch, "%lld", (long long)e->epoch);
+    values[1] = epoch; /* META_EPOCH's place (make_meta) */
+    if (nb_tp_gather(r->model, r->full) != NB_OK ||
+        (nb_dist_rank() == 0 && nb_module_save(r->full, join(r->out, "model.safetensors"), m->n, m->keys, values) != NB_OK))
+        return cli_fail("--parallel tensor: writing the whole model"), false;
+    return print_epoch(e, user);
+}
+
+/* --parallel tensor: the model as one process builds it (the random numbers put back, so the
+ * run draws what one process draws), kept whole for the files, and the model cut into this
+ * rank's shard (nb_tp_shard: Megatron's column- and row-parallel pairs). */
+static bool shard_model(run *r) {
+    nb_generator g = nb_rng_get_state();
+    r->full = spec_build(r->spec);
+    nb_rng_set_state(g);
+    int pairs = r->full ? nb_tp_shard(r->model) : -1;
+    if (pairs < 0) return cli_fail("--parallel tensor"), false;
+    if (pairs == 0 && nb_dist_rank() == 0)
+        fprintf(stderr, "nabla: --parallel tensor: no pair of Linear layers to split; every rank trains the whole model\n");
+    return true;
+}
+
+/* OUT/shard-R-of-N, where rank R's nb_fit writes its shard's checkpoint and files; made here.
+ * NULL after a message. */
+static const char *shard_dir(const char *out) {
+    static char dir[2048];
+    snprintf(dir, sizeof dir, "%s/shard-%d-of-%d", out, nb_dist_rank(), nb_dist_size());
+    if (make_dirs(dir)) return dir;
+    fprintf(stderr, "nabla: cannot make %s: %s\n", dir, strerror(errno));
+    return NULL;
+}
+
+/* --resume DIR/checkpoint.safetensors with --parallel tensor: this rank's DIR/shard-R-of-N/... */
+static const char *shard_checkpoint(const char *resume) {
+    static char path[4096];
+    const char *slash = strrchr(resume, '/');
+    int dir = slash ? (int)(slash - resume) : 1;
+    snprintf(path, sizeof path, "%.*s/shard-%d-of-%d/checkpoint.safetensors", dir, slash ? resume : ".",
+             nb_dist_rank(), nb_dist_size());
+    return path;
+}
+
 /* nb_fit_opts.before_step of --parallel data: the gradients' mean over ranks into .grad */
 static nb_status finish_ddp(void *ddp) { return nb_ddp_finish(ddp); }
 
@@ -387,10 +447,25 @@ static bool convert_sync_bn(const train_opts *o, const run *r) {
     return n > 0;
 }
 
+/* --parallel tensor: joins the ranks mpirun started, each of which runs the whole batch through
+ * its slices of the hidden layers (shard_model); every rank runs the same command, rank 0 alone
+ * prints and writes OUT/model.safetensors, and each rank its shard's checkpoint.  Clipping by
+ * global norm and model selection are refused (the norm and the best weights would need the
+ * other ranks' slices).  False after a message. */
+static bool start_tensor_parallel(const train_opts *o) {
+    if (nb_dist_init(NULL, NULL) != NB_OK) return cli_fail("--parallel tensor"), false;
+    if (selecting(o) || o->clip_norm > 0) {
+        fprintf(stderr, "nabla: --parallel tensor does not combine with --early-stop, --sched plateau or --clip-norm yet\n");
+        return false;
+    }
+    if (nb_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return false;
+    return true;
+}
+
 /* Trains with nb_fit and says how the run ended; with model selection, the test figures of the
  * weights kept.  False after a message when training failed or diverged (exit status 1). */
 static bool train(const train_opts *o, run *r) {
-    nb_status st = nb_fit_run(r->fit, &(nb_fit_callbacks){.on_epoch = print_epoch, .user = r});
+    nb_status st = nb_fit_run(r->fit, &(nb_fit_callbacks){.on_epoch = r->full ? gather_epoch : print_epoch, .user = r});
     nb_fit_info info = nb_fit_info_get(r->fit);
     const char *split = r->val > 0 ? "val" : "test";
     if (info.end == NB_FIT_DIVERGED) {
@@ -471,8 +546,10 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         {"detect-anomaly", FLAG_BOOL, &o.detect_anomaly, "check every op's result and gradient for NaN and "
          "infinity; the first stops the run naming the op, the layer and the parameter (slow)"},
         {"parallel", FLAG_STRING, &o.parallel, "data: train over the ranks `mpirun -np N` starts, each on 1/N of "
-         "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes)", NULL,
-         "none data"},
+         "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes); tensor: "
+         "each rank holds 1/N of each hidden layer's weights (Megatron's column- and row-parallel pairs), "
+         "OUT/shard-R-of-N holds rank R's checkpoint, OUT/model.safetensors the whole model", NULL,
+         "none data tensor"},
         {"amp", FLAG_STRING, &o.amp, "mixed precision: matmul, linear and conv compute on bfloat16 or float16 "
          "values with float32 sums and float32 weights (torch.autocast); fp16 adds dynamic loss scaling "
          "(torch's GradScaler); evaluation stays float32", NULL, "none bf16 fp16"},
@@ -505,12 +582,13 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, all, n_all, ext ? ext->usage : train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
-    bool data_parallel = !strcmp(o.parallel, "data");
+    bool data_parallel = !strcmp(o.parallel, "data"), tensor_parallel = !strcmp(o.parallel, "tensor");
     if (o.sync_bn && !data_parallel) {
         fprintf(stderr, "nabla: --sync-bn needs --parallel data\n");
         return 2;
     }
     if (data_parallel && !start_data_parallel(&o)) return 1;
+    if (tensor_parallel && !start_tensor_parallel(&o)) return 1;
     bool rank0 = nb_dist_rank() == 0;
     struct stat out_stat;
     if (!make_dirs(o.out)) {
@@ -524,12 +602,14 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     nb_set_num_threads(o.threads);
     nb_manual_seed((uint64_t)o.seed);
     if (rank0) fprintf(stderr, "nabla %s  backend %s\n", NB_VERSION, nb_backend_info());
-    run r = {.stop_after = o.stop_after, .opts = &o};
+    run r = {.stop_after = o.stop_after, .opts = &o, .out = o.out};
     if ((o.qat_from || o.qat_freeze_observers || o.qat_freeze_bn) && !o.qat) {
         fprintf(stderr, "nabla: --qat-from and --qat-freeze-* need --qat\n");
         return 2;
     }
-    bool ok = load_data(&o, &r) && choose_classes(&o, &r) && build_model(&o, &r) && (!o.qat || prepare_qat(&o, &r)) &&
+    const char *fit_out = rank0 ? o.out : NULL;
+    bool ok = (!tensor_parallel || (fit_out = shard_dir(o.out))) && load_data(&o, &r) && choose_classes(&o, &r) &&
+              build_model(&o, &r) && (!o.qat || prepare_qat(&o, &r)) && (!tensor_parallel || shard_model(&r)) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
               convert_sync_bn(&o, &r) && (!data_parallel || ((r.ddp = nb_ddp_new(r.model, (size_t)o.bucket_kb << 10)) &&
                                                               nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
@@ -541,12 +621,13 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     ok = ok && (!ext || ext->prepare(ext, r.model, r.train_set, r.test));
     model_meta meta = {0};
     ok = ok && make_meta(&r, &meta);
+    r.meta = &meta;
     if (ok) {
         nb_fit_opts fo = {.epochs = o.epochs, .label_smoothing = (float)o.label_smoothing,
                           .clip_norm = (float)o.clip_norm, .early_stop = o.early_stop, .select_best = selecting(&o),
                           .sched_on_loss = !strcmp(o.sched, "plateau"),
                           .num_classes = nb_dataset_info_get(r.train_set).num_classes,
-                          .log = rank0 ? stderr : NULL, .out = rank0 ? o.out : NULL,
+                          .log = rank0 ? stderr : NULL, .out = fit_out,
                           .title = ext ? ext->title : "nabla train", .n_meta = meta.n, .meta_keys = meta.keys,
                           .meta_values = meta.values, .seed = o.seed, .grad_norms = o.grad_norms,
                           .detect_anomaly = o.detect_anomaly, .teacher = ext ? ext->teacher : NULL,
@@ -557,7 +638,8 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
-    if (ok && o.resume && nb_fit_resume(r.fit, o.resume) != NB_OK) ok = !cli_say();
+    if (ok && o.resume && nb_fit_resume(r.fit, tensor_parallel ? shard_checkpoint(o.resume) : o.resume) != NB_OK)
+        ok = !cli_say();
     if (ok && o.qat) qat_freeze(&o, r.model, nb_fit_info_get(r.fit).epoch); /* a resumed run's */
     if (ok) {
         if (rank0) nb_module_fprint(stderr, r.model);
@@ -567,9 +649,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
             fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
         ok = train(&o, &r);
     }
-    if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(o.out, "curves.svg"), join(o.out, "curves.csv"));
+    if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(fit_out, "curves.svg"), join(fit_out, "curves.csv"));
     meta_free(&meta);
     free_run(&r);
-    if (data_parallel && ok) nb_dist_finalize(); /* see start_data_parallel */
+    if ((data_parallel || tensor_parallel) && ok) nb_dist_finalize(); /* see start_data_parallel */
     return ok ? 0 : 1;
 }

@@ -1,0 +1,39 @@
+#!/bin/sh
+# pipeline_bubble.sh — the pipeline bar of issue 13: the measured bubble within 20 % of the
+# theory's (p - 1) / (m + p - 1) for p = 2, 4 stages and m = 1, 4, 16 micro-batches, on GPipe and
+# 1F1B (bench/pipeline_bubble.c: p equal stages of Linear(512, 512) ReLU, batches of 1024 rows).
+#
+#   sh bench/pipeline_bubble.sh [BUILD_DIR] [STEPS]     (defaults: build, 5)
+#
+# How it is measured (src/dist/pipeline.c): each stage times its forwards and backwards in its
+# thread's CPU time, which stops while the kernel runs another rank, so ranks oversubscribed on
+# 2 cores do not distort it; the step's schedule is then replayed as if each stage had a core.
+# "measured" replays each stage's median forward and backward time; "each op's own time" replays
+# the raw times, which a loaded machine's jitter inflates (one op in a few twice as long delays
+# the stages after it, and with m = 16 the theory's bubble is only 6 %).
+#
+# Measured (2 cores shared with 7 other builds, load average 16, 5 steps; the lead reruns it),
+# measured / theory:
+#   gpipe p=2  m=1 0.500/0.500  m=4 0.204/0.200  m=16 0.045/0.059    p=4  m=1 0.750/0.750  m=4 0.433/0.429  m=16 0.192/0.158
+#   1f1b  p=2  m=1 0.500/0.500  m=4 0.202/0.200  m=16 0.091/0.059    p=4  m=1 0.750/0.750  m=4 0.432/0.429  m=16 0.150/0.158
+# m = 1 and 4 are within 2 %; m = 16 came out at 0.77 to 1.55 of the theory from run to run:
+# there a stage 5 % slower than the others (the last carries the head and the loss; the load
+# moves each stage's times by more) changes a 6 % bubble by a third.
+set -eu
+BUILD=${1:-build}
+STEPS=${2:-5}
+bench=$BUILD/bench_pipeline_bubble
+[ -x "$bench" ] || { echo "pipeline_bubble: build $bench first (make)" >&2; exit 1; }
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+fails=0
+for p in 2 4; do
+    for schedule in gpipe 1f1b; do
+        for m in 1 4 16; do
+            line=$(mpirun --allow-run-as-root --oversubscribe -np "$p" "$bench" "$m" "$schedule" "$STEPS")
+            echo "$line"
+            echo "$line" | awk '{ for (i = 1; i <= NF; i++) if ($i == "(ratio") r = $(i + 1) + 0 }
+                               END { exit (r >= 0.8 && r <= 1.2) ? 0 : 1 }' || fails=$((fails + 1))
+        done
+    done
+done
+echo "pipeline_bubble: $fails of 12 outside 20 % of the theory"

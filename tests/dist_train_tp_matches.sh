@@ -1,0 +1,61 @@
+#!/bin/sh
+# dist_train_tp_matches.sh NABLA MPIEXEC NP — `mpirun -np NP nabla train ... --parallel tensor`
+# (the course MLP's hidden pair cut over NP ranks) writes OUT/model.safetensors, the whole model,
+# as one process writes it with the same flags: every weight within 1e-5 of the largest, plus
+# 1e-5 relative; rank 0 alone prints.  Then the sharded checkpoints resume: 1 epoch, stopped,
+# resumed for the second, ends byte for byte where the 2-epoch run ends.  The data: a small
+# MNIST-format set of random pixels made here.
+set -eu
+nabla=$1 mpiexec=$2 np=$3
+tmp=$(mktemp -d /tmp/nabla-dist-tp.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "dist_train_tp_matches: $*" >&2; exit 1; }
+
+be32() { printf "\\$(printf '%03o' $(($1 >> 24 & 255)))\\$(printf '%03o' $(($1 >> 16 & 255)))"; \
+         printf "\\$(printf '%03o' $(($1 >> 8 & 255)))\\$(printf '%03o' $(($1 & 255)))"; }
+idx() { # idx FILE COUNT: random images, labels 0..9 (tr repeats its last digit for the rest)
+    { be32 2051; be32 "$2"; be32 28; be32 28; head -c $(($2 * 784)) /dev/urandom; } | gzip > "$tmp/data/$1-images-idx3-ubyte.gz"
+    { be32 2049; be32 "$2"; head -c "$2" /dev/urandom | tr '\000-\377' '\000-\011'; } | gzip > "$tmp/data/$1-labels-idx1-ubyte.gz"
+}
+mkdir -p "$tmp/data"
+idx train 1280
+idx t10k 64
+flags="--data $tmp/data --batch 64 --sched none --threads 1 --seed 3"
+run() { # run NAME ARGS...: mpirun -np NP nabla train --parallel tensor
+    name=$1; shift
+    # shellcheck disable=SC2086 # the flags are meant to split
+    "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" "$nabla" train $flags --parallel tensor "$@" \
+        > "$tmp/$name.txt" 2> "$tmp/$name.err" || { cat "$tmp/$name.txt" "$tmp/$name.err"; fail "$name failed"; }
+}
+# shellcheck disable=SC2086
+"$nabla" train $flags --epochs 2 --out "$tmp/one" > "$tmp/one.txt" 2>&1 || { cat "$tmp/one.txt"; fail "one process failed"; }
+run tp --epochs 2 --out "$tmp/tp"
+[ "$(grep -c '^wrote ' "$tmp/tp.txt")" -eq 1 ] || { cat "$tmp/tp.txt"; fail "not rank 0 alone printed"; }
+grep -q "ColumnParallelLinear" "$tmp/tp.err" || { cat "$tmp/tp.err"; fail "the model was not split"; }
+[ -f "$tmp/tp/shard-$((np - 1))-of-$np/checkpoint.safetensors" ] || fail "no checkpoint of the last rank's shard"
+
+# the float32 weights after each file's header (8-byte length, then JSON), and the header but
+# its checksum (of the weights, which differ in their last bits)
+floats() { od -A n -v -t f4 -j $((8 + $(od -A n -t u8 -N 8 "$1"))) "$1" | tr -s ' ' '\n' | grep -v '^$'; }
+header() { head -c $((8 + $(od -A n -t u8 -N 8 "$1"))) "$1" | tail -c +9 | sed 's/"nabla.file_crc32":"[0-9a-f]*",//'; }
+[ "$(header "$tmp/one/model.safetensors")" = "$(header "$tmp/tp/model.safetensors")" ] ||
+    fail "the whole model's file names other tensors, shapes or metadata than one process's"
+floats "$tmp/one/model.safetensors" > "$tmp/one.f"
+floats "$tmp/tp/model.safetensors" > "$tmp/tp.f"
+paste "$tmp/one.f" "$tmp/tp.f" | awk '
+    function abs(x) { return x < 0 ? -x : x }
+    { a[NR] = $1; b[NR] = $2; if (abs($1) > big) big = abs($1) }
+    END {
+        for (i = 1; i <= NR; i++) { d = abs(a[i] - b[i]); if (d > worst) worst = d
+            if (d > 1e-5 * big + 1e-5 * abs(a[i])) { printf "weight %d: %.9g vs %.9g\n", i, a[i], b[i]; bad = 1 } }
+        printf "dist_train_tp_matches: %d weights, largest difference %.3g (largest weight %.3g)\n", NR, worst, big
+        exit bad }' || fail "$np ranks and one process trained different models"
+
+# one process loads the whole model
+"$nabla" eval "$tmp/tp/model.safetensors" --data "$tmp/data" > "$tmp/eval.txt" 2>&1 || { cat "$tmp/eval.txt"; fail "one process cannot load the whole model"; }
+
+# resume: each rank its shard's checkpoint
+run first --epochs 2 --stop-after 1 --out "$tmp/resumed"
+run second --epochs 2 --out "$tmp/resumed" --resume "$tmp/resumed/checkpoint.safetensors"
+cmp "$tmp/tp/model.safetensors" "$tmp/resumed/model.safetensors" || fail "the resumed run ends elsewhere"
+echo "dist_train_tp_matches: the resumed run ends byte for byte where the whole run does"
