@@ -1270,6 +1270,8 @@ static void amp_and_qat_train_and_eval_reads_the_qat_model(void) {
     CHECK(NABLA("train", "--data", data_dir(), "--qat-from", tpath("A/model.safetensors"),
                 "--out", tpath("QAT2")) == 2);
     CHECK_STR_CONTAINS(err_text, "--qat-from and --qat-freeze-* need --qat");
+}
+
 /* ---------------------------------------------------------------- nabla quantize */
 
 static void quantize_writes_an_int8_file_that_eval_reads(void) {
