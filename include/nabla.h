@@ -329,6 +329,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/lora.h"
 #include "nabla/prune.h"
 #include "nabla/dist.h"
+#include "nabla/symbolic.h"
 
 #ifdef __cplusplus
 }
