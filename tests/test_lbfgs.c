@@ -252,6 +252,51 @@ static void lbfgs_converges_on_rosenbrock_and_frees_everything(void) {
     CHECK_BYTES_BACK("lbfgs", before);
 }
 
+/* Once the history is full, a step calls malloc zero times (the closure's scope keeps its
+ * blocks between calls). */
+static void lbfgs_steps_allocate_nothing_once_the_history_is_full(void) {
+    for (int wolfe = 0; wolfe < 2; wolfe++) {
+        problem pr = rosenbrock_at(-1.2f, 1);
+        pr.o = nb_lbfgs_new(2, pr.p, (nb_lbfgs_opts){.lr = wolfe ? 1 : 0.01, .max_iter = 3,
+                                                     .history_size = 2,
+                                                     .line_search_fn = (nb_line_search)wolfe});
+        for (int s = 0; s < 3; s++) nb_optim_step_closure(pr.o, closure, &pr, NULL);
+        uint64_t before = nb_alloc_stats_get().mallocs;
+        for (int s = 0; s < 3; s++) CHECK_EQ_INT(nb_optim_step_closure(pr.o, closure, &pr, NULL), NB_OK);
+        CHECK_EQ_INT(nb_alloc_stats_get().mallocs - before, 0);
+        problem_free(&pr);
+    }
+}
+
+static double rosenbrock_closure_of_two(void *ctx) {
+    problem *pr = ctx;
+    nb_optim_zero_grad(pr->o);
+    nb_tensor *loss = rosenbrock(pr->p[0], pr->p[1]);
+    return nb_backward(loss) == NB_OK ? nb_item(loss) : NAN;
+}
+
+/* A parameter the loss does not use has no gradient: it counts as zeros (torch's
+ * _gather_flat_grad), stays where it is, and the others move exactly as without it. */
+static void lbfgs_leaves_a_parameter_without_gradient_and_moves_the_rest_as_without_it(void) {
+    problem a = rosenbrock_at(-1.2f, 1), b = rosenbrock_at(-1.2f, 1);
+    float z = 0.25f;
+    b.p[2] = nb_from_data(&z, 1, (int64_t[]){1});
+    nb_set_requires_grad(b.p[2], true);
+    b.n = 3;
+    nb_lbfgs_opts opts = {.max_iter = 6, .line_search_fn = NB_LINE_SEARCH_STRONG_WOLFE};
+    a.o = nb_lbfgs_new(2, a.p, opts);
+    b.o = nb_lbfgs_new(3, b.p, opts);
+    for (int s = 0; s < 3; s++) {
+        CHECK_EQ_INT(nb_optim_step_closure(a.o, rosenbrock_closure_of_two, &a, NULL), NB_OK);
+        CHECK_EQ_INT(nb_optim_step_closure(b.o, rosenbrock_closure_of_two, &b, NULL), NB_OK);
+    }
+    CHECK(nb_grad(b.p[2]) == NULL);
+    CHECK_NEAR(nb_item(b.p[2]), 0.25, 0, 0);
+    for (int i = 0; i < 2; i++) CHECK_NEAR(nb_item(a.p[i]), nb_item(b.p[i]), 0, 0);
+    problem_free(&a);
+    problem_free(&b);
+}
+
 int main(void) {
     lbfgs_follows_torch_trajectories_with_and_without_strong_wolfe();
     lbfgs_step_without_a_closure_fails_and_says_to_use_one();
@@ -262,5 +307,7 @@ int main(void) {
     other_optimisers_call_the_closure_once_then_step();
     lbfgs_at_a_minimum_evaluates_once_and_stays();
     lbfgs_converges_on_rosenbrock_and_frees_everything();
+    lbfgs_steps_allocate_nothing_once_the_history_is_full();
+    lbfgs_leaves_a_parameter_without_gradient_and_moves_the_rest_as_without_it();
     return check_summary();
 }
