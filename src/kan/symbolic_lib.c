@@ -10,6 +10,8 @@
  */
 #include "symbolic_internal.h"
 
+#include "../core/parallel.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -145,31 +147,55 @@ static bool moments_at(const nb__symfn *F, double a, double b, int64_t n, const 
     return true;
 }
 
-/* The grid search: (a, b) of the largest regularised r^2, zoomed `iterations` times. */
-static void search_ab(const nb__symfn *F, const fit_opts *o, int64_t n, const float *x,
-                      const float *y, double mean_y, double s_yy, double *u, double ab[2]) {
+/* One grid of (a, b): r2[i g + j] for a = lo[0] + i step[0], b = lo[1] + j step[1], -1 where f
+ * is not finite at some sample.  One pass over the samples per point (S_uu from sums of u and
+ * u^2 in double: the ranking needs no more), rows shared out among the threads. */
+typedef struct {
+    const nb__symfn *F;
+    const float *x;
+    const double *yc; /* y - mean(y) */
+    int64_t n;
+    double lo[2], step[2], s_yy;
+    int g;
+    double *r2;
+} grid_job;
+
+static void grid_rows(void *ctx, int64_t lo, int64_t hi) {
+    const grid_job *J = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        for (int j = 0; j < J->g; j++) {
+            double a = J->lo[0] + (double)i * J->step[0], b = J->lo[1] + j * J->step[1];
+            double su = 0, suu = 0, suy = 0;
+            bool finite = true;
+            for (int64_t k = 0; k < J->n && finite; k++) {
+                double u = J->F->f(a * J->x[k] + b);
+                finite = isfinite(u);
+                su += u, suu += u * u, suy += u * J->yc[k];
+            }
+            double s_uu = fmax(suu - su * su / (double)J->n, 0);
+            J->r2[i * J->g + j] = finite ? suy * suy / (s_uu * J->s_yy + 1e-4) : -1;
+        }
+}
+
+/* The grid search: (a, b) of the largest regularised r^2, zoomed `iterations` times; r2 holds
+ * grid^2 doubles. */
+static void search_ab(grid_job *J, const fit_opts *o, double ab[2]) {
     double lo[2] = {o->lo[0], o->lo[1]}, hi[2] = {o->hi[0], o->hi[1]};
     int g = o->grid;
     ab[0] = 1, ab[1] = 0;
     for (int it = 0; it < o->iterations; it++) {
-        double best = -1, step[2] = {(hi[0] - lo[0]) / (g - 1), (hi[1] - lo[1]) / (g - 1)};
+        for (int d = 0; d < 2; d++) J->lo[d] = lo[d], J->step[d] = (hi[d] - lo[d]) / (g - 1);
+        nb__parallel_for(J->n * g * g > 100000, g, grid_rows, J);
+        double best = -1;
         int at[2] = {0, 0};
-        for (int i = 0; i < g; i++)
-            for (int j = 0; j < g; j++) {
-                moments m;
-                double a = lo[0] + i * step[0], b = lo[1] + j * step[1];
-                if (!moments_at(F, a, b, n, x, y, mean_y, u, &m)) continue;
-                double r2 = m.s_uy * m.s_uy / (m.s_uu * s_yy + 1e-4);
-                if (r2 > best) best = r2, at[0] = i, at[1] = j;
-            }
+        for (int i = 0; i < g * g; i++) /* the first largest, in row-major order */
+            if (J->r2[i] > best) best = J->r2[i], at[0] = i / g, at[1] = i % g;
         if (best < 0) return; /* f is nowhere finite on this box: keep a = 1, b = 0 */
         for (int d = 0; d < 2; d++) {
-            ab[d] = lo[d] + at[d] * step[d];
+            ab[d] = lo[d] + at[d] * J->step[d];
             int from = at[d] == 0 ? 0 : at[d] == g - 1 ? g - 2 : at[d] - 1;
-            int to = at[d] == 0 ? 1 : at[d] == g - 1 ? g - 1 : at[d] + 1;
-            double l = lo[d];
-            lo[d] = l + from * step[d];
-            hi[d] = l + to * step[d];
+            lo[d] = ab[d] + (from - at[d]) * J->step[d];
+            hi[d] = lo[d] + 2 * J->step[d] - (at[d] == 0 || at[d] == g - 1) * J->step[d];
         }
     }
 }
@@ -189,8 +215,18 @@ nb_status nb_symbolic_fit(int fn, int64_t n, const float *x, const float *y,
     mean_y /= (double)n;
     for (int64_t k = 0; k < n; k++) s_yy += (y[k] - mean_y) * (y[k] - mean_y);
     double ab[2] = {1, 0};
-    if (fn != nb__symfn_identity() && fn != nb__symfn_zero())
-        search_ab(F, &o, n, x, y, mean_y, s_yy, u, ab);
+    if (fn != nb__symfn_identity() && fn != nb__symfn_zero()) {
+        size_t grid_bytes = sizeof(double) * (size_t)o.grid * (size_t)o.grid;
+        grid_job J = {.F = F, .x = x, .yc = u, .n = n, .s_yy = s_yy, .g = o.grid,
+                      .r2 = nb__alloc(grid_bytes)};
+        if (!J.r2) {
+            nb__dealloc(u, sizeof(double) * (size_t)n);
+            return nb_error_code();
+        }
+        for (int64_t k = 0; k < n; k++) u[k] = y[k] - mean_y;
+        search_ab(&J, &o, ab);
+        nb__dealloc(J.r2, grid_bytes);
+    }
     moments m;
     *out = (nb_symfit){.fn = fn, .a = ab[0], .b = ab[1], .d = mean_y, .complexity = F->complexity};
     if (moments_at(F, ab[0], ab[1], n, x, y, mean_y, u, &m) && m.s_uu > 0) {
