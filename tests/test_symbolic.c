@@ -253,6 +253,84 @@ static void expressions_propagate_null_and_free_what_they_took(void) {
     CHECK_BYTES_BACK("failed expressions", before);
 }
 
+/* ---------------------------------------------------------------- as tensors */
+
+/* Each function as ops gives the library's values and, by backward, its derivative (central
+ * differences of the library's double version). */
+static void symbolic_forward_matches_the_library_and_its_derivative(void) {
+    const float xs[3] = {0.3f, 0.55f, 0.8f};
+    for (int fn = 0; fn < nb_symbolic_count(); fn++) {
+        const char *name = nb_symbolic_name(fn);
+        bool missing = !strcmp(name, "sgn") || !strcmp(name, "arcsin") || !strcmp(name, "arctan");
+        nb_tensor *x = nb_from_data(xs, 1, (int64_t[]){3});
+        nb_set_requires_grad(x, true);
+        nb_scope_begin();
+        nb_tensor *y = nb_symbolic_forward(fn, x);
+        if (missing) {
+            CHECK(y == NULL);
+            CHECK_STR_CONTAINS(nb_error_message(), "has no differentiable op");
+        } else {
+            CHECK_EQ_INT(nb_backward(nb_sum(y)), NB_OK);
+            float got[3], dgot[3];
+            CHECK_EQ_INT(nb_copy_to(y, got, 3), NB_OK);
+            CHECK_EQ_INT(nb_copy_to(nb_grad(x), dgot, 3), NB_OK);
+            for (int k = 0; k < 3; k++) {
+                double h = 1e-6, v = nb_symbolic_apply(fn, xs[k]);
+                double dv = (nb_symbolic_apply(fn, xs[k] + h) - nb_symbolic_apply(fn, xs[k] - h)) / (2 * h);
+                if (fabs(got[k] - v) <= 1e-6 + 1e-5 * fabs(v) && fabs(dgot[k] - dv) <= 1e-5 + 1e-4 * fabs(dv))
+                    check_passed_++;
+                else CHECK_FAIL_("%s at %g: %g, d %g; want %g, d %g", name, xs[k], got[k], dgot[k], v, dv);
+            }
+        }
+        nb_scope_end();
+        nb_tensor_free(x);
+    }
+}
+
+typedef struct {
+    int fn;
+    nb_tensor *p[4], *x, *y; /* a, b, c, d */
+    nb_optim *o;
+} fixed_edge;
+
+/* mean((c f(a x + b) + d - y)^2) */
+static double fixed_edge_closure(void *ctx) {
+    fixed_edge *E = ctx;
+    nb_optim_zero_grad(E->o);
+    nb_tensor *inner = nb_add(nb_mul(E->p[0], E->x), E->p[1]);
+    nb_tensor *pred = nb_add(nb_mul(E->p[2], nb_symbolic_forward(E->fn, inner)), E->p[3]);
+    nb_tensor *e = nb_sub(pred, E->y);
+    nb_tensor *loss = nb_mean(nb_mul(e, e));
+    return nb_backward(loss) == NB_OK ? nb_item(loss) : NAN;
+}
+
+/* An edge fixed to sin trains its affine parameters from a rough start with L-BFGS: the two
+ * halves of issue 15 joined. */
+static void fixed_edge_trains_its_affine_params_with_lbfgs(void) {
+    float x[N], y[N];
+    samples(x, y, -1, 1, "sin", 1.5, 0.3, 2, -0.5, 0);
+    fixed_edge E = {.fn = nb_symbolic_find("sin")};
+    const float start[4] = {1.3f, 0.1f, 1.7f, -0.3f};
+    for (int i = 0; i < 4; i++) {
+        E.p[i] = nb_from_data(&start[i], 1, (int64_t[]){1});
+        nb_set_requires_grad(E.p[i], true);
+    }
+    E.x = nb_from_data(x, 1, (int64_t[]){N});
+    E.y = nb_from_data(y, 1, (int64_t[]){N});
+    E.o = nb_lbfgs_new(4, E.p, (nb_lbfgs_opts){.line_search_fn = NB_LINE_SEARCH_STRONG_WOLFE});
+    double loss = NAN;
+    for (int s = 0; s < 5; s++) CHECK_EQ_INT(nb_optim_step_closure(E.o, fixed_edge_closure, &E, &loss), NB_OK);
+    CHECK(loss < 1e-8);
+    CHECK_NEAR(nb_item(E.p[0]), 1.5, 1e-3, 0);
+    CHECK_NEAR(nb_item(E.p[1]), 0.3, 1e-3, 0);
+    CHECK_NEAR(nb_item(E.p[2]), 2, 1e-3, 0);
+    CHECK_NEAR(nb_item(E.p[3]), -0.5, 1e-3, 0);
+    nb_optim_free(E.o);
+    for (int i = 0; i < 4; i++) nb_tensor_free(E.p[i]);
+    nb_tensor_free(E.x);
+    nb_tensor_free(E.y);
+}
+
 int main(void) {
     library_holds_pykans_functions_and_complexities();
     fit_recovers_sin_with_affine_params_from_clean_samples();
@@ -267,5 +345,7 @@ int main(void) {
     composed_kan_formula_snaps_to_exp_sin_pi_x1_plus_x2_squared();
     compose_skips_inactive_edges_and_keeps_a_zero_edges_constant();
     expressions_propagate_null_and_free_what_they_took();
+    symbolic_forward_matches_the_library_and_its_derivative();
+    fixed_edge_trains_its_affine_params_with_lbfgs();
     return check_summary();
 }
