@@ -176,6 +176,23 @@ static void lbfgs_rejects_bad_options_naming_them(void) {
     problem_free(&pr);
 }
 
+/* The JSON state carries the options and torch's counters but not the history, so loading it
+ * back is refused rather than resuming from a wrong state; no state tensors are listed. */
+static void lbfgs_state_is_written_but_loading_it_is_refused(void) {
+    problem pr = rosenbrock_at(-1.2f, 1);
+    pr.o = nb_lbfgs_new(2, pr.p, (nb_lbfgs_opts){.max_iter = 3});
+    CHECK_EQ_INT(nb_optim_step_closure(pr.o, closure, &pr, NULL), NB_OK);
+    char *state = nb_optim_state_json(pr.o);
+    /* max_eval = 3 * 5 / 4 = 3 evaluations end the step after two iterations */
+    CHECK_STR_CONTAINS(state, "\"n_iter\":2,\"func_evals\":3");
+    CHECK_STR_CONTAINS(state, "\"history_size\":100.0");
+    CHECK_EQ_INT(nb_optim_load_state_json(pr.o, state), NB_ERR_ARG);
+    CHECK_STR_CONTAINS(nb_error_message(), "lbfgs: loading a state is not supported");
+    CHECK_EQ_INT(nb_optim_state_tensors(pr.o, NULL, NULL, 0), 0);
+    free(state);
+    problem_free(&pr);
+}
+
 /* A closure that fails part-way (an op error inside it) stops the step with that error,
  * prefixed by the optimiser, and the parameters stay finite. */
 static void failing_closure_stops_the_step_with_its_error(void) {
@@ -302,6 +319,7 @@ int main(void) {
     lbfgs_step_without_a_closure_fails_and_says_to_use_one();
     lbfgs_refuses_a_second_parameter_group();
     lbfgs_rejects_bad_options_naming_them();
+    lbfgs_state_is_written_but_loading_it_is_refused();
     failing_closure_stops_the_step_with_its_error();
     nan_loss_without_an_error_is_a_value_error();
     other_optimisers_call_the_closure_once_then_step();
