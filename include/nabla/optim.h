@@ -102,10 +102,15 @@ typedef enum { NB_LINE_SEARCH_NONE, NB_LINE_SEARCH_STRONG_WOLFE } nb_line_search
  * max_iter, max_eval evaluations, max |g| <= tolerance_grad, or a change of the parameters or
  * the loss below tolerance_change.  Needs nb_optim_step_closure; one parameter group only (as
  * torch).  Memory: (history_size pairs + 7) flat vectors of all parameters' size, the history
- * made as it fills during the first history_size iterations, never in later steps.  The JSON
- * state has the group's options (the line search as the flag "strong_wolfe") and torch's state
- * counters "n_iter" and "func_evals" in state[0]; it cannot be loaded back (the history is not
- * in it: nb_optim_load_state_json fails), and nb_optim_state_tensors lists none. */
+ * made as it fills during the first history_size iterations, never in later steps.  State, as
+ * torch's: the JSON has the group's options (the line search as the flag "strong_wolfe") and in
+ * state[0] "n_iter", "func_evals", "t", "H_diag", "prev_loss", "num_old" and "ro";
+ * nb_optim_state_tensors lists "state.0.d", "state.0.prev_flat_grad" and history_size pairs
+ * "state.0.old_dirs.K", "state.0.old_stps.K" (oldest first, zeros past num_old), each of all
+ * parameters' size, made on the first call that asks for them (not a count) and filled from the
+ * optimiser on each call.  To restore: nb_optim_state_tensors, write the saved tensors into
+ * them, then nb_optim_load_state_json (which fails, naming this, if the tensors were not asked
+ * for, and if history_size differs). */
 typedef struct {
     double lr;               /* default 1 (NB_ZERO for 0) */
     int max_iter;            /* iterations per step, >= 1; default 20 */

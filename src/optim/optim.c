@@ -278,6 +278,13 @@ int nb_optim_state_tensors(nb_optim *o, const char **names, nb_tensor **tensors,
             }
             count++;
         }
+    if (o->kind->extra_tensors) {
+        int m = o->kind->extra_tensors(o, names ? names + (count < cap ? count : cap) : NULL,
+                                       tensors ? tensors + (count < cap ? count : cap) : NULL,
+                                       cap > count ? cap - count : 0);
+        if (m < 0) return 0;
+        count += m;
+    }
     return count;
 }
 
@@ -380,9 +387,6 @@ static bool read_group(const nb_optim *o, int gi, const json_t *j, nb__group *g)
 
 nb_status nb_optim_load_state_json(nb_optim *o, const char *text) {
     if (!o) return nb__fail_status(NB_ERR_NULL, "optim_load_state_json: optimizer is NULL");
-    if (o->kind->extra_json)
-        return nb__fail_status(NB_ERR_ARG, "%s: loading a state is not supported (its history of "
-                               "flat vectors is not saved); make a new optimizer", o->kind->name);
     const char *where = "optimizer state";
     json_t *root = nb__json_parse(text, where);
     if (!root) return nb_error_code();
@@ -418,12 +422,16 @@ nb_status nb_optim_load_state_json(nb_optim *o, const char *text) {
         char w[64];
         snprintf(w, sizeof w, "%s: state[%d]", where, i);
         const json_t *s = json_array_get(state, (size_t)i);
-        ok = nb__json_keys(s, state_keys, 1, w) && nb__json_int(s, "step", &steps[i], w);
+        bool kind_checks = i == 0 && o->kind->extra_load; /* state[0] holds the kind's keys too */
+        ok = (kind_checks || nb__json_keys(s, state_keys, 1, w)) &&
+             nb__json_int(s, "step", &steps[i], w);
         if (ok && steps[i] < 0) ok = (nb__fail(NB_ERR_ARG, "%s: 'step' is negative", w), false);
     }
+    if (ok && o->kind->extra_load) ok = o->kind->extra_load(o, root, false);
     if (ok) {
         memcpy(o->groups, staged, sizeof(nb__group) * (size_t)o->n_groups);
         for (int i = 0; i < o->n_params; i++) o->params[i].step = steps[i];
+        if (o->kind->extra_load) o->kind->extra_load(o, root, true);
     }
     nb__dealloc(steps, steps ? sizeof(int64_t) * (size_t)o->n_params : 0);
     nb__dealloc(staged, staged ? sizeof(nb__group) * (size_t)o->n_groups : 0);

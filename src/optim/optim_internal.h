@@ -89,10 +89,14 @@ typedef struct {
     void *(*new_extra)(const nb_optim *o);
     void (*free_extra)(nb_optim *o);
     bool single_group; /* torch refuses parameter groups (L-BFGS) */
-    /* A kind with whole-optimiser state adds torch's scalar counters to the JSON state's first
-     * entry (L-BFGS: n_iter, func_evals); its state is then write-only: loading it fails, as
-     * the flat history vectors are not in it.  NULL for the per-parameter kinds. */
+    /* A kind with whole-optimiser state (NULL for the others): extra_json adds its scalars to
+     * the JSON state's first entry, whose keys extra_load then checks (commit false: nothing
+     * changes; it may fail) and restores (commit true: cannot fail), reading root, the whole
+     * state; extra_tensors lists its state tensors after the parameters' slots as
+     * nb_optim_state_tensors does (writing at most cap; the count, -1 on failure). */
     void (*extra_json)(const nb_optim *o, json_t *state0);
+    bool (*extra_load)(nb_optim *o, const json_t *root, bool commit);
+    int (*extra_tensors)(nb_optim *o, const char **names, nb_tensor **tensors, int cap);
     int momentum;           /* hp[] index of the momentum a schedule may cycle, or NB__NO_MOMENTUM */
     bool momentum_is_beta1; /* it is Adam's beta1: only one-cycle cycles it, and it stays < 1 */
 } nb__optim_kind;

@@ -41,6 +41,8 @@ typedef struct {
     double h_diag, t, prev_loss;
     float *d, *g, *g_prev, *x, *y_new, *s_new; /* x: the parameters at the search's start */
     float *pool[POOL];
+    nb_tensor **mirror; /* the state tensors (saved_tensors), NULL until first asked for */
+    char (*mirror_names)[NB__NAME_MAX];
 } lbfgs_state;
 
 /* ---------------------------------------------------------------- flat vectors */
@@ -383,6 +385,8 @@ static void state_vectors(lbfgs_state *S, float **v[N_VECS]) {
     memcpy(v, all, sizeof all);
 }
 
+static void mirrors_free(lbfgs_state *S);
+
 static void state_destroy(lbfgs_state *S) {
     if (!S) return;
     size_t hp = sizeof(float *) * (size_t)S->hist_cap, hd = sizeof(double) * (size_t)S->hist_cap;
@@ -397,6 +401,7 @@ static void state_destroy(lbfgs_state *S) {
     float **v[N_VECS];
     state_vectors(S, v);
     for (int i = 0; i < N_VECS; i++) vec_free(*v[i], S->n);
+    mirrors_free(S);
     nb__dealloc(S, sizeof *S);
 }
 
@@ -452,22 +457,161 @@ static bool slot_needed(const nb__group *g, int slot) {
     return false;
 }
 
+/* ---------------------------------------------------------------- saved state
+ * torch's state: the scalars in the JSON state's first entry ("n_iter", "func_evals", "t",
+ * "H_diag", "prev_loss", "num_old", "ro"), the vectors as state tensors: "state.0.d",
+ * "state.0.prev_flat_grad", then "state.0.old_dirs.K" and "state.0.old_stps.K" for every
+ * K < history_size, oldest first (zeros past num_old).  The tensors mirror host vectors: made
+ * when first asked for (only a checkpoint pays for them), filled from the vectors on each
+ * nb_optim_state_tensors, and copied back by a load. */
+
+static int mirror_count(const lbfgs_state *S) { return 2 + 2 * S->hist_cap; }
+
+/* The vector behind mirror i: NULL for a history pair past num_old. */
+static float *mirror_vector(const lbfgs_state *S, int i) {
+    if (i < 2) return i == 0 ? S->d : S->g_prev;
+    int k = (i - 2) / 2, at = (S->oldest + k) % S->hist_cap;
+    if (k >= S->num_old) return NULL;
+    return (i - 2) % 2 ? S->stps[at] : S->dirs[at];
+}
+
+static void mirrors_free(lbfgs_state *S) {
+    if (!S->mirror) return;
+    int m = mirror_count(S);
+    for (int i = 0; i < m; i++) nb_tensor_free(S->mirror[i]);
+    nb__dealloc(S->mirror, sizeof(nb_tensor *) * (size_t)m);
+    nb__dealloc(S->mirror_names, sizeof *S->mirror_names * (size_t)m);
+    S->mirror = NULL;
+}
+
+static bool mirrors_make(lbfgs_state *S) {
+    int m = mirror_count(S);
+    int64_t n = S->n ? S->n : 1;
+    S->mirror = nb__alloc(sizeof(nb_tensor *) * (size_t)m);
+    S->mirror_names = S->mirror ? nb__alloc(sizeof *S->mirror_names * (size_t)m) : NULL;
+    if (!S->mirror_names) {
+        if (S->mirror) nb__dealloc(S->mirror, sizeof(nb_tensor *) * (size_t)m);
+        S->mirror = NULL;
+        return false;
+    }
+    memset(S->mirror, 0, sizeof(nb_tensor *) * (size_t)m);
+    for (int i = 0; i < m; i++) {
+        if (!(S->mirror[i] = nb__new_in(NULL, NB_F32, 1, &n))) {
+            mirrors_free(S);
+            return false;
+        }
+        if (i < 2) snprintf(S->mirror_names[i], NB__NAME_MAX, "state.0.%s", i ? "prev_flat_grad" : "d");
+        else snprintf(S->mirror_names[i], NB__NAME_MAX, "state.0.old_%s.%d", (i - 2) % 2 ? "stps" : "dirs",
+                      (i - 2) / 2);
+    }
+    return true;
+}
+
+static int extra_tensors(nb_optim *o, const char **names, nb_tensor **tensors, int cap) {
+    lbfgs_state *S = o->extra;
+    int m = mirror_count(S);
+    if (cap == 0) return m; /* counting makes nothing */
+    if (!S->mirror && !mirrors_make(S)) return -1;
+    for (int i = 0; i < m; i++) {
+        const float *v = mirror_vector(S, i);
+        if (v) nb__backend(NB_CPU)->copy_h2d(nb__f32(S->mirror[i]), v, sizeof(float) * (size_t)S->n);
+        else nb_fill(S->mirror[i], 0);
+        if (i < cap) {
+            if (names) names[i] = S->mirror_names[i];
+            if (tensors) tensors[i] = S->mirror[i];
+        }
+    }
+    return m;
+}
+
 static void extra_json(const nb_optim *o, json_t *state0) {
     const lbfgs_state *S = o->extra;
     json_object_set_new(state0, "n_iter", json_integer(S->n_iter));
     json_object_set_new(state0, "func_evals", json_integer(S->func_evals));
+    json_object_set_new(state0, "t", nb__json_real(S->t));
+    json_object_set_new(state0, "H_diag", nb__json_real(S->h_diag));
+    json_object_set_new(state0, "prev_loss", nb__json_real(S->prev_loss));
+    json_object_set_new(state0, "num_old", json_integer(S->num_old));
+    json_t *ro = json_array();
+    for (int k = 0; k < S->num_old; k++)
+        json_array_append_new(ro, nb__json_real(S->ro[(S->oldest + k) % S->hist_cap]));
+    json_object_set_new(state0, "ro", ro);
+}
+
+/* The scalars of a state, read and checked before anything changes. */
+typedef struct {
+    int64_t step, n_iter, func_evals, num_old;
+    double t, h_diag, prev_loss;
+} saved_scalars;
+
+static bool read_saved(const lbfgs_state *S, const json_t *root, saved_scalars *v) {
+    const char *w = "optimizer state: state[0]";
+    static const char *const keys[] = {"step", "n_iter", "func_evals", "t", "H_diag",
+                                       "prev_loss", "num_old", "ro"};
+    const json_t *s0 = json_array_get(json_object_get(root, "state"), 0);
+    const json_t *g0 = json_array_get(json_object_get(root, "param_groups"), 0);
+    double hist = json_number_value(json_object_get(g0, "history_size"));
+    if (hist != S->hist_cap)
+        return nb__fail(NB_ERR_ARG, "optimizer state: param_groups[0]: history_size %g differs "
+                        "from this optimizer's %d (it decides the state tensors)", hist,
+                        S->hist_cap), false;
+    bool ok = nb__json_keys(s0, keys, 8, w) && nb__json_int(s0, "step", &v->step, w) &&
+              nb__json_int(s0, "n_iter", &v->n_iter, w) &&
+              nb__json_int(s0, "func_evals", &v->func_evals, w) &&
+              nb__json_int(s0, "num_old", &v->num_old, w) && nb__json_num(s0, "t", &v->t, w) &&
+              nb__json_num(s0, "H_diag", &v->h_diag, w) &&
+              nb__json_num(s0, "prev_loss", &v->prev_loss, w);
+    if (ok && (v->n_iter < 0 || v->func_evals < 0 || v->num_old < 0 || v->num_old > S->hist_cap))
+        return nb__fail(NB_ERR_ARG, "%s: n_iter, func_evals or num_old out of range", w), false;
+    const json_t *ro = json_object_get(s0, "ro");
+    bool ro_ok = json_array_size(ro) == (size_t)v->num_old;
+    for (size_t k = 0; ok && ro_ok && k < json_array_size(ro); k++)
+        ro_ok = json_is_number(json_array_get(ro, k)) && json_number_value(json_array_get(ro, k)) > 0;
+    if (ok && !ro_ok)
+        return nb__fail(NB_ERR_ARG, "%s: 'ro' must hold num_old (%lld) positive numbers", w,
+                        (long long)v->num_old), false;
+    if (ok && v->n_iter > 0 && !S->mirror)
+        return nb__fail(NB_ERR_ARG, "%s: the state tensors were not filled: call "
+                        "nb_optim_state_tensors and write the saved tensors into them first", w), false;
+    return ok;
+}
+
+static bool extra_load(nb_optim *o, const json_t *root, bool commit) {
+    lbfgs_state *S = o->extra;
+    saved_scalars v;
+    if (!read_saved(S, root, &v)) return false; /* it changes nothing: commit reads again */
+    const json_t *ro = json_object_get(json_array_get(json_object_get(root, "state"), 0), "ro");
+    if (!commit) { /* the pairs a commit will fill must exist: make them now, when failing is allowed */
+        for (int k = 0; k < v.num_old; k++) {
+            if (!S->dirs[k]) S->dirs[k] = vec_new(S->n);
+            if (S->dirs[k] && !S->stps[k]) S->stps[k] = vec_new(S->n);
+            if (!S->stps[k]) return false;
+        }
+        return true;
+    }
+    S->n_iter = v.n_iter, S->func_evals = v.func_evals, S->t = v.t, S->h_diag = v.h_diag;
+    S->prev_loss = v.prev_loss;
+    S->oldest = 0, S->num_old = 0; /* mirror_vector now maps pair k to ring slot k */
+    S->num_old = (int)v.num_old;
+    for (int k = 0; k < S->num_old; k++) S->ro[k] = json_number_value(json_array_get(ro, (size_t)k));
+    for (int i = 0; S->mirror && i < mirror_count(S); i++) {
+        float *dst = mirror_vector(S, i);
+        if (dst) nb__backend(NB_CPU)->copy_d2h(dst, nb__f32(S->mirror[i]), sizeof(float) * (size_t)S->n);
+    }
+    return true;
 }
 
 static const nb__hp_field fields[] = {
     NB__HP("max_iter", MAX_ITER), NB__HP("max_eval", MAX_EVAL),
     NB__HP("tolerance_grad", TOLERANCE_GRAD), NB__HP("tolerance_change", TOLERANCE_CHANGE),
-    NB__HP("history_size", HISTORY_SIZE), NB__HP_STATE_FLAG("strong_wolfe", STRONG_WOLFE), {0},
+    NB__HP("history_size", HISTORY_SIZE), NB__HP_FLAG("strong_wolfe", STRONG_WOLFE), {0},
 };
 
 const nb__optim_kind nb__lbfgs = {
     .name = "lbfgs", .fields = fields, .slot_needed = slot_needed, .check = check,
     .step_closure = lbfgs_step, .new_extra = state_new, .free_extra = state_free,
-    .single_group = true, .extra_json = extra_json, .momentum = NB__NO_MOMENTUM,
+    .single_group = true, .extra_json = extra_json, .extra_load = extra_load,
+    .extra_tensors = extra_tensors, .momentum = NB__NO_MOMENTUM,
 };
 
 nb_optim *nb_lbfgs_new(int n, nb_tensor *const *params, nb_lbfgs_opts opts) {
