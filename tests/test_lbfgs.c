@@ -13,6 +13,7 @@
  */
 #include "check.h"
 #include "golden_json.h"
+#include "tmpdir.h"
 
 #define TRAJ_ATOL 2e-5
 #define TRAJ_RTOL 2e-4
@@ -242,6 +243,61 @@ static void lbfgs_state_round_trip_resumes_byte_for_byte(void) {
     problem_free(&b);
 }
 
+typedef struct {
+    nb_module *m;
+    nb_tensor *X, *Y;
+    nb_optim *o;
+} model_fit;
+
+static double model_closure(void *ctx) {
+    model_fit *F = ctx;
+    nb_optim_zero_grad(F->o);
+    nb_tensor *e = nb_sub(nb_module_forward(F->m, F->X), F->Y);
+    nb_tensor *loss = nb_mean(nb_mul(e, e));
+    return nb_backward(loss) == NB_OK ? nb_item(loss) : NAN;
+}
+
+static nb_optim *model_lbfgs(nb_module *m) {
+    nb_tensor *p[2] = {nb_module_param(m, 0, NULL), nb_module_param(m, 1, NULL)};
+    return nb_lbfgs_new(2, p, (nb_lbfgs_opts){.max_iter = 3, .history_size = 4,
+                                              .line_search_fn = NB_LINE_SEARCH_STRONG_WOLFE});
+}
+
+/* Through a checkpoint file (model, L-BFGS state), a new model and optimiser end where the run
+ * that never stopped does. */
+static void lbfgs_checkpoint_resumes_where_the_whole_run_does(void) {
+    if (!tmpdir_make("nb_lbfgs")) return;
+    float xs[24], ys[8];
+    for (int i = 0; i < 24; i++) xs[i] = (float)sin(1.7 * i);
+    for (int i = 0; i < 8; i++) ys[i] = (float)cos(0.9 * i);
+    model_fit a = {.m = nb_linear_new(3, 1, true), .X = nb_from_data(xs, 2, (int64_t[]){8, 3}),
+                   .Y = nb_from_data(ys, 2, (int64_t[]){8, 1})};
+    model_fit b = {.m = nb_linear_new(3, 1, true), .X = a.X, .Y = a.Y};
+    a.o = model_lbfgs(a.m);
+    b.o = model_lbfgs(b.m);
+    for (int s = 0; s < 2; s++) CHECK_EQ_INT(nb_optim_step_closure(a.o, model_closure, &a, NULL), NB_OK);
+    CHECK_EQ_INT(nb_checkpoint_save(tpath("ck.safetensors"), a.m, a.o, NULL, 2, NULL), NB_OK);
+    CHECK_EQ_INT(nb_checkpoint_load(tpath("ck.safetensors"), b.m, b.o, NULL, NULL, NULL), NB_OK);
+    for (int s = 0; s < 2; s++) {
+        CHECK_EQ_INT(nb_optim_step_closure(a.o, model_closure, &a, NULL), NB_OK);
+        CHECK_EQ_INT(nb_optim_step_closure(b.o, model_closure, &b, NULL), NB_OK);
+    }
+    for (int i = 0; i < 2; i++) {
+        float pa[3], pb[3];
+        int64_t n = nb_numel(nb_module_param(a.m, i, NULL));
+        nb_copy_to(nb_module_param(a.m, i, NULL), pa, n);
+        nb_copy_to(nb_module_param(b.m, i, NULL), pb, n);
+        CHECK(memcmp(pa, pb, sizeof(float) * (size_t)n) == 0);
+    }
+    nb_optim_free(a.o);
+    nb_optim_free(b.o);
+    nb_module_free(a.m);
+    nb_module_free(b.m);
+    nb_tensor_free(a.X);
+    nb_tensor_free(a.Y);
+    tmpdir_remove();
+}
+
 /* A closure that fails part-way (an op error inside it) stops the step with that error,
  * prefixed by the optimiser, and the parameters stay finite. */
 static void failing_closure_stops_the_step_with_its_error(void) {
@@ -369,6 +425,7 @@ int main(void) {
     lbfgs_refuses_a_second_parameter_group();
     lbfgs_rejects_bad_options_naming_them();
     lbfgs_state_round_trip_resumes_byte_for_byte();
+    lbfgs_checkpoint_resumes_where_the_whole_run_does();
     failing_closure_stops_the_step_with_its_error();
     nan_loss_without_an_error_is_a_value_error();
     other_optimisers_call_the_closure_once_then_step();

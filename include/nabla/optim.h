@@ -108,9 +108,10 @@ typedef enum { NB_LINE_SEARCH_NONE, NB_LINE_SEARCH_STRONG_WOLFE } nb_line_search
  * nb_optim_state_tensors lists "state.0.d", "state.0.prev_flat_grad" and history_size pairs
  * "state.0.old_dirs.K", "state.0.old_stps.K" (oldest first, zeros past num_old), each of all
  * parameters' size, made on the first call that asks for them (not a count) and filled from the
- * optimiser on each call.  To restore: nb_optim_state_tensors, write the saved tensors into
- * them, then nb_optim_load_state_json (which fails, naming this, if the tensors were not asked
- * for, and if history_size differs). */
+ * optimiser on each call.  To restore: nb_optim_state_tensors, then write the saved tensors into
+ * them and nb_optim_load_state_json in either order (a checkpoint does both); the next step
+ * reads the tensors.  Loading fails, naming the cause, when the tensors were never asked for or
+ * history_size differs. */
 typedef struct {
     double lr;               /* default 1 (NB_ZERO for 0) */
     int max_iter;            /* iterations per step, >= 1; default 20 */

@@ -41,8 +41,9 @@ typedef struct {
     double h_diag, t, prev_loss;
     float *d, *g, *g_prev, *x, *y_new, *s_new; /* x: the parameters at the search's start */
     float *pool[POOL];
-    nb_tensor **mirror; /* the state tensors (saved_tensors), NULL until first asked for */
+    nb_tensor **mirror; /* the state tensors, NULL until first asked for */
     char (*mirror_names)[NB__NAME_MAX];
+    bool mirror_ahead;  /* a load made the tensors the state: the next step reads them */
 } lbfgs_state;
 
 /* ---------------------------------------------------------------- flat vectors */
@@ -347,9 +348,12 @@ static int iterate(nb_optim *o, const lbfgs_opts *op, nb_closure_fn closure, voi
     return 1;
 }
 
+static void mirrors_catch_up(lbfgs_state *S);
+
 static nb_status lbfgs_step(nb_optim *o, nb_closure_fn closure, void *ctx, double *loss_out) {
     const nb__group *g = &o->groups[0];
     lbfgs_state *S = o->extra;
+    mirrors_catch_up(S);
     lbfgs_opts op = {.lr = g->lr, .tolerance_grad = g->hp[TOLERANCE_GRAD],
                      .tolerance_change = g->hp[TOLERANCE_CHANGE],
                      .max_iter = (int64_t)g->hp[MAX_ITER], .max_eval = (int64_t)g->hp[MAX_EVAL],
@@ -462,8 +466,10 @@ static bool slot_needed(const nb__group *g, int slot) {
  * "H_diag", "prev_loss", "num_old", "ro"), the vectors as state tensors: "state.0.d",
  * "state.0.prev_flat_grad", then "state.0.old_dirs.K" and "state.0.old_stps.K" for every
  * K < history_size, oldest first (zeros past num_old).  The tensors mirror host vectors: made
- * when first asked for (only a checkpoint pays for them), filled from the vectors on each
- * nb_optim_state_tensors, and copied back by a load. */
+ * when first asked for (only a checkpoint pays for them) and filled from the vectors on each
+ * nb_optim_state_tensors.  A load sets the scalars and leaves the tensors ahead of the vectors,
+ * which the next step copies back: so the tensors may be written before the JSON is loaded or
+ * after (a checkpoint loads the JSON first). */
 
 static int mirror_count(const lbfgs_state *S) { return 2 + 2 * S->hist_cap; }
 
@@ -514,8 +520,10 @@ static int extra_tensors(nb_optim *o, const char **names, nb_tensor **tensors, i
     if (!S->mirror && !mirrors_make(S)) return -1;
     for (int i = 0; i < m; i++) {
         const float *v = mirror_vector(S, i);
-        if (v) nb__backend(NB_CPU)->copy_h2d(nb__f32(S->mirror[i]), v, sizeof(float) * (size_t)S->n);
-        else nb_fill(S->mirror[i], 0);
+        if (!S->mirror_ahead && v)
+            nb__backend(NB_CPU)->copy_h2d(nb__f32(S->mirror[i]), v, sizeof(float) * (size_t)S->n);
+        else if (!S->mirror_ahead)
+            nb_fill(S->mirror[i], 0);
         if (i < cap) {
             if (names) names[i] = S->mirror_names[i];
             if (tensors) tensors[i] = S->mirror[i];
@@ -594,11 +602,17 @@ static bool extra_load(nb_optim *o, const json_t *root, bool commit) {
     S->oldest = 0, S->num_old = 0; /* mirror_vector now maps pair k to ring slot k */
     S->num_old = (int)v.num_old;
     for (int k = 0; k < S->num_old; k++) S->ro[k] = json_number_value(json_array_get(ro, (size_t)k));
-    for (int i = 0; S->mirror && i < mirror_count(S); i++) {
+    S->mirror_ahead = S->mirror != NULL;
+    return true;
+}
+
+/* After a load: the vectors from the tensors. */
+static void mirrors_catch_up(lbfgs_state *S) {
+    for (int i = 0; S->mirror_ahead && i < mirror_count(S); i++) {
         float *dst = mirror_vector(S, i);
         if (dst) nb__backend(NB_CPU)->copy_d2h(dst, nb__f32(S->mirror[i]), sizeof(float) * (size_t)S->n);
     }
-    return true;
+    S->mirror_ahead = false;
 }
 
 static const nb__hp_field fields[] = {
