@@ -101,8 +101,9 @@ typedef enum { NB_LINE_SEARCH_NONE, NB_LINE_SEARCH_STRONG_WOLFE } nb_line_search
  * interpolation, c1 = 1e-4, c2 = 0.9, at most 25 evaluations).  An iteration stops the step at
  * max_iter, max_eval evaluations, max |g| <= tolerance_grad, or a change of the parameters or
  * the loss below tolerance_change.  Needs nb_optim_step_closure; one parameter group only (as
- * torch).  Memory: (history_size pairs + 7) flat vectors of all parameters' size, the history
- * made as it fills during the first history_size iterations, never in later steps.  State, as
+ * torch).  Memory: history_size pairs + 9 flat vectors of all parameters' size, the pairs made
+ * as the history fills during the first history_size iterations, never in later steps (and as
+ * many again once state tensors are asked for).  State, as
  * torch's: the JSON has the group's options (the line search as the flag "strong_wolfe") and in
  * state[0] "n_iter", "func_evals", "t", "H_diag", "prev_loss", "num_old" and "ro";
  * nb_optim_state_tensors lists "state.0.d", "state.0.prev_flat_grad" and history_size pairs
