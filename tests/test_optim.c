@@ -1078,6 +1078,7 @@ static void every_kind_has_its_registry_line(void) {
         nb_sgd_new(1, p, (nb_sgd_opts){.lr = 0.1, .momentum = 0.9}),
         nb_adagrad_new(1, p, (nb_adagrad_opts){0}), nb_rmsprop_new(1, p, (nb_rmsprop_opts){0}),
         nb_adam_new(1, p, (nb_adam_opts){0}), nb_adamw_new(1, p, (nb_adamw_opts){0}),
+        nb_lbfgs_new(1, p, (nb_lbfgs_opts){0}),
     };
     int n_optims = (int)(sizeof os / sizeof os[0]);
     bool seen[16] = {0};
@@ -1127,7 +1128,11 @@ static void every_optimiser_descriptor_is_complete(void) {
         const nb__optim_kind *k = nb__optim_kinds[i];
         CHECK(k->name && !key_in(k->name, names, i));
         names[i] = k->name;
-        CHECK(k->check && k->step && k->slot_needed && k->slots[0]);
+        /* a kind that steps only with a closure (L-BFGS) has no per-parameter update, slots
+         * or weight_decay (torch's has none) */
+        bool closure_only = k->step_closure && !k->step;
+        CHECK(k->check && (k->step || closure_only) && k->slot_needed &&
+              (k->slots[0] || closure_only));
         const char *keys[NB__GROUP_HP + 4] = {"lr", "initial_lr", "params"};
         int n = 3, weight_decay = 0;
         bool momentum_named = k->momentum == NB__NO_MOMENTUM;
@@ -1143,7 +1148,7 @@ static void every_optimiser_descriptor_is_complete(void) {
                                                                    sizeof(double) * (size_t)k->momentum)
                 momentum_named = !strcmp(f->key, k->momentum_is_beta1 ? "betas" : "momentum");
         }
-        CHECK(n <= NB__GROUP_HP + 4 && weight_decay == 1 && momentum_named);
+        CHECK(n <= NB__GROUP_HP + 4 && weight_decay == !closure_only && momentum_named);
         for (int s = 0; s < NB__SLOTS; s++)
             CHECK(!k->slots[s] || strlen("state.2147483647.") + strlen(k->slots[s]) < NB__NAME_MAX);
     }

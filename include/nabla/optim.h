@@ -91,6 +91,38 @@ NB_API nb_optim *nb_adagrad_new(int n, nb_tensor *const *params, nb_adagrad_opts
 NB_API nb_optim *nb_rmsprop_new(int n, nb_tensor *const *params, nb_rmsprop_opts opts);
 NB_API nb_optim *nb_adam_new(int n, nb_tensor *const *params, nb_adam_opts opts);
 NB_API nb_optim *nb_adamw_new(int n, nb_tensor *const *params, nb_adamw_opts opts);
+
+typedef enum { NB_LINE_SEARCH_NONE, NB_LINE_SEARCH_STRONG_WOLFE } nb_line_search;
+/* torch.optim.LBFGS (after minFunc): each step runs up to max_iter iterations of limited-memory
+ * BFGS on all parameters as one flat vector.  The direction is d = -H g with H from the last
+ * history_size pairs (s = t d, y = g_new - g_old, kept when y.s > 1e-10) by the two-loop
+ * recursion, scaled by y.s / y.y; the step length is lr (on the very first iteration
+ * min(1, 1 / |g|_1) lr), or with strong_wolfe the line search of torch's _strong_wolfe (cubic
+ * interpolation, c1 = 1e-4, c2 = 0.9, at most 25 evaluations).  An iteration stops the step at
+ * max_iter, max_eval evaluations, max |g| <= tolerance_grad, or a change of the parameters or
+ * the loss below tolerance_change.  Needs nb_optim_step_closure; one parameter group only (as
+ * torch).  Memory: history_size pairs + 9 flat vectors of all parameters' size, the pairs made
+ * as the history fills during the first history_size iterations, never in later steps (and as
+ * many again once state tensors are asked for).  State, as
+ * torch's: the JSON has the group's options (the line search as the flag "strong_wolfe") and in
+ * state[0] "n_iter", "func_evals", "t", "H_diag", "prev_loss", "num_old" and "ro";
+ * nb_optim_state_tensors lists "state.0.d", "state.0.prev_flat_grad" and history_size pairs
+ * "state.0.old_dirs.K", "state.0.old_stps.K" (oldest first, zeros past num_old), each of all
+ * parameters' size, made on the first call that asks for them (not a count) and filled from the
+ * optimiser on each call.  To restore: nb_optim_state_tensors, then write the saved tensors into
+ * them and nb_optim_load_state_json in either order (a checkpoint does both); the next step
+ * reads the tensors.  Loading fails, naming the cause, when the tensors were never asked for or
+ * history_size differs. */
+typedef struct {
+    double lr;               /* default 1 (NB_ZERO for 0) */
+    int max_iter;            /* iterations per step, >= 1; default 20 */
+    int max_eval;            /* closure calls per step, >= 1; default max_iter * 5 / 4 */
+    double tolerance_grad;   /* default 1e-7 */
+    double tolerance_change; /* default 1e-9 */
+    int history_size;        /* >= 1; default 100 */
+    nb_line_search line_search_fn; /* default none */
+} nb_lbfgs_opts;
+NB_API nb_optim *nb_lbfgs_new(int n, nb_tensor *const *params, nb_lbfgs_opts opts);
 NB_API void nb_optim_free(nb_optim *o); /* NULL: nothing */
 
 /* Per-group overrides (torch's param-group dict).  A zero field takes the optimiser's value;
@@ -105,8 +137,21 @@ typedef struct {
 /* Adds a group holding params[0..n); g may be NULL (all the optimiser's values).  Parameters
  * keep one index across groups, in the order they were added: state tensor names use it. */
 NB_API nb_status nb_optim_add_group(nb_optim *o, int n, nb_tensor *const *params, const nb_group_opts *g);
-/* One update of every parameter that has a gradient.  Allocates nothing. */
+/* One update of every parameter that has a gradient.  Allocates nothing.  L-BFGS fails here
+ * (NB_ERR_ARG): it needs nb_optim_step_closure. */
 NB_API nb_status nb_optim_step(nb_optim *o);
+/* A closure re-evaluates the model (torch's optimizer.step(closure)): it zeroes the gradients,
+ * runs the forward pass and backward, and returns the loss; NAN on error (its error set).  It is
+ * called inside a scope the optimiser opens and ends, so its intermediates are freed after each
+ * call; ctx is the caller's. */
+typedef double (*nb_closure_fn)(void *ctx);
+/* One step that may re-evaluate the loss: L-BFGS calls the closure as often as its iterations
+ * and line search need; every other optimiser calls it once, then steps, as torch does.  *loss
+ * (may be NULL) receives the first evaluation's loss (what torch's step returns).  Fails
+ * with the closure's error, prefixed by the optimiser's name, when the closure returns NAN
+ * (NB_ERR_VALUE when it returned NaN without setting an error); the parameters then hold the
+ * values of the failed evaluation's iterate. */
+NB_API nb_status nb_optim_step_closure(nb_optim *o, nb_closure_fn closure, void *ctx, double *loss);
 /* Fills every parameter's gradient with zeros (torch 1.13's zero_grad(set_to_none=False)). */
 NB_API nb_status nb_optim_zero_grad(nb_optim *o);
 NB_API int nb_optim_num_groups(const nb_optim *o);            /* -1 for NULL */

@@ -52,6 +52,7 @@ static void param_release(nb__param *P) {
 
 void nb_optim_free(nb_optim *o) {
     if (!o) return;
+    if (o->kind->free_extra) o->kind->free_extra(o);
     for (int i = 0; i < o->n_params; i++) param_release(&o->params[i]);
     nb__dealloc(o->params, sizeof(nb__param) * (size_t)o->n_params);
     nb__dealloc(o->groups, sizeof(nb__group) * (size_t)o->n_groups);
@@ -89,6 +90,9 @@ static bool check_param(const nb_optim *o, nb_tensor *const *params, int i, cons
 nb_status nb_optim_add_group(nb_optim *o, int n, nb_tensor *const *params, const nb_group_opts *g) {
     if (!o) return nb__fail_status(NB_ERR_NULL, "optim_add_group: optimizer is NULL");
     const char *who = o->kind->name;
+    if (o->kind->single_group && o->n_groups > 0)
+        return nb__fail_status(NB_ERR_ARG, "%s: %s doesn't support per-parameter options "
+                               "(parameter groups)", who, who);
     if (n < 0 || (n > 0 && !params))
         return nb__fail_status(NB_ERR_ARG, "%s: add_group: %d parameters at %p", who, n,
                                (const void *)params);
@@ -152,7 +156,8 @@ nb_optim *nb__optim_new(const nb__optim_kind *kind, nb__group defaults, int n,
     memset(o, 0, sizeof *o);
     o->kind = kind;
     o->defaults = defaults;
-    if (nb_optim_add_group(o, n, params, NULL) != NB_OK) {
+    if (nb_optim_add_group(o, n, params, NULL) != NB_OK ||
+        (kind->new_extra && !(o->extra = kind->new_extra(o)))) {
         nb_optim_free(o);
         return NULL;
     }
@@ -163,6 +168,9 @@ nb_optim *nb__optim_new(const nb__optim_kind *kind, nb__group defaults, int n,
 
 nb_status nb_optim_step(nb_optim *o) {
     if (!o) return nb__fail_status(NB_ERR_NULL, "optim_step: optimizer is NULL");
+    if (!o->kind->step)
+        return nb__fail_status(NB_ERR_ARG, "%s: step needs a closure that re-evaluates the loss "
+                               "(call nb_optim_step_closure)", o->kind->name);
     for (int gi = 0; gi < o->n_groups; gi++) {
         const nb__group *g = &o->groups[gi];
         for (int i = g->first; i < g->first + g->count; i++) {
@@ -171,6 +179,35 @@ nb_status nb_optim_step(nb_optim *o) {
         }
     }
     return NB_OK;
+}
+
+double nb__optim_call_closure(nb_closure_fn closure, void *ctx, const char *who) {
+    nb_error_clear();
+    nb_scope_begin();
+    double loss = closure(ctx);
+    nb_status scope = nb_scope_end();
+    if (isnan(loss) || scope != NB_OK) {
+        nb_status code = nb_error_code();
+        if (code == NB_OK)
+            return nb__fail(NB_ERR_VALUE, "%s: the closure returned a NaN loss", who), NAN;
+        char why[400];
+        snprintf(why, sizeof why, "%s", nb_error_message());
+        return nb__fail(code, "%s: the closure failed: %s", who, why), NAN;
+    }
+    return loss;
+}
+
+/* torch's Optimizer.step(closure) for a kind without its own: the closure once, then the
+ * update. */
+nb_status nb_optim_step_closure(nb_optim *o, nb_closure_fn closure, void *ctx, double *loss) {
+    if (!o) return nb__fail_status(NB_ERR_NULL, "optim_step_closure: optimizer is NULL");
+    if (!closure)
+        return nb__fail_status(NB_ERR_NULL, "%s: step_closure: closure is NULL", o->kind->name);
+    if (o->kind->step_closure) return o->kind->step_closure(o, closure, ctx, loss);
+    double f = nb__optim_call_closure(closure, ctx, o->kind->name);
+    if (isnan(f)) return nb_error_code();
+    if (loss) *loss = f;
+    return nb_optim_step(o);
 }
 
 nb_status nb_optim_zero_grad(nb_optim *o) {
@@ -241,6 +278,13 @@ int nb_optim_state_tensors(nb_optim *o, const char **names, nb_tensor **tensors,
             }
             count++;
         }
+    if (o->kind->extra_tensors) {
+        int m = o->kind->extra_tensors(o, names ? names + (count < cap ? count : cap) : NULL,
+                                       tensors ? tensors + (count < cap ? count : cap) : NULL,
+                                       cap > count ? cap - count : 0);
+        if (m < 0) return 0;
+        count += m;
+    }
     return count;
 }
 
@@ -286,6 +330,7 @@ char *nb_optim_state_json(const nb_optim *o) {
         json_object_set_new(s, "step", json_integer(o->params[i].step));
         json_array_append_new(state, s);
     }
+    if (o->kind->extra_json) o->kind->extra_json(o, json_array_get(state, 0));
     json_object_set_new(root, "state", state);
     return nb__json_dump(root, "optimizer state");
 }
@@ -377,12 +422,16 @@ nb_status nb_optim_load_state_json(nb_optim *o, const char *text) {
         char w[64];
         snprintf(w, sizeof w, "%s: state[%d]", where, i);
         const json_t *s = json_array_get(state, (size_t)i);
-        ok = nb__json_keys(s, state_keys, 1, w) && nb__json_int(s, "step", &steps[i], w);
+        bool kind_checks = i == 0 && o->kind->extra_load; /* state[0] holds the kind's keys too */
+        ok = (kind_checks || nb__json_keys(s, state_keys, 1, w)) &&
+             nb__json_int(s, "step", &steps[i], w);
         if (ok && steps[i] < 0) ok = (nb__fail(NB_ERR_ARG, "%s: 'step' is negative", w), false);
     }
+    if (ok && o->kind->extra_load) ok = o->kind->extra_load(o, root, false);
     if (ok) {
         memcpy(o->groups, staged, sizeof(nb__group) * (size_t)o->n_groups);
         for (int i = 0; i < o->n_params; i++) o->params[i].step = steps[i];
+        if (o->kind->extra_load) o->kind->extra_load(o, root, true);
     }
     nb__dealloc(steps, steps ? sizeof(int64_t) * (size_t)o->n_params : 0);
     nb__dealloc(staged, staged ? sizeof(nb__group) * (size_t)o->n_groups : 0);

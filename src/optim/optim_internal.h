@@ -77,14 +77,32 @@ typedef struct {
     /* torch's checks of the kind's hyper-parameters (lr and weight_decay are checked for every
      * kind before), with its messages; who starts them. */
     bool (*check)(const nb__group *g, const char *who);
-    /* One update of parameter P, which has a gradient: calls the kind's backend kernel. */
+    /* One update of parameter P, which has a gradient: calls the kind's backend kernel.  NULL
+     * for a kind that steps all parameters at once and only with a closure (L-BFGS). */
     void (*step)(const nb__group *g, nb__param *P);
+    /* A kind that needs the closure (it re-evaluates the loss within a step, L-BFGS): the whole
+     * step, *loss set to the first evaluation's loss as torch returns it.  NULL for the others,
+     * whose step_closure calls the closure once and then step. */
+    nb_status (*step_closure)(nb_optim *o, nb_closure_fn closure, void *ctx, double *loss);
+    /* Makes (new_extra) and frees (free_extra) the kind's own whole-optimiser state o->extra;
+     * NULL where the kind has none. */
+    void *(*new_extra)(const nb_optim *o);
+    void (*free_extra)(nb_optim *o);
+    bool single_group; /* torch refuses parameter groups (L-BFGS) */
+    /* A kind with whole-optimiser state (NULL for the others): extra_json adds its scalars to
+     * the JSON state's first entry, whose keys extra_load then checks (commit false: nothing
+     * changes; it may fail) and restores (commit true: cannot fail), reading root, the whole
+     * state; extra_tensors lists its state tensors after the parameters' slots as
+     * nb_optim_state_tensors does (writing at most cap; the count, -1 on failure). */
+    void (*extra_json)(const nb_optim *o, json_t *state0);
+    bool (*extra_load)(nb_optim *o, const json_t *root, bool commit);
+    int (*extra_tensors)(nb_optim *o, const char **names, nb_tensor **tensors, int cap);
     int momentum;           /* hp[] index of the momentum a schedule may cycle, or NB__NO_MOMENTUM */
     bool momentum_is_beta1; /* it is Adam's beta1: only one-cycle cycles it, and it stays < 1 */
 } nb__optim_kind;
 
 /* The registry: one line per kind. */
-#define NB__OPTIM_KINDS(X) X(sgd) X(adagrad) X(rmsprop) X(adam) X(adamw)
+#define NB__OPTIM_KINDS(X) X(sgd) X(adagrad) X(rmsprop) X(adam) X(adamw) X(lbfgs)
 #define NB__DECLARE_OPTIM_KIND(k) extern const nb__optim_kind nb__##k;
 NB__OPTIM_KINDS(NB__DECLARE_OPTIM_KIND)
 #undef NB__DECLARE_OPTIM_KIND
@@ -97,11 +115,15 @@ struct nb_optim {
     int n_groups;
     nb__param *params;
     int n_params;
+    void *extra; /* the kind's own state beyond per-parameter slots (L-BFGS's history), or NULL */
 };
 
 /* Makes an optimiser of `kind` with one group of params[0..n) and `defaults` (checked). */
 nb_optim *nb__optim_new(const nb__optim_kind *kind, nb__group defaults, int n,
                         nb_tensor *const *params);
+/* Calls closure(ctx) inside a scope of its own: its loss, or NAN with the error set (the
+ * closure's, prefixed by who, or NB_ERR_VALUE for a NaN loss it did not explain). */
+double nb__optim_call_closure(nb_closure_fn closure, void *ctx, const char *who);
 /* The checks shared by every range check: v >= 0 and finite, else "who: Invalid what: v". */
 bool nb__optim_nonneg(double v, const char *what, const char *who);
 
