@@ -385,7 +385,7 @@ static void plots_draw_every_live_edge_faded_by_its_score(void) {
     tmpdir_remove();
 }
 
-static void a_kan_trains_on_a_smooth_function(void) {
+static void a_kan_trains_on_a_smooth_function_and_stops_on_a_non_finite_loss(void) {
     nb_manual_seed(8);
     nb_module *m = nb_kan_new(3, (int64_t[]){2, 3, 1}, opts_g(5));
     nb_tensor *params[8];
@@ -397,17 +397,20 @@ static void a_kan_trains_on_a_smooth_function(void) {
     nb_tensor *target = nb_persist(nb_add(nb_sin(nb_mul_scalar(x0, 3.14159265f)), nb_mul(x1, x1)));
     nb_scope_end();
     float first = 0, last = 0;
-    for (int step = 0; step < 200; step++) {
-        nb_scope_begin();
-        nb_optim_zero_grad(o);
-        nb_tensor *d = nb_sub(nb_module_forward(m, x), target), *loss = nb_mean(nb_mul(d, d));
-        nb_backward(loss);
-        nb_optim_step(o);
-        if (step == 0) first = nb_item(loss);
-        last = nb_item(loss);
-        nb_scope_end();
-    }
+    nb_kan_train_opts t = {.steps = 1, .lamb_entropy = 2, .grid_eps = 0.02f, .update_grid_every = 5,
+                           .stop_grid_update = 50};
+    CHECK(nb_kan_train(m, o, x, target, &t, &first) == NB_OK);
+    t.steps = 200;
+    t.lamb = 1e-3f;
+    CHECK(nb_kan_train(m, o, x, target, &t, &last) == NB_OK);
     CHECK(last < first * 0.02f);
+    t.lamb = -1;
+    CHECK(nb_kan_train(m, o, x, target, &t, NULL) == NB_ERR_ARG);
+    CHECK_STR_CONTAINS(nb_error_message(), "lamb -1");
+    t.lamb = 0;
+    nb_set(target, (int64_t[]){3, 0}, NAN);
+    CHECK(nb_kan_train(m, o, x, target, &t, &last) == NB_ERR_ARG);
+    CHECK_STR_CONTAINS(nb_error_message(), "the loss is nan at step 0");
     nb_tensor_free(target);
     nb_tensor_free(x);
     nb_optim_free(o);
@@ -429,6 +432,6 @@ int main(void) {
     pruning_gives_a_smaller_kan_that_computes_the_same();
     edge_samples_are_the_edge_function_over_its_range();
     plots_draw_every_live_edge_faded_by_its_score();
-    a_kan_trains_on_a_smooth_function();
+    a_kan_trains_on_a_smooth_function_and_stops_on_a_non_finite_loss();
     return check_summary();
 }

@@ -37,6 +37,7 @@
 #define NABLA_KAN_H
 
 typedef struct nb_module nb_module;
+typedef struct nb_optim nb_optim;
 
 #define NB_KAN_MAX_ORDER 15 /* the highest spline order k */
 
@@ -121,6 +122,23 @@ NB_API nb_module *nb_kan_prune(nb_module *kan, nb_tensor *x, float node_threshol
  * range [t_k, t_{G+k}]: what a symbolic fit reads.  Errors NB_ERR_ARG (indices, n < 2). */
 NB_API nb_status nb_kan_edge_samples(nb_module *layer, int64_t i, int64_t o, int n, float *xs,
                                      float *ys);
+
+/* Training, pykan's fit() for a first-order optimiser over all the data at once: opts.steps
+ * steps of zero_grad, loss = mean (kan(x) - y)^2 + lamb reg (nb_kan_forward_reg with lamb_l1 1
+ * and lamb_entropy), backward and opt's step; before steps 0, every, 2 every, ... below
+ * stop_grid_update the grids move to x (nb_kan_update_grid with grid_eps).  x [n, in], y
+ * [n, out]; opt holds the model's parameters.  *final_loss (may be NULL) gets the last step's
+ * loss.  Errors: NB_ERR_ARG for options out of range (named) and for a loss that is not finite
+ * ("nb_kan_train: the loss is nan at step 12"), the ops' and the optimiser's. */
+typedef struct {
+    int steps;
+    float lamb, lamb_entropy;   /* pykan: 0 (no regularisation), 2 */
+    float grid_eps;             /* pykan: 0.02 */
+    int update_grid_every;      /* pykan: 5 (grid_update_num 10 over 50 steps); 0: never */
+    int stop_grid_update;       /* pykan: 50 */
+} nb_kan_train_opts;
+NB_API nb_status nb_kan_train(nb_module *kan, nb_optim *opt, nb_tensor *x, nb_tensor *y,
+                              const nb_kan_train_opts *opts, float *final_loss);
 
 /* Pictures, as pykan's plot(): an SVG of the whole KAN (inputs at the bottom; every edge's
  * function drawn in a box on the edge over its input's grid range, faded by its importance:

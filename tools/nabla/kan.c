@@ -193,33 +193,17 @@ static double rmse(nb_module *m, nb_tensor *x, nb_tensor *y) {
     return v;
 }
 
-/* steps of Adam on mse + lamb reg, the grid moved to the data on pykan's schedule */
+/* --steps of the optimiser on mse + lamb reg, the grids moved to the data (nb_kan_train) */
 static bool train_stage(const kan_opts *o, kan_run *r, double lamb) {
     nb_tensor *params[64];
     int np = nb_module_parameters(r->model, params, 64);
     nb_optim *opt = nb_adam_new(np, params, (nb_adam_opts){.lr = (float)o->lr});
-    bool ok = opt != NULL;
-    for (int step = 0; ok && step < o->steps; step++) {
-        if (o->update_every > 0 && step % o->update_every == 0 && step < o->stop_update)
-            ok = nb_kan_update_grid(r->model, r->x_train, (float)o->grid_eps) == NB_OK;
-        nb_scope_begin();
-        nb_tensor *reg = NULL;
-        nb_tensor *y = lamb > 0 ? nb_kan_forward_reg(r->model, r->x_train, 1.0f, (float)o->lamb_entropy, &reg)
-                                : nb_module_forward(r->model, r->x_train);
-        nb_tensor *d = nb_sub(y, r->y_train), *loss = nb_mean(nb_mul(d, d));
-        if (reg) loss = nb_add(loss, nb_mul_scalar(reg, (float)lamb));
-        ok = ok && nb_optim_zero_grad(opt) == NB_OK && nb_backward(loss) == NB_OK &&
-             nb_optim_step(opt) == NB_OK;
-        float v = ok ? nb_item(loss) : NAN;
-        nb_scope_end();
-        if (ok && !isfinite(v)) {
-            fprintf(stderr, "nabla kan fit: the loss is %g at step %d; try a smaller --lr\n", v, step);
-            nb_optim_free(opt);
-            return false;
-        }
-    }
+    nb_kan_train_opts t = {.steps = o->steps, .lamb = (float)lamb, .lamb_entropy = (float)o->lamb_entropy,
+                           .grid_eps = (float)o->grid_eps, .update_grid_every = o->update_every,
+                           .stop_grid_update = o->stop_update};
+    bool ok = opt && nb_kan_train(r->model, opt, r->x_train, r->y_train, &t, NULL) == NB_OK;
     nb_optim_free(opt);
-    if (!ok) cli_fail("training");
+    if (!ok) cli_fail("training (a smaller --lr may help)");
     return ok;
 }
 
