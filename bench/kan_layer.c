@@ -27,8 +27,10 @@ int main(int argc, char **argv) {
     nb_set_num_threads(threads);
     nb_manual_seed(0);
     nb_module *layer = nb_kan_layer_new(WIDTH, WIDTH, (nb_kan_opts){.grid = 10, .k = 3});
-    nb_tensor *u = nb_rand(NB_SHAPE(N, WIDTH)), *g = nb_randn(NB_SHAPE(N, WIDTH));
-    nb_tensor *x = u ? nb_add_scalar(nb_mul_scalar(u, 2.2f), -1.1f) : NULL;
+    nb_tensor *g = nb_randn(NB_SHAPE(N, WIDTH)), *x = NULL;
+    nb_scope_begin();
+    x = nb_persist(nb_add_scalar(nb_mul_scalar(nb_rand(NB_SHAPE(N, WIDTH)), 2.2f), -1.1f));
+    nb_scope_end();
     if (!layer || !x || !g || nb_set_requires_grad(x, true) != NB_OK) {
         fprintf(stderr, "setup failed: %s\n", nb_error_message());
         return 1;
@@ -52,7 +54,6 @@ int main(int argc, char **argv) {
            "%d thread(s): %.3f ms (median of %d)\n@kan_layer ms=%.4f\n", threads, med, reps, med);
     free(ms);
     nb_tensor_free(x);
-    nb_tensor_free(u);
     nb_tensor_free(g);
     nb_module_free(layer);
     return 0;

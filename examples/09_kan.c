@@ -18,13 +18,11 @@
 
 /* dataset = create_dataset(f, n_var=2): x uniform in [-1, 1]^2, y = f(x) */
 static void make_data(int64_t n, nb_tensor **x, nb_tensor **y) {
-    nb_tensor *u = nb_rand(NB_SHAPE(n, 2));
-    *x = nb_add_scalar(nb_mul_scalar(u, 2.0f), -1.0f);
     nb_scope_begin();
+    *x = nb_persist(nb_add_scalar(nb_mul_scalar(nb_rand(NB_SHAPE(n, 2)), 2.0f), -1.0f));
     nb_tensor *a = nb_slice(*x, 1, 0, 1, 1), *b = nb_slice(*x, 1, 1, 2, 1);
     *y = nb_persist(nb_exp(nb_add(nb_sin(nb_mul_scalar(a, 3.14159265f)), nb_mul(b, b))));
     nb_scope_end();
-    nb_tensor_free(u);
 }
 
 static double rmse(nb_module *m, nb_tensor *x, nb_tensor *y) {

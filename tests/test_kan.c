@@ -82,41 +82,31 @@ out:
 static void layer_gradients_match_finite_differences(void) {
     nb_manual_seed(3);
     nb_module *m = nb_kan_new(3, (int64_t[]){2, 3, 2}, (nb_kan_opts){.grid = 4, .noise_scale = 2});
-    nb_tensor *x = nb_rand(NB_SHAPE(5, 2)), *w = nb_randn(NB_SHAPE(5, 2));
-    nb_tensor *xs = nb_add_scalar(nb_mul_scalar(x, 1.8f), -0.9f);
-    nb_tensor *y = nb_module_forward(m, xs), *loss = nb_sum(nb_mul(y, w));
-    CHECK(loss && nb_backward(loss) == NB_OK);
+    nb_scope_begin();
+    nb_tensor *w = nb_randn(NB_SHAPE(5, 2));
+    nb_tensor *xs = nb_add_scalar(nb_mul_scalar(nb_rand(NB_SHAPE(5, 2)), 1.8f), -0.9f);
+    CHECK(nb_backward(nb_sum(nb_mul(nb_module_forward(m, xs), w))) == NB_OK);
     double worst = 0;
     for (int p = 0; p < nb_module_num_params(m); p++) {
         nb_tensor *t = nb_module_param(m, p, NULL), *g = nb_grad(t);
         for (int64_t e = 0; e < nb_numel(t); e++) {
-            float v[64];
+            float v[64], gv[64];
             nb_copy_to(t, v, nb_numel(t));
             float keep = v[e], h = 1e-2f, f[2];
             for (int s = 0; s < 2; s++) {
                 v[e] = keep + (s ? -h : h);
                 nb_copy_from(t, v, nb_numel(t));
-                bool was = nb_set_grad_enabled(false);
-                nb_tensor *yy = nb_module_forward(m, xs), *ll = nb_sum(nb_mul(yy, w));
-                f[s] = nb_item(ll);
-                nb_set_grad_enabled(was);
-                nb_tensor_free(ll);
-                nb_tensor_free(yy);
+                NB_NO_GRAD { f[s] = nb_item(nb_sum(nb_mul(nb_module_forward(m, xs), w))); }
             }
             v[e] = keep;
             nb_copy_from(t, v, nb_numel(t));
-            float gv[64];
             nb_copy_to(g, gv, nb_numel(g));
             double fd = (f[0] - f[1]) / (2.0 * h), d = fabs(fd - gv[e]) / (1.0 + fabs(fd));
             if (d > worst) worst = d;
         }
     }
     CHECK(worst < 2e-3);
-    nb_tensor_free(loss);
-    nb_tensor_free(y);
-    nb_tensor_free(xs);
-    nb_tensor_free(w);
-    nb_tensor_free(x);
+    nb_scope_end();
     nb_module_free(m);
 }
 
@@ -391,8 +381,8 @@ static void a_kan_trains_on_a_smooth_function_and_stops_on_a_non_finite_loss(voi
     nb_tensor *params[8];
     int np = nb_module_parameters(m, params, 8);
     nb_optim *o = nb_adam_new(np, params, (nb_adam_opts){.lr = 0.02f});
-    nb_tensor *x = nb_add_scalar(nb_mul_scalar(nb_rand(NB_SHAPE(128, 2)), 2), -1);
     nb_scope_begin();
+    nb_tensor *x = nb_persist(nb_add_scalar(nb_mul_scalar(nb_rand(NB_SHAPE(128, 2)), 2), -1));
     nb_tensor *x0 = nb_slice(x, 1, 0, 1, 1), *x1 = nb_slice(x, 1, 1, 2, 1);
     nb_tensor *target = nb_persist(nb_add(nb_sin(nb_mul_scalar(x0, 3.14159265f)), nb_mul(x1, x1)));
     nb_scope_end();

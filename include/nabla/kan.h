@@ -29,8 +29,14 @@
  * "0.coef", "0.scale_base", ...  Loading needs a model of the same widths, G and k
  * (nb_module_load refuses another shape, naming the tensor).
  *
- * For symbolic regression (a later step): every edge's function is reachable as samples
- * (nb_kan_edge_samples), and the mask is the per-edge switch a symbolic branch completes.
+ * For symbolic regression (a later step, pykan's symbolic_fun): every edge's function is
+ * reachable as samples (nb_kan_edge_samples: (x, phi(x)) over its input's grid range, what a
+ * fit of c f(a x + b) + d reads), and the mask is the numeric branch's per-edge switch.  Fixing
+ * edge (i, o) to a symbolic function sets mask[i, o] = 0 and adds, in the layer's forward after
+ * the two GEMMs, c f(a x_i + b) + d to column o, f a C function built of nabla ops
+ * (nb_tensor *(*)(nb_tensor *): nb_sin, nb_exp, ...) so that the branch is differentiable in
+ * x and in (a, b, c, d) without a kernel of its own; nb_kan_edge_acts, the scores and pruning
+ * then read both branches.
  */
 /* Included by nabla.h (inside its extern "C"); include that one. */
 #ifndef NABLA_KAN_H
