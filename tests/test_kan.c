@@ -88,7 +88,12 @@ static void layer_gradients_match_finite_differences(void) {
     CHECK(nb_backward(nb_sum(nb_mul(nb_module_forward(m, xs), w))) == NB_OK);
     double worst = 0;
     for (int p = 0; p < nb_module_num_params(m); p++) {
-        nb_tensor *t = nb_module_param(m, p, NULL), *g = nb_grad(t);
+        const char *name;
+        nb_tensor *t = nb_module_param(m, p, &name), *g = nb_grad(t);
+        if (!g) { /* the symbolic branch's parameters, unused while no edge is symbolic */
+            CHECK_STR_CONTAINS(name, "affine");
+            continue;
+        }
         for (int64_t e = 0; e < nb_numel(t); e++) {
             float v[64], gv[64];
             nb_copy_to(t, v, nb_numel(t));
@@ -375,6 +380,54 @@ static void plots_draw_every_live_edge_faded_by_its_score(void) {
     tmpdir_remove();
 }
 
+static nb_tensor *square(nb_tensor *x) { return nb_mul(x, x); }
+
+static void a_symbolic_edge_replaces_the_spline_and_its_affine_parameters_train(void) {
+    nb_manual_seed(10);
+    nb_module *m = nb_kan_layer_new(2, 2, opts_g(5));
+    nb_scope_begin();
+    nb_tensor *x = nb_add_scalar(nb_mul_scalar(nb_rand(NB_SHAPE(20, 2)), 2), -1);
+    nb_tensor *before = nb_kan_edge_acts(m, x);
+    CHECK(nb_kan_fix_symbolic(m, 1, 0, nb_sin, "sin", 2.0f, 0.5f, 1.5f, -0.2f) == NB_OK);
+    CHECK(nb_kan_symbolic_name(m, 1, 0) && !strcmp(nb_kan_symbolic_name(m, 1, 0), "sin"));
+    CHECK(!nb_kan_symbolic_name(m, 0, 0));
+    CHECK_EQ_INT((int)nb_get(nb_module_find(m, "mask"), (int64_t[]){1, 0}), 0);
+    CHECK_EQ_INT((int)nb_get(nb_module_find(m, "symbolic_mask"), (int64_t[]){1, 0}), 1);
+    nb_tensor *phi = nb_kan_edge_acts(m, x), *y = nb_module_forward(m, x);
+    for (int j = 0; j < 20; j++) {
+        float xj = nb_get(x, (int64_t[]){j, 1});
+        CHECK_NEAR(nb_get(phi, (int64_t[]){j, 1, 0}), 1.5f * sinf(2.0f * xj + 0.5f) - 0.2f, 1e-6, 1e-6);
+        CHECK_NEAR(nb_get(phi, (int64_t[]){j, 0, 0}), nb_get(before, (int64_t[]){j, 0, 0}), 1e-7, 0);
+        CHECK_NEAR(nb_get(y, (int64_t[]){j, 0}),
+                   nb_get(phi, (int64_t[]){j, 0, 0}) + nb_get(phi, (int64_t[]){j, 1, 0}), 1e-6, 1e-6);
+    }
+    /* d sum(y[:, 0]) / dc = sum sin(a x + b), / dd = n; the other edges' affine get 0 */
+    CHECK(nb_backward(nb_sum(nb_slice(y, 1, 0, 1, 1))) == NB_OK);
+    nb_tensor *ga = nb_grad(nb_module_find(m, "affine"));
+    double dc = 0;
+    for (int j = 0; j < 20; j++) dc += sinf(2.0f * nb_get(x, (int64_t[]){j, 1}) + 0.5f);
+    CHECK_NEAR(nb_get(ga, (int64_t[]){1, 2, 0}), dc, 1e-5, 1e-5);
+    CHECK_NEAR(nb_get(ga, (int64_t[]){1, 3, 0}), 20.0, 1e-5, 0);
+    CHECK_NEAR(nb_get(ga, (int64_t[]){0, 2, 1}), 0.0, 0, 0);
+    /* a composite of the caller's, extension and pruning keep the branch */
+    CHECK(nb_kan_fix_symbolic(m, 0, 1, square, "x^2", 1, 0, 1, 0) == NB_OK);
+    nb_module *seq = nb_sequential_new(1, (nb_module *[]){m});
+    nb_module *fine = nb_kan_extend(seq, 10), *small = nb_kan_prune(seq, x, 0.0f, 0.0f);
+    CHECK(fine && small && !strcmp(nb_kan_symbolic_name(nb_kan_layer(fine, 0), 0, 1), "x^2"));
+    CHECK(max_diff(seq, small, x) < 1e-6f);
+    CHECK(max_diff(seq, fine, x) < 1e-3f);
+    CHECK(nb_kan_unfix_symbolic(m, 1, 0) == NB_OK);
+    CHECK(max_diff(seq, fine, x) > 1e-2f);
+    CHECK_EQ_INT((int)nb_get(nb_module_find(m, "mask"), (int64_t[]){1, 0}), 1);
+    CHECK(nb_kan_fix_symbolic(m, 2, 0, nb_sin, "sin", 1, 0, 1, 0) == NB_ERR_ARG);
+    CHECK(nb_kan_fix_symbolic(m, 0, 0, nb_sin, "sin", NAN, 0, 1, 0) == NB_ERR_ARG);
+    CHECK(nb_kan_fix_symbolic(m, 0, 0, NULL, "none", 1, 0, 1, 0) == NB_ERR_ARG);
+    nb_scope_end();
+    nb_module_free(small);
+    nb_module_free(fine);
+    nb_module_free(seq);
+}
+
 static void a_kan_trains_on_a_smooth_function_and_stops_on_a_non_finite_loss(void) {
     nb_manual_seed(8);
     nb_module *m = nb_kan_new(3, (int64_t[]){2, 3, 1}, opts_g(5));
@@ -422,6 +475,7 @@ int main(void) {
     pruning_gives_a_smaller_kan_that_computes_the_same();
     edge_samples_are_the_edge_function_over_its_range();
     plots_draw_every_live_edge_faded_by_its_score();
+    a_symbolic_edge_replaces_the_spline_and_its_affine_parameters_train();
     a_kan_trains_on_a_smooth_function_and_stops_on_a_non_finite_loss();
     return check_summary();
 }

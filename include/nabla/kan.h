@@ -10,10 +10,12 @@
  * with b the base function (silu by default) and B_c the G + k B-splines of order k on the knots
  * of input i: G intervals over a range, extended by k knots each side (grid [in, G + 2k + 1]).
  * Parameters (state_dict names): "coef" [in, G + k, out], "scale_base" [in, out], "scale_sp"
- * [in, out]; buffers "grid" [in, G + 2k + 1] and "mask" [in, out] (1: the edge is on, 0:
- * pruned).  Initialisation as pykan's: coef fits (least squares) noise uniform in
- * +-noise_scale / (2G) at the grid points, scale_base = (mu + sigma U(-1, 1)) / sqrt(in),
- * scale_sp = scale_sp / sqrt(in), from the library's generator (nb_manual_seed).
+ * [in, out], "affine" [in, 4, out] (the symbolic branch's, below); buffers "grid"
+ * [in, G + 2k + 1], "mask" [in, out] (1: the edge's spline and base are on, 0: pruned or
+ * symbolic) and "symbolic_mask" [in, out].  Initialisation as pykan's: coef fits (least
+ * squares) noise uniform in +-noise_scale / (2G) at the grid points, scale_base =
+ * (mu + sigma U(-1, 1)) / sqrt(in), scale_sp = scale_sp / sqrt(in), from the library's
+ * generator (nb_manual_seed).
  *
  * The forward is one B-spline op (nb_bspline_basis: Cox-de Boor once per batch, a fused kernel
  * forward and backward) and two GEMMs: bases [n, in (G + k)] times the effective coefficients,
@@ -29,14 +31,10 @@
  * "0.coef", "0.scale_base", ...  Loading needs a model of the same widths, G and k
  * (nb_module_load refuses another shape, naming the tensor).
  *
- * For symbolic regression (a later step, pykan's symbolic_fun): every edge's function is
- * reachable as samples (nb_kan_edge_samples: (x, phi(x)) over its input's grid range, what a
- * fit of c f(a x + b) + d reads), and the mask is the numeric branch's per-edge switch.  Fixing
- * edge (i, o) to a symbolic function sets mask[i, o] = 0 and adds, in the layer's forward after
- * the two GEMMs, c f(a x_i + b) + d to column o, f a C function built of nabla ops
- * (nb_tensor *(*)(nb_tensor *): nb_sin, nb_exp, ...) so that the branch is differentiable in
- * x and in (a, b, c, d) without a kernel of its own; nb_kan_edge_acts, the scores and pruning
- * then read both branches.
+ * For symbolic regression (pykan's symbolic_fun): every edge's function is reachable as
+ * samples (nb_kan_edge_samples: (x, phi(x)) over its input's grid range, what a fit of
+ * c f(a x + b) + d reads), and nb_kan_fix_symbolic switches an edge from its spline to such a
+ * function (parameter "affine" [in, 4, out], buffer "symbolic_mask" [in, out]).
  */
 /* Included by nabla.h (inside its extern "C"); include that one. */
 #ifndef NABLA_KAN_H
@@ -128,6 +126,24 @@ NB_API nb_module *nb_kan_prune(nb_module *kan, nb_tensor *x, float node_threshol
  * range [t_k, t_{G+k}]: what a symbolic fit reads.  Errors NB_ERR_ARG (indices, n < 2). */
 NB_API nb_status nb_kan_edge_samples(nb_module *layer, int64_t i, int64_t o, int n, float *xs,
                                      float *ys);
+
+/* The symbolic branch (pykan's fix_symbolic): edge (i, o) of a layer computes
+ * c f(a x + b) + d instead of its spline and base, f a function made of nabla ops (nb_sin,
+ * nb_exp, a composite of the caller's; it must accept x [n, 1] and return the same shape), so
+ * the edge stays differentiable in x and in its affine parameters, the layer's parameter
+ * "affine" [in, 4, out] (a, b, c, d along dim 1), which training moves on.  Fixing sets the
+ * edge's mask to 0 and its "symbolic_mask" buffer to 1; unfixing undoes both (the spline kept
+ * its coefficients meanwhile).  name (up to 31 characters kept, "sin") is what
+ * nb_kan_symbolic_name returns; NULL for a numeric edge.  Function pointers are not saved: a
+ * loaded model has affine and symbolic_mask, and the caller fixes the edges again by name.
+ * Scores, pruning, extension and the pictures see the branch.  Errors NB_ERR_ARG: not a layer,
+ * indices out of range, f NULL, (a, b, c, d) not finite. */
+#define NB_KAN_NAME_MAX 32
+typedef nb_tensor *(*nb_kan_fn)(nb_tensor *x);
+NB_API nb_status nb_kan_fix_symbolic(nb_module *layer, int64_t i, int64_t o, nb_kan_fn f,
+                                     const char *name, float a, float b, float c, float d);
+NB_API nb_status nb_kan_unfix_symbolic(nb_module *layer, int64_t i, int64_t o);
+NB_API const char *nb_kan_symbolic_name(const nb_module *layer, int64_t i, int64_t o);
 
 /* Training, pykan's fit() for a first-order optimiser over all the data at once: opts.steps
  * steps of zero_grad, loss = mean (kan(x) - y)^2 + lamb reg (nb_kan_forward_reg with lamb_l1 1

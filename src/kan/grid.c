@@ -121,6 +121,8 @@ static nb_status refine_layer(const nb__kan_layer *s, nb__kan_layer *r) {
     if (st == NB_OK) st = nb_copy(r->scale_base, s->scale_base);
     if (st == NB_OK) st = nb_copy(r->scale_sp, s->scale_sp);
     if (st == NB_OK) st = nb_copy(r->mask, s->mask);
+    for (int64_t e = 0; st == NB_OK && e < s->in * s->out; e++)
+        st = nb__kan_copy_symbolic(s, e / s->out, e % s->out, r, e / s->out, e % s->out);
     if (ys) nb__dealloc(ys, (size_t)ny * sizeof(float));
     if (xs) nb__dealloc(xs, (size_t)(n * s->in) * sizeof(float));
     if (p) nb__dealloc(p, (size_t)(r->G + 1) * sizeof(float));

@@ -17,6 +17,13 @@ typedef struct {
     nb_activation base;        /* the base function b, when has_base */
     nb_tensor *coef, *scale_base, *scale_sp; /* parameters */
     nb_tensor *grid, *mask;                  /* buffers */
+    /* the symbolic branch (pykan's symbolic_fun): edge e = i out + o, when fns[e] is set,
+     * adds c f(a x_i + b) + d with (a, b, c, d) = affine[i, :, o] */
+    nb_tensor *affine;                       /* parameter [in, 4, out] */
+    nb_tensor *symbolic_mask;                /* buffer [in, out]: 1 where fns[e] is set */
+    nb_kan_fn *fns;                          /* [in out], host; NULL: numeric */
+    char (*names)[NB_KAN_NAME_MAX];          /* [in out], host: fns' names */
+    int64_t n_symbolic;
 } nb__kan_layer;
 
 extern const nb_module_class nb__kan_layer_class;
@@ -34,6 +41,13 @@ void nb__kan_extend_knots(float *t, const float *p, int G, int k);
  * layer's present grid.  A ridge of 1e-8 (pykan's curve2coef) keeps bases that no sample
  * reaches at 0.  Runs without recording. */
 nb_status nb__kan_fit_coef(nb__kan_layer *s, int64_t n, const float *xs, const float *ys);
+/* Copies edge (i, o) of s's symbolic branch (function, name, affine and symbolic mask) to edge
+ * (ri, ro) of r. */
+nb_status nb__kan_copy_symbolic(const nb__kan_layer *s, int64_t i, int64_t o, nb__kan_layer *r,
+                                int64_t ri, int64_t ro);
+/* The symbolic branch's contribution of every edge, [n, in, out] (edges without one 0), or,
+ * when per_edge is false, its sum over the inputs, [n, out]; NULL with no symbolic edge. */
+nb_tensor *nb__kan_symbolic(const nb__kan_layer *s, nb_tensor *x, bool per_edge);
 /* The spline part of every edge, coef . B(x) for x [n, in] (host): ys [n, in, out] (host). */
 nb_status nb__kan_eval_splines(const nb__kan_layer *s, int64_t n, const float *xs, float *ys);
 

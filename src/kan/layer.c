@@ -40,6 +40,7 @@ static nb_tensor *kan_forward(nb_module *m, nb_tensor *x) {
         nb_tensor *base = nb__tmp(&tmp, nb_activate(x, s->base, 0));
         y = nb__tmp(&tmp, nb_add(y, nb__tmp(&tmp, nb_matmul(base, wb))));
     }
+    if (s->n_symbolic) y = nb__tmp(&tmp, nb_add(y, nb__tmp(&tmp, nb__kan_symbolic(s, x, false))));
     return nb__temps_end(&tmp, y);
 }
 
@@ -61,7 +62,9 @@ nb_tensor *nb_kan_edge_acts(nb_module *layer, nb_tensor *x) {
         base = nb__tmp(&tmp, nb_unsqueeze(base, 2));
         phi = nb__tmp(&tmp, nb_add(phi, nb__tmp(&tmp, nb_mul(base, s->scale_base))));
     }
-    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_mul(phi, s->mask)));
+    phi = nb__tmp(&tmp, nb_mul(phi, s->mask));
+    if (s->n_symbolic) phi = nb__tmp(&tmp, nb_add(phi, nb__tmp(&tmp, nb__kan_symbolic(s, x, true))));
+    return nb__temps_end(&tmp, phi);
 }
 
 static void kan_describe(const nb_module *m, nb_attrs *d) {
@@ -73,8 +76,15 @@ static void kan_describe(const nb_module *m, nb_attrs *d) {
     nb_attrs_string(d, "base_fun", s->has_base ? nb_activation_name(s->base) : "zero");
 }
 
+static void kan_free_state(nb_module *m) {
+    nb__kan_layer *s = NB__STATE(nb__kan_layer, m);
+    if (s->fns) nb__dealloc(s->fns, (size_t)(s->in * s->out) * sizeof *s->fns);
+    if (s->names) nb__dealloc(s->names, (size_t)(s->in * s->out) * sizeof *s->names);
+}
+
 const nb_module_class nb__kan_layer_class = {.name = "KANLayer", .forward = kan_forward,
-                                             .describe = kan_describe};
+                                             .describe = kan_describe,
+                                             .free_state = kan_free_state};
 
 void nb__kan_extend_knots(float *t, const float *p, int G, int k) {
     float h = (p[G] - p[0]) / (float)G;
@@ -112,7 +122,15 @@ nb_module *nb__kan_layer_like(const nb__kan_layer *s, int64_t in, int64_t out, i
               (r->scale_sp = nb_module_add_param(m, "scale_sp", NB_SHAPE(in, out))) &&
               (r->grid = nb_module_add_buffer(m, "grid", NB_F32, NB_SHAPE(in, G + 2 * s->k + 1))) &&
               (r->mask = nb_module_add_buffer(m, "mask", NB_F32, NB_SHAPE(in, out))) &&
-              nb_fill(r->mask, 1.0f) == NB_OK;
+              nb_fill(r->mask, 1.0f) == NB_OK &&
+              (r->affine = nb_module_add_param(m, "affine", NB_SHAPE(in, 4, out))) &&
+              (r->symbolic_mask = nb_module_add_buffer(m, "symbolic_mask", NB_F32, NB_SHAPE(in, out))) &&
+              (r->fns = nb__alloc((size_t)(in * out) * sizeof *r->fns)) &&
+              (r->names = nb__alloc((size_t)(in * out) * sizeof *r->names));
+    if (ok) {
+        memset(r->fns, 0, (size_t)(in * out) * sizeof *r->fns);
+        memset(r->names, 0, (size_t)(in * out) * sizeof *r->names);
+    }
     if (!ok) {
         nb_module_free(m);
         return NULL;

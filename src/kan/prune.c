@@ -140,6 +140,9 @@ static nb_module *pruned_layer(const nb__kan_layer *s, const bool *keep_in, int6
     nb_tensor *full = mk && st == NB_OK ? nb_from_data(mk, 2, (int64_t[]){s->in, s->out}) : NULL;
     if (mk && st == NB_OK) st = full ? copy_kept(r->mask, full, s->in, 1, s->out, keep_in, keep_out) : nb_error_code();
     nb_tensor_free(full);
+    for (int64_t i = 0, ri = 0; st == NB_OK && i < s->in; ri += keep_in[i++])
+        for (int64_t o = 0, ro = 0; keep_in[i] && st == NB_OK && o < s->out; ro += keep_out[o++])
+            if (keep_out[o]) st = nb__kan_copy_symbolic(s, i, o, r, ri, ro);
     if (mk) nb__dealloc(mk, (size_t)(s->in * s->out) * sizeof(float));
     if (st != NB_OK) {
         nb_module_free(m);
