@@ -39,6 +39,7 @@ refused() {
     grep -q -- "$want" "$dir/err" || fail "no '$want' for: $*"
     [ ! -e "$dir/bad" ] || fail "wrote $dir/bad for: $*"
 }
+refused "needs --width" "$dir/data.csv" --header --inputs x,y
 refused "every width must be >= 1" "$dir/data.csv" --header --inputs x,y --width 2,0,1
 refused "grid" "$dir/data.csv" --header --inputs x,y --width 2,1 --grid 0
 refused "grid-schedule" "$dir/data.csv" --header --inputs x,y --width 2,1 --grid-schedule 5,0

@@ -118,12 +118,12 @@ static bool resolve_columns(const kan_opts *o, const char *path, kan_run *r) {
     r->n_cols = n;
     bool ok = (r->target_col = resolve_column(o->target, names, n)) >= 0;
     int n_in = 0;
-    if (ok && !*o->inputs)
+    if (ok && !o->inputs)
         for (int c = 0; c < n; c++) {
             if (c != r->target_col) r->input_col[n_in++] = c;
         }
-    char *list = strdup(o->inputs);
-    for (char *tok = strtok(list, ","); ok && tok; tok = strtok(NULL, ","))
+    char *list = o->inputs ? strdup(o->inputs) : NULL;
+    for (char *tok = list ? strtok(list, ",") : NULL; ok && tok; tok = strtok(NULL, ","))
         ok = (r->input_col[n_in++] = resolve_column(tok, names, n)) >= 0;
     free(list);
     free_names(names);
@@ -302,13 +302,13 @@ static bool check_widths(kan_run *r) {
 }
 
 static int kan_fit(int argc, char **argv) {
-    kan_opts o = {.width = "", .schedule = "", .inputs = "", .target = "-1", .opt = "adam",
+    kan_opts o = {.target = "-1", .opt = "adam",
                   .out = "runs/kan", .grid = 5, .k = 3, .steps = 50, .test_every = 5,
                   .threads = nb_get_num_threads(), .update_every = 5, .stop_update = 50,
                   .lamb_entropy = 2.0, .lr = 0.01, .grid_eps = 0.02, .prune_node = 1e-2,
                   .prune_edge = 3e-2};
     const cli_flag flags[] = {
-        {"width", FLAG_STRING, &o.width, "widths of the node levels, inputs first: 2,5,1"},
+        {"width", FLAG_STRING, &o.width, "widths of the node levels, inputs first: 2,5,1 (required)"},
         {"grid", FLAG_INT, &o.grid, "grid intervals G (the first stage, without --grid-schedule)", "[1, 100000]"},
         {"k", FLAG_INT, &o.k, "spline order", "[1, 15]"},
         {"grid-schedule", FLAG_STRING, &o.schedule, "grids of the stages, each extended from the last: 5,10,20"},
@@ -337,12 +337,13 @@ static int kan_fit(int argc, char **argv) {
     if (np != 1) return fprintf(stderr, "nabla kan fit: needs DATA.csv (see --help)\n"), 2;
     kan_run r = {0};
     int64_t stages[KAN_MAX_STAGES];
+    if (!o.width) return fprintf(stderr, "nabla kan fit: needs --width (see --help)\n"), 2;
     if (!parse_ints("width", o.width, KAN_MAX_WIDTHS, -1000000, 1000000, &r.n_width, r.width) ||
         !check_widths(&r))
         return 2;
-    if (*o.schedule && !parse_ints("grid-schedule", o.schedule, KAN_MAX_STAGES, 1, 100000, &r.n_stages, stages))
+    if (o.schedule && !parse_ints("grid-schedule", o.schedule, KAN_MAX_STAGES, 1, 100000, &r.n_stages, stages))
         return 2;
-    if (!*o.schedule) r.n_stages = 1, stages[0] = o.grid;
+    if (!o.schedule) r.n_stages = 1, stages[0] = o.grid;
     for (int s = 0; s < r.n_stages; s++) r.stages[s] = (int)stages[s];
     nb_set_num_threads(o.threads);
     nb_manual_seed((uint64_t)o.seed);
