@@ -328,6 +328,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/quant.h"
 #include "nabla/lora.h"
 #include "nabla/prune.h"
+#include "nabla/kan.h"
 #include "nabla/dist.h"
 #include "nabla/rnn.h"
 #include "nabla/amp.h"

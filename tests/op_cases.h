@@ -46,6 +46,8 @@ typedef enum {
     OC_INDEX,    /* int32 in [0, hi): gather / index_select indices */
     OC_FIXED,    /* f32 holding integers lo..hi, never differentiated: parameters an op takes
                   * as tensors without a gradient (fake quantization's scale and zero point) */
+    OC_GRID,     /* f32 [rows, m], every row the m evenly spaced points lo..hi: B-spline knots,
+                  * never differentiated (no randomness is drawn) */
 } oc_draw;
 
 typedef enum { OC_CONTIGUOUS, OC_TRANSPOSED, OC_STRIDED } oc_layout;
@@ -78,7 +80,8 @@ typedef struct {
     X(upsample_nearest2d_backward) X(upsample_bilinear2d_backward) X(conv2d_weight)          \
     X(backward_hook)                                                                        \
     X(fake_quantize_per_tensor) X(fake_quantize_per_channel)                                \
-    X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)
+    X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)               \
+    X(bspline_basis)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -180,6 +183,9 @@ OC_CALL_(upsample_bilinear2d_backward,
                                           c->align_corners))
 OC_CALL_(conv2d_weight, nb__conv2d_weight(x[0], x[1], c->sizes, &c->conv))
 
+/* B-spline bases: dim = the order k, start = the derivative order */
+OC_CALL_(bspline_basis, nb_bspline_basis(x[0], x[1], c->dim, (int)c->start))
+
 static inline int oc_n_inputs(const op_case *c) {
     int n = 0;
     while (n < OC_MAX_IN && c->in[n].draw != OC_NONE) n++;
@@ -230,6 +236,7 @@ static const struct {
 #define MASK(...) {.draw = OC_MASK, .lo = 0, .hi = 1, SHAPE(__VA_ARGS__)}
 #define INDEX(n, ...) {.draw = OC_INDEX, .lo = 0, .hi = (n), SHAPE(__VA_ARGS__)}
 #define FIXED(lo_, hi_, ...) {.draw = OC_FIXED, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__)}
+#define GRID(lo_, hi_, ...) {.draw = OC_GRID, .lo = (lo_), .hi = (hi_), SHAPE(__VA_ARGS__)}
 #define IN(...) .in = {__VA_ARGS__}
 #define DIMS(...) .n_dims = OC_COUNT_(__VA_ARGS__), .dims = {__VA_ARGS__}
 #define SIZES(...) .n_sizes = OC_COUNT_(__VA_ARGS__), .sizes = {__VA_ARGS__}
@@ -591,6 +598,15 @@ static const op_case oc_cases[] = {
     OC("fake_quantize_learnable_per_channel_wide", FAKE_QUANT_LSQ_CHANNEL,
        fake_quantize_learnable_per_channel, IN(UNI_S(-3, 3, 4, 3), UNI(0.2f, 0.4f, 4),
        UNI(-2.6f, 3.4f, 4)), .dim = 0, .start = -8, .end = 7, .s0 = 0.5f, .nonsmooth = true),
+    /* B-spline bases of order 3, x partly outside the extended grid where every basis is 0,
+     * and the first derivative of order 5's (C4 at the knots, so finite differences of its
+     * first and second derivatives hold wherever x falls) */
+    OC("bspline_basis_cubic", BSPLINE, bspline_basis, IN(UNI(-1.2f, 1.2f, 5, 2), GRID(-1.6f, 1.6f, 2, 10)),
+       .dim = 3),
+    OC("bspline_basis_outside_grid", BSPLINE, bspline_basis,
+       IN(UNI_S(-2.5f, 2.5f, 4, 3), GRID(-1.5f, 1.5f, 3, 9)), .dim = 3),
+    OC("bspline_basis_derivative", BSPLINE, bspline_basis,
+       IN(UNI_T(-1, 1, 4, 2), GRID(-2.5f, 2.5f, 2, 13)), .dim = 5, .start = 1),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 
@@ -607,6 +623,7 @@ static const op_case oc_cases[] = {
 #undef MASK
 #undef INDEX
 #undef FIXED
+#undef GRID
 #undef IN
 #undef DIMS
 #undef SIZES
@@ -644,6 +661,7 @@ static inline bool oc_value_ok(const oc_input *s, float v) {
     case OC_INTS:
     case OC_FIXED: return v >= s->lo && v <= s->hi && v == floorf(v);
     case OC_MASK: return v == 0.0f || v == 1.0f;
+    case OC_GRID: return v >= s->lo && v <= s->hi;
     case OC_INDEX: return v >= 0 && v < s->hi && v == floorf(v);
     default: return false;
     }
@@ -661,6 +679,12 @@ static inline void oc_draw_values(const oc_input *s, uint64_t *rng, float *v) {
             v[i] = v[j];
             v[j] = t;
         }
+        return;
+    }
+    if (s->draw == OC_GRID) {
+        int64_t m = s->shape[s->ndim - 1];
+        for (int64_t i = 0; i < n; i++)
+            v[i] = (float)(s->lo + (s->hi - s->lo) * (double)(i % m) / (double)(m - 1));
         return;
     }
     for (int64_t i = 0; i < n; i++) {

@@ -33,7 +33,7 @@
 static const char *const draw_names[] = {
     [OC_NONE] = "none",   [OC_UNIFORM] = "uniform", [OC_DISTINCT] = "distinct",
     [OC_INTS] = "ints",   [OC_MASK] = "mask",       [OC_INDEX] = "index",
-    [OC_FIXED] = "fixed",
+    [OC_FIXED] = "fixed",   [OC_GRID] = "grid",
 };
 static const char *const layout_names[] = {
     [OC_CONTIGUOUS] = "contiguous", [OC_TRANSPOSED] = "transposed", [OC_STRIDED] = "strided",

@@ -26,6 +26,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+import kan_torch
+
 MARGIN = 0.1  # OC_MARGIN in tests/op_cases.h
 ALL = -128    # NB_ALL in include/nabla.h
 INF = math.inf
@@ -87,6 +89,11 @@ def mask(*shape):
 def fixed(lo, hi, *shape):
     """whole numbers lo..hi that are never differentiated (fake quantization's qparams)"""
     return spec("fixed", lo, hi, shape)
+
+
+def grid(lo, hi, *shape):
+    """B-spline knots: every row the evenly spaced points lo..hi, never differentiated"""
+    return spec("grid", lo, hi, shape)
 
 
 def index(n, *shape):
@@ -467,6 +474,12 @@ CASES = [
          s0=0.5, nonsmooth=True),
     case("backward_hook_three", "backward_hook", "backward_hook",
          [uni_t(-1, 1, 3, 4), scalar(-1, 1), uni_s(-1, 1, 2, 3)]),
+    case("bspline_basis_cubic", "bspline_basis", "bspline_basis",
+         [uni(-1.2, 1.2, 5, 2), grid(-1.6, 1.6, 2, 10)], dim=3),
+    case("bspline_basis_outside_grid", "bspline_basis", "bspline_basis",
+         [uni_s(-2.5, 2.5, 4, 3), grid(-1.5, 1.5, 3, 9)], dim=3),
+    case("bspline_basis_derivative", "bspline_basis", "bspline_basis",
+         [uni_t(-1, 1, 4, 2), grid(-2.5, 2.5, 2, 13)], dim=5, start=1),
 ]
 
 
@@ -711,6 +724,7 @@ FNS = {
         x[0], x[1], x[2], a, False),
     "fake_quantize_learnable_per_channel": lambda x, a: LearnableFakeQuantize.apply(
         x[0], x[1], x[2], a, True),
+    "bspline_basis": lambda x, a: kan_torch.bspline(x[0], x[1], a["dim"], a["start"]),
     "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
                                    else torch.cat([t.reshape(-1) for t in x])),
 }
@@ -727,6 +741,8 @@ def value_ok(s, v):
         return lo <= v <= hi and v == math.floor(v)
     if s["draw"] == "mask":
         return v in (0.0, 1.0)
+    if s["draw"] == "grid":
+        return lo <= v <= hi
     return 0 <= v < hi and v == math.floor(v)
 
 
@@ -735,6 +751,9 @@ def draw_values(s, gen):
     if s["draw"] == "distinct":
         perm = torch.randperm(n, generator=gen).tolist()
         return [f32(s["lo"] + (s["hi"] - s["lo"]) * (k + 0.5) / n) for k in perm]
+    if s["draw"] == "grid":
+        m = s["shape"][-1]
+        return [f32(s["lo"] + (s["hi"] - s["lo"]) * (i % m) / (m - 1)) for i in range(n)]
     values = []
     for _ in range(n):
         while True:
@@ -783,7 +802,7 @@ def run(c):
         t = torch.tensor(values, dtype=torch.float64).reshape(s["shape"])
         if s["draw"] == "index":
             t = t.long()
-        elif s["draw"] not in ("mask", "fixed") and c["op"] not in FORWARD_ONLY:
+        elif s["draw"] not in ("mask", "fixed", "grid") and c["op"] not in FORWARD_ONLY:
             t.requires_grad_(True)
         leaves.append(t)
         xs.append(t)

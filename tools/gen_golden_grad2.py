@@ -56,7 +56,7 @@ def run(c):
         t = torch.tensor(values, dtype=torch.float64).reshape(s["shape"])
         if s["draw"] == "index":
             t = t.long()
-        elif s["draw"] not in ("mask", "fixed"):
+        elif s["draw"] not in ("mask", "fixed", "grid"):
             t.requires_grad_(True)
             floats.append(t)
         xs.append(t)

@@ -18,6 +18,9 @@
 
 #include "nabla.h"
 
+/* The highest B-spline order the bspline kernels take (their work arrays are k + 1 long). */
+#define NB_BSPLINE_MAX_K 15
+
 typedef enum {
     NB_UN_NEG, NB_UN_EXP, NB_UN_LOG, NB_UN_SQRT, NB_UN_ABS, NB_UN_SIN, NB_UN_COS,
     NB_UN_TANH, NB_UN_SIGMOID, NB_UN_RELU,
@@ -220,6 +223,15 @@ typedef struct nb_backend {
     void (*fake_quant_mask)(float *mask, float *k, const float *x, const float *scale,
                             const float *zp, int64_t outer, int64_t channels, int64_t inner,
                             int64_t qmin, int64_t qmax, nb_fq_rule rule);
+    /* ---- B-spline bases (cpu/bspline.c) of x [n, in], one knot vector per input in
+     * grid [in, m] (non-decreasing), order k <= NB_BSPLINE_MAX_K: b [n, in, m - 1 - k] = the
+     * deriv-th derivative of every basis at x (0 outside [t_0, t_{m-1})); and the gradient of
+     * that, dx [n, in] = sum over bases of dy [n, in, m - 1 - k] times the (deriv + 1)-th
+     * derivative.  Both overwrite. */
+    void (*bspline)(float *b, const float *x, const float *grid, int64_t n, int64_t in,
+                    int64_t m, int k, int deriv);
+    void (*bspline_backward)(float *dx, const float *x, const float *grid, const float *dy,
+                             int64_t n, int64_t in, int64_t m, int k, int deriv);
     /* ---- low-precision GEMMs (cpu/qgemm.c), row-major: op(A) [m, k] is A(i, p) = a[i lda + p]
      * or, when ta, a[p lda + i]; op(B) [k, n] is B(p, j) = b[p ldb + j] or, when tb (a Linear
      * layer's weight [n, k]), b[j ldb + p]; C [m, n] is c[i ldc + j].

@@ -124,7 +124,9 @@
     X(FAKE_QUANT_TENSOR,   "fake_quantize_per_tensor_affine", "FakeQuantizePerTensorAffineCachemaskTensorQparamsBackward0", 3, quant, "T", F32) \
     X(FAKE_QUANT_CHANNEL,  "fake_quantize_per_channel_affine", "FakeQuantizePerChannelAffineCachemaskBackward0", 3, quant, "T", F32) \
     X(FAKE_QUANT_LSQ_TENSOR, "fake_quantize_learnable_per_tensor_affine", "FakeQuantizeLearnablePerTensorAffineBackward0", 3, quant, "T", F32) \
-    X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32)
+    X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32) \
+    /* B-spline bases of a KAN layer, x [n, in] and its knots [in, m] (src/kan/basis.c) */        \
+    X(BSPLINE,             "bspline_basis",       "BsplineBasisBackward",          2,  bspline,      "T",  F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;

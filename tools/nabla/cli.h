@@ -68,6 +68,7 @@ int cmd_finetune(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_kan(int argc, char **argv);
 
 /* What another command adds to `nabla train`'s run (`nabla distill`, tools/nabla/distill.c):
  * its usage and title, flag rows after train's (at most CLI_EXT_MAX_FLAGS), the names the

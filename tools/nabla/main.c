@@ -1,6 +1,6 @@
 /*
  * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill, prune,
- * quantize.
+ * quantize, kan.
  */
 #include "cli.h"
 
@@ -18,7 +18,8 @@ static void usage(FILE *out) {
             "  finetune       fine-tune pretrained weights: a new head, frozen layers, LoRA\n"
             "  distill        train a student from a trained teacher's soft labels\n"
             "  prune          set the smallest weights to zero (magnitude, OBD), fine-tune\n"
-            "  quantize       post-training int8 quantization (calibrated or dynamic)\n\n"
+            "  quantize       post-training int8 quantization (calibrated or dynamic)\n"
+            "  kan fit        fit a Kolmogorov-Arnold network to CSV columns: grids, pruning, plots\n\n"
             "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
 }
 
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "distill")) rc = cmd_distill(argc, argv);
     else if (!strcmp(argv[1], "prune")) rc = cmd_prune(argc, argv);
     else if (!strcmp(argv[1], "quantize")) rc = cmd_quantize(argc, argv);
+    else if (!strcmp(argv[1], "kan")) rc = cmd_kan(argc, argv);
     else {
         fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
         usage(stderr);

@@ -125,4 +125,10 @@ void nb__cpu_fake_quant_mask(float *mask, float *k, const float *x, const float 
                              const float *zp, int64_t outer, int64_t channels, int64_t inner,
                              int64_t qmin, int64_t qmax, nb_fq_rule rule);
 
+/* bspline.c */
+void nb__cpu_bspline(float *b, const float *x, const float *grid, int64_t n, int64_t in,
+                     int64_t m, int k, int deriv);
+void nb__cpu_bspline_backward(float *dx, const float *x, const float *grid, const float *dy,
+                              int64_t n, int64_t in, int64_t m, int k, int deriv);
+
 #endif

@@ -174,6 +174,15 @@ static void g_round_half(float *y, const float *x, int64_t n, nb_dtype to) {
     nb__cpu_round_half(U(y), C(x), n, to);
 }
 
+static void g_bspline(float *b, const float *x, const float *grid, int64_t n, int64_t in,
+                      int64_t m, int k, int deriv) {
+    nb__cpu_bspline(U(b), C(x), C(grid), n, in, m, k, deriv);
+}
+static void g_bspline_backward(float *dx, const float *x, const float *grid, const float *dy,
+                               int64_t n, int64_t in, int64_t m, int k, int deriv) {
+    nb__cpu_bspline_backward(U(dx), C(x), C(grid), C(dy), n, in, m, k, deriv);
+}
+
 const nb_backend nb__guarded_backend = {
     .name = "guarded",
     .alloc = g_alloc,
@@ -219,6 +228,8 @@ const nb_backend nb__guarded_backend = {
     .max_pool2d_indices = g_max_pool2d_indices,
     .fake_quant = g_fake_quant,
     .fake_quant_mask = g_fake_quant_mask,
+    .bspline = g_bspline,
+    .bspline_backward = g_bspline_backward,
     .gemm_u8s8s32 = g_gemm_u8s8s32,
     .gemm_bf16 = g_gemm_bf16,
     .requantize = g_requantize,
