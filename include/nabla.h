@@ -330,6 +330,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/prune.h"
 #include "nabla/dist.h"
 #include "nabla/rnn.h"
+#include "nabla/attention.h"
 
 #ifdef __cplusplus
 }

@@ -105,6 +105,21 @@ typedef struct {
     bool relu;
 } nb__requant_args;
 
+/* Scaled dot-product attention (cpu/attention.c): bh = batch x heads independent problems,
+ * q [bh, t, d], k [bh, s, d], v [bh, s, dv], o [bh, t, dv], all contiguous.  Scores
+ * x_ij = scale q_i . k_j + mask(b, h, i, j), with mask read through mask_stride (0 where
+ * broadcast; mask NULL: none), minus infinity for j > i when causal (torch's is_causal, top-left
+ * aligned).  Dropout p > 0 drops weight ij when u < p, u the Philox uniform of counter
+ * offset + (n t + i) s + j of seed (n the problem), and scales the kept ones by 1 / (1 - p). */
+typedef struct {
+    int64_t bh, heads, t, s, d, dv;
+    float scale, dropout_p;
+    bool causal;
+    const float *mask;
+    int64_t mask_stride[4]; /* [batch, head, query, key] */
+    uint64_t seed, offset;
+} nb_attention_geom;
+
 typedef struct nb_backend {
     const char *name;
     bool host_memory; /* its data pointers are host pointers, which nb_data may hand out */
@@ -242,6 +257,15 @@ typedef struct nb_backend {
      *   float32 out: y = acc s + b (two roundings), negatives to 0 by relu (NaN kept). */
     void (*requantize)(void *y, int64_t ldy, const int32_t *acc, int64_t ldacc, int64_t m,
                        int64_t n, const nb__requant_args *q);
+    /* ---- attention (geometry above), flash-attention style: no [t, s] matrix in memory.
+     * attention: o = dropout(softmax(x)) v and lse [bh, t] = log sum_j exp x_ij per row (a
+     * row with every key masked gets NaN, as torch's softmax).  attention_backward overwrites
+     * dq, dk, dv from dout, recomputing the weights from q, k and lse (Dao 2023, alg. 2). */
+    void (*attention)(float *o, float *lse, const float *q, const float *k, const float *v,
+                      const nb_attention_geom *g);
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *q, const float *k,
+                               const float *v, const float *o, const float *lse,
+                               const float *dout, const nb_attention_geom *g);
 } nb_backend;
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */

@@ -124,7 +124,9 @@
     X(FAKE_QUANT_TENSOR,   "fake_quantize_per_tensor_affine", "FakeQuantizePerTensorAffineCachemaskTensorQparamsBackward0", 3, quant, "T", F32) \
     X(FAKE_QUANT_CHANNEL,  "fake_quantize_per_channel_affine", "FakeQuantizePerChannelAffineCachemaskBackward0", 3, quant, "T", F32) \
     X(FAKE_QUANT_LSQ_TENSOR, "fake_quantize_learnable_per_tensor_affine", "FakeQuantizeLearnablePerTensorAffineBackward0", 3, quant, "T", F32) \
-    X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32)
+    X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32) \
+    /* scaled dot-product attention, q, k, v and an additive mask (attention.c) */               \
+    X(ATTENTION,           "scaled_dot_product_attention", "ScaledDotProductEfficientAttentionBackward0", -1, attention, "T", F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;

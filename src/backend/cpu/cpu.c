@@ -209,6 +209,8 @@ const nb_backend nb__cpu_backend = {
     .gemm_u8s8s32 = nb__cpu_gemm_u8s8s32,
     .gemm_bf16 = nb__cpu_gemm_bf16,
     .requantize = nb__cpu_requantize,
+    .attention = nb__cpu_attention,
+    .attention_backward = nb__cpu_attention_backward,
 };
 
 const char *nb_backend_info(void) {

@@ -158,6 +158,19 @@ static void g_fake_quant_mask(float *mask, float *k, const float *x, const float
     nb__cpu_fake_quant_mask(U(mask), U(k), C(x), C(scale), C(zp), outer, channels, inner, qmin,
                             qmax, rule);
 }
+static void g_attention(float *o, float *lse, const float *q, const float *k, const float *v,
+                        const nb_attention_geom *g) {
+    nb_attention_geom h = *g;
+    h.mask = C(g->mask);
+    nb__cpu_attention(U(o), U(lse), C(q), C(k), C(v), &h);
+}
+static void g_attention_backward(float *dq, float *dk, float *dv, const float *q, const float *k,
+                                 const float *v, const float *o, const float *lse,
+                                 const float *dout, const nb_attention_geom *g) {
+    nb_attention_geom h = *g;
+    h.mask = C(g->mask);
+    nb__cpu_attention_backward(U(dq), U(dk), U(dv), C(q), C(k), C(v), C(o), C(lse), C(dout), &h);
+}
 
 const nb_backend nb__guarded_backend = {
     .name = "guarded",
@@ -207,4 +220,6 @@ const nb_backend nb__guarded_backend = {
     .gemm_u8s8s32 = g_gemm_u8s8s32,
     .gemm_bf16 = g_gemm_bf16,
     .requantize = g_requantize,
+    .attention = g_attention,
+    .attention_backward = g_attention_backward,
 };

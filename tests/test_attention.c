@@ -1,0 +1,311 @@
+/*
+ * test_attention.c — scaled dot-product attention (src/ops/attention.c and its fused kernel,
+ * src/backend/cpu/attention.c):
+ *  - torch's outputs and the gradients of q, k and v to 1e-5, from tests/golden/attention.json
+ *    (tools/gen_golden_attention.py), through the fused op and through the ops that keep the
+ *    weights: causal, float and boolean masks, key padding, Dv != D, a scale, several blocks;
+ *  - backward against fourth-order finite differences in double (gradcheck_util.h), with a
+ *    mask, causal and dropout (its mask regenerated from the same counters);
+ *  - dropout: the fused op and the ops path draw the same mask; about p of the weights go;
+ *  - create_graph: the gradient's own gradient equals the one through plain ops;
+ *  - the fused path keeps no [T, S] matrix; bad inputs are refused with their names; no byte
+ *    is left behind with no scope open.
+ */
+#include "check.h"
+#include "golden_json.h"
+#include "gradcheck_util.h"
+
+#define GOLDEN_PATH "tests/golden/attention.json"
+#define TOL 1e-5
+
+/* A case's tensor as a leaf that requires grad. */
+static nb_tensor *leaf(const json_t *c, const char *key) {
+    nb_tensor *t = json_tensor(json_object_get(c, key));
+    if (t) nb_set_requires_grad(t, true);
+    return t;
+}
+
+/* One golden case through the fused op (weights false) or the ops path. */
+static void sdpa_case(const json_t *c, bool weights) {
+    char what[160];
+    const char *name = json_string_value(json_object_get(c, "name"));
+    nb_scope_begin();
+    nb_tensor *q = leaf(c, "q"), *k = leaf(c, "k"), *v = leaf(c, "v");
+    nb_sdpa_opts o = {.attn_mask = json_tensor(json_object_get(c, "attn_mask")),
+                      .key_padding_mask = json_tensor(json_object_get(c, "key_padding_mask")),
+                      .causal = json_is_true(json_object_get(c, "causal")),
+                      .scale = (float)json_real_value(json_object_get(c, "scale"))};
+    nb_tensor *w = NULL;
+    nb_tensor *out = weights ? nb_scaled_dot_product_attention_weights(q, k, v, &o, &w)
+                             : nb_scaled_dot_product_attention(q, k, v, &o);
+    CHECK(out != NULL && (!weights || w != NULL));
+    nb_tensor *r = json_tensor(json_object_get(c, "R"));
+    CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(out, r))), NB_OK);
+    const char *path = weights ? "ops" : "fused";
+    snprintf(what, sizeof what, "%s (%s): out", name, path);
+    check_json_tensor(what, out, json_object_get(c, "out"), TOL);
+    const char *keys[3] = {"grad_q", "grad_k", "grad_v"};
+    nb_tensor *leaves[3] = {q, k, v};
+    for (int i = 0; i < 3; i++) {
+        snprintf(what, sizeof what, "%s (%s): %s", name, path, keys[i]);
+        check_json_tensor(what, nb_grad(leaves[i]), json_object_get(c, keys[i]), TOL);
+    }
+    nb_scope_end();
+}
+
+static void sdpa_matches_torch_through_both_paths(void) {
+    json_t *root = golden_load(GOLDEN_PATH);
+    CHECK(root != NULL);
+    if (!root) return;
+    const json_t *cases = json_object_get(root, "sdpa");
+    CHECK(json_array_size(cases) >= 9);
+    for (size_t i = 0; i < json_array_size(cases); i++) {
+        sdpa_case(json_array_get(cases, i), false);
+        sdpa_case(json_array_get(cases, i), true);
+    }
+    json_decref(root);
+}
+
+/* ---- finite differences */
+
+enum { GB = 2, GH = 2, GT = 5, GS = 6, GD = 3, GDV = 4 };
+
+typedef struct {
+    float q[GB * GH * GT * GD], k[GB * GH * GS * GD], v[GB * GH * GS * GDV];
+    float r[GB * GH * GT * GDV], mask[GT * GS];
+    nb_sdpa_opts o;
+    uint64_t seed; /* re-seeded before each forward, so dropout draws the same mask */
+} gc_case;
+
+/* sum(attention(q, k, v) * r) for the case's host values; the gradients of q, k, v into
+ * grads when not NULL. */
+static double gc_loss(gc_case *g, float *const *grads) {
+    nb_scope_begin();
+    nb_manual_seed(g->seed);
+    nb_tensor *q = nb_from_data(g->q, NB_SHAPE(GB, GH, GT, GD));
+    nb_tensor *k = nb_from_data(g->k, NB_SHAPE(GB, GH, GS, GD));
+    nb_tensor *v = nb_from_data(g->v, NB_SHAPE(GB, GH, GS, GDV));
+    nb_tensor *r = nb_from_data(g->r, NB_SHAPE(GB, GH, GT, GDV));
+    nb_sdpa_opts o = g->o;
+    o.attn_mask = nb_from_data(g->mask, NB_SHAPE(GT, GS));
+    nb_tensor *leaves[3] = {q, k, v};
+    for (int i = 0; grads && i < 3; i++) nb_set_requires_grad(leaves[i], true);
+    nb_tensor *loss = nb_sum(nb_mul(nb_scaled_dot_product_attention(q, k, v, &o), r));
+    double value = loss ? nb_item(loss) : NAN;
+    if (grads && nb_backward(loss) == NB_OK)
+        for (int i = 0; i < 3; i++) nb_copy_to(nb_grad(leaves[i]), grads[i], nb_numel(leaves[i]));
+    nb_scope_end();
+    return value;
+}
+
+static double gc_fn_loss(void *ctx) { return gc_loss(ctx, NULL); }
+
+static void fill_uniform(float *x, int n, uint64_t *state, float lo, float hi) {
+    for (int i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = lo + (hi - lo) * (float)((*state >> 40) * 0x1p-24);
+    }
+}
+
+static void gradcheck_one(const char *name, nb_sdpa_opts o) {
+    static gc_case g;
+    uint64_t state = gc_seed_of(name);
+    fill_uniform(g.q, GB * GH * GT * GD, &state, -1, 1);
+    fill_uniform(g.k, GB * GH * GS * GD, &state, -1, 1);
+    fill_uniform(g.v, GB * GH * GS * GDV, &state, -1, 1);
+    fill_uniform(g.r, GB * GH * GT * GDV, &state, -1, 1);
+    fill_uniform(g.mask, GT * GS, &state, -1, 1);
+    g.o = o;
+    g.seed = gc_seed_of(name);
+    static float dq[sizeof g.q / 4], dk[sizeof g.k / 4], dv[sizeof g.v / 4];
+    float *grads[3] = {dq, dk, dv}, *values[3] = {g.q, g.k, g.v};
+    int sizes[3] = {GB * GH * GT * GD, GB * GH * GS * GD, GB * GH * GS * GDV};
+    gc_loss(&g, grads);
+    for (int i = 0; i < 3; i++) {
+        /* each input along a random direction: the analytic grad . dir against the stencil */
+        float dir[GB * GH * GS * GDV];
+        float *p[GB * GH * GS * GDV];
+        fill_uniform(dir, sizes[i], &state, -1, 1);
+        double analytic = 0;
+        for (int j = 0; j < sizes[i]; j++) analytic += (double)grads[i][j] * dir[j], p[j] = &values[i][j];
+        double numeric = gc_stencil(gc_fn_loss, &g, p, dir, sizes[i]);
+        char what[96];
+        snprintf(what, sizeof what, "%s: d loss / d %c along a direction", name, "qkv"[i]);
+        CHECK_ARRAY(what, &(float){(float)analytic}, &numeric, 1, 2e-4, 2e-3);
+    }
+}
+
+static void gradients_match_finite_differences(void) {
+    gradcheck_one("plain", (nb_sdpa_opts){0});
+    gradcheck_one("causal", (nb_sdpa_opts){.causal = true});
+    gradcheck_one("dropout_causal_scaled", (nb_sdpa_opts){.causal = true, .dropout_p = 0.3f,
+                                                            .scale = 0.7f});
+}
+
+/* ---- dropout */
+
+static void dropout_draws_one_mask_on_both_paths(void) {
+    nb_scope_begin();
+    nb_manual_seed(5);
+    nb_tensor *q = nb_randn(NB_SHAPE(2, 3, 70, 8)), *k = nb_randn(NB_SHAPE(2, 3, 80, 8));
+    nb_tensor *v = nb_randn(NB_SHAPE(2, 3, 80, 8)), *leaves[3] = {q, k, v};
+    for (int i = 0; i < 3; i++) nb_set_requires_grad(leaves[i], true);
+    nb_sdpa_opts o = {.dropout_p = 0.25f, .causal = true};
+    float *grads[2][3];
+    nb_tensor *outs[2], *w = NULL;
+    for (int path = 0; path < 2; path++) {
+        nb_manual_seed(77);
+        outs[path] = path ? nb_scaled_dot_product_attention_weights(q, k, v, &o, &w)
+                          : nb_scaled_dot_product_attention(q, k, v, &o);
+        CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(outs[path], outs[path]))), NB_OK);
+        for (int i = 0; i < 3; i++) {
+            grads[path][i] = host_vals(nb_grad(leaves[i]));
+            nb_zero_grad(leaves[i]);
+        }
+    }
+    int64_t n = nb_numel(outs[0]);
+    double *want = malloc(sizeof(double) * (size_t)(3 * 2 * 80 * 8));
+    float *o0 = host_vals(outs[0]), *o1 = host_vals(outs[1]);
+    for (int64_t i = 0; i < n; i++) want[i] = o1[i];
+    CHECK_ARRAY("dropout: fused out against the ops path", o0, want, n, 1e-5, 1e-5);
+    for (int i = 0; i < 3; i++) {
+        int64_t m = nb_numel(leaves[i]);
+        for (int64_t j = 0; j < m; j++) want[j] = grads[1][i][j];
+        CHECK_ARRAY("dropout: fused gradient against the ops path", grads[0][i], want, m, 1e-4, 1e-4);
+    }
+    /* about p of the weights a row can see are dropped */
+    float *wv = host_vals(w);
+    int64_t seen = 0, dropped = 0;
+    for (int64_t r = 0; r < 2 * 3 * 70; r++)
+        for (int64_t j = 0; j <= r % 70; j++, seen++) dropped += wv[r * 80 + j] == 0.0f;
+    CHECK_NEAR((double)dropped / (double)seen, 0.25, 0.03, 0);
+    free(want);
+    nb_scope_end();
+}
+
+/* ---- create_graph */
+
+static void second_derivatives_equal_those_through_plain_ops(void) {
+    nb_scope_begin();
+    nb_manual_seed(9);
+    nb_tensor *q = nb_randn(NB_SHAPE(1, 2, 4, 3)), *k = nb_randn(NB_SHAPE(1, 2, 5, 3));
+    nb_tensor *v = nb_randn(NB_SHAPE(1, 2, 5, 2)), *leaves[3] = {q, k, v};
+    nb_tensor *mask = nb_randn(NB_SHAPE(4, 5));
+    for (int i = 0; i < 3; i++) nb_set_requires_grad(leaves[i], true);
+    nb_sdpa_opts o = {.attn_mask = mask, .causal = true};
+    float *second[2][3];
+    for (int path = 0; path < 2; path++) {
+        nb_tensor *w = NULL;
+        nb_tensor *out = path ? nb_scaled_dot_product_attention_weights(q, k, v, &o, &w)
+                              : nb_scaled_dot_product_attention(q, k, v, &o);
+        nb_tensor *loss = nb_sum(nb_mul(out, nb_tanh(out))), *g[3] = {0};
+        CHECK_EQ_INT(nb_autograd_grad(1, &loss, NULL, 3, leaves, g,
+                                      &(nb_grad_options){.create_graph = true}), NB_OK);
+        nb_tensor *gg = nb_add(nb_add(nb_sum(nb_mul(g[0], g[0])), nb_sum(nb_sin(g[1]))),
+                               nb_sum(nb_mul(g[2], g[2])));
+        CHECK_EQ_INT(nb_backward(gg), NB_OK);
+        for (int i = 0; i < 3; i++) {
+            second[path][i] = host_vals(nb_grad(leaves[i]));
+            nb_zero_grad(leaves[i]);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        int64_t n = nb_numel(leaves[i]);
+        double want[64];
+        for (int64_t j = 0; j < n; j++) want[j] = second[1][i][j];
+        CHECK_ARRAY("second derivative: fused against ops", second[0][i], want, n, 1e-5, 1e-4);
+    }
+    nb_scope_end();
+}
+
+/* ---- memory */
+
+/* Forward and backward at T = S = 512 hold far less than one [T, S] matrix per head. */
+static void fused_path_keeps_no_weight_matrix(void) {
+    enum { B = 1, H = 4, T = 512, D = 16 };
+    nb_scope_begin();
+    nb_tensor *q = nb_randn(NB_SHAPE(B, H, T, D)), *k = nb_randn(NB_SHAPE(B, H, T, D));
+    nb_tensor *v = nb_randn(NB_SHAPE(B, H, T, D)), *leaves[3] = {q, k, v};
+    for (int i = 0; i < 3; i++) nb_set_requires_grad(leaves[i], true);
+    size_t before = nb_alloc_stats_get().bytes_peak;
+    nb_alloc_stats start = nb_alloc_stats_get();
+    nb_tensor *out = nb_scaled_dot_product_attention(q, k, v, &(nb_sdpa_opts){.causal = true});
+    CHECK_EQ_INT(nb_backward(nb_sum(out)), NB_OK);
+    size_t peak = nb_alloc_stats_get().bytes_peak;
+    size_t grown = peak > before ? peak - before : 0, weights = (size_t)B * H * T * T * 4;
+    if (grown < weights / 4) check_passed_++;
+    else CHECK_FAIL_("fused attention: the peak grew by %zu bytes (live %zu at start); one "
+                     "weight matrix per head is %zu", grown, start.bytes_live, weights);
+    nb_scope_end();
+}
+
+/* ---- bad input */
+
+static void bad_inputs_are_refused_with_their_names(void) {
+    nb_scope_begin();
+    nb_tensor *q = nb_randn(NB_SHAPE(2, 2, 3, 4)), *k = nb_randn(NB_SHAPE(2, 2, 5, 4));
+    nb_tensor *v = nb_randn(NB_SHAPE(2, 2, 5, 6));
+    CHECK(nb_scaled_dot_product_attention(q, k, v, &(nb_sdpa_opts){.attn_mask = nb_zeros(NB_SHAPE(3, 4))}) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "attn_mask [3,4] does not broadcast to the scores [B,H,T,S] = [2,2,3,5]");
+    CHECK(nb_scaled_dot_product_attention(q, k, v, &(nb_sdpa_opts){.key_padding_mask = nb_zeros(NB_SHAPE(2, 4))}) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "key_padding_mask [2,4] must be [batch, keys] = [2,5]");
+    CHECK(nb_scaled_dot_product_attention(q, nb_randn(NB_SHAPE(2, 2, 5, 3)), v, NULL) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "do not agree");
+    CHECK(nb_scaled_dot_product_attention(nb_randn(NB_SHAPE(2, 3, 4)), k, v, NULL) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "must be 4-D [batch, heads, length, width]");
+    CHECK(nb_scaled_dot_product_attention(q, k, v, &(nb_sdpa_opts){.dropout_p = 1.0f}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "dropout_p 1 is outside [0, 1)");
+    nb_tensor *m = nb_zeros(NB_SHAPE(3, 5));
+    nb_set_requires_grad(m, true);
+    CHECK(nb_scaled_dot_product_attention(q, k, v, &(nb_sdpa_opts){.attn_mask = m}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "attn_mask requires grad");
+    CHECK(nb_scaled_dot_product_attention(NULL, k, v, NULL) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_NULL);
+    nb_error_clear();
+    nb_tensor *w = (nb_tensor *)1;
+    CHECK(nb_scaled_dot_product_attention_weights(q, k, nb_randn(NB_SHAPE(2, 2, 4, 6)), NULL, &w) == NULL);
+    CHECK(w == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "do not agree");
+    nb_scope_end();
+}
+
+/* Every key masked: NaN, as torch's softmax over minus infinities. */
+static void a_row_with_every_key_masked_is_nan(void) {
+    nb_scope_begin();
+    nb_tensor *q = nb_randn(NB_SHAPE(1, 1, 2, 2)), *k = nb_randn(NB_SHAPE(1, 1, 3, 2));
+    nb_tensor *pad = nb_from_int32((const int32_t[]){1, 1, 1}, NB_SHAPE(1, 3));
+    nb_tensor *out = nb_scaled_dot_product_attention(q, k, k, &(nb_sdpa_opts){.key_padding_mask = pad});
+    float *o = host_vals(out);
+    CHECK(isnan(o[0]) && isnan(o[3]));
+    nb_scope_end();
+}
+
+/* One forward and backward with no scope open; the results freed. */
+static void heap_run(void) {
+    nb_tensor *q = nb_randn(NB_SHAPE(1, 2, 3, 4)), *m = nb_zeros(NB_SHAPE(3, 3));
+    nb_set_requires_grad(q, true);
+    nb_tensor *out = nb_scaled_dot_product_attention(q, q, q, &(nb_sdpa_opts){.attn_mask = m, .causal = true, .dropout_p = 0.1f});
+    nb_tensor *s = nb_sum(out);
+    CHECK_EQ_INT(nb_backward(s), NB_OK);
+    nb_tensor *own[] = {q, m, out, s};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) nb_tensor_free(own[i]);
+}
+
+static void heap_mode_forward_and_backward_leave_nothing(void) {
+    heap_run();
+    size_t before = nb_alloc_stats_get().bytes_live;
+    heap_run();
+    CHECK_BYTES_BACK("attention forward and backward", before);
+}
+
+int main(void) {
+    sdpa_matches_torch_through_both_paths();
+    gradients_match_finite_differences();
+    dropout_draws_one_mask_on_both_paths();
+    second_derivatives_equal_those_through_plain_ops();
+    fused_path_keeps_no_weight_matrix();
+    bad_inputs_are_refused_with_their_names();
+    a_row_with_every_key_masked_is_nan();
+    heap_mode_forward_and_backward_leave_nothing();
+    return check_summary();
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Writes tests/golden/attention.json: PyTorch reference vectors for scaled dot-product
+attention (src/ops/attention.c), read by tests/test_attention.c.
+
+Regenerate from the repository root with Debian's python3-torch:
+
+    /usr/bin/python3 tools/gen_golden_attention.py
+
+torch 1.13 has no F.scaled_dot_product_attention, so the reference is written out as torch 2
+documents it: softmax(q k^T scale + mask) v, with a boolean attn_mask meaning "may attend",
+is_causal hiding keys j > i (top-left aligned) and a key padding mask [B, S] as
+MultiheadAttention's (True: a padding key).  Inputs are drawn in float32 and the reference runs
+in float64, so the stored values are exact inputs and references without float32 rounding.
+Each case stores q, k, v, the masks, the scale (0: 1/sqrt(D)), random weights R for the loss
+sum(out * R), the output and the gradients of q, k and v.
+"""
+import json
+import math
+import os
+
+import torch
+
+from golden_common import D, f32, short32
+
+torch.manual_seed(23)
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "attention.json")
+
+
+def number(v):
+    """A float32 value (an input) exactly, a float64 reference to 9 significant digits."""
+    return short32(v) if float(torch.tensor(v, dtype=torch.float32)) == v else float("%.9g" % v)
+
+
+def tensor(t, dtype=None):
+    t = t.detach()
+    out = {"shape": list(t.shape),
+           "data": [number(v) if dtype is None else int(v) for v in t.reshape(-1).tolist()]}
+    if dtype:
+        out["dtype"] = dtype
+    return out
+
+
+def sdpa(q, k, v, attn_mask=None, key_padding_mask=None, causal=False, scale=0.0):
+    """torch 2's F.scaled_dot_product_attention (plus MHA's key padding mask) in matmul and
+    softmax."""
+    x = q @ k.transpose(-1, -2) * (scale or 1.0 / math.sqrt(q.shape[-1]))
+    if attn_mask is not None:
+        x = x.masked_fill(~attn_mask, -math.inf) if attn_mask.dtype == torch.bool else x + attn_mask
+    if key_padding_mask is not None:
+        x = x.masked_fill(key_padding_mask[:, None, None, :], -math.inf)
+    if causal:
+        t, s = x.shape[-2:]
+        x = x.masked_fill(torch.ones(t, s, dtype=torch.bool).triu(1), -math.inf)
+    return torch.softmax(x, -1) @ v
+
+
+def sdpa_case(name, B, H, T, S, Dk, Dv=None, mask=None, padding=None, causal=False, scale=0.0):
+    Dv = Dv or Dk
+    q, k, v = (f32(torch.randn(*shape, dtype=D)).requires_grad_(True)
+               for shape in ((B, H, T, Dk), (B, H, S, Dk), (B, H, S, Dv)))
+    case = {"name": name, "causal": causal, "scale": scale}
+    attn_mask = kpm = None
+    if mask == "float":
+        attn_mask = f32(torch.randn(T, S, dtype=D))
+        attn_mask[0, 1] = -1e30  # hidden (JSON has no infinity)
+        case["attn_mask"] = tensor(attn_mask)
+    elif mask == "bool":
+        attn_mask = torch.rand(B, 1, T, S) < 0.7
+        attn_mask[..., 0] = True  # every row keeps a key
+        case["attn_mask"] = tensor(attn_mask, "int32")
+    if padding:
+        kpm = torch.zeros(B, S, dtype=torch.bool)
+        for b, n in enumerate(padding):
+            kpm[b, S - n:] = n > 0
+        case["key_padding_mask"] = tensor(kpm, "int32")
+    out = sdpa(q, k, v, attn_mask, kpm, causal, scale)
+    r = f32(torch.rand(out.shape, dtype=D) * 2 - 1)
+    (out * r).sum().backward()
+    case.update(q=tensor(q), k=tensor(k), v=tensor(v), R=tensor(r), out=tensor(out),
+                grad_q=tensor(q.grad), grad_k=tensor(k.grad), grad_v=tensor(v.grad))
+    return case
+
+
+SDPA = [
+    sdpa_case("plain", 2, 2, 5, 7, 4),
+    sdpa_case("causal_square", 1, 3, 6, 6, 4, causal=True),
+    sdpa_case("value_width_and_scale", 2, 1, 3, 4, 5, Dv=3, scale=0.3),
+    sdpa_case("float_mask", 1, 2, 4, 5, 3, mask="float"),
+    sdpa_case("bool_mask_per_batch", 2, 2, 4, 6, 3, mask="bool"),
+    sdpa_case("key_padding", 3, 2, 4, 6, 3, padding=[0, 2, 5]),
+    sdpa_case("padding_and_causal", 2, 1, 5, 5, 3, padding=[1, 2], causal=True),
+    # more than one block of 64 queries and keys: the online softmax's rescaling
+    sdpa_case("blocks_causal", 1, 1, 70, 70, 8, causal=True),
+    sdpa_case("blocks_masked", 1, 2, 66, 131, 4, mask="float"),
+]
+
+
+def main():
+    doc = {"comment": "PyTorch reference vectors for tests/test_attention.c, written by "
+                      "tools/gen_golden_attention.py; do not edit",
+           "torch": torch.__version__, "sdpa": SDPA}
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+    print("wrote", os.path.normpath(OUT))
+
+
+if __name__ == "__main__":
+    main()
