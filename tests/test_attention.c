@@ -8,6 +8,10 @@
  *    mask, causal and dropout (its mask regenerated from the same counters);
  *  - dropout: the fused op and the ops path draw the same mask; about p of the weights go;
  *  - create_graph: the gradient's own gradient equals the one through plain ops;
+ *  - MultiheadAttention: outputs, weights (averaged or per head) and every gradient
+ *    (inputs and parameters, by torch's names) as torch's to 1e-5: seq-first self-attention,
+ *    batch_first cross-attention with masks on the fused path, a 3-D boolean mask with
+ *    add_zero_attn and no bias;
  *  - the fused path keeps no [T, S] matrix; bad inputs are refused with their names; no byte
  *    is left behind with no scope open.
  */
@@ -64,6 +68,76 @@ static void sdpa_matches_torch_through_both_paths(void) {
         sdpa_case(json_array_get(cases, i), true);
     }
     json_decref(root);
+}
+
+/* ---- MultiheadAttention */
+
+static void mha_case(const json_t *c) {
+    char what[160];
+    const char *name = json_string_value(json_object_get(c, "name"));
+    nb_mha_opts opts = {.no_bias = !json_is_true(json_object_get(c, "bias")),
+                        .add_zero_attn = json_is_true(json_object_get(c, "add_zero_attn")),
+                        .batch_first = json_is_true(json_object_get(c, "batch_first"))};
+    nb_module *m = nb_multihead_attention_new(json_integer_value(json_object_get(c, "embed_dim")),
+                                              json_integer_value(json_object_get(c, "num_heads")), opts);
+    CHECK(m != NULL);
+    if (!m) return;
+    check_and_load_entries(name, m, json_object_get(c, "params"), false);
+    nb_scope_begin();
+    nb_tensor *q = leaf(c, "query"), *k = leaf(c, "key"), *v = leaf(c, "value");
+    nb_mha_inputs in = {.attn_mask = json_tensor(json_object_get(c, "attn_mask")),
+                        .key_padding_mask = json_tensor(json_object_get(c, "key_padding_mask")),
+                        .per_head_weights = !json_is_true(json_object_get(c, "average"))};
+    bool need_weights = json_is_true(json_object_get(c, "need_weights"));
+    nb_tensor *out = NULL, *w = NULL;
+    CHECK_EQ_INT(nb_multihead_attention_forward(m, q, k, v, &in, &out, need_weights ? &w : NULL), NB_OK);
+    nb_tensor *loss = nb_sum(nb_mul(out, json_tensor(json_object_get(c, "R"))));
+    if (need_weights) loss = nb_add(loss, nb_sum(nb_mul(w, json_tensor(json_object_get(c, "R_weights")))));
+    CHECK_EQ_INT(nb_backward(loss), NB_OK);
+    const char *keys[5] = {"out", "weights", "grad_query", "grad_key", "grad_value"};
+    nb_tensor *got[5] = {out, w, nb_grad(q), nb_grad(k), nb_grad(v)};
+    for (int i = 0; i < 5; i++) {
+        if (i == 1 && !need_weights) continue;
+        snprintf(what, sizeof what, "%s: %s", name, keys[i]);
+        check_json_tensor(what, got[i], json_object_get(c, keys[i]), TOL);
+    }
+    check_entries(name, "grad of", m, json_object_get(c, "grads"), true, TOL);
+    nb_scope_end();
+    nb_module_free(m);
+}
+
+static void multihead_attention_matches_torch(void) {
+    json_t *root = golden_load(GOLDEN_PATH);
+    CHECK(root != NULL);
+    if (!root) return;
+    const json_t *cases = json_object_get(root, "mha");
+    CHECK(json_array_size(cases) >= 3);
+    for (size_t i = 0; i < json_array_size(cases); i++) mha_case(json_array_get(cases, i));
+    json_decref(root);
+}
+
+static void multihead_attention_refuses_bad_sizes_and_masks(void) {
+    CHECK(nb_multihead_attention_new(10, 3, (nb_mha_opts){0}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "MultiheadAttention: embed_dim 10 must be divisible by num_heads 3");
+    nb_module *m = nb_multihead_attention_new(8, 2, (nb_mha_opts){0});
+    nb_scope_begin();
+    nb_tensor *x = nb_randn(NB_SHAPE(5, 3, 8)), *out = (nb_tensor *)1, *w = (nb_tensor *)1;
+    nb_mha_inputs in = {.attn_mask = nb_zeros(NB_SHAPE(5, 4))};
+    CHECK_EQ_INT(nb_multihead_attention_forward(m, x, x, x, &in, &out, &w), NB_ERR_SHAPE);
+    CHECK(out == NULL && w == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "attn_mask [5,4] must be [T, S] = [5,5] or [B*num_heads, T, S] = [6,5,5]");
+    in = (nb_mha_inputs){.key_padding_mask = nb_zeros(NB_SHAPE(5, 3))};
+    CHECK_EQ_INT(nb_multihead_attention_forward(m, x, x, x, &in, &out, NULL), NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "key_padding_mask [5,3] must be [batch, keys] = [3,5]");
+    CHECK_EQ_INT(nb_multihead_attention_forward(m, nb_randn(NB_SHAPE(5, 3, 6)), x, x, NULL, &out, NULL),
+                 NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "query [5,3,6] must be [L, B, E] with E = 8");
+    /* self-attention through nb_module_forward, in eval mode: the output's shape */
+    nb_module_train(m, false);
+    nb_tensor *y = nb_module_forward(m, x);
+    CHECK(y != NULL && nb_ndim(y) == 3 && nb_shape(y)[0] == 5 && nb_shape(y)[2] == 8);
+    nb_scope_end();
+    nb_module_free(m);
 }
 
 /* ---- finite differences */
@@ -300,6 +374,8 @@ static void heap_mode_forward_and_backward_leave_nothing(void) {
 
 int main(void) {
     sdpa_matches_torch_through_both_paths();
+    multihead_attention_matches_torch();
+    multihead_attention_refuses_bad_sizes_and_masks();
     gradients_match_finite_differences();
     dropout_draws_one_mask_on_both_paths();
     second_derivatives_equal_those_through_plain_ops();

@@ -95,10 +95,68 @@ SDPA = [
 ]
 
 
+def named(module, grad=False):
+    return [dict(name=n, **tensor(p.grad if grad else p)) for n, p in module.named_parameters()]
+
+
+def mha_case(name, E, H, T, S, B, batch_first=False, bias=True, add_zero_attn=False,
+             attn_mask=None, padding=None, need_weights=True, average=True):
+    """nn.MultiheadAttention in float64 from float32 parameters; inputs [L, B, E] (or
+    batch_first), masks as torch's MHA reads them (boolean True: hidden)."""
+    m = torch.nn.MultiheadAttention(E, H, bias=bias, add_zero_attn=add_zero_attn,
+                                    batch_first=batch_first)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape) * 0.5)
+    m = m.to(D)
+    shape = lambda L: (B, L, E) if batch_first else (L, B, E)
+    q = f32(torch.randn(*shape(T), dtype=D)).requires_grad_(True)
+    k = f32(torch.randn(*shape(S), dtype=D)).requires_grad_(True)
+    v = f32(torch.randn(*shape(S), dtype=D)).requires_grad_(True)
+    case = {"name": name, "embed_dim": E, "num_heads": H, "batch_first": batch_first,
+            "bias": bias, "add_zero_attn": add_zero_attn, "need_weights": need_weights,
+            "average": average, "params": named(m)}
+    am = kpm = None
+    if attn_mask == "float":
+        am = f32(torch.randn(T, S, dtype=D))
+        case["attn_mask"] = tensor(am)
+    elif attn_mask == "bool3d":
+        am = torch.rand(B * H, T, S) < 0.3
+        am[..., 0] = False
+        case["attn_mask"] = tensor(am, "int32")
+    if padding:
+        kpm = torch.zeros(B, S, dtype=torch.bool)
+        for b, n in enumerate(padding):
+            kpm[b, S - n:] = n > 0
+        case["key_padding_mask"] = tensor(kpm, "int32")
+    out, w = m(q, k, v, key_padding_mask=kpm, attn_mask=am, need_weights=need_weights,
+               average_attn_weights=average)
+    r = f32(torch.rand(out.shape, dtype=D) * 2 - 1)
+    loss = (out * r).sum()
+    if need_weights:
+        rw = f32(torch.rand(w.shape, dtype=D) * 2 - 1)
+        loss = loss + (w * rw).sum()
+        case.update(R_weights=tensor(rw), weights=tensor(w))
+    loss.backward()
+    case.update(query=tensor(q), key=tensor(k), value=tensor(v), R=tensor(r), out=tensor(out),
+                grad_query=tensor(q.grad), grad_key=tensor(k.grad), grad_value=tensor(v.grad),
+                grads=named(m, True))
+    return case
+
+
+MHA = [
+    mha_case("self_seq_first_weights", 8, 2, 5, 5, 3),
+    mha_case("cross_batch_first_padding_float_mask_fused", 8, 4, 4, 6, 2, batch_first=True,
+             attn_mask="float", padding=[0, 2], need_weights=False),
+    mha_case("bool_3d_mask_zero_attn_no_bias_per_head", 6, 3, 3, 4, 2, bias=False,
+             add_zero_attn=True, attn_mask="bool3d", padding=[1, 0], average=False),
+]
+
+
 def main():
     doc = {"comment": "PyTorch reference vectors for tests/test_attention.c, written by "
                       "tools/gen_golden_attention.py; do not edit",
-           "torch": torch.__version__, "sdpa": SDPA}
+           "torch": torch.__version__, "sdpa": SDPA, "mha": MHA}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(doc, f, separators=(",", ":"))

@@ -47,6 +47,46 @@ NB_API nb_tensor *nb_scaled_dot_product_attention_weights(nb_tensor *q, nb_tenso
                                                           nb_tensor *v, const nb_sdpa_opts *opts,
                                                           nb_tensor **weights);
 
+/* ---------------------------------------------------------------- MultiheadAttention */
+
+/* torch.nn.MultiheadAttention's options; zero-initialised means torch's defaults (kdim = vdim =
+ * embed_dim; add_bias_kv is not offered). */
+typedef struct {
+    float dropout;      /* in [0, 1): on the attention weights, in training */
+    bool no_bias;       /* torch's bias=False: no in_proj_bias, no out_proj.bias */
+    bool add_zero_attn; /* a key and a value of zeros appended to the keys (masks padded) */
+    bool batch_first;   /* inputs and output [B, L, E] instead of [L, B, E] */
+} nb_mha_opts;
+
+/* A MultiheadAttention module with torch's parameters, by torch's names and in its order:
+ * in_proj_weight [3E, E] (xavier uniform), in_proj_bias [3E] (zeros), out_proj.weight [E, E]
+ * (a Linear's init), out_proj.bias [E] (zeros).  nb_module_forward(m, x) is self-attention
+ * returning the output alone.  NULL with NB_ERR_ARG ("MultiheadAttention: embed_dim 10 must be
+ * divisible by num_heads 3") for sizes < 1, an embed_dim that num_heads does not divide or a
+ * dropout outside [0, 1). */
+NB_API nb_module *nb_multihead_attention_new(int64_t embed_dim, int64_t num_heads, nb_mha_opts opts);
+
+/* The optional inputs of a forward; zero-initialised: none. */
+typedef struct {
+    nb_tensor *key_padding_mask; /* [B, S]: boolean (nonzero = a padding key) or float (added) */
+    nb_tensor *attn_mask;        /* [T, S] or [B * H, T, S]: boolean (nonzero = may NOT attend,
+                                  * torch's MHA convention) or float (added) */
+    bool is_causal;              /* query i sees keys j <= i (in addition to the masks) */
+    bool per_head_weights;       /* weights [B, H, T, S] (torch's average_attn_weights=False)
+                                  * instead of their mean over heads [B, T, S] */
+} nb_mha_inputs;
+
+/* torch's MultiheadAttention.forward(query, key, value, ...): query [T, B, E], key and value
+ * [S, B, E] ([B, L, E] with batch_first) -> *out of query's shape.  weights NULL: the fused,
+ * memory-efficient attention (torch's need_weights=False); else *weights receives the attention
+ * weights (after dropout, as torch), averaged over heads unless in->per_head_weights.  in may be
+ * NULL.  Results are owned as an op's.  NB_ERR_SHAPE naming the shapes for inputs or masks of
+ * the wrong shape; NB_ERR_NULL for NULL or dead inputs; NB_ERR_ARG for a module of another
+ * kind.  On failure *out and *weights are NULL. */
+NB_API nb_status nb_multihead_attention_forward(nb_module *m, nb_tensor *query, nb_tensor *key,
+                                                nb_tensor *value, const nb_mha_inputs *in,
+                                                nb_tensor **out, nb_tensor **weights);
+
 #ifdef __cplusplus
 }
 #endif
