@@ -153,10 +153,60 @@ MHA = [
 ]
 
 
+def layer_case(name, decoder, E, H, F_, T, S, B, batch_first=False, norm_first=False,
+               gelu=False, eps=1e-5, causal_tgt=False, padding=None):
+    """TransformerEncoderLayer / TransformerDecoderLayer (dropout 0) in float64 from float32
+    parameters; the loss sum(out * R)."""
+    cls = torch.nn.TransformerDecoderLayer if decoder else torch.nn.TransformerEncoderLayer
+    m = cls(E, H, dim_feedforward=F_, dropout=0.0, activation="gelu" if gelu else "relu",
+            layer_norm_eps=eps, batch_first=batch_first, norm_first=norm_first)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape) * 0.5)
+    m = m.to(D)
+    shape = lambda L: (B, L, E) if batch_first else (L, B, E)
+    x = f32(torch.randn(*shape(T), dtype=D)).requires_grad_(True)
+    case = {"name": name, "decoder": decoder, "d_model": E, "nhead": H, "dim_feedforward": F_,
+            "batch_first": batch_first, "norm_first": norm_first, "gelu": gelu, "eps": eps,
+            "params": named(m)}
+    kpm = None
+    if padding:
+        kpm = torch.zeros(B, S if decoder else T, dtype=torch.bool)
+        for b, n in enumerate(padding):
+            kpm[b, kpm.shape[1] - n:] = n > 0
+        case["key_padding_mask"] = tensor(kpm, "int32")
+    if decoder:
+        mem = f32(torch.randn(*shape(S), dtype=D)).requires_grad_(True)
+        tgt_mask = torch.ones(T, T, dtype=torch.bool).triu(1) if causal_tgt else None
+        case["causal_tgt"] = causal_tgt
+        out = m(x, mem, tgt_mask=tgt_mask, memory_key_padding_mask=kpm)
+    else:
+        out = m(x, src_key_padding_mask=kpm)
+    r = f32(torch.rand(out.shape, dtype=D) * 2 - 1)
+    (out * r).sum().backward()
+    case.update(input=tensor(x), R=tensor(r), out=tensor(out), grad_input=tensor(x.grad),
+                grads=named(m, True))
+    if decoder:
+        case.update(memory=tensor(mem), grad_memory=tensor(mem.grad))
+    return case
+
+
+LAYERS = [
+    layer_case("encoder_post_norm_relu", False, 8, 2, 16, 5, 5, 2, padding=[0, 2]),
+    layer_case("encoder_pre_norm_gelu_batch_first", False, 8, 4, 12, 4, 4, 3, batch_first=True,
+               norm_first=True, gelu=True, eps=1e-6),
+    layer_case("decoder_post_norm_causal_memory_padding", True, 8, 2, 16, 4, 6, 2,
+               causal_tgt=True, padding=[1, 0]),
+    layer_case("decoder_pre_norm_gelu_batch_first", True, 6, 3, 10, 3, 5, 2, batch_first=True,
+               norm_first=True, gelu=True),
+]
+
+
 def main():
     doc = {"comment": "PyTorch reference vectors for tests/test_attention.c, written by "
                       "tools/gen_golden_attention.py; do not edit",
-           "torch": torch.__version__, "sdpa": SDPA, "mha": MHA}
+           "torch": torch.__version__, "sdpa": SDPA, "mha": MHA,
+           "layers": LAYERS}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(doc, f, separators=(",", ":"))

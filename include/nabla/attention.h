@@ -87,6 +87,43 @@ NB_API nb_status nb_multihead_attention_forward(nb_module *m, nb_tensor *query, 
                                                 nb_tensor *value, const nb_mha_inputs *in,
                                                 nb_tensor **out, nb_tensor **weights);
 
+/* ---------------------------------------------------------------- transformer layers */
+
+/* torch.nn.TransformerEncoderLayer / TransformerDecoderLayer's options; zero-initialised means
+ * torch's defaults except dropout (torch's default is 0.1; 0 here means none). */
+typedef struct {
+    int64_t dim_feedforward; /* 0: 2048 */
+    float dropout;           /* in [0, 1): attention weights, feed-forward and each sublayer's
+                              * output, in training */
+    bool gelu;               /* activation gelu (exact, erf) instead of relu */
+    float layer_norm_eps;    /* 0: 1e-5 */
+    bool batch_first;        /* [B, L, E] instead of [L, B, E] */
+    bool norm_first;         /* pre-norm: x + f(norm(x)) instead of norm(x + f(x)) */
+} nb_transformer_opts;
+
+/* The layers, with torch's children and parameter names in torch's order: self_attn
+ * (MultiheadAttention), [multihead_attn (decoder)], linear1 [F, E], dropout, linear2 [E, F],
+ * norm1, norm2, [norm3], dropout1, dropout2, [dropout3].  nb_module_forward on the encoder
+ * layer runs it with no masks; the decoder layer's nb_module_forward_n takes (tgt, memory).
+ * NULL with NB_ERR_ARG for sizes < 1 or a d_model that nhead does not divide
+ * ("TransformerEncoderLayer: d_model 10 must be divisible by nhead 4"). */
+NB_API nb_module *nb_transformer_encoder_layer_new(int64_t d_model, int64_t nhead,
+                                                   nb_transformer_opts opts);
+NB_API nb_module *nb_transformer_decoder_layer_new(int64_t d_model, int64_t nhead,
+                                                   nb_transformer_opts opts);
+/* torch's forward(src, src_mask, src_key_padding_mask): src [T, B, E] ([B, T, E] with
+ * batch_first) -> the same shape; masks as nb_multihead_attention_forward's (src_masks may be
+ * NULL).  NULL with the attention's errors. */
+NB_API nb_tensor *nb_transformer_encoder_layer_forward(nb_module *m, nb_tensor *src,
+                                                       const nb_mha_inputs *src_masks);
+/* torch's forward(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
+ * memory_key_padding_mask): tgt [T, B, E], memory [S, B, E] -> [T, B, E]; either masks may be
+ * NULL. */
+NB_API nb_tensor *nb_transformer_decoder_layer_forward(nb_module *m, nb_tensor *tgt,
+                                                       nb_tensor *memory,
+                                                       const nb_mha_inputs *tgt_masks,
+                                                       const nb_mha_inputs *memory_masks);
+
 #ifdef __cplusplus
 }
 #endif
