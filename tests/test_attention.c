@@ -12,6 +12,9 @@
  *    (inputs and parameters, by torch's names) as torch's to 1e-5: seq-first self-attention,
  *    batch_first cross-attention with masks on the fused path, a 3-D boolean mask with
  *    add_zero_attn and no bias;
+ *  - positions: the sinusoidal table and RoPE (output and gradient) as torch's; decoding token
+ *    by token with a key/value cache equals the full causal forward; sequences longer than the
+ *    positions refused;
  *  - the fused path keeps no [T, S] matrix; bad inputs are refused with their names; no byte
  *    is left behind with no scope open.
  */
@@ -138,6 +141,91 @@ static void multihead_attention_refuses_bad_sizes_and_masks(void) {
     CHECK(y != NULL && nb_ndim(y) == 3 && nb_shape(y)[0] == 5 && nb_shape(y)[2] == 8);
     nb_scope_end();
     nb_module_free(m);
+}
+
+/* ---- positions and the key/value cache */
+
+static void positions_match_torch(void) {
+    json_t *root = golden_load(GOLDEN_PATH);
+    CHECK(root != NULL);
+    if (!root) return;
+    const json_t *pos = json_object_get(root, "positions");
+    nb_scope_begin();
+    check_json_tensor("sinusoidal positions [50, 6]", nb_sinusoidal_positions(50, 6),
+                      json_object_get(pos, "sinusoidal"), TOL);
+    const json_t *rot = json_object_get(pos, "rotary");
+    CHECK(json_array_size(rot) == 2);
+    for (size_t i = 0; i < json_array_size(rot); i++) {
+        const json_t *c = json_array_get(rot, i);
+        nb_tensor *x = leaf(c, "x");
+        nb_tensor *out = nb_rotary(x, json_integer_value(json_object_get(c, "offset")),
+                                   (float)json_real_value(json_object_get(c, "base")));
+        CHECK_EQ_INT(nb_backward(nb_sum(nb_mul(out, json_tensor(json_object_get(c, "R"))))), NB_OK);
+        check_json_tensor("rotary: out", out, json_object_get(c, "out"), TOL);
+        check_json_tensor("rotary: grad_x", nb_grad(x), json_object_get(c, "grad_x"), TOL);
+    }
+    nb_scope_end();
+    json_decref(root);
+}
+
+/* Decoding one token at a time with rotary q and k at their positions and a cache of keys and
+ * values gives the rows of the full causal forward. */
+static void kv_cache_steps_equal_the_full_causal_forward(void) {
+    enum { B = 2, H = 2, T = 9, D = 6 };
+    nb_scope_begin();
+    nb_manual_seed(3);
+    nb_tensor *q = nb_randn(NB_SHAPE(B, H, T, D)), *k = nb_randn(NB_SHAPE(B, H, T, D));
+    nb_tensor *v = nb_randn(NB_SHAPE(B, H, T, D));
+    nb_tensor *full = nb_scaled_dot_product_attention(nb_rotary(q, 0, 0), nb_rotary(k, 0, 0), v,
+                                                      &(nb_sdpa_opts){.causal = true});
+    nb_kv_cache *cache = nb_kv_cache_new(T);
+    nb_tensor *steps[T];
+    for (int t = 0; t < T; t++) {
+        int64_t at = nb_kv_cache_len(cache);
+        CHECK_EQ_INT(at, t);
+        nb_tensor *ka = NULL, *va = NULL;
+        CHECK_EQ_INT(nb_kv_cache_append(cache, nb_rotary(nb_slice(k, 2, t, t + 1, 1), at, 0),
+                                        nb_slice(v, 2, t, t + 1, 1), &ka, &va), NB_OK);
+        steps[t] = nb_scaled_dot_product_attention(nb_rotary(nb_slice(q, 2, t, t + 1, 1), at, 0),
+                                                   ka, va, NULL);
+    }
+    float *want_f = host_vals(full), *got = host_vals(nb_concat(T, steps, 2));
+    double want[B * H * T * D];
+    for (int i = 0; i < B * H * T * D; i++) want[i] = want_f[i];
+    CHECK_ARRAY("kv cache: step by step against the full causal forward", got, want,
+                B * H * T * D, 1e-6, 1e-5);
+    nb_tensor *ka = NULL, *va = NULL;
+    CHECK_EQ_INT(nb_kv_cache_append(cache, nb_slice(k, 2, 0, 1, 1), nb_slice(v, 2, 0, 1, 1), &ka, &va),
+                 NB_ERR_ARG);
+    CHECK(ka == NULL && va == NULL && nb_kv_cache_len(cache) == T);
+    CHECK_ERROR(NB_ERR_ARG, "kv_cache_append: a sequence of 1 tokens from position 9 is longer "
+                            "than the 9 positions");
+    nb_kv_cache_reset(cache);
+    CHECK_EQ_INT(nb_kv_cache_append(cache, nb_randn(NB_SHAPE(B, H, 1, D)), nb_randn(NB_SHAPE(B, 1, 1, D)),
+                                    &ka, &va), NB_ERR_SHAPE);
+    CHECK_ERROR(NB_ERR_SHAPE, "kv_cache_append: k [2,2,1,6] and v [2,1,1,6] must be [B, H, t, D]");
+    CHECK_EQ_INT(nb_kv_cache_len(cache), 0);
+    nb_kv_cache_free(cache);
+    nb_scope_end();
+}
+
+static void sequences_longer_than_the_positions_are_refused(void) {
+    nb_scope_begin();
+    nb_tensor *pe = nb_sinusoidal_positions(128, 8);
+    CHECK(nb_positions_slice(pe, 0, 130) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "positions_slice: a sequence of 130 tokens from position 0 is longer "
+                            "than the 128 positions");
+    CHECK(nb_positions_slice(pe, 120, 8) != NULL);
+    CHECK(nb_position_ids(100, 29, 128) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "position_ids: a sequence of 29 tokens from position 100 is longer "
+                            "than the 128 positions");
+    nb_tensor *ids = nb_position_ids(3, 4, 128);
+    CHECK(ids != NULL && nb_dtype_of(ids) == NB_I32 && nb_numel(ids) == 4);
+    CHECK(nb_sinusoidal_positions(10, 7) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "d_model 7 even");
+    CHECK(nb_rotary(nb_randn(NB_SHAPE(2, 3, 5)), 0, 0) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "rotary: x [2,3,5] must be [..., T, D] with D even");
+    nb_scope_end();
 }
 
 /* ---- finite differences */
@@ -376,6 +464,9 @@ int main(void) {
     sdpa_matches_torch_through_both_paths();
     multihead_attention_matches_torch();
     multihead_attention_refuses_bad_sizes_and_masks();
+    positions_match_torch();
+    kv_cache_steps_equal_the_full_causal_forward();
+    sequences_longer_than_the_positions_are_refused();
     gradients_match_finite_differences();
     dropout_draws_one_mask_on_both_paths();
     second_derivatives_equal_those_through_plain_ops();

@@ -202,11 +202,41 @@ LAYERS = [
 ]
 
 
+def sinusoidal(max_len, d):
+    """PyTorch's tutorial (Language Modeling with nn.Transformer), float32."""
+    position = torch.arange(max_len).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))
+    pe = torch.zeros(max_len, d)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+def rotary_case(shape, offset, base=10000.0):
+    """GPT-NeoX's RotaryEmbedding and apply_rotary_pos_emb, the angles in float32 as its code."""
+    x = f32(torch.randn(*shape, dtype=D)).requires_grad_(True)
+    T, dim = shape[-2:]
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
+    freqs = torch.einsum("i,j->ij", torch.arange(offset, offset + T).float(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos().to(D), emb.sin().to(D)
+    x1, x2 = x[..., :dim // 2], x[..., dim // 2:]
+    out = x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    r = f32(torch.rand(out.shape, dtype=D) * 2 - 1)
+    (out * r).sum().backward()
+    return {"offset": offset, "base": base, "x": tensor(x), "R": tensor(r), "out": tensor(out),
+            "grad_x": tensor(x.grad)}
+
+
+POSITIONS = {"sinusoidal": tensor(sinusoidal(50, 6).to(D)),
+             "rotary": [rotary_case((2, 2, 5, 8), 0), rotary_case((1, 3, 4, 6), 37, 500.0)]}
+
+
 def main():
     doc = {"comment": "PyTorch reference vectors for tests/test_attention.c, written by "
                       "tools/gen_golden_attention.py; do not edit",
            "torch": torch.__version__, "sdpa": SDPA, "mha": MHA,
-           "layers": LAYERS}
+           "layers": LAYERS, "positions": POSITIONS}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(doc, f, separators=(",", ":"))

@@ -124,6 +124,48 @@ NB_API nb_tensor *nb_transformer_decoder_layer_forward(nb_module *m, nb_tensor *
                                                        const nb_mha_inputs *tgt_masks,
                                                        const nb_mha_inputs *memory_masks);
 
+/* ---------------------------------------------------------------- positions */
+
+/* The sinusoidal table of "Attention is all you need", [max_len, d_model], as PyTorch's
+ * tutorial builds it: pe[p, 2i] = sin(p w_i), pe[p, 2i + 1] = cos(p w_i),
+ * w_i = exp(-2i ln(10000) / d_model).  NULL with NB_ERR_ARG for max_len < 1 or an odd
+ * d_model.  Owned as any creation's result. */
+NB_API nb_tensor *nb_sinusoidal_positions(int64_t max_len, int64_t d_model);
+/* Rows offset .. offset + len - 1 of a positions table [max_len, d_model] (a view), to add to
+ * a sequence's embeddings.  NULL with NB_ERR_ARG for a sequence longer than the positions
+ * ("positions_slice: a sequence of 130 tokens from position 0 is longer than the 128
+ * positions"), NB_ERR_SHAPE for a table that is not 2-D. */
+NB_API nb_tensor *nb_positions_slice(nb_tensor *table, int64_t offset, int64_t len);
+/* int32 ids offset .. offset + len - 1 [len], for a learned position Embedding of max_len
+ * rows (nb_embedding_new(max_len, d_model, ...)); the same NB_ERR_ARG past max_len. */
+NB_API nb_tensor *nb_position_ids(int64_t offset, int64_t len, int64_t max_len);
+/* Rotary position embedding (RoPE) as GPT-NeoX and LLaMA apply it to q and k: x [..., T, D]
+ * (D even), row t at position offset + t, rotated by angles (offset + t) base^(-2i / D):
+ * x cos + rotate_half(x) sin, rotate_half(x) = cat(-x[..., D/2:], x[..., :D/2]).  base 0
+ * means 10000.  Differentiable (made of ops).  NULL with NB_ERR_SHAPE for an odd D or a rank
+ * below 2, NB_ERR_ARG for a negative offset or base. */
+NB_API nb_tensor *nb_rotary(nb_tensor *x, int64_t offset, float base);
+
+/* ---------------------------------------------------------------- key/value cache */
+
+/* The keys and values of the steps decoded so far, for one attention layer: each step appends
+ * its k and v [B, H, t, D] and attends (without a causal mask when t is 1) to all of them, so
+ * step-by-step outputs equal the full causal forward's.  Cached values are detached copies
+ * (generation needs no gradient through past steps).  Free with nb_kv_cache_free. */
+typedef struct nb_kv_cache nb_kv_cache;
+/* NULL with NB_ERR_ARG for max_len < 1. */
+NB_API nb_kv_cache *nb_kv_cache_new(int64_t max_len);
+NB_API void nb_kv_cache_free(nb_kv_cache *c); /* NULL: nothing */
+NB_API void nb_kv_cache_reset(nb_kv_cache *c); /* empty again, for the next sequence */
+NB_API int64_t nb_kv_cache_len(const nb_kv_cache *c); /* positions held (the next one's offset) */
+/* Appends k and v along dim 2; *k_all and *v_all receive every cached key and value
+ * [B, H, len, D] (owned as an op's result).  NB_ERR_ARG past max_len ("kv_cache_append: a
+ * sequence of 2 tokens from position 127 is longer than the 128 positions"), NB_ERR_SHAPE for
+ * k or v that are not 4-D or do not match the cache, NB_ERR_NULL for NULL arguments; the
+ * cache is unchanged on failure. */
+NB_API nb_status nb_kv_cache_append(nb_kv_cache *c, nb_tensor *k, nb_tensor *v,
+                                    nb_tensor **k_all, nb_tensor **v_all);
+
 #ifdef __cplusplus
 }
 #endif
