@@ -3,7 +3,8 @@
  * transformer.c): torch's parameter names and order, outputs and every gradient (input,
  * memory, each parameter) to 1e-5 from tests/golden/attention.json (tools/
  * gen_golden_attention.py): post- and pre-norm, relu and gelu, layer_norm_eps, batch_first,
- * key padding on the source and the memory, a causal target; bad sizes refused by name.
+ * key padding on the source and the memory, a causal target; bad sizes refused by name; model
+ * files build MultiheadAttention and encoder layers.
  */
 #include "check.h"
 #include "golden_json.h"
@@ -104,9 +105,35 @@ static void bad_sizes_are_refused_with_their_names(void) {
     nb_module_free(enc);
 }
 
+static void model_file_builds_attention_and_encoder_layers(void) {
+    nb_module *m = nb_model_from_json(
+        "{\"layers\": [{\"type\": \"multihead_attention\", \"embed_dim\": 8, \"num_heads\": 2, "
+        "\"batch_first\": true}, {\"type\": \"transformer_encoder_layer\", \"d_model\": 8, "
+        "\"nhead\": 4, \"dim_feedforward\": 16, \"activation\": \"gelu\", \"norm_first\": true, "
+        "\"batch_first\": true}]}");
+    CHECK(m != NULL);
+    if (!m) return;
+    CHECK(nb_module_find(m, "0.in_proj_weight") != NULL && nb_module_find(m, "0.out_proj.bias") != NULL);
+    CHECK(nb_module_find(m, "1.self_attn.in_proj_weight") != NULL);
+    CHECK(nb_module_find(m, "1.linear1.weight") != NULL && nb_module_find(m, "1.norm2.bias") != NULL);
+    nb_scope_begin();
+    nb_tensor *y = nb_module_forward(m, nb_randn(NB_SHAPE(2, 5, 8)));
+    CHECK(y && nb_ndim(y) == 3 && nb_shape(y)[0] == 2 && nb_shape(y)[1] == 5 && nb_shape(y)[2] == 8);
+    nb_scope_end();
+    nb_module_free(m);
+    CHECK(nb_model_from_json("{\"layers\": [{\"type\": \"transformer_encoder_layer\", "
+                             "\"d_model\": 8, \"nhead\": 2, \"activation\": \"tanh\"}]}") == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "'activation' must be \"relu\" or \"gelu\"");
+    CHECK(nb_model_from_json("{\"layers\": [{\"type\": \"multihead_attention\", "
+                             "\"embed_dim\": 9, \"num_heads\": 2}]}") == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "embed_dim 9 must be divisible by num_heads 2");
+    nb_error_clear();
+}
+
 int main(void) {
     layers_match_torch();
     module_forwards_run_and_dropout_is_off_in_eval();
     bad_sizes_are_refused_with_their_names();
+    model_file_builds_attention_and_encoder_layers();
     return check_summary();
 }
