@@ -99,7 +99,7 @@ static nb_status mha_forward(nb_module *m, nb_tensor *query, nb_tensor *key, nb_
         v = NULL;
     if (v && s->opts.add_zero_attn) { /* a key and value of zeros every query may attend */
         k = pad_zero(&tmp, k, 2), v = pad_zero(&tmp, v, 2);
-        if (o.attn_mask && nb_ndim(o.attn_mask) >= 1) o.attn_mask = pad_zero(&tmp, o.attn_mask, nb_ndim(o.attn_mask) - 1);
+        if (o.attn_mask) o.attn_mask = pad_zero(&tmp, o.attn_mask, nb_ndim(o.attn_mask) - 1);
         if (o.key_padding_mask) {
             if (nb_ndim(o.key_padding_mask) != 2 || nb_shape(o.key_padding_mask)[0] != b ||
                 nb_shape(o.key_padding_mask)[1] != src) {

@@ -150,9 +150,10 @@ nb_status nb_kv_cache_append(nb_kv_cache *c, nb_tensor *k, nb_tensor *v, nb_tens
         return nb_error_code();
     }
     bool ok = k->ndim == 4 && v->ndim == 4 && k->shape[2] == v->shape[2];
-    for (int d = 0; ok && d < 4; d++)
-        if (d != 2) ok = (!c->k || k->shape[d] == c->k->shape[d]) &&
-                         (!c->v || v->shape[d] == c->v->shape[d]) && (d == 3 || k->shape[d] == v->shape[d]);
+    for (int d = 0; ok && d < 4; d++) /* B, H and D as the cache's; B and H as each other */
+        if (d != 2)
+            ok = (!c->k || k->shape[d] == c->k->shape[d]) &&
+                 (!c->v || v->shape[d] == c->v->shape[d]) && (d == 3 || k->shape[d] == v->shape[d]);
     if (!ok)
         return nb__fail_status(NB_ERR_SHAPE, "kv_cache_append: k %s and v %s must be [B, H, t, D] "
                                "and match the cache's %s", NB_SHP(k), NB_SHP(v),

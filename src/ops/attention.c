@@ -11,7 +11,7 @@
  * B H T Dv elements, so the node keeps it alive without a second tensor.
  *
  * The same computation with ops (matmul, softmax, mul) gives the weights when asked for them,
- * and the create_graph backward, whose formulas (backend.h) are then made of ops.  The mask
+ * and the create_graph backward, whose formulas (backend/cpu/attention.c) are then made of ops.  The mask
  * takes no gradient (the public function refuses a mask that requires one).
  */
 #include "op.h"
@@ -150,7 +150,8 @@ static nb_status backward_by_ops(const nb_node *node, nb_tensor *g, nb_tensor **
     if (z) dp = nb__tmp(&tmp, nb_mul(dp, z));
     int last = -1;
     nb_tensor *dsum = nb__tmp(&tmp, nb_sum_dims(nb__tmp(&tmp, nb_mul(dp, p)), 1, &last, true));
-    nb_tensor *dx = nb__tmp(&tmp, nb_mul_scalar(nb__tmp(&tmp, nb_mul(p, nb__tmp(&tmp, nb_sub(dp, dsum)))), a->s0));
+    nb_tensor *dx = nb__tmp(&tmp, nb_mul(p, nb__tmp(&tmp, nb_sub(dp, dsum))));
+    dx = nb__tmp(&tmp, nb_mul_scalar(dx, a->s0));
     nb_tensor *grads[3] = {NULL, NULL, NULL};
     if (nb__needs_grad(node, 0)) grads[0] = nb__tmp(&tmp, nb_matmul(dx, k));
     if (nb__needs_grad(node, 1))
@@ -275,7 +276,8 @@ static nb_tensor *attention(nb_tensor *q, nb_tensor *k, nb_tensor *v, const nb_s
     in[3] = additive_mask(&tmp, q, k, &o, &failed);
     int n = in[3] ? 4 : 3;
     nb_tensor *out = NULL;
-    if (!failed && weights) out = nb__tmp(&tmp, check_shapes(in, n) == NB_OK ? attention_by_ops(in, n, &a, weights) : NULL);
+    if (!failed && weights && check_shapes(in, n) == NB_OK) /* the op checks it itself */
+        out = nb__tmp(&tmp, attention_by_ops(in, n, &a, weights));
     else if (!failed) out = nb__tmp(&tmp, nb__apply(NB_OP_ATTENTION, n, in, &a));
     return nb__temps_end(&tmp, out);
 }
