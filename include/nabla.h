@@ -333,6 +333,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/rnn.h"
 #include "nabla/amp.h"
 #include "nabla/symbolic.h"
+#include "nabla/attention.h"
 
 #ifdef __cplusplus
 }

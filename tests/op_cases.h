@@ -81,7 +81,8 @@ typedef struct {
     X(backward_hook)                                                                        \
     X(fake_quantize_per_tensor) X(fake_quantize_per_channel)                                \
     X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)               \
-    X(bspline_basis)
+    X(bspline_basis)                                                                         \
+    X(scaled_dot_product_attention)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -207,6 +208,10 @@ OC_CALL_(fake_quantize_learnable_per_channel,
                                                 (int)c->end, c->s0))
 /* the identity a module's full backward hook wraps around its inputs, with no hook: a pack */
 OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), oc_n_inputs(c), x, NULL))
+/* keepdim: causal; s0: the scale (0: 1 / sqrt(D)) */
+OC_CALL_(scaled_dot_product_attention,
+         nb_scaled_dot_product_attention(x[0], x[1], x[2],
+                                         &(nb_sdpa_opts){.causal = c->keepdim, .scale = c->s0}))
 
 #define OC_FN_ROW_(f) [OC_FN_##f] = {#f, oc_call_##f},
 static const struct {
@@ -607,6 +612,12 @@ static const op_case oc_cases[] = {
        IN(UNI_S(-2.5f, 2.5f, 4, 3), GRID(-1.5f, 1.5f, 3, 9)), .dim = 3),
     OC("bspline_basis_derivative", BSPLINE, bspline_basis,
        IN(UNI_T(-1, 1, 4, 2), GRID(-2.5f, 2.5f, 2, 13)), .dim = 5, .start = 1),
+    /* scaled dot-product attention (keepdim: causal; s0: the scale, 0 for 1 / sqrt(D)) */
+    OC("sdpa", ATTENTION, scaled_dot_product_attention,
+       IN(UNI(-1, 1, 2, 2, 3, 4), UNI(-1, 1, 2, 2, 5, 4), UNI(-1, 1, 2, 2, 5, 3))),
+    OC("sdpa_causal_scaled_transposed", ATTENTION, scaled_dot_product_attention,
+       IN(UNI_T(-1, 1, 1, 2, 4, 3), UNI(-1, 1, 1, 2, 4, 3), UNI_S(-1, 1, 1, 2, 4, 2)),
+       .keepdim = true, .s0 = 0.5f),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 

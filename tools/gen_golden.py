@@ -480,6 +480,13 @@ CASES = [
          [uni_s(-2.5, 2.5, 4, 3), grid(-1.5, 1.5, 3, 9)], dim=3),
     case("bspline_basis_derivative", "bspline_basis", "bspline_basis",
          [uni_t(-1, 1, 4, 2), grid(-2.5, 2.5, 2, 13)], dim=5, start=1),
+    # scaled dot-product attention (keepdim: causal; s0: the scale, 0 for 1/sqrt(D))
+    case("sdpa", "scaled_dot_product_attention", "scaled_dot_product_attention",
+         [uni(-1, 1, 2, 2, 3, 4), uni(-1, 1, 2, 2, 5, 4), uni(-1, 1, 2, 2, 5, 3)]),
+    case("sdpa_causal_scaled_transposed", "scaled_dot_product_attention",
+         "scaled_dot_product_attention",
+         [uni_t(-1, 1, 1, 2, 4, 3), uni(-1, 1, 1, 2, 4, 3), uni_s(-1, 1, 1, 2, 4, 2)],
+         keepdim=True, s0=0.5),
 ]
 
 
@@ -532,6 +539,17 @@ def conv_transpose2d(x, a):
     return F.conv_transpose2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=ones(c["stride"]),
                               padding=c["padding"], output_padding=c["output_padding"],
                               groups=ones(c["groups"]), dilation=ones(c["dilation"]))
+
+
+def sdpa(x, a):
+    """torch 2's F.scaled_dot_product_attention(q, k, v, is_causal=keepdim, scale=s0 or
+    1/sqrt(D)), written out for torch 1.13."""
+    q, k, v = x
+    scores = q @ k.transpose(-1, -2) * (f32(a["s0"]) or q.shape[-1] ** -0.5)
+    if a["keepdim"]:
+        hidden = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(hidden, -math.inf)
+    return torch.softmax(scores, -1) @ v
 
 
 def input_grad(f, x, a):
@@ -727,6 +745,7 @@ FNS = {
     "bspline_basis": lambda x, a: kan_torch.bspline(x[0], x[1], a["dim"], a["start"]),
     "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
                                    else torch.cat([t.reshape(-1) for t in x])),
+    "scaled_dot_product_attention": sdpa,
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 

@@ -108,6 +108,21 @@ typedef struct {
     bool relu;
 } nb__requant_args;
 
+/* Scaled dot-product attention (cpu/attention.c): bh = batch x heads independent problems,
+ * q [bh, t, d], k [bh, s, d], v [bh, s, dv], o [bh, t, dv], all contiguous.  Scores
+ * x_ij = scale q_i . k_j + mask(b, h, i, j), with mask read through mask_stride (0 where
+ * broadcast; mask NULL: none), minus infinity for j > i when causal (torch's is_causal, top-left
+ * aligned).  Dropout p > 0 drops weight ij when u < p, u the Philox uniform of counter
+ * offset + (n t + i) s + j of seed (n the problem), and scales the kept ones by 1 / (1 - p). */
+typedef struct {
+    int64_t bh, heads, t, s, d, dv;
+    float scale, dropout_p;
+    bool causal;
+    const float *mask;
+    int64_t mask_stride[4]; /* [batch, head, query, key] */
+    uint64_t seed, offset;
+} nb_attention_geom;
+
 typedef struct nb_backend {
     const char *name;
     bool host_memory; /* its data pointers are host pointers, which nb_data may hand out */
@@ -275,6 +290,15 @@ typedef struct nb_backend {
     /* y [planes, oh, ow] = the largest uint8 code of each window (nb_pool2d_geom's) of the
      * planes [h, w] of x, row stride ldx, plane stride h ldx */
     void (*max_pool2d_u8)(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g);
+    /* ---- attention (geometry above), flash-attention style: no [t, s] matrix in memory.
+     * attention: o = dropout(softmax(x)) v and lse [bh, t] = log sum_j exp x_ij per row (a
+     * row with every key masked gets NaN, as torch's softmax).  attention_backward overwrites
+     * dq, dk, dv from dout, recomputing the weights from q, k and lse (Dao 2023, alg. 2). */
+    void (*attention)(float *o, float *lse, const float *q, const float *k, const float *v,
+                      const nb_attention_geom *g);
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *q, const float *k,
+                               const float *v, const float *o, const float *lse,
+                               const float *dout, const nb_attention_geom *g);
 } nb_backend;
 
 /* The row width of im2col_u8s8's columns: with unit strides the padded image's width, so that

@@ -334,6 +334,33 @@ static nb_module *build_recurrent(layer_reader *r, const char *type) {
     return r->ok ? nb_rnn_new(mode, in, hidden, o) : NULL;
 }
 
+/* "multihead_attention": {embed_dim, num_heads, dropout?, bias?, add_zero_attn?, batch_first?}
+ * (self-attention: the output flows on); "transformer_encoder_layer": {d_model, nhead,
+ * dim_feedforward?, dropout?, activation? ("relu" or "gelu"), layer_norm_eps?, batch_first?,
+ * norm_first?} (torch's defaults, but dropout 0 unless given). */
+static nb_module *build_attention(layer_reader *r, const char *type) {
+    if (!strcmp(type, "multihead_attention")) {
+        int64_t e = get_int(r, "embed_dim", 0, true), h = get_int(r, "num_heads", 0, true);
+        nb_mha_opts o = {.dropout = (float)get_num(r, "dropout", 0),
+                         .no_bias = !get_bool(r, "bias", true),
+                         .add_zero_attn = get_bool(r, "add_zero_attn", false),
+                         .batch_first = get_bool(r, "batch_first", false)};
+        return r->ok ? nb_multihead_attention_new(e, h, o) : NULL;
+    }
+    int64_t d = get_int(r, "d_model", 0, true), h = get_int(r, "nhead", 0, true);
+    nb_transformer_opts o = {.dim_feedforward = get_int(r, "dim_feedforward", 2048, false),
+                             .dropout = (float)get_num(r, "dropout", 0),
+                             .layer_norm_eps = (float)get_num(r, "layer_norm_eps", 1e-5),
+                             .batch_first = get_bool(r, "batch_first", false),
+                             .norm_first = get_bool(r, "norm_first", false)};
+    const char *act = json_string_value(json_object_get(r->obj, "activation"));
+    if (json_object_get(r->obj, "activation")) {
+        if (act && !strcmp(act, "gelu")) o.gelu = true;
+        else if (!act || strcmp(act, "relu")) bad(r, "'activation' must be \"relu\" or \"gelu\"");
+    }
+    return r->ok ? nb_transformer_encoder_layer_new(d, h, o) : NULL;
+}
+
 static nb_module *build_layer(const json_t *obj, const char *where, nb_init_scheme inherited) {
     layer_reader r = {where, obj, json_is_object(obj), inherited};
     const char *type = json_string_value(json_object_get(obj, "type"));
@@ -423,7 +450,16 @@ static nb_module *build_layer(const json_t *obj, const char *where, nb_init_sche
                check_keys(&r, (const char *[]){"in", "hidden", "num_layers", "bias", "batch_first",
                                                 "dropout", "bidirectional", "nonlinearity", NULL})) {
         m = build_recurrent(&r, type);
-    } else if (nb_activation_parse(type, &act) && check_keys(&r, (const char *[]){"param", NULL})) {
+    } else if (!strcmp(type, "multihead_attention") &&
+               check_keys(&r, (const char *[]){"embed_dim", "num_heads", "dropout", "bias",
+                                                "add_zero_attn", "batch_first", NULL})) {
+        m = build_attention(&r, type);
+    } else if (!strcmp(type, "transformer_encoder_layer") &&
+               check_keys(&r, (const char *[]){"d_model", "nhead", "dim_feedforward", "dropout",
+                                                "activation", "layer_norm_eps", "batch_first",
+                                                "norm_first", NULL})) {
+        m = build_attention(&r, type);
+} else if (nb_activation_parse(type, &act) && check_keys(&r, (const char *[]){"param", NULL})) {
         double p = get_num(&r, "param", 0);
         if (r.ok) m = nb_activation_new(act, (float)p);
     } else if (r.ok) {

@@ -126,7 +126,9 @@
     X(FAKE_QUANT_LSQ_TENSOR, "fake_quantize_learnable_per_tensor_affine", "FakeQuantizeLearnablePerTensorAffineBackward0", 3, quant, "T", F32) \
     X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32) \
     /* B-spline bases of a KAN layer, x [n, in] and its knots [in, m] (src/kan/basis.c) */        \
-    X(BSPLINE,             "bspline_basis",       "BsplineBasisBackward",          2,  bspline,      "T",  F32)
+    X(BSPLINE,             "bspline_basis",       "BsplineBasisBackward",          2,  bspline,      "T",  F32) \
+    /* scaled dot-product attention, q, k, v and an additive mask (attention.c) */               \
+    X(ATTENTION,           "scaled_dot_product_attention", "ScaledDotProductEfficientAttentionBackward0", -1, attention, "T", F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;

@@ -216,6 +216,8 @@ const nb_backend nb__cpu_backend = {
     .dequantize = nb__cpu_dequantize,
     .im2col_u8s8 = nb__cpu_im2col_u8s8,
     .max_pool2d_u8 = nb__cpu_max_pool2d_u8,
+    .attention = nb__cpu_attention,
+    .attention_backward = nb__cpu_attention_backward,
 };
 
 const char *nb_backend_info(void) {

@@ -124,6 +124,12 @@ void nb__cpu_fake_quant(float *y, const float *x, const float *scale, const floa
 void nb__cpu_fake_quant_mask(float *mask, float *k, const float *x, const float *scale,
                              const float *zp, int64_t outer, int64_t channels, int64_t inner,
                              int64_t qmin, int64_t qmax, nb_fq_rule rule);
+/* attention.c */
+void nb__cpu_attention(float *o, float *lse, const float *q, const float *k, const float *v,
+                       const nb_attention_geom *g);
+void nb__cpu_attention_backward(float *dq, float *dk, float *dv, const float *q, const float *k,
+                                const float *v, const float *o, const float *lse,
+                                const float *dout, const nb_attention_geom *g);
 
 /* bspline.c */
 void nb__cpu_bspline(float *b, const float *x, const float *grid, int64_t n, int64_t in,

@@ -182,6 +182,19 @@ static void g_bspline_backward(float *dx, const float *x, const float *grid, con
                                int64_t n, int64_t in, int64_t m, int k, int deriv) {
     nb__cpu_bspline_backward(U(dx), C(x), C(grid), C(dy), n, in, m, k, deriv);
 }
+static void g_attention(float *o, float *lse, const float *q, const float *k, const float *v,
+                        const nb_attention_geom *g) {
+    nb_attention_geom h = *g;
+    h.mask = C(g->mask);
+    nb__cpu_attention(U(o), U(lse), C(q), C(k), C(v), &h);
+}
+static void g_attention_backward(float *dq, float *dk, float *dv, const float *q, const float *k,
+                                 const float *v, const float *o, const float *lse,
+                                 const float *dout, const nb_attention_geom *g) {
+    nb_attention_geom h = *g;
+    h.mask = C(g->mask);
+    nb__cpu_attention_backward(U(dq), U(dk), U(dv), C(q), C(k), C(v), C(o), C(lse), C(dout), &h);
+}
 
 const nb_backend nb__guarded_backend = {
     .name = "guarded",
@@ -238,4 +251,6 @@ const nb_backend nb__guarded_backend = {
     .dequantize = g_dequantize,
     .im2col_u8s8 = g_im2col_u8s8,
     .max_pool2d_u8 = g_max_pool2d_u8,
+    .attention = g_attention,
+    .attention_backward = g_attention_backward,
 };
