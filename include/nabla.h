@@ -331,6 +331,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/dist.h"
 #include "nabla/rnn.h"
 #include "nabla/amp.h"
+#include "nabla/text.h"
 
 #ifdef __cplusplus
 }

