@@ -357,6 +357,95 @@ static void lm_dataset_gives_windows_shifted_by_one_through_the_loader(void) {
     CHECK_BYTES_BACK("lm_dataset", before);
 }
 
+static void brown_convert_and_load_give_the_corpus_back_as_ids(void) {
+    size_t before = nb_alloc_stats_get().bytes_live;
+    const char *out = tpath("compact");
+    mkdir(out, 0700);
+    CHECK(nb_brown_convert(SAMPLE, out) == NB_OK);
+    nb_corpus *c = nb_brown_read(SAMPLE);
+    nb_corpus_ids *k = nb_brown_load(out);
+    CHECK(c && k);
+    if (c && k) {
+        CHECK(k->n_docs == c->n_docs && k->n_sentences == c->n_sentences && k->n_words == c->words.n);
+        for (int64_t d = 0; d < c->n_docs; d++) {
+            CHECK(!strcmp(k->docs[d].id, c->docs[d].id) && k->docs[d].genre == c->docs[d].genre);
+            CHECK(k->docs[d].first_sentence == c->docs[d].first_sentence);
+            CHECK(k->docs[d].n_sentences == c->docs[d].n_sentences);
+        }
+        for (int64_t g = 0; g < c->genres.n; g++) CHECK(!strcmp(k->genres.token[g], c->genres.token[g]));
+        for (int64_t s = 0; s <= c->n_sentences; s++) CHECK_EQ_INT(k->sentence_start[s], c->sentence_start[s]);
+        int same = 0;
+        for (int64_t i = 0; i < c->words.n; i++)
+            same += !strcmp(nb_vocab_token(k->word_vocab, k->words[i]), c->words.token[i]) &&
+                    !strcmp(nb_vocab_token(k->tag_vocab, k->tags[i]), c->tags.token[i]);
+        CHECK_EQ_INT(same, c->words.n);
+        CHECK_EQ_INT(nb_vocab_id(k->word_vocab, "."), 2); /* the most frequent: 5 times */
+        CHECK_EQ_INT(nb_vocab_id(k->word_vocab, "the"), 3); /* 4 times */
+    }
+    nb_corpus_ids_free(k);
+    nb_corpus_free(c);
+    nb_corpus_ids_free(NULL);
+    CHECK(nb_brown_convert(tpath("no_such_package"), out) != NB_OK);
+    CHECK_ERROR(NB_ERR_IO, "no_such_package/cats.txt");
+    CHECK_BYTES_BACK("brown_convert", before);
+}
+
+/* Copies file `name` of folder from into folder to. */
+static void copy_file(const char *from, const char *to, const char *name) {
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/%s", from, name);
+    snprintf(b, sizeof b, "%s/%s", to, name);
+    size_t n;
+    void *data = read_all(a, &n);
+    write_bytes(b, data, n);
+    free(data);
+}
+
+/* A copy of the compact form in tmpdir/name with file `file` replaced by bytes[0..n). */
+static const char *edited_copy(const char *name, const char *file, const void *bytes, size_t n) {
+    static const char *const files[] = {"corpus.json", "words.vocab.json", "tags.vocab.json",
+                                        "words.i32", "tags.i32", "sentences.i64"};
+    const char *dir = tpath(name);
+    mkdir(dir, 0700);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) copy_file(tpath("compact"), dir, files[i]);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    write_bytes(path, bytes, n);
+    return dir;
+}
+
+static void brown_load_refuses_cut_and_edited_files_naming_them(void) {
+    size_t before = nb_alloc_stats_get().bytes_live;
+    size_t n;
+    char path[600];
+    snprintf(path, sizeof path, "%s/words.i32", tpath("compact"));
+    unsigned char *words = read_all(path, &n);
+    CHECK(n > 8);
+    CHECK(!nb_brown_load(edited_copy("cut", "words.i32", words, n - 4)));
+    CHECK_ERROR(NB_ERR_IO, "words.i32: expected");
+    unsigned char *longer = malloc(n + 4);
+    memcpy(longer, words, n);
+    memset(longer + n, 0, 4);
+    CHECK(!nb_brown_load(edited_copy("long", "words.i32", longer, n + 4)));
+    CHECK_ERROR(NB_ERR_IO, "the file's length differs");
+    words[4] = 0xFF; /* word 1 gets a huge id */
+    CHECK(!nb_brown_load(edited_copy("badid", "words.i32", words, n)));
+    CHECK_ERROR(NB_ERR_IO, "word 1 has an id out of its vocabulary");
+    free(words);
+    free(longer);
+    const char *json = "{\"format\": \"nabla.brown\", \"words\": 5, \"sentences\": 1, \"genres\": [\"x\"],"
+                       " \"docs\": [{\"id\": \"a\", \"genre\": 3, \"sentences\": [0, 1]}]}";
+    CHECK(!nb_brown_load(edited_copy("genre", "corpus.json", json, strlen(json))));
+    CHECK_ERROR(NB_ERR_IO, "genre out of range");
+    CHECK(!nb_brown_load(edited_copy("json", "corpus.json", "{\"format\":", 11)));
+    CHECK_ERROR(NB_ERR_IO, "corpus.json: line 1");
+    CHECK(!nb_brown_load(edited_copy("other", "corpus.json", "{}", 2)));
+    CHECK_ERROR(NB_ERR_IO, "not a converted corpus");
+    CHECK(!nb_brown_load(tpath("nothing_here")));
+    CHECK_ERROR(NB_ERR_IO, "nothing_here/corpus.json");
+    CHECK_BYTES_BACK("brown_load errors", before);
+}
+
 int main(void) {
     if (!tmpdir_make("nb_test_text")) return 1;
     utf8_check_accepts_code_points_and_names_the_first_bad_byte();
@@ -372,6 +461,8 @@ int main(void) {
     seq_batch_pads_to_the_longest_with_mask_and_lengths();
     bucket_order_groups_similar_lengths_and_shuffles_batches_by_epoch();
     lm_dataset_gives_windows_shifted_by_one_through_the_loader();
+    brown_convert_and_load_give_the_corpus_back_as_ids();
+    brown_load_refuses_cut_and_edited_files_naming_them();
     tmpdir_remove();
     return check_summary();
 }

@@ -128,6 +128,34 @@ typedef struct {
 NB_API nb_corpus *nb_brown_read(const char *dir);
 NB_API void nb_corpus_free(nb_corpus *c);
 
+/* The compact form `nabla convert-brown` writes, read back without parsing text: in dir,
+ *   corpus.json     {"format": "nabla.brown", "words": N, "sentences": S, "genres": [...],
+ *                    "docs": [{"id": "ca01", "genre": 0, "sentences": [first, count]}, ...]}
+ *   words.vocab.json, tags.vocab.json   the vocabularies (nb_vocab_save; every word and tag,
+ *                    words as written, so ids are in order of falling count)
+ *   words.i32, tags.i32   N int32 ids each, little-endian
+ *   sentences.i64   S + 1 int64 sentence starts, little-endian (0, ..., N)
+ */
+typedef struct {
+    int64_t n_docs, n_sentences, n_words;
+    nb_corpus_doc *docs;     /* [n_docs] */
+    nb_tokens genres;
+    int64_t *sentence_start; /* [n_sentences + 1] */
+    int32_t *words, *tags;   /* [n_words] ids in word_vocab and tag_vocab */
+    nb_vocab *word_vocab, *tag_vocab;
+} nb_corpus_ids;
+
+/* Reads the package folder (nb_brown_read) and writes the compact form into out_dir, which
+ * must exist; each file is written atomically.  The errors of nb_brown_read, and NB_ERR_IO
+ * naming a file that cannot be written. */
+NB_API nb_status nb_brown_convert(const char *package_dir, const char *out_dir);
+/* Reads the compact form.  NB_ERR_IO naming the file: missing, bad JSON, a binary file whose
+ * length is not what corpus.json says, an id not below its vocabulary's size, sentence starts
+ * that do not rise from 0 to N, documents whose sentences do not tile 0..S, a genre out of
+ * range. */
+NB_API nb_corpus_ids *nb_brown_load(const char *dir);
+NB_API void nb_corpus_ids_free(nb_corpus_ids *c);
+
 /* ---------------------------------------------------------------- batches of sequences */
 
 /* A batch of B sequences padded to the longest, T: ids int32 [B, T] (pad_id after each end),
