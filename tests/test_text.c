@@ -347,6 +347,9 @@ static void lm_dataset_gives_windows_shifted_by_one_through_the_loader(void) {
             CHECK_EQ_INT(xs[w * 4 + t], 100 + 3 * w + t);
             CHECK_EQ_INT(ys[w * 4 + t], 101 + 3 * w + t);
         }
+    nb_tensor *xi = nb_to_dtype(x, NB_I32); /* the ids an Embedding takes */
+    CHECK(nb_dtype_of(xi) == NB_I32 && nb_get(xi, (int64_t[]){2, 3}) == 109);
+    nb_tensor_free(xi);
     nb_loader_free(l);
     nb_dataset_free(ds);
     CHECK(!nb_lm_dataset_new(stream, 4, 4, 1));
