@@ -220,4 +220,40 @@ NB_API nb_status nb_bucket_order(const int64_t *lens, int64_t n, int64_t batch_s
 NB_API nb_dataset *nb_lm_dataset_new(const int32_t *stream, int64_t n, int64_t context,
                                      int64_t stride);
 
+/* ---------------------------------------------------------------- word2vec
+ * Mikolov et al. 2013 ("Distributed Representations of Words and Phrases"): skip-gram or CBOW
+ * with negative sampling (noise drawn from counts^0.75) and subsampling of frequent words (a word
+ * of frequency f is kept with probability (sqrt(f / sample) + 1) sample / f, word2vec.c's rule),
+ * the learning rate falling linearly to lr * 1e-4, one thread, random numbers from opts.seed only.
+ * Trained on a stream of ids of vocab (ids < 2, <pad> and <unk>, are left out).
+ */
+typedef struct {
+    bool cbow;        /* false: skip-gram */
+    int32_t dim;      /* 0: 100 */
+    int32_t window;   /* context words on each side; 0: 5 */
+    int32_t negative; /* noise words per target; 0: 5 */
+    float sample;     /* subsampling threshold (word2vec: 1e-3); 0: off */
+    float lr;         /* 0: 0.025 (skip-gram), 0.05 (CBOW), word2vec's defaults */
+    int32_t epochs;   /* 0: 1 */
+    uint64_t seed;
+} nb_word2vec_opts;
+
+/* The input vectors [V, dim] (V = the vocabulary's size), a new tensor (scope rule).  NB_ERR_ARG
+ * for an id of the stream out of the vocabulary (named with its position), a stream without two
+ * words, or options out of range. */
+NB_API nb_tensor *nb_word2vec_train(const int32_t *stream, int64_t n, const nb_vocab *vocab,
+                                    nb_word2vec_opts opts);
+/* The k ids (>= 2) whose vectors have the largest cosine with query[dim] (into ids[k], and the
+ * cosines into sims[k] unless NULL), leaving out the ids in skip[0..n_skip).  Returns how many
+ * were found (fewer than k when the vocabulary is small), -1 on error. */
+NB_API int64_t nb_word2vec_nearest(const nb_tensor *vectors, const float *query,
+                                   const int32_t *skip, int64_t n_skip, int64_t k, int32_t *ids,
+                                   float *sims);
+/* The analogy a : b :: c : ?, the id nearest to b - a + c (vectors normalised first, as
+ * word2vec's compute-accuracy does), a, b and c left out; -1 on error (ids out of range). */
+NB_API int32_t nb_word2vec_analogy(const nb_tensor *vectors, int32_t a, int32_t b, int32_t c);
+/* The word2vec text format other tools read (gensim's KeyedVectors.load_word2vec_format):
+ * "V-2 dim", then a line "word x1 x2 ..." per id >= 2, written atomically. */
+NB_API nb_status nb_word2vec_save(const nb_tensor *vectors, const nb_vocab *vocab, const char *path);
+
 #endif
