@@ -234,7 +234,7 @@ typedef struct {
     int32_t negative; /* noise words per target; 0: 5 */
     float sample;     /* subsampling threshold (word2vec: 1e-3); 0: off */
     float lr;         /* 0: 0.025 (skip-gram), 0.05 (CBOW), word2vec's defaults */
-    int32_t epochs;   /* 0: 1 */
+    int32_t epochs;   /* 0: 5 (word2vec.c and gensim; one pass over Brown is not enough) */
     uint64_t seed;
 } nb_word2vec_opts;
 

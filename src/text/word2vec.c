@@ -134,7 +134,7 @@ static nb_status check_opts(nb_word2vec_opts *o, const int32_t *stream, int64_t 
     if (!o->window) o->window = 5;
     if (!o->negative) o->negative = 5;
     if (!o->lr) o->lr = o->cbow ? 0.05f : 0.025f;
-    if (!o->epochs) o->epochs = 1;
+    if (!o->epochs) o->epochs = 5;
     if (o->dim < 1 || o->window < 1 || o->negative < 1 || !(o->lr > 0) || !isfinite(o->lr) ||
         o->epochs < 1 || !(o->sample >= 0) || !isfinite(o->sample))
         return nb__fail_status(NB_ERR_ARG, "word2vec_train: dim %d, window %d, negative %d, lr "
