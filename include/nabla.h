@@ -334,6 +334,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/amp.h"
 #include "nabla/symbolic.h"
 #include "nabla/attention.h"
+#include "nabla/text.h"
 
 #ifdef __cplusplus
 }

