@@ -200,6 +200,54 @@ static void ptq_cnn_folds_batchnorm_and_matches_float_outputs(void) {
     nb_module_free(m);
 }
 
+/* Between two static layers joined by views only, the first returns its uint8 codes and the
+ * second takes them as they are: the same codes a dequantize and quantize again would give
+ * (so the same model output); across a module that is not a view (Dropout) floats pass. */
+static void codes_pass_between_layers_as_dequantize_then_quantize_would(void) {
+    size_t before = nb_alloc_stats_get().bytes_live;
+    nb_manual_seed(6);
+    nb_module *m = cnn();
+    int64_t shape[4] = {16, 1, 6, 6};
+    nb_tensor *x = nb_randn(4, shape);
+    train_batchnorm(m, x);
+    nb_ptq_opts o = {.symmetric = false, .per_channel = true};
+    ptq_close(m, x, &o, 0.05f);
+    nb_module *first = nb_module_child(m, "0"), *second = nb_module_child(m, "4");
+    nb_tensor *codes = nb_module_forward(first, x);
+    CHECK(codes && nb_dtype_of(codes) == NB_U8);
+    nb_tensor *s = nb_module_find(m, "0.scale"), *z = nb_module_find(m, "0.zero_point");
+    nb_tensor *real = codes ? nb_dequantize_per_tensor(codes, nb_item(s), (int)nb_item(z)) : NULL;
+    nb_tensor *from_codes = nb_module_forward(second, codes), *from_real = nb_module_forward(second, real);
+    CHECK(from_codes && from_real && nb_dtype_of(from_codes) == NB_U8 && nb_dtype_of(from_real) == NB_U8);
+    if (from_codes && from_real) {
+        nb_tensor *a = nb_to_dtype(from_codes, NB_F32), *b = nb_to_dtype(from_real, NB_F32);
+        CHECK(a && b && max_diff_of(a, b) == 0.0f);
+        nb_tensor_free(a);
+        nb_tensor_free(b);
+    }
+    nb_tensor *y = nb_module_forward(m, x); /* the model's output: float32, from the last layer */
+    CHECK(y && nb_dtype_of(y) == NB_F32);
+    nb_tensor_free(y);
+    nb_tensor_free(from_codes);
+    nb_tensor_free(from_real);
+    nb_tensor_free(real);
+    nb_tensor_free(codes);
+    nb_tensor_free(x);
+    nb_module_free(m);
+
+    nb_module *layers[3] = {nb_linear_new(6, 8, true), nb_dropout_new(0.5f), nb_linear_new(8, 3, true)};
+    m = nb_sequential_new(3, layers);
+    int64_t xs[2] = {32, 6};
+    x = nb_randn(2, xs);
+    ptq_close(m, x, &o, 0.05f);
+    y = nb_module_forward(nb_module_child(m, "0"), x);
+    CHECK(y && nb_dtype_of(y) == NB_F32);
+    nb_tensor_free(y);
+    nb_tensor_free(x);
+    nb_module_free(m);
+    CHECK_BYTES_BACK("codes between layers", before);
+}
+
 /* The small ResNet's shape: a stem, a block with a downsample, global pooling, a head. */
 static void ptq_resnet_folds_every_batchnorm_in_its_blocks(void) {
     nb_manual_seed(4);
@@ -442,6 +490,7 @@ int main(void) {
     quantized_layers_give_torchs_codes();
     ptq_mlp_matches_float_outputs_in_every_scheme();
     ptq_cnn_folds_batchnorm_and_matches_float_outputs();
+    codes_pass_between_layers_as_dequantize_then_quantize_would();
     ptq_resnet_folds_every_batchnorm_in_its_blocks();
     histogram_observers_clip_an_outlier();
     ptq_with_each_observer_converts();
