@@ -6,7 +6,7 @@
 #   size; quantized LeNet inference (batch 256, test set, one thread) >= 2x nabla float32 and
 #   >= 1.2x torch int8.
 #
-#   sh bench/ptq.sh [BUILD_DIR]     (default: build)
+#   [THREADS=T] sh bench/ptq.sh [BUILD_DIR]     (default: build; T threads, default 1: the bar's)
 #
 # Trains both models with `nabla train` (MLP: EPOCHS_MLP epochs, default 10; LeNet:
 # EPOCHS_LENET, default 2; both with the command's default SGD) into a temporary folder, or takes MLP= and LENET= from
@@ -65,8 +65,11 @@ for model in mlp lenet; do
                 (v["nabla", "size_ratio"] <= 0.27 ? "ok" : "MISS")
             if (model == "lenet") {
                 s = v["nabla", "speedup"]; t = v["torch", "int8_ms"] / v["nabla", "int8_ms"]
+                c = v["torch", "int8_cpu_us"] / v["nabla", "int8_cpu_us"]
                 printf "lenet: nabla int8 %.2fx nabla float32 (bar: >= 2, %s), %.2fx torch int8 (bar: >= 1.2, %s)\n",
                     s, (s >= 2 ? "ok" : "MISS"), t, (t >= 1.2 ? "ok" : "MISS")
+                printf "lenet: int8 CPU time a sample: nabla %.1f us, torch %.1f us (%.2fx)\n",
+                    v["nabla", "int8_cpu_us"], v["torch", "int8_cpu_us"], c
             }
         }'
 done
