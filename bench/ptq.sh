@@ -6,7 +6,7 @@
 #   size; quantized LeNet inference (batch 256, test set, one thread) >= 2x nabla float32 and
 #   >= 1.2x torch int8.
 #
-#   sh bench/ptq.sh [BUILD_DIR]     (default: build)
+#   [THREADS=T] sh bench/ptq.sh [BUILD_DIR]     (default: build; T threads, default 1: the bar's)
 #
 # Trains both models with `nabla train` (MLP: EPOCHS_MLP epochs, default 10; LeNet:
 # EPOCHS_LENET, default 2; both with the command's default SGD) into a temporary folder, or takes MLP= and LENET= from
@@ -20,6 +20,11 @@
 #   MLP:   float 87.65 %, nabla int8 87.61 %, torch int8 87.61 %; file 0.264x
 #   LeNet: float 86.14 %, nabla int8 86.28 %, torch int8 86.27 %; file 0.255x;
 #          nabla int8 1.77-2.23x nabla float32, 0.91-1.12x torch int8 (onednn)
+# After codes pass between quantized layers (LeNet 1 epoch, MLP 3, REPS 3, one run each, the
+# machine very busy: wall times 3x those of a calmer moment):
+#   THREADS=1: nabla int8 2.17x nabla float32, 1.32x torch int8; CPU time a sample (int8):
+#              nabla 48.4 us, torch 52.7 us (1.09x)
+#   THREADS=2: nabla int8 1.50x nabla float32, 1.58x torch int8; CPU a sample 47.4 / 107.4 us
 set -eu
 
 BUILD=${1:-build}
@@ -65,8 +70,11 @@ for model in mlp lenet; do
                 (v["nabla", "size_ratio"] <= 0.27 ? "ok" : "MISS")
             if (model == "lenet") {
                 s = v["nabla", "speedup"]; t = v["torch", "int8_ms"] / v["nabla", "int8_ms"]
+                c = v["torch", "int8_cpu_us"] / v["nabla", "int8_cpu_us"]
                 printf "lenet: nabla int8 %.2fx nabla float32 (bar: >= 2, %s), %.2fx torch int8 (bar: >= 1.2, %s)\n",
                     s, (s >= 2 ? "ok" : "MISS"), t, (t >= 1.2 ? "ok" : "MISS")
+                printf "lenet: int8 CPU time a sample: nabla %.1f us, torch %.1f us (%.2fx)\n",
+                    v["nabla", "int8_cpu_us"], v["torch", "int8_cpu_us"], c
             }
         }'
 done

@@ -20,9 +20,11 @@ supported_engines are qnnpack and onednn), so 'onednn' (x86, AVX-512 VNNI) runs 
 'x86' does not exist in torch 1.13.
 
 Calibration: the first N batches of 64 training images in file order, / 255 (bench_ptq's).
-Timing: the 10000 test images in batches of 256, one thread, R passes of each model,
-alternating, medians.  The last line is machine-readable:
-    RESULT torch float_acc=86.14 int8_acc=86.20 float_ms=300 int8_ms=200 speedup=1.50
+Timing: the 10000 test images in batches of 256, THREADS threads (environment, default 1), R
+passes of each model, alternating, medians, and the int8 passes' process CPU time per sample
+(the work done, whatever the waits for a core on a busy machine).  The last line is
+machine-readable:
+    RESULT torch float_acc=86.14 int8_acc=86.20 float_ms=300 int8_ms=200 speedup=1.50 int8_cpu_us=19.5
 """
 import argparse
 import gzip
@@ -93,14 +95,15 @@ def idx(name):
 
 
 def run(model, x, y):
-    """Accuracy (%) and milliseconds of one pass over the test set in batches of 256."""
+    """Accuracy (%), milliseconds and process CPU milliseconds of one pass over the test set in
+    batches of 256."""
     right = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         for i in range(0, len(x), 256):
             out = model(x[i:i + 256].float() / 255)
             right += int((out.argmax(1) == y[i:i + 256]).sum())
-    return 100.0 * right / len(x), 1000 * (time.perf_counter() - t0)
+    return 100.0 * right / len(x), 1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0)
 
 
 def main():
@@ -110,7 +113,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--per-tensor", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    threads = int(os.environ.get("THREADS", "1"))
+    torch.set_num_threads(threads)
     torch.backends.quantized.engine = "onednn"
 
     meta, tensors = read_safetensors(args.weights)
@@ -141,19 +145,20 @@ def main():
     x, y = idx("t10k-images-idx3-ubyte.gz"), idx("t10k-labels-idx1-ubyte.gz").reshape(-1).long()
     run(q, x, y)
     run(ref, x, y)
-    tq, tf = [], []
+    tq, tf, cq = [], [], []
     for _ in range(args.reps):
-        acc_q, t = run(q, x, y)
+        acc_q, t, c = run(q, x, y)
         tq.append(t)
-        acc_f, t = run(ref, x, y)
+        cq.append(c)
+        acc_f, t, _ = run(ref, x, y)
         tf.append(t)
-    mf, mq = statistics.median(tf), statistics.median(tq)
-    print("torch float32: accuracy %.2f %%, test set in %.1f ms (median of %d, batch 256, 1 thread)"
-          % (acc_f, mf, args.reps))
-    print("torch int8 (%s): accuracy %.2f %%, test set in %.1f ms: %.2fx float32"
-          % (torch.backends.quantized.engine, acc_q, mq, mf / mq))
-    print("RESULT torch float_acc=%.2f int8_acc=%.2f float_ms=%.1f int8_ms=%.1f speedup=%.2f"
-          % (acc_f, acc_q, mf, mq, mf / mq))
+    mf, mq, us = statistics.median(tf), statistics.median(tq), 1000 * statistics.median(cq) / len(x)
+    print("torch float32: accuracy %.2f %%, test set in %.1f ms (median of %d, batch 256, %d thread%s)"
+          % (acc_f, mf, args.reps, threads, "" if threads == 1 else "s"))
+    print("torch int8 (%s): accuracy %.2f %%, test set in %.1f ms: %.2fx float32; %.1f us CPU a sample"
+          % (torch.backends.quantized.engine, acc_q, mq, mf / mq, us))
+    print("RESULT torch float_acc=%.2f int8_acc=%.2f float_ms=%.1f int8_ms=%.1f speedup=%.2f int8_cpu_us=%.2f"
+          % (acc_f, acc_q, mf, mq, mf / mq, us))
 
 
 if __name__ == "__main__":

@@ -158,6 +158,36 @@ static nb_module *ptq_close(nb_module *model, nb_tensor *x, const nb_ptq_opts *o
     return model;
 }
 
+/* Products big enough to share their panels out over threads (a 25M multiply-add Linear, a
+ * 22M one per image of a convolution) give the same codes on two threads as on one. */
+static void large_quantized_layers_give_the_same_codes_on_two_threads(void) {
+    int threads = nb_get_num_threads();
+    nb_scope_begin();
+    nb_manual_seed(8);
+    int64_t one = 1, xl[2] = {256, 512}, wl[2] = {192, 512}, xc[4] = {2, 16, 40, 40}, wc[4] = {32, 16, 5, 5};
+    nb_tensor *ws = nb_full(1, &one, 0.05f), *wz = nb_zeros_dtype(NB_I32, 1, &one);
+    nb_tensor *x[2] = {nb_quantize_per_tensor(nb_rand(2, xl), 0.01f, 3, NB_U8),
+                       nb_quantize_per_tensor(nb_rand(4, xc), 0.01f, 3, NB_U8)};
+    nb_tensor *w[2] = {nb_quantize_per_tensor(nb_randn(2, wl), 0.05f, 0, NB_I8),
+                       nb_quantize_per_tensor(nb_randn(4, wc), 0.05f, 0, NB_I8)};
+    nb_conv2d_opts pad = {.padding = {2, 2}};
+    for (int conv = 0; conv < 2; conv++) {
+        nb_qlayer_params p = {.weight = w[conv], .weight_scale = ws, .weight_zero_point = wz,
+                              .in_scale = 0.01f, .in_zero_point = 3, .out_scale = conv ? 0.3f : 0.6f,
+                              .out_zero_point = 120};
+        nb_tensor *y[2];
+        for (int t = 0; t < 2; t++) {
+            nb_set_num_threads(t + 1);
+            y[t] = conv ? nb_quantized_conv2d(x[conv], &p, &pad, NULL) : nb_quantized_linear(x[conv], &p);
+        }
+        nb_tensor *a = nb_to_dtype(y[0], NB_F32), *b = nb_to_dtype(y[1], NB_F32);
+        CHECK(a && b && max_diff_of(a, b) == 0.0f);
+        CHECK(a && nb_item(nb_max(a)) > nb_item(nb_min(a))); /* codes that differ */
+    }
+    nb_set_num_threads(threads);
+    nb_scope_end();
+}
+
 static void ptq_mlp_matches_float_outputs_in_every_scheme(void) {
     int64_t shape[4] = {64, 1, 6, 6};
     for (int k = 0; k < 8; k++) {
@@ -198,6 +228,54 @@ static void ptq_cnn_folds_batchnorm_and_matches_float_outputs(void) {
     CHECK(a && b && nb_item(a) == nb_item(b));
     nb_tensor_free(x);
     nb_module_free(m);
+}
+
+/* Between two static layers joined by views only, the first returns its uint8 codes and the
+ * second takes them as they are: the same codes a dequantize and quantize again would give
+ * (so the same model output); across a module that is not a view (Dropout) floats pass. */
+static void codes_pass_between_layers_as_dequantize_then_quantize_would(void) {
+    size_t before = nb_alloc_stats_get().bytes_live;
+    nb_manual_seed(6);
+    nb_module *m = cnn();
+    int64_t shape[4] = {16, 1, 6, 6};
+    nb_tensor *x = nb_randn(4, shape);
+    train_batchnorm(m, x);
+    nb_ptq_opts o = {.symmetric = false, .per_channel = true};
+    ptq_close(m, x, &o, 0.05f);
+    nb_module *first = nb_module_child(m, "0"), *second = nb_module_child(m, "4");
+    nb_tensor *codes = nb_module_forward(first, x);
+    CHECK(codes && nb_dtype_of(codes) == NB_U8);
+    nb_tensor *s = nb_module_find(m, "0.scale"), *z = nb_module_find(m, "0.zero_point");
+    nb_tensor *real = codes ? nb_dequantize_per_tensor(codes, nb_item(s), (int)nb_item(z)) : NULL;
+    nb_tensor *from_codes = nb_module_forward(second, codes), *from_real = nb_module_forward(second, real);
+    CHECK(from_codes && from_real && nb_dtype_of(from_codes) == NB_U8 && nb_dtype_of(from_real) == NB_U8);
+    if (from_codes && from_real) {
+        nb_tensor *a = nb_to_dtype(from_codes, NB_F32), *b = nb_to_dtype(from_real, NB_F32);
+        CHECK(a && b && max_diff_of(a, b) == 0.0f);
+        nb_tensor_free(a);
+        nb_tensor_free(b);
+    }
+    nb_tensor *y = nb_module_forward(m, x); /* the model's output: float32, from the last layer */
+    CHECK(y && nb_dtype_of(y) == NB_F32);
+    nb_tensor_free(y);
+    nb_tensor_free(from_codes);
+    nb_tensor_free(from_real);
+    nb_tensor_free(real);
+    nb_tensor_free(codes);
+    nb_tensor_free(x);
+    nb_module_free(m);
+
+    nb_module *layers[3] = {nb_linear_new(6, 8, true), nb_dropout_new(0.5f), nb_linear_new(8, 3, true)};
+    m = nb_sequential_new(3, layers);
+    int64_t xs[2] = {32, 6};
+    x = nb_randn(2, xs);
+    ptq_close(m, x, &o, 0.05f);
+    y = nb_module_forward(nb_module_child(m, "0"), x);
+    CHECK(y && nb_dtype_of(y) == NB_F32);
+    nb_tensor_free(y);
+    nb_tensor_free(x);
+    nb_module_free(m);
+    CHECK_BYTES_BACK("codes between layers", before);
 }
 
 /* The small ResNet's shape: a stem, a block with a downsample, global pooling, a head. */
@@ -440,8 +518,10 @@ int main(void) {
     if (!tmpdir_make("nabla_ptq")) return 1;
     quantize_and_dequantize_round_as_torch();
     quantized_layers_give_torchs_codes();
+    large_quantized_layers_give_the_same_codes_on_two_threads();
     ptq_mlp_matches_float_outputs_in_every_scheme();
     ptq_cnn_folds_batchnorm_and_matches_float_outputs();
+    codes_pass_between_layers_as_dequantize_then_quantize_would();
     ptq_resnet_folds_every_batchnorm_in_its_blocks();
     histogram_observers_clip_an_outlier();
     ptq_with_each_observer_converts();

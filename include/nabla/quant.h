@@ -154,7 +154,10 @@ NB_API nb_status nb_qscheme_range(const nb_qscheme *scheme, int *quant_min, int 
  * MaxPool2d, Dropout, Identity) lie between them, so dequantizing and quantizing again gives the
  * same codes back, and max pools, ReLUs and flattens of the dequantized values equal torch's on
  * its quint8 tensors; a layer reached otherwise (the first one, after an average pool or a
- * residual sum) observes its own input, as a QuantStub would.  Dynamic layers quantize each
+ * residual sum) observes its own input, as a QuantStub would.  Where only views (Flatten,
+ * Unflatten, Identity) lie between two static layers, the first returns its uint8 codes instead
+ * and the second takes them as they are (a uint8 x is taken as codes in the layer's input
+ * qparams): the same codes, neither dequantized nor quantized again.  Dynamic layers quantize each
  * batch with its own min-max qparams (affine uint8) and return float32 (torch's dynamic
  * Linear).
  *

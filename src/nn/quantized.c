@@ -3,7 +3,10 @@
  * modules, and the prepare / calibrate / convert steps that make them from a float model.
  *
  * A quantized layer keeps torch's codes while its forward takes and returns float32 (the
- * header's PTQ section says why that is exact).  The walk over the model (walk) finds the
+ * header's PTQ section says why that is exact), except between two static layers joined by
+ * views only (Flatten, Unflatten, Identity): there the first returns its uint8 codes and the
+ * second takes them as they are, its input qparams being the first's output qparams, which
+ * gives the codes a dequantize and quantize again would, without either pass.  The walk over the model (walk) finds the
  * layers ("sites"): a Linear or Conv2d, the BatchNorm after it in a Sequential (folded at
  * prepare) and the ReLU after those (fused); and for each site, which earlier site's output
  * codes reach its input unchanged (`from`), or -1 when it observes its own input.  Observers are
@@ -26,6 +29,7 @@
 
 typedef struct {
     bool conv, dynamic, relu, pooled;
+    bool codes_out; /* returns its uint8 codes: the next quantized layer takes them */
     nb_conv2d_opts opts; /* conv */
     nb_pool2d_opts pool; /* pooled: the MaxPool2d after it, run on its codes */
     nb_tensor *weight, *weight_scale, *weight_zero_point, *bias;
@@ -68,11 +72,13 @@ static nb_tensor *qlayer_forward(nb_module *m, nb_tensor *x) {
     if (st == NB_OK && !s->dynamic)
         st = read_qparams(s->scale, s->zero_point, &p.out_scale, &p.out_zero_point);
     if (st != NB_OK) return NULL;
-    nb_tensor *xq = nb_quantize_per_tensor(x, p.in_scale, p.in_zero_point, NB_U8);
+    /* uint8 input: the codes of the quantized layer before, in this layer's input qparams */
+    bool codes_in = !s->dynamic && nb_dtype_of(x) == NB_U8;
+    nb_tensor *xq = codes_in ? x : nb_quantize_per_tensor(x, p.in_scale, p.in_zero_point, NB_U8);
     nb_tensor *y = s->conv ? nb_quantized_conv2d(xq, &p, &s->opts, s->pooled ? &s->pool : NULL)
                            : nb_quantized_linear(xq, &p);
-    nb_tensor_free(xq);
-    if (s->dynamic || !y) return y;
+    if (!codes_in) nb_tensor_free(xq);
+    if (s->dynamic || s->codes_out || !y) return y;
     nb_tensor *out = nb_dequantize_per_tensor(y, p.out_scale, p.out_zero_point);
     nb_tensor_free(y);
     return out;
@@ -181,6 +187,7 @@ typedef struct {
                                 * the MaxPool2d it runs on its codes (-1: none) */
     nb_pool2d_opts pool_opts;
     int from;                /* the site whose output codes are this one's input; -1: its own */
+    bool codes_in, codes_out; /* codes passed as they are from `from` (views only between) */
     nb_module *in_obs, *out_obs;   /* observers: in_obs NULL when from >= 0 or dynamic */
     nb_module *in_hooked, *out_hooked; /* the modules whose hooks feed them */
     int in_handle, out_handle;
@@ -192,6 +199,7 @@ struct nb_ptq {
     int n, cap;
     site *sites;
     int64_t batches;
+    bool views_only; /* the walk: only views since the last site (codes can pass unchanged) */
 };
 
 static bool is_type(const nb_module *m, const char *name) {
@@ -206,6 +214,11 @@ static bool keeps_codes(const nb_module *m) {
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         if (is_type(m, types[i])) return true;
     return false;
+}
+
+/* Modules that only reshape: uint8 codes pass through them as they are. */
+static bool is_view(const nb_module *m) {
+    return is_type(m, "Flatten") || is_type(m, "Unflatten") || is_type(m, "Identity");
 }
 
 /* The options of a MaxPool2d of dilation 1 (from its description); false for another module. */
@@ -272,7 +285,8 @@ static int walk(nb_ptq *p, nb_module *m, int chain) {
         nb_module *c = NB__CHILD(m, i);
         layer_view v;
         if (view_of(c, &v)) {
-            site s = {.parent = m, .index = i, .bn = -1, .relu = -1, .pool = -1, .from = chain};
+            site s = {.parent = m, .index = i, .bn = -1, .relu = -1, .pool = -1, .from = chain,
+                      .codes_in = chain >= 0 && p->views_only};
             const nb_module_class *bn_cls = nb_module_class_of(c) == &nb__conv2d_class
                                                 ? &nb__batchnorm2d_class
                                                 : &nb__batchnorm1d_class;
@@ -285,6 +299,7 @@ static int walk(nb_ptq *p, nb_module *m, int chain) {
                 s.pool = next++;
             if ((s.bn >= 0 && fold_norm(&s) != NB_OK) || push_site(p, s) != NB_OK) return -2;
             chain = seq ? p->n - 1 : -1;
+            p->views_only = true;
             i = next - 1;
         } else if (c->children.n > 0) {
             int after = walk(p, c, chain);
@@ -292,6 +307,8 @@ static int walk(nb_ptq *p, nb_module *m, int chain) {
             chain = seq ? after : -1;
         } else if (!keeps_codes(c)) {
             chain = -1;
+        } else if (!is_view(c)) {
+            p->views_only = false;
         }
     }
     return seq ? chain : -1;
@@ -313,6 +330,11 @@ static nb_status find_sites(nb_ptq *p, nb_module *model, const nb_ptq_opts *o) {
     if (!p->o.bits) p->o.bits = 8;
     nb_module_train(model, false);
     if (walk(p, model, -1) == -2) return nb_error_code();
+    for (int i = 0; i < p->n; i++) { /* static layers pass codes along views */
+        site *s = &p->sites[i];
+        s->codes_in = s->codes_in && !p->o.dynamic;
+        if (s->codes_in) p->sites[s->from].codes_out = true;
+    }
     if (p->n == 0)
         return nb__fail_status(NB_ERR_ARG, "ptq: the model (%s) has no Linear or Conv2d in a "
                                "module that holds it", nb_module_type(model));
@@ -495,6 +517,7 @@ static nb_status swap_site(const nb_ptq *p, site *s, bool fill) {
                                s->pool >= 0 ? &s->pool_opts : NULL);
     if (!qm) return nb_error_code();
     qlayer_state *q = NB__STATE(qlayer_state, qm);
+    q->codes_out = s->codes_out;
     layer_view v;
     view_of(layer, &v);
     nb_status st = NB_OK;

@@ -1,5 +1,6 @@
 /*
- * qgemm_avx512.c — the low-precision GEMMs on AVX-512, single-threaded: uint8 x int8 -> int32 with
+ * qgemm_avx512.c — the low-precision GEMMs on AVX-512 (large ones share their panels of
+ * columns out over the thread pool, run's comment): uint8 x int8 -> int32 with
  * VNNI's vpdpbusd, and bfloat16 x bfloat16 -> float32 widened to float32 for FMAs.  The file is
  * compiled with AVX-512 (and VNNI) enabled and entered only where cpuid reports them (qgemm.c),
  * which states the contracts' details and holds the portable loops that give the same results.
@@ -364,14 +365,15 @@ static void apply_zero_points(const job *g, int64_t j0, int cols, const int32_t 
     *known = cache;
 }
 
-static void run(const job *g) {
+/* The panels of columns j0 = lo, lo + 64, ... below hi (the last one may be narrow). */
+static void run_panels(const job *g, int64_t lo, int64_t hi) {
     _Alignas(64) uint32_t bp[KC * 16 * WIDE];
     uint32_t ap[NARROW_ROWS * KC];
     int grp = g->int8 ? 4 : 1;                                 /* elements of k per group */
     int64_t groups = g->int8 ? (g->k + 3) / 4 : (g->k + 1) / 2 * 2; /* bfloat16: whole pairs */
     uint32_t rowsums[ROWSUM_CACHE];
     bool rowsums_known = false;
-    for (int64_t j0 = 0; j0 < g->n;) {
+    for (int64_t j0 = lo; j0 < hi;) {
         bool narrow = g->n - j0 <= 16;
         int nv = narrow ? 1 : WIDE, rows_max = narrow ? NARROW_ROWS : WIDE_ROWS, width = 16 * nv;
         int cols = (int)(g->n - j0 < width ? g->n - j0 : width);
@@ -394,6 +396,37 @@ static void run(const job *g) {
         if (g->int8 && (g->za || g->zb)) apply_zero_points(g, j0, cols, colsum, rowsums, &rowsums_known);
         j0 += width;
     }
+}
+
+/* Products of at least this many multiply-adds share their panels out over the thread pool:
+ * LeNet's first Linear at batch 256 (256 x 1568 x 128, 51M) does; a LeNet image's convolutions
+ * (32 x 400 x 224, 2.9M, and 0.4M) run inline: shared out at 2M and up, two threads took a
+ * third more CPU time a sample than one on a busy 2-core machine (bench/ptq.sh, THREADS=2). */
+#define PARALLEL_MIN_MACS (1 << 24)
+
+typedef struct {
+    const job *g;
+    int64_t panels, pieces;
+} panel_job;
+
+static void panel_piece(void *arg, int64_t t, int64_t end) {
+    const panel_job *j = arg;
+    (void)end;
+    int64_t lo = j->panels * t / j->pieces * 16 * WIDE, hi = j->panels * (t + 1) / j->pieces * 16 * WIDE;
+    run_panels(j->g, lo, hi < j->g->n ? hi : j->g->n);
+}
+
+/* Each panel of columns is computed by one piece, wholly, in the order one thread would: the
+ * results are the same bits whatever the thread count. */
+static void run(const job *g) {
+    panel_job j = {g, (g->n + 16 * WIDE - 1) / (16 * WIDE), nb__threads()};
+    if (j.pieces > j.panels) j.pieces = j.panels;
+    if (j.pieces < 2 || nb__in_parallel() ||
+        (double)g->m * (double)g->n * (double)g->k < PARALLEL_MIN_MACS) {
+        run_panels(g, 0, g->n);
+        return;
+    }
+    nb__parallel_each(j.pieces, panel_piece, &j);
 }
 
 void nb__gemm_u8s8s32_vnni(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
