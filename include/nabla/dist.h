@@ -170,7 +170,8 @@ typedef struct nb_pipe_opts {
     nb_pipe_schedule schedule;  /* NB_PIPE_GPIPE (the zero value) or NB_PIPE_1F1B */
     /* stages + 1 layer indices: stage s runs layers starts[s] .. starts[s + 1] - 1, starts[0] = 0
      * and starts[stages] = the layer count, rising.  NULL: cuts that balance parameter counts
-     * (each stage at least one layer). */
+     * (each stage at least one layer, and one with parameters where the model has as many
+     * layers with parameters as stages). */
     const int *starts;
     float label_smoothing; /* of the cross-entropy (nb_ce_opts), in steps and evaluation */
 } nb_pipe_opts;

@@ -85,20 +85,31 @@ static double thread_seconds(void) {
 
 /* ---- cutting the model */
 
-/* Stage boundaries with about equal parameter counts (every stage at least one child):
- * child i goes to the stage its parameters' midpoint falls in. */
+/* Stage boundaries with about equal parameter counts: child i goes to the stage its
+ * parameters' midpoint falls in.  Each stage starts at a child with parameters (stage 0 at 0)
+ * and holds at least one, so every rank has something to train, when the model has as many
+ * such children as stages; else every stage at least one child. */
 static void balanced_starts(const nb_module *seq, int stages, int *starts) {
-    int n = seq->children.n;
+    int n = seq->children.n, weighted = 0;
     int64_t total = 0, seen = 0;
-    for (int i = 0; i < n; i++) total += nb_module_num_elements(NB__CHILD(seq, i));
-    int s = 0;
-    starts[0] = 0;
-    for (int i = 0; i < n && s + 1 < stages; i++) {
+    for (int i = 0; i < n; i++) {
         int64_t size = nb_module_num_elements(NB__CHILD(seq, i));
-        int64_t mid = 2 * seen + size; /* twice the midpoint, against 2 total (s + 1) / stages */
-        bool past = mid * stages > 2 * total * (s + 1) && i > starts[s];
-        bool must = n - i == stages - (s + 1); /* the children left are one per later stage */
-        if (past || must) starts[++s] = i;
+        total += size;
+        weighted += size > 0;
+    }
+    bool anywhere = weighted < stages;
+    int s = 0, left = anywhere ? n : weighted; /* the children a stage may start at, from i on */
+    starts[0] = 0;
+    for (int i = 0, have = 0; i < n && s + 1 < stages; i++) { /* have: such children in stage s */
+        int64_t size = nb_module_num_elements(NB__CHILD(seq, i));
+        if (anywhere || size > 0) {
+            int64_t mid = 2 * seen + size; /* twice the midpoint, against 2 total (s + 1) / stages */
+            bool past = mid * stages > 2 * total * (s + 1) && have > 0;
+            bool must = left == stages - (s + 1); /* those left are one per later stage */
+            if (past || must) starts[++s] = i, have = 0;
+            have++;
+            left--;
+        }
         seen += size;
     }
     starts[stages] = n;
