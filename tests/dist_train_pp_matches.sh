@@ -5,7 +5,8 @@
 # largest, plus 1e-5 relative; rank 0 alone prints, with the bubble measured and in theory.  Then
 # the stages' checkpoints resume (1 epoch, stopped, resumed for the second, byte for byte where
 # the 2-epoch run ends, on 1F1B), and the refusals: micro-batches below 1 or above the batch,
-# a last batch too small to cut, --sync-bn.  The data: a small MNIST-format set of random pixels.
+# a last batch too small to cut, too few layers with parameters for the stages, --sync-bn, the
+# pipeline flags without it.  The data: a small MNIST-format set of random pixels.
 set -eu
 nabla=$1 mpiexec=$2 np=$3
 tmp=$(mktemp -d /tmp/nabla-dist-pp.XXXXXX)
@@ -80,5 +81,6 @@ refused "micro-batches" --parallel pipeline --micro-batches 0
 refused "more than the --batch 64 rows" --parallel pipeline --micro-batches 65
 refused "fewer than the 8 micro-batches" --parallel pipeline --micro-batches 8 --limit 1220
 refused "sync-bn needs --parallel data" --parallel pipeline --sync-bn --batchnorm
+refused "need as many layers with parameters" --parallel pipeline --model 784-10
 refused "need --parallel pipeline" --parallel tensor --micro-batches 2
 echo "dist_train_pp_matches: the refusals say why"

@@ -86,9 +86,9 @@ static double thread_seconds(void) {
 /* ---- cutting the model */
 
 /* Stage boundaries with about equal parameter counts: child i goes to the stage its
- * parameters' midpoint falls in.  Each stage starts at a child with parameters (stage 0 at 0)
- * and holds at least one, so every rank has something to train, when the model has as many
- * such children as stages; else every stage at least one child. */
+ * parameters' midpoint falls in.  Every stage holds a child with parameters, so every rank has
+ * something to train, when the model has as many such children as stages; else every stage at
+ * least one child. */
 static void balanced_starts(const nb_module *seq, int stages, int *starts) {
     int n = seq->children.n, weighted = 0;
     int64_t total = 0, seen = 0;
@@ -97,19 +97,16 @@ static void balanced_starts(const nb_module *seq, int stages, int *starts) {
         total += size;
         weighted += size > 0;
     }
-    bool anywhere = weighted < stages;
-    int s = 0, left = anywhere ? n : weighted; /* the children a stage may start at, from i on */
+    bool anywhere = weighted < stages; /* then every child counts as one with parameters */
+    int s = 0, left = anywhere ? n : weighted; /* the children that count, from i on */
     starts[0] = 0;
     for (int i = 0, have = 0; i < n && s + 1 < stages; i++) { /* have: such children in stage s */
         int64_t size = nb_module_num_elements(NB__CHILD(seq, i));
-        if (anywhere || size > 0) {
-            int64_t mid = 2 * seen + size; /* twice the midpoint, against 2 total (s + 1) / stages */
-            bool past = mid * stages > 2 * total * (s + 1) && have > 0;
-            bool must = left == stages - (s + 1); /* those left are one per later stage */
-            if (past || must) starts[++s] = i, have = 0;
-            have++;
-            left--;
-        }
+        int64_t mid = 2 * seen + size; /* twice the midpoint, against 2 total (s + 1) / stages */
+        bool past = mid * stages > 2 * total * (s + 1);
+        bool must = left == stages - (s + 1); /* those left are one per later stage */
+        if ((past || must) && have > 0) starts[++s] = i, have = 0;
+        if (anywhere || size > 0) have++, left--;
         seen += size;
     }
     starts[stages] = n;

@@ -422,12 +422,32 @@ static const char *shard_checkpoint(const char *resume) {
     return path;
 }
 
+/* The layers of a Sequential (its children "0", "1", ... in turn) that have parameters. */
+static int weighted_layers(nb_module *seq) {
+    int n = 0;
+    char name[16];
+    for (int i = 0;; i++) {
+        snprintf(name, sizeof name, "%d", i);
+        nb_module *layer = nb_module_child(seq, name);
+        if (!layer) break;
+        n += nb_module_num_elements(layer) > 0;
+    }
+    nb_error_clear(); /* the child after the last is not found */
+    return n;
+}
+
 /* --parallel pipeline: the model kept whole, and cut into stages, this rank's kept (nb_pipe_new:
- * parameter counts balanced).  Every batch must make the micro-batches: a last, smaller one of
- * fewer rows than --micro-batches is refused here, before training. */
+ * parameter counts balanced, each stage a layer with parameters, so every rank has an
+ * optimiser).  Every batch must make the micro-batches: a last, smaller one of fewer rows than
+ * --micro-batches is refused here, before training, as are fewer such layers than ranks. */
 static bool cut_model(const train_opts *o, run *r) {
     int64_t n = nb_dataset_len(r->train_set), rest = n % o->batch;
-    int m = o->micro_batches;
+    int m = o->micro_batches, weighted = weighted_layers(r->model);
+    if (weighted > 0 && weighted < nb_dist_size()) {
+        fprintf(stderr, "nabla: --parallel pipeline: %d stages need as many layers with parameters; the model "
+                "has %d (a deeper --model)\n", nb_dist_size(), weighted);
+        return false;
+    }
     if (rest > 0 && rest < m) {
         fprintf(stderr, "nabla: --parallel pipeline: the last batch of the %lld training samples has %lld rows, "
                 "fewer than the %d micro-batches (change --limit, --batch or --micro-batches)\n", (long long)n,
