@@ -5,9 +5,9 @@
  * one and keeps the files consistent when a process is killed:
  *
  *   per epoch: train (set_epoch, then per batch: zero_grad, forward, loss, divergence check,
- *   backward — or opts.step, then the check — clip, step) -> evaluate -> divergence check of the evaluation and the weights ->
- *   lr read -> schedule step -> curves -> best / bad epochs -> on_epoch -> curves files ->
- *   checkpoint -> model file -> early stop / callback stop.
+ *   backward — or opts.step, then the check — clip, step) -> evaluate -> divergence check of
+ *   the evaluation and the weights -> lr read -> schedule step -> curves -> best / bad epochs ->
+ *   on_epoch -> curves files -> checkpoint -> model file -> early stop / callback stop.
  *
  * The checkpoint's progress record ("nabla.extra", JSON) holds what a resumed run needs besides
  * the objects: {"curves": [[train loss, eval loss, train acc, eval acc], ...], "best": loss or
