@@ -170,8 +170,10 @@ typedef struct nb_pipe_opts {
     nb_pipe_schedule schedule;  /* NB_PIPE_GPIPE (the zero value) or NB_PIPE_1F1B */
     /* stages + 1 layer indices: stage s runs layers starts[s] .. starts[s + 1] - 1, starts[0] = 0
      * and starts[stages] = the layer count, rising.  NULL: cuts that balance parameter counts
-     * (each stage at least one layer). */
+     * (each stage at least one layer, and one with parameters where the model has as many
+     * layers with parameters as stages). */
     const int *starts;
+    float label_smoothing; /* of the cross-entropy (nb_ce_opts), in steps and evaluation */
 } nb_pipe_opts;
 
 typedef struct nb_pipe nb_pipe;
@@ -213,5 +215,15 @@ NB_API void nb_pipe_stats_reset(nb_pipe *p);
 /* Collective: writes into full (seq as it was before nb_pipe_new) every stage's parameters and
  * buffers, on every rank.  NB_ERR_SHAPE naming the layer when full's layers are not seq's. */
 NB_API nb_status nb_pipe_gather(const nb_pipe *p, nb_module *full);
+/* Collective: the forward of a batch x [B, ...] with labels y [B] (as nb_pipe_step's) through
+ * the stages in eval mode and without a graph (torch's model.eval() under no_grad; the mode
+ * put back), in min(m, B) micro-batches: *loss (may be NULL) gets the batch's mean
+ * cross-entropy and *correct (may be NULL) its rows whose largest logit is their label
+ * (nb_count_correct), on every rank.  What nb_fit's evaluation of a pipeline runs (see
+ * nb_fit_opts.step).  Errors as nb_pipe_step's, after "pipe_eval: stage 1: ". */
+NB_API nb_status nb_pipe_eval(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss, int64_t *correct);
+/* The rows of the last nb_pipe_step's or nb_pipe_eval's batch whose largest logit is their
+ * label, the same on every rank (the training accuracy nb_fit reports); -1 for NULL. */
+NB_API int64_t nb_pipe_correct(const nb_pipe *p);
 
 #endif

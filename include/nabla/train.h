@@ -157,6 +157,23 @@ typedef struct nb_fit_opts {
      * is given.  nb_fit_new refuses another autocast dtype (NB_ERR_ARG). */
     nb_dtype autocast;
     nb_grad_scaler *scaler;
+    /* A training step of another kind in place of the model's forward, loss and backward:
+     * pipeline parallel's, which runs each batch through the stages on several ranks in
+     * micro-batches (nb_pipe_step, nabla/dist.h), where no forward of the whole model exists on
+     * one rank.  step(step_ctx, x, y, true, &loss, &correct), in training mode: adds the batch's
+     * gradients to the parameters' .grad (which nb_fit has zeroed) and sets loss (the batch's
+     * mean loss) and correct (its rows whose largest logit is their label); nb_fit then checks
+     * the loss for divergence (num_classes gives ln(C); 0: ln 2) and does before_step, clipping
+     * and the optimiser's step as always.  step(step_ctx, x, y, false, ...) is an evaluation
+     * batch (eval mode, no graph): the figures alone.  The model given to nb_fit is what the
+     * optimiser, the checkpoint and the model file hold (a pipeline's: this rank's stage), and
+     * nb_fit_measure_memory measures a step.  A status other than NB_OK fails the step ("training
+     * step: ") or the evaluation.  nb_fit_new refuses a step with a teacher, a scaler or
+     * grad_norms (NB_ERR_ARG): they need the loss's graph or each parameter's whole gradient in
+     * one backward pass.  Clipping by global norm is right only when this process holds every
+     * gradient: not a pipeline stage's.  NULL: the model's forward, loss and backward. */
+    nb_status (*step)(void *ctx, nb_tensor *x, nb_tensor *y, bool train, double *loss, int64_t *correct);
+    void *step_ctx;
 } nb_fit_opts;
 
 /* What a step callback sees: the step just done. */

@@ -39,6 +39,7 @@
 
 #include "../backend/backend.h"
 #include "nabla/loss.h"
+#include "nabla/train.h" /* nb_count_correct */
 #include "../nn/module.h"
 
 #include <string.h>
@@ -72,6 +73,8 @@ struct nb_pipe {
     double sum_busy, span[2];   /* since the stats were reset: all stages' busy time, and the
                                    replays' lengths (each op's own time, the medians) */
     int64_t steps;
+    float smoothing;            /* the cross-entropy's label smoothing */
+    int64_t correct;            /* the last stage's hits in the step so far; after it, the batch's */
 };
 
 static double thread_seconds(void) {
@@ -82,20 +85,28 @@ static double thread_seconds(void) {
 
 /* ---- cutting the model */
 
-/* Stage boundaries with about equal parameter counts (every stage at least one child):
- * child i goes to the stage its parameters' midpoint falls in. */
+/* Stage boundaries with about equal parameter counts: child i goes to the stage its
+ * parameters' midpoint falls in.  Every stage holds a child with parameters, so every rank has
+ * something to train, when the model has as many such children as stages; else every stage at
+ * least one child. */
 static void balanced_starts(const nb_module *seq, int stages, int *starts) {
-    int n = seq->children.n;
+    int n = seq->children.n, weighted = 0;
     int64_t total = 0, seen = 0;
-    for (int i = 0; i < n; i++) total += nb_module_num_elements(NB__CHILD(seq, i));
-    int s = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t size = nb_module_num_elements(NB__CHILD(seq, i));
+        total += size;
+        weighted += size > 0;
+    }
+    bool anywhere = weighted < stages; /* then every child counts as one with parameters */
+    int s = 0, left = anywhere ? n : weighted; /* the children that count, from i on */
     starts[0] = 0;
-    for (int i = 0; i < n && s + 1 < stages; i++) {
+    for (int i = 0, have = 0; i < n && s + 1 < stages; i++) { /* have: such children in stage s */
         int64_t size = nb_module_num_elements(NB__CHILD(seq, i));
         int64_t mid = 2 * seen + size; /* twice the midpoint, against 2 total (s + 1) / stages */
-        bool past = mid * stages > 2 * total * (s + 1) && i > starts[s];
-        bool must = n - i == stages - (s + 1); /* the children left are one per later stage */
-        if (past || must) starts[++s] = i;
+        bool past = mid * stages > 2 * total * (s + 1);
+        bool must = left == stages - (s + 1); /* those left are one per later stage */
+        if ((past || must) && have > 0) starts[++s] = i, have = 0;
+        if (anywhere || size > 0) have++, left--;
         seen += size;
     }
     starts[stages] = n;
@@ -159,7 +170,7 @@ nb_pipe *nb_pipe_new(nb_module *seq, const nb_pipe_opts *opts) {
     nb_pipe *p = nb__alloc(sizeof *p);
     if (!p) return NULL;
     *p = (nb_pipe){.seq = seq, .stage = nb_dist_rank(), .stages = stages, .micro = o.micro_batches,
-                   .schedule = o.schedule};
+                   .schedule = o.schedule, .smoothing = o.label_smoothing};
     p->starts = nb__alloc(sizeof(int) * (size_t)(stages + 1));
     bool ok = p->starts != NULL;
 #define NB_PIPE_ALLOC_(f, type, n) ok = ok && (p->f = nb__alloc(sizeof(type) * (size_t)(n)));
@@ -253,8 +264,8 @@ typedef struct {
     int64_t rows;
 } batch;
 
-/* Rows of micro-batch j: [j B / m, (j + 1) B / m). */
-static int64_t row_at(const nb_pipe *p, const batch *b, int j) { return b->rows * j / p->micro; }
+/* Rows of micro-batch j of m: [j B / m, (j + 1) B / m). */
+static int64_t row_at(int m, const batch *b, int j) { return b->rows * j / m; }
 
 static nb_tensor *run_stage(nb_pipe *p, nb_tensor *h) {
     for (int i = p->first; i < p->end && h; i++) h = nb_module_forward(NB__CHILD(p->seq, i), h);
@@ -291,15 +302,18 @@ static nb_status add_input_grad(nb_tensor *x, int64_t lo, const nb_tensor *g) {
 
 static nb_status forward_micro(nb_pipe *p, const batch *b, int j) {
     bool first = p->stage == 0, last = p->stage == p->stages - 1;
-    int64_t lo = row_at(p, b, j), hi = row_at(p, b, j + 1);
+    int64_t lo = row_at(p->micro, b, j), hi = row_at(p->micro, b, j + 1);
     nb_tensor *in = first ? first_input(b->x, lo, hi) : recv_tensor(p->stage - 1);
     if (!in || ((!first || nb_requires_grad(b->x)) && nb_set_requires_grad(in, true) != NB_OK))
         return nb_error_code();
     double t0 = thread_seconds();
     nb_tensor *out = run_stage(p, in);
     if (out && last) { /* this micro-batch's share of the batch's mean loss */
-        nb_tensor *ce = nb_cross_entropy(out, nb_contiguous(nb_slice(b->y, 0, lo, hi, 1)), NULL);
-        out = nb_mul_scalar(ce, (float)(hi - lo) / (float)b->rows);
+        nb_tensor *y = nb_contiguous(nb_slice(b->y, 0, lo, hi, 1));
+        nb_tensor *ce = nb_cross_entropy(out, y, &(nb_ce_opts){.label_smoothing = p->smoothing});
+        int64_t hits = ce ? nb_count_correct(out, y) : -1;
+        p->correct += hits;
+        out = hits >= 0 ? nb_mul_scalar(ce, (float)(hi - lo) / (float)b->rows) : NULL;
     }
     spend(p, j, t0);
     if (!out) return nb_error_code();
@@ -316,7 +330,7 @@ static nb_status backward_micro(nb_pipe *p, const batch *b, int j) {
     nb_status st = NB_OK; /* a first stage without parameters (a Flatten) has nothing to do */
     if (nb_requires_grad(p->out[j])) st = last ? nb_backward(p->out[j]) : nb_backward_grad(p->out[j], g);
     nb_tensor *dx = nb_requires_grad(p->in[j]) ? nb_grad(p->in[j]) : NULL;
-    if (st == NB_OK && first && dx) st = add_input_grad(b->x, row_at(p, b, j), dx);
+    if (st == NB_OK && first && dx) st = add_input_grad(b->x, row_at(p->micro, b, j), dx);
     spend(p, p->micro + j, t0);
     if (st != NB_OK || first) return st;
     return dx ? send_tensor(p, dx, p->stage - 1)
@@ -389,19 +403,20 @@ static double replay(nb_pipe *p, bool use_median) {
 /* The step's loss (the last stage's sum) to every rank; every stage's op times to every rank,
  * replayed into the stats. */
 static nb_status finish_step(nb_pipe *p, double *loss) {
-    float v = 0;
+    float v[2] = {0, (float)p->correct}; /* the loss and the hits (exact in a float up to 2^24 rows) */
     if (p->stage == p->stages - 1)
-        for (int j = 0; j < p->micro; j++) v += nb_item(p->out[j]);
+        for (int j = 0; j < p->micro; j++) v[0] += nb_item(p->out[j]);
     int n = 2 * p->micro;
     float *mine = p->times + (size_t)p->stage * n;
     for (int i = 0; i < n; i++) mine[i] = (float)p->dur[i];
     if (p->stages > 1) {
         const nb__dist_backend *be = nb__dist_active("pipe_step");
-        if (!be || nb__dist_allreduce_host("pipe_step", &v, 1, NB_REDUCE_SUM) != NB_OK ||
+        if (!be || nb__dist_allreduce_host("pipe_step", v, 2, NB_REDUCE_SUM) != NB_OK ||
             be->allgather(p->times, mine, n) != NB_OK)
             return nb_error_code();
     }
-    if (loss) *loss = v;
+    if (loss) *loss = v[0];
+    p->correct = (int64_t)v[1];
     for (int i = 0; i < p->stages * n; i++) p->sum_busy += p->times[i];
     for (int k = 0; k < 2 * p->stages; k++) p->meds[k] = median(p->times + (size_t)k * p->micro, p->micro, p->sorted);
     p->span[0] += replay(p, false);
@@ -410,22 +425,24 @@ static nb_status finish_step(nb_pipe *p, double *loss) {
     return NB_OK;
 }
 
-static bool batch_ok(const nb_pipe *p, const nb_tensor *x, const nb_tensor *y) {
-    if (!nb__alive(x) || !nb__alive(y)) return nb__fail_input("pipe_step", nb__alive(x) ? y : x), false;
+/* x and y a batch of at least min_rows rows; op: "pipe_step" or "pipe_eval". */
+static bool batch_ok(const char *op, const nb_tensor *x, const nb_tensor *y, int min_rows) {
+    if (!nb__alive(x) || !nb__alive(y)) return nb__fail_input(op, nb__alive(x) ? y : x), false;
     if (x->ndim < 1 || y->ndim != 1 || x->shape[0] != y->shape[0])
-        return nb__fail(NB_ERR_SHAPE, "pipe_step: inputs %s and labels %s: one label per row",
+        return nb__fail(NB_ERR_SHAPE, "%s: inputs %s and labels %s: one label per row", op,
                         NB_SHP(x), NB_SHP(y)), false;
-    if (x->shape[0] < p->micro)
-        return nb__fail(NB_ERR_SHAPE, "pipe_step: a batch of %lld rows cannot make %d micro-batches",
-                        (long long)x->shape[0], p->micro), false;
+    if (x->shape[0] < min_rows)
+        return nb__fail(NB_ERR_SHAPE, "%s: a batch of %lld rows cannot make %d micro-batches", op,
+                        (long long)x->shape[0], min_rows), false;
     return true;
 }
 
 nb_status nb_pipe_step(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss) {
     if (!p) return nb__fail_status(NB_ERR_NULL, "pipe_step: pipe is NULL");
-    if (!batch_ok(p, x, y)) return nb_error_code();
+    if (!batch_ok("pipe_step", x, y, p->micro)) return nb_error_code();
     batch b = {x, y, x->shape[0]};
     p->busy = 0;
+    p->correct = 0;
     nb_scope_begin();
     nb_status st = run_schedule(p, &b);
     nb_status waited = wait_sends(p);
@@ -433,6 +450,54 @@ nb_status nb_pipe_step(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss) {
     if (st == NB_OK) st = finish_step(p, loss);
     nb_scope_end();
     return st;
+}
+
+int64_t nb_pipe_correct(const nb_pipe *p) { return p ? p->correct : -1; }
+
+/* ---- evaluation: forwards only */
+
+/* Micro-batch j of m through this stage without a graph; the last stage adds its loss times
+ * its rows to *sum and its hits to p->correct. */
+static nb_status eval_micro(nb_pipe *p, const batch *b, int m, int j, double *sum) {
+    int64_t lo = row_at(m, b, j), hi = row_at(m, b, j + 1);
+    nb_tensor *in = p->stage == 0 ? nb_contiguous(nb_slice(b->x, 0, lo, hi, 1)) : recv_tensor(p->stage - 1);
+    nb_tensor *out = in ? run_stage(p, in) : NULL;
+    if (!out) return nb_error_code();
+    if (p->stage < p->stages - 1) return send_tensor(p, out, p->stage + 1);
+    nb_tensor *y = nb_contiguous(nb_slice(b->y, 0, lo, hi, 1));
+    nb_tensor *ce = nb_cross_entropy(out, y, &(nb_ce_opts){.label_smoothing = p->smoothing});
+    int64_t hits = ce ? nb_count_correct(out, y) : -1;
+    if (hits < 0) return nb_error_code();
+    *sum += nb_item(ce) * (double)(hi - lo);
+    p->correct += hits;
+    return NB_OK;
+}
+
+nb_status nb_pipe_eval(nb_pipe *p, nb_tensor *x, nb_tensor *y, double *loss, int64_t *correct) {
+    if (!p) return nb__fail_status(NB_ERR_NULL, "pipe_eval: pipe is NULL");
+    if (!batch_ok("pipe_eval", x, y, 1)) return nb_error_code();
+    batch b = {x, y, x->shape[0]};
+    int m = b.rows < p->micro ? (int)b.rows : p->micro; /* a last, smaller batch: fewer */
+    bool training = nb_module_is_training(p->seq);
+    double sum = 0;
+    nb_status st = NB_OK;
+    p->correct = 0;
+    nb_module_train(p->seq, false);
+    nb_scope_begin();
+    NB_NO_GRAD {
+        for (int j = 0; j < m && st == NB_OK; j++) st = eval_micro(p, &b, m, j, &sum);
+    }
+    nb_status waited = wait_sends(p);
+    float v[2] = {(float)sum, (float)p->correct}; /* the last stage's; zeros elsewhere */
+    if (st == NB_OK) st = waited;
+    if (st == NB_OK && p->stages > 1) st = nb__dist_allreduce_host("pipe_eval", v, 2, NB_REDUCE_SUM);
+    nb_scope_end();
+    nb_module_train(p->seq, training);
+    if (st != NB_OK) return nb__fail_prefix("pipe_eval: stage %d", p->stage);
+    p->correct = (int64_t)v[1];
+    if (loss) *loss = v[0] / (double)b.rows;
+    if (correct) *correct = p->correct;
+    return NB_OK;
 }
 
 /* The stages' mean idle share of a replay's total length. */

@@ -5,9 +5,9 @@
  * one and keeps the files consistent when a process is killed:
  *
  *   per epoch: train (set_epoch, then per batch: zero_grad, forward, loss, divergence check,
- *   backward, clip, step) -> evaluate -> divergence check of the evaluation and the weights ->
- *   lr read -> schedule step -> curves -> best / bad epochs -> on_epoch -> curves files ->
- *   checkpoint -> model file -> early stop / callback stop.
+ *   backward — or opts.step, then the check — clip, step) -> evaluate -> divergence check of
+ *   the evaluation and the weights -> lr read -> schedule step -> curves -> best / bad epochs ->
+ *   on_epoch -> curves files -> checkpoint -> model file -> early stop / callback stop.
  *
  * The checkpoint's progress record ("nabla.extra", JSON) holds what a resumed run needs besides
  * the objects: {"curves": [[train loss, eval loss, train acc, eval acc], ...], "best": loss or
@@ -91,8 +91,24 @@ static nb_tensor *batch_loss(nb_module *m, nb_tensor *x, nb_tensor *y, float smo
     return loss;
 }
 
-nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eval_result *out) {
-    if (!m || !ld || !out) return nb__fail_status(NB_ERR_ARG, "evaluate: NULL model, loader or result");
+/* An evaluation batch's mean loss in *v, its correct count added: the model's forward, or with
+ * custom (options with a step) the step's figures. */
+static bool eval_batch(nb_module *m, nb_tensor *x, nb_tensor *y, float smoothing, const nb_fit_opts *custom,
+                       double *v, int64_t *correct) {
+    if (custom) {
+        int64_t hits = 0;
+        if (custom->step(custom->step_ctx, x, y, false, v, &hits) != NB_OK) return false;
+        *correct += hits;
+        return true;
+    }
+    nb_tensor *l = batch_loss(m, x, y, smoothing, NULL, correct, NULL);
+    if (l) *v = nb_item(l);
+    return l != NULL;
+}
+
+/* nb_evaluate, through custom's step when it is not NULL. */
+static nb_status evaluate(nb_module *m, nb_loader *ld, float label_smoothing, const nb_fit_opts *custom,
+                          nb_eval_result *out) {
     bool training = nb_module_is_training(m), ok = true;
     nb_module_train(m, false);
     double sum = 0;
@@ -102,9 +118,9 @@ nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eva
     NB_NO_GRAD {
         while (ok && nb_loader_next(ld, &x, &y)) {
             nb_scope_begin();
-            nb_tensor *l = batch_loss(m, x, y, label_smoothing, NULL, &correct, NULL);
-            ok = l != NULL;
-            if (ok) sum += nb_item(l) * (double)nb_size(x, 0);
+            double v = 0;
+            ok = eval_batch(m, x, y, label_smoothing, custom, &v, &correct);
+            if (ok) sum += v * (double)nb_size(x, 0);
             seen += nb_size(x, 0);
             nb_scope_end();
         }
@@ -114,6 +130,11 @@ nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eva
     if (seen == 0) return nb__fail_status(NB_ERR_ARG, "evaluation: the loader has no samples");
     *out = (nb_eval_result){.loss = sum / (double)seen, .accuracy = (double)correct / (double)seen, .samples = seen};
     return NB_OK;
+}
+
+nb_status nb_evaluate(nb_module *m, nb_loader *ld, float label_smoothing, nb_eval_result *out) {
+    if (!m || !ld || !out) return nb__fail_status(NB_ERR_ARG, "evaluate: NULL model, loader or result");
+    return evaluate(m, ld, label_smoothing, NULL, out);
 }
 
 /* ---- divergence */
@@ -212,10 +233,8 @@ typedef struct {
 /* The options as batch_loss's kd when the run has a teacher, else NULL. */
 static const nb_fit_opts *distilling(const nb_fit *f) { return f->o.teacher ? &f->o : NULL; }
 
-/* One step on a batch; false on an error, divergence or a stop by on_step. */
-static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor **params, double *v,
-                       int64_t *correct, const char *where) {
-    nb_optim_zero_grad(f->optim);
+/* Forward, loss, divergence check and backward of a batch (the loss in *v, the hits added). */
+static bool model_step(nb_fit *f, nb_tensor *x, nb_tensor *y, double *v, int64_t *correct, const char *where) {
     int64_t width = 0;
     nb_tensor *l = NULL;
     NB_AUTOCAST(f->o.autocast) { l = batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), correct, &width); }
@@ -225,6 +244,26 @@ static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor 
     if (!loss_is_sane(f, *v, where)) return false;
     nb_grad_scaler *gs = f->o.scaler;
     if (nb_backward(gs ? nb_grad_scaler_scale(gs, l) : l) != NB_OK) return nb__fail_prefix("training step"), false;
+    return true;
+}
+
+/* The same through opts.step: its gradients are in .grad before the loss can be checked. */
+static bool custom_step(nb_fit *f, nb_tensor *x, nb_tensor *y, double *v, int64_t *correct, const char *where) {
+    int64_t hits = 0;
+    nb_status st = NB_OK;
+    NB_AUTOCAST(f->o.autocast) { st = f->o.step(f->o.step_ctx, x, y, true, v, &hits); }
+    if (st != NB_OK) return nb__fail_prefix("training step"), false;
+    *correct += hits;
+    if (f->diverged_above == 0) set_divergence_threshold(f, *v, 0);
+    return loss_is_sane(f, *v, where);
+}
+
+/* One step on a batch; false on an error, divergence or a stop by on_step. */
+static bool train_step(nb_fit *f, nb_tensor *x, nb_tensor *y, int np, nb_tensor **params, double *v,
+                       int64_t *correct, const char *where) {
+    nb_optim_zero_grad(f->optim);
+    if (!(f->o.step ? custom_step : model_step)(f, x, y, v, correct, where)) return false;
+    nb_grad_scaler *gs = f->o.scaler;
     if (f->o.before_step && f->o.before_step(f->o.before_step_ctx) != NB_OK)
         return nb__fail_prefix("training step"), false;
     f->norm_steps++;
@@ -493,8 +532,10 @@ nb_status nb_fit_measure_memory(nb_fit *f, nb_fit_memory *out) {
         for (int i = 0; i < nbuf; i++) saved[i] = nb_persist(nb_module_buffer(f->model, i, NULL));
         nb_scope_begin();
         int64_t correct = 0;
-        nb_tensor *l = batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), &correct, NULL);
+        double v;
+        nb_tensor *l = f->o.step ? NULL : batch_loss(f->model, x, y, f->o.label_smoothing, distilling(f), &correct, NULL);
         if (l) nb_backward(l);
+        if (f->o.step && f->o.step(f->o.step_ctx, x, y, true, &v, &correct) != NB_OK) nb_error_clear();
         nb_scope_end();
         nb_rng_set_state(g);
         for (int i = 0; i < nbuf; i++) {
@@ -522,6 +563,9 @@ nb_fit *nb_fit_new(nb_module *m, nb_optim *o, nb_sched *s, nb_loader *train, nb_
                         (double)opts->temperature);
     if (opts->teacher && !(opts->alpha >= 0 && opts->alpha <= 1))
         return nb__fail(NB_ERR_ARG, "fit_new: the distillation alpha must be in [0, 1], got %g", (double)opts->alpha);
+    if (opts->step && (opts->teacher || opts->scaler || opts->grad_norms))
+        return nb__fail(NB_ERR_ARG, "fit_new: a custom step does not combine with a teacher, a grad scaler or "
+                        "grad_norms (they need the loss's graph or each parameter's whole gradient)");
     if (opts->n_meta < 0 || opts->n_meta > 64 || (opts->n_meta > 0 && (!opts->meta_keys || !opts->meta_values)))
         return nb__fail(NB_ERR_ARG, "fit_new: n_meta must be 0 to 64 with its keys and values, got %d", opts->n_meta);
     if (opts->out && strlen(opts->out) + sizeof LONGEST_NAME > PATH_CAP)
@@ -642,9 +686,9 @@ nb_status nb_fit_resume(nb_fit *f, const char *checkpoint) {
 static bool run_epoch(nb_fit *f, const nb_fit_callbacks *cb) {
     double t0 = now_seconds();
     epoch_figures tr;
-    nb_eval_result ev;
+    nb_eval_result ev = {0};
     if (!train_epoch(f, cb, &tr)) return false;
-    if (nb_evaluate(f->model, f->eval, f->o.label_smoothing, &ev) != NB_OK) return false;
+    if (evaluate(f->model, f->eval, f->o.label_smoothing, f->o.step ? &f->o : NULL, &ev) != NB_OK) return false;
     if (!loss_is_sane(f, weights_finite(f) ? ev.loss : NAN, "the evaluation")) return false;
     double lr = nb_optim_get_lr(f->optim, 0);
     nb_status s = !f->sched ? NB_OK : f->o.sched_on_loss ? nb_sched_step_metric(f->sched, ev.loss) : nb_sched_step(f->sched);

@@ -35,7 +35,9 @@ typedef struct {
     int qat_freeze_observers, qat_freeze_bn; /* epochs after which to freeze them (0: never) */
     bool sync_bn;         /* --sync-bn: BatchNorm statistics over every rank's share */
     int bucket_kb;        /* --bucket-kb: data parallel's gradient buckets (0: torch's 25 MiB) */
-    const char *parallel; /* --parallel: "none", or "data" or "tensor" over the ranks mpirun starts */
+    const char *parallel; /* --parallel: "none", or "data", "tensor" or "pipeline" over the ranks mpirun starts */
+    int micro_batches;          /* --micro-batches of --parallel pipeline (0: not given, 4) */
+    const char *pipe_schedule;  /* --pipe-schedule: "gpipe" or "1f1b" (NULL: not given, gpipe) */
 } train_opts;
 
 typedef struct {
@@ -51,10 +53,11 @@ typedef struct {
     nb_ddp *ddp;            /* --parallel data: the gradients' mean over ranks */
     nb_grad_scaler *scaler; /* --amp fp16: dynamic loss scaling */
     const train_opts *opts; /* read by the epoch callback (--qat-freeze-*) */
-    /* --parallel tensor: the whole model, which every epoch gathers and rank 0 writes to OUT
-     * (model is this rank's shard, trained and checkpointed in OUT/shard-R-of-N), and its file's
-     * metadata */
+    /* --parallel tensor and pipeline: the whole model, which every epoch gathers and rank 0
+     * writes to OUT (model is this rank's shard or stage, trained and checkpointed in
+     * OUT/shard-R-of-N), and its file's metadata */
     nb_module *full;
+    nb_pipe *pipe; /* --parallel pipeline: model's cut, its stage on this rank */
     const char *out;
     const void *meta;
 } run;
@@ -204,8 +207,8 @@ static bool load_data(const train_opts *o, run *r) {
         augment.crop_scale[1] = 1.0f;
     }
     /* with --parallel data each rank takes its share of every batch (1 rank and 0 without); with
-     * --parallel tensor every rank takes the whole batch */
-    int replicas = strcmp(o->parallel, "tensor") ? nb_dist_size() : 1;
+     * --parallel tensor and pipeline every rank takes the whole batch */
+    int replicas = !strcmp(o->parallel, "data") ? nb_dist_size() : 1;
     r->train = nb_loader_new(r->train_set, (nb_loader_opts){.batch_size = o->batch / replicas, .shuffle = true,
                                                             .seed = (uint64_t)o->seed, .prefetch = o->prefetch,
                                                             .transforms = augment, .num_replicas = replicas,
@@ -261,6 +264,7 @@ static void free_run(run *r) {
     nb_fit_free(r->fit);
     nb_grad_scaler_free(r->scaler);
     nb_module_free(r->full);
+    nb_pipe_free(r->pipe);
     nb_ddp_free(r->ddp);
     nb_sched_free(r->sched);
     nb_optim_free(r->optim);
@@ -362,9 +366,9 @@ static bool print_epoch(const nb_fit_epoch *e, void *user) {
     return !(r->stop_after > 0 && e->epoch >= r->stop_after);
 }
 
-/* The epoch callback of --parallel tensor: the whole model gathered from the shards, written by
- * rank 0 to OUT/model.safetensors (what one process writes: the same names, shapes and
- * metadata), then the per-epoch line. */
+/* The epoch callback of --parallel tensor and pipeline: the whole model gathered from the shards
+ * or stages, written by rank 0 to OUT/model.safetensors (what one process writes: the same
+ * names, shapes and metadata), then the per-epoch line. */
 static bool gather_epoch(const nb_fit_epoch *e, void *user) {
     run *r = user;
     const model_meta *m = r->meta;
@@ -373,20 +377,25 @@ static bool gather_epoch(const nb_fit_epoch *e, void *user) {
     memcpy(values, m->values, sizeof values);
     snprintf(epoch, sizeof epoch, "%lld", (long long)e->epoch);
     values[1] = epoch; /* META_EPOCH's place (make_meta) */
-    if (nb_tp_gather(r->model, r->full) != NB_OK ||
+    if ((r->pipe ? nb_pipe_gather(r->pipe, r->full) : nb_tp_gather(r->model, r->full)) != NB_OK ||
         (nb_dist_rank() == 0 && nb_module_save(r->full, join(r->out, "model.safetensors"), m->n, m->keys, values) != NB_OK))
-        return cli_fail("--parallel tensor: writing the whole model"), false;
+        return cli_fail(r->pipe ? "--parallel pipeline: writing the whole model" : "--parallel tensor: writing the whole model"), false;
     return print_epoch(e, user);
 }
 
-/* --parallel tensor: the model as one process builds it (the random numbers put back, so the
- * run draws what one process draws), kept whole for the files, and the model cut into this
- * rank's shard (nb_tp_shard: Megatron's column- and row-parallel pairs). */
-static bool shard_model(run *r) {
+/* --parallel tensor and pipeline: the model as one process builds it, kept whole for the files
+ * (the random numbers put back, so the run draws what one process draws). */
+static bool keep_whole(run *r) {
     nb_generator g = nb_rng_get_state();
     r->full = spec_build(r->spec);
     nb_rng_set_state(g);
-    int pairs = r->full ? nb_tp_shard(r->model) : -1;
+    return r->full != NULL;
+}
+
+/* --parallel tensor: the model kept whole, and cut into this rank's shard (nb_tp_shard:
+ * Megatron's column- and row-parallel pairs). */
+static bool shard_model(run *r) {
+    int pairs = keep_whole(r) ? nb_tp_shard(r->model) : -1;
     if (pairs < 0) return cli_fail("--parallel tensor"), false;
     if (pairs == 0 && nb_dist_rank() == 0)
         fprintf(stderr, "nabla: --parallel tensor: no pair of Linear layers to split; every rank trains the whole model\n");
@@ -411,6 +420,64 @@ static const char *shard_checkpoint(const char *resume) {
     snprintf(path, sizeof path, "%.*s/shard-%d-of-%d/checkpoint.safetensors", dir, slash ? resume : ".",
              nb_dist_rank(), nb_dist_size());
     return path;
+}
+
+/* The layers of a Sequential (its children "0", "1", ... in turn) that have parameters. */
+static int weighted_layers(nb_module *seq) {
+    int n = 0;
+    char name[16];
+    for (int i = 0;; i++) {
+        snprintf(name, sizeof name, "%d", i);
+        nb_module *layer = nb_module_child(seq, name);
+        if (!layer) break;
+        n += nb_module_num_elements(layer) > 0;
+    }
+    nb_error_clear(); /* the child after the last is not found */
+    return n;
+}
+
+/* --parallel pipeline: the model kept whole, and cut into stages, this rank's kept (nb_pipe_new:
+ * parameter counts balanced, each stage a layer with parameters, so every rank has an
+ * optimiser).  Every batch must make the micro-batches: a last, smaller one of fewer rows than
+ * --micro-batches is refused here, before training, as are fewer such layers than ranks. */
+static bool cut_model(const train_opts *o, run *r) {
+    int64_t n = nb_dataset_len(r->train_set), rest = n % o->batch;
+    int m = o->micro_batches, weighted = weighted_layers(r->model);
+    if (weighted > 0 && weighted < nb_dist_size()) {
+        fprintf(stderr, "nabla: --parallel pipeline: %d stages need as many layers with parameters; the model "
+                "has %d (a deeper --model)\n", nb_dist_size(), weighted);
+        return false;
+    }
+    if (rest > 0 && rest < m) {
+        fprintf(stderr, "nabla: --parallel pipeline: the last batch of the %lld training samples has %lld rows, "
+                "fewer than the %d micro-batches (change --limit, --batch or --micro-batches)\n", (long long)n,
+                (long long)rest, m);
+        return false;
+    }
+    nb_pipe_opts po = {.micro_batches = m, .label_smoothing = (float)o->label_smoothing,
+                       .schedule = o->pipe_schedule && !strcmp(o->pipe_schedule, "1f1b") ? NB_PIPE_1F1B : NB_PIPE_GPIPE};
+    if (!keep_whole(r) || !(r->pipe = nb_pipe_new(r->model, &po))) return cli_fail("--parallel pipeline"), false;
+    return true;
+}
+
+/* nb_fit_opts.step of --parallel pipeline: a training batch forward and backward through the
+ * stages on the schedule (nb_pipe_step), an evaluation batch forward only (nb_pipe_eval); every
+ * rank gets the figures. */
+static nb_status pipe_step(void *pipe, nb_tensor *x, nb_tensor *y, bool train, double *loss, int64_t *correct) {
+    if (!train) return nb_pipe_eval(pipe, x, y, loss, correct);
+    nb_status st = nb_pipe_step(pipe, x, y, loss);
+    *correct = nb_pipe_correct(pipe);
+    return st;
+}
+
+/* Rank 0, at the end of --parallel pipeline: the bubble measured next to the theory's. */
+static void print_bubble(const train_opts *o, const nb_pipe *p) {
+    nb_pipe_stats s = nb_pipe_stats_get(p);
+    if (s.steps == 0) return;
+    printf("pipeline: %d stages, %d micro-batches, %s: bubble %.1f%% measured (%.1f%% op by op), "
+           "%.1f%% in theory ((p - 1)/(m + p - 1)), over %lld steps\n", nb_dist_size(), o->micro_batches,
+           o->pipe_schedule ? o->pipe_schedule : "gpipe", 100 * s.bubble, 100 * s.bubble_each_op, 100 * s.theory,
+           (long long)s.steps);
 }
 
 /* nb_fit_opts.before_step of --parallel data: the gradients' mean over ranks into .grad */
@@ -447,15 +514,23 @@ static bool convert_sync_bn(const train_opts *o, const run *r) {
     return n > 0;
 }
 
-/* --parallel tensor: joins the ranks mpirun started, each of which runs the whole batch through
- * its slices of the hidden layers (shard_model); every rank runs the same command, rank 0 alone
- * prints and writes OUT/model.safetensors, and each rank its shard's checkpoint.  Clipping by
- * global norm and model selection are refused (the norm and the best weights would need the
- * other ranks' slices).  False after a message. */
-static bool start_tensor_parallel(const train_opts *o) {
-    if (nb_dist_init(NULL, NULL) != NB_OK) return cli_fail("--parallel tensor"), false;
+/* --parallel tensor and pipeline: joins the ranks mpirun started, each of which runs the whole
+ * batch through its slices of the hidden layers (shard_model) or its stage of the layers
+ * (cut_model); every rank runs the same command, rank 0 alone prints and writes
+ * OUT/model.safetensors, and each rank its shard's checkpoint.  Clipping by global norm and
+ * model selection are refused (the norm and the best weights would need the other ranks'
+ * parts), as are more micro-batches than a batch has rows.  False after a message. */
+static bool start_model_parallel(const train_opts *o) {
+    if (nb_dist_init(NULL, NULL) != NB_OK)
+        return cli_fail(!strcmp(o->parallel, "pipeline") ? "--parallel pipeline" : "--parallel tensor"), false;
     if (selecting(o) || o->clip_norm > 0) {
-        fprintf(stderr, "nabla: --parallel tensor does not combine with --early-stop, --sched plateau or --clip-norm yet\n");
+        fprintf(stderr, "nabla: --parallel %s does not combine with --early-stop, --sched plateau or --clip-norm yet\n",
+                o->parallel);
+        return false;
+    }
+    if (o->micro_batches > o->batch) {
+        fprintf(stderr, "nabla: --parallel pipeline: --micro-batches %d is more than the --batch %d rows\n",
+                o->micro_batches, o->batch);
         return false;
     }
     if (nb_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return false;
@@ -548,8 +623,9 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         {"parallel", FLAG_STRING, &o.parallel, "data: train over the ranks `mpirun -np N` starts, each on 1/N of "
          "every batch, the gradients averaged (same steps as one process; rank 0 prints and writes); tensor: "
          "each rank holds 1/N of each hidden layer's weights (Megatron's column- and row-parallel pairs), "
-         "OUT/shard-R-of-N holds rank R's checkpoint, OUT/model.safetensors the whole model", NULL,
-         "none data tensor"},
+         "OUT/shard-R-of-N holds rank R's checkpoint, OUT/model.safetensors the whole model; pipeline: "
+         "rank R holds the R-th of N stages of consecutive layers, each batch in --micro-batches on "
+         "--pipe-schedule, files as tensor's", NULL, "none data tensor pipeline"},
         {"amp", FLAG_STRING, &o.amp, "mixed precision: matmul, linear and conv compute on bfloat16 or float16 "
          "values with float32 sums and float32 weights (torch.autocast); fp16 adds dynamic loss scaling "
          "(torch's GradScaler); evaluation stays float32", NULL, "none bf16 fp16"},
@@ -566,6 +642,11 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
          "whole batch over every rank (torch's SyncBatchNorm), so the run is one process's; default: each rank's own"},
         {"bucket-kb", FLAG_INT, &o.bucket_kb, "with --parallel data: KiB of gradients per allreduce, started during "
          "backward as each bucket fills (0: torch's 25 MiB; docs/SCALING.md says how to choose)", "[0, 4194304]"},
+        {"micro-batches", FLAG_INT, &o.micro_batches, "with --parallel pipeline: micro-batches per batch (default 4); "
+         "the bubble is (stages - 1)/(M + stages - 1)", "[1, inf)"},
+        {"pipe-schedule", FLAG_STRING, &o.pipe_schedule, "with --parallel pipeline: gpipe (every forward, then "
+         "every backward) or 1f1b (one forward, one backward in turn: fewer activations kept); default gpipe",
+         NULL, "gpipe 1f1b"},
     };
     /* with ext (nabla distill): its rows after train's, the student in the place of --model and
      * --model-file (the table's first two rows), and its default output folder */
@@ -582,13 +663,19 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
     const char *pos[1];
     int np = cli_parse(argc, argv, 2, all, n_all, ext ? ext->usage : train_usage, pos, 0);
     if (np < 0) return np == -2 ? 0 : 2;
-    bool data_parallel = !strcmp(o.parallel, "data"), tensor_parallel = !strcmp(o.parallel, "tensor");
+    bool data_parallel = !strcmp(o.parallel, "data"), pipeline = !strcmp(o.parallel, "pipeline");
+    bool tensor_parallel = !strcmp(o.parallel, "tensor"), model_parallel = tensor_parallel || pipeline;
     if (o.sync_bn && !data_parallel) {
         fprintf(stderr, "nabla: --sync-bn needs --parallel data\n");
         return 2;
     }
+    if ((o.micro_batches || o.pipe_schedule) && !pipeline) {
+        fprintf(stderr, "nabla: --micro-batches and --pipe-schedule need --parallel pipeline\n");
+        return 2;
+    }
+    if (pipeline && !o.micro_batches) o.micro_batches = 4;
     if (data_parallel && !start_data_parallel(&o)) return 1;
-    if (tensor_parallel && !start_tensor_parallel(&o)) return 1;
+    if (model_parallel && !start_model_parallel(&o)) return 1;
     bool rank0 = nb_dist_rank() == 0;
     struct stat out_stat;
     if (!make_dirs(o.out)) {
@@ -608,9 +695,10 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
         return 2;
     }
     const char *fit_out = rank0 ? o.out : NULL;
-    bool ok = (!tensor_parallel || (fit_out = shard_dir(o.out))) && load_data(&o, &r) && choose_classes(&o, &r) &&
+    bool ok = (!model_parallel || (fit_out = shard_dir(o.out))) && load_data(&o, &r) && choose_classes(&o, &r) &&
               build_model(&o, &r) && (!o.qat || prepare_qat(&o, &r)) && (!tensor_parallel || shard_model(&r)) &&
               cli_check_labels(r.model, r.train_set) && cli_check_labels(r.model, r.eval_set) &&
+              (!pipeline || cut_model(&o, &r)) && /* after the checks, which run the whole model */
               convert_sync_bn(&o, &r) && (!data_parallel || ((r.ddp = nb_ddp_new(r.model, (size_t)o.bucket_kb << 10)) &&
                                                               nb_ddp_sync_in_backward(r.ddp) == NB_OK) ||
                (cli_fail("--parallel data"), false)) &&
@@ -634,24 +722,26 @@ int cli_train(int argc, char **argv, cli_train_ext *ext) {
                           .temperature = ext ? (float)ext->temperature : 0, .alpha = ext ? (float)ext->alpha : 0,
                           .before_step = r.ddp ? finish_ddp : NULL, .before_step_ctx = r.ddp,
                           .autocast = fp16 ? NB_F16 : !strcmp(o.amp, "bf16") ? NB_BF16 : NB_F32,
-                          .scaler = r.scaler};
+                          .scaler = r.scaler, .step = r.pipe ? pipe_step : NULL, .step_ctx = r.pipe};
         r.fit = nb_fit_new(r.model, r.optim, r.sched, r.train, r.eval, &fo);
         if (!r.fit) ok = !cli_say(); /* a save that would fail is found here, before training */
     }
-    if (ok && o.resume && nb_fit_resume(r.fit, tensor_parallel ? shard_checkpoint(o.resume) : o.resume) != NB_OK)
+    if (ok && o.resume && nb_fit_resume(r.fit, model_parallel ? shard_checkpoint(o.resume) : o.resume) != NB_OK)
         ok = !cli_say();
     if (ok && o.qat) qat_freeze(&o, r.model, nb_fit_info_get(r.fit).epoch); /* a resumed run's */
     if (ok) {
         if (rank0) nb_module_fprint(stderr, r.model);
         if (rank0) fprintf(stderr, "parameters: %lld\n", (long long)nb_module_num_elements(r.model));
         report_memory(&r); /* every rank: its measuring pass runs backward, whose allreduces pair up */
+        if (r.pipe) nb_pipe_stats_reset(r.pipe); /* the bubble of the training steps alone */
         if (nb_fit_info_get(r.fit).epoch >= o.epochs) /* a finished run: OUT still gets its files */
             fprintf(stderr, "nabla: the checkpoint has done all %d epochs; nothing to train\n", o.epochs);
         ok = train(&o, &r);
     }
+    if (ok && r.pipe && rank0) print_bubble(&o, r.pipe);
     if (ok) printf("wrote %s, %s, %s\n", join(o.out, "model.safetensors"), join(fit_out, "curves.svg"), join(fit_out, "curves.csv"));
     meta_free(&meta);
     free_run(&r);
-    if ((data_parallel || tensor_parallel) && ok) nb_dist_finalize(); /* see start_data_parallel */
+    if ((data_parallel || model_parallel) && ok) nb_dist_finalize(); /* see start_data_parallel */
     return ok ? 0 : 1;
 }
