@@ -8,11 +8,12 @@
 # The environment may set SHAPE ("T B I H L", default "64 32 128 256 2"), REPS (default 5) and
 # THREADS (default 2, for both).
 #
-# Measured on a shared 2-core machine under a load average of 16 to 19 (other jobs running; the
-# figures are indicative, rerun on a quiet machine), REPS=2 or 3, the default shape:
-#   1 thread:  nabla 1286 ms, torch 1.13 2477 ms per forward+backward: ratio 1.93
-#   2 threads: nabla 1067 ms, torch 1.13 14894 ms: ratio 13.95 (torch's OpenMP threads wait on
-#              descheduled partners on a busy machine; the 1-thread figure is the fairer one)
+# Measured on a shared 2-core machine under a load average of 11 (other jobs running; the
+# figures are indicative, rerun on a quiet machine), REPS=3 THREADS=1, the default shape, CPU
+# time per step (medians): nabla fused 278 ms, nabla composite 308 ms, torch 1.13 664 ms
+# (ratio 2.39); wall-clock 1.55 s, 1.52 s and 6.57 s, mostly time spent descheduled.
+# Earlier (load 16 to 19, wall-clock): 1 thread nabla 1286 ms, torch 2477 ms; 2 threads nabla
+# 1067 ms, torch 14894 ms (torch's OpenMP threads wait on descheduled partners).
 # Before each step's input projection was reached through halving slices (src/nn/recurrent.c),
 # nabla took 7.1 s on 1 thread: T slices of the whole projection cost T whole-size gradients.
 set -eu
@@ -28,4 +29,6 @@ echo "$nb" | grep -v '^@'
 echo "$pt" | grep -v '^@'
 a=$(echo "$nb" | awk '/^@ nabla_lstm_ms/ {print $3}')
 b=$(echo "$pt" | awk '/^@ torch_lstm_ms/ {print $3}')
-awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio torch/nabla: %.2f (above 1: nabla faster)\n", b / a }'
+ac=$(echo "$nb" | awk '/^@ nabla_lstm_cpu_ms/ {print $3}')
+bc=$(echo "$pt" | awk '/^@ torch_lstm_cpu_ms/ {print $3}')
+awk -v a="$a" -v b="$b" -v ac="$ac" -v bc="$bc" 'BEGIN { printf "ratio torch/nabla (fused): %.2f wall, %.2f CPU time (above 1: nabla faster)\n", b / a, bc / ac }'

@@ -82,7 +82,8 @@ typedef struct {
     X(fake_quantize_per_tensor) X(fake_quantize_per_channel)                                \
     X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)               \
     X(bspline_basis)                                                                         \
-    X(scaled_dot_product_attention)
+    X(scaled_dot_product_attention)                                                          \
+    X(lstm_layer)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -212,6 +213,8 @@ OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), 
 OC_CALL_(scaled_dot_product_attention,
          nb_scaled_dot_product_attention(x[0], x[1], x[2],
                                          &(nb_sdpa_opts){.causal = c->keepdim, .scale = c->s0}))
+/* the fused LSTM layer-direction (ops/rnn.c), no public function: keepdim runs it reversed */
+OC_CALL_(lstm_layer, nb__apply(NB_OP_LSTM_LAYER, 3, x, &(nb_op_args){.keepdim = c->keepdim}))
 
 #define OC_FN_ROW_(f) [OC_FN_##f] = {#f, oc_call_##f},
 static const struct {
@@ -618,6 +621,11 @@ static const op_case oc_cases[] = {
     OC("sdpa_causal_scaled_transposed", ATTENTION, scaled_dot_product_attention,
        IN(UNI_T(-1, 1, 1, 2, 4, 3), UNI(-1, 1, 1, 2, 4, 3), UNI_S(-1, 1, 1, 2, 4, 2)),
        .keepdim = true, .s0 = 0.5f),
+    /* one LSTM layer-direction: xp [T, B, 4H], w_hh [4H, H], h0 and c0 [2, B, H] */
+    OC("lstm_layer", LSTM_LAYER, lstm_layer,
+       IN(UNI(-1, 1, 3, 2, 8), UNI(-1, 1, 8, 2), UNI(-1, 1, 2, 2, 2))),
+    OC("lstm_layer_reverse_strided", LSTM_LAYER, lstm_layer,
+       IN(UNI(-1, 1, 4, 1, 12), UNI_T(-1, 1, 12, 3), UNI_S(-1, 1, 2, 1, 3)), .keepdim = true),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "golden_json.h"
 #include "gradcheck_util.h"
+#include "ops/op.h"
 
 #define GOLDEN_PATH "tests/golden/rnn.json"
 #define TOL 1e-5
@@ -201,6 +202,8 @@ static void gradcheck(const char *what, nb_rnn_mode mode, nb_rnn_opts opts, cons
 static void gradients_match_finite_differences(void) {
     const int64_t lengths[3] = {2, 4, 3};
     gradcheck("lstm_bidirectional_lengths", NB_RNN_LSTM, (nb_rnn_opts){.bidirectional = true}, lengths);
+    gradcheck("lstm_fused_two_layers_bidirectional", NB_RNN_LSTM,
+              (nb_rnn_opts){.num_layers = 2, .bidirectional = true}, NULL);
     gradcheck("gru_two_layers", NB_RNN_GRU, (nb_rnn_opts){.num_layers = 2}, NULL);
     gradcheck("rnn_tanh_bidirectional_lengths", NB_RNN_TANH, (nb_rnn_opts){.bidirectional = true}, lengths);
 }
@@ -241,6 +244,112 @@ static void second_derivatives_match_finite_differences(void) {
     CHECK_NEAR(analytic, (side[0] - side[1]) / (2.0 * h), 2e-3, 1e-2);
     free(w0);
     nb_tensor_free(x), nb_tensor_free(r), nb_tensor_free(v);
+    nb_module_free(m);
+}
+
+/* ---------------------------------------------------------------- fused and composite LSTM */
+
+extern bool nb__rnn_fused;
+
+/* One LSTM configuration run on both paths: the results and every gradient (parameters, x,
+ * h0, c0) of L = <output, R> + <h_n, Rh> + <c_n, Rc>. */
+typedef struct {
+    const char *name;
+    nb_rnn_opts opts;
+    bool states, unbatched;
+} fused_case;
+
+enum { FC_MAX = 20 };
+
+/* The flattened values of the results then the gradients, into vals (counts in *n). */
+static int64_t run_path(const fused_case *fc, bool fused, float *vals, int64_t cap) {
+    nb_manual_seed(31);
+    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 3, 4, fc->opts);
+    int cells = (fc->opts.num_layers ? fc->opts.num_layers : 1) * (fc->opts.bidirectional ? 2 : 1);
+    const int64_t steps = 5, batch = 2;
+    nb_tensor *x = fc->unbatched ? nb_randn(NB_SHAPE(steps, 3))
+                   : fc->opts.batch_first ? nb_randn(NB_SHAPE(batch, steps, 3))
+                                          : nb_randn(NB_SHAPE(steps, batch, 3));
+    nb_tensor *h0 = fc->unbatched ? nb_randn(NB_SHAPE(cells, 4)) : nb_randn(NB_SHAPE(cells, batch, 4));
+    nb_tensor *c0 = fc->unbatched ? nb_randn(NB_SHAPE(cells, 4)) : nb_randn(NB_SHAPE(cells, batch, 4));
+    nb_tensor *leaves[FC_MAX];
+    int n = 0;
+    for (int i = 0; i < nb_module_num_params(m); i++) leaves[n++] = nb_module_param(m, i, NULL);
+    leaves[n++] = x;
+    if (fc->states) leaves[n++] = h0, leaves[n++] = c0;
+    for (int i = 0; i < n; i++) nb_set_requires_grad(leaves[i], true);
+    nb__rnn_fused = fused;
+    nb_scope_begin();
+    nb_tensor *res[3] = {NULL, NULL, NULL};
+    nb_rnn_inputs in = {fc->states ? h0 : NULL, fc->states ? c0 : NULL, NULL};
+    CHECK_EQ_INT(nb_rnn_forward(m, x, &in, &res[0], &res[1], &res[2]), NB_OK);
+    nb_tensor *loss = NULL;
+    for (int i = 0; i < 3; i++) {
+        nb_tensor *term = nb_sum(nb_mul(res[i], nb_randn(nb_ndim(res[i]), nb_shape(res[i]))));
+        loss = loss ? nb_add(loss, term) : term;
+    }
+    CHECK_EQ_INT(nb_backward(loss), NB_OK);
+    int64_t at = 0;
+    for (int i = 0; i < 3 + n; i++) {
+        nb_tensor *t = i < 3 ? res[i] : nb_grad(leaves[i - 3]);
+        int64_t k = nb_numel(t);
+        CHECK(at + k <= cap);
+        if (at + k <= cap) nb_copy_to(t, vals + at, k);
+        at += k;
+    }
+    nb_scope_end();
+    nb__rnn_fused = true;
+    nb_tensor_free(x), nb_tensor_free(h0), nb_tensor_free(c0);
+    nb_module_free(m);
+    return at;
+}
+
+static void fused_and_composite_lstm_agree_on_results_and_every_gradient(void) {
+    const fused_case cases[] = {
+        {"one_layer", {0}, false, false},
+        {"two_layers_bidirectional_with_states", {.num_layers = 2, .bidirectional = true}, true, false},
+        {"batch_first_no_bias_with_states", {.batch_first = true, .no_bias = true}, true, false},
+        {"unbatched_bidirectional", {.bidirectional = true}, true, true},
+    };
+    enum { CAP = 4096 };
+    static float fused[CAP], composite[CAP];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t n = run_path(&cases[c], true, fused, CAP);
+        CHECK_EQ_INT(run_path(&cases[c], false, composite, CAP), n);
+        double worst = 0;
+        for (int64_t k = 0; k < n && k < CAP; k++) {
+            double d = fabs((double)fused[k] - composite[k]) / (1.0 + fabs((double)composite[k]));
+            if (d > worst) worst = d;
+        }
+        if (worst <= 1e-5) check_passed_++;
+        else CHECK_FAIL_("%s: fused and composite LSTM differ by %g (relative)", cases[c].name, worst);
+    }
+}
+
+/* The number of distinct lstm_layer nodes reachable from t (visited marks seen nodes). */
+static int count_lstm_nodes(const nb_tensor *t, const nb_node **seen, int *n_seen, int cap) {
+    const nb_node *node = t->node;
+    if (!node) return 0;
+    for (int i = 0; i < *n_seen; i++)
+        if (seen[i] == node) return 0;
+    if (*n_seen < cap) seen[(*n_seen)++] = node;
+    int count = node->op == NB_OP_LSTM_LAYER;
+    for (int i = 0; i < node->n_in; i++) count += count_lstm_nodes(node->in[i], seen, n_seen, cap);
+    return count;
+}
+
+static void fused_lstm_records_one_node_per_layer_direction(void) {
+    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 3, 4, (nb_rnn_opts){.num_layers = 2, .bidirectional = true});
+    nb_tensor *x = nb_randn(NB_SHAPE(6, 2, 3));
+    nb_scope_begin();
+    nb_tensor *out = NULL;
+    CHECK_EQ_INT(nb_rnn_forward(m, x, NULL, &out, NULL, NULL), NB_OK);
+    static const nb_node *seen[4096];
+    int n_seen = 0;
+    CHECK_EQ_INT(count_lstm_nodes(out, seen, &n_seen, 4096), 4);
+    CHECK(n_seen < 200); /* the composite path records some twenty nodes per step */
+    nb_scope_end();
+    nb_tensor_free(x);
     nb_module_free(m);
 }
 
@@ -445,10 +554,10 @@ static void bad_inputs_are_refused_with_their_names(void) {
     nb_module_free(m), nb_module_free(gru), nb_module_free(lin), nb_module_free(cell);
 }
 
-/* One forward and backward with no scope open; the results freed. */
-static void heap_run(nb_module *m) {
+/* One forward and backward with no scope open (with lengths: the composite path; without: the
+ * fused one); the results freed. */
+static void heap_run(nb_module *m, const int64_t *lengths) {
     nb_tensor *x = nb_randn(NB_SHAPE(4, 2, 2)), *out = NULL, *hn = NULL, *cn = NULL;
-    const int64_t lengths[2] = {4, 2};
     CHECK_EQ_INT(nb_rnn_forward(m, x, &(nb_rnn_inputs){.lengths = lengths}, &out, &hn, &cn), NB_OK);
     nb_tensor *s = nb_sum(out), *sc = nb_sum(cn), *loss = nb_add(s, sc);
     CHECK_EQ_INT(nb_backward(loss), NB_OK);
@@ -461,10 +570,14 @@ static void heap_run(nb_module *m) {
  * (after a first run, which warms the backward pass's own scope). */
 static void heap_mode_forward_and_backward_leave_nothing(void) {
     nb_module *m = nb_rnn_new(NB_RNN_LSTM, 2, 3, (nb_rnn_opts){.bidirectional = true, .num_layers = 2});
-    heap_run(m);
+    const int64_t lengths[2] = {4, 2};
+    heap_run(m, lengths);
+    heap_run(m, NULL);
     size_t before = nb_alloc_stats_get().bytes_live;
-    heap_run(m);
+    heap_run(m, lengths);
     CHECK_BYTES_BACK("lstm forward and backward", before);
+    heap_run(m, NULL);
+    CHECK_BYTES_BACK("fused lstm forward and backward", before);
     nb_module_free(m);
 }
 
@@ -472,6 +585,8 @@ int main(void) {
     layers_and_cells_match_torch();
     gradients_match_finite_differences();
     second_derivatives_match_finite_differences();
+    fused_and_composite_lstm_agree_on_results_and_every_gradient();
+    fused_lstm_records_one_node_per_layer_direction();
     parameters_are_named_and_printed_as_torch();
     dropout_acts_between_layers_in_training_only();
     final_state_is_taken_at_each_sequences_last_step();

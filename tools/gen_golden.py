@@ -487,6 +487,10 @@ CASES = [
          "scaled_dot_product_attention",
          [uni_t(-1, 1, 1, 2, 4, 3), uni(-1, 1, 1, 2, 4, 3), uni_s(-1, 1, 1, 2, 4, 2)],
          keepdim=True, s0=0.5),
+    case("lstm_layer", "lstm_layer", "lstm_layer",
+         [uni(-1, 1, 3, 2, 8), uni(-1, 1, 8, 2), uni(-1, 1, 2, 2, 2)]),
+    case("lstm_layer_reverse_strided", "lstm_layer", "lstm_layer",
+         [uni(-1, 1, 4, 1, 12), uni_t(-1, 1, 12, 3), uni_s(-1, 1, 2, 1, 3)], keepdim=True),
 ]
 
 
@@ -550,6 +554,18 @@ def sdpa(x, a):
         hidden = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).triu(1)
         scores = scores.masked_fill(hidden, -math.inf)
     return torch.softmax(scores, -1) @ v
+
+
+def lstm_layer(x, a):
+    """nabla's fused LSTM layer-direction (ops/rnn.c) with torch's LSTMCell step (gates =
+    xp_t + h w_hh^T, order i f g o): each step's h, then h_n and c_n, stacked."""
+    xp, w, s0 = x
+    h, c, outs = s0[0], s0[1], [None] * xp.shape[0]
+    for t in (reversed(range(xp.shape[0])) if a["keepdim"] else range(xp.shape[0])):
+        i, f, g, o = (xp[t] + h @ w.t()).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = outs[t] = torch.sigmoid(o) * torch.tanh(c)
+    return torch.stack(outs + [h, c])
 
 
 def input_grad(f, x, a):
@@ -746,6 +762,7 @@ FNS = {
     "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
                                    else torch.cat([t.reshape(-1) for t in x])),
     "scaled_dot_product_attention": sdpa,
+    "lstm_layer": lstm_layer,
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 

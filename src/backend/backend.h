@@ -123,6 +123,13 @@ typedef struct {
     uint64_t seed, offset;
 } nb_attention_geom;
 
+/* One LSTM layer-direction over all its steps (cpu/rnn.c): T steps of B rows of H units,
+ * processed from the last step to the first when reverse. */
+typedef struct {
+    int64_t steps, batch, hidden;
+    bool reverse;
+} nb_lstm_geom;
+
 typedef struct nb_backend {
     const char *name;
     bool host_memory; /* its data pointers are host pointers, which nb_data may hand out */
@@ -299,6 +306,14 @@ typedef struct nb_backend {
     void (*attention_backward)(float *dq, float *dk, float *dv, const float *q, const float *k,
                                const float *v, const float *o, const float *lse,
                                const float *dout, const nb_attention_geom *g);
+    /* ---- LSTM, one layer-direction (geometry above; the layouts at the top of cpu/rnn.c).
+     * lstm: y [T + 2, B, H] (each step's h, then h_n, c_n) and reserve [T, B, 7H] from xp
+     * [T, B, 4H], w [4H, H], s0 [2, B, H].  lstm_backward overwrites dxp [T, B, 4H], dw
+     * [4H, H] and ds0 [2, B, H] from dy [T + 2, B, H], w and the forward's reserve. */
+    void (*lstm)(float *y, float *reserve, const float *xp, const float *w, const float *s0,
+                 const nb_lstm_geom *g);
+    void (*lstm_backward)(float *dxp, float *dw, float *ds0, const float *w, const float *reserve,
+                          const float *dy, const nb_lstm_geom *g);
 } nb_backend;
 
 /* The row width of im2col_u8s8's columns: with unit strides the padded image's width, so that

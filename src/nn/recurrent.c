@@ -19,10 +19,16 @@
  * reverse direction, which runs t = T-1 .. 0, starts from h0 at each sequence's own last step.
  * Steps where every sequence is valid carry no mask.
  *
+ * An LSTM direction without masks runs as one fused node (op lstm_layer, ops/rnn.c: all steps
+ * in one kernel call, b_hh added to the projection beforehand), unless nb__rnn_fused is off
+ * (the tests turn it off to compare both paths); masked steps and the other modes take ops.
+ *
  * Ownership: every tensor made goes into one nb__temps of the call (the composite rule,
  * core.h); the results are retained before the temps are dropped.
  */
 #include "module.h"
+
+#include "../ops/op.h"
 
 #include <math.h>
 
@@ -235,6 +241,26 @@ static bool run_direction(nb__temps *tmp, run_ctx *r, nb_tensor *xp, const cell_
     return h && (!r->c_n || c);
 }
 
+bool nb__rnn_fused = true;
+
+/* One LSTM direction as one lstm_layer node: its outputs [T, B, H], final states into r->h_n /
+ * r->c_n at index. */
+static nb_tensor *run_fused(nb__temps *tmp, run_ctx *r, nb_tensor *xp, const cell_weights *w,
+                            int index, bool reverse) {
+    const int64_t shape[3] = {r->steps, r->batch, 4 * r->s->hidden_size};
+    if (w->b_hh) xp = TMP(nb_add(xp, w->b_hh));
+    nb_tensor *states[2] = {initial_state(tmp, r, r->h0, index), initial_state(tmp, r, r->c0, index)};
+    nb_tensor *in[3] = {TMP(nb_reshape(xp, 3, shape)), w->w_hh, TMP(nb_stack(2, states, 0))};
+    if (!in[0] || !in[2]) return NULL;
+    nb_tensor *y = TMP(nb__apply(NB_OP_LSTM_LAYER, 3, in, &(nb_op_args){.keepdim = reverse}));
+    if (!y) return NULL;
+    const int64_t state[2] = {r->batch, r->s->hidden_size};
+    r->h_n[index] = TMP(nb_reshape(TMP(nb_slice(y, 0, r->steps, r->steps + 1, 1)), 2, state));
+    r->c_n[index] = TMP(nb_reshape(TMP(nb_slice(y, 0, r->steps + 1, r->steps + 2, 1)), 2, state));
+    nb_tensor *out = TMP(nb_slice(y, 0, 0, r->steps, 1));
+    return r->h_n[index] && r->c_n[index] ? out : NULL;
+}
+
 /* Inverted dropout between layers (torch applies it to every layer's output but the last). */
 static nb_tensor *dropout(nb__temps *tmp, nb_tensor *x, float p) {
     nb_tensor *keep = TMP(nb_full(x->ndim, x->shape, 1.0f - p));
@@ -252,8 +278,12 @@ static nb_tensor *run_layer(nb__temps *tmp, run_ctx *r, const nb_module *m, nb_t
         int index = k * dirs + d;
         cell_weights w = weights_at(m, index * per, !s->opts.no_bias);
         nb_tensor *xp = TMP(nb_linear(x2, w.w_ih, w.b_ih)); /* all steps' input projection */
-        if (!xp || !run_direction(tmp, r, xp, &w, index, d == 1)) return NULL;
-        dir_out[d] = TMP(nb_stack((int)r->steps, r->outs, 0));
+        if (!xp) return NULL;
+        if (nb__rnn_fused && s->mode == NB_RNN_LSTM && !r->masks[r->steps - 1])
+            dir_out[d] = run_fused(tmp, r, xp, &w, index, d == 1);
+        else if (run_direction(tmp, r, xp, &w, index, d == 1))
+            dir_out[d] = TMP(nb_stack((int)r->steps, r->outs, 0));
+        if (!dir_out[d]) return NULL;
     }
     nb_tensor *out = dirs == 2 ? TMP(nb_concat(2, dir_out, 2)) : dir_out[0];
     bool drop = r->training && s->opts.dropout > 0 && k + 1 < s->opts.num_layers;

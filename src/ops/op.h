@@ -128,7 +128,9 @@
     /* B-spline bases of a KAN layer, x [n, in] and its knots [in, m] (src/kan/basis.c) */        \
     X(BSPLINE,             "bspline_basis",       "BsplineBasisBackward",          2,  bspline,      "T",  F32) \
     /* scaled dot-product attention, q, k, v and an additive mask (attention.c) */               \
-    X(ATTENTION,           "scaled_dot_product_attention", "ScaledDotProductEfficientAttentionBackward0", -1, attention, "T", F32)
+    X(ATTENTION,           "scaled_dot_product_attention", "ScaledDotProductEfficientAttentionBackward0", -1, attention, "T", F32) \
+    /* one LSTM layer-direction over all steps: xp [T, B, 4H], w_hh [4H, H], h0 c0 [2, B, H] (rnn.c) */ \
+    X(LSTM_LAYER,          "lstm_layer",          "CudnnRnnBackward0",             3,  lstm,         "T",  F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;

@@ -195,6 +195,14 @@ static void g_attention_backward(float *dq, float *dk, float *dv, const float *q
     h.mask = C(g->mask);
     nb__cpu_attention_backward(U(dq), U(dk), U(dv), C(q), C(k), C(v), C(o), C(lse), C(dout), &h);
 }
+static void g_lstm(float *y, float *reserve, const float *xp, const float *w, const float *s0,
+                   const nb_lstm_geom *g) {
+    nb__cpu_lstm(U(y), U(reserve), C(xp), C(w), C(s0), g);
+}
+static void g_lstm_backward(float *dxp, float *dw, float *ds0, const float *w,
+                            const float *reserve, const float *dy, const nb_lstm_geom *g) {
+    nb__cpu_lstm_backward(U(dxp), U(dw), U(ds0), C(w), C(reserve), C(dy), g);
+}
 
 const nb_backend nb__guarded_backend = {
     .name = "guarded",
@@ -253,4 +261,6 @@ const nb_backend nb__guarded_backend = {
     .max_pool2d_u8 = g_max_pool2d_u8,
     .attention = g_attention,
     .attention_backward = g_attention_backward,
+    .lstm = g_lstm,
+    .lstm_backward = g_lstm_backward,
 };
