@@ -59,7 +59,10 @@ static bool edge_live(nb_module *layer, int64_t i, int64_t o) {
     return nb_get(nb_module_find(layer, "mask"), (int64_t[]){i, o}) != 0.0f;
 }
 
-/* The best library fit of edge (i, o) fixed; false with the error set. */
+static void canonical(nb_symfit *f);
+
+/* The best library fit of edge (i, o) fixed, in canonical form (below: better conditioned for
+ * training, e^b not in a tiny c); false with the error set. */
 static bool fix_best(nb_module *layer, int64_t i, int64_t o, const nb_kan_symbolic_opts *so,
                      int n_fns, const int *fns, float *xs, float *ys, int *fixed) {
     nb_symfit best;
@@ -69,6 +72,7 @@ static bool fix_best(nb_module *layer, int64_t i, int64_t o, const nb_kan_symbol
         return false;
     if (best.r2 < so->r2_threshold) return true;
     *fixed += 1;
+    canonical(&best);
     return nb_kan_fix_symbolic_lib(layer, i, o, nb_symbolic_name(best.fn), (float)best.a,
                                    (float)best.b, (float)best.c, (float)best.d) == NB_OK;
 }
@@ -103,78 +107,126 @@ int nb_kan_auto_symbolic(nb_module *kan, const nb_kan_symbolic_opts *opts) {
 
 /* c f(a x + b) + d rewritten in the form a reader expects, the same function: for a power
  * x^k the scale taken out, c (a x + b)^k = c a^k (x + b/a)^k, so a = 1 (a fit's (-10 x)^2
- * times 0.01 prints x^2, and no small c snaps to 0); for an odd f with a < 0, c f(a x + b) =
- * -c f(-a x - b), for an even one f(a x + b) = f(-a x - b), so a > 0 (sin(pi x), not
- * -sin(-pi x)). */
+ * times 0.01 prints x^2, and no small c snaps to 0); for exp the shift taken out,
+ * c e^(a x + b) = c e^b e^(a x); for an odd f with a < 0, c f(a x + b) = -c f(-a x - b), for
+ * an even one f(a x + b) = f(-a x - b), so a > 0 (sin(pi x), not -sin(-pi x)). */
 static void canonical(nb_symfit *f) {
     static const char *const odd[] = {"sin", "tan", "tanh", "sgn", "arcsin", "arctan"};
     static const char *const even[] = {"cos", "abs", "gaussian", "cosh"};
     int power = nb__symfns[f->fn].power;
+    const char *name = nb_symbolic_name(f->fn);
     if (power != 0 && f->a != 0) {
         f->c *= pow(f->a, power);
         f->b /= f->a;
         f->a = 1;
         return;
     }
+    if (!strcmp(name, "exp")) f->c *= exp(f->b), f->b = 0;
     if (f->a >= 0) return;
-    const char *name = nb_symbolic_name(f->fn);
     for (size_t j = 0; j < sizeof odd / sizeof odd[0]; j++)
         if (!strcmp(name, odd[j])) f->a = -f->a, f->b = -f->b, f->c = -f->c;
     for (size_t j = 0; j < sizeof even / sizeof even[0]; j++)
         if (!strcmp(name, even[j])) f->a = -f->a, f->b = -f->b;
 }
 
-/* Layer l's edges as fits (from "affine" and the names) and which are on; false (error set)
- * for a live edge that is numeric. */
-static bool layer_fits(const nb_module *layer, int l, nb_symfit *fits, bool *active) {
+/* One layer's edges as fits, [in out], and which are on. */
+typedef struct {
+    int in, out;
+    nb_symfit *fits;
+    bool *active;
+} layer_edges;
+
+/* Layer l's edges (from "affine" and the names); false (error set) for a live edge that is
+ * numeric. */
+static bool layer_fits(const nb_module *layer, int l, layer_edges *le) {
     nb_tensor *aff = nb_module_find((nb_module *)layer, "affine");
     nb_tensor *mask = nb_module_find((nb_module *)layer, "mask");
-    int64_t out = nb_kan_out_features(layer);
-    for (int64_t i = 0; i < nb_kan_in_features(layer); i++)
-        for (int64_t o = 0; o < out; o++) {
+    for (int64_t i = 0; i < le->in; i++)
+        for (int64_t o = 0; o < le->out; o++) {
             const char *name = nb_kan_symbolic_name(layer, i, o);
-            int64_t e = i * out + o;
-            active[e] = name != NULL;
+            int64_t e = i * le->out + o;
+            le->active[e] = name != NULL;
             if (!name && nb_get(mask, (int64_t[]){i, o}) != 0.0f)
                 return nb__fail(NB_ERR_ARG, "nb_kan_formula: edge (%d, %lld, %lld) is not "
                                 "symbolic (nb_kan_auto_symbolic first)", l, (long long)i,
                                 (long long)o), false;
-            fits[e] = (nb_symfit){.fn = name ? nb_symbolic_find(name) : 0};
-            double *v[4] = {&fits[e].a, &fits[e].b, &fits[e].c, &fits[e].d};
+            le->fits[e] = (nb_symfit){.fn = name ? nb_symbolic_find(name) : 0};
+            double *v[4] = {&le->fits[e].a, &le->fits[e].b, &le->fits[e].c, &le->fits[e].d};
             for (int q = 0; name && q < 4; q++) *v[q] = nb_get(aff, (int64_t[]){i, q, o});
-            if (name) canonical(&fits[e]);
         }
     return true;
 }
 
-/* in[0..n) composed through layer l into a new array of its outputs (in freed); NULL on error. */
-static nb_expr **compose(const nb_module *layer, int l, nb_expr **in, int n) {
-    int out = (int)nb_kan_out_features(layer);
-    size_t ne = (size_t)n * (size_t)out;
-    nb_symfit *fits = nb__alloc(ne * sizeof *fits);
-    bool *active = nb__alloc(ne * sizeof *active);
-    nb_expr **res = nb__alloc((size_t)out * sizeof *res);
-    bool ok = fits && active && res && layer_fits(layer, l, fits, active) &&
-              nb_expr_compose_layer(n, in, out, fits, active, res) == NB_OK;
-    for (int j = 0; j < n; j++) nb_expr_free(in[j]);
-    nb__dealloc(in, (size_t)n * sizeof *in);
-    if (fits) nb__dealloc(fits, ne * sizeof *fits);
-    if (active) nb__dealloc(active, ne * sizeof *active);
-    if (!ok && res) nb__dealloc(res, (size_t)out * sizeof *res);
+/* The constants d of the edges into node j of the layer before moved into the shifts of the
+ * edges out of j: f(a (h + D) + b) = f(a h + (b + a D)), so a constant lands where exp can
+ * take it out (canonical) instead of inside a sum; the last layer keeps its d. */
+static void move_constants(layer_edges *prev, layer_edges *next) {
+    for (int j = 0; j < prev->out; j++) {
+        double D = 0;
+        for (int i = 0; i < prev->in; i++) {
+            nb_symfit *f = &prev->fits[i * prev->out + j];
+            if (prev->active[i * prev->out + j]) D += f->d, f->d = 0;
+        }
+        for (int o = 0; o < next->out; o++) {
+            nb_symfit *f = &next->fits[j * next->out + o];
+            if (next->active[j * next->out + o]) f->b += f->a * D;
+        }
+    }
+}
+
+/* in[0..n) composed through the edges into a new array of their outputs (in freed); NULL on
+ * error. */
+static nb_expr **compose(const layer_edges *le, nb_expr **in) {
+    nb_expr **res = nb__alloc((size_t)le->out * sizeof *res);
+    bool ok = res && nb_expr_compose_layer(le->in, in, le->out, le->fits, le->active, res) == NB_OK;
+    for (int j = 0; j < le->in; j++) nb_expr_free(in[j]);
+    nb__dealloc(in, (size_t)le->in * sizeof *in);
+    if (!ok && res) nb__dealloc(res, (size_t)le->out * sizeof *res);
     return ok ? res : NULL;
+}
+
+/* Every layer's edges, constants moved and each edge canonical; false with the error set. */
+static bool network_edges(const nb_module *kan, int L, layer_edges *les) {
+    bool ok = true;
+    for (int l = 0; ok && l < L; l++) {
+        nb_module *layer = nb_kan_layer(kan, l);
+        layer_edges *le = &les[l];
+        le->in = (int)nb_kan_in_features(layer);
+        le->out = (int)nb_kan_out_features(layer);
+        size_t ne = (size_t)le->in * (size_t)le->out;
+        le->fits = nb__alloc(ne * sizeof *le->fits);
+        le->active = nb__alloc(ne * sizeof *le->active);
+        ok = le->fits && le->active && layer_fits(layer, l, le);
+    }
+    for (int l = 0; ok && l < L; l++) {
+        if (l + 1 < L) move_constants(&les[l], &les[l + 1]);
+        for (int e = 0; e < les[l].in * les[l].out; e++)
+            if (les[l].active[e]) canonical(&les[l].fits[e]);
+    }
+    return ok;
+}
+
+static void free_edges(layer_edges *les, int L) {
+    for (int l = 0; l < L; l++) {
+        size_t ne = (size_t)les[l].in * (size_t)les[l].out;
+        if (les[l].fits) nb__dealloc(les[l].fits, ne * sizeof *les[l].fits);
+        if (les[l].active) nb__dealloc(les[l].active, ne * sizeof *les[l].active);
+    }
+    nb__dealloc(les, (size_t)L * sizeof *les);
 }
 
 nb_expr *nb_kan_formula(const nb_module *kan, double snap_tol) {
     int L = nb_kan_num_layers(kan);
     if (L < 0) return NULL;
+    layer_edges *les = nb__alloc((size_t)L * sizeof *les);
+    if (!les) return NULL;
+    memset(les, 0, (size_t)L * sizeof *les);
     int n = (int)nb_kan_in_features(nb_kan_layer(kan, 0));
-    nb_expr **v = nb__alloc((size_t)n * sizeof *v);
+    nb_expr **v = network_edges(kan, L, les) ? nb__alloc((size_t)n * sizeof *v) : NULL;
     for (int j = 0; v && j < n; j++) v[j] = nb_expr_var(j);
-    for (int l = 0; v && l < L; l++) {
-        nb_module *layer = nb_kan_layer(kan, l);
-        v = compose(layer, l, v, n);
-        n = (int)nb_kan_out_features(layer);
-    }
+    for (int l = 0; v && l < L; l++) v = compose(&les[l], v);
+    n = les[L - 1].out;
+    free_edges(les, L);
     if (!v) return NULL;
     nb_expr *e = v[0]; /* the first output; nabla's KAN formulas have one */
     for (int j = 1; j < n; j++) nb_expr_free(v[j]);
