@@ -2,15 +2,15 @@
  * kan_grid.c — the grid-extension demo of the KAN paper (fig. 2.3) for issue 15:
  * f(x, y) = exp(sin(pi x) + y^2) on [-1, 1]^2, a KAN [2, 1, 1] trained at G = 3, then extended
  * (nb_kan_extend: least squares from the coarser model) and trained again at each larger G,
- * full batch, with Adam (L-BFGS, which the paper uses, comes with its optimiser) at a rate of
- * LR min(1, 10 / G): a finer grid's coefficients need smaller steps, and a constant rate leaves
- * G = 50 worse than G = 20.  The grids follow the data (nb_kan_train's updates, grid_eps 0.02):
+ * full batch, with Adam at a rate of LR min(1, 10 / G) (a finer grid's coefficients need
+ * smaller steps, and a constant rate leaves G = 50 worse than G = 20), or, with LR "lbfgs",
+ * with L-BFGS as the paper and pykan (nb_kan_lbfgs_opts).  The grids follow the data (nb_kan_train's updates, grid_eps 0.02):
  * without them the hidden node's values leave the grid and extension gains nothing.  Prints
  * train and test RMSE per G and the slope of log(test RMSE) against log(G) between neighbours
  * and over G >= 5 (the paper's scaling law: -4 for k = 3 where the optimiser reaches the
  * spline's error; float32 rounding of values up to e^2 puts a floor near 1e-6).
  *
- *   bench_kan_grid [STEPS [LR [SVG]]]     (defaults 300, 0.01; SVG: a log-log plot written there)
+ *   bench_kan_grid [STEPS [LR|lbfgs [SVG]]]  (defaults 300, 0.01; SVG: a log-log plot written there)
  *
  * Output: a table, then "@kan_grid G=... train_rmse=... test_rmse=..." lines.
  */
@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define N_TRAIN 1000
 #define N_TEST 1000
@@ -80,7 +81,8 @@ static void write_svg(const char *path, const double *train, const double *test)
 
 int main(int argc, char **argv) {
     int steps = argc > 1 ? atoi(argv[1]) : 300;
-    float lr = argc > 2 ? (float)atof(argv[2]) : 0.01f;
+    bool lbfgs = argc > 2 && !strcmp(argv[2], "lbfgs");
+    float lr = argc > 2 && !lbfgs ? (float)atof(argv[2]) : 0.01f;
     nb_manual_seed(0);
     nb_tensor *x, *y, *xt, *yt;
     make_data(N_TRAIN, &x, &y);
@@ -89,8 +91,9 @@ int main(int argc, char **argv) {
     nb_kan_train_opts t = {.steps = steps, .lamb_entropy = 2, .grid_eps = 0.02f,
                            .update_grid_every = 5, .stop_grid_update = 50};
     double train[N_GRIDS], test[N_GRIDS];
-    printf("kan_grid: KAN [2,1,1] on exp(sin(pi x) + y^2), Adam lr %g, %d steps per grid, "
-           "%d train / %d test points\n%6s %8s %12s %12s %8s\n", lr, steps, N_TRAIN, N_TEST,
+    printf("kan_grid: KAN [2,1,1] on exp(sin(pi x) + y^2), %s lr %g, %d steps per grid, "
+           "%d train / %d test points\n%6s %8s %12s %12s %8s\n", lbfgs ? "L-BFGS" : "Adam",
+           lbfgs ? 1.0 : lr, steps, N_TRAIN, N_TEST,
            "G", "params", "train RMSE", "test RMSE", "slope");
     for (int i = 0; i < N_GRIDS && m; i++) {
         if (i > 0) {
@@ -100,7 +103,8 @@ int main(int argc, char **argv) {
         }
         nb_tensor *params[8];
         int np = m ? nb_module_parameters(m, params, 8) : 0;
-        nb_optim *o = m ? nb_adam_new(np, params, (nb_adam_opts){.lr = lr * fminf(1.0f, 10.0f / grids[i])}) : NULL;
+        nb_optim *o = !m ? NULL : lbfgs ? nb_lbfgs_new(np, params, nb_kan_lbfgs_opts())
+                      : nb_adam_new(np, params, (nb_adam_opts){.lr = lr * fminf(1.0f, 10.0f / grids[i])});
         if (!o || nb_kan_train(m, o, x, y, &t, NULL) != NB_OK) {
             fprintf(stderr, "kan_grid: G %d: %s\n", grids[i], nb_error_message());
             return 1;

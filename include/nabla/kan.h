@@ -145,12 +145,14 @@ NB_API nb_status nb_kan_fix_symbolic(nb_module *layer, int64_t i, int64_t o, nb_
 NB_API nb_status nb_kan_unfix_symbolic(nb_module *layer, int64_t i, int64_t o);
 NB_API const char *nb_kan_symbolic_name(const nb_module *layer, int64_t i, int64_t o);
 
-/* Training, pykan's fit() for a first-order optimiser over all the data at once: opts.steps
- * steps of zero_grad, loss = mean (kan(x) - y)^2 + lamb reg (nb_kan_forward_reg with lamb_l1 1
- * and lamb_entropy), backward and opt's step; before steps 0, every, 2 every, ... below
- * stop_grid_update the grids move to x (nb_kan_update_grid with grid_eps).  x [n, in], y
- * [n, out]; opt holds the model's parameters.  *final_loss (may be NULL) gets the last step's
- * loss.  Errors: NB_ERR_ARG for options out of range (named) and for a loss that is not finite
+/* Training, pykan's fit() over all the data at once: opts.steps calls of
+ * nb_optim_step_closure whose closure runs zero_grad, loss = mean (kan(x) - y)^2 + lamb reg
+ * (nb_kan_forward_reg with lamb_l1 1 and lamb_entropy) and backward, so any optimiser works:
+ * a first-order one steps once per step, L-BFGS (nb_kan_lbfgs_opts) iterates with its line
+ * search; before steps 0, every, 2 every, ... below stop_grid_update the grids move to x
+ * (nb_kan_update_grid with grid_eps).  x [n, in], y [n, out]; opt holds the model's parameters.
+ * *final_loss (may be NULL) gets the last step's loss (for L-BFGS its first evaluation's, as
+ * torch's step returns).  Errors: NB_ERR_ARG for options out of range (named) and for a loss that is not finite
  * ("nb_kan_train: the loss is nan at step 12"), the ops' and the optimiser's. */
 typedef struct {
     int steps;
@@ -161,6 +163,10 @@ typedef struct {
 } nb_kan_train_opts;
 NB_API nb_status nb_kan_train(nb_module *kan, nb_optim *opt, nb_tensor *x, nb_tensor *y,
                               const nb_kan_train_opts *opts, float *final_loss);
+/* pykan's L-BFGS for fit(): lr 1, history 10, strong-Wolfe line search, max_iter 20,
+ * tolerance_grad and tolerance_change 1e-32 (so a step runs its iterations unless the line
+ * search stalls).  Pass to nb_lbfgs_new. */
+NB_API nb_lbfgs_opts nb_kan_lbfgs_opts(void);
 
 /* Pictures, as pykan's plot(): an SVG of the whole KAN (inputs at the bottom; every edge's
  * function drawn in a box on the edge over its input's grid range, faded by its importance:
@@ -169,5 +175,41 @@ NB_API nb_status nb_kan_train(nb_module *kan, nb_optim *opt, nb_tensor *x, nb_te
  * Written atomically; errors: NB_ERR_IO naming the path, the calls' own. */
 NB_API nb_status nb_kan_plot_svg(nb_module *kan, nb_tensor *x, const char *path);
 NB_API nb_status nb_kan_plot_edge_svg(nb_module *layer, int64_t i, int64_t o, const char *path);
+
+
+/* ---------------------------------------------------------------- auto-symbolic
+ * pykan's auto_symbolic and symbolic_formula over nabla/symbolic.h.  An edge fixed by library
+ * name computes c f(a x + b) + d with f = nb_symbolic_forward of that library function (sgn,
+ * arcsin and arctan have no op and are not offered). */
+NB_API nb_status nb_kan_fix_symbolic_lib(nb_module *layer, int64_t i, int64_t o, const char *name,
+                                         float a, float b, float c, float d);
+
+typedef struct {
+    int samples;          /* samples per edge over its input's grid range (101); >= 2 */
+    double r2_threshold;  /* an edge whose best fit has R^2 below stays numeric (0: every edge) */
+    int fit_grid;         /* nb_symbolic_suggest's grid of (a, b) (41), >= 3 */
+    double weight_simple; /* its weight of simplicity (0.8) */
+} nb_kan_symbolic_opts;
+
+/* For each live numeric edge of every layer (mask 1), nb_symbolic_suggest on its samples
+ * (nb_kan_edge_samples) over the library functions that have an op, and the best one fixed
+ * (nb_kan_fix_symbolic_lib with its fitted a, b, c, d).  Train the affine parameters on
+ * afterwards (nb_kan_train).  opts may be NULL.  Returns the number of edges fixed, -1 on error
+ * (the edges fixed so far stay fixed). */
+typedef struct nb_expr nb_expr; /* nabla/symbolic.h */
+NB_API int nb_kan_auto_symbolic(nb_module *kan, const nb_kan_symbolic_opts *opts);
+
+/* The network as one expression of x1 .. x_in: each layer's symbolic edges composed
+ * (nb_expr_compose_layer), masked edges left out; then, when snap_tol > 0, numbers snapped
+ * (nb_expr_snap).  NULL with NB_ERR_ARG naming a live edge that is not symbolic.  Free with
+ * nb_expr_free. */
+NB_API nb_expr *nb_kan_formula(const nb_module *kan, double snap_tol);
+
+/* The symbolic choices as text for a model file's metadata, "L,I,O,name;..." (malloc'd; "" for
+ * none; NULL on allocation failure), and back: each edge of the text re-fixed by name with the
+ * affine parameters the model holds (load the weights first).  Errors NB_ERR_ARG naming the
+ * entry (malformed, an edge out of range, an unknown name). */
+NB_API char *nb_kan_symbolic_meta(const nb_module *kan);
+NB_API nb_status nb_kan_restore_symbolic(nb_module *kan, const char *meta);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * kan.c — `nabla kan fit`: a Kolmogorov-Arnold network fitted to columns of a CSV file, over the
+ * kan.c — `nabla kan fit` and `nabla kan formula`: a Kolmogorov-Arnold network fitted to columns of a CSV file, over the
  * library's nabla/kan.h, as pykan's workflow runs it:
  *
  *   1. the CSV's input columns (--inputs, names with --header or 0-based indices; default every
@@ -8,18 +8,25 @@
  *      test set, the rest to training;
  *   2. a KAN of --width (its first width the number of inputs, its last 1) with the first grid of
  *      --grid-schedule (or --grid) and order --k;
- *   3. for each grid of the schedule, --steps full-batch steps of the optimiser (Adam; L-BFGS
- *      comes with its optimiser) on the mean squared error plus --lamb times the sparsity
+ *   3. for each grid of the schedule, --steps full-batch steps of the optimiser (--opt: Adam, or
+ *      L-BFGS with pykan's settings, nb_kan_lbfgs_opts) on the mean squared error plus --lamb
+ *      times the sparsity
  *      regularisation (lamb_entropy --lamb-entropy), the grids moved to the data every
  *      --update-grid-every steps before step 50 (pykan's defaults: 5, 50); the next grid starts
  *      from the previous model extended by least squares (nb_kan_extend);
  *   4. --prune: nodes and edges whose scores are below the thresholds go (nb_kan_prune), and the
  *      smaller KAN trains --steps more without regularisation;
+ *   4b. --symbolic: every live edge fixed to its best library function (nb_kan_auto_symbolic),
+ *      the affine parameters trained --steps more, and the network's formula (snapped to
+ *      --snap) printed as text and LaTeX with its own test RMSE, and written to OUT/formula.txt
+ *      and OUT/formula.tex;
  *   5. train and test RMSE after each stage, printed and written to OUT/stages.csv; the model to
- *      OUT/model.safetensors (metadata "nabla.kan": widths, grid, k and columns), the network's
+ *      OUT/model.safetensors (metadata "nabla.kan": widths, grid, k and columns; with --symbolic
+ *      "nabla.kan.symbolic", the edges' functions, nb_kan_symbolic_meta), the network's
  *      picture to OUT/kan.svg and each live edge's to OUT/edges/L_I_O.svg.
  * Everything is checked (widths, grids, the CSV, which may hold no NaN) before OUT is made, so a
- * refused run writes nothing.
+ * refused run writes nothing.  `nabla kan formula MODEL` rebuilds a saved symbolic model from
+ * that metadata and prints its formula.
  */
 #include "cli.h"
 
@@ -31,12 +38,13 @@
 #define KAN_MAX_STAGES 16
 #define KAN_MAX_COLUMNS 256
 #define META_KAN "nabla.kan"
+#define META_SYMBOLIC "nabla.kan.symbolic"
 
 typedef struct {
     const char *width, *schedule, *inputs, *target, *opt, *out;
     int grid, k, steps, test_every, seed, threads, update_every, stop_update;
-    double lamb, lamb_entropy, lr, grid_eps, prune_node, prune_edge;
-    bool prune, header;
+    double lamb, lamb_entropy, lr, grid_eps, prune_node, prune_edge, snap;
+    bool prune, header, symbolic;
 } kan_opts;
 
 typedef struct {
@@ -193,13 +201,16 @@ static double rmse(nb_module *m, nb_tensor *x, nb_tensor *y) {
     return v;
 }
 
-/* --steps of the optimiser on mse + lamb reg, the grids moved to the data (nb_kan_train) */
-static bool train_stage(const kan_opts *o, kan_run *r, double lamb) {
+/* --steps of the optimiser on mse + lamb reg, the grids moved to the data unless the edges are
+ * symbolic (nb_kan_train) */
+static bool train_stage(const kan_opts *o, kan_run *r, double lamb, bool update_grid) {
     nb_tensor *params[64];
     int np = nb_module_parameters(r->model, params, 64);
-    nb_optim *opt = nb_adam_new(np, params, (nb_adam_opts){.lr = (float)o->lr});
+    nb_optim *opt = !strcmp(o->opt, "lbfgs") ? nb_lbfgs_new(np, params, nb_kan_lbfgs_opts())
+                                             : nb_adam_new(np, params, (nb_adam_opts){.lr = (float)o->lr});
     nb_kan_train_opts t = {.steps = o->steps, .lamb = (float)lamb, .lamb_entropy = (float)o->lamb_entropy,
-                           .grid_eps = (float)o->grid_eps, .update_grid_every = o->update_every,
+                           .grid_eps = (float)o->grid_eps,
+                           .update_grid_every = update_grid ? o->update_every : 0,
                            .stop_grid_update = o->stop_update};
     bool ok = opt && nb_kan_train(r->model, opt, r->x_train, r->y_train, &t, NULL) == NB_OK;
     nb_optim_free(opt);
@@ -234,7 +245,7 @@ static bool run_stages(const kan_opts *o, kan_run *r) {
             nb_module_free(r->model);
             r->model = finer;
         }
-        if (!train_stage(o, r, o->lamb)) return false;
+        if (!train_stage(o, r, o->lamb, true)) return false;
         char name[32];
         snprintf(name, sizeof name, "grid %d", r->stages[s]);
         report(r, name);
@@ -245,9 +256,55 @@ static bool run_stages(const kan_opts *o, kan_run *r) {
     nb_module_free(r->model);
     r->model = small;
     report(r, "pruned");
-    if (!train_stage(o, r, 0.0)) return false;
+    if (!train_stage(o, r, 0.0, true)) return false;
     report(r, "refit");
     return true;
+}
+
+/* sqrt(mean((e(x) - y)^2)) of a formula over the rows of x */
+static double formula_rmse(const nb_expr *e, nb_tensor *x, nb_tensor *y) {
+    int64_t n = nb_size(x, 0), in = nb_size(x, 1);
+    double sum = 0, v[KAN_MAX_COLUMNS];
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t c = 0; c < in; c++) v[c] = nb_get(x, (int64_t[]){i, c});
+        double d = nb_expr_eval(e, v) - nb_get(y, (int64_t[]){i, 0});
+        sum += d * d;
+    }
+    return sqrt(sum / (double)n);
+}
+
+/* text to OUT/name and stdout */
+static bool write_text(const kan_opts *o, const char *name, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", o->out, name);
+    FILE *f = fopen(path, "w");
+    bool ok = f && fprintf(f, "%s\n", text) >= 0;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) fprintf(stderr, "nabla kan fit: cannot write %s\n", path);
+    return ok;
+}
+
+/* --symbolic: the edges fixed to library functions, their affine parameters trained, the
+ * formula printed and written. */
+static bool make_symbolic(const kan_opts *o, kan_run *r) {
+    int fixed = nb_kan_auto_symbolic(r->model, NULL);
+    if (fixed < 0) return cli_fail("fitting the edges' functions"), false;
+    printf("symbolic: %d edge%s fixed to library functions\n", fixed, fixed == 1 ? "" : "s");
+    if (!train_stage(o, r, 0.0, false)) return false;
+    report(r, "symbolic");
+    nb_expr *e = nb_kan_formula(r->model, o->snap);
+    char *text = e ? nb_expr_text(e) : NULL, *latex = e ? nb_expr_latex(e) : NULL;
+    bool ok = text && latex;
+    if (!ok) cli_fail("composing the formula");
+    if (ok) {
+        printf("formula: %s\nlatex: %s\nformula test RMSE %.4e\n", text, latex,
+               formula_rmse(e, r->x_test, r->y_test));
+        ok = write_text(o, "formula.txt", text) && write_text(o, "formula.tex", latex);
+    }
+    free(text);
+    free(latex);
+    nb_expr_free(e);
+    return ok;
 }
 
 /* The model with its description, the network's picture, each live edge's picture. */
@@ -257,8 +314,12 @@ static bool save(const kan_opts *o, kan_run *r) {
     snprintf(meta, sizeof meta, "{\"width\":%s,\"grid\":%d,\"k\":%d,\"target\":%d}", w,
              nb_kan_grid_size(nb_kan_layer(r->model, 0)), o->k, r->target_col);
     snprintf(path, sizeof path, "%s/model.safetensors", o->out);
-    if (nb_module_save(r->model, path, 1, (const char *[]){META_KAN}, (const char *[]){meta}) != NB_OK)
-        return cli_fail("writing the model"), false;
+    char *sym = nb_kan_symbolic_meta(r->model);
+    if (!sym) return cli_fail("describing the symbolic edges"), false;
+    nb_status st = nb_module_save(r->model, path, *sym ? 2 : 1, (const char *[]){META_KAN, META_SYMBOLIC},
+                                  (const char *[]){meta, sym});
+    free(sym);
+    if (st != NB_OK) return cli_fail("writing the model"), false;
     snprintf(path, sizeof path, "%s/kan.svg", o->out);
     if (nb_kan_plot_svg(r->model, r->x_train, path) != NB_OK) return cli_fail("drawing the network"), false;
     snprintf(path, sizeof path, "%s/edges", o->out);
@@ -281,9 +342,10 @@ static const char *const kan_usage =
     "usage: nabla kan fit DATA.csv --width 2,5,1 [options]\n\n"
     "Fits a Kolmogorov-Arnold network (Liu et al. 2024, as pykan) to columns of a CSV file: the\n"
     "inputs (--inputs, default every column but the target) and one target column (--target,\n"
-    "default the last).  Trains --steps full-batch Adam steps per grid of --grid-schedule, each grid\n"
+    "default the last).  Trains --steps full-batch steps of --opt per grid of --grid-schedule, each grid\n"
     "extended from the last by least squares, with --lamb times the sparsity regularisation;\n"
-    "--prune then removes weak nodes and edges and refits.  Prints train and test RMSE per stage\n"
+    "--prune then removes weak nodes and edges and refits; --symbolic fixes every edge to its best\n"
+    "library function, trains their affine parameters and prints the formula.  Prints train and test RMSE per stage\n"
     "(every --test-every-th row is a test row) and writes OUT/model.safetensors, OUT/kan.svg (the\n"
     "network, every edge's function drawn in place, faded by importance), OUT/edges/ (each edge)\n"
     "and OUT/stages.csv.  Inputs outside a grid are extrapolated as pykan does: the splines are 0\n"
@@ -306,15 +368,15 @@ static int kan_fit(int argc, char **argv) {
                   .out = "runs/kan", .grid = 5, .k = 3, .steps = 50, .test_every = 5,
                   .threads = nb_get_num_threads(), .update_every = 5, .stop_update = 50,
                   .lamb_entropy = 2.0, .lr = 0.01, .grid_eps = 0.02, .prune_node = 1e-2,
-                  .prune_edge = 3e-2};
+                  .prune_edge = 3e-2, .snap = 1e-3};
     const cli_flag flags[] = {
         {"width", FLAG_STRING, &o.width, "widths of the node levels, inputs first: 2,5,1 (required)"},
         {"grid", FLAG_INT, &o.grid, "grid intervals G (the first stage, without --grid-schedule)", "[1, 100000]"},
         {"k", FLAG_INT, &o.k, "spline order", "[1, 15]"},
         {"grid-schedule", FLAG_STRING, &o.schedule, "grids of the stages, each extended from the last: 5,10,20"},
         {"steps", FLAG_INT, &o.steps, "optimiser steps per stage (full batch)", "[1, inf)"},
-        {"opt", FLAG_STRING, &o.opt, "optimiser", NULL, "adam"},
-        {"lr", FLAG_FLOAT, &o.lr, "learning rate", "(0, inf)"},
+        {"opt", FLAG_STRING, &o.opt, "optimiser (lbfgs: pykan's L-BFGS, lr 1, strong Wolfe)", NULL, "adam lbfgs"},
+        {"lr", FLAG_FLOAT, &o.lr, "Adam's learning rate (L-BFGS takes pykan's 1)", "(0, inf)"},
         {"lamb", FLAG_FLOAT, &o.lamb, "weight of the sparsity regularisation (0: none)", "[0, inf)"},
         {"lamb-entropy", FLAG_FLOAT, &o.lamb_entropy, "weight of its entropy term", "[0, inf)"},
         {"grid-eps", FLAG_FLOAT, &o.grid_eps, "grid updates: uniform share of the grid (pykan's grid_eps)", "[0, 1]"},
@@ -330,6 +392,8 @@ static int kan_fit(int argc, char **argv) {
         {"seed", FLAG_INT, &o.seed, "seed of the initialisation"},
         {"threads", FLAG_INT, &o.threads, "threads for the kernels", "[1, 256]"},
         {"out", FLAG_STRING, &o.out, "output folder"},
+        {"symbolic", FLAG_BOOL, &o.symbolic, "fix the edges to library functions and print the formula"},
+        {"snap", FLAG_FLOAT, &o.snap, "the formula's numbers snapped within this tolerance (0: none)", "[0, 1)"},
     };
     const char *pos[1];
     int np = cli_parse(argc, argv, 3, flags, (int)(sizeof flags / sizeof *flags), kan_usage, pos, 1);
@@ -359,7 +423,7 @@ static int kan_fit(int argc, char **argv) {
                (long long)nb_size(r.x_train, 0), (long long)nb_size(r.x_test, 0), nb_backend_info());
         fprintf(r.stages_csv, "stage,width,grid,train_rmse,test_rmse\n");
     }
-    ok = ok && run_stages(&o, &r) && save(&o, &r);
+    ok = ok && run_stages(&o, &r) && (!o.symbolic || make_symbolic(&o, &r)) && save(&o, &r);
     if (r.stages_csv && fclose(r.stages_csv) != 0) ok = false;
     nb_module_free(r.model);
     nb_tensor_free(r.x_train);
@@ -369,13 +433,69 @@ static int kan_fit(int argc, char **argv) {
     return ok ? 0 : 1;
 }
 
+/* The KAN a model file describes ("nabla.kan": {"width":[2,5,1],"grid":5,"k":3,...}), its
+ * weights loaded and its symbolic edges fixed again; NULL after a message. */
+static nb_module *load_kan(const char *path) {
+    nb_safetensors *st = nb_safetensors_open(path);
+    const char *meta = st ? nb_safetensors_meta(st, META_KAN) : NULL;
+    const char *w = meta ? strstr(meta, "\"width\":[") : NULL, *g = meta ? strstr(meta, "\"grid\":") : NULL;
+    const char *k = meta ? strstr(meta, "\"k\":") : NULL;
+    int64_t width[KAN_MAX_WIDTHS];
+    int n = 0, grid = 0, order = 0;
+    for (const char *p = w ? w + 9 : NULL; p && *p != ']' && n < KAN_MAX_WIDTHS;) {
+        char *end;
+        width[n++] = strtoll(p, &end, 10);
+        p = end == p ? NULL : end + (*end == ',');
+    }
+    nb_module *m = NULL;
+    if (!st) cli_fail("reading the model");
+    else if (n < 2 || !g || !k || sscanf(g, "\"grid\":%d", &grid) != 1 || sscanf(k, "\"k\":%d", &order) != 1)
+        fprintf(stderr, "nabla kan formula: %s has no KAN description (metadata %s from nabla kan fit)\n",
+                path, META_KAN);
+    else if (!(m = nb_kan_new(n, width, (nb_kan_opts){.grid = grid, .k = order})) ||
+             nb_module_load(m, path) != NB_OK ||
+             nb_kan_restore_symbolic(m, nb_safetensors_meta(st, META_SYMBOLIC) ? nb_safetensors_meta(st, META_SYMBOLIC) : "") != NB_OK) {
+        cli_fail("rebuilding the model");
+        nb_module_free(m);
+        m = NULL;
+    }
+    nb_safetensors_close(st);
+    return m;
+}
+
+/* `nabla kan formula MODEL`: the saved symbolic KAN's formula, text and LaTeX. */
+static int kan_formula(int argc, char **argv) {
+    double snap = 1e-3;
+    const cli_flag flags[] = {
+        {"snap", FLAG_FLOAT, &snap, "numbers snapped within this tolerance (0: none)", "[0, 1)"},
+    };
+    const char *pos[1];
+    int np = cli_parse(argc, argv, 3, flags, 1, "usage: nabla kan formula MODEL.safetensors [--snap TOL]\n\n"
+                       "Prints the formula of a KAN that nabla kan fit --symbolic saved.", pos, 1);
+    if (np < 0) return np == -2 ? 0 : 2;
+    if (np != 1) return fprintf(stderr, "nabla kan formula: needs MODEL.safetensors (see --help)\n"), 2;
+    nb_module *m = load_kan(pos[0]);
+    nb_expr *e = m ? nb_kan_formula(m, snap) : NULL;
+    char *text = e ? nb_expr_text(e) : NULL, *latex = e ? nb_expr_latex(e) : NULL;
+    if (m && !(text && latex)) cli_fail("composing the formula (was the model fitted with --symbolic?)");
+    if (text && latex) printf("formula: %s\nlatex: %s\n", text, latex);
+    bool ok = text && latex;
+    free(text);
+    free(latex);
+    nb_expr_free(e);
+    nb_module_free(m);
+    return ok ? 0 : 1;
+}
+
 int cmd_kan(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[2], "fit")) return kan_fit(argc, argv);
+    if (argc >= 3 && !strcmp(argv[2], "formula")) return kan_formula(argc, argv);
     if (argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-        printf("usage: nabla kan fit DATA.csv [options]   (nabla kan fit --help)\n");
+        printf("usage: nabla kan fit DATA.csv [options]   (nabla kan fit --help)\n"
+               "       nabla kan formula MODEL.safetensors\n");
         return 0;
     }
-    fprintf(stderr, "nabla kan: unknown or missing subcommand%s%s; usage: nabla kan fit DATA.csv [options]\n",
-            argc >= 3 ? " " : "", argc >= 3 ? argv[2] : "");
+    fprintf(stderr, "nabla kan: unknown or missing subcommand%s%s; usage: nabla kan fit DATA.csv "
+            "[options] or nabla kan formula MODEL.safetensors\n", argc >= 3 ? " " : "", argc >= 3 ? argv[2] : "");
     return 2;
 }
