@@ -5,7 +5,11 @@
 #       (to [2, 1, 1]), made symbolic (`nabla kan fit --symbolic`): the formula, snapped, and the
 #       symbolic model's and the formula's test RMSE; the bar: exp(sin(pi*x1) + x2^2), <= 1e-5;
 #   (b) grid extension G = 3 ... 50 on [2, 1, 1] with L-BFGS (bench_kan_grid STEPS lbfgs SVG):
-#       RMSE per G, the fitted slope, the log-log plot.
+#       RMSE per G, the fitted slope, the log-log plot;
+#   (c) five of the paper's toy functions, each by a KAN and by a tanh MLP of about as many
+#       parameters, the same Adam + L-BFGS budget (bench_kan_toys STEPS): both test RMSEs;
+#   (d) continual learning of five Gaussian peaks (example_13_kan_continual, which exits 1 when
+#       the KAN does not keep the earlier peaks far better than the MLP): RMSE per region, SVG.
 #
 #   sh bench/kan_bars.sh [BUILD_DIR [OUT_DIR [SEED [STEPS]]]]   (defaults build, kan_bars, 1, 30)
 #
@@ -15,7 +19,7 @@ BUILD=${1:-build}
 OUT=${2:-kan_bars}
 SEED=${3:-1}
 STEPS=${4:-30}
-for b in nabla bench_kan_grid; do
+for b in nabla bench_kan_grid bench_kan_toys example_13_kan_continual; do
     [ -x "$BUILD/$b" ] || { echo "kan_bars.sh: $BUILD/$b not found; build it: make" >&2; exit 1; }
 done
 mkdir -p "$OUT"
@@ -37,3 +41,8 @@ fi
 echo "== (b) grid extension on [2,1,1], L-BFGS $STEPS steps per grid"
 "$BUILD/bench_kan_grid" "$STEPS" lbfgs "$OUT/grid.svg" | tee "$OUT/b.log"
 echo "kan_bars: plot written to $OUT/grid.svg"
+echo "== (c) toy functions, KAN vs MLP of the same size, L-BFGS $STEPS steps per round"
+"$BUILD/bench_kan_toys" "$STEPS" | tee "$OUT/c.log"
+echo "== (d) continual learning, five peaks in five phases"
+"$BUILD/example_13_kan_continual" 300 "$OUT/continual.svg" | tee "$OUT/d.log"
+echo "kan_bars: plot written to $OUT/continual.svg"

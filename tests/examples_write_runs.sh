@@ -2,8 +2,9 @@
 # examples_write_runs.sh BUILD_DIR — the course examples 02 (MLP) and 03 (LeNet), one epoch each
 # on a tiny MNIST-format data set made here, run from an empty folder: their curves and weights
 # must land in runs/ under that folder, and nowhere else.  The examples 05-08 (second
-# derivatives, Newton, gradient penalty, physics-informed fit) check their own figures and exit
-# non-zero when one is off; they run from the same folder and must write nothing.
+# derivatives, Newton, gradient penalty, physics-informed fit) and 13 (KAN continual learning)
+# check their own figures and exit non-zero when one is off; they run from the same folder and
+# must write nothing.
 set -eu
 build=$(cd "$1" && pwd)
 tmp=$(mktemp -d /tmp/nabla-examples.XXXXXX)
@@ -28,9 +29,9 @@ for ex in 02_mlp_fashion:mlp 03_cnn_fashion:cnn; do
         [ -s "runs/$f" ] || fail "example_${ex%%:*} did not write runs/$f"
     done
 done
-for ex in 05_second_derivative 06_newton_step 07_gradient_penalty 08_physics_informed; do
+for ex in 05_second_derivative 06_newton_step 07_gradient_penalty 08_physics_informed 13_kan_continual; do
     "$build/example_$ex" > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; fail "example_$ex failed"; }
 done
 extra=$(ls | grep -v '^runs$' || true)
 [ -z "$extra" ] || fail "the examples wrote outside runs/: $extra"
-echo "examples_write_runs: 02 and 03 wrote their files into runs/, 05-08 passed their checks"
+echo "examples_write_runs: 02 and 03 wrote their files into runs/, 05-08 and 13 passed their checks"
