@@ -143,14 +143,13 @@ static int train_round(nb_module *m, bool kan, nb_tensor *x, nb_tensor *y, int a
     return 1;
 }
 
+static int64_t mlp_params(int64_t in, int64_t h) { return in * h + h + h * h + h + h + 1; }
+
 /* An MLP in -> h -> h -> 1 with tanh, h chosen so its parameter count is nearest target. */
 static nb_module *make_mlp(int64_t in, int64_t target) {
-    int64_t h = 1, best = 1;
-    for (; h <= 64; h++) {
-        int64_t n = in * h + h + h * h + h + h + 1;
-        int64_t nb = in * best + best + best * best + 2 * best + 1;
-        if (llabs(n - target) < llabs(nb - target)) best = h;
-    }
+    int64_t best = 1;
+    for (int64_t h = 2; h <= 64; h++)
+        if (llabs(mlp_params(in, h) - target) < llabs(mlp_params(in, best) - target)) best = h;
     nb_module *layers[5] = {nb_linear_new(in, best, true), nb_activation_new(NB_ACT_TANH, 0),
                             nb_linear_new(best, best, true), nb_activation_new(NB_ACT_TANH, 0),
                             nb_linear_new(best, 1, true)};
