@@ -4,7 +4,7 @@
  *
  *   bench_pipeline_bubble MICRO_BATCHES gpipe|1f1b [STEPS]
  *
- * The model is 3 p equal hidden layers, each Linear(W, W) and ReLU, and a head of 10 classes, cut
+ * The model is 2 p equal hidden layers, each Linear(W, W) and ReLU, and a head of 10 classes, cut
  * by measured time (nb_pipe_opts.profile_input, on a micro-batch's rows), so that the stages take
  * about equal times, as the theory assumes: the head and the loss, a few per cent of a stage, no
  * longer make the last stage the slowest by themselves when a ReLU or a layer can move.  The
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { WIDTH = 256, LAYERS_PER_STAGE = 3, ROWS = 1024 };
+enum { WIDTH = 512, LAYERS_PER_STAGE = 2, ROWS = 1024 };
 
 int main(int argc, char **argv) {
     if (nb_dist_init(&argc, &argv) != NB_OK) {
