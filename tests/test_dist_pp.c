@@ -266,6 +266,77 @@ static void pipe_stage_checkpoints_resume_bit_for_bit(void) {
     nb_module_free(m);
 }
 
+/* A model whose parameter counts mislead about its times: two Linear(32, 32) on each of 256
+ * positions (a thousand parameters each, most of the time), then Linear(8192, 16) (nearly all
+ * the parameters, a fraction of the time) and a head. */
+enum { SEQ = 256, DIM = 32, PROFILED_STEPS = 10 };
+static nb_module *positionwise_mlp(uint64_t seed) {
+    nb_manual_seed(seed);
+    return nb_sequential_new(8, (nb_module *[]){nb_linear_new(DIM, DIM, true), nb_activation_new(NB_ACT_RELU, 0),
+                                                nb_linear_new(DIM, DIM, true), nb_activation_new(NB_ACT_RELU, 0),
+                                                nb_flatten_new(1, -1), nb_linear_new(SEQ * DIM, 16, true),
+                                                nb_activation_new(NB_ACT_RELU, 0), nb_linear_new(16, CLASSES, true)});
+}
+
+/* PROFILED_STEPS of SGD on x through the pipe (or one process); the last loss. */
+static double train_positionwise(nb_module *m, nb_pipe *pipe, nb_tensor *x, nb_tensor *y) {
+    nb_optim *o = optim(m, false);
+    double loss = 0;
+    for (int step = 0; step < PROFILED_STEPS; step++) {
+        nb_scope_begin();
+        if (o) nb_optim_zero_grad(o);
+        if (pipe) CHECK(nb_pipe_step(pipe, x, y, &loss) == NB_OK);
+        else {
+            nb_tensor *l = nb_cross_entropy(nb_module_forward(m, x), y, NULL);
+            CHECK(nb_backward(l) == NB_OK);
+            loss = nb_item(l);
+        }
+        if (o) CHECK(nb_optim_step(o) == NB_OK);
+        nb_scope_end();
+    }
+    nb_optim_free(o);
+    return loss;
+}
+
+/* Cut by measured time (nb_pipe_opts.profile_input), the positionwise MLP on 2 ranks gives the
+ * first Linear and ReLU a stage of their own (the parameter-count cut gives that stage both
+ * heavy Linears, and the next only the cheap rest); the replayed step is shorter than the
+ * parameter-count cut's (its slowest stage about 540 units of work against 400); on any number
+ * of ranks the pipe trains as one process. */
+static void pipe_cut_by_measured_time_balances_the_stages(void) {
+    float *xs = malloc(sizeof(float) * BATCH * SEQ * DIM), ys[BATCH];
+    for (int i = 0; i < BATCH * SEQ * DIM; i++) xs[i] = sinf(0.37f * (float)i);
+    for (int i = 0; i < BATCH; i++) ys[i] = (float)(i % CLASSES);
+    nb_scope_begin();
+    nb_tensor *x = nb_from_data(xs, NB_SHAPE(BATCH, SEQ, DIM)), *y = nb_to_dtype(nb_from_data(ys, NB_SHAPE(BATCH)), NB_I32);
+    nb_tensor *sample = nb_contiguous(nb_slice(x, 0, 0, BATCH / 4, 1));
+    nb_module *timed = positionwise_mlp(7), *counted = positionwise_mlp(7), *ref = positionwise_mlp(7);
+    nb_pipe *pt = nb_pipe_new(timed, &(nb_pipe_opts){.micro_batches = 4, .profile_input = sample});
+    nb_pipe *pc = nb_pipe_new(counted, &(nb_pipe_opts){.micro_batches = 4});
+    CHECK(pt && pc);
+    if (size_ == 2 && rank_ == 0) {
+        CHECK_EQ_INT(nb_pipe_stage_end(pt), 2);
+        CHECK_EQ_INT(nb_pipe_stage_end(pc), 5);
+    }
+    CHECK(nb_pipe_stage_first(pt) < nb_pipe_stage_end(pt));
+    for (int i = 0; i < nb_module_num_params(timed); i++) CHECK(!nb_grad(nb_module_param(timed, i, NULL)));
+    double loss = train_positionwise(timed, pt, x, y), want = train_positionwise(ref, NULL, x, y);
+    train_positionwise(counted, pc, x, y);
+    CHECK_NEAR(loss, want, 1e-5, 1e-5);
+    nb_module *full = positionwise_mlp(99);
+    CHECK(nb_pipe_gather(pt, full) == NB_OK);
+    check_same_weights("cut by time vs one process", full, ref);
+    if (size_ == 2) CHECK(nb_pipe_stats_get(pt).step_seconds < nb_pipe_stats_get(pc).step_seconds);
+    nb_pipe_free(pt);
+    nb_pipe_free(pc);
+    nb_module_free(full);
+    nb_module_free(ref);
+    nb_module_free(counted);
+    nb_module_free(timed);
+    nb_scope_end();
+    free(xs);
+}
+
 static void pipe_runs_every_schedule(void) {
     pipe_trains_as_one_process(NB_PIPE_GPIPE, 1, false);
     pipe_trains_as_one_process(NB_PIPE_GPIPE, 4, false);
@@ -280,6 +351,7 @@ static int without_mpi(void) {
     pipe_trains_as_one_process(NB_PIPE_1F1B, 4, false);
     pipe_adds_the_inputs_gradient_on_the_first_stage();
     pipe_refuses_bad_cuts_and_batches();
+    pipe_cut_by_measured_time_balances_the_stages();
     if (check_failed_) return check_summary();
     printf("test_dist_pp: the one-stage pipeline passed; skipped on ranks (this build has no MPI)\n");
     return SKIP_CODE;
@@ -298,6 +370,7 @@ int main(int argc, char **argv) {
     pipe_adds_the_inputs_gradient_on_the_first_stage();
     pipe_stage_checkpoints_resume_bit_for_bit();
     if (size_ == 2 || size_ == 4) pipe_with_a_first_stage_without_parameters_trains_as_one_process();
+    pipe_cut_by_measured_time_balances_the_stages();
     tmpdir_remove();
     pipe_refuses_bad_cuts_and_batches();
     CHECK(nb_dist_finalize() == NB_OK);

@@ -174,6 +174,15 @@ typedef struct nb_pipe_opts {
      * layers with parameters as stages). */
     const int *starts;
     float label_smoothing; /* of the cross-entropy (nb_ce_opts), in steps and evaluation */
+    /* With starts NULL: a micro-batch of inputs (the same shape on every rank, say a batch's
+     * first B / m rows) to cut by measured time instead of parameter counts, so that the stages
+     * take about equal times, as the bubble's theory assumes.  Every rank times each layer's
+     * forward and backward on it (the layer's input a copy that requires grad; in eval mode, so
+     * running statistics and random draws stay untouched) in thread CPU time, the least of 3
+     * runs; the times are summed over the ranks, and the cut whose slowest stage is fastest is
+     * taken (each stage at least one layer).  The loss is not timed.  The parameters' gradients
+     * are cleared after (nb_clear_grad).  NULL: the parameter-count cut. */
+    const nb_tensor *profile_input;
 } nb_pipe_opts;
 
 typedef struct nb_pipe nb_pipe;

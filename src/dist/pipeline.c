@@ -42,6 +42,7 @@
 #include "nabla/train.h" /* nb_count_correct */
 #include "../nn/module.h"
 
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -112,6 +113,93 @@ static void balanced_starts(const nb_module *seq, int stages, int *starts) {
     starts[stages] = n;
 }
 
+/* ---- cutting the model by measured time (nb_pipe_opts.profile_input) */
+
+enum { PROFILE_RUNS = 3 }; /* each layer's least time of these: a loaded machine's jitter only adds */
+
+/* t[i] = layer i's forward plus backward time on x, thread CPU seconds, in this run.  Each layer
+ * runs on a copy of its input that requires grad, so its backward is what it costs in a stage:
+ * its parameters' gradients and its input's.  Eval mode (set by the caller): BatchNorm's running
+ * statistics and Dropout's random draws stay untouched. */
+static nb_status profile_run(nb_module *seq, const nb_tensor *x, double *t) {
+    const nb_tensor *h = x;
+    for (int i = 0; i < seq->children.n; i++) {
+        nb_tensor *in = nb_zeros_like(h);
+        if (!in) return nb_error_code();
+        nb__copy_tensor(in, h);
+        if (nb_dtype_is_floating(in->dtype) && nb_set_requires_grad(in, true) != NB_OK) return nb_error_code();
+        double t0 = thread_seconds();
+        nb_tensor *out = nb_module_forward(NB__CHILD(seq, i), in);
+        if (!out) return nb_error_code();
+        t[i] = thread_seconds() - t0;
+        nb_tensor *ones = nb_requires_grad(out) ? nb_ones_like(out) : NULL;
+        t0 = thread_seconds();
+        if (ones && nb_backward_grad(out, ones) != NB_OK) return nb_error_code();
+        t[i] += thread_seconds() - t0;
+        h = out;
+    }
+    return NB_OK;
+}
+
+/* times[i]: layer i's least forward plus backward time over PROFILE_RUNS runs on x, summed over
+ * the ranks (every rank then cuts alike).  The parameters' gradients are cleared after. */
+static nb_status profile_layers(nb_module *seq, const nb_tensor *x, float *times, double *run) {
+    int n = seq->children.n;
+    bool training = nb_module_is_training(seq);
+    nb_status st = NB_OK;
+    nb_module_train(seq, false);
+    for (int k = 0; k < PROFILE_RUNS && st == NB_OK; k++) {
+        nb_scope_begin();
+        st = profile_run(seq, x, run);
+        nb_scope_end();
+        for (int i = 0; i < n && st == NB_OK; i++)
+            if (k == 0 || run[i] < times[i]) times[i] = (float)run[i];
+    }
+    nb_module_train(seq, training);
+    for (int i = 0; i < nb_module_num_params(seq); i++) nb_clear_grad(nb_module_param(seq, i, NULL));
+    if (st == NB_OK && nb_dist_is_initialized() && nb_dist_size() > 1)
+        st = nb__dist_allreduce_host("pipe_new", times, n, NB_REDUCE_SUM);
+    return st == NB_OK ? NB_OK : nb__fail_prefix("pipe_new: profiling the layers");
+}
+
+/* The cut of n layers of times t into `stages` runs of consecutive layers, each at least one,
+ * whose slowest stage is the fastest possible (dynamic programming, O(stages n^2)):
+ * best[s n1 + i] (n1 = n + 1) is the slowest stage of the best cut of layers 0 .. i - 1 into s
+ * stages, the least over k of max(best[(s - 1) n1 + k], t[k] + .. + t[i - 1]); from[..] that k. */
+static void fastest_starts(const float *t, int n, int stages, double *best, int *from, int *starts) {
+    int n1 = n + 1;
+    for (int i = 0; i <= n; i++) best[i] = i ? INFINITY : 0; /* 0 stages: only no layers */
+    for (int s = 1; s <= stages; s++)
+        for (int i = 0; i <= n; i++) {
+            double sum = 0, b = INFINITY;
+            int arg = 0;
+            for (int k = i - 1; k >= s - 1; k--) { /* stage s runs layers k .. i - 1 */
+                sum += t[k];
+                double worst = best[(s - 1) * n1 + k] > sum ? best[(s - 1) * n1 + k] : sum;
+                if (worst < b) b = worst, arg = k;
+            }
+            best[s * n1 + i] = b;
+            from[s * n1 + i] = arg;
+        }
+    starts[stages] = n;
+    for (int s = stages; s > 0; s--) starts[s - 1] = from[s * n1 + starts[s]];
+}
+
+/* starts by measured time on x (see nb_pipe_opts.profile_input). */
+static nb_status timed_starts(nb_module *seq, const nb_tensor *x, int stages, int *starts) {
+    int n = seq->children.n, n1 = n + 1;
+    float *times = nb__alloc(sizeof(float) * (size_t)n);
+    double *run = nb__alloc(sizeof(double) * (size_t)n), *best = nb__alloc(sizeof(double) * (size_t)((stages + 1) * n1));
+    int *from = nb__alloc(sizeof(int) * (size_t)((stages + 1) * n1));
+    nb_status st = times && run && best && from ? profile_layers(seq, x, times, run) : nb_error_code();
+    if (st == NB_OK) fastest_starts(times, n, stages, best, from, starts);
+    if (times) nb__dealloc(times, sizeof(float) * (size_t)n);
+    if (run) nb__dealloc(run, sizeof(double) * (size_t)n);
+    if (best) nb__dealloc(best, sizeof(double) * (size_t)((stages + 1) * n1));
+    if (from) nb__dealloc(from, sizeof(int) * (size_t)((stages + 1) * n1));
+    return st;
+}
+
 static bool starts_ok(const int *starts, int stages, int n) {
     if (starts[0] != 0) return false;
     for (int s = 0; s < stages; s++)
@@ -180,7 +268,11 @@ nb_pipe *nb_pipe_new(nb_module *seq, const nb_pipe_opts *opts) {
         return NULL;
     }
     if (o.starts) memcpy(p->starts, o.starts, sizeof(int) * (size_t)(stages + 1));
-    else balanced_starts(seq, stages, p->starts);
+    else if (!o.profile_input) balanced_starts(seq, stages, p->starts);
+    else if (timed_starts(seq, o.profile_input, stages, p->starts) != NB_OK) {
+        nb_pipe_free(p);
+        return NULL;
+    }
     p->first = p->starts[p->stage];
     p->end = p->starts[p->stage + 1];
     if (!drop_other_stages(p)) {
