@@ -5,6 +5,7 @@
  * the whole model) itself, so the comparison needs no communication.
  */
 #include "check.h"
+#include "dist_mlp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,22 +14,6 @@
 #define SKIP_CODE 77 /* the test's SKIP_RETURN_CODE in CMakeLists.txt */
 
 static int rank_, size_;
-
-/* the course's MLP on Fashion-MNIST-sized inputs, on random data */
-enum { FEATURES = 784, HIDDEN = 64, CLASSES = 10, BATCH = 64, STEPS = 100 };
-
-/* Random inputs in [-1, 1) and labels, the same on every rank (an LCG). */
-static void batch_data(int step, float *x, float *y) {
-    uint64_t s = 977 + (uint64_t)step * 7919;
-    for (int i = 0; i < BATCH * FEATURES; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        x[i] = (float)((s >> 40) / (double)(1 << 24)) * 2 - 1;
-    }
-    for (int i = 0; i < BATCH; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        y[i] = (float)((s >> 33) % CLASSES);
-    }
-}
 
 /* Linear(784, 64) ReLU [Linear(64, 64) ReLU]^(hidden - 1) Linear(64, 10), torch's init from seed. */
 static nb_module *mlp(uint64_t seed, int hidden) {
@@ -44,10 +29,7 @@ static nb_module *mlp(uint64_t seed, int hidden) {
 
 /* STEPS steps of cross-entropy on the same batches, SGD with momentum or Adam. */
 static void train(nb_module *m, bool adam) {
-    nb_tensor *params[16];
-    int n = nb_module_parameters(m, params, 16);
-    nb_optim *o = adam ? nb_adam_new(n, params, (nb_adam_opts){.lr = 0.001})
-                       : nb_sgd_new(n, params, (nb_sgd_opts){.lr = 0.05, .momentum = 0.9});
+    nb_optim *o = optim(m, adam);
     float *x = malloc(sizeof(float) * BATCH * FEATURES), y[BATCH];
     for (int step = 0; step < STEPS; step++) {
         batch_data(step, x, y);
@@ -61,24 +43,6 @@ static void train(nb_module *m, bool adam) {
     }
     free(x);
     nb_optim_free(o);
-}
-
-/* Every parameter of got within 1e-5 of the largest of want's, plus 1e-5 relative. */
-static void check_same_weights(const char *what, const nb_module *got, const nb_module *want) {
-    CHECK_EQ_INT(nb_module_num_params(got), nb_module_num_params(want));
-    for (int i = 0; i < nb_module_num_params(want); i++) {
-        const nb_tensor *p = nb_module_param(got, i, NULL), *q = nb_module_param(want, i, NULL);
-        CHECK_EQ_INT(nb_numel(p), nb_numel(q));
-        int64_t k = nb_numel(q);
-        float *g = host_vals(p), *r = host_vals(q);
-        double *w = malloc(sizeof(double) * (size_t)k), scale = 0;
-        for (int64_t j = 0; j < k; j++) {
-            w[j] = r[j];
-            if (fabs(w[j]) > scale) scale = fabs(w[j]);
-        }
-        CHECK_ARRAY(what, g, w, (long)k, 1e-5 * scale, 1e-5);
-        free(w);
-    }
 }
 
 /* Each rank starts from another initialisation, which nb_tp_shard replaces by rank 0's; after
