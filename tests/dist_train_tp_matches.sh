@@ -10,6 +10,7 @@ nabla=$1 mpiexec=$2 np=$3
 tmp=$(mktemp -d /tmp/nabla-dist-tp.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "dist_train_tp_matches: $*" >&2; exit 1; }
+. "$(dirname "$0")/same_model.sh"
 
 be32() { printf "\\$(printf '%03o' $(($1 >> 24 & 255)))\\$(printf '%03o' $(($1 >> 16 & 255)))"; \
          printf "\\$(printf '%03o' $(($1 >> 8 & 255)))\\$(printf '%03o' $(($1 & 255)))"; }
@@ -34,22 +35,8 @@ run tp --epochs 2 --out "$tmp/tp"
 grep -q "ColumnParallelLinear" "$tmp/tp.err" || { cat "$tmp/tp.err"; fail "the model was not split"; }
 [ -f "$tmp/tp/shard-$((np - 1))-of-$np/checkpoint.safetensors" ] || fail "no checkpoint of the last rank's shard"
 
-# the float32 weights after each file's header (8-byte length, then JSON), and the header but
-# its checksum (of the weights, which differ in their last bits)
-floats() { od -A n -v -t f4 -j $((8 + $(od -A n -t u8 -N 8 "$1"))) "$1" | tr -s ' ' '\n' | grep -v '^$'; }
-header() { head -c $((8 + $(od -A n -t u8 -N 8 "$1"))) "$1" | tail -c +9 | sed 's/"nabla.file_crc32":"[0-9a-f]*",//'; }
-[ "$(header "$tmp/one/model.safetensors")" = "$(header "$tmp/tp/model.safetensors")" ] ||
-    fail "the whole model's file names other tensors, shapes or metadata than one process's"
-floats "$tmp/one/model.safetensors" > "$tmp/one.f"
-floats "$tmp/tp/model.safetensors" > "$tmp/tp.f"
-paste "$tmp/one.f" "$tmp/tp.f" | awk '
-    function abs(x) { return x < 0 ? -x : x }
-    { a[NR] = $1; b[NR] = $2; if (abs($1) > big) big = abs($1) }
-    END {
-        for (i = 1; i <= NR; i++) { d = abs(a[i] - b[i]); if (d > worst) worst = d
-            if (d > 1e-5 * big + 1e-5 * abs(a[i])) { printf "weight %d: %.9g vs %.9g\n", i, a[i], b[i]; bad = 1 } }
-        printf "dist_train_tp_matches: %d weights, largest difference %.3g (largest weight %.3g)\n", NR, worst, big
-        exit bad }' || fail "$np ranks and one process trained different models"
+same_model dist_train_tp_matches "$tmp/one/model.safetensors" "$tmp/tp/model.safetensors" ||
+    fail "$np ranks and one process trained different models"
 
 # one process loads the whole model
 "$nabla" eval "$tmp/tp/model.safetensors" --data "$tmp/data" > "$tmp/eval.txt" 2>&1 || { cat "$tmp/eval.txt"; fail "one process cannot load the whole model"; }
