@@ -1,7 +1,8 @@
 /*
  * test_text_cli.c — `nabla convert-brown` on the small sample in tests/data/brown: the compact
  * form it writes loads back, and a missing or garbled package is an error that names it, with
- * exit status 1.  argv[1] is the built command (CMake passes it).
+ * exit status 1.  `nabla text`: the task table, and `text word2vec` on that sample.  argv[1] is
+ * the built command (CMake passes it).
  */
 #include "check.h"
 #include "tmpdir.h"
@@ -9,11 +10,10 @@
 static const char *nabla;
 static char *out_text, *err_text;
 
-/* Runs `nabla convert-brown package [out]`; its exit status, stdout and stderr kept. */
-static int convert(const char *package, const char *out) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' convert-brown '%s' %s%s%s >'%s' 2>'%s'", nabla, package,
-             out ? "'" : "", out ? out : "", out ? "'" : "", tpath("stdout.txt"), tpath("stderr.txt"));
+/* Runs `nabla ARGS` (a shell word list); its exit status, stdout and stderr kept. */
+static int run_nabla(const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", nabla, args, tpath("stdout.txt"), tpath("stderr.txt"));
     int status = system(cmd);
     free(out_text);
     free(err_text);
@@ -21,6 +21,14 @@ static int convert(const char *package, const char *out) {
     out_text = read_all(tpath("stdout.txt"), &n);
     err_text = read_all(tpath("stderr.txt"), &n);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* `nabla convert-brown package [out]`. */
+static int convert(const char *package, const char *out) {
+    char args[2048];
+    snprintf(args, sizeof args, "convert-brown '%s' %s%s%s", package, out ? "'" : "", out ? out : "",
+             out ? "'" : "");
+    return run_nabla(args);
 }
 
 static void convert_brown_writes_a_compact_corpus_that_loads(void) {
@@ -47,12 +55,48 @@ static void convert_brown_names_a_missing_or_garbled_package(void) {
     CHECK_EQ_INT(convert("tests/data/brown", NULL), 2); /* one argument missing */
 }
 
+static void text_lists_its_tasks_and_refuses_an_unknown_one(void) {
+    CHECK_EQ_INT(run_nabla("text"), 2);
+    CHECK_STR_CONTAINS(err_text, "word2vec");
+    CHECK_EQ_INT(run_nabla("text --help"), 0);
+    CHECK_STR_CONTAINS(out_text, "word2vec");
+    CHECK_EQ_INT(run_nabla("text sing"), 2);
+    CHECK_STR_CONTAINS(err_text, "unknown task 'sing'");
+}
+
+/* The sample's 40 words, lower-cased, every word kept: the .vec file's header is "V-2 dim" and
+ * it has a line per word; neighbours are printed for a word of the sample and an unknown one
+ * is named. */
+static void text_word2vec_writes_vectors_in_the_word2vec_format(void) {
+    char args[2048];
+    const char *vec = tpath("w.vec");
+    snprintf(args, sizeof args, "text word2vec '%s' --min-count 1 --dim 8 --epochs 2 --words the,zyzzyva "
+             "--k 3 --analogies the:a:of --out '%s'", tpath("out/brown"), vec);
+    CHECK_EQ_INT(run_nabla(args), 0);
+    CHECK_STR_CONTAINS(out_text, "words/s");
+    CHECK_STR_CONTAINS(out_text, "  the ");
+    CHECK_STR_CONTAINS(out_text, "zyzzyva      (not in the vocabulary)");
+    CHECK_STR_CONTAINS(out_text, "the : a :: of : ");
+    size_t n;
+    char *text = read_all(vec, &n);
+    int v = 0, dim = 0, lines = 0;
+    CHECK(text && sscanf(text, "%d %d", &v, &dim) == 2);
+    for (size_t i = 0; text && i < n; i++) lines += text[i] == '\n';
+    CHECK_EQ_INT(dim, 8);
+    CHECK(v > 10 && lines == v + 1);
+    free(text);
+    CHECK_EQ_INT(run_nabla("text word2vec /nonexistent/brown"), 1);
+    CHECK_STR_CONTAINS(err_text, "/nonexistent/brown");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return fprintf(stderr, "usage: test_text_cli PATH_TO_NABLA\n"), 2;
     nabla = argv[1];
     if (!tmpdir_make("nb_test_text_cli")) return 1;
     convert_brown_writes_a_compact_corpus_that_loads();
     convert_brown_names_a_missing_or_garbled_package();
+    text_lists_its_tasks_and_refuses_an_unknown_one();
+    text_word2vec_writes_vectors_in_the_word2vec_format();
     free(out_text);
     free(err_text);
     tmpdir_remove();

