@@ -256,4 +256,74 @@ NB_API int32_t nb_word2vec_analogy(const nb_tensor *vectors, int32_t a, int32_t 
  * "V-2 dim", then a line "word x1 x2 ..." per id >= 2, written atomically. */
 NB_API nb_status nb_word2vec_save(const nb_tensor *vectors, const nb_vocab *vocab, const char *path);
 
+/* ---------------------------------------------------------------- passages and genres
+ * Genre classification of passages: each document of a corpus cut into passages of whole
+ * consecutive sentences (at most max_words words; a longer sentence is cut into pieces of
+ * max_words), each labelled with its document's genre.  A passage is the range
+ * words[start, start + len) of the corpus, since a document's sentences are contiguous.
+ */
+typedef struct {
+    int64_t start, len; /* the corpus's words [start, start + len) */
+    int32_t doc, genre; /* its document (index in docs) and that document's genre */
+} nb_passage;
+
+typedef struct {
+    int64_t n;
+    nb_passage *at; /* [n], documents in the corpus's order, passages in the text's */
+    int64_t cap;    /* allocated slots (the list's own) */
+} nb_passages;
+
+typedef struct {
+    int64_t max_words; /* 0: 150 */
+    int64_t min_words; /* shorter passages (a document's tail) are left out; 0: none */
+} nb_passage_opts;
+
+/* The passages of every document of c.  NB_ERR_ARG for max_words < 1, min_words outside
+ * [0, max_words], or no passage at all; NB_ERR_NULL.  Released with nb_passages_free. */
+NB_API nb_passages *nb_passages_make(const nb_corpus_ids *c, nb_passage_opts opts);
+NB_API void nb_passages_free(nb_passages *p);
+/* Splits the documents (not the passages: no passage of a held-out document is in training):
+ * test[d] is true for the held-out ones.  Stratified by genre: in each genre round(test_frac x
+ * its documents) are held out, at least 1 when it has 2 or more and never all of them, chosen
+ * by a shuffle seeded with seed alone.  NB_ERR_ARG for test_frac outside (0, 1); NB_ERR_NULL. */
+NB_API nb_status nb_corpus_split(const nb_corpus_ids *c, double test_frac, uint64_t seed, bool *test);
+
+/* ---------------------------------------------------------------- TF-IDF
+ * scikit-learn's TfidfVectorizer with its defaults on documents of token ids:
+ *   x(t, d) = tf(t, d) idf(t), each row divided by its L2 norm (a row of zeros stays zeros),
+ *   tf      the count of t in d (1 + ln(count) with sublinear_tf),
+ *   idf(t)  ln((1 + n) / (1 + df(t))) + 1, n training documents of which df(t) hold t
+ *           (ln(n / df(t)) + 1 with no_smooth_idf).
+ * The features are the ids (>= 2: <pad> and <unk> never are) held by at least min_df training
+ * documents, with max_features the most frequent of them by total count (ties: the smaller
+ * id), as columns in increasing order of id.  Documents are docs[d][0..lens[d]), ids < n_ids.
+ */
+typedef struct nb_tfidf nb_tfidf;
+
+typedef struct {
+    int64_t min_df;       /* 0 or 1: every id seen */
+    int64_t max_features; /* 0: no limit */
+    bool sublinear_tf;
+    bool no_smooth_idf;
+    bool no_norm;         /* rows left as tf x idf */
+} nb_tfidf_opts;
+
+/* Fits the vocabulary and idf on training documents.  NB_ERR_ARG for n_ids < 3, negative
+ * options, no document, a negative length, an id outside [0, n_ids) (naming the document and
+ * the position), or no id left as a feature; NB_ERR_NULL for NULL arrays. */
+NB_API nb_tfidf *nb_tfidf_fit(const int32_t *const *docs, const int64_t *lens, int64_t n_docs,
+                              int32_t n_ids, nb_tfidf_opts opts);
+NB_API void nb_tfidf_free(nb_tfidf *t);
+NB_API int64_t nb_tfidf_size(const nb_tfidf *t);             /* features F; -1 for NULL */
+NB_API int64_t nb_tfidf_column(const nb_tfidf *t, int32_t id); /* id's column, -1 if none */
+NB_API double nb_tfidf_idf(const nb_tfidf *t, int32_t id);     /* 0 when id is no feature */
+/* The rows of n_docs documents into out[n_docs, F] (host floats, as nb_dataset_desc's x_f32
+ * takes them).  Ids that are not features are ignored; errors as nb_tfidf_fit's for the
+ * documents. */
+NB_API nb_status nb_tfidf_transform_rows(const nb_tfidf *t, const int32_t *const *docs,
+                                         const int64_t *lens, int64_t n_docs, float *out);
+/* The same rows as a new tensor [n_docs, F] (scope rule). */
+NB_API nb_tensor *nb_tfidf_transform(const nb_tfidf *t, const int32_t *const *docs,
+                                     const int64_t *lens, int64_t n_docs);
+
 #endif

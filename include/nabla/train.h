@@ -24,6 +24,15 @@ extern "C" {
 /* Number of rows of logits [N, C] whose argmax equals the int32 label [N]; -1 on error
  * (NB_ERR_SHAPE for other shapes, NB_ERR_DTYPE for labels that are not int32). */
 NB_API int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels);
+/* The confusion matrix of n predictions: counts[t * classes + p] is how many samples of true
+ * class t were predicted p (counts[classes * classes], overwritten).  NB_ERR_ARG naming the first
+ * sample whose class is outside [0, classes), or classes < 1 or n < 0; NB_ERR_NULL. */
+NB_API nb_status nb_confusion_matrix(const int32_t *truth, const int32_t *pred, int64_t n,
+                                     int32_t classes, int64_t *counts);
+/* Macro-averaged F1 of a confusion matrix (scikit-learn's f1_score(average='macro')): the mean
+ * over classes of 2 TP / (2 TP + FP + FN), over the classes that occur as a true or a predicted
+ * class (a class with TP = 0 counts 0); 0 when no class occurs, NaN for NULL or classes < 1. */
+NB_API double nb_macro_f1(const int64_t *counts, int32_t classes);
 
 /* ---------------------------------------------------------------- progress bar
  * On a terminal: one line redrawn in place (at most 10 times a second):

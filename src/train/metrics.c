@@ -1,6 +1,8 @@
-/* metrics.c — classification accuracy from logits and labels. */
+/* metrics.c — classification accuracy from logits and labels; confusion matrices and macro-F1. */
 #include "nabla/train.h"
 #include "../core/core.h"
+
+#include <math.h>
 
 int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels) {
     if (!nb__alive(logits)) return nb__fail_input("count_correct", logits), -1;
@@ -22,4 +24,33 @@ int64_t nb_count_correct(nb_tensor *logits, nb_tensor *labels) {
     if (p) nb__host_free(p, pred);
     nb_tensor_free(pred);
     return y ? correct : -1;
+}
+
+nb_status nb_confusion_matrix(const int32_t *truth, const int32_t *pred, int64_t n,
+                              int32_t classes, int64_t *counts) {
+    if (!truth || !pred || !counts) return nb__fail_status(NB_ERR_NULL, "confusion_matrix: an array is NULL");
+    if (classes < 1 || n < 0)
+        return nb__fail_status(NB_ERR_ARG, "confusion_matrix: %d classes, %lld samples", classes, (long long)n);
+    for (int64_t i = 0; i < (int64_t)classes * classes; i++) counts[i] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (truth[i] < 0 || truth[i] >= classes || pred[i] < 0 || pred[i] >= classes)
+            return nb__fail_status(NB_ERR_ARG, "confusion_matrix: sample %lld: class %d predicted "
+                                   "%d, each must be in [0, %d)", (long long)i, truth[i], pred[i], classes);
+        counts[(int64_t)truth[i] * classes + pred[i]]++;
+    }
+    return NB_OK;
+}
+
+double nb_macro_f1(const int64_t *counts, int32_t classes) {
+    if (!counts || classes < 1) return NAN;
+    double sum = 0;
+    int32_t seen = 0;
+    for (int32_t c = 0; c < classes; c++) {
+        int64_t tp = counts[(int64_t)c * classes + c], row = 0, col = 0; /* row: true c; col: predicted c */
+        for (int32_t k = 0; k < classes; k++) row += counts[(int64_t)c * classes + k], col += counts[(int64_t)k * classes + c];
+        if (row == 0 && col == 0) continue;
+        seen++;
+        sum += 2.0 * (double)tp / (double)(row + col); /* 2 TP / (2 TP + FP + FN) */
+    }
+    return seen ? sum / seen : 0;
 }
