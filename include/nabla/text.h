@@ -224,7 +224,8 @@ NB_API nb_dataset *nb_lm_dataset_new(const int32_t *stream, int64_t n, int64_t c
  * Mikolov et al. 2013 ("Distributed Representations of Words and Phrases"): skip-gram or CBOW
  * with negative sampling (noise drawn from counts^0.75) and subsampling of frequent words (a word
  * of frequency f is kept with probability (sqrt(f / sample) + 1) sample / f, word2vec.c's rule),
- * the learning rate falling linearly to lr * 1e-4, one thread, random numbers from opts.seed only.
+ * the learning rate falling linearly with the share of the words read (those subsampling drops
+ * included, as word2vec.c counts them) to lr * 1e-4, one thread, random numbers from opts.seed only.
  * Trained on a stream of ids of vocab (ids < 2, <pad> and <unk>, are left out).
  */
 typedef struct {

@@ -21,4 +21,8 @@ nb_tokens *nb__tokens_new(void);
  * contents kept); false with NB_ERR_MEMORY. */
 bool nb__grow(void **p, int64_t *cap, int64_t need, size_t elem);
 
+/* word2vec's learning rate for word i of the nk kept (after subsampling) in epoch ep of epochs:
+ * falls linearly with the share of the training done, to lr 1e-4 (src/text/word2vec.c). */
+float nb__word2vec_lr(float lr, int32_t ep, int32_t epochs, int64_t i, int64_t nk);
+
 #endif

@@ -129,6 +129,15 @@ static void train_window(model *m, const int32_t *w, int64_t n, int64_t i,
         for (size_t j = 0; c != i && j < dim; j++) m->in[(size_t)w[c] * dim + j] += m->e[j];
 }
 
+/* word2vec.c's schedule: lr (1 - progress), progress the share of the training's words read so
+ * far (the words subsampling drops count as read, as word2vec.c's word_count counts them), so
+ * the rate falls to its floor lr 1e-4 at the end whatever share subsampling keeps.  Word i of
+ * the nk kept in epoch ep stands at progress (ep + i / nk) / epochs. */
+float nb__word2vec_lr(float lr, int32_t ep, int32_t epochs, int64_t i, int64_t nk) {
+    double progress = ((double)ep + (double)i / (double)nk) / (double)epochs;
+    return (float)(lr * fmax(1e-4, 1 - progress));
+}
+
 static nb_status check_opts(nb_word2vec_opts *o, const int32_t *stream, int64_t n, const nb_vocab *v) {
     if (!o->dim) o->dim = 100;
     if (!o->window) o->window = 5;
@@ -165,15 +174,12 @@ nb_tensor *nb_word2vec_train(const int32_t *stream, int64_t n, const nb_vocab *v
         nb__fail(NB_ERR_ARG, "word2vec_train: the vocabulary's counts are all 0 (build it with "
                  "nb_vocab_build, which counts)");
     if (ready) {
-        int64_t steps = (int64_t)opts.epochs * n, done = 0;
         for (int32_t ep = 0; ep < opts.epochs; ep++) {
             int64_t nk = 0; /* the epoch's words after subsampling */
             for (int64_t i = 0; i < n; i++)
                 if (stream[i] >= 2 && next_unit(&r) < m.keep[stream[i]]) kept[nk++] = stream[i];
-            for (int64_t i = 0; i < nk; i++, done++) {
-                float lr = opts.lr * fmaxf(1e-4f, 1 - (float)done / (float)(steps + 1));
-                train_window(&m, kept, nk, i, &opts, lr, &r);
-            }
+            for (int64_t i = 0; i < nk; i++)
+                train_window(&m, kept, nk, i, &opts, nb__word2vec_lr(opts.lr, ep, opts.epochs, i, nk), &r);
         }
         result = nb_from_data(m.in, 2, (const int64_t[]){m.V, m.dim});
     }

@@ -11,7 +11,9 @@
  *           logistic regression: one Linear layer, cross-entropy, Adam with an L2 penalty
  *           (--l2, Adam's weight_decay: added to the gradient);
  *   neural  the mean of the passage's word embeddings (a bag of embeddings, fastText's model)
- *           into an MLP: dropout, Linear, ReLU, dropout, Linear; Adam.
+ *           into an MLP: dropout, Linear, ReLU, dropout, Linear; Adam.  With --w2v the
+ *           embeddings start from skip-gram vectors (nb_word2vec_train) trained on the
+ *           training passages alone.
  * Both train with nb_fit, evaluated each epoch on the held-out passages (no model selection on
  * them: the last epoch's model is reported).  Printed: accuracy, macro-F1 and the confusion
  * matrix on the held-out passages, and the same figures for Brown's coarse split (informative
@@ -31,7 +33,7 @@ typedef struct {
     const char *model;
     int passage_words, min_words, min_count, epochs, batch, seed, dim, hidden, min_df, max_features;
     double test_frac, lr, l2, dropout;
-    bool sublinear;
+    bool sublinear, w2v;
 } genre_opts;
 
 /* The corpus as the models see it: words lower-cased and mapped to a vocabulary of the
@@ -345,6 +347,30 @@ static int run_tfidf(const genre_data *g, const genre_opts *o) {
     return rc;
 }
 
+/* The embedding's weight [V, E] set to skip-gram vectors of the training passages' words (the
+ * vocabulary counts them), the <pad> row zero. */
+static bool init_from_word2vec(const genre_data *g, nb_module *m, const genre_opts *o) {
+    int64_t n = 0;
+    for (int64_t k = 0; k < g->n_train; k++) n += g->passages->at[g->train[k]].len;
+    int32_t *stream = malloc((size_t)n * sizeof *stream);
+    if (!stream) return fprintf(stderr, "nabla text genre: out of memory\n"), false;
+    n = 0;
+    for (int64_t k = 0; k < g->n_train; k++) {
+        const nb_passage *p = &g->passages->at[g->train[k]];
+        memcpy(stream + n, g->ids + p->start, (size_t)p->len * sizeof *stream);
+        n += p->len;
+    }
+    nb_word2vec_opts wo = {.dim = o->dim, .sample = 1e-3f, .seed = (uint64_t)o->seed};
+    nb_tensor *vec = nb_word2vec_train(stream, n, g->vocab, wo);
+    free(stream);
+    nb_tensor *w = nb_module_find(m, "embedding.weight");
+    bool ok = vec && w && nb_copy(w, vec) == NB_OK;
+    for (int64_t j = 0; ok && j < o->dim; j++) ok = nb_set(w, (int64_t[]){NB_PAD_ID, j}, 0) == NB_OK;
+    nb_tensor_free(vec);
+    if (ok) printf("embeddings from skip-gram vectors of the training passages (%lld words, 5 epochs)\n", (long long)n);
+    return ok || cli_fail("text genre: word2vec") == 0;
+}
+
 static int run_neural(const genre_data *g, const genre_opts *o) {
     int64_t V = nb_vocab_size(g->vocab), C = g->corpus->genres.n;
     printf("neural: mean of %d-dim embeddings of %lld words, MLP %d-%d-%lld, dropout %g, Adam lr %g, "
@@ -352,6 +378,7 @@ static int run_neural(const genre_data *g, const genre_opts *o) {
     nb_dataset *train = ids_dataset(g, g->train, g->n_train, o->passage_words);
     nb_dataset *test = ids_dataset(g, g->test, g->n_test, o->passage_words);
     nb_module *m = bag_new(V, o->dim, o->hidden, C, (float)o->dropout);
+    if (m && o->w2v && !init_from_word2vec(g, m, o)) nb_module_free(m), m = NULL;
     int rc = train && test && m ? train_and_report(g, m, train, test, o) : cli_fail("text genre: neural");
     nb_module_free(m);
     nb_dataset_free(train);
@@ -398,6 +425,7 @@ int cmd_text_genre(int argc, char **argv) {
         {"dim", FLAG_INT, &o.dim, "neural: embedding size", "[1, 4096]"},
         {"hidden", FLAG_INT, &o.hidden, "neural: hidden units of the MLP", "[1, 4096]"},
         {"dropout", FLAG_FLOAT, &o.dropout, "neural: dropout before each Linear", "[0, 1)"},
+        {"w2v", FLAG_BOOL, &o.w2v, "neural: embeddings start from skip-gram vectors of the training passages"},
     };
     const char *usage = "usage: nabla text genre BROWN_DIR [options]\n\n"
                         "Genre classification of passages of the Brown corpus as `nabla convert-brown` wrote it:\n"
