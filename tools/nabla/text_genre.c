@@ -10,7 +10,7 @@
  *   tfidf   TF-IDF rows (nb_tfidf_fit on the training passages, scikit-learn's formula) into
  *           logistic regression: one Linear layer, cross-entropy, Adam with an L2 penalty
  *           (--l2, Adam's weight_decay: added to the gradient);
- *   neural  the mean of the passage's word embeddings (a bag of embeddings, fastText's model)
+ *   neural  the mean of the passage's word embeddings (a bag of embeddings, as fastText's)
  *           into an MLP: dropout, Linear, ReLU, dropout, Linear; Adam.  With --w2v the
  *           embeddings start from skip-gram vectors (nb_word2vec_train) trained on the
  *           training passages alone.
@@ -58,14 +58,18 @@ static void genre_data_free(genre_data *g) {
     nb_corpus_ids_free(g->corpus);
 }
 
-/* The lower-cased spelling of every word id of the corpus's vocabulary. */
-static char **lower_words(const nb_vocab *v) {
-    int32_t V = nb_vocab_size(v);
+static void free_words(char **low, int32_t V) {
+    for (int32_t id = 0; low && id < V; id++) free(low[id]);
+    free(low);
+}
+
+/* The lower-cased spelling of every word id of the corpus's vocabulary (V of them). */
+static char **lower_words(const nb_vocab *v, int32_t V) {
     char **low = calloc((size_t)V, sizeof *low);
     for (int32_t id = 0; low && id < V; id++) {
         const char *w = nb_vocab_token(v, id);
         size_t n = strlen(w);
-        if (!(low[id] = malloc(n + 1))) return NULL; /* the command ends: no need to free */
+        if (!(low[id] = malloc(n + 1))) return free_words(low, V), NULL;
         for (size_t i = 0; i <= n; i++) low[id][i] = (char)tolower((unsigned char)w[i]);
     }
     return low;
@@ -74,10 +78,14 @@ static char **lower_words(const nb_vocab *v) {
 /* The vocabulary of the training passages' lower-cased words, and every word's id in it. */
 static bool build_vocab(genre_data *g, int min_count) {
     const nb_corpus_ids *c = g->corpus;
-    char **low = lower_words(c->word_vocab);
+    int32_t V = nb_vocab_size(c->word_vocab);
+    char **low = lower_words(c->word_vocab, V);
     const char **tokens = malloc((size_t)c->n_words * sizeof *tokens);
     g->ids = malloc((size_t)c->n_words * sizeof *g->ids);
-    if (!low || !tokens || !g->ids) return fprintf(stderr, "nabla text genre: out of memory\n"), false;
+    if (!low || !tokens || !g->ids) {
+        free_words(low, V), free(tokens);
+        return fprintf(stderr, "nabla text genre: out of memory\n"), false;
+    }
     int64_t n = 0;
     for (int64_t k = 0; k < g->n_train; k++) {
         const nb_passage *p = &g->passages->at[g->train[k]];
@@ -85,8 +93,7 @@ static bool build_vocab(genre_data *g, int min_count) {
     }
     g->vocab = nb_vocab_build(tokens, n, (nb_vocab_opts){.min_count = min_count});
     for (int64_t i = 0; g->vocab && i < c->n_words; i++) g->ids[i] = nb_vocab_id(g->vocab, low[c->words[i]]);
-    for (int32_t id = 0; id < nb_vocab_size(c->word_vocab); id++) free(low[id]);
-    free(low);
+    free_words(low, V);
     free(tokens);
     return g->vocab || cli_fail("text genre: vocabulary") == 0;
 }
@@ -287,8 +294,8 @@ static bool report(const genre_data *g, const int32_t *pred) {
     }
     ok = ok && nb_confusion_matrix(truth, pred, n, C, counts) == NB_OK;
     if (ok) {
-        printf("held-out passages: %lld, accuracy %.2f %%, macro-F1 %.4f (15 genres: chance %.2f %%)\n",
-               (long long)n, 100.0 * (double)correct / (double)n, nb_macro_f1(counts, C), 100.0 / C);
+        printf("held-out passages: %lld, accuracy %.2f %%, macro-F1 %.4f (%d genres: chance %.2f %%)\n",
+               (long long)n, 100.0 * (double)correct / (double)n, nb_macro_f1(counts, C), C, 100.0 / C);
         print_confusion(counts, &g->corpus->genres);
     }
     if (ok && coarse && nb_confusion_matrix(ct, cp, n, 2, m) == NB_OK)
