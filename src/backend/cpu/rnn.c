@@ -121,6 +121,27 @@ static void skip_row(const nb_rnn_geom *g, const step_io *io, int64_t r) {
     if (io->cx) memcpy(io->cx + at, io->c + at, bytes);
 }
 
+/* The rows of one step, shared out over the pool (each row's work is independent). */
+typedef struct {
+    const nb_rnn_geom *g;
+    const step_io *io;
+    int64_t t;
+} forward_job;
+
+static void forward_rows(void *ctx, int64_t lo, int64_t hi) {
+    const forward_job *j = ctx;
+    for (int64_t r = lo; r < hi; r++) {
+        if (valid(j->g, j->t, r)) forward_row(j->g, j->io, r);
+        else skip_row(j->g, j->io, r);
+    }
+}
+
+/* Whether a step's elementwise work is worth the pool (B G H elements, a few transcendental
+ * functions each). */
+static bool rows_in_parallel(const nb_rnn_geom *g) {
+    return g->batch > 1 && 8 * g->batch * nb__rnn_gates(g->cell) * g->hidden > NB__CPU_PARALLEL_MIN;
+}
+
 void nb__cpu_rnn_layer(float *y, float *reserve, const float *xp, const float *w, const float *b,
                        const float *s0, const nb_rnn_geom *g) {
     int64_t bs = g->batch, h = g->hidden, bh = bs * h, t_all = g->steps;
@@ -145,10 +166,7 @@ void nb__cpu_rnn_layer(float *y, float *reserve, const float *xp, const float *w
             for (int64_t j = 0; j < gh; j++)
                 io.act[r * gh + j] = gru ? b[j] : io.xp[r * gh + j] + b[j];
         nb__cpu_gemm(false, true, bs, gh, h, 1.0f, io.h, h, w, h, 1.0f, io.act, gh);
-        for (int64_t r = 0; r < bs; r++) {
-            if (valid(g, t, r)) forward_row(g, &io, r);
-            else skip_row(g, &io, r);
-        }
+        nb__parallel_for(rows_in_parallel(g), bs, forward_rows, &(forward_job){g, &io, t});
     }
 }
 
@@ -190,6 +208,27 @@ static void backward_row(const nb_rnn_geom *g, const reserve_of *l, int64_t t, i
     }
 }
 
+typedef struct {
+    const nb_rnn_geom *g;
+    const reserve_of *l;
+    int64_t t;
+    float *da, *dp, *dh, *dc;
+    const float *dyt;
+} backward_job;
+
+static void backward_rows(void *ctx, int64_t lo, int64_t hi) {
+    const backward_job *j = ctx;
+    int64_t gh = nb__rnn_gates(j->g->cell) * j->g->hidden;
+    for (int64_t r = lo; r < hi; r++) {
+        if (valid(j->g, j->t, r)) {
+            backward_row(j->g, j->l, j->t, r, j->da + r * gh, j->dp + r * gh, j->dh, j->dc, j->dyt);
+        } else {
+            memset(j->da + r * gh, 0, sizeof(float) * (size_t)gh);
+            memset(j->dp + r * gh, 0, sizeof(float) * (size_t)gh);
+        }
+    }
+}
+
 void nb__cpu_rnn_layer_backward(float *dxp, float *dw, float *db, float *ds0, float *work,
                                 const float *w, const float *reserve, const float *dy,
                                 const nb_rnn_geom *g) {
@@ -203,14 +242,8 @@ void nb__cpu_rnn_layer_backward(float *dxp, float *dw, float *db, float *ds0, fl
     for (int64_t k = t_all - 1; k >= 0; k--) {
         int64_t t = step_of(g, k);
         float *da = dxp + t * bs * gh, *dp = dpall + t * bs * gh;
-        for (int64_t r = 0; r < bs; r++) {
-            if (valid(g, t, r)) {
-                backward_row(g, &l, t, r, da + r * gh, dp + r * gh, dh, dc, dy + t * bh);
-            } else {
-                memset(da + r * gh, 0, sizeof(float) * (size_t)gh);
-                memset(dp + r * gh, 0, sizeof(float) * (size_t)gh);
-            }
-        }
+        nb__parallel_for(rows_in_parallel(g), bs, backward_rows,
+                         &(backward_job){g, &l, t, da, dp, dh, dc, dy + t * bh});
         nb__cpu_gemm(false, false, bs, h, gh, 1.0f, dp, gh, w, h, 1.0f, dh, h);
     }
     nb__cpu_gemm(true, false, gh, h, t_all * bs, 1.0f, dpall, gh, l.hp, h, 0.0f, dw, h);
