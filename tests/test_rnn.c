@@ -595,6 +595,26 @@ static void bad_inputs_are_refused_with_their_names(void) {
     nb_module_free(m), nb_module_free(gru), nb_module_free(lin), nb_module_free(cell);
 }
 
+/* The fused ops (no public function) check their inputs with messages naming them. */
+static void fused_ops_refuse_inputs_that_disagree(void) {
+    nb_scope_begin();
+    nb_tensor *xp = nb_zeros(NB_SHAPE(4, 2, 6)), *w = nb_zeros(NB_SHAPE(6, 2)), *b = nb_zeros(NB_SHAPE(6));
+    nb_tensor *s0 = nb_zeros(NB_SHAPE(1, 2, 2)), *mask = nb_ones(NB_SHAPE(4, 3));
+    CHECK(nb__apply(NB_OP_GRU_LAYER, 5, (nb_tensor *[]){xp, w, b, s0, mask}, &(nb_op_args){0}) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_SHAPE);
+    CHECK_STR_CONTAINS(nb_error_message(), "gru_layer: xp [4,2,6], w_hh [6,2], b_hh [6], s0 [1,2,2], "
+                                           "mask [4,3] do not agree (want [T, B, 3H], [3H, H], [3H], "
+                                           "[1, B, H], mask [T, B])");
+    CHECK(nb__apply(NB_OP_LSTM_LAYER, 4, (nb_tensor *[]){xp, w, b, s0}, &(nb_op_args){0}) == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "lstm_layer: xp [4,2,6], w_hh [6,2], b_hh [6], s0 [1,2,2] "
+                                           "do not agree (want [T, B, 4H], [4H, H], [4H], [2, B, H]");
+    CHECK(nb__apply(NB_OP_RNN_TANH_LAYER, 3, (nb_tensor *[]){xp, w, b}, &(nb_op_args){0}) == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "rnn_tanh_layer: takes xp, w_hh, b_hh, s0 and an optional "
+                                           "mask, got 3 inputs");
+    nb_error_clear();
+    nb_scope_end();
+}
+
 /* One forward and backward with no scope open (with lengths: masked steps); the results
  * freed. */
 static void heap_run(nb_module *m, const int64_t *lengths, bool lstm) {
@@ -642,6 +662,7 @@ int main(void) {
     lstm_and_gru_learn_to_remember_the_first_step();
     model_file_builds_embedding_and_recurrent_layers();
     bad_inputs_are_refused_with_their_names();
+    fused_ops_refuse_inputs_that_disagree();
     heap_mode_forward_and_backward_leave_nothing();
     return check_summary();
 }

@@ -1,7 +1,7 @@
 /*
  * recurrent.c — RNN (tanh, relu), LSTM and GRU layers and their cells, as torch.nn has them,
- * written with ops so autograd derives the backward (gradients of inputs, weights and initial
- * states, to any order).
+ * with gradients of inputs, weights and initial states, to any order: the layers' directions
+ * as fused nodes, the cells (and the layers' composite path) written with ops.
  *
  * Shapes: T steps, B batch, I input size, H hidden size, G gates (1 RNN, 4 LSTM, 3 GRU), L
  * layers, D directions.  A cell step (torch's aten/src/ATen/native/RNN.cpp cells, in the same
@@ -17,7 +17,8 @@
  * t >= length are masked (m_t [B, 1]): their output is zero, their states keep their previous
  * values (h = where(m, h', h)), so the final states are those of the last valid step and the
  * reverse direction, which runs t = T-1 .. 0, starts from h0 at each sequence's own last step.
- * Steps where every sequence is valid carry no mask.
+ * Steps where every sequence is valid carry no mask; the fused path takes all of them as one
+ * [T, B] mask (none when every length is T).
  *
  * Each direction of each layer runs as one fused node (ops rnn_tanh_layer, rnn_relu_layer,
  * lstm_layer, gru_layer in ops/rnn.c: all steps in one kernel call, masks included), unless

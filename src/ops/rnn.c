@@ -48,10 +48,12 @@ static nb_status check_shapes(nb_op_id op, nb_tensor *const *in, int n) {
               s0->shape[2] == h && xp->shape[0] >= 1 && xp->shape[1] >= 1 && h >= 1 &&
               (!m || (m->ndim == 2 && m->shape[0] == xp->shape[0] && m->shape[1] == xp->shape[1]));
     if (ok) return NB_OK;
-    return nb__fail_status(NB_ERR_SHAPE, "%s: xp %s, w_hh %s, b_hh %s, s0 %s%s%s do not agree (want "
+    char mask[16 * NB_MAX_DIMS + 16] = ""; /* NB_SHP keeps four shapes at a time */
+    if (m) snprintf(mask, sizeof mask, ", mask %s", NB_SHP(m));
+    return nb__fail_status(NB_ERR_SHAPE, "%s: xp %s, w_hh %s, b_hh %s, s0 %s%s do not agree (want "
                            "[T, B, %lldH], [%lldH, H], [%lldH], [%lld, B, H], mask [T, B])", name,
-                           NB_SHP(xp), NB_SHP(w), NB_SHP(b), NB_SHP(s0), m ? ", mask " : "",
-                           m ? NB_SHP(m) : "", (long long)gates, (long long)gates,
+                           NB_SHP(xp), NB_SHP(w), NB_SHP(b), NB_SHP(s0), mask,
+                           (long long)gates, (long long)gates,
                            (long long)gates, (long long)nb__rnn_states(cell_of(op)));
 }
 
