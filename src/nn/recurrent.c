@@ -315,8 +315,8 @@ static nb_tensor *state_in(nb__temps *tmp, const char *cls, const char *name, nb
     return unbatched ? TMP(nb_unsqueeze(s0, 1)) : s0;
 }
 
-/* The masks of the steps past some sequence's end ([B, 1] floats, 1 where t < length), each
- * length checked to lie in [1, T]. */
+/* The masks of the steps past some sequence's end ([B, 1] floats, 1 where t < length) and all
+ * steps' mask [T, B] (the fused path's), each length checked to lie in [1, T]. */
 static bool make_masks(nb__temps *tmp, run_ctx *r, const char *cls, const int64_t *lengths) {
     for (int64_t t = 0; t < r->steps; t++) r->masks[t] = NULL;
     if (!lengths) return true;
@@ -328,22 +328,18 @@ static bool make_masks(nb__temps *tmp, run_ctx *r, const char *cls, const int64_
                             (long long)r->steps), false;
         if (lengths[b] < shortest) shortest = lengths[b];
     }
-    nb_arena *home = nb__current_arena();
-    float *v = nb__home_alloc(home, sizeof(float) * (size_t)r->batch);
-    if (!v) return false;
-    for (int64_t t = shortest; t < r->steps; t++) {
-        for (int64_t b = 0; b < r->batch; b++) v[b] = t < lengths[b];
-        if (!(r->masks[t] = TMP(nb_from_data(v, 2, (const int64_t[]){r->batch, 1})))) break;
-    }
-    nb__home_free(home, v, sizeof(float) * (size_t)r->batch);
     if (shortest == r->steps) return true;
-    /* the fused path's mask [T, B]: the steps all valid as ones, then the masks above */
-    nb_tensor *rows[2] = {TMP(nb_ones(2, (const int64_t[]){shortest, r->batch})), NULL};
-    if (r->masks[r->steps - 1])
-        rows[1] = TMP(nb_reshape(TMP(nb_stack((int)(r->steps - shortest), r->masks + shortest, 0)), 2,
-                                 (const int64_t[]){r->steps - shortest, r->batch}));
-    r->mask = rows[1] ? TMP(nb_concat(2, rows, 0)) : NULL;
-    return r->mask != NULL;
+    nb_arena *home = nb__current_arena();
+    size_t bytes = sizeof(float) * (size_t)(r->steps * r->batch);
+    float *v = nb__home_alloc(home, bytes);
+    if (!v) return false;
+    for (int64_t t = 0; t < r->steps; t++)
+        for (int64_t b = 0; b < r->batch; b++) v[t * r->batch + b] = t < lengths[b];
+    r->mask = TMP(nb_from_data(v, 2, (const int64_t[]){r->steps, r->batch}));
+    for (int64_t t = shortest; t < r->steps && r->mask; t++)
+        if (!(r->masks[t] = TMP(nb_from_data(v + t * r->batch, 2, (const int64_t[]){r->batch, 1})))) break;
+    nb__home_free(home, v, bytes);
+    return r->mask && r->masks[r->steps - 1];
 }
 
 /* Host arrays of one call: masks [T], outs [T], h_n and c_n [L D]. */
