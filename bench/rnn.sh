@@ -14,8 +14,14 @@
 # THREADS (default "1 2"), REPS (default 3), ROUNDS (default 3) and COMPOSITE=1 to print
 # nabla's composite path (ops per step) once per shape and mode beside the fused one.
 #
-# Measured on a shared 2-core machine under a load average of 6 to 11 (other jobs running; the
-# figures are indicative, rerun on a quiet machine): see the report of issue 14.
+# Measured with the defaults on a shared 2-core machine under a load average of 16 to 18 (other
+# jobs running; 11 minutes; indicative, rerun on a quiet machine), CPU ms per step at 1 thread,
+# nabla / torch 1.13 (torch / nabla):
+#   T64 B32 I128 H256 L2: LSTM 273 / 472 (1.73), GRU 181 / 353 (1.95), RNN tanh 55 / 123 (2.22)
+#   T64 B32 I128 H128 L1: LSTM 36 / 67 (1.87), GRU 25 / 229 (9.0), RNN tanh 9.7 / 19.2 (1.97)
+# At the best thread count (wall-clock) torch/nabla is 1.34, 2.02, 2.46 and 1.85, 9.73, 2.59;
+# torch's 2-thread runs took 8 to 45 times its 1-thread CPU time (OpenMP threads waiting on
+# descheduled partners), nabla's 2-thread ones about its 1-thread time.
 set -eu
 BUILD=${1:-build}
 SHAPES=${SHAPES:-64 32 128 256 2,64 32 128 128 1}
