@@ -31,7 +31,7 @@
 #include <math.h>
 #include <string.h>
 
-#define OC_MAX_IN 3
+#define OC_MAX_IN 5
 #define OC_MAX_RANK 4
 /* Distance kept from kinks (abs/relu at 0, clamp's bounds); finite differences move an input
  * by at most 2 h = 2^-6 (test_gradcheck.c), well inside it. */
@@ -83,7 +83,7 @@ typedef struct {
     X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)               \
     X(bspline_basis)                                                                         \
     X(scaled_dot_product_attention)                                                          \
-    X(lstm_layer)
+    X(rnn_tanh_layer) X(rnn_relu_layer) X(lstm_layer) X(gru_layer)
 
 #define OC_FN_ENUM_(f) OC_FN_##f,
 typedef enum { OC_FNS(OC_FN_ENUM_) OC_FN_COUNT } oc_fn;
@@ -194,6 +194,13 @@ static inline int oc_n_inputs(const op_case *c) {
     return n;
 }
 OC_CALL_(concat, nb_concat(oc_n_inputs(c), x, c->dim))
+/* the fused recurrent layer-directions (ops/rnn.c), no public function: keepdim runs one
+ * reversed, a fifth input is the mask */
+#define OC_RNN_(f, id) \
+    OC_CALL_(f, nb__apply(NB_OP_##id, oc_n_inputs(c), x, &(nb_op_args){.keepdim = c->keepdim}))
+OC_RNN_(rnn_tanh_layer, RNN_TANH_LAYER) OC_RNN_(rnn_relu_layer, RNN_RELU_LAYER)
+OC_RNN_(lstm_layer, LSTM_LAYER) OC_RNN_(gru_layer, GRU_LAYER)
+#undef OC_RNN_
 OC_CALL_(stack, nb_stack(oc_n_inputs(c), x, c->dim))
 /* fake quantization: start, end = quant_min, quant_max; dim = the axis; step = the estimator;
  * s0 = the learnable ops' grad_factor */
@@ -213,8 +220,6 @@ OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), 
 OC_CALL_(scaled_dot_product_attention,
          nb_scaled_dot_product_attention(x[0], x[1], x[2],
                                          &(nb_sdpa_opts){.causal = c->keepdim, .scale = c->s0}))
-/* the fused LSTM layer-direction (ops/rnn.c), no public function: keepdim runs it reversed */
-OC_CALL_(lstm_layer, nb__apply(NB_OP_LSTM_LAYER, 3, x, &(nb_op_args){.keepdim = c->keepdim}))
 
 #define OC_FN_ROW_(f) [OC_FN_##f] = {#f, oc_call_##f},
 static const struct {
@@ -621,11 +626,25 @@ static const op_case oc_cases[] = {
     OC("sdpa_causal_scaled_transposed", ATTENTION, scaled_dot_product_attention,
        IN(UNI_T(-1, 1, 1, 2, 4, 3), UNI(-1, 1, 1, 2, 4, 3), UNI_S(-1, 1, 1, 2, 4, 2)),
        .keepdim = true, .s0 = 0.5f),
-    /* one LSTM layer-direction: xp [T, B, 4H], w_hh [4H, H], h0 and c0 [2, B, H] */
+    /* one recurrent layer-direction: xp [T, B, G H], w_hh [G H, H], b_hh [G H], s0 [S, B, H]
+     * (h0, then c0 for an LSTM) and a mask [T, B] (0: the row skips the step) */
+    OC("rnn_tanh_layer", RNN_TANH_LAYER, rnn_tanh_layer,
+       IN(UNI(-1, 1, 3, 2, 3), UNI(-1, 1, 3, 3), UNI(-1, 1, 3), UNI(-1, 1, 1, 2, 3))),
+    OC("rnn_relu_layer_reverse_mask", RNN_RELU_LAYER, rnn_relu_layer,
+       IN(UNI(-1, 1, 4, 2, 3), UNI_T(-1, 1, 3, 3), UNI(-1, 1, 3), UNI(-1, 1, 1, 2, 3),
+          MASK(4, 2)), .keepdim = true),
     OC("lstm_layer", LSTM_LAYER, lstm_layer,
-       IN(UNI(-1, 1, 3, 2, 8), UNI(-1, 1, 8, 2), UNI(-1, 1, 2, 2, 2))),
+       IN(UNI(-1, 1, 3, 2, 8), UNI(-1, 1, 8, 2), UNI(-1, 1, 8), UNI(-1, 1, 2, 2, 2))),
     OC("lstm_layer_reverse_strided", LSTM_LAYER, lstm_layer,
-       IN(UNI(-1, 1, 4, 1, 12), UNI_T(-1, 1, 12, 3), UNI_S(-1, 1, 2, 1, 3)), .keepdim = true),
+       IN(UNI(-1, 1, 4, 1, 12), UNI_T(-1, 1, 12, 3), UNI(-1, 1, 12), UNI_S(-1, 1, 2, 1, 3)),
+       .keepdim = true),
+    OC("lstm_layer_mask", LSTM_LAYER, lstm_layer,
+       IN(UNI(-1, 1, 4, 3, 8), UNI(-1, 1, 8, 2), UNI(-1, 1, 8), UNI(-1, 1, 2, 3, 2), MASK(4, 3))),
+    OC("gru_layer", GRU_LAYER, gru_layer,
+       IN(UNI(-1, 1, 3, 2, 6), UNI(-1, 1, 6, 2), UNI(-1, 1, 6), UNI(-1, 1, 1, 2, 2))),
+    OC("gru_layer_reverse_strided_mask", GRU_LAYER, gru_layer,
+       IN(UNI(-1, 1, 4, 3, 9), UNI_T(-1, 1, 9, 3), UNI(-1, 1, 9), UNI_S(-1, 1, 1, 3, 3),
+          MASK(4, 3)), .keepdim = true),
 };
 #define OC_N_CASES ((int)(sizeof oc_cases / sizeof oc_cases[0]))
 

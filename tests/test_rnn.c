@@ -117,7 +117,7 @@ static void layers_and_cells_match_torch(void) {
     CHECK(root != NULL);
     if (!root) return;
     const json_t *layers = json_object_get(root, "layers"), *cells = json_object_get(root, "cells");
-    CHECK(json_array_size(layers) >= 9 && json_array_size(cells) >= 4);
+    CHECK(json_array_size(layers) >= 16 && json_array_size(cells) >= 4);
     for (size_t i = 0; i < json_array_size(layers); i++) layer_case(json_array_get(layers, i));
     for (size_t i = 0; i < json_array_size(cells); i++) cell_case(json_array_get(cells, i));
     json_decref(root);
@@ -204,94 +204,116 @@ static void gradients_match_finite_differences(void) {
     gradcheck("lstm_bidirectional_lengths", NB_RNN_LSTM, (nb_rnn_opts){.bidirectional = true}, lengths);
     gradcheck("lstm_fused_two_layers_bidirectional", NB_RNN_LSTM,
               (nb_rnn_opts){.num_layers = 2, .bidirectional = true}, NULL);
+    gradcheck("lstm_two_layers_lengths", NB_RNN_LSTM, (nb_rnn_opts){.num_layers = 2}, lengths);
     gradcheck("gru_two_layers", NB_RNN_GRU, (nb_rnn_opts){.num_layers = 2}, NULL);
+    gradcheck("gru_two_layers_bidirectional_lengths", NB_RNN_GRU,
+              (nb_rnn_opts){.num_layers = 2, .bidirectional = true}, lengths);
     gradcheck("rnn_tanh_bidirectional_lengths", NB_RNN_TANH, (nb_rnn_opts){.bidirectional = true}, lengths);
+    /* relu: the direction moves every weight at once and crosses relu's kink somewhere; the
+     * row's own gradcheck (rnn_relu_layer in tests/op_cases.h), the comparison of both paths
+     * and torch's numbers cover it */
 }
 
 /* s = <dL/dx, v> for L = sum(output R), the gradient taken with create_graph when asked. */
-static nb_tensor *input_gradient_dot(nb_module *m, nb_tensor *x, nb_tensor *r, nb_tensor *v, bool graph) {
+static nb_tensor *input_gradient_dot(nb_module *m, nb_tensor *x, nb_tensor *r, nb_tensor *v,
+                                    const int64_t *lengths, bool graph) {
     nb_tensor *out = NULL, *gx = NULL;
-    nb_rnn_forward(m, x, NULL, &out, NULL, NULL);
+    nb_rnn_forward(m, x, &(nb_rnn_inputs){.lengths = lengths}, &out, NULL, NULL);
     nb_tensor *loss = nb_sum(nb_mul(out, r));
     nb_autograd_grad(1, &loss, NULL, 1, &x, &gx, &(nb_grad_options){.create_graph = graph});
     return nb_sum(nb_mul(gx, v));
 }
 
-/* The layers are ops, so their gradients are differentiable again: d<dL/dx, v>/dW_hh from a
- * create_graph pass against central differences of the first-order <dL/dx, v>. */
-static void second_derivatives_match_finite_differences(void) {
+/* The fused layers' gradients are differentiable again (their create_graph backward is written
+ * with ops): d<dL/dx, v>/dW_hh from a create_graph pass against central differences of the
+ * first-order <dL/dx, v>, for each cell, both directions, with lengths for the GRU and RNN. */
+static void second_derivative(nb_rnn_mode mode, const int64_t *lengths) {
     nb_manual_seed(6);
-    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 2, 3, (nb_rnn_opts){.bidirectional = true});
+    nb_module *m = nb_rnn_new(mode, 2, 3, (nb_rnn_opts){.bidirectional = true});
     nb_tensor *x = nb_randn(NB_SHAPE(3, 2, 2)), *r = nb_randn(NB_SHAPE(3, 2, 6));
     nb_tensor *v = nb_randn(NB_SHAPE(3, 2, 2)), *w = nb_module_find(m, "weight_hh_l0_reverse");
     nb_set_requires_grad(x, true);
     nb_scope_begin();
-    CHECK_EQ_INT(nb_backward(input_gradient_dot(m, x, r, v, true)), NB_OK);
+    CHECK_EQ_INT(nb_backward(input_gradient_dot(m, x, r, v, lengths, true)), NB_OK);
     nb_scope_end();
-    float *g = host_vals(nb_grad(w)), *w0 = malloc(sizeof(float) * 36);
-    nb_copy_to(w, w0, 36);
+    enum { MAX_W = 36 };
+    int64_t n = nb_numel(w);
+    float *g = host_vals(nb_grad(w)), w0[MAX_W];
+    nb_copy_to(w, w0, n);
     double analytic = 0, side[2];
-    float dir[36], moved[36], h = 1e-2f;
-    for (int k = 0; k < 36; k++) dir[k] = (float)((k * 5) % 7) / 3.0f - 1.0f, analytic += (double)g[k] * dir[k];
+    float dir[MAX_W], moved[MAX_W], h = 1e-2f;
+    for (int64_t k = 0; k < n; k++) dir[k] = (float)((k * 5) % 7) / 3.0f - 1.0f, analytic += (double)g[k] * dir[k];
     for (int sgn = 0; sgn < 2; sgn++) {
-        for (int k = 0; k < 36; k++) moved[k] = w0[k] + (sgn ? -h : h) * dir[k];
-        nb_copy_from(w, moved, 36);
+        for (int64_t k = 0; k < n; k++) moved[k] = w0[k] + (sgn ? -h : h) * dir[k];
+        nb_copy_from(w, moved, n);
         nb_scope_begin();
-        side[sgn] = nb_item(input_gradient_dot(m, x, r, v, false));
+        side[sgn] = nb_item(input_gradient_dot(m, x, r, v, lengths, false));
         nb_scope_end();
     }
-    nb_copy_from(w, w0, 36);
+    nb_copy_from(w, w0, n);
     CHECK_NEAR(analytic, (side[0] - side[1]) / (2.0 * h), 2e-3, 1e-2);
-    free(w0);
     nb_tensor_free(x), nb_tensor_free(r), nb_tensor_free(v);
     nb_module_free(m);
 }
 
-/* ---------------------------------------------------------------- fused and composite LSTM */
+static void second_derivatives_match_finite_differences(void) {
+    const int64_t lengths[2] = {3, 1};
+    second_derivative(NB_RNN_LSTM, NULL);
+    second_derivative(NB_RNN_LSTM, lengths);
+    second_derivative(NB_RNN_GRU, lengths);
+    second_derivative(NB_RNN_TANH, lengths);
+}
+
+/* ---------------------------------------------------------------- fused and composite paths */
 
 extern bool nb__rnn_fused;
 
-/* One LSTM configuration run on both paths: the results and every gradient (parameters, x,
- * h0, c0) of L = <output, R> + <h_n, Rh> + <c_n, Rc>. */
+/* One configuration run on both paths: the results and every gradient (parameters, x, h0,
+ * c0) of L = <output, R> + <h_n, Rh> (+ <c_n, Rc>). */
 typedef struct {
     const char *name;
     nb_rnn_opts opts;
-    bool states, unbatched;
+    bool states, unbatched, lengths, training;
 } fused_case;
 
 enum { FC_MAX = 20 };
 
 /* The flattened values of the results then the gradients, into vals (counts in *n). */
-static int64_t run_path(const fused_case *fc, bool fused, float *vals, int64_t cap) {
+static int64_t run_path(nb_rnn_mode mode, const fused_case *fc, bool fused, float *vals, int64_t cap) {
     nb_manual_seed(31);
-    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 3, 4, fc->opts);
+    nb_module *m = nb_rnn_new(mode, 3, 4, fc->opts);
+    nb_module_train(m, fc->training);
     int cells = (fc->opts.num_layers ? fc->opts.num_layers : 1) * (fc->opts.bidirectional ? 2 : 1);
-    const int64_t steps = 5, batch = 2;
+    const int64_t steps = 5, batch = 3, lengths[3] = {2, 5, 4};
     nb_tensor *x = fc->unbatched ? nb_randn(NB_SHAPE(steps, 3))
                    : fc->opts.batch_first ? nb_randn(NB_SHAPE(batch, steps, 3))
                                           : nb_randn(NB_SHAPE(steps, batch, 3));
     nb_tensor *h0 = fc->unbatched ? nb_randn(NB_SHAPE(cells, 4)) : nb_randn(NB_SHAPE(cells, batch, 4));
     nb_tensor *c0 = fc->unbatched ? nb_randn(NB_SHAPE(cells, 4)) : nb_randn(NB_SHAPE(cells, batch, 4));
+    bool lstm = mode == NB_RNN_LSTM;
     nb_tensor *leaves[FC_MAX];
     int n = 0;
     for (int i = 0; i < nb_module_num_params(m); i++) leaves[n++] = nb_module_param(m, i, NULL);
     leaves[n++] = x;
-    if (fc->states) leaves[n++] = h0, leaves[n++] = c0;
+    if (fc->states) leaves[n++] = h0;
+    if (fc->states && lstm) leaves[n++] = c0;
     for (int i = 0; i < n; i++) nb_set_requires_grad(leaves[i], true);
     nb__rnn_fused = fused;
     nb_scope_begin();
     nb_tensor *res[3] = {NULL, NULL, NULL};
-    nb_rnn_inputs in = {fc->states ? h0 : NULL, fc->states ? c0 : NULL, NULL};
-    CHECK_EQ_INT(nb_rnn_forward(m, x, &in, &res[0], &res[1], &res[2]), NB_OK);
+    nb_rnn_inputs in = {fc->states ? h0 : NULL, fc->states && lstm ? c0 : NULL,
+                        fc->lengths ? lengths : NULL};
+    CHECK_EQ_INT(nb_rnn_forward(m, x, &in, &res[0], &res[1], lstm ? &res[2] : NULL), NB_OK);
+    int n_res = lstm ? 3 : 2;
     nb_tensor *loss = NULL;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n_res; i++) {
         nb_tensor *term = nb_sum(nb_mul(res[i], nb_randn(nb_ndim(res[i]), nb_shape(res[i]))));
         loss = loss ? nb_add(loss, term) : term;
     }
     CHECK_EQ_INT(nb_backward(loss), NB_OK);
     int64_t at = 0;
-    for (int i = 0; i < 3 + n; i++) {
-        nb_tensor *t = i < 3 ? res[i] : nb_grad(leaves[i - 3]);
+    for (int i = 0; i < n_res + n; i++) {
+        nb_tensor *t = i < n_res ? res[i] : nb_grad(leaves[i - n_res]);
         int64_t k = nb_numel(t);
         CHECK(at + k <= cap);
         if (at + k <= cap) nb_copy_to(t, vals + at, k);
@@ -304,53 +326,72 @@ static int64_t run_path(const fused_case *fc, bool fused, float *vals, int64_t c
     return at;
 }
 
-static void fused_and_composite_lstm_agree_on_results_and_every_gradient(void) {
+/* Every mode on both paths: equal results and gradients, with lengths (the masked steps),
+ * both directions, batch_first, no bias, initial states, an unbatched sequence, and dropout
+ * between layers in training (the same draws on both paths). */
+static void fused_and_composite_paths_agree_on_results_and_every_gradient(void) {
     const fused_case cases[] = {
-        {"one_layer", {0}, false, false},
-        {"two_layers_bidirectional_with_states", {.num_layers = 2, .bidirectional = true}, true, false},
-        {"batch_first_no_bias_with_states", {.batch_first = true, .no_bias = true}, true, false},
-        {"unbatched_bidirectional", {.bidirectional = true}, true, true},
+        {"one_layer", {0}, false, false, false, false},
+        {"two_layers_bidirectional_with_states", {.num_layers = 2, .bidirectional = true}, true, false, false, false},
+        {"two_layers_bidirectional_lengths_states", {.num_layers = 2, .bidirectional = true}, true, false, true, false},
+        {"batch_first_no_bias_with_states_lengths", {.batch_first = true, .no_bias = true}, true, false, true, false},
+        {"unbatched_bidirectional", {.bidirectional = true}, true, true, false, false},
+        {"three_layers_dropout_training_lengths", {.num_layers = 3, .dropout = 0.4f}, false, false, true, true},
     };
-    enum { CAP = 4096 };
+    static const char *const modes[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+    enum { CAP = 8192 };
     static float fused[CAP], composite[CAP];
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int64_t n = run_path(&cases[c], true, fused, CAP);
-        CHECK_EQ_INT(run_path(&cases[c], false, composite, CAP), n);
-        double worst = 0;
-        for (int64_t k = 0; k < n && k < CAP; k++) {
-            double d = fabs((double)fused[k] - composite[k]) / (1.0 + fabs((double)composite[k]));
-            if (d > worst) worst = d;
+    for (int mode = 0; mode < NB_RNN_MODE_COUNT; mode++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            int64_t n = run_path((nb_rnn_mode)mode, &cases[c], true, fused, CAP);
+            CHECK_EQ_INT(run_path((nb_rnn_mode)mode, &cases[c], false, composite, CAP), n);
+            double worst = 0;
+            for (int64_t k = 0; k < n && k < CAP; k++) {
+                double d = fabs((double)fused[k] - composite[k]) / (1.0 + fabs((double)composite[k]));
+                if (d > worst) worst = d;
+            }
+            if (worst <= 1e-5) check_passed_++;
+            else CHECK_FAIL_("%s %s: fused and composite paths differ by %g (relative)", modes[mode],
+                             cases[c].name, worst);
         }
-        if (worst <= 1e-5) check_passed_++;
-        else CHECK_FAIL_("%s: fused and composite LSTM differ by %g (relative)", cases[c].name, worst);
-    }
 }
 
-/* The number of distinct lstm_layer nodes reachable from t (visited marks seen nodes). */
-static int count_lstm_nodes(const nb_tensor *t, const nb_node **seen, int *n_seen, int cap) {
+static bool is_fused_op(nb_op_id op) {
+    return op == NB_OP_RNN_TANH_LAYER || op == NB_OP_RNN_RELU_LAYER || op == NB_OP_LSTM_LAYER ||
+           op == NB_OP_GRU_LAYER;
+}
+
+/* The number of distinct fused layer nodes reachable from t (visited marks seen nodes). */
+static int count_fused_nodes(const nb_tensor *t, const nb_node **seen, int *n_seen, int cap) {
     const nb_node *node = t->node;
     if (!node) return 0;
     for (int i = 0; i < *n_seen; i++)
         if (seen[i] == node) return 0;
     if (*n_seen < cap) seen[(*n_seen)++] = node;
-    int count = node->op == NB_OP_LSTM_LAYER;
-    for (int i = 0; i < node->n_in; i++) count += count_lstm_nodes(node->in[i], seen, n_seen, cap);
+    int count = is_fused_op(node->op);
+    for (int i = 0; i < node->n_in; i++) count += count_fused_nodes(node->in[i], seen, n_seen, cap);
     return count;
 }
 
-static void fused_lstm_records_one_node_per_layer_direction(void) {
-    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 3, 4, (nb_rnn_opts){.num_layers = 2, .bidirectional = true});
-    nb_tensor *x = nb_randn(NB_SHAPE(6, 2, 3));
-    nb_scope_begin();
-    nb_tensor *out = NULL;
-    CHECK_EQ_INT(nb_rnn_forward(m, x, NULL, &out, NULL, NULL), NB_OK);
-    static const nb_node *seen[4096];
-    int n_seen = 0;
-    CHECK_EQ_INT(count_lstm_nodes(out, seen, &n_seen, 4096), 4);
-    CHECK(n_seen < 200); /* the composite path records some twenty nodes per step */
-    nb_scope_end();
-    nb_tensor_free(x);
-    nb_module_free(m);
+static void every_mode_records_one_node_per_layer_direction_lengths_or_not(void) {
+    const int64_t lengths[2] = {6, 3};
+    for (int mode = 0; mode < NB_RNN_MODE_COUNT; mode++)
+        for (int with_lengths = 0; with_lengths < 2; with_lengths++) {
+            nb_module *m = nb_rnn_new((nb_rnn_mode)mode, 3, 4,
+                                      (nb_rnn_opts){.num_layers = 2, .bidirectional = true});
+            nb_tensor *x = nb_randn(NB_SHAPE(6, 2, 3));
+            nb_scope_begin();
+            nb_tensor *out = NULL;
+            nb_rnn_inputs in = {.lengths = with_lengths ? lengths : NULL};
+            CHECK_EQ_INT(nb_rnn_forward(m, x, &in, &out, NULL, NULL), NB_OK);
+            static const nb_node *seen[4096];
+            int n_seen = 0;
+            CHECK_EQ_INT(count_fused_nodes(out, seen, &n_seen, 4096), 4);
+            CHECK(n_seen < 100); /* the composite path records ten to twenty nodes per step */
+            nb_scope_end();
+            nb_tensor_free(x);
+            nb_module_free(m);
+        }
 }
 
 /* ---------------------------------------------------------------- names, repr, dropout */
@@ -554,12 +595,33 @@ static void bad_inputs_are_refused_with_their_names(void) {
     nb_module_free(m), nb_module_free(gru), nb_module_free(lin), nb_module_free(cell);
 }
 
-/* One forward and backward with no scope open (with lengths: the composite path; without: the
- * fused one); the results freed. */
-static void heap_run(nb_module *m, const int64_t *lengths) {
+/* The fused ops (no public function) check their inputs with messages naming them. */
+static void fused_ops_refuse_inputs_that_disagree(void) {
+    nb_scope_begin();
+    nb_tensor *xp = nb_zeros(NB_SHAPE(4, 2, 6)), *w = nb_zeros(NB_SHAPE(6, 2)), *b = nb_zeros(NB_SHAPE(6));
+    nb_tensor *s0 = nb_zeros(NB_SHAPE(1, 2, 2)), *mask = nb_ones(NB_SHAPE(4, 3));
+    CHECK(nb__apply(NB_OP_GRU_LAYER, 5, (nb_tensor *[]){xp, w, b, s0, mask}, &(nb_op_args){0}) == NULL);
+    CHECK_EQ_INT(nb_error_code(), NB_ERR_SHAPE);
+    CHECK_STR_CONTAINS(nb_error_message(), "gru_layer: xp [4,2,6], w_hh [6,2], b_hh [6], s0 [1,2,2], "
+                                           "mask [4,3] do not agree (want [T, B, 3H], [3H, H], [3H], "
+                                           "[1, B, H], mask [T, B])");
+    CHECK(nb__apply(NB_OP_LSTM_LAYER, 4, (nb_tensor *[]){xp, w, b, s0}, &(nb_op_args){0}) == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "lstm_layer: xp [4,2,6], w_hh [6,2], b_hh [6], s0 [1,2,2] "
+                                           "do not agree (want [T, B, 4H], [4H, H], [4H], [2, B, H]");
+    CHECK(nb__apply(NB_OP_RNN_TANH_LAYER, 3, (nb_tensor *[]){xp, w, b}, &(nb_op_args){0}) == NULL);
+    CHECK_STR_CONTAINS(nb_error_message(), "rnn_tanh_layer: takes xp, w_hh, b_hh, s0 and an optional "
+                                           "mask, got 3 inputs");
+    nb_error_clear();
+    nb_scope_end();
+}
+
+/* One forward and backward with no scope open (with lengths: masked steps); the results
+ * freed. */
+static void heap_run(nb_module *m, const int64_t *lengths, bool lstm) {
     nb_tensor *x = nb_randn(NB_SHAPE(4, 2, 2)), *out = NULL, *hn = NULL, *cn = NULL;
-    CHECK_EQ_INT(nb_rnn_forward(m, x, &(nb_rnn_inputs){.lengths = lengths}, &out, &hn, &cn), NB_OK);
-    nb_tensor *s = nb_sum(out), *sc = nb_sum(cn), *loss = nb_add(s, sc);
+    CHECK_EQ_INT(nb_rnn_forward(m, x, &(nb_rnn_inputs){.lengths = lengths}, &out, &hn,
+                                lstm ? &cn : NULL), NB_OK);
+    nb_tensor *s = nb_sum(out), *sc = nb_sum(lstm ? cn : hn), *loss = nb_add(s, sc);
     CHECK_EQ_INT(nb_backward(loss), NB_OK);
     nb_tensor *own[] = {x, out, hn, cn, s, sc, loss};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) nb_tensor_free(own[i]);
@@ -569,30 +631,38 @@ static void heap_run(nb_module *m, const int64_t *lengths) {
 /* Forward and backward with no scope open give back every byte once the results are freed
  * (after a first run, which warms the backward pass's own scope). */
 static void heap_mode_forward_and_backward_leave_nothing(void) {
-    nb_module *m = nb_rnn_new(NB_RNN_LSTM, 2, 3, (nb_rnn_opts){.bidirectional = true, .num_layers = 2});
     const int64_t lengths[2] = {4, 2};
-    heap_run(m, lengths);
-    heap_run(m, NULL);
-    size_t before = nb_alloc_stats_get().bytes_live;
-    heap_run(m, lengths);
-    CHECK_BYTES_BACK("lstm forward and backward", before);
-    heap_run(m, NULL);
-    CHECK_BYTES_BACK("fused lstm forward and backward", before);
-    nb_module_free(m);
+    for (int mode = NB_RNN_LSTM; mode <= NB_RNN_GRU; mode++) {
+        bool lstm = mode == NB_RNN_LSTM;
+        nb_module *m = nb_rnn_new((nb_rnn_mode)mode, 2, 3, (nb_rnn_opts){.bidirectional = true, .num_layers = 2});
+        heap_run(m, lengths, lstm);
+        heap_run(m, NULL, lstm);
+        size_t before = nb_alloc_stats_get().bytes_live;
+        heap_run(m, lengths, lstm);
+        CHECK_BYTES_BACK(lstm ? "lstm with lengths" : "gru with lengths", before);
+        heap_run(m, NULL, lstm);
+        CHECK_BYTES_BACK(lstm ? "lstm" : "gru", before);
+        nb__rnn_fused = false;
+        heap_run(m, lengths, lstm);
+        nb__rnn_fused = true;
+        CHECK_BYTES_BACK(lstm ? "composite lstm" : "composite gru", before);
+        nb_module_free(m);
+    }
 }
 
 int main(void) {
     layers_and_cells_match_torch();
     gradients_match_finite_differences();
     second_derivatives_match_finite_differences();
-    fused_and_composite_lstm_agree_on_results_and_every_gradient();
-    fused_lstm_records_one_node_per_layer_direction();
+    fused_and_composite_paths_agree_on_results_and_every_gradient();
+    every_mode_records_one_node_per_layer_direction_lengths_or_not();
     parameters_are_named_and_printed_as_torch();
     dropout_acts_between_layers_in_training_only();
     final_state_is_taken_at_each_sequences_last_step();
     lstm_and_gru_learn_to_remember_the_first_step();
     model_file_builds_embedding_and_recurrent_layers();
     bad_inputs_are_refused_with_their_names();
+    fused_ops_refuse_inputs_that_disagree();
     heap_mode_forward_and_backward_leave_nothing();
     return check_summary();
 }

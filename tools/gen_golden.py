@@ -487,10 +487,23 @@ CASES = [
          "scaled_dot_product_attention",
          [uni_t(-1, 1, 1, 2, 4, 3), uni(-1, 1, 1, 2, 4, 3), uni_s(-1, 1, 1, 2, 4, 2)],
          keepdim=True, s0=0.5),
+    case("rnn_tanh_layer", "rnn_tanh_layer", "rnn_tanh_layer",
+         [uni(-1, 1, 3, 2, 3), uni(-1, 1, 3, 3), uni(-1, 1, 3), uni(-1, 1, 1, 2, 3)]),
+    case("rnn_relu_layer_reverse_mask", "rnn_relu_layer", "rnn_relu_layer",
+         [uni(-1, 1, 4, 2, 3), uni_t(-1, 1, 3, 3), uni(-1, 1, 3), uni(-1, 1, 1, 2, 3),
+          mask(4, 2)], keepdim=True),
     case("lstm_layer", "lstm_layer", "lstm_layer",
-         [uni(-1, 1, 3, 2, 8), uni(-1, 1, 8, 2), uni(-1, 1, 2, 2, 2)]),
+         [uni(-1, 1, 3, 2, 8), uni(-1, 1, 8, 2), uni(-1, 1, 8), uni(-1, 1, 2, 2, 2)]),
     case("lstm_layer_reverse_strided", "lstm_layer", "lstm_layer",
-         [uni(-1, 1, 4, 1, 12), uni_t(-1, 1, 12, 3), uni_s(-1, 1, 2, 1, 3)], keepdim=True),
+         [uni(-1, 1, 4, 1, 12), uni_t(-1, 1, 12, 3), uni(-1, 1, 12), uni_s(-1, 1, 2, 1, 3)],
+         keepdim=True),
+    case("lstm_layer_mask", "lstm_layer", "lstm_layer",
+         [uni(-1, 1, 4, 3, 8), uni(-1, 1, 8, 2), uni(-1, 1, 8), uni(-1, 1, 2, 3, 2), mask(4, 3)]),
+    case("gru_layer", "gru_layer", "gru_layer",
+         [uni(-1, 1, 3, 2, 6), uni(-1, 1, 6, 2), uni(-1, 1, 6), uni(-1, 1, 1, 2, 2)]),
+    case("gru_layer_reverse_strided_mask", "gru_layer", "gru_layer",
+         [uni(-1, 1, 4, 3, 9), uni_t(-1, 1, 9, 3), uni(-1, 1, 9), uni_s(-1, 1, 1, 3, 3),
+          mask(4, 3)], keepdim=True),
 ]
 
 
@@ -556,16 +569,35 @@ def sdpa(x, a):
     return torch.softmax(scores, -1) @ v
 
 
-def lstm_layer(x, a):
-    """nabla's fused LSTM layer-direction (ops/rnn.c) with torch's LSTMCell step (gates =
-    xp_t + h w_hh^T, order i f g o): each step's h, then h_n and c_n, stacked."""
-    xp, w, s0 = x
-    h, c, outs = s0[0], s0[1], [None] * xp.shape[0]
-    for t in (reversed(range(xp.shape[0])) if a["keepdim"] else range(xp.shape[0])):
-        i, f, g, o = (xp[t] + h @ w.t()).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = outs[t] = torch.sigmoid(o) * torch.tanh(c)
-    return torch.stack(outs + [h, c])
+def rnn_layer(cell):
+    """nabla's fused recurrent layer-direction (ops/rnn.c) with torch's cells (RNNCell, LSTMCell,
+    GRUCell: hp = h w_hh^T + b_hh; LSTM gates = xp_t + hp in the order i f g o; GRU gates r z n):
+    each step's h, then the final states (h_n, and c_n for an LSTM), stacked.  A fifth input is
+    the mask [T, B]: where it is 0 the row skips the step (output 0, states kept)."""
+    def run(x, a):
+        xp, w, b, s0 = x[:4]
+        m = x[4] if len(x) > 4 else torch.ones(xp.shape[:2], dtype=xp.dtype)
+        h, c = s0[0], s0[1] if cell == "lstm" else None
+        outs = [None] * xp.shape[0]
+        for t in (reversed(range(xp.shape[0])) if a["keepdim"] else range(xp.shape[0])):
+            hp = h @ w.t() + b
+            if cell in ("tanh", "relu"):
+                h2 = (torch.tanh if cell == "tanh" else torch.relu)(xp[t] + hp)
+            elif cell == "lstm":
+                i, f, g, o = (xp[t] + hp).chunk(4, 1)
+                c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h2 = torch.sigmoid(o) * torch.tanh(c2)
+                c = torch.where(m[t, :, None] != 0, c2, c)
+            else:
+                xr, xz, xn = xp[t].chunk(3, 1)
+                hr, hz, hn = hp.chunk(3, 1)
+                r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                n = torch.tanh(xn + r * hn)
+                h2 = (h - n) * z + n
+            outs[t] = h2 * m[t, :, None]
+            h = torch.where(m[t, :, None] != 0, h2, h)
+        return torch.stack(outs + ([h, c] if cell == "lstm" else [h]))
+    return run
 
 
 def input_grad(f, x, a):
@@ -762,7 +794,10 @@ FNS = {
     "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
                                    else torch.cat([t.reshape(-1) for t in x])),
     "scaled_dot_product_attention": sdpa,
-    "lstm_layer": lstm_layer,
+    "rnn_tanh_layer": rnn_layer("tanh"),
+    "rnn_relu_layer": rnn_layer("relu"),
+    "lstm_layer": rnn_layer("lstm"),
+    "gru_layer": rnn_layer("gru"),
 }
 FORWARD_ONLY = {"eq", "ne", "lt", "le", "gt", "ge", "argmax"}
 

@@ -168,6 +168,20 @@ def main():
         layer_case("rnn_tanh_two_layers_bidirectional", "RNN_TANH", 3, 4, 4, 2, layers=2,
                    bidirectional=True, h0=True),
         layer_case("rnn_relu_lengths", "RNN_RELU", 3, 4, 5, 3, lengths=[2, 5, 3]),
+        # the fused layers (ops/rnn.c) with masks in every mode
+        layer_case("lstm_three_layers_bidirectional_lengths_h0_c0", "LSTM", 3, 4, 6, 4, layers=3,
+                   bidirectional=True, lengths=[6, 1, 3, 5], h0=True, c0=True),
+        layer_case("gru_batch_first_bidirectional_lengths_h0", "GRU", 3, 4, 5, 3,
+                   bidirectional=True, batch_first=True, lengths=[5, 2, 4], h0=True),
+        layer_case("gru_no_bias_two_layers_lengths", "GRU", 2, 3, 4, 3, layers=2, bias=False,
+                   lengths=[4, 1, 3]),
+        layer_case("gru_unbatched_h0", "GRU", 3, 2, 4, 1, unbatched=True, h0=True),
+        layer_case("gru_larger_two_layers_bidirectional_lengths", "GRU", 8, 16, 8, 4, layers=2,
+                   bidirectional=True, lengths=[8, 3, 6, 1], h0=True),
+        layer_case("rnn_tanh_batch_first_no_bias_lengths_h0", "RNN_TANH", 3, 4, 5, 3,
+                   batch_first=True, bias=False, lengths=[1, 5, 3], h0=True),
+        layer_case("rnn_relu_two_layers_bidirectional_lengths_h0", "RNN_RELU", 3, 4, 5, 3,
+                   layers=2, bidirectional=True, lengths=[3, 5, 2], h0=True),
     ]
     cells = [
         cell_case("lstm_cell", "LSTM", 3, 4, 2),

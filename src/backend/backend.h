@@ -123,12 +123,27 @@ typedef struct {
     uint64_t seed, offset;
 } nb_attention_geom;
 
-/* One LSTM layer-direction over all its steps (cpu/rnn.c): T steps of B rows of H units,
- * processed from the last step to the first when reverse. */
+/* One recurrent layer-direction over all its steps (cpu/rnn.c): T steps of B rows of H units
+ * of the cell `cell` (an RNN with tanh or relu, an LSTM, a GRU: G = 1, 1, 4, 3 gates of H
+ * units, S = 1, 1, 2, 1 states), processed from the last step to the first when reverse.  mask
+ * [T, B] (NULL: every step valid): where mask[t, b] is 0 the step is skipped for row b, its
+ * output is zero and its states pass through unchanged (torch's packed sequences). */
 typedef struct {
     int64_t steps, batch, hidden;
+    nb_rnn_mode cell;
     bool reverse;
-} nb_lstm_geom;
+    const float *mask;
+} nb_rnn_geom;
+
+/* The gates (G) and states (S) of a cell, and the width of the forward's reserve per row of a
+ * step (cpu/rnn.c says what it holds): 2H for an RNN, 7H for an LSTM, 5H for a GRU. */
+static inline int64_t nb__rnn_gates(nb_rnn_mode cell) {
+    return cell == NB_RNN_LSTM ? 4 : cell == NB_RNN_GRU ? 3 : 1;
+}
+static inline int64_t nb__rnn_states(nb_rnn_mode cell) { return cell == NB_RNN_LSTM ? 2 : 1; }
+static inline int64_t nb__rnn_reserve(nb_rnn_mode cell) {
+    return cell == NB_RNN_LSTM ? 7 : cell == NB_RNN_GRU ? 5 : 2;
+}
 
 typedef struct nb_backend {
     const char *name;
@@ -306,14 +321,18 @@ typedef struct nb_backend {
     void (*attention_backward)(float *dq, float *dk, float *dv, const float *q, const float *k,
                                const float *v, const float *o, const float *lse,
                                const float *dout, const nb_attention_geom *g);
-    /* ---- LSTM, one layer-direction (geometry above; the layouts at the top of cpu/rnn.c).
-     * lstm: y [T + 2, B, H] (each step's h, then h_n, c_n) and reserve [T, B, 7H] from xp
-     * [T, B, 4H], w [4H, H], s0 [2, B, H].  lstm_backward overwrites dxp [T, B, 4H], dw
-     * [4H, H] and ds0 [2, B, H] from dy [T + 2, B, H], w and the forward's reserve. */
-    void (*lstm)(float *y, float *reserve, const float *xp, const float *w, const float *s0,
-                 const nb_lstm_geom *g);
-    void (*lstm_backward)(float *dxp, float *dw, float *ds0, const float *w, const float *reserve,
-                          const float *dy, const nb_lstm_geom *g);
+    /* ---- recurrent layers, one layer-direction (geometry above; the formulas and the reserve's
+     * layout at the top of cpu/rnn.c).  rnn_layer: y [T + S, B, H] (each step's h, then the
+     * final states) and reserve [T, B, nb__rnn_reserve(cell) H] from xp [T, B, G H] (the
+     * input projection, b_ih included), w [G H, H] (weight_hh), b [G H] (bias_hh) and s0
+     * [S, B, H].  rnn_layer_backward overwrites dxp [T, B, G H], dw [G H, H], db [G H] and ds0
+     * [S, B, H] from dy [T + S, B, H], w and the forward's reserve; work [T, B, G H] is scratch
+     * for a GRU (NULL for the others). */
+    void (*rnn_layer)(float *y, float *reserve, const float *xp, const float *w, const float *b,
+                      const float *s0, const nb_rnn_geom *g);
+    void (*rnn_layer_backward)(float *dxp, float *dw, float *db, float *ds0, float *work,
+                               const float *w, const float *reserve, const float *dy,
+                               const nb_rnn_geom *g);
 } nb_backend;
 
 /* The row width of im2col_u8s8's columns: with unit strides the padded image's width, so that

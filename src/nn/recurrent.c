@@ -1,7 +1,7 @@
 /*
  * recurrent.c — RNN (tanh, relu), LSTM and GRU layers and their cells, as torch.nn has them,
- * written with ops so autograd derives the backward (gradients of inputs, weights and initial
- * states, to any order).
+ * with gradients of inputs, weights and initial states, to any order: the layers' directions
+ * as fused nodes, the cells (and the layers' composite path) written with ops.
  *
  * Shapes: T steps, B batch, I input size, H hidden size, G gates (1 RNN, 4 LSTM, 3 GRU), L
  * layers, D directions.  A cell step (torch's aten/src/ATen/native/RNN.cpp cells, in the same
@@ -17,11 +17,12 @@
  * t >= length are masked (m_t [B, 1]): their output is zero, their states keep their previous
  * values (h = where(m, h', h)), so the final states are those of the last valid step and the
  * reverse direction, which runs t = T-1 .. 0, starts from h0 at each sequence's own last step.
- * Steps where every sequence is valid carry no mask.
+ * Steps where every sequence is valid carry no mask; the fused path takes all of them as one
+ * [T, B] mask (none when every length is T).
  *
- * An LSTM direction without masks runs as one fused node (op lstm_layer, ops/rnn.c: all steps
- * in one kernel call, b_hh added to the projection beforehand), unless nb__rnn_fused is off
- * (the tests turn it off to compare both paths); masked steps and the other modes take ops.
+ * Each direction of each layer runs as one fused node (ops rnn_tanh_layer, rnn_relu_layer,
+ * lstm_layer, gru_layer in ops/rnn.c: all steps in one kernel call, masks included), unless
+ * nb__rnn_fused is off (the tests turn it off to compare both paths); the cells take ops.
  *
  * Ownership: every tensor made goes into one nb__temps of the call (the composite rule,
  * core.h); the results are retained before the temps are dropped.
@@ -192,6 +193,7 @@ typedef struct {
     bool training;
     int64_t steps, batch;
     nb_tensor **masks;       /* [T] */
+    nb_tensor *mask;         /* [T, B]: all the steps' masks, or NULL where all are valid */
     nb_tensor **outs;        /* [T]: one direction's outputs, step by step */
     nb_tensor **h_n, **c_n;  /* [L D] */
     nb_tensor *h0, *c0;      /* [L D, B, H] or NULL */
@@ -243,22 +245,27 @@ static bool run_direction(nb__temps *tmp, run_ctx *r, nb_tensor *xp, const cell_
 
 bool nb__rnn_fused = true;
 
-/* One LSTM direction as one lstm_layer node: its outputs [T, B, H], final states into r->h_n /
- * r->c_n at index. */
+/* One direction as one fused node (ops/rnn.c, the row of the layer's mode): its outputs
+ * [T, B, H], final states into r->h_n / r->c_n at index. */
 static nb_tensor *run_fused(nb__temps *tmp, run_ctx *r, nb_tensor *xp, const cell_weights *w,
                             int index, bool reverse) {
-    const int64_t shape[3] = {r->steps, r->batch, 4 * r->s->hidden_size};
-    if (w->b_hh) xp = TMP(nb_add(xp, w->b_hh));
-    nb_tensor *states[2] = {initial_state(tmp, r, r->h0, index), initial_state(tmp, r, r->c0, index)};
-    nb_tensor *in[3] = {TMP(nb_reshape(xp, 3, shape)), w->w_hh, TMP(nb_stack(2, states, 0))};
-    if (!in[0] || !in[2]) return NULL;
-    nb_tensor *y = TMP(nb__apply(NB_OP_LSTM_LAYER, 3, in, &(nb_op_args){.keepdim = reverse}));
+    nb_rnn_mode mode = r->s->mode;
+    int64_t hs = r->s->hidden_size, gh = gates_of(mode) * hs;
+    const int64_t shape[3] = {r->steps, r->batch, gh}, state[2] = {r->batch, hs};
+    nb_tensor *states[2] = {initial_state(tmp, r, r->h0, index),
+                            mode == NB_RNN_LSTM ? initial_state(tmp, r, r->c0, index) : NULL};
+    nb_tensor *in[5] = {TMP(nb_reshape(xp, 3, shape)), w->w_hh,
+                        w->b_hh ? w->b_hh : TMP(nb_zeros(1, &gh)),
+                        TMP(nb_stack(mode == NB_RNN_LSTM ? 2 : 1, states, 0)), r->mask};
+    if (!in[0] || !in[2] || !in[3]) return NULL;
+    nb_op_id op = (nb_op_id)(NB_OP_RNN_TANH_LAYER + mode);
+    nb_tensor *y = TMP(nb__apply(op, r->mask ? 5 : 4, in, &(nb_op_args){.keepdim = reverse}));
     if (!y) return NULL;
-    const int64_t state[2] = {r->batch, r->s->hidden_size};
     r->h_n[index] = TMP(nb_reshape(TMP(nb_slice(y, 0, r->steps, r->steps + 1, 1)), 2, state));
-    r->c_n[index] = TMP(nb_reshape(TMP(nb_slice(y, 0, r->steps + 1, r->steps + 2, 1)), 2, state));
+    if (mode == NB_RNN_LSTM)
+        r->c_n[index] = TMP(nb_reshape(TMP(nb_slice(y, 0, r->steps + 1, r->steps + 2, 1)), 2, state));
     nb_tensor *out = TMP(nb_slice(y, 0, 0, r->steps, 1));
-    return r->h_n[index] && r->c_n[index] ? out : NULL;
+    return r->h_n[index] && (mode != NB_RNN_LSTM || r->c_n[index]) ? out : NULL;
 }
 
 /* Inverted dropout between layers (torch applies it to every layer's output but the last). */
@@ -279,7 +286,7 @@ static nb_tensor *run_layer(nb__temps *tmp, run_ctx *r, const nb_module *m, nb_t
         cell_weights w = weights_at(m, index * per, !s->opts.no_bias);
         nb_tensor *xp = TMP(nb_linear(x2, w.w_ih, w.b_ih)); /* all steps' input projection */
         if (!xp) return NULL;
-        if (nb__rnn_fused && s->mode == NB_RNN_LSTM && !r->masks[r->steps - 1])
+        if (nb__rnn_fused)
             dir_out[d] = run_fused(tmp, r, xp, &w, index, d == 1);
         else if (run_direction(tmp, r, xp, &w, index, d == 1))
             dir_out[d] = TMP(nb_stack((int)r->steps, r->outs, 0));
@@ -308,8 +315,8 @@ static nb_tensor *state_in(nb__temps *tmp, const char *cls, const char *name, nb
     return unbatched ? TMP(nb_unsqueeze(s0, 1)) : s0;
 }
 
-/* The masks of the steps past some sequence's end ([B, 1] floats, 1 where t < length), each
- * length checked to lie in [1, T]. */
+/* The masks of the steps past some sequence's end ([B, 1] floats, 1 where t < length) and all
+ * steps' mask [T, B] (the fused path's), each length checked to lie in [1, T]. */
 static bool make_masks(nb__temps *tmp, run_ctx *r, const char *cls, const int64_t *lengths) {
     for (int64_t t = 0; t < r->steps; t++) r->masks[t] = NULL;
     if (!lengths) return true;
@@ -321,15 +328,18 @@ static bool make_masks(nb__temps *tmp, run_ctx *r, const char *cls, const int64_
                             (long long)r->steps), false;
         if (lengths[b] < shortest) shortest = lengths[b];
     }
+    if (shortest == r->steps) return true;
     nb_arena *home = nb__current_arena();
-    float *v = nb__home_alloc(home, sizeof(float) * (size_t)r->batch);
+    size_t bytes = sizeof(float) * (size_t)(r->steps * r->batch);
+    float *v = nb__home_alloc(home, bytes);
     if (!v) return false;
-    for (int64_t t = shortest; t < r->steps; t++) {
-        for (int64_t b = 0; b < r->batch; b++) v[b] = t < lengths[b];
-        if (!(r->masks[t] = TMP(nb_from_data(v, 2, (const int64_t[]){r->batch, 1})))) break;
-    }
-    nb__home_free(home, v, sizeof(float) * (size_t)r->batch);
-    return shortest == r->steps || r->masks[r->steps - 1];
+    for (int64_t t = 0; t < r->steps; t++)
+        for (int64_t b = 0; b < r->batch; b++) v[t * r->batch + b] = t < lengths[b];
+    r->mask = TMP(nb_from_data(v, 2, (const int64_t[]){r->steps, r->batch}));
+    for (int64_t t = shortest; t < r->steps && r->mask; t++)
+        if (!(r->masks[t] = TMP(nb_from_data(v + t * r->batch, 2, (const int64_t[]){r->batch, 1})))) break;
+    nb__home_free(home, v, bytes);
+    return r->mask && r->masks[r->steps - 1];
 }
 
 /* Host arrays of one call: masks [T], outs [T], h_n and c_n [L D]. */
@@ -395,7 +405,7 @@ nb_status nb_rnn_forward(nb_module *m, nb_tensor *x, const nb_rnn_inputs *in, nb
     nb_tensor **arrays = seq ? nb__home_alloc(home, size) : NULL;
     bool ok = false;
     if (arrays) {
-        run_ctx r = {s, m->training, steps, seq->shape[1], arrays, arrays + steps,
+        run_ctx r = {s, m->training, steps, seq->shape[1], arrays, NULL, arrays + steps,
                      arrays + 2 * steps, s->mode == NB_RNN_LSTM ? arrays + 2 * steps + cells : NULL,
                      NULL, NULL};
         ok = run_layers(tmp, m, &r, seq, in, results, x->ndim == 2);

@@ -129,8 +129,12 @@
     X(BSPLINE,             "bspline_basis",       "BsplineBasisBackward",          2,  bspline,      "T",  F32) \
     /* scaled dot-product attention, q, k, v and an additive mask (attention.c) */               \
     X(ATTENTION,           "scaled_dot_product_attention", "ScaledDotProductEfficientAttentionBackward0", -1, attention, "T", F32) \
-    /* one LSTM layer-direction over all steps: xp [T, B, 4H], w_hh [4H, H], h0 c0 [2, B, H] (rnn.c) */ \
-    X(LSTM_LAYER,          "lstm_layer",          "CudnnRnnBackward0",             3,  lstm,         "T",  F32)
+    /* one recurrent layer-direction over all steps, in nb_rnn_mode's order: xp [T, B, G H], \
+     * w_hh [G H, H], b_hh [G H], s0 [S, B, H] and an optional mask [T, B] (rnn.c) */               \
+    X(RNN_TANH_LAYER,      "rnn_tanh_layer",      "CudnnRnnBackward0",             -1, rnn,          "T",  F32) \
+    X(RNN_RELU_LAYER,      "rnn_relu_layer",      "CudnnRnnBackward0",             -1, rnn,          "T",  F32) \
+    X(LSTM_LAYER,          "lstm_layer",          "CudnnRnnBackward0",             -1, rnn,          "T",  F32) \
+    X(GRU_LAYER,           "gru_layer",           "CudnnRnnBackward0",             -1, rnn,          "T",  F32)
 
 #define NB_OP_ENUM_(id, ...) NB_OP_##id,
 typedef enum { NB_OPS(NB_OP_ENUM_) NB_OP_COUNT } nb_op_id;

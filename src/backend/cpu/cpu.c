@@ -218,8 +218,8 @@ const nb_backend nb__cpu_backend = {
     .max_pool2d_u8 = nb__cpu_max_pool2d_u8,
     .attention = nb__cpu_attention,
     .attention_backward = nb__cpu_attention_backward,
-    .lstm = nb__cpu_lstm,
-    .lstm_backward = nb__cpu_lstm_backward,
+    .rnn_layer = nb__cpu_rnn_layer,
+    .rnn_layer_backward = nb__cpu_rnn_layer_backward,
 };
 
 const char *nb_backend_info(void) {

@@ -131,10 +131,11 @@ void nb__cpu_attention_backward(float *dq, float *dk, float *dv, const float *q,
                                 const float *v, const float *o, const float *lse,
                                 const float *dout, const nb_attention_geom *g);
 /* rnn.c */
-void nb__cpu_lstm(float *y, float *reserve, const float *xp, const float *w, const float *s0,
-                  const nb_lstm_geom *g);
-void nb__cpu_lstm_backward(float *dxp, float *dw, float *ds0, const float *w,
-                           const float *reserve, const float *dy, const nb_lstm_geom *g);
+void nb__cpu_rnn_layer(float *y, float *reserve, const float *xp, const float *w, const float *b,
+                       const float *s0, const nb_rnn_geom *g);
+void nb__cpu_rnn_layer_backward(float *dxp, float *dw, float *db, float *ds0, float *work,
+                                const float *w, const float *reserve, const float *dy,
+                                const nb_rnn_geom *g);
 
 /* bspline.c */
 void nb__cpu_bspline(float *b, const float *x, const float *grid, int64_t n, int64_t in,

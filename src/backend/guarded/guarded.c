@@ -195,13 +195,18 @@ static void g_attention_backward(float *dq, float *dk, float *dv, const float *q
     h.mask = C(g->mask);
     nb__cpu_attention_backward(U(dq), U(dk), U(dv), C(q), C(k), C(v), C(o), C(lse), C(dout), &h);
 }
-static void g_lstm(float *y, float *reserve, const float *xp, const float *w, const float *s0,
-                   const nb_lstm_geom *g) {
-    nb__cpu_lstm(U(y), U(reserve), C(xp), C(w), C(s0), g);
+static void g_rnn_layer(float *y, float *reserve, const float *xp, const float *w, const float *b,
+                        const float *s0, const nb_rnn_geom *g) {
+    nb_rnn_geom h = *g;
+    h.mask = C(g->mask);
+    nb__cpu_rnn_layer(U(y), U(reserve), C(xp), C(w), C(b), C(s0), &h);
 }
-static void g_lstm_backward(float *dxp, float *dw, float *ds0, const float *w,
-                            const float *reserve, const float *dy, const nb_lstm_geom *g) {
-    nb__cpu_lstm_backward(U(dxp), U(dw), U(ds0), C(w), C(reserve), C(dy), g);
+static void g_rnn_layer_backward(float *dxp, float *dw, float *db, float *ds0, float *work,
+                                 const float *w, const float *reserve, const float *dy,
+                                 const nb_rnn_geom *g) {
+    nb_rnn_geom h = *g;
+    h.mask = C(g->mask);
+    nb__cpu_rnn_layer_backward(U(dxp), U(dw), U(db), U(ds0), U(work), C(w), C(reserve), C(dy), &h);
 }
 
 const nb_backend nb__guarded_backend = {
@@ -261,6 +266,6 @@ const nb_backend nb__guarded_backend = {
     .max_pool2d_u8 = g_max_pool2d_u8,
     .attention = g_attention,
     .attention_backward = g_attention_backward,
-    .lstm = g_lstm,
-    .lstm_backward = g_lstm_backward,
+    .rnn_layer = g_rnn_layer,
+    .rnn_layer_backward = g_rnn_layer_backward,
 };
