@@ -1,0 +1,203 @@
+/*
+ * test_gpt.c — the GPT of nabla/gpt.h (src/nn/gpt.c): torch's parameter names, a causal
+ * forward, a tiny model's training lowering the loss, generation with the key/value cache
+ * giving the uncached run's tokens (past the context too), sampling deterministic per seed,
+ * top-k and top-p drawing only the tokens they allow, and every refusal by name.
+ */
+#include "check.h"
+
+/* V 11, context 8, 2 blocks of 2 heads, width 16: small enough to train in a second. */
+static nb_module *tiny(void) {
+    nb_manual_seed(7);
+    return nb_gpt_new((nb_gpt_opts){.vocab_size = 11, .context = 8, .n_layer = 2, .n_head = 2, .n_embd = 16});
+}
+
+static void gpt_has_torchs_names_and_sizes(void) {
+    nb_module *m = tiny();
+    CHECK(m != NULL);
+    const char *names[] = {"wte.weight", "wpe.weight", "h.0.self_attn.in_proj_weight",
+                           "h.1.self_attn.out_proj.bias", "h.1.linear1.weight", "h.1.norm2.bias",
+                           "ln_f.weight", "lm_head.weight"};
+    for (int i = 0; i < 8; i++) {
+        CHECK(nb_module_find(m, names[i]) != NULL);
+        if (!nb_module_find(m, names[i])) fprintf(stderr, "  missing %s\n", names[i]);
+    }
+    CHECK(nb_module_find(m, "lm_head.bias") == NULL); /* GPT-2's head has no bias */
+    nb_error_clear();
+    /* V E + T E + per block (4 E^2 + 4 E attention, 8 E^2 + 5 E MLP, 4 E norms) + 2 E + E V */
+    int64_t e = 16, v = 11, t = 8, per_block = 12 * e * e + 13 * e;
+    CHECK_EQ_INT(nb_module_num_elements(m), v * e + t * e + 2 * per_block + 2 * e + e * v);
+    nb_gpt_opts o = nb_gpt_config(m);
+    CHECK(o.dim_feedforward == 64 && o.context == 8 && o.n_layer == 2);
+    nb_module_free(m);
+}
+
+static void gpt_forward_is_causal(void) {
+    nb_module *m = tiny();
+    nb_scope_begin();
+    int32_t a[8] = {1, 2, 3, 4, 5, 6, 7, 8}, b[8] = {1, 2, 3, 4, 9, 9, 9, 9};
+    nb_tensor *la = nb_gpt_forward(m, nb_from_int32(a, 2, (int64_t[]){1, 8}));
+    nb_tensor *lb = nb_gpt_forward(m, nb_from_int32(b, 2, (int64_t[]){1, 8}));
+    CHECK(la && lb && nb_shape(la)[2] == 11);
+    float *x = host_vals(la), *y = host_vals(lb);
+    double first = 0, later = 0; /* positions 0..3 see the same tokens; 4..7 do not */
+    for (int i = 0; i < 4 * 11; i++) first = fmax(first, fabs(x[i] - y[i]));
+    for (int i = 4 * 11; i < 8 * 11; i++) later = fmax(later, fabs(x[i] - y[i]));
+    CHECK(first == 0 && later > 1e-3);
+    nb_scope_end();
+    nb_module_free(m);
+}
+
+/* The stream 0 1 2 ... 9 2 3 ...: each next token is fixed by the last one. */
+static void gpt_training_lowers_the_loss(void) {
+    nb_module *m = tiny();
+    nb_tensor *params[64];
+    int n = nb_module_trainable_parameters(m, params, 64);
+    nb_optim *o = nb_adamw_new(n, params, (nb_adamw_opts){.lr = 1e-2});
+    nb_sched *s = nb_cosinelr_new(o, 60, 0);
+    int32_t x[4 * 8], y[4 * 8];
+    for (int b = 0; b < 4; b++)
+        for (int t = 0; t < 8; t++) x[b * 8 + t] = 2 + (b + t) % 9, y[b * 8 + t] = 2 + (b + t + 1) % 9;
+    nb_tensor *xt = nb_from_int32(x, 2, (int64_t[]){4, 8}), *yt = nb_from_int32(y, 2, (int64_t[]){4, 8});
+    double first = 0, loss = 0;
+    for (int step = 0; step < 60; step++) {
+        CHECK_EQ_INT(nb_gpt_train_step(m, o, s, xt, yt, 1.0f, &loss), NB_OK);
+        if (step == 0) first = loss;
+    }
+    CHECK(first > 1.5 && loss < 0.2 * first);
+    if (!(loss < 0.2 * first)) fprintf(stderr, "  loss %g -> %g\n", first, loss);
+    /* it has learnt the rule: greedy generation continues the cycle */
+    int32_t prompt[2] = {3, 4}, out[6];
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 2, 6, &(nb_gpt_sample_opts){.greedy = true}, out), NB_OK);
+    for (int i = 0; i < 6; i++) CHECK_EQ_INT(out[i], 2 + (3 + i) % 9);
+    CHECK(nb_module_is_training(m)); /* the mode is put back */
+    nb_tensor_free(xt), nb_tensor_free(yt);
+    nb_sched_free(s), nb_optim_free(o), nb_module_free(m);
+}
+
+static void cached_generation_gives_the_uncached_tokens(void) {
+    size_t before = nb_alloc_stats_get().bytes_live;
+    nb_module *m = tiny();
+    int32_t prompt[3] = {5, 1, 7}, a[20], b[20];
+    /* 20 tokens after 3 run 15 past the context of 8: the cache refills from the window */
+    nb_gpt_sample_opts o = {.temperature = 0.8f, .top_k = 6, .seed = 42};
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 3, 20, &o, a), NB_OK);
+    o.no_cache = true;
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 3, 20, &o, b), NB_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    o = (nb_gpt_sample_opts){.greedy = true};
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 3, 20, &o, a), NB_OK);
+    o.no_cache = true;
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 3, 20, &o, b), NB_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    /* a prompt longer than the context is cropped to its last 8 tokens */
+    int32_t longp[12] = {9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8};
+    CHECK_EQ_INT(nb_gpt_generate(m, longp, 12, 5, &o, a), NB_OK);
+    CHECK_EQ_INT(nb_gpt_generate(m, longp + 4, 8, 5, &o, b), NB_OK);
+    CHECK(memcmp(a, b, 5 * sizeof *a) == 0);
+    nb_module_free(m);
+    CHECK_BYTES_BACK("gpt generation", before);
+}
+
+static void sampling_is_deterministic_per_seed(void) {
+    nb_module *m = tiny();
+    int32_t prompt[1] = {2}, a[24], b[24], c[24];
+    nb_gpt_sample_opts o = {.seed = 1};
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 1, 24, &o, a), NB_OK);
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 1, 24, &o, b), NB_OK);
+    o.seed = 2;
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 1, 24, &o, c), NB_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+    nb_module_free(m);
+}
+
+static void top_k_and_top_p_draw_only_what_they_allow(void) {
+    /* probabilities at temperature 1: 0.5 (id 3), 0.25 (ids 0 and 4, tied), 0 elsewhere */
+    float logits[6] = {logf(0.25f), -INFINITY, -INFINITY, logf(0.5f), logf(0.25f), -INFINITY};
+    int seen[6] = {0};
+    for (int i = 0; i < 1000; i++) {
+        double u = i / 1000.0;
+        seen[nb_sample_token(logits, 6, NULL, u)]++;
+        int k2 = nb_sample_token(logits, 6, &(nb_gpt_sample_opts){.top_k = 2}, u);
+        CHECK(k2 == 3 || k2 == 0); /* of the tied 0 and 4, the lower id is kept */
+        int p6 = nb_sample_token(logits, 6, &(nb_gpt_sample_opts){.top_p = 0.6f}, u);
+        CHECK(p6 == 3 || p6 == 0); /* 0.5 < 0.6 needs a second token, 0.75 >= 0.6 does not a third */
+        CHECK_EQ_INT(nb_sample_token(logits, 6, &(nb_gpt_sample_opts){.top_p = 0.5f}, u), 3);
+        CHECK_EQ_INT(nb_sample_token(logits, 6, &(nb_gpt_sample_opts){.top_k = 1}, u), 3);
+        CHECK_EQ_INT(nb_sample_token(logits, 6, &(nb_gpt_sample_opts){.greedy = true}, u), 3);
+    }
+    CHECK(seen[1] == 0 && seen[2] == 0 && seen[5] == 0);
+    CHECK(abs(seen[3] - 500) <= 1 && abs(seen[0] - 250) <= 1 && abs(seen[4] - 250) <= 1);
+    /* a low temperature sharpens: 0.5 vs 0.25 becomes 0.5^10 vs 2 0.25^10 */
+    int hot = 0;
+    for (int i = 0; i < 1000; i++)
+        hot += nb_sample_token(logits, 6, &(nb_gpt_sample_opts){.temperature = 0.1f}, i / 1000.0) == 3;
+    CHECK(hot >= 997);
+}
+
+static void gpt_refuses_bad_input_by_name(void) {
+    size_t before = nb_alloc_stats_get().bytes_live;
+    CHECK(nb_gpt_new((nb_gpt_opts){0}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "gpt: vocab_size 0 must be positive");
+    CHECK(nb_gpt_new((nb_gpt_opts){.vocab_size = 5, .n_embd = 10, .n_head = 4}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "gpt: n_embd 10 must be divisible by n_head 4");
+    CHECK(nb_gpt_new((nb_gpt_opts){.vocab_size = 5, .dropout = 1.0f}) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "dropout 1 is outside [0, 1)");
+    nb_module *m = tiny();
+    nb_scope_begin();
+    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK(nb_gpt_forward(m, nb_from_int32(ids, 2, (int64_t[]){1, 9})) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "a sequence of 9 tokens from position 0 is longer than the 8 positions");
+    ids[2] = 11;
+    CHECK(nb_gpt_forward(m, nb_from_int32(ids, 2, (int64_t[]){1, 8})) == NULL);
+    CHECK_ERROR(NB_ERR_ARG, "id 11 at [0,2] is out of range for 11 embeddings");
+    CHECK(nb_gpt_forward(m, nb_from_int32(ids, 1, (int64_t[]){8})) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "gpt: ids [8] must be [B, T]");
+    nb_tensor *x = nb_from_int32(ids, 2, (int64_t[]){1, 4}), *y = nb_from_int32(ids, 2, (int64_t[]){2, 2});
+    CHECK(nb_gpt_loss(m, x, y) == NULL);
+    CHECK_ERROR(NB_ERR_SHAPE, "gpt_loss: targets [2,2] must have the shape of the ids [1,4]");
+    nb_scope_end();
+    int32_t out[4];
+    CHECK_EQ_INT(nb_gpt_generate(m, ids, 0, 4, NULL, out), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "gpt_generate: the prompt is empty");
+    CHECK_EQ_INT(nb_gpt_generate(m, ids, 4, 4, NULL, out), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "gpt_generate: prompt[2] = 11 is not below the vocabulary's 11 ids");
+    ids[2] = 3;
+    CHECK_EQ_INT(nb_gpt_generate(m, ids, 4, 4, &(nb_gpt_sample_opts){.top_p = 1.5f}, out), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "sample: top_p 1.5 is outside [0, 1]");
+    CHECK_EQ_INT(nb_gpt_generate(m, ids, 4, 4, &(nb_gpt_sample_opts){.temperature = -1}, out), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "sample: temperature -1 must be finite and >= 0");
+    float nan_logits[3] = {0, NAN, 1};
+    CHECK_EQ_INT(nb_sample_token(nan_logits, 3, NULL, 0.5), -1);
+    CHECK_ERROR(NB_ERR_ARG, "sample: logit 1 is nan");
+    nb_module_free(m);
+    CHECK_BYTES_BACK("gpt errors", before);
+}
+
+static void sinusoidal_positions_train_too(void) {
+    nb_manual_seed(3);
+    nb_module *m = nb_gpt_new((nb_gpt_opts){.vocab_size = 7, .context = 6, .n_layer = 1, .n_head = 2,
+                                            .n_embd = 8, .sinusoidal = true});
+    CHECK(m && nb_module_find(m, "wpe.weight") == NULL);
+    nb_error_clear();
+    int32_t prompt[2] = {1, 2}, a[9], b[9];
+    nb_gpt_sample_opts o = {.seed = 5};
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 2, 9, &o, a), NB_OK);
+    o.no_cache = true;
+    CHECK_EQ_INT(nb_gpt_generate(m, prompt, 2, 9, &o, b), NB_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    nb_module_free(m);
+}
+
+int main(void) {
+    gpt_has_torchs_names_and_sizes();
+    gpt_forward_is_causal();
+    gpt_training_lowers_the_loss();
+    cached_generation_gives_the_uncached_tokens();
+    sampling_is_deterministic_per_seed();
+    top_k_and_top_p_draw_only_what_they_allow();
+    gpt_refuses_bad_input_by_name();
+    sinusoidal_positions_train_too();
+    return check_summary();
+}
