@@ -64,6 +64,27 @@ NB_API nb_tensor *nb_gpt_loss(nb_module *m, nb_tensor *x, nb_tensor *y);
 NB_API nb_status nb_gpt_train_step(nb_module *m, nb_optim *o, nb_sched *s, nb_tensor *x,
                                    nb_tensor *y, float clip_norm, double *loss);
 
+/* nanoGPT's configure_optimizers with a warm-up and a cosine decay, as torch builds them:
+ * AdamW (beta1 0.9) whose first group holds the parameters of 2 or more dims (matrices,
+ * embeddings) with weight_decay and whose second holds the rest (biases, LayerNorm) without;
+ * the rate rises linearly from lr / warmup to lr over warmup steps (LinearLR), then falls along
+ * a cosine to min_lr over the other steps (CosineAnnealingLR), the two joined by SequentialLR.
+ * Zero-initialised fields take the defaults shown; NB_ZERO asks for a real 0. */
+typedef struct {
+    int steps;           /* the run's length, >= 1 (required) */
+    int warmup;          /* steps of warm-up, below steps; 0: none */
+    double lr;           /* the peak rate; 0: 1e-3 */
+    double weight_decay; /* 0: 0.1 */
+    double beta2;        /* 0: 0.99 */
+    double min_lr;       /* 0: lr / 10 */
+} nb_gpt_optim_opts;
+
+/* The optimiser over m's trainable parameters, and in *sched its schedule (to step after each
+ * optimiser step, as nb_gpt_train_step does; free it before the optimiser).  NULL with
+ * NB_ERR_ARG for steps < 1 or warmup outside [0, steps), and the optimiser's and schedules'
+ * errors; *sched is NULL then. */
+NB_API nb_optim *nb_gpt_optim_new(nb_module *m, const nb_gpt_optim_opts *o, nb_sched **sched);
+
 /* ---------------------------------------------------------------- generation */
 
 /* Sampling options; zero-initialised: plain sampling at temperature 1 from every token. */

@@ -123,6 +123,44 @@ nb_status nb_gpt_train_step(nb_module *m, nb_optim *o, nb_sched *s, nb_tensor *x
     return st;
 }
 
+/* A zero option takes its default; NB_ZERO (a negative zero) is a real 0. */
+static double or_default(double v, double dflt) { return v == 0 && !signbit(v) ? dflt : v; }
+
+nb_optim *nb_gpt_optim_new(nb_module *m, const nb_gpt_optim_opts *o, nb_sched **sched) {
+    if (!sched || !o) return nb__fail(NB_ERR_NULL, "gpt_optim: options or sched is NULL");
+    *sched = NULL;
+    if (!nb_module_state(m, &gpt_class)) return NULL;
+    if (o->steps < 1 || o->warmup < 0 || o->warmup >= o->steps)
+        return nb__fail(NB_ERR_ARG, "gpt_optim: %d steps and %d of warm-up: steps must be positive "
+                        "and the warm-up shorter", o->steps, o->warmup);
+    double lr = or_default(o->lr, 1e-3);
+    int n = nb_module_trainable_parameters(m, NULL, 0), nd = 0, np = 0;
+    size_t bytes = sizeof(nb_tensor *) * (size_t)(2 * n + 1);
+    nb_tensor **all = nb__alloc(bytes);
+    if (!all) return NULL;
+    nb_module_trainable_parameters(m, all, n);
+    nb_tensor **decay = all + n, **plain; /* the second half: matrices first, then the rest */
+    for (int i = 0; i < n; i++)
+        if (nb_ndim(all[i]) >= 2) decay[nd++] = all[i];
+    plain = decay + nd;
+    for (int i = 0; i < n; i++)
+        if (nb_ndim(all[i]) < 2) plain[np++] = all[i];
+    nb_adamw_opts ao = {.lr = lr, .beta2 = or_default(o->beta2, 0.99), .weight_decay = or_default(o->weight_decay, 0.1)};
+    if (ao.weight_decay == 0) ao.weight_decay = NB_ZERO;
+    nb_optim *opt = nb_adamw_new(nd, decay, ao);
+    nb_group_opts none = {.weight_decay = NB_ZERO};
+    if (opt && np && nb_optim_add_group(opt, np, plain, &none) != NB_OK) nb_optim_free(opt), opt = NULL;
+    nb__dealloc(all, bytes);
+    if (!opt) return NULL;
+    int warm = o->warmup;
+    nb_sched *cosine = nb_cosinelr_new(opt, o->steps - warm, or_default(o->min_lr, lr / 10));
+    if (warm > 0) /* SequentialLR takes both, also when one failed */
+        *sched = nb_sequentiallr_new(opt, 2, (nb_sched *[]){nb_linearlr_new(opt, 1.0 / warm, 1.0, warm), cosine}, &warm);
+    else *sched = cosine;
+    if (!*sched) nb_optim_free(opt), opt = NULL;
+    return opt;
+}
+
 /* ---- generation */
 
 /* Block l of the model on x [1, t, E] at the cache's next positions; t > 1 only on an empty

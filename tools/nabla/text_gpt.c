@@ -9,7 +9,7 @@
  *     text; an unseen one is <unk>) or byte-level BPE learnt on the training text.  Each step
  *     draws --batch windows of --context tokens at random places of the training stream (from
  *     --seed), and trains with AdamW and a linear warm-up then cosine decay to a tenth of --lr
- *     (LinearLR then CosineAnnealingLR in a SequentialLR).  Every --eval-every steps and at the
+ *     (nb_gpt_optim_new: LinearLR then CosineAnnealingLR in a SequentialLR).  Every --eval-every steps and at the
  *     end, the mean loss over --eval-batches fixed validation windows.  Writes, into DIR:
  *       model.safetensors  the weights, with the model's sizes and tokenizer in the metadata
  *                          "nabla.gpt" ({"vocab_size": 90, "context": 128, ...})
@@ -203,28 +203,6 @@ static bool save_run(nb_module *m, const nb_curves *cv, const train_opts *o, con
     return nb_curves_write_svg(cv, path, "nabla text gpt: loss and perplexity per step") == NB_OK || cli_say() == 0;
 }
 
-/* AdamW (weight decay on the matrices and embeddings only, as nanoGPT: not on biases and
- * LayerNorm weights) with warm-up then cosine decay. */
-static nb_optim *make_optim(nb_module *m, const train_opts *o, nb_sched **sched) {
-    nb_tensor *p[512], *decay[512], *plain[512];
-    int n = nb_module_trainable_parameters(m, p, 512), nd = 0, np = 0;
-    for (int i = 0; i < n && i < 512; i++) {
-        if (nb_ndim(p[i]) >= 2) decay[nd++] = p[i];
-        else plain[np++] = p[i];
-    }
-    nb_optim *opt = nb_adamw_new(nd, decay, (nb_adamw_opts){.lr = o->lr, .beta2 = 0.99,
-                                                             .weight_decay = o->weight_decay > 0 ? o->weight_decay : NB_ZERO});
-    nb_group_opts g = {.weight_decay = NB_ZERO};
-    if (opt && np && nb_optim_add_group(opt, np, plain, &g) != NB_OK) nb_optim_free(opt), opt = NULL;
-    if (!opt) return NULL;
-    int warm = o->warmup < o->steps ? o->warmup : o->steps - 1;
-    nb_sched *parts[2] = {warm > 0 ? nb_linearlr_new(opt, 1.0 / warm, 1.0, warm) : NULL,
-                          nb_cosinelr_new(opt, o->steps - warm > 0 ? o->steps - warm : 1, o->lr / 10)};
-    *sched = warm > 0 ? nb_sequentiallr_new(opt, 2, parts, &warm) : parts[1];
-    if (!*sched) nb_optim_free(opt), opt = NULL;
-    return opt;
-}
-
 static bool make_tokenizer(tokenizer *tk, const char *text, const train_opts *o) {
     tk->bpe = !strcmp(o->tokenizer, "bpe");
     if (tk->bpe) {
@@ -249,7 +227,9 @@ static bool save_tokenizer(const tokenizer *tk, const char *dir) {
 /* The steps; the curves get a row a step, validation figures on evaluation steps only. */
 static int train_loop(nb_module *m, const stream *tr, const stream *val, const train_opts *o, const char *meta) {
     nb_sched *sched = NULL;
-    nb_optim *opt = make_optim(m, o, &sched);
+    nb_gpt_optim_opts go = {.steps = o->steps, .warmup = o->warmup < o->steps ? o->warmup : o->steps - 1,
+                            .lr = o->lr, .weight_decay = o->weight_decay > 0 ? o->weight_decay : NB_ZERO};
+    nb_optim *opt = nb_gpt_optim_new(m, &go, &sched);
     nb_curves *cv = nb_curves_new();
     int64_t b = o->batch, t = o->context;
     int32_t *x = malloc(sizeof(int32_t) * (size_t)(b * t)), *y = malloc(sizeof(int32_t) * (size_t)(b * t));
