@@ -2,9 +2,12 @@
  * test_gpt.c — the GPT of nabla/gpt.h (src/nn/gpt.c): torch's parameter names, a causal
  * forward, a tiny model's training lowering the loss, generation with the key/value cache
  * giving the uncached run's tokens (past the context too), sampling deterministic per seed,
- * top-k and top-p drawing only the tokens they allow, and every refusal by name.
+ * top-k and top-p drawing only the tokens they allow, every refusal by name; and five
+ * training steps equal to torch's from the same weights and batches (tests/golden/gpt.json,
+ * tools/gen_golden_gpt.py): each loss and every parameter afterwards to 1e-5.
  */
 #include "check.h"
+#include "golden_json.h"
 
 /* V 11, context 8, 2 blocks of 2 heads, width 16: small enough to train in a second. */
 static nb_module *tiny(void) {
@@ -190,6 +193,57 @@ static void sinusoidal_positions_train_too(void) {
     nb_module_free(m);
 }
 
+/* The parameters after training equal torch's, but for the attention's key biases: the loss
+ * does not depend on them (q.(k + b) adds q.b to every score of a row, which softmax drops), so
+ * their gradient is rounding noise that Adam scales up to steps of lr, in torch as here. */
+static void check_final_weights(nb_module *m, const json_t *final, int64_t e) {
+    for (size_t i = 0; i < json_array_size(final); i++) {
+        const json_t *w = json_array_get(final, i);
+        const char *name = json_string_value(json_object_get(w, "name"));
+        nb_tensor *t = nb_module_find(m, name);
+        if (!strstr(name, "in_proj_bias")) {
+            check_json_tensor(name, t, w, 1e-5);
+            continue;
+        }
+        long n;
+        double *want = json_doubles(w, &n);
+        float *got = host_vals(t);
+        CHECK_ARRAY(name, got, want, e, 1e-5, 1e-5);                 /* q */
+        CHECK_ARRAY(name, got + 2 * e, want + 2 * e, e, 1e-5, 1e-5); /* v */
+        free(want);
+    }
+}
+
+static void gpt_trains_as_torch_does(void) {
+    json_t *g = golden_load("tests/golden/gpt.json");
+    if (!g) return;
+    nb_gpt_opts o = {.vocab_size = json_integer_value(json_object_get(g, "vocab_size")),
+                     .context = json_integer_value(json_object_get(g, "context")),
+                     .n_layer = json_integer_value(json_object_get(g, "n_layer")),
+                     .n_head = json_integer_value(json_object_get(g, "n_head")),
+                     .n_embd = json_integer_value(json_object_get(g, "n_embd"))};
+    nb_module *m = nb_gpt_new(o);
+    check_and_load_entries("gpt", m, json_object_get(g, "params"), false); /* names and order too */
+    int steps = (int)json_integer_value(json_object_get(g, "steps"));
+    nb_gpt_optim_opts go = {.steps = steps, .warmup = (int)json_integer_value(json_object_get(g, "warmup")),
+                            .lr = json_real_value(json_object_get(g, "lr"))};
+    nb_sched *s = NULL;
+    nb_optim *opt = nb_gpt_optim_new(m, &go, &s);
+    CHECK(opt && s);
+    for (int i = 0; opt && i < steps; i++) {
+        nb_scope_begin();
+        double loss = 0, want = json_real_value(json_array_get(json_object_get(g, "loss"), (size_t)i));
+        CHECK_EQ_INT(nb_gpt_train_step(m, opt, s, json_tensor(json_array_get(json_object_get(g, "x"), (size_t)i)),
+                                       json_tensor(json_array_get(json_object_get(g, "y"), (size_t)i)), 1.0f, &loss),
+                     NB_OK);
+        CHECK_NEAR(loss, want, 0, 1e-5);
+        nb_scope_end();
+    }
+    check_final_weights(m, json_object_get(g, "final"), o.n_embd);
+    nb_sched_free(s), nb_optim_free(opt), nb_module_free(m);
+    json_decref(g);
+}
+
 int main(void) {
     gpt_has_torchs_names_and_sizes();
     gpt_forward_is_causal();
@@ -199,5 +253,6 @@ int main(void) {
     top_k_and_top_p_draw_only_what_they_allow();
     gpt_refuses_bad_input_by_name();
     sinusoidal_positions_train_too();
+    gpt_trains_as_torch_does();
     return check_summary();
 }
