@@ -8,6 +8,7 @@
  */
 #include "check.h"
 #include "golden_json.h"
+#include "tmpdir.h"
 
 /* V 11, context 8, 2 blocks of 2 heads, width 16: small enough to train in a second. */
 static nb_module *tiny(void) {
@@ -244,7 +245,30 @@ static void gpt_trains_as_torch_does(void) {
     json_decref(g);
 }
 
+/* nb_curves_set_names, which `nabla text gpt` uses for its per-step curves. */
+static void curves_take_a_language_models_names(void) {
+    nb_curves *c = nb_curves_new();
+    for (int i = 0; i < 150; i++) nb_curves_add(c, 3.0f - 0.01f * i, i % 50 ? NAN : 3.1f, expf(3.0f - 0.01f * i), NAN);
+    CHECK_EQ_INT(nb_curves_set_names(c, "step", "perplexity", "val"), NB_OK);
+    CHECK_EQ_INT(nb_curves_write_csv(c, tpath("c.csv")), NB_OK);
+    CHECK_EQ_INT(nb_curves_write_svg(c, tpath("c.svg"), "lm"), NB_OK);
+    size_t n;
+    char *csv = read_all(tpath("c.csv"), &n), *svg = read_all(tpath("c.svg"), &n);
+    CHECK_STR_CONTAINS(csv, "step,train_loss,val_loss,train_perplexity,val_perplexity\n1,3,3.1,20.0855,\n2,2.99,,");
+    CHECK_STR_CONTAINS(svg, ">Perplexity</text>");
+    CHECK_STR_CONTAINS(svg, ">step</text>");
+    CHECK_STR_CONTAINS(svg, ">val</text>");
+    CHECK(!strstr(svg, "<circle")); /* 150 points: lines without dots */
+    free(csv), free(svg);
+    CHECK_EQ_INT(nb_curves_set_names(c, "a,b", NULL, NULL), NB_ERR_ARG);
+    CHECK_ERROR(NB_ERR_ARG, "curves_set_names: name \"a,b\" must have 1 to 31 bytes");
+    CHECK_EQ_INT(nb_curves_set_names(c, NULL, "", NULL), NB_ERR_ARG);
+    nb_error_clear();
+    nb_curves_free(c);
+}
+
 int main(void) {
+    if (!tmpdir_make("nb_test_gpt")) return 1;
     gpt_has_torchs_names_and_sizes();
     gpt_forward_is_causal();
     gpt_training_lowers_the_loss();
@@ -254,5 +278,7 @@ int main(void) {
     gpt_refuses_bad_input_by_name();
     sinusoidal_positions_train_too();
     gpt_trains_as_torch_does();
+    curves_take_a_language_models_names();
+    tmpdir_remove();
     return check_summary();
 }
