@@ -175,6 +175,9 @@ static void gpt_refuses_bad_input_by_name(void) {
     float nan_logits[3] = {0, NAN, 1};
     CHECK_EQ_INT(nb_sample_token(nan_logits, 3, NULL, 0.5), -1);
     CHECK_ERROR(NB_ERR_ARG, "sample: logit 1 is nan");
+    float none[2] = {-INFINITY, -INFINITY};
+    CHECK_EQ_INT(nb_sample_token(none, 2, NULL, 0.5), -1);
+    CHECK_ERROR(NB_ERR_ARG, "sample: every logit is -inf");
     nb_module_free(m);
     CHECK_BYTES_BACK("gpt errors", before);
 }

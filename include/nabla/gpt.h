@@ -103,7 +103,8 @@ typedef struct {
  * tokens are ordered by falling probability (ties: the lower id), cut by top_k and top_p, and
  * the first whose cumulative probability, renormalised over those kept, exceeds u is returned.
  * -1 with NB_ERR_ARG for n < 1, a temperature that is negative or not finite, top_k < 0, top_p
- * outside [0, 1], u outside [0, 1), or a NaN logit (named with its index). */
+ * outside [0, 1], u outside [0, 1), a NaN logit (named with its index), or logits that are all
+ * -inf. */
 NB_API int32_t nb_sample_token(const float *logits, int64_t n, const nb_gpt_sample_opts *o, double u);
 
 /* Generates n_new tokens after prompt[0..n_prompt) into out[0..n_new), one batch row, in eval

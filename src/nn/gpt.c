@@ -92,13 +92,15 @@ nb_tensor *nb_gpt_loss(nb_module *m, nb_tensor *x, nb_tensor *y) {
     return nb__temps_end(&tmp, nb__tmp(&tmp, nb_cross_entropy(flat, target, NULL)));
 }
 
+/* torch.nn.utils.clip_grad_norm_ over m's trainable parameters; a GPT has a few dozen, so the
+ * list lives on the stack and a step allocates nothing here. */
 static nb_status clip(nb_module *m, float max_norm) {
+    nb_tensor *stack[256], **p = stack;
     int n = nb_module_trainable_parameters(m, NULL, 0);
-    nb_tensor **p = nb__alloc(sizeof *p * (size_t)(n > 0 ? n : 1));
-    if (!p) return nb_error_code();
+    if (n > 256 && !(p = nb__alloc(sizeof *p * (size_t)n))) return nb_error_code();
     nb_module_trainable_parameters(m, p, n);
     float norm = nb_clip_grad_norm(n, p, max_norm, 2.0f);
-    nb__dealloc(p, sizeof *p * (size_t)(n > 0 ? n : 1));
+    if (p != stack) nb__dealloc(p, sizeof *p * (size_t)n);
     return isfinite(norm) ? NB_OK
                           : nb__fail_status(NB_ERR_VALUE, "gpt_train_step: the gradients' norm is %g", norm);
 }
@@ -254,6 +256,10 @@ int32_t nb_sample_token(const float *logits, int64_t n, const nb_gpt_sample_opts
         r[i] = (ranked){i, logits[i]};
     }
     qsort(r, (size_t)n, sizeof *r, by_value);
+    if (r[0].v == -INFINITY) {
+        nb__fail_status(NB_ERR_ARG, "sample: every logit is -inf");
+        goto out_free_ranked;
+    }
     if (o->greedy) {
         pick = (int32_t)r[0].i;
         goto out_free_ranked;
