@@ -99,6 +99,25 @@ static void gpt_sample_is_the_same_for_a_seed_with_or_without_the_cache(void) {
     CHECK_STR_CONTAINS(out_text, "cropped to the last 8");
 }
 
+/* Byte-level BPE tokens: merges learnt on the training text, saved beside the model, and a
+ * prompt of any bytes encodes (no character is unknown). */
+static void gpt_trains_and_samples_on_bpe_tokens(void) {
+    char args[2048];
+    snprintf(args, sizeof args, "text gpt train '%s' --out '%s' --tokenizer bpe --bpe-vocab 280 --steps 6 "
+             "--layers 1 --heads 2 --width 16 --context 8 --batch 4 --eval-every 3 --eval-batches 1 --warmup 0",
+             tpath("brown"), tpath("bpe"));
+    CHECK_EQ_INT(run_nabla(args), 0);
+    CHECK_STR_CONTAINS(out_text, "GPT: BPE tokens (280 ids)");
+    size_t n;
+    char *merges = read_all(tpath("bpe/tokenizer.json"), &n);
+    CHECK_STR_CONTAINS(merges, "\"nabla.bpe\"");
+    free(merges);
+    snprintf(args, sizeof args, "text gpt sample '%s' --prompt 'The Zebra' --tokens 10 --seed 2",
+             tpath("bpe/model.safetensors"));
+    CHECK_EQ_INT(run_nabla(args), 0);
+    CHECK(out_text && !strncmp(out_text, "The Zebra", 9));
+}
+
 static void gpt_refuses_bad_input_by_name(void) {
     CHECK_EQ_INT(sample("--prompt 'the Cat' --tokens 5"), 1);
     CHECK_STR_CONTAINS(err_text, "the character 'C' (prompt character 4) is not in the model's vocabulary");
@@ -132,6 +151,7 @@ int main(int argc, char **argv) {
     CHECK(make_corpus());
     gpt_train_writes_a_model_and_falling_curves();
     gpt_sample_is_the_same_for_a_seed_with_or_without_the_cache();
+    gpt_trains_and_samples_on_bpe_tokens();
     gpt_refuses_bad_input_by_name();
     free(out_text);
     free(err_text);

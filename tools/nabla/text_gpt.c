@@ -80,20 +80,37 @@ static bool encode(const tokenizer *t, const char *text, bool strict, int32_t **
     return ok;
 }
 
-/* The text of ids[0..n) (malloc'd), or NULL after a message.  A BPE sample may end inside a
- * UTF-8 character: the ids that cut it are left out. */
-static char *decode(const tokenizer *t, const int32_t *ids, int64_t n) {
-    if (t->bpe) {
-        for (int64_t keep = n; keep >= 0 && keep > n - 4; keep--) {
-            char *s = nb_bpe_decode(t->merges, ids, keep);
-            if (s) {
-                char *r = strdup(s);
-                nb_text_free(s);
-                return r;
-            }
+/* The BPE text of ids[0..n) for printing (malloc'd): a sample may put bytes in an order that
+ * is not UTF-8, so the ids are decoded in the shortest runs (at most 4 ids: a character's
+ * bytes) that are UTF-8, and an id that starts none is printed as U+FFFD. */
+static char *decode_bpe(const tokenizer *t, const int32_t *ids, int64_t n) {
+    size_t cap = 16 * (size_t)n + 1, len = 0;
+    char *s = malloc(cap);
+    for (int64_t i = 0; s && i < n;) {
+        char *piece = NULL;
+        int64_t j = i + 1;
+        for (; j <= n && j <= i + 4 && !(piece = nb_bpe_decode(t->merges, ids + i, j - i)); j++) nb_error_clear();
+        const char *add = piece ? piece : "\xEF\xBF\xBD";
+        size_t k = strlen(add);
+        char *grown = len + k + 1 > cap ? realloc(s, cap = 2 * (len + k + 1)) : s;
+        if (!grown) {
+            free(s), nb_text_free(piece);
+            s = NULL;
+            break;
         }
-        return cli_fail("text gpt: decoding"), NULL;
+        s = grown;
+        memcpy(s + len, add, k + 1);
+        len += k;
+        nb_text_free(piece);
+        i = piece ? j : i + 1;
     }
+    if (!s) fprintf(stderr, "nabla text gpt: out of memory\n");
+    return s;
+}
+
+/* The text of ids[0..n) (malloc'd), or NULL after a message. */
+static char *decode(const tokenizer *t, const int32_t *ids, int64_t n) {
+    if (t->bpe) return decode_bpe(t, ids, n);
     const char **tok = malloc(sizeof *tok * (size_t)(n ? n : 1));
     if (!tok || nb_vocab_decode(t->vocab, ids, n, tok) != NB_OK) return free(tok), cli_fail("text gpt: decoding"), NULL;
     size_t len = 1;
