@@ -194,8 +194,9 @@ static double eval_loss(nb_module *m, const stream *val, const train_opts *o, in
     }
     nb_module_train(m, true);
     nb_set_grad_enabled(grad);
+    double mean = starts ? sum / o->eval_batches : NAN;
     free(starts);
-    return starts ? sum / o->eval_batches : NAN;
+    return mean;
 }
 
 static char *config_json(const nb_gpt_opts *g, bool bpe) {
