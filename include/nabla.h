@@ -335,6 +335,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/symbolic.h"
 #include "nabla/attention.h"
 #include "nabla/text.h"
+#include "nabla/gpt.h"
 
 #ifdef __cplusplus
 }

@@ -57,6 +57,13 @@ NB_API nb_curves *nb_curves_new(void);
 NB_API nb_status nb_curves_add(nb_curves *c, float train_loss, float test_loss, float train_acc,
                         float test_acc); /* NAN where a value is not measured */
 NB_API int nb_curves_len(const nb_curves *c);
+/* Names for series of another kind than image training's (NULL keeps a name): the x axis
+ * (default "epoch"), the second panel's measure ("accuracy") and the held-out set ("test").
+ * With any name set, the CSV's header is "X,train_loss,HELD_loss,train_METRIC,HELD_METRIC"
+ * (`nabla text gpt`: step, perplexity, val); the SVG's second panel is titled METRIC
+ * capitalised, and series of over 100 points are drawn without dots.  NB_ERR_ARG for a name
+ * that is empty, over 31 bytes, or holds a comma, quote, <, >, & or newline. */
+NB_API nb_status nb_curves_set_names(nb_curves *c, const char *x, const char *metric, const char *held_out);
 /* The values of one epoch (0-based): train loss, test loss, train accuracy, test accuracy. */
 NB_API nb_status nb_curves_get(const nb_curves *c, int epoch, float values[4]);
 /* Both write atomically (see nabla/io.h): on failure (NB_ERR_IO naming the file and the cause)

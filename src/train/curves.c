@@ -8,6 +8,7 @@
 #include "nabla/train.h"
 #include "../io/io.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@ enum { TRAIN_LOSS, TEST_LOSS, TRAIN_ACC, TEST_ACC, N_SERIES };
 struct nb_curves {
     int n, cap;
     float *v; /* n rows of N_SERIES values */
+    char x[32], metric[32], held_out[32]; /* names (nb_curves_set_names); empty: the defaults */
 };
 
 nb_curves *nb_curves_new(void) {
@@ -32,6 +34,25 @@ void nb_curves_free(nb_curves *c) {
 }
 
 int nb_curves_len(const nb_curves *c) { return c ? c->n : 0; }
+
+nb_status nb_curves_set_names(nb_curves *c, const char *x, const char *metric, const char *held_out) {
+    if (!c) return nb__fail_status(NB_ERR_NULL, "curves_set_names: curves is NULL");
+    const char *names[3] = {x, metric, held_out};
+    for (int i = 0; i < 3; i++)
+        if (names[i] && (!*names[i] || strlen(names[i]) >= sizeof c->x || strpbrk(names[i], ",<>&'\"\n")))
+            return nb__fail_status(NB_ERR_ARG, "curves_set_names: name \"%s\" must have 1 to 31 bytes "
+                                   "and no comma, quote, <, >, & or newline", names[i]);
+    char *slots[3] = {c->x, c->metric, c->held_out};
+    for (int i = 0; i < 3; i++)
+        if (names[i]) strcpy(slots[i], names[i]);
+    return NB_OK;
+}
+
+/* The names in use: the x axis ("epoch"), the second panel's measure ("accuracy") and the
+ * held-out set's ("test"). */
+static const char *x_name(const nb_curves *c) { return *c->x ? c->x : "epoch"; }
+static const char *metric_name(const nb_curves *c) { return *c->metric ? c->metric : "accuracy"; }
+static const char *held_out_name(const nb_curves *c) { return *c->held_out ? c->held_out : "test"; }
 
 nb_status nb_curves_get(const nb_curves *c, int epoch, float values[4]) {
     if (!c || epoch < 0 || epoch >= c->n)
@@ -67,7 +88,10 @@ nb_status nb_curves_write_csv(const nb_curves *c, const char *path) {
     if (nb__afile_begin(&af, "curves_write_csv", path) != NB_OK) return nb_error_code();
     FILE *f = nb__afile_stream(&af);
     if (!f) return nb__afile_commit(&af); /* reports the failure */
-    fprintf(f, "epoch,train_loss,test_loss,train_acc,test_acc\n");
+    if (*c->metric || *c->held_out || *c->x) /* named series: the names as written */
+        fprintf(f, "%s,train_loss,%s_loss,train_%s,%s_%s\n", x_name(c), held_out_name(c),
+                metric_name(c), held_out_name(c), metric_name(c));
+    else fprintf(f, "epoch,train_loss,test_loss,train_acc,test_acc\n");
     for (int e = 0; e < c->n; e++) {
         fprintf(f, "%d", e + 1);
         for (int s = 0; s < N_SERIES; s++) put_value(f, c->v[N_SERIES * e + s]);
@@ -88,6 +112,7 @@ nb_status nb_curves_write_csv(const nb_curves *c, const char *path) {
 typedef struct {
     double x0, y0, lo, hi; /* panel origin (top left of the plot area) and y range */
     int n;
+    const char *x; /* the x axis's name */
 } panel;
 
 static double px(const panel *p, int epoch) {
@@ -121,8 +146,8 @@ static void draw_axes(FILE *f, const panel *p, const char *title, const char *yl
     for (int e = 0; e < p->n; e += every)
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%d</text>\n",
                 px(p, e), p->y0 + PANEL_H + 16, e + 1);
-    fprintf(f, "<text x='%.1f' y='%.1f' font-size='13' text-anchor='middle'>epoch</text>\n",
-            p->x0 + PANEL_W / 2.0, p->y0 + PANEL_H + 36);
+    fprintf(f, "<text x='%.1f' y='%.1f' font-size='13' text-anchor='middle'>%s</text>\n",
+            p->x0 + PANEL_W / 2.0, p->y0 + PANEL_H + 36, p->x);
     fprintf(f, "<text x='%.1f' y='%.1f' font-size='15' text-anchor='middle'>%s</text>\n",
             p->x0 + PANEL_W / 2.0, p->y0 - 12, title);
     fprintf(f, "<text transform='translate(%.1f,%.1f) rotate(-90)' font-size='13' "
@@ -136,7 +161,7 @@ static void draw_series(FILE *f, const nb_curves *c, const panel *p, int s, cons
         if (isfinite(v)) fprintf(f, "%.1f,%.1f ", px(p, e), py(p, v));
     }
     fprintf(f, "'/>\n");
-    for (int e = 0; e < c->n; e++) {
+    for (int e = 0; c->n <= 100 && e < c->n; e++) { /* dots only where they stay apart */
         float v = c->v[N_SERIES * e + s];
         if (isfinite(v))
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e), py(p, v), color);
@@ -157,8 +182,8 @@ static void range_of(const nb_curves *c, int s0, int s1, double *lo, double *hi)
     *hi += pad;
 }
 
-static void draw_legend(FILE *f, double x, double y) {
-    const char *names[2] = {"train", "test"}, *colors[2] = {"#1f77b4", "#ff7f0e"};
+static void draw_legend(FILE *f, const nb_curves *c, double x, double y) {
+    const char *names[2] = {"train", held_out_name(c)}, *colors[2] = {"#1f77b4", "#ff7f0e"};
     for (int i = 0; i < 2; i++) {
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>\n",
                 x, y + 16 * i, x + 20, y + 16 * i, colors[i]);
@@ -194,18 +219,21 @@ nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *
         put_escaped(f, title);
         fprintf(f, "</text>\n");
     }
-    panel loss = {.x0 = MARGIN_L, .y0 = MARGIN_T + 10, .n = c->n};
-    panel acc = {.x0 = MARGIN_L * 2 + PANEL_W + GAP, .y0 = MARGIN_T + 10, .n = c->n};
+    panel loss = {.x0 = MARGIN_L, .y0 = MARGIN_T + 10, .n = c->n, .x = x_name(c)};
+    panel acc = {.x0 = MARGIN_L * 2 + PANEL_W + GAP, .y0 = MARGIN_T + 10, .n = c->n, .x = x_name(c)};
+    char panel_title[32];
+    snprintf(panel_title, sizeof panel_title, "%s", metric_name(c));
+    panel_title[0] = (char)toupper((unsigned char)panel_title[0]);
     range_of(c, TRAIN_LOSS, TEST_LOSS, &loss.lo, &loss.hi);
     range_of(c, TRAIN_ACC, TEST_ACC, &acc.lo, &acc.hi);
     draw_axes(f, &loss, "Loss", "loss");
-    draw_axes(f, &acc, "Accuracy", "accuracy");
+    draw_axes(f, &acc, panel_title, metric_name(c));
     draw_series(f, c, &loss, TRAIN_LOSS, "#1f77b4");
     draw_series(f, c, &loss, TEST_LOSS, "#ff7f0e");
     draw_series(f, c, &acc, TRAIN_ACC, "#1f77b4");
     draw_series(f, c, &acc, TEST_ACC, "#ff7f0e");
-    draw_legend(f, loss.x0 + PANEL_W - 70, loss.y0 + 14);
-    draw_legend(f, acc.x0 + PANEL_W - 70, acc.y0 + PANEL_H - 34);
+    draw_legend(f, c, loss.x0 + PANEL_W - 70, loss.y0 + 14);
+    draw_legend(f, c, acc.x0 + PANEL_W - 70, acc.y0 + PANEL_H - 34);
     fprintf(f, "</svg>\n");
     return nb__afile_commit(&af);
 }

@@ -1,0 +1,61 @@
+#!/bin/sh
+# gpt.sh — GPT training throughput, nabla against torch 1.13 CPU on the same model (4 layers, 4
+# heads, width 128, context 128, 87 ids: the character GPT of `nabla text gpt`), AdamW with
+# clipping, at 1 and 2 threads: repetitions interleaved (nabla 1, torch 1, nabla 2, torch 2, ...)
+# so both sides see the same load; medians of tokens/s (wall) and tokens per CPU-second; the
+# best thread count of each; peak memory (max RSS) of each process; and nabla's generation
+# latency per token with and without the key/value cache.
+#
+#   sh bench/gpt.sh [BUILD_DIR]        (default build; needs BUILD_DIR/bench_gpt)
+#
+# The environment may set REPS (default 3), STEPS (timed steps per run, default 3, after one
+# warm-up step) and BATCH (default 16).  Goal: nabla >= 1.5x torch's tokens/s, memory lower.
+#
+# Measured on the shared 2-core machine under a load average of 13 to 17 (other jobs running:
+# rerun quiet), REPS=3 STEPS=3, medians; both sides are fastest on 1 thread here:
+#   BATCH=8:  nabla 2734 tokens/s, torch 1552: 1.76x; per CPU-second 7038 against 4159: 1.69x;
+#             max RSS nabla 199 MB, torch 320 MB; generation 1.32 ms/token with the cache,
+#             7.20 without
+#   BATCH=16: nabla 3047 tokens/s, torch 1596: 1.91x; per CPU-second 6884 against 4220: 1.63x;
+#             max RSS nabla 373 MB, torch 383 MB
+# Memory: nabla starts far lower (47 MB at batch 1 against torch's 271 MB) but a 128-token
+# sample's activations take about 21 MB against torch's 7 MB, so above a batch of about 16
+# torch holds less: a scope keeps every intermediate of a step until it ends, and LayerNorm is
+# composite (mean, centred, squared, normalised, scaled, shifted: about 5 tensors of the
+# input's size where torch keeps the output, mean and rstd), twice per block.
+set -eu
+BUILD=${1:-build}
+REPS=${REPS:-3}
+STEPS=${STEPS:-3}
+BATCH=${BATCH:-16}
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x "$BUILD/bench_gpt" ]; then
+    echo "gpt.sh: $BUILD/bench_gpt not found; build it: cmake --build $BUILD --target bench_gpt" >&2
+    exit 1
+fi
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+for r in $(seq "$REPS"); do
+    for th in 1 2; do
+        "$BUILD/bench_gpt" speed "$th" "$STEPS" "$BATCH" | sed "s/^@ nabla_/nabla $th /" >>"$TMP/all"
+        OPENBLAS_NUM_THREADS=$th /usr/bin/python3 "$HERE/../tools/gpt_torch.py" speed --steps "$STEPS" \
+            --batch "$BATCH" --threads "$th" | sed "s/^@ torch_/torch $th /" >>"$TMP/all"
+    done
+    echo "repetition $r of $REPS done" >&2
+done
+# median of the values of "side threads key value" lines
+med() { awk -v s="$1" -v t="$2" -v k="$3" '$1 == s && $2 == t && $3 == k { print $4 }' "$TMP/all" |
+        sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf "%-6s %7s %12s %16s %12s\n" side threads tokens/s tokens/CPU-s "max RSS MB"
+for side in nabla torch; do
+    for th in 1 2; do
+        printf "%-6s %7s %12.0f %16.0f %12.1f\n" "$side" "$th" "$(med $side $th tokens_per_s)" \
+            "$(med $side $th tokens_per_cpu_s)" "$(med $side $th maxrss_kb | awk '{ print $1 / 1024 }')"
+    done
+done
+best() { for th in 1 2; do echo "$(med "$1" $th "$2") $th"; done | sort -g | tail -1; }
+nb=$(best nabla tokens_per_s) pt=$(best torch tokens_per_s)
+nbc=$(best nabla tokens_per_cpu_s) ptc=$(best torch tokens_per_cpu_s)
+echo "$nb $pt $nbc $ptc" | awk '{ printf "best: nabla %.0f tokens/s (%d threads), torch %.0f (%d threads): %.2fx; per CPU-second %.0f against %.0f: %.2fx (goal >= 1.5x)\n", $1, $2, $3, $4, $1 / $3, $5, $7, $5 / $7 }'
+echo "peak memory (1 thread): nabla $(med nabla 1 maxrss_kb) kB, torch $(med torch 1 maxrss_kb) kB"
+echo "generation, ms per token after a 16-token prompt (nabla, 1 thread): $(med nabla 1 gen_ms_per_token_cache) with the key/value cache, $(med nabla 1 gen_ms_per_token_nocache) without"
