@@ -16,7 +16,7 @@
  * 174 for FMAs, 12 independent chains each: one instruction per 2 cycles against 2 per cycle.)
  * Its k is taken in pairs, the odd element first (vdpbf16ps's order, which qgemm.c documents).
  *
- *   B packed per panel of 64 columns (or 16, the narrow block for the last 16 columns or fewer)
+ *   B packed per panel of 64 columns (or 16, the narrow block for the last 32 columns or fewer)
  *   and chunk of KC groups (int8) or float32 elements: [q][j] holds op(B)'s group or element q of
  *   column j, zero past k and past n, 32 KiB at most, so the chunk stays in the L1 cache while
  *   every row block reads it.  A's int8 groups are read in place, or packed for a block of rows
@@ -113,8 +113,9 @@ static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, in
 }
 
 /* op(A)'s groups p0 .. of rows i0 .. i0 + rows for a block: in place (4 consecutive bytes of a
- * row) but for a last group that ends past k, which goes to buf zero-padded; or, when A is
- * transposed, all interleaved into buf. */
+ * row) but for a last group that ends past k and past lda, which goes to buf zero-padded (one
+ * that ends within lda is read whole: its bytes past k meet the packed B's zeros); or, when A
+ * is transposed, all interleaved into buf. */
 static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int64_t p0, int64_t kq) {
     if (g->ta) {
         interleave(buf, 16, g->a + p0 * g->lda + i0, g->lda, kq, g->k - p0, rows);
@@ -122,7 +123,7 @@ static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int
     }
     groups_at at = {g->a + i0 * g->lda + p0, g->lda, 4, NULL};
     int64_t p_last = p0 + 4 * (kq - 1);
-    if (p_last + 4 > g->k) {
+    if (p_last + 4 > g->k && p_last + 4 > g->lda) {
         for (int r = 0; r < rows; r++) buf[r] = group_of(g, true, i0 + r, p_last);
         at.last = buf;
     }
@@ -374,7 +375,7 @@ static void run_panels(const job *g, int64_t lo, int64_t hi) {
     uint32_t rowsums[ROWSUM_CACHE];
     bool rowsums_known = false;
     for (int64_t j0 = lo; j0 < hi;) {
-        bool narrow = g->n - j0 <= 16;
+        bool narrow = g->n - j0 <= 32; /* two narrow panels beat a wide one half used */
         int nv = narrow ? 1 : WIDE, rows_max = narrow ? NARROW_ROWS : WIDE_ROWS, width = 16 * nv;
         int cols = (int)(g->n - j0 < width ? g->n - j0 : width);
         __mmask16 m[WIDE];
