@@ -33,7 +33,7 @@
 #include <string.h>
 
 #define A_BYTES_MAX (512u << 10) /* A's bytes per GEMM */
-#define SLACK 16                 /* bytes past A and the padded image: row copies move 16 at a time */
+#define SLACK 32                 /* bytes past A and the padded image: row copies move 32 at a time */
 /* Below this many multiply-adds per call one thread does it all (the int8 GEMM's threshold). */
 #define PARALLEL_MIN_MACS (1 << 24)
 
@@ -101,16 +101,21 @@ NB_CLONES static void pad_channels_last(uint8_t *restrict pad, const uint8_t *re
         }
 }
 
-/* d [len] = s [len], 16 bytes at a time: up to 15 bytes past each end are read and written
- * (the SLACK after A and the padded image; what lands past a run is overwritten next). */
+/* d [len] = s [len], 8 bytes when len <= 8 (LeNet's first layer: runs of 5), else 32 at a time
+ * (wider stores split cache lines more often): up to 31 bytes past each end are read and
+ * written (the SLACK after A and the padded image; what lands past a run is overwritten next). */
 static inline void copy_run(uint8_t *d, const uint8_t *s, int64_t len) {
-    for (int64_t t = 0; t < len; t += 16) memcpy(d + t, s + t, 16);
+    if (len <= 8) {
+        memcpy(d, s, 8);
+        return;
+    }
+    for (int64_t t = 0; t < len; t += 32) memcpy(d + t, s + t, 32);
 }
 
 /* Rows [cells, lda] of A for one image padded channels-last: row (i, j) holds the taps
  * (ki, kj, ci) of output (i, j), then `code` up to lda.  (The geometry is read into locals
  * first: the byte stores could alias it, and gcc reloaded it for every run.) */
-static void im2row(uint8_t *a, const uint8_t *pad, uint8_t code, const nb_conv2d_geom *g,
+NB_CLONES static void im2row(uint8_t *a, const uint8_t *pad, uint8_t code, const nb_conv2d_geom *g,
                    const qconv_plan *p) {
     const int64_t oh = g->oh, ow = g->ow, kh = g->kh, kw = g->kw, c = g->c, lda = p->lda;
     const int64_t taps = p->taps, run = kw * c, line = p->wp * c, down = g->sh * line;
