@@ -238,13 +238,14 @@ static const nb_pool2d_opts pool_2x2 = {.kernel = {2, 2}};
 static const nb_pool2d_opts pool_padded = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1},
                                            .ceil_mode = true};
 
-/* LeNet's second layer (chunks of several images, a partial last one, two thread ranges), and
+/* LeNet's two layers (chunks of several images, a partial last one, two thread ranges), and
  * strided, dilated taps (runs of one channel) with a padded pool, a partial group of taps,
  * per-channel zero points and float32 results. */
 static void batched_int8_convolution_gives_each_images_results(void) {
     int threads = nb_get_num_threads();
     nb_manual_seed(11);
     qconv_case lenet = {.c = 16, .hw = 14, .oc = 32, .k = 5, .conv = {.padding = {2, 2}}, .pool = &pool_2x2};
+    qconv_case first = {.c = 1, .hw = 28, .oc = 16, .k = 5, .conv = {.padding = {2, 2}}, .pool = &pool_2x2};
     qconv_case odd = {.c = 3, .hw = 11, .oc = 6, .k = 3,
                       .conv = {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}},
                       .pool = &pool_padded, .wzp = mixed_zero_points, .zx = 7};
@@ -252,6 +253,7 @@ static void batched_int8_convolution_gives_each_images_results(void) {
     for (int t = 1; t <= 2; t++) {
         nb_set_num_threads(t);
         for (int s = 0; s < 3; s++) batch_equals_each_image(&lenet, sizes[s]);
+        batch_equals_each_image(&first, 33);
     }
     batch_equals_each_image(&odd, 7);
     odd.pool = NULL;
@@ -263,23 +265,29 @@ static void batched_int8_convolution_gives_each_images_results(void) {
 
 /* With scales 1 and no bias, float32 results are the int32 sums themselves, which the float
  * convolution of (x - zx) by (w - zw) gives exactly (every partial sum is an integer below
- * 2^24): the taps each cell reads, padding and zero points included, are the convolution's. */
+ * 2^24): the taps each cell reads, padding and zero points included, are the convolution's.
+ * Strided, dilated taps of 3 channels (copied a channel at a time), and LeNet's first layer
+ * (one channel: short runs of 5 taps, a partial last group). */
 static void int8_convolution_sums_are_the_float_convolutions_of_the_codes(void) {
     nb_scope_begin();
     nb_manual_seed(12);
-    int64_t oc = 6, xs[4] = {3, 3, 11, 9}, ws[4] = {oc, 3, 3, 3}, zs[4] = {oc, 1, 1, 1};
-    nb_conv2d_opts o = {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}};
-    nb_tensor *x = nb_quantize_per_tensor(nb_rand(4, xs), 0.004f, 7, NB_U8);
-    nb_tensor *w = nb_quantize_per_tensor(nb_randn(4, ws), 0.02f, 0, NB_I8);
-    nb_tensor *wz = nb_from_int32(mixed_zero_points, 1, &oc);
-    nb_qlayer_params p = {.weight = w, .weight_scale = nb_full(1, &oc, 1.0f), .weight_zero_point = wz,
-                          .in_scale = 1.0f, .in_zero_point = 7};
-    nb_tensor *y = nb_quantized_conv2d(x, &p, &o, NULL);
-    nb_tensor *wf = nb_sub(nb_dequantize_per_tensor(w, 1.0f, 0), nb_reshape(nb_to_dtype(wz, NB_F32), 4, zs));
-    nb_tensor *want = nb_conv2d(nb_dequantize_per_tensor(x, 1.0f, 7), wf, NULL, &o);
-    CHECK(y && want && nb_dtype_of(y) == NB_F32);
-    CHECK(y && want && max_diff_of(y, want) == 0.0f);
-    CHECK(want && nb_item(nb_max(want)) > 1000.0f); /* sums far from zero */
+    int64_t oc = 6, zs[4] = {oc, 1, 1, 1};
+    const struct { int64_t x[4], w[4]; nb_conv2d_opts o; } geo[2] = {
+        {{3, 3, 11, 9}, {6, 3, 3, 3}, {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}}},
+        {{2, 1, 12, 12}, {6, 1, 5, 5}, {.padding = {2, 2}}}};
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *x = nb_quantize_per_tensor(nb_rand(4, geo[i].x), 0.004f, 7, NB_U8);
+        nb_tensor *w = nb_quantize_per_tensor(nb_randn(4, geo[i].w), 0.02f, 0, NB_I8);
+        nb_tensor *wz = nb_from_int32(mixed_zero_points, 1, &oc);
+        nb_qlayer_params p = {.weight = w, .weight_scale = nb_full(1, &oc, 1.0f),
+                              .weight_zero_point = wz, .in_scale = 1.0f, .in_zero_point = 7};
+        nb_tensor *y = nb_quantized_conv2d(x, &p, &geo[i].o, NULL);
+        nb_tensor *wf = nb_sub(nb_dequantize_per_tensor(w, 1.0f, 0), nb_reshape(nb_to_dtype(wz, NB_F32), 4, zs));
+        nb_tensor *want = nb_conv2d(nb_dequantize_per_tensor(x, 1.0f, 7), wf, NULL, &geo[i].o);
+        CHECK(y && want && nb_dtype_of(y) == NB_F32);
+        CHECK(y && want && max_diff_of(y, want) == 0.0f);
+        CHECK(want && nb_item(nb_max(want)) > 1000.0f); /* sums far from zero */
+    }
     nb_scope_end();
 }
 

@@ -31,6 +31,10 @@
 #include "cpu.h"
 
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NB_QCONV_AVX512 1
+#endif
 
 #define A_BYTES_MAX (512u << 10) /* A's bytes per GEMM */
 #define SLACK 32                 /* bytes past A and the padded image: row copies move 32 at a time */
@@ -133,6 +137,29 @@ NB_CLONES static void im2row(uint8_t *a, const uint8_t *pad, uint8_t code, const
         }
 }
 
+#ifdef NB_QCONV_AVX512
+/* im2row's rows when a kernel row is one short run (kw c <= 16, dw 1: LeNet's first layer,
+ * runs of 5), with masked moves that write nothing past a run: so the copies go a kernel row
+ * at a time along a grid row, one tight loop per (i, ki) instead of a nest per cell (which
+ * cost as much as the layer's GEMM).  Call only when nb__cpu_isa() is NB_ISA_AVX512. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void im2row_short(
+    uint8_t *a, const uint8_t *pad, uint8_t code, const nb_conv2d_geom *g, const qconv_plan *p) {
+    const int64_t ow = g->ow, lda = p->lda, taps = p->taps, run = g->kw * g->c;
+    const int64_t line = p->wp * g->c, across = g->sw * g->c;
+    const __mmask16 m = (__mmask16)((1u << run) - 1), tail = (__mmask16)((1u << (lda - taps)) - 1);
+    const __m128i fill = _mm_set1_epi8((char)code);
+    for (int64_t i = 0; i < g->oh; i++, a += ow * lda) {
+        for (int64_t ki = 0; ki < g->kh; ki++) {
+            const uint8_t *s = pad + (i * g->sh + ki * g->dh) * line;
+            uint8_t *d = a + ki * run;
+            for (int64_t j = 0; j < ow; j++, s += across, d += lda)
+                _mm_mask_storeu_epi8(d, m, _mm_maskz_loadu_epi8(m, s));
+        }
+        for (int64_t j = 0; tail && j < ow; j++) _mm_mask_storeu_epi8(a + j * lda + taps, tail, fill);
+    }
+}
+#endif
+
 /* y [c, pg->oh, pg->ow] = the largest sum of each window of z [pg->h, pg->w, c] (channels
  * last), the window clipped to the grid.  Windows inside the grid (no padding reached: LeNet's
  * 2x2 pools, and the 1x1 window that only transposes) go a row of windows at a time through
@@ -210,11 +237,21 @@ static void conv_images(const qconv_job *jb, int t, int64_t lo, int64_t hi) {
     /* the sums arrive per column (output channel) and are requantized per row once transposed */
     nb__requant_args q = *jb->q;
     if (q.axis == NB_QAXIS_COL) q.axis = NB_QAXIS_ROW;
+#ifdef NB_QCONV_AVX512
+    bool short_runs = g->dw == 1 && g->kw * g->c <= 16 && nb__cpu_isa() == NB_ISA_AVX512;
+#endif
     for (int64_t b0 = lo; b0 < hi; b0 += p->chunk) {
         int64_t nb = hi - b0 < p->chunk ? hi - b0 : p->chunk, rows = nb * p->cells;
         for (int64_t b = 0; b < nb; b++) {
+            uint8_t *ab = a + b * p->cells * p->lda;
             pad_channels_last(pad, jb->x + (b0 + b) * image, jb->zx, g, p);
-            im2row(a + b * p->cells * p->lda, pad, jb->zx, g, p);
+#ifdef NB_QCONV_AVX512
+            if (short_runs) {
+                im2row_short(ab, pad, jb->zx, g, p);
+                continue;
+            }
+#endif
+            im2row(ab, pad, jb->zx, g, p);
         }
         for (int64_t j0 = 0, j1; j0 < oc; j0 = j1) { /* runs of one weight zero point */
             for (j1 = j0 + 1; j1 < oc && jb->wzp[j1] == jb->wzp[j0]; j1++) {}

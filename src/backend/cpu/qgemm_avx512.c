@@ -400,9 +400,10 @@ static void run_panels(const job *g, int64_t lo, int64_t hi) {
 }
 
 /* Products of at least this many multiply-adds share their panels out over the thread pool:
- * LeNet's first Linear at batch 256 (256 x 1568 x 128, 51M) does; a LeNet image's convolutions
- * (32 x 400 x 224, 2.9M, and 0.4M) run inline: shared out at 2M and up, two threads took a
- * third more CPU time a sample than one on a busy 2-core machine (bench/ptq.sh, THREADS=2). */
+ * LeNet's first Linear at batch 256 (256 x 1568 x 128, 51M) does; products of 2M shared out
+ * took two threads a third more CPU time a sample than one on a busy 2-core machine
+ * (bench/ptq.sh, THREADS=2, when each image's convolution was a GEMM: qconv.c now shares out
+ * the images of a batch instead, a GEMM of a few images each). */
 #define PARALLEL_MIN_MACS (1 << 24)
 
 typedef struct {
