@@ -119,8 +119,8 @@ static inline void copy_run(uint8_t *d, const uint8_t *s, int64_t len) {
 /* Rows [cells, lda] of A for one image padded channels-last: row (i, j) holds the taps
  * (ki, kj, ci) of output (i, j), then `code` up to lda.  (The geometry is read into locals
  * first: the byte stores could alias it, and gcc reloaded it for every run.) */
-NB_CLONES static void im2row(uint8_t *a, const uint8_t *pad, uint8_t code, const nb_conv2d_geom *g,
-                   const qconv_plan *p) {
+NB_CLONES static void im2row(uint8_t *a, const uint8_t *pad, uint8_t code,
+                             const nb_conv2d_geom *g, const qconv_plan *p) {
     const int64_t oh = g->oh, ow = g->ow, kh = g->kh, kw = g->kw, c = g->c, lda = p->lda;
     const int64_t taps = p->taps, run = kw * c, line = p->wp * c, down = g->sh * line;
     const int64_t across = g->sw * c, tap_down = g->dh * line, tap_across = g->dw * c;
