@@ -25,6 +25,11 @@
 #   THREADS=1: nabla int8 2.17x nabla float32, 1.32x torch int8; CPU time a sample (int8):
 #              nabla 48.4 us, torch 52.7 us (1.09x)
 #   THREADS=2: nabla int8 1.50x nabla float32, 1.58x torch int8; CPU a sample 47.4 / 107.4 us
+# After the batched int8 convolution (src/backend/cpu/qconv.c; a LeNet of float 83.98 %, REPS 3,
+# one run, load average 18-20 on the 2 cores: wall times 3-5x a calm machine's; the same
+# codes, 84.11 %):
+#   THREADS=1: nabla int8 3.87x nabla float32, 1.87x torch int8; CPU time a sample (int8):
+#              nabla 27.6 us, torch 54.0 us (1.95x); before it (load 4.5): 45.6 / 44.8 us (0.98x)
 set -eu
 
 BUILD=${1:-build}

@@ -188,6 +188,109 @@ static void large_quantized_layers_give_the_same_codes_on_two_threads(void) {
     nb_scope_end();
 }
 
+/* ---- the batched convolution (cpu/qconv.c): chunks of images per GEMM, ranges per thread */
+
+/* A convolution to run batched and image by image: its geometry, weight zero points, the
+ * input's zero point, a pool or none, float32 results or codes. */
+typedef struct {
+    int64_t c, hw, oc, k;
+    nb_conv2d_opts conv;
+    const nb_pool2d_opts *pool;
+    const int32_t *wzp; /* [oc], NULL: symmetric */
+    int zx;
+    bool float_out;
+} qconv_case;
+
+static nb_qlayer_params qconv_params(const qconv_case *cc, nb_tensor *w) {
+    int64_t oc = cc->oc;
+    return (nb_qlayer_params){.weight = w, .weight_scale = nb_full(1, &oc, 0.02f),
+                              .weight_zero_point = cc->wzp ? nb_from_int32(cc->wzp, 1, &oc)
+                                                           : nb_zeros_dtype(NB_I32, 1, &oc),
+                              .bias = nb_randn(1, &oc), .in_scale = 0.01f, .in_zero_point = cc->zx,
+                              .out_scale = cc->float_out ? 0.0f : 0.05f, .out_zero_point = 100,
+                              .relu = !cc->float_out};
+}
+
+/* The batch of n images in one call gives, bit for bit, what each image gives alone. */
+static void batch_equals_each_image(const qconv_case *cc, int64_t n) {
+    nb_scope_begin();
+    int64_t xs[4] = {n, cc->c, cc->hw, cc->hw}, ws[4] = {cc->oc, cc->c, cc->k, cc->k};
+    nb_tensor *x = nb_quantize_per_tensor(nb_rand(4, xs), 0.01f, cc->zx, NB_U8);
+    nb_tensor *w = nb_quantize_per_tensor(nb_randn(4, ws), 0.05f, 0, NB_I8);
+    nb_qlayer_params p = qconv_params(cc, w);
+    nb_tensor *y = nb_quantized_conv2d(x, &p, &cc->conv, cc->pool);
+    CHECK(y != NULL);
+    nb_tensor *yf = nb_to_dtype(y, NB_F32);
+    int64_t differ = 0;
+    for (int64_t i = 0; yf && i < n; i++) {
+        nb_tensor *xi = nb_contiguous(nb_slice(x, 0, i, i + 1, 1));
+        nb_tensor *yi = nb_quantized_conv2d(xi, &p, &cc->conv, cc->pool);
+        differ += !yi || max_diff_of(nb_to_dtype(yi, NB_F32), nb_slice(yf, 0, i, i + 1, 1)) != 0.0f;
+    }
+    if (differ) fprintf(stderr, "batch of %lld: %lld images differ\n", (long long)n, (long long)differ);
+    CHECK_EQ_INT(differ, 0);
+    CHECK(yf && nb_item(nb_max(yf)) > nb_item(nb_min(yf))); /* results that differ */
+    nb_scope_end();
+}
+
+static const int32_t mixed_zero_points[6] = {0, 0, 3, 3, -5, 0}; /* three runs of one */
+static const nb_pool2d_opts pool_2x2 = {.kernel = {2, 2}};
+static const nb_pool2d_opts pool_padded = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1},
+                                           .ceil_mode = true};
+
+/* LeNet's two layers (chunks of several images, a partial last one, two thread ranges), and
+ * strided, dilated taps (runs of one channel) with a padded pool, a partial group of taps,
+ * per-channel zero points and float32 results. */
+static void batched_int8_convolution_gives_each_images_results(void) {
+    int threads = nb_get_num_threads();
+    nb_manual_seed(11);
+    qconv_case lenet = {.c = 16, .hw = 14, .oc = 32, .k = 5, .conv = {.padding = {2, 2}}, .pool = &pool_2x2};
+    qconv_case first = {.c = 1, .hw = 28, .oc = 16, .k = 5, .conv = {.padding = {2, 2}}, .pool = &pool_2x2};
+    qconv_case odd = {.c = 3, .hw = 11, .oc = 6, .k = 3,
+                      .conv = {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}},
+                      .pool = &pool_padded, .wzp = mixed_zero_points, .zx = 7};
+    const int64_t sizes[3] = {1, 7, 257};
+    for (int t = 1; t <= 2; t++) {
+        nb_set_num_threads(t);
+        for (int s = 0; s < 3; s++) batch_equals_each_image(&lenet, sizes[s]);
+        batch_equals_each_image(&first, 33);
+    }
+    batch_equals_each_image(&odd, 7);
+    odd.pool = NULL;
+    batch_equals_each_image(&odd, 5);
+    odd.float_out = true;
+    batch_equals_each_image(&odd, 5);
+    nb_set_num_threads(threads);
+}
+
+/* With scales 1 and no bias, float32 results are the int32 sums themselves, which the float
+ * convolution of (x - zx) by (w - zw) gives exactly (every partial sum is an integer below
+ * 2^24): the taps each cell reads, padding and zero points included, are the convolution's.
+ * Strided, dilated taps of 3 channels (copied a channel at a time), and LeNet's first layer
+ * (one channel: short runs of 5 taps, a partial last group). */
+static void int8_convolution_sums_are_the_float_convolutions_of_the_codes(void) {
+    nb_scope_begin();
+    nb_manual_seed(12);
+    int64_t oc = 6, zs[4] = {oc, 1, 1, 1};
+    const struct { int64_t x[4], w[4]; nb_conv2d_opts o; } geo[2] = {
+        {{3, 3, 11, 9}, {6, 3, 3, 3}, {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}}},
+        {{2, 1, 12, 12}, {6, 1, 5, 5}, {.padding = {2, 2}}}};
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *x = nb_quantize_per_tensor(nb_rand(4, geo[i].x), 0.004f, 7, NB_U8);
+        nb_tensor *w = nb_quantize_per_tensor(nb_randn(4, geo[i].w), 0.02f, 0, NB_I8);
+        nb_tensor *wz = nb_from_int32(mixed_zero_points, 1, &oc);
+        nb_qlayer_params p = {.weight = w, .weight_scale = nb_full(1, &oc, 1.0f),
+                              .weight_zero_point = wz, .in_scale = 1.0f, .in_zero_point = 7};
+        nb_tensor *y = nb_quantized_conv2d(x, &p, &geo[i].o, NULL);
+        nb_tensor *wf = nb_sub(nb_dequantize_per_tensor(w, 1.0f, 0), nb_reshape(nb_to_dtype(wz, NB_F32), 4, zs));
+        nb_tensor *want = nb_conv2d(nb_dequantize_per_tensor(x, 1.0f, 7), wf, NULL, &geo[i].o);
+        CHECK(y && want && nb_dtype_of(y) == NB_F32);
+        CHECK(y && want && max_diff_of(y, want) == 0.0f);
+        CHECK(want && nb_item(nb_max(want)) > 1000.0f); /* sums far from zero */
+    }
+    nb_scope_end();
+}
+
 static void ptq_mlp_matches_float_outputs_in_every_scheme(void) {
     int64_t shape[4] = {64, 1, 6, 6};
     for (int k = 0; k < 8; k++) {
@@ -519,6 +622,8 @@ int main(void) {
     quantize_and_dequantize_round_as_torch();
     quantized_layers_give_torchs_codes();
     large_quantized_layers_give_the_same_codes_on_two_threads();
+    batched_int8_convolution_gives_each_images_results();
+    int8_convolution_sums_are_the_float_convolutions_of_the_codes();
     ptq_mlp_matches_float_outputs_in_every_scheme();
     ptq_cnn_folds_batchnorm_and_matches_float_outputs();
     codes_pass_between_layers_as_dequantize_then_quantize_would();

@@ -274,7 +274,8 @@ typedef struct nb_backend {
      * layer's weight [n, k]), b[j ldb + p]; C [m, n] is c[i ldc + j].
      * int8 (fbgemm's and oneDNN's u8 x s8 scheme: activations uint8 with a zero point, weights
      * int8, symmetric when zb = 0), exact: c = sum over p < k of (A(i, p) - za) (B(p, j) - zb),
-     * overwritten; k <= 32768, so that no sum leaves int32. */
+     * overwritten; k <= 32768, so that no sum leaves int32.  Without ta, each row of a (the
+     * last too) may be read up to min(lda, k rounded up to 4) bytes; those past k are ignored. */
     void (*gemm_u8s8s32)(int32_t *c, int64_t ldc, bool ta, bool tb, int64_t m, int64_t n,
                          int64_t k, const uint8_t *a, int64_t lda, uint8_t za, const int8_t *b,
                          int64_t ldb, int8_t zb);
@@ -296,22 +297,26 @@ typedef struct nb_backend {
      * (autocast); past the format's largest finite value (bfloat16's, or 65504: from 65520 on)
      * +-Inf, a NaN stays NaN.  y may be x. */
     void (*round_half)(float *y, const float *x, int64_t n, nb_dtype to);
-    /* ---- around the int8 GEMM (cpu/qconvert.c).  quantize: y [n] (uint8 or int8 by out) =
+    /* ---- around the int8 GEMM (cpu/qconvert.c): quantize: y [n] (uint8 or int8 by out) =
      * clamp(z + nearbyint(x (1.0f / scale)), lo, hi), torch's quantize_per_tensor, NaN to lo;
-     * dequantize: y [n] = (q - z) scale, q uint8 or int8 by in; im2col_u8s8: col [c kh kw,
-     * oh wq] of one uint8 image x [c, h, w] (groups 1, wq = nb__im2col_u8s8_width(g)), cell
-     * (i, j < ow) of row (ci, ki, kj) the pixel tap (ki, kj) of output (i, j) reads, pad outside
-     * the image, each code minus 128 as an int8 (the B of a convolution's gemm_u8s8s32); cells
-     * j >= ow hold anything; ws: scratch of nb__im2col_u8s8_scratch(g) bytes */
+     * dequantize: y [n] = (q - z) scale, q uint8 or int8 by in. */
     void (*quantize)(void *y, const float *x, int64_t n, nb_qout out, float scale,
                      int32_t zero_point);
     void (*dequantize)(float *y, const void *q, int64_t n, nb_qout in, float scale,
                        int32_t zero_point);
-    void (*im2col_u8s8)(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad,
-                        const nb_conv2d_geom *g);
-    /* y [planes, oh, ow] = the largest uint8 code of each window (nb_pool2d_geom's) of the
-     * planes [h, w] of x, row stride ldx, plane stride h ldx */
-    void (*max_pool2d_u8)(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g);
+    /* The int8 convolution (cpu/qconv.c), groups 1, all contiguous: the exact int32 sums
+     *   acc[b, o, i, j] = sum over (ci, ki, kj) of (x[b, ci, r, s] - zx) (w[o, ci, ki, kj] - wzp[o])
+     * of uint8 images x [n, c, h, w] by int8 weights w [oc, c, kh, kw], pixel (r, s) = (i sh - ph
+     * + ki dh, j sw - pw + kj dw) taken as zx outside the image (its term 0), requantized as
+     * requantize does on them seen as [n oh ow, oc] (so q->axis NB_QAXIS_COL is per output
+     * channel) into y [n, oc, oh, ow] of q->out's elements; with pool (NULL: none; integer
+     * results only; its h and w are oh and ow), y [n, oc, pool->oh, pool->ow] the largest code
+     * of each pool window.  wzp [oc] is host memory, like the geometry; ws: scratch of
+     * qconv2d_workspace(g) bytes. */
+    size_t (*qconv2d_workspace)(const nb_conv2d_geom *g);
+    void (*qconv2d)(void *y, const uint8_t *x, uint8_t zx, const int8_t *w, const int32_t *wzp,
+                    const nb__requant_args *q, const nb_pool2d_geom *pool, void *ws,
+                    const nb_conv2d_geom *g);
     /* ---- attention (geometry above), flash-attention style: no [t, s] matrix in memory.
      * attention: o = dropout(softmax(x)) v and lse [bh, t] = log sum_j exp x_ij per row (a
      * row with every key masked gets NaN, as torch's softmax).  attention_backward overwrites
@@ -334,19 +339,6 @@ typedef struct nb_backend {
                                const float *w, const float *reserve, const float *dy,
                                const nb_rnn_geom *g);
 } nb_backend;
-
-/* The row width of im2col_u8s8's columns: with unit strides the padded image's width, so that
- * each row of col is one stretch of the padded image (the extra cells are skipped by whoever
- * reads the result), else ow; and the bytes of scratch it needs (the padded image, and the
- * stretch the last row reads past it). */
-static inline int64_t nb__im2col_u8s8_width(const nb_conv2d_geom *g) {
-    return g->sh == 1 && g->sw == 1 ? g->ow + (g->kw - 1) * g->dw : g->ow;
-}
-static inline int64_t nb__im2col_u8s8_scratch(const nb_conv2d_geom *g) {
-    return g->sh == 1 && g->sw == 1
-               ? g->c * (g->oh + (g->kh - 1) * g->dh) * nb__im2col_u8s8_width(g) + (g->kw - 1) * g->dw
-               : 1;
-}
 
 /* The backend serving a device (backend.c); NULL for a device this build lacks. */
 const nb_backend *nb__backend(nb_device device);

@@ -11,8 +11,9 @@
  * float32 on the host, in fbgemm's order.  lo is zy under a fused ReLU.  With no output
  * qparams (dynamic quantization) y = acc sx sw[j] + b[j] in float32 (ReQuantizeForFloat).
  *
- * A max pool after the convolution (torch runs it on the quint8 result, keeping its qparams)
- * can run here on the codes, from the requantized rows, before anything is dequantized.
+ * The convolution is the backend's qconv2d (a whole batch: im2row, GEMM and requantization,
+ * cpu/qconv.c); a max pool after it (torch runs it on the quint8 result, keeping its qparams)
+ * runs there on the codes, before anything is dequantized.
  *
  * Weights per output channel with zero points that differ (per channel affine) run one GEMM per
  * run of channels that share one, since the GEMM takes one zero point for B; symmetric weights
@@ -236,16 +237,7 @@ static nb_status conv_geometry(const char *op, const nb_tensor *x, const nb_tens
     return NB_OK;
 }
 
-/* The weights as GEMM's A, shifted by 128 into uint8 (the top of cpu/qconvert.c), on the
- * device: dequantized with scale 1 (exact integers), quantized again with zero point 128. */
-static nb_tensor *shifted_weight(const nb_tensor *w) {
-    nb_tensor *f = nb_dequantize_per_tensor((nb_tensor *)w, 1.0f, 0);
-    nb_tensor *u = nb_quantize_per_tensor(f, 1.0f, 128, NB_U8);
-    nb_tensor_free(f);
-    return u;
-}
-
-/* The max pool o of the convolution's grid [n, oc, oh, ow] (rows of wq cells in memory). */
+/* The max pool o of the convolution's grid [n, oc, oh, ow]. */
 static nb_status pool_geometry(const char *op, const nb_conv2d_geom *c, const nb_pool2d_opts *o,
                                nb_pool2d_geom *g) {
     int s[2] = {o->stride[0] ? o->stride[0] : o->kernel[0], o->stride[1] ? o->stride[1] : o->kernel[1]};
@@ -277,48 +269,29 @@ nb_tensor *nb_quantized_conv2d(nb_tensor *x, const nb_qlayer_params *p,
         return nb__fail(NB_ERR_ARG, "%s: a pool needs output codes (an output scale)", op);
     qplan pl;
     if (plan_layer(&pl, op, p, g.oc) != NB_OK) return NULL;
-    /* the columns are wq wide (backend.h): the accumulators' cells j >= ow are skipped */
-    int64_t taps = g.c * g.kh * g.kw, wq = nb__im2col_u8s8_width(&g), cells = g.oh * wq;
-    int64_t shape[4] = {g.n, g.oc, pool ? pg.oh : g.oh, pool ? pg.ow : g.ow}, col_shape[2] = {taps, cells},
-            acc_shape[2] = {g.oc, cells}, ws_shape[1] = {nb__im2col_u8s8_scratch(&g)};
+    int64_t shape[4] = {g.n, g.oc, pool ? pg.oh : g.oh, pool ? pg.ow : g.ow};
     const nb_backend *be = nb__backend(x->device);
-    nb_tensor *xc = nb_contiguous(x), *wu = shifted_weight(p->weight);
-    nb_tensor *col = xc && wu ? nb__new(NB_I8, 2, col_shape) : NULL;
-    nb_tensor *ws = col ? nb__new(NB_U8, 1, ws_shape) : NULL;
-    nb_tensor *acc = ws ? nb__new(NB_I32, 2, acc_shape) : NULL;
-    nb_tensor *y = acc ? new_result(p, 4, shape) : NULL;
-    /* the requantized rows of wq cells (long rows that vectorise), which the pool reads or
-     * whose extra cells go; without either, the result itself */
-    bool staged = pool || wq != g.ow;
-    nb_tensor *wide = y && staged ? new_result(p, 2, acc_shape) : NULL;
-    size_t y_es = nb_dtype_size(y ? y->dtype : NB_U8);
-    if (wide == NULL && y && staged) nb_tensor_free(y), y = NULL;
-    for (int64_t i = 0; y && i < g.n; i++) {
-        const uint8_t *img = (const uint8_t *)bytes_of(xc) + i * g.c * g.h * g.w;
-        be->im2col_u8s8(bytes_of(col), bytes_of(ws), img, (uint8_t)p->in_zero_point, &g);
-        const uint8_t *a = bytes_of(wu);
-        for (int64_t j0 = 0, j1; j0 < g.oc; j0 = j1) { /* runs of one weight zero point */
-            for (j1 = j0 + 1; j1 < g.oc && pl.wzp[j1] == pl.wzp[j0]; j1++) {}
-            be->gemm_u8s8s32(nb__i32(acc) + j0 * cells, cells, false, false, j1 - j0, cells,
-                             taps, a + j0 * taps, taps, (uint8_t)(pl.wzp[j0] + 128),
-                             bytes_of(col), cells, (int8_t)(p->in_zero_point - 128));
-        }
-        int8_t *yi = (int8_t *)bytes_of(y) + (size_t)(i * g.oc * shape[2] * shape[3]) * y_es;
-        requantize(be, wide ? bytes_of(wide) : yi, cells, nb__i32(acc), cells, g.oc, cells, &pl, p,
-                   NB_QAXIS_ROW);
-        if (pool) {
-            be->max_pool2d_u8((uint8_t *)yi, bytes_of(wide), wq, &pg);
-        } else if (wide) { /* rows of wq cells to rows of ow: row c oh + r is at (c oh + r) wq */
-            int64_t rows[2] = {g.oc * g.oh, g.ow}, from[2] = {wq, 1}, to[2] = {g.ow, 1};
-            be->copy(yi, to, bytes_of(wide), from, 2, rows, y_es);
-        }
+    nb_arena *arena = nb__current_arena();
+    size_t bytes = be->qconv2d_workspace(&g);
+    nb_tensor *xc = nb_contiguous(x), *wc = xc ? nb_contiguous((nb_tensor *)p->weight) : NULL;
+    nb_tensor *y = wc ? new_result(p, 4, shape) : NULL;
+    void *ws = y ? nb__home_alloc_data(arena, be, bytes) : NULL;
+    if (ws) {
+        nb__requant_args q = {.out = p->out_scale != 0.0f ? NB_QOUT_U8 : NB_QOUT_F32,
+                              .axis = NB_QAXIS_COL,
+                              .scale = nb__f32(pl.mult),
+                              .bias = pl.bias ? nb__f32(pl.bias) : NULL,
+                              .zero_point = p->out_zero_point,
+                              .relu = p->relu};
+        be->qconv2d(bytes_of(y), bytes_of(xc), (uint8_t)p->in_zero_point, bytes_of(wc), pl.wzp, &q,
+                    pool ? &pg : NULL, ws, &g);
+        nb__home_free_data(arena, be, ws, bytes);
+    } else if (y) {
+        nb_tensor_free(y);
+        y = NULL;
     }
     nb_tensor_free(xc);
-    nb_tensor_free(wu);
-    nb_tensor_free(col);
-    nb_tensor_free(ws);
-    nb_tensor_free(wide);
-    nb_tensor_free(acc);
+    nb_tensor_free(wc);
     plan_free(&pl);
     return y;
 }

@@ -96,9 +96,11 @@ void nb__cpu_quantize(void *y, const float *x, int64_t n, nb_qout out, float sca
                       int32_t zero_point);
 void nb__cpu_dequantize(float *y, const void *q, int64_t n, nb_qout in, float scale,
                         int32_t zero_point);
-void nb__cpu_im2col_u8s8(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad,
-                         const nb_conv2d_geom *g);
-void nb__cpu_max_pool2d_u8(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g);
+/* qconv.c */
+size_t nb__cpu_qconv2d_workspace(const nb_conv2d_geom *g);
+void nb__cpu_qconv2d(void *y, const uint8_t *x, uint8_t zx, const int8_t *w, const int32_t *wzp,
+                     const nb__requant_args *q, const nb_pool2d_geom *pool, void *ws,
+                     const nb_conv2d_geom *g);
 /* pool.c */
 void nb__cpu_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g);
 void nb__cpu_max_pool2d_backward(float *dx, const float *x, const float *dy,

@@ -16,7 +16,7 @@
  * 174 for FMAs, 12 independent chains each: one instruction per 2 cycles against 2 per cycle.)
  * Its k is taken in pairs, the odd element first (vdpbf16ps's order, which qgemm.c documents).
  *
- *   B packed per panel of 64 columns (or 16, the narrow block for the last 16 columns or fewer)
+ *   B packed per panel of 64 columns (or 16, the narrow block for the last 32 columns or fewer)
  *   and chunk of KC groups (int8) or float32 elements: [q][j] holds op(B)'s group or element q of
  *   column j, zero past k and past n, 32 KiB at most, so the chunk stays in the L1 cache while
  *   every row block reads it.  A's int8 groups are read in place, or packed for a block of rows
@@ -113,8 +113,9 @@ static void interleave(uint32_t *restrict dst, int width, const uint8_t *src, in
 }
 
 /* op(A)'s groups p0 .. of rows i0 .. i0 + rows for a block: in place (4 consecutive bytes of a
- * row) but for a last group that ends past k, which goes to buf zero-padded; or, when A is
- * transposed, all interleaved into buf. */
+ * row) but for a last group that ends past k and past lda, which goes to buf zero-padded (one
+ * that ends within lda is read whole: its bytes past k meet the packed B's zeros); or, when A
+ * is transposed, all interleaved into buf. */
 static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int64_t p0, int64_t kq) {
     if (g->ta) {
         interleave(buf, 16, g->a + p0 * g->lda + i0, g->lda, kq, g->k - p0, rows);
@@ -122,7 +123,7 @@ static groups_at a_groups(uint32_t *buf, const job *g, int64_t i0, int rows, int
     }
     groups_at at = {g->a + i0 * g->lda + p0, g->lda, 4, NULL};
     int64_t p_last = p0 + 4 * (kq - 1);
-    if (p_last + 4 > g->k) {
+    if (p_last + 4 > g->k && p_last + 4 > g->lda) {
         for (int r = 0; r < rows; r++) buf[r] = group_of(g, true, i0 + r, p_last);
         at.last = buf;
     }
@@ -253,9 +254,9 @@ static inline __attribute__((always_inline)) __m512i dot(const bool int8, __m512
     do {                                                                         \
         if (r < rows && m[v]) _mm512_mask_storeu_epi32(c + r * ldc + 16 * v, m[v], acc); \
     } while (0)
-#define ROW_PTR(r) const uint8_t *a##r = a.p + (r < rows ? r : rows - 1) * a.row
-#define IN_PLACE(r) _mm512_set1_epi32((int)word(a##r + a.group * q))
-#define LAST(r) _mm512_set1_epi32((int)a.last[r < rows ? r : rows - 1])
+#define ROW_PTR(r) const uint8_t *a##r = a->p + (r < rows ? r : rows - 1) * a->row
+#define IN_PLACE(r) _mm512_set1_epi32((int)word(a##r + a->group * q))
+#define LAST(r) _mm512_set1_epi32((int)a->last[r < rows ? r : rows - 1])
 
 /* 6 rows x 4 vectors: 24 accumulators, 4 vectors of B, one broadcast */
 #define W_ACC(r) __m512i c##r##0 = START(r, 0), c##r##1 = START(r, 1), c##r##2 = START(r, 2), c##r##3 = START(r, 3)
@@ -268,12 +269,12 @@ static inline __attribute__((always_inline)) __m512i dot(const bool int8, __m512
 #define W_PUT(r) PUT(r, 0, c##r##0); PUT(r, 1, c##r##1); PUT(r, 2, c##r##2); PUT(r, 3, c##r##3)
 
 static inline __attribute__((always_inline)) void wide_body(
-    const bool int8, int rows, const __mmask16 *m, int64_t kq, groups_at a,
+    const bool int8, int rows, const __mmask16 *m, int64_t kq, const groups_at *a,
     const uint32_t *bp, int32_t *c, int64_t ldc, bool from_c) {
     const __m512i z = _mm512_setzero_si512();
     W_ACC(0); W_ACC(1); W_ACC(2); W_ACC(3); W_ACC(4); W_ACC(5);
     ROW_PTR(0); ROW_PTR(1); ROW_PTR(2); ROW_PTR(3); ROW_PTR(4); ROW_PTR(5);
-    int64_t kq_in = a.last ? kq - 1 : kq; /* groups read in place */
+    int64_t kq_in = a->last ? kq - 1 : kq; /* groups read in place */
 #define W_STEP(SRC)                                                                         \
     do {                                                                                    \
         const uint32_t *bq = bp + q * 16 * WIDE;                                            \
@@ -283,7 +284,7 @@ static inline __attribute__((always_inline)) void wide_body(
     } while (0)
     int64_t q = 0;
     for (; q < kq_in; q++) W_STEP(IN_PLACE);
-    if (a.last) W_STEP(LAST);
+    if (a->last) W_STEP(LAST);
     W_PUT(0); W_PUT(1); W_PUT(2); W_PUT(3); W_PUT(4); W_PUT(5);
 }
 
@@ -291,14 +292,14 @@ static inline __attribute__((always_inline)) void wide_body(
 #define N_ACC(r) __m512i n##r = START(r, 0)
 #define N_DOT(r, SRC) n##r = dot(int8, n##r, SRC(r), b0)
 static inline __attribute__((always_inline)) void narrow_body(
-    const bool int8, int rows, const __mmask16 *m, int64_t kq, groups_at a,
+    const bool int8, int rows, const __mmask16 *m, int64_t kq, const groups_at *a,
     const uint32_t *bp, int32_t *c, int64_t ldc, bool from_c) {
     const __m512i z = _mm512_setzero_si512();
     N_ACC(0); N_ACC(1); N_ACC(2); N_ACC(3); N_ACC(4); N_ACC(5); N_ACC(6); N_ACC(7);
     N_ACC(8); N_ACC(9); N_ACC(10); N_ACC(11); N_ACC(12); N_ACC(13); N_ACC(14); N_ACC(15);
     ROW_PTR(0); ROW_PTR(1); ROW_PTR(2); ROW_PTR(3); ROW_PTR(4); ROW_PTR(5); ROW_PTR(6); ROW_PTR(7);
     ROW_PTR(8); ROW_PTR(9); ROW_PTR(10); ROW_PTR(11); ROW_PTR(12); ROW_PTR(13); ROW_PTR(14); ROW_PTR(15);
-    int64_t kq_in = a.last ? kq - 1 : kq; /* groups read in place */
+    int64_t kq_in = a->last ? kq - 1 : kq; /* groups read in place */
 #define N_STEP(SRC)                                                                         \
     do {                                                                                    \
         __m512i b0 = _mm512_load_si512(bp + q * 16);                                        \
@@ -309,16 +310,16 @@ static inline __attribute__((always_inline)) void narrow_body(
     } while (0)
     int64_t q = 0;
     for (; q < kq_in; q++) N_STEP(IN_PLACE);
-    if (a.last) N_STEP(LAST);
+    if (a->last) N_STEP(LAST);
     PUT(0, 0, n0); PUT(1, 0, n1); PUT(2, 0, n2); PUT(3, 0, n3); PUT(4, 0, n4); PUT(5, 0, n5);
     PUT(6, 0, n6); PUT(7, 0, n7); PUT(8, 0, n8); PUT(9, 0, n9); PUT(10, 0, n10); PUT(11, 0, n11);
     PUT(12, 0, n12); PUT(13, 0, n13); PUT(14, 0, n14); PUT(15, 0, n15);
 }
 
-typedef void block_fn(int rows, const __mmask16 *m, int64_t kq, groups_at a,
+typedef void block_fn(int rows, const __mmask16 *m, int64_t kq, const groups_at *a,
                       const uint32_t *bp, int32_t *c, int64_t ldc, bool from_c);
 #define INSTANCE(name, body, int8)                                                              \
-    static void name(int rows, const __mmask16 *m, int64_t kq, groups_at a, \
+    static void name(int rows, const __mmask16 *m, int64_t kq, const groups_at *a, \
                      const uint32_t *bp, int32_t *c, int64_t ldc, bool from_c) {                \
         body(int8, rows, m, kq, a, bp, c, ldc, from_c);                                  \
     }
@@ -374,7 +375,7 @@ static void run_panels(const job *g, int64_t lo, int64_t hi) {
     uint32_t rowsums[ROWSUM_CACHE];
     bool rowsums_known = false;
     for (int64_t j0 = lo; j0 < hi;) {
-        bool narrow = g->n - j0 <= 16;
+        bool narrow = g->n - j0 <= 32; /* two narrow panels beat a wide one half used */
         int nv = narrow ? 1 : WIDE, rows_max = narrow ? NARROW_ROWS : WIDE_ROWS, width = 16 * nv;
         int cols = (int)(g->n - j0 < width ? g->n - j0 : width);
         __mmask16 m[WIDE];
@@ -389,7 +390,7 @@ static void run_panels(const job *g, int64_t lo, int64_t hi) {
             for (int64_t i0 = 0; i0 < g->m; i0 += rows_max) {
                 int rows = (int)(g->m - i0 < rows_max ? g->m - i0 : rows_max);
                 groups_at a = g->int8 ? a_groups(ap, g, i0, rows, p0, kq) : a_bf16(ap, g, i0, rows, p0, kq);
-                block(rows, m, kq, a, bp, (int32_t *)g->c + i0 * g->ldc + j0, g->ldc,
+                block(rows, m, kq, &a, bp, (int32_t *)g->c + i0 * g->ldc + j0, g->ldc,
                       q0 > 0 || g->accumulate);
             }
         }
@@ -399,9 +400,10 @@ static void run_panels(const job *g, int64_t lo, int64_t hi) {
 }
 
 /* Products of at least this many multiply-adds share their panels out over the thread pool:
- * LeNet's first Linear at batch 256 (256 x 1568 x 128, 51M) does; a LeNet image's convolutions
- * (32 x 400 x 224, 2.9M, and 0.4M) run inline: shared out at 2M and up, two threads took a
- * third more CPU time a sample than one on a busy 2-core machine (bench/ptq.sh, THREADS=2). */
+ * LeNet's first Linear at batch 256 (256 x 1568 x 128, 51M) does; products of 2M shared out
+ * took two threads a third more CPU time a sample than one on a busy 2-core machine
+ * (bench/ptq.sh, THREADS=2, when each image's convolution was a GEMM: qconv.c now shares out
+ * the images of a batch instead, a GEMM of a few images each). */
 #define PARALLEL_MIN_MACS (1 << 24)
 
 typedef struct {

@@ -153,11 +153,12 @@ static void g_quantize(void *y, const float *x, int64_t n, nb_qout out, float sc
 static void g_dequantize(float *y, const void *q, int64_t n, nb_qout in, float scale, int32_t zp) {
     nb__cpu_dequantize(U(y), C(q), n, in, scale, zp);
 }
-static void g_im2col_u8s8(int8_t *col, uint8_t *ws, const uint8_t *x, uint8_t pad, const nb_conv2d_geom *g) {
-    nb__cpu_im2col_u8s8(U(col), U(ws), C(x), pad, g);
-}
-static void g_max_pool2d_u8(uint8_t *y, const uint8_t *x, int64_t ldx, const nb_pool2d_geom *g) {
-    nb__cpu_max_pool2d_u8(U(y), C(x), ldx, g);
+static void g_qconv2d(void *y, const uint8_t *x, uint8_t zx, const int8_t *w, const int32_t *wzp,
+                      const nb__requant_args *q, const nb_pool2d_geom *pool, void *ws,
+                      const nb_conv2d_geom *g) {
+    nb__requant_args h = *q;
+    h.scale = C(q->scale), h.bias = C(q->bias);
+    nb__cpu_qconv2d(U(y), C(x), zx, C(w), wzp, &h, pool, U(ws), g);
 }
 static void g_fake_quant(float *y, const float *x, const float *scale, const float *zp,
                          int64_t outer, int64_t channels, int64_t inner, int64_t qmin,
@@ -262,8 +263,8 @@ const nb_backend nb__guarded_backend = {
     .round_half = g_round_half,
     .quantize = g_quantize,
     .dequantize = g_dequantize,
-    .im2col_u8s8 = g_im2col_u8s8,
-    .max_pool2d_u8 = g_max_pool2d_u8,
+    .qconv2d_workspace = nb__cpu_qconv2d_workspace,
+    .qconv2d = g_qconv2d,
     .attention = g_attention,
     .attention_backward = g_attention_backward,
     .rnn_layer = g_rnn_layer,
