@@ -335,6 +335,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/symbolic.h"
 #include "nabla/attention.h"
 #include "nabla/text.h"
+#include "nabla/tagger.h"
 
 #ifdef __cplusplus
 }
