@@ -50,6 +50,7 @@ typedef struct {
 
 static const text_task TEXT_TASKS[] = {
     {"word2vec", cmd_text_word2vec, "skip-gram or CBOW vectors on Brown: neighbours, analogies, .vec file"},
+    {"tag", cmd_text_tag, "part-of-speech tags or named entities (BiLSTM or transformer), train and predict"},
 };
 #define N_TEXT_TASKS (int)(sizeof TEXT_TASKS / sizeof TEXT_TASKS[0])
 
