@@ -11,13 +11,13 @@
 # defaults (word embedding 100 on lower-cased words seen twice, suffix embeddings of the last 3
 # and 2 characters 32 each, the word's shape 8; BiLSTM 128 per direction or 2 encoder layers of
 # width 128 with 4 heads; dropout 0.25; Adam lr 2e-3; batches of 32 sentences bucketed by
-# length), EPOCHS epochs each (env; default 3), TASKS (env; default "bilstm transformer ner").
+# length), EPOCHS epochs each (env; default 2), TASKS (env; default "bilstm transformer ner").
 # Figures: each run's last held-out line (accuracy, and on the words the vocabulary does not know)
 # and its wall time.  Exit status: 0 once measured, 1 when a run failed.
 set -eu
 OUT=${1:-runs/bench-pos}
 BUILD=${2:-build}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
 TASKS=${TASKS:-"bilstm transformer ner"}
 BROWN=$(sh tools/brown.sh "$BUILD" | tail -n 1)
 mkdir -p "$OUT"

@@ -186,7 +186,8 @@ static void batch_set_free(batch_set *s) {
     free(s->b);
 }
 
-/* Sentences sent[0..n) (corpus indices) in order[], cut into runs of batch. */
+/* One batch of the sentences sent[0..n) (corpus indices): the tags padded by nb_seq_batch_make
+ * (NB_TAGGER_PAD_TAG), which gives the mask too, and the features [n, T, K] padded with 0. */
 static bool make_batch(const tag_corpus *t, const int64_t *sent, int64_t n, tag_batch *out) {
     const nb_corpus_ids *c = t->c;
     const int32_t *seqs[1024];
