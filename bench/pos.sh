@@ -14,6 +14,14 @@
 # length), EPOCHS epochs each (env; default 2), TASKS (env; default "bilstm transformer ner").
 # Figures: each run's last held-out line (accuracy, and on the words the vocabulary does not know)
 # and its wall time.  Exit status: 0 once measured, 1 when a run failed.
+#
+# Measured (2 epochs each, seed 1, a 2-core machine shared with other jobs, so the times are
+# long; the figures are deterministic for a thread count):
+#   bilstm       held-out 96.54 % (unknown words 84.12 % of 5 688), 95.55 % after 1 epoch
+#   transformer  held-out 94.75 % (unknown words 80.47 %), 93.14 % after 1 epoch
+#   ner (bilstm) token accuracy 99.48 %, entity tokens P 96.09 % R 95.04 % F1 95.56 %
+# One BiLSTM epoch is 1 616 steps of 32 sentences: 2 min 48 s of CPU (5 min 30 s of wall time
+# on the shared machine).
 set -eu
 OUT=${1:-runs/bench-pos}
 BUILD=${2:-build}
