@@ -336,6 +336,7 @@ NB_API const char *nb_backend_info(void);
 #include "nabla/attention.h"
 #include "nabla/text.h"
 #include "nabla/gpt.h"
+#include "nabla/tagger.h"
 
 #ifdef __cplusplus
 }

@@ -187,6 +187,44 @@ NB_API nb_status nb_brown_convert(const char *package_dir, const char *out_dir);
 NB_API nb_corpus_ids *nb_brown_load(const char *dir);
 NB_API void nb_corpus_ids_free(nb_corpus_ids *c);
 
+/* ---------------------------------------------------------------- Brown's tags, for taggers
+ * The Brown manual (Francis and Kucera 1979) marks a tag with a prefix and suffixes that say
+ * where the word stands rather than what it is: fw- (a foreign word, followed by the tag of its
+ * English analogue), -tl (a word in a title), -hl (in a headline), -nc (a cited word).  The
+ * base tag leaves them out: "np-tl" -> "np", "fw-nns" -> "nns", "nn-tl-hl" -> "nn", ".-hl" ->
+ * ".".  A compound tag (a contraction: "ppss+bem" for "I'm", "fw-in+nn-tl") is kept whole, a
+ * tag of its own, with each part reduced ("in+nn"): its parts are one word's, and reducing it to
+ * one part would call "I'm" a pronoun and lose the verb.  "*" (not, n't) and "$" (possessive)
+ * are part of the base tag ("md*", "pp$"). */
+
+/* The base tag of tag into out[cap] (NUL-terminated; never longer than tag).  NB_ERR_ARG for an
+ * empty tag, or a base tag that does not fit in cap; NB_ERR_NULL for NULL arguments. */
+NB_API nb_status nb_brown_base_tag(const char *tag, char *out, size_t cap);
+
+/* The held-out split of the taggers' figures: every 10th document in cats.txt's order (the
+ * documents 9, 19, 29, ... from 0: 50 of Brown's 500), the same on every machine; cats.txt lists
+ * each genre's documents together, so every genre gives about a tenth of its own.  true when
+ * document index doc is held out. */
+NB_API bool nb_brown_is_held_out(int64_t doc);
+
+/* The course's named-entity task on what Brown tags: a token belongs to an entity when its tag
+ * is a proper noun's (base tag, or its first part, starting "np": np, nps, np$, nps$, np+bez)
+ * or carries -tl (a word of a title: "Fulton/np-tl County/nn-tl Grand/jj-tl Jury/nn-tl"); each
+ * run of such tokens is one entity, tagged B on its first token and I on the rest, O outside.
+ * out[i] gets NB_ENTITY_O, _B or _I for tags[0..n).  NB_ERR_NULL for NULL arrays or tags. */
+enum { NB_ENTITY_O, NB_ENTITY_B, NB_ENTITY_I, NB_ENTITY_TAG_COUNT };
+NB_API nb_status nb_brown_entity_tags(const char *const *tags, int64_t n, int32_t *out);
+
+/* Cheap features of a word for a tagger's unknown words.  The shape, in [1, NB_WORD_SHAPES):
+ * 1 + 4 c + 2 d + h, with c = 0 no upper-case letter, 2 every letter upper-case (two letters or
+ * more: "USA"), 1 some other upper-case letter ("Fulton", "McKay", "I"); d = a digit in it; h = a
+ * hyphen in it.  0 is left for padding.  NULL or "" gives 1. */
+#define NB_WORD_SHAPES 13
+NB_API int32_t nb_word_shape(const char *word);
+/* The last n_chars code points of word (all of it when shorter), ASCII letters lower-cased,
+ * into out[cap].  NB_ERR_ARG when it does not fit or n_chars < 1; NB_ERR_NULL for NULL. */
+NB_API nb_status nb_word_suffix(const char *word, int n_chars, char *out, size_t cap);
+
 /* ---------------------------------------------------------------- batches of sequences */
 
 /* A batch of B sequences padded to the longest, T: ids int32 [B, T] (pad_id after each end),

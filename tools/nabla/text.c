@@ -52,6 +52,7 @@ static const text_task TEXT_TASKS[] = {
     {"word2vec", cmd_text_word2vec, "skip-gram or CBOW vectors on Brown: neighbours, analogies, .vec file"},
     {"genre", cmd_text_genre, "genre of Brown passages: tf-idf + logistic regression, or a neural bag of words"},
     {"gpt", cmd_text_gpt, "a character- or BPE-level GPT on Brown: train (curves, model), sample"},
+    {"tag", cmd_text_tag, "part-of-speech tags or named entities (BiLSTM or transformer), train and predict"},
 };
 #define N_TEXT_TASKS (int)(sizeof TEXT_TASKS / sizeof TEXT_TASKS[0])
 
