@@ -66,6 +66,8 @@ typedef struct {
  * dropout outside [0, 1). */
 NB_API nb_module *nb_multihead_attention_new(int64_t embed_dim, int64_t num_heads, nb_mha_opts opts);
 
+typedef struct nb_kv_cache nb_kv_cache; /* the key/value cache, below */
+
 /* The optional inputs of a forward; zero-initialised: none. */
 typedef struct {
     nb_tensor *key_padding_mask; /* [B, S]: boolean (nonzero = a padding key) or float (added) */
@@ -74,6 +76,16 @@ typedef struct {
     bool is_causal;              /* query i sees keys j <= i (in addition to the masks) */
     bool per_head_weights;       /* weights [B, H, T, S] (torch's average_attn_weights=False)
                                   * instead of their mean over heads [B, T, S] */
+    nb_kv_cache *cache;          /* NULL, or self-attention's past keys and values (incremental
+                                  * decoding): the projected key and value of this call are
+                                  * appended (nb_kv_cache_append) and the query attends to every
+                                  * cached position; with is_causal, query i sits at position
+                                  * len + i, len the positions cached before the call, and sees
+                                  * keys j <= len + i.  key_padding_mask and attn_mask then cover
+                                  * all len + S keys. */
+    nb_tensor **weights;         /* NULL, or receives the weights as nb_multihead_attention_
+                                  * forward's `weights` (which takes precedence when not NULL):
+                                  * how a caller of a transformer layer gets its attention's */
 } nb_mha_inputs;
 
 /* torch's MultiheadAttention.forward(query, key, value, ...): query [T, B, E], key and value
@@ -152,7 +164,6 @@ NB_API nb_tensor *nb_rotary(nb_tensor *x, int64_t offset, float base);
  * its k and v [B, H, t, D] and attends (without a causal mask when t is 1) to all of them, so
  * step-by-step outputs equal the full causal forward's.  Cached values are detached copies
  * (generation needs no gradient through past steps).  Free with nb_kv_cache_free. */
-typedef struct nb_kv_cache nb_kv_cache;
 /* NULL with NB_ERR_ARG for max_len < 1. */
 NB_API nb_kv_cache *nb_kv_cache_new(int64_t max_len);
 NB_API void nb_kv_cache_free(nb_kv_cache *c); /* NULL: nothing */
