@@ -73,6 +73,7 @@ int cmd_kan(int argc, char **argv);
 int cmd_text(int argc, char **argv);
 /* `nabla text` tasks, one file each (text_*.c); argv[1] is the task's name. */
 int cmd_text_word2vec(int argc, char **argv);
+int cmd_text_translate(int argc, char **argv);
 
 /* What another command adds to `nabla train`'s run (`nabla distill`, tools/nabla/distill.c):
  * its usage and title, flag rows after train's (at most CLI_EXT_MAX_FLAGS), the names the

@@ -50,6 +50,7 @@ typedef struct {
 
 static const text_task TEXT_TASKS[] = {
     {"word2vec", cmd_text_word2vec, "skip-gram or CBOW vectors on Brown: neighbours, analogies, .vec file"},
+    {"translate", cmd_text_translate, "an encoder-decoder transformer that learns to reverse or sort sequences"},
 };
 #define N_TEXT_TASKS (int)(sizeof TEXT_TASKS / sizeof TEXT_TASKS[0])
 
