@@ -93,7 +93,7 @@ typedef struct {
  * memory-efficient attention (torch's need_weights=False); else *weights receives the attention
  * weights (after dropout, as torch), averaged over heads unless in->per_head_weights.  in may be
  * NULL.  Results are owned as an op's.  NB_ERR_SHAPE naming the shapes for inputs or masks of
- * the wrong shape; NB_ERR_NULL for NULL or dead inputs; NB_ERR_ARG for a module of another
+ * the wrong shape and for keys that are an empty sequence (S = 0); NB_ERR_NULL for NULL or dead inputs; NB_ERR_ARG for a module of another
  * kind.  On failure *out and *weights are NULL. */
 NB_API nb_status nb_multihead_attention_forward(nb_module *m, nb_tensor *query, nb_tensor *key,
                                                 nb_tensor *value, const nb_mha_inputs *in,
@@ -168,7 +168,7 @@ NB_API const nb_seq2seq_opts *nb_seq2seq_opts_of(const nb_module *m);
  * encoder's self-attention and in the decoder's cross-attention; the target's self-attention
  * is causal, which also hides the padding that follows a row's tokens, so logits at real
  * positions never see it.  NULL with NB_ERR_SHAPE for ids that are not int32 [B, L] with one
- * B, NB_ERR_ARG naming the row for an empty source or one that is all padding, the
+ * B, NB_ERR_ARG for an empty source or one with a row that is all padding (named), the
  * Embedding's error for an id outside [0, vocab), and the positions' for a sequence longer
  * than max_len.  Owned as an op's result. */
 NB_API nb_tensor *nb_seq2seq_forward(nb_module *m, nb_tensor *src, nb_tensor *tgt);
@@ -220,7 +220,8 @@ NB_API nb_status nb_seq2seq_accuracy(nb_tensor *pred, nb_tensor *tgt_out, double
  * d_model.  Owned as any creation's result. */
 NB_API nb_tensor *nb_sinusoidal_positions(int64_t max_len, int64_t d_model);
 /* Rows offset .. offset + len - 1 of a positions table [max_len, d_model] (a view), to add to
- * a sequence's embeddings.  NULL with NB_ERR_ARG for a sequence longer than the positions
+ * a sequence's embeddings.  NULL with NB_ERR_ARG for an empty sequence (len < 1), a negative
+ * offset or a sequence longer than the positions
  * ("positions_slice: a sequence of 130 tokens from position 0 is longer than the 128
  * positions"), NB_ERR_SHAPE for a table that is not 2-D. */
 NB_API nb_tensor *nb_positions_slice(nb_tensor *table, int64_t offset, int64_t len);

@@ -119,6 +119,11 @@ static nb_status mha_forward(nb_module *m, nb_tensor *query, nb_tensor *key, nb_
     int64_t src = vb ? past + nb_shape(kb)[1] : 0;
     nb_sdpa_opts o = {.key_padding_mask = in->key_padding_mask, .causal = in->is_causal && !past,
                       .dropout_p = nb_module_is_training(m) ? s->opts.dropout : 0.0f};
+    if (v && !src) { /* torch would return the output bias for every query, silently */
+        nb__fail(NB_ERR_SHAPE, "MultiheadAttention: key %s is an empty sequence: no key to attend to",
+                 NB_SHP(key));
+        v = NULL;
+    }
     if (v && in->attn_mask && !(o.attn_mask = attn_mask_of(&tmp, s, in->attn_mask, b, t, src)))
         v = NULL;
     if (v && in->cache && !(v = cached(&tmp, in->cache, &k, v))) k = NULL;
