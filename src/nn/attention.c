@@ -8,6 +8,11 @@
  *
  * Shape letters: B batch, T queries, S keys, E embed_dim, H heads, Dh = E / H.  Inputs are
  * [T, B, E] ([B, T, E] with batch_first); masks are torch's (nabla/attention.h).
+ *
+ * Beyond torch, the inputs may carry a KV cache (nb_mha_inputs.cache): the projected keys and
+ * values of the call are appended to it and the queries attend to all of them, which is
+ * incremental decoding; and a place for the weights (nb_mha_inputs.weights), so that a caller
+ * of a transformer layer, which passes its masks' struct down to here, can read its attention.
  */
 #include "module.h"
 
