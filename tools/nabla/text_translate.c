@@ -126,9 +126,10 @@ static bool save(nb_module *m, const train_opts *t, const nb_curves *c) {
 
 /* The training loop: Adam on fresh batches, an evaluation every eval_every steps. */
 static bool train_loop(nb_module *m, const train_opts *t, nb_curves *curves, nb_tensor *const *held) {
-    nb_tensor *params[256];
-    int n = nb_module_parameters(m, params, 256);
-    nb_optim *opt = nb_adam_new(n, params, (nb_adam_opts){.lr = t->lr});
+    int n = nb_module_num_params(m);
+    nb_tensor **params = malloc(sizeof *params * (size_t)n);
+    nb_optim *opt = params ? nb_adam_new(nb_module_parameters(m, params, n), params, (nb_adam_opts){.lr = t->lr}) : NULL;
+    free(params); /* the optimiser keeps its own references */
     if (!opt) return cli_fail("text translate: optimiser") == 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
