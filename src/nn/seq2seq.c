@@ -255,7 +255,7 @@ nb_tensor *nb_seq2seq_greedy(nb_module *m, nb_tensor *src, const nb_seq2seq_deco
     for (int l = 0; l < MAX_LAYERS; l++) nb_kv_cache_free(caches[l]);
     decoding_free(&d);
     nb_set_grad_enabled(was);
-    return nb__temps_end(&tmp, out);
+    return nb__temps_end(&tmp, nb__tmp(&tmp, out));
 }
 
 /* ---- the synthetic tasks */
