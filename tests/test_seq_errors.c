@@ -39,6 +39,12 @@ static void attention_with_no_keys_is_refused(void) {
     CHECK(!out && !w);
     CHECK(!nb_transformer_decoder_layer_forward(dec, x, empty, NULL, NULL));
     CHECK_ERROR(NB_ERR_SHAPE, "key [2,0,8] is an empty sequence");
+    /* the op, with and without the weights (it gave NaN, and 0, for every query) */
+    nb_tensor *q = nb_randn(4, (int64_t[]){1, 2, 3, 4}), *none = nb_zeros(4, (int64_t[]){1, 2, 0, 4});
+    CHECK(!nb_scaled_dot_product_attention(q, none, none, NULL));
+    CHECK_ERROR(NB_ERR_SHAPE, "scaled_dot_product_attention: k [1,2,0,4] is an empty sequence");
+    CHECK(!nb_scaled_dot_product_attention_weights(q, none, none, NULL, &w) && !w);
+    CHECK_ERROR(NB_ERR_SHAPE, "k [1,2,0,4] is an empty sequence");
     /* no queries is no work, as in torch: an empty result */
     CHECK(nb_multihead_attention_forward(mha, empty, x, x, NULL, &out, NULL) == NB_OK);
     CHECK(out && nb_numel(out) == 0);

@@ -35,9 +35,9 @@ typedef struct {
  * whose fused kernel keeps no [T, S] matrix: it saves only each row's log-sum-exp and its
  * backward recomputes the weights block by block (flash attention).  A row whose keys are all
  * masked gives NaN, as torch.  opts may be NULL.  NULL with NB_ERR_SHAPE naming the shapes for
- * inputs that are not 4-D or do not agree, or a mask of the wrong shape; NB_ERR_ARG for a
- * dropout_p outside [0, 1), a negative scale or a mask that requires grad; NB_ERR_NULL for NULL
- * or dead inputs. */
+ * inputs that are not 4-D or do not agree, keys that are an empty sequence (S = 0), or a mask
+ * of the wrong shape; NB_ERR_ARG for a dropout_p outside [0, 1), a negative scale or a mask
+ * that requires grad; NB_ERR_NULL for NULL or dead inputs. */
 NB_API nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor *v,
                                                   const nb_sdpa_opts *opts);
 /* The same, through matmul and softmax ops that keep the weights: *weights receives them,
