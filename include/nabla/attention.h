@@ -180,7 +180,7 @@ NB_API nb_tensor *nb_seq2seq_loss(nb_module *m, nb_tensor *src, nb_tensor *tgt_i
 
 /* Options of nb_seq2seq_greedy; zero-initialised: up to max_len tokens, with the cache. */
 typedef struct {
-    int64_t max_tokens;          /* tokens generated at most, EOS included; 0: max_len - 1 */
+    int64_t max_tokens;          /* tokens generated at most, EOS included; 0: max_len */
     bool no_cache;               /* run the decoder over the whole prefix at every step instead
                                   * of one token against each layer's KV cache (same tokens) */
     nb_tensor **cross_attention; /* NULL, or receives [L, B, H, T, S]: each decoder layer's
@@ -191,7 +191,7 @@ typedef struct {
  * int32 [B, T] (T the steps run): each row's tokens up to and including its EOS, then 0.  With
  * the cache each step costs one token's work per layer; without it, the prefix's.  Dropout
  * runs if m is in training mode: decode in eval mode.  o may be NULL.  Errors as
- * nb_seq2seq_forward's, and NB_ERR_ARG for a max_tokens outside [0, max_len). */
+ * nb_seq2seq_forward's, and NB_ERR_ARG for a max_tokens above max_len or negative. */
 NB_API nb_tensor *nb_seq2seq_greedy(nb_module *m, nb_tensor *src, const nb_seq2seq_decode_opts *o);
 
 /* The course's synthetic translation tasks: copy a sequence reversed, or sorted by id. */
