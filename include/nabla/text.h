@@ -75,7 +75,8 @@ typedef struct {
 
 /* Counts tokens[0..n) and keeps, in order of falling count (ties by byte order of the token,
  * so the result does not depend on the input order), those seen at least min_count times, up
- * to max_size ids.  NB_ERR_ARG for max_size in 1..2 (no room beside the specials) or n < 0. */
+ * to max_size ids.  NB_ERR_ARG for max_size in 1..2 (no room beside the specials), n < 0 or
+ * a token that is not UTF-8 ("vocab_build: tokens[4]: byte 3 is not UTF-8 (...)"). */
 NB_API nb_vocab *nb_vocab_build(const char *const *tokens, int64_t n, nb_vocab_opts opts);
 NB_API void nb_vocab_free(nb_vocab *v);
 NB_API int32_t nb_vocab_size(const nb_vocab *v);               /* -1 with NB_ERR_NULL for NULL */

@@ -72,6 +72,26 @@ NB_API nb_status nb_curves_write_csv(const nb_curves *c, const char *path);
 NB_API nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *title);
 NB_API void nb_curves_free(nb_curves *c);
 
+/* ---------------------------------------------------------------- heatmaps
+ * A matrix as a grid of coloured cells, such as attention weights (rows the queries, columns
+ * the keys): one panel per matrix, side by side (four to a row), on one colour scale. */
+typedef struct {
+    const float *values;           /* rows * cols, row-major */
+    int rows, cols;                /* 1 .. 1024 each */
+    const char *const *row_labels; /* rows strings beside the rows, or NULL: 0, 1, ... */
+    const char *const *col_labels; /* cols strings under the columns, or NULL: 0, 1, ... */
+    const char *title;             /* above the panel, or NULL */
+} nb_heatmap;
+/* Writes n panels as one self-contained SVG at path (atomically, as the curves): the colour
+ * scale runs from the smallest to the largest finite value of all the panels (viridis, shown
+ * as a bar with both ends' values), a non-finite value is a grey cell, and each cell is one
+ * <rect> carrying a <title> tooltip "row label, column label: value".  Labels and titles are
+ * escaped for XML.  NB_ERR_NULL for a NULL path, panels or values; NB_ERR_ARG for n < 1 or
+ * sizes outside 1 .. 1024; NB_ERR_IO naming the file when it cannot be written (the old file
+ * is left as it was). */
+NB_API nb_status nb_heatmap_write_svg(const char *path, int n, const nb_heatmap *panels,
+                                      const char *title);
+
 /* ---------------------------------------------------------------- evaluation */
 typedef struct nb_eval_result {
     double loss;     /* mean cross-entropy per sample */

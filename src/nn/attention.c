@@ -8,6 +8,11 @@
  *
  * Shape letters: B batch, T queries, S keys, E embed_dim, H heads, Dh = E / H.  Inputs are
  * [T, B, E] ([B, T, E] with batch_first); masks are torch's (nabla/attention.h).
+ *
+ * Beyond torch, the inputs may carry a KV cache (nb_mha_inputs.cache): the projected keys and
+ * values of the call are appended to it and the queries attend to all of them, which is
+ * incremental decoding; and a place for the weights (nb_mha_inputs.weights), so that a caller
+ * of a transformer layer, which passes its masks' struct down to here, can read its attention.
  */
 #include "module.h"
 
@@ -74,6 +79,28 @@ static nb_tensor *batch_major(nb__temps *tmp, const mha_state *s, nb_tensor *x, 
     return s->opts.batch_first ? x : nb__tmp(tmp, nb_transpose(x, 0, 1));
 }
 
+/* v with k and v appended to the cache: *k and the result become every cached key and value. */
+static nb_tensor *cached(nb__temps *tmp, nb_kv_cache *c, nb_tensor **k, nb_tensor *v) {
+    nb_tensor *k_all = NULL, *v_all = NULL;
+    if (nb_kv_cache_append(c, *k, v, &k_all, &v_all) != NB_OK) return NULL;
+    *k = nb__tmp(tmp, k_all);
+    return nb__tmp(tmp, v_all);
+}
+
+/* The additive causal mask [T, past + T] of T queries after past cached positions: query i
+ * (at position past + i) sees keys j <= past + i, -inf hides the rest. */
+static nb_tensor *causal_after(nb__temps *tmp, int64_t t, int64_t past) {
+    int64_t n = past + t;
+    size_t bytes = sizeof(float) * (size_t)(t * n);
+    float *mask = nb__alloc(bytes);
+    if (!mask) return NULL;
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t j = 0; j < n; j++) mask[i * n + j] = j <= past + i ? 0.0f : -INFINITY;
+    nb_tensor *r = nb__tmp(tmp, nb_from_data(mask, 2, (int64_t[]){t, n}));
+    nb__dealloc(mask, bytes);
+    return r;
+}
+
 static nb_status mha_forward(nb_module *m, nb_tensor *query, nb_tensor *key, nb_tensor *value,
                              const nb_mha_inputs *in, nb_tensor **out, nb_tensor **weights) {
     const mha_state *s = nb_module_state(m, &mha_class);
@@ -92,11 +119,24 @@ static nb_status mha_forward(nb_module *m, nb_tensor *query, nb_tensor *key, nb_
     }
     nb_tensor *q = vb ? project(&tmp, s, qb, 0) : NULL, *k = q ? project(&tmp, s, kb, 1) : NULL;
     nb_tensor *v = k ? project(&tmp, s, vb, 2) : NULL;
-    int64_t b = vb ? nb_shape(qb)[0] : 0, t = vb ? nb_shape(qb)[1] : 0, src = vb ? nb_shape(kb)[1] : 0;
-    nb_sdpa_opts o = {.key_padding_mask = in->key_padding_mask, .causal = in->is_causal,
+    int64_t past = nb_kv_cache_len(in->cache); /* 0 without a cache */
+    int64_t b = vb ? nb_shape(qb)[0] : 0, t = vb ? nb_shape(qb)[1] : 0;
+    int64_t src = vb ? past + nb_shape(kb)[1] : 0;
+    nb_sdpa_opts o = {.key_padding_mask = in->key_padding_mask, .causal = in->is_causal && !past,
                       .dropout_p = nb_module_is_training(m) ? s->opts.dropout : 0.0f};
+    if (v && !src) { /* torch would return the output bias for every query, silently */
+        nb__fail(NB_ERR_SHAPE, "MultiheadAttention: key %s is an empty sequence: no key to attend to",
+                 NB_SHP(key));
+        v = NULL;
+    }
     if (v && in->attn_mask && !(o.attn_mask = attn_mask_of(&tmp, s, in->attn_mask, b, t, src)))
         v = NULL;
+    if (v && in->cache && !(v = cached(&tmp, in->cache, &k, v))) k = NULL;
+    if (v && in->is_causal && past && t > 1) { /* query i at position past + i */
+        nb_tensor *c = causal_after(&tmp, t, past);
+        o.attn_mask = c && o.attn_mask ? nb__tmp(&tmp, nb_add(o.attn_mask, c)) : c;
+        if (!o.attn_mask) v = NULL;
+    }
     if (v && s->opts.add_zero_attn) { /* a key and value of zeros every query may attend */
         k = pad_zero(&tmp, k, 2), v = pad_zero(&tmp, v, 2);
         if (o.attn_mask) o.attn_mask = pad_zero(&tmp, o.attn_mask, nb_ndim(o.attn_mask) - 1);
@@ -130,6 +170,7 @@ static nb_status mha_forward(nb_module *m, nb_tensor *query, nb_tensor *key, nb_
 nb_status nb_multihead_attention_forward(nb_module *m, nb_tensor *query, nb_tensor *key,
                                          nb_tensor *value, const nb_mha_inputs *in,
                                          nb_tensor **out, nb_tensor **weights) {
+    if (!weights && in) weights = in->weights;
     if (weights) *weights = NULL;
     if (!out) return nb__fail_status(NB_ERR_NULL, "MultiheadAttention: out is NULL");
     *out = NULL;

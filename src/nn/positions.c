@@ -11,9 +11,13 @@
 
 #include <math.h>
 
-/* NB_OK when positions [offset, offset + len) lie within [0, max_len). */
+/* NB_OK when positions [offset, offset + len) lie within [0, max_len), len >= 1. */
 static nb_status check_span(const char *what, int64_t offset, int64_t len, int64_t max_len) {
-    if (offset < 0 || len < 1 || offset + len > max_len)
+    if (len < 1)
+        return nb__fail_status(NB_ERR_ARG, "%s: an empty sequence (%lld tokens)", what, (long long)len);
+    if (offset < 0)
+        return nb__fail_status(NB_ERR_ARG, "%s: position %lld is negative", what, (long long)offset);
+    if (offset + len > max_len)
         return nb__fail_status(NB_ERR_ARG, "%s: a sequence of %lld tokens from position %lld is "
                                "longer than the %lld positions", what, (long long)len,
                                (long long)offset, (long long)max_len);

@@ -51,6 +51,9 @@ static nb_status check_shapes(nb_tensor *const *in, int n) {
         return nb__fail_status(NB_ERR_SHAPE, "%s: q %s, k %s, v %s do not agree (k [B,H,S,D] "
                                "and v [B,H,S,Dv] for q [B,H,T,D])", name, NB_SHP(q), NB_SHP(k),
                                NB_SHP(v));
+    if (k->shape[2] == 0) /* a softmax over no keys: NaN from the fused kernel, 0 from the ops */
+        return nb__fail_status(NB_ERR_SHAPE, "%s: k %s is an empty sequence: no key to attend to",
+                               name, NB_SHP(k));
     if (n == 4) {
         int64_t scores[4] = {q->shape[0], q->shape[1], q->shape[2], k->shape[2]}, out[NB_MAX_DIMS];
         int nout = 0;

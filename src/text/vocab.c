@@ -142,6 +142,19 @@ static nb_vocab *keep_head(nb_vocab *counted, nb_vocab_opts opts) {
     return v;
 }
 
+/* NB_OK when token i is UTF-8 (an ASCII token, the common case, needs no more than a scan),
+ * else NB_ERR_ARG naming the token and the byte, as nb_utf8_check does. */
+static nb_status check_token(const char *const *tokens, int64_t i) {
+    size_t n = strlen(tokens[i]);
+    for (size_t k = 0; k < n; k++)
+        if ((unsigned char)tokens[i][k] >= 0x80) {
+            char what[48];
+            snprintf(what, sizeof what, "vocab_build: tokens[%lld]", (long long)i);
+            return nb_utf8_check(what, tokens[i], n);
+        }
+    return NB_OK;
+}
+
 nb_vocab *nb_vocab_build(const char *const *tokens, int64_t n, nb_vocab_opts opts) {
     if (!tokens && n > 0) return nb__fail(NB_ERR_NULL, "vocab_build: tokens is NULL");
     if (n < 0 || opts.min_count < 0 || opts.max_size < 0 || opts.max_size == 1 || opts.max_size == 2)
@@ -154,7 +167,7 @@ nb_vocab *nb_vocab_build(const char *const *tokens, int64_t n, nb_vocab_opts opt
             nb_vocab_free(counted);
             return nb__fail(NB_ERR_NULL, "vocab_build: tokens[%lld] is NULL", (long long)i);
         }
-        int32_t id = intern(counted, tokens[i]);
+        int32_t id = check_token(tokens, i) == NB_OK ? intern(counted, tokens[i]) : -1;
         if (id < 0) {
             nb_vocab_free(counted);
             return NULL;

@@ -7,6 +7,7 @@
  */
 #include "nabla/train.h"
 #include "../io/io.h"
+#include "svg.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -191,8 +192,7 @@ static void draw_legend(FILE *f, const nb_curves *c, double x, double y) {
     }
 }
 
-/* Text with XML's special characters as entities, so any title leaves the file well formed. */
-static void put_escaped(FILE *f, const char *s) {
+void nb__svg_escaped(FILE *f, const char *s) {
     for (; *s; s++) {
         switch (*s) {
         case '<': fputs("&lt;", f); break;
@@ -216,7 +216,7 @@ nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *
             "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n", width, height);
     if (title) {
         fprintf(f, "<text x='%d' y='18' font-size='16' text-anchor='middle'>", width / 2);
-        put_escaped(f, title);
+        nb__svg_escaped(f, title);
         fprintf(f, "</text>\n");
     }
     panel loss = {.x0 = MARGIN_L, .y0 = MARGIN_T + 10, .n = c->n, .x = x_name(c)};

@@ -76,6 +76,7 @@ int cmd_text_word2vec(int argc, char **argv);
 int cmd_text_genre(int argc, char **argv);
 int cmd_text_gpt(int argc, char **argv);
 int cmd_text_tag(int argc, char **argv);
+int cmd_text_translate(int argc, char **argv);
 
 /* What another command adds to `nabla train`'s run (`nabla distill`, tools/nabla/distill.c):
  * its usage and title, flag rows after train's (at most CLI_EXT_MAX_FLAGS), the names the

@@ -53,6 +53,7 @@ static const text_task TEXT_TASKS[] = {
     {"genre", cmd_text_genre, "genre of Brown passages: tf-idf + logistic regression, or a neural bag of words"},
     {"gpt", cmd_text_gpt, "a character- or BPE-level GPT on Brown: train (curves, model), sample"},
     {"tag", cmd_text_tag, "part-of-speech tags or named entities (BiLSTM or transformer), train and predict"},
+    {"translate", cmd_text_translate, "an encoder-decoder transformer that learns to reverse or sort sequences"},
 };
 #define N_TEXT_TASKS (int)(sizeof TEXT_TASKS / sizeof TEXT_TASKS[0])
 
