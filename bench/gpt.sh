@@ -11,18 +11,17 @@
 # The environment may set REPS (default 3), STEPS (timed steps per run, default 3, after one
 # warm-up step) and BATCH (default 16).  Goal: nabla >= 1.5x torch's tokens/s, memory lower.
 #
-# Measured on the shared 2-core machine under a load average of 13 to 17 (other jobs running:
-# rerun quiet), REPS=3 STEPS=3, medians; both sides are fastest on 1 thread here:
-#   BATCH=8:  nabla 2734 tokens/s, torch 1552: 1.76x; per CPU-second 7038 against 4159: 1.69x;
-#             max RSS nabla 199 MB, torch 320 MB; generation 1.32 ms/token with the cache,
-#             7.20 without
-#   BATCH=16: nabla 3047 tokens/s, torch 1596: 1.91x; per CPU-second 6884 against 4220: 1.63x;
-#             max RSS nabla 373 MB, torch 383 MB
-# Memory: nabla starts far lower (47 MB at batch 1 against torch's 271 MB) but a 128-token
-# sample's activations take about 21 MB against torch's 7 MB, so above a batch of about 16
-# torch holds less: a scope keeps every intermediate of a step until it ends, and LayerNorm is
-# composite (mean, centred, squared, normalised, scaled, shifted: about 5 tensors of the
-# input's size where torch keeps the output, mean and rstd), twice per block.
+# Measured on the shared 2-core machine under a load average of 4 to 5 (other jobs running:
+# rerun quiet), REPS=3 STEPS=3, medians:
+#   BATCH=8:  nabla 14234 tokens/s (2 threads), torch 4308 (1 thread): 3.30x; per CPU-second
+#             7892 against 4352: 1.81x; max RSS nabla 131 MB, torch 321 MB; generation
+#             0.39 ms/token with the cache, 2.17 without
+#   BATCH=32: nabla 6922 tokens/s (2 threads), torch 4002 (1 thread): 1.73x; per CPU-second
+#             6446 against 4342: 1.48x; max RSS nabla 450 MB, torch 511 MB
+# Memory: a scope keeps every intermediate of a step until it ends.  LayerNorm is one op (the
+# layer_norm row) that keeps its output and two floats a row, as torch's; written with ops it
+# kept about five tensors of its input's size, twice per block, and nabla's max RSS was above
+# torch's from a batch of about 16 (722 MB against 510 at batch 32, 199 MB at batch 8).
 set -eu
 BUILD=${1:-build}
 REPS=${REPS:-3}

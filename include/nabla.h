@@ -279,6 +279,15 @@ NB_API nb_tensor *nb_argmax(nb_tensor *a, int dim, bool keepdim);
 NB_API nb_tensor *nb_softmax(nb_tensor *a, int dim);
 NB_API nb_tensor *nb_log_softmax(nb_tensor *a, int dim);
 
+/* torch's F.layer_norm(x, x.shape[-ndim:], weight, bias, eps): each position of x normalised
+ * over its last ndim dims to (x - mean) / sqrt(var + eps) (biased variance), times weight plus
+ * bias; weight and bias (each may be NULL) have the shape of those ndim dims.  One op: it
+ * keeps only each row's mean and 1 / sqrt(var + eps) for its backward.  NB_ERR_SHAPE when x
+ * has fewer than ndim dims (or ndim < 1) or weight or bias is not shaped as its last ndim
+ * dims; NB_ERR_ARG for eps < 0 or not finite. */
+NB_API nb_tensor *nb_layer_norm(nb_tensor *x, int ndim, nb_tensor *weight, nb_tensor *bias,
+                                float eps);
+
 /* Shape and views.  Views share storage with their input; reshape copies only when the strides
  * do not allow a view; one entry of its shape may be -1. */
 NB_API nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape);

@@ -82,6 +82,7 @@ typedef struct {
     X(fake_quantize_per_tensor) X(fake_quantize_per_channel)                                \
     X(fake_quantize_learnable_per_tensor) X(fake_quantize_learnable_per_channel)               \
     X(bspline_basis)                                                                         \
+    X(layer_norm)                                                                            \
     X(scaled_dot_product_attention)                                                          \
     X(rnn_tanh_layer) X(rnn_relu_layer) X(lstm_layer) X(gru_layer)
 
@@ -216,6 +217,14 @@ OC_CALL_(fake_quantize_learnable_per_channel,
                                                 (int)c->end, c->s0))
 /* the identity a module's full backward hook wraps around its inputs, with no hook: a pack */
 OC_CALL_(backward_hook, nb__backward_hook_pack(NB__HOOK_INPUTS, oc_n_inputs(c), oc_n_inputs(c), x, NULL))
+/* dim: the normalised dims; s0: eps; inputs x, the weight, the bias, or x and the bias alone
+ * when keepdim */
+static inline nb_tensor *oc_call_layer_norm(nb_tensor *const *x, const op_case *c) {
+    int n = oc_n_inputs(c);
+    nb_tensor *w = n == 3 || (n == 2 && !c->keepdim) ? x[1] : NULL;
+    nb_tensor *b = n == 3 ? x[2] : n == 2 && c->keepdim ? x[1] : NULL;
+    return nb_layer_norm(x[0], c->dim, w, b, c->s0);
+}
 /* keepdim: causal; s0: the scale (0: 1 / sqrt(D)) */
 OC_CALL_(scaled_dot_product_attention,
          nb_scaled_dot_product_attention(x[0], x[1], x[2],
@@ -620,6 +629,17 @@ static const op_case oc_cases[] = {
        IN(UNI_S(-2.5f, 2.5f, 4, 3), GRID(-1.5f, 1.5f, 3, 9)), .dim = 3),
     OC("bspline_basis_derivative", BSPLINE, bspline_basis,
        IN(UNI_T(-1, 1, 4, 2), GRID(-2.5f, 2.5f, 2, 13)), .dim = 5, .start = 1),
+    /* layer norm over the last dim (dim) dims, eps s0; keepdim: the second input is the bias */
+    OC("layer_norm_affine", LAYER_NORM, layer_norm,
+       IN(UNI(-2, 2, 2, 3, 5), UNI(0.5f, 1.5f, 5), UNI(-1, 1, 5)), .dim = 1, .s0 = 1e-5f),
+    OC("layer_norm_two_dims_strided", LAYER_NORM, layer_norm,
+       IN(UNI_S(-2, 2, 3, 2, 4), UNI(0.5f, 1.5f, 2, 4), UNI(-1, 1, 2, 4)), .dim = 2, .s0 = 1e-5f),
+    OC("layer_norm_plain_transposed", LAYER_NORM, layer_norm, IN(UNI_T(-1, 1, 4, 3)), .dim = 1,
+       .s0 = 0.1f),
+    OC("layer_norm_weight_one_row", LAYER_NORM, layer_norm, IN(UNI(-1, 1, 6), UNI(0.5f, 1.5f, 6)),
+       .dim = 1, .s0 = 1e-5f),
+    OC("layer_norm_bias_only", LAYER_NORM, layer_norm, IN(UNI(-1, 1, 3, 4), UNI(-1, 1, 4)),
+       .dim = 1, .s0 = 1e-3f, .keepdim = true),
     /* scaled dot-product attention (keepdim: causal; s0: the scale, 0 for 1 / sqrt(D)) */
     OC("sdpa", ATTENTION, scaled_dot_product_attention,
        IN(UNI(-1, 1, 2, 2, 3, 4), UNI(-1, 1, 2, 2, 5, 4), UNI(-1, 1, 2, 2, 5, 3))),

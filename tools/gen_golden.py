@@ -480,6 +480,17 @@ CASES = [
          [uni_s(-2.5, 2.5, 4, 3), grid(-1.5, 1.5, 3, 9)], dim=3),
     case("bspline_basis_derivative", "bspline_basis", "bspline_basis",
          [uni_t(-1, 1, 4, 2), grid(-2.5, 2.5, 2, 13)], dim=5, start=1),
+    # layer norm over the last dim (dim) dims, eps s0; keepdim: the second input is the bias
+    case("layer_norm_affine", "layer_norm", "layer_norm",
+         [uni(-2, 2, 2, 3, 5), uni(0.5, 1.5, 5), uni(-1, 1, 5)], dim=1, s0=1e-5),
+    case("layer_norm_two_dims_strided", "layer_norm", "layer_norm",
+         [uni_s(-2, 2, 3, 2, 4), uni(0.5, 1.5, 2, 4), uni(-1, 1, 2, 4)], dim=2, s0=1e-5),
+    case("layer_norm_plain_transposed", "layer_norm", "layer_norm", [uni_t(-1, 1, 4, 3)], dim=1,
+         s0=0.1),
+    case("layer_norm_weight_one_row", "layer_norm", "layer_norm",
+         [uni(-1, 1, 6), uni(0.5, 1.5, 6)], dim=1, s0=1e-5),
+    case("layer_norm_bias_only", "layer_norm", "layer_norm", [uni(-1, 1, 3, 4), uni(-1, 1, 4)],
+         dim=1, s0=1e-3, keepdim=True),
     # scaled dot-product attention (keepdim: causal; s0: the scale, 0 for 1/sqrt(D))
     case("sdpa", "scaled_dot_product_attention", "scaled_dot_product_attention",
          [uni(-1, 1, 2, 2, 3, 4), uni(-1, 1, 2, 2, 5, 4), uni(-1, 1, 2, 2, 5, 3)]),
@@ -567,6 +578,19 @@ def sdpa(x, a):
         hidden = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).triu(1)
         scores = scores.masked_fill(hidden, -math.inf)
     return torch.softmax(scores, -1) @ v
+
+
+def layer_norm(x, a):
+    """F.layer_norm over the last a["dim"] dims with eps s0 (rounded to float32, as nabla takes
+    it); the inputs after x are the weight and the bias, or the bias alone when keepdim.  A
+    missing weight is passed as ones (the same function): torch 1.13's double backward of
+    layer_norm fails without one."""
+    shape = x[0].shape[x[0].dim() - a["dim"]:]
+    w = x[1] if len(x) == 3 or (len(x) == 2 and not a["keepdim"]) else None
+    b = x[2] if len(x) == 3 else x[1] if len(x) == 2 and a["keepdim"] else None
+    if w is None:
+        w = torch.ones(shape, dtype=torch.float64)
+    return F.layer_norm(x[0], shape, w, b, f32(a["s0"]))
 
 
 def rnn_layer(cell):
@@ -793,6 +817,7 @@ FNS = {
     "bspline_basis": lambda x, a: kan_torch.bspline(x[0], x[1], a["dim"], a["start"]),
     "backward_hook": lambda x, a: (x[0].clone() if len(x) == 1
                                    else torch.cat([t.reshape(-1) for t in x])),
+    "layer_norm": layer_norm,
     "scaled_dot_product_attention": sdpa,
     "rnn_tanh_layer": rnn_layer("tanh"),
     "rnn_relu_layer": rnn_layer("relu"),

@@ -326,6 +326,16 @@ typedef struct nb_backend {
     void (*attention_backward)(float *dq, float *dk, float *dv, const float *q, const float *k,
                                const float *v, const float *o, const float *lse,
                                const float *dout, const nb_attention_geom *g);
+    /* ---- LayerNorm over rows [rows, d] (cpu/layernorm.c, formulas there): layer_norm writes
+     * y [rows, d] = (x - mean) rstd w + b and each row's mean [rows] and rstd [rows] =
+     * 1 / sqrt(var + eps) (biased var); w, b [d] may be NULL (1 and 0).  layer_norm_backward
+     * overwrites dx [rows, d], dw [d] and db [d] (each may be NULL: not wanted) from dy, x and the
+     * forward's mean and rstd. */
+    void (*layer_norm)(float *y, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, int64_t rows, int64_t d, float eps);
+    void (*layer_norm_backward)(float *dx, float *dw, float *db, const float *x, const float *mean,
+                                const float *rstd, const float *w, const float *dy, int64_t rows,
+                                int64_t d);
     /* ---- recurrent layers, one layer-direction (geometry above; the formulas and the reserve's
      * layout at the top of cpu/rnn.c).  rnn_layer: y [T + S, B, H] (each step's h, then the
      * final states) and reserve [T, B, nb__rnn_reserve(cell) H] from xp [T, B, G H] (the

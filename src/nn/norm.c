@@ -1,6 +1,6 @@
 /*
- * norm.c — BatchNorm1d, BatchNorm2d and LayerNorm, written with ops so autograd derives their
- * backward.
+ * norm.c — BatchNorm1d and BatchNorm2d, written with ops so autograd derives their backward,
+ * and LayerNorm over the fused layer_norm op (ops/layernorm.c).
  *
  *   BatchNorm (Ioffe & Szegedy 2015), per channel c (dim 1) over every other dim: N and L for
  *   BatchNorm1d on [N, C] or [N, C, L], N, H and W for BatchNorm2d on [N, C, H, W]:
@@ -15,23 +15,6 @@
 
 #include <math.h>
 #include <string.h>
-
-/* (x - mean) * rsqrt(var + eps), with mean and var broadcastable to x. */
-static nb_tensor *normalise(nb_tensor *x, nb_tensor *mean, nb_tensor *var, float eps) {
-    nb__temps tmp = {0};
-    nb_tensor *xc = nb__tmp(&tmp, nb_sub(x, mean)), *ve = nb__tmp(&tmp, nb_add_scalar(var, eps));
-    nb_tensor *inv = nb__tmp(&tmp, nb_pow_scalar(ve, -0.5f));
-    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_mul(xc, inv)));
-}
-
-/* y * weight + bias with both reshaped to `shape` (broadcast against y). */
-static nb_tensor *affine(nb_tensor *y, nb_tensor *weight, nb_tensor *bias, int ndim, const int64_t *shape) {
-    nb__temps tmp = {0};
-    nb_tensor *w = nb__tmp(&tmp, nb_reshape(weight, ndim, shape));
-    nb_tensor *b = nb__tmp(&tmp, nb_reshape(bias, ndim, shape));
-    nb_tensor *scaled = nb__tmp(&tmp, nb_mul(y, w));
-    return nb__temps_end(&tmp, nb__tmp(&tmp, nb_add(scaled, b)));
-}
 
 /* ---- BatchNorm1d and BatchNorm2d: one implementation and one state (module.h); the class
  * says which ranks the module takes.  Params weight, bias; buffers running_mean, running_var,
@@ -256,15 +239,7 @@ static nb_tensor *layernorm_forward(nb_module *m, nb_tensor *x) {
     if (!fits)
         return nb__fail(NB_ERR_SHAPE, "LayerNorm: input %s does not end in the normalised shape %s",
                         NB_SHP(x), nb__shape_str(k, s->shape));
-    int dims[NB_MAX_DIMS];
-    for (int d = 0; d < k; d++) dims[d] = x->ndim - k + d;
-    nb__temps tmp = {0};
-    nb_tensor *mean = nb__tmp(&tmp, nb_mean_dims(x, k, dims, true)), *xc = nb__tmp(&tmp, nb_sub(x, mean));
-    nb_tensor *sq = nb__tmp(&tmp, nb_mul(xc, xc));
-    nb_tensor *var = nb__tmp(&tmp, nb_mean_dims(sq, k, dims, true));
-    nb_tensor *y = nb__tmp(&tmp, normalise(x, mean, var, s->eps));
-    if (s->weight && y) y = nb__tmp(&tmp, affine(y, s->weight, s->bias, k, s->shape));
-    return nb__temps_end(&tmp, y);
+    return nb_layer_norm(x, k, s->weight, s->bias, s->eps);
 }
 
 /* torch prints normalized_shape as a Python tuple: "(4,)", "(3, 4)". */

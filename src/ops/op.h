@@ -127,6 +127,8 @@
     X(FAKE_QUANT_LSQ_CHANNEL, "fake_quantize_learnable_per_channel_affine", "FakeQuantizeLearnablePerChannelAffineBackward0", 3, quant, "T", F32) \
     /* B-spline bases of a KAN layer, x [n, in] and its knots [in, m] (src/kan/basis.c) */        \
     X(BSPLINE,             "bspline_basis",       "BsplineBasisBackward",          2,  bspline,      "T",  F32) \
+    /* layer norm over the last dims, x and the optional weight and bias (layernorm.c) */     \
+    X(LAYER_NORM,          "layer_norm",          "NativeLayerNormBackward0",      -1, layer_norm,   "T",  F32) \
     /* scaled dot-product attention, q, k, v and an additive mask (attention.c) */               \
     X(ATTENTION,           "scaled_dot_product_attention", "ScaledDotProductEfficientAttentionBackward0", -1, attention, "T", F32) \
     /* one recurrent layer-direction over all steps, in nb_rnn_mode's order: xp [T, B, G H], \

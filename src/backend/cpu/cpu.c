@@ -218,6 +218,8 @@ const nb_backend nb__cpu_backend = {
     .qconv2d = nb__cpu_qconv2d,
     .attention = nb__cpu_attention,
     .attention_backward = nb__cpu_attention_backward,
+    .layer_norm = nb__cpu_layer_norm,
+    .layer_norm_backward = nb__cpu_layer_norm_backward,
     .rnn_layer = nb__cpu_rnn_layer,
     .rnn_layer_backward = nb__cpu_rnn_layer_backward,
 };

@@ -132,6 +132,12 @@ void nb__cpu_attention(float *o, float *lse, const float *q, const float *k, con
 void nb__cpu_attention_backward(float *dq, float *dk, float *dv, const float *q, const float *k,
                                 const float *v, const float *o, const float *lse,
                                 const float *dout, const nb_attention_geom *g);
+/* layernorm.c */
+void nb__cpu_layer_norm(float *y, float *mean, float *rstd, const float *x, const float *w,
+                        const float *b, int64_t rows, int64_t d, float eps);
+void nb__cpu_layer_norm_backward(float *dx, float *dw, float *db, const float *x, const float *mean,
+                                 const float *rstd, const float *w, const float *dy, int64_t rows,
+                                 int64_t d);
 /* rnn.c */
 void nb__cpu_rnn_layer(float *y, float *reserve, const float *xp, const float *w, const float *b,
                        const float *s0, const nb_rnn_geom *g);

@@ -196,6 +196,15 @@ static void g_attention_backward(float *dq, float *dk, float *dv, const float *q
     h.mask = C(g->mask);
     nb__cpu_attention_backward(U(dq), U(dk), U(dv), C(q), C(k), C(v), C(o), C(lse), C(dout), &h);
 }
+static void g_layer_norm(float *y, float *mean, float *rstd, const float *x, const float *w,
+                         const float *b, int64_t rows, int64_t d, float eps) {
+    nb__cpu_layer_norm(U(y), U(mean), U(rstd), C(x), C(w), C(b), rows, d, eps);
+}
+static void g_layer_norm_backward(float *dx, float *dw, float *db, const float *x, const float *mean,
+                                  const float *rstd, const float *w, const float *dy, int64_t rows,
+                                  int64_t d) {
+    nb__cpu_layer_norm_backward(U(dx), U(dw), U(db), C(x), C(mean), C(rstd), C(w), C(dy), rows, d);
+}
 static void g_rnn_layer(float *y, float *reserve, const float *xp, const float *w, const float *b,
                         const float *s0, const nb_rnn_geom *g) {
     nb_rnn_geom h = *g;
@@ -267,6 +276,8 @@ const nb_backend nb__guarded_backend = {
     .qconv2d = g_qconv2d,
     .attention = g_attention,
     .attention_backward = g_attention_backward,
+    .layer_norm = g_layer_norm,
+    .layer_norm_backward = g_layer_norm_backward,
     .rnn_layer = g_rnn_layer,
     .rnn_layer_backward = g_rnn_layer_backward,
 };
