@@ -9,7 +9,10 @@
  * Peak: a loop of independent vector FMAs (12 chains of AVX-512, or AVX2 without it), which is
  * what a core can do at most; a GEMM's share of it is its efficiency.  Times are process CPU
  * time (a shared machine's waits excluded); each figure is the median of REPS samples, nabla's
- * and OpenBLAS's samples interleaved, a sample being enough calls to last ~5 ms.
+ * and OpenBLAS's samples interleaved, a sample being enough calls to last ~5 ms.  MIN=1 in the
+ * environment reports instead the minimum of MIN_REPS short samples (~0.2 ms: a 10-40 us GEMM
+ * then mostly runs inside one scheduler slice), steadier on a busy machine, where the median
+ * carries the other processes' cache and frequency noise.
  *
  * Output: a table and "@peak gflops=.." / "@gemm shape=.. nabla_gflops=.. blas_gflops=..
  * nabla_share=.. blas_share=.." lines; "@gemm_step" sums the 8 step shapes (their flops over
@@ -24,6 +27,10 @@
 
 #define REPS 9
 #define SAMPLE_NS 5e6
+#define MIN_REPS 61
+#define MIN_SAMPLE_NS 2e5
+
+static bool by_min; /* MIN=1: minimum of MIN_REPS short samples, not the median of REPS */
 
 typedef struct {
     const char *name;
@@ -115,28 +122,38 @@ static float *floats(int64_t n) {
     return aligned_alloc(64, ((size_t)n * sizeof(float) + 63) / 64 * 64);
 }
 
-/* ns of CPU time per call, nabla's and OpenBLAS's medians (samples interleaved). */
+static double minimum(const double *v, int n) {
+    double lo = v[0];
+    for (int i = 1; i < n; i++) lo = v[i] < lo ? v[i] : lo;
+    return lo;
+}
+
+/* ns of CPU time per call, nabla's and OpenBLAS's medians (or minima, MIN=1; samples
+ * interleaved). */
 static void time_shape(const shape *s, double *nabla_ns, double *blas_ns) {
     operands o = {floats(s->m * s->k), floats(s->k * s->n), floats(s->m * s->n)};
     for (int64_t i = 0; i < s->m * s->k; i++) o.a[i] = (float)((i * 7) % 13) * 0.01f;
     for (int64_t i = 0; i < s->k * s->n; i++) o.b[i] = (float)((i * 5) % 11) * 0.01f;
     for (int64_t i = 0; i < s->m * s->n; i++) o.c[i] = 0.0f;
     double flops = 2.0 * (double)(s->m * s->n * s->k);
-    int inner = (int)(SAMPLE_NS / (flops / 20.0)) + 1; /* ~20 GFLOP/s as a first guess */
-    double t[2][REPS];
-    for (int r = 0; r < REPS; r++)
+    int reps = by_min ? MIN_REPS : REPS;
+    int inner = (int)((by_min ? MIN_SAMPLE_NS : SAMPLE_NS) / (flops / 20.0)) + 1; /* ~20 GFLOP/s as a first guess */
+    double t[2][MIN_REPS > REPS ? MIN_REPS : REPS];
+    for (int r = 0; r < reps; r++)
         for (int side = 0; side < 2; side++) {
             call(side == 0, s, &o); /* warm */
             double t0 = cpu_ns();
             for (int i = 0; i < inner; i++) call(side == 0, s, &o);
             t[side][r] = (cpu_ns() - t0) / inner;
         }
-    *nabla_ns = median(t[0], REPS);
-    *blas_ns = median(t[1], REPS);
+    *nabla_ns = by_min ? minimum(t[0], reps) : median(t[0], reps);
+    *blas_ns = by_min ? minimum(t[1], reps) : median(t[1], reps);
     free(o.a), free(o.b), free(o.c);
 }
 
 int main(void) {
+    const char *min_env = getenv("MIN");
+    by_min = min_env && strcmp(min_env, "1") == 0;
     nb_set_num_threads(1);
     openblas_set_num_threads(1);
     /* OpenBLAS's idle workers spin about 0.1 s after its start: their CPU time, counted in the
@@ -155,7 +172,8 @@ int main(void) {
     }
     double p = measure_peak();
     if (p > peak) peak = p;
-    printf("gemm: single-thread FP32, shares of the measured FMA peak\n%s\n", nb_backend_info());
+    printf("gemm: single-thread FP32, shares of the measured FMA peak%s\n%s\n",
+           by_min ? " (MIN=1: minima of short samples)" : "", nb_backend_info());
     printf("measured FMA peak: %.1f GFLOP/s (one core, %s)\n\n", peak,
            __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2");
     printf("@peak gflops=%.2f\n", peak);

@@ -82,12 +82,14 @@ static void a_block_of_rows_gives_the_same_bits(gemm_fn *gemm) {
 }
 
 /* B^T with a long k (transposed a chunk at a time, the sums parked between chunks, C in row
- * panels when it is wide) gives the bits of B transposed beforehand, which the kernel reads in
- * one pass over k; and is near the double reference. */
+ * panels when it is wide), or in one chunk with an edge of columns, gives the bits of B
+ * transposed beforehand, which the kernel reads in one pass over k; and is near the double
+ * reference. */
 static void b_transposed_in_chunks_gives_the_bits_of_one_pass(void) {
-    static const int64_t shapes[][3] = {{64, 64, 784}, {5, 17, 1000}, {40, 600, 100}, {13, 40, 300}};
+    static const int64_t shapes[][3] = {{64, 64, 784}, {5, 17, 1000}, {40, 600, 100}, {13, 40, 300},
+                                        {30, 25, 40}};
     static const float alphas[] = {1.0f, 0.5f}, betas[] = {1.0f, 0.0f};
-    for (int s = 0; s < 4; s++)
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
         for (int t = 0; t < 4; t++) {
             int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
             bool ta = t & 1;
@@ -95,8 +97,9 @@ static void b_transposed_in_chunks_gives_the_bits_of_one_pass(void) {
             float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(n * k));
             float *bt = malloc(sizeof(float) * (size_t)(n * k)), *c1 = malloc(sizeof(float) * (size_t)(m * n));
             float *c2 = malloc(sizeof(float) * (size_t)(m * n));
-            for (int64_t i = 0; i < m * k; i++) a[i] = value(i, 6);
-            for (int64_t i = 0; i < n * k; i++) b[i] = value(i, 7);
+            /* full mantissas: sums of value()'s eighths are exact in any order, these are not */
+            for (int64_t i = 0; i < m * k; i++) a[i] = (float)sin(0.37 * (double)i + 6);
+            for (int64_t i = 0; i < n * k; i++) b[i] = (float)sin(0.71 * (double)i + 7);
             for (int64_t j = 0; j < n; j++)
                 for (int64_t p = 0; p < k; p++) bt[p * n + j] = b[j * k + p];
             for (int64_t i = 0; i < m * n; i++) c1[i] = c2[i] = value(i, 8);
