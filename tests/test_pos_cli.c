@@ -2,29 +2,13 @@
  * test_pos_cli.c — `nabla text tag` on a made-up corpus in Brown's format: ten documents (the
  * tenth held out) whose words take their tags from a fixed rule, which a small BiLSTM and a
  * small transformer both learn to 100% on the held-out document; the trained model predicts a
- * sentence; --task ner; and the command's errors.  The command is the built `nabla` beside this
- * program.
+ * sentence; --task ner; and the command's errors.  argv[1] is the built command (CMake passes
+ * it).
  */
 #include "check.h"
 #include "tmpdir.h"
+#include "run_nabla.h"
 
-#include <libgen.h>
-#include <unistd.h>
-
-static char nabla[4096];
-static char *out_text, *err_text;
-
-static int run_nabla(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", nabla, args, tpath("stdout.txt"), tpath("stderr.txt"));
-    int status = system(cmd);
-    free(out_text);
-    free(err_text);
-    size_t n;
-    out_text = read_all(tpath("stdout.txt"), &n);
-    err_text = read_all(tpath("stderr.txt"), &n);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* Ten documents of 12 sentences each, made of "the/at ADJ/jj NOUN/nn VERB/vbd the/at NOUN/nn ./."
  * and "Fulton/np-tl County/nn-tl VERB/vbd ./." with words drawn from small lists; document 9
@@ -121,18 +105,13 @@ static void tag_refuses_bad_arguments_and_files(void) {
     CHECK_STR_CONTAINS(err_text, "the sentence has no words");
 }
 
-int main(void) {
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return 1;
-    self[n] = '\0';
-    snprintf(nabla, sizeof nabla, "%s/nabla", dirname(self));
+int main(int argc, char **argv) {
+    if (!nabla_from_args(argc, argv)) return 2;
     if (!tmpdir_make("nb_test_pos_cli")) return 1;
     tag_train_learns_the_made_up_corpus_and_predicts();
     tag_train_ner_tags_title_runs();
     tag_refuses_bad_arguments_and_files();
-    free(out_text);
-    free(err_text);
+    run_nabla_end();
     tmpdir_remove();
     return check_summary();
 }

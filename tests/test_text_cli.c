@@ -6,22 +6,7 @@
  */
 #include "check.h"
 #include "tmpdir.h"
-
-static const char *nabla;
-static char *out_text, *err_text;
-
-/* Runs `nabla ARGS` (a shell word list); its exit status, stdout and stderr kept. */
-static int run_nabla(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", nabla, args, tpath("stdout.txt"), tpath("stderr.txt"));
-    int status = system(cmd);
-    free(out_text);
-    free(err_text);
-    size_t n;
-    out_text = read_all(tpath("stdout.txt"), &n);
-    err_text = read_all(tpath("stderr.txt"), &n);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+#include "run_nabla.h"
 
 /* `nabla convert-brown package [out]`. */
 static int convert(const char *package, const char *out) {
@@ -90,15 +75,13 @@ static void text_word2vec_writes_vectors_in_the_word2vec_format(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) return fprintf(stderr, "usage: test_text_cli PATH_TO_NABLA\n"), 2;
-    nabla = argv[1];
+    if (!nabla_from_args(argc, argv)) return 2;
     if (!tmpdir_make("nb_test_text_cli")) return 1;
     convert_brown_writes_a_compact_corpus_that_loads();
     convert_brown_names_a_missing_or_garbled_package();
     text_lists_its_tasks_and_refuses_an_unknown_one();
     text_word2vec_writes_vectors_in_the_word2vec_format();
-    free(out_text);
-    free(err_text);
+    run_nabla_end();
     tmpdir_remove();
     return check_summary();
 }

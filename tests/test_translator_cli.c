@@ -2,30 +2,14 @@
  * test_translator_cli.c — `nabla text translate`: a tiny translator trained for a few steps
  * writes its model and curves, `run` decodes with it and writes one heatmap cell per output
  * token, input symbol, head and layer (plus the heads' mean), and bad input (symbols, lengths,
- * files, flags) is refused with a message naming it.  The command is the `nabla` built beside
- * this test.
+ * files, flags) is refused with a message naming it.  argv[1] is the built command
+ * (CMake passes it).
  */
 #include "check.h"
 #include "tmpdir.h"
+#include "run_nabla.h"
 
-#include <libgen.h>
 #include <unistd.h>
-
-static char nabla[4096];
-static char *out_text, *err_text;
-
-/* Runs `nabla ARGS` (a shell word list); its exit status, stdout and stderr kept. */
-static int run_nabla(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", nabla, args, tpath("stdout.txt"), tpath("stderr.txt"));
-    int status = system(cmd);
-    free(out_text);
-    free(err_text);
-    size_t n;
-    out_text = read_all(tpath("stdout.txt"), &n);
-    err_text = read_all(tpath("stderr.txt"), &n);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static int count(const char *hay, const char *needle) {
     int n = 0;
@@ -109,18 +93,12 @@ static void translate_refuses_bad_actions_and_flags(void) {
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
-    /* the command built beside this test (build/nabla, build-asan/nabla, ...) */
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return fprintf(stderr, "%s: cannot find itself\n", argv[0]), 1;
-    self[n] = '\0';
-    snprintf(nabla, sizeof nabla, "%s/nabla", dirname(self));
+    if (!nabla_from_args(argc, argv)) return 2;
     if (!tmpdir_make("nb_test_translator_cli")) return 1;
     train_writes_the_model_and_curves_and_run_decodes_with_heatmaps();
     run_names_bad_symbols_lengths_and_files();
     translate_refuses_bad_actions_and_flags();
-    free(out_text), free(err_text);
+    run_nabla_end();
     tmpdir_remove();
     return check_summary();
 }
