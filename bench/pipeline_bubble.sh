@@ -13,17 +13,14 @@
 # the raw times, which a loaded machine's jitter inflates (one op in a few twice as long delays
 # the stages after it, and with m = 16 the theory's bubble is only 6 %).
 #
-# Measured (2 cores shared with 7 other helpers' builds and tests, load average 9, 5 steps; the
-# lead reruns it), measured / theory:
-#   gpipe p=2  m=1 0.500/0.500  m=4 0.202/0.200  m=16 0.106/0.059    p=4  m=1 0.750/0.750  m=4 0.433/0.429  m=16 0.186/0.158
-#   1f1b  p=2  m=1 0.500/0.500  m=4 0.201/0.200  m=16 0.066/0.059    p=4  m=1 0.750/0.750  m=4 0.429/0.429  m=16 0.164/0.158
-# m = 1 and 4 are within 1 %, 1F1B and p = 4 within 20 % at m = 16.  GPipe p=2 m=16 stays at
-# 1.8 to 2 times the theory in every run: the cut balances each stage's forward plus backward as
-# profiled, but in GPipe's backward phase stage 0's backwards took 1.6 to 2.0 ms against 1.2 ms
-# on stage 1 (forwards 1.05 against 0.9 ms): it runs them last, on the 16 micro-batches'
-# activations kept since the forward phase (8 MB a stage: probably out of cache), where 1F1B
-# runs each backward soon after its forward.  The theory's equal stages hold for 1F1B, not for GPipe's
-# backward phase on this machine.
+# Measured on the idle 2-core machine (load below 2, three runs of 5 steps), measured / theory:
+#   gpipe p=2  m=1 0.500/0.500  m=4 0.202/0.200  m=16 0.050-0.057/0.059   p=4  m=1 0.750/0.750  m=4 0.430/0.429  m=16 0.162-0.174/0.158
+#   1f1b  p=2  m=1 0.500/0.500  m=4 0.205/0.200  m=16 0.049-0.068/0.059   p=4  m=1 0.750/0.750  m=4 0.430/0.429  m=16 0.153-0.164/0.158
+# every case within 20 % of the theory in every run.  On a loaded machine (load 9, other jobs'
+# builds) GPipe p=2 m=16 stayed at 1.8 to 2 times the theory: its first stage's backwards, run
+# last on the 16 micro-batches' activations, took 1.6 to 2.0 ms against 1.2 ms on stage 1.  A
+# rank that shares its core, and so its L1 and L2, with other processes is slowed in its CPU
+# time too, which the replay cannot take out: measure this one on a quiet machine.
 set -eu
 BUILD=${1:-build}
 STEPS=${2:-5}
