@@ -11,13 +11,13 @@
 # The environment may set REPS (default 3), STEPS (timed steps per run, default 3, after one
 # warm-up step) and BATCH (default 16).  Goal: nabla >= 1.5x torch's tokens/s, memory lower.
 #
-# Measured on the shared 2-core machine under a load average of 4 to 5 (other jobs running:
-# rerun quiet), REPS=3 STEPS=3, medians:
-#   BATCH=8:  nabla 14234 tokens/s (2 threads), torch 4308 (1 thread): 3.30x; per CPU-second
-#             7892 against 4352: 1.81x; max RSS nabla 131 MB, torch 321 MB; generation
-#             0.39 ms/token with the cache, 2.17 without
-#   BATCH=32: nabla 6922 tokens/s (2 threads), torch 4002 (1 thread): 1.73x; per CPU-second
-#             6446 against 4342: 1.48x; max RSS nabla 450 MB, torch 511 MB
+# Measured on the idle 2-core machine (load about 1), REPS=3 STEPS=3, medians:
+#   BATCH=8:  nabla 14420 tokens/s (2 threads), torch 4398 (1 thread): 3.28x; per CPU-second
+#             7798 against 4399: 1.77x; max RSS nabla 131 MB, torch 323 MB; generation
+#             0.36 ms/token with the cache, 2.16 without
+#   BATCH=32: nabla 13945 tokens/s (2 threads), torch 4715 (2 threads): 2.96x; per CPU-second
+#             7168 against 4461: 1.61x; max RSS nabla 450 MB, torch 509 MB
+# (under a load average of 4 to 5 the same runs gave 3.30x / 1.81x and 1.73x / 1.48x).
 # Memory: a scope keeps every intermediate of a step until it ends.  LayerNorm is one op (the
 # layer_norm row) that keeps its output and two floats a row, as torch's; written with ops it
 # kept about five tensors of its input's size, twice per block, and nabla's max RSS was above
