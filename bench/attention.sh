@@ -8,10 +8,11 @@
 # The environment may set SHAPE ("T B E HEADS", default "128 16 128 4"), REPS (default 5) and
 # THREADS (default 2, for both).
 #
-# Measured on a shared 2-core machine under a load average of 13 to 15 (other jobs running; the
-# figures are indicative, rerun on a quiet machine), REPS=2 THREADS=1, the default shape:
-#   MultiheadAttention       nabla 101.6 ms, torch 1.13 145.8 ms per forward+backward: ratio 1.44
-#   TransformerEncoderLayer  nabla 145.7 ms, torch 1.13 301.9 ms: ratio 2.07
+# Measured on the idle 2-core machine, REPS=5, the default shape, per forward+backward:
+#   THREADS=1  MultiheadAttention nabla 22.95 ms, torch 1.13 28.88 ms: ratio 1.26
+#              TransformerEncoderLayer nabla 47.58 ms, torch 64.51 ms: ratio 1.36
+#   THREADS=2  MultiheadAttention 10.90 against 65.30 ms (5.99); encoder layer 22.54 against
+#              174.68 ms (7.75): torch on 2 threads is slower than on 1 here
 set -eu
 BUILD=${1:-build}
 SHAPE=${SHAPE:-128 16 128 4}
