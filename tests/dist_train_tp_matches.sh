@@ -11,16 +11,8 @@ tmp=$(mktemp -d /tmp/nabla-dist-tp.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "dist_train_tp_matches: $*" >&2; exit 1; }
 . "$(dirname "$0")/same_model.sh"
-
-be32() { printf "\\$(printf '%03o' $(($1 >> 24 & 255)))\\$(printf '%03o' $(($1 >> 16 & 255)))"; \
-         printf "\\$(printf '%03o' $(($1 >> 8 & 255)))\\$(printf '%03o' $(($1 & 255)))"; }
-idx() { # idx FILE COUNT: random images, labels 0..9 (tr repeats its last digit for the rest)
-    { be32 2051; be32 "$2"; be32 28; be32 28; head -c $(($2 * 784)) /dev/urandom; } | gzip > "$tmp/data/$1-images-idx3-ubyte.gz"
-    { be32 2049; be32 "$2"; head -c "$2" /dev/urandom | tr '\000-\377' '\000-\011'; } | gzip > "$tmp/data/$1-labels-idx1-ubyte.gz"
-}
-mkdir -p "$tmp/data"
-idx train 1280
-idx t10k 64
+. "$(dirname "$0")/random_idx.sh"
+random_idx "$tmp/data" 1280 64
 flags="--data $tmp/data --batch 64 --sched none --threads 1 --seed 3"
 run() { # run NAME ARGS...: mpirun -np NP nabla train --parallel tensor
     name=$1; shift

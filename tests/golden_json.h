@@ -20,6 +20,19 @@ static inline json_t *golden_load(const char *path) {
     return root;
 }
 
+/* Runs each(case) on every case of the array root[section] of the golden file at path, having
+ * checked that the file loads and holds at least min_cases of them. */
+static inline void golden_each_case(const char *path, const char *section, size_t min_cases,
+                                    void (*each)(const json_t *c)) {
+    json_t *root = golden_load(path);
+    CHECK(root != NULL);
+    if (!root) return;
+    const json_t *cases = json_object_get(root, section);
+    CHECK(json_array_size(cases) >= min_cases);
+    for (size_t i = 0; i < json_array_size(cases); i++) each(json_array_get(cases, i));
+    json_decref(root);
+}
+
 /* The doubles of a {"shape", "data"} object, malloc'd; *n gets their count. */
 static inline double *json_doubles(const json_t *obj, long *n) {
     const json_t *data = json_object_get(obj, "data");

@@ -1,7 +1,7 @@
-# random_idx.sh — sourced by the distributed tests: random_idx DIR TRAIN TEST writes a small
-# MNIST-format data set into DIR (gzipped IDX files: big-endian magic 0x0803 images / 0x0801
-# labels and sizes, then bytes): random 28x28 images, labels 0..9 (tr repeats its last digit for
-# the bytes above 9, so most are 9).
+# random_idx.sh — sourced by the distributed and model-parallel tests: random_idx DIR TRAIN TEST
+# writes a small MNIST-format data set into DIR (gzipped IDX files: big-endian magic 0x0803
+# images / 0x0801 labels and sizes, then bytes): random 28x28 images, labels 0..9 (tr repeats its
+# last digit for the bytes above 9, so most are 9).
 be32() { printf "\\$(printf '%03o' $(($1 >> 24 & 255)))\\$(printf '%03o' $(($1 >> 16 & 255)))"; \
          printf "\\$(printf '%03o' $(($1 >> 8 & 255)))\\$(printf '%03o' $(($1 & 255)))"; }
 random_idx_split() { # DIR NAME COUNT

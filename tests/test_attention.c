@@ -110,13 +110,7 @@ static void mha_case(const json_t *c) {
 }
 
 static void multihead_attention_matches_torch(void) {
-    json_t *root = golden_load(GOLDEN_PATH);
-    CHECK(root != NULL);
-    if (!root) return;
-    const json_t *cases = json_object_get(root, "mha");
-    CHECK(json_array_size(cases) >= 3);
-    for (size_t i = 0; i < json_array_size(cases); i++) mha_case(json_array_get(cases, i));
-    json_decref(root);
+    golden_each_case(GOLDEN_PATH, "mha", 3, mha_case);
 }
 
 static void multihead_attention_refuses_bad_sizes_and_masks(void) {

@@ -36,13 +36,7 @@ static void embedding_case(const json_t *c) {
 }
 
 static void embeddings_match_torch(void) {
-    json_t *root = golden_load(GOLDEN_PATH);
-    CHECK(root != NULL);
-    if (!root) return;
-    const json_t *cases = json_object_get(root, "embeddings");
-    CHECK(json_array_size(cases) >= 4);
-    for (size_t i = 0; i < json_array_size(cases); i++) embedding_case(json_array_get(cases, i));
-    json_decref(root);
+    golden_each_case(GOLDEN_PATH, "embeddings", 4, embedding_case);
 }
 
 /* Only the rows used get a gradient, the padding row none, even when it is used. */

@@ -173,15 +173,7 @@ static void golden_case(const json_t *c) {
 }
 
 static void helpers_match_torch_functional(void) {
-    json_t *root = golden_load("tests/golden/functional.json");
-    if (!root) {
-        CHECK(root != NULL);
-        return;
-    }
-    const json_t *cases = json_object_get(root, "cases");
-    CHECK(json_array_size(cases) >= 11);
-    for (size_t i = 0; i < json_array_size(cases); i++) golden_case(json_array_get(cases, i));
-    json_decref(root);
+    golden_each_case("tests/golden/functional.json", "cases", 11, golden_case);
 }
 
 /* ---------------------------------------------------------------- ownership */

@@ -58,13 +58,7 @@ static void layer_case(const json_t *c) {
 }
 
 static void layers_match_torch(void) {
-    json_t *root = golden_load(GOLDEN_PATH);
-    CHECK(root != NULL);
-    if (!root) return;
-    const json_t *cases = json_object_get(root, "layers");
-    CHECK(json_array_size(cases) >= 4);
-    for (size_t i = 0; i < json_array_size(cases); i++) layer_case(json_array_get(cases, i));
-    json_decref(root);
+    golden_each_case(GOLDEN_PATH, "layers", 4, layer_case);
 }
 
 /* nb_module_forward / forward_n run the layers with no masks; dropout acts in training only. */
