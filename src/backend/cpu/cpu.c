@@ -11,9 +11,19 @@
 #include <strings.h>
 
 /* OpenBLAS's own thread pool would compete with the library's for the same cores: the library runs
- * every BLAS call single-threaded and shares large GEMMs out itself (nb__cpu_gemm). */
-static pthread_once_t blas_single_once = PTHREAD_ONCE_INIT;
-static void blas_single(void) { openblas_set_num_threads(1); }
+ * every BLAS call single-threaded and shares large GEMMs out itself (nb__cpu_gemm).  Setting one
+ * thread is not enough: the pthread build starts its workers when it is loaded, and each spins on
+ * sched_yield for 2^28 cycles before it sleeps (blas_server.c), 0.1-0.2 s of a core at every
+ * start (12 % of a 4-epoch MLP run's CPU time, and on a busy machine time taken from the
+ * training thread).  So the workers are also shut down, at load, through the function OpenBLAS's
+ * own fork handler uses; with one thread set, no later call starts them again.  It is weak: a
+ * serial OpenBLAS has no workers and no such function. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+__attribute__((constructor)) static void blas_single(void) {
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
 
 /* The AVX-512 small-matrix kernels (gemm_avx512.c) against OpenBLAS 0.3.21, single-threaded,
  * measured with bench/gemm.c on an AVX-512 Xeon (shares of its FMA peak), by the kernels OpenBLAS
@@ -142,7 +152,6 @@ void nb__cpu_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
             for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return;
     }
-    pthread_once(&blas_single_once, blas_single);
     int parts = gemm_parts(m, n, k);
     if (parts == 1) {
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
