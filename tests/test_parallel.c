@@ -1,7 +1,10 @@
 /*
  * test_parallel.c — the thread pool (src/core/parallel.c): every index runs exactly once at any
- * thread count, pieces depend only on the thread count, nested and concurrent calls run, and the
- * default thread count is the set of cores the process may use.
+ * thread count, pieces depend only on the thread count (not on whether the caller shares them
+ * with the workers or runs them alone, as it does when other processes hold the cores), nested
+ * and concurrent calls run, and the default thread count is the set of cores the process may
+ * use.  The workers are always used here (NB__SHARE_ALWAYS) unless a test says otherwise, so that
+ * a busy test machine does not leave them untested.
  */
 #include "check.h"
 #include "core/parallel.h"
@@ -65,6 +68,42 @@ static void pieces_depend_only_on_the_thread_count(void) {
         nb__parallel_for(true, N, record, &again);
         CHECK(memcmp(&first, &again, sizeof first) == 0);
     }
+}
+
+static void pieces_are_the_same_alone_and_shared(void) {
+    static pieces shared, alone;
+    nb_set_num_threads(4);
+    memset(&shared, 0, sizeof shared), memset(&alone, 0, sizeof alone);
+    nb__parallel_for(true, N, record, &shared);
+    nb__set_share_policy(NB__SHARE_NEVER);
+    nb__parallel_for(true, N, record, &alone);
+    nb__set_share_policy(NB__SHARE_ALWAYS);
+    CHECK(memcmp(&shared, &alone, sizeof shared) == 0);
+}
+
+/* Which threads ran pieces, and whether each piece ran inside a piece. */
+typedef struct {
+    pthread_t caller;
+    _Atomic int other_threads, outside;
+} runners;
+
+static void note_runner(void *arg, int64_t lo, int64_t hi) {
+    runners *r = arg;
+    (void)lo, (void)hi;
+    if (!pthread_equal(pthread_self(), r->caller)) atomic_fetch_add(&r->other_threads, 1);
+    if (!nb__in_parallel()) atomic_fetch_add(&r->outside, 1);
+}
+
+static void alone_the_caller_runs_every_piece_inside_a_piece(void) {
+    static runners r;
+    nb_set_num_threads(2);
+    nb__set_share_policy(NB__SHARE_NEVER);
+    r = (runners){.caller = pthread_self()};
+    for (int rep = 0; rep < 100; rep++) nb__parallel_for(true, N, note_runner, &r);
+    nb__set_share_policy(NB__SHARE_ALWAYS);
+    CHECK_EQ_INT(atomic_load(&r.other_threads), 0);
+    CHECK_EQ_INT(atomic_load(&r.outside), 0);
+    CHECK(!nb__in_parallel());
 }
 
 static void one(void *arg, int64_t lo, int64_t hi) {
@@ -137,8 +176,11 @@ int main(void) {
     cpu_set_t set;
     CHECK(sched_getaffinity(0, sizeof set, &set) == 0);
     CHECK_EQ_INT(nb_get_num_threads(), CPU_COUNT(&set));
+    nb__set_share_policy(NB__SHARE_ALWAYS);
     parallel_for_runs_every_index_once_at_any_thread_count();
     pieces_depend_only_on_the_thread_count();
+    pieces_are_the_same_alone_and_shared();
+    alone_the_caller_runs_every_piece_inside_a_piece();
     parallel_each_gives_every_index_its_own_piece();
     calls_inside_a_piece_run_inline();
     calls_from_two_threads_at_once_all_complete();

@@ -10,14 +10,30 @@
  * caller claims pieces like any worker, then waits only for the pieces that others claimed and
  * have not finished: a worker that was asleep or descheduled when the job came claims nothing.
  *
+ * Other processes' load.  Every 10 ms one caller reads how many threads are runnable on the
+ * machine right now (/proc/loadavg's fourth field), less this pool's own awake threads, into a
+ * moving average (weight 0.3 a sample, so a process that keeps a core busy counts fully within
+ * about 50 ms, and a compiler run that lasts a moment barely).  Where there is no such file, the
+ * 1-minute load average less this pool's threads stands in.
+ *
+ * Going solo.  When the other processes leave fewer than 1.5 cores free, a caller runs its jobs
+ * alone, without waking the workers: waking a sleeping worker costs a futex call on every job,
+ * and a worker that shares its core with another process is descheduled now and then in the
+ * middle of a piece, which the caller must then wait for.  Measured on 2 cores: with one busy
+ * process, 2 threads sharing every job ran 1.3-1.6x slower than 1 thread (which the scheduler
+ * gives the free core); with two, 1.0-2.5x.  Alone the caller runs the same pieces in order, so
+ * the bits do not depend on the load.  (OpenMP's dynamic mode makes the same choice from the
+ * 1-minute load average, which takes a minute to notice a busy process.)  NB_SHARE=always or
+ * never in the environment overrides the choice; the test suite runs with always, so that the
+ * workers are exercised however busy the test machine is.
+ *
  * Waiting.  After each job a worker spins, then sleeps on a condition variable.  A training step
  * issues its jobs tens of microseconds apart and a wake-up through the kernel costs as much (more
  * from a deep idle state), so on an idle machine a worker that spins through a step is what makes
  * 2 threads faster than 1; on a machine whose cores are busy a spinning thread takes time from
  * the one doing the work (measured with two busy processes on two cores: a 100 us spin made 2
  * threads 1.28x slower than 1, a 20 us one 0.9x).  So the spin is long while the other processes'
- * load (the 1-minute load average less this pool's threads, read every 100 ms) is under half a
- * core, and short otherwise.
+ * load is under half a core, and short otherwise.
  *
  * Sharing the caller's core.  A worker woken through the kernel is placed beside its waker when
  * the scheduler thinks that cache-friendly, and may stay there: then its spin takes half the
@@ -33,7 +49,9 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +66,9 @@
 #define PIECES_PER_THREAD 4 /* more pieces than threads: a late thread still finds work */
 #define SPIN_IDLE_NS 200000 /* a worker's spin before it sleeps, on an idle machine */
 #define SPIN_BUSY_NS 20000  /* and on a busy one */
-#define LOAD_EVERY_NS 100000000
+#define LOAD_EVERY_NS 10000000
+#define LOAD_WEIGHT 0.3     /* of a new sample in the moving average */
+#define SOLO_BELOW 1.5      /* free cores under which a caller runs its jobs alone */
 #define CALLER_SPIN 4000    /* pause iterations before the caller yields its core */
 
 typedef struct {
@@ -130,17 +150,70 @@ static void work(void) {
     in_piece = false;
 }
 
-/* The spin for the machine's present load (see the file comment). */
+/* Threads of other processes runnable now: /proc/loadavg's "running/total" less this pool's
+ * awake threads (the reader itself and the workers not asleep), or, without that file, the
+ * 1-minute load average less the pool's threads; -1 when neither can be read. */
+static double others_runnable(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    int running = 0;
+    bool ok = f && fscanf(f, "%*f %*f %*f %d", &running) == 1;
+    if (f) fclose(f);
+    int awake = 1 + pool.started - atomic_load_explicit(&pool.sleepers, memory_order_relaxed);
+    if (ok) return running - awake > 0 ? running - awake : 0;
+    double load[1];
+    return getloadavg(load, 1) == 1 ? (load[0] - nb__threads() > 0 ? load[0] - nb__threads() : 0) : -1;
+}
+
+/* What the machine's load says (see the file comment), refreshed by one thread every
+ * LOAD_EVERY_NS from the moving average of others_runnable: the workers' spin, and whether a
+ * caller runs its jobs alone. */
+static struct {
+    _Atomic int64_t checked, spin;
+    _Atomic bool solo;
+    _Atomic double average; /* written only by the thread that won `checked` */
+} load = {.spin = SPIN_BUSY_NS};
+
+static void read_load(void) {
+    int64_t now = now_ns(), last = atomic_load_explicit(&load.checked, memory_order_relaxed);
+    if (now - last <= LOAD_EVERY_NS || !atomic_compare_exchange_strong(&load.checked, &last, now))
+        return;
+    double r = others_runnable();
+    if (r < 0) return;
+    double a = atomic_load_explicit(&load.average, memory_order_relaxed);
+    a = last == 0 ? r : a + LOAD_WEIGHT * (r - a); /* the first reading stands alone */
+    atomic_store_explicit(&load.average, a, memory_order_relaxed);
+    atomic_store_explicit(&load.spin, a < 0.5 ? SPIN_IDLE_NS : SPIN_BUSY_NS, memory_order_relaxed);
+    atomic_store_explicit(&load.solo, usable_cores() - a < SOLO_BELOW, memory_order_relaxed);
+}
+
 static int64_t spin_ns(void) {
-    static _Atomic int64_t spin = SPIN_BUSY_NS, checked = 0;
-    int64_t now = now_ns(), last = atomic_load_explicit(&checked, memory_order_relaxed);
-    if (now - last > LOAD_EVERY_NS &&
-        atomic_compare_exchange_strong(&checked, &last, now)) { /* one thread reads it */
-        double load[1];
-        bool idle = getloadavg(load, 1) == 1 && load[0] - nb__threads() < 0.5;
-        atomic_store_explicit(&spin, idle ? SPIN_IDLE_NS : SPIN_BUSY_NS, memory_order_relaxed);
+    read_load();
+    return atomic_load_explicit(&load.spin, memory_order_relaxed);
+}
+
+/* The policy: NB_SHARE in the environment (load, always or never) until a test sets one; -1
+ * until first read. */
+static _Atomic int share_policy = -1;
+
+void nb__set_share_policy(nb__share_policy policy) { atomic_store(&share_policy, (int)policy); }
+
+static nb__share_policy policy_from_env(void) {
+    const char *v = getenv("NB_SHARE");
+    if (v && strcmp(v, "always") == 0) return NB__SHARE_ALWAYS;
+    if (v && strcmp(v, "never") == 0) return NB__SHARE_NEVER;
+    return NB__SHARE_BY_LOAD;
+}
+
+static bool go_solo(void) {
+    int policy = atomic_load_explicit(&share_policy, memory_order_relaxed);
+    if (policy < 0) {
+        int unset = -1;
+        atomic_compare_exchange_strong(&share_policy, &unset, (int)policy_from_env());
+        policy = atomic_load(&share_policy);
     }
-    return atomic_load_explicit(&spin, memory_order_relaxed);
+    if (policy != NB__SHARE_BY_LOAD) return policy == NB__SHARE_NEVER;
+    read_load();
+    return atomic_load_explicit(&load.solo, memory_order_relaxed);
 }
 
 /* Moves the calling worker off the caller's core when it is on it (see the file comment). */
@@ -229,8 +302,16 @@ static void run_pieces(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
         else sched_yield(); /* a worker holding a piece was descheduled: let it run */
 }
 
+/* The pieces one after another on the calling thread, which is then inside a piece. */
+static void run_alone(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
+    bool outer = in_piece;
+    in_piece = true;
+    for (int64_t i = 0; i < pieces; i++) fn(ctx, n * i / pieces, n * (i + 1) / pieces);
+    in_piece = outer;
+}
+
 static void share(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
-    if (pieces > 1 && !in_piece && pthread_mutex_trylock(&pool.job_mu) == 0) {
+    if (pieces > 1 && !in_piece && !go_solo() && pthread_mutex_trylock(&pool.job_mu) == 0) {
         if (ensure_workers(nb__threads())) {
             run_pieces(n, pieces, fn, ctx);
             pthread_mutex_unlock(&pool.job_mu);
@@ -238,7 +319,7 @@ static void share(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
         }
         pthread_mutex_unlock(&pool.job_mu);
     }
-    for (int64_t i = 0; i < pieces; i++) fn(ctx, n * i / pieces, n * (i + 1) / pieces);
+    run_alone(n, pieces, fn, ctx);
 }
 
 void nb__parallel_for(bool parallel, int64_t n, nb__range_fn *fn, void *ctx) {

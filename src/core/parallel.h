@@ -28,6 +28,12 @@ void nb__parallel_for(bool parallel, int64_t n, nb__range_fn *fn, void *ctx);
  * fixed number of partial results, each written by its own index). */
 void nb__parallel_each(int64_t n, nb__range_fn *fn, void *ctx);
 
+/* Whether a caller shares its jobs with the workers: as the machine's load says (the default;
+ * see parallel.c), or always, or never.  For tests, which must exercise the workers whatever
+ * else the machine runs. */
+typedef enum { NB__SHARE_BY_LOAD, NB__SHARE_ALWAYS, NB__SHARE_NEVER } nb__share_policy;
+void nb__set_share_policy(nb__share_policy policy);
+
 /* The thread count set (nb_set_num_threads; by default the cores this process may run on), and
  * whether the calling thread is inside a piece (then nested calls run inline). */
 int nb__threads(void);
