@@ -51,7 +51,7 @@ static const char *const kind_names[K_COUNT] = {
 /* Buffers of the step's sizes for the replay (host memory: the CPU backend's). */
 typedef struct {
     float *x, *w[N_LAYERS], *b[N_LAYERS], *gw[N_LAYERS], *gb[N_LAYERS], *bw[N_LAYERS], *bb[N_LAYERS];
-    float *tw[N_LAYERS], *tb[N_LAYERS]; /* the backward's fresh gradients, before accumulation */
+    float *tb[N_LAYERS];                /* the bias gradients, before accumulation */
     float *y[N_LAYERS], *a[N_LAYERS];   /* linear outputs, ReLU outputs */
     float *dy[N_LAYERS], *da[N_LAYERS]; /* gradients of the outputs, of the ReLU inputs */
     int32_t *t, *pred;
@@ -76,7 +76,7 @@ static bool make_bufs(replay_bufs *r, nb_module *model, nb_tensor *x) {
     bool ok = nb_copy_to(x, r->x, BATCH * 784) == NB_OK;
     for (int l = 0; l < N_LAYERS; l++) {
         int64_t nw = in_f[l] * out_f[l], no = out_f[l], ny = BATCH * out_f[l];
-        r->w[l] = buf(nw), r->gw[l] = buf(nw), r->bw[l] = buf(nw), r->tw[l] = buf(nw);
+        r->w[l] = buf(nw), r->gw[l] = buf(nw), r->bw[l] = buf(nw);
         r->b[l] = buf(no), r->gb[l] = buf(no), r->bb[l] = buf(no), r->tb[l] = buf(no);
         r->y[l] = buf(ny), r->a[l] = buf(ny), r->dy[l] = buf(ny), r->da[l] = buf(ny);
         ok = ok && nb_copy_to(params[2 * l], r->w[l], nw) == NB_OK &&
@@ -127,12 +127,12 @@ static void replay_step(const nb_backend *be, replay_bufs *r, double *acc) {
             be->gemm(false, false, BATCH, in_f[l], out_f[l], 1.0f, r->dy[l], out_f[l], r->w[l],
                      in_f[l], 0.0f, r->da[l - 1], in_f[l]);
         }
-        be->gemm(true, false, out_f[l], in_f[l], BATCH, 1.0f, r->dy[l], out_f[l], in, in_f[l], 0.0f,
-                 r->tw[l], in_f[l]);
+        /* dW added into .grad by the GEMM (nb__grad_sink), db made apart and added */
+        be->gemm(true, false, out_f[l], in_f[l], BATCH, 1.0f, r->dy[l], out_f[l], in, in_f[l], 1.0f,
+                 r->gw[l], in_f[l]);
         acc[K_GEMM] += lap(&t);
         be->reduce(NB_RED_SUM, r->tb[l], r->dy[l], 1, BATCH, out_f[l]);
         acc[K_BIAS_GRAD] += lap(&t);
-        be->accumulate(r->gw[l], r->tw[l], in_f[l] * out_f[l]);
         be->accumulate(r->gb[l], r->tb[l], out_f[l]);
         acc[K_ACCUM] += lap(&t);
         if (l > 0) {

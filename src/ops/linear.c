@@ -7,6 +7,9 @@
  *   dx = g W          dW = g^T x          db = sum over rows of g
  * with x and g seen as [M, in] and [M, out], M the product of the leading dims.  With
  * create_graph the same three lines are ops (matmul, transpose, sum), differentiable again.
+ * dW, the step's largest gradient, is added by the GEMM (beta 1) straight into W's .grad when
+ * the pass allows it (nb__grad_sink: .grad holds the zeros of zero_grad), which saves the pass
+ * that would add a separate dW to them.
  * Under autocast (args.amp, nabla/amp.h) x, W, b and y are rounded to its dtype, and in the
  * backward g and dx, dW, db; the matmuls of create_graph run under the same autocast.
  */
@@ -90,8 +93,10 @@ nb_status nb__bwd_linear(const nb_node *node, nb_tensor *g, nb_tensor **din) {
         be->gemm(false, false, m, k, o, 1.0f, nb__f32(gc), o, nb__f32(wc), k, 0.0f, nb__f32(din[0]), k);
     }
     if (nb__needs_grad(node, 1)) {
-        if (!(din[1] = nb__new(NB_F32, 2, w->shape))) return nb_error_code();
-        be->gemm(true, false, o, k, m, 1.0f, nb__f32(gc), o, nb__f32(xc), k, 0.0f, nb__f32(din[1]), k);
+        nb_tensor *sink = amp ? NULL : nb__grad_sink(node, 1);
+        if (!sink && !(din[1] = nb__new(NB_F32, 2, w->shape))) return nb_error_code();
+        be->gemm(true, false, o, k, m, 1.0f, nb__f32(gc), o, nb__f32(xc), k, sink ? 1.0f : 0.0f,
+                 nb__f32(sink ? sink : din[1]), k);
     }
     if (node->n_in == 3 && nb__needs_grad(node, 2)) {
         if (!(din[2] = nb__new(NB_F32, 1, &o))) return nb_error_code();
