@@ -105,8 +105,9 @@ static void replay_step(const nb_backend *be, replay_bufs *r, double *acc) {
     acc[K_FILL] += lap(&t);
     for (int l = 0; l < N_LAYERS; l++) { /* forward: y = x W^T + b, then ReLU */
         const float *in = l ? r->a[l - 1] : r->x;
-        for (int64_t i = 0; i < BATCH; i++)
-            be->copy_d2d(r->y[l] + i * out_f[l], r->b[l], sizeof(float) * (size_t)out_f[l]);
+        be->copy_d2d(r->y[l], r->b[l], sizeof(float) * (size_t)out_f[l]); /* rows doubling */
+        for (int64_t done = 1; done < BATCH; done *= 2)
+            be->copy_d2d(r->y[l] + done * out_f[l], r->y[l], sizeof(float) * (size_t)(done * out_f[l]));
         acc[K_BIAS_COPY] += lap(&t);
         be->gemm(false, true, BATCH, out_f[l], in_f[l], 1.0f, in, in_f[l], r->w[l], in_f[l], 1.0f,
                  r->y[l], out_f[l]);

@@ -22,6 +22,18 @@
 
 static int64_t rows_of(const nb_tensor *x) { return nb__numel(x->ndim - 1, x->shape); }
 
+/* y [m, o] = b in every row, the GEMM's starting C: one row copied from b, then the rows made
+ * so far copied after themselves, ceil(log2 m) + 1 copies rather than m. */
+static void broadcast_rows(const nb_backend *be, float *y, const float *b, int64_t m, int64_t o) {
+    if (m == 0) return;
+    be->copy_d2d(y, b, sizeof(float) * (size_t)o);
+    for (int64_t done = 1; done < m;) {
+        int64_t n = done < m - done ? done : m - done;
+        be->copy_d2d(y + done * o, y, sizeof(float) * (size_t)(n * o));
+        done += n;
+    }
+}
+
 nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)op, (void)args;
     nb_tensor *x = in[0], *w = in[1], *b = n == 3 ? in[2] : NULL;
@@ -43,9 +55,7 @@ nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     nb_tensor *out = wc && (bc || !b) ? nb__new(NB_F32, x->ndim, shape) : NULL;
     if (out) {
         float *y = nb__f32(out);
-        if (b)
-            for (int64_t r = 0; r < m; r++)
-                nb__be(x)->copy_d2d(y + r * o, nb__f32(bc), sizeof(float) * (size_t)o);
+        if (b) broadcast_rows(nb__be(x), y, nb__f32(bc), m, o);
         nb__be(x)->gemm(false, true, m, o, k, 1.0f, nb__f32(xc), k, nb__f32(wc), k, b ? 1.0f : 0.0f, y, o);
         if (amp) nb__amp_round(out, amp);
     }
