@@ -54,6 +54,7 @@ typedef struct {
     float *tb[N_LAYERS];                /* the bias gradients, before accumulation */
     float *y[N_LAYERS], *a[N_LAYERS];   /* linear outputs, ReLU outputs */
     float *dy[N_LAYERS], *da[N_LAYERS]; /* gradients of the outputs, of the ReLU inputs */
+    float *exps;                        /* the exps cross-entropy keeps for its backward */
     int32_t *t, *pred;
 } replay_bufs;
 
@@ -82,6 +83,7 @@ static bool make_bufs(replay_bufs *r, nb_module *model, nb_tensor *x) {
         ok = ok && nb_copy_to(params[2 * l], r->w[l], nw) == NB_OK &&
              nb_copy_to(params[2 * l + 1], r->b[l], no) == NB_OK;
     }
+    r->exps = buf(BATCH * CLASSES);
     r->t = malloc(sizeof(int32_t) * BATCH);
     r->pred = malloc(sizeof(int32_t) * BATCH);
     for (int i = 0; i < BATCH; i++) r->t[i] = (i * 7) % CLASSES;
@@ -117,8 +119,8 @@ static void replay_step(const nb_backend *be, replay_bufs *r, double *acc) {
             acc[K_RELU] += lap(&t);
         }
     }
-    float loss = be->xent(r->y[2], r->t, BATCH, CLASSES, 1.0f / BATCH);
-    be->xent_backward(r->dy[2], r->y[2], r->t, BATCH, CLASSES, 1.0f / BATCH);
+    float loss = be->xent(r->exps, r->y[2], r->t, BATCH, CLASSES, 1.0f / BATCH);
+    be->xent_backward(r->dy[2], r->y[2], r->exps, r->t, BATCH, CLASSES, 1.0f / BATCH);
     acc[K_XENT] += lap(&t);
     be->argmax(r->pred, r->y[2], BATCH, CLASSES, 1);
     acc[K_ARGMAX] += lap(&t);
