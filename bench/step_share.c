@@ -22,7 +22,9 @@
  *   elementwise = the replay's other kernels (bias copies, ReLU and its backward, cross-entropy
  *                 and its backward, argmax, bias-gradient sums, .grad accumulation, zero_grad's
  *                 fills, the SGD update)
- *   other       = step - gemm - elementwise: what the step spends outside kernels
+ *   other       = step - gemm - elementwise: what the step spends outside kernels (dispatch,
+ *                 the graph, scopes), and what its kernels lose to data the replay has in cache
+ *                 (each step's batch is new to the caches, the replay's is not)
  * each as a share of the step's median time.  Repetitions interleave a block of steps with a
  * block of replays; every figure is the median over the repetitions of each block's median.
  * The machine may be shared: the medians are what to quote, the min/max beside them say how
