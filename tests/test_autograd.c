@@ -311,6 +311,26 @@ static void grad_written_by_its_holder_after_zero_grad_is_added_to(void) {
     nb_scope_end();
 }
 
+/* Anomaly mode checks each gradient before it is added, so it keeps the write-through off: a
+ * weight gradient that overflows (x = 3e38, while the forward stays finite through w = 1e-30)
+ * is named even when zero_grad left .grad ready for one. */
+static void anomaly_mode_names_an_overflowing_weight_gradient_after_zero_grad(void) {
+    nb_scope_begin();
+    nb_tensor *w = nb_full(NB_SHAPE(3, 5), 1e-30f), *b = nb_zeros(NB_SHAPE(3));
+    nb_set_requires_grad(w, true);
+    nb_set_requires_grad(b, true);
+    nb_tensor *x = nb_full(NB_SHAPE(2, 5), 3e38f), *c = nb_full(NB_SHAPE(2, 3), 2.0f);
+    CHECK_EQ_INT(nb_backward(layer_loss((layer){w, b}, nb_ones(NB_SHAPE(2, 5)), c)), NB_OK);
+    nb_zero_grad(w);
+    bool was = nb_set_detect_anomaly(true);
+    nb_tensor *loss = layer_loss((layer){w, b}, x, c);
+    CHECK(isfinite(nb_item(loss)));
+    CHECK(nb_backward(loss) != NB_OK);
+    CHECK_ERROR(NB_ERR_VALUE, "is not finite");
+    nb_set_detect_anomaly(was);
+    nb_scope_end();
+}
+
 int main(void) {
     course_worked_example_matches_hand_derivatives();
     gradients_accumulate_across_backward_calls();
@@ -327,5 +347,6 @@ int main(void) {
     weight_grad_added_into_zeroed_grad_has_the_bits_of_a_separate_sum();
     zero_grad_marks_only_grads_never_handed_out();
     grad_written_by_its_holder_after_zero_grad_is_added_to();
+    anomaly_mode_names_an_overflowing_weight_gradient_after_zero_grad();
     return check_summary();
 }
