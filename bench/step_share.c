@@ -2,7 +2,7 @@
  * step_share.c — where one training step of the course MLP goes: GEMM, elementwise passes, and
  * the rest (dispatch, the graph, scopes).
  *
- *   bench_step_share [REPS [STEPS]]        (defaults 7 and 200; one thread)
+ *   bench_step_share [REPS [STEPS]]        (defaults 7 and 200, STEPS <= 500; one thread)
  *
  * The step is nb_fit's (src/train/fit.c, train_step and batch_loss) on synthetic batches (a
  * pool of BATCHES, pixels U[0,1), labels drawn at random, so the loss stays near log 10 and no
@@ -27,6 +27,12 @@
  *                 (each step's batch is new to the caches, the replay's is not)
  * each as a share of the step's median time.  Repetitions interleave a block of steps with a
  * block of replays; every figure is the median over the repetitions of each block's median.
+ * Each repetition starts again from the same fresh model (50 warm-up steps, then STEPS): after
+ * some 800 steps the momentum of weights whose gradient stays exactly 0 (units the ReLU has
+ * killed) has decayed by 0.9 per step into the subnormal range, where the SGD update runs ten
+ * times slower until it reaches 0 — a real cost of long runs (torch's too: neither flushes
+ * subnormals, which would change the numbers), but one that comes and goes with the trajectory,
+ * not a property of the step.
  * The machine may be shared: the medians are what to quote, the min/max beside them say how
  * much the load moved them.
  */
@@ -43,6 +49,7 @@
 #define N_LAYERS 3
 #define BATCHES 16
 #define MAX_REPS 64
+#define MAX_STEPS 500
 
 static const int64_t in_f[N_LAYERS] = {784, 64, 64}, out_f[N_LAYERS] = {64, 64, 10};
 
@@ -99,6 +106,14 @@ static double lap(double *t0) {
     double t = now_ns(), d = t - *t0;
     *t0 = t;
     return d;
+}
+
+static void free_bufs(replay_bufs *r) {
+    free(r->x), free(r->exps), free(r->t), free(r->pred);
+    for (int l = 0; l < N_LAYERS; l++) {
+        free(r->w[l]), free(r->gw[l]), free(r->bw[l]), free(r->b[l]), free(r->gb[l]), free(r->bb[l]);
+        free(r->tb[l]), free(r->y[l]), free(r->a[l]), free(r->dy[l]), free(r->da[l]);
+    }
 }
 
 /* One replay of the step's kernels; adds each one's time to acc[kind]. */
@@ -201,6 +216,12 @@ static bool make_trainer(trainer *tr) {
     return ok;
 }
 
+static void free_trainer(trainer *tr) {
+    nb_optim_free(tr->opt);
+    nb_module_free(tr->model);
+    for (int b = 0; b < BATCHES; b++) nb_tensor_free(tr->x[b]), nb_tensor_free(tr->y[b]);
+}
+
 /* One step as nb_fit runs it; adds each phase's time to ph. */
 static bool train_step(trainer *tr, double *ph) {
     nb_tensor *x = tr->x[tr->next], *y = tr->y[tr->next];
@@ -234,26 +255,26 @@ static void print_row(const char *name, const double *v, int n, double step) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 7, steps = argc > 2 ? atoi(argv[2]) : 200;
-    if (reps < 1 || reps > MAX_REPS || steps < 1) {
-        fprintf(stderr, "usage: bench_step_share [REPS (1..%d) [STEPS]]\n", MAX_REPS);
+    if (reps < 1 || reps > MAX_REPS || steps < 1 || steps > MAX_STEPS) {
+        fprintf(stderr, "usage: bench_step_share [REPS (1..%d) [STEPS (1..%d)]]\n", MAX_REPS, MAX_STEPS);
         return 2;
     }
     nb_set_num_threads(1);
-    trainer tr;
-    if (!make_trainer(&tr)) return fail("setup");
     const nb_backend *be = nb__backend(NB_CPU);
-    replay_bufs rb;
-    if (!make_bufs(&rb, tr.model, tr.x[0])) return fail("replay buffers");
     double ph[P_COUNT][MAX_REPS] = {{0}}, kn[K_COUNT][MAX_REPS] = {{0}}, kernels[MAX_REPS] = {0};
-    for (int w = 0; w < 50; w++) { /* warm: arenas, caches, the momentum buffers */
-        double junk[16] = {0}; /* wider than both P_COUNT and K_COUNT */
-        if (!train_step(&tr, junk)) return fail("training step");
-        replay_step(be, &rb, junk);
-    }
     for (int r = 0; r < reps; r++) { /* interleaved: a block of steps, a block of replays */
+        trainer tr;
+        replay_bufs rb;
+        if (!make_trainer(&tr)) return fail("setup");
+        if (!make_bufs(&rb, tr.model, tr.x[0])) return fail("replay buffers");
+        for (int w = 0; w < 50; w++) { /* warm: arenas, caches, the momentum buffers */
+            double junk[16] = {0}; /* wider than both P_COUNT and K_COUNT */
+            if (!train_step(&tr, junk)) return fail("training step");
+            replay_step(be, &rb, junk);
+        }
         double *per_step = malloc(sizeof(double) * (size_t)steps * P_COUNT);
         double *per_replay = malloc(sizeof(double) * (size_t)steps * (K_COUNT + 1));
-        double col[2048];
+        double col[MAX_STEPS];
         if (!per_step || !per_replay) return fail("out of memory");
         for (int s = 0; s < steps; s++) {
             double acc[P_COUNT] = {0};
@@ -266,7 +287,7 @@ int main(int argc, char **argv) {
             for (int k = 0; k < K_COUNT; k++) per_replay[k * steps + s] = acc[k], total += acc[k];
             per_replay[K_COUNT * steps + s] = total;
         }
-        int n = steps < 2048 ? steps : 2048;
+        int n = steps;
         for (int p = 0; p < P_COUNT; p++) {
             for (int s = 0; s < n; s++) col[s] = per_step[p * steps + s];
             ph[p][r] = median(col, n);
@@ -277,6 +298,8 @@ int main(int argc, char **argv) {
         }
         free(per_step);
         free(per_replay);
+        free_bufs(&rb);
+        free_trainer(&tr);
     }
     double step = median(ph[P_STEP], reps), gemm = median(kn[K_GEMM], reps);
     double elem[MAX_REPS];
@@ -296,8 +319,5 @@ int main(int argc, char **argv) {
            100 * other / step);
     printf("@step_share threads=1 step_us=%.2f gemm=%.3f elementwise=%.3f other=%.3f\n", step / 1e3,
            gemm / step, ew / step, other / step);
-    nb_optim_free(tr.opt);
-    nb_module_free(tr.model);
-    for (int b = 0; b < BATCHES; b++) nb_tensor_free(tr.x[b]), nb_tensor_free(tr.y[b]);
     return 0;
 }
