@@ -3,9 +3,11 @@
  * accumulation across backward calls, no_grad, detach, a value used twice, leaves vs non-leaves;
  * then nb_autograd_grad as torch.autograd.grad: grad_outputs, several outputs and inputs, an
  * intermediate input, allow_unused and materialize_grads, retain_graph, create_graph to the
- * third order, heap mode.
+ * third order, heap mode; a Linear's weight gradient added straight into a zeroed .grad
+ * (write-through) with the bits of the pass's own addition.
  */
 #include "check.h"
+#include "core/core.h" /* .grad's zero_filled / handed_out marks, read without nb_grad */
 
 /* y = x1 w1 + 3 (x2^2 - w2) at x1 = 1, w1 = 2, x2 = -2, w2 = 3:
  * y = 2 + 3 (4 - 3) = 5; dy/dx1 = w1 = 2, dy/dw1 = x1 = 1, dy/dx2 = 6 x2 = -12, dy/dw2 = -3. */
@@ -219,6 +221,116 @@ static void autograd_grad_heap_mode_results_are_freed_by_the_caller(void) {
     CHECK_EQ_INT(nb_alloc_stats_get().bytes_live, before.bytes_live);
 }
 
+/* ---- write-through (src/autograd/backward.c): a Linear's dW added by its GEMM into the
+ * zeros zero_grad left, against the same weight with an identity hook, whose gradient the pass
+ * sums apart and then adds to .grad.  Inputs with all-zero columns and a loss with negative
+ * weights make -0.0 products, the one value where "0 + x" and "x" differ in bits. */
+
+static nb_tensor *same_gradient(nb_tensor *g, void *ctx) {
+    (void)ctx;
+    return g;
+}
+
+typedef struct {
+    nb_tensor *w, *b;
+} layer;
+
+static layer new_layer(void) {
+    nb_manual_seed(7);
+    layer l = {nb_randn(NB_SHAPE(3, 5)), nb_randn(NB_SHAPE(3))};
+    nb_set_requires_grad(l.w, true);
+    nb_set_requires_grad(l.b, true);
+    return l;
+}
+
+/* sum(linear(x, w, b) * c): the gradient flowing into the linear is c (negative entries). */
+static nb_tensor *layer_loss(layer l, nb_tensor *x, nb_tensor *c) {
+    return nb_sum(nb_mul(nb_linear(x, l.w, l.b), c));
+}
+
+static bool same_bits(nb_tensor *a, nb_tensor *b) {
+    float fa[64], fb[64];
+    int64_t n = nb_numel(a);
+    return n <= 64 && n == nb_numel(b) && nb_copy_to(a, fa, n) == NB_OK &&
+           nb_copy_to(b, fb, n) == NB_OK && memcmp(fa, fb, sizeof(float) * (size_t)n) == 0;
+}
+
+static void weight_grad_added_into_zeroed_grad_has_the_bits_of_a_separate_sum(void) {
+    nb_scope_begin();
+    nb_manual_seed(3);
+    nb_tensor *x = nb_randn(NB_SHAPE(4, 5)), *c = nb_randn(NB_SHAPE(4, 3));
+    nb_tensor *zero_cols = nb_from_data((float[]){1, 0, 1, 1, 0}, NB_SHAPE(5));
+    x = nb_mul(x, zero_cols);                              /* columns 1 and 4: zeros */
+    c = nb_add_scalar(nb_mul_scalar(nb_abs(c), -1.0f), -0.1f); /* all < 0 */
+    layer direct = new_layer(), hooked = new_layer();
+    CHECK(nb_tensor_register_hook(hooked.w, same_gradient, NULL) > 0);
+    for (int round = 0; round < 3; round++) {
+        nb_zero_grad(direct.w), nb_zero_grad(direct.b), nb_zero_grad(hooked.w), nb_zero_grad(hooked.b);
+        if (round > 0) CHECK(direct.w->grad->zero_filled); /* eligible for the write-through */
+        for (int calls = 0; calls < 2; calls++) { /* the second call adds to the first */
+            CHECK_EQ_INT(nb_backward(layer_loss(direct, x, c)), NB_OK);
+            CHECK_EQ_INT(nb_backward(layer_loss(hooked, x, c)), NB_OK);
+            CHECK(!direct.w->grad->zero_filled);
+            CHECK(same_bits(direct.w->grad, hooked.w->grad));
+            CHECK(same_bits(direct.b->grad, hooked.b->grad));
+        }
+    }
+    float dw[15];
+    CHECK_EQ_INT(nb_copy_to(direct.w->grad, dw, 15), NB_OK);
+    CHECK(!signbit(dw[1]) && dw[1] == 0.0f); /* twice the -0.0 sum of column 1: +0.0 */
+    nb_scope_end();
+}
+
+static void zero_grad_marks_only_grads_never_handed_out(void) {
+    nb_scope_begin();
+    layer l = new_layer();
+    nb_tensor *x = nb_ones(NB_SHAPE(2, 5)), *c = nb_ones(NB_SHAPE(2, 3));
+    CHECK_EQ_INT(nb_backward(layer_loss(l, x, c)), NB_OK);
+    CHECK(!l.w->grad->zero_filled);
+    nb_zero_grad(l.w);
+    CHECK(l.w->grad->zero_filled);
+    CHECK_TENSOR("zeroed", nb_grad(l.w), ((double[15]){0}), 15, 0, 0);
+    CHECK(!l.w->grad->zero_filled && l.w->grad->handed_out);
+    nb_zero_grad(l.w);
+    CHECK(!l.w->grad->zero_filled); /* its holder may write it: no write-through any more */
+    nb_scope_end();
+}
+
+/* A holder of .grad writes it after zero_grad: the next gradient is added to what it wrote. */
+static void grad_written_by_its_holder_after_zero_grad_is_added_to(void) {
+    nb_scope_begin();
+    layer l = new_layer();
+    nb_tensor *x = nb_ones(NB_SHAPE(2, 5)), *c = nb_ones(NB_SHAPE(2, 3));
+    CHECK_EQ_INT(nb_backward(layer_loss(l, x, c)), NB_OK);
+    nb_tensor *held = nb_grad(l.w); /* handed out before zero_grad */
+    nb_zero_grad(l.w);
+    nb_fill(held, 1.0f);
+    CHECK_EQ_INT(nb_backward(layer_loss(l, x, c)), NB_OK);
+    CHECK_TENSOR("1 + dW (dW = 2: two rows of ones)", nb_grad(l.w),
+                 ((double[]){3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}), 15, 0, 0);
+    nb_scope_end();
+}
+
+/* Anomaly mode checks each gradient before it is added, so it keeps the write-through off: a
+ * weight gradient that overflows (x = 3e38, while the forward stays finite through w = 1e-30)
+ * is named even when zero_grad left .grad ready for one. */
+static void anomaly_mode_names_an_overflowing_weight_gradient_after_zero_grad(void) {
+    nb_scope_begin();
+    nb_tensor *w = nb_full(NB_SHAPE(3, 5), 1e-30f), *b = nb_zeros(NB_SHAPE(3));
+    nb_set_requires_grad(w, true);
+    nb_set_requires_grad(b, true);
+    nb_tensor *x = nb_full(NB_SHAPE(2, 5), 3e38f), *c = nb_full(NB_SHAPE(2, 3), 2.0f);
+    CHECK_EQ_INT(nb_backward(layer_loss((layer){w, b}, nb_ones(NB_SHAPE(2, 5)), c)), NB_OK);
+    nb_zero_grad(w);
+    bool was = nb_set_detect_anomaly(true);
+    nb_tensor *loss = layer_loss((layer){w, b}, x, c);
+    CHECK(isfinite(nb_item(loss)));
+    CHECK(nb_backward(loss) != NB_OK);
+    CHECK_ERROR(NB_ERR_VALUE, "is not finite");
+    nb_set_detect_anomaly(was);
+    nb_scope_end();
+}
+
 int main(void) {
     course_worked_example_matches_hand_derivatives();
     gradients_accumulate_across_backward_calls();
@@ -232,5 +344,9 @@ int main(void) {
     autograd_grad_second_pass_without_retain_graph_fails();
     create_graph_gives_third_derivative_of_cube();
     autograd_grad_heap_mode_results_are_freed_by_the_caller();
+    weight_grad_added_into_zeroed_grad_has_the_bits_of_a_separate_sum();
+    zero_grad_marks_only_grads_never_handed_out();
+    grad_written_by_its_holder_after_zero_grad_is_added_to();
+    anomaly_mode_names_an_overflowing_weight_gradient_after_zero_grad();
     return check_summary();
 }

@@ -22,6 +22,7 @@
  */
 #include "check.h"
 #include "golden_json.h"
+#include "backend/backend.h" /* the cross-entropy kernels, for the kept exps */
 
 #include <jansson.h>
 
@@ -506,8 +507,34 @@ static void test_cross_entropy_defaults_and_parts(void) {
     nb_scope_end();
 }
 
+/* The cross-entropy forward keeps its exps for the backward (src/ops/xent.c): the gradient made
+ * from them has the bits of the one that computes them again, in the kernels and through the op
+ * (a recorded forward, whose backward takes the kept exps). */
+static void cross_entropy_gradient_from_kept_exps_has_the_bits_of_recomputed_ones(void) {
+    enum { N = 7, C = 5 };
+    float x[N * C], e[N * C], kept[N * C], again[N * C], through_op[N * C];
+    int32_t t[N] = {0, 4, 2, 2, 1, 3, 0};
+    for (int i = 0; i < N * C; i++) x[i] = (float)((i * 37) % 23) * 1.7f - 19.0f;
+    const nb_backend *be = nb__backend(NB_CPU);
+    float with = be->xent(e, x, t, N, C, 1.0f / N), without = be->xent(NULL, x, t, N, C, 1.0f / N);
+    CHECK(memcmp(&with, &without, sizeof with) == 0);
+    be->xent_backward(kept, x, e, t, N, C, 1.0f / N);
+    be->xent_backward(again, x, NULL, t, N, C, 1.0f / N);
+    CHECK(memcmp(kept, again, sizeof kept) == 0);
+    nb_scope_begin();
+    nb_tensor *logits = nb_from_data(x, NB_SHAPE(N, C)), *target = nb_from_int32(t, NB_SHAPE(N));
+    nb_set_requires_grad(logits, true);
+    nb_tensor *loss = nb_cross_entropy(logits, target, NULL);
+    CHECK(nb_item(loss) == without);
+    CHECK_EQ_INT(nb_backward(loss), NB_OK);
+    CHECK_EQ_INT(nb_copy_to(nb_grad(logits), through_op, N * C), NB_OK);
+    CHECK(memcmp(through_op, again, sizeof again) == 0);
+    nb_scope_end();
+}
+
 int main(void) {
     nb_manual_seed(7);
+    cross_entropy_gradient_from_kept_exps_has_the_bits_of_recomputed_ones();
     test_golden();
     test_errors_name_shapes_and_values();
     test_cross_entropy_is_finite_for_huge_logits();

@@ -23,6 +23,15 @@
  *
  * nb_autograd_grad computes only what leads to its inputs: a node is `wanted` when one of its
  * inputs is, and nb__needs_grad asks (nb__grad_wanted) before a backward computes a gradient.
+ *
+ * Write-through: a leaf's first gradient after nb_zero_grad would be made in a buffer of its
+ * own and then added to the zeros of .grad — a pass that reads two arrays and writes one, per
+ * parameter and step.  A backward whose kernel can add its result to memory (a GEMM with beta
+ * 1) asks nb__grad_sink for the .grad to add into instead.  It gets one only where that is the
+ * same arithmetic: .grad holds +0.0 everywhere (zero_filled) and the gradient would have gone
+ * straight into it (a first-order pass that accumulates, no hooks, not returned, not anomaly
+ * mode, which checks each gradient before it is added).  0 + x is x for every x but -0.0,
+ * which both ways become +0.0, so the bits are the same.
  */
 #include "../ops/op.h"
 
@@ -39,6 +48,7 @@ typedef struct {
     uint32_t id;
     bool create_graph, retain_graph;
     bool accumulate; /* into .grad (backward) rather than only into the returned gradients */
+    bool write_through; /* backwards may add a leaf's first gradient into .grad (nb__grad_sink) */
     int n_inputs;    /* the tensors whose gradients are returned (autograd_grad) */
     nb_tensor *const *inputs;
     nb_tensor **grads;
@@ -208,10 +218,21 @@ static nb_status accumulate_grad(nb_tensor *t, nb_tensor *g) {
         t->grad = nb__clone_in(t->arena, gc);
         if (!t->grad) s = nb_error_code();
     } else {
+        t->grad->zero_filled = false;
         nb__be(t)->accumulate(nb__f32(t->grad), nb__f32(gc), nb__numel(g->ndim, g->shape));
     }
     if (gc != g) nb_tensor_free(gc);
     return s;
+}
+
+nb_tensor *nb__grad_sink(const nb_node *node, int i) {
+    const pass *p = current;
+    nb_tensor *leaf = node->in[i], *grad = leaf->grad;
+    if (!p || !p->write_through || leaf->node || !leaf->requires_grad || slotted(p, leaf) ||
+        !grad || !grad->zero_filled || !nb__same_shape(grad, leaf) || !nb_is_contiguous(grad))
+        return NULL;
+    grad->zero_filled = false; /* from here on it holds the gradient */
+    return grad;
 }
 
 static leaf_slot *slot_of(pass *p, nb_tensor *leaf) {
@@ -438,7 +459,8 @@ nb_status nb_backward_grad(nb_tensor *t, const nb_tensor *grad) {
     nb_tensor *seed = grad ? nb__clone_in(nb__current_arena(), grad) : NULL;
     if (grad && !seed) s = nb_error_code();
     else if (!(seed = seed_of("backward", t, seed, 0))) s = nb_error_code();
-    pass p = {.id = ++pass_id, .retain_graph = true, .accumulate = true};
+    pass p = {.id = ++pass_id, .retain_graph = true, .accumulate = true,
+              .write_through = !nb_is_anomaly_enabled()};
     if (s == NB_OK) s = run(&p, 1, &t, &seed);
     nb_set_grad_enabled(was_enabled);
     nb_scope_end();

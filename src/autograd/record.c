@@ -24,11 +24,20 @@ bool nb_requires_grad(const nb_tensor *t) { return nb__alive(t) && t->requires_g
 bool nb_is_leaf(const nb_tensor *t) { return nb__alive(t) && !t->node; }
 const char *nb_grad_fn(const nb_tensor *t) { return nb__alive(t) && t->node ? t->node->grad_fn : NULL; }
 
-nb_tensor *nb_grad(const nb_tensor *t) { return nb__alive(t) ? t->grad : NULL; }
+/* A .grad handed out may be written by its holder at any time, now or after a zero_grad, so
+ * from then on it never counts as zero_filled (see nb_zero_grad). */
+nb_tensor *nb_grad(const nb_tensor *t) {
+    if (!nb__alive(t)) return NULL;
+    if (t->grad) t->grad->handed_out = true, t->grad->zero_filled = false;
+    return t->grad;
+}
 
+/* Fills .grad with +0.0 and, unless it was handed out, marks it zero_filled: until a pass
+ * writes it, the backward may add a first gradient straight into it (nb__grad_sink,
+ * backward.c) rather than make it apart and add it. */
 nb_status nb_zero_grad(nb_tensor *t) {
     if (!nb__alive(t)) return nb__fail_input("zero_grad", t), nb_error_code();
-    if (t->grad) nb_fill(t->grad, 0.0f);
+    if (t->grad && nb_fill(t->grad, 0.0f) == NB_OK) t->grad->zero_filled = !t->grad->handed_out;
     return NB_OK;
 }
 

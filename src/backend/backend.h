@@ -193,11 +193,13 @@ typedef struct nb_backend {
     void (*softmax_backward)(float *dx, const float *y, const float *dy, int64_t outer, int64_t r,
                              int64_t inner, bool log);
     /* Cross-entropy of logits x [n, c] against class indices t [n] (all in 0..c-1):
-     * returns scale * sum over rows of (logsumexp(x_i) - x_i[t_i]) */
-    float (*xent)(const float *x, const int32_t *t, int64_t n, int64_t c, float scale);
-    /* its gradient: dx = g scale (softmax(x_i) - onehot(t_i)) */
-    void (*xent_backward)(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c,
-                          float g_scale);
+     * returns scale * sum over rows of (logsumexp(x_i) - x_i[t_i]); e [n, c], unless NULL,
+     * gets the exp(x_ij - max_j x_ij) it sums, for the backward */
+    float (*xent)(float *e, const float *x, const int32_t *t, int64_t n, int64_t c, float scale);
+    /* its gradient: dx = g scale (softmax(x_i) - onehot(t_i)), softmax from the forward's e
+     * when it is not NULL (the same bits: the same exps summed in the same order), else from x */
+    void (*xent_backward)(float *dx, const float *x, const float *e, const int32_t *t, int64_t n,
+                          int64_t c, float g_scale);
     /* dst[i] += src[i] */
     void (*accumulate)(float *dst, const float *src, int64_t n);
     /* pools (torch's CPU semantics; backwards overwrite dx): y = max / mean of each window;

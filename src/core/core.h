@@ -100,6 +100,8 @@ struct nb_tensor {
     nb_storage *storage;
     bool requires_grad;
     nb_tensor *grad;   /* leaves: accumulated gradient, same home as the tensor */
+    bool zero_filled;  /* a .grad as nb_zero_grad left it: all +0.0 (autograd/record.c) */
+    bool handed_out;   /* a .grad nb_grad returned: whoever holds it may write it any time */
     nb_node *node;     /* the op that produced it; NULL for leaves */
     nb__hook *hooks;   /* gradient hooks, in registration order */
     bool retains_grad; /* a non-leaf that keeps .grad (nb_retain_grad) */

@@ -7,6 +7,9 @@
  *   dx = g W          dW = g^T x          db = sum over rows of g
  * with x and g seen as [M, in] and [M, out], M the product of the leading dims.  With
  * create_graph the same three lines are ops (matmul, transpose, sum), differentiable again.
+ * dW, the step's largest gradient, is added by the GEMM (beta 1) straight into W's .grad when
+ * the pass allows it (nb__grad_sink: .grad holds the zeros of zero_grad), which saves the pass
+ * that would add a separate dW to them.
  * Under autocast (args.amp, nabla/amp.h) x, W, b and y are rounded to its dtype, and in the
  * backward g and dx, dW, db; the matmuls of create_graph run under the same autocast.
  */
@@ -18,6 +21,18 @@
 #include <string.h>
 
 static int64_t rows_of(const nb_tensor *x) { return nb__numel(x->ndim - 1, x->shape); }
+
+/* y [m, o] = b in every row, the GEMM's starting C: one row copied from b, then the rows made
+ * so far copied after themselves, ceil(log2 m) + 1 copies rather than m. */
+static void broadcast_rows(const nb_backend *be, float *y, const float *b, int64_t m, int64_t o) {
+    if (m == 0) return;
+    be->copy_d2d(y, b, sizeof(float) * (size_t)o);
+    for (int64_t done = 1; done < m;) {
+        int64_t n = done < m - done ? done : m - done;
+        be->copy_d2d(y + done * o, y, sizeof(float) * (size_t)(n * o));
+        done += n;
+    }
+}
 
 nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_args *args) {
     (void)op, (void)args;
@@ -40,9 +55,7 @@ nb_tensor *nb__fwd_linear(nb_op_id op, nb_tensor *const *in, int n, const nb_op_
     nb_tensor *out = wc && (bc || !b) ? nb__new(NB_F32, x->ndim, shape) : NULL;
     if (out) {
         float *y = nb__f32(out);
-        if (b)
-            for (int64_t r = 0; r < m; r++)
-                nb__be(x)->copy_d2d(y + r * o, nb__f32(bc), sizeof(float) * (size_t)o);
+        if (b) broadcast_rows(nb__be(x), y, nb__f32(bc), m, o);
         nb__be(x)->gemm(false, true, m, o, k, 1.0f, nb__f32(xc), k, nb__f32(wc), k, b ? 1.0f : 0.0f, y, o);
         if (amp) nb__amp_round(out, amp);
     }
@@ -90,8 +103,10 @@ nb_status nb__bwd_linear(const nb_node *node, nb_tensor *g, nb_tensor **din) {
         be->gemm(false, false, m, k, o, 1.0f, nb__f32(gc), o, nb__f32(wc), k, 0.0f, nb__f32(din[0]), k);
     }
     if (nb__needs_grad(node, 1)) {
-        if (!(din[1] = nb__new(NB_F32, 2, w->shape))) return nb_error_code();
-        be->gemm(true, false, o, k, m, 1.0f, nb__f32(gc), o, nb__f32(xc), k, 0.0f, nb__f32(din[1]), k);
+        nb_tensor *sink = amp ? NULL : nb__grad_sink(node, 1);
+        if (!sink && !(din[1] = nb__new(NB_F32, 2, w->shape))) return nb_error_code();
+        be->gemm(true, false, o, k, m, 1.0f, nb__f32(gc), o, nb__f32(xc), k, sink ? 1.0f : 0.0f,
+                 nb__f32(sink ? sink : din[1]), k);
     }
     if (node->n_in == 3 && nb__needs_grad(node, 2)) {
         if (!(din[2] = nb__new(NB_F32, 1, &o))) return nb_error_code();

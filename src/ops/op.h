@@ -172,6 +172,11 @@ bool nb__grad_wanted(const nb_tensor *t);
 static inline bool nb__needs_grad(const nb_node *node, int i) {
     return node->in[i]->requires_grad && nb__grad_wanted(node->in[i]);
 }
+/* First-order backwards only, for an input they need the gradient of: the leaf's .grad when it
+ * holds +0.0 everywhere and the pass would add input i's gradient straight into it, else NULL.
+ * Given one, the backward adds the gradient into it (a GEMM with beta 1: 0 + x, the bits the
+ * pass's own addition gives) and leaves din[i] NULL. */
+nb_tensor *nb__grad_sink(const nb_node *node, int i);
 /* Anomaly mode: the module layer describes where ops run.  fn writes into buf (snprintf's
  * contract, returns the length it needs) the place ("layer 2 (Linear)"), then a line per input
  * naming it ("2.weight", or an empty line); nb__apply keeps it in each node it records

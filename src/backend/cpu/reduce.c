@@ -186,23 +186,29 @@ void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_
 }
 
 /* Row i: lse = m + log sum_j exp(x_ij - m), loss_i = lse - x_i[t_i].  Rows are summed in double,
- * in order, so the result does not depend on the thread count. */
-float nb__cpu_xent(const float *x, const int32_t *t, int64_t n, int64_t c, float scale) {
+ * in order, so the result does not depend on the thread count.  The exps go to e when it is
+ * given: the backward's softmax is those exps over their sum, and expf is most of the cost. */
+float nb__cpu_xent(float *e, const float *x, const int32_t *t, int64_t n, int64_t c, float scale) {
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
         const float *row = x + i * c;
         float m = -INFINITY, s = 0.0f;
         for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
-        for (int64_t j = 0; j < c; j++) s += expf(row[j] - m);
+        if (e)
+            for (int64_t j = 0; j < c; j++) s += (e[i * c + j] = expf(row[j] - m));
+        else
+            for (int64_t j = 0; j < c; j++) s += expf(row[j] - m);
         total += (double)((row[t[i]] - m) - logf(s));
     }
     return (float)(-total * scale);
 }
 
-/* d loss / d x_ij = scale (softmax_ij - [j == t_i]), times the upstream gradient */
+/* d loss / d x_ij = scale (softmax_ij - [j == t_i]), times the upstream gradient; softmax_ij
+ * is exp(x_ij - m_i) over the row's sum, the exps taken from the forward's e when given (the
+ * same values, summed in the same order as the forward and as the branch without e) */
 NB_CLONES static void xent_backward_range(void *arg, int64_t lo, int64_t hi) {
     const reduce_job *job = arg;
-    const float *x = job->x;
+    const float *x = job->x, *e = job->y;
     const int32_t *t = job->t;
     float *dx = job->dx, g_scale = job->scale;
     int64_t c = job->r;
@@ -210,16 +216,20 @@ NB_CLONES static void xent_backward_range(void *arg, int64_t lo, int64_t hi) {
             const float *row = x + i * c;
             float *d = dx + i * c;
             float m = -INFINITY, s = 0.0f;
-            for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
-            for (int64_t j = 0; j < c; j++) s += (d[j] = expf(row[j] - m));
+            if (e) {
+                for (int64_t j = 0; j < c; j++) s += (d[j] = e[i * c + j]);
+            } else {
+                for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+                for (int64_t j = 0; j < c; j++) s += (d[j] = expf(row[j] - m));
+            }
             float inv = g_scale / s;
             for (int64_t j = 0; j < c; j++) d[j] *= inv;
             d[t[i]] -= g_scale;
     }
 }
 
-void nb__cpu_xent_backward(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c,
-                           float g_scale) {
-    reduce_job j = {.dx = dx, .x = x, .t = t, .r = c, .scale = g_scale};
+void nb__cpu_xent_backward(float *dx, const float *x, const float *e, const int32_t *t, int64_t n,
+                           int64_t c, float g_scale) {
+    reduce_job j = {.dx = dx, .x = x, .y = e, .t = t, .r = c, .scale = g_scale};
     nb__parallel_for(n * c > NB_CPU_PARALLEL_MIN, n, xent_backward_range, &j);
 }

@@ -68,11 +68,12 @@ static void g_softmax_backward(float *dx, const float *y, const float *dy, int64
                                int64_t inner, bool log) {
     nb__cpu_softmax_backward(U(dx), C(y), C(dy), outer, r, inner, log);
 }
-static float g_xent(const float *x, const int32_t *t, int64_t n, int64_t c, float scale) {
-    return nb__cpu_xent(C(x), C(t), n, c, scale);
+static float g_xent(float *e, const float *x, const int32_t *t, int64_t n, int64_t c, float scale) {
+    return nb__cpu_xent(U(e), C(x), C(t), n, c, scale);
 }
-static void g_xent_backward(float *dx, const float *x, const int32_t *t, int64_t n, int64_t c, float gs) {
-    nb__cpu_xent_backward(U(dx), C(x), C(t), n, c, gs);
+static void g_xent_backward(float *dx, const float *x, const float *e, const int32_t *t, int64_t n,
+                            int64_t c, float gs) {
+    nb__cpu_xent_backward(U(dx), C(x), C(e), C(t), n, c, gs);
 }
 static void g_accumulate(float *dst, const float *src, int64_t n) { nb__cpu_accumulate(U(dst), C(src), n); }
 static void g_max_pool2d(float *y, const float *x, const nb_pool2d_geom *g) { nb__cpu_max_pool2d(U(y), C(x), g); }
