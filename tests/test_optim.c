@@ -12,6 +12,8 @@
  * the bit here, and to 1e-13 relative is asked so that another libm's cos may differ.
  */
 #include "check.h"
+
+#include <float.h>
 #include "golden_json.h"
 #include "optim/sched_internal.h" /* the kinds' registries */
 
@@ -1248,6 +1250,44 @@ static void results_do_not_depend_on_the_thread_count(void) {
     free(init);
 }
 
+/* A momentum whose gradient has become 0 decays by mu a step; the update flushes it to 0 where
+ * it would turn subnormal (slow to compute on), and the weights keep the bits torch's subnormal
+ * steps would leave them with (a step below 2^-126 rounds away against them). */
+static void sgd_flushes_a_dying_momentum_and_keeps_the_weights(void) {
+    enum { N = 40000 }; /* over the pool's threshold: pieces on the workers too */
+    static float init[N], g[N], w[N], buf[N];
+    for (int i = 0; i < N; i++) {
+        init[i] = i % 2 ? 0.5f : -3e-3f;
+        g[i] = 4.0f * FLT_MIN; /* the first step's momentum: normal, 4 x 2^-126 */
+    }
+    nb_tensor *p = nb_from_data(init, NB_SHAPE(N));
+    nb_set_requires_grad(p, true);
+    nb_optim *o = nb_sgd_new(1, &p, (nb_sgd_opts){.lr = 0.01, .momentum = 0.9});
+    set_grad(p, g);
+    nb_optim_step(o);
+    const char *names[1];
+    nb_tensor *state[1];
+    CHECK_EQ_INT(nb_optim_state_tensors(o, names, state, 1), 1);
+    memset(g, 0, sizeof g); /* from now on the momentum only decays */
+    int steps = 0;
+    do {
+        set_grad(p, g);
+        nb_optim_step(o);
+        nb_copy_to(state[0], buf, N);
+    } while (buf[0] >= FLT_MIN / 0.9f && ++steps < 100);
+    CHECK(buf[0] >= FLT_MIN && buf[0] < FLT_MIN / 0.9f); /* the next decay is subnormal */
+    set_grad(p, g);
+    nb_optim_step(o);
+    nb_copy_to(state[0], buf, N);
+    int zeros = 0;
+    for (int i = 0; i < N; i++) zeros += buf[i] == 0.0f;
+    CHECK_EQ_INT(zeros, N);
+    nb_copy_to(p, w, N);
+    CHECK(memcmp(w, init, sizeof w) == 0);
+    nb_optim_free(o);
+    nb_tensor_free(p);
+}
+
 int main(void) {
     golden = golden_load("tests/golden/optim.json");
     if (!golden) return 1;
@@ -1272,6 +1312,7 @@ int main(void) {
     every_schedule_descriptor_is_complete();
     steps_call_malloc_zero_times();
     results_do_not_depend_on_the_thread_count();
+    sgd_flushes_a_dying_momentum_and_keeps_the_weights();
     json_decref(golden);
     return check_summary();
 }
