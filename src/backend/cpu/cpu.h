@@ -57,6 +57,8 @@ void nb__cpu_reduce(nb_reduce_op op, float *out, const float *x, int64_t outer, 
 void nb__cpu_argmax(int32_t *out, const float *x, int64_t outer, int64_t r, int64_t inner);
 void nb__cpu_softmax(float *y, const float *x, int64_t outer, int64_t r, int64_t inner, bool log);
 float nb__cpu_xent(float *e, const float *x, const int32_t *t, int64_t n, int64_t c, float scale);
+/* y = exp(x) with glibc expf's bits, AVX-512 where the CPU has it (y may be x). */
+void nb__cpu_exp_floats(float *y, const float *x, int64_t n);
 void nb__cpu_xent_backward(float *dx, const float *x, const float *e, const int32_t *t, int64_t n, int64_t c,
                            float g_scale);
 void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_t outer,

@@ -120,7 +120,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void exp_avx512(float *y, con
 }
 #endif
 
-static void exp_map(float *y, const float *x, int64_t n) {
+void nb__cpu_exp_floats(float *y, const float *x, int64_t n) {
 #ifdef NB_EXP_AVX512
     if (nb__cpu_isa() == NB_ISA_AVX512) {
         exp_avx512(y, x, n);
@@ -146,7 +146,7 @@ NB_CLONES static void unary_range(void *arg, int64_t lo, int64_t hi) {
     int64_t n = hi - lo;
     switch (j->op) {
     case NB_UN_NEG: MAP(-v); break;
-    case NB_UN_EXP: exp_map(y, x, n); break;
+    case NB_UN_EXP: nb__cpu_exp_floats(y, x, n); break;
     case NB_UN_RELU: MAP(v > 0.0f ? v : 0.0f); break;
     case NB_UN_ADDS: MAP(v + p0); break;
     case NB_UN_MULS: MAP(v * p0); break;

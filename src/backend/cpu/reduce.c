@@ -185,17 +185,32 @@ void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_
                      softmax_backward_range, &j);
 }
 
+static inline float row_max(const float *row, int64_t c) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+    return m;
+}
+
 /* Row i: lse = m + log sum_j exp(x_ij - m), loss_i = lse - x_i[t_i].  Rows are summed in double,
  * in order, so the result does not depend on the thread count.  The exps go to e when it is
- * given: the backward's softmax is those exps over their sum, and expf is most of the cost. */
+ * given: the backward's softmax is those exps over their sum, and expf is most of the cost, so
+ * then all the arguments x_ij - m_i are written first and exponentiated in one vectorised call
+ * (expf's bits; a course MLP's 640 a step took 2.2 us as calls), and each row summed in order. */
 float nb__cpu_xent(float *e, const float *x, const int32_t *t, int64_t n, int64_t c, float scale) {
     double total = 0;
+    if (e) {
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = x + i * c;
+            float m = row_max(row, c);
+            for (int64_t j = 0; j < c; j++) e[i * c + j] = row[j] - m;
+        }
+        nb__cpu_exp_floats(e, e, n * c);
+    }
     for (int64_t i = 0; i < n; i++) {
         const float *row = x + i * c;
-        float m = -INFINITY, s = 0.0f;
-        for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+        float m = row_max(row, c), s = 0.0f;
         if (e)
-            for (int64_t j = 0; j < c; j++) s += (e[i * c + j] = expf(row[j] - m));
+            for (int64_t j = 0; j < c; j++) s += e[i * c + j];
         else
             for (int64_t j = 0; j < c; j++) s += expf(row[j] - m);
         total += (double)((row[t[i]] - m) - logf(s));
