@@ -83,6 +83,7 @@ static inline sums sums_at(sums s, int64_t i, int64_t j) {
 #define ACC_ROW(r) __m512 c##r##0 = START(r, 0), c##r##1 = START(r, 1), c##r##2 = START(r, 2), c##r##3 = START(r, 3)
 #define FMA_ROW(r)                                                         \
     do {                                                                   \
+        if (r >= rows) break;                                              \
         __m512 av = _mm512_set1_ps(a##r[p * a_k]);                         \
         c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                        \
         c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                        \
@@ -97,17 +98,21 @@ static inline sums sums_at(sums s, int64_t i, int64_t j) {
         }                                                                  \
     } while (0)
 
+/* Row r's pointer (rows past the end, whose FMAs are dropped, point at the last row). */
+#define ROW_PTR(r) const float *a##r = a + (rows > r ? r : rows - 1) * a_row
+/* A switch over a block's row count, so that each case inlines a body with a constant count. */
+#define CASE(r, body) case r: body(r); break
+#define ROWS_CASES(body) CASE(1, body); CASE(2, body); CASE(3, body); CASE(4, body); CASE(5, body); CASE(6, body)
+
 /* full: all 64 columns present, loaded without masks (a masked load takes an extra micro-op on
- * some cores, on the ports the FMAs need). */
+ * some cores, on the ports the FMAs need).  rows is a constant in each copy (see ROWS_CASES), so
+ * a block of fewer rows drops the FMAs of the missing ones. */
 static inline __attribute__((always_inline)) void broadcast_body(
-    const bool full, int rows, const __mmask16 m[4], int64_t k, const float *a, int64_t a_row,
+    const bool full, const int rows, const __mmask16 m[4], int64_t k, const float *a, int64_t a_row,
     int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc, sums s) {
     const __m512 z = _mm512_setzero_ps();
     ACC_ROW(0); ACC_ROW(1); ACC_ROW(2); ACC_ROW(3); ACC_ROW(4); ACC_ROW(5);
-    /* rows past the end repeat the last row (computed, never stored) */
-    const float *a0 = a, *a1 = a + (rows > 1 ? 1 : 0) * a_row, *a2 = a + (rows > 2 ? 2 : rows - 1) * a_row;
-    const float *a3 = a + (rows > 3 ? 3 : rows - 1) * a_row, *a4 = a + (rows > 4 ? 4 : rows - 1) * a_row;
-    const float *a5 = a + (rows > 5 ? 5 : rows - 1) * a_row;
+    ROW_PTR(0); ROW_PTR(1); ROW_PTR(2); ROW_PTR(3); ROW_PTR(4); ROW_PTR(5);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < k; p++) {
         const float *bp = b + p * ldb;
@@ -124,14 +129,28 @@ static inline __attribute__((always_inline)) void broadcast_body(
     STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5);
 }
 
-static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const float *a,
-                            int64_t a_row, int64_t a_k, const float *b, int64_t ldb, float alpha,
-                            float beta, float *c, int64_t ldc, sums s) {
-    if (m[3] == 0xffff)
-        broadcast_body(true, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
-    else
-        broadcast_body(false, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
+#define FULL(r) broadcast_body(true, r, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s)
+#define PART(r) broadcast_body(false, r, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s)
+/* The last block of a column strip, fewer than ROWS rows: a call (its copies would crowd the
+ * loop they sit in), and a switch to the copy for its row count. */
+static __attribute__((noinline)) void broadcast_tail(int rows, const __mmask16 m[4], int64_t k,
+                                                     const float *a, int64_t a_row, int64_t a_k,
+                                                     const float *b, int64_t ldb, float alpha,
+                                                     float beta, float *c, int64_t ldc, sums s) {
+    if (m[3] == 0xffff) switch (rows) { ROWS_CASES(FULL); }
+    else switch (rows) { ROWS_CASES(PART); }
 }
+
+/* A whole block inline (a call per block cost 10 % at k = 10), a short one through the tail. */
+static inline __attribute__((always_inline)) void broadcast_block(
+    int rows, const __mmask16 m[4], int64_t k, const float *a, int64_t a_row, int64_t a_k,
+    const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc, sums s) {
+    if (rows < ROWS) broadcast_tail(rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
+    else if (m[3] == 0xffff) FULL(ROWS);
+    else PART(ROWS);
+}
+#undef FULL
+#undef PART
 
 /* The narrow block: NROWS rows and up to 32 columns (vecs = 2 vectors, masked by m[0..2)), for C
  * whose last columns would leave half or more of the wide block's accumulators idle (a
@@ -143,6 +162,7 @@ static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const flo
 #define ACC2_ROW(r) __m512 c##r##0 = START(r, 0), c##r##1 = vecs > 1 ? START(r, 1) : z
 #define FMA2_ROW(r)                                                        \
     do {                                                                   \
+        if (r >= rows) break;                                              \
         __m512 av = _mm512_set1_ps(a##r[p * a_k]);                         \
         c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                        \
         if (vecs > 1) c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);          \
@@ -155,10 +175,9 @@ static void broadcast_block(int rows, const __mmask16 m[4], int64_t k, const flo
             if (vecs > 1) PUT(r, 1, cr);                                   \
         }                                                                  \
     } while (0)
-#define ROW_PTR(r) const float *a##r = a + (rows > r ? r : rows - 1) * a_row
 
 static inline __attribute__((always_inline)) void narrow_body(
-    const int vecs, int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row,
+    const int vecs, const int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row,
     int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc, sums s) {
     const __m512 z = _mm512_setzero_ps();
     ACC2_ROW(0); ACC2_ROW(1); ACC2_ROW(2); ACC2_ROW(3); ACC2_ROW(4); ACC2_ROW(5);
@@ -175,14 +194,27 @@ static inline __attribute__((always_inline)) void narrow_body(
     STORE2_ROW(6); STORE2_ROW(7); STORE2_ROW(8); STORE2_ROW(9); STORE2_ROW(10); STORE2_ROW(11);
 }
 
-static void narrow_block(int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row,
-                         int64_t a_k, const float *b, int64_t ldb, float alpha, float beta, float *c,
-                         int64_t ldc, sums s) {
-    if (m[1])
-        narrow_body(2, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
-    else
-        narrow_body(1, rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
+#define TWO(r) narrow_body(2, r, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s)
+#define ONE(r) narrow_body(1, r, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s)
+#define NROWS_CASES(body) ROWS_CASES(body); CASE(7, body); CASE(8, body); CASE(9, body); \
+                          CASE(10, body); CASE(11, body)
+static __attribute__((noinline)) void narrow_tail(int rows, const __mmask16 m[2], int64_t k,
+                                                  const float *a, int64_t a_row, int64_t a_k,
+                                                  const float *b, int64_t ldb, float alpha,
+                                                  float beta, float *c, int64_t ldc, sums s) {
+    if (m[1]) switch (rows) { NROWS_CASES(TWO); }
+    else switch (rows) { NROWS_CASES(ONE); }
 }
+
+static inline __attribute__((always_inline)) void narrow_block(
+    int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row, int64_t a_k,
+    const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc, sums s) {
+    if (rows < NROWS) narrow_tail(rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
+    else if (m[1]) TWO(NROWS);
+    else ONE(NROWS);
+}
+#undef TWO
+#undef ONE
 
 static void gemm_broadcast(bool ta, int64_t m_rows, int64_t n, int64_t k, float alpha, const float *a,
                            int64_t lda, const float *b, int64_t ldb, float beta, float *c,
