@@ -14,16 +14,17 @@
  *   last 32 columns or fewer: NROWS rows of 2 vectors).  op(A) is read in place whichever way it
  *   is stored: A(i, k) at a[i lda + k] or, transposed, at a[k lda + i].
  *
- *   op(B) = B^T with A not transposed (x W^T, a Linear layer's forward): "dot" — C(i, j) is the
- *   dot product of row i of A and row j of B, both contiguous along k; a 4 x 4 block of C keeps
- *   16 vector accumulators over k (the last vector masked) and sums each at the end.
+ *   op(B) = B^T with B small (k n up to PACK_MAX floats) and C at least a vector wide (a
+ *   Linear layer's x W^T but the narrowest): B is transposed onto the stack a chunk of k at a time,
+ *   so that the chunk (k_c x n, about 32 KiB) stays in the L1 cache while every row block of C
+ *   reads it, and the broadcast kernel runs on each chunk.  Between chunks a block's
+ *   accumulators are parked, unrounded, in a scratch array and reloaded, so each sum goes on
+ *   exactly as in one pass.  (Transposing all of a [64, 784] weight first and streaming its
+ *   200 KiB from L2 for each row block ran x W1^T at 30 % of the FMA peak.)
  *
- *   op(B) = B^T otherwise: B is transposed onto the stack a chunk of k at a time, so that the
- *   chunk (k_c x n, about 32 KiB) stays in the L1 cache while every row block of C reads it, and
- *   the broadcast kernel runs on each chunk.  Between chunks a block's accumulators are parked,
- *   unrounded, in a scratch array and reloaded, so each sum goes on exactly as in one pass.
- *   (Transposing all of a [64, 784] weight first and streaming its 200 KiB from L2 for each row
- *   block ran x W1^T at 30 % of the FMA peak.)
+ *   op(B) = B^T otherwise, A not transposed: "dot" — C(i, j) is the dot product of row i of A
+ *   and row j of B, both contiguous along k; a 4 x 4 block of C keeps 16 vector accumulators
+ *   over k (the last vector masked) and sums each at the end.
  *
  * Each element of C is one sum over k in increasing order (fused multiply-adds, one per lane
  * for the dot kernel, whose lanes are then added in a fixed tree), so the bits depend on the
@@ -328,11 +329,14 @@ static void gemm_dot(int64_t m, int64_t n, int64_t k, float alpha, const float *
  * register 4g + c holds, in lane L, column 4L + c of rows 4g .. 4g + 3, and two rounds of lane
  * shuffles gather each column's four lanes.  The loops are unrolled whole so that r and t become
  * 32 registers at every optimisation level: -O3 unrolls them itself, but at -O2 gcc kept both
- * arrays in memory and every stage went through the stack (~140 cycles a tile, not ~70). */
-static void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds) {
+ * arrays in memory and every stage went through the stack (~140 cycles a tile, not ~70).
+ * With cols < 16 rows of src (the last columns of dst), the missing rows repeat the last one
+ * and only cols floats of each row of dst are written. */
+static inline __attribute__((always_inline)) void transpose16(float *dst, int64_t ldd, const float *src,
+                                                              int64_t lds, const int cols) {
     __m512 r[16], t[16];
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (i < cols ? i : cols - 1) * lds);
 #pragma GCC unroll 8
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -352,21 +356,28 @@ static void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds) 
         __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
         __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
         __m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
-        _mm512_storeu_ps(dst + c * ldd, _mm512_shuffle_f32x4(u0, u2, 0x88));
-        _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(u0, u2, 0xdd));
-        _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(u1, u3, 0x88));
-        _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(u1, u3, 0xdd));
+        __mmask16 m = mask_of(cols);
+#define PUT_ROW(row, v) (cols == 16 ? _mm512_storeu_ps(dst + (row) * ldd, v) : _mm512_mask_storeu_ps(dst + (row) * ldd, m, v))
+        PUT_ROW(c, _mm512_shuffle_f32x4(u0, u2, 0x88));
+        PUT_ROW(4 + c, _mm512_shuffle_f32x4(u0, u2, 0xdd));
+        PUT_ROW(8 + c, _mm512_shuffle_f32x4(u1, u3, 0x88));
+        PUT_ROW(12 + c, _mm512_shuffle_f32x4(u1, u3, 0xdd));
+#undef PUT_ROW
     }
 }
 
-/* P [k, n] (row stride n) = B^T for B [n, k] (row stride ldb): whole 16 x 16 tiles in registers,
- * the edges element by element. */
+/* P [k, n] (row stride n) = B^T for B [n, k] (row stride ldb): 16 x 16 tiles in registers (the
+ * last columns of P a part-filled tile), the last rows of P, past a multiple of 16, element by
+ * element. */
 static void transpose(float *restrict pk, const float *restrict b, int64_t ldb, int64_t n, int64_t k) {
     int64_t n16 = n / 16 * 16, k16 = k / 16 * 16;
     for (int64_t j0 = 0; j0 < n16; j0 += 16)
-        for (int64_t p0 = 0; p0 < k16; p0 += 16) transpose16(pk + p0 * n + j0, n, b + j0 * ldb + p0, ldb);
+        for (int64_t p0 = 0; p0 < k16; p0 += 16) transpose16(pk + p0 * n + j0, n, b + j0 * ldb + p0, ldb, 16);
+    if (n > n16)
+        for (int64_t p0 = 0; p0 < k16; p0 += 16)
+            transpose16(pk + p0 * n + n16, n, b + n16 * ldb + p0, ldb, (int)(n - n16));
     for (int64_t j = 0; j < n; j++)
-        for (int64_t p = j < n16 ? k16 : 0; p < k; p++) pk[p * n + j] = b[j * ldb + p];
+        for (int64_t p = k16; p < k; p++) pk[p * n + j] = b[j * ldb + p];
 }
 
 /* C = alpha op(A) B^T + beta C through the broadcast kernel, B^T transposed a chunk of k at a
@@ -401,7 +412,10 @@ bool nb__gemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
     /* op(B) = B^T: transposed onto the stack when it is small, which the broadcast kernel then
      * reads as rows (measured: faster than the dot kernel at every step shape, whose final
      * sums cost as much as a short k's products), unless C is narrower than a vector; else the
-     * dot kernel, A not transposed. */
+     * dot kernel, A not transposed.  (The narrow x W3^T, 64 x 10 x 64, ran at 29 % of the FMA
+     * peak transposed against 23 % by the dot kernel, but the change of summation order moved
+     * trained results the suite checks: a translator's accuracy, Adam's tensor parallel
+     * tolerance.) */
     if (k * n <= PACK_MAX && n >= 16) {
         gemm_transposed(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return true;
