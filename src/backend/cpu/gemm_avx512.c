@@ -219,6 +219,10 @@ static inline __attribute__((always_inline)) void narrow_block(
     int rows, const __mmask16 m[2], int64_t k, const float *a, int64_t a_row, int64_t a_k,
     const float *b, int64_t ldb, float alpha, float beta, float *c, int64_t ldc, sums s) {
     if (rows < NROWS) narrow_tail(rows, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s);
+    else if (alpha == 1.0f && beta == 0.0f && m[1]) /* C = A B, as broadcast_block */
+        narrow_body(2, NROWS, m, k, a, a_row, a_k, b, ldb, 1.0f, 0.0f, c, ldc, s);
+    else if (alpha == 1.0f && beta == 0.0f)
+        narrow_body(1, NROWS, m, k, a, a_row, a_k, b, ldb, 1.0f, 0.0f, c, ldc, s);
     else if (m[1]) TWO(NROWS);
     else ONE(NROWS);
 }
@@ -269,11 +273,11 @@ static inline __attribute__((always_inline)) __m512 lane_sums(const __m512 acc[1
     return _mm512_add_ps(lo, hi);
 }
 
-/* Lane t of lane_sums(acc) holds the sum of accumulator lane_owner[t] (the shuffles interleave
+/* Lane lane_of[q] of lane_sums(acc) holds the sum of accumulator q (the shuffles interleave
  * them), found once by running the tree on marked inputs. */
-static int lane_owner[16];
+static int32_t lane_of[16];
 
-static void find_lane_owners(void) {
+static void find_lanes(void) {
     __m512 acc[16];
     for (int t = 0; t < 16; t++) {
         float one[16] = {0};
@@ -282,7 +286,7 @@ static void find_lane_owners(void) {
     }
     float out[16];
     _mm512_storeu_ps(out, lane_sums(acc));
-    for (int t = 0; t < 16; t++) lane_owner[t] = (int)out[t] - 1;
+    for (int t = 0; t < 16; t++) lane_of[(int)out[t] - 1] = t;
 }
 
 #define DOT_ROW(r) c##r##0 = _mm512_fmadd_ps(a##r, b0, c##r##0), c##r##1 = _mm512_fmadd_ps(a##r, b1, c##r##1), \
@@ -310,22 +314,28 @@ static void dot_block(int rows, int cols, int64_t k, const float *a, int64_t lda
         DOT_ROW(3);
     }
     const __m512 acc[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
-    float sum[16], by_acc[16];
-    _mm512_storeu_ps(sum, lane_sums(acc));
-    for (int t = 0; t < 16; t++) by_acc[lane_owner[t]] = sum[t];
-    for (int r = 0; r < rows; r++)
-        for (int s = 0; s < cols; s++) {
-            float v = by_acc[r * DOT + s], *cp = c + r * ldc + s;
-            if (alpha != 1.0f) v = alpha * v;
-            if (beta != 0.0f) v = v + (beta == 1.0f ? *cp : beta * *cp);
-            *cp = v;
+    /* the sums in C's order (row r in lanes 4 r .. 4 r + 3), finished a row at a time as
+     * finish() does */
+    __m512 v = _mm512_permutexvar_ps(_mm512_loadu_si512(lane_of), lane_sums(acc));
+    if (alpha != 1.0f) v = _mm512_mul_ps(_mm512_set1_ps(alpha), v);
+    float sum[16];
+    _mm512_storeu_ps(sum, v);
+    __mmask8 m = (__mmask8)((1u << cols) - 1);
+    for (int r = 0; r < rows; r++) {
+        __m128 x = _mm_loadu_ps(sum + DOT * r);
+        float *cr = c + r * ldc;
+        if (beta != 0.0f) {
+            __m128 old = _mm_maskz_loadu_ps(m, cr);
+            x = _mm_add_ps(x, beta == 1.0f ? old : _mm_mul_ps(_mm_set1_ps(beta), old));
         }
+        _mm_mask_storeu_ps(cr, m, x);
+    }
 }
 
 static void gemm_dot(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, find_lane_owners);
+    pthread_once(&once, find_lanes);
     for (int64_t i = 0; i < m; i += DOT)
         for (int64_t j = 0; j < n; j += DOT)
             dot_block((int)(m - i < DOT ? m - i : DOT), (int)(n - j < DOT ? n - j : DOT), k,
