@@ -16,7 +16,7 @@
  *
  *   op(B) = B^T with B small (k n up to PACK_MAX floats) and C at least a vector wide (a
  *   Linear layer's x W^T but the narrowest): B is transposed onto the stack a chunk of k at a time,
- *   so that the chunk (k_c x n, about 32 KiB) stays in the L1 cache while every row block of C
+ *   so that the chunk (k_c x n, about 16 KiB) stays in the L1 cache while every row block of C
  *   reads it, and the broadcast kernel runs on each chunk.  Between chunks a block's
  *   accumulators are parked, unrounded, in a scratch array and reloaded, so each sum goes on
  *   exactly as in one pass.  (Transposing all of a [64, 784] weight first and streaming its
@@ -38,7 +38,11 @@
 #define ROWS 6 /* broadcast kernel: rows of C per block */
 #define DOT 4  /* dot kernel: a DOT x DOT block of C */
 #define PACK_MAX (64 * 1024) /* floats of B (k x n) that take the transposing path */
-#define CHUNK 8192           /* floats of B^T transposed at a time (32 KiB: most of an L1) */
+/* Floats of B^T transposed at a time: 16 KiB, which with the matching 16 KiB of A stays well
+ * inside a 48 KiB L1.  At 32 KiB the two overflowed it, and the transposition of x W1^T's
+ * weight, memory-bound then (a plain copy of its tiles took as long), cost 6.4 us of 44 against
+ * 4.7 us; the kernel's extra chunk boundaries cost less (x W1^T +1.5 %). */
+#define CHUNK 4096
 #define SUMS_MAX (16 * 1024) /* floats of C's unfinished sums between chunks (64 KiB) */
 
 static inline __mmask16 mask_of(int64_t left) {
