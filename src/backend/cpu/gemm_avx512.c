@@ -207,6 +207,7 @@ static inline __attribute__((always_inline)) void narrow_body(
     STORE2_ROW(6); STORE2_ROW(7); STORE2_ROW(8); STORE2_ROW(9); STORE2_ROW(10); STORE2_ROW(11);
 }
 
+/* The narrow block's tail and whole blocks, as broadcast_tail and broadcast_block. */
 #define TWO(r) narrow_body(2, r, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s)
 #define ONE(r) narrow_body(1, r, m, k, a, a_row, a_k, b, ldb, alpha, beta, c, ldc, s)
 #define NROWS_CASES(body) ROWS_CASES(body); CASE(7, body); CASE(8, body); CASE(9, body); \
