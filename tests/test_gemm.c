@@ -2,8 +2,8 @@
  * test_gemm.c — the CPU backend's GEMM (src/backend/cpu/cpu.c and the AVX-512 small-matrix
  * kernels of gemm_avx512.c): every transpose combination, edge sizes, alpha and beta, against a
  * double-precision reference; beta = 0 never reads C; a block of rows gives the same bits as the
- * same rows inside a larger product (so thread splits do not change results); B^T taken a chunk
- * of k at a time gives the bits of one pass.  The kernels are
+ * same rows inside a larger product (so thread splits do not change results); every height of a
+ * kernel block; B^T taken a chunk of k at a time gives the bits of one pass.  The kernels are
  * called directly where the CPU has AVX-512, and through nb__cpu_gemm always.
  */
 #include "check.h"
@@ -66,6 +66,22 @@ static void gemm_matches_a_double_reference(gemm_fn *gemm) {
     CHECK(worst < 1e-6); /* float sums of up to 70 terms: a few ulps of their size */
 }
 
+/* Each count of rows a block can have (1 to 6 in the wide block, 1 to 12 in the narrow one:
+ * a copy of the kernel each) and each (alpha, beta) with a copy of its own, near the double
+ * reference: C 80 and 96 columns wide (a wide strip, then a narrow one of 1 or 2 vectors). */
+static void every_block_height_matches_a_double_reference(gemm_fn *gemm) {
+    static const float alphas[] = {1.0f, 1.0f, 0.5f}, betas[] = {0.0f, 1.0f, 2.0f};
+    double worst = 0;
+    for (int64_t m = 1; m <= 24; m++)
+        for (int t = 0; t < 4; t++)
+            for (int s = 0; s < 3; s++)
+                for (int64_t n = 80; n <= 96; n += 16) {
+                    double e = worst_error(gemm, t & 1, t & 2, m, n, 7, alphas[s], betas[s]);
+                    if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+                }
+    CHECK(worst < 1e-6);
+}
+
 /* Rows [16, m) computed alone give the bits they have in the whole product. */
 static void a_block_of_rows_gives_the_same_bits(gemm_fn *gemm) {
     enum { M = 64, N = 784, K = 64 };
@@ -116,6 +132,7 @@ int main(void) {
     a_block_of_rows_gives_the_same_bits(nb__cpu_gemm);
     if (nb__cpu_isa() == NB_ISA_AVX512) {
         gemm_matches_a_double_reference(kernels);
+        every_block_height_matches_a_double_reference(kernels);
         a_block_of_rows_gives_the_same_bits(kernels);
         b_transposed_in_chunks_gives_the_bits_of_one_pass();
     } else {
