@@ -29,10 +29,10 @@
  * block of replays; every figure is the median over the repetitions of each block's median.
  * Each repetition starts again from the same fresh model (50 warm-up steps, then STEPS): after
  * some 800 steps the momentum of weights whose gradient stays exactly 0 (units the ReLU has
- * killed) has decayed by 0.9 per step into the subnormal range, where the SGD update runs ten
- * times slower until it reaches 0 — a real cost of long runs (torch's too: neither flushes
- * subnormals, which would change the numbers), but one that comes and goes with the trajectory,
- * not a property of the step.
+ * killed) has decayed by 0.9 per step towards the subnormal range, where arithmetic runs ten
+ * times slower (torch's too); nabla's SGD update flushes such results to 0 (src/backend/cpu/
+ * update.c, weights unchanged to the bit), and the fresh start keeps the figure a property of
+ * the step rather than of where a trajectory has got to.
  * The machine may be shared: the medians are what to quote, the min/max beside them say how
  * much the load moved them.
  */

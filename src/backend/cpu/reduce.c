@@ -185,9 +185,12 @@ void nb__cpu_softmax_backward(float *dx, const float *y, const float *dy, int64_
                      softmax_backward_range, &j);
 }
 
+/* fmaxf over a row, as a comparison: m starts at -inf and never becomes NaN, so taking x only
+ * when x > m skips NaNs as fmaxf does, and without -ffinite-math-only fmaxf is a library call
+ * (1.3 us of the course MLP's 640 elements). */
 static inline float row_max(const float *row, int64_t c) {
     float m = -INFINITY;
-    for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+    for (int64_t j = 0; j < c; j++) m = row[j] > m ? row[j] : m;
     return m;
 }
 
