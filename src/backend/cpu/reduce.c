@@ -136,7 +136,7 @@ NB_CLONES static void softmax_range(void *arg, int64_t lo, int64_t hi) {
             const float *p = x + base;
             float *q = y + base;
             float m = -INFINITY, s = 0.0f;
-            for (int64_t k = 0; k < r; k++) m = fmaxf(m, p[k * inner]);
+            for (int64_t k = 0; k < r; k++) m = p[k * inner] > m ? p[k * inner] : m; /* fmaxf: see row_max */
             for (int64_t k = 0; k < r; k++) s += expf(p[k * inner] - m);
             if (log) { /* (x - m) - log s, not x - (m + log s): that rounds at |m|, not at |y| */
                 float log_s = logf(s);
@@ -237,7 +237,7 @@ NB_CLONES static void xent_backward_range(void *arg, int64_t lo, int64_t hi) {
             if (e) {
                 for (int64_t j = 0; j < c; j++) s += (d[j] = e[i * c + j]);
             } else {
-                for (int64_t j = 0; j < c; j++) m = fmaxf(m, row[j]);
+                m = row_max(row, c);
                 for (int64_t j = 0; j < c; j++) s += (d[j] = expf(row[j] - m));
             }
             float inv = g_scale / s;
