@@ -257,10 +257,12 @@ static double train_positionwise(nb_module *m, nb_pipe *pipe, nb_tensor *x, nb_t
 }
 
 /* Cut by measured time (nb_pipe_opts.profile_input), the positionwise MLP on 2 ranks gives the
- * first Linear and ReLU a stage of their own (the parameter-count cut gives that stage both
- * heavy Linears, and the next only the cheap rest: its slowest stage about 540 units of work
- * against 400; which step is shorter is bench/pipeline_bubble's to measure, not a test's); on
- * any number of ranks the pipe trains as one process. */
+ * first Linear a stage of its own, with or without the ReLU after it (the ReLU's few units of
+ * work are within a loaded machine's noise, which once in a few runs moved it: which side it
+ * lands on is not the point); the parameter-count cut gives that stage both heavy Linears, and
+ * the next only the cheap rest: its slowest stage about 540 units of work against 400; which
+ * step is shorter is bench/pipeline_bubble's to measure, not a test's.  On any number of ranks
+ * the pipe trains as one process. */
 static void pipe_cut_by_measured_time_balances_the_stages(void) {
     float *xs = malloc(sizeof(float) * BATCH * SEQ * DIM), ys[BATCH];
     for (int i = 0; i < BATCH * SEQ * DIM; i++) xs[i] = sinf(0.37f * (float)i);
@@ -273,7 +275,7 @@ static void pipe_cut_by_measured_time_balances_the_stages(void) {
     nb_pipe *pc = nb_pipe_new(counted, &(nb_pipe_opts){.micro_batches = 4});
     CHECK(pt && pc);
     if (size_ == 2 && rank_ == 0) {
-        CHECK_EQ_INT(nb_pipe_stage_end(pt), 2);
+        CHECK(nb_pipe_stage_end(pt) == 1 || nb_pipe_stage_end(pt) == 2);
         CHECK_EQ_INT(nb_pipe_stage_end(pc), 5);
     }
     CHECK(nb_pipe_stage_first(pt) < nb_pipe_stage_end(pt));
