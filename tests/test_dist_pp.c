@@ -256,13 +256,15 @@ static double train_positionwise(nb_module *m, nb_pipe *pipe, nb_tensor *x, nb_t
     return loss;
 }
 
-/* Cut by measured time (nb_pipe_opts.profile_input), the positionwise MLP on 2 ranks gives the
- * first Linear a stage of its own, with or without the ReLU after it (the ReLU's few units of
- * work are within a loaded machine's noise, which once in a few runs moved it: which side it
- * lands on is not the point); the parameter-count cut gives that stage both heavy Linears, and
- * the next only the cheap rest: its slowest stage about 540 units of work against 400; which
- * step is shorter is bench/pipeline_bubble's to measure, not a test's.  On any number of ranks
- * the pipe trains as one process. */
+/* Cut by measured time (nb_pipe_opts.profile_input), the positionwise MLP on 2 ranks splits the
+ * two positionwise Linears between the stages, or puts the second with the first: measured
+ * (thread CPU us, layer by layer) 300, 125, 300, 125, 60, 220, 2, 3, the cut after the first
+ * ReLU has a slowest stage of 710 and the cut after the second Linear 725, 2 % apart, which the
+ * noise of a run decides (it chose each about half the time).  The parameter-count cut gives the
+ * first stage both positionwise Linears and both ReLUs and the flatten (the last Linear holds
+ * nearly all the parameters): that is what the timed cut must not do.  Which step is shorter is
+ * bench/pipeline_bubble's to measure, not a test's.  On any number of ranks the pipe trains as
+ * one process. */
 static void pipe_cut_by_measured_time_balances_the_stages(void) {
     float *xs = malloc(sizeof(float) * BATCH * SEQ * DIM), ys[BATCH];
     for (int i = 0; i < BATCH * SEQ * DIM; i++) xs[i] = sinf(0.37f * (float)i);
@@ -275,7 +277,7 @@ static void pipe_cut_by_measured_time_balances_the_stages(void) {
     nb_pipe *pc = nb_pipe_new(counted, &(nb_pipe_opts){.micro_batches = 4});
     CHECK(pt && pc);
     if (size_ == 2 && rank_ == 0) {
-        CHECK(nb_pipe_stage_end(pt) == 1 || nb_pipe_stage_end(pt) == 2);
+        CHECK(nb_pipe_stage_end(pt) == 2 || nb_pipe_stage_end(pt) == 3);
         CHECK_EQ_INT(nb_pipe_stage_end(pc), 5);
     }
     CHECK(nb_pipe_stage_first(pt) < nb_pipe_stage_end(pt));

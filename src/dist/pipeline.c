@@ -142,11 +142,15 @@ static nb_status profile_run(nb_module *seq, const nb_tensor *x, double *t) {
 }
 
 /* times[i]: layer i's least forward plus backward time over PROFILE_RUNS runs on x, summed over
- * the ranks (every rank then cuts alike).  The parameters' gradients are cleared after. */
+ * the ranks (every rank then cuts alike).  The parameters' gradients are cleared after.  The
+ * layers run on one thread: the time is the calling thread's, and the pool would give a worker a
+ * share of one layer's pieces and none of another's (it runs jobs alone while other processes,
+ * such as the other ranks, hold the cores), which once cut the model after the wrong layer. */
 static nb_status profile_layers(nb_module *seq, const nb_tensor *x, float *times, double *run) {
-    int n = seq->children.n;
+    int n = seq->children.n, threads = nb_get_num_threads();
     bool training = nb_module_is_training(seq);
     nb_status st = NB_OK;
+    nb_set_num_threads(1);
     nb_module_train(seq, false);
     for (int k = 0; k < PROFILE_RUNS && st == NB_OK; k++) {
         nb_scope_begin();
@@ -156,6 +160,7 @@ static nb_status profile_layers(nb_module *seq, const nb_tensor *x, float *times
             if (k == 0 || run[i] < times[i]) times[i] = (float)run[i];
     }
     nb_module_train(seq, training);
+    nb_set_num_threads(threads);
     for (int i = 0; i < nb_module_num_params(seq); i++) nb_clear_grad(nb_module_param(seq, i, NULL));
     if (st == NB_OK && nb_dist_is_initialized() && nb_dist_size() > 1)
         st = nb__dist_allreduce_host("pipe_new", times, n, NB_REDUCE_SUM);
