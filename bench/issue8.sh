@@ -6,8 +6,8 @@
 #
 # Every figure is a median of REPS repetitions, nabla's and torch's runs interleaved, so that a
 # shared machine's load weighs on both sides of a ratio alike.  Run it on an idle machine for the
-# README's figures: the busy-machine figures start their own load (two shell busy loops, stopped
-# at the end).  Figures:
+# README's figures: the busy-machine figures start their own load (two shell busy loops, one
+# pinned to each core where taskset is there, stopped at the end).  Figures:
 #   1. the single-core FP32 FMA peak, and the training step's 8 GEMMs as shares of it
 #      (build/bench_gemm; goal >= 88 %), OpenBLAS's beside them;
 #   2. course MLP training on one thread, per CPU-second: CPU time of a whole run on all 60 000
@@ -54,10 +54,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Two busy loops, pinned one to each of the first two cores when taskset is there: left to the
+# scheduler, the two loops sometimes share a core, and whatever runs beside them then gets a
+# whole core instead of half of one (runs of 10 000 samples gave 210 000 or 450 000 samples/s,
+# for 1 and 2 threads alike), so a median of 5 measured where the loops happened to sit.
 busy_start() {
-    sh -c 'while :; do :; done' &
+    pin0=""; pin1=""
+    if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+    $pin0 sh -c 'while :; do :; done' &
     BUSY=$!
-    sh -c 'while :; do :; done' &
+    $pin1 sh -c 'while :; do :; done' &
     BUSY="$BUSY $!"
     sleep 1
 }
