@@ -119,6 +119,22 @@ static void parallel_each_gives_every_index_its_own_piece(void) {
     CHECK(each_hit_once(&t, 7));
 }
 
+/* More pieces than the pool's 16-bit claim counts hold: run on the caller, each once. */
+enum { BIG = 0xffff + 100 };
+static void one_big(void *arg, int64_t lo, int64_t hi) {
+    _Atomic int *hits = arg;
+    if (hi == lo + 1) atomic_fetch_add(&hits[lo], 1);
+}
+
+static void a_job_of_more_pieces_than_the_claims_count_runs_each_once(void) {
+    static _Atomic int hits[BIG];
+    nb_set_num_threads(2);
+    nb__parallel_each(BIG, one_big, hits);
+    int once = 0;
+    for (int i = 0; i < BIG; i++) once += atomic_load(&hits[i]) == 1;
+    CHECK_EQ_INT(once, BIG);
+}
+
 static void inner(void *arg, int64_t lo, int64_t hi) {
     tally *t = arg;
     if (!nb__in_parallel()) return;
@@ -182,6 +198,7 @@ int main(void) {
     pieces_are_the_same_alone_and_shared();
     alone_the_caller_runs_every_piece_inside_a_piece();
     parallel_each_gives_every_index_its_own_piece();
+    a_job_of_more_pieces_than_the_claims_count_runs_each_once();
     calls_inside_a_piece_run_inline();
     calls_from_two_threads_at_once_all_complete();
     thread_count_is_clamped_to_at_least_one();

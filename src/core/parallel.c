@@ -2,13 +2,23 @@
  * parallel.c — the thread pool behind nb__parallel_for (see parallel.h for the contract).
  *
  * One job at a time.  The job's description lives in one of two slots, chosen by the parity of
- * its generation number, and one 64-bit word holds (generation << 32 | next unclaimed piece).  A
- * thread claims piece i of generation g by compare-and-swap of (g, i) to (g, i + 1), having read
- * slot g % 2 in between: the swap succeeds only while generation g is still current, and while
- * it is, nobody writes slot g % 2 (generation g + 1 writes the other slot, and generation g + 2
- * cannot start before g + 1 is done), so a successful claim always ran on g's description.  The
- * caller claims pieces like any worker, then waits only for the pieces that others claimed and
- * have not finished: a worker that was asleep or descheduled when the job came claims nothing.
+ * its generation number, and one 64-bit word holds (generation << 32 | pieces claimed from the
+ * front << 16 | pieces claimed from the back).  The caller claims from the front (pieces 0, 1,
+ * ...), the workers from the back (the last piece, the one before, ...), until the two meet.  A
+ * thread claims a piece of generation g by compare-and-swap of the word it read to the word with
+ * its count one higher, having read slot g % 2 in between: the swap succeeds only while
+ * generation g is still current, and while it is, nobody writes slot g % 2 (generation g + 1
+ * writes the other slot, and generation g + 2 cannot start before g + 1 is done), so a successful
+ * claim always ran on g's description.  The caller then waits only for the pieces that others
+ * claimed and have not finished: a worker that was asleep or descheduled when the job came
+ * claims nothing.
+ *
+ * Why two ends: with two threads, each then handles the same end of every job from step to
+ * step: the same rows of a weight in its update, of its gradient in the GEMM that makes it, of
+ * its zeroing, which stay in that core's cache (the GEMMs cut C to match: src/backend/cpu/cpu.c,
+ * cut_rows).  Claimed from one counter, the halves went to whichever thread came first, and each
+ * step's weights and gradients crossed between the cores' caches: the course MLP's 2 threads
+ * were no faster than 1 on 2 idle cores.
  *
  * Other processes' load.  Every 10 ms one caller reads how many threads are runnable on the
  * machine right now (/proc/loadavg's fourth field), less this pool's own awake threads, into a
@@ -64,6 +74,7 @@
 
 #define MAX_THREADS 256
 #define PIECES_PER_THREAD 4 /* more pieces than threads: a late thread still finds work */
+#define MAX_PIECES 0xffff   /* a job shared out: the claim counts are 16 bits each */
 #define SPIN_IDLE_NS 200000 /* a worker's spin before it sleeps, on an idle machine */
 #define SPIN_BUSY_NS 20000  /* and on a busy one */
 #define LOAD_EVERY_NS 10000000
@@ -130,19 +141,22 @@ void nb_set_num_threads(int n) {
     atomic_store(&pool.want, n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n);
 }
 
-/* Claims and runs pieces of the current job until none is left. */
-static void work(void) {
+/* Claims and runs pieces of the current job until none is left, from the front (the caller)
+ * or the back (a worker). */
+static void work(bool from_back) {
     in_piece = true;
     for (;;) {
         uint64_t s = atomic_load_explicit(&pool.state, memory_order_acquire);
         const job_slot *j = &pool.slot[(s >> 32) & 1];
-        int64_t i = (int64_t)(uint32_t)s, pieces = atomic_load_explicit(&j->pieces, memory_order_relaxed);
-        if (i >= pieces) break;
+        int64_t front = (int64_t)((s >> 16) & 0xffff), back = (int64_t)(s & 0xffff);
+        int64_t pieces = atomic_load_explicit(&j->pieces, memory_order_relaxed);
+        if (front + back >= pieces) break;
         nb__range_fn *fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
         void *ctx = atomic_load_explicit(&j->ctx, memory_order_relaxed);
         int64_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
-        if (!atomic_compare_exchange_weak_explicit(&pool.state, &s, s + 1, memory_order_acq_rel,
-                                                   memory_order_relaxed))
+        int64_t i = from_back ? pieces - 1 - back : front;
+        if (!atomic_compare_exchange_weak_explicit(&pool.state, &s, s + (from_back ? 1 : 1u << 16),
+                                                   memory_order_acq_rel, memory_order_relaxed))
             continue;
         fn(ctx, n * i / pieces, n * (i + 1) / pieces);
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
@@ -253,7 +267,7 @@ static void *worker_main(void *arg) {
         seen = atomic_load(&pool.seq);
         if (index + 1 < atomic_load_explicit(&pool.want, memory_order_relaxed)) {
             leave_caller_core(); /* a worker just woken is often put beside its waker */
-            work();
+            work(true);
         }
     }
     return NULL;
@@ -296,7 +310,7 @@ static void run_pieces(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.sleep_mu);
     }
-    work();
+    work(false);
     for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < pieces;)
         if (spins++ < CALLER_SPIN) cpu_relax();
         else sched_yield(); /* a worker holding a piece was descheduled: let it run */
@@ -311,7 +325,8 @@ static void run_alone(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
 }
 
 static void share(int64_t n, int64_t pieces, nb__range_fn *fn, void *ctx) {
-    if (pieces > 1 && !in_piece && !go_solo() && pthread_mutex_trylock(&pool.job_mu) == 0) {
+    if (pieces > 1 && pieces <= MAX_PIECES && !in_piece && !go_solo() &&
+        pthread_mutex_trylock(&pool.job_mu) == 0) {
         if (ensure_workers(nb__threads())) {
             run_pieces(n, pieces, fn, ctx);
             pthread_mutex_unlock(&pool.job_mu);
