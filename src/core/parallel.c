@@ -98,7 +98,8 @@ static struct {
     _Atomic int sleepers, want; /* want: the thread count set; 0 until first asked */
     _Atomic int caller_cpu;     /* the core the last job's caller ran on */
     _Atomic bool quit;          /* set at exit: workers return */
-    int started;            /* workers running (only the caller holding job_mu starts more) */
+    _Atomic int started;    /* workers running (only the caller holding job_mu starts more; a
+                             * worker reads it for the load) */
     pthread_t workers[MAX_THREADS];
     job_slot slot[2];
 } pool = {.job_mu = PTHREAD_MUTEX_INITIALIZER, .sleep_mu = PTHREAD_MUTEX_INITIALIZER,
