@@ -192,6 +192,15 @@ static void draw_legend(FILE *f, const nb_curves *c, double x, double y) {
     }
 }
 
+void nb__svg_begin(FILE *f, double width, double height, const char *title, double title_y) {
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
+            "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n", width, height);
+    if (!title) return;
+    fprintf(f, "<text x='%g' y='%g' font-size='16' text-anchor='middle'>", width / 2, title_y);
+    nb__svg_escaped(f, title);
+    fprintf(f, "</text>\n");
+}
+
 void nb__svg_escaped(FILE *f, const char *s) {
     for (; *s; s++) {
         switch (*s) {
@@ -212,13 +221,7 @@ nb_status nb_curves_write_svg(const nb_curves *c, const char *path, const char *
     FILE *f = nb__afile_stream(&af);
     if (!f) return nb__afile_commit(&af); /* reports the failure */
     int width = MARGIN_L * 2 + PANEL_W * 2 + GAP + 24, height = MARGIN_T + PANEL_H + MARGIN_B + 30;
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
-            "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n", width, height);
-    if (title) {
-        fprintf(f, "<text x='%d' y='18' font-size='16' text-anchor='middle'>", width / 2);
-        nb__svg_escaped(f, title);
-        fprintf(f, "</text>\n");
-    }
+    nb__svg_begin(f, width, height, title, 18);
     panel loss = {.x0 = MARGIN_L, .y0 = MARGIN_T + 10, .n = c->n, .x = x_name(c)};
     panel acc = {.x0 = MARGIN_L * 2 + PANEL_W + GAP, .y0 = MARGIN_T + 10, .n = c->n, .x = x_name(c)};
     char panel_title[32];

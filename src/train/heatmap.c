@@ -155,13 +155,7 @@ nb_status nb_heatmap_write_svg(const char *path, int n, const nb_heatmap *panels
     if (nb__afile_begin(&af, "heatmap_write_svg", path) != NB_OK) return nb_error_code();
     FILE *f = nb__afile_stream(&af);
     if (!f) return nb__afile_commit(&af); /* reports the failure */
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' font-family='sans-serif'>\n"
-            "<rect width='100%%' height='100%%' fill='white'/>\n", width, height);
-    if (title) {
-        fprintf(f, "<text x='%.1f' y='20' font-size='16' text-anchor='middle'>", width / 2);
-        nb__svg_escaped(f, title);
-        fprintf(f, "</text>\n");
-    }
+    nb__svg_begin(f, width, height, title, 20);
     double y = top;
     for (int i = 0; i < n; i += PER_ROW) { /* panels left to right, each row as high as its highest */
         double x = 10;

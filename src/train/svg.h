@@ -10,4 +10,8 @@
  * well formed (curves.c). */
 void nb__svg_escaped(FILE *f, const char *s);
 
+/* The opening of an SVG of width x height on white, and its title (escaped, centred, baseline at
+ * title_y) when there is one. */
+void nb__svg_begin(FILE *f, double width, double height, const char *title, double title_y);
+
 #endif
